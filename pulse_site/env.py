@@ -1,0 +1,117 @@
+"""Strict readers for environment settings.
+
+Each helper returns the development default when the variable is unset or empty, and stops
+start-up with ImproperlyConfigured naming the variable when a value is set but malformed:
+a typo in production must never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+def env_str(name: str, default: str, *, environ: Mapping[str, str] | None = None) -> str:
+    value = _raw(name, environ)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool, *, environ: Mapping[str, str] | None = None) -> bool:
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise _bad(name, value, "one of 1/0, true/false, yes/no, on/off")
+
+
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(name, value, "a whole number") from None
+    if minimum is not None and number < minimum:
+        raise _bad(name, value, f"a whole number of at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise _bad(name, value, f"a whole number of at most {maximum}")
+    return number
+
+
+def env_float(
+    name: str, default: float, *, minimum: float = 0.0, environ: Mapping[str, str] | None = None
+) -> float:
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(name, value, "a number") from None
+    if number != number or number in (float("inf"), float("-inf")) or number < minimum:
+        raise _bad(name, value, f"a finite number of at least {minimum}")
+    return number
+
+
+def env_list(name: str, default: list[str], *, environ: Mapping[str, str] | None = None) -> list[str]:
+    value = _raw(name, environ)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_choice(
+    name: str, default: str, choices: tuple[str, ...], *, environ: Mapping[str, str] | None = None
+) -> str:
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    if value.lower() not in choices:
+        raise _bad(name, value, "one of " + ", ".join(choices))
+    return value.lower()
+
+
+def env_url(
+    name: str, default: str, schemes: tuple[str, ...], *, environ: Mapping[str, str] | None = None
+) -> str:
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise _bad(name, value, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
+    if parts.scheme != "sqlite" and not parts.hostname:
+        raise _bad(name, value, "a URL with a host name")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise _bad(name, value, "a URL with a numeric port") from None
+    return value

@@ -1,0 +1,51 @@
+"""One exception tree for every refusal Pulse makes.
+
+Services raise these; each edge maps them once: DRF responses (pulse_site.api), dashboard
+messages (views), WebSocket error frames (consumers) and management commands (CommandError).
+"""
+
+from __future__ import annotations
+
+
+class PulseError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.fields = fields or {}
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "fields": self.fields}
+
+
+class ValidationError(PulseError):
+    code = "validation_error"
+    status = 400
+
+    @classmethod
+    def for_field(cls, field: str, reason: str) -> ValidationError:
+        return cls(f"{field}: {reason}", fields={field: [reason]})
+
+
+class NotFound(PulseError):
+    code = "not_found"
+    status = 404
+
+
+class PermissionDenied(PulseError):
+    code = "permission_denied"
+    status = 403
+
+
+class Conflict(PulseError):
+    code = "conflict"
+    status = 409
+
+
+class Unprocessable(PulseError):
+    code = "unprocessable"
+    status = 422

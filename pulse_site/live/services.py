@@ -1,0 +1,55 @@
+"""Writing to the outbox, and telling live sockets to go away.
+
+`event_emit` must be called inside the transaction that makes the change it describes, so an
+event exists exactly when its change committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from pulse_site.live.models import Event
+from pulse_site.teams.models import Team
+
+log = logging.getLogger("pulse.live")
+
+
+def team_group(team_id: int) -> str:
+    return f"team.{team_id}"
+
+
+def member_group(*, user_id: int, team_id: int) -> str:
+    return f"member.{user_id}.{team_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def token_group(token_id: int) -> str:
+    return f"token.{token_id}"
+
+
+def event_emit(*, team: Team | int, kind: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:
+    team_id = team if isinstance(team, int) else team.pk
+    return Event.objects.create(team_id=team_id, kind=kind, subject=subject, payload=payload or {})
+
+
+def sockets_close_on_commit(group: str, *, reason: str) -> None:
+    """After the surrounding transaction commits, close every socket in `group`."""
+
+    def close() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(group, {"type": "access.revoked", "reason": reason})
+        except Exception:  # the layer being down must not fail the revocation itself
+            log.exception("could not notify sockets in %s", group)
+
+    transaction.on_commit(close)

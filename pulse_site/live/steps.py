@@ -1,0 +1,1 @@
+"""Ticker steps of the live app (relay and retention), registered at import."""

@@ -1,0 +1,249 @@
+"""Pulse settings: everything comes from the environment (see .env.example).
+
+With no variable set this is the embedded default: SQLite, django-q2's ORM broker on the same
+file, Channels' in-memory layer and the local-memory cache. DATABASE_URL and REDIS_URL switch to
+PostgreSQL, channels-redis, the Redis broker and the Redis cache.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from pulse_site.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("PULSE_DEBUG", False)
+_DEV_SECRET = "pulse-development-secret-key-not-for-production-use-0123456789"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+if not DEBUG and SECRET_KEY == _DEV_SECRET and env_bool("PULSE_PRODUCTION", False):
+    raise ImproperlyConfigured("SECRET_KEY must be set when PULSE_PRODUCTION=1.")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "django_q",
+    "axes",
+    "pulse_site.apps.PulseConfig",
+    "pulse_site.teams",
+    "pulse_site.live",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "pulse_site.teams.middleware.TeamMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "pulse_site.urls"
+ASGI_APPLICATION = "pulse_site.asgi.application"
+WSGI_APPLICATION = "pulse_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "pulse_site.teams.context_processors.team",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_url(
+    "DATABASE_URL", f"sqlite:///{BASE_DIR / 'pulse.sqlite3'}", ("sqlite", "postgres", "postgresql")
+)
+_db = dj_database_url.parse(DATABASE_URL)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web, worker and ticker processes read while one writes; IMMEDIATE takes the
+    # write lock at BEGIN so two writers queue on the busy timeout instead of failing mid-way.
+    _db["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    _db["TEST"] = {"NAME": str(BASE_DIR / ".pulse-test.sqlite3")}
+else:
+    # Keep connections: with CONN_MAX_AGE=0 every enqueue opens a new PostgreSQL connection
+    # (~11 ms each), which cut django-q2 throughput from ~1,090 to 43 enqueues/s here.
+    _db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 600, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
+DATABASES = {"default": _db}
+IS_POSTGRES = _db["ENGINE"] != "django.db.backends.sqlite3"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, cache, broker ----------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", "", ("redis", "rediss")) if env_str("REDIS_URL", "") else ""
+PULSE_BROKER = env_choice("PULSE_BROKER", "redis" if REDIS_URL else "orm", ("redis", "orm"))
+if PULSE_BROKER == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("PULSE_BROKER='redis' is not valid: REDIS_URL must be set.")
+
+if REDIS_URL:
+    # The pub/sub layer kept up with ~5,700 group_send/s and lost nothing where the default
+    # RedisChannelLayer dropped 4-31 % of messages behind a slow consumer (DESIGN.md §2).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("PULSE_CHANNEL_PREFIX", "pulse")},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("PULSE_CACHE_PREFIX", "pulse"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# With the in-memory layer only the web process reaches the browsers, so the event relay
+# must run there; with Redis any ticker can relay.
+PULSE_RELAY_IN_WEB = env_bool("PULSE_RELAY_IN_WEB", not REDIS_URL)
+
+PULSE_WORKERS = env_int("PULSE_WORKERS", 2, minimum=1, maximum=64)
+PULSE_MAX_JOB_TIMEOUT = env_int("PULSE_MAX_JOB_TIMEOUT", 3600, minimum=1)
+Q_CLUSTER: dict[str, object] = {
+    "name": env_str("PULSE_QUEUE_NAME", "pulse"),
+    "workers": PULSE_WORKERS,
+    # Pulse owns retries, so django-q2 must never run a task again on its own: failures are
+    # acked, redelivery (retry) only happens after the longest possible run, and no results pile up.
+    "timeout": PULSE_MAX_JOB_TIMEOUT,
+    "retry": PULSE_MAX_JOB_TIMEOUT + 300,
+    "ack_failures": True,
+    "max_attempts": 1,
+    "save_limit": -1,
+    "catch_up": False,
+    "scheduler": False,
+    "queue_limit": PULSE_WORKERS,
+    "bulk": 1,
+    "poll": 0.1,
+    "recycle": env_int("PULSE_WORKER_RECYCLE", 1000, minimum=1),
+    "max_rss": env_int("PULSE_WORKER_MAX_RSS_KB", 512_000, minimum=10_000),
+    "cache": "default",
+    "daemonize_workers": False,
+    "log_level": env_choice("PULSE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+}
+if PULSE_BROKER == "redis":
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Auth, sessions, lockout ----------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+AXES_FAILURE_LIMIT = env_int("PULSE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PULSE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Security headers -----------------------------------------------------------------------
+PULSE_TLS = env_bool("PULSE_TLS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = PULSE_TLS
+CSRF_COOKIE_SECURE = PULSE_TLS
+SECURE_SSL_REDIRECT = PULSE_TLS and env_bool("PULSE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = 31_536_000 if PULSE_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PULSE_TLS
+SECURE_HSTS_PRELOAD = PULSE_TLS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PULSE_TLS else None
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "pulse_site.teams.authentication.BearerTokenAuthentication",
+        "pulse_site.teams.authentication.TeamSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["pulse_site.teams.permissions.IsTeamMember"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "pulse_site.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pulse API",
+    "DESCRIPTION": "Submit, schedule, watch and cost-govern background jobs for one team.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- I18N, static ---------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / ".staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Pulse ------------------------------------------------------------------------------------
+PULSE_TICK_SECONDS = env_int("PULSE_TICK_MS", 1000, minimum=50, maximum=60_000) / 1000
+PULSE_EVENT_RETENTION_DAYS = env_int("PULSE_EVENT_RETENTION_DAYS", 7, minimum=1)
+PULSE_WS_ALLOWED_ORIGINS = env_list("PULSE_WS_ALLOWED_ORIGINS", [])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "pulse": {"level": Q_CLUSTER["log_level"], "propagate": True},
+        "django_q": {"level": "WARNING", "propagate": True},
+    },
+}

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import zoneinfo
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from pulse_site.ids import PublicIdField
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"'{value}' is not an IANA time zone name (e.g. Europe/Berlin).")
+
+
+class Team(models.Model):
+    public_id = PublicIdField(prefix="TM")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+        VIEWER = "viewer", "Viewer"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["team__name", "user__username"]
+        constraints = [
+            # Serves the middleware's lookup of (user, team) on every request as well.
+            models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+    @property
+    def can_write(self) -> bool:
+        """Viewers read; every other role may submit, cancel and edit the team's work."""
+        return self.role != self.Role.VIEWER
+
+    @property
+    def can_manage(self) -> bool:
+        """Owners and admins manage members, tokens and limits."""
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class ApiToken(models.Model):
+    class Access(models.TextChoices):
+        READ = "read", "Read only"
+        WRITE = "write", "Read and write"
+
+    public_id = PublicIdField(prefix="TK")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100)
+    access = models.CharField(max_length=5, choices=Access.choices, default=Access.READ)
+    # The secret is shown once; only its SHA-256 is kept (unique: the lookup on every API call).
+    # A random 256-bit secret needs no slow hash: there is nothing to brute-force from the digest.
+    prefix = models.CharField(max_length=16)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_active(self, now: object | None = None) -> bool:
+        moment = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > moment  # type: ignore[operator]
+
+    @property
+    def can_write(self) -> bool:
+        return self.access == self.Access.WRITE
+
+
+def user_display(user: User) -> str:
+    return user.get_full_name() or user.get_username()

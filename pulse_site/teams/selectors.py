@@ -1,0 +1,45 @@
+"""Reads for teams and access: one helper per object type, 404 for another team's object."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from pulse_site.errors import NotFound
+from pulse_site.teams.models import ApiToken, Membership, Team
+
+
+def memberships_for_user(user: AbstractBaseUser) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
+
+
+def membership_for_user_in_team(*, user: AbstractBaseUser, team_public_id: str | None) -> Membership | None:
+    """The user's membership in that team, else their first team's, else None."""
+    memberships = memberships_for_user(user)
+    if team_public_id:
+        chosen = memberships.filter(team__public_id=team_public_id).first()
+        if chosen is not None:
+            return chosen
+    return memberships.first()
+
+
+def membership_get_for_team(*, team: Team, user_id: int | str) -> Membership:
+    try:
+        return Membership.objects.select_related("user", "team").get(team=team, user_id=int(user_id))
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such member in this team.") from None
+
+
+def token_get_for_team(*, team: Team, token_id: str) -> ApiToken:
+    token = ApiToken.objects.filter(team=team, public_id=token_id).select_related("created_by").first()
+    if token is None:
+        raise NotFound("No such token in this team.")
+    return token
+
+
+def tokens_for_team(team: Team) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(team=team).select_related("created_by").order_by("-created_at")
+
+
+def members_for_team(team: Team) -> QuerySet[Membership]:
+    return Membership.objects.filter(team=team).select_related("user").order_by("user__username")

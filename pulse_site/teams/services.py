@@ -1,0 +1,196 @@
+"""Teams, memberships and API tokens: every write goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from pulse_site.errors import Conflict, PermissionDenied, ValidationError
+from pulse_site.live.services import event_emit, member_group, sockets_close_on_commit, token_group
+from pulse_site.teams.models import ApiToken, Membership, Team, validate_time_zone
+
+TOKEN_PREFIX = "pulse_"
+Role = Membership.Role
+
+
+def _validate_time_zone(value: str) -> None:
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    try:
+        validate_time_zone(value)
+    except DjangoValidationError as exc:
+        raise ValidationError.for_field("time_zone", exc.messages[0]) from None
+
+
+@transaction.atomic
+def team_create(*, name: str, slug: str = "", time_zone: str = "UTC", owner: AbstractBaseUser | None = None) -> Team:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError.for_field("name", "A team needs a name.")
+    if len(name) > 100:
+        raise ValidationError.for_field("name", "At most 100 characters.")
+    slug = slugify(slug or name)[:50]
+    if not slug:
+        raise ValidationError.for_field("slug", "Use letters, digits or hyphens.")
+    _validate_time_zone(time_zone)
+    if Team.objects.filter(slug=slug).exists():
+        raise Conflict(f"A team with the slug '{slug}' exists already.", fields={"slug": ["Already taken."]})
+    try:
+        with transaction.atomic():
+            team = Team.objects.create(name=name, slug=slug, time_zone=time_zone)
+    except IntegrityError:
+        raise Conflict(f"A team with the slug '{slug}' exists already.", fields={"slug": ["Already taken."]}) from None
+    event_emit(team=team, kind="team.created", subject=team.public_id, payload={"name": name})
+    if owner is not None:
+        membership_add(team=team, user=owner, role=Role.OWNER, by=None)
+    return team
+
+
+def _require_manager(by: Membership | None, *, role: str | None = None, target: Membership | None = None) -> None:
+    """Owners and admins manage members; only owners grant, change or remove the owner role."""
+    if by is None:  # operators and management commands
+        return
+    if not by.can_manage:
+        raise PermissionDenied("Only owners and admins manage members and tokens.")
+    touches_owner = role == Role.OWNER or (target is not None and target.role == Role.OWNER)
+    if touches_owner and by.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
+
+
+def _validate_role(role: str) -> None:
+    if role not in Role.values:
+        raise ValidationError.for_field("role", f"'{role}' is not a role; choose one of {', '.join(Role.values)}.")
+
+
+def _member_payload(membership: Membership) -> dict[str, object]:
+    return {"username": membership.user.get_username(), "role": membership.role}
+
+
+@transaction.atomic
+def membership_add(*, team: Team, user: AbstractBaseUser, role: str, by: Membership | None) -> Membership:
+    _validate_role(role)
+    _require_manager(by, role=role)
+    if Membership.objects.filter(team=team, user=user).exists():
+        raise Conflict(f"{user.get_username()} is already in {team.name}.", fields={"username": ["Already a member."]})
+    membership = Membership.objects.create(team=team, user=user, role=role)
+    event_emit(team=team, kind="member.added", subject=str(user.pk), payload=_member_payload(membership))
+    return membership
+
+
+def membership_add_by_username(*, team: Team, username: str, role: str, by: Membership | None) -> Membership:
+    user = get_user_model().objects.filter(username=(username or "").strip()).first()
+    if user is None:
+        raise ValidationError.for_field("username", f"No user is called '{username}'.")
+    return membership_add(team=team, user=user, role=role, by=by)
+
+
+def _ensure_an_owner_remains(membership: Membership) -> None:
+    others = Membership.objects.filter(team_id=membership.team_id, role=Role.OWNER).exclude(pk=membership.pk)
+    if membership.role == Role.OWNER and not others.exists():
+        raise Conflict("A team must keep at least one owner.", fields={"role": ["This is the last owner."]})
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, role: str, by: Membership | None) -> Membership:
+    _validate_role(role)
+    # Lock the team's owner rows so two concurrent demotions cannot both see "another owner".
+    list(Membership.objects.select_for_update().filter(team_id=membership.team_id, role=Role.OWNER).order_by("pk"))
+    membership.refresh_from_db()
+    _require_manager(by, role=role, target=membership)
+    if role != Role.OWNER:
+        _ensure_an_owner_remains(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    event_emit(team=membership.team_id, kind="member.changed", subject=str(membership.user_id),
+               payload=_member_payload(membership))
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by: Membership | None) -> None:
+    list(Membership.objects.select_for_update().filter(team_id=membership.team_id, role=Role.OWNER).order_by("pk"))
+    _require_manager(by, target=membership)
+    _ensure_an_owner_remains(membership)
+    event_emit(team=membership.team_id, kind="member.removed", subject=str(membership.user_id),
+               payload=_member_payload(membership))
+    sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
+                            reason="membership removed")
+    membership.delete()
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@transaction.atomic
+def token_create(
+    *,
+    team: Team,
+    name: str,
+    access: str,
+    expires_at: datetime | None,
+    by: Membership | None,
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret, which is never stored nor shown again."""
+    _require_manager(by)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError.for_field("name", "A token needs a name.")
+    if len(name) > 100:
+        raise ValidationError.for_field("name", "At most 100 characters.")
+    if access not in ApiToken.Access.values:
+        raise ValidationError.for_field("access", "Choose 'read' or 'write'.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError.for_field("expires_at", "The expiry must be in the future.")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        team=team,
+        name=name,
+        access=access,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        secret_hash=token_hash(secret),
+        created_by=by.user if by else None,
+        expires_at=expires_at,
+    )
+    event_emit(team=team, kind="token.created", subject=token.public_id,
+               payload={"name": name, "access": access, "prefix": token.prefix})
+    return token, secret
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, by: Membership | None) -> ApiToken:
+    _require_manager(by)
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()
+    if updated:
+        event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id, payload={"name": token.name})
+        sockets_close_on_commit(token_group(token.pk), reason="token revoked")
+    return token
+
+
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def token_authenticate(secret: str) -> ApiToken | None:
+    """The active token for `secret`, or None. Marks it used at most once a minute."""
+    if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    token = ApiToken.objects.select_related("team").filter(secret_hash=token_hash(secret)).first()
+    now = timezone.now()
+    if token is None or not token.is_active(now):
+        return None
+    stale = token.last_used_at is None or (now - token.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS
+    if stale:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token

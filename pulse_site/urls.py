@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include("pulse_site.api_urls")),
+    path("", include("pulse_site.teams.urls")),
+    path("", include("pulse_site.dashboard_urls")),
+]

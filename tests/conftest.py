@@ -1,0 +1,110 @@
+"""The fixed cast: alice owns Acme (and Umbrella), bob is a member of Acme, vic is Acme's viewer,
+charlie owns Globex and belongs to nothing of Acme's. Tests read as sentences about them."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from rest_framework.test import APIClient
+
+from pulse_site.teams.models import Membership, Team
+from pulse_site.teams.services import membership_add, team_create, token_create
+
+PASSWORD = "correct horse battery staple"
+Role = Membership.Role
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def make_user(username: str, **extra):
+    return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice", email="alice@example.com")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob", email="bob@example.com")
+
+
+@pytest.fixture
+def vic(db):
+    return make_user("vic", email="vic@example.com")
+
+
+@pytest.fixture
+def charlie(db):
+    return make_user("charlie", email="charlie@example.com")
+
+
+@pytest.fixture
+def acme(alice, bob, vic) -> Team:
+    team = team_create(name="Acme", owner=alice)
+    membership_add(team=team, user=bob, role=Role.MEMBER, by=None)
+    membership_add(team=team, user=vic, role=Role.VIEWER, by=None)
+    return team
+
+
+@pytest.fixture
+def umbrella(alice) -> Team:
+    return team_create(name="Umbrella", owner=alice)
+
+
+@pytest.fixture
+def globex(charlie) -> Team:
+    return team_create(name="Globex", owner=charlie)
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def alice_client(alice, acme) -> Client:
+    return logged_in(alice)
+
+
+@pytest.fixture
+def bob_client(bob, acme) -> Client:
+    return logged_in(bob)
+
+
+@pytest.fixture
+def vic_client(vic, acme) -> Client:
+    return logged_in(vic)
+
+
+@pytest.fixture
+def charlie_client(charlie, globex) -> Client:
+    return logged_in(charlie)
+
+
+def token_client(team: Team, access: str = "write") -> APIClient:
+    _, secret = token_create(team=team, name=f"{access} token", access=access, expires_at=None, by=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def acme_api(acme) -> APIClient:
+    return token_client(acme, "write")
+
+
+@pytest.fixture
+def acme_api_read(acme) -> APIClient:
+    return token_client(acme, "read")
+
+
+@pytest.fixture
+def globex_api(globex) -> APIClient:
+    return token_client(globex, "write")
