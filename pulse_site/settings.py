@@ -95,7 +95,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    _db["TEST"] = {"NAME": str(BASE_DIR / ".pulse-test.sqlite3")}
+    # A file, not ":memory:", so that test servers and workers in other processes share it.
+    _db_file = Path(_db["NAME"])
+    _db["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}
 else:
     # Keep connections: with CONN_MAX_AGE=0 every enqueue opens a new PostgreSQL connection
     # (~11 ms each), which cut django-q2 throughput from ~1,090 to 43 enqueues/s here.
