@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connections, transaction
@@ -95,3 +96,17 @@ def run_forever(stop: threading.Event, *, interval: float, skip: set[str] | None
                 continue
             run_step(item)
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+@contextmanager
+def temporary_step(name: str, func: StepFunc, *, every: float = 1.0, atomic: bool = True) -> Iterator[Step]:
+    """Register a step for the duration of a block (tests), restoring whatever had that name."""
+    previous = _steps.get(name)
+    step(name, every=every, atomic=atomic)(func)
+    try:
+        yield _steps[name]
+    finally:
+        if previous is None:
+            _steps.pop(name, None)
+        else:
+            _steps[name] = previous
