@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pulse_site.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_q",
     "axes",
@@ -222,6 +224,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page loads Swagger UI from our own static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- I18N, static ---------------------------------------------------------------------------
@@ -237,6 +243,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 PULSE_TICK_SECONDS = env_int("PULSE_TICK_MS", 1000, minimum=50, maximum=60_000) / 1000
 PULSE_EVENT_RETENTION_DAYS = env_int("PULSE_EVENT_RETENTION_DAYS", 7, minimum=1)
 PULSE_WS_ALLOWED_ORIGINS = env_list("PULSE_WS_ALLOWED_ORIGINS", [])
+# A lower event id may commit after a higher one (sequence order is not commit order): the
+# relay waits this long at a gap before deciding the missing row was rolled back.
+PULSE_RELAY_GAP_GRACE = env_float("PULSE_RELAY_GAP_GRACE", 3.0)
 
 LOGGING = {
     "version": 1,
