@@ -1,0 +1,192 @@
+"""The API edge: one error shape for every refusal, and the small helpers API views share.
+
+Every error an API client can cause answers
+`{"error": {"code": str, "message": str, "fields": {field: [reasons]}}}` with a 4xx status:
+PulseError (its own status), DRF's exceptions (validation, parse, auth, permission, 404, 405,
+415, 429) and Django's Http404 / PermissionDenied. Anything else is a server bug and is left to
+propagate (500) so it is logged and seen.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from django.urls import re_path
+from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, set_rollback
+
+from pulse_site.errors import PulseError
+
+if TYPE_CHECKING:
+    from django.urls import URLPattern
+
+    from pulse_site.teams.models import ApiToken, Membership, Team
+
+# DRF's default codes, renamed where Pulse's error tree already has a name for the same thing.
+_CODE_FOR = {"invalid": "validation_error", "not_found": "not_found", "permission_denied": "permission_denied"}
+
+
+def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def pulse_error_response(exc: PulseError) -> Response:
+    """The response for a refusal raised by a service."""
+    return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Serializer errors as {dotted.path: [reasons]}; list items are addressed by index."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            out.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        for index, item in enumerate(detail):
+            if item:  # ListSerializer reports valid items as {}
+                out.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        reasons = detail if isinstance(detail, list) else [detail]
+        out.setdefault(prefix or "non_field_errors", []).extend(str(reason) for reason in reasons)
+    return out
+
+
+def _validation_response(exc: drf_exceptions.ValidationError) -> Response:
+    fields = flatten_errors(exc.detail)
+    field, reasons = next(iter(fields.items()), ("", ["Invalid input."]))
+    message = reasons[0] if field in ("", "non_field_errors") else f"{field}: {reasons[0]}"
+    return Response(error_body("validation_error", message, fields), status=status.HTTP_400_BAD_REQUEST)
+
+
+def _api_exception_response(exc: drf_exceptions.APIException) -> Response:
+    codes = exc.get_codes()
+    code = codes if isinstance(codes, str) else exc.default_code
+    headers: dict[str, str] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
+    return Response(error_body(_CODE_FOR.get(code, code), str(message)), status=exc.status_code, headers=headers)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """REST_FRAMEWORK's EXCEPTION_HANDLER: map every client mistake to the one error shape."""
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+
+    if isinstance(exc, PulseError):
+        response = pulse_error_response(exc)
+    elif isinstance(exc, drf_exceptions.ValidationError):
+        response = _validation_response(exc)
+    elif isinstance(exc, drf_exceptions.APIException):
+        response = _api_exception_response(exc)
+    else:
+        return None
+    # The view's transaction (ATOMIC_REQUESTS) must not commit a half-done change.
+    set_rollback()
+    return response
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape (documented in the OpenAPI schema)."""
+
+    error = ErrorDetailSerializer()
+
+
+def error_responses(*statuses: int) -> dict[int, type[ErrorSerializer]]:
+    """For `extend_schema(responses={200: X, **error_responses(400, 404)})`."""
+    return {code: ErrorSerializer for code in statuses}
+
+
+# --- What a view needs from the request ------------------------------------------------------
+
+
+def request_team(request: Request) -> Team:
+    """The team the request acts for: the token's team, or the session's chosen team.
+
+    The permission classes guarantee it is set; this only fails for a view that forgot them.
+    """
+    team = getattr(request, "team", None)
+    if team is None:
+        raise drf_exceptions.NotAuthenticated()
+    return team
+
+
+def request_membership(request: Request) -> Membership | None:
+    """The caller's membership for session requests; None for API tokens."""
+    return getattr(request, "membership", None)
+
+
+def request_token(request: Request) -> ApiToken | None:
+    from pulse_site.teams.models import ApiToken
+
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+class TeamAPIView(APIView):
+    """Base for team-scoped API views: `self.team`, `self.membership`, `self.token`.
+
+    PulseError raised by a service needs no handling here: `exception_handler` maps it.
+    """
+
+    @property
+    def team(self) -> Team:
+        return request_team(self.request)
+
+    @property
+    def membership(self) -> Membership | None:
+        return request_membership(self.request)
+
+    @property
+    def token(self) -> ApiToken | None:
+        return request_token(self.request)
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@authentication_classes([])
+@permission_classes([])
+def api_not_found(request: Request, *args: object, **kwargs: object) -> Response:
+    raise drf_exceptions.NotFound("No API route matches this URL.")
+
+
+def api_catch_all() -> URLPattern:
+    """The last API route: an unknown /api/ URL answers in the error shape, not as an HTML page."""
+    return re_path(r"", api_not_found, name="api-not-found")
+
+
+class ApiSchemaView(SpectacularAPIView):
+    """The OpenAPI document; its refusals are JSON errors like every other API answer."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return super().handle_exception(exc)
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """Swagger UI (assets from drf-spectacular-sidecar); anonymous browsers go to the login page."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, drf_exceptions.NotAuthenticated):
+            return redirect_to_login(self.request.get_full_path())  # type: ignore[return-value]
+        return super().handle_exception(exc)

@@ -1,0 +1,135 @@
+"""Every API error has one shape: {"error": {"code", "message", "fields"}} and a 4xx status."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import serializers
+from rest_framework.exceptions import Throttled
+
+from pulse_site.api import exception_handler, flatten_errors
+from pulse_site.errors import Conflict, PulseError, Unprocessable
+
+
+def error(response) -> dict:
+    assert response["Content-Type"] == "application/json"
+    return response.json()["error"]
+
+
+def test_malformed_json_is_a_400_parse_error(alice_client):
+    response = alice_client.post("/api/v1/tokens/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    body = error(response)
+    assert body["code"] == "parse_error"
+    assert body["message"].startswith("JSON parse error")
+    assert body["fields"] == {}
+
+
+def test_an_unsupported_content_type_is_a_415(alice_client):
+    response = alice_client.post("/api/v1/tokens/", "name=ci", content_type="text/plain")
+    assert response.status_code == 415
+    assert error(response) == {
+        "code": "unsupported_media_type", "message": 'Unsupported media type "text/plain" in request.', "fields": {},
+    }
+
+
+def test_a_wrong_method_is_a_405(alice_client):
+    response = alice_client.put("/api/v1/team/", {}, content_type="application/json")
+    assert response.status_code == 405
+    assert error(response) == {"code": "method_not_allowed", "message": 'Method "PUT" not allowed.', "fields": {}}
+
+
+def test_an_unknown_api_url_is_a_404_in_the_error_shape(alice_client):
+    for url in ("/api/v2/nothing/", "/api/v1/team/members/not-a-number/"):
+        response = alice_client.get(url)
+        assert response.status_code == 404
+        assert error(response) == {"code": "not_found", "message": "No API route matches this URL.", "fields": {}}
+
+
+def test_a_missing_field_is_a_400_naming_the_field(alice_client):
+    response = alice_client.post("/api/v1/tokens/", {"access": "read"}, content_type="application/json")
+    assert response.status_code == 400
+    assert error(response) == {
+        "code": "validation_error", "message": "name: This field is required.",
+        "fields": {"name": ["This field is required."]},
+    }
+
+
+def test_a_service_refusal_keeps_its_status_code_and_fields(alice_client, acme):
+    response = alice_client.post("/api/v1/team/members/", {"username": "bob"}, content_type="application/json")
+    assert response.status_code == 409
+    assert error(response) == {"code": "conflict", "message": "bob is already in Acme.",
+                               "fields": {"username": ["Already a member."]}}
+
+
+def test_unauthenticated_is_a_401_and_forbidden_a_403(db, vic_client):
+    from rest_framework.test import APIClient
+
+    assert error(APIClient().get("/api/v1/team/"))["code"] == "not_authenticated"
+    response = vic_client.post("/api/v1/tokens/", {"name": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    assert error(response)["code"] == "permission_denied"
+
+
+class Line(serializers.Serializer):
+    sku = serializers.CharField()
+    quantity = serializers.IntegerField(min_value=1)
+
+
+class Order(serializers.Serializer):
+    customer = serializers.CharField()
+    lines = Line(many=True)
+
+
+def test_nested_serializer_errors_are_flattened_to_dotted_paths():
+    order = Order(data={"lines": [{"sku": "a", "quantity": 1}, {"quantity": 0}]})
+    assert not order.is_valid()
+    response = exception_handler(serializers.ValidationError(order.errors), {})
+    assert response.status_code == 400
+    assert response.data["error"] == {
+        "code": "validation_error",
+        "message": "customer: This field is required.",
+        "fields": {
+            "customer": ["This field is required."],
+            "lines.1.sku": ["This field is required."],
+            "lines.1.quantity": ["Ensure this value is greater than or equal to 1."],
+        },
+    }
+
+
+def test_a_validation_error_without_a_field_is_a_non_field_error():
+    response = exception_handler(serializers.ValidationError("Pick one."), {})
+    assert response.data["error"] == {
+        "code": "validation_error", "message": "Pick one.", "fields": {"non_field_errors": ["Pick one."]},
+    }
+
+
+def test_flattening_keeps_every_reason_of_a_field():
+    assert flatten_errors({"a": {"b": ["x", "y"]}, "c": "z"}) == {"a.b": ["x", "y"], "c": ["z"]}
+
+
+def test_every_pulse_error_keeps_its_code_and_status():
+    for exc, status in ((PulseError("Nope."), 400), (Conflict("Taken."), 409), (Unprocessable("Never."), 422)):
+        response = exception_handler(exc, {})
+        assert response.status_code == status
+        assert response.data == {"error": exc.as_dict()}
+
+
+def test_djangos_404_and_permission_denied_use_the_shape():
+    not_found = exception_handler(Http404("gone"), {})
+    denied = exception_handler(DjangoPermissionDenied(), {})
+    assert (not_found.status_code, not_found.data["error"]["code"]) == (404, "not_found")
+    assert (denied.status_code, denied.data["error"]["code"]) == (403, "permission_denied")
+
+
+def test_throttling_is_a_429_with_retry_after():
+    response = exception_handler(Throttled(wait=7), {})
+    assert response.status_code == 429
+    assert response["Retry-After"] == "7"
+    assert response.data["error"] == {
+        "code": "throttled", "message": "Request was throttled. Expected available in 7 seconds.", "fields": {},
+    }
+
+
+def test_a_server_bug_is_not_disguised_as_a_client_error():
+    assert exception_handler(RuntimeError("bug"), {}) is None
