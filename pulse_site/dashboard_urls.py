@@ -1,5 +1,18 @@
-"""Dashboard pages that are not owned by one app (the overview)."""
+"""Dashboard pages that are not owned by one app: the overview, login and logout."""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from pulse_site import views
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

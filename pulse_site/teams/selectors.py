@@ -43,3 +43,11 @@ def tokens_for_team(team: Team) -> QuerySet[ApiToken]:
 
 def members_for_team(team: Team) -> QuerySet[Membership]:
     return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+
+
+def membership_get_for_user(*, user: AbstractBaseUser, team_public_id: str) -> Membership:
+    """The user's membership in that team; NotFound when they are not in it (or it does not exist)."""
+    membership = memberships_for_user(user).filter(team__public_id=team_public_id).first()
+    if membership is None:
+        raise NotFound("No such team.")
+    return membership

@@ -1,0 +1,59 @@
+"""Forms for the team page: they parse input; every rule about teams lives in services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django import forms
+
+from pulse_site.errors import PulseError
+from pulse_site.teams.models import ApiToken, Membership, Team
+
+
+class TeamSwitchForm(forms.Form):
+    team = forms.CharField(max_length=29)
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    access = forms.ChoiceField(
+        choices=ApiToken.Access.choices, initial=ApiToken.Access.READ, widget=forms.RadioSelect
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional. The token stops working at 00:00 on this day, in the team's time zone.",
+    )
+
+    def expires_at(self, team: Team) -> dt.datetime | None:
+        day = self.cleaned_data.get("expires_on")
+        if day is None:
+            return None
+        return dt.datetime.combine(day, dt.time.min, tzinfo=zoneinfo.ZoneInfo(team.time_zone))
+
+
+# Service errors name the API's fields; the form's fields are named for people.
+_FORM_FIELD = {"expires_at": "expires_on"}
+
+
+def add_service_error(form: forms.Form, error: PulseError) -> bool:
+    """Attach `error` to the form fields it names; False when it names none of them."""
+    attached = False
+    for field, reasons in error.fields.items():
+        name = _FORM_FIELD.get(field, field)
+        if name in form.fields:
+            for reason in reasons:
+                form.add_error(name, reason)
+            attached = True
+    return attached

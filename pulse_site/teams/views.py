@@ -1,0 +1,151 @@
+"""Team pages: the switcher, members and API tokens. Each view parses, authorizes, calls one
+service or selector and renders; PulseErrors become form errors or a dashboard message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from pulse_site.errors import PulseError
+from pulse_site.teams import selectors, services
+from pulse_site.teams.decorators import get_or_404, manager_required, team_required
+from pulse_site.teams.forms import (
+    MemberAddForm,
+    MemberRoleForm,
+    TeamSwitchForm,
+    TokenCreateForm,
+    add_service_error,
+)
+from pulse_site.teams.middleware import SESSION_TEAM_KEY
+
+# The new token's secret waits here for exactly one render of the team page, so a reload (or
+# the back button) can never show it again and a POST is never re-submitted to see it.
+SESSION_NEW_TOKEN_KEY = "pulse_new_token"
+
+
+@require_POST
+@login_required
+def switch(request: HttpRequest) -> HttpResponse:
+    form = TeamSwitchForm(request.POST)
+    team_id = form.cleaned_data["team"] if form.is_valid() else ""
+    membership = get_or_404(selectors.membership_get_for_user, user=request.user, team_public_id=team_id)
+    request.session[SESSION_TEAM_KEY] = membership.team.public_id
+    return redirect("overview")
+
+
+def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.Form) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    membership = request.membership  # type: ignore[attr-defined]
+    context: dict[str, Any] = {
+        "members": selectors.members_for_team(team),
+        "role_choices": MemberRoleForm.base_fields["role"].choices,  # type: ignore[attr-defined]
+        "member_form": forms_.get("member_form") or MemberAddForm(),
+        "token_form": forms_.get("token_form") or TokenCreateForm(),
+    }
+    if membership.can_manage:
+        context["tokens"] = selectors.tokens_for_team(team)
+        context["new_token"] = request.session.pop(SESSION_NEW_TOKEN_KEY, None)
+    response = render(request, "teams/detail.html", context, status=status)
+    if context.get("new_token"):
+        add_never_cache_headers(response)
+    return response
+
+
+@require_GET
+@team_required
+def detail(request: HttpRequest) -> HttpResponse:
+    return _render_team(request)
+
+
+def _refuse(request: HttpRequest, error: PulseError) -> HttpResponse:
+    messages.error(request, error.message)
+    return redirect("teams:detail")
+
+
+@require_POST
+@manager_required
+def member_add(request: HttpRequest) -> HttpResponse:
+    form = MemberAddForm(request.POST)
+    if not form.is_valid():
+        return _render_team(request, member_form=form, status=400)
+    try:
+        membership = services.membership_add_by_username(
+            team=request.team, by=request.membership, **form.cleaned_data  # type: ignore[attr-defined]
+        )
+    except PulseError as exc:
+        if add_service_error(form, exc):
+            return _render_team(request, member_form=form, status=400)
+        return _refuse(request, exc)
+    messages.success(request, f"{membership.user.get_username()} joined as {membership.get_role_display().lower()}.")
+    return redirect("teams:detail")
+
+
+@require_POST
+@manager_required
+def member_role(request: HttpRequest, user_id: int) -> HttpResponse:
+    target = get_or_404(selectors.membership_get_for_team, team=request.team, user_id=user_id)  # type: ignore[attr-defined]
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the listed roles.")
+        return redirect("teams:detail")
+    try:
+        services.membership_set_role(membership=target, role=form.cleaned_data["role"], by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as exc:
+        return _refuse(request, exc)
+    messages.success(request, f"{target.user.get_username()} is now {target.get_role_display().lower()}.")
+    return redirect("teams:detail")
+
+
+@require_POST
+@manager_required
+def member_remove(request: HttpRequest, user_id: int) -> HttpResponse:
+    target = get_or_404(selectors.membership_get_for_team, team=request.team, user_id=user_id)  # type: ignore[attr-defined]
+    try:
+        services.membership_remove(membership=target, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as exc:
+        return _refuse(request, exc)
+    messages.success(request, f"{target.user.get_username()} was removed from {target.team.name}.")
+    # Someone who removed themselves can no longer see this team's page.
+    return redirect("overview" if target.user_id == request.user.pk else "teams:detail")
+
+
+@require_POST
+@manager_required
+def token_create(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST)
+    if not form.is_valid():
+        return _render_team(request, token_form=form, status=400)
+    team = request.team  # type: ignore[attr-defined]
+    try:
+        token, secret = services.token_create(
+            team=team,
+            name=form.cleaned_data["name"],
+            access=form.cleaned_data["access"],
+            expires_at=form.expires_at(team),
+            by=request.membership,  # type: ignore[attr-defined]
+        )
+    except PulseError as exc:
+        if add_service_error(form, exc):
+            return _render_team(request, token_form=form, status=400)
+        return _refuse(request, exc)
+    request.session[SESSION_NEW_TOKEN_KEY] = {"id": token.public_id, "name": token.name, "secret": secret}
+    return redirect("teams:detail")
+
+
+@require_POST
+@manager_required
+def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
+    token = get_or_404(selectors.token_get_for_team, team=request.team, token_id=token_id)  # type: ignore[attr-defined]
+    try:
+        services.token_revoke(token=token, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as exc:
+        return _refuse(request, exc)
+    messages.success(request, f"The token “{token.name}” was revoked; it stops working at once.")
+    return redirect("teams:detail")
