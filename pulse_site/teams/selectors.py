@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
@@ -43,6 +44,21 @@ def tokens_for_team(team: Team) -> QuerySet[ApiToken]:
 
 def members_for_team(team: Team) -> QuerySet[Membership]:
     return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+
+
+def team_get_by_slug(slug: str) -> Team:
+    """For operators (management commands), who name teams by slug."""
+    team = Team.objects.filter(slug=(slug or "").strip()).first()
+    if team is None:
+        raise NotFound(f"No team has the slug '{slug}'.")
+    return team
+
+
+def user_get_by_username(username: str) -> AbstractBaseUser:
+    user = get_user_model().objects.filter(username=(username or "").strip()).first()
+    if user is None:
+        raise NotFound(f"No user is called '{username}'.")
+    return user
 
 
 def membership_get_for_user(*, user: AbstractBaseUser, team_public_id: str) -> Membership:

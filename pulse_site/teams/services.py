@@ -91,6 +91,36 @@ def membership_add_by_username(*, team: Team, username: str, role: str, by: Memb
     return membership_add(team=team, user=user, role=role, by=by)
 
 
+def user_create(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
+    """A new user with a password that passes the configured validators."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    User = get_user_model()
+    username = (username or "").strip()
+    try:
+        User._meta.get_field("username").run_validators(username)
+    except DjangoValidationError as exc:
+        raise ValidationError.for_field("username", " ".join(exc.messages)) from None
+    if not username:
+        raise ValidationError.for_field("username", "A user needs a username.")
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"A user called '{username}' exists already.", fields={"username": ["Already taken."]})
+    try:
+        validate_password(password, User(username=username, email=email))
+    except DjangoValidationError as exc:
+        raise ValidationError.for_field("password", " ".join(exc.messages)) from None
+    return User.objects.create_user(username=username, email=email, password=password)
+
+
+@transaction.atomic
+def membership_add_new_user(*, team: Team, username: str, password: str, role: str, by: Membership | None) -> Membership:
+    """Create the user and their membership together: a refused role leaves no user behind."""
+    _validate_role(role)
+    user = user_create(username=username, password=password)
+    return membership_add(team=team, user=user, role=role, by=by)
+
+
 def _ensure_an_owner_remains(membership: Membership) -> None:
     others = Membership.objects.filter(team_id=membership.team_id, role=Role.OWNER).exclude(pk=membership.pk)
     if membership.role == Role.OWNER and not others.exists():
