@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "pulse_site.apps.PulseConfig",
     "pulse_site.teams",
     "pulse_site.live",
+    "budgets",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -243,6 +245,19 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 PULSE_TICK_SECONDS = env_int("PULSE_TICK_MS", 1000, minimum=50, maximum=60_000) / 1000
 PULSE_EVENT_RETENTION_DAYS = env_int("PULSE_EVENT_RETENTION_DAYS", 7, minimum=1)
 PULSE_WS_ALLOWED_ORIGINS = env_list("PULSE_WS_ALLOWED_ORIGINS", [])
+
+# Jobs: handler modules to import, limits of what a job may carry, leases and dispatch.
+PULSE_HANDLER_MODULES = env_list("PULSE_HANDLER_MODULES", ["jobs.handlers.builtin", "jobs.handlers.http"])
+PULSE_MAX_PAYLOAD_BYTES = env_int("PULSE_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1024)
+PULSE_PROGRESS_INTERVAL = env_int("PULSE_PROGRESS_INTERVAL_MS", 250, minimum=0) / 1000
+PULSE_LEASE_SECONDS = env_int("PULSE_LEASE_SECONDS", 30, minimum=3)
+PULSE_CANCEL_POLL_SECONDS = env_int("PULSE_CANCEL_POLL_MS", 1000, minimum=50) / 1000
+# Jobs handed to django-q2 at once, across all clusters: a small multiple of the worker count,
+# so the backlog stays in Pulse's table where it can be held, reordered or cancelled.
+PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, minimum=1)
+PULSE_REDISPATCH_SECONDS = env_int("PULSE_REDISPATCH_SECONDS", 120, minimum=5)
+PULSE_HTTP_REQUEST_COST = env_str("PULSE_HTTP_REQUEST_COST", "0.001")
+PULSE_HTTP_ALLOWLIST = env_list("PULSE_HTTP_ALLOWLIST", [])
 # A lower event id may commit after a higher one (sequence order is not commit order): the
 # relay waits this long at a gap before deciding the missing row was rolled back.
 PULSE_RELAY_GAP_GRACE = env_float("PULSE_RELAY_GAP_GRACE", 3.0)

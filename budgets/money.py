@@ -1,0 +1,55 @@
+"""Money: integer micro-units in the database, Decimal in Python, strings in JSON.
+
+SQLite has no decimal type and floats drift, so every amount crosses the database boundary as a
+whole number of millionths.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from pulse_site.errors import ValidationError
+
+MICROS = Decimal("1000000")
+PLACES = 6
+# A ceiling far above any real budget that still fits a signed 64-bit column in micro-units.
+MAX_AMOUNT = Decimal("1000000000000")
+
+
+def to_micros(amount: Decimal) -> int:
+    return int(amount * MICROS)
+
+
+def from_micros(micros: int | None) -> Decimal | None:
+    if micros is None:
+        return None
+    return (Decimal(micros) / MICROS).quantize(Decimal(1).scaleb(-PLACES))
+
+
+def money_str(micros: int | None) -> str | None:
+    value = from_micros(micros)
+    return None if value is None else format(value.normalize() if value != 0 else Decimal("0"), "f")
+
+
+def parse_money(value: object, *, field: str) -> Decimal:
+    """A non-negative amount with at most six decimals, from a string, int or Decimal.
+
+    Floats are refused on purpose: 0.1 as a float is not 0.1, and a money API must not guess.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValidationError.for_field(field, "Give an amount as a string, e.g. \"1.50\".")
+    if isinstance(value, float):
+        raise ValidationError.for_field(field, "Give the amount as a string (e.g. \"0.10\"), not a float.")
+    try:
+        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError):
+        raise ValidationError.for_field(field, f"'{value}' is not an amount.") from None
+    if not amount.is_finite():
+        raise ValidationError.for_field(field, "The amount must be a finite number.")
+    if amount < 0:
+        raise ValidationError.for_field(field, "The amount cannot be negative.")
+    if amount > MAX_AMOUNT:
+        raise ValidationError.for_field(field, f"The amount cannot exceed {MAX_AMOUNT}.")
+    if amount.as_tuple().exponent < -PLACES:  # type: ignore[operator]
+        raise ValidationError.for_field(field, "At most 6 decimal places.")
+    return amount

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    verbose_name = "Jobs"
+
+    def ready(self) -> None:
+        from jobs import steps  # noqa: F401  (registers dispatch and rescue ticker steps)
+        from jobs.handlers import registry
+
+        registry.load_handler_modules()

@@ -1,0 +1,103 @@
+"""Handing jobs to django-q2, fairly between teams.
+
+The backlog waits in Pulse's jobs table, where it can still be held, reordered or cancelled.
+django-q2 only ever holds a bounded number of jobs in flight (PULSE_DISPATCH_CAPACITY), so a
+team that submits 10,000 jobs cannot push another team's one job behind its backlog: each free
+slot goes to the team with the fewest jobs in flight, then by priority, then by age.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from jobs.models import Job
+from pulse_site.locks import try_transaction_lock
+
+log = logging.getLogger("pulse.jobs")
+Status = Job.Status
+ENTRY_POINT = "jobs.tasks.run_job"
+# Seconds django-q2 waits past the handler's own timeout before killing the worker: the
+# handler's timeout is enforced inside run_job, django-q2's is only the backstop.
+HARD_TIMEOUT_MARGIN = 30
+
+
+def in_flight_by_team() -> dict[int, int]:
+    rows = (
+        Job.objects.filter(Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False))
+        .values("team_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["team_id"]: row["n"] for row in rows}
+
+
+def _ready(now):  # type: ignore[no-untyped-def]
+    return Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=True).filter(
+        Q(run_after__isnull=True) | Q(run_after__lte=now)
+    )
+
+
+def _choose(now, room: int, in_flight: dict[int, int]) -> list[tuple[int, str, int]]:  # type: ignore[no-untyped-def]
+    ready = _ready(now)
+    teams = list(ready.values_list("team_id", flat=True).distinct().order_by())
+    heads: dict[int, list[tuple[int, str, int]]] = {}
+    for team_id in teams:
+        heads[team_id] = list(
+            ready.filter(team_id=team_id).order_by("-priority", "id").values_list("pk", "public_id", "timeout_seconds")[
+                :room
+            ]
+        )
+    # Fair share: the team with the fewest jobs in flight gets the next slot; ties go to the older job.
+    heap = [(in_flight.get(t, 0), rows[0][0], t) for t, rows in heads.items() if rows]
+    heapq.heapify(heap)
+    chosen: list[tuple[int, str, int]] = []
+    while heap and len(chosen) < room:
+        count, _, team_id = heapq.heappop(heap)
+        rows = heads[team_id]
+        chosen.append(rows.pop(0))
+        if rows:
+            heapq.heappush(heap, (count + 1, rows[0][0], team_id))
+    return chosen
+
+
+def dispatch() -> int:
+    """Hand over as many ready jobs as there is room for; returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        # One dispatcher at a time across all processes; the others find the room taken anyway.
+        if not try_transaction_lock("pulse.dispatch"):
+            return 0
+        in_flight = in_flight_by_team()
+        room = settings.PULSE_DISPATCH_CAPACITY - sum(in_flight.values())
+        if room <= 0:
+            return 0
+        chosen = _choose(now, room, in_flight)
+        if not chosen:
+            return 0
+        Job.objects.filter(pk__in=[pk for pk, _, _ in chosen], status=Status.QUEUED,
+                           dispatched_at__isnull=True).update(dispatched_at=now)
+        transaction.on_commit(lambda: enqueue([(public_id, timeout) for _, public_id, timeout in chosen]))
+    return len(chosen)
+
+
+def enqueue(jobs: list[tuple[str, int]]) -> None:
+    for public_id, timeout in jobs:
+        try:
+            async_task(ENTRY_POINT, public_id, timeout=timeout + HARD_TIMEOUT_MARGIN, task_name=public_id,
+                       ack_failure=True)
+        except Exception:
+            # The job stays marked as dispatched; the redispatch step hands it over again.
+            log.exception("could not enqueue %s", public_id)
+
+
+def redispatch_stale() -> int:
+    """Jobs handed over long ago but never started (a lost broker message) go back to the backlog."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PULSE_REDISPATCH_SECONDS)
+    return Job.objects.filter(status=Status.QUEUED, dispatched_at__lt=cutoff).update(dispatched_at=None)

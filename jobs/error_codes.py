@@ -1,0 +1,66 @@
+"""Error codes a job can end with (the seed's list, plus Pulse's own) and their default flags.
+
+`retryable`: trying again may succeed, so the handler's retry policy applies by default.
+`recoverable`: the job's inputs are sound; a person can retry it after fixing the cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class ErrorCode(models.TextChoices):
+    AI_ERROR = "ai_error", "AI provider error"
+    DATABASE_ERROR = "database_error", "Database error"
+    FILE_NOT_FOUND = "file_not_found", "File not found"
+    NETWORK_ERROR = "network_error", "Network error"
+    PARSE_ERROR = "parse_error", "Parse error"
+    TIMEOUT = "timeout", "Timed out"
+    UNKNOWN = "unknown", "Unknown error"
+    VALIDATION_ERROR = "validation_error", "Validation error"
+    WORKER_LOST = "worker_lost", "Worker lost"
+
+
+@dataclass(frozen=True)
+class CodeFlags:
+    retryable: bool
+    recoverable: bool
+
+
+FLAGS: dict[str, CodeFlags] = {
+    ErrorCode.AI_ERROR: CodeFlags(retryable=True, recoverable=True),
+    ErrorCode.DATABASE_ERROR: CodeFlags(retryable=True, recoverable=True),
+    ErrorCode.FILE_NOT_FOUND: CodeFlags(retryable=False, recoverable=True),
+    ErrorCode.NETWORK_ERROR: CodeFlags(retryable=True, recoverable=True),
+    ErrorCode.PARSE_ERROR: CodeFlags(retryable=False, recoverable=False),
+    ErrorCode.TIMEOUT: CodeFlags(retryable=True, recoverable=True),
+    ErrorCode.UNKNOWN: CodeFlags(retryable=False, recoverable=True),
+    ErrorCode.VALIDATION_ERROR: CodeFlags(retryable=False, recoverable=False),
+    ErrorCode.WORKER_LOST: CodeFlags(retryable=True, recoverable=True),
+}
+
+DEFAULT_RETRY_ON = frozenset(code for code, flags in FLAGS.items() if flags.retryable)
+
+
+class JobError(Exception):
+    """Raised by a handler to end its attempt with a specific error code."""
+
+    def __init__(self, code: str, message: str, *, details: dict[str, object] | None = None,
+                 retryable: bool | None = None) -> None:
+        if code not in FLAGS:
+            code = ErrorCode.UNKNOWN
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.retryable = retryable
+
+
+class JobTimeout(BaseException):
+    """Raised inside the handler when its timeout passes.
+
+    A BaseException, like django-q2's own TimeoutException, so that a handler's broad
+    `except Exception` cannot swallow it.
+    """

@@ -1,0 +1,37 @@
+"""The job as it travels in events: what a live list row or detail page needs to redraw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from budgets.money import money_str
+from jobs.models import Job
+from pulse_site.live.services import event_emit
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.public_id,
+        "handler": job.handler,
+        "status": job.status,
+        "source": job.source,
+        "priority": job.priority,
+        "progress": {"current": job.progress_current, "total": job.progress_total, "message": job.progress_message},
+        "cost_estimate": money_str(job.cost_estimate),
+        "cost_actual": money_str(job.cost_actual),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "hold_reasons": job.hold_reasons,
+        "resume_at": job.resume_at.isoformat() if job.resume_at else None,
+        "run_after": job.run_after.isoformat() if job.run_after else None,
+        "cancel_requested": job.cancel_requested,
+        "parent": job.parent.public_id if job.parent_id and job.parent else None,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "completed_at": job.completed_at.isoformat() if job.completed_at else None,
+    }
+
+
+def job_event(job: Job, kind: str, **extra: Any) -> None:
+    event_emit(team=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload={**job_summary(job), **extra})

@@ -1,0 +1,122 @@
+"""What a handler gets: its payload and the calls that report back to Pulse."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from budgets.money import parse_money, to_micros
+from jobs.models import Job, TaskLog
+from pulse_site.live.services import event_emit
+
+if TYPE_CHECKING:
+    from jobs.handlers.registry import Handler
+
+MAX_LOG_MESSAGE = 10_000
+
+
+class JobContext:
+    """Passed to every handler call; one per attempt.
+
+    Progress is throttled (at most one write every PULSE_PROGRESS_INTERVAL seconds; the last
+    value always lands when the attempt ends); logs are written as they come.
+    """
+
+    def __init__(self, *, job: Job, handler: Handler, attempt: int) -> None:
+        self.job_id = job.public_id
+        self.payload: dict[str, Any] = job.payload
+        self.attempt = attempt
+        self.handler = handler
+        self._pk = job.pk
+        self._team_id = job.team_id
+        self._cancel = threading.Event()
+        self._cost_micros: int | None = None
+        self._stage = ""
+        self._task = ""
+        self._pending_progress: tuple[int, int | None, str] | None = None
+        self._last_progress_write = 0.0
+        self._interval = settings.PULSE_PROGRESS_INTERVAL
+
+    # --- reporting --------------------------------------------------------------------------
+
+    def progress(self, current: int, total: int | None = None, message: str = "") -> None:
+        self._pending_progress = (int(current), None if total is None else int(total), str(message)[:500])
+        if time.monotonic() - self._last_progress_write >= self._interval:
+            self.flush_progress()
+
+    def flush_progress(self) -> None:
+        if self._pending_progress is None:
+            return
+        current, total, message = self._pending_progress
+        self._pending_progress = None
+        self._last_progress_write = time.monotonic()
+        with transaction.atomic():
+            updated = Job.objects.filter(pk=self._pk, status=Job.Status.RUNNING, attempts=self.attempt).update(
+                progress_current=current, progress_total=total, progress_message=message, updated_at=timezone.now()
+            )
+            if updated:
+                event_emit(team=self._team_id, kind="job.progress", subject=self.job_id,
+                           payload={"current": current, "total": total, "message": message})
+
+    def log(self, message: str, *, stage: str | None = None, task: str | None = None, level: str = "info",
+            **metadata: Any) -> None:
+        if level not in TaskLog.Level.values:
+            level = TaskLog.Level.INFO
+        text = str(message)[:MAX_LOG_MESSAGE]
+        stage = self._stage if stage is None else str(stage)[:100]
+        task = self._task if task is None else str(task)[:100]
+        with transaction.atomic():
+            row = TaskLog.objects.create(job_id=self._pk, attempt=self.attempt, stage=stage, task=task, level=level,
+                                         message=text, metadata=metadata)
+            event_emit(team=self._team_id, kind="job.log", subject=self.job_id,
+                       payload={"id": row.pk, "stage": stage, "task": task, "level": level, "message": text,
+                                "attempt": self.attempt, "at": row.created_at.isoformat()})
+
+    @contextmanager
+    def stage(self, name: str, task: str = "") -> Iterator[None]:
+        """Group the log lines written inside the block under a stage (and task)."""
+        previous = (self._stage, self._task)
+        self._stage, self._task = name[:100], task[:100]
+        try:
+            yield
+        finally:
+            self._stage, self._task = previous
+
+    def report_cost(self, amount: Decimal | str | int) -> None:
+        """Add to this attempt's actual cost (may be called several times)."""
+        micros = to_micros(parse_money(amount, field="cost"))
+        self._cost_micros = (self._cost_micros or 0) + micros
+
+    @property
+    def reported_cost_micros(self) -> int | None:
+        return self._cost_micros
+
+    def spawn(self, handler: str, payload: dict[str, Any], *, priority: int | None = None) -> str:
+        """Submit a child job of the same team; returns its id."""
+        from jobs.services import job_submit
+
+        parent = Job.objects.get(pk=self._pk)
+        child = job_submit(team=parent.team, handler=handler, payload=payload, source=Job.Source.CHILD,
+                           parent=parent, priority=parent.priority if priority is None else priority).job
+        return child.public_id
+
+    # --- cancellation -----------------------------------------------------------------------
+
+    def cancelled(self) -> bool:
+        """True once someone asked to cancel this job; the handler should return soon after."""
+        return self._cancel.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, waking early on cancel. Returns True if cancelled."""
+        return self._cancel.wait(max(0.0, seconds))
+
+    def mark_cancelled(self) -> None:
+        self._cancel.set()

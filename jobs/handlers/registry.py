@@ -1,0 +1,151 @@
+"""The handler registry: name → callable, payload schema, cost estimate, timeout, retry policy."""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from budgets.money import parse_money, to_micros
+from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
+from pulse_site.errors import ValidationError
+
+if TYPE_CHECKING:
+    from jobs.handlers.context import JobContext
+
+Estimator = Callable[[dict[str, Any]], Decimal | str | int]
+DEFAULT_MODULES = ["jobs.handlers.builtin", "jobs.handlers.http"]
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    func: Callable[[JobContext], Any]
+    title: str
+    description: str
+    schema: dict[str, Any]
+    cost: Decimal | Estimator
+    timeout: int
+    max_attempts: int
+    retry_on: frozenset[str]
+    version: str
+    backoff_base: float = 2.0
+    backoff_cap: float = 600.0
+    validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+
+    def validate(self, payload: object) -> dict[str, Any]:
+        """The payload if it fits the schema; else ValidationError naming every bad field."""
+        if not isinstance(payload, dict):
+            raise ValidationError.for_field("payload", "The payload must be a JSON object.")
+        fields: dict[str, list[str]] = {}
+        for error in sorted(self.validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
+            path = ".".join(str(part) for part in error.absolute_path)
+            name = f"payload.{path}" if path else "payload"
+            fields.setdefault(name, []).append(error.message)
+        if fields:
+            first = next(iter(fields))
+            raise ValidationError(f"{first}: {fields[first][0]}", fields=fields)
+        return payload
+
+    def estimate_micros(self, payload: dict[str, Any]) -> int:
+        """The cost estimate of one run, from the estimator or the declared fixed cost."""
+        raw = self.cost(payload) if callable(self.cost) else self.cost
+        return to_micros(parse_money(raw, field="cost_estimate"))
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "version": self.version,
+            "schema": self.schema,
+            "timeout": self.timeout,
+            "max_attempts": self.max_attempts,
+            "retry_on": sorted(self.retry_on),
+            "cost": None if callable(self.cost) else format(self.cost, "f"),
+        }
+
+
+_registry: dict[str, Handler] = {}
+
+
+def handler(
+    name: str,
+    *,
+    title: str,
+    cost: Decimal | str | int | Estimator,
+    schema: dict[str, Any] | None = None,
+    description: str = "",
+    timeout: int = 300,
+    max_attempts: int = 3,
+    retry_on: Iterable[str] | None = None,
+    version: str = "1",
+    backoff_base: float = 2.0,
+    backoff_cap: float = 600.0,
+) -> Callable[[Callable[[JobContext], Any]], Callable[[JobContext], Any]]:
+    """Register a handler. `cost` is required: a fixed amount or a function of the payload,
+    so that no job is ever silently estimated at zero."""
+    schema = schema or {"type": "object"}
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
+    unknown = set(retry_on or ()) - set(FLAGS)
+    if unknown:
+        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
+    if not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:
+        raise ValueError(f"handler {name}: timeout must be 1..{settings.PULSE_MAX_JOB_TIMEOUT} s")
+    fixed_cost = cost if callable(cost) else parse_money(cost, field="cost")
+
+    def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
+        _registry[name] = Handler(
+            name=name,
+            func=func,
+            title=title,
+            description=description or (func.__doc__ or "").strip(),
+            schema=schema,
+            cost=fixed_cost,
+            timeout=timeout,
+            max_attempts=max(1, max_attempts),
+            retry_on=frozenset(DEFAULT_RETRY_ON if retry_on is None else retry_on),
+            version=version,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            validator=Draft202012Validator(schema),
+        )
+        return func
+
+    return register
+
+
+def get_handler(name: str) -> Handler:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise ValidationError(f"handler: no handler is called '{name}'.", code="unknown_handler",
+                              fields={"handler": [f"Unknown handler '{name}'."]}) from None
+
+
+def registered_handlers() -> list[Handler]:
+    return sorted(_registry.values(), key=lambda h: h.name)
+
+
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def load_handler_modules() -> None:
+    for module in getattr(settings, "PULSE_HANDLER_MODULES", DEFAULT_MODULES):
+        importlib.import_module(module)

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.error_codes import ErrorCode
+from pulse_site.ids import PublicIdField
+from pulse_site.teams.models import Team
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def for_team(self, team: Team | int) -> JobQuerySet:
+        return self.filter(team=team)
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PAUSED = "paused", "Held"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        DASHBOARD = "dashboard", "Dashboard"
+        SCHEDULE = "schedule", "Schedule"
+        RETRY = "retry", "Retry"
+        CHILD = "child", "Child job"
+        ADMIN = "admin", "Admin"
+
+    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    ACTIVE = (Status.QUEUED, Status.PAUSED, Status.RUNNING)
+
+    public_id = PublicIdField(prefix="JB")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="jobs")
+    handler = models.CharField(max_length=100)
+    handler_version = models.CharField(max_length=20, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    priority = models.SmallIntegerField(default=0)
+
+    progress_current = models.BigIntegerField(default=0)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=500, blank=True, default="")
+
+    # Money in micro-units (budgets.money).
+    cost_estimate = models.BigIntegerField(default=0)
+    cost_actual = models.BigIntegerField(null=True, blank=True)
+    pulse_state = models.JSONField(default=dict, blank=True)
+
+    error_code = models.CharField(max_length=32, choices=ErrorCode.choices, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    error_retryable = models.BooleanField(null=True, blank=True)
+    error_recoverable = models.BooleanField(null=True, blank=True)
+    error_details = models.JSONField(default=dict, blank=True)
+
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout_seconds = models.PositiveIntegerField(default=300)
+    run_after = models.DateTimeField(null=True, blank=True)
+    # When the job was handed to django-q2; NULL while it waits in Pulse's own backlog.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=100, blank=True, default="")
+
+    hold_reasons = models.JSONField(default=list, blank=True)
+    resume_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    created_by = models.CharField(max_length=150, blank=True, default="")
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_unique_idempotency_key",
+            ),
+            models.CheckConstraint(condition=Q(priority__gte=-100) & Q(priority__lte=100), name="job_priority_range"),
+        ]
+        indexes = [
+            # Jobs list, newest first with keyset pagination: WHERE team_id = ? [AND status = ?] AND id < ? ORDER BY id DESC.
+            models.Index(fields=["team", "-id"], name="job_team_id"),
+            models.Index(fields=["team", "status", "-id"], name="job_team_status_id"),
+            models.Index(fields=["team", "handler", "-id"], name="job_team_handler_id"),
+            # Dispatch: the backlog not yet handed over, WHERE status = 'queued' AND dispatched_at IS NULL.
+            models.Index(
+                fields=["team", "-priority", "id"],
+                condition=Q(status="queued", dispatched_at__isnull=True),
+                name="job_backlog",
+            ),
+            # In flight (handed over, not finished) and rescue: WHERE status IN ('queued','running') AND dispatched_at ...
+            models.Index(fields=["status", "dispatched_at"], name="job_status_dispatched"),
+            # Rescue: WHERE status = 'running' AND lease_expires_at < now.
+            models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="job_running_lease"),
+            # Children of a parent (cancel cascades, detail page).
+            models.Index(fields=["parent"], name="job_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.handler} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+
+class Attempt(models.Model):
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        RETRYING = "retrying", "Failed, will retry"
+        CANCELLED = "cancelled", "Cancelled"
+        WORKER_LOST = "worker_lost", "Worker lost"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=100, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    cost = models.BigIntegerField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            # One row per try: a second delivery cannot record the same attempt twice.
+            models.UniqueConstraint(fields=["job", "number"], name="attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job.public_id} #{self.number} {self.outcome}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class TaskLog(models.Model):
+    class Level(models.TextChoices):
+        DEBUG = "debug", "Debug"
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    attempt = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=100, blank=True, default="")
+    task = models.CharField(max_length=100, blank=True, default="")
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Job detail and logs API: WHERE job_id = ? [AND stage = ?] ORDER BY id.
+            models.Index(fields=["job", "stage", "id"], name="tasklog_job_stage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} [{self.stage}/{self.task}] {self.message[:40]}"
+
+
+class JobStat(models.Model):
+    """Finished jobs per team, handler and hour: stats and charts without counting the jobs table."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    handler = models.CharField(max_length=100)
+    hour = models.DateTimeField()
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    run_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "handler", "hour"], name="jobstat_unique_bucket"),
+        ]
+        indexes = [
+            # Overview charts: WHERE team_id = ? AND hour >= ?.
+            models.Index(fields=["team", "hour"], name="jobstat_team_hour"),
+        ]
+
+
+class WorkerBeat(models.Model):
+    """Each worker process says it is alive; 'workers active vs total' reads these rows."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+    busy_job = models.CharField(max_length=29, blank=True, default="")
+    rss_bytes = models.BigIntegerField(default=0)

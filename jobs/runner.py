@@ -1,0 +1,354 @@
+"""One attempt of one job inside a worker: claim, admit, run the handler, settle.
+
+django-q2 may deliver a task twice (a redelivery, a re-dispatch of a lost message), so every
+state change here is a claim on the expected old state: the second delivery finds nothing to
+claim and returns without running the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from budgets.services import budget_admit, budget_settle
+from jobs.error_codes import FLAGS, ErrorCode, JobError, JobTimeout
+from jobs.events import job_event
+from jobs.handlers.context import JobContext
+from jobs.handlers.registry import Handler, get_handler
+from jobs.models import Attempt, Job, TaskLog
+from jobs.stats import stat_bump
+from pulse_site.errors import PulseError
+
+log = logging.getLogger("pulse.jobs")
+Status = Job.Status
+
+
+def worker_name() -> str:
+    # Forked worker processes inherit the module; the pid must be read at call time.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: Any = None
+    code: str = ""
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    retryable: bool | None = None
+    traceback: str = ""
+    cost_micros: int | None = None
+    run_ms: int = 0
+
+
+def _lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.PULSE_LEASE_SECONDS)
+
+
+def _system_log(job: Job, attempt: int, message: str, level: str = "info", **metadata: Any) -> None:
+    TaskLog.objects.create(job=job, attempt=attempt, stage="", task="", level=level, message=message,
+                           metadata=metadata)
+
+
+# --- claim -------------------------------------------------------------------------------------
+
+
+def _hold(job: Job, reasons: list[dict[str, Any]], resume_at: Any) -> None:
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        status=Status.PAUSED, hold_reasons=reasons, resume_at=resume_at, dispatched_at=None, updated_at=timezone.now()
+    )
+    job.refresh_from_db()
+    job_event(job, "paused")
+
+
+def _fail_unrunnable(job: Job, message: str) -> None:
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        status=Status.FAILED, error_code=ErrorCode.VALIDATION_ERROR, error_message=message, error_retryable=False,
+        error_recoverable=False, completed_at=now, dispatched_at=None, updated_at=now,
+    )
+    job.refresh_from_db()
+    _system_log(job, job.attempts, message, level="error")
+    stat_bump(job, "failed", run_ms=0)
+    job_event(job, "failed")
+
+
+@transaction.atomic
+def claim(job_id: str) -> tuple[Job, Handler] | None:
+    """Admit and start the job, or hold it, or do nothing if it is not ours to run."""
+    job = Job.objects.select_for_update().filter(public_id=job_id).first()
+    if job is None or job.status != Status.QUEUED:
+        return None  # a duplicate delivery, or cancelled / held / already running
+    now = timezone.now()
+    if job.run_after and job.run_after > now:
+        # Delivered before its retry time: back to the backlog, the dispatcher hands it over later.
+        Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(dispatched_at=None)
+        return None
+    try:
+        spec = get_handler(job.handler)
+    except PulseError:
+        _fail_unrunnable(job, f"The handler '{job.handler}' is not registered on this worker.")
+        return None
+    decision = budget_admit(job=job)
+    if not decision.allowed:
+        _hold(job, decision.reasons, decision.resume_at)
+        return None
+    number = job.attempts + 1
+    lease = _lease_until()
+    name = worker_name()
+    claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=job.attempts).update(
+        status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
+        worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
+    )
+    if not claimed:
+        return None
+    job.refresh_from_db()
+    Attempt.objects.create(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
+    _system_log(job, number, f"Attempt {number} of {job.max_attempts} started on {name}")
+    job_event(job, "started")
+    return job, spec
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def hard_timeout(seconds: int) -> Iterator[None]:
+    """Raise JobTimeout in the handler after `seconds`. Only in the main thread (signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise JobTimeout(f"The handler ran longer than its timeout of {seconds} s.")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    outer_remaining = signal.alarm(seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_remaining:
+            # Give back django-q2's own backstop alarm, less the time we used.
+            signal.alarm(max(1, outer_remaining - int(time.monotonic() - started)))
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease while the handler runs and tells the handler when it was cancelled."""
+
+    def __init__(self, *, job: Job, attempt: int, context: JobContext) -> None:
+        super().__init__(name=f"heartbeat-{job.public_id}", daemon=True)
+        self.job_pk = job.pk
+        self.attempt = attempt
+        self.context = context
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        renew_every = max(1.0, settings.PULSE_LEASE_SECONDS / 3)
+        last_renewal = time.monotonic()
+        try:
+            while not self.stop_event.wait(settings.PULSE_CANCEL_POLL_SECONDS):
+                try:
+                    self._beat(renew=time.monotonic() - last_renewal >= renew_every)
+                except Exception:
+                    log.exception("heartbeat of job %s failed", self.job_pk)
+                    continue
+                if time.monotonic() - last_renewal >= renew_every:
+                    last_renewal = time.monotonic()
+        finally:
+            connection.close()
+
+    def _beat(self, *, renew: bool) -> None:
+        mine = Job.objects.filter(pk=self.job_pk, status=Status.RUNNING, attempts=self.attempt)
+        if renew:
+            lease = _lease_until()
+            if mine.update(lease_expires_at=lease):
+                Attempt.objects.filter(job_id=self.job_pk, number=self.attempt).update(lease_expires_at=lease)
+        state = mine.values_list("cancel_requested", flat=True).first()
+        if state is None or state:
+            # Cancelled, or the attempt was taken from us (rescued): stop the handler.
+            self.context.mark_cancelled()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=5)
+
+
+def execute(job: Job, spec: Handler) -> Outcome:
+    """Call the handler with its context; never raises."""
+    context = JobContext(job=job, handler=spec, attempt=job.attempts)
+    heartbeat = Heartbeat(job=job, attempt=job.attempts, context=context)
+    heartbeat.start()
+    started = time.monotonic()
+    try:
+        with hard_timeout(job.timeout_seconds):
+            result = spec.func(context)
+        outcome = Outcome(ok=True, result=_jsonable(result))
+    except JobTimeout as exc:
+        outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
+    except JobError as exc:
+        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=_jsonable(exc.details) or {},
+                          retryable=exc.retryable, traceback=traceback.format_exc())
+    except Exception as exc:
+        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=f"{type(exc).__name__}: {exc}",
+                          traceback=traceback.format_exc())
+    finally:
+        heartbeat.stop()
+    outcome.run_ms = int((time.monotonic() - started) * 1000)
+    outcome.cost_micros = context.reported_cost_micros
+    try:
+        context.flush_progress()
+    except Exception:
+        log.exception("final progress write of %s failed", job.public_id)
+    return outcome
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+# --- settle ------------------------------------------------------------------------------------
+
+
+def _retry_allowed(job: Job, spec: Handler | None, outcome: Outcome) -> bool:
+    if job.attempts >= job.max_attempts:
+        return False
+    if outcome.retryable is not None:
+        return outcome.retryable
+    return spec is not None and outcome.code in spec.retry_on
+
+
+@transaction.atomic
+def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str | None = None) -> Job | None:
+    """Record the attempt and move the job to its next state. Settling twice changes nothing."""
+    job = Job.objects.select_for_update().filter(pk=job_pk).first()
+    if job is None or job.status != Status.RUNNING or job.attempts != attempt:
+        return None
+    now = timezone.now()
+    cost = outcome.cost_micros if outcome.cost_micros is not None else job.cost_estimate
+    budget_settle(job=job, actual_micros=cost)
+    spec = _handler_or_none(job.handler)
+    changes: dict[str, Any] = {
+        "cost_actual": (job.cost_actual or 0) + cost,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    flags = FLAGS.get(outcome.code)
+    if not outcome.ok:
+        changes.update(
+            error_code=outcome.code, error_message=outcome.message[:10_000], error_details=outcome.details,
+            error_retryable=outcome.retryable if outcome.retryable is not None else (flags.retryable if flags else False),
+            error_recoverable=flags.recoverable if flags else True,
+        )
+    if job.cancel_requested:
+        status, kind, attempt_state = Status.CANCELLED, "cancelled", Attempt.Outcome.CANCELLED
+    elif outcome.ok:
+        status, kind, attempt_state = Status.COMPLETED, "completed", Attempt.Outcome.COMPLETED
+        changes.update(result=outcome.result, error_code="", error_message="", error_details={},
+                       error_retryable=None, error_recoverable=None)
+    elif _retry_allowed(job, spec, outcome):
+        status, kind, attempt_state = Status.QUEUED, "retrying", Attempt.Outcome.RETRYING
+        delay = spec.backoff_seconds(attempt) if spec else 60.0
+        changes.update(run_after=now + timedelta(seconds=delay), dispatched_at=None)
+    else:
+        status, kind, attempt_state = Status.FAILED, "failed", Attempt.Outcome.FAILED
+    if status != Status.QUEUED:
+        changes.update(completed_at=now, dispatched_at=None)
+    changes["status"] = status
+    Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(**changes)
+    Attempt.objects.filter(job=job, number=attempt).update(
+        finished_at=now, outcome=attempt_outcome or attempt_state, error_code=outcome.code,
+        error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
+        lease_expires_at=None,
+    )
+    job.refresh_from_db()
+    _settle_log(job, attempt, outcome, kind)
+    if status != Status.QUEUED:
+        stat_bump(job, status, run_ms=outcome.run_ms)
+    job_event(job, kind)
+    return job
+
+
+def _handler_or_none(name: str) -> Handler | None:
+    try:
+        return get_handler(name)
+    except PulseError:
+        return None
+
+
+def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
+    if kind == "completed":
+        _system_log(job, attempt, f"Completed in {outcome.run_ms} ms")
+    elif kind == "cancelled":
+        _system_log(job, attempt, f"Cancelled after {outcome.run_ms} ms", level="warning")
+    elif kind == "retrying":
+        wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
+        _system_log(job, attempt, f"Failed after {outcome.run_ms} ms with {outcome.code}: {outcome.message}; "
+                                  f"retrying in {wait:.1f} s", level="warning")
+    else:
+        _system_log(job, attempt, f"Failed after {outcome.run_ms} ms with {outcome.code}: {outcome.message}",
+                    level="error")
+
+
+def run_job(job_id: str) -> None:
+    """The worker's whole handling of one delivered job id."""
+    claimed = claim(job_id)
+    if claimed is None:
+        return
+    job, spec = claimed
+    outcome = execute(job, spec)
+    settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+    from jobs.dispatch import dispatch
+
+    # Every settle hands over the next job, so the workers never idle while work waits.
+    dispatch()
+
+
+# --- rescue ------------------------------------------------------------------------------------
+
+
+def rescue_expired(*, limit: int = 100) -> int:
+    """Jobs whose lease ran out (their worker died): the attempt ends `worker_lost`; the job
+    retries if attempts remain, else fails. Each job in its own transaction."""
+    now = timezone.now()
+    ids = list(
+        Job.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).order_by("lease_expires_at")
+        .values_list("pk", "attempts")[:limit]
+    )
+    rescued = 0
+    for pk, attempt in ids:
+        with transaction.atomic():
+            locked = (
+                Job.objects.select_for_update(skip_locked=True)
+                .filter(pk=pk, status=Status.RUNNING, attempts=attempt, lease_expires_at__lt=timezone.now())
+                .first()
+            )
+            if locked is None:
+                continue
+            outcome = Outcome(ok=False, code=ErrorCode.WORKER_LOST, retryable=None,
+                              message=f"The worker {locked.worker or '?'} stopped renewing the lease (it died or hung).")
+            if settle(job_pk=pk, attempt=attempt, outcome=outcome, attempt_outcome=Attempt.Outcome.WORKER_LOST):
+                rescued += 1
+    return rescued

@@ -1,0 +1,222 @@
+"""Submitting, cancelling, pausing, resuming and retrying jobs: one service per action, used by
+the dashboard, the API, the admin, schedules and handlers alike."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from budgets.services import budget_preview
+from jobs.events import job_event
+from jobs.handlers.registry import get_handler
+from jobs.models import Job
+from pulse_site.errors import Conflict, PulseError, ValidationError
+from pulse_site.teams.models import Team
+
+Status = Job.Status
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class PayloadTooLarge(PulseError):
+    code = "payload_too_large"
+    status = 413
+
+
+@dataclass
+class Submission:
+    job: Job
+    created: bool
+    would_hold: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _request_hash(handler: str, payload: dict[str, Any], priority: int) -> str:
+    canonical = json.dumps({"handler": handler, "payload": payload, "priority": priority},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_payload_size(payload: object) -> None:
+    try:
+        size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise ValidationError.for_field("payload", f"The payload is not valid JSON: {exc}") from None
+    if size > settings.PULSE_MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(f"payload: {size} bytes is over the limit of {settings.PULSE_MAX_PAYLOAD_BYTES}.",
+                              fields={"payload": [f"At most {settings.PULSE_MAX_PAYLOAD_BYTES} bytes."]})
+
+
+def _validate_priority(priority: object) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise ValidationError.for_field("priority", "A whole number from -100 to 100.")
+    return priority
+
+
+def _replayed(team: Team, key: str, request_hash: str) -> Job | None:
+    """The job first submitted with `key` within the window, or None; 409 for another body."""
+    existing = Job.objects.filter(team=team, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+        # The key has expired: free it for this request.
+        Job.objects.filter(pk=existing.pk, idempotency_key=key).update(idempotency_key=None)
+        return None
+    if existing.request_hash != request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request.", code="idempotency_conflict",
+                       fields={"idempotency_key": ["Used before with a different body."]})
+    return existing
+
+
+def job_submit(
+    *,
+    team: Team,
+    handler: str,
+    payload: object,
+    source: str,
+    priority: object = 0,
+    parent: Job | None = None,
+    idempotency_key: str | None = None,
+    created_by: str = "",
+    estimate_micros: int | None = None,
+    run_after: datetime | None = None,
+) -> Submission:
+    """Validate and write a job `queued`; it is handed to a worker once the transaction commits.
+
+    `estimate_micros` overrides the handler's estimate (a schedule's override); otherwise the
+    handler's estimator or fixed cost is used, never a silent zero.
+    """
+    spec = get_handler(handler)
+    _check_payload_size(payload)
+    body = spec.validate(payload)
+    priority = _validate_priority(priority)
+    if source not in Job.Source.values:
+        raise ValidationError.for_field("source", f"Unknown source '{source}'.")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise ValidationError.for_field("idempotency_key", "Between 1 and 255 characters.")
+    if estimate_micros is None:
+        try:
+            estimate_micros = spec.estimate_micros(body)
+        except PulseError:
+            raise
+        except Exception as exc:  # a handler's estimator is third-party code
+            raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
+    request_hash = _request_hash(handler, body, priority)
+
+    with transaction.atomic():
+        if idempotency_key:
+            existing = _replayed(team, idempotency_key, request_hash)
+            if existing is not None:
+                return Submission(job=existing, created=False)
+        job = Job(
+            team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
+            priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
+            timeout_seconds=spec.timeout, idempotency_key=idempotency_key or None, request_hash=request_hash,
+            created_by=created_by[:150], run_after=run_after,
+        )
+        try:
+            with transaction.atomic():
+                job.save()
+        except IntegrityError:
+            # A concurrent request with the same key won the insert: answer with its job.
+            existing = _replayed(team, idempotency_key or "", request_hash) if idempotency_key else None
+            if existing is None:
+                raise
+            return Submission(job=existing, created=False)
+        job_event(job, "created")
+        _dispatch_on_commit()
+    return Submission(job=job, created=True, would_hold=budget_preview(job=job))
+
+
+def _dispatch_on_commit() -> None:
+    from jobs.dispatch import dispatch
+
+    transaction.on_commit(dispatch)
+
+
+def _update(job: Job, *, expected: tuple[str, ...], **changes: Any) -> bool:
+    """Move `job` only if it is still in one of the `expected` statuses: a claim, not a blind write."""
+    changes.setdefault("updated_at", timezone.now())
+    updated = Job.objects.filter(pk=job.pk, status__in=expected).update(**changes)
+    if updated:
+        for name, value in changes.items():
+            setattr(job, name, value)
+    return bool(updated)
+
+
+def _refresh_for_update(job: Job) -> Job:
+    return Job.objects.select_for_update().get(pk=job.pk)
+
+
+@transaction.atomic
+def job_cancel(*, job: Job, by: str = "") -> Job:
+    """Queued or held: cancelled now. Running: the handler is told and the job ends cancelled.
+    Unfinished children are cancelled with their parent."""
+    job = _refresh_for_update(job)
+    now = timezone.now()
+    if job.status in (Status.QUEUED, Status.PAUSED):
+        _update(job, expected=(Status.QUEUED, Status.PAUSED), status=Status.CANCELLED, completed_at=now,
+                cancel_requested=True, hold_reasons=[], resume_at=None, dispatched_at=None)
+        from jobs.stats import stat_bump
+
+        stat_bump(job, "cancelled", run_ms=0)
+        job_event(job, "cancelled", by=by)
+    elif job.status == Status.RUNNING:
+        if not job.cancel_requested:
+            _update(job, expected=(Status.RUNNING,), cancel_requested=True)
+            job_event(job, "cancel_requested", by=by)
+    else:
+        raise Conflict(f"The job is already {job.status}; only queued, held or running jobs can be cancelled.",
+                       code="job_finished")
+    for child in Job.objects.filter(parent=job, status__in=Job.ACTIVE).order_by("pk"):
+        job_cancel(job=child, by=by or "parent cancelled")
+    return job
+
+
+@transaction.atomic
+def job_pause(*, job: Job, by: str = "") -> Job:
+    """Hold a queued job until a person resumes it."""
+    job = _refresh_for_update(job)
+    if job.status != Status.QUEUED:
+        raise Conflict(f"Only queued jobs can be held; this one is {job.status}.", code="not_queued")
+    reason = {"kind": "manual", "message": f"Held by {by}" if by else "Held by a person", "by": by}
+    _update(job, expected=(Status.QUEUED,), status=Status.PAUSED, hold_reasons=[reason], resume_at=None,
+            dispatched_at=None)
+    job_event(job, "paused", by=by)
+    return job
+
+
+@transaction.atomic
+def job_resume(*, job: Job, by: str = "") -> Job:
+    """Put a held job back in the queue; it passes admission again before it runs."""
+    job = _refresh_for_update(job)
+    if job.status != Status.PAUSED:
+        raise Conflict(f"Only held jobs can be resumed; this one is {job.status}.", code="not_paused")
+    _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
+            dispatched_at=None, run_after=None)
+    job_event(job, "resumed", by=by)
+    _dispatch_on_commit()
+    return job
+
+
+@transaction.atomic
+def job_retry(*, job: Job, by: str = "") -> Job:
+    """Run a failed or cancelled job again: a new attempt on the same job, history kept, with the
+    handler's full retry policy."""
+    job = _refresh_for_update(job)
+    if job.status not in (Status.FAILED, Status.CANCELLED):
+        raise Conflict(f"Only failed or cancelled jobs can be retried; this one is {job.status}.",
+                       code="not_retryable")
+    spec = get_handler(job.handler)
+    _update(job, expected=(Status.FAILED, Status.CANCELLED), status=Status.QUEUED,
+            max_attempts=job.attempts + spec.max_attempts, cancel_requested=False, completed_at=None,
+            run_after=None, dispatched_at=None, error_code="", error_message="", error_retryable=None,
+            error_recoverable=None, error_details={}, progress_current=0, progress_total=None, progress_message="")
+    job_event(job, "retried", by=by)
+    _dispatch_on_commit()
+    return job

@@ -1,0 +1,21 @@
+"""Cross-process locks that live in the database, so they hold across machines."""
+
+from __future__ import annotations
+
+import zlib
+
+from django.db import connection
+
+
+def try_transaction_lock(name: str) -> bool:
+    """Take a lock named `name` until the current transaction ends; False if another holds it.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: always True, because Pulse opens
+    every SQLite transaction IMMEDIATE, so writers are already serialized by the database.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    assert connection.in_atomic_block, "a transaction lock needs a transaction"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [zlib.crc32(name.encode()) - 2**31])
+        return bool(cursor.fetchone()[0])

@@ -1,0 +1,275 @@
+"""The worker's path, run in-process: claim, handler, settle, retry, cancel, rescue."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs.error_codes import JobError
+from jobs.models import Attempt, Job, TaskLog
+from jobs.runner import Outcome, rescue_expired, run_job, settle
+from jobs.services import job_cancel, job_pause, job_resume, job_retry
+from pulse_site.errors import Conflict
+from pulse_site.live.models import Event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Job.Status
+
+
+def kinds(job: Job) -> list[str]:
+    return list(Event.objects.filter(subject=job.public_id).order_by("id").values_list("kind", flat=True))
+
+
+def test_a_job_runs_to_completion_with_progress_logs_and_cost(submit, settings):
+    settings.PULSE_PROGRESS_INTERVAL = 0
+    job = submit("demo.report", {"delay": 0})
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED
+    assert (job.progress_current, job.progress_total) == (7, 7)
+    assert job.cost_actual == 70_000  # seven reported tasks at 0.01, not the 0.12 estimate
+    assert job.result == {"title": "Weekly report", "tasks_done": 7}
+    stages = set(TaskLog.objects.filter(job=job).exclude(stage="").values_list("stage", flat=True))
+    assert stages == {"collect", "analyse", "publish"}
+    system = list(TaskLog.objects.filter(job=job, stage="").values_list("message", flat=True))
+    assert system[0].startswith("Attempt 1 of 2 started on ")
+    assert system[-1].startswith("Completed in ")
+    assert kinds(job)[:2] == ["job.created", "job.started"]
+    assert kinds(job)[-1] == "job.completed"
+    attempt = Attempt.objects.get(job=job)
+    assert attempt.outcome == Attempt.Outcome.COMPLETED and attempt.cost == 70_000
+
+
+def test_a_second_delivery_runs_nothing(submit, temp_handler):
+    calls = []
+
+    @temp_handler("test.count")
+    def count(ctx):
+        calls.append(ctx.job_id)
+
+    job = submit("test.count")
+    run_job(job.public_id)
+    run_job(job.public_id)
+    assert calls == [job.public_id]
+    assert Attempt.objects.filter(job=job).count() == 1
+
+
+def test_concurrent_deliveries_run_the_handler_once(submit, temp_handler, settings):
+    if not settings.IS_POSTGRES:
+        pytest.skip("row locks between threads need PostgreSQL; SQLite serializes writers anyway")
+    calls = []
+    barrier = threading.Barrier(4)
+
+    @temp_handler("test.count")
+    def count(ctx):
+        calls.append(ctx.job_id)
+
+    job = submit("test.count")
+
+    def deliver():
+        barrier.wait()
+        try:
+            run_job(job.public_id)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [job.public_id]
+
+
+def test_a_retryable_failure_is_queued_again_with_backoff(submit, time_machine):
+    time_machine.move_to("2026-03-01 12:00Z", tick=False)
+    job = submit("pulse.fail", {"code": "network_error"})
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED
+    assert job.error_code == "network_error"
+    # Attempt 1 with base 1 s: between 0.5 and 1 s.
+    wait = (job.run_after - timezone.now()).total_seconds()
+    assert 0.5 <= wait <= 1.0
+    run_job(job.public_id)  # delivered too early: nothing happens
+    assert Attempt.objects.filter(job=job).count() == 1
+    time_machine.move_to("2026-03-01 12:00:02Z", tick=False)
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.attempts == 2 and job.status == Status.QUEUED
+    wait = (job.run_after - timezone.now()).total_seconds()
+    assert 1.0 <= wait <= 2.0
+    time_machine.move_to("2026-03-01 12:00:10Z", tick=False)
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and job.attempts == 3
+    outcomes = list(Attempt.objects.filter(job=job).values_list("outcome", flat=True))
+    assert outcomes == ["retrying", "retrying", "failed"]
+
+
+def test_a_non_retryable_failure_fails_at_once(submit):
+    job = submit("pulse.fail", {"code": "validation_error", "message": "bad input"})
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message) == (Status.FAILED, "validation_error", "bad input")
+    assert job.error_retryable is False and job.error_recoverable is False
+    assert "JobError" in Attempt.objects.get(job=job).traceback
+
+
+def test_an_unexpected_exception_is_recorded_as_unknown_with_its_traceback(submit, temp_handler):
+    @temp_handler("test.crash", max_attempts=1)
+    def crash(ctx):
+        raise KeyError("missing")
+
+    job = submit("test.crash")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "unknown")
+    assert job.error_message == "KeyError: 'missing'"
+    assert "raise KeyError" in Attempt.objects.get(job=job).traceback
+
+
+def test_a_handler_that_overruns_its_timeout_ends_as_timeout(submit, temp_handler):
+    import time
+
+    @temp_handler("test.slow", timeout=1, max_attempts=1)
+    def slow(ctx):
+        while True:
+            time.sleep(0.05)
+
+    job = submit("test.slow")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "timeout")
+
+
+def test_a_handler_that_reports_no_cost_is_charged_its_estimate(submit, temp_handler):
+    @temp_handler("test.priced", cost="0.25")
+    def priced(ctx):
+        return None
+
+    job = submit("test.priced")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.cost_actual == 250_000
+
+
+def test_cancelling_a_running_job_stops_the_handler_and_ends_cancelled(submit, settings):
+    settings.PULSE_CANCEL_POLL_SECONDS = 0.05
+    job = submit("pulse.sleep", {"steps": 200, "seconds": 0.05})
+    runner = threading.Thread(target=lambda: (run_job(job.public_id), _close()))
+    runner.start()
+    _wait_for(lambda: Job.objects.get(pk=job.pk).progress_current >= 1)
+    job_cancel(job=Job.objects.get(pk=job.pk), by="alice")
+    runner.join(timeout=10)
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED
+    assert job.progress_current < 200
+    assert Attempt.objects.get(job=job).outcome == Attempt.Outcome.CANCELLED
+
+
+def test_cancelling_a_parent_cancels_its_unfinished_children(submit, temp_handler):
+    parent = submit("pulse.noop")
+    child = submit("pulse.noop", parent=parent)
+    done = submit("pulse.noop", parent=parent)
+    Job.objects.filter(pk=done.pk).update(status=Status.COMPLETED)
+    job_cancel(job=parent, by="alice")
+    child.refresh_from_db()
+    done.refresh_from_db()
+    assert child.status == Status.CANCELLED and done.status == Status.COMPLETED
+
+
+def test_a_handler_can_spawn_children_of_the_same_team(submit, temp_handler):
+    @temp_handler("test.parent")
+    def parent(ctx):
+        return {"child": ctx.spawn("pulse.noop", {"n": 1})}
+
+    job = submit("test.parent")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    child = Job.objects.get(public_id=job.result["child"])
+    assert (child.parent_id, child.team_id, child.source) == (job.pk, job.team_id, "child")
+
+
+def test_pause_holds_a_queued_job_and_resume_sends_it_back_through_admission(submit):
+    job = submit("pulse.noop")
+    job_pause(job=job, by="alice")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.PAUSED and job.hold_reasons[0]["kind"] == "manual"
+    job_resume(job=job, by="alice")
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED  # never straight to running
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED
+
+
+def test_retry_of_a_failed_job_adds_an_attempt_and_keeps_the_history(submit):
+    job = submit("pulse.fail", {"code": "parse_error"})
+    run_job(job.public_id)
+    job_retry(job=Job.objects.get(pk=job.pk), by="alice")
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.max_attempts) == (Status.QUEUED, "", 4)
+    run_job(job.public_id)
+    assert list(Attempt.objects.filter(job=job).values_list("number", "outcome")) == [(1, "failed"), (2, "failed")]
+
+
+def test_only_failed_or_cancelled_jobs_can_be_retried(submit):
+    job = submit("pulse.noop")
+    with pytest.raises(Conflict):
+        job_retry(job=job, by="alice")
+
+
+def test_settling_twice_changes_nothing(submit):
+    job = submit("pulse.noop")
+    from jobs.runner import claim
+
+    claimed, _ = claim(job.public_id)
+    first = settle(job_pk=claimed.pk, attempt=1, outcome=Outcome(ok=True, result={"n": 1}))
+    second = settle(job_pk=claimed.pk, attempt=1, outcome=Outcome(ok=False, code="unknown", message="late"))
+    job.refresh_from_db()
+    assert first is not None and second is None
+    assert (job.status, job.result) == (Status.COMPLETED, {"n": 1})
+
+
+def test_an_expired_lease_is_rescued_and_retried_then_failed_after_max_attempts(submit, temp_handler):
+    @temp_handler("test.killer", max_attempts=2)
+    def killer(ctx):
+        return None
+
+    from jobs.runner import claim
+
+    job = submit("test.killer")
+    for expected_status in (Status.QUEUED, Status.FAILED):
+        Job.objects.filter(pk=job.pk).update(run_after=None)
+        assert claim(job.public_id) is not None
+        Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert rescue_expired() == 1
+        job.refresh_from_db()
+        assert job.status == expected_status
+    assert job.error_code == "worker_lost"
+    assert list(Attempt.objects.filter(job=job).values_list("outcome", flat=True)) == ["worker_lost", "worker_lost"]
+    assert rescue_expired() == 0
+
+
+def _close():
+    from django.db import connection
+
+    connection.close()
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from jobs.models import Job
+from jobs.services import PayloadTooLarge, job_submit
+from pulse_site.errors import Conflict, ValidationError
+from pulse_site.live.models import Event
+
+
+def test_a_submitted_job_is_queued_with_the_handlers_policy(acme, submit):
+    job = submit("demo.report", {"title": "Q3"})
+    assert job.public_id.startswith("JB_")
+    assert job.status == Job.Status.QUEUED
+    assert job.max_attempts == 2 and job.timeout_seconds == 900
+    # 7 tasks at 0.01 plus 0.05, in micro-units.
+    assert job.cost_estimate == 120_000
+    assert Event.objects.filter(team=acme, kind="job.created", subject=job.public_id).count() == 1
+
+
+def test_an_unknown_handler_is_refused_naming_the_field(acme):
+    with pytest.raises(ValidationError) as err:
+        job_submit(team=acme, handler="nope", payload={}, source="api")
+    assert err.value.fields == {"handler": ["Unknown handler 'nope'."]}
+    assert not Job.objects.exists()
+
+
+def test_an_invalid_payload_names_each_bad_field(acme):
+    with pytest.raises(ValidationError) as err:
+        job_submit(team=acme, handler="pulse.sleep", payload={"steps": 0, "seconds": "x"}, source="api")
+    assert set(err.value.fields) == {"payload.steps", "payload.seconds"}
+    assert not Job.objects.exists()
+
+
+def test_a_payload_must_be_an_object(acme):
+    with pytest.raises(ValidationError) as err:
+        job_submit(team=acme, handler="pulse.noop", payload=[1, 2], source="api")
+    assert err.value.fields == {"payload": ["The payload must be a JSON object."]}
+
+
+def test_an_oversized_payload_is_refused(acme, settings):
+    settings.PULSE_MAX_PAYLOAD_BYTES = 1024
+    with pytest.raises(PayloadTooLarge):
+        job_submit(team=acme, handler="pulse.noop", payload={"x": "a" * 2000}, source="api")
+    assert not Job.objects.exists()
+
+
+def test_a_priority_outside_the_range_is_refused(acme):
+    with pytest.raises(ValidationError) as err:
+        job_submit(team=acme, handler="pulse.noop", payload={}, source="api", priority=101)
+    assert list(err.value.fields) == ["priority"]
+
+
+def test_a_repeated_idempotency_key_returns_the_first_job(acme):
+    first = job_submit(team=acme, handler="pulse.noop", payload={"a": 1}, source="api", idempotency_key="k1")
+    again = job_submit(team=acme, handler="pulse.noop", payload={"a": 1}, source="api", idempotency_key="k1")
+    assert first.created and not again.created
+    assert again.job.pk == first.job.pk
+    assert Job.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_is_a_conflict(acme):
+    job_submit(team=acme, handler="pulse.noop", payload={"a": 1}, source="api", idempotency_key="k1")
+    with pytest.raises(Conflict) as err:
+        job_submit(team=acme, handler="pulse.noop", payload={"a": 2}, source="api", idempotency_key="k1")
+    assert err.value.code == "idempotency_conflict"
+    assert Job.objects.count() == 1
+
+
+def test_idempotency_keys_are_per_team(acme, globex):
+    a = job_submit(team=acme, handler="pulse.noop", payload={}, source="api", idempotency_key="same")
+    g = job_submit(team=globex, handler="pulse.noop", payload={}, source="api", idempotency_key="same")
+    assert a.job.pk != g.job.pk and g.created
+
+
+def test_an_idempotency_key_expires_after_a_day(acme, time_machine):
+    time_machine.move_to("2026-01-01 10:00Z", tick=False)
+    first = job_submit(team=acme, handler="pulse.noop", payload={}, source="api", idempotency_key="k")
+    time_machine.move_to("2026-01-02 10:00:01Z", tick=False)
+    later = job_submit(team=acme, handler="pulse.noop", payload={"new": True}, source="api", idempotency_key="k")
+    assert later.created and later.job.pk != first.job.pk
