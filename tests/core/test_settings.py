@@ -1,0 +1,191 @@
+"""Settings come from the environment through strict helpers; both configurations are checked
+by importing the settings in a fresh interpreter with a controlled environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from pulse_site.env import env_bool, env_choice, env_float, env_int, env_list, env_str, env_url
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {"DATABASE_URL": "postgres://pulse:secret@db.internal:5432/pulse", "REDIS_URL": "redis://cache.internal:6379/2"}
+
+
+def settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    """Evaluate `expression` (with `settings` in scope) after importing the settings under `env` only."""
+    base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    code = f"import json; from django.conf import settings; print(json.dumps({expression}))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, "DJANGO_SETTINGS_MODULE": "pulse_site.settings", **env},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+
+
+def settings_value(env: dict[str, str], expression: str) -> object:
+    result = settings_in_subprocess(env, expression)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+SUMMARY = """{
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE", 0),
+    "health_checks": settings.DATABASES["default"].get("CONN_HEALTH_CHECKS", False),
+    "broker": [key for key in ("orm", "redis") if key in settings.Q_CLUSTER],
+    "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "relay_in_web": settings.PULSE_RELAY_IN_WEB,
+}"""
+
+
+# --- the helpers ------------------------------------------------------------------------------
+
+
+def test_env_int_refuses_a_word_naming_the_variable():
+    with pytest.raises(ImproperlyConfigured, match=r"^PULSE_WORKERS='abc' is not valid: expected a whole number\.$"):
+        env_int("PULSE_WORKERS", 2, environ={"PULSE_WORKERS": "abc"})
+
+
+def test_env_int_refuses_values_outside_its_bounds():
+    with pytest.raises(ImproperlyConfigured, match=r"^PULSE_WORKERS='0' is not valid: expected a whole number of at least 1\.$"):
+        env_int("PULSE_WORKERS", 2, minimum=1, environ={"PULSE_WORKERS": "0"})
+    with pytest.raises(ImproperlyConfigured, match="at most 64"):
+        env_int("PULSE_WORKERS", 2, maximum=64, environ={"PULSE_WORKERS": "65"})
+
+
+def test_env_bool_refuses_maybe_naming_the_variable():
+    with pytest.raises(ImproperlyConfigured, match=r"^PULSE_TLS='maybe' is not valid"):
+        env_bool("PULSE_TLS", False, environ={"PULSE_TLS": "maybe"})
+
+
+def test_env_bool_reads_the_usual_spellings():
+    assert [env_bool("X", False, environ={"X": v}) for v in ("1", "true", "Yes", "on")] == [True] * 4
+    assert [env_bool("X", True, environ={"X": v}) for v in ("0", "false", "No", "off")] == [False] * 4
+
+
+def test_env_url_refuses_a_wrong_scheme():
+    with pytest.raises(ImproperlyConfigured, match=r"^DATABASE_URL='mysql://db/x' is not valid: expected a URL starting with postgres://\.$"):
+        env_url("DATABASE_URL", "", ("postgres",), environ={"DATABASE_URL": "mysql://db/x"})
+
+
+def test_env_url_refuses_a_malformed_port():
+    with pytest.raises(ImproperlyConfigured, match=r"^REDIS_URL='redis://cache:port/0' is not valid: expected a URL with a numeric port\.$"):
+        env_url("REDIS_URL", "", ("redis",), environ={"REDIS_URL": "redis://cache:port/0"})
+
+
+def test_env_url_refuses_a_missing_host():
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL.*a URL with a host name"):
+        env_url("REDIS_URL", "", ("redis",), environ={"REDIS_URL": "redis:///0"})
+
+
+def test_env_choice_refuses_an_unknown_choice_listing_the_valid_ones():
+    with pytest.raises(ImproperlyConfigured, match=r"^PULSE_BROKER='kafka' is not valid: expected one of redis, orm\.$"):
+        env_choice("PULSE_BROKER", "orm", ("redis", "orm"), environ={"PULSE_BROKER": "kafka"})
+
+
+def test_env_float_refuses_nan_and_words():
+    with pytest.raises(ImproperlyConfigured, match="PULSE_RELAY_GAP_GRACE='nan'"):
+        env_float("PULSE_RELAY_GAP_GRACE", 3.0, environ={"PULSE_RELAY_GAP_GRACE": "nan"})
+    with pytest.raises(ImproperlyConfigured, match="PULSE_RELAY_GAP_GRACE='soon'"):
+        env_float("PULSE_RELAY_GAP_GRACE", 3.0, environ={"PULSE_RELAY_GAP_GRACE": "soon"})
+
+
+def test_unset_or_blank_variables_take_the_default():
+    assert env_int("X", 7, environ={}) == 7
+    assert env_str("X", "d", environ={"X": "  "}) == "d"
+    assert env_list("X", ["a"], environ={"X": ""}) == ["a"]
+    assert env_list("X", [], environ={"X": " a, b ,,c "}) == ["a", "b", "c"]
+
+
+# --- start-up ---------------------------------------------------------------------------------
+
+
+def test_a_malformed_variable_stops_start_up_with_a_message_naming_it():
+    result = settings_in_subprocess({"PULSE_WORKERS": "abc"}, "settings.PULSE_WORKERS")
+
+    assert result.returncode != 0
+    assert "PULSE_WORKERS='abc' is not valid: expected a whole number" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_redis_broker_without_redis_stops_start_up():
+    result = settings_in_subprocess({"PULSE_BROKER": "redis"}, "settings.PULSE_BROKER")
+
+    assert result.returncode != 0
+    assert "PULSE_BROKER='redis' is not valid: REDIS_URL must be set." in result.stderr
+
+
+def test_the_embedded_default_needs_no_server():
+    assert settings_value({}, SUMMARY) == {
+        "engine": "django.db.backends.sqlite3",
+        "conn_max_age": 0,
+        "health_checks": False,
+        "broker": ["orm"],
+        "layer": "channels.layers.InMemoryChannelLayer",
+        "cache": "django.core.cache.backends.locmem.LocMemCache",
+        "relay_in_web": True,
+    }
+
+
+def test_production_uses_postgresql_and_redis_for_everything():
+    assert settings_value(PRODUCTION, SUMMARY) == {
+        "engine": "django.db.backends.postgresql",
+        "conn_max_age": 600,
+        "health_checks": True,
+        "broker": ["redis"],
+        "layer": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "cache": "django.core.cache.backends.redis.RedisCache",
+        "relay_in_web": False,
+    }
+    assert settings_value(PRODUCTION, 'settings.Q_CLUSTER["redis"]') == PRODUCTION["REDIS_URL"]
+
+
+def test_the_orm_broker_can_be_chosen_alongside_redis():
+    summary = settings_value({**PRODUCTION, "PULSE_BROKER": "orm"}, SUMMARY)
+
+    assert summary["broker"] == ["orm"]
+    assert summary["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+@pytest.mark.parametrize("env", [{}, PRODUCTION], ids=["embedded", "production"])
+def test_django_q2_never_runs_a_task_again_on_its_own(env):
+    q = settings_value(env, "settings.Q_CLUSTER")
+
+    assert q["ack_failures"] is True
+    assert q["retry"] > q["timeout"]
+    assert q["save_limit"] == -1
+    assert q["max_attempts"] == 1
+    assert q["scheduler"] is False
+
+
+# --- .env.example -----------------------------------------------------------------------------
+
+
+def variables_read_by_settings() -> set[str]:
+    source = (ROOT / "pulse_site" / "settings.py").read_text()
+    return set(re.findall(r"\benv_[a-z]+\(\s*\"([A-Z][A-Z0-9_]*)\"", source))
+
+
+def test_every_setting_variable_is_in_env_example():
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE))
+    read = variables_read_by_settings()
+
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PULSE_WORKERS"} <= read  # the parser still sees them
+    assert sorted(read - listed) == []
+    assert sorted(listed - read) == []
+
+
+def test_every_env_example_line_has_a_comment_above_it():
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    uncommented = [line for i, line in enumerate(lines) if re.match(r"^[A-Z]", line) and not lines[i - 1].startswith("#")]
+
+    assert uncommented == []
