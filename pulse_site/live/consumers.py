@@ -1,0 +1,183 @@
+"""`/ws/`: one team's live events, for the dashboard (session) and API clients (bearer token).
+
+Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `resync`
+(too much was missed: reload), `pong`, `error` (a bad client frame), `closed` (access revoked,
+followed by close code 4403). Close codes: 4401 not authenticated, 4403 refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from pulse_site.live.selectors import event_last_id, events_since
+from pulse_site.live.services import member_group, team_group, token_group, user_group
+from pulse_site.teams.middleware import SESSION_TEAM_KEY
+from pulse_site.teams.models import Team
+from pulse_site.teams.selectors import membership_for_user_in_team
+from pulse_site.teams.services import token_authenticate
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+REPLAY_LIMIT = 1_000
+# Enough to cover a replay plus the live events that raced it; older ids cannot come again.
+SENT_IDS_KEPT = 4_096
+
+
+def origin_allowed(origin: str) -> bool:
+    """An Origin is allowed when its host is one of ALLOWED_HOSTS or it is listed in
+    PULSE_WS_ALLOWED_ORIGINS (as a full origin, e.g. https://app.example.com, or a host)."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    extra = settings.PULSE_WS_ALLOWED_ORIGINS
+    if origin.rstrip("/") in extra:
+        return True
+    host, _ = split_domain_port(parts.netloc)
+    return validate_host(host, [*settings.ALLOWED_HOSTS, *extra])
+
+
+@dataclass(frozen=True)
+class Access:
+    team: Team
+    groups: tuple[str, ...]
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _token_access(secret: str) -> Access | None:
+    token = token_authenticate(secret)
+    if token is None:
+        return None
+    return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)))
+
+
+def _session_access(scope: dict[str, Any]) -> Access | None:
+    user = scope["user"]
+    membership = membership_for_user_in_team(user=user, team_public_id=scope["session"].get(SESSION_TEAM_KEY))
+    if membership is None:
+        return None
+    team_id = membership.team_id
+    groups = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
+    return Access(team=membership.team, groups=groups)
+
+
+class EventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        # Accept before refusing so the client sees why (a close code); a refusal in the
+        # handshake reaches browsers as a bare failure.
+        await self.accept()
+        self.joined: list[str] = []
+        self.sent_ids: set[int] = set()
+        self.sent_order: deque[int] = deque()
+        code = await self._authorize()
+        if code is not None:
+            await self.close(code=code)
+            return
+        for group in self.access.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        await self._greet_and_replay()
+
+    async def _authorize(self) -> int | None:
+        origin = _header(self.scope, b"origin")
+        authorization = _header(self.scope, b"authorization") or ""
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            # Token clients are not browsers and may omit Origin; a present one must still match.
+            access = await database_sync_to_async(_token_access)(secret.strip())
+            if access is None:
+                return CLOSE_UNAUTHENTICATED
+            if origin is not None and not origin_allowed(origin):
+                return CLOSE_FORBIDDEN
+        else:
+            user = self.scope.get("user")
+            if user is None or not user.is_authenticated:
+                return CLOSE_UNAUTHENTICATED
+            # Cross-site WebSocket hijacking: the browser sends the session cookie to any site's socket.
+            if origin is None or not origin_allowed(origin):
+                return CLOSE_FORBIDDEN
+            access = await database_sync_to_async(_session_access)(self.scope)
+            if access is None:
+                return CLOSE_FORBIDDEN
+        self.access = access
+        return None
+
+    async def _greet_and_replay(self) -> None:
+        team_id = self.access.team.pk
+        last_id = await database_sync_to_async(event_last_id)(team_id=team_id)
+        await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
+        raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since")
+        if raw is None:
+            return
+        try:
+            since = int(raw[0])
+        except ValueError:
+            await self._send_error("validation_error", "since must be a whole number (the last event id seen).")
+            await self.send_json({"type": "resync"})
+            return
+        missed = await database_sync_to_async(events_since)(team_id=team_id, since=since, limit=REPLAY_LIMIT + 1)
+        if len(missed) > REPLAY_LIMIT:
+            await self.send_json({"type": "resync"})
+            return
+        for event in missed:
+            await self._send_event(event.as_message())
+
+    async def _send_event(self, event: dict[str, Any]) -> None:
+        event_id = int(event["id"])
+        if event_id in self.sent_ids:
+            return
+        self.sent_ids.add(event_id)
+        self.sent_order.append(event_id)
+        if len(self.sent_order) > SENT_IDS_KEPT:
+            self.sent_ids.discard(self.sent_order.popleft())
+        await self.send_json({"type": "event", **event})
+
+    async def _send_error(self, code: str, message: str) -> None:
+        await self.send_json({"type": "error", "error": {"code": code, "message": message}})
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- From the client ---------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is None:
+            await self._send_error("parse_error", "Send JSON text frames.")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self._send_error("parse_error", "The frame is not valid JSON.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        else:
+            await self._send_error("unknown_message", "Known messages: {\"type\": \"ping\"}.")
+
+    # --- From the channel layer --------------------------------------------------------------
+
+    async def event_message(self, message: dict[str, Any]) -> None:
+        await self._send_event(message["event"])
+
+    async def access_revoked(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "closed", "reason": message.get("reason", "access revoked")})
+        await self.close(code=CLOSE_FORBIDDEN)

@@ -1,0 +1,116 @@
+"""Moving the outbox along: forwarding new Event rows to the channel layer, pruning old ones.
+
+Several relays may run (one per ticker, or one per web process in the embedded default); the
+RelayCursor row lock makes exactly one of them work at a time, and consumers drop an id they
+have already sent, so a client never sees an event twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from pulse_site.live.models import Event, RelayCursor
+from pulse_site.live.services import team_group
+
+log = logging.getLogger("pulse.live.relay")
+
+CURSOR_NAME = "events"
+RELAY_BATCH = 500
+PRUNE_BATCH = 5_000
+
+
+def _ensure_cursor() -> None:
+    # A new cursor starts at the newest event: nobody was listening to the history before it,
+    # and clients that want it replay from the table (`?since=`).
+    if not RelayCursor.objects.filter(name=CURSOR_NAME).exists():
+        newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+        RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": newest})
+
+
+def _deliverable(events: list[Event], *, after: int, grace: timedelta) -> list[Event]:
+    """The events up to the first gap that may still fill.
+
+    Ids come from a sequence, but transactions commit in any order: a missing id may belong to a
+    transaction that is still open and commits later. A gap is only skipped (taken for a
+    rollback) once the row after it is older than the grace period.
+    """
+    now = timezone.now()
+    expected = after + 1
+    ready: list[Event] = []
+    for event in events:
+        if event.id != expected and now - event.created_at < grace:
+            break
+        ready.append(event)
+        expected = event.id + 1
+    return ready
+
+
+async def _send_all(layer: Any, events: list[Event]) -> None:
+    for event in events:
+        await layer.group_send(team_group(event.team_id), {"type": "event.message", "event": event.as_message()})
+
+
+def relay_batch(*, limit: int = RELAY_BATCH) -> int:
+    """Forward up to `limit` new events to their team's group; the number forwarded.
+
+    Returns 0 at once when another relay holds the cursor (PostgreSQL's SKIP LOCKED; SQLite's
+    immediate transactions simply queue the relays one after the other).
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return 0
+    _ensure_cursor()
+    grace = timedelta(seconds=settings.PULSE_RELAY_GAP_GRACE)
+    with transaction.atomic():
+        cursor = RelayCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR_NAME).first()
+        if cursor is None:
+            return 0
+        events = list(Event.objects.filter(id__gt=cursor.last_id).order_by("id")[:limit])
+        ready = _deliverable(events, after=cursor.last_id, grace=grace)
+        if not ready:
+            return 0
+        # Sent while the cursor is locked: if sending fails the cursor stays put and the next
+        # run sends again (consumers drop the duplicates); it never skips an event.
+        async_to_sync(_send_all)(layer, ready)
+        cursor.last_id = ready[-1].id
+        cursor.updated_at = timezone.now()
+        cursor.save(update_fields=["last_id", "updated_at"])
+    return len(ready)
+
+
+def relay_pending(*, max_batches: int = 20) -> int:
+    """Relay full batches until caught up (bounded, so one ticker step stays short)."""
+    total = 0
+    for _ in range(max_batches):
+        sent = relay_batch()
+        total += sent
+        if sent < RELAY_BATCH:
+            break
+    return total
+
+
+def events_prune(*, older_than_days: int, batch: int = PRUNE_BATCH) -> int:
+    """Delete events older than the retention, in batches by id; the number deleted.
+
+    Small batches keep each delete's locks short, so writers of new events never wait long.
+    """
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted = 0
+    while True:
+        ids = list(Event.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:batch])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            count, _ = Event.objects.filter(id__in=ids).delete()
+        deleted += count
+        if len(ids) < batch:
+            return deleted

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from channels.db import database_sync_to_async
+
+from pulse_site.asgi import PulseASGI, channels_app
+from pulse_site.live.models import Event
+from pulse_site.live.relay import relay_batch
+from pulse_site.live.services import event_emit
+from pulse_site.teams.models import ApiToken, Membership
+from pulse_site.teams.services import membership_remove, token_create, token_revoke
+from tests.live.conftest import bearer_headers, close_code, open_socket, session_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+db = database_sync_to_async
+relay = database_sync_to_async(relay_batch)
+
+
+async def emit(team, kind: str = "job.updated", subject: str = "") -> Event:
+    return await db(event_emit)(team=team, kind=kind, subject=subject)
+
+
+async def last_id(team) -> int:
+    return await db(lambda: Event.objects.filter(team=team).order_by("-id").values_list("id", flat=True).first())()
+
+
+async def hello(socket) -> dict:
+    frame = await socket.receive_json_from(timeout=5)
+    assert frame["type"] == "hello"
+    return frame
+
+
+async def next_event_id(socket) -> int:
+    frame = await socket.receive_json_from(timeout=5)
+    assert frame["type"] == "event"
+    return frame["id"]
+
+
+def new_token(team, access: str = "read") -> str:
+    return token_create(team=team, name="live", access=access, expires_at=None, by=None)[1]
+
+
+# --- Who may connect -------------------------------------------------------------------------
+
+
+async def test_an_anonymous_socket_is_closed_with_4401(acme):
+    socket = await open_socket([(b"origin", b"http://testserver")])
+    assert await close_code(socket) == 4401
+
+
+async def test_an_unknown_token_is_closed_with_4401(acme):
+    socket = await open_socket(bearer_headers("pulse_" + "x" * 43))
+    assert await close_code(socket) == 4401
+
+
+async def test_a_revoked_token_cannot_connect(acme):
+    token, secret = await db(token_create)(team=acme, name="old", access="read", expires_at=None, by=None)
+    await db(token_revoke)(token=token, by=None)
+    socket = await open_socket(bearer_headers(secret))
+    assert await close_code(socket) == 4401
+
+
+async def test_a_browser_socket_from_another_origin_is_closed_with_4403(alice, acme):
+    headers = await db(session_headers)(alice, origin="https://evil.example")
+    socket = await open_socket(headers)
+    assert await close_code(socket) == 4403
+
+
+async def test_a_browser_socket_without_an_origin_is_refused(alice, acme):
+    headers = await db(session_headers)(alice, origin=None)
+    socket = await open_socket(headers)
+    assert await close_code(socket) == 4403
+
+
+async def test_an_origin_listed_in_the_setting_is_allowed(alice, acme, settings):
+    settings.PULSE_WS_ALLOWED_ORIGINS = ["https://pulse.example.com"]
+    headers = await db(session_headers)(alice, origin="https://pulse.example.com")
+    socket = await open_socket(headers)
+    assert (await hello(socket))["team"] == acme.public_id
+    await socket.disconnect()
+
+
+async def test_a_token_socket_may_omit_the_origin_but_not_send_a_wrong_one(acme):
+    secret = await db(new_token)(acme)
+    without = await open_socket(bearer_headers(secret))
+    assert (await hello(without))["team"] == acme.public_id
+    await without.disconnect()
+    wrong = await open_socket(bearer_headers(secret, origin="https://evil.example"))
+    assert await close_code(wrong) == 4403
+
+
+async def test_hello_names_the_team_and_its_newest_event_id(alice, acme, relay_cursor):
+    socket = await open_socket(await db(session_headers)(alice))
+    assert await hello(socket) == {"type": "hello", "team": acme.public_id, "last_id": await last_id(acme)}
+    await socket.disconnect()
+
+
+async def test_a_user_in_two_teams_gets_the_team_chosen_in_the_session(alice, acme, umbrella):
+    socket = await open_socket(await db(session_headers)(alice, team=umbrella))
+    assert (await hello(socket))["team"] == umbrella.public_id
+    await socket.disconnect()
+
+
+async def test_charlie_cannot_choose_acme_by_putting_its_id_in_his_session(charlie, globex, acme):
+    socket = await open_socket(await db(session_headers)(charlie, team=acme))
+    assert (await hello(socket))["team"] == globex.public_id
+    await socket.disconnect()
+
+
+# --- What reaches whom -----------------------------------------------------------------------
+
+
+async def test_a_teams_events_reach_only_that_team(alice, charlie, acme, globex, relay_cursor):
+    alices = await open_socket(await db(session_headers)(alice))
+    charlies = await open_socket(await db(session_headers)(charlie))
+    await hello(alices)
+    await hello(charlies)
+    acme_event = await emit(acme, subject="JB_acme")
+    globex_event = await emit(globex, subject="JB_globex")
+    assert await relay() == 2
+
+    frame = await alices.receive_json_from(timeout=5)
+    assert frame == {"type": "event", **acme_event.as_message()}
+    # Acme's event was relayed first: had it reached charlie, it would be his next frame.
+    assert await next_event_id(charlies) == globex_event.id
+    assert await alices.receive_nothing(timeout=0.2)
+    await alices.disconnect()
+    await charlies.disconnect()
+
+
+async def test_since_replays_missed_events_in_order_then_live_ones_without_duplicates(bob, acme, relay_cursor):
+    seen = await last_id(acme)
+    missed = [await emit(acme, subject=f"JB_{n}") for n in range(3)]
+    socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={seen}")
+    assert (await hello(socket))["last_id"] == missed[-1].id
+    assert [await next_event_id(socket) for _ in missed] == [e.id for e in missed]
+
+    # The relay now forwards the same three live; the socket must drop them.
+    assert await relay() == 3
+    live = await emit(acme, subject="JB_live")
+    assert await relay() == 1
+    assert await next_event_id(socket) == live.id
+    await socket.disconnect()
+
+
+async def test_too_many_missed_events_ask_the_client_to_resync(bob, acme):
+    seen = await last_id(acme)
+    await db(Event.objects.bulk_create)([Event(team=acme, kind="job.updated") for _ in range(1001)])
+    socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={seen}")
+    await hello(socket)
+    assert await socket.receive_json_from(timeout=5) == {"type": "resync"}
+    await socket.disconnect()
+
+
+async def test_a_malformed_since_gets_an_error_frame_and_a_resync(bob, acme):
+    socket = await open_socket(await db(session_headers)(bob), path="/ws/?since=yesterday")
+    await hello(socket)
+    assert await socket.receive_json_from(timeout=5) == {"type": "error", "error": {
+        "code": "validation_error", "message": "since must be a whole number (the last event id seen).",
+    }}
+    assert await socket.receive_json_from(timeout=5) == {"type": "resync"}
+    await socket.disconnect()
+
+
+async def test_bad_client_frames_get_error_frames_and_the_socket_stays_open(bob, acme):
+    socket = await open_socket(await db(session_headers)(bob))
+    await hello(socket)
+    await socket.send_to(text_data="{nope")
+    assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "parse_error"
+    await socket.send_to(bytes_data=b"\x00")
+    assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "parse_error"
+    await socket.send_json_to({"type": "subscribe", "team": "TM_other"})
+    assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "unknown_message"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()
+
+
+# --- Losing access ---------------------------------------------------------------------------
+
+
+def remove(team, user) -> None:
+    membership_remove(membership=Membership.objects.get(team=team, user=user), by=None)
+
+
+async def test_a_removed_members_socket_is_closed_and_the_others_stay(alice, bob, acme):
+    bobs = await open_socket(await db(session_headers)(bob))
+    alices = await open_socket(await db(session_headers)(alice))
+    await hello(bobs)
+    await hello(alices)
+    await db(remove)(acme, bob)
+    assert await bobs.receive_json_from(timeout=5) == {"type": "closed", "reason": "membership removed"}
+    assert await close_code(bobs) == 4403
+    await alices.send_json_to({"type": "ping"})
+    assert await alices.receive_json_from(timeout=5) == {"type": "pong"}
+    await alices.disconnect()
+
+
+async def test_a_revoked_tokens_socket_is_closed(acme):
+    token, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
+    socket = await open_socket(bearer_headers(secret))
+    await hello(socket)
+    await db(token_revoke)(token=await db(ApiToken.objects.get)(pk=token.pk), by=None)
+    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": "token revoked"}
+    assert await close_code(socket) == 4403
+
+
+# --- The embedded relay ----------------------------------------------------------------------
+
+
+async def test_the_web_process_relays_events_between_startup_and_shutdown(alice, acme, relay_cursor):
+    app = PulseASGI(channels_app, relay_in_web=True)
+    lifespan = ApplicationCommunicator(app, {"type": "lifespan"})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.startup.complete"}
+
+    socket = await open_socket(await db(session_headers)(alice), app=app)
+    await hello(socket)
+    event = await emit(acme, subject="JB_embedded")
+    assert await next_event_id(socket) == event.id  # forwarded by the background relay
+    await socket.disconnect()
+
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
+    await lifespan.wait(timeout=5)
