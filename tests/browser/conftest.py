@@ -1,0 +1,169 @@
+"""Browser tests: the real ASGI app under uvicorn in a thread, driven by Debian's headless Chromium.
+
+Use `page` (a fresh browser context whose base URL is the server) and `login_as`; mark the test
+`@pytest.mark.browser`. The server sees the test's committed rows (`transactional_db`) on both
+PostgreSQL and the SQLite file test database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.db import connections
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SERVER_START_TIMEOUT = 15.0
+
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if CHROMIUM.exists():
+        return
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class AsgiServer:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_accepting(server: uvicorn.Server, thread: threading.Thread, host: str, port: int) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn stopped while starting; see the captured log")
+        if server.started:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                if sock.connect_ex((host, port)) == 0:
+                    return
+        time.sleep(0.02)
+    raise RuntimeError(f"uvicorn did not accept connections on {host}:{port} within {SERVER_START_TIMEOUT}s")
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None, settings) -> Iterator[AsgiServer]:
+    """pulse_site.asgi.application (HTTP, WebSockets, static files) on a free port of 127.0.0.1."""
+    from pulse_site.asgi import application
+
+    host = "127.0.0.1"
+    port = _free_port(host)
+    origin = f"http://{host}:{port}"
+    settings.CSRF_TRUSTED_ORIGINS = [*settings.CSRF_TRUSTED_ORIGINS, origin]
+    settings.PULSE_WS_ALLOWED_ORIGINS = [*settings.PULSE_WS_ALLOWED_ORIGINS, origin]
+
+    # The server's threads share this settings dict; kept connections would outlive the test and
+    # keep PostgreSQL from flushing (or later dropping) the test database.
+    db_settings = connections["default"].settings_dict
+    kept_age = db_settings.get("CONN_MAX_AGE", 0)
+    db_settings["CONN_MAX_AGE"] = 0
+
+    config = uvicorn.Config(
+        ASGIStaticFilesHandler(application),
+        host=host,
+        port=port,
+        lifespan="auto",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        _wait_until_accepting(server, thread, host, port)
+        yield AsgiServer(host, port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        db_settings["CONN_MAX_AGE"] = kept_age
+        if thread.is_alive():
+            raise RuntimeError("uvicorn did not stop within 10 s")
+
+
+@pytest.fixture
+def playwright() -> Iterator[Any]:
+    """Playwright's sync API, for one test only.
+
+    It keeps an asyncio loop marked as running in the test's thread for as long as it is open.
+    Kept for a whole session, that loop broke every later test: pytest-asyncio could not start its
+    own loop and Django refused plain ORM calls as "from an async context". So it lives exactly as
+    long as one test, and so does the flag that lets this test's own ORM calls through.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    kept = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as driver:
+            yield driver
+            # Django keeps connections per async context, and this loop is one: what the test
+            # opened is only reachable from here, and left open it keeps PostgreSQL from
+            # dropping the test database at the end of the run.
+            connections.close_all()
+    finally:
+        if kept is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = kept
+
+
+@pytest.fixture
+def browser(playwright) -> Iterator[Any]:
+    """Debian's Chromium, headless (never a downloaded browser build)."""
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(asgi_server: AsgiServer, browser):
+    """A fresh context (no cookies) at 1280 × 800 whose relative URLs go to `asgi_server`.
+
+    The server comes first so that it (and the test database) are torn down after the browser.
+    """
+    context = browser.new_context(base_url=asgi_server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def login_as(page) -> Callable[..., None]:
+    """Log in through the login form, as a person would, and land on the overview."""
+
+    def login(user, password: str = PASSWORD) -> None:
+        page.goto("/login/")
+        page.fill("#id_username", user.get_username())
+        page.fill("#id_password", password)
+        page.click("button[type=submit]")
+        page.wait_for_url("/")
+
+    return login

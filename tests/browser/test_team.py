@@ -1,0 +1,64 @@
+"""The issue's browser walk: log in, switch team, create a token and see its secret once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pulse_site.teams.models import ApiToken
+
+pytestmark = pytest.mark.browser
+
+# Set PULSE_SCREENSHOTS=/some/dir to keep screenshots of the pages at desktop and phone width.
+SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
+
+
+def check_layout(page, name: str) -> None:
+    """At desktop and phone width nothing widens the page (wide tables scroll inside their box)."""
+    for width in (1280, 375):
+        page.set_viewport_size({"width": width, "height": 800 if width > 400 else 740})
+        assert page.evaluate("document.documentElement.scrollWidth") == width, f"{name} at {width} px"
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=f"{SHOTS}/{name}-{width}.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_alice_switches_team_and_sees_a_new_tokens_secret_once(page, login_as, alice, acme, umbrella):
+    login_as(alice)
+    header = page.locator(".site-header")
+    assert page.locator("h1").inner_text() == "Acme"
+    check_layout(page, "overview")
+
+    page.select_option("#team-switcher-select", label="Umbrella")
+    page.click(".team-switcher button")
+    page.wait_for_url("/")
+    assert page.locator("h1").inner_text() == "Umbrella"
+    assert header.locator("#team-switcher-select option:checked").inner_text() == "Umbrella"
+
+    page.select_option("#team-switcher-select", label="Acme")
+    page.click(".team-switcher button")
+    page.wait_for_url("/")
+    assert page.locator("h1").inner_text() == "Acme"
+
+    page.click(".site-nav >> text=Team")
+    page.wait_for_url("/team/")
+    page.fill("#id_name", "deploy bot")
+    page.check("input[name=access][value=write]")
+    page.click("#token-create button[type=submit]")
+    page.wait_for_url("/team/")
+
+    token = ApiToken.objects.get(team=acme, name="deploy bot")
+    assert token.access == ApiToken.Access.WRITE
+    secret = page.locator("#new-token-secret").inner_text()
+    assert secret.startswith(token.prefix) and len(secret) > len(token.prefix) + 20
+    row = page.locator(f"#token-{token.public_id}")
+    assert row.locator("td").nth(2).inner_text() == "Read and write"
+    check_layout(page, "team")
+
+    page.reload()
+    assert page.locator("#new-token-secret").count() == 0
+    assert secret not in page.content()
+    assert page.locator(f"#token-{token.public_id} code").inner_text() == f"{token.prefix}…"
