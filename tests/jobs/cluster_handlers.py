@@ -1,0 +1,28 @@
+"""Handlers the real-cluster tests load into their qcluster (via PULSE_HANDLER_MODULES)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from jobs.error_codes import ErrorCode
+from jobs.handlers import JobContext, handler
+
+
+@handler("test.steps", title="Steps that survive a lost worker", cost="0", timeout=60, max_attempts=3,
+         retry_on=[ErrorCode.WORKER_LOST], backoff_base=0.2,
+         schema={"type": "object", "properties": {"steps": {"type": "integer"}, "seconds": {"type": "number"}}})
+def steps(ctx: JobContext) -> dict:
+    count = int(ctx.payload.get("steps", 3))
+    for step in range(1, count + 1):
+        if ctx.sleep(float(ctx.payload.get("seconds", 0.2))):
+            return {"done": step - 1}
+        ctx.progress(step, count, f"step {step}")
+        ctx.log(f"step {step}", stage="work")
+    return {"done": count}
+
+
+@handler("test.poison", title="Kills its own worker", cost="0", timeout=60, max_attempts=2,
+         retry_on=[ErrorCode.WORKER_LOST], backoff_base=0.2)
+def poison(ctx: JobContext) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
