@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.db import connections
 
 from tests.conftest import PASSWORD
@@ -69,8 +68,12 @@ def _wait_until_accepting(server: uvicorn.Server, thread: threading.Thread, host
 
 @pytest.fixture
 def asgi_server(transactional_db: None, settings) -> Iterator[AsgiServer]:
-    """pulse_site.asgi.application (HTTP, WebSockets, static files) on a free port of 127.0.0.1."""
-    from pulse_site.asgi import application
+    """Pulse's web process (HTTP, WebSockets, static files) on a free port of 127.0.0.1.
+
+    It runs the event relay in-process on both configurations, as the embedded default's web
+    process does, so a live page updates without a ticker running beside the test.
+    """
+    from pulse_site.asgi import PulseASGI, channels_app
 
     host = "127.0.0.1"
     port = _free_port(host)
@@ -85,7 +88,7 @@ def asgi_server(transactional_db: None, settings) -> Iterator[AsgiServer]:
     db_settings["CONN_MAX_AGE"] = 0
 
     config = uvicorn.Config(
-        ASGIStaticFilesHandler(application),
+        PulseASGI(channels_app, relay_in_web=True),
         host=host,
         port=port,
         lifespan="auto",
