@@ -1,0 +1,318 @@
+"""Jobs over the API: list, submit, read, act on, and look inside. Every write is a service call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from budgets.money import money_str
+from jobs.events import job_summary
+from jobs.handlers.registry import registered_handlers
+from jobs.models import Attempt, Job, TaskLog
+from jobs.selectors import (
+    JobFilter,
+    job_attempts,
+    job_get_for_team,
+    job_logs,
+    job_stages,
+    jobs_list,
+    queue_stats,
+)
+from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
+from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.errors import ValidationError
+
+# --- Shapes ----------------------------------------------------------------------------------
+
+
+class ProgressOut(serializers.Serializer):
+    current = serializers.IntegerField()
+    total = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+
+
+class JobErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobOut(serializers.Serializer):
+    """A job as lists show it (money as strings)."""
+
+    id = serializers.CharField(help_text="JB_…")
+    handler = serializers.CharField()
+    status = serializers.ChoiceField(choices=Job.Status.choices)
+    source = serializers.ChoiceField(choices=Job.Source.choices)
+    priority = serializers.IntegerField()
+    progress = ProgressOut()
+    cost_estimate = serializers.CharField(allow_null=True)
+    cost_actual = serializers.CharField(allow_null=True)
+    attempts = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    error = JobErrorOut(allow_null=True)
+    hold_reasons = serializers.ListField(child=serializers.DictField())
+    resume_at = serializers.DateTimeField(allow_null=True)
+    run_after = serializers.DateTimeField(allow_null=True)
+    cancel_requested = serializers.BooleanField()
+    parent = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
+class JobDetailOut(JobOut):
+    payload = serializers.JSONField()
+    result = serializers.JSONField(allow_null=True)
+    error_details = serializers.JSONField()
+    error_retryable = serializers.BooleanField(allow_null=True)
+    error_recoverable = serializers.BooleanField(allow_null=True)
+    pulse_state = serializers.JSONField()
+    handler_version = serializers.CharField()
+    idempotency_key = serializers.CharField(allow_null=True)
+
+
+class JobCreatedOut(JobDetailOut):
+    would_hold = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Advisory: why the job would be held if it were admitted now (empty: it would run).",
+    )
+
+
+class JobPageOut(serializers.Serializer):
+    results = JobOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page.")
+
+
+class JobCreateIn(serializers.Serializer):
+    handler = serializers.CharField(max_length=100)
+    payload = serializers.JSONField(default=dict)
+    priority = serializers.IntegerField(default=0, min_value=-100, max_value=100)
+
+
+class AttemptOut(serializers.Serializer):
+    number = serializers.IntegerField()
+    worker = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True, read_only=True)
+    outcome = serializers.ChoiceField(choices=Attempt.Outcome.choices)
+    error_code = serializers.CharField()
+    error_message = serializers.CharField()
+    traceback = serializers.CharField()
+    cost = serializers.SerializerMethodField()
+
+    def get_cost(self, attempt: Attempt) -> str | None:
+        return money_str(attempt.cost)
+
+
+class LogOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+    stage = serializers.CharField()
+    task = serializers.CharField()
+    level = serializers.ChoiceField(choices=TaskLog.Level.choices)
+    message = serializers.CharField()
+    metadata = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class StageTaskOut(serializers.Serializer):
+    task = serializers.CharField()
+    lines = serializers.IntegerField()
+
+
+class StageOut(serializers.Serializer):
+    stage = serializers.CharField()
+    lines = serializers.IntegerField()
+    tasks = StageTaskOut(many=True)
+
+
+class HandlerOut(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    version = serializers.CharField()
+    schema = serializers.JSONField()
+    timeout = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    retry_on = serializers.ListField(child=serializers.CharField())
+    cost = serializers.CharField(allow_null=True, help_text="Fixed cost per run, or null when it depends on the payload.")
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    return {
+        **job_summary(job),
+        "payload": job.payload,
+        "result": job.result,
+        "error_details": job.error_details,
+        "error_retryable": job.error_retryable,
+        "error_recoverable": job.error_recoverable,
+        "pulse_state": job.pulse_state,
+        "handler_version": job.handler_version,
+        "idempotency_key": job.idempotency_key,
+    }
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _who(view: TeamAPIView) -> str:
+    token = view.token
+    if token is not None:
+        return f"token {token.name}"
+    return view.request.user.get_username()
+
+
+def _datetime_param(request: Request, name: str):  # type: ignore[no-untyped-def]
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    value = serializers.DateTimeField().to_internal_value  # raises DRF ValidationError
+    try:
+        return value(raw)
+    except serializers.ValidationError:
+        raise ValidationError.for_field(name, "Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z.") from None
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError.for_field(name, "A whole number.") from None
+
+
+LIST_PARAMS = [
+    OpenApiParameter("status", str, enum=Job.Status.values),
+    OpenApiParameter("handler", str),
+    OpenApiParameter("source", str, enum=Job.Source.values),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+    OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
+    OpenApiParameter("limit", int, description="1 to 200, default 50."),
+]
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+
+class JobListView(TeamAPIView):
+    @extend_schema(operation_id="jobs_list", parameters=LIST_PARAMS, responses={200: JobPageOut, **error_responses(400, 401)})
+    def get(self, request: Request) -> Response:
+        filters = JobFilter(
+            status=request.query_params.get("status", ""),
+            handler=request.query_params.get("handler", ""),
+            source=request.query_params.get("source", ""),
+            created_after=_datetime_param(request, "created_after"),
+            created_before=_datetime_param(request, "created_before"),
+        )
+        page, cursor = jobs_list(team=self.team, filters=filters, before=request.query_params.get("cursor") or None,
+                                 limit=_int_param(request, "limit", 50))
+        return Response({"results": [job_summary(job) for job in page], "next_cursor": cursor})
+
+    @extend_schema(
+        operation_id="jobs_create",
+        request=JobCreateIn,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                     description="Repeat a request safely for 24 h: the first job is returned.")],
+        responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(JobCreateIn, request)
+        submission = job_submit(
+            team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
+            source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,
+            created_by=_who(self),
+        )
+        body = {**job_detail(submission.job), "would_hold": submission.would_hold}
+        return Response(body, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
+
+
+class JobDetailView(TeamAPIView):
+    @extend_schema(operation_id="jobs_retrieve", responses={200: JobDetailOut, **error_responses(401, 404)})
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_detail(job_get_for_team(team=self.team, job_id=job_id)))
+
+
+def _action_view(service, operation: str, summary: str):  # type: ignore[no-untyped-def]
+    class ActionView(TeamAPIView):
+        @extend_schema(operation_id=operation, summary=summary, request=None,
+                       responses={200: JobDetailOut, **error_responses(401, 403, 404, 409)})
+        def post(self, request: Request, job_id: str) -> Response:
+            job = service(job=job_get_for_team(team=self.team, job_id=job_id), by=_who(self))
+            return Response(job_detail(job))
+
+    ActionView.__name__ = f"Job{operation.split('_')[-1].title()}View"
+    return ActionView
+
+
+JobCancelView = _action_view(job_cancel, "jobs_cancel", "Cancel a queued, held or running job (and its children)")
+JobPauseView = _action_view(job_pause, "jobs_pause", "Hold a queued job")
+JobResumeView = _action_view(job_resume, "jobs_resume", "Send a held job back through admission")
+JobRetryView = _action_view(job_retry, "jobs_retry", "Run a failed or cancelled job again")
+
+
+class JobAttemptsView(TeamAPIView):
+    @extend_schema(operation_id="jobs_attempts", responses={200: AttemptOut(many=True), **error_responses(401, 404)})
+    def get(self, request: Request, job_id: str) -> Response:
+        job = job_get_for_team(team=self.team, job_id=job_id)
+        return Response(AttemptOut(job_attempts(job), many=True).data)
+
+
+class JobStagesView(TeamAPIView):
+    @extend_schema(operation_id="jobs_stages", responses={200: StageOut(many=True), **error_responses(401, 404)})
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_stages(job_get_for_team(team=self.team, job_id=job_id)))
+
+
+class JobLogsView(TeamAPIView):
+    @extend_schema(
+        operation_id="jobs_logs",
+        parameters=[OpenApiParameter("stage", str), OpenApiParameter("task", str),
+                    OpenApiParameter("after", int, description="Only lines with a larger id (for following)."),
+                    OpenApiParameter("limit", int, description="1 to 1000, default 500.")],
+        responses={200: LogOut(many=True), **error_responses(400, 401, 404)},
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = job_get_for_team(team=self.team, job_id=job_id)
+        rows = job_logs(job=job, stage=request.query_params.get("stage"), task=request.query_params.get("task"),
+                        after=_int_param(request, "after", 0), limit=_int_param(request, "limit", 500))
+        return Response(LogOut(rows, many=True).data)
+
+
+class JobChildrenView(TeamAPIView):
+    @extend_schema(operation_id="jobs_children", responses={200: JobPageOut, **error_responses(401, 404)})
+    def get(self, request: Request, job_id: str) -> Response:
+        parent = job_get_for_team(team=self.team, job_id=job_id)
+        page, cursor = jobs_list(team=self.team, filters=JobFilter(parent=parent),
+                                 before=request.query_params.get("cursor") or None, limit=_int_param(request, "limit", 50))
+        return Response({"results": [job_summary(job) for job in page], "next_cursor": cursor})
+
+
+class HandlerListView(TeamAPIView):
+    @extend_schema(operation_id="handlers_list", responses={200: HandlerOut(many=True), **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response([spec.describe() for spec in registered_handlers()])
+
+
+class StatsView(TeamAPIView):
+    @extend_schema(
+        operation_id="jobs_stats",
+        parameters=[OpenApiParameter("hours", int, description="Window for finished jobs, 1 to 720 (default 24).")],
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401)},
+    )
+    def get(self, request: Request) -> Response:
+        hours = _int_param(request, "hours", 24)
+        if not 1 <= hours <= 720:
+            raise ValidationError.for_field("hours", "From 1 to 720.")
+        return Response(queue_stats(team=self.team, since_hours=hours))

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from jobs import api
+
+urlpatterns = [
+    path("jobs/", api.JobListView.as_view(), name="api-jobs"),
+    path("jobs/<str:job_id>/", api.JobDetailView.as_view(), name="api-job"),
+    path("jobs/<str:job_id>/cancel/", api.JobCancelView.as_view(), name="api-job-cancel"),
+    path("jobs/<str:job_id>/pause/", api.JobPauseView.as_view(), name="api-job-pause"),
+    path("jobs/<str:job_id>/resume/", api.JobResumeView.as_view(), name="api-job-resume"),
+    path("jobs/<str:job_id>/retry/", api.JobRetryView.as_view(), name="api-job-retry"),
+    path("jobs/<str:job_id>/attempts/", api.JobAttemptsView.as_view(), name="api-job-attempts"),
+    path("jobs/<str:job_id>/stages/", api.JobStagesView.as_view(), name="api-job-stages"),
+    path("jobs/<str:job_id>/logs/", api.JobLogsView.as_view(), name="api-job-logs"),
+    path("jobs/<str:job_id>/children/", api.JobChildrenView.as_view(), name="api-job-children"),
+    path("handlers/", api.HandlerListView.as_view(), name="api-handlers"),
+    path("stats/", api.StatsView.as_view(), name="api-stats"),
+]

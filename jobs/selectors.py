@@ -1,0 +1,126 @@
+"""Reads of jobs, always scoped to one team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
+
+from jobs.models import Attempt, Job, JobStat, TaskLog
+from pulse_site.errors import NotFound, ValidationError
+from pulse_site.ids import looks_like_public_id
+from pulse_site.teams.models import Team
+
+MAX_PAGE = 200
+
+
+def job_get_for_team(*, team: Team, job_id: str) -> Job:
+    """The team's job with that public id, or 404 (also for another team's id)."""
+    job = Job.objects.for_team(team).filter(public_id=job_id).first() if looks_like_public_id(job_id, "JB") else None
+    if job is None:
+        raise NotFound("No such job in this team.")
+    return job
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    status: str = ""
+    handler: str = ""
+    source: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    parent: Job | None = None
+
+
+def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated: `before` is the id of the last job of the previous page."""
+    if filters.status and filters.status not in Job.Status.values:
+        raise ValidationError.for_field("status", f"Choose one of {', '.join(Job.Status.values)}.")
+    if filters.source and filters.source not in Job.Source.values:
+        raise ValidationError.for_field("source", f"Choose one of {', '.join(Job.Source.values)}.")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+    rows: QuerySet[Job] = Job.objects.for_team(team)
+    if filters.status:
+        rows = rows.filter(status=filters.status)
+    if filters.handler:
+        rows = rows.filter(handler=filters.handler)
+    if filters.source:
+        rows = rows.filter(source=filters.source)
+    if filters.created_after:
+        rows = rows.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        rows = rows.filter(created_at__lt=filters.created_before)
+    if filters.parent is not None:
+        rows = rows.filter(parent=filters.parent)
+    if before:
+        anchor = Job.objects.for_team(team).filter(public_id=before).values_list("pk", flat=True).first()
+        if anchor is None:
+            raise ValidationError.for_field("cursor", "Not a job of this team.")
+        rows = rows.filter(pk__lt=anchor)
+    page = list(rows.select_related("parent").order_by("-pk")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (page[-1].public_id if more and page else None)
+
+
+def job_attempts(job: Job) -> QuerySet[Attempt]:
+    return Attempt.objects.filter(job=job).order_by("number")
+
+
+def job_logs(*, job: Job, stage: str | None = None, task: str | None = None, after: int = 0,
+             limit: int = 500) -> list[TaskLog]:
+    rows = TaskLog.objects.filter(job=job, pk__gt=after)
+    if stage is not None:
+        rows = rows.filter(stage=stage)
+    if task is not None:
+        rows = rows.filter(task=task)
+    return list(rows.order_by("pk")[: min(max(1, limit), 1000)])
+
+
+def job_stages(job: Job) -> list[dict[str, Any]]:
+    """Stages in the order they started, each with its tasks (in order) and line counts."""
+    stages: dict[str, dict[str, int]] = {}
+    for stage, task in (
+        TaskLog.objects.filter(job=job).exclude(stage="").order_by("pk").values_list("stage", "task").iterator()
+    ):
+        tasks = stages.setdefault(stage, {})
+        tasks[task] = tasks.get(task, 0) + 1
+    return [
+        {"stage": stage, "lines": sum(tasks.values()),
+         "tasks": [{"task": task, "lines": lines} for task, lines in tasks.items()]}
+        for stage, tasks in stages.items()
+    ]
+
+
+def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
+    """Live counts of unfinished jobs and hourly rollups of finished ones, per handler.
+
+    Unfinished jobs are counted from the status index (a backlog, bounded); finished ones come
+    from JobStat, never from counting the jobs table.
+    """
+    live = (
+        Job.objects.for_team(team).filter(status__in=Job.ACTIVE).values("handler", "status")
+        .annotate(n=Count("id")).order_by()
+    )
+    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timezone.timedelta(hours=since_hours - 1)
+    finished = (
+        JobStat.objects.filter(team=team, hour__gte=since).values("handler")
+        .annotate(completed=Sum("completed"), failed=Sum("failed"), cancelled=Sum("cancelled"), run_ms=Sum("run_ms"))
+        .order_by()
+    )
+    handlers: dict[str, dict[str, int]] = {}
+    blank = {status: 0 for status in Job.Status.values}
+    for row in live:
+        handlers.setdefault(row["handler"], dict(blank))[row["status"]] = row["n"]
+    for row in finished:
+        entry = handlers.setdefault(row["handler"], dict(blank))
+        entry.update(completed=row["completed"], failed=row["failed"], cancelled=row["cancelled"])
+    totals = dict(blank)
+    for entry in handlers.values():
+        for status, n in entry.items():
+            totals[status] += n
+    return {"window_hours": since_hours, "totals": totals, "handlers": handlers}

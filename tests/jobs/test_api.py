@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from jobs.models import Job
+from jobs.runner import run_job
+from jobs.services import job_submit
+from tests.conftest import token_client
+
+JOB_ROUTES = ["", "attempts/", "stages/", "logs/", "children/"]
+JOB_ACTIONS = ["cancel/", "pause/", "resume/", "retry/"]
+
+
+def post(client, path, body=None, **headers):
+    return client.post(f"/api/v1/{path}", body or {}, format="json", **headers)
+
+
+def test_a_token_submits_a_job_and_reads_it_back(acme, acme_api):
+    created = post(acme_api, "jobs/", {"handler": "pulse.sleep", "payload": {"steps": 2, "seconds": 0}})
+    assert created.status_code == 201
+    body = created.json()
+    assert body["id"].startswith("JB_") and body["status"] == "queued" and body["would_hold"] == []
+    assert body["cost_estimate"] == "0" and body["payload"] == {"steps": 2, "seconds": 0}
+    read = acme_api.get(f"/api/v1/jobs/{body['id']}/")
+    assert read.status_code == 200 and read.json()["handler"] == "pulse.sleep"
+
+
+def test_a_bad_payload_answers_400_naming_the_field(acme_api):
+    response = post(acme_api, "jobs/", {"handler": "pulse.sleep", "payload": {"steps": "many"}})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload.steps": ["'many' is not of type 'integer'"]}
+    assert not Job.objects.exists()
+
+
+def test_an_unknown_handler_answers_400(acme_api):
+    response = post(acme_api, "jobs/", {"handler": "nope"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_handler"
+    assert response.json()["error"]["fields"] == {"handler": ["Unknown handler 'nope'."]}
+
+
+def test_a_read_only_token_cannot_submit(acme_api_read):
+    assert post(acme_api_read, "jobs/", {"handler": "pulse.noop"}).status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_an_idempotency_key_returns_the_first_job_and_409s_on_another_body(acme_api):
+    first = post(acme_api, "jobs/", {"handler": "pulse.noop", "payload": {"a": 1}}, HTTP_IDEMPOTENCY_KEY="abc")
+    again = post(acme_api, "jobs/", {"handler": "pulse.noop", "payload": {"a": 1}}, HTTP_IDEMPOTENCY_KEY="abc")
+    other = post(acme_api, "jobs/", {"handler": "pulse.noop", "payload": {"a": 2}}, HTTP_IDEMPOTENCY_KEY="abc")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["id"] == first.json()["id"]
+    assert other.json()["error"]["code"] == "idempotency_conflict"
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_identical_requests_make_one_job(acme):
+    barrier = threading.Barrier(10)
+    answers: list[int] = []
+    ids: set[str] = set()
+
+    client = token_client(acme)
+
+    def call():
+        barrier.wait()
+        try:
+            response = post(client, "jobs/", {"handler": "pulse.noop", "payload": {"x": 1}}, HTTP_IDEMPOTENCY_KEY="same")
+            answers.append(response.status_code)
+            ids.add(response.json()["id"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [200] * 9 + [201]
+    assert len(ids) == 1
+    assert Job.objects.filter(team=acme).count() == 1
+
+
+def test_the_list_is_newest_first_filtered_and_keyset_paginated(acme, acme_api):
+    jobs = [job_submit(team=acme, handler="pulse.noop", payload={"n": n}, source="api").job for n in range(5)]
+    job_submit(team=acme, handler="pulse.sleep", payload={}, source="dashboard")
+    page = acme_api.get("/api/v1/jobs/?handler=pulse.noop&limit=2").json()
+    assert [j["id"] for j in page["results"]] == [jobs[4].public_id, jobs[3].public_id]
+    page2 = acme_api.get(f"/api/v1/jobs/?handler=pulse.noop&limit=2&cursor={page['next_cursor']}").json()
+    assert [j["id"] for j in page2["results"]] == [jobs[2].public_id, jobs[1].public_id]
+    only_dashboard = acme_api.get("/api/v1/jobs/?source=dashboard").json()["results"]
+    assert [j["handler"] for j in only_dashboard] == ["pulse.sleep"]
+    assert acme_api.get("/api/v1/jobs/?status=exploded").status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_attempts_stages_and_logs_describe_a_finished_job(acme, acme_api, settings):
+    settings.PULSE_PROGRESS_INTERVAL = 0
+    job = job_submit(team=acme, handler="demo.report", payload={"delay": 0}, source="api").job
+    run_job(job.public_id)
+    attempts = acme_api.get(f"/api/v1/jobs/{job.public_id}/attempts/").json()
+    assert [(a["number"], a["outcome"], a["cost"]) for a in attempts] == [(1, "completed", "0.07")]
+    stages = acme_api.get(f"/api/v1/jobs/{job.public_id}/stages/").json()
+    assert [s["stage"] for s in stages] == ["collect", "analyse", "publish"]
+    assert [t["task"] for t in stages[0]["tasks"]] == ["orders", "refunds", "customers"]
+    logs = acme_api.get(f"/api/v1/jobs/{job.public_id}/logs/?stage=analyse&task=totals").json()
+    assert [line["message"].split(" done")[0] for line in logs] == ["analyse: totals started", "analyse: totals"]
+
+
+def test_actions_move_the_job_and_refuse_impossible_moves(acme, acme_api):
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    assert post(acme_api, f"jobs/{job.public_id}/pause/").json()["status"] == "paused"
+    assert post(acme_api, f"jobs/{job.public_id}/resume/").json()["status"] == "queued"
+    assert post(acme_api, f"jobs/{job.public_id}/cancel/").json()["status"] == "cancelled"
+    refused = post(acme_api, f"jobs/{job.public_id}/cancel/")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "job_finished"
+    assert post(acme_api, f"jobs/{job.public_id}/retry/").json()["status"] == "queued"
+
+
+def test_handlers_and_stats_are_listed(acme, acme_api):
+    names = [h["name"] for h in acme_api.get("/api/v1/handlers/").json()]
+    assert {"pulse.sleep", "pulse.noop", "pulse.fail", "http.request", "demo.report"} <= set(names)
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    stats = acme_api.get("/api/v1/stats/").json()
+    assert stats["totals"]["queued"] == 1 and stats["handlers"]["pulse.noop"]["queued"] == 1
+
+
+@pytest.mark.parametrize("suffix", JOB_ROUTES)
+def test_charlie_gets_404_for_acmes_job_routes(acme, globex_api, suffix):
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    assert globex_api.get(f"/api/v1/jobs/{job.public_id}/{suffix}").status_code == 404
+
+
+@pytest.mark.parametrize("action", JOB_ACTIONS)
+def test_charlie_cannot_act_on_acmes_jobs(acme, globex_api, action):
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    before = Job.objects.values().get(pk=job.pk)
+    assert post(globex_api, f"jobs/{job.public_id}/{action}").status_code == 404
+    assert Job.objects.values().get(pk=job.pk) == before
+
+
+def test_charlies_list_and_stats_show_nothing_of_acme(acme, globex_api):
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    assert globex_api.get("/api/v1/jobs/").json()["results"] == []
+    assert globex_api.get("/api/v1/stats/").json()["totals"]["queued"] == 0
+
+
+def test_a_session_member_can_submit_and_a_viewer_cannot(acme, bob, vic):
+    from rest_framework.test import APIClient
+
+    bobs, vics = APIClient(), APIClient()
+    bobs.force_login(bob)
+    vics.force_login(vic)
+    assert post(bobs, "jobs/", {"handler": "pulse.noop"}).status_code == 201
+    assert post(vics, "jobs/", {"handler": "pulse.noop"}).status_code == 403
+    assert Job.objects.count() == 1
