@@ -1,0 +1,115 @@
+"""Staff see every team's rows in the admin; changes with rules behind them go through the
+services (revoking a token, changing a role, removing a member), and a token's hash never shows."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from pulse_site.live.models import Event
+from pulse_site.teams.models import ApiToken, Membership
+from pulse_site.teams.services import token_create
+
+Role = Membership.Role
+
+
+@pytest.fixture
+def token(acme) -> ApiToken:
+    created, _ = token_create(team=acme, name="CI", access="write", expires_at=None, by=None)
+    return created
+
+
+@pytest.mark.parametrize(
+    ("url_name", "shows"),
+    [
+        ("admin:teams_team_changelist", ["Acme", "Globex"]),
+        ("admin:teams_membership_changelist", ["alice", "charlie", "Viewer"]),
+        ("admin:teams_apitoken_changelist", ["CI", "pulse_"]),
+        ("admin:live_event_changelist", ["team.created", "token.created"]),
+    ],
+    ids=["teams", "memberships", "tokens", "events"],
+)
+def test_staff_list_every_teams_rows(admin_client, acme, globex, token, url_name, shows):
+    response = admin_client.get(reverse(url_name))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert [text for text in shows if text not in html] == []
+
+
+def test_a_team_page_lists_its_members_inline(admin_client, acme):
+    response = admin_client.get(reverse("admin:teams_team_change", args=[acme.pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert ("alice" in html, "bob" in html, "vic" in html) == (True, True, True)
+
+
+def test_the_token_page_never_shows_the_hash(admin_client, token):
+    response = admin_client.get(reverse("admin:teams_apitoken_change", args=[token.pk]))
+
+    assert response.status_code == 200
+    assert token.prefix in response.content.decode()
+    assert token.secret_hash not in response.content.decode()
+    assert "secret_hash" not in response.content.decode()
+
+
+def test_tokens_cannot_be_added_or_deleted_in_the_admin(admin_client, token):
+    assert admin_client.get(reverse("admin:teams_apitoken_add")).status_code == 403
+    assert admin_client.get(reverse("admin:teams_apitoken_delete", args=[token.pk])).status_code == 403
+
+
+def test_the_revoke_action_revokes_through_the_service(admin_client, acme, token):
+    other, _ = token_create(team=acme, name="kept", access="read", expires_at=None, by=None)
+
+    response = admin_client.post(
+        reverse("admin:teams_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]}, follow=True
+    )
+
+    token.refresh_from_db()
+    other.refresh_from_db()
+    assert response.status_code == 200
+    assert token.revoked_at is not None
+    assert other.revoked_at is None
+    assert list(Event.objects.filter(kind="token.revoked").values_list("subject", flat=True)) == [token.public_id]
+    assert "Revoked 1." in response.content.decode()
+
+
+def test_the_role_action_changes_roles_through_the_service(admin_client, acme, bob):
+    membership = Membership.objects.get(team=acme, user=bob)
+
+    admin_client.post(reverse("admin:teams_membership_changelist"),
+                      {"action": "make_admin", "_selected_action": [membership.pk]})
+
+    membership.refresh_from_db()
+    assert membership.role == Role.ADMIN
+    assert Event.objects.filter(kind="member.changed", subject=str(bob.pk)).count() == 1
+
+
+def test_removing_the_last_owner_is_refused_with_a_message(admin_client, acme, alice, bob):
+    owner = Membership.objects.get(team=acme, user=alice)
+    member = Membership.objects.get(team=acme, user=bob)
+
+    response = admin_client.post(reverse("admin:teams_membership_changelist"),
+                                 {"action": "remove", "_selected_action": [owner.pk, member.pk]}, follow=True)
+
+    html = response.content.decode()
+    assert list(Membership.objects.filter(team=acme).values_list("user__username", flat=True).order_by("user__username")) == ["alice", "vic"]
+    assert "A team must keep at least one owner." in html
+    assert "Removed 1." in html
+
+
+def test_events_are_read_only(admin_client, acme):
+    event = Event.objects.filter(team=acme).first()
+
+    assert admin_client.get(reverse("admin:live_event_change", args=[event.pk])).status_code == 200
+    assert admin_client.get(reverse("admin:live_event_add")).status_code == 403
+    assert admin_client.post(reverse("admin:live_event_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert Event.objects.filter(pk=event.pk).exists()
+
+
+def test_people_who_are_not_staff_cannot_open_the_admin(alice_client):
+    response = alice_client.get(reverse("admin:teams_apitoken_changelist"))
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login"))
