@@ -28,12 +28,12 @@ RELAY_BATCH = 500
 PRUNE_BATCH = 5_000
 
 
-def _ensure_cursor() -> None:
+def _ensure_cursor() -> int:
     # A new cursor starts at the newest event: nobody was listening to the history before it,
     # and clients that want it replay from the table (`?since=`).
-    if not RelayCursor.objects.filter(name=CURSOR_NAME).exists():
-        newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
-        RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": newest})
+    newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+    cursor, _ = RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": newest})
+    return cursor.last_id
 
 
 def _deliverable(events: list[Event], *, after: int, grace: timedelta) -> list[Event]:
@@ -68,7 +68,13 @@ def relay_batch(*, limit: int = RELAY_BATCH) -> int:
     layer = get_channel_layer()
     if layer is None:
         return 0
-    _ensure_cursor()
+    # A lock-free look first: on SQLite every transaction takes the database's write lock, and
+    # a relay polling five times a second must not take it when there is nothing to send.
+    seen = RelayCursor.objects.filter(name=CURSOR_NAME).values_list("last_id", flat=True).first()
+    if seen is None:
+        seen = _ensure_cursor()
+    if not Event.objects.filter(id__gt=seen).exists():
+        return 0
     grace = timedelta(seconds=settings.PULSE_RELAY_GAP_GRACE)
     with transaction.atomic():
         cursor = RelayCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR_NAME).first()
