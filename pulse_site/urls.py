@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("pulse_site.api_urls")),
     path("", include("pulse_site.teams.urls")),
+    path("", include("jobs.urls")),
     path("", include("pulse_site.dashboard_urls")),
 ]

@@ -1,0 +1,118 @@
+"""Dashboard forms for jobs: list filters, bulk actions, and a submit form built from a handler's schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from jobs.handlers.registry import Handler, registered_handlers
+from jobs.models import Job
+
+PAYLOAD_PREFIX = "payload."
+BULK_MAX = 200
+
+
+def _blank(choices: list[tuple[str, str]], label: str = "Any") -> list[tuple[str, str]]:
+    return [("", label), *choices]
+
+
+class JobFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=_blank(Job.Status.choices))
+    handler = forms.ChoiceField(required=False)
+    source = forms.ChoiceField(required=False, choices=_blank(Job.Source.choices))
+    q = forms.CharField(required=False, max_length=40, label="Job id", strip=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["handler"].choices = _blank([(h.name, h.name) for h in registered_handlers()])  # type: ignore[attr-defined]
+
+
+class BulkForm(forms.Form):
+    action = forms.ChoiceField(choices=[("cancel", "Cancel"), ("retry", "Retry")])
+
+    def __init__(self, data: Any) -> None:
+        super().__init__(data)
+        self.ids: list[str] = [i for i in dict.fromkeys(data.getlist("ids")) if i][:BULK_MAX]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.ids:
+            raise forms.ValidationError("Select at least one job.")
+        return cleaned
+
+
+class JsonField(forms.CharField):
+    """Any JSON value; blank means 'not given' so the handler's default applies."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 50, "spellcheck": "false"})
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+
+
+def _field_for(prop: dict[str, Any], required: bool) -> forms.Field:
+    kind = prop.get("type")
+    default = prop.get("default")
+    help_text = prop.get("description", "")
+    common: dict[str, Any] = {"required": required, "help_text": help_text}
+    enum = prop.get("enum")
+    # Range and length checks stay with the handler's schema, so the form and the API refuse
+    # the same values with the same words.
+    if isinstance(enum, list) and all(isinstance(v, str) for v in enum):
+        choices = [(v, v) for v in enum]
+        return forms.ChoiceField(choices=choices if required else _blank(choices, "—"), initial=default, **common)
+    if kind == "integer":
+        return forms.IntegerField(initial=default, **common)
+    if kind == "number":
+        return forms.FloatField(initial=default, **common)
+    if kind == "string":
+        return forms.CharField(initial=default, strip=False, **common)
+    if kind == "boolean":
+        # Three states: an optional flag left unset is not the same as false.
+        return forms.NullBooleanField(initial=default, required=False, help_text=help_text)
+    return JsonField(initial=None if default is None else json.dumps(default), **common)
+
+
+class SubmitForm(forms.Form):
+    """Payload fields come from the handler's JSON Schema properties and are named `payload.<key>`,
+    the same names submit's ValidationError uses, so its field errors land next to the inputs."""
+
+    priority = forms.IntegerField(initial=0, help_text="From -100 to 100; higher runs first.")
+
+    def __init__(self, handler: Handler, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handler = handler
+        props = handler.schema.get("properties")
+        required = set(handler.schema.get("required", []))
+        self.keys: list[str] = []
+        fields: dict[str, forms.Field] = {}
+        if isinstance(props, dict) and props:
+            for key, prop in props.items():
+                field = _field_for(prop if isinstance(prop, dict) else {}, key in required)
+                field.label = key
+                fields[PAYLOAD_PREFIX + key] = field
+                self.keys.append(key)
+        else:
+            fields["payload"] = JsonField(required=False, initial="{}", label="Payload (JSON object)")
+        self.fields = {**fields, "priority": self.fields["priority"]}
+
+    def payload(self) -> Any:
+        """The payload as typed; unset optional fields are left out so the handler's defaults apply."""
+        if not self.keys:
+            value = self.cleaned_data.get("payload")
+            return {} if value is None else value
+        body: dict[str, Any] = {}
+        for key in self.keys:
+            value = self.cleaned_data.get(PAYLOAD_PREFIX + key)
+            if value is None or (value == "" and not self.fields[PAYLOAD_PREFIX + key].required):
+                continue
+            body[key] = value
+        return body

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from jobs import views
+
+app_name = "jobs"
+
+# Jobs are named by public id and always looked up within request.team (404 for others).
+urlpatterns = [
+    path("jobs/", views.job_list, name="list"),
+    path("jobs/new/", views.job_new, name="new"),
+    path("jobs/bulk/", views.job_bulk, name="bulk"),
+    path("jobs/<str:job_id>/", views.job_detail, name="detail"),
+    path("jobs/<str:job_id>/row/", views.job_row, name="row"),
+    path("jobs/<str:job_id>/status/", views.job_status, name="status"),
+    path("jobs/<str:job_id>/<str:action>/", views.job_action, name="action"),
+]

@@ -1,0 +1,99 @@
+// Keeps one job's page live over /ws/: progress moves in place, log lines are appended under their
+// stage and task, and any other change of this job redraws the status block from jobs/_status.html.
+(function () {
+  "use strict";
+  var section = document.getElementById("job");
+  if (!section || !window.WebSocket) return;
+
+  var jobId = section.dataset.jobId;
+  var holder = section.querySelector(".module-body");
+  var groups = document.getElementById("log-groups");
+  var indicator = document.getElementById("live-indicator");
+  var lastId = parseInt(section.dataset.since, 10) || 0;
+  var attempts = 0;
+  var stopped = false;
+
+  function setProgress(progress) {
+    if (!progress.total) return;
+    var bar = document.getElementById("job-progress");
+    bar.max = progress.total;
+    bar.value = progress.current;
+    document.getElementById("job-progress-text").textContent = progress.current + "/" + progress.total;
+    document.getElementById("job-progress-message").textContent = progress.message || "";
+  }
+
+  function child(parent, attr, value, templateId, title) {
+    var found = Array.prototype.find.call(parent.children, function (el) { return el.dataset[attr] === value; });
+    if (found) return found;
+    var el = document.getElementById(templateId).content.firstElementChild.cloneNode(true);
+    el.dataset[attr] = value;
+    var heading = el.querySelector("h3, h4");
+    if (title) heading.textContent = title; else heading.remove();
+    parent.insertBefore(el, document.getElementById("logs-empty"));
+    return el;
+  }
+
+  function appendLog(line) {
+    if (groups.querySelector('[data-log-id="' + line.id + '"]')) return;
+    var stage = child(groups, "stage", line.stage || "", "log-stage-template", line.stage || "Job");
+    var task = child(stage, "task", line.task || "", "log-task-template", line.task);
+    var li = document.getElementById("log-line-template").content.firstElementChild.cloneNode(true);
+    li.dataset.logId = line.id;
+    li.className = "log-line level-" + line.level;
+    var time = li.querySelector("time");
+    time.setAttribute("datetime", line.at);
+    time.textContent = new Date(line.at).toTimeString().slice(0, 8);
+    li.querySelector(".level").textContent = line.level;
+    li.querySelector(".message").textContent = line.message;
+    task.querySelector("ol").appendChild(li);
+    document.getElementById("logs-empty").hidden = true;
+  }
+
+  function redrawStatus() {
+    fetch(section.dataset.statusUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) { if (html) holder.innerHTML = html; });
+  }
+
+  function onEvent(event) {
+    lastId = Math.max(lastId, event.id);
+    if (event.subject !== jobId || event.kind.indexOf("job.") !== 0) return;
+    if (event.kind === "job.progress") setProgress(event.payload);
+    else if (event.kind === "job.log") appendLog(event.payload);
+    else redrawStatus();
+  }
+
+  function setState(state, label) {
+    indicator.dataset.state = state;
+    indicator.textContent = label;
+  }
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + location.host + section.dataset.wsPath + "?since=" + lastId);
+    socket.onmessage = function (message) {
+      var data = JSON.parse(message.data);
+      if (data.type === "hello") {
+        attempts = 0;
+        setState("live", "live");
+      } else if (data.type === "event") {
+        onEvent(data);
+      } else if (data.type === "resync") {
+        stopped = true;
+        location.reload();
+      } else if (data.type === "closed") {
+        stopped = true;
+        setState("closed", "closed: " + (data.reason || "by the server"));
+      }
+    };
+    socket.onclose = function () {
+      if (stopped) return;
+      attempts += 1;
+      var delay = Math.min(30000, 1000 * Math.pow(2, attempts - 1)) * (0.75 + Math.random() * 0.5);
+      setState("reconnecting", "reconnecting…");
+      setTimeout(connect, delay);
+    };
+  }
+
+  connect();
+})();

@@ -1,0 +1,216 @@
+"""The jobs pages, driven through Django's test client: list, detail, submit form, bulk and actions."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from jobs.models import Job, TaskLog
+
+Status = Job.Status
+
+
+def snapshot(*jobs: Job) -> list[tuple[str, str, bool]]:
+    return [(j.public_id, *Job.objects.values_list("status", "cancel_requested").get(pk=j.pk)) for j in jobs]
+
+
+# --- list ---------------------------------------------------------------------------------------
+
+
+def test_the_list_shows_the_teams_jobs_newest_first_and_not_other_teams(alice_client, submit, globex):
+    older, newer = submit(), submit("pulse.sleep", {"steps": 2})
+    theirs = submit(team=globex)
+    body = alice_client.get("/jobs/").content.decode()
+    assert body.index(newer.public_id) < body.index(older.public_id)
+    assert theirs.public_id not in body
+    assert 'data-job-id="%s"' % newer.public_id in body
+
+
+def test_the_list_filters_by_status_handler_and_source(alice_client, submit):
+    sleeper = submit("pulse.sleep", {"steps": 1})
+    noop = submit("pulse.noop", source=Job.Source.DASHBOARD)
+    Job.objects.filter(pk=noop.pk).update(status=Status.COMPLETED)
+    assert [r.job.public_id for r in alice_client.get("/jobs/?handler=pulse.sleep").context["rows"]] == [sleeper.public_id]
+    assert [r.job.public_id for r in alice_client.get("/jobs/?status=completed").context["rows"]] == [noop.public_id]
+    assert [r.job.public_id for r in alice_client.get("/jobs/?source=dashboard").context["rows"]] == [noop.public_id]
+
+
+def test_load_more_continues_after_the_cursor(alice_client, submit, monkeypatch):
+    monkeypatch.setattr("jobs.views.PAGE_SIZE", 2)
+    jobs = [submit() for _ in range(3)]
+    first = alice_client.get("/jobs/")
+    assert [r.job.public_id for r in first.context["rows"]] == [jobs[2].public_id, jobs[1].public_id]
+    assert first.context["next_url"] == f"?cursor={jobs[1].public_id}"
+    second = alice_client.get(f"/jobs/?cursor={jobs[1].public_id}")
+    assert [r.job.public_id for r in second.context["rows"]] == [jobs[0].public_id]
+    assert second.context["next_url"] == ""
+
+
+def test_searching_an_id_goes_straight_to_the_job(alice_client, submit, globex):
+    job = submit()
+    response = alice_client.get(f"/jobs/?q={job.public_id}")
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.public_id}/"
+    theirs = submit(team=globex)
+    response = alice_client.get(f"/jobs/?q={theirs.public_id}")
+    assert response.status_code == 200
+    assert "No job" in response.content.decode()
+
+
+def test_a_held_job_shows_its_hold_reason(alice_client, submit):
+    job = submit()
+    alice_client.post(f"/jobs/{job.public_id}/pause/")
+    assert "Held by alice" in alice_client.get("/jobs/").content.decode()
+
+
+def test_the_row_partial_renders_one_job(alice_client, submit):
+    job = submit()
+    body = alice_client.get(f"/jobs/{job.public_id}/row/").content.decode()
+    assert body.startswith(f'<tr data-job-id="{job.public_id}"')
+
+
+# --- detail and actions -------------------------------------------------------------------------
+
+
+def test_the_detail_page_shows_payload_attempts_logs_and_children(alice_client, submit):
+    parent = submit("pulse.sleep", {"steps": 3, "seconds": 0})
+    child = submit(parent=parent)
+    TaskLog.objects.create(job=parent, stage="sleep", task="step-1", message="Step 1 of 3 done")
+    body = alice_client.get(f"/jobs/{parent.public_id}/").content.decode()
+    assert '&quot;steps&quot;: 3' in body
+    assert "Step 1 of 3 done" in body and 'data-stage="sleep"' in body and 'data-task="step-1"' in body
+    assert child.public_id in body
+    assert 'id="action-cancel"' in body and 'id="action-pause"' in body and 'id="action-retry"' not in body
+    assert parent.public_id in alice_client.get(f"/jobs/{child.public_id}/").content.decode()
+
+
+@pytest.mark.parametrize("action, before, after", [
+    ("cancel", Status.QUEUED, Status.CANCELLED),
+    ("pause", Status.QUEUED, Status.PAUSED),
+    ("resume", Status.PAUSED, Status.QUEUED),
+    ("retry", Status.FAILED, Status.QUEUED),
+])
+def test_each_action_calls_its_service(alice_client, submit, action, before, after):
+    job = submit()
+    Job.objects.filter(pk=job.pk).update(status=before)
+    response = alice_client.post(f"/jobs/{job.public_id}/{action}/")
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.public_id}/"
+    assert Job.objects.get(pk=job.pk).status == after
+
+
+def test_a_refused_action_becomes_a_message_and_changes_nothing(alice_client, submit):
+    job = submit()
+    Job.objects.filter(pk=job.pk).update(status=Status.COMPLETED)
+    response = alice_client.post(f"/jobs/{job.public_id}/cancel/", follow=True)
+    assert "already completed" in response.content.decode()
+    assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
+
+
+def test_an_unknown_action_is_404(alice_client, submit):
+    assert alice_client.post(f"/jobs/{submit().public_id}/explode/").status_code == 404
+
+
+# --- bulk ---------------------------------------------------------------------------------------
+
+
+def test_bulk_cancel_reports_cancelled_and_refused(alice_client, submit):
+    a, b, done = submit(), submit(), submit()
+    Job.objects.filter(pk=done.pk).update(status=Status.COMPLETED)
+    response = alice_client.post("/jobs/bulk/", {"action": "cancel", "ids": [a.public_id, b.public_id, done.public_id]},
+                                 follow=True)
+    assert "2 cancelled, 1 refused." in response.content.decode()
+    assert [s for _, s, _ in snapshot(a, b, done)] == [Status.CANCELLED, Status.CANCELLED, Status.COMPLETED]
+
+
+def test_bulk_retry_requeues_failed_jobs(alice_client, submit):
+    job = submit()
+    Job.objects.filter(pk=job.pk).update(status=Status.FAILED)
+    response = alice_client.post("/jobs/bulk/", {"action": "retry", "ids": [job.public_id]}, follow=True)
+    assert "1 retried, 0 refused." in response.content.decode()
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+# --- submit form --------------------------------------------------------------------------------
+
+
+def test_the_form_lists_handlers_and_renders_fields_from_the_schema(alice_client):
+    body = alice_client.get("/jobs/new/").content.decode()
+    assert 'value="pulse.sleep"' in body and "Sleep in steps" in body
+    body = alice_client.get("/jobs/new/?handler=pulse.sleep").content.decode()
+    assert 'name="payload.steps"' in body and 'value="5"' in body and 'name="priority"' in body
+    body = alice_client.get("/jobs/new/?handler=pulse.fail").content.decode()
+    assert '<select name="payload.code"' in body and 'name="payload.retryable"' in body
+
+
+def test_submitting_the_form_creates_a_job_and_lands_on_it(alice_client, acme):
+    response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "4",
+                                                "payload.seconds": "0.3", "priority": "5"})
+    job = Job.objects.get(team=acme)
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.public_id}/"
+    assert (job.handler, job.payload, job.priority, job.source, job.created_by) == (
+        "pulse.sleep", {"steps": 4, "seconds": 0.3}, 5, Job.Source.DASHBOARD, "alice")
+
+
+def test_a_schema_error_shows_next_to_its_field_keeps_the_input_and_creates_nothing(alice_client):
+    response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "0",
+                                                "payload.seconds": "0.5", "priority": "0"})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"payload.steps": ["0 is less than the minimum of 1"]}
+    assert 'value="0.5"' in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_input_that_is_not_a_number_is_refused_before_submit(alice_client):
+    response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "many", "priority": "0"})
+    assert response.status_code == 400
+    assert "payload.steps" in response.context["form"].errors
+    assert 'value="many"' in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_handler_without_properties_takes_a_json_payload(alice_client, acme):
+    response = alice_client.post("/jobs/new/", {"handler": "pulse.noop", "payload": "{nope", "priority": "0"})
+    assert response.status_code == 400 and not Job.objects.exists()
+    alice_client.post("/jobs/new/", {"handler": "pulse.noop", "payload": '{"a": 1}', "priority": "0"})
+    assert Job.objects.get(team=acme).payload == {"a": 1}
+
+
+# --- access -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/jobs/", "/jobs/new/", "/jobs/JB_00000000000000000000000000/"])
+def test_anonymous_visitors_are_sent_to_the_login_page(db, path):
+    response = Client().get(path)
+    assert response.status_code == 302 and response["Location"] == f"/login/?next={path}"
+
+
+def test_viewers_see_no_action_controls(vic_client, submit):
+    job = submit()
+    for path in ("/jobs/", f"/jobs/{job.public_id}/"):
+        body = vic_client.get(path).content.decode()
+        assert "bulk-form" not in body and 'id="action-cancel"' not in body and "New job" not in body
+
+
+def test_viewers_get_403_on_every_post_and_nothing_changes(vic_client, submit, acme):
+    job = submit()
+    posts = [
+        ("/jobs/new/", {"handler": "pulse.noop", "payload": "{}", "priority": "0"}),
+        ("/jobs/bulk/", {"action": "cancel", "ids": [job.public_id]}),
+        *[(f"/jobs/{job.public_id}/{a}/", {}) for a in ("cancel", "pause", "resume", "retry")],
+    ]
+    for path, data in posts:
+        assert vic_client.post(path, data).status_code == 403, path
+    assert vic_client.get("/jobs/new/").status_code == 403
+    assert snapshot(job) == [(job.public_id, Status.QUEUED, False)]
+    assert Job.objects.filter(team=acme).count() == 1
+
+
+def test_another_teams_job_is_404_on_every_page_and_action(charlie_client, submit):
+    job = submit()
+    for path in (f"/jobs/{job.public_id}/", f"/jobs/{job.public_id}/row/", f"/jobs/{job.public_id}/status/"):
+        assert charlie_client.get(path).status_code == 404, path
+    for action in ("cancel", "pause", "resume", "retry"):
+        assert charlie_client.post(f"/jobs/{job.public_id}/{action}/").status_code == 404
+    response = charlie_client.post("/jobs/bulk/", {"action": "cancel", "ids": [job.public_id]}, follow=True)
+    assert "0 cancelled, 1 refused." in response.content.decode()
+    assert snapshot(job) == [(job.public_id, Status.QUEUED, False)]
+    assert job.public_id not in charlie_client.get("/jobs/").content.decode()
