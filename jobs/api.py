@@ -22,6 +22,7 @@ from jobs.selectors import (
     job_stages,
     jobs_list,
     queue_stats,
+    system_metrics,
 )
 from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
 from pulse_site.api import TeamAPIView, error_responses
@@ -315,4 +316,4 @@ class StatsView(TeamAPIView):
         hours = _int_param(request, "hours", 24)
         if not 1 <= hours <= 720:
             raise ValidationError.for_field("hours", "From 1 to 720.")
-        return Response(queue_stats(team=self.team, since_hours=hours))
+        return Response({**queue_stats(team=self.team, since_hours=hours), "system": system_metrics(team=self.team)})

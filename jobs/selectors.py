@@ -124,3 +124,44 @@ def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
         for status, n in entry.items():
             totals[status] += n
     return {"window_hours": since_hours, "totals": totals, "handlers": handlers}
+
+
+def system_metrics(*, team: Team) -> dict[str, Any]:
+    """Workers (from django-q2's cluster stats), this host's memory, and the team's jobs in flight.
+
+    django-q2 publishes its clusters' stats in the cache: with Redis every process sees every
+    cluster; with the embedded local-memory cache the web process cannot, and the configured
+    worker count is reported instead (`workers_source` says which).
+    """
+    import psutil
+    from django.conf import settings
+    from django_q.status import Stat
+
+    try:
+        clusters = Stat.get_all() or []
+    except Exception:  # the cache being unreachable must not break a stats page
+        clusters = []
+    workers_total = sum(len(c.workers) for c in clusters)
+    source = "clusters"
+    if not clusters:
+        workers_total, source = settings.PULSE_WORKERS, "configured"
+    memory = psutil.virtual_memory()
+    in_flight = dict(
+        Job.objects.for_team(team).filter(status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
+        .values_list("status").annotate(n=Count("id")).order_by()
+    )
+    return {
+        "workers_active": Job.objects.filter(status=Job.Status.RUNNING).count(),
+        "workers_total": workers_total,
+        "workers_source": source,
+        "clusters": [
+            {"id": str(c.cluster_id), "host": c.host, "status": c.status, "workers": len(c.workers),
+             "uptime_seconds": int(c.uptime())}
+            for c in clusters
+        ],
+        "memory_used_gb": round(memory.used / 2**30, 2),
+        "memory_total_gb": round(memory.total / 2**30, 2),
+        "memory_percent": memory.percent,
+        "jobs_queued": in_flight.get(Job.Status.QUEUED, 0),
+        "jobs_running": in_flight.get(Job.Status.RUNNING, 0),
+    }

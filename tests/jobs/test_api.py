@@ -126,6 +126,9 @@ def test_handlers_and_stats_are_listed(acme, acme_api):
     job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
     stats = acme_api.get("/api/v1/stats/").json()
     assert stats["totals"]["queued"] == 1 and stats["handlers"]["pulse.noop"]["queued"] == 1
+    system = stats["system"]
+    assert (system["jobs_queued"], system["jobs_running"], system["workers_active"]) == (1, 0, 0)
+    assert system["workers_total"] >= 1 and system["memory_total_gb"] > 0
 
 
 @pytest.mark.parametrize("suffix", JOB_ROUTES)
@@ -157,3 +160,15 @@ def test_a_session_member_can_submit_and_a_viewer_cannot(acme, bob, vic):
     assert post(bobs, "jobs/", {"handler": "pulse.noop"}).status_code == 201
     assert post(vics, "jobs/", {"handler": "pulse.noop"}).status_code == 403
     assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finished_jobs_are_counted_from_the_hourly_rollup(acme, acme_api):
+    done = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    failed = job_submit(team=acme, handler="pulse.fail", payload={"code": "parse_error"}, source="api").job
+    run_job(done.public_id)
+    run_job(failed.public_id)
+    stats = acme_api.get("/api/v1/stats/").json()
+    assert stats["handlers"]["pulse.noop"]["completed"] == 1
+    assert stats["handlers"]["pulse.fail"]["failed"] == 1
+    assert (stats["totals"]["completed"], stats["totals"]["failed"], stats["totals"]["queued"]) == (1, 1, 0)
