@@ -29,7 +29,8 @@
     el.dataset[attr] = value;
     var heading = el.querySelector("h3, h4");
     if (title) heading.textContent = title; else heading.remove();
-    parent.insertBefore(el, document.getElementById("logs-empty"));
+    var emptyNote = document.getElementById("logs-empty");
+    parent.insertBefore(el, emptyNote.parentNode === parent ? emptyNote : null);
     return el;
   }
 

@@ -1,0 +1,87 @@
+"""The jobs pages follow a running job live: a submitted job's progress and logs, and a cancel."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from django.db import connection
+from playwright.sync_api import expect
+
+import jobs.runner
+from jobs.models import Job
+from jobs.services import job_submit
+
+pytestmark = pytest.mark.browser
+
+
+def run_in_background(job_id: str) -> threading.Thread:
+    """The real worker code path, in a thread, because the browser tests' server runs no worker."""
+    thread = threading.Thread(target=lambda: (jobs.runner.run_job(job_id), connection.close()), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def fast_jobs(settings):
+    settings.PULSE_PROGRESS_INTERVAL = 0
+    settings.PULSE_CANCEL_POLL_SECONDS = 0.05
+
+
+def test_a_job_submitted_from_the_form_moves_to_completion_without_a_reload(page, login_as, alice, acme, fast_jobs):
+    login_as(alice)
+    page.goto("/jobs/new/")
+    page.select_option("#id_handler_choice", "pulse.sleep")
+    page.click("text=Choose")
+    page.fill('[name="payload.steps"]', "4")
+    page.fill('[name="payload.seconds"]', "0.3")
+    page.click("#submit-job")
+    page.wait_for_url(re.compile(r"/jobs/JB_\w+/$"))
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    job = Job.objects.get(team=acme)
+    expect(page.locator("#status-badge")).to_have_text("Queued")
+    page.evaluate("window.__sameDocument = true")
+
+    thread = run_in_background(job.public_id)
+    expect(page.locator("#status-badge")).to_have_text("Completed", timeout=15_000)
+    thread.join(timeout=10)
+    expect(page.locator("#job-progress-text")).to_have_text("4/4")
+    lines = page.locator('#log-groups [data-stage="sleep"] .log-line .message')
+    expect(lines).to_have_count(4)
+    expect(lines.last).to_have_text("Step 4 of 4 done")
+    assert page.locator('[data-stage="sleep"] [data-task="step-2"]').count() == 1
+    assert page.evaluate("window.__sameDocument") is True
+
+    page.goto("/jobs/")
+    row = page.locator(f'tr[data-job-id="{job.public_id}"]')
+    expect(row.locator('[data-field="status"]')).to_have_text("Completed")
+    page.screenshot(path="/tmp/shots/jobs_list.png", full_page=True)
+
+
+def test_a_new_job_appears_on_the_list_and_its_row_follows_it(page, login_as, alice, acme, fast_jobs):
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    job = job_submit(team=acme, handler="pulse.sleep", payload={"steps": 3, "seconds": 0.2}, source="api").job
+    row = page.locator(f'tr[data-job-id="{job.public_id}"]')
+    expect(row.locator('[data-field="status"]')).to_have_text("Queued")
+    run_in_background(job.public_id)
+    expect(row.locator('[data-field="status"]')).to_have_text("Completed", timeout=15_000)
+    expect(row.locator('[data-field="progress-text"]')).to_have_text("3/3")
+
+
+def test_cancelling_a_running_job_from_its_page_ends_it_cancelled(page, login_as, alice, acme, fast_jobs):
+    job = job_submit(team=acme, handler="pulse.sleep", payload={"steps": 200, "seconds": 0.1}, source="api").job
+    login_as(alice)
+    page.goto(f"/jobs/{job.public_id}/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    thread = run_in_background(job.public_id)
+    expect(page.locator("#status-badge")).to_have_text("Running")
+    expect(page.locator("#job-progress-text")).to_have_text(re.compile(r"^[1-9]\d*/200$"))
+    page.click("#action-cancel")
+    expect(page.locator("#status-badge")).to_have_text("Cancelled", timeout=15_000)
+    thread.join(timeout=10)
+    assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
+    expect(page.locator("#action-retry")).to_be_visible()
+    page.screenshot(path="/tmp/shots/job_detail.png", full_page=True)
