@@ -8,10 +8,6 @@
   var jobId = section.dataset.jobId;
   var holder = section.querySelector(".module-body");
   var groups = document.getElementById("log-groups");
-  var indicator = document.getElementById("live-indicator");
-  var lastId = parseInt(section.dataset.since, 10) || 0;
-  var attempts = 0;
-  var stopped = false;
 
   function setProgress(progress) {
     if (!progress.total) return;
@@ -57,44 +53,16 @@
   }
 
   function onEvent(event) {
-    lastId = Math.max(lastId, event.id);
     if (event.subject !== jobId || event.kind.indexOf("job.") !== 0) return;
     if (event.kind === "job.progress") setProgress(event.payload);
     else if (event.kind === "job.log") appendLog(event.payload);
     else redrawStatus();
   }
 
-  function setState(state, label) {
-    indicator.dataset.state = state;
-    indicator.textContent = label;
-  }
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + section.dataset.wsPath + "?since=" + lastId);
-    socket.onmessage = function (message) {
-      var data = JSON.parse(message.data);
-      if (data.type === "hello") {
-        attempts = 0;
-        setState("live", "live");
-      } else if (data.type === "event") {
-        onEvent(data);
-      } else if (data.type === "resync") {
-        stopped = true;
-        location.reload();
-      } else if (data.type === "closed") {
-        stopped = true;
-        setState("closed", "closed: " + (data.reason || "by the server"));
-      }
-    };
-    socket.onclose = function () {
-      if (stopped) return;
-      attempts += 1;
-      var delay = Math.min(30000, 1000 * Math.pow(2, attempts - 1)) * (0.75 + Math.random() * 0.5);
-      setState("reconnecting", "reconnecting…");
-      setTimeout(connect, delay);
-    };
-  }
-
-  connect();
+  PulseLive.follow({
+    wsPath: section.dataset.wsPath,
+    since: parseInt(section.dataset.since, 10) || 0,
+    onEvent: onEvent
+  });
 })();

@@ -7,10 +7,6 @@
 
   var rows = document.getElementById("job-rows");
   var empty = document.getElementById("jobs-empty");
-  var indicator = document.getElementById("live-indicator");
-  var lastId = parseInt(section.dataset.since, 10) || 0;
-  var attempts = 0;
-  var stopped = false;
 
   function rowFor(id) {
     return rows.querySelector('tr[data-job-id="' + CSS.escape(id) + '"]');
@@ -56,7 +52,6 @@
   }
 
   function onEvent(event) {
-    lastId = Math.max(lastId, event.id);
     if (event.kind.indexOf("job.") !== 0 || event.kind === "job.log") return;
     var tr = rowFor(event.subject);
     if (event.kind === "job.progress") {
@@ -70,37 +65,7 @@
     }
   }
 
-  function setState(state, label) {
-    indicator.dataset.state = state;
-    indicator.textContent = label;
-  }
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + section.dataset.wsPath + "?since=" + lastId);
-    socket.onmessage = function (message) {
-      var data = JSON.parse(message.data);
-      if (data.type === "hello") {
-        attempts = 0;
-        setState("live", "live");
-      } else if (data.type === "event") {
-        onEvent(data);
-      } else if (data.type === "resync") {
-        stopped = true;
-        location.reload();
-      } else if (data.type === "closed") {
-        stopped = true;
-        setState("closed", "closed: " + (data.reason || "by the server"));
-      }
-    };
-    socket.onclose = function () {
-      if (stopped) return;
-      attempts += 1;
-      var delay = Math.min(30000, 1000 * Math.pow(2, attempts - 1)) * (0.75 + Math.random() * 0.5);
-      setState("reconnecting", "reconnecting…");
-      setTimeout(connect, delay);
-    };
-  }
 
   // "Load more" appends the next keyset page instead of leaving this one.
   var more = document.getElementById("load-more");
@@ -120,5 +85,9 @@
     });
   }
 
-  if (window.WebSocket) connect();
+  PulseLive.follow({
+    wsPath: section.dataset.wsPath,
+    since: parseInt(section.dataset.since, 10) || 0,
+    onEvent: onEvent
+  });
 })();
