@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
@@ -22,7 +24,23 @@ class JobFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=_blank(Job.Status.choices))
     handler = forms.ChoiceField(required=False)
     source = forms.ChoiceField(required=False, choices=_blank(Job.Source.choices))
+    period = forms.ChoiceField(required=False, label="Created", choices=[
+        ("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")])
+    created_after = forms.DateTimeField(required=False, label="From (UTC)",
+                                        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    created_before = forms.DateTimeField(required=False, label="To (UTC)",
+                                         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     q = forms.CharField(required=False, max_length=40, label="Job id", strip=True)
+
+    PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+    def created_range(self) -> tuple[datetime | None, datetime | None]:
+        """The time filter: an explicit From wins over a period."""
+        data = self.cleaned_data if self.is_valid() else {}
+        after = data.get("created_after")
+        if after is None and data.get("period") in self.PERIODS:
+            after = timezone.now() - self.PERIODS[data["period"]]
+        return after, data.get("created_before")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

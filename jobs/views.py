@@ -95,8 +95,10 @@ def job_list(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"No job “{query}” in this team.")
         else:
             return redirect("jobs:detail", job_id=job.public_id)
+    created_after, created_before = form.created_range()
     filters = selectors.JobFilter(status=data.get("status", ""), handler=data.get("handler", ""),
-                                  source=data.get("source", ""))
+                                  source=data.get("source", ""), created_after=created_after,
+                                  created_before=created_before)
     cursor = request.GET.get("cursor") or None
     try:
         rows, next_cursor = selectors.jobs_list(team=team, filters=filters, before=cursor, limit=PAGE_SIZE)
@@ -109,7 +111,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "form": form,
         "rows": [JobRow(job) for job in rows],
         "filters": filters,
-        "paged": bool(cursor),
+        "paged": bool(cursor) or created_before is not None,
         "next_url": f"?{more.urlencode()}" if next_cursor else "",
         "since": event_last_id(team_id=team.pk),
         "can_write": _can_write(request),

@@ -214,3 +214,16 @@ def test_another_teams_job_is_404_on_every_page_and_action(charlie_client, submi
     assert "0 cancelled, 1 refused." in response.content.decode()
     assert snapshot(job) == [(job.public_id, Status.QUEUED, False)]
     assert job.public_id not in charlie_client.get("/jobs/").content.decode()
+
+
+def test_the_list_filters_by_creation_time(acme, alice_client, time_machine):
+    from jobs.services import job_submit
+
+    time_machine.move_to("2026-05-01 08:00Z", tick=False)
+    old = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    time_machine.move_to("2026-05-03 08:00Z", tick=False)
+    new = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    recent = alice_client.get("/jobs/?period=24h").content.decode()
+    assert new.public_id in recent and old.public_id not in recent
+    window = alice_client.get("/jobs/?created_after=2026-04-30T00:00&created_before=2026-05-02T00:00").content.decode()
+    assert old.public_id in window and new.public_id not in window
