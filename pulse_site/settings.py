@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "pulse_site.live",
     "budgets",
     "jobs",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -258,6 +259,10 @@ PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, 
 PULSE_REDISPATCH_SECONDS = env_int("PULSE_REDISPATCH_SECONDS", 120, minimum=5)
 PULSE_HTTP_REQUEST_COST = env_str("PULSE_HTTP_REQUEST_COST", "0.001")
 PULSE_HTTP_ALLOWLIST = env_list("PULSE_HTTP_ALLOWLIST", [])
+# Schedules: the shortest interval a cron expression may fire at, and how many missed slots a
+# schedule with misfire policy "all" catches up after downtime.
+PULSE_SCHEDULE_MIN_INTERVAL_SECONDS = env_int("PULSE_SCHEDULE_MIN_INTERVAL_SECONDS", 60, minimum=60)
+PULSE_SCHEDULE_MISFIRE_CAP = env_int("PULSE_SCHEDULE_MISFIRE_CAP", 10, minimum=1, maximum=1000)
 # A lower event id may commit after a higher one (sequence order is not commit order): the
 # relay waits this long at a gap before deciding the missing row was rolled back.
 PULSE_RELAY_GAP_GRACE = env_float("PULSE_RELAY_GAP_GRACE", 3.0)

@@ -1,0 +1,232 @@
+"""Cron evaluation, in one place: validation, the next fire times in a time zone, descriptions.
+
+croniter parses and steps through the expression on *naive local* wall times; this module turns
+those into UTC instants with the time-zone rules of classic cron (Vixie/ISC cron), which croniter
+alone does not apply:
+
+- A *fixed-time* expression (neither the minute nor the hour field starts with `*`, e.g. `30 2 * * *`)
+  runs once per local day across DST: a local time skipped by the spring jump runs right after the
+  jump (at the first instant of the new offset), a local time repeated in autumn runs once (the
+  first time).
+- A *wildcard* expression (`*/15 * * * *`, `0 * * * *`) keeps its real-time spacing: skipped local
+  times do not exist and do not run, repeated local times run in both passes.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from cron_descriptor import ExpressionDescriptor, Options
+from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from django.conf import settings
+
+from pulse_site.errors import ValidationError
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# An expression must fire within this many years of now, or it is refused as never firing.
+FIRES_WITHIN_YEARS = 5
+# A due slot older than this when the tick sees it was missed (downtime), not merely late.
+MISFIRE_GRACE = timedelta(seconds=60)
+# Backward DST shifts are at most 2 h anywhere in the tz database (historic double summer time).
+_FOLD_WINDOW = timedelta(hours=3)
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A validated expression: the text as the user wrote it and the five fields it stands for."""
+
+    expression: str
+    fields: str
+
+    @property
+    def fixed_time(self) -> bool:
+        minute, hour = self.fields.split()[:2]
+        return not (minute.startswith("*") or hour.startswith("*"))
+
+
+def _expand(expression: str) -> str:
+    text = " ".join(expression.split())
+    lowered = text.lower()
+    if lowered == "@reboot":
+        raise ValidationError.for_field("cron", "@reboot is not supported: schedules fire by the clock only.")
+    if lowered.startswith("@") and lowered not in MACROS:
+        raise ValidationError.for_field(
+            "cron", f"Unknown macro '{text}'. Use one of {', '.join(MACROS)} or five fields."
+        )
+    return MACROS.get(lowered, text)
+
+
+def cron_parse(expression: object) -> Cron:
+    """The expression if it is five valid fields (or a macro) that fire at least once in the next
+    few years and no more often than the minimum interval; else ValidationError on `cron`."""
+    if not isinstance(expression, str) or not expression.strip():
+        raise ValidationError.for_field("cron", "A cron expression is required, e.g. '0 9 * * 1-5'.")
+    if len(expression) > 200:
+        raise ValidationError.for_field("cron", "At most 200 characters.")
+    fields = _expand(expression)
+    count = len(fields.split())
+    if count != 5:
+        raise ValidationError.for_field(
+            "cron",
+            f"Five fields are needed (minute hour day-of-month month day-of-week); this has {count}."
+            + (" Seconds and years are not supported." if count in (6, 7) else ""),
+        )
+    try:
+        parsed = croniter(fields, datetime(2000, 1, 1))
+    except (CroniterBadCronError, CroniterError, ValueError, KeyError, TypeError) as exc:
+        raise ValidationError.for_field("cron", f"Not a valid cron expression: {exc}") from None
+    cron = Cron(expression=" ".join(expression.split()), fields=fields)
+    _check_fires(cron)
+    _check_interval(parsed.expanded)
+    return cron
+
+
+def _check_fires(cron: Cron) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        first = croniter(cron.fields, now).get_next(datetime)
+    except CroniterBadDateError:
+        first = None
+    if first is None or first > now + timedelta(days=366 * FIRES_WITHIN_YEARS):
+        raise ValidationError.for_field(
+            "cron", f"This expression never fires (not once in the next {FIRES_WITHIN_YEARS} years)."
+        )
+
+
+def _check_interval(expanded: list[list[object]]) -> None:
+    """Refuse expressions that fire more often than PULSE_SCHEDULE_MIN_INTERVAL_SECONDS.
+
+    Within a firing day the minute×hour slots repeat identically, so the shortest gap is between
+    two slots of one day or from the last slot of a day to the first of the next.
+    """
+    minutes = list(range(60)) if expanded[0] == ["*"] else sorted(int(m) for m in expanded[0])  # type: ignore[call-overload]
+    hours = list(range(24)) if expanded[1] == ["*"] else sorted(int(h) for h in expanded[1])  # type: ignore[call-overload]
+    slots = sorted(h * 60 + m for h in hours for m in minutes)
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)] + [slots[0] + 1440 - slots[-1]]
+    shortest = min(gaps) * 60
+    minimum = settings.PULSE_SCHEDULE_MIN_INTERVAL_SECONDS
+    if shortest < minimum:
+        raise ValidationError.for_field(
+            "cron", f"Fires every {shortest} s at times; the minimum interval is {minimum} s."
+        )
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def zone_get(name: object, *, field: str = "time_zone") -> zoneinfo.ZoneInfo:
+    """The IANA zone called `name`, or ValidationError naming `field`."""
+    if not isinstance(name, str) or name not in _zone_names():
+        raise ValidationError.for_field(field, f"'{name}' is not an IANA time zone name (e.g. Europe/Berlin).")
+    return zoneinfo.ZoneInfo(name)
+
+
+def _instants(local: datetime, zone: zoneinfo.ZoneInfo, *, fixed_time: bool) -> list[datetime]:
+    """The UTC instants at which the naive local time `local` happens, under the cron rules."""
+    first = local.replace(tzinfo=zone, fold=0)
+    second = local.replace(tzinfo=zone, fold=1)
+    first_utc, second_utc = first.astimezone(UTC), second.astimezone(UTC)
+    exists = first_utc.astimezone(zone).replace(tzinfo=None) == local
+    if not exists:  # skipped by a forward jump
+        return [_jump_instant(second_utc, first_utc, zone)] if fixed_time else []
+    if first_utc == second_utc or fixed_time:
+        return [first_utc]
+    return [first_utc, second_utc]
+
+
+def _jump_instant(before: datetime, after: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The first instant carrying the new offset of a forward jump between `before` and `after`."""
+    new_offset = after.astimezone(zone).utcoffset()
+    low, high = before, after
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == new_offset:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
+
+
+def _fold_margin(after: datetime, zone: zoneinfo.ZoneInfo) -> timedelta:
+    """How far back in local time a candidate can lie and still happen after `after`: non-zero only
+    near a backward shift, when a local hour is lived twice."""
+    now_offset = after.astimezone(zone).utcoffset() or timedelta(0)
+    earlier = (after - _FOLD_WINDOW).astimezone(zone).utcoffset() or timedelta(0)
+    later = (after + _FOLD_WINDOW).astimezone(zone).utcoffset() or timedelta(0)
+    return max(timedelta(0), earlier - now_offset, now_offset - later)
+
+
+def next_fire(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime) -> datetime:
+    """The first fire time strictly after `after` (aware), in UTC."""
+    after = after.astimezone(UTC)
+    local_start = after.astimezone(zone).replace(tzinfo=None) - _fold_margin(after, zone)
+    steps = croniter(cron.fields, local_start)
+    best: datetime | None = None
+    while True:
+        local = steps.get_next(datetime)
+        instants = [i for i in _instants(local, zone, fixed_time=cron.fixed_time)]
+        # Instants grow with local time except inside a repeated hour, so once a candidate's
+        # earliest instant is past the best found, no later candidate can beat it.
+        if best is not None and instants and min(instants) > best:
+            return best
+        for instant in instants:
+            if instant > after and (best is None or instant < best):
+                best = instant
+        if best is not None and local - local_start > timedelta(days=2) + 2 * _FOLD_WINDOW:
+            return best
+
+
+def next_fires(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime, count: int = 5) -> list[datetime]:
+    out: list[datetime] = []
+    moment = after
+    for _ in range(count):
+        moment = next_fire(cron, zone, moment)
+        out.append(moment)
+    return out
+
+
+def slots_between(cron: Cron, zone: zoneinfo.ZoneInfo, *, first: datetime, until: datetime,
+                  keep: int) -> list[datetime]:
+    """The latest `keep` fire times from `first` (a fire time) to `until`, inclusive, ascending.
+
+    After a long downtime there may be thousands of slots; the window grows from the end back
+    towards `first` only until it holds `keep` of them, so the work stays proportional to `keep`.
+    """
+    if first > until:
+        return []
+    span = timedelta(hours=1)
+    while True:
+        start = max(first, until - span)
+        slots: list[datetime] = []
+        moment = start - timedelta(microseconds=1)
+        while True:
+            moment = next_fire(cron, zone, moment)
+            if moment > until:
+                break
+            slots.append(moment)
+        if len(slots) >= keep or start == first:
+            return slots[-keep:]
+        span *= 24
+
+
+def cron_describe(cron: Cron) -> str:
+    """'At 09:00, Monday through Friday' (24-hour clock, times in the schedule's zone)."""
+    options = Options()
+    options.use_24hour_time_format = True
+    try:
+        return str(ExpressionDescriptor(cron.fields, options).get_description())
+    except Exception:  # the describer is stricter than croniter on a few forms (L, W, #)
+        return cron.fields

@@ -1,0 +1,142 @@
+"""Reads of schedules and executions, always scoped to one team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from jobs.models import Job
+from pulse_site.errors import NotFound, ValidationError
+from pulse_site.ids import looks_like_public_id
+from pulse_site.teams.models import Team
+from schedules import cron as cronlib
+from schedules.models import Execution, Schedule
+
+MAX_PAGE = 200
+STRIP = 10
+EXECUTION_STATUSES = [*Job.Status.values, *Execution.Status.values]
+
+
+def schedule_get_for_team(*, team: Team, schedule_id: str) -> Schedule:
+    """The team's schedule with that public id, or 404 (also for another team's id)."""
+    schedule = (
+        Schedule.objects.for_team(team).filter(public_id=schedule_id).select_related("team").first()
+        if looks_like_public_id(schedule_id, "SP") else None
+    )
+    if schedule is None:
+        raise NotFound("No such schedule in this team.")
+    return schedule
+
+
+def execution_get_for_team(*, team: Team, execution_id: str) -> Execution:
+    execution = (
+        Execution.objects.filter(team=team, public_id=execution_id).select_related("job", "schedule").first()
+        if looks_like_public_id(execution_id, "EX") else None
+    )
+    if execution is None:
+        raise NotFound("No such execution in this team.")
+    return execution
+
+
+@dataclass
+class ScheduleRow:
+    """A schedule with what the list shows: its description and its latest executions."""
+
+    schedule: Schedule
+    recent: list[Execution] = field(default_factory=list)  # newest first
+
+    @property
+    def description(self) -> str:
+        return schedule_description(self.schedule)
+
+    @property
+    def last(self) -> Execution | None:
+        return self.recent[0] if self.recent else None
+
+    @property
+    def strip(self) -> list[Execution]:
+        return list(reversed(self.recent))
+
+
+def schedule_description(schedule: Schedule) -> str:
+    try:
+        return cronlib.cron_describe(cronlib.cron_parse(schedule.cron))
+    except ValidationError:
+        return schedule.cron
+
+
+def schedules_list(*, team: Team) -> list[ScheduleRow]:
+    """Every schedule of the team by name, each with its last STRIP executions.
+
+    Two queries: the schedules, then their executions numbered per schedule by a window function.
+    """
+    schedules = list(Schedule.objects.for_team(team).order_by("name", "pk"))
+    rows = {s.pk: ScheduleRow(s) for s in schedules}
+    if rows:
+        recent = (
+            Execution.objects.filter(schedule_id__in=rows)
+            .annotate(n=Window(RowNumber(), partition_by=[F("schedule_id")], order_by=F("id").desc()))
+            .filter(n__lte=STRIP).select_related("job").order_by("schedule_id", "-id")
+        )
+        for execution in recent:
+            rows[execution.schedule_id].recent.append(execution)
+    return list(rows.values())
+
+
+def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
+    """The next `count` fire times (UTC) from the next run on, or from now when paused."""
+    try:
+        cron = cronlib.cron_parse(schedule.cron)
+        zone = cronlib.zone_get(schedule.time_zone)
+    except ValidationError:
+        return []
+    start = schedule.next_run_at
+    if start is None:
+        return cronlib.next_fires(cron, zone, timezone.now(), count)
+    return [start, *cronlib.next_fires(cron, zone, start, count - 1)]
+
+
+def executions_list(*, schedule: Schedule, status: str = "", before: str | None = None,
+                    limit: int = 50) -> tuple[list[Execution], str | None]:
+    """Newest first, keyset-paginated: `before` is the id of the last execution of the previous page."""
+    if status and status not in EXECUTION_STATUSES:
+        raise ValidationError.for_field("status", f"Choose one of {', '.join(EXECUTION_STATUSES)}.")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+    rows: QuerySet[Execution] = Execution.objects.filter(schedule=schedule)
+    if status in Execution.Status.values:
+        rows = rows.filter(job__isnull=True, outcome=status)
+    elif status:
+        rows = rows.filter(job__status=status)
+    if before:
+        anchor = Execution.objects.filter(schedule=schedule, public_id=before).values_list("pk", flat=True).first()
+        if anchor is None:
+            raise ValidationError.for_field("cursor", "Not an execution of this schedule.")
+        rows = rows.filter(pk__lt=anchor)
+    page = list(rows.select_related("job", "schedule").order_by("-pk")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (page[-1].public_id if more and page else None)
+
+
+def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, object]:
+    """What a form shows as you type: the description and next runs, or ValidationError per field."""
+    errors: dict[str, list[str]] = {}
+    parsed = zone = None
+    try:
+        parsed = cronlib.cron_parse(cron)
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    try:
+        zone = cronlib.zone_get(time_zone)
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    if errors or parsed is None or zone is None:
+        first = next(iter(errors))
+        raise ValidationError(f"{first}: {errors[first][0]}", fields=errors)
+    runs = cronlib.next_fires(parsed, zone, timezone.now(), count)
+    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone}

@@ -1,0 +1,361 @@
+"""Creating, editing, pausing, resuming, running and deleting schedules; firing them.
+
+One set of rules for the dashboard, the API, the admin and code: every write goes through
+`_clean`, so a schedule that exists is one the tick can fire (until a handler changes under it;
+then the tick marks it broken and an edit that validates heals it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from budgets.money import parse_money, to_micros
+from jobs.handlers.registry import get_handler
+from jobs.models import Job
+from jobs.services import job_submit
+from pulse_site.errors import PulseError, ValidationError
+from pulse_site.teams.models import Team
+from schedules import cron as cronlib
+from schedules.events import execution_event, schedule_event
+from schedules.models import Execution, Schedule
+
+log = logging.getLogger("pulse.schedules")
+
+EDITABLE = ("name", "description", "handler", "payload", "cron", "time_zone", "enabled", "overlap_policy",
+            "misfire_policy", "estimate_override")
+# Fields whose change moves the next fire time.
+TIMING = ("cron", "time_zone", "enabled")
+
+
+def _merge(errors: dict[str, list[str]], exc: PulseError) -> None:
+    for name, reasons in (exc.fields or {"non_field_errors": [exc.message]}).items():
+        errors.setdefault(name, []).extend(reasons)
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field valid, or one ValidationError naming each bad field and why."""
+    errors: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
+    name = values["name"]
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = ["A name is required."]
+    elif len(name.strip()) > 100:
+        errors["name"] = ["At most 100 characters."]
+    else:
+        out["name"] = name.strip()
+    description = values["description"]
+    if not isinstance(description, str) or len(description) > 2000:
+        errors["description"] = ["Text of at most 2000 characters."]
+    else:
+        out["description"] = description
+    for key, checker in (("cron", cronlib.cron_parse), ("time_zone", cronlib.zone_get)):
+        try:
+            checker(values[key])
+            out[key] = " ".join(values[key].split()) if key == "cron" else values[key]
+        except PulseError as exc:
+            _merge(errors, exc)
+    if not isinstance(values["enabled"], bool):
+        errors["enabled"] = ["true or false."]
+    out["enabled"] = values["enabled"]
+    for key, choices in (("overlap_policy", Schedule.Overlap), ("misfire_policy", Schedule.Misfire)):
+        if values[key] not in choices.values:
+            errors[key] = [f"Choose one of {', '.join(choices.values)}."]
+        out[key] = values[key]
+    override = values["estimate_override"]
+    if override in (None, ""):
+        out["estimate_override"] = None
+    elif isinstance(override, int) and not isinstance(override, bool) and values.get("_micros"):
+        out["estimate_override"] = override
+    else:
+        try:
+            out["estimate_override"] = to_micros(parse_money(override, field="estimate_override"))
+        except PulseError as exc:
+            _merge(errors, exc)
+    try:
+        out.update(_clean_work(values["handler"], values["payload"], out.get("estimate_override")))
+    except PulseError as exc:
+        _merge(errors, exc)
+    if errors:
+        first = next(iter(errors))
+        raise ValidationError(f"{first}: {errors[first][0]}", fields=errors)
+    return out
+
+
+def _clean_work(handler: object, payload: object, override: int | None) -> dict[str, Any]:
+    """The handler exists, the payload fits its schema, and a run can be estimated."""
+    from jobs.services import _check_payload_size  # the job's own size rule, not a copy of it
+
+    if not isinstance(handler, str):
+        raise ValidationError.for_field("handler", "A handler name is required.")
+    spec = get_handler(handler)
+    _check_payload_size(payload)
+    body = spec.validate(payload)
+    if override is None:
+        try:
+            spec.estimate_micros(body)
+        except PulseError as exc:
+            raise ValidationError.for_field("payload", f"The handler's cost estimate failed: {exc.message}") from None
+        except Exception as exc:  # a handler's estimator is third-party code
+            raise ValidationError.for_field("payload", f"The handler's cost estimate failed: {exc}") from None
+    return {"handler": handler, "payload": body}
+
+
+def _next_slot(schedule: Schedule, after: datetime) -> datetime:
+    return cronlib.next_fire(cronlib.cron_parse(schedule.cron), cronlib.zone_get(schedule.time_zone), after)
+
+
+def schedule_create(
+    *,
+    team: Team,
+    name: str,
+    handler: str,
+    cron: str,
+    payload: object = None,
+    time_zone: str | None = None,
+    description: str = "",
+    enabled: bool = True,
+    overlap_policy: str = Schedule.Overlap.SKIP,
+    misfire_policy: str = Schedule.Misfire.ONCE,
+    estimate_override: object = None,
+    created_by: str = "",
+) -> Schedule:
+    """A validated schedule; its first run is the first slot after now (in its zone, default the team's)."""
+    clean = _clean({
+        "name": name, "description": description, "handler": handler,
+        "payload": {} if payload is None else payload, "cron": cron, "time_zone": time_zone or team.time_zone,
+        "enabled": enabled, "overlap_policy": overlap_policy, "misfire_policy": misfire_policy,
+        "estimate_override": estimate_override,
+    })
+    now = timezone.now()
+    schedule = Schedule(team=team, created_by=created_by[:150], created_at=now, updated_at=now, **clean)
+    schedule.next_run_at = _next_slot(schedule, now) if schedule.enabled else None
+    with transaction.atomic():
+        schedule.save()
+        schedule_event(schedule, "changed", change="created", by=created_by)
+    return schedule
+
+
+def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str = "") -> Schedule:
+    """Apply `changes` (any of EDITABLE) after validating the whole result; a broken schedule that
+    now validates is healed and fires from the next slot after now."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValidationError.for_field(name, "This field cannot be changed.")
+    with transaction.atomic():
+        schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
+        current = {key: getattr(schedule, key) for key in EDITABLE}
+        merged = {**current, **changes, "_micros": "estimate_override" not in changes}
+        clean = _clean(merged)
+        retime = schedule.is_broken or any(clean[key] != current[key] for key in TIMING)
+        for key, value in clean.items():
+            setattr(schedule, key, value)
+        now = timezone.now()
+        schedule.broken_reason = ""
+        schedule.updated_at = now
+        if retime:
+            # Runs missed while paused or broken are not fired: the next run is the next slot from now.
+            schedule.next_run_at = _next_slot(schedule, now) if schedule.enabled else None
+        schedule.save()
+        schedule_event(schedule, "changed", change="updated", by=by)
+    return schedule
+
+
+def schedule_pause(*, schedule: Schedule, by: str = "") -> Schedule:
+    """Stop firing; the schedule keeps its history. Pausing a paused schedule changes nothing."""
+    if not schedule.enabled:
+        return schedule
+    return schedule_update(schedule=schedule, changes={"enabled": False}, by=by)
+
+
+def schedule_resume(*, schedule: Schedule, by: str = "") -> Schedule:
+    """Fire again from the next slot after now: runs missed while paused are not caught up."""
+    if schedule.enabled:
+        return schedule
+    return schedule_update(schedule=schedule, changes={"enabled": True}, by=by)
+
+
+def schedule_delete(*, schedule: Schedule, by: str = "") -> None:
+    """Delete the schedule and its execution history; the jobs it created stay."""
+    with transaction.atomic():
+        schedule_event(schedule, "deleted", by=by)
+        Schedule.objects.filter(pk=schedule.pk).delete()
+
+
+def schedule_trigger(*, schedule: Schedule, by: str = "") -> Execution:
+    """Run now: a manual execution and a job with the schedule's payload, through the same submit
+    and, in the worker, the same admission gate as a cron run. The overlap policy does not apply:
+    a person asked for this run."""
+    with transaction.atomic():
+        execution = _fire(schedule, fire_time=timezone.now(), trigger=Execution.Trigger.MANUAL, by=by)
+        assert execution is not None  # manual slots are never contested
+    return execution
+
+
+# --- Firing ----------------------------------------------------------------------------------
+
+
+def _unfinished_run(schedule: Schedule) -> Execution | None:
+    return (
+        Execution.objects.filter(schedule=schedule, job__status__in=Job.ACTIVE)
+        .select_related("job").order_by("-id").first()
+    )
+
+
+def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = "") -> Execution | None:
+    """Record the execution of one slot and submit its job; None if another ticker fired the slot.
+
+    The unique (schedule, fire_time) key is the final guard between tickers, so the insert runs
+    in a savepoint whose IntegrityError means "already fired"; the job is only submitted after it.
+    """
+    now = timezone.now()
+    execution = Execution(schedule=schedule, team_id=schedule.team_id, fire_time=fire_time, trigger=trigger,
+                          created_at=now)
+    blocker = _unfinished_run(schedule) if trigger == Execution.Trigger.CRON and \
+        schedule.overlap_policy == Schedule.Overlap.SKIP else None
+    if blocker is not None:
+        execution.outcome = Execution.Status.SKIPPED
+        execution.reason = f"Skipped: the run of {blocker.job.public_id} is still {blocker.job.status}."  # type: ignore[union-attr]
+        execution.finished_at = now
+    try:
+        with transaction.atomic():
+            execution.save()
+    except IntegrityError:
+        return None
+    if blocker is None:
+        submission = job_submit(
+            team=schedule.team, handler=schedule.handler, payload=schedule.payload, source=Job.Source.SCHEDULE,
+            created_by=(by or f"schedule {schedule.public_id}")[:150], estimate_micros=schedule.estimate_override,
+        )
+        execution.job = submission.job
+        execution.save(update_fields=["job"])
+        Schedule.objects.filter(pk=schedule.pk).update(last_run_at=fire_time)
+        schedule.last_run_at = fire_time
+    execution.schedule = schedule
+    execution_event(execution, "fired" if blocker is None else "skipped")
+    return execution
+
+
+@dataclass
+class TickResult:
+    fired: int = 0
+    skipped: int = 0
+    broken: int = 0
+    schedules: int = 0
+
+
+def _slots_to_fire(schedule: Schedule, now: datetime) -> list[datetime]:
+    """The slots of this tick under the misfire policy: normally the one due slot; after downtime,
+    none (skip), the latest (once) or the latest PULSE_SCHEDULE_MISFIRE_CAP (all)."""
+    from django.conf import settings
+
+    cron = cronlib.cron_parse(schedule.cron)
+    zone = cronlib.zone_get(schedule.time_zone)
+    first = schedule.next_run_at
+    assert first is not None
+    policy = schedule.misfire_policy
+    keep = settings.PULSE_SCHEDULE_MISFIRE_CAP if policy == Schedule.Misfire.ALL else 1
+    due = cronlib.slots_between(cron, zone, first=first, until=now, keep=keep)
+    late = [slot for slot in due if now - slot > cronlib.MISFIRE_GRACE]
+    if policy == Schedule.Misfire.SKIP:
+        return [slot for slot in due if slot not in late]
+    return due
+
+
+def schedule_fire_due(*, schedule: Schedule, now: datetime, result: TickResult) -> None:
+    """Fire what is due of one (locked) schedule and move next_run_at to the first slot after now."""
+    for slot in _slots_to_fire(schedule, now):
+        execution = _fire(schedule, fire_time=slot, trigger=Execution.Trigger.CRON)
+        if execution is None:
+            continue
+        if execution.job_id:
+            result.fired += 1
+        else:
+            result.skipped += 1
+    # Slots come from the cron expression, never from "now + interval": no drift.
+    schedule.next_run_at = _next_slot(schedule, now)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=schedule.next_run_at)
+
+
+def schedule_mark_broken(*, schedule: Schedule, reason: str) -> bool:
+    """Stop firing a schedule that cannot run; one `schedule.broken` event, however often it is hit."""
+    reason = reason or "Unknown error"
+    marked = Schedule.objects.filter(pk=schedule.pk, broken_reason="").update(
+        broken_reason=reason[:2000], updated_at=timezone.now())
+    if marked:
+        schedule.broken_reason = reason[:2000]
+        schedule_event(schedule, "broken", reason=reason[:2000])
+    return bool(marked)
+
+
+def _claim_due(now: datetime, seen: set[int]) -> Schedule | None:
+    # SKIP LOCKED: a schedule another ticker is firing is left to it; this one takes the next.
+    return (
+        Schedule.objects.select_for_update(skip_locked=True)
+        .filter(enabled=True, broken_reason="", next_run_at__lte=now)
+        .exclude(pk__in=seen)
+        .select_related("team")
+        .order_by("next_run_at", "pk")
+        .first()
+    )
+
+
+def schedules_tick(*, now: datetime | None = None, limit: int = 5000) -> TickResult:
+    """Fire every due schedule, each in its own transaction; safe in any number of tickers at once."""
+    now = now or timezone.now()
+    result = TickResult()
+    seen: set[int] = set()
+    while len(seen) < limit:
+        with transaction.atomic():
+            schedule = _claim_due(now, seen)
+            if schedule is None:
+                break
+            seen.add(schedule.pk)
+            result.schedules += 1
+            try:
+                with transaction.atomic():
+                    schedule_fire_due(schedule=schedule, now=now, result=result)
+            except DatabaseError:
+                # A lost connection or deadlock is not the schedule's fault: try again next tick.
+                log.exception("firing schedule %s failed on the database", schedule.public_id)
+            except Exception as exc:
+                reason = exc.message if isinstance(exc, PulseError) else f"{type(exc).__name__}: {exc}"
+                if schedule_mark_broken(schedule=schedule, reason=reason):
+                    result.broken += 1
+    return result
+
+
+# --- Following executions' jobs --------------------------------------------------------------
+
+
+def executions_follow(*, limit: int = 500) -> int:
+    """Record the end of executions whose job finished, and tell live pages; returns how many.
+
+    Each is claimed by a conditional UPDATE on finished_at IS NULL, so with several tickers the
+    event is emitted once.
+    """
+    done = 0
+    rows = list(
+        Execution.objects.filter(finished_at__isnull=True, job__isnull=False, job__status__in=Job.FINAL)
+        .select_related("job", "schedule").order_by("pk")[:limit]
+    )
+    for execution in rows:
+        job = execution.job
+        assert job is not None
+        finished = job.completed_at or timezone.now()
+        with transaction.atomic():
+            claimed = Execution.objects.filter(pk=execution.pk, finished_at__isnull=True).update(
+                finished_at=finished, duration_ms=execution.duration)
+            if not claimed:
+                continue
+            execution.finished_at = finished
+            execution_event(execution, "completed" if job.status == Job.Status.COMPLETED else "failed")
+        done += 1
+    return done

@@ -1,0 +1,17 @@
+"""Ticker steps of the schedules app."""
+
+from __future__ import annotations
+
+from pulse_site.ticker import step
+from schedules.services import executions_follow, schedules_tick
+
+
+@step("schedules.tick", every=1.0, atomic=False)
+def tick() -> None:
+    # Not atomic: each schedule commits on its own, so one slow or failing schedule holds no others.
+    schedules_tick()
+
+
+@step("schedules.follow", every=1.0, atomic=False)
+def follow() -> None:
+    executions_follow()

@@ -1,0 +1,136 @@
+"""Cron evaluation: validation with the field named, and fire times across DST in two zones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pulse_site.errors import ValidationError
+from schedules.cron import cron_describe, cron_parse, next_fire, next_fires, slots_between, zone_get
+
+
+def local(instants, zone_name):
+    zone = zone_get(zone_name)
+    return [i.astimezone(zone).strftime("%m-%d %H:%M%z") for i in instants]
+
+
+def fires(expression, zone_name, after, count):
+    return local(next_fires(cron_parse(expression), zone_get(zone_name), after, count), zone_name)
+
+
+@pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 6,9,11 *"])
+def test_never_firing_expressions_are_refused_on_the_cron_field(expression):
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert caught.value.fields == {"cron": ["This expression never fires (not once in the next 5 years)."]}
+
+
+@pytest.mark.parametrize(("expression", "reason"), [
+    ("", "A cron expression is required, e.g. '0 9 * * 1-5'."),
+    ("@reboot", "@reboot is not supported: schedules fire by the clock only."),
+    ("* * * * * *", "Five fields are needed (minute hour day-of-month month day-of-week); this has 6. "
+                    "Seconds and years are not supported."),
+    ("* * * *", "Five fields are needed (minute hour day-of-month month day-of-week); this has 4."),
+])
+def test_malformed_expressions_are_refused_with_the_reason(expression, reason):
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert caught.value.fields == {"cron": [reason]}
+
+
+@pytest.mark.parametrize("expression", ["60 * * * *", "0 24 * * *", "0 0 32 * *", "0 0 * 13 *", "x y z w v"])
+def test_out_of_range_fields_are_refused_on_the_cron_field(expression):
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert list(caught.value.fields) == ["cron"]
+    assert caught.value.fields["cron"][0].startswith("Not a valid cron expression")
+
+
+def test_an_unknown_macro_is_refused_and_the_known_ones_expand():
+    with pytest.raises(ValidationError) as caught:
+        cron_parse("@fortnightly")
+    assert list(caught.value.fields) == ["cron"]
+    assert cron_parse("@daily").fields == "0 0 * * *"
+    assert cron_parse("@Hourly").fields == "0 * * * *"
+    assert cron_parse("@annually").fields == "0 0 1 1 *"
+
+
+def test_an_interval_below_the_minimum_is_refused(settings):
+    settings.PULSE_SCHEDULE_MIN_INTERVAL_SECONDS = 300
+    with pytest.raises(ValidationError) as caught:
+        cron_parse("*/2 * * * *")
+    assert caught.value.fields == {"cron": ["Fires every 120 s at times; the minimum interval is 300 s."]}
+    with pytest.raises(ValidationError):
+        cron_parse("0,1 9 * * *")
+    assert cron_parse("*/5 * * * *").fields == "*/5 * * * *"
+    assert cron_parse("55 23 * * *").fields == "55 23 * * *"
+
+
+def test_an_unknown_zone_is_refused_on_the_time_zone_field():
+    with pytest.raises(ValidationError) as caught:
+        zone_get("Mars/Olympus")
+    assert caught.value.fields == {"time_zone": ["'Mars/Olympus' is not an IANA time zone name (e.g. Europe/Berlin)."]}
+
+
+def test_the_description_is_human_and_uses_a_24_hour_clock():
+    assert cron_describe(cron_parse("0 9 * * 1-5")) == "At 09:00, Monday through Friday"
+    assert cron_describe(cron_parse("*/15 * * * *")) == "Every 15 minutes"
+
+
+# --- Europe/Berlin: 2026-03-29 02:00 CET -> 03:00 CEST; 2026-10-25 03:00 CEST -> 02:00 CET ------
+
+
+def test_berlin_a_fixed_time_in_the_spring_gap_runs_right_after_the_jump_once():
+    assert fires("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC), 3) == [
+        "03-29 03:00+0200", "03-30 02:30+0200", "03-31 02:30+0200"]
+
+
+def test_berlin_a_fixed_time_in_the_repeated_autumn_hour_runs_once():
+    assert fires("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12, tzinfo=UTC), 3) == [
+        "10-25 02:30+0200", "10-26 02:30+0100", "10-27 02:30+0100"]
+
+
+def test_berlin_wildcard_minutes_keep_real_time_spacing_across_both_changes():
+    assert fires("*/30 * * * *", "Europe/Berlin", datetime(2026, 3, 28, 23, 0, tzinfo=UTC), 5) == [
+        "03-29 00:30+0100", "03-29 01:00+0100", "03-29 01:30+0100", "03-29 03:00+0200", "03-29 03:30+0200"]
+    assert fires("*/30 * * * *", "Europe/Berlin", datetime(2026, 10, 24, 23, 0, tzinfo=UTC), 6) == [
+        "10-25 01:30+0200", "10-25 02:00+0200", "10-25 02:30+0200",
+        "10-25 02:00+0100", "10-25 02:30+0100", "10-25 03:00+0100"]
+
+
+# --- America/New_York: 2026-03-08 02:00 EST -> 03:00 EDT; 2026-11-01 02:00 EDT -> 01:00 EST ----
+
+
+def test_new_york_a_fixed_time_in_the_spring_gap_runs_right_after_the_jump_once():
+    assert fires("15 2 * * *", "America/New_York", datetime(2026, 3, 7, 12, tzinfo=UTC), 3) == [
+        "03-08 03:00-0400", "03-09 02:15-0400", "03-10 02:15-0400"]
+
+
+def test_new_york_a_fixed_time_in_the_repeated_autumn_hour_runs_once():
+    assert fires("30 1 * * *", "America/New_York", datetime(2026, 10, 31, 12, tzinfo=UTC), 3) == [
+        "11-01 01:30-0400", "11-02 01:30-0500", "11-03 01:30-0500"]
+
+
+def test_new_york_wildcard_schedules_keep_real_time_spacing_across_both_changes():
+    assert fires("*/15 * * * *", "America/New_York", datetime(2026, 3, 8, 6, 30, tzinfo=UTC), 4) == [
+        "03-08 01:45-0500", "03-08 03:00-0400", "03-08 03:15-0400", "03-08 03:30-0400"]
+    assert fires("0 * * * *", "America/New_York", datetime(2026, 11, 1, 4, 30, tzinfo=UTC), 4) == [
+        "11-01 01:00-0400", "11-01 01:00-0500", "11-01 02:00-0500", "11-01 03:00-0500"]
+
+
+def test_several_slots_inside_the_spring_gap_collapse_into_one_run():
+    cron, zone = cron_parse("0,30 2 * * *"), zone_get("Europe/Berlin")
+    first = next_fire(cron, zone, datetime(2026, 3, 28, 12, tzinfo=UTC))
+    assert local([first, next_fire(cron, zone, first)], "Europe/Berlin") == ["03-29 03:00+0200", "03-30 02:00+0200"]
+
+
+def test_slots_between_keeps_the_latest_ones_of_a_long_gap():
+    cron, zone = cron_parse("* * * * *"), zone_get("UTC")
+    slots = slots_between(cron, zone, first=datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
+                          until=datetime(2026, 1, 8, 0, 0, 30, tzinfo=UTC), keep=3)
+    assert slots == [datetime(2026, 1, 7, 23, 58, tzinfo=UTC), datetime(2026, 1, 7, 23, 59, tzinfo=UTC),
+                     datetime(2026, 1, 8, 0, 0, tzinfo=UTC)]
+    daily = slots_between(cron_parse("0 9 * * *"), zone, first=datetime(2026, 1, 1, 9, tzinfo=UTC),
+                          until=datetime(2026, 1, 3, 12, tzinfo=UTC), keep=10)
+    assert [s.day for s in daily] == [1, 2, 3]

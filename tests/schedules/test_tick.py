@@ -1,0 +1,181 @@
+"""The tick with the clock controlled: slots, misfire policies, overlap, broken schedules, follow-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobs.handlers.registry import unregister
+from jobs.models import Job
+from jobs.runner import run_job
+from pulse_site.live.models import Event
+from schedules.models import Execution, Schedule
+from schedules.services import executions_follow, schedule_update, schedules_tick
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def at(hour, minute, second=0):
+    return datetime(2026, 6, 1, hour, minute, second, tzinfo=UTC)
+
+
+def fire_times(schedule):
+    return list(Execution.objects.filter(schedule=schedule).order_by("fire_time").values_list("fire_time", flat=True))
+
+
+def test_a_due_schedule_fires_once_and_moves_to_its_next_slot(make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="*/15 * * * *")
+    time_machine.move_to(at(10, 15), tick=False)
+    result = schedules_tick()
+    assert (result.fired, result.skipped, result.broken) == (1, 0, 0)
+    assert schedules_tick().fired == 0
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == at(10, 30)
+    assert schedule.last_run_at == at(10, 15)
+    execution = Execution.objects.get()
+    assert (execution.fire_time, execution.trigger, execution.job.source) == (at(10, 15), "cron", "schedule")
+    assert execution.job.created_by == f"schedule {schedule.public_id}"
+
+
+def test_next_run_is_computed_from_the_slot_not_from_a_late_tick(make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="*/15 * * * *")
+    time_machine.move_to(at(10, 15, 40), tick=False)  # 40 s late: still on time, and no drift
+    assert schedules_tick().fired == 1
+    schedule.refresh_from_db()
+    assert (fire_times(schedule), schedule.next_run_at) == ([at(10, 15)], at(10, 30))
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("skip", []),
+    ("once", [at(13, 0)]),
+    ("all", [at(10, 45) + timedelta(minutes=15 * i) for i in range(10)]),
+])
+def test_misfire_policies_after_a_three_hour_gap(make_schedule, time_machine, policy, expected):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="*/15 * * * *", misfire_policy=policy, overlap_policy="allow")
+    time_machine.move_to(at(13, 7), tick=False)  # 12 slots (10:15 … 13:00) were missed
+    schedules_tick()
+    schedule.refresh_from_db()
+    assert fire_times(schedule) == expected
+    assert schedule.next_run_at == at(13, 15)
+    assert Job.objects.count() == len(expected)
+
+
+def test_overlap_skip_holds_back_a_run_while_the_previous_job_runs(make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="* * * * *", overlap_policy="skip")
+    time_machine.move_to(at(10, 1), tick=False)
+    schedules_tick()
+    first = Execution.objects.get()
+    Job.objects.filter(pk=first.job_id).update(status=Job.Status.RUNNING, started_at=at(10, 1))
+    time_machine.move_to(at(10, 2), tick=False)
+    assert schedules_tick().skipped == 1
+    skipped = Execution.objects.get(fire_time=at(10, 2))
+    assert (skipped.job, skipped.status) == (None, "skipped")
+    assert skipped.reason == f"Skipped: the run of {first.job.public_id} is still running."
+    assert Event.objects.filter(subject=skipped.public_id).values_list("kind", flat=True).get() == "execution.skipped"
+    Job.objects.filter(pk=first.job_id).update(status=Job.Status.COMPLETED, completed_at=at(10, 2, 30))
+    time_machine.move_to(at(10, 3), tick=False)
+    assert schedules_tick().fired == 1
+    assert Job.objects.count() == 2
+
+
+@pytest.mark.parametrize("policy", ["queue", "allow"])
+def test_overlap_queue_and_allow_submit_while_the_previous_job_runs(make_schedule, time_machine, policy):
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *", overlap_policy=policy)
+    time_machine.move_to(at(10, 1), tick=False)
+    schedules_tick()
+    Job.objects.update(status=Job.Status.RUNNING)
+    time_machine.move_to(at(10, 2), tick=False)
+    assert schedules_tick().fired == 1
+    assert Job.objects.count() == 2
+
+
+def test_a_broken_schedule_of_one_team_does_not_stop_another_teams_schedule(
+        acme, globex, make_schedule, temp_handler, time_machine):
+    @temp_handler("test.fragile", schema={"type": "object"})
+    def fragile(ctx):
+        return None
+
+    time_machine.move_to(T0, tick=False)
+    broken = make_schedule(team=acme, name="A", cron="*/15 * * * *", handler="test.fragile")
+    healthy = make_schedule(team=globex, name="B", cron="*/15 * * * *", overlap_policy="allow")
+    unregister("test.fragile")  # a deployment removed the handler
+    time_machine.move_to(at(10, 15), tick=False)
+    result = schedules_tick()
+    assert (result.fired, result.broken) == (1, 1)
+    broken.refresh_from_db()
+    assert broken.broken_reason == "handler: no handler is called 'test.fragile'."
+    assert fire_times(healthy) == [at(10, 15)]
+    assert fire_times(broken) == []
+    time_machine.move_to(at(10, 30), tick=False)
+    assert schedules_tick().fired == 1
+    assert Event.objects.filter(kind="schedule.broken").values_list("subject", flat=True).get() == broken.public_id
+    healed = schedule_update(schedule=broken, changes={"handler": "pulse.noop"})
+    assert (healed.broken_reason, healed.next_run_at) == ("", at(10, 45))
+
+
+def test_a_payload_the_handler_no_longer_accepts_breaks_the_schedule(make_schedule, temp_handler, time_machine):
+    state = {"strict": False}
+
+    def estimate(payload):
+        if state["strict"]:
+            raise RuntimeError("pricing service down")
+        return "0.01"
+
+    @temp_handler("test.priced", cost=estimate)
+    def priced(ctx):
+        return None
+
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(handler="test.priced")
+    state["strict"] = True
+    time_machine.move_to(at(10, 15), tick=False)
+    assert schedules_tick().broken == 1
+    schedule.refresh_from_db()
+    assert schedule.broken_reason == "payload: The cost estimator failed: pricing service down"
+    assert (Execution.objects.count(), Job.objects.count()) == (0, 0)
+
+
+def test_a_disabled_schedule_does_not_fire(make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    make_schedule(enabled=False)
+    time_machine.move_to(at(11, 0), tick=False)
+    assert schedules_tick().schedules == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_execution_follows_its_job_to_completion_and_says_so_once(make_schedule, settings):
+    settings.PULSE_PROGRESS_INTERVAL = 0
+    schedule = make_schedule(cron="* * * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
+    assert schedules_tick().fired == 1
+    execution = Execution.objects.get()
+    run_job(execution.job.public_id)
+    assert executions_follow() == 1
+    assert executions_follow() == 0
+    execution.refresh_from_db()
+    job = execution.job
+    assert execution.status == "completed"
+    assert execution.duration_ms == int((job.completed_at - job.started_at).total_seconds() * 1000)
+    assert execution.finished_at == job.completed_at
+    kinds = list(Event.objects.filter(subject=execution.public_id).order_by("id").values_list("kind", flat=True))
+    assert kinds == ["execution.fired", "execution.completed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_job_makes_a_failed_execution(make_schedule):
+    schedule = make_schedule(cron="* * * * *", handler="pulse.fail", payload={"retryable": False})
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
+    schedules_tick()
+    execution = Execution.objects.get()
+    run_job(execution.job.public_id)
+    executions_follow()
+    execution.refresh_from_db()
+    assert execution.status == "failed"
+    assert Event.objects.filter(subject=execution.public_id, kind="execution.failed").count() == 1
