@@ -1,20 +1,47 @@
-"""The budget gate: the one place where a team's limits decide whether a job may start.
+"""The budget gate and everything that moves a team's budget: admission, settlement, alerts,
+repair, policy changes and overrides.
 
-Until per-team policies exist every admission passes; the shape of the decision (reasons,
-resume_at, the pulse-state snapshot) is already the one job admission stores.
+Every write to a team's counters happens with the team's BudgetPolicy row locked, so admissions
+and settles of one team are serialized (and other teams are not slowed), and every decision reads
+the database's clock (PostgreSQL's statement_timestamp(); SQLite has no usable clock of its own,
+so the embedded default uses Python's, which is the only clock on that one machine anyway).
 """
 
 from __future__ import annotations
 
+import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
+from budgets.money import money_str, parse_money, to_micros
+from budgets.windows import KINDS, Window, windows_at
+from pulse_site.errors import PermissionDenied, Unprocessable, ValidationError
+from pulse_site.live.services import event_emit
+from pulse_site.teams.models import Membership, Team
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+RATE_WINDOW = timedelta(seconds=60)
+HOLD_KINDS = ("budget", "rate", "concurrency")
+MAX_OVERRIDE_DAYS = 30
+KIND_LABEL = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
 class AdmittableJob(Protocol):
     team_id: int
     handler: str
     cost_estimate: int
+    public_id: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -25,16 +52,548 @@ class Decision:
     pulse_state: dict[str, Any] = field(default_factory=dict)
 
 
+# --- reading the state --------------------------------------------------------------------------
+
+
+def db_now() -> datetime:
+    """The database's clock, so that workers with skewed clocks agree on the rate window."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # statement_timestamp(), not now(): now() is when the transaction began, which may be
+            # before the wait for the policy lock ended.
+            cursor.execute("SELECT statement_timestamp()")
+            return cursor.fetchone()[0]
+    return timezone.now()
+
+
+def policy_zone(policy: BudgetPolicy, team: Team | None = None) -> zoneinfo.ZoneInfo:
+    name = policy.time_zone or (team or policy.team).time_zone or "UTC"
+    return zoneinfo.ZoneInfo(name)
+
+
+def _ensure_policy(team_id: int) -> None:
+    if not BudgetPolicy.objects.filter(team_id=team_id).exists():
+        # ignore_conflicts: two first admissions of a new team may both try to create it.
+        BudgetPolicy.objects.bulk_create([BudgetPolicy(team_id=team_id)], ignore_conflicts=True)
+
+
+def _lock_policy(team_id: int) -> BudgetPolicy:
+    _ensure_policy(team_id)
+    return BudgetPolicy.objects.select_for_update().select_related("team").get(team_id=team_id)
+
+
+def budget_policy_get(*, team: Team) -> BudgetPolicy:
+    """The team's policy, created (unlimited) on first use."""
+    _ensure_policy(team.pk)
+    return BudgetPolicy.objects.select_related("team").get(team=team)
+
+
+@dataclass
+class Snapshot:
+    """What a decision needs: the policy, the handler's cap, the current windows and their usage."""
+
+    policy: BudgetPolicy
+    cap: HandlerCap | None
+    handler: str
+    now: datetime
+    windows: list[Window]
+    usage: dict[tuple[str, str], Usage]
+    starts: list[datetime]
+
+    def limits(self) -> Iterable[tuple[str, Window, int]]:
+        for window in self.windows:
+            team_limit = self.policy.limit_for(window.kind)
+            if team_limit is not None:
+                yield "", window, team_limit
+            if self.cap is not None:
+                cap_limit = self.cap.limit_for(window.kind)
+                if cap_limit is not None:
+                    yield self.handler, window, cap_limit
+
+    def used(self, scope: str, kind: str) -> tuple[int, int]:
+        row = self.usage.get((scope, kind))
+        return (row.committed, row.reserved) if row else (0, 0)
+
+
+def _snapshot(policy: BudgetPolicy, *, handler: str, now: datetime, create: bool) -> Snapshot:
+    windows = windows_at(now, zone=policy_zone(policy), week_start=policy.week_start)
+    scopes = ["", handler]
+    rows = {
+        (u.scope, u.kind): u
+        for u in Usage.objects.filter(team_id=policy.team_id, scope__in=scopes,
+                                      window_start__in=[w.start for w in windows])
+        if any(w.kind == u.kind and w.start == u.window_start for w in windows)
+    }
+    if create:
+        for scope in scopes:
+            for window in windows:
+                if (scope, window.kind) not in rows:
+                    rows[(scope, window.kind)], _ = Usage.objects.get_or_create(
+                        team_id=policy.team_id, scope=scope, kind=window.kind, window_start=window.start,
+                        defaults={"window_end": window.end},
+                    )
+    starts = list(
+        Start.objects.filter(team_id=policy.team_id, at__gt=now - RATE_WINDOW).order_by("at").values_list("at", flat=True)
+    )
+    cap = HandlerCap.objects.filter(team_id=policy.team_id, handler=handler).first()
+    return Snapshot(policy=policy, cap=cap, handler=handler, now=now, windows=windows, usage=rows, starts=starts)
+
+
+def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_starts: int = 0,
+              ) -> tuple[list[dict[str, Any]], datetime | None]:
+    """Every reason the job cannot start now, and when it may (None: when a slot frees)."""
+    policy = snap.policy
+    reasons: list[dict[str, Any]] = []
+    resume: list[datetime] = []
+    running = policy.running + extra_starts
+    if policy.max_concurrent is not None and running >= policy.max_concurrent:
+        reasons.append({
+            "kind": "concurrency", "limit": policy.max_concurrent, "running": running,
+            "message": f"{running} of at most {policy.max_concurrent} jobs are running; it starts when one finishes.",
+            "resume_at": None,
+        })
+    calls = len(snap.starts) + extra_starts
+    if policy.calls_per_minute is not None and calls >= policy.calls_per_minute:
+        # The oldest start in the window leaves it first; with extra (released, not yet started)
+        # jobs counted there is no start to wait for, so the window's end is the best guess.
+        oldest = snap.starts[0] if snap.starts else snap.now
+        at = oldest + RATE_WINDOW
+        resume.append(at)
+        reasons.append({
+            "kind": "rate", "limit": policy.calls_per_minute, "calls": calls,
+            "message": f"{calls} starts in the last 60 s; the limit is {policy.calls_per_minute} per minute.",
+            "resume_at": at.isoformat(),
+        })
+    for scope, window, limit in snap.limits():
+        committed, reserved = snap.used(scope, window.kind)
+        if committed + reserved + extra_micros + estimate > limit:
+            resume.append(window.end)
+            whose = f"handler {scope}'s" if scope else "the team's"
+            reasons.append({
+                "kind": "budget", "window": window.kind, "scope": scope, "limit": money_str(limit),
+                "committed": money_str(committed), "reserved": money_str(reserved + extra_micros),
+                "estimate": money_str(estimate),
+                "message": (f"{money_str(committed + reserved + extra_micros)} spent or reserved + "
+                            f"{money_str(estimate)} estimate is over {whose} {KIND_LABEL[window.kind]} "
+                            f"limit of {money_str(limit)}."),
+                "resume_at": window.end.isoformat(),
+            })
+    resume_at = max(resume) if resume else None
+    return reasons, resume_at
+
+
+def _pulse_state(snap: Snapshot, *, calls: int, running: int) -> dict[str, Any]:
+    spent: dict[str, str | None] = {}
+    remaining: dict[str, str | None] = {}
+    limits: dict[str, str | None] = {}
+    for window in snap.windows:
+        committed, reserved = snap.used("", window.kind)
+        limit = snap.policy.limit_for(window.kind)
+        spent[window.kind] = money_str(committed + reserved)
+        limits[window.kind] = money_str(limit)
+        remaining[window.kind] = None if limit is None else money_str(max(0, limit - committed - reserved))
+    cpm = snap.policy.calls_per_minute
+    return {
+        "at": snap.now.isoformat(), "spent": spent, "limit": limits, "remaining": remaining,
+        "calls_this_minute": calls, "calls_remaining": None if cpm is None else max(0, cpm - calls),
+        "running": running, "max_concurrent": snap.policy.max_concurrent,
+    }
+
+
+# --- the gate -----------------------------------------------------------------------------------
+
+
+def _usable_override(team_id: int, estimate: int, now: datetime) -> Override | None:
+    return (
+        Override.objects.select_for_update()
+        .filter(team_id=team_id, expires_at__gt=now, amount__gte=F("spent") + estimate)
+        .order_by("expires_at", "id")
+        .first()
+    )
+
+
+@transaction.atomic
 def budget_admit(*, job: AdmittableJob) -> Decision:
-    """Reserve the job's estimate and count its start, or say why it must wait."""
-    return Decision(allowed=True)
+    """Reserve the job's estimate and count its start, or say why it must wait.
+
+    Called by job admission only (jobs.runner.claim), which then records attempt
+    `job.attempts + 1`: the reservation is filed under that attempt for settle to find.
+    """
+    policy = _lock_policy(job.team_id)
+    now = db_now()
+    Start.objects.filter(team_id=job.team_id, at__lte=now - RATE_WINDOW).delete()
+    snap = _snapshot(policy, handler=job.handler, now=now, create=True)
+    estimate = job.cost_estimate
+    reasons, resume_at = _evaluate(snap, estimate=estimate)
+    override = None
+    if reasons:
+        # An override lifts money limits only; rate and concurrency protect the handlers' targets.
+        if all(r["kind"] == "budget" for r in reasons):
+            override = _usable_override(job.team_id, estimate, now)
+        if override is None:
+            return Decision(allowed=False, reasons=reasons, resume_at=resume_at)
+    attempt = job.attempts + 1
+    entries = []
+    for (scope, kind), row in snap.usage.items():
+        entries.append(Ledger(team_id=job.team_id, job_id=job.public_id, handler=job.handler, attempt=attempt,
+                              kind=Ledger.Kind.RESERVE, scope=scope, window_kind=kind,
+                              window_start=row.window_start, window_end=row.window_end, amount=estimate, at=now))
+        row.reserved += estimate
+    Usage.objects.filter(pk__in=[row.pk for row in snap.usage.values()]).update(reserved=F("reserved") + estimate)
+    if override is not None:
+        Override.objects.filter(pk=override.pk).update(spent=F("spent") + estimate)
+        entries.append(Ledger(team_id=job.team_id, job_id=job.public_id, handler=job.handler, attempt=attempt,
+                              kind=Ledger.Kind.OVERRIDE, amount=estimate, override=override, at=now))
+        event_emit(team=job.team_id, kind="budget.override_used", subject=override.public_id,
+                   payload={"job": job.public_id, "amount": money_str(estimate), "reasons": reasons})
+    Ledger.objects.bulk_create(entries)
+    Start.objects.create(team_id=job.team_id, at=now)
+    BudgetPolicy.objects.filter(pk=policy.pk).update(running=F("running") + 1)
+    state = _pulse_state(snap, calls=len(snap.starts) + 1, running=policy.running + 1)
+    if override is not None:
+        state["override"] = override.public_id
+    return Decision(allowed=True, pulse_state=state)
+
+
+def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts: int = 0) -> Decision:
+    """Advisory, without locks or writes: would the job be admitted now? `extra_*` count jobs
+    about to be released ahead of it, so a release does not send more than could run."""
+    policy = BudgetPolicy.objects.select_related("team").filter(team_id=job.team_id).first()
+    if policy is None:
+        return Decision(allowed=True)
+    snap = _snapshot(policy, handler=job.handler, now=db_now(), create=False)
+    reasons, resume_at = _evaluate(snap, estimate=job.cost_estimate, extra_micros=extra_micros,
+                                   extra_starts=extra_starts)
+    if reasons and all(r["kind"] == "budget" for r in reasons):
+        if Override.objects.filter(team_id=job.team_id, expires_at__gt=snap.now,
+                                   amount__gte=F("spent") + job.cost_estimate + extra_micros).exists():
+            return Decision(allowed=True)
+    return Decision(allowed=not reasons, reasons=reasons, resume_at=resume_at)
 
 
 def budget_preview(*, job: AdmittableJob) -> list[dict[str, Any]]:
     """Advisory: the reasons the job would be held if it were admitted now."""
-    return []
+    return budget_hold_check(job=job).reasons
 
 
+def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) -> None:
+    """Refuse (422) a job whose estimate alone exceeds a limit: it could never run."""
+    policy = BudgetPolicy.objects.filter(team=team).first()
+    if policy is None:
+        return
+    cap = HandlerCap.objects.filter(team=team, handler=handler).first()
+    for kind in KINDS:
+        for scope, limit in (("", policy.limit_for(kind)), (handler, cap.limit_for(kind) if cap else None)):
+            if limit is None or estimate_micros <= limit:
+                continue
+            if Override.objects.filter(team=team, expires_at__gt=timezone.now(),
+                                       amount__gte=F("spent") + estimate_micros).exists():
+                return
+            whose = f"the {KIND_LABEL[kind]} cap of handler {handler}" if scope else f"the team's {KIND_LABEL[kind]} limit"
+            reason = (f"The estimate of {money_str(estimate_micros)} is above {whose} of {money_str(limit)}; "
+                      f"this job could never run.")
+            raise Unprocessable(reason, code="over_budget_limit", fields={"estimate": [reason]})
+
+
+# --- settle -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
 def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
-    """Charge the actual cost of one attempt and release the rest of its reservation."""
-    return None
+    """Charge the actual cost of attempt `job.attempts` in the windows it was admitted in,
+    release the rest of its reservation and free its slot. Settling twice changes nothing."""
+    policy = _lock_policy(job.team_id)
+    attempt = job.attempts
+    reserves = list(Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind=Ledger.Kind.RESERVE))
+    if not reserves:
+        return  # admitted before budgets were kept: nothing was reserved
+    if Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind=Ledger.Kind.CHARGE).exists():
+        return
+    now = db_now()
+    actual = max(0, actual_micros)
+    estimate = reserves[0].amount
+    rows = []
+    entries = []
+    for entry in reserves:
+        row, _ = Usage.objects.get_or_create(
+            team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
+            defaults={"window_end": entry.window_end},
+        )
+        rows.append(row)
+        common = dict(team_id=job.team_id, job_id=job.public_id, handler=entry.handler, attempt=attempt,
+                      scope=entry.scope, window_kind=entry.window_kind, window_start=entry.window_start,
+                      window_end=entry.window_end, at=now)
+        entries.append(Ledger(kind=Ledger.Kind.RELEASE, amount=estimate, **common))
+        entries.append(Ledger(kind=Ledger.Kind.CHARGE, amount=actual, **common))
+    try:
+        with transaction.atomic():
+            Ledger.objects.bulk_create(entries)
+    except IntegrityError:
+        return  # a concurrent settle of the same attempt won (the unique ledger key)
+    Usage.objects.filter(pk__in=[row.pk for row in rows]).update(
+        reserved=F("reserved") - estimate, committed=F("committed") + actual
+    )
+    BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") - 1, 0))
+    used = Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind=Ledger.Kind.OVERRIDE).first()
+    if used is not None and used.override_id:
+        Override.objects.filter(pk=used.override_id).update(spent=F("spent") + (actual - estimate))
+    if actual > estimate:
+        event_emit(team=job.team_id, kind="budget.overrun", subject=job.public_id, payload={
+            "job": job.public_id, "handler": job.handler, "attempt": attempt,
+            "estimate": money_str(estimate), "actual": money_str(actual), "over_by": money_str(actual - estimate),
+        })
+    _fire_alerts(policy, handler=job.handler, row_ids=[row.pk for row in rows], now=now)
+
+
+def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now: datetime) -> None:
+    """Each threshold fires once per team, scope and window: the unique Alert row decides, and
+    settles of one team are serialized by the policy lock, so concurrent crossings fire once."""
+    cap = HandlerCap.objects.filter(team_id=policy.team_id, handler=handler).first()
+    thresholds = sorted(int(t) for t in policy.alert_thresholds or [])
+    for row in Usage.objects.filter(pk__in=row_ids):
+        limit = policy.limit_for(row.kind) if row.scope == "" else (cap.limit_for(row.kind) if cap else None)
+        if not limit:
+            continue
+        for threshold in thresholds:
+            if row.committed * 100 < limit * threshold:
+                break
+            alert, created = Alert.objects.get_or_create(
+                team_id=policy.team_id, scope=row.scope, window_kind=row.kind, window_start=row.window_start,
+                threshold=threshold,
+                defaults={"window_end": row.window_end, "spent": row.committed, "limit": limit, "at": now},
+            )
+            if created:
+                event_emit(team=policy.team_id, kind="budget.alert", subject=row.scope or "team", payload=alert_payload(alert))
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    whose = f"Handler {alert.scope}" if alert.scope else "The team"
+    return {
+        "scope": alert.scope, "window": alert.window_kind, "threshold": alert.threshold,
+        "spent": money_str(alert.spent), "limit": money_str(alert.limit),
+        "window_end": alert.window_end.isoformat(),
+        "message": (f"{whose} has spent {money_str(alert.spent)} of its {KIND_LABEL[alert.window_kind]} limit of "
+                    f"{money_str(alert.limit)} ({alert.threshold} % reached)."),
+    }
+
+
+# --- repair -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def budget_repair(*, team_id: int) -> list[dict[str, Any]]:
+    """Rebuild the current windows' usage and the running count from the ledger; fix and report
+    any drift (as a budget.drift event). Returns the drifts found."""
+    policy = _lock_policy(team_id)
+    now = db_now()
+    windows = windows_at(now, zone=policy_zone(policy), week_start=policy.week_start)
+    current = {(w.kind, w.start): w for w in windows}
+    truth: dict[tuple[str, str, datetime], list[int]] = {}
+    sums = (
+        Ledger.objects.filter(team_id=team_id, window_start__in=[w.start for w in windows])
+        .values("scope", "window_kind", "window_start", "kind").annotate(total=Sum("amount")).order_by()
+    )
+    for item in sums:
+        if (item["window_kind"], item["window_start"]) not in current:
+            continue
+        key = (item["scope"], item["window_kind"], item["window_start"])
+        committed_reserved = truth.setdefault(key, [0, 0])
+        if item["kind"] == Ledger.Kind.CHARGE:
+            committed_reserved[0] += item["total"]
+        elif item["kind"] == Ledger.Kind.RESERVE:
+            committed_reserved[1] += item["total"]
+        elif item["kind"] == Ledger.Kind.RELEASE:
+            committed_reserved[1] -= item["total"]
+    drifts: list[dict[str, Any]] = []
+    rows = {(u.scope, u.kind, u.window_start): u
+            for u in Usage.objects.filter(team_id=team_id, window_start__in=[w.start for w in windows])
+            if (u.kind, u.window_start) in current}
+    for key in set(truth) | set(rows):
+        committed, reserved = truth.get(key, [0, 0])
+        row = rows.get(key)
+        if row is not None and (row.committed, row.reserved) == (committed, reserved):
+            continue
+        if row is None and committed == reserved == 0:
+            continue
+        scope, kind, start = key
+        drifts.append({"scope": scope, "window": kind, "window_start": start.isoformat(),
+                       "committed_was": money_str(row.committed if row else 0), "committed": money_str(committed),
+                       "reserved_was": money_str(row.reserved if row else 0), "reserved": money_str(reserved)})
+        Usage.objects.update_or_create(team_id=team_id, scope=scope, kind=kind, window_start=start,
+                                       defaults={"committed": committed, "reserved": reserved,
+                                                 "window_end": current[(kind, start)].end})
+    # Admissions not yet settled: one team-scope daily reserve row each, matched by its release.
+    day_rows = Ledger.objects.filter(team_id=team_id, scope="", window_kind="day")
+    open_count = day_rows.filter(kind=Ledger.Kind.RESERVE).count() - day_rows.filter(kind=Ledger.Kind.RELEASE).count()
+    if open_count != policy.running:
+        drifts.append({"running_was": policy.running, "running": open_count})
+        BudgetPolicy.objects.filter(pk=policy.pk).update(running=open_count)
+    if drifts:
+        event_emit(team=team_id, kind="budget.drift", subject="usage", payload={"drifts": drifts})
+    return drifts
+
+
+# --- policy and overrides -----------------------------------------------------------------------
+
+POLICY_MONEY_FIELDS = ("daily_limit", "weekly_limit", "monthly_limit")
+CAP_FIELDS = ("daily", "weekly", "monthly")
+
+
+def _optional_money(value: object, *, field: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    return to_micros(parse_money(value, field=field))
+
+
+def _optional_count(value: object, *, field: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise ValidationError.for_field(field, "A whole number from 1 to 1000000, or empty for no limit.")
+    return value
+
+
+def _thresholds(value: object) -> list[int]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ValidationError.for_field("alert_thresholds", "A list of percentages, e.g. [80, 100].")
+    out = set()
+    for item in value:
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 100:
+            raise ValidationError.for_field("alert_thresholds", "Each threshold is a whole percentage from 1 to 100.")
+        out.add(item)
+    if len(out) > 10:
+        raise ValidationError.for_field("alert_thresholds", "At most 10 thresholds.")
+    return sorted(out)
+
+
+def policy_as_dict(policy: BudgetPolicy) -> dict[str, Any]:
+    caps = {cap.handler: {name: money_str(cap.limit_for(kind)) for name, kind in zip(CAP_FIELDS, KINDS)}
+            for cap in HandlerCap.objects.filter(team_id=policy.team_id)}
+    return {
+        "daily_limit": money_str(policy.daily_limit), "weekly_limit": money_str(policy.weekly_limit),
+        "monthly_limit": money_str(policy.monthly_limit), "calls_per_minute": policy.calls_per_minute,
+        "max_concurrent": policy.max_concurrent, "time_zone": policy.time_zone, "week_start": policy.week_start,
+        "alert_thresholds": list(policy.alert_thresholds), "handler_caps": caps,
+    }
+
+
+def _parse_caps(value: object) -> dict[str, dict[str, int | None]]:
+    from jobs.handlers.registry import get_handler  # budgets must not import jobs at module level
+
+    if not isinstance(value, dict):
+        raise ValidationError.for_field("handler_caps", "An object of handler name to {daily, weekly, monthly}.")
+    caps: dict[str, dict[str, int | None]] = {}
+    for handler, limits in value.items():
+        get_handler(str(handler))
+        if not isinstance(limits, dict) or set(limits) - set(CAP_FIELDS):
+            raise ValidationError.for_field(f"handler_caps.{handler}", "An object with daily, weekly and monthly.")
+        caps[str(handler)] = {name: _optional_money(limits.get(name), field=f"handler_caps.{handler}.{name}")
+                              for name in CAP_FIELDS}
+    return caps
+
+
+def _require_manager(by: Membership | None) -> None:
+    if by is not None and not by.can_manage:
+        raise PermissionDenied("Only owners and admins change the budget.")
+
+
+@transaction.atomic
+def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership | None,
+                         user: AbstractBaseUser | None = None) -> BudgetPolicy:
+    """Change some of the policy's fields (absent keys stay); record who changed what. `by` is
+    the member acting (None for operators and admin, who are trusted)."""
+    _require_manager(by)
+    known = set(POLICY_MONEY_FIELDS) | {"calls_per_minute", "max_concurrent", "time_zone", "week_start",
+                                        "alert_thresholds", "handler_caps"}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValidationError.for_field(unknown[0], "Not a budget setting.")
+    values: dict[str, Any] = {}
+    for name in POLICY_MONEY_FIELDS:
+        if name in changes:
+            values[name] = _optional_money(changes[name], field=name)
+    for name in ("calls_per_minute", "max_concurrent"):
+        if name in changes:
+            values[name] = _optional_count(changes[name], field=name)
+    if "time_zone" in changes:
+        zone = changes["time_zone"] or ""
+        if not isinstance(zone, str) or (zone and zone not in zoneinfo.available_timezones()):
+            raise ValidationError.for_field("time_zone", "An IANA time zone name (e.g. Europe/Berlin), or empty for the team's.")
+        values["time_zone"] = zone
+    if "week_start" in changes:
+        day = changes["week_start"]
+        if isinstance(day, str) and day.isdigit():
+            day = int(day)
+        if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= 6:
+            raise ValidationError.for_field("week_start", "0 (Monday) to 6 (Sunday).")
+        values["week_start"] = day
+    if "alert_thresholds" in changes:
+        values["alert_thresholds"] = _thresholds(changes["alert_thresholds"])
+    caps = _parse_caps(changes["handler_caps"]) if "handler_caps" in changes else None
+
+    policy = _lock_policy(team.pk)
+    before = policy_as_dict(policy)
+    actor = by.user if by is not None else user
+    for name, value in values.items():
+        setattr(policy, name, value)
+    policy.updated_by = actor  # type: ignore[assignment]
+    policy.updated_at = timezone.now()
+    policy.save(update_fields=[*values, "updated_by", "updated_at"])
+    if caps is not None:
+        for handler, limits in caps.items():
+            if all(v is None for v in limits.values()):
+                HandlerCap.objects.filter(team=team, handler=handler).delete()
+            else:
+                HandlerCap.objects.update_or_create(team=team, handler=handler, defaults={
+                    "daily_limit": limits["daily"], "weekly_limit": limits["weekly"], "monthly_limit": limits["monthly"]})
+    after = policy_as_dict(policy)
+    if after != before:
+        label = actor.get_username() if actor is not None else "operator"
+        PolicyChange.objects.create(team=team, by=actor, by_label=label, before=before, after=after)
+        event_emit(team=team, kind="budget.policy", subject=team.public_id,
+                   payload={"by": label, "before": before, "after": after})
+        _release_on_commit(team.pk)
+    return policy
+
+
+@transaction.atomic
+def budget_override_create(*, team: Team, amount: object, expires_at: datetime | None, reason: str,
+                           by: Membership | None, user: AbstractBaseUser | None = None) -> Override:
+    """Let jobs through money limits (not rate or concurrency) up to `amount` until `expires_at`.
+    Owners only (or staff, `by=None`); the spend still counts against the windows."""
+    if by is not None and by.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners (or staff) can override the budget.")
+    micros = to_micros(parse_money(amount, field="amount"))
+    if micros <= 0:
+        raise ValidationError.for_field("amount", "The override amount must be above 0.")
+    now = timezone.now()
+    if expires_at is None or expires_at <= now:
+        raise ValidationError.for_field("expires_at", "The expiry must be in the future.")
+    if expires_at > now + timedelta(days=MAX_OVERRIDE_DAYS):
+        raise ValidationError.for_field("expires_at", f"At most {MAX_OVERRIDE_DAYS} days ahead.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError.for_field("reason", "Say why the budget is overridden.")
+    actor = by.user if by is not None else user
+    override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason[:500],
+                                       created_by=actor)
+    event_emit(team=team, kind="budget.override", subject=override.public_id, payload={
+        "amount": money_str(micros), "expires_at": expires_at.isoformat(), "reason": override.reason,
+        "by": actor.get_username() if actor is not None else "operator"})
+    _release_on_commit(team.pk)
+    return override
+
+
+def _release_on_commit(team_id: int) -> None:
+    def release() -> None:
+        from jobs.services import job_release_held  # jobs depends on budgets, not the other way
+
+        job_release_held(team_id=team_id)
+
+    transaction.on_commit(release)

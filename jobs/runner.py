@@ -115,6 +115,8 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
         worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
     )
     if not claimed:
+        # Never keep a reservation for a job that did not start.
+        transaction.set_rollback(True)
         return None
     job.refresh_from_db()
     Attempt.objects.create(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
@@ -249,6 +251,8 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
     now = timezone.now()
     cost = outcome.cost_micros if outcome.cost_micros is not None else job.cost_estimate
     budget_settle(job=job, actual_micros=cost)
+    # Freed money or a slot: held jobs of the team go back through the gate once this commits.
+    transaction.on_commit(lambda: _release_held(job.team_id))
     spec = _handler_or_none(job.handler)
     changes: dict[str, Any] = {
         "cost_actual": (job.cost_actual or 0) + cost,
@@ -289,6 +293,16 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
         stat_bump(job, status, run_ms=outcome.run_ms)
     job_event(job, kind)
     return job
+
+
+def _release_held(team_id: int) -> None:
+    from jobs.services import job_release_held
+
+    try:
+        job_release_held(team_id=team_id)
+    except Exception:
+        # The ticker's release step catches up; a failed release must not fail the settle.
+        log.exception("releasing held jobs of team %s failed", team_id)
 
 
 def _handler_or_none(name: str) -> Handler | None:

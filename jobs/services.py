@@ -11,9 +11,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from budgets.services import budget_preview
+from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_check, budget_preview
 from jobs.events import job_event
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
@@ -106,6 +107,8 @@ def job_submit(
             raise
         except Exception as exc:  # a handler's estimator is third-party code
             raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
+    # What could never run is refused now, not held forever later.
+    budget_check_submittable(team=team, handler=handler, estimate_micros=estimate_micros)
     request_hash = _request_hash(handler, body, priority)
 
     with transaction.atomic():
@@ -220,3 +223,57 @@ def job_retry(*, job: Job, by: str = "") -> Job:
     job_event(job, "retried", by=by)
     _dispatch_on_commit()
     return job
+
+
+# How many held jobs one release looks at: enough for any real burst of freed room, few enough
+# that a team with thousands of held jobs costs the ticker a bounded amount of work.
+RELEASE_BATCH = 100
+
+
+def _held_by_limits(team_id: int):  # type: ignore[no-untyped-def]
+    # Only budget, rate and concurrency holds: a person's hold waits for a person.
+    return Job.objects.filter(team_id=team_id, status=Status.PAUSED, hold_reasons__0__kind__in=HOLD_KINDS)
+
+
+def job_release_held(*, team_id: int, due_only: bool = False) -> int:
+    """Send held jobs whose reason has gone back through admission, FIFO per team (priority,
+    then age), no more than could plausibly run now: each candidate is checked (advisory, no
+    locks) with the jobs released before it counted, so a freed slot does not wake a herd. The
+    gate decides anyway. A job still blocked gets its reasons and resume time refreshed."""
+    now = timezone.now()
+    held = _held_by_limits(team_id)
+    if due_only:
+        held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+    released = 0
+    released_micros = 0
+    for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
+        decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released)
+        if not decision.allowed:
+            if decision.resume_at != job.resume_at:
+                _update(job, expected=(Status.PAUSED,), hold_reasons=decision.reasons, resume_at=decision.resume_at)
+            if any(r["kind"] in ("rate", "concurrency") for r in decision.reasons):
+                break  # no later job can start either
+            continue
+        with transaction.atomic():
+            if _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
+                       dispatched_at=None):
+                job_event(job, "released")
+                released += 1
+                released_micros += job.cost_estimate
+    if released:
+        from jobs.dispatch import dispatch
+
+        dispatch()
+    return released
+
+
+def job_release_due() -> int:
+    """The ticker's release: every team with held jobs whose resume time has come (or that wait
+    for a slot, in case the release after a settle was missed)."""
+    now = timezone.now()
+    teams = (
+        Job.objects.filter(status=Status.PAUSED, hold_reasons__0__kind__in=HOLD_KINDS)
+        .filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+        .values_list("team_id", flat=True).distinct().order_by()
+    )
+    return sum(job_release_held(team_id=team_id, due_only=True) for team_id in list(teams))

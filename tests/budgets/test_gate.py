@@ -1,0 +1,291 @@
+"""The gate, settle, release, overrides and repair, run in-process through the worker's path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from budgets.models import Alert, BudgetPolicy, Ledger, Override, Start, Usage
+from budgets.services import budget_override_create, budget_repair, budget_settle
+from jobs.models import Job
+from jobs.runner import claim, execute, rescue_expired, run_job, settle
+from jobs.services import job_pause
+from pulse_site.errors import PermissionDenied, Unprocessable
+from pulse_site.live.models import Event
+from pulse_site.teams.models import Membership
+
+from .conftest import OTHER
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Job.Status
+
+
+def usage(team, kind="day", scope=""):
+    return Usage.objects.get(team=team, scope=scope, kind=kind)
+
+
+def status(job):
+    job.refresh_from_db()
+    return job.status
+
+
+def finish(job):
+    """Execute and settle a job that claim() admitted."""
+    job.refresh_from_db()
+    from jobs.handlers.registry import get_handler
+
+    outcome = execute(job, get_handler(job.handler))
+    return settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+
+
+def test_exactly_at_the_limit_passes_and_one_micro_unit_over_is_held(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    first = submit("1.00")
+    run_job(first.public_id)
+    assert status(first) == Status.COMPLETED
+    over = submit("0.000001")
+    run_job(over.public_id)
+    over.refresh_from_db()
+    assert over.status == Status.PAUSED
+    [reason] = over.hold_reasons
+    assert reason["kind"] == "budget" and reason["window"] == "day" and reason["scope"] == ""
+    assert (reason["limit"], reason["committed"], reason["reserved"], reason["estimate"]) == ("1", "1", "0", "0.000001")
+    assert over.resume_at == usage(acme).window_end
+
+
+def test_ten_and_twenty_cents_against_thirty_is_exactly_at_the_limit(acme, submit, set_policy):
+    set_policy(acme, daily_limit="0.30")
+    for cost in ("0.10", "0.20"):
+        job = submit(cost)
+        run_job(job.public_id)
+        assert status(job) == Status.COMPLETED
+    assert (usage(acme).committed, usage(acme).reserved) == (300_000, 0)
+    assert usage(acme, "month").committed == 300_000
+
+
+def test_an_overrun_is_charged_in_full_and_later_admissions_are_held(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    job = submit("0.50", actual="0.90")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED and job.cost_actual == 900_000
+    assert usage(acme).committed == 900_000 and usage(acme, scope="test.paid").committed == 900_000
+    overrun = Event.objects.get(kind="budget.overrun")
+    assert overrun.payload["estimate"] == "0.5" and overrun.payload["actual"] == "0.9"
+    assert overrun.payload["over_by"] == "0.4"
+    later = submit("0.50")
+    run_job(later.public_id)
+    assert status(later) == Status.PAUSED
+
+
+def test_a_handler_that_reports_no_cost_is_charged_its_estimate(acme, submit, set_policy):
+    set_policy(acme, daily_limit="5.00")
+    job = submit("0.40")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.cost_actual == 400_000
+    assert (usage(acme).committed, usage(acme).reserved) == (400_000, 0)
+    assert list(Ledger.objects.filter(job_id=job.public_id, scope="", window_kind="day")
+                .order_by("id").values_list("kind", "amount")) == [("reserve", 400_000), ("release", 400_000),
+                                                                    ("charge", 400_000)]
+
+
+def test_the_pulse_state_is_stored_on_the_admitted_job(acme, submit, set_policy):
+    set_policy(acme, daily_limit="2.00", calls_per_minute=10, max_concurrent=3)
+    job = submit("0.50")
+    assert claim(job.public_id) is not None
+    job.refresh_from_db()
+    state = job.pulse_state
+    assert state["spent"] == {"day": "0.5", "week": "0.5", "month": "0.5"}
+    assert state["remaining"] == {"day": "1.5", "week": None, "month": None}
+    assert (state["calls_this_minute"], state["calls_remaining"], state["running"]) == (1, 9, 1)
+
+
+def test_a_held_job_reserves_nothing_and_burns_no_rate_slot(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00", calls_per_minute=5)
+    running = submit("1.00")
+    claim(running.public_id)
+    held = submit("0.50")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+    assert (usage(acme).reserved, Start.objects.filter(team=acme).count()) == (1_000_000, 1)
+    assert not Ledger.objects.filter(job_id=held.public_id).exists()
+    assert BudgetPolicy.objects.get(team=acme).running == 1
+
+
+def test_a_handler_cap_holds_that_handler_only(acme, submit, set_policy):
+    set_policy(acme, handler_caps={"test.paid": {"daily": "1.00"}})
+    run_job(submit("1.00").public_id)
+    capped = submit("0.10")
+    run_job(capped.public_id)
+    capped.refresh_from_db()
+    assert capped.status == Status.PAUSED and capped.hold_reasons[0]["scope"] == "test.paid"
+    other = submit("0.10", handler_name=OTHER)
+    run_job(other.public_id)
+    assert status(other) == Status.COMPLETED
+
+
+def test_a_settle_that_frees_headroom_admits_the_next_held_job_at_once(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    first = submit("1.00", actual="0.20")
+    assert claim(first.public_id) is not None
+    waiting = submit("0.50")
+    run_job(waiting.public_id)
+    assert status(waiting) == Status.PAUSED
+    finish(first)
+    waiting.refresh_from_db()
+    assert waiting.status == Status.QUEUED and waiting.hold_reasons == []
+    assert Event.objects.filter(kind="job.released", subject=waiting.public_id).count() == 1
+    run_job(waiting.public_id)
+    assert status(waiting) == Status.COMPLETED
+    assert usage(acme).committed == 700_000
+
+
+def test_a_freed_slot_releases_one_job_waiting_for_concurrency(acme, submit, set_policy):
+    set_policy(acme, max_concurrent=1)
+    first = submit("0.10")
+    claim(first.public_id)
+    second, third = submit("0.10"), submit("0.10")
+    run_job(second.public_id)
+    run_job(third.public_id)
+    second.refresh_from_db()
+    assert second.status == Status.PAUSED and second.resume_at is None
+    assert second.hold_reasons[0]["kind"] == "concurrency"
+    finish(first)
+    assert (status(second), status(third)) == (Status.QUEUED, Status.PAUSED)
+
+
+def test_raising_a_limit_releases_held_jobs_in_priority_then_age_order(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    claim(submit("1.00").public_id)
+    old, urgent, young = submit("0.10"), submit("0.10", priority=5), submit("0.10")
+    for job in (old, urgent, young):
+        run_job(job.public_id)
+        assert status(job) == Status.PAUSED
+    set_policy(acme, daily_limit="10.00")
+    released = list(Event.objects.filter(kind="job.released").order_by("id").values_list("subject", flat=True))
+    assert released == [urgent.public_id, old.public_id, young.public_id]
+    assert [status(j) for j in (old, urgent, young)] == [Status.QUEUED] * 3
+
+
+def test_a_person_s_hold_is_never_released_by_the_budget(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    manual = job_pause(job=submit("0.10"), by="alice")
+    set_policy(acme, daily_limit="2.00")
+    assert status(manual) == Status.PAUSED
+
+
+def test_a_rate_hold_resumes_when_the_oldest_start_leaves_the_minute(acme, submit, set_policy):
+    set_policy(acme, calls_per_minute=1)
+    run_job(submit("0.10").public_id)
+    held = submit("0.10")
+    run_job(held.public_id)
+    held.refresh_from_db()
+    start = Start.objects.get(team=acme)
+    assert held.status == Status.PAUSED and held.hold_reasons[0]["kind"] == "rate"
+    assert held.resume_at == start.at + timedelta(seconds=60)
+
+
+def test_an_owner_s_override_lets_jobs_through_budget_limits_and_its_spend_counts(acme, alice, bob, submit,
+                                                                                  set_policy):
+    set_policy(acme, daily_limit="1.00")
+    run_job(submit("1.00").public_id)
+    held = submit("0.60")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+    owner = Membership.objects.get(team=acme, user=alice)
+    member = Membership.objects.get(team=acme, user=bob)
+    with pytest.raises(PermissionDenied):
+        budget_override_create(team=acme, amount="1.00", expires_at=timezone.now() + timedelta(hours=1),
+                               reason="launch day", by=member)
+    override = budget_override_create(team=acme, amount="1.00", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="launch day", by=owner)
+    assert status(held) == Status.QUEUED  # released by the override
+    run_job(held.public_id)
+    held.refresh_from_db()
+    assert held.status == Status.COMPLETED and held.pulse_state["override"] == override.public_id
+    override.refresh_from_db()
+    assert override.spent == 600_000
+    assert usage(acme).committed == 1_600_000
+    too_big = submit("0.50")
+    run_job(too_big.public_id)
+    assert status(too_big) == Status.PAUSED  # 0.60 + 0.50 is over the override's 1.00
+
+
+def test_an_override_does_not_lift_rate_limits(acme, alice, submit, set_policy):
+    set_policy(acme, calls_per_minute=1)
+    budget_override_create(team=acme, amount="5.00", expires_at=timezone.now() + timedelta(hours=1),
+                           reason="x", by=Membership.objects.get(team=acme, user=alice))
+    run_job(submit("0.10").public_id)
+    held = submit("0.10")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+
+
+def test_alerts_fire_once_per_threshold_and_window(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    for cost in ("0.50", "0.30", "0.10", "0.10"):
+        run_job(submit(cost).public_id)
+    alerts = list(Alert.objects.filter(team=acme).order_by("threshold").values_list("threshold", "spent"))
+    assert alerts == [(80, 800_000), (100, 1_000_000)]
+    assert Event.objects.filter(kind="budget.alert").count() == 2
+
+
+def test_settling_twice_charges_once(acme, submit, set_policy):
+    set_policy(acme, daily_limit="5.00")
+    job = submit("0.50")
+    claim(job.public_id)
+    job.refresh_from_db()
+    budget_settle(job=job, actual_micros=300_000)
+    budget_settle(job=job, actual_micros=300_000)
+    assert (usage(acme).committed, usage(acme).reserved) == (300_000, 0)
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+
+
+def test_a_rescued_job_is_charged_its_estimate_and_frees_its_slot(acme, submit, set_policy):
+    set_policy(acme, daily_limit="5.00", max_concurrent=1)
+    job = submit("0.70")
+    claim(job.public_id)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert rescue_expired() == 1
+    assert (usage(acme).committed, usage(acme).reserved) == (700_000, 0)
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+
+
+def test_repair_rebuilds_usage_from_the_ledger_and_reports_the_drift(acme, submit, set_policy):
+    set_policy(acme, daily_limit="5.00")
+    run_job(submit("0.70").public_id)
+    claim(submit("0.20").public_id)
+    Usage.objects.filter(team=acme, scope="", kind="day").update(committed=1, reserved=2)
+    BudgetPolicy.objects.filter(team=acme).update(running=7)
+    drifts = budget_repair(team_id=acme.pk)
+    assert (usage(acme).committed, usage(acme).reserved) == (700_000, 200_000)
+    assert BudgetPolicy.objects.get(team=acme).running == 1
+    assert len(drifts) == 2
+    assert Event.objects.get(kind="budget.drift").payload["drifts"] == drifts
+    assert budget_repair(team_id=acme.pk) == []
+
+
+def test_submit_refuses_an_estimate_above_a_limit(acme, submit, set_policy):
+    set_policy(acme, weekly_limit="2.00", handler_caps={"test.paid": {"monthly": "1.50"}})
+    with pytest.raises(Unprocessable) as refused:
+        submit("2.50")
+    assert "weekly limit of 2" in refused.value.message
+    with pytest.raises(Unprocessable) as capped:
+        submit("1.60")
+    assert "monthly cap of handler test.paid of 1.5" in capped.value.message
+    assert not Job.objects.exists()
+    assert submit("1.60", handler_name=OTHER).status == Status.QUEUED
+
+
+def test_the_gate_reads_the_database_clock(acme, submit, set_policy, time_machine):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no clock of its own; the embedded default uses Python's")
+    set_policy(acme, calls_per_minute=5)
+    time_machine.move_to(timezone.now() - timedelta(hours=3), tick=True)
+    before = timezone.now()
+    run_job(submit("0.10").public_id)
+    assert Start.objects.get(team=acme).at > before + timedelta(hours=2)
