@@ -30,6 +30,8 @@ log = logging.getLogger("pulse.schedules")
 
 EDITABLE = ("name", "description", "handler", "payload", "cron", "time_zone", "enabled", "overlap_policy",
             "misfire_policy", "estimate_override")
+# Due schedules claimed per transaction by one ticker.
+CLAIM_BATCH = 25
 # Fields whose change moves the next fire time.
 TIMING = ("cron", "time_zone", "enabled")
 
@@ -212,8 +214,8 @@ def _unfinished_run(schedule: Schedule) -> Execution | None:
 def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = "") -> Execution | None:
     """Record the execution of one slot and submit its job; None if another ticker fired the slot.
 
-    The unique (schedule, fire_time) key is the final guard between tickers, so the insert runs
-    in a savepoint whose IntegrityError means "already fired"; the job is only submitted after it.
+    The unique (schedule, fire_time) key is the final guard between tickers: job and execution are
+    written in one savepoint, and an IntegrityError on the execution ("already fired") rolls both back.
     """
     now = timezone.now()
     execution = Execution(schedule=schedule, team_id=schedule.team_id, fire_time=fire_time, trigger=trigger,
@@ -226,19 +228,21 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
         execution.finished_at = now
     try:
         with transaction.atomic():
+            if blocker is None:
+                execution.job = job_submit(
+                    team=schedule.team, handler=schedule.handler, payload=schedule.payload,
+                    source=Job.Source.SCHEDULE, created_by=(by or f"schedule {schedule.public_id}")[:150],
+                    estimate_micros=schedule.estimate_override,
+                ).job
             execution.save()
     except IntegrityError:
-        return None
+        if Execution.objects.filter(schedule=schedule, fire_time=fire_time, trigger=trigger).exists():
+            return None
+        raise
     if blocker is None:
-        submission = job_submit(
-            team=schedule.team, handler=schedule.handler, payload=schedule.payload, source=Job.Source.SCHEDULE,
-            created_by=(by or f"schedule {schedule.public_id}")[:150], estimate_micros=schedule.estimate_override,
-        )
-        execution.job = submission.job
-        execution.save(update_fields=["job"])
-        Schedule.objects.filter(pk=schedule.pk).update(last_run_at=fire_time)
         schedule.last_run_at = fire_time
-    execution.schedule = schedule
+        if trigger == Execution.Trigger.MANUAL:
+            Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
     execution_event(execution, "fired" if blocker is None else "skipped")
     return execution
 
@@ -281,7 +285,7 @@ def schedule_fire_due(*, schedule: Schedule, now: datetime, result: TickResult) 
             result.skipped += 1
     # Slots come from the cron expression, never from "now + interval": no drift.
     schedule.next_run_at = _next_slot(schedule, now)
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=schedule.next_run_at)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=schedule.next_run_at, last_run_at=schedule.last_run_at)
 
 
 def schedule_mark_broken(*, schedule: Schedule, reason: str) -> bool:
@@ -295,41 +299,51 @@ def schedule_mark_broken(*, schedule: Schedule, reason: str) -> bool:
     return bool(marked)
 
 
-def _claim_due(now: datetime, seen: set[int]) -> Schedule | None:
-    # SKIP LOCKED: a schedule another ticker is firing is left to it; this one takes the next.
-    return (
-        Schedule.objects.select_for_update(skip_locked=True)
+def _claim_due(now: datetime, skip: set[int], size: int) -> list[Schedule]:
+    # SKIP LOCKED: schedules another ticker is firing are left to it; this one takes the next ones.
+    return list(
+        Schedule.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(enabled=True, broken_reason="", next_run_at__lte=now)
-        .exclude(pk__in=seen)
+        .exclude(pk__in=skip)
         .select_related("team")
-        .order_by("next_run_at", "pk")
-        .first()
+        .order_by("next_run_at", "pk")[:size]
     )
 
 
-def schedules_tick(*, now: datetime | None = None, limit: int = 5000) -> TickResult:
-    """Fire every due schedule, each in its own transaction; safe in any number of tickers at once."""
+def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> TickResult:
+    """Fire every due schedule; safe in any number of tickers at once.
+
+    Schedules are claimed a small batch per transaction (few commits, short row locks), and each
+    fires in its own savepoint: a failing one is rolled back alone and marked broken.
+    """
     now = now or timezone.now()
     result = TickResult()
-    seen: set[int] = set()
-    while len(seen) < limit:
+    # Schedules that hit a database error stay due; they are retried next tick, not in a loop now.
+    retry_later: set[int] = set()
+    while True:
         with transaction.atomic():
-            schedule = _claim_due(now, seen)
-            if schedule is None:
-                break
-            seen.add(schedule.pk)
-            result.schedules += 1
-            try:
-                with transaction.atomic():
-                    schedule_fire_due(schedule=schedule, now=now, result=result)
-            except DatabaseError:
-                # A lost connection or deadlock is not the schedule's fault: try again next tick.
-                log.exception("firing schedule %s failed on the database", schedule.public_id)
-            except Exception as exc:
-                reason = exc.message if isinstance(exc, PulseError) else f"{type(exc).__name__}: {exc}"
-                if schedule_mark_broken(schedule=schedule, reason=reason):
-                    result.broken += 1
-    return result
+            claimed = _claim_due(now, retry_later, batch)
+            for schedule in claimed:
+                result.schedules += 1
+                _fire_one(schedule, now, result, retry_later)
+        if len(claimed) < batch:
+            return result
+
+
+def _fire_one(schedule: Schedule, now: datetime, result: TickResult, retry_later: set[int]) -> None:
+    try:
+        with transaction.atomic():
+            schedule_fire_due(schedule=schedule, now=now, result=result)
+    except DatabaseError:
+        # A lost connection or deadlock is not the schedule's fault: try again next tick.
+        log.exception("firing schedule %s failed on the database", schedule.public_id)
+        retry_later.add(schedule.pk)
+    except Exception as exc:
+        reason = exc.message if isinstance(exc, PulseError) else f"{type(exc).__name__}: {exc}"
+        if schedule_mark_broken(schedule=schedule, reason=reason):
+            result.broken += 1
+        else:
+            retry_later.add(schedule.pk)
 
 
 # --- Following executions' jobs --------------------------------------------------------------
