@@ -1,0 +1,228 @@
+"""Schedules over the API: CRUD, pause, resume, run now, preview, executions. Every write is a service call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.errors import ValidationError
+from schedules.events import execution_summary, schedule_summary
+from schedules.models import Schedule
+from schedules.selectors import (
+    EXECUTION_STATUSES,
+    executions_list,
+    preview,
+    schedule_description,
+    schedule_get_for_team,
+    schedule_next_runs,
+    schedules_list,
+)
+from schedules.services import (
+    schedule_create,
+    schedule_delete,
+    schedule_pause,
+    schedule_resume,
+    schedule_trigger,
+    schedule_update,
+)
+
+# --- Shapes ----------------------------------------------------------------------------------
+
+
+class ScheduleOut(serializers.Serializer):
+    id = serializers.CharField(help_text="SP_…")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    handler = serializers.CharField()
+    payload = serializers.JSONField()
+    cron = serializers.CharField()
+    cron_description = serializers.CharField(help_text="The expression in words, e.g. 'At 09:00, Monday through Friday'.")
+    time_zone = serializers.CharField()
+    enabled = serializers.BooleanField()
+    overlap_policy = serializers.ChoiceField(choices=Schedule.Overlap.choices,
+                                             help_text="queue: submit anyway; the job runs when capacity allows.")
+    misfire_policy = serializers.ChoiceField(choices=Schedule.Misfire.choices)
+    estimate_override = serializers.CharField(allow_null=True, help_text="Money as a string; null: the handler's estimate.")
+    next_run_at = serializers.DateTimeField(allow_null=True)
+    next_runs = serializers.ListField(child=serializers.DateTimeField(), help_text="The next five fire times (UTC).")
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    broken_reason = serializers.CharField(help_text="Why the schedule stopped firing; empty when healthy.")
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ScheduleIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100, allow_blank=True)
+    description = serializers.CharField(allow_blank=True, required=False, max_length=2000)
+    handler = serializers.CharField(max_length=100)
+    payload = serializers.JSONField(required=False)
+    cron = serializers.CharField(max_length=200, allow_blank=True)
+    time_zone = serializers.CharField(max_length=64, required=False, allow_null=True,
+                                      help_text="IANA name; default: the team's time zone.")
+    enabled = serializers.BooleanField(required=False)
+    overlap_policy = serializers.CharField(required=False)
+    misfire_policy = serializers.CharField(required=False)
+    estimate_override = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                              help_text="Money as a string, e.g. \"0.25\"; null: the handler's estimate.")
+
+
+class ExecutionOut(serializers.Serializer):
+    id = serializers.CharField(help_text="EX_…")
+    schedule = serializers.CharField()
+    fire_time = serializers.DateTimeField()
+    trigger = serializers.ChoiceField(choices=["cron", "manual"])
+    status = serializers.ChoiceField(choices=EXECUTION_STATUSES, help_text="The job's status, or skipped/error.")
+    job = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+
+
+class ExecutionPageOut(serializers.Serializer):
+    results = ExecutionOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page.")
+
+
+class PreviewIn(serializers.Serializer):
+    cron = serializers.CharField(allow_blank=True, max_length=500)
+    time_zone = serializers.CharField(allow_blank=True, max_length=64)
+
+
+class PreviewOut(serializers.Serializer):
+    description = serializers.CharField()
+    next_runs = serializers.ListField(child=serializers.DateTimeField(), help_text="UTC.")
+    next_runs_local = serializers.ListField(child=serializers.CharField(), help_text="In the zone, ISO 8601 with offset.")
+
+
+def schedule_detail(schedule: Schedule) -> dict[str, Any]:
+    return {
+        **schedule_summary(schedule),
+        "description": schedule.description,
+        "payload": schedule.payload,
+        "cron_description": schedule_description(schedule),
+        "next_runs": [run.isoformat() for run in schedule_next_runs(schedule)],
+        "created_by": schedule.created_by,
+        "created_at": schedule.created_at.isoformat(),
+        "updated_at": schedule.updated_at.isoformat(),
+    }
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request, *, partial: bool = False) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _who(view: TeamAPIView) -> str:
+    token = view.token
+    return f"token {token.name}" if token is not None else view.request.user.get_username()
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError.for_field(name, "A whole number.") from None
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+
+class ScheduleListView(TeamAPIView):
+    @extend_schema(operation_id="schedules_list", responses={200: ScheduleOut(many=True), **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response([schedule_detail(row.schedule) for row in schedules_list(team=self.team)])
+
+    @extend_schema(operation_id="schedules_create", request=ScheduleIn,
+                   responses={201: ScheduleOut, **error_responses(400, 401, 403, 413)})
+    def post(self, request: Request) -> Response:
+        data = _valid(ScheduleIn, request)
+        schedule = schedule_create(team=self.team, created_by=_who(self), **data)
+        return Response(schedule_detail(schedule), status=status.HTTP_201_CREATED)
+
+
+class ScheduleDetailView(TeamAPIView):
+    @extend_schema(operation_id="schedules_retrieve", responses={200: ScheduleOut, **error_responses(401, 404)})
+    def get(self, request: Request, schedule_id: str) -> Response:
+        return Response(schedule_detail(schedule_get_for_team(team=self.team, schedule_id=schedule_id)))
+
+    @extend_schema(operation_id="schedules_update", request=ScheduleIn(partial=True),
+                   responses={200: ScheduleOut, **error_responses(400, 401, 403, 404, 413)})
+    def patch(self, request: Request, schedule_id: str) -> Response:
+        schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
+        changes = _valid(ScheduleIn, request, partial=True)
+        if changes.get("time_zone") is None and "time_zone" in changes:
+            changes["time_zone"] = self.team.time_zone
+        return Response(schedule_detail(schedule_update(schedule=schedule, changes=changes, by=_who(self))))
+
+    @extend_schema(operation_id="schedules_destroy", responses={204: None, **error_responses(401, 403, 404)})
+    def delete(self, request: Request, schedule_id: str) -> Response:
+        schedule_delete(schedule=schedule_get_for_team(team=self.team, schedule_id=schedule_id), by=_who(self))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _action_view(service, operation: str, summary: str):  # type: ignore[no-untyped-def]
+    class ActionView(TeamAPIView):
+        @extend_schema(operation_id=operation, summary=summary, request=None,
+                       responses={200: ScheduleOut, **error_responses(401, 403, 404)})
+        def post(self, request: Request, schedule_id: str) -> Response:
+            schedule = service(schedule=schedule_get_for_team(team=self.team, schedule_id=schedule_id), by=_who(self))
+            return Response(schedule_detail(schedule))
+
+    ActionView.__name__ = f"Schedule{operation.split('_')[-1].title()}View"
+    return ActionView
+
+
+SchedulePauseView = _action_view(schedule_pause, "schedules_pause", "Stop firing (idempotent)")
+ScheduleResumeView = _action_view(schedule_resume, "schedules_resume",
+                                  "Fire again from the next slot after now; missed runs are not caught up")
+
+
+class ScheduleTriggerView(TeamAPIView):
+    @extend_schema(operation_id="schedules_trigger", summary="Run now: a manual execution and its job", request=None,
+                   responses={201: ExecutionOut, **error_responses(400, 401, 403, 404, 413)})
+    def post(self, request: Request, schedule_id: str) -> Response:
+        schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
+        execution = schedule_trigger(schedule=schedule, by=_who(self))
+        return Response(execution_summary(execution), status=status.HTTP_201_CREATED)
+
+
+class SchedulePreviewView(TeamAPIView):
+    @extend_schema(operation_id="schedules_preview", summary="Describe an expression and list its next five runs",
+                   request=PreviewIn, responses={200: PreviewOut, **error_responses(400, 401)})
+    def post(self, request: Request) -> Response:
+        data = _valid(PreviewIn, request)
+        result = preview(cron=data["cron"], time_zone=data["time_zone"] or self.team.time_zone)
+        runs = result["next_runs"]
+        return Response({
+            "description": result["description"],
+            "next_runs": [run.isoformat() for run in runs],  # type: ignore[attr-defined]
+            "next_runs_local": [run.astimezone(result["zone"]).isoformat() for run in runs],  # type: ignore[attr-defined]
+        })
+
+
+class ExecutionListView(TeamAPIView):
+    @extend_schema(
+        operation_id="schedules_executions",
+        parameters=[OpenApiParameter("status", str, enum=EXECUTION_STATUSES),
+                    OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
+                    OpenApiParameter("limit", int, description="1 to 200, default 50.")],
+        responses={200: ExecutionPageOut, **error_responses(400, 401, 404)},
+    )
+    def get(self, request: Request, schedule_id: str) -> Response:
+        schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
+        page, cursor = executions_list(schedule=schedule, status=request.query_params.get("status", ""),
+                                       before=request.query_params.get("cursor") or None,
+                                       limit=_int_param(request, "limit", 50))
+        return Response({"results": [execution_summary(e) for e in page], "next_cursor": cursor})

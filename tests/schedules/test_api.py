@@ -1,0 +1,126 @@
+"""The schedules API: CRUD, actions, preview, executions with filter and cursor; charlie gets 404."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jobs.models import Job
+from schedules.models import Execution, Schedule
+from schedules.services import schedules_tick
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def create(client, **body):
+    body = {"name": "Hourly", "handler": "pulse.sleep", "payload": {"steps": 1, "seconds": 0}, "cron": "@hourly",
+            "time_zone": "Europe/Berlin", **body}
+    return client.post("/api/v1/schedules/", body, format="json")
+
+
+def test_a_schedule_is_created_read_listed_and_updated(acme_api, time_machine):
+    time_machine.move_to(T0, tick=False)
+    response = create(acme_api, estimate_override="0.5", overlap_policy="queue")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["id"].startswith("SP_")
+    assert body["cron_description"] == "Every hour"
+    assert body["next_run_at"] == "2026-06-01T11:00:00+00:00"
+    assert body["next_runs"][:2] == ["2026-06-01T11:00:00+00:00", "2026-06-01T12:00:00+00:00"]
+    assert (body["estimate_override"], body["overlap_policy"], body["misfire_policy"]) == ("0.5", "queue", "once")
+    assert body["created_by"] == "token write token"
+    assert acme_api.get(f"/api/v1/schedules/{body['id']}/").json() == body
+    assert [s["id"] for s in acme_api.get("/api/v1/schedules/").json()] == [body["id"]]
+    changed = acme_api.patch(f"/api/v1/schedules/{body['id']}/", {"cron": "0 9 * * 1-5", "time_zone": None},
+                             format="json").json()
+    assert (changed["cron"], changed["time_zone"], changed["cron_description"]) == (
+        "0 9 * * 1-5", "UTC", "At 09:00, Monday through Friday")
+    assert changed["next_run_at"] == "2026-06-02T09:00:00+00:00"
+
+
+def test_refusals_name_every_field_in_the_one_error_shape(acme_api):
+    response = create(acme_api, cron="0 0 30 2 *", time_zone="Atlantis", payload={"steps": "many"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["fields"] == {
+        "cron": ["This expression never fires (not once in the next 5 years)."],
+        "time_zone": ["'Atlantis' is not an IANA time zone name (e.g. Europe/Berlin)."],
+        "payload.steps": ["'many' is not of type 'integer'"],
+    }
+    assert Schedule.objects.count() == 0
+
+
+def test_preview_describes_and_lists_the_next_runs_in_the_zone(acme_api, time_machine):
+    time_machine.move_to(T0, tick=False)
+    body = acme_api.post("/api/v1/schedules/preview/", {"cron": "30 8 * * 1", "time_zone": "America/New_York"},
+                         format="json").json()
+    assert body["description"] == "At 08:30, only on Monday"
+    assert body["next_runs_local"][:2] == ["2026-06-01T08:30:00-04:00", "2026-06-08T08:30:00-04:00"]
+    assert body["next_runs"][0] == "2026-06-01T12:30:00+00:00"
+    refused = acme_api.post("/api/v1/schedules/preview/", {"cron": "61 * * * *", "time_zone": "Nowhere"}, format="json")
+    assert refused.status_code == 400
+    assert set(refused.json()["error"]["fields"]) == {"cron", "time_zone"}
+
+
+def test_pause_resume_and_trigger(acme_api):
+    schedule_id = create(acme_api).json()["id"]
+    paused = acme_api.post(f"/api/v1/schedules/{schedule_id}/pause/").json()
+    assert (paused["enabled"], paused["next_run_at"]) == (False, None)
+    resumed = acme_api.post(f"/api/v1/schedules/{schedule_id}/resume/").json()
+    assert resumed["enabled"] is True and resumed["next_run_at"] is not None
+    response = acme_api.post(f"/api/v1/schedules/{schedule_id}/trigger/")
+    assert response.status_code == 201
+    execution = response.json()
+    assert (execution["trigger"], execution["status"], execution["schedule"]) == ("manual", "queued", schedule_id)
+    assert Job.objects.get().public_id == execution["job"]
+
+
+def test_executions_are_paged_newest_first_and_filtered_by_status(acme_api, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule_id = create(acme_api, cron="* * * * *", overlap_policy="skip").json()["id"]
+    for minute in (1, 2, 3):
+        time_machine.move_to(datetime(2026, 6, 1, 10, minute, tzinfo=UTC), tick=False)
+        schedules_tick()
+    url = f"/api/v1/schedules/{schedule_id}/executions/"
+    first = acme_api.get(url, {"limit": 2}).json()
+    assert [e["fire_time"] for e in first["results"]] == ["2026-06-01T10:03:00+00:00", "2026-06-01T10:02:00+00:00"]
+    second = acme_api.get(url, {"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert ([e["fire_time"] for e in second["results"]], second["next_cursor"]) == (["2026-06-01T10:01:00+00:00"], None)
+    assert [e["status"] for e in acme_api.get(url, {"status": "skipped"}).json()["results"]] == ["skipped", "skipped"]
+    assert len(acme_api.get(url, {"status": "queued"}).json()["results"]) == 1
+    assert acme_api.get(url, {"status": "nope"}).json()["error"]["fields"] == {
+        "status": ["Choose one of queued, paused, running, completed, failed, cancelled, skipped, error."]}
+
+
+def test_a_read_token_reads_but_cannot_write(acme, acme_api, acme_api_read):
+    schedule_id = create(acme_api).json()["id"]
+    assert acme_api_read.get(f"/api/v1/schedules/{schedule_id}/").status_code == 200
+    assert create(acme_api_read).status_code == 403
+    assert acme_api_read.post(f"/api/v1/schedules/{schedule_id}/trigger/").status_code == 403
+
+
+def test_charlie_gets_404_for_every_route_with_acmes_ids_and_nothing_changes(acme_api, globex_api, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule_id = create(acme_api).json()["id"]
+    before = list(Schedule.objects.values())
+    base = f"/api/v1/schedules/{schedule_id}/"
+    assert globex_api.get(base).status_code == 404
+    assert globex_api.patch(base, {"name": "Mine"}, format="json").status_code == 404
+    assert globex_api.delete(base).status_code == 404
+    for action in ("pause", "resume", "trigger"):
+        assert globex_api.post(f"{base}{action}/").status_code == 404
+    assert globex_api.get(f"{base}executions/").status_code == 404
+    assert globex_api.get("/api/v1/schedules/").json() == []
+    assert list(Schedule.objects.values()) == before
+    assert (Execution.objects.count(), Job.objects.count()) == (0, 0)
+
+
+def test_the_openapi_schema_documents_the_schedule_routes(acme_api):
+    schema = acme_api.get("/api/schema/", {"format": "json"}).json()
+    operations = {op["operationId"] for path in schema["paths"].values() for op in path.values() if isinstance(op, dict)}
+    assert {"schedules_list", "schedules_create", "schedules_retrieve", "schedules_update", "schedules_destroy",
+            "schedules_pause", "schedules_resume", "schedules_trigger", "schedules_preview",
+            "schedules_executions"} <= operations
