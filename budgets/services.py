@@ -597,3 +597,18 @@ def _release_on_commit(team_id: int) -> None:
         job_release_held(team_id=team_id)
 
     transaction.on_commit(release)
+
+
+@transaction.atomic
+def budget_override_end(*, override: Override, by: Membership | None, user: AbstractBaseUser | None = None
+                        ) -> Override:
+    """End an override now (owners or staff); what it already let through stays counted."""
+    if by is not None and by.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners (or staff) can end a budget override.")
+    now = timezone.now()
+    if Override.objects.filter(pk=override.pk, expires_at__gt=now).update(expires_at=now):
+        actor = by.user if by is not None else user
+        event_emit(team=override.team_id, kind="budget.override_ended", subject=override.public_id,
+                   payload={"by": actor.get_username() if actor is not None else "operator"})
+    override.refresh_from_db()
+    return override

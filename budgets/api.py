@@ -1,0 +1,257 @@
+"""The budget over the API: policy, usage, history, changes, held jobs, overrides. Every read
+and write goes through budgets.selectors and budgets.services (the same ones the page uses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from budgets import selectors, services
+from budgets.models import BudgetPolicy, Override, PolicyChange
+from budgets.money import money_str
+from pulse_site.api import TeamAPIView, error_responses, request_token
+from pulse_site.errors import ValidationError
+from pulse_site.teams.permissions import IsTeamMember
+
+
+class CanManageBudget(IsTeamMember):
+    """Every member reads; changing limits and overrides is for owners and admins in person:
+    a job-submitting token must not be able to raise its own budget."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if request.method in SAFE_METHODS or view.kwargs:
+            return True
+        return self._may_manage(request)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return request.method in SAFE_METHODS or self._may_manage(request)
+
+    def _may_manage(self, request: Request) -> bool:
+        if request_token(request) is not None:
+            self.message = "API tokens cannot change the budget; an owner or admin does, signed in."
+            return False
+        membership = getattr(request, "membership", None)
+        self.message = "Only owners and admins change the budget."
+        return membership is not None and membership.can_manage
+
+
+# --- Shapes ----------------------------------------------------------------------------------
+
+class CapOut(serializers.Serializer):
+    daily = serializers.CharField(allow_null=True)
+    weekly = serializers.CharField(allow_null=True)
+    monthly = serializers.CharField(allow_null=True)
+
+
+class PolicyOut(serializers.Serializer):
+    daily_limit = serializers.CharField(allow_null=True, help_text="Null = unlimited; \"0\" = no paid work.")
+    weekly_limit = serializers.CharField(allow_null=True)
+    monthly_limit = serializers.CharField(allow_null=True)
+    calls_per_minute = serializers.IntegerField(allow_null=True, help_text="Job starts in any rolling 60 s.")
+    max_concurrent = serializers.IntegerField(allow_null=True)
+    time_zone = serializers.CharField(help_text="IANA name; empty = the team's time zone.")
+    effective_time_zone = serializers.CharField()
+    week_start = serializers.IntegerField(help_text="0 = Monday … 6 = Sunday.")
+    alert_thresholds = serializers.ListField(child=serializers.IntegerField())
+    handler_caps = serializers.DictField(child=CapOut())
+    updated_at = serializers.DateTimeField()
+    updated_by = serializers.CharField(allow_null=True)
+
+
+class PolicyIn(serializers.Serializer):
+    """Every field optional; absent fields keep their value. Amounts are strings."""
+
+    daily_limit = serializers.JSONField(required=False)
+    weekly_limit = serializers.JSONField(required=False)
+    monthly_limit = serializers.JSONField(required=False)
+    calls_per_minute = serializers.JSONField(required=False)
+    max_concurrent = serializers.JSONField(required=False)
+    time_zone = serializers.JSONField(required=False)
+    week_start = serializers.JSONField(required=False)
+    alert_thresholds = serializers.JSONField(required=False)
+    handler_caps = serializers.JSONField(required=False, help_text="{handler: {daily, weekly, monthly}}; all null removes the cap.")
+
+
+class WindowOut(serializers.Serializer):
+    window = serializers.CharField()
+    scope = serializers.CharField()
+    start = serializers.DateTimeField()
+    resets_at = serializers.DateTimeField()
+    committed = serializers.CharField()
+    reserved = serializers.CharField()
+    spent = serializers.CharField()
+    limit = serializers.CharField(allow_null=True)
+    remaining = serializers.CharField(allow_null=True)
+    percent = serializers.FloatField(allow_null=True)
+    level = serializers.ChoiceField(choices=["ok", "warn", "over"])
+
+
+class UsageOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    time_zone = serializers.CharField()
+    windows = WindowOut(many=True)
+    handler_caps = serializers.DictField(child=WindowOut(many=True))
+    calls_this_minute = serializers.IntegerField()
+    calls_per_minute = serializers.IntegerField(allow_null=True)
+    calls_remaining = serializers.IntegerField(allow_null=True)
+    running = serializers.IntegerField()
+    max_concurrent = serializers.IntegerField(allow_null=True)
+
+
+class DayOut(serializers.Serializer):
+    date = serializers.DateField()
+    total = serializers.CharField()
+    handlers = serializers.DictField(child=serializers.CharField())
+
+
+class HistoryOut(serializers.Serializer):
+    time_zone = serializers.CharField()
+    handlers = serializers.ListField(child=serializers.CharField())
+    days = DayOut(many=True)
+
+
+class ChangeOut(serializers.Serializer):
+    by = serializers.CharField(source="by_label")
+    at = serializers.DateTimeField()
+    before = serializers.DictField()
+    after = serializers.DictField()
+
+
+class HeldJobOut(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    handler = serializers.CharField()
+    priority = serializers.IntegerField()
+    cost_estimate = serializers.SerializerMethodField()
+    hold_reasons = serializers.ListField(child=serializers.DictField())
+    resume_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_cost_estimate(self, job: Any) -> str:
+        return money_str(job.cost_estimate) or "0"
+
+
+class OverrideOut(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    amount = serializers.SerializerMethodField()
+    spent = serializers.SerializerMethodField()
+    remaining = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField()
+    reason = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+    def get_amount(self, o: Override) -> str:
+        return money_str(o.amount) or "0"
+
+    def get_spent(self, o: Override) -> str:
+        return money_str(o.spent) or "0"
+
+    def get_remaining(self, o: Override) -> str:
+        return money_str(o.remaining) or "0"
+
+
+class OverrideIn(serializers.Serializer):
+    amount = serializers.JSONField(help_text="The most the override lets through, as a string.")
+    expires_at = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=500)
+
+
+def policy_out(policy: BudgetPolicy) -> dict[str, Any]:
+    return {
+        **services.policy_as_dict(policy),
+        "effective_time_zone": str(services.policy_zone(policy)),
+        "updated_at": policy.updated_at,
+        "updated_by": policy.updated_by.get_username() if policy.updated_by else None,
+    }
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+
+class PolicyView(TeamAPIView):
+    permission_classes = [CanManageBudget]
+
+    @extend_schema(operation_id="budget_retrieve", responses={200: PolicyOut, **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(PolicyOut(policy_out(services.budget_policy_get(team=self.team))).data)
+
+    @extend_schema(operation_id="budget_update", request=PolicyIn,
+                   responses={200: PolicyOut, **error_responses(400, 401, 403)})
+    def patch(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationError.for_field("body", "A JSON object of settings.")
+        policy = services.budget_policy_update(team=self.team, changes=dict(request.data), by=self.membership)
+        policy.refresh_from_db()
+        return Response(PolicyOut(policy_out(policy)).data)
+
+
+class UsageView(TeamAPIView):
+    @extend_schema(operation_id="budget_usage", responses={200: UsageOut, **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(UsageOut(selectors.budget_usage(team=self.team).as_dict()).data)
+
+
+class HistoryView(TeamAPIView):
+    @extend_schema(operation_id="budget_history", responses={200: HistoryOut, **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        history = selectors.budget_history(team=self.team)
+        days = [{"date": d["date"], "total": money_str(d["total"]),
+                 "handlers": {h: money_str(v) for h, v in d["handlers"].items()}} for d in history["days"]]
+        return Response(HistoryOut({**history, "days": days}).data)
+
+
+class ChangesView(TeamAPIView):
+    @extend_schema(operation_id="budget_changes", responses={200: ChangeOut(many=True), **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        changes: list[PolicyChange] = selectors.budget_changes(team=self.team)
+        return Response(ChangeOut(changes, many=True).data)
+
+
+class HeldJobsView(TeamAPIView):
+    @extend_schema(operation_id="budget_held_jobs", responses={200: HeldJobOut(many=True), **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(HeldJobOut(selectors.budget_held_jobs(team=self.team), many=True).data)
+
+
+class OverrideListView(TeamAPIView):
+    permission_classes = [CanManageBudget]
+
+    @extend_schema(operation_id="budget_overrides_list", responses={200: OverrideOut(many=True), **error_responses(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(OverrideOut(selectors.budget_overrides(team=self.team), many=True).data)
+
+    @extend_schema(operation_id="budget_overrides_create", request=OverrideIn,
+                   responses={201: OverrideOut, **error_responses(400, 401, 403)})
+    def post(self, request: Request) -> Response:
+        serializer = OverrideIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        override = services.budget_override_create(team=self.team, amount=data["amount"], expires_at=data["expires_at"],
+                                                   reason=data["reason"], by=self.membership)
+        return Response(OverrideOut(override).data, status=status.HTTP_201_CREATED)
+
+
+class OverrideDetailView(TeamAPIView):
+    permission_classes = [CanManageBudget]
+
+    @extend_schema(operation_id="budget_overrides_retrieve", responses={200: OverrideOut, **error_responses(401, 403, 404)})
+    def get(self, request: Request, override_id: str) -> Response:
+        return Response(OverrideOut(selectors.override_get_for_team(team=self.team, override_id=override_id)).data)
+
+
+class OverrideEndView(TeamAPIView):
+    permission_classes = [CanManageBudget]
+
+    @extend_schema(operation_id="budget_overrides_end", request=None,
+                   responses={200: OverrideOut, **error_responses(401, 403, 404)})
+    def post(self, request: Request, override_id: str) -> Response:
+        override = selectors.override_get_for_team(team=self.team, override_id=override_id)
+        self.check_object_permissions(request, override)
+        return Response(OverrideOut(services.budget_override_end(override=override, by=self.membership)).data)

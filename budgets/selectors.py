@@ -1,0 +1,201 @@
+"""What the budget page, the API and the banner read. Every query is scoped to one team."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
+from budgets.money import money_str
+from budgets.services import HOLD_KINDS, RATE_WINDOW, alert_payload, budget_policy_get, policy_zone
+from budgets.windows import Window, windows_at
+from pulse_site.errors import NotFound
+from pulse_site.ids import looks_like_public_id
+from pulse_site.teams.models import Team
+
+LABELS = {"day": "Today", "week": "This week", "month": "This month"}
+
+
+@dataclass
+class WindowUsage:
+    kind: str
+    label: str
+    scope: str
+    start: datetime
+    end: datetime
+    committed: int
+    reserved: int
+    limit: int | None
+
+    @property
+    def spent(self) -> int:
+        return self.committed + self.reserved
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.spent)
+
+    @property
+    def percent(self) -> float | None:
+        if self.limit is None:
+            return None
+        if self.limit == 0:
+            return 100.0 if self.spent else 0.0
+        return round(self.spent * 100 / self.limit, 1)
+
+    def bar(self, thresholds: list[int]) -> dict[str, float]:
+        """Widths (0-100) of the committed and reserved parts of the bar."""
+        if not self.limit:
+            return {"committed": 0.0, "reserved": 0.0}
+        committed = min(100.0, self.committed * 100 / self.limit)
+        return {"committed": round(committed, 2),
+                "reserved": round(min(100.0 - committed, self.reserved * 100 / self.limit), 2)}
+
+    def level(self, thresholds: list[int]) -> str:
+        percent = self.percent
+        if percent is None or not thresholds:
+            return "ok"
+        if percent >= max(thresholds):
+            return "over"
+        if percent >= min(thresholds):
+            return "warn"
+        return "ok"
+
+    def as_dict(self, thresholds: list[int]) -> dict[str, Any]:
+        return {
+            "window": self.kind, "scope": self.scope, "start": self.start.isoformat(), "resets_at": self.end.isoformat(),
+            "committed": money_str(self.committed), "reserved": money_str(self.reserved),
+            "spent": money_str(self.spent), "limit": money_str(self.limit), "remaining": money_str(self.remaining),
+            "percent": self.percent, "level": self.level(thresholds),
+        }
+
+
+def _usage_for(team: Team, scope: str, windows: list[Window], limits: dict[str, int | None]) -> list[WindowUsage]:
+    rows = {(u.kind, u.window_start): u for u in Usage.objects.filter(
+        team=team, scope=scope, window_start__in=[w.start for w in windows])}
+    out = []
+    for window in windows:
+        row = rows.get((window.kind, window.start))
+        out.append(WindowUsage(kind=window.kind, label=LABELS[window.kind], scope=scope, start=window.start,
+                               end=window.end, committed=row.committed if row else 0,
+                               reserved=row.reserved if row else 0, limit=limits[window.kind]))
+    return out
+
+
+@dataclass
+class BudgetUsage:
+    policy: BudgetPolicy
+    now: datetime
+    windows: list[WindowUsage]
+    caps: list[tuple[str, list[WindowUsage]]]
+    calls_this_minute: int
+    running: int
+
+    @property
+    def thresholds(self) -> list[int]:
+        return sorted(int(t) for t in self.policy.alert_thresholds or [])
+
+    @property
+    def calls_remaining(self) -> int | None:
+        cpm = self.policy.calls_per_minute
+        return None if cpm is None else max(0, cpm - self.calls_this_minute)
+
+    def as_dict(self) -> dict[str, Any]:
+        thresholds = self.thresholds
+        return {
+            "at": self.now.isoformat(),
+            "time_zone": str(policy_zone(self.policy)),
+            "windows": [w.as_dict(thresholds) for w in self.windows],
+            "handler_caps": {handler: [w.as_dict(thresholds) for w in usage] for handler, usage in self.caps},
+            "calls_this_minute": self.calls_this_minute, "calls_per_minute": self.policy.calls_per_minute,
+            "calls_remaining": self.calls_remaining,
+            "running": self.running, "max_concurrent": self.policy.max_concurrent,
+        }
+
+
+def budget_usage(*, team: Team) -> BudgetUsage:
+    policy = budget_policy_get(team=team)
+    now = timezone.now()
+    windows = windows_at(now, zone=policy_zone(policy, team), week_start=policy.week_start)
+    limits = {w.kind: policy.limit_for(w.kind) for w in windows}
+    caps = [
+        (cap.handler, _usage_for(team, cap.handler, windows, {w.kind: cap.limit_for(w.kind) for w in windows}))
+        for cap in HandlerCap.objects.filter(team=team)
+    ]
+    return BudgetUsage(
+        policy=policy, now=now, windows=_usage_for(team, "", windows, limits), caps=caps,
+        calls_this_minute=Start.objects.filter(team=team, at__gt=now - RATE_WINDOW).count(),
+        running=policy.running,
+    )
+
+
+def budget_held_jobs(*, team: Team, limit: int = 100) -> list[Any]:
+    """Jobs held by budget, rate or concurrency, in the order they will be released."""
+    from jobs.models import Job  # budgets must not import jobs at module level
+
+    return list(
+        Job.objects.for_team(team).filter(status=Job.Status.PAUSED, hold_reasons__0__kind__in=HOLD_KINDS)
+        .order_by("-priority", "id")[:limit]
+    )
+
+
+def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
+    """Charged spend per local day and handler for the last `days` days (today included)."""
+    policy = budget_policy_get(team=team)
+    zone = policy_zone(policy, team)
+    today = timezone.now().astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    since = windows_at(datetime.combine(first, datetime.min.time(), tzinfo=zone), zone=zone)[0].start
+    rows = (
+        Ledger.objects.filter(team=team, kind=Ledger.Kind.CHARGE, scope="", window_kind="day", window_start__gte=since)
+        .values("window_start", "handler").annotate(total=Sum("amount")).order_by()
+    )
+    per_day: dict[Any, dict[str, int]] = defaultdict(dict)
+    handlers: set[str] = set()
+    for row in rows:
+        day = row["window_start"].astimezone(zone).date()
+        per_day[day][row["handler"]] = per_day[day].get(row["handler"], 0) + row["total"]
+        handlers.add(row["handler"])
+    out = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        amounts = per_day.get(day, {})
+        out.append({"date": day, "total": sum(amounts.values()), "handlers": amounts})
+    return {"days": out, "handlers": sorted(handlers), "time_zone": str(zone)}
+
+
+def budget_changes(*, team: Team, limit: int = 50) -> list[PolicyChange]:
+    return list(PolicyChange.objects.filter(team=team).select_related("by")[:limit])
+
+
+def budget_overrides(*, team: Team, limit: int = 50) -> list[Override]:
+    return list(Override.objects.filter(team=team).select_related("created_by")[:limit])
+
+
+def override_get_for_team(*, team: Team, override_id: str) -> Override:
+    """The team's override, or NotFound (another team's id answers exactly like no id)."""
+    if not looks_like_public_id(override_id, "OV"):
+        raise NotFound("No such override.")
+    override = Override.objects.filter(team=team, public_id=override_id).select_related("created_by").first()
+    if override is None:
+        raise NotFound("No such override.")
+    return override
+
+
+def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
+    """Alerts of windows that have not ended: the dashboard banner."""
+    alerts = Alert.objects.filter(team=team, window_end__gt=timezone.now()).order_by("-threshold", "-at")
+    # One banner per scope and window: the highest threshold reached says it all.
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for alert in alerts:
+        key = (alert.scope, alert.window_kind)
+        if key not in seen:
+            seen.add(key)
+            out.append(alert_payload(alert))
+    return out

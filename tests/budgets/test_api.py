@@ -1,0 +1,135 @@
+"""The budget API: policy, usage, history, changes, held jobs, overrides; money as strings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from budgets.models import BudgetPolicy, Override, PolicyChange
+from budgets.services import budget_override_create, budget_policy_get
+from jobs.models import Job
+from jobs.runner import claim, run_job
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/budget/"
+
+
+def session(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_the_policy_starts_unlimited_with_default_thresholds(acme_api):
+    body = acme_api.get(URL).json()
+    assert body["daily_limit"] is None and body["calls_per_minute"] is None
+    assert body["alert_thresholds"] == [80, 100] and body["effective_time_zone"] == "UTC"
+    assert body["handler_caps"] == {}
+
+
+def test_an_owner_updates_the_policy_and_the_change_is_recorded(alice, acme):
+    response = session(alice).patch(URL, {"daily_limit": "10.50", "calls_per_minute": 5, "week_start": 6,
+                                          "time_zone": "Europe/Berlin",
+                                          "handler_caps": {"test.paid": {"daily": "2"}}}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["daily_limit"], body["calls_per_minute"], body["week_start"]) == ("10.5", 5, 6)
+    assert body["handler_caps"] == {"test.paid": {"daily": "2", "weekly": None, "monthly": None}}
+    assert body["updated_by"] == "alice"
+    change = PolicyChange.objects.get(team=acme)
+    assert change.before["daily_limit"] is None and change.after["daily_limit"] == "10.5"
+    assert session(alice).get(URL + "changes/").json()[0]["by"] == "alice"
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("-1", "The amount cannot be negative."),
+    ("NaN", "The amount must be a finite number."),
+    ("Infinity", "The amount must be a finite number."),
+    (1.5, "Give the amount as a string (e.g. \"0.10\"), not a float."),
+    ("0.0000001", "At most 6 decimal places."),
+    ("ten", "'ten' is not an amount."),
+])
+def test_bad_amounts_are_refused_with_400_naming_the_field_and_nothing_changes(alice, acme, value, reason):
+    response = session(alice).patch(URL, {"weekly_limit": value, "daily_limit": "1"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"weekly_limit": [reason]}
+    assert budget_policy_get(team=acme).daily_limit is None
+    assert not PolicyChange.objects.exists()
+
+
+def test_bad_counts_zones_and_thresholds_are_refused(alice, acme):
+    client = session(alice)
+    for body, field in [({"calls_per_minute": 0}, "calls_per_minute"), ({"max_concurrent": "x"}, "max_concurrent"),
+                        ({"time_zone": "Mars/Base"}, "time_zone"), ({"week_start": 7}, "week_start"),
+                        ({"alert_thresholds": [0]}, "alert_thresholds"), ({"color": "red"}, "color"),
+                        ({"handler_caps": {"no.such": {"daily": "1"}}}, "handler")]:
+        response = client.patch(URL, body, format="json")
+        assert response.status_code == 400 and field in response.json()["error"]["fields"], body
+
+
+def test_members_viewers_and_tokens_read_but_cannot_change_the_policy(bob, vic, acme, acme_api):
+    for client in (session(bob), session(vic), acme_api):
+        assert client.get(URL).status_code == 200
+        assert client.patch(URL, {"daily_limit": "1"}, format="json").status_code == 403
+    assert budget_policy_get(team=acme).daily_limit is None
+
+
+def test_usage_history_and_held_jobs(alice, acme, acme_api):
+    from jobs.services import job_submit
+
+    session(alice).patch(URL, {"daily_limit": "1.00"}, format="json")
+    first = job_submit(team=acme, handler="test.paid", payload={"cost": "0.80"}, source="api").job
+    run_job(first.public_id)
+    running = job_submit(team=acme, handler="test.paid", payload={"cost": "0.10"}, source="api").job
+    claim(running.public_id)
+    held = job_submit(team=acme, handler="test.paid", payload={"cost": "0.50"}, source="api").job
+    run_job(held.public_id)
+    usage = acme_api.get(URL + "usage/").json()
+    day = usage["windows"][0]
+    assert (day["window"], day["committed"], day["reserved"], day["spent"]) == ("day", "0.8", "0.1", "0.9")
+    assert (day["limit"], day["remaining"], day["percent"], day["level"]) == ("1", "0.1", 90.0, "warn")
+    assert (usage["calls_this_minute"], usage["running"]) == (2, 1)
+    history = acme_api.get(URL + "history/").json()
+    assert len(history["days"]) == 30 and history["days"][-1]["total"] == "0.8"
+    assert history["days"][-1]["handlers"] == {"test.paid": "0.8"} and history["handlers"] == ["test.paid"]
+    [listed] = acme_api.get(URL + "held/").json()
+    assert listed["id"] == held.public_id and listed["hold_reasons"][0]["kind"] == "budget"
+
+
+def test_an_owner_creates_lists_and_ends_overrides(alice, bob, acme, acme_api):
+    expires = (timezone.now() + timedelta(hours=2)).isoformat()
+    response = session(alice).post(URL + "overrides/", {"amount": "5.00", "expires_at": expires,
+                                                        "reason": "launch"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["amount"], body["spent"], body["remaining"], body["created_by"]) == ("5", "0", "5", "alice")
+    assert [o["id"] for o in acme_api.get(URL + "overrides/").json()] == [body["id"]]
+    assert session(bob).post(URL + "overrides/", {"amount": "1", "expires_at": expires, "reason": "x"},
+                             format="json").status_code == 403
+    assert acme_api.post(URL + "overrides/", {"amount": "1", "expires_at": expires, "reason": "x"},
+                         format="json").status_code == 403
+    assert session(alice).post(URL + "overrides/", {"amount": "-1", "expires_at": expires, "reason": "x"},
+                               format="json").json()["error"]["fields"] == {"amount": ["The amount cannot be negative."]}
+    ended = session(alice).post(URL + f"overrides/{body['id']}/end/").json()
+    assert Override.objects.get(public_id=body["id"]).expires_at <= timezone.now()
+    assert ended["id"] == body["id"]
+
+
+def test_charlie_gets_404_for_acme_s_override_and_changes_nothing(alice, acme, charlie, globex):
+    override = budget_override_create(team=acme, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="r", by=None, user=alice)
+    client = session(charlie)
+    assert client.get(URL + f"overrides/{override.public_id}/").status_code == 404
+    assert client.post(URL + f"overrides/{override.public_id}/end/").status_code == 404
+    override.refresh_from_db()
+    assert override.expires_at > timezone.now()
+    # Charlie's own budget routes show and change Globex only.
+    assert client.patch(URL, {"daily_limit": "1"}, format="json").status_code == 200
+    assert client.get(URL + "overrides/").json() == []
+    assert client.get(URL + "held/").json() == []
+    assert budget_policy_get(team=acme).daily_limit is None
+    assert BudgetPolicy.objects.get(team=globex).daily_limit == 1_000_000
+    assert not Job.objects.exists()
