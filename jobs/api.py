@@ -27,6 +27,7 @@ from jobs.selectors import (
 from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
 from pulse_site.api import TeamAPIView, error_responses
 from pulse_site.errors import ValidationError
+from pulse_site.ids import looks_like_public_id
 
 # --- Shapes ----------------------------------------------------------------------------------
 
@@ -61,6 +62,7 @@ class JobOut(serializers.Serializer):
     run_after = serializers.DateTimeField(allow_null=True)
     cancel_requested = serializers.BooleanField()
     parent = serializers.CharField(allow_null=True)
+    origin = serializers.CharField(allow_null=True, help_text="The schedule (SP_…) that submitted the job, if any.")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
@@ -183,6 +185,13 @@ def _datetime_param(request: Request, name: str):  # type: ignore[no-untyped-def
         raise ValidationError.for_field(name, "Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z.") from None
 
 
+def _schedule_param(request: Request) -> str:
+    value = request.query_params.get("schedule", "")
+    if value and not looks_like_public_id(value, "SP"):
+        raise ValidationError.for_field("schedule", "A schedule id (SP_…).")
+    return value
+
+
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw in (None, ""):
@@ -197,6 +206,7 @@ LIST_PARAMS = [
     OpenApiParameter("status", str, enum=Job.Status.values),
     OpenApiParameter("handler", str),
     OpenApiParameter("source", str, enum=Job.Source.values),
+    OpenApiParameter("schedule", str, description="Only jobs submitted by this schedule (SP_…)."),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
     OpenApiParameter("created_before", OpenApiTypes.DATETIME),
     OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
@@ -216,6 +226,7 @@ class JobListView(TeamAPIView):
             source=request.query_params.get("source", ""),
             created_after=_datetime_param(request, "created_after"),
             created_before=_datetime_param(request, "created_before"),
+            origin=_schedule_param(request),
         )
         page, cursor = jobs_list(team=self.team, filters=filters, before=request.query_params.get("cursor") or None,
                                  limit=_int_param(request, "limit", 50))

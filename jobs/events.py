@@ -27,6 +27,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "run_after": job.run_after.isoformat() if job.run_after else None,
         "cancel_requested": job.cancel_requested,
         "parent": job.parent.public_id if job.parent_id and job.parent else None,
+        "origin": job.origin or None,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "completed_at": job.completed_at.isoformat() if job.completed_at else None,

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.utils import timezone
 
 from jobs.handlers.registry import Handler, registered_handlers
@@ -30,6 +31,8 @@ class JobFilterForm(forms.Form):
                                         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     created_before = forms.DateTimeField(required=False, label="To (UTC)",
                                          widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    schedule = forms.CharField(required=False, max_length=29, label="Schedule id", strip=True,
+                               validators=[RegexValidator(r"^SP_[0-9A-Z]{26}$", "A schedule id (SP_…).")])
     q = forms.CharField(required=False, max_length=40, label="Job id", strip=True)
 
     PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}

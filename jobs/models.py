@@ -76,6 +76,9 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_hash = models.CharField(max_length=64, blank=True, default="")
     created_by = models.CharField(max_length=150, blank=True, default="")
+    # The public id of what submitted the job when it was not a person or a token: the schedule
+    # (SP_…) for scheduled runs. Jobs never import schedules; this is how their lists filter by one.
+    origin = models.CharField(max_length=29, blank=True, default="")
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -109,6 +112,8 @@ class Job(models.Model):
             models.Index(fields=["status", "dispatched_at"], name="job_status_dispatched"),
             # Rescue: WHERE status = 'running' AND lease_expires_at < now.
             models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="job_running_lease"),
+            # Jobs list filtered by schedule: WHERE team_id = ? AND origin = ? ORDER BY id DESC.
+            models.Index(fields=["team", "origin", "-id"], name="job_team_origin_id"),
             # Children of a parent (cancel cascades, detail page).
             models.Index(fields=["parent"], name="job_parent"),
         ]

@@ -33,6 +33,7 @@ class JobFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     parent: Job | None = None
+    origin: str = ""
 
 
 def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
@@ -54,6 +55,8 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
         rows = rows.filter(created_at__gte=filters.created_after)
     if filters.created_before:
         rows = rows.filter(created_at__lt=filters.created_before)
+    if filters.origin:
+        rows = rows.filter(origin=filters.origin)
     if filters.parent is not None:
         rows = rows.filter(parent=filters.parent)
     if before:

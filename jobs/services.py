@@ -86,6 +86,7 @@ def job_submit(
     created_by: str = "",
     estimate_micros: int | None = None,
     run_after: datetime | None = None,
+    origin: str = "",
 ) -> Submission:
     """Validate and write a job `queued`; it is handed to a worker once the transaction commits.
 
@@ -120,7 +121,7 @@ def job_submit(
             team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
             priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
             timeout_seconds=spec.timeout, idempotency_key=idempotency_key or None, request_hash=request_hash,
-            created_by=created_by[:150], run_after=run_after,
+            created_by=created_by[:150], run_after=run_after, origin=origin,
         )
         try:
             with transaction.atomic():

@@ -98,7 +98,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     created_after, created_before = form.created_range()
     filters = selectors.JobFilter(status=data.get("status", ""), handler=data.get("handler", ""),
                                   source=data.get("source", ""), created_after=created_after,
-                                  created_before=created_before)
+                                  created_before=created_before, origin=data.get("schedule", ""))
     cursor = request.GET.get("cursor") or None
     try:
         rows, next_cursor = selectors.jobs_list(team=team, filters=filters, before=cursor, limit=PAGE_SIZE)

@@ -16,7 +16,8 @@
     var d = section.dataset;
     return (!d.filterStatus || d.filterStatus === job.status) &&
       (!d.filterHandler || d.filterHandler === job.handler) &&
-      (!d.filterSource || d.filterSource === job.source);
+      (!d.filterSource || d.filterSource === job.source) &&
+      (!d.filterOrigin || d.filterOrigin === job.origin);
   }
 
   function setProgress(tr, progress) {

@@ -172,3 +172,12 @@ def test_finished_jobs_are_counted_from_the_hourly_rollup(acme, acme_api):
     assert stats["handlers"]["pulse.noop"]["completed"] == 1
     assert stats["handlers"]["pulse.fail"]["failed"] == 1
     assert (stats["totals"]["completed"], stats["totals"]["failed"], stats["totals"]["queued"]) == (1, 1, 0)
+
+
+def test_the_list_filters_by_the_schedule_that_submitted_the_job(acme, acme_api):
+    schedule_id = "SP_01M81H2V5QTVMSFSGE610M1H48"
+    mine = job_submit(team=acme, handler="pulse.noop", payload={}, source="schedule", origin=schedule_id).job
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    page = acme_api.get(f"/api/v1/jobs/?schedule={schedule_id}").json()
+    assert [(j["id"], j["origin"]) for j in page["results"]] == [(mine.public_id, schedule_id)]
+    assert acme_api.get("/api/v1/jobs/?schedule=nope").json()["error"]["fields"] == {"schedule": ["A schedule id (SP_…)."]}

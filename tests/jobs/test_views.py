@@ -227,3 +227,13 @@ def test_the_list_filters_by_creation_time(acme, alice_client, time_machine):
     assert new.public_id in recent and old.public_id not in recent
     window = alice_client.get("/jobs/?created_after=2026-04-30T00:00&created_before=2026-05-02T00:00").content.decode()
     assert old.public_id in window and new.public_id not in window
+
+
+def test_the_list_filters_by_schedule(acme, alice_client):
+    from jobs.services import job_submit
+
+    schedule_id = "SP_01M81H2V5QTVMSFSGE610M1H48"
+    mine = job_submit(team=acme, handler="pulse.noop", payload={}, source="schedule", origin=schedule_id).job
+    other = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    page = alice_client.get(f"/jobs/?schedule={schedule_id}").content.decode()
+    assert mine.public_id in page and other.public_id not in page
