@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/", include("pulse_site.api_urls")),
     path("", include("pulse_site.teams.urls")),
     path("", include("jobs.urls")),
+    path("", include("schedules.urls")),
     path("", include("pulse_site.dashboard_urls")),
 ]

@@ -123,13 +123,13 @@ def _check_interval(expanded: list[list[object]]) -> None:
 
 
 @lru_cache(maxsize=1)
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
 def zone_get(name: object, *, field: str = "time_zone") -> zoneinfo.ZoneInfo:
     """The IANA zone called `name`, or ValidationError naming `field`."""
-    if not isinstance(name, str) or name not in _zone_names():
+    if not isinstance(name, str) or name not in zone_names():
         raise ValidationError.for_field(field, f"'{name}' is not an IANA time zone name (e.g. Europe/Berlin).")
     return zoneinfo.ZoneInfo(name)
 

@@ -1,0 +1,189 @@
+"""Schedule pages: the list, the create and edit forms with a live preview, and one schedule with
+its execution history. Each view parses, authorizes, calls the same services as the API and the
+admin, and renders; PulseErrors become field errors or a message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from budgets.money import money_str
+from pulse_site.errors import PulseError, ValidationError
+from pulse_site.live.selectors import event_last_id
+from pulse_site.teams.decorators import get_or_404, team_required
+from schedules import selectors, services
+from schedules.forms import ScheduleForm, schedule_initial
+from schedules.models import Schedule
+
+HISTORY = 50
+
+
+def writer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Viewers read; they get 403 before any lookup or change."""
+
+    @team_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.membership.can_write:  # type: ignore[attr-defined]
+            raise PermissionDenied("Viewers cannot change schedules.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _schedule(request: HttpRequest, schedule_id: str) -> Schedule:
+    return get_or_404(selectors.schedule_get_for_team, team=request.team,  # type: ignore[attr-defined]
+                      schedule_id=schedule_id)
+
+
+def _who(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def _can_write(request: HttpRequest) -> bool:
+    return bool(request.membership.can_write)  # type: ignore[attr-defined]
+
+
+@require_GET
+@team_required
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    return render(request, "schedules/list.html", {
+        "rows": selectors.schedules_list(team=team),
+        "since": event_last_id(team_id=team.pk),
+        "can_write": _can_write(request),
+    })
+
+
+@require_GET
+@team_required
+def schedule_row(request: HttpRequest, schedule_id: str) -> HttpResponse:
+    """One list row, for the live list to redraw with the first render's markup."""
+    schedule = _schedule(request, schedule_id)
+    row = next(r for r in selectors.schedules_list(team=schedule.team) if r.schedule.pk == schedule.pk)
+    return render(request, "schedules/_row.html", {"row": row, "can_write": _can_write(request)})
+
+
+def _render_form(request: HttpRequest, form: ScheduleForm, schedule: Schedule | None, status: int = 200) -> HttpResponse:
+    return render(request, "schedules/form.html", {"form": form, "schedule": schedule}, status=status)
+
+
+@writer_required
+def schedule_new(request: HttpRequest) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    if request.method == "GET":
+        return _render_form(request, ScheduleForm(initial={"time_zone": team.time_zone, "payload": {}}), None)
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            schedule = services.schedule_create(team=team, created_by=_who(request), **form.values())
+        except PulseError as exc:
+            form.add_service_error(exc)
+        else:
+            messages.success(request, f"Schedule “{schedule.name}” created.")
+            return redirect("schedules:detail", schedule_id=schedule.public_id)
+    return _render_form(request, form, None, status=400)
+
+
+@writer_required
+def schedule_edit(request: HttpRequest, schedule_id: str) -> HttpResponse:
+    schedule = _schedule(request, schedule_id)
+    if request.method == "GET":
+        return _render_form(request, ScheduleForm(initial=schedule_initial(schedule)), schedule)
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            schedule = services.schedule_update(schedule=schedule, changes=form.values(), by=_who(request))
+        except PulseError as exc:
+            form.add_service_error(exc)
+        else:
+            messages.success(request, f"Schedule “{schedule.name}” saved.")
+            return redirect("schedules:detail", schedule_id=schedule.public_id)
+    return _render_form(request, form, schedule, status=400)
+
+
+@require_GET
+@team_required
+def schedule_preview(request: HttpRequest) -> JsonResponse:
+    """What the form shows as you type: the description and next five runs, or the field errors."""
+    team = request.team  # type: ignore[attr-defined]
+    try:
+        result = selectors.preview(cron=request.GET.get("cron", ""),
+                                   time_zone=request.GET.get("time_zone") or team.time_zone)
+    except ValidationError as exc:
+        return JsonResponse({"errors": exc.fields}, status=400)
+    zone = result["zone"]
+    return JsonResponse({
+        "description": result["description"],
+        "next_runs": [run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for run in result["next_runs"]],  # type: ignore[attr-defined]
+    })
+
+
+def _history(schedule: Schedule) -> list[Any]:
+    return selectors.executions_list(schedule=schedule, limit=HISTORY)[0]
+
+
+@require_GET
+@team_required
+def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
+    schedule = _schedule(request, schedule_id)
+    return render(request, "schedules/detail.html", {
+        "schedule": schedule,
+        "description": selectors.schedule_description(schedule),
+        "next_runs": selectors.schedule_next_runs(schedule),
+        "estimate_override": money_str(schedule.estimate_override),
+        "payload_json": json.dumps(schedule.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        "executions": _history(schedule),
+        "since": event_last_id(team_id=schedule.team_id),
+        "can_write": _can_write(request),
+    })
+
+
+@require_GET
+@team_required
+def schedule_executions(request: HttpRequest, schedule_id: str) -> HttpResponse:
+    """The history's rows, redrawn live when an execution or its job changes."""
+    schedule = _schedule(request, schedule_id)
+    return render(request, "schedules/_executions.html", {"executions": _history(schedule)})
+
+
+ACTIONS: dict[str, Callable[..., Any]] = {
+    "pause": services.schedule_pause,
+    "resume": services.schedule_resume,
+    "trigger": services.schedule_trigger,
+    "delete": services.schedule_delete,
+}
+
+
+@require_POST
+@writer_required
+def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> HttpResponse:
+    service = ACTIONS.get(action)
+    if service is None:
+        raise Http404("No such action.")
+    schedule = _schedule(request, schedule_id)
+    try:
+        service(schedule=schedule, by=_who(request))
+    except PulseError as exc:
+        messages.error(request, exc.message)
+        return redirect("schedules:detail", schedule_id=schedule.public_id)
+    done = {"pause": "paused", "resume": "resumed", "trigger": "started: a run was submitted", "delete": "deleted"}
+    messages.success(request, f"“{schedule.name}” {done[action]}.")
+    if action == "delete":
+        return redirect("schedules:list")
+    target = request.POST.get("next", "")
+    if target.startswith("/schedules/") and "//" not in target:
+        return redirect(target)
+    return redirect("schedules:detail", schedule_id=schedule.public_id)

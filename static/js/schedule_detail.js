@@ -1,0 +1,40 @@
+// Keeps a schedule's run history live: when one of its executions fires or ends, or the job of
+// a shown run changes, the rows are redrawn from the server's partial (schedules/_executions.html).
+(function () {
+  "use strict";
+  var section = document.getElementById("executions");
+  if (!section) return;
+  var rows = document.getElementById("execution-rows");
+  var scheduleId = section.dataset.scheduleId;
+  var pending = false;
+
+  function redraw() {
+    if (pending) return;
+    pending = true;
+    fetch(section.dataset.rowsUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        pending = false;
+        if (html !== null) rows.innerHTML = html;
+      }, function () { pending = false; });
+  }
+
+  function showsJob(jobId) {
+    return !!rows.querySelector('tr[data-job-id="' + CSS.escape(jobId) + '"]');
+  }
+
+  function onEvent(event) {
+    if (event.kind.indexOf("execution.") === 0 && event.payload.schedule === scheduleId) {
+      redraw();
+    } else if (event.kind.indexOf("job.") === 0 && event.kind !== "job.progress" && event.kind !== "job.log" &&
+               showsJob(event.subject)) {
+      redraw();
+    } else if ((event.kind === "schedule.changed" || event.kind === "schedule.broken") && event.subject === scheduleId) {
+      location.reload();
+    } else if (event.kind === "schedule.deleted" && event.subject === scheduleId) {
+      location.assign("/schedules/");
+    }
+  }
+
+  PulseLive.follow({ wsPath: section.dataset.wsPath, since: parseInt(section.dataset.since, 10) || 0, onEvent: onEvent });
+})();

@@ -1,0 +1,36 @@
+// Keeps the schedules list live over /ws/: a schedule or execution event redraws that schedule's
+// row from the server's own partial (schedules/_row.html), so a live row never drifts.
+(function () {
+  "use strict";
+  var section = document.getElementById("schedules");
+  if (!section) return;
+  var rows = document.getElementById("schedule-rows");
+
+  function redraw(id) {
+    var old = rows.querySelector('tr[data-schedule-id="' + CSS.escape(id) + '"]');
+    if (!old) return;
+    fetch(section.dataset.rowUrl.replace("SCHEDULE_ID", encodeURIComponent(id)), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var holder = document.createElement("tbody");
+        holder.innerHTML = html.trim();
+        old.replaceWith(holder.firstElementChild);
+      });
+  }
+
+  function onEvent(event) {
+    if (event.kind.indexOf("schedule.") === 0) {
+      if (event.kind === "schedule.deleted") {
+        var gone = rows.querySelector('tr[data-schedule-id="' + CSS.escape(event.subject) + '"]');
+        if (gone) gone.remove();
+      } else {
+        redraw(event.subject);
+      }
+    } else if (event.kind.indexOf("execution.") === 0) {
+      redraw(event.payload.schedule);
+    }
+  }
+
+  PulseLive.follow({ wsPath: section.dataset.wsPath, since: parseInt(section.dataset.since, 10) || 0, onEvent: onEvent });
+})();

@@ -1,0 +1,131 @@
+"""Schedule pages: list, forms with preview, detail with history, actions; viewers read; charlie gets 404."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jobs.models import Job
+from schedules.models import Execution, Schedule
+from schedules.services import schedule_trigger, schedules_tick
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
+
+FORM = {"name": "Morning report", "description": "", "handler": "demo.report", "payload": '{"delay": 0}',
+        "cron": "0 9 * * 1-5", "time_zone": "Europe/Berlin", "enabled": "on", "overlap_policy": "skip",
+        "misfire_policy": "once", "estimate_override": ""}
+
+
+def test_the_list_shows_each_schedule_with_its_description_zone_and_run_strip(alice_client, make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(name="Every minute", cron="* * * * *", overlap_policy="allow", time_zone="Europe/Berlin")
+    for minute in (1, 2):
+        time_machine.move_to(datetime(2026, 6, 1, 10, minute, tzinfo=UTC), tick=False)
+        schedules_tick()
+    Job.objects.filter(pk=Execution.objects.get(fire_time=datetime(2026, 6, 1, 10, 1, tzinfo=UTC)).job_id).update(
+        status="completed")
+    html = alice_client.get("/schedules/").content.decode()
+    assert "Every minute" in html and "Every minute</a>" in html
+    assert "Europe/Berlin" in html
+    assert "2026-06-01 12:03 CEST" in html  # next run, in the schedule's zone
+    assert html.count('class="run-cell run-completed"') == 1
+    assert html.count('class="run-cell run-queued"') == 1
+    assert f'action="/schedules/{schedule.public_id}/pause/"' in html
+    assert f'action="/schedules/{schedule.public_id}/trigger/"' in html
+    assert 'href="/schedules/"' in html and 'aria-current="page">Schedules' in html
+
+
+def test_creating_a_schedule_in_the_form_redirects_to_it(alice_client, acme, time_machine):
+    time_machine.move_to(T0, tick=False)
+    response = alice_client.post("/schedules/new/", FORM)
+    schedule = Schedule.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/schedules/{schedule.public_id}/"
+    assert (schedule.cron, schedule.time_zone, schedule.payload, schedule.created_by) == (
+        "0 9 * * 1-5", "Europe/Berlin", {"delay": 0}, "alice")
+    assert schedule.next_run_at == datetime(2026, 6, 2, 7, 0, tzinfo=UTC)  # Tuesday 09:00 CEST
+    html = alice_client.get(response["Location"]).content.decode()
+    assert "At 09:00, Monday through Friday" in html
+    assert "Tue 2026-06-02 09:00 CEST" in html
+
+
+def test_a_refused_form_keeps_what_was_typed_and_names_the_fields(alice_client):
+    response = alice_client.post("/schedules/new/", {**FORM, "cron": "0 0 30 2 *", "payload": '{"delay": 99}'})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'value="0 0 30 2 *"' in html
+    assert "This expression never fires (not once in the next 5 years)." in html
+    assert "delay: 99 is greater than the maximum of 60" in html
+    assert "{&quot;delay&quot;: 99}" in html
+    assert Schedule.objects.count() == 0
+
+
+def test_the_preview_describes_the_expression_as_you_type(alice_client, time_machine):
+    time_machine.move_to(T0, tick=False)
+    body = alice_client.get("/schedules/preview/", {"cron": "*/15 * * * *", "time_zone": "America/New_York"}).json()
+    assert body == {"description": "Every 15 minutes", "next_runs": [
+        "Mon 2026-06-01 06:15 EDT", "Mon 2026-06-01 06:30 EDT", "Mon 2026-06-01 06:45 EDT",
+        "Mon 2026-06-01 07:00 EDT", "Mon 2026-06-01 07:15 EDT"]}
+    refused = alice_client.get("/schedules/preview/", {"cron": "@reboot", "time_zone": "UTC"})
+    assert refused.status_code == 400
+    assert refused.json() == {"errors": {"cron": ["@reboot is not supported: schedules fire by the clock only."]}}
+
+
+def test_editing_validates_and_saves(alice_client, make_schedule):
+    schedule = make_schedule()
+    page = alice_client.get(f"/schedules/{schedule.public_id}/edit/").content.decode()
+    assert 'value="*/15 * * * *"' in page
+    refused = alice_client.post(f"/schedules/{schedule.public_id}/edit/", {**FORM, "handler": "pulse.noop",
+                                                                           "cron": "* * * * * *"})
+    assert refused.status_code == 400
+    schedule.refresh_from_db()
+    assert schedule.cron == "*/15 * * * *"
+    saved = alice_client.post(f"/schedules/{schedule.public_id}/edit/", {**FORM, "name": "Renamed"})
+    assert saved.status_code == 302
+    schedule.refresh_from_db()
+    assert (schedule.name, schedule.handler) == ("Renamed", "demo.report")
+
+
+def test_run_now_pause_resume_and_delete_from_the_page(alice_client, make_schedule):
+    schedule = make_schedule()
+    base = f"/schedules/{schedule.public_id}/"
+    assert alice_client.post(base + "trigger/").status_code == 302
+    execution = Execution.objects.get()
+    assert execution.trigger == "manual" and execution.job is not None
+    html = alice_client.get(base).content.decode()
+    assert f'href="/jobs/{execution.job.public_id}/"' in html
+    rows = alice_client.get(base + "executions/").content.decode()
+    assert execution.public_id in rows and "queued" in rows
+    alice_client.post(base + "pause/")
+    schedule.refresh_from_db()
+    assert (schedule.enabled, schedule.next_run_at) == (False, None)
+    alice_client.post(base + "resume/")
+    schedule.refresh_from_db()
+    assert schedule.enabled is True
+    assert alice_client.post(base + "delete/")["Location"] == "/schedules/"
+    assert Schedule.objects.count() == 0
+
+
+def test_a_viewer_reads_but_cannot_change_anything(vic_client, make_schedule):
+    schedule = make_schedule()
+    assert vic_client.get("/schedules/").status_code == 200
+    assert vic_client.get(f"/schedules/{schedule.public_id}/").status_code == 200
+    assert vic_client.get("/schedules/new/").status_code == 403
+    assert vic_client.post(f"/schedules/{schedule.public_id}/trigger/").status_code == 403
+    assert vic_client.post(f"/schedules/{schedule.public_id}/edit/", FORM).status_code == 403
+    assert Execution.objects.count() == 0
+
+
+def test_charlie_gets_404_for_every_page_with_acmes_ids_and_nothing_changes(charlie_client, make_schedule):
+    schedule = make_schedule()
+    schedule_trigger(schedule=schedule)
+    before = (list(Schedule.objects.values()), Execution.objects.count(), Job.objects.count())
+    base = f"/schedules/{schedule.public_id}/"
+    for url in (base, base + "edit/", base + "row/", base + "executions/"):
+        assert charlie_client.get(url).status_code == 404, url
+    assert charlie_client.post(base + "edit/", FORM).status_code == 404
+    for action in ("pause", "resume", "trigger", "delete"):
+        assert charlie_client.post(base + action + "/").status_code == 404
+    assert schedule.name not in charlie_client.get("/schedules/").content.decode()
+    assert (list(Schedule.objects.values()), Execution.objects.count(), Job.objects.count()) == before
