@@ -109,6 +109,15 @@ def _clean_work(handler: object, payload: object, override: int | None) -> dict[
     return {"handler": handler, "payload": body}
 
 
+def schedule_validate(*, team: Team, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The cleaned values of a schedule (for forms that check before saving, like the admin's);
+    ValidationError naming each bad field. Create and update run the same checks themselves."""
+    defaults = {"description": "", "payload": {}, "time_zone": team.time_zone, "enabled": True,
+                "overlap_policy": Schedule.Overlap.SKIP, "misfire_policy": Schedule.Misfire.ONCE,
+                "estimate_override": None, "name": "", "handler": "", "cron": ""}
+    return _clean({**defaults, **{k: v for k, v in values.items() if k in EDITABLE}})
+
+
 def _next_slot(schedule: Schedule, after: datetime) -> datetime:
     return cronlib.next_fire(cronlib.cron_parse(schedule.cron), cronlib.zone_get(schedule.time_zone), after)
 
