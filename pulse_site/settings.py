@@ -82,6 +82,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pulse_site.teams.context_processors.team",
+                "budgets.context_processors.budget_alerts",
             ],
         },
     },

@@ -9,5 +9,6 @@ urlpatterns = [
     path("", include("pulse_site.teams.urls")),
     path("", include("jobs.urls")),
     path("", include("schedules.urls")),
+    path("", include("budgets.urls")),
     path("", include("pulse_site.dashboard_urls")),
 ]

@@ -1,0 +1,178 @@
+"""Operators' view of budgets. Policy edits and new overrides go through budgets.services (so
+they are validated, recorded and release held jobs exactly as from the dashboard); usage, the
+ledger, changes and alerts are read-only: they are facts, not settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage
+from budgets.money import money_str, parse_money
+from budgets.services import POLICY_MONEY_FIELDS, budget_override_create, budget_policy_update
+from pulse_site.errors import PulseError
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _money_column(field: str, title: str):  # type: ignore[no-untyped-def]
+    def column(obj: Any) -> str:
+        value = money_str(getattr(obj, field))
+        return "unlimited" if value is None else value
+
+    column.short_description = title  # type: ignore[attr-defined]
+    return column
+
+
+class PolicyForm(forms.ModelForm):
+    daily_amount = forms.CharField(label="Daily limit", required=False, help_text="Empty = unlimited, 0 = no paid work.")
+    weekly_amount = forms.CharField(label="Weekly limit", required=False)
+    monthly_amount = forms.CharField(label="Monthly limit", required=False)
+
+    class Meta:
+        model = BudgetPolicy
+        fields = ["calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in POLICY_MONEY_FIELDS:
+            self.fields[name.replace("_limit", "_amount")].initial = money_str(getattr(self.instance, name)) or ""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in POLICY_MONEY_FIELDS:
+            key = name.replace("_limit", "_amount")
+            value = (data.get(key) or "").strip()
+            if value:
+                try:
+                    parse_money(value, field=name)
+                except PulseError as exc:
+                    self.add_error(key, exc.fields.get(name, [exc.message])[0])
+        return data
+
+
+@admin.register(BudgetPolicy)
+class BudgetPolicyAdmin(admin.ModelAdmin):
+    form = PolicyForm
+    list_display = ["team", _money_column("daily_limit", "daily"), _money_column("weekly_limit", "weekly"),
+                    _money_column("monthly_limit", "monthly"), "calls_per_minute", "max_concurrent", "running",
+                    "updated_at"]
+    search_fields = ["team__name", "team__slug"]
+    fields = ["team", "daily_amount", "weekly_amount", "monthly_amount", "calls_per_minute", "max_concurrent",
+              "time_zone", "week_start", "alert_thresholds", "running", "updated_by", "updated_at"]
+    readonly_fields = ["team", "running", "updated_by", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created with the team's first job or first budget change
+
+    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: forms.ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        changes: dict[str, Any] = {name: data.get(name.replace("_limit", "_amount")) or None for name in POLICY_MONEY_FIELDS}
+        for name in ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"):
+            changes[name] = data.get(name)
+        budget_policy_update(team=obj.team, changes=changes, by=None, user=request.user)
+
+
+@admin.register(HandlerCap)
+class HandlerCapAdmin(ReadOnlyAdmin):
+    list_display = ["team", "handler", _money_column("daily_limit", "daily"), _money_column("weekly_limit", "weekly"),
+                    _money_column("monthly_limit", "monthly")]
+    list_filter = ["team"]
+    search_fields = ["handler", "team__name"]
+
+
+@admin.register(Usage)
+class UsageAdmin(ReadOnlyAdmin):
+    list_display = ["team", "scope", "kind", "window_start", "window_end", _money_column("committed", "committed"),
+                    _money_column("reserved", "reserved")]
+    list_filter = ["kind", "team"]
+    search_fields = ["scope", "team__name"]
+
+
+@admin.register(Ledger)
+class LedgerAdmin(ReadOnlyAdmin):
+    list_display = ["at", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start",
+                    _money_column("amount", "amount")]
+    list_filter = ["kind", "window_kind", "team"]
+    search_fields = ["job_id", "scope"]
+
+
+@admin.register(PolicyChange)
+class PolicyChangeAdmin(ReadOnlyAdmin):
+    list_display = ["at", "team", "by_label"]
+    list_filter = ["team"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["at", "team", "scope", "window_kind", "window_start", "threshold", _money_column("spent", "spent"),
+                    _money_column("limit", "limit")]
+    list_filter = ["threshold", "window_kind", "team"]
+
+
+class OverrideForm(forms.ModelForm):
+    amount_text = forms.CharField(label="Amount", help_text="The most it lets through, e.g. 25.00.")
+
+    class Meta:
+        model = Override
+        fields = ["team", "expires_at", "reason"]
+
+    def clean_amount_text(self) -> str:
+        value = self.cleaned_data["amount_text"]
+        try:
+            parse_money(value, field="amount")
+        except PulseError as exc:
+            raise forms.ValidationError(exc.fields.get("amount", [exc.message])[0]) from None
+        return value
+
+    def clean_expires_at(self) -> Any:
+        from django.utils import timezone
+
+        value = self.cleaned_data["expires_at"]
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return value
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "team", _money_column("amount", "amount"), _money_column("spent", "spent"),
+                    "expires_at", "reason", "created_by", "created_at"]
+    list_filter = ["team"]
+    search_fields = ["public_id", "reason", "team__name"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = OverrideForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["team", "amount_text", "expires_at", "reason"]
+        return ["public_id", "team", "amount", "spent", "expires_at", "reason", "created_by", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record of an override stays; end one from the budget page or API
+
+    def save_model(self, request: HttpRequest, obj: Override, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return
+        data = form.cleaned_data
+        created = budget_override_create(team=data["team"], amount=data["amount_text"], expires_at=data["expires_at"],
+                                         reason=data["reason"], by=None, user=request.user)
+        obj.pk, obj.public_id = created.pk, created.public_id

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from budgets.money import money_str
+
+register = template.Library()
+
+
+@register.filter
+def money(micros: int | None) -> str:
+    """Micro-units as an amount, "unlimited" for None."""
+    value = money_str(micros)
+    return "unlimited" if value is None else value
+
+
+@register.filter
+def money_or_blank(micros: int | None | str) -> str:
+    """For form inputs: the amount, or empty for unlimited."""
+    if micros in (None, ""):
+        return ""
+    return money_str(int(micros)) or ""
+
+
+@register.filter
+def changed_fields(change: Any) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) for every field a PolicyChange changed."""
+    keys = sorted(set(change.before) | set(change.after))
+    return [(k, change.before.get(k), change.after.get(k)) for k in keys if change.before.get(k) != change.after.get(k)]

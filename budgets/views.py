@@ -1,0 +1,127 @@
+"""The budget page: usage, held jobs, history, settings, changes and overrides. Each view parses,
+authorizes, calls one service or selector and renders; PulseErrors become dashboard messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_POST
+
+from budgets import selectors, services
+from budgets.services import CAP_FIELDS, POLICY_MONEY_FIELDS
+from pulse_site.errors import PulseError, ValidationError
+from pulse_site.live.selectors import event_last_id
+from pulse_site.teams.decorators import get_or_404, manager_required, team_required
+
+SETTINGS_FIELDS = (*POLICY_MONEY_FIELDS, "calls_per_minute", "max_concurrent", "time_zone", "week_start",
+                   "alert_thresholds")
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def _live_context(request: HttpRequest) -> dict[str, Any]:
+    team = request.team  # type: ignore[attr-defined]
+    usage = selectors.budget_usage(team=team)
+    thresholds = usage.thresholds
+    return {
+        "usage": usage,
+        "windows": [(w, w.bar(thresholds), w.level(thresholds)) for w in usage.windows],
+        "caps": [(handler, [(w, w.bar(thresholds), w.level(thresholds)) for w in rows]) for handler, rows in usage.caps],
+        "held": selectors.budget_held_jobs(team=team, limit=50),
+        "time_zone": str(services.policy_zone(usage.policy, team)),
+    }
+
+
+@require_GET
+@team_required
+def page(request: HttpRequest) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    history = selectors.budget_history(team=team)
+    peak = max((d["total"] for d in history["days"]), default=0) or 1
+    context = {
+        **_live_context(request),
+        "since": event_last_id(team_id=team.pk),
+        "history": history,
+        # Server-rendered SVG bars: x, y, height in a 300 x 80 box, one 8-unit bar per day.
+        "history_bars": [(i * 10 + 1, 78 - round(d["total"] * 76 / peak, 2), round(d["total"] * 76 / peak, 2), d)
+                         for i, d in enumerate(history["days"])],
+        "changes": selectors.budget_changes(team=team, limit=20),
+        "overrides": selectors.budget_overrides(team=team, limit=20),
+        "weekdays": list(enumerate(WEEKDAYS)),
+        "thresholds_text": ", ".join(str(t) for t in selectors.budget_policy_get(team=team).alert_thresholds),
+    }
+    return render(request, "budgets/page.html", context)
+
+
+@require_GET
+@team_required
+def live(request: HttpRequest) -> HttpResponse:
+    """The live part of the page, re-rendered with the same partial when an event arrives."""
+    return render(request, "budgets/_live.html", _live_context(request))
+
+
+@require_POST
+@manager_required
+def settings_update(request: HttpRequest) -> HttpResponse:
+    changes: dict[str, Any] = {name: request.POST[name] for name in SETTINGS_FIELDS if name in request.POST}
+    handler = request.POST.get("cap_handler", "").strip()
+    if handler:
+        changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
+    try:
+        services.budget_policy_update(team=request.team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Budget settings saved.")
+    return redirect("budgets:page")
+
+
+@require_POST
+@manager_required
+def cap_remove(request: HttpRequest) -> HttpResponse:
+    handler = request.POST.get("handler", "")
+    try:
+        services.budget_policy_update(team=request.team, by=request.membership,  # type: ignore[attr-defined]
+                                      changes={"handler_caps": {handler: {}}})
+    except PulseError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"The cap on {handler} is removed.")
+    return redirect("budgets:page")
+
+
+@require_POST
+@team_required
+def override_create(request: HttpRequest) -> HttpResponse:
+    expires_at = parse_datetime(request.POST.get("expires_at", "") or "")
+    try:
+        if expires_at is None:
+            raise ValidationError.for_field("expires_at", "Give the expiry as a date and time.")
+        if expires_at.tzinfo is None:
+            # A datetime-local input: the team's (budget) time zone.
+            zone = services.policy_zone(services.budget_policy_get(team=request.team))  # type: ignore[attr-defined]
+            expires_at = expires_at.replace(tzinfo=zone)
+        services.budget_override_create(team=request.team, amount=request.POST.get("amount", ""),  # type: ignore[attr-defined]
+                                        expires_at=expires_at, reason=request.POST.get("reason", ""),
+                                        by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Override created: held jobs that fit it are released.")
+    return redirect("budgets:page")
+
+
+@require_POST
+@team_required
+def override_end(request: HttpRequest, override_id: str) -> HttpResponse:
+    override = get_or_404(selectors.override_get_for_team, team=request.team, override_id=override_id)  # type: ignore[attr-defined]
+    try:
+        services.budget_override_end(override=override, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Override ended.")
+    return redirect("budgets:page")

@@ -1,0 +1,60 @@
+// Keeps the budget page live: budget.* and job.* events re-render the usage fragment (the same
+// partial the server rendered first); countdowns tick every second.
+(function () {
+  "use strict";
+  var section = document.getElementById("budget-live-section");
+  if (!section) return;
+  var target = document.getElementById("budget-live");
+  var pending = null;
+  var inFlight = false;
+  var again = false;
+
+  function refresh() {
+    pending = null;
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    fetch(section.dataset.liveUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html !== null) { target.innerHTML = html; tick(); }
+      })
+      .catch(function () { /* the next event or the reconnect replay refreshes again */ })
+      .finally(function () {
+        inFlight = false;
+        if (again) { again = false; schedule(); }
+      });
+  }
+
+  function schedule() {
+    // Coalesce bursts (a worker settling many jobs) into one fetch.
+    if (pending === null) pending = setTimeout(refresh, 250);
+  }
+
+  function format(seconds) {
+    if (seconds <= 0) return "now";
+    var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
+    var m = Math.floor(seconds % 3600 / 60), s = Math.floor(seconds % 60);
+    if (d) return d + "d " + h + "h";
+    if (h) return h + "h " + m + "m";
+    if (m) return m + "m " + s + "s";
+    return s + "s";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      el.textContent = format((Date.parse(el.dataset.countdown) - now) / 1000);
+    });
+  }
+
+  tick();
+  setInterval(tick, 1000);
+
+  PulseLive.follow({
+    wsPath: section.dataset.wsPath,
+    since: parseInt(section.dataset.since, 10) || 0,
+    onEvent: function (event) {
+      if (event.kind.indexOf("budget.") === 0 || event.kind.indexOf("job.") === 0) schedule();
+    }
+  });
+})();

@@ -1,0 +1,144 @@
+"""The budget page: usage bars, held jobs, settings for managers, overrides for owners, the
+alert banner; charlie never sees or changes Acme's budget."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from budgets.models import Alert, Override, PolicyChange
+from budgets.services import budget_override_create, budget_policy_get, budget_policy_update
+from jobs.runner import claim, run_job
+from jobs.services import job_submit
+from tests.conftest import logged_in
+
+pytestmark = pytest.mark.django_db
+
+
+def paid(team, cost):
+    return job_submit(team=team, handler="test.paid", payload={"cost": cost}, source="api").job
+
+
+def test_the_page_shows_windows_calls_running_and_held_jobs_with_reasons(alice_client, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00", "max_concurrent": 4, "calls_per_minute": 9},
+                         by=None)
+    run_job(paid(acme, "0.80").public_id)
+    held = paid(acme, "0.50")
+    run_job(held.public_id)
+    html = alice_client.get("/budget/").content.decode()
+    assert "0.8 of 1 (80.0 %)" in html and "level-warn" in html
+    assert "committed 0.8 · reserved 0" in html and "resets in" in html
+    assert "1 of 9" in html  # calls this minute
+    assert held.public_id in html and "over the team&#x27;s daily limit of 1." in html
+    assert 'data-live-url="/budget/live/"' in html
+    assert 'href="/budget/" aria-current="page">Budget</a>' in html
+
+
+def test_the_live_fragment_is_the_same_partial(alice_client, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "2"}, by=None)
+    body = alice_client.get("/budget/live/").content.decode()
+    assert "0 of 2 (0.0 %)" in body and "<html" not in body
+
+
+def test_an_owner_saves_settings_and_the_change_is_recorded(alice_client, acme):
+    response = alice_client.post("/budget/settings/", {"daily_limit": "5.25", "weekly_limit": "", "monthly_limit": "",
+                                                       "calls_per_minute": "10", "max_concurrent": "",
+                                                       "time_zone": "", "week_start": "6",
+                                                       "alert_thresholds": "50, 90", "cap_handler": "test.paid",
+                                                       "cap_daily": "1"})
+    assert response.status_code == 302
+    policy = budget_policy_get(team=acme)
+    assert (policy.daily_limit, policy.calls_per_minute, policy.week_start, policy.alert_thresholds) == (
+        5_250_000, 10, 6, [50, 90])
+    assert acme.handler_caps.get().daily_limit == 1_000_000
+    assert PolicyChange.objects.get(team=acme).by_label == "alice"
+    html = alice_client.get("/budget/").content.decode()
+    assert 'value="5.25"' in html and "Remove cap" in html and "Budget settings saved." in html
+
+
+def test_a_bad_amount_is_refused_with_the_reason_and_nothing_changes(alice_client, acme):
+    response = alice_client.post("/budget/settings/", {"daily_limit": "-3"}, follow=True)
+    assert "daily_limit: The amount cannot be negative." in response.content.decode()
+    assert budget_policy_get(team=acme).daily_limit is None and not PolicyChange.objects.exists()
+
+
+def test_members_and_viewers_read_the_settings_but_cannot_change_them(bob_client, vic_client, acme):
+    for client in (bob_client, vic_client):
+        html = client.get("/budget/").content.decode()
+        assert "Owners and admins change these settings." in html and "budget-settings-form" not in html
+        assert client.post("/budget/settings/", {"daily_limit": "1"}).status_code == 403
+        assert client.post("/budget/caps/remove/", {"handler": "test.paid"}).status_code == 403
+    assert budget_policy_get(team=acme).daily_limit is None
+
+
+def test_an_owner_creates_and_ends_an_override_and_a_member_cannot(alice_client, bob_client, acme):
+    expires = (timezone.now() + timedelta(hours=3)).astimezone(timezone.get_fixed_timezone(0))
+    form = {"amount": "3.50", "expires_at": expires.strftime("%Y-%m-%dT%H:%M"), "reason": "quarter end"}
+    bob_client.post("/budget/overrides/new/", form)
+    assert not Override.objects.exists()
+    alice_client.post("/budget/overrides/new/", form)
+    override = Override.objects.get(team=acme)
+    assert (override.amount, override.reason) == (3_500_000, "quarter end")
+    assert "quarter end" in alice_client.get("/budget/").content.decode()
+    bob_client.post(f"/budget/overrides/{override.public_id}/end/")
+    override.refresh_from_db()
+    assert override.expires_at > timezone.now()
+    alice_client.post(f"/budget/overrides/{override.public_id}/end/")
+    override.refresh_from_db()
+    assert override.expires_at <= timezone.now()
+
+
+def test_an_alert_shows_as_a_banner_on_every_page_of_the_team(alice_client, charlie_client, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    job = paid(acme, "0.90")
+    claim(job.public_id)
+    job.refresh_from_db()
+    from budgets.services import budget_settle
+
+    budget_settle(job=job, actual_micros=900_000)
+    assert Alert.objects.filter(team=acme).count() == 1
+    for url in ("/", "/budget/", "/jobs/"):
+        assert "The team has spent 0.9 of its daily limit of 1 (80 % reached)." in alice_client.get(url).content.decode()
+    assert "budget-alerts" not in charlie_client.get("/").content.decode()
+
+
+def test_charlie_gets_404_for_acme_s_override_and_his_budget_page_shows_only_globex(charlie_client, alice, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "7.77"}, by=None)
+    override = budget_override_create(team=acme, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="acme secret", by=None, user=alice)
+    held = paid(acme, "0.10")
+    assert charlie_client.post(f"/budget/overrides/{override.public_id}/end/").status_code == 404
+    override.refresh_from_db()
+    assert override.expires_at > timezone.now()
+    html = charlie_client.get("/budget/").content.decode()
+    assert "7.77" not in html and "acme secret" not in html and held.public_id not in html
+    assert "7.77" not in charlie_client.get("/budget/live/").content.decode()
+    charlie_client.post("/budget/settings/", {"daily_limit": "1"})
+    assert budget_policy_get(team=acme).daily_limit == 7_770_000
+
+
+def test_anonymous_visitors_are_sent_to_login(client):
+    for url in ("/budget/", "/budget/live/"):
+        assert client.get(url).status_code == 302
+
+
+def test_staff_see_every_budget_admin_page_and_edit_the_policy_through_the_service(acme, alice):
+    from django.contrib.auth import get_user_model
+
+    staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123456")
+    client = logged_in(staff)
+    policy = budget_policy_get(team=acme)
+    for model in ("budgetpolicy", "handlercap", "usage", "ledger", "policychange", "alert", "override"):
+        assert client.get(f"/admin/budgets/{model}/").status_code == 200, model
+    response = client.post(f"/admin/budgets/budgetpolicy/{policy.pk}/change/", {
+        "daily_amount": "4.5", "weekly_amount": "", "monthly_amount": "", "calls_per_minute": "", "max_concurrent": "",
+        "time_zone": "", "week_start": "0", "alert_thresholds": "[80, 100]"})
+    assert response.status_code == 302
+    assert budget_policy_get(team=acme).daily_limit == 4_500_000
+    assert PolicyChange.objects.get(team=acme).by_label == "root"
+    refused = client.post(f"/admin/budgets/budgetpolicy/{policy.pk}/change/", {
+        "daily_amount": "-1", "week_start": "0", "alert_thresholds": "[80]"})
+    assert refused.status_code == 200 and "The amount cannot be negative." in refused.content.decode()
+    assert client.get("/admin/budgets/ledger/add/").status_code == 403
