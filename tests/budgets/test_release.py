@@ -1,0 +1,82 @@
+"""Held jobs resume when their window ends in the team's time zone, through the ticker's release."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+
+from budgets.models import Alert
+from budgets.services import budget_settle
+from jobs.models import Job
+from jobs.runner import claim, run_job
+from pulse_site.ticker import run_once
+
+pytestmark = pytest.mark.django_db
+Status = Job.Status
+travel_needs_python_clock = pytest.mark.skipif(
+    "connection.vendor == 'postgresql'",
+    reason="the gate reads PostgreSQL's clock, which time travel cannot move; the embedded default uses Python's",
+)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@travel_needs_python_clock
+@pytest.mark.parametrize("zone, moment, resume", [
+    ("Europe/Berlin", "2026-03-29T08:00", "2026-03-29T22:00"),  # a 23-hour day (spring forward)
+    ("America/New_York", "2026-11-01T12:00", "2026-11-02T05:00"),  # a 25-hour day (fall back)
+    ("Asia/Kolkata", "2026-06-15T20:00", "2026-06-16T18:30"),  # already 16 June there
+    ("UTC", "2026-06-15T23:59", "2026-06-16T00:00"),
+])
+def test_a_held_job_resumes_at_its_resume_at_in_the_team_s_zone(zone, moment, resume, acme, submit, set_policy,
+                                                                time_machine):
+    acme.time_zone = zone
+    acme.save(update_fields=["time_zone"])
+    time_machine.move_to(utc(moment), tick=False)
+    set_policy(acme, daily_limit="1.00")
+    run_job(submit("1.00").public_id)
+    held = submit("0.50")
+    run_job(held.public_id)
+    held.refresh_from_db()
+    assert held.status == Status.PAUSED and held.resume_at == utc(resume)
+    time_machine.move_to(utc(resume) - timedelta(seconds=1), tick=False)
+    run_once(["budgets.release"])
+    assert Job.objects.get(pk=held.pk).status == Status.PAUSED
+    time_machine.move_to(utc(resume), tick=False)
+    run_once(["budgets.release"])
+    assert Job.objects.get(pk=held.pk).status == Status.QUEUED
+    run_job(held.public_id)
+    assert Job.objects.get(pk=held.pk).status == Status.COMPLETED
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Pacific/Chatham"])
+def test_a_budget_hold_resumes_at_the_next_local_midnight_by_the_database_clock(zone, acme, submit, set_policy):
+    acme.time_zone = zone
+    acme.save(update_fields=["time_zone"])
+    set_policy(acme, daily_limit="1.00")
+    run_job(submit("1.00").public_id)
+    held = submit("0.50")
+    run_job(held.public_id)
+    held.refresh_from_db()
+    local_today = held.updated_at.astimezone(ZoneInfo(zone)).date()
+    expected = datetime.combine(local_today + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(zone))
+    assert held.resume_at == expected.astimezone(UTC)
+
+
+@travel_needs_python_clock
+def test_a_new_window_re_arms_the_alerts(acme, submit, set_policy, time_machine):
+    time_machine.move_to(utc("2026-06-15T10:00"), tick=False)
+    set_policy(acme, daily_limit="1.00", alert_thresholds=[80])
+    for _ in range(2):
+        job = submit("0.90")
+        claim(job.public_id)
+        job.refresh_from_db()
+        budget_settle(job=job, actual_micros=900_000)
+        time_machine.move_to(utc("2026-06-16T10:00"), tick=False)
+    assert list(Alert.objects.order_by("window_start").values_list("window_start", flat=True)) == [
+        utc("2026-06-15T00:00"), utc("2026-06-16T00:00")]
