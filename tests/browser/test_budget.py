@@ -1,0 +1,72 @@
+"""The budget page in a real browser: a low daily limit holds a job with its reason and a
+countdown; raising the limit releases it and the page follows it running, without a reload."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from django.db import connection
+from playwright.sync_api import expect
+
+import jobs.runner
+from jobs.handlers.registry import handler, unregister
+from jobs.models import Job
+from jobs.services import job_submit
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def paid_handler():
+    handler("test.browser_paid", title="A paid call", cost=lambda payload: payload.get("cost", "0.20"),
+            max_attempts=1)(lambda ctx: {"ok": True})
+    yield
+    unregister("test.browser_paid")
+
+
+def run(job_id: str) -> None:
+    """The real worker code path, in a thread, because the browser tests' server runs no worker."""
+    thread = threading.Thread(target=lambda: (jobs.runner.run_job(job_id), connection.close()), daemon=True)
+    thread.start()
+    thread.join(timeout=15)
+
+
+def save_daily_limit(page, amount: str) -> None:
+    page.fill("#id_daily_limit", amount)
+    page.click("#budget-settings-form button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Budget settings saved.")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+
+
+def test_a_held_job_shows_its_reason_and_countdown_and_runs_once_the_limit_is_raised(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/budget/")
+    save_daily_limit(page, "0.30")
+    today = page.locator('#budget-live .budget-window[data-window="day"][data-scope=""]')
+    expect(today).to_contain_text("0 of 0.3 (0.0 %)")
+
+    first, second = (job_submit(team=acme, handler="test.browser_paid", payload={}, source="api").job for _ in "ab")
+    run(first.public_id)
+    expect(today).to_contain_text("0.2 of 0.3 (66.7 %)")
+    run(second.public_id)
+    assert Job.objects.get(pk=second.pk).status == Job.Status.PAUSED
+
+    row = page.locator(f'#held-jobs tr[data-job-id="{second.public_id}"]')
+    expect(row).to_contain_text("over the team's daily limit of 0.3")
+    expect(row.locator(".countdown")).to_have_text(re.compile(r"^\d+[hms]( \d+[ms])?$"))
+    expect(today.locator(".countdown")).to_have_text(re.compile(r"^\d+[hms]( \d+[ms])?$"))
+    page.screenshot(path="/tmp/shots/budget_held.png", full_page=True)
+
+    save_daily_limit(page, "1.00")
+    expect(page.locator("#held-empty")).to_be_visible()
+    assert Job.objects.get(pk=second.pk).status == Job.Status.QUEUED
+    page.evaluate("window.__sameDocument = true")
+    run(second.public_id)
+    expect(today).to_contain_text("0.4 of 1 (40.0 %)")
+    assert Job.objects.get(pk=second.pk).status == Job.Status.COMPLETED
+    assert page.evaluate("window.__sameDocument") is True
+    page.reload()
+    expect(page.locator("#budget-history tbody tr").first).to_contain_text("0.4")
+    page.screenshot(path="/tmp/shots/budget_after.png", full_page=True)
