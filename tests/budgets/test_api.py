@@ -133,3 +133,20 @@ def test_charlie_gets_404_for_acme_s_override_and_changes_nothing(alice, acme, c
     assert budget_policy_get(team=acme).daily_limit is None
     assert BudgetPolicy.objects.get(team=globex).daily_limit == 1_000_000
     assert not Job.objects.exists()
+
+
+def test_the_demo_sets_acme_s_low_limits_and_putting_them_back_is_recorded_once():
+    from budgets.demo import DEMO_BUDGETS
+    from pulse_site.demo import demo_load
+    from pulse_site.teams.models import Team
+
+    demo_load()
+    acme = Team.objects.get(slug="acme-analytics")
+    policy = budget_policy_get(team=acme)
+    assert (policy.daily_limit, policy.max_concurrent, policy.alert_thresholds) == (500_000, 1, [50, 80, 100])
+    assert DEMO_BUDGETS["acme-analytics"]["daily_limit"] == "0.50"
+    BudgetPolicy.objects.filter(team=acme).update(daily_limit=None)
+    demo_load()
+    demo_load()
+    assert budget_policy_get(team=acme).daily_limit == 500_000
+    assert PolicyChange.objects.filter(team=acme).count() == 2  # the first load and the one repair
