@@ -23,7 +23,12 @@
     return !!rows.querySelector('tr[data-job-id="' + CSS.escape(jobId) + '"]');
   }
 
+  // The page was rendered with everything up to `since`; an older event replayed or relayed late
+  // is already shown (and must not reload the page).
+  var since = parseInt(section.dataset.since, 10) || 0;
+
   function onEvent(event) {
+    if (event.id <= since) return;
     if (event.kind.indexOf("execution.") === 0 && event.payload.schedule === scheduleId) {
       redraw();
     } else if (event.kind.indexOf("job.") === 0 && event.kind !== "job.progress" && event.kind !== "job.log" &&
@@ -36,5 +41,5 @@
     }
   }
 
-  PulseLive.follow({ wsPath: section.dataset.wsPath, since: parseInt(section.dataset.since, 10) || 0, onEvent: onEvent });
+  PulseLive.follow({ wsPath: section.dataset.wsPath, since: since, onEvent: onEvent });
 })();

@@ -19,7 +19,12 @@
       });
   }
 
+  // The page was rendered with everything up to `since`; an older event replayed or relayed late
+  // is already shown (and must not reload the page).
+  var since = parseInt(section.dataset.since, 10) || 0;
+
   function onEvent(event) {
+    if (event.id <= since) return;
     if (event.kind.indexOf("schedule.") === 0) {
       if (event.kind === "schedule.deleted") {
         var gone = rows.querySelector('tr[data-schedule-id="' + CSS.escape(event.subject) + '"]');
@@ -32,5 +37,5 @@
     }
   }
 
-  PulseLive.follow({ wsPath: section.dataset.wsPath, since: parseInt(section.dataset.since, 10) || 0, onEvent: onEvent });
+  PulseLive.follow({ wsPath: section.dataset.wsPath, since: since, onEvent: onEvent });
 })();
