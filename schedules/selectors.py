@@ -70,11 +70,17 @@ def schedule_description(schedule: Schedule) -> str:
 
 
 def schedules_list(*, team: Team) -> list[ScheduleRow]:
-    """Every schedule of the team by name, each with its last STRIP executions.
+    """Every schedule of the team by name, each with its last STRIP executions (two queries)."""
+    return _with_recent(list(Schedule.objects.for_team(team).order_by("name", "pk")))
 
-    Two queries: the schedules, then their executions numbered per schedule by a window function.
-    """
-    schedules = list(Schedule.objects.for_team(team).order_by("name", "pk"))
+
+def schedule_row(schedule: Schedule) -> ScheduleRow:
+    """One schedule as the list shows it, for the live list's redraw."""
+    return _with_recent([schedule])[0]
+
+
+def _with_recent(schedules: list[Schedule]) -> list[ScheduleRow]:
+    # The executions numbered per schedule by a window function: one query for the whole page.
     rows = {s.pk: ScheduleRow(s) for s in schedules}
     if rows:
         recent = (

@@ -67,8 +67,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 @team_required
 def schedule_row(request: HttpRequest, schedule_id: str) -> HttpResponse:
     """One list row, for the live list to redraw with the first render's markup."""
-    schedule = _schedule(request, schedule_id)
-    row = next(r for r in selectors.schedules_list(team=schedule.team) if r.schedule.pk == schedule.pk)
+    row = selectors.schedule_row(_schedule(request, schedule_id))
     return render(request, "schedules/_row.html", {"row": row, "can_write": _can_write(request)})
 
 

@@ -179,3 +179,12 @@ def test_a_failed_job_makes_a_failed_execution(make_schedule):
     execution.refresh_from_db()
     assert execution.status == "failed"
     assert Event.objects.filter(subject=execution.public_id, kind="execution.failed").count() == 1
+
+
+def test_the_ticker_runs_the_schedule_steps(make_schedule):
+    from pulse_site.ticker import run_once
+
+    schedule = make_schedule(cron="* * * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
+    assert run_once(["schedules.tick", "schedules.follow"]) == {"schedules.tick": True, "schedules.follow": True}
+    assert Execution.objects.filter(schedule=schedule).count() == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -129,3 +130,14 @@ def test_charlie_gets_404_for_every_page_with_acmes_ids_and_nothing_changes(char
         assert charlie_client.post(base + action + "/").status_code == 404
     assert schedule.name not in charlie_client.get("/schedules/").content.decode()
     assert (list(Schedule.objects.values()), Execution.objects.count(), Job.objects.count()) == before
+
+
+def test_the_row_partial_redraws_one_schedule_as_the_list_renders_it(alice_client, make_schedule):
+    schedule = make_schedule(name="Partial")
+    schedule_trigger(schedule=schedule)
+    row = alice_client.get(f"/schedules/{schedule.public_id}/row/").content.decode()
+    assert row.startswith(f'<tr data-schedule-id="{schedule.public_id}">')
+    assert 'class="run-cell run-queued"' in row
+    listed = alice_client.get("/schedules/").content.decode()
+    unmasked = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')  # masked anew on every render
+    assert unmasked.sub("", row.strip()) in unmasked.sub("", listed)
