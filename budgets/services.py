@@ -167,9 +167,8 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_sta
     for scope, window, limit in snap.limits():
         committed, reserved = snap.used(scope, window.kind)
         if committed + reserved + extra_micros + estimate > limit:
-            resume.append(window.end)
             whose = f"handler {scope}'s" if scope else "the team's"
-            reasons.append({
+            reason = {
                 "kind": "budget", "window": window.kind, "scope": scope, "limit": money_str(limit),
                 "committed": money_str(committed), "reserved": money_str(reserved + extra_micros),
                 "estimate": money_str(estimate),
@@ -177,7 +176,17 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_sta
                             f"{money_str(estimate)} estimate is over {whose} {KIND_LABEL[window.kind]} "
                             f"limit of {money_str(limit)}."),
                 "resume_at": window.end.isoformat(),
-            })
+            }
+            if estimate > limit:
+                # Lowered below this job's estimate after it was submitted: no new window helps,
+                # only a higher limit or an override (both release held jobs).
+                reason["resume_at"] = None
+                reason["message"] = (f"The estimate of {money_str(estimate)} alone is over {whose} "
+                                     f"{KIND_LABEL[window.kind]} limit of {money_str(limit)}; it runs once the "
+                                     f"limit is raised or an owner makes an override.")
+            else:
+                resume.append(window.end)
+            reasons.append(reason)
     resume_at = max(resume) if resume else None
     return reasons, resume_at
 
@@ -255,13 +264,19 @@ def budget_admit(*, job: AdmittableJob) -> Decision:
     return Decision(allowed=True, pulse_state=state)
 
 
-def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts: int = 0) -> Decision:
+def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts: int = 0,
+                      cache: dict[str, Snapshot | None] | None = None) -> Decision:
     """Advisory, without locks or writes: would the job be admitted now? `extra_*` count jobs
-    about to be released ahead of it, so a release does not send more than could run."""
-    policy = BudgetPolicy.objects.select_related("team").filter(team_id=job.team_id).first()
-    if policy is None:
+    about to be released ahead of it, so a release does not send more than could run. A caller
+    checking many jobs of one team passes a `cache` (per handler) to read the state once."""
+    cache = {} if cache is None else cache
+    if job.handler not in cache:
+        policy = BudgetPolicy.objects.select_related("team").filter(team_id=job.team_id).first()
+        cache[job.handler] = None if policy is None else _snapshot(policy, handler=job.handler, now=db_now(),
+                                                                   create=False)
+    snap = cache[job.handler]
+    if snap is None:
         return Decision(allowed=True)
-    snap = _snapshot(policy, handler=job.handler, now=db_now(), create=False)
     reasons, resume_at = _evaluate(snap, estimate=job.cost_estimate, extra_micros=extra_micros,
                                    extra_starts=extra_starts)
     if reasons and all(r["kind"] == "budget" for r in reasons):

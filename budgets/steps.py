@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from budgets.models import BudgetPolicy
-from budgets.services import budget_repair
+from budgets.models import BudgetPolicy, Start
+from budgets.services import RATE_WINDOW, budget_repair, db_now
 from pulse_site.ticker import step
 
 log = logging.getLogger("pulse.budgets")
@@ -16,6 +16,12 @@ def release_due() -> None:
     from jobs.services import job_release_due  # jobs depends on budgets, not the other way
 
     job_release_due()
+
+
+@step("budgets.prune_starts", every=60.0)
+def prune_starts() -> None:
+    # The gate prunes a team's old starts when it admits; this catches teams that went quiet.
+    Start.objects.filter(at__lte=db_now() - RATE_WINDOW).delete()
 
 
 @step("budgets.repair", every=60.0, atomic=False)

@@ -108,8 +108,6 @@ def job_submit(
             raise
         except Exception as exc:  # a handler's estimator is third-party code
             raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
-    # What could never run is refused now, not held forever later.
-    budget_check_submittable(team=team, handler=handler, estimate_micros=estimate_micros)
     request_hash = _request_hash(handler, body, priority)
 
     with transaction.atomic():
@@ -117,6 +115,9 @@ def job_submit(
             existing = _replayed(team, idempotency_key, request_hash)
             if existing is not None:
                 return Submission(job=existing, created=False)
+        # What could never run is refused now, not held forever later (a replay above still
+        # answers with its job even if the limits were lowered since).
+        budget_check_submittable(team=team, handler=handler, estimate_micros=estimate_micros)
         job = Job(
             team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
             priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
@@ -247,8 +248,9 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
         held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
     released = 0
     released_micros = 0
+    cache: dict = {}
     for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
-        decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released)
+        decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
         if not decision.allowed:
             if decision.resume_at != job.resume_at:
                 _update(job, expected=(Status.PAUSED,), hold_reasons=decision.reasons, resume_at=decision.resume_at)

@@ -289,3 +289,25 @@ def test_the_gate_reads_the_database_clock(acme, submit, set_policy, time_machin
     before = timezone.now()
     run_job(submit("0.10").public_id)
     assert Start.objects.get(team=acme).at > before + timedelta(hours=2)
+
+
+def test_a_job_whose_estimate_is_over_a_lowered_limit_waits_for_a_higher_limit_not_a_window(acme, submit,
+                                                                                              set_policy):
+    job = submit("2.00")
+    set_policy(acme, daily_limit="1.00")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.PAUSED and job.resume_at is None
+    assert job.hold_reasons[0]["message"] == ("The estimate of 2 alone is over the team's daily limit of 1; it runs "
+                                              "once the limit is raised or an owner makes an override.")
+    set_policy(acme, daily_limit="2.00")
+    assert status(job) == Status.QUEUED
+
+
+def test_old_starts_are_pruned_by_the_ticker(acme, submit, set_policy):
+    from pulse_site.ticker import run_once
+
+    Start.objects.create(team=acme, at=timezone.now() - timedelta(seconds=61))
+    Start.objects.create(team=acme, at=timezone.now())
+    assert run_once(["budgets.prune_starts"]) == {"budgets.prune_starts": True}
+    assert Start.objects.filter(team=acme).count() == 1
