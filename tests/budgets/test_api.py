@@ -150,3 +150,29 @@ def test_the_demo_sets_acme_s_low_limits_and_putting_them_back_is_recorded_once(
     demo_load()
     assert budget_policy_get(team=acme).daily_limit == 500_000
     assert PolicyChange.objects.filter(team=acme).count() == 2  # the first load and the one repair
+
+
+def test_submitting_a_job_whose_estimate_is_over_a_limit_answers_422_with_the_reason(acme, acme_api):
+    from budgets.services import budget_policy_update
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "1.000001"}}, format="json")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "over_budget_limit"
+    assert error["message"] == ("The estimate of 1.000001 is above the team's daily limit of 1; "
+                                "this job could never run.")
+    assert not Job.objects.exists()
+    ok = acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "1.00"}}, format="json")
+    assert ok.status_code == 201 and ok.json()["would_hold"] == []
+
+
+def test_the_submit_answer_says_why_a_job_would_be_held_now(acme, acme_api):
+    from budgets.services import budget_policy_update
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    claim(acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "0.70"}},
+                        format="json").json()["id"])
+    body = acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "0.40"}}, format="json").json()
+    [reason] = body["would_hold"]
+    assert (reason["kind"], reason["window"], reason["reserved"], reason["estimate"]) == ("budget", "day", "0.7", "0.4")

@@ -142,3 +142,15 @@ def test_staff_see_every_budget_admin_page_and_edit_the_policy_through_the_servi
         "daily_amount": "-1", "week_start": "0", "alert_thresholds": "[80]"})
     assert refused.status_code == 200 and "The amount cannot be negative." in refused.content.decode()
     assert client.get("/admin/budgets/ledger/add/").status_code == 403
+    expires = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    created = client.post("/admin/budgets/override/add/", {"team": acme.pk, "amount_text": "2.50",
+                                                            "expires_at_0": expires[:10], "expires_at_1": expires[11:],
+                                                            "reason": "incident"})
+    assert created.status_code == 302
+    override = Override.objects.get(team=acme)
+    assert (override.amount, override.created_by, override.reason) == (2_500_000, staff, "incident")
+    bad = client.post("/admin/budgets/override/add/", {"team": acme.pk, "amount_text": "NaN",
+                                                        "expires_at_0": expires[:10], "expires_at_1": expires[11:],
+                                                        "reason": "x"})
+    assert bad.status_code == 200 and "The amount must be a finite number." in bad.content.decode()
+    assert Override.objects.count() == 1
