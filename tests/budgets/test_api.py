@@ -176,3 +176,10 @@ def test_the_submit_answer_says_why_a_job_would_be_held_now(acme, acme_api):
     body = acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "0.40"}}, format="json").json()
     [reason] = body["would_hold"]
     assert (reason["kind"], reason["window"], reason["reserved"], reason["estimate"]) == ("budget", "day", "0.7", "0.4")
+
+
+
+def test_a_policy_update_that_is_not_an_object_is_refused(alice, acme):
+    response = session(alice).patch(URL, ["daily_limit", "1"], format="json")
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {"body": ["A JSON object of settings."]}
+    assert not PolicyChange.objects.exists()
