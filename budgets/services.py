@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -437,15 +438,26 @@ def budget_repair(*, team_id: int) -> list[dict[str, Any]]:
         Usage.objects.update_or_create(team_id=team_id, scope=scope, kind=kind, window_start=start,
                                        defaults={"committed": committed, "reserved": reserved,
                                                  "window_end": current[(kind, start)].end})
-    # Admissions not yet settled: one team-scope daily reserve row each, matched by its release.
-    day_rows = Ledger.objects.filter(team_id=team_id, scope="", window_kind="day")
-    open_count = day_rows.filter(kind=Ledger.Kind.RESERVE).count() - day_rows.filter(kind=Ledger.Kind.RELEASE).count()
+    open_count = _open_admissions(team_id, now)
     if open_count != policy.running:
         drifts.append({"running_was": policy.running, "running": open_count})
         BudgetPolicy.objects.filter(pk=policy.pk).update(running=open_count)
     if drifts:
         event_emit(team=team_id, kind="budget.drift", subject="usage", payload={"drifts": drifts})
     return drifts
+
+
+def _open_admissions(team_id: int, now: datetime) -> int:
+    """Admissions not yet settled: team-scope daily reserve rows without their release. Only
+    recent ones can still be open (a running job settles or is rescued within its timeout and
+    lease), so the ledger's history is never scanned."""
+    horizon = now - timedelta(seconds=settings.PULSE_MAX_JOB_TIMEOUT + 2 * settings.PULSE_LEASE_SECONDS + 3600)
+    released = Ledger.objects.filter(job_id=OuterRef("job_id"), attempt=OuterRef("attempt"),
+                                     kind=Ledger.Kind.RELEASE, scope="", window_kind="day")
+    # Served by ledger_team_kind_at; the Exists by the unique (job_id, attempt, kind, ...) key.
+    return (Ledger.objects.filter(team_id=team_id, kind=Ledger.Kind.RESERVE, at__gte=horizon, scope="",
+                                  window_kind="day")
+            .exclude(Exists(released)).count())
 
 
 # --- policy and overrides -----------------------------------------------------------------------
