@@ -54,7 +54,10 @@
     wsPath: section.dataset.wsPath,
     since: parseInt(section.dataset.since, 10) || 0,
     onEvent: function (event) {
-      if (event.kind.indexOf("budget.") === 0 || event.kind.indexOf("job.") === 0) schedule();
+      // Progress moves no money and no slot: only budget events and job state changes redraw.
+      if (event.kind.indexOf("budget.") === 0 || (event.kind.indexOf("job.") === 0 && event.kind !== "job.progress")) {
+        schedule();
+      }
     }
   });
 })();
