@@ -14,6 +14,7 @@ import jobs.runner
 from jobs.handlers.registry import handler, unregister
 from jobs.models import Job
 from jobs.services import job_submit
+from tests.browser.test_team import check_layout
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +58,7 @@ def test_a_held_job_shows_its_reason_and_countdown_and_runs_once_the_limit_is_ra
     expect(row).to_contain_text("over the team's daily limit of 0.3")
     expect(row.locator(".countdown")).to_have_text(re.compile(r"^\d+[hms]( \d+[ms])?$"))
     expect(today.locator(".countdown")).to_have_text(re.compile(r"^\d+[hms]( \d+[ms])?$"))
-    page.screenshot(path="/tmp/shots/budget_held.png", full_page=True)
+    check_layout(page, "budget-held")
 
     save_daily_limit(page, "1.00")
     expect(page.locator("#held-empty")).to_be_visible()
@@ -69,4 +70,4 @@ def test_a_held_job_shows_its_reason_and_countdown_and_runs_once_the_limit_is_ra
     assert page.evaluate("window.__sameDocument") is True
     page.reload()
     expect(page.locator("#budget-history tbody tr").first).to_contain_text("0.4")
-    page.screenshot(path="/tmp/shots/budget_after.png", full_page=True)
+    check_layout(page, "budget-after")
