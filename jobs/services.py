@@ -43,7 +43,7 @@ def _request_hash(handler: str, payload: dict[str, Any], priority: int) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _check_payload_size(payload: object) -> None:
+def check_payload_size(payload: object) -> None:
     try:
         size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
@@ -94,7 +94,7 @@ def job_submit(
     handler's estimator or fixed cost is used, never a silent zero.
     """
     spec = get_handler(handler)
-    _check_payload_size(payload)
+    check_payload_size(payload)
     body = spec.validate(payload)
     priority = _validate_priority(priority)
     if source not in Job.Source.values:

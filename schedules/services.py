@@ -19,7 +19,7 @@ from django.utils import timezone
 from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
-from jobs.services import job_submit
+from jobs.services import check_payload_size, job_submit
 from pulse_site.errors import PulseError, ValidationError
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
@@ -92,12 +92,10 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _clean_work(handler: object, payload: object, override: int | None) -> dict[str, Any]:
     """The handler exists, the payload fits its schema, and a run can be estimated."""
-    from jobs.services import _check_payload_size  # the job's own size rule, not a copy of it
-
     if not isinstance(handler, str):
         raise ValidationError.for_field("handler", "A handler name is required.")
     spec = get_handler(handler)
-    _check_payload_size(payload)
+    check_payload_size(payload)
     body = spec.validate(payload)
     if override is None:
         try:
@@ -241,7 +239,7 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
                 execution.job = job_submit(
                     team=schedule.team, handler=schedule.handler, payload=schedule.payload,
                     source=Job.Source.SCHEDULE, created_by=(by or f"schedule {schedule.public_id}")[:150],
-                    estimate_micros=schedule.estimate_override,
+                    estimate_micros=schedule.estimate_override, origin=schedule.public_id,
                 ).job
             execution.save()
     except IntegrityError:

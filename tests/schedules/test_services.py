@@ -105,6 +105,7 @@ def test_run_now_makes_a_manual_execution_and_a_job_with_the_schedules_payload(m
     assert execution.status == "queued"
     assert (job.handler, job.payload, job.source, job.cost_estimate, job.created_by) == (
         "pulse.sleep", {"steps": 2, "seconds": 0}, "schedule", 500_000, "alice")
+    assert job.origin == schedule.public_id  # what the jobs list's schedule filter reads
     schedule.refresh_from_db()
     assert schedule.last_run_at == execution.fire_time
     assert Event.objects.filter(subject=execution.public_id).values_list("kind", flat=True).get() == "execution.fired"

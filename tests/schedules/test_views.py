@@ -141,3 +141,9 @@ def test_the_row_partial_redraws_one_schedule_as_the_list_renders_it(alice_clien
     listed = alice_client.get("/schedules/").content.decode()
     unmasked = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')  # masked anew on every render
     assert unmasked.sub("", row.strip()) in unmasked.sub("", listed)
+
+
+def test_the_detail_page_links_to_the_schedules_jobs(acme, alice_client, make_schedule):
+    schedule = make_schedule()
+    page = alice_client.get(f"/schedules/{schedule.public_id}/").content.decode()
+    assert f'/jobs/?schedule={schedule.public_id}' in page
