@@ -144,6 +144,13 @@ def budget_held_jobs(*, team: Team, limit: int = 100) -> list[Any]:
     )
 
 
+def budget_held_count(*, team: Team, cap: int = 100) -> int:
+    """How many jobs the budget holds, counted up to `cap` (the overview says "100+")."""
+    from jobs.models import Job  # budgets must not import jobs at module level
+
+    return Job.objects.for_team(team).filter(status=Job.Status.PAUSED, hold_reasons__0__kind__in=HOLD_KINDS)[:cap].count()
+
+
 def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
     """Charged spend per local day and handler for the last `days` days (today included)."""
     policy = budget_policy_get(team=team)

@@ -29,3 +29,17 @@ def changed_fields(change: Any) -> list[tuple[str, Any, Any]]:
     """(field, before, after) for every field a PolicyChange changed."""
     keys = sorted(set(change.before) | set(change.after))
     return [(k, change.before.get(k), change.after.get(k)) for k in keys if change.before.get(k) != change.after.get(k)]
+
+
+@register.inclusion_tag("budgets/_summary.html")
+def budget_summary(team: Any) -> dict[str, Any]:
+    """The team's pulse right now (spend per window, calls, slots, held jobs) for the overview."""
+    from budgets.selectors import budget_held_count, budget_usage
+
+    usage = budget_usage(team=team)
+    thresholds = usage.thresholds
+    return {
+        "usage": usage,
+        "windows": [(w, w.bar(thresholds), w.level(thresholds)) for w in usage.windows],
+        "held_count": budget_held_count(team=team, cap=100),
+    }

@@ -154,3 +154,12 @@ def test_staff_see_every_budget_admin_page_and_edit_the_policy_through_the_servi
                                                         "reason": "x"})
     assert bad.status_code == 200 and "The amount must be a finite number." in bad.content.decode()
     assert Override.objects.count() == 1
+
+
+def test_the_overview_shows_the_team_s_budget_pulse(alice_client, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00", "max_concurrent": 1}, by=None)
+    claim(paid(acme, "0.30").public_id)
+    run_job(paid(acme, "0.10").public_id)  # held: the one slot is taken
+    html = alice_client.get("/").content.decode()
+    assert 'id="budget-summary"' in html and "0.3 of 1 (30.0 %)" in html
+    assert "1 of at most 1" in html and '<dd id="budget-held-count">1</dd>' in html
