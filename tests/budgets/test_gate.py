@@ -311,3 +311,14 @@ def test_old_starts_are_pruned_by_the_ticker(acme, submit, set_policy):
     Start.objects.create(team=acme, at=timezone.now())
     assert run_once(["budgets.prune_starts"]) == {"budgets.prune_starts": True}
     assert Start.objects.filter(team=acme).count() == 1
+
+
+def test_freed_money_releases_only_as_many_held_jobs_as_fit(acme, submit, set_policy):
+    set_policy(acme, daily_limit="1.00")
+    first = submit("1.00", actual="0.10")
+    claim(first.public_id)
+    held = [submit("0.40") for _ in range(4)]
+    for job in held:
+        run_job(job.public_id)
+    finish(first)  # 0.90 is free again: two jobs of 0.40 fit, the third would not
+    assert [status(job) for job in held] == [Status.QUEUED, Status.QUEUED, Status.PAUSED, Status.PAUSED]
