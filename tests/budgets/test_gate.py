@@ -322,3 +322,17 @@ def test_freed_money_releases_only_as_many_held_jobs_as_fit(acme, submit, set_po
         run_job(job.public_id)
     finish(first)  # 0.90 is free again: two jobs of 0.40 fit, the third would not
     assert [status(job) for job in held] == [Status.QUEUED, Status.QUEUED, Status.PAUSED, Status.PAUSED]
+
+
+def test_the_repair_step_fixes_every_team_s_drift(acme, globex, submit, set_policy):
+    from pulse_site.ticker import run_once
+
+    set_policy(acme, daily_limit="5.00")
+    set_policy(globex, daily_limit="5.00")
+    run_job(submit("0.30").public_id)
+    run_job(submit("0.20", team=globex).public_id)
+    Usage.objects.filter(scope="", kind="day").update(committed=0)
+    assert run_once(["budgets.repair"]) == {"budgets.repair": True}
+    assert (usage(acme).committed, usage(globex).committed) == (300_000, 200_000)
+    assert sorted(Event.objects.filter(kind="budget.drift").values_list("team_id", flat=True)) == sorted(
+        [acme.pk, globex.pk])
