@@ -29,20 +29,27 @@ from pulse_site.live.routing import websocket_urlpatterns  # noqa: E402
 log = logging.getLogger("pulse.live.relay")
 
 RELAY_INTERVAL = 0.2
+RELAY_STOP_TIMEOUT = 10.0
 
 Scope = dict[str, Any]
 
 
-async def relay_forever(*, interval: float = RELAY_INTERVAL) -> None:
-    """Relay until cancelled; a failing batch is logged and retried on the next round."""
-    while True:
+async def relay_forever(stop: asyncio.Event, *, interval: float = RELAY_INTERVAL) -> None:
+    """Relay until `stop` is set; a failing batch is logged and retried on the next round.
+
+    Stopping waits for the batch in hand instead of cancelling it: the batch sends to the channel
+    layer on this event loop while its thread holds the cursor's transaction, so a cancelled
+    batch would leave that thread (and its open transaction) waiting forever.
+    """
+    while not stop.is_set():
         try:
             sent = await database_sync_to_async(relay_batch)()
         except Exception:
             log.exception("event relay failed")
             sent = 0
         if sent < RELAY_BATCH:  # caught up: wait; else go straight on with the backlog
-            await asyncio.sleep(interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 class PulseASGI:
@@ -60,17 +67,20 @@ class PulseASGI:
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         task: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self.relay_in_web:
-                    task = asyncio.create_task(relay_forever(), name="pulse-event-relay")
+                    task = asyncio.create_task(relay_forever(stop), name="pulse-event-relay")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    stop.set()
+                    try:
+                        await asyncio.wait_for(task, timeout=RELAY_STOP_TIMEOUT)
+                    except (asyncio.TimeoutError, asyncio.CancelledError):
+                        log.warning("event relay did not stop within %s s", RELAY_STOP_TIMEOUT)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
