@@ -72,9 +72,11 @@ class Execution(models.Model):
         MANUAL = "manual", "Run now"
 
     class Status(models.TextChoices):
-        # A fired execution mirrors its job's status; these two have no job.
+        # A fired execution mirrors its job's status; these have no job.
         SKIPPED = "skipped", "Skipped"
         ERROR = "error", "Error"
+        # The job could never run (its estimate is above a budget limit), so none was made.
+        FAILED = "failed", "Failed"
 
     public_id = PublicIdField(prefix="EX")
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="executions")

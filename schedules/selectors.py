@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import F, QuerySet, Window
+from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -18,7 +18,8 @@ from schedules.models import Execution, Schedule
 
 MAX_PAGE = 200
 STRIP = 10
-EXECUTION_STATUSES = [*Job.Status.values, *Execution.Status.values]
+# An execution's status is its job's, or its own outcome when it made no job ("failed" is both).
+EXECUTION_STATUSES = list(dict.fromkeys([*Job.Status.values, *Execution.Status.values]))
 
 
 def schedule_get_for_team(*, team: Team, schedule_id: str) -> Schedule:
@@ -114,10 +115,8 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
     rows: QuerySet[Execution] = Execution.objects.filter(schedule=schedule)
-    if status in Execution.Status.values:
-        rows = rows.filter(job__isnull=True, outcome=status)
-    elif status:
-        rows = rows.filter(job__status=status)
+    if status:
+        rows = rows.filter(Q(job__isnull=True, outcome=status) | Q(job__status=status))
     if before:
         anchor = Execution.objects.filter(schedule=schedule, public_id=before).values_list("pk", flat=True).first()
         if anchor is None:

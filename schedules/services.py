@@ -20,7 +20,7 @@ from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
 from jobs.services import check_payload_size, job_submit
-from pulse_site.errors import PulseError, ValidationError
+from pulse_site.errors import PulseError, Unprocessable, ValidationError
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.events import execution_event, schedule_event
@@ -236,11 +236,20 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
     try:
         with transaction.atomic():
             if blocker is None:
-                execution.job = job_submit(
-                    team=schedule.team, handler=schedule.handler, payload=schedule.payload,
-                    source=Job.Source.SCHEDULE, created_by=(by or f"schedule {schedule.public_id}")[:150],
-                    estimate_micros=schedule.estimate_override, origin=schedule.public_id,
-                ).job
+                try:
+                    with transaction.atomic():
+                        execution.job = job_submit(
+                            team=schedule.team, handler=schedule.handler, payload=schedule.payload,
+                            source=Job.Source.SCHEDULE, created_by=(by or f"schedule {schedule.public_id}")[:150],
+                            estimate_micros=schedule.estimate_override, origin=schedule.public_id,
+                        ).job
+                except Unprocessable as exc:
+                    if exc.code != "over_budget_limit":
+                        raise
+                    # Not broken: raising the limit lets the next slot run. This slot failed.
+                    execution.outcome = Execution.Status.FAILED
+                    execution.reason = exc.message
+                    execution.finished_at = now
             execution.save()
     except IntegrityError:
         if Execution.objects.filter(schedule=schedule, fire_time=fire_time, trigger=trigger).exists():
@@ -250,8 +259,22 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
         schedule.last_run_at = fire_time
         if trigger == Execution.Trigger.MANUAL:
             Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
-    execution_event(execution, "fired" if blocker is None else "skipped")
+    if execution.outcome == Execution.Status.FAILED:
+        execution_event(execution, "failed")
+        _alert_over_budget_once(schedule, execution)
+    else:
+        execution_event(execution, "fired" if blocker is None else "skipped")
     return execution
+
+
+def _alert_over_budget_once(schedule: Schedule, execution: Execution) -> None:
+    """One `schedule.over_budget` alert per streak of runs refused by a limit, not one per slot."""
+    previous = (
+        Execution.objects.filter(schedule=schedule).exclude(pk=execution.pk)
+        .order_by("-fire_time", "-id").values_list("outcome", flat=True).first()
+    )
+    if previous != Execution.Status.FAILED:
+        schedule_event(schedule, "over_budget", reason=execution.reason, execution=execution.public_id)
 
 
 @dataclass

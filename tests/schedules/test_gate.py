@@ -30,3 +30,26 @@ def test_run_now_over_the_rate_limit_is_held_exactly_like_a_cron_run(acme, make_
     assert (cron_job.status, manual_job.status) == (Job.Status.PAUSED, Job.Status.PAUSED)
     assert [r["kind"] for r in cron_job.hold_reasons] == [r["kind"] for r in manual_job.hold_reasons] == ["rate"]
     assert Execution.objects.get(pk=manual.pk).status == "paused"
+
+
+def test_a_run_whose_job_could_never_run_is_a_failed_execution_with_one_alert(acme, make_schedule, time_machine):
+    from pulse_site.live.models import Event
+
+    time_machine.move_to("2026-06-01 10:00:30Z", tick=False)
+    schedule = make_schedule(cron="* * * * *", handler="pulse.noop", estimate_override="2.00")
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    for minute in (1, 2, 3):
+        time_machine.move_to(f"2026-06-01 10:0{minute}:00.5Z", tick=False)
+        schedules_tick()
+    runs = list(Execution.objects.filter(schedule=schedule).order_by("fire_time"))
+    assert [run.status for run in runs] == ["failed", "failed", "failed"]
+    assert runs[0].reason.startswith("The estimate of 2 is above the team's daily limit of 1")
+    assert not Job.objects.exists()
+    schedule.refresh_from_db()
+    assert schedule.broken_reason == ""  # a higher limit lets the next slot run
+    alerts = Event.objects.filter(subject=schedule.public_id, kind="schedule.over_budget")
+    assert alerts.count() == 1
+    budget_policy_update(team=acme, changes={"daily_limit": "5.00"}, by=None)
+    time_machine.move_to("2026-06-01 10:04:00.5Z", tick=False)
+    schedules_tick()
+    assert Execution.objects.filter(schedule=schedule).order_by("-fire_time").first().job is not None
