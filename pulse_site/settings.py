@@ -232,6 +232,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Jobs and executions both have a "status" choice field with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.Job.Status",
+        "ExecutionStatusEnum": "schedules.selectors.EXECUTION_STATUSES",
+    },
 }
 
 # --- I18N, static ---------------------------------------------------------------------------
