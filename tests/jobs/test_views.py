@@ -237,3 +237,24 @@ def test_the_list_filters_by_schedule(acme, alice_client):
     other = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
     page = alice_client.get(f"/jobs/?schedule={schedule_id}").content.decode()
     assert mine.public_id in page and other.public_id not in page
+
+
+def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(acme, alice_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.services import job_submit
+
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.PAUSED, resume_at=timezone.now() + timedelta(hours=2, minutes=1),
+        hold_reasons=[{"kind": "budget", "message": "Daily limit of 1 reached"}],
+        pulse_state={"at": "2026-05-01T10:00:00+00:00", "spent": {"day": "0.9"}, "limit": {"day": "1"},
+                     "remaining": {"day": "0.1"}, "calls_this_minute": 3, "calls_remaining": 2, "running": 1,
+                     "max_concurrent": 4})
+    listing = alice_client.get("/jobs/").content.decode()
+    assert "Daily limit of 1 reached" in listing and "resumes" in listing and "2\xa0hours" in listing
+    detail = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    assert "<th scope=\"row\">Day</th><td>0.9</td>" in detail
+    assert "2 remaining" in detail and "of 4 at most" in detail
