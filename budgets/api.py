@@ -7,39 +7,23 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import TeamAPIView, error_responses, request_token
+from pulse_site.api import TeamAPIView, error_responses
 from pulse_site.errors import ValidationError
-from pulse_site.teams.permissions import IsTeamMember
+from pulse_site.teams.permissions import ManagersChange
 
 
-class CanManageBudget(IsTeamMember):
+class CanManageBudget(ManagersChange):
     """Every member reads; changing limits and overrides is for owners and admins in person:
     a job-submitting token must not be able to raise its own budget."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not super().has_permission(request, view):
-            return False
-        if request.method in SAFE_METHODS or view.kwargs:
-            return True
-        return self._may_manage(request)
-
-    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return request.method in SAFE_METHODS or self._may_manage(request)
-
-    def _may_manage(self, request: Request) -> bool:
-        if request_token(request) is not None:
-            self.message = "API tokens cannot change the budget; an owner or admin does, signed in."
-            return False
-        membership = getattr(request, "membership", None)
-        self.message = "Only owners and admins change the budget."
-        return membership is not None and membership.can_manage
+    token_message = "API tokens cannot change the budget; an owner or admin does, signed in."
+    role_message = "Only owners and admins change the budget."
 
 
 # --- Shapes ----------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -23,7 +22,7 @@ from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job, TaskLog
 from pulse_site.errors import NotFound, PulseError
 from pulse_site.live.selectors import event_last_id
-from pulse_site.teams.decorators import get_or_404, team_required
+from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from pulse_site.teams.forms import add_service_error
 
 PAGE_SIZE = 50
@@ -54,18 +53,6 @@ class JobRow:
     def hold_reason(self) -> str:
         return "; ".join(str(r.get("message", "")) for r in self.job.hold_reasons if isinstance(r, dict))
 
-
-def writer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Viewers read; they get 403 before any lookup or change."""
-
-    @team_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.membership.can_write:  # type: ignore[attr-defined]
-            raise PermissionDenied("Viewers cannot change jobs.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _job(request: HttpRequest, job_id: str) -> Job:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -18,25 +16,13 @@ from django.views.decorators.http import require_GET, require_POST
 from budgets.money import money_str
 from pulse_site.errors import PulseError, ValidationError
 from pulse_site.live.selectors import event_last_id
-from pulse_site.teams.decorators import get_or_404, team_required
+from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from schedules import selectors, services
 from schedules.forms import ScheduleForm, schedule_initial
 from schedules.models import Schedule
 
 HISTORY = 50
 
-
-def writer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Viewers read; they get 403 before any lookup or change."""
-
-    @team_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.membership.can_write:  # type: ignore[attr-defined]
-            raise PermissionDenied("Viewers cannot change schedules.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _schedule(request: HttpRequest, schedule_id: str) -> Schedule:

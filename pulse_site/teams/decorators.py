@@ -30,6 +30,19 @@ def team_required(view: View) -> View:
     return wrapper
 
 
+def writer_required(view: View) -> View:
+    """Members, admins and owners change the team's work; viewers get 403 before any lookup."""
+
+    @team_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.membership.can_write:  # type: ignore[attr-defined]
+            raise PermissionDenied("Viewers can look but not change anything.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def manager_required(view: View) -> View:
     """Owners and admins only: everyone else in the team gets 403 before any lookup or change."""
 

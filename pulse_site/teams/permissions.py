@@ -37,12 +37,16 @@ class IsTeamMember(BasePermission):
         return membership is not None and membership.can_write
 
 
-class CanManageTeam(IsTeamMember):
-    """Reading is for every member; changing members or tokens is for owners and admins, in person.
+class ManagersChange(IsTeamMember):
+    """Reading is for every member; changing is for owners and admins, in person (never a token).
 
-    On one member's or token's URL the check waits for the object lookup (the view calls
+    On one object's URL the check waits for the object lookup (the view calls
     check_object_permissions), so another team's id answers 404 whoever asks.
+    Subclasses name what is being managed in their messages.
     """
+
+    token_message = "API tokens cannot do this."
+    role_message = "Only owners and admins can do this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not super().has_permission(request, view):
@@ -56,8 +60,13 @@ class CanManageTeam(IsTeamMember):
 
     def _may_manage(self, request: Request) -> bool:
         if _token(request) is not None:
-            self.message = "API tokens cannot manage members or tokens."
+            self.message = self.token_message
             return False
         membership = getattr(request, "membership", None)
-        self.message = "Only owners and admins manage members and tokens."
+        self.message = self.role_message
         return membership is not None and membership.can_manage
+
+
+class CanManageTeam(ManagersChange):
+    token_message = "API tokens cannot manage members or tokens."
+    role_message = "Only owners and admins manage members and tokens."
