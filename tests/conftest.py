@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
+from jobs.handlers.registry import handler, unregister
 from pulse_site.teams.models import Membership, Team
 from pulse_site.teams.services import membership_add, team_create, token_create
 
@@ -108,3 +109,23 @@ def acme_api_read(acme) -> APIClient:
 @pytest.fixture
 def globex_api(globex) -> APIClient:
     return token_client(globex, "write")
+
+
+@pytest.fixture
+def temp_handler():
+    """Register handlers for one test and remove them afterwards."""
+    names: list[str] = []
+
+    def register(name: str, **options):
+        options.setdefault("title", name)
+        options.setdefault("cost", "0")
+
+        def wrap(func):
+            names.append(name)
+            return handler(name, **options)(func)
+
+        return wrap
+
+    yield register
+    for name in names:
+        unregister(name)

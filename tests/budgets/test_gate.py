@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from budgets.models import Alert, BudgetPolicy, Ledger, Override, Start, Usage
+from budgets.models import Alert, BudgetPolicy, Ledger, Start, Usage
 from budgets.services import budget_override_create, budget_repair, budget_settle
 from jobs.models import Job
 from jobs.runner import claim, execute, rescue_expired, run_job, settle

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.handlers.registry import handler, unregister
 from jobs.models import Job
 from jobs.services import job_submit
 
@@ -15,22 +14,3 @@ def submit(acme):
 
     return _submit
 
-
-@pytest.fixture
-def temp_handler():
-    """Register handlers for one test and remove them afterwards."""
-    names: list[str] = []
-
-    def register(name: str, **options):
-        options.setdefault("title", name)
-        options.setdefault("cost", "0")
-
-        def wrap(func):
-            names.append(name)
-            return handler(name, **options)(func)
-
-        return wrap
-
-    yield register
-    for name in names:
-        unregister(name)

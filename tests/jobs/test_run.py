@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.error_codes import JobError
 from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import Outcome, rescue_expired, run_job, settle
 from jobs.services import job_cancel, job_pause, job_resume, job_retry

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.handlers.registry import handler, unregister
 from schedules.models import Schedule
 from schedules.services import schedule_create
 
@@ -18,22 +17,3 @@ def make_schedule(acme):
 
     return _make
 
-
-@pytest.fixture
-def temp_handler():
-    """Register handlers for one test and remove them afterwards."""
-    names: list[str] = []
-
-    def register(name: str, **options):
-        options.setdefault("title", name)
-        options.setdefault("cost", "0")
-
-        def wrap(func):
-            names.append(name)
-            return handler(name, **options)(func)
-
-        return wrap
-
-    yield register
-    for name in names:
-        unregister(name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
-from django.urls import reverse
 
 from pulse_site.live.models import Event
 from pulse_site.live.services import event_emit
