@@ -114,6 +114,9 @@ class Job(models.Model):
             models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="job_running_lease"),
             # Jobs list filtered by schedule: WHERE team_id = ? AND origin = ? ORDER BY id DESC.
             models.Index(fields=["team", "origin", "-id"], name="job_team_origin_id"),
+            # Overview: jobs finished per minute in the last hour and the wait/run sample of the last
+            # day, WHERE team_id = ? AND completed_at >= ? [ORDER BY completed_at DESC].
+            models.Index(fields=["team", "completed_at"], name="job_team_completed"),
             # Children of a parent (cancel cascades, detail page).
             models.Index(fields=["parent"], name="job_parent"),
         ]
