@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -25,6 +27,7 @@ from jobs.selectors import (
     system_metrics,
 )
 from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
+from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import TeamAPIView, error_responses
 from pulse_site.errors import ValidationError
 from pulse_site.ids import looks_like_public_id
@@ -328,3 +331,66 @@ class StatsView(TeamAPIView):
         if not 1 <= hours <= 720:
             raise ValidationError.for_field("hours", "From 1 to 720.")
         return Response({**queue_stats(team=self.team, since_hours=hours), "system": system_metrics(team=self.team)})
+
+
+# --- Watch -----------------------------------------------------------------------------------
+
+MAX_WAIT_SECONDS = 60
+
+
+def _timeout_param(request: Request) -> float:
+    raw = request.query_params.get("timeout")
+    if raw in (None, ""):
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_WAIT_SECONDS:  # also refuses nan and inf
+        raise ValidationError.for_field("timeout", f"Seconds, more than 0 and at most {MAX_WAIT_SECONDS}.")
+    return value
+
+
+class JobWaitView(TeamAPIView):
+    """Authorizes a wait and answers at once when the job is final; `job_wait` does the waiting."""
+
+    @extend_schema(
+        operation_id="jobs_wait",
+        summary="Wait until the job is final (or the timeout passes) and return it",
+        parameters=[OpenApiParameter("timeout", float, description="Seconds to wait, more than 0 and at most 60 "
+                                     "(default 30). When it passes the job is returned as it is, still 200.")],
+        responses={200: JobDetailOut, **error_responses(400, 401, 404)},
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        timeout = _timeout_param(request)
+        job = job_get_for_team(team=self.team, job_id=job_id)
+        response = Response(job_detail(job))
+        if not job.is_final:
+            response.pulse_wait = {"job_pk": job.pk, "team_id": job.team_id, "public_id": job.public_id,  # type: ignore[attr-defined]
+                                   "timeout": timeout}
+        return response
+
+
+def _authorize_wait(request: HttpRequest, job_id: str) -> HttpResponse:
+    try:
+        response = JobWaitView.as_view()(request, job_id=job_id)
+        response.render()
+        return response
+    finally:
+        release_connection()
+
+
+async def job_wait(request: HttpRequest, job_id: str) -> HttpResponse:
+    """GET /api/v1/jobs/<id>/wait: an async view, so a waiting client holds neither a thread nor a
+    database connection; authentication, validation and errors are JobWaitView's."""
+    response = await sync_to_async(_authorize_wait, thread_sensitive=False)(request, job_id)
+    ticket = getattr(response, "pulse_wait", None)
+    if ticket is None:
+        return response
+    body = await job_wait_final(render=job_detail, **ticket)
+    return JsonResponse(body)
+
+
+# drf-spectacular documents a route by its view class: the async function stands for JobWaitView.
+job_wait.cls = JobWaitView  # type: ignore[attr-defined]
+job_wait.initkwargs = {}  # type: ignore[attr-defined]

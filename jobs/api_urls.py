@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from jobs import api
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("jobs/<str:job_id>/attempts/", api.JobAttemptsView.as_view(), name="api-job-attempts"),
     path("jobs/<str:job_id>/stages/", api.JobStagesView.as_view(), name="api-job-stages"),
     path("jobs/<str:job_id>/logs/", api.JobLogsView.as_view(), name="api-job-logs"),
+    # With or without the trailing slash: watch clients are often hand-written curl loops.
+    re_path(r"^jobs/(?P<job_id>[^/]+)/wait/?$", api.job_wait, name="api-job-wait"),
     path("jobs/<str:job_id>/children/", api.JobChildrenView.as_view(), name="api-job-children"),
     path("handlers/", api.HandlerListView.as_view(), name="api-handlers"),
     path("stats/", api.StatsView.as_view(), name="api-stats"),

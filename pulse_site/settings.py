@@ -218,7 +218,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pulse_site.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["pulse_site.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -259,6 +259,8 @@ PULSE_MAX_PAYLOAD_BYTES = env_int("PULSE_MAX_PAYLOAD_BYTES", 256 * 1024, minimum
 PULSE_PROGRESS_INTERVAL = env_int("PULSE_PROGRESS_INTERVAL_MS", 250, minimum=0) / 1000
 PULSE_LEASE_SECONDS = env_int("PULSE_LEASE_SECONDS", 30, minimum=3)
 PULSE_CANCEL_POLL_SECONDS = env_int("PULSE_CANCEL_POLL_MS", 1000, minimum=50) / 1000
+# GET …/jobs/<id>/wait re-reads the job this often even without a live event (a relay behind).
+PULSE_WAIT_POLL_SECONDS = env_int("PULSE_WAIT_POLL_MS", 2000, minimum=50) / 1000
 # Jobs handed to django-q2 at once, across all clusters: a small multiple of the worker count,
 # so the backlog stays in Pulse's table where it can be held, reordered or cancelled.
 PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, minimum=1)

@@ -1,8 +1,12 @@
 """`/ws/`: one team's live events, for the dashboard (session) and API clients (bearer token).
 
 Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `resync`
-(too much was missed: reload), `pong`, `error` (a bad client frame), `closed` (access revoked,
-followed by close code 4403). Close codes: 4401 not authenticated, 4403 refused.
+(too much was missed: reload), `pong`, `following` (the job followed, or null), `error` (a bad
+client frame), `closed` (access revoked, followed by close code 4403). Close codes: 4401 not
+authenticated, 4403 refused.
+
+Frames received: `ping`; `follow` {"job": "JB_…"} restricts this socket's job.* events to that
+job (every other kind still arrives); `unfollow` lifts it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_since
 from pulse_site.live.services import member_group, team_group, token_group, user_group
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
@@ -83,6 +88,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.joined: list[str] = []
         self.sent_ids: set[int] = set()
         self.sent_order: deque[int] = deque()
+        self.following: str | None = None
         code = await self._authorize()
         if code is not None:
             await self.close(code=code)
@@ -137,6 +143,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_event(event.as_message())
 
     async def _send_event(self, event: dict[str, Any]) -> None:
+        if self.following is not None and str(event.get("kind", "")).startswith("job.") \
+                and event.get("subject") != self.following:
+            return
         event_id = int(event["id"])
         if event_id in self.sent_ids:
             return
@@ -170,8 +179,23 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "follow":
+            await self._follow(content.get("job"))
+        elif kind == "unfollow":
+            self.following = None
+            await self.send_json({"type": "following", "job": None})
         else:
-            await self._send_error("unknown_message", "Known messages: {\"type\": \"ping\"}.")
+            await self._send_error("unknown_message", 'Known messages: {"type": "ping"}, '
+                                   '{"type": "follow", "job": "JB_…"}, {"type": "unfollow"}.')
+
+    async def _follow(self, job: Any) -> None:
+        if not isinstance(job, str) or not looks_like_public_id(job, "JB"):
+            await self._send_error("validation_error", "follow needs a job id: {\"type\": \"follow\", \"job\": \"JB_…\"}.")
+            return
+        # Not looked up: events only ever come from this team's group, so following another
+        # team's id shows nothing of it (and an outbox scan per follow would cost more than it says).
+        self.following = job
+        await self.send_json({"type": "following", "job": job})
 
     # --- From the channel layer --------------------------------------------------------------
 
