@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.urls import re_path
 from drf_spectacular.utils import extend_schema
@@ -87,7 +89,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
 
-    if isinstance(exc, PulseError):
+    if isinstance(exc, RequestDataTooBig):
+        # Django would answer an HTML 400; the body is never parsed, so no field can be named.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        response = Response(error_body("request_too_large", f"The request body is over {limit} bytes."),
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    elif isinstance(exc, PulseError):
         response = pulse_error_response(exc)
     elif isinstance(exc, drf_exceptions.ValidationError):
         response = _validation_response(exc)

@@ -1,0 +1,78 @@
+"""The API's one JSON parser: it refuses, naming the field, what the database would choke on later.
+
+Python's json module accepts things PostgreSQL cannot store or clients cannot round-trip: NaN and
+Infinity (and 1e400, which becomes inf), NUL characters (JSONB and text columns reject them: a 500
+after the request was half-handled) and lone surrogates (not encodable as UTF-8). Deep nesting makes
+the decoder raise RecursionError, which no handler expects. Refusing all of it here, before any view
+runs, keeps every endpoint's answer a 400 in the error shape and stores nothing partial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+
+# Deeper than any real job payload; far below the decoder's recursion limit (~1,000 here).
+MAX_DEPTH = 64
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class _NonFinite:
+    """Stands in for NaN/Infinity/1e400 while parsing, so the walk can say where it was."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _float(text: str) -> float | _NonFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NonFinite(text)
+
+
+def _field(path: list[str]) -> str:
+    return ".".join(path) or "body"
+
+
+def _problem(text: str) -> str:
+    return ("NUL characters are not allowed." if "\x00" in text
+            else "Lone surrogates are not valid unicode.")
+
+
+def refuse_unstorable(data: Any) -> None:
+    """Raise ValidationError naming the first value (or key) no column could store faithfully."""
+    stack: list[tuple[Any, list[str]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise ValidationError({_field(path[:MAX_DEPTH]): [f"Nested deeper than {MAX_DEPTH} levels."]})
+        if isinstance(value, _NonFinite):
+            raise ValidationError({_field(path): [f"{value.text} is not a finite number."]})
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            raise ValidationError({_field(path): [_problem(value)]})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _UNSTORABLE.search(key):
+                    raise ValidationError({_field([*path, repr(key)[1:-1]]): [_problem(key)]})
+                stack.append((item, [*path, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*path, str(index)]) for index, item in enumerate(value))
+
+
+class StrictJSONParser(JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = stream.read().decode(encoding)
+            data = json.loads(text, parse_float=_float, parse_constant=_NonFinite)
+        except RecursionError:
+            raise ValidationError({"body": [f"Nested deeper than {MAX_DEPTH} levels."]}) from None
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ParseError(f"JSON parse error - {exc}") from None
+        refuse_unstorable(data)
+        return data
