@@ -148,6 +148,8 @@ class HandlerOut(serializers.Serializer):
     max_attempts = serializers.IntegerField()
     retry_on = serializers.ListField(child=serializers.CharField())
     cost = serializers.CharField(allow_null=True, help_text="Fixed cost per run, or null when it depends on the payload.")
+    exclusive = serializers.ChoiceField(choices=["hold", "refuse"], allow_null=True,
+                                        help_text="One job at a time per team: the next is held, or refused with 409.")
 
 
 def job_detail(job: Job) -> dict[str, Any]:

@@ -223,3 +223,56 @@ class WorkerBeat(models.Model):
     seen_at = models.DateTimeField(default=timezone.now)
     busy_job = models.CharField(max_length=29, blank=True, default="")
     rss_bytes = models.BigIntegerField(default=0)
+
+
+class QueuePause(models.Model):
+    """A pause of the queue: nothing new starts while one is in force (running jobs finish).
+
+    A team admin pauses their team's queue; an operator pauses every team's (global) or one
+    handler everywhere. Ending a pause stamps `ended_at`; the rows stay as the history.
+    """
+
+    class Scope(models.TextChoices):
+        TEAM = "team", "One team"
+        HANDLER = "handler", "One handler, every team"
+        GLOBAL = "global", "Every team"
+
+    public_id = PublicIdField(prefix="QP")
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="queue_pauses")
+    handler = models.CharField(max_length=100, blank=True, default="")
+    reason = models.CharField(max_length=500)
+    paused_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(scope="team", team__isnull=False, handler="")
+                           | Q(scope="handler", team__isnull=True) & ~Q(handler="")
+                           | Q(scope="global", team__isnull=True, handler="")),
+                name="queuepause_scope_fields",
+            ),
+            # At most one pause in force per target: pausing twice is a conflict, not two rows.
+            models.UniqueConstraint(fields=["team"], condition=Q(scope="team", ended_at__isnull=True),
+                                    name="queuepause_one_per_team"),
+            models.UniqueConstraint(fields=["handler"], condition=Q(scope="handler", ended_at__isnull=True),
+                                    name="queuepause_one_per_handler"),
+            models.UniqueConstraint(fields=["scope"], condition=Q(scope="global", ended_at__isnull=True),
+                                    name="queuepause_one_global"),
+        ]
+        indexes = [
+            # Admission and the banner: WHERE ended_at IS NULL (a handful of rows at most).
+            models.Index(fields=["scope"], condition=Q(ended_at__isnull=True), name="queuepause_in_force"),
+        ]
+
+    def __str__(self) -> str:
+        target = {"team": str(self.team), "handler": self.handler, "global": "every team"}[self.scope]
+        return f"{self.public_id} pause of {target}"
+
+    @property
+    def in_force(self) -> bool:
+        return self.ended_at is None

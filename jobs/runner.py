@@ -27,6 +27,7 @@ from django.utils import timezone
 from budgets.services import budget_admit, budget_settle
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobTimeout
 from jobs.events import job_event
+from jobs.gate import gate_reasons
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, get_handler
 from jobs.models import Attempt, Job, TaskLog
@@ -102,6 +103,10 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
         spec = get_handler(job.handler)
     except PulseError:
         _fail_unrunnable(job, f"The handler '{job.handler}' is not registered on this worker.")
+        return None
+    held_by = gate_reasons(job=job, spec=spec, lock=True)
+    if held_by:
+        _hold(job, held_by, None)
         return None
     decision = budget_admit(job=job)
     if not decision.allowed:

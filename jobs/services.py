@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_check, budget_preview
 from jobs.events import job_event
+from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
 from pulse_site.errors import Conflict, PulseError, ValidationError
@@ -118,6 +119,7 @@ def job_submit(
         # What could never run is refused now, not held forever later (a replay above still
         # answers with its job even if the limits were lowered since).
         budget_check_submittable(team=team, handler=handler, estimate_micros=estimate_micros)
+        gate_check_submittable(team=team, spec=spec)
         job = Job(
             team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
             priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
@@ -232,9 +234,26 @@ def job_retry(*, job: Job, by: str = "") -> Job:
 RELEASE_BATCH = 100
 
 
+# Holds that end by themselves: the budget's (budget, rate, concurrency) and the jobs' own (a
+# paused queue, an exclusive handler). A person's hold waits for a person.
+RELEASABLE_KINDS = (*HOLD_KINDS, *GATE_KINDS)
+
+
 def _held_by_limits(team_id: int):  # type: ignore[no-untyped-def]
-    # Only budget, rate and concurrency holds: a person's hold waits for a person.
-    return Job.objects.filter(team_id=team_id, status=Status.PAUSED, hold_reasons__0__kind__in=HOLD_KINDS)
+    return Job.objects.filter(team_id=team_id, status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
+
+
+def _gate_blocks(job: Job, started: set[str]) -> list[dict[str, Any]]:
+    """The jobs' own reasons to keep holding `job` (advisory); `started` are the exclusive
+    handlers of jobs released earlier in this pass, which will be running by the time it is."""
+    try:
+        spec = get_handler(job.handler)
+    except PulseError:
+        return []  # admission fails it with the reason
+    if spec.exclusive and spec.name in started:
+        return [{"kind": "exclusive", "handler": spec.name, "resume_at": None,
+                 "message": f"{spec.name} runs one job at a time; another was just released."}]
+    return gate_reasons(job=job, spec=spec)
 
 
 def job_release_held(*, team_id: int, due_only: bool = False) -> int:
@@ -249,7 +268,14 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
     released = 0
     released_micros = 0
     cache: dict = {}
+    exclusive_started: set[str] = set()
     for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
+        blocked = _gate_blocks(job, exclusive_started)
+        if blocked:
+            if job.hold_reasons[:1] and job.hold_reasons[0].get("kind") not in GATE_KINDS:
+                # Held by the budget before; now by a pause or a running twin: say so.
+                _update(job, expected=(Status.PAUSED,), hold_reasons=blocked, resume_at=None)
+            continue
         decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
         if not decision.allowed:
             if decision.resume_at != job.resume_at:
@@ -261,6 +287,8 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
             if _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
                        dispatched_at=None):
                 job_event(job, "released")
+                if _is_exclusive(job.handler):
+                    exclusive_started.add(job.handler)
                 released += 1
                 released_micros += job.cost_estimate
     if released:
@@ -270,12 +298,19 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
     return released
 
 
+def _is_exclusive(name: str) -> bool:
+    try:
+        return get_handler(name).exclusive is not None
+    except PulseError:
+        return False
+
+
 def job_release_due() -> int:
     """The ticker's release: every team with held jobs whose resume time has come (or that wait
     for a slot, in case the release after a settle was missed)."""
     now = timezone.now()
     teams = (
-        Job.objects.filter(status=Status.PAUSED, hold_reasons__0__kind__in=HOLD_KINDS)
+        Job.objects.filter(status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
         .filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
         .values_list("team_id", flat=True).distinct().order_by()
     )

@@ -38,6 +38,8 @@ class Handler:
     version: str
     backoff_base: float = 2.0
     backoff_cap: float = 600.0
+    # None, "hold" or "refuse": one job of this handler at a time per team (jobs.gate).
+    exclusive: str | None = None
     validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     def validate(self, payload: object) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class Handler:
             "max_attempts": self.max_attempts,
             "retry_on": sorted(self.retry_on),
             "cost": None if callable(self.cost) else format(self.cost, "f"),
+            "exclusive": self.exclusive,
         }
 
 
@@ -94,9 +97,13 @@ def handler(
     version: str = "1",
     backoff_base: float = 2.0,
     backoff_cap: float = 600.0,
+    exclusive: str | None = None,
 ) -> Callable[[Callable[[JobContext], Any]], Callable[[JobContext], Any]]:
     """Register a handler. `cost` is required: a fixed amount or a function of the payload,
-    so that no job is ever silently estimated at zero."""
+    so that no job is ever silently estimated at zero.
+
+    `exclusive`: while one of the team's jobs of this handler runs, another is held until it
+    ends ("hold") or refused at submit with 409 ("refuse")."""
     schema = schema or {"type": "object"}
     try:
         Draft202012Validator.check_schema(schema)
@@ -107,6 +114,8 @@ def handler(
         raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
     if not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:
         raise ValueError(f"handler {name}: timeout must be 1..{settings.PULSE_MAX_JOB_TIMEOUT} s")
+    if exclusive not in (None, "hold", "refuse"):
+        raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
     fixed_cost = cost if callable(cost) else parse_money(cost, field="cost")
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
@@ -123,6 +132,7 @@ def handler(
             version=version,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
+            exclusive=exclusive,
             validator=Draft202012Validator(schema),
         )
         return func
