@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
 from django.http import HttpRequest
 
 from budgets.money import money_str
+from pulse_site.admin_actions import service_action
 from pulse_site.errors import PulseError
 from schedules.models import Execution, Schedule
 from schedules.services import (
@@ -21,24 +21,8 @@ from schedules.services import (
 )
 
 
-def _bulk(service, label: str, noun: str = "schedules"):  # type: ignore[no-untyped-def]
-    """An admin action that calls the same service as the dashboard and the API, one by one."""
-
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        done, refused = 0, []
-        for schedule in queryset.order_by("pk"):
-            try:
-                service(schedule=schedule, by=f"admin {request.user.get_username()}")
-                done += 1
-            except PulseError as exc:
-                refused.append(f"{schedule.public_id}: {exc.message}")
-        modeladmin.message_user(request, f"{label}: {done} schedule(s).", messages.SUCCESS)
-        for line in refused[:20]:
-            modeladmin.message_user(request, line, messages.WARNING)
-
-    action.short_description = f"{label} selected {noun}"  # type: ignore[attr-defined]
-    action.__name__ = f"action_{label.lower().replace(' ', '_')}"
-    return action
+def _bulk(service, label: str):  # type: ignore[no-untyped-def]
+    return service_action(service, label, arg="schedule", noun="schedules")
 
 
 _FORM_FIELD = {"estimate_override": "estimate"}

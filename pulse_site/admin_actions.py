@@ -1,0 +1,34 @@
+"""Admin actions that call the same services as the dashboard and the API, one row at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from pulse_site.errors import PulseError
+
+Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], None]
+
+
+def service_action(service: Callable[..., Any], label: str, *, arg: str, noun: str) -> Action:
+    """`service(<arg>=row, by="admin <user>")` for each selected row; refusals become warnings."""
+
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        done, refused = 0, []
+        for row in queryset.order_by("pk"):
+            try:
+                service(**{arg: row}, by=f"admin {request.user.get_username()}")
+                done += 1
+            except PulseError as exc:
+                refused.append(f"{getattr(row, 'public_id', row.pk)}: {exc.message}")
+        modeladmin.message_user(request, f"{label}: {done} {noun}.", messages.SUCCESS)
+        for line in refused[:20]:
+            modeladmin.message_user(request, line, messages.WARNING)
+
+    action.short_description = f"{label} selected {noun}"  # type: ignore[attr-defined]
+    action.__name__ = f"action_{label.lower().replace(' ', '_')}"
+    return action
