@@ -15,6 +15,21 @@ class TeamSwitchForm(forms.Form):
     team = forms.CharField(max_length=29)
 
 
+class PasswordChangeForm(forms.Form):
+    old_password = forms.CharField(label="Current password", strip=False,
+                                   widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    new_password = forms.CharField(label="New password", strip=False,
+                                   widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    new_password_again = forms.CharField(label="New password, again", strip=False,
+                                         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        if cleaned.get("new_password") != cleaned.get("new_password_again"):
+            self.add_error("new_password_again", "The two new passwords differ.")
+        return cleaned
+
+
 class MemberAddForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from pulse_site.errors import Conflict, PermissionDenied, ValidationError
-from pulse_site.live.services import event_emit, member_group, sockets_close_on_commit, token_group
+from pulse_site.live.services import event_emit, member_group, sockets_close_on_commit, token_group, user_group
 from pulse_site.teams.models import ApiToken, Membership, Team, validate_time_zone
 
 TOKEN_PREFIX = "pulse_"
@@ -111,6 +111,25 @@ def user_create(*, username: str, password: str, email: str = "") -> AbstractBas
     except DjangoValidationError as exc:
         raise ValidationError.for_field("password", " ".join(exc.messages)) from None
     return User.objects.create_user(username=username, email=email, password=password)
+
+
+@transaction.atomic
+def user_password_change(*, user: AbstractBaseUser, old_password: str, new_password: str) -> None:
+    """Set a new password after checking the old one. Every other session of the user ends (Django
+    checks each session's password hash on its next request) and every open WebSocket of the user
+    is closed now; the caller keeps its own session with update_session_auth_hash."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    if not user.check_password(old_password):
+        raise ValidationError.for_field("old_password", "This is not your current password.")
+    try:
+        validate_password(new_password, user)
+    except DjangoValidationError as exc:
+        raise ValidationError.for_field("new_password", " ".join(exc.messages)) from None
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    sockets_close_on_commit(user_group(user.pk), reason="password changed")
 
 
 @transaction.atomic

@@ -15,4 +15,5 @@ urlpatterns = [
     path("team/members/<int:user_id>/remove/", views.member_remove, name="member_remove"),
     path("team/tokens/new/", views.token_create, name="token_create"),
     path("team/tokens/<str:token_id>/revoke/", views.token_revoke, name="token_revoke"),
+    path("account/password/", views.password_change, name="password"),
 ]

@@ -7,11 +7,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pulse_site.errors import PulseError
 from pulse_site.teams import selectors, services
@@ -19,6 +20,7 @@ from pulse_site.teams.decorators import get_or_404, manager_required, team_requi
 from pulse_site.teams.forms import (
     MemberAddForm,
     MemberRoleForm,
+    PasswordChangeForm,
     TeamSwitchForm,
     TokenCreateForm,
     add_service_error,
@@ -149,3 +151,23 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
         return _refuse(request, exc)
     messages.success(request, f"The token “{token.name}” was revoked; it stops working at once.")
     return redirect("teams:detail")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password; every other session and open socket of the user ends."""
+    form = PasswordChangeForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_password_change(user=request.user, old_password=form.cleaned_data["old_password"],
+                                          new_password=form.cleaned_data["new_password"])
+        except PulseError as exc:
+            add_service_error(form, exc)
+        else:
+            # Keeps this session (with a new key) while the others fail their hash check.
+            update_session_auth_hash(request, request.user)  # type: ignore[arg-type]
+            messages.success(request, "Password changed. Your other sessions have been logged out.")
+            return redirect("teams:password")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registration/password_change.html", {"form": form}, status=status)
