@@ -15,7 +15,14 @@ from rest_framework.response import Response
 from budgets.money import money_str
 from jobs.events import job_summary
 from jobs.handlers.registry import registered_handlers
-from jobs.models import Attempt, Job, TaskLog
+from jobs.models import Attempt, Job, QueuePause, TaskLog
+from jobs.pausing import (
+    queue_pause,
+    queue_pause_as_dict,
+    queue_pauses_for_team,
+    queue_resume,
+    queue_team_pause,
+)
 from jobs.selectors import (
     JobFilter,
     job_attempts,
@@ -29,7 +36,7 @@ from jobs.selectors import (
 from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
 from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import TeamAPIView, error_responses
-from pulse_site.errors import ValidationError
+from pulse_site.errors import Conflict, ValidationError
 from pulse_site.ids import looks_like_public_id
 
 # --- Shapes ----------------------------------------------------------------------------------
@@ -396,3 +403,59 @@ async def job_wait(request: HttpRequest, job_id: str) -> HttpResponse:
 # drf-spectacular documents a route by its view class: the async function stands for JobWaitView.
 job_wait.cls = JobWaitView  # type: ignore[attr-defined]
 job_wait.initkwargs = {}  # type: ignore[attr-defined]
+
+
+# --- Queue pause -----------------------------------------------------------------------------
+
+
+class QueuePauseOut(serializers.Serializer):
+    id = serializers.CharField(help_text="QP_…")
+    scope = serializers.ChoiceField(choices=QueuePause.Scope.choices)
+    handler = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+    by = serializers.CharField()
+    since = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    ended_by = serializers.CharField(allow_null=True)
+
+
+class QueueOut(serializers.Serializer):
+    paused = serializers.BooleanField(help_text="True while any pause holds this team's jobs.")
+    pauses = QueuePauseOut(many=True, help_text="The pauses in force: the team's own, a handler's, every team's.")
+
+
+class QueuePauseIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+def _queue_state(team: Any) -> dict[str, Any]:
+    pauses = queue_pauses_for_team(team=team)
+    return {"paused": bool(pauses), "pauses": [queue_pause_as_dict(p) for p in pauses]}
+
+
+class QueueView(TeamAPIView):
+    @extend_schema(operation_id="queue_retrieve", responses={200: QueueOut, **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response(_queue_state(self.team))
+
+
+class QueuePauseView(TeamAPIView):
+    """Owners and admins signed in, or a read-write token (a deploy script pausing for maintenance)."""
+
+    @extend_schema(operation_id="queue_pause", summary="Pause the team's queue: running jobs finish, nothing new starts",
+                   request=QueuePauseIn, responses={201: QueuePauseOut, **error_responses(400, 401, 403, 409)})
+    def post(self, request: Request) -> Response:
+        data = _valid(QueuePauseIn, request)
+        pause = queue_pause(scope=QueuePause.Scope.TEAM, team=self.team, reason=data["reason"], by=_who(self),
+                            member=self.membership)
+        return Response(queue_pause_as_dict(pause), status=status.HTTP_201_CREATED)
+
+
+class QueueResumeView(TeamAPIView):
+    @extend_schema(operation_id="queue_resume", summary="Resume the team's queue; held jobs are released",
+                   request=None, responses={200: QueuePauseOut, **error_responses(401, 403, 409)})
+    def post(self, request: Request) -> Response:
+        own = queue_team_pause(team=self.team)
+        if own is None:
+            raise Conflict("The team's queue is not paused.", code="queue_not_paused")
+        return Response(queue_pause_as_dict(queue_resume(pause=own, by=_who(self), member=self.membership)))

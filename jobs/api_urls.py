@@ -18,5 +18,8 @@ urlpatterns = [
     re_path(r"^jobs/(?P<job_id>[^/]+)/wait/?$", api.job_wait, name="api-job-wait"),
     path("jobs/<str:job_id>/children/", api.JobChildrenView.as_view(), name="api-job-children"),
     path("handlers/", api.HandlerListView.as_view(), name="api-handlers"),
+    path("queue/", api.QueueView.as_view(), name="api-queue"),
+    path("queue/pause/", api.QueuePauseView.as_view(), name="api-queue-pause"),
+    path("queue/resume/", api.QueueResumeView.as_view(), name="api-queue-resume"),
     path("stats/", api.StatsView.as_view(), name="api-stats"),
 ]

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/", include("pulse_site.api_urls")),
     path("", include("pulse_site.teams.urls")),
     path("", include("jobs.urls")),
+    path("", include("jobs.queue_urls")),
     path("", include("schedules.urls")),
     path("", include("budgets.urls")),
     path("", include("pulse_site.dashboard_urls")),

@@ -1,0 +1,125 @@
+"""Pausing and resuming the queue. Running jobs finish; admission holds everything else with
+reason `queue_paused` (jobs.gate) until the pause ends and the held jobs are released."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import Job, QueuePause
+from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from pulse_site.ids import looks_like_public_id
+from pulse_site.live.services import event_emit
+from pulse_site.teams.models import Membership, Team
+
+Scope = QueuePause.Scope
+
+
+def _pause_payload(pause: QueuePause) -> dict[str, object]:
+    return {"id": pause.public_id, "scope": pause.scope, "handler": pause.handler or None,
+            "reason": pause.reason, "by": pause.paused_by, "since": pause.created_at.isoformat(),
+            "ended_at": pause.ended_at.isoformat() if pause.ended_at else None, "ended_by": pause.ended_by or None}
+
+
+def _affected_teams(pause: QueuePause) -> list[int]:
+    if pause.scope == Scope.TEAM:
+        return [pause.team_id] if pause.team_id else []
+    # Handler and global pauses: every team with something held by a pause.
+    return list(Job.objects.filter(status=Job.Status.PAUSED, hold_reasons__0__kind="queue_paused")
+                .values_list("team_id", flat=True).distinct().order_by())
+
+
+def _emit(pause: QueuePause, kind: str, team_ids: list[int]) -> None:
+    for team_id in team_ids:
+        event_emit(team=team_id, kind=f"queue.{kind}", subject=pause.public_id, payload=_pause_payload(pause))
+
+
+def _require_manager(by: Membership | None) -> None:
+    if by is not None and not by.can_manage:
+        raise PermissionDenied("Only owners and admins pause or resume the team's queue.")
+
+
+def queue_pause(*, scope: str, reason: str, by: str, team: Team | None = None, handler: str = "",
+                member: Membership | None = None) -> QueuePause:
+    """Pause a team's queue (`member` is the owner or admin acting; None for operators), one
+    handler's everywhere, or every team's. Pausing what is already paused is a 409."""
+    _require_manager(member)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError.for_field("reason", "Say why, so that the team knows when it may resume.")
+    if len(reason) > 500:
+        raise ValidationError.for_field("reason", "At most 500 characters.")
+    if scope == Scope.TEAM and team is None:
+        raise ValidationError.for_field("team", "A team pause needs the team.")
+    if scope == Scope.HANDLER and not handler.strip():
+        raise ValidationError.for_field("handler", "A handler pause needs the handler's name.")
+    if scope not in Scope.values:
+        raise ValidationError.for_field("scope", "One of team, handler, global.")
+    pause = QueuePause(scope=scope, team=team if scope == Scope.TEAM else None,
+                       handler=handler.strip() if scope == Scope.HANDLER else "", reason=reason, paused_by=by[:150])
+    try:
+        with transaction.atomic():
+            pause.save()
+            teams = [team.pk] if scope == Scope.TEAM and team else _teams_for_operator_pause()
+            _emit(pause, "paused", teams)
+    except IntegrityError:
+        raise Conflict("This queue is already paused; resume it first.", code="queue_already_paused") from None
+    return pause
+
+
+def _teams_for_operator_pause() -> list[int]:
+    # The banner reads the pauses directly; the event tells the open dashboards of active teams.
+    return list(Job.objects.filter(status__in=Job.ACTIVE).values_list("team_id", flat=True).distinct().order_by())
+
+
+def queue_resume(*, pause: QueuePause, by: str, member: Membership | None = None) -> QueuePause:
+    """End the pause; the jobs it held go back through admission at once."""
+    _require_manager(member)
+    with transaction.atomic():
+        ended = QueuePause.objects.filter(pk=pause.pk, ended_at__isnull=True).update(
+            ended_at=timezone.now(), ended_by=by[:150])
+        if not ended:
+            raise Conflict("This pause has already ended.", code="queue_not_paused")
+        pause.refresh_from_db()
+        teams = _affected_teams(pause)
+        _emit(pause, "resumed", teams)
+    from jobs.services import job_release_held
+
+    for team_id in teams:
+        job_release_held(team_id=team_id)
+    return pause
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+def queue_pauses_for_team(*, team: Team) -> list[QueuePause]:
+    """The pauses in force that hold this team's jobs (its own, a handler's, every team's)."""
+    return list(
+        QueuePause.objects.filter(ended_at__isnull=True)
+        .filter(Q(scope=Scope.TEAM, team=team) | Q(scope__in=[Scope.HANDLER, Scope.GLOBAL]))
+        .order_by("created_at")
+    )
+
+
+def queue_team_pause(*, team: Team) -> QueuePause | None:
+    """The team's own pause in force, which its admins can end."""
+    return QueuePause.objects.filter(scope=Scope.TEAM, team=team, ended_at__isnull=True).first()
+
+
+def queue_pause_history(*, team: Team, limit: int = 20) -> list[QueuePause]:
+    return list(QueuePause.objects.filter(scope=Scope.TEAM, team=team).order_by("-id")[:limit])
+
+
+def queue_pause_get_for_team(*, team: Team, pause_id: str) -> QueuePause:
+    """The team's own pause with that id, or 404 (also for another team's, and operators')."""
+    pause = (QueuePause.objects.filter(scope=Scope.TEAM, team=team, public_id=pause_id).first()
+             if looks_like_public_id(pause_id, "QP") else None)
+    if pause is None:
+        raise NotFound("No such pause in this team.")
+    return pause
+
+
+def queue_pause_as_dict(pause: QueuePause) -> dict[str, object]:
+    return _pause_payload(pause)
