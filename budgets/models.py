@@ -37,6 +37,13 @@ class BudgetPolicy(models.Model):
     time_zone = models.CharField(max_length=64, blank=True, default="")
     week_start = models.PositiveSmallIntegerField(default=0)  # 0 = Monday
     alert_thresholds = models.JSONField(default=default_thresholds)
+
+    class OverBudget(models.TextChoices):
+        HOLD = "hold", "Hold until the budget allows"
+        FAIL = "fail", "Fail at once with budget_exceeded"
+
+    # What admission does with a job over a money limit (rate and concurrency always hold).
+    over_budget = models.CharField(max_length=4, choices=OverBudget.choices, default=OverBudget.HOLD)
     # Jobs admitted and not yet settled; moved only under this row's lock.
     running = models.IntegerField(default=0)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -51,6 +51,8 @@ class Decision:
     reasons: list[dict[str, Any]] = field(default_factory=list)
     resume_at: datetime | None = None
     pulse_state: dict[str, Any] = field(default_factory=dict)
+    # The policy says over budget = fail: admission ends the job with `budget_exceeded` instead of holding it.
+    fail: bool = False
 
 
 # --- reading the state --------------------------------------------------------------------------
@@ -241,7 +243,8 @@ def budget_admit(*, job: AdmittableJob) -> Decision:
         if all(r["kind"] == "budget" for r in reasons):
             override = _usable_override(job.team_id, estimate, now)
         if override is None:
-            return Decision(allowed=False, reasons=reasons, resume_at=resume_at)
+            fail = policy.over_budget == BudgetPolicy.OverBudget.FAIL and any(r["kind"] == "budget" for r in reasons)
+            return Decision(allowed=False, reasons=reasons, resume_at=resume_at, fail=fail)
     attempt = job.attempts + 1
     entries = []
     for (scope, kind), row in snap.usage.items():
@@ -507,6 +510,7 @@ def policy_as_dict(policy: BudgetPolicy) -> dict[str, Any]:
         "monthly_limit": money_str(policy.monthly_limit), "calls_per_minute": policy.calls_per_minute,
         "max_concurrent": policy.max_concurrent, "time_zone": policy.time_zone, "week_start": policy.week_start,
         "alert_thresholds": list(policy.alert_thresholds), "handler_caps": caps,
+        "over_budget": policy.over_budget,
     }
 
 
@@ -537,7 +541,7 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
     the member acting (None for operators and admin, who are trusted)."""
     _require_manager(by)
     known = set(POLICY_MONEY_FIELDS) | {"calls_per_minute", "max_concurrent", "time_zone", "week_start",
-                                        "alert_thresholds", "handler_caps"}
+                                        "alert_thresholds", "handler_caps", "over_budget"}
     unknown = sorted(set(changes) - known)
     if unknown:
         raise ValidationError.for_field(unknown[0], "Not a budget setting.")
@@ -562,6 +566,10 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
         values["week_start"] = day
     if "alert_thresholds" in changes:
         values["alert_thresholds"] = _thresholds(changes["alert_thresholds"])
+    if "over_budget" in changes:
+        if changes["over_budget"] not in BudgetPolicy.OverBudget.values:
+            raise ValidationError.for_field("over_budget", "hold (jobs wait for the budget) or fail (they end with budget_exceeded).")
+        values["over_budget"] = changes["over_budget"]
     caps = _parse_caps(changes["handler_caps"]) if "handler_caps" in changes else None
 
     policy = _lock_policy(team.pk)

@@ -21,6 +21,7 @@ class ErrorCode(models.TextChoices):
     UNKNOWN = "unknown", "Unknown error"
     VALIDATION_ERROR = "validation_error", "Validation error"
     WORKER_LOST = "worker_lost", "Worker lost"
+    BUDGET_EXCEEDED = "budget_exceeded", "Over budget"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ FLAGS: dict[str, CodeFlags] = {
     ErrorCode.UNKNOWN: CodeFlags(retryable=False, recoverable=True),
     ErrorCode.VALIDATION_ERROR: CodeFlags(retryable=False, recoverable=False),
     ErrorCode.WORKER_LOST: CodeFlags(retryable=True, recoverable=True),
+    # Admission refused it under an over-budget = fail policy: retrying once there is budget is fine.
+    ErrorCode.BUDGET_EXCEEDED: CodeFlags(retryable=False, recoverable=True),
 }
 
 DEFAULT_RETRY_ON = frozenset(code for code, flags in FLAGS.items() if flags.retryable)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +18,46 @@ from jobs.models import Job
 
 PAYLOAD_PREFIX = "payload."
 BULK_MAX = 200
+SEARCH_HELP = ("A job id, or words that filter: a status (failed, held…), a handler name, "
+               "key=value for a payload field (user=42 matches 42 or \"42\").")
+# A payload key is a plain identifier: never a nested path or another ORM lookup ("a__contains").
+PAYLOAD_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+STATUS_WORDS = {**{v: v for v in Job.Status.values}, **{str(label).lower(): v for v, label in Job.Status.choices}}
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the search box said: each word is a status, a handler or a payload key=value."""
+
+    status: str = ""
+    handler: str = ""
+    payload: tuple[tuple[str, str], ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+def parse_search(text: str) -> Search:
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    handlers = {h.name for h in registered_handlers()}
+    status = handler = ""
+    payload: list[tuple[str, str]] = []
+    errors: list[str] = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep:
+            if PAYLOAD_KEY_RE.match(key) and "__" not in key:
+                payload.append((key, value))
+            else:
+                errors.append(f"“{key}” is not a payload key (letters, digits, _ and -).")
+        elif word.lower() in STATUS_WORDS:
+            status = STATUS_WORDS[word.lower()]
+        elif word in handlers:
+            handler = word
+        else:
+            errors.append(f"“{word}” is not a status, a handler or key=value.")
+    return Search(status=status, handler=handler, payload=tuple(payload), errors=tuple(errors))
 
 
 def _blank(choices: list[tuple[str, str]], label: str = "Any") -> list[tuple[str, str]]:
@@ -33,7 +76,8 @@ class JobFilterForm(forms.Form):
                                          widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     schedule = forms.CharField(required=False, max_length=29, label="Schedule id", strip=True,
                                validators=[RegexValidator(r"^SP_[0-9A-Z]{26}$", "A schedule id (SP_…).")])
-    q = forms.CharField(required=False, max_length=40, label="Job id", strip=True)
+    q = forms.CharField(required=False, max_length=200, label="Search", strip=True,
+                        help_text=SEARCH_HELP, widget=forms.TextInput(attrs={"placeholder": "JB_… or failed resize user=42"}))
 
     PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -50,8 +94,11 @@ class JobFilterForm(forms.Form):
         self.fields["handler"].choices = _blank([(h.name, h.name) for h in registered_handlers()])  # type: ignore[attr-defined]
 
 
+BULK_ACTIONS = [("cancel", "Cancel"), ("retry", "Retry"), ("delete", "Delete finished")]
+
+
 class BulkForm(forms.Form):
-    action = forms.ChoiceField(choices=[("cancel", "Cancel"), ("retry", "Retry")])
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
 
     def __init__(self, data: Any) -> None:
         super().__init__(data)
@@ -62,6 +109,15 @@ class BulkForm(forms.Form):
         if not self.ids:
             raise forms.ValidationError("Select at least one job.")
         return cleaned
+
+
+class BulkMatchingForm(forms.Form):
+    """One batch of an action on every job matching the list's filter; `cursor` is the last job
+    of the previous batch (the batches walk the matching jobs newest first)."""
+
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    cursor = forms.CharField(required=False, max_length=40)
+    confirm = forms.BooleanField(required=True, error_messages={"required": "Confirm the action on all matching jobs."})
 
 
 class JsonField(forms.CharField):

@@ -88,6 +88,21 @@ def _fail_unrunnable(job: Job, message: str) -> None:
     job_event(job, "failed")
 
 
+def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
+    now = timezone.now()
+    message = " ".join(r["message"] for r in reasons if r["kind"] == "budget")
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        status=Status.FAILED, error_code=ErrorCode.BUDGET_EXCEEDED, error_message=message, error_retryable=False,
+        error_recoverable=True, error_details={"reasons": reasons}, completed_at=now, dispatched_at=None,
+        updated_at=now,
+    )
+    job.refresh_from_db()
+    _system_log(job, job.attempts, f"Not started: over budget and the team's policy is to fail. {message}",
+                level="error")
+    stat_bump(job, "failed", run_ms=0)
+    job_event(job, "failed")
+
+
 @transaction.atomic
 def claim(job_id: str) -> tuple[Job, Handler] | None:
     """Admit and start the job, or hold it, or do nothing if it is not ours to run."""
@@ -109,6 +124,9 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
         _hold(job, held_by, None)
         return None
     decision = budget_admit(job=job)
+    if decision.fail:
+        _fail_over_budget(job, decision.reasons)
+        return None
     if not decision.allowed:
         _hold(job, decision.reasons, decision.resume_at)
         return None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from jobs.models import Attempt, Job, JobStat, TaskLog
@@ -34,6 +35,9 @@ class JobFilter:
     created_before: datetime | None = None
     parent: Job | None = None
     origin: str = ""
+    # (key, value) pairs the payload must hold at its top level; the key is a plain identifier
+    # (jobs.forms.parse_search) so it can never become another lookup.
+    payload: tuple[tuple[str, str], ...] = ()
 
 
 def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
@@ -44,6 +48,32 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
         raise ValidationError.for_field("source", f"Choose one of {', '.join(Job.Source.values)}.")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+    rows = jobs_matching(team=team, filters=filters)
+    if before:
+        anchor = Job.objects.for_team(team).filter(public_id=before).values_list("pk", flat=True).first()
+        if anchor is None:
+            raise ValidationError.for_field("cursor", "Not a job of this team.")
+        rows = rows.filter(pk__lt=anchor)
+    page = list(rows.select_related("parent").order_by("-pk")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (page[-1].public_id if more and page else None)
+
+
+def _payload_match(key: str, text: str) -> Q:
+    """`key=42` matches the number 42 or the string "42"; `key=true` the boolean or the string."""
+    match = Q(**{f"payload__{key}": text})
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return match
+    if isinstance(value, (bool, int, float)):
+        match |= Q(**{f"payload__{key}": value})
+    return match
+
+
+def jobs_matching(*, team: Team, filters: JobFilter) -> QuerySet[Job]:
+    """The team's jobs that pass the filters, unordered (the list pages them, bulk actions batch them)."""
     rows: QuerySet[Job] = Job.objects.for_team(team)
     if filters.status:
         rows = rows.filter(status=filters.status)
@@ -59,15 +89,9 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
         rows = rows.filter(origin=filters.origin)
     if filters.parent is not None:
         rows = rows.filter(parent=filters.parent)
-    if before:
-        anchor = Job.objects.for_team(team).filter(public_id=before).values_list("pk", flat=True).first()
-        if anchor is None:
-            raise ValidationError.for_field("cursor", "Not a job of this team.")
-        rows = rows.filter(pk__lt=anchor)
-    page = list(rows.select_related("parent").order_by("-pk")[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
-    return page, (page[-1].public_id if more and page else None)
+    for key, text in filters.payload:
+        rows = rows.filter(_payload_match(key, text))
+    return rows
 
 
 def job_attempts(job: Job) -> QuerySet[Attempt]:

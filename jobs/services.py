@@ -229,6 +229,20 @@ def job_retry(*, job: Job, by: str = "") -> Job:
     return job
 
 
+@transaction.atomic
+def job_delete(*, job: Job, by: str = "") -> Job:
+    """Remove a finished job with its attempts and logs. Its spend stays in the budget ledger and
+    its count in the hourly stats (history is not rewritten); children and executions keep a
+    dangling reference (SET NULL). Unfinished jobs are refused: cancel them first."""
+    job = _refresh_for_update(job)
+    if job.status not in Job.FINAL:
+        raise Conflict(f"Only finished jobs can be deleted; this one is {job.status}. Cancel it first.",
+                       code="job_not_finished")
+    job_event(job, "deleted", by=by)
+    job.delete()
+    return job
+
+
 # How many held jobs one release looks at: enough for any real burst of freed room, few enough
 # that a team with thousands of held jobs costs the ticker a bounded amount of work.
 RELEASE_BATCH = 100

@@ -11,6 +11,7 @@ urlpatterns = [
     path("jobs/", views.job_list, name="list"),
     path("jobs/new/", views.job_new, name="new"),
     path("jobs/bulk/", views.job_bulk, name="bulk"),
+    path("jobs/bulk/matching/", views.job_bulk_matching, name="bulk_matching"),
     path("jobs/<str:job_id>/", views.job_detail, name="detail"),
     path("jobs/<str:job_id>/row/", views.job_row, name="row"),
     path("jobs/<str:job_id>/status/", views.job_status, name="status"),

@@ -10,17 +10,18 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from budgets.money import money_str
 from jobs import selectors, services
-from jobs.forms import BulkForm, JobFilterForm, SubmitForm
+from jobs.forms import BULK_MAX, BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, parse_search
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job, TaskLog
 from pulse_site.errors import NotFound, PulseError
+from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from pulse_site.teams.forms import add_service_error
@@ -67,25 +68,49 @@ def _can_write(request: HttpRequest) -> bool:
     return bool(request.membership.can_write)  # type: ignore[attr-defined]
 
 
+COUNT_CAP = 10_000
+VERBS = {"cancel": "cancelled", "retry": "retried", "delete": "deleted"}
+BULK_SERVICES: dict[str, Callable[..., Job]] = {
+    "cancel": services.job_cancel, "retry": services.job_retry, "delete": services.job_delete,
+}
+
+
+def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, Search]:
+    """The list's filter from the query string: the form's fields, then the search box's words
+    (a field set in the form wins over the same one typed in the search)."""
+    form = JobFilterForm(request.GET)
+    form.is_valid()
+    data = form.cleaned_data
+    search = parse_search(data.get("q", ""))
+    created_after, created_before = form.created_range()
+    filters = selectors.JobFilter(status=data.get("status") or search.status,
+                                  handler=data.get("handler") or search.handler,
+                                  source=data.get("source", ""), created_after=created_after,
+                                  created_before=created_before, origin=data.get("schedule", ""),
+                                  payload=search.payload)
+    return form, filters, search
+
+
+def _count_capped(team: Any, filters: selectors.JobFilter) -> int:
+    """How many jobs match, counted up to COUNT_CAP + 1 (the page says "more than 10,000")."""
+    return selectors.jobs_matching(team=team, filters=filters)[: COUNT_CAP + 1].count()
+
+
 @require_GET
 @team_required
 def job_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
-    form = JobFilterForm(request.GET)
-    form.is_valid()
-    data = form.cleaned_data
-    query = data.get("q", "")
-    if query:
+    query = request.GET.get("q", "").strip()
+    if looks_like_public_id(query, "JB"):
         try:
             job = selectors.job_get_for_team(team=team, job_id=query)
         except NotFound:
             messages.error(request, f"No job “{query}” in this team.")
         else:
             return redirect("jobs:detail", job_id=job.public_id)
-    created_after, created_before = form.created_range()
-    filters = selectors.JobFilter(status=data.get("status", ""), handler=data.get("handler", ""),
-                                  source=data.get("source", ""), created_after=created_after,
-                                  created_before=created_before, origin=data.get("schedule", ""))
+    form, filters, search = _filters(request)
+    for error in search.errors:
+        messages.error(request, error)
     cursor = request.GET.get("cursor") or None
     try:
         rows, next_cursor = selectors.jobs_list(team=team, filters=filters, before=cursor, limit=PAGE_SIZE)
@@ -94,15 +119,70 @@ def job_list(request: HttpRequest) -> HttpResponse:
         rows, next_cursor = [], None
     more = request.GET.copy()
     more["cursor"] = next_cursor or ""
+    filtered = filters != selectors.JobFilter()
+    matching = _count_capped(team, filters) if rows and _can_write(request) else 0
     return render(request, "jobs/list.html", {
         "form": form,
         "rows": [JobRow(job) for job in rows],
         "filters": filters,
-        "paged": bool(cursor) or created_before is not None,
+        "filtered": filtered,
+        "matching": matching,
+        "matching_capped": matching > COUNT_CAP,
+        "count_cap": COUNT_CAP,
+        "filter_query": _without(request.GET, "cursor"),
+        "paged": bool(cursor) or filters.created_before is not None,
         "next_url": f"?{more.urlencode()}" if next_cursor else "",
         "since": event_last_id(team_id=team.pk),
         "can_write": _can_write(request),
     })
+
+
+def _without(query: Any, *keys: str) -> str:
+    copy = query.copy()
+    for key in keys:
+        copy.pop(key, None)
+    return str(copy.urlencode())
+
+
+@require_POST
+@writer_required
+def job_bulk_matching(request: HttpRequest) -> HttpResponse:
+    """One batch (BULK_MAX jobs, newest first) of cancel, retry or delete on the jobs matching the
+    filter in the query string, through the same services as one job's buttons. The page's script
+    posts batch after batch with the returned cursor and shows the progress; without the script
+    one batch runs per submit and the message says whether more remain."""
+    form = BulkMatchingForm(request.POST)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if not form.is_valid():
+        errors = [str(e) for errs in form.errors.values() for e in errs]
+        if wants_json:
+            return JsonResponse({"errors": errors}, status=400)
+        messages.error(request, " ".join(errors))
+        return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
+    team = request.team  # type: ignore[attr-defined]
+    _, filters, search = _filters(request)
+    action = form.cleaned_data["action"]
+    rows = selectors.jobs_matching(team=team, filters=filters)
+    cursor = form.cleaned_data["cursor"]
+    if cursor:
+        anchor = Job.objects.for_team(team).filter(public_id=cursor).values_list("pk", flat=True).first()
+        rows = rows.filter(pk__lt=anchor or 0)
+    batch = list(rows.order_by("-pk")[:BULK_MAX]) if not search.errors else []
+    done = refused = 0
+    for job in batch:
+        try:
+            BULK_SERVICES[action](job=job, by=_who(request))
+        except PulseError:
+            refused += 1
+        else:
+            done += 1
+    next_cursor = batch[-1].public_id if len(batch) == BULK_MAX else None
+    if wants_json:
+        return JsonResponse({"processed": len(batch), "done": done, "refused": refused, "cursor": next_cursor})
+    more = " More match: submit again to continue." if next_cursor else ""
+    (messages.success if not refused else messages.warning)(
+        request, f"{done} {VERBS[action]}, {refused} refused.{more}")
+    return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
 
 
 @require_GET
@@ -120,7 +200,7 @@ def job_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, " ".join(form.errors.get("__all__", ["Choose cancel or retry."])))
         return redirect("jobs:list")
     action = form.cleaned_data["action"]
-    service = ACTIONS[action]
+    service = BULK_SERVICES[action]
     team = request.team  # type: ignore[attr-defined]
     done = refused = 0
     for job_id in form.ids:
@@ -131,8 +211,7 @@ def job_bulk(request: HttpRequest) -> HttpResponse:
             refused += 1
         else:
             done += 1
-    verb = "cancelled" if action == "cancel" else "retried"
-    (messages.success if not refused else messages.warning)(request, f"{done} {verb}, {refused} refused.")
+    (messages.success if not refused else messages.warning)(request, f"{done} {VERBS[action]}, {refused} refused.")
     return redirect(request.POST.get("next") if _safe_next(request) else "jobs:list")
 
 

@@ -9,6 +9,10 @@ from pulse_site import views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("overview/pulse/", views.overview_pulse, name="overview_pulse"),
+    path("overview/charts/", views.overview_charts, name="overview_charts"),
+    path("search/", views.search, name="search"),
+    path("preferences/theme/", views.theme, name="theme"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),

@@ -1,16 +1,42 @@
-"""Reads for the pages that belong to no single app (the overview)."""
+"""Reads for the pages that belong to no single app: the overview, whose every figure is bounded
+(indexes on time, hourly rollups, capped samples) so it stays fast with millions of jobs."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncMinute
+from django.urls import reverse
+from django.utils import timezone
+
+from budgets.money import money_str
+from budgets.selectors import budget_history
+from jobs.models import Job, JobStat
+from jobs.selectors import job_get_for_team, system_metrics
+from pulse_site.charts import Bucket, Chart, stacked_bars
+from pulse_site.errors import NotFound
+from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event
+from pulse_site.models import UserPreference
 from pulse_site.teams.models import Membership, Team
+from schedules.models import Schedule
+from schedules.selectors import execution_get_for_team, schedule_get_for_team, schedule_next_runs
 
 RECENT_EVENTS = 50
 SUMMARY_LENGTH = 120
+RECENT_FAILURES = 10
+# Held jobs whose reasons are tallied: the main reasons, not a census of a huge backlog.
+HELD_SAMPLE = 500
+# Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
+TIMING_SAMPLE = 2000
+UPCOMING_LIMIT = 20
+OUTCOMES = ["completed", "failed"]
 
 
 def payload_summary(payload: Any) -> str:
@@ -55,3 +81,235 @@ def overview_for_team(team: Team) -> Overview:
         members_count=Membership.objects.filter(team=team).count(),
         activity=[ActivityRow(e.id, e.kind, e.subject, payload_summary(e.payload), e.created_at) for e in events],
     )
+
+
+# --- Live counters --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Counters:
+    queued: int
+    running: int
+    held: int
+    held_reasons: list[tuple[str, int]]
+    completed_hour: int
+    failed_hour: int
+    completed_day: int
+    failed_day: int
+
+
+def _per_minute(team: Team, now: datetime) -> dict[tuple[datetime, str], int]:
+    """Jobs finished (completed or failed) per minute in the last hour.
+
+    Served by job_team_completed: WHERE team_id = ? AND completed_at >= now - 1 h; at most an
+    hour of finished jobs is read, grouped to 120 rows.
+    """
+    since = now - timedelta(hours=1)
+    rows = (
+        Job.objects.for_team(team).filter(completed_at__gte=since, status__in=OUTCOMES)
+        .annotate(minute=TruncMinute("completed_at")).values("minute", "status").annotate(n=Count("id")).order_by()
+    )
+    return {(row["minute"], row["status"]): row["n"] for row in rows}
+
+
+def _hour_start(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def overview_counters(*, team: Team, now: datetime | None = None) -> Counters:
+    now = now or timezone.now()
+    # The unfinished jobs are a backlog, counted from the job_team_status_id index.
+    live = dict(
+        Job.objects.for_team(team).filter(status__in=Job.ACTIVE).values_list("status")
+        .annotate(n=Count("id")).order_by()
+    )
+    reasons: Counter[str] = Counter()
+    for hold in (
+        Job.objects.for_team(team).filter(status=Job.Status.PAUSED).order_by("-pk")
+        .values_list("hold_reasons", flat=True)[:HELD_SAMPLE]
+    ):
+        first = hold[0] if isinstance(hold, list) and hold and isinstance(hold[0], dict) else {}
+        reasons[str(first.get("kind") or "manual")] += 1
+    minute = _per_minute(team, now)
+    day = JobStat.objects.filter(team=team, hour__gte=_hour_start(now) - timedelta(hours=23)).aggregate(
+        completed=Sum("completed"), failed=Sum("failed"))
+    return Counters(
+        queued=live.get(Job.Status.QUEUED, 0), running=live.get(Job.Status.RUNNING, 0),
+        held=live.get(Job.Status.PAUSED, 0), held_reasons=sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3],
+        completed_hour=sum(n for (_, status), n in minute.items() if status == "completed"),
+        failed_hour=sum(n for (_, status), n in minute.items() if status == "failed"),
+        completed_day=day["completed"] or 0, failed_day=day["failed"] or 0,
+    )
+
+
+# --- Charts ---------------------------------------------------------------------------------------
+
+def chart_last_hour(*, team: Team, now: datetime) -> Chart:
+    minute = _per_minute(team, now)
+    first = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
+    buckets = []
+    for offset in range(60):
+        at = first + timedelta(minutes=offset)
+        buckets.append(Bucket(label=timezone.localtime(at).strftime("%H:%M"),
+                              values={s: minute.get((at, s), 0) for s in OUTCOMES}))
+    return stacked_bars(title="Jobs per minute, last hour", buckets=buckets, series=OUTCOMES)
+
+
+def chart_last_week(*, team: Team, now: datetime) -> Chart:
+    # Served by jobstat_team_hour: 168 hours × the team's handlers, grouped to 168 rows.
+    first = _hour_start(now) - timedelta(hours=167)
+    rows = {
+        row["hour"]: row for row in JobStat.objects.filter(team=team, hour__gte=first).values("hour")
+        .annotate(completed=Sum("completed"), failed=Sum("failed")).order_by()
+    }
+    buckets = []
+    for offset in range(168):
+        at = first + timedelta(hours=offset)
+        row = rows.get(at, {})
+        buckets.append(Bucket(label=timezone.localtime(at).strftime("%a %d %H:00"),
+                              values={s: row.get(s) or 0 for s in OUTCOMES}))
+    return stacked_bars(title="Jobs per hour, last 7 days", buckets=buckets, series=OUTCOMES)
+
+
+def chart_spend(*, team: Team) -> Chart:
+    history = budget_history(team=team, days=30)
+    handlers: list[str] = history["handlers"]
+    buckets = [
+        Bucket(label=day["date"].strftime("%b %d"), values=day["handlers"],
+               shown={h: str(money_str(v)) for h, v in day["handlers"].items()})
+        for day in history["days"]
+    ]
+    return stacked_bars(title="Spend per day, last 30 days", buckets=buckets, series=handlers,
+                        fmt=lambda micros: str(money_str(micros)))
+
+
+@dataclass(frozen=True)
+class Timing:
+    handler: str
+    jobs: int
+    wait_median_ms: int
+    wait_p95_ms: int
+    run_median_ms: int
+    run_p95_ms: int
+
+
+def _rank(sorted_values: list[int], fraction: float) -> int:
+    """Nearest-rank percentile of an ascending, non-empty list."""
+    index = max(0, min(len(sorted_values) - 1, int(-(-fraction * len(sorted_values) // 1)) - 1))
+    return sorted_values[index]
+
+
+def overview_timings(*, team: Team, now: datetime) -> list[Timing]:
+    """Wait (created → started) and run (started → finished) per handler, median and p95, over the
+    newest TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards)."""
+    rows = (
+        Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
+        .order_by("-completed_at").values_list("handler", "created_at", "started_at", "completed_at")[:TIMING_SAMPLE]
+    )
+    waits: dict[str, list[int]] = {}
+    runs: dict[str, list[int]] = {}
+    for handler, created, started, finished in rows:
+        waits.setdefault(handler, []).append(max(0, int((started - created).total_seconds() * 1000)))
+        runs.setdefault(handler, []).append(max(0, int((finished - started).total_seconds() * 1000)))
+    out = []
+    for handler in sorted(waits):
+        wait, run = sorted(waits[handler]), sorted(runs[handler])
+        out.append(Timing(handler=handler, jobs=len(wait), wait_median_ms=_rank(wait, 0.5),
+                          wait_p95_ms=_rank(wait, 0.95), run_median_ms=_rank(run, 0.5), run_p95_ms=_rank(run, 0.95)))
+    return out
+
+
+@dataclass(frozen=True)
+class Charts:
+    last_hour: Chart
+    last_week: Chart
+    spend: Chart
+    timings: list[Timing]
+    at: datetime
+
+
+def overview_charts(*, team: Team, now: datetime | None = None) -> Charts:
+    now = now or timezone.now()
+    return Charts(last_hour=chart_last_hour(team=team, now=now), last_week=chart_last_week(team=team, now=now),
+                  spend=chart_spend(team=team), timings=overview_timings(team=team, now=now), at=now)
+
+
+# --- Lists ----------------------------------------------------------------------------------------
+
+def recent_failures(*, team: Team, limit: int = RECENT_FAILURES) -> list[Job]:
+    # job_team_status_id: WHERE team_id = ? AND status = 'failed' ORDER BY id DESC LIMIT 10.
+    return list(Job.objects.for_team(team).filter(status=Job.Status.FAILED).order_by("-pk")[:limit])
+
+
+@dataclass(frozen=True)
+class UpcomingRun:
+    schedule: Schedule
+    at: datetime
+
+
+def upcoming_runs(*, team: Team, now: datetime, within: timedelta = timedelta(hours=1)) -> list[UpcomingRun]:
+    """The fire times of the next hour, soonest first, at most UPCOMING_LIMIT of them."""
+    horizon = now + within
+    schedules = (
+        Schedule.objects.for_team(team).filter(enabled=True, broken_reason="", next_run_at__lte=horizon)
+        .order_by("next_run_at")[:UPCOMING_LIMIT]
+    )
+    runs = [
+        UpcomingRun(schedule, at) for schedule in schedules
+        for at in schedule_next_runs(schedule, count=UPCOMING_LIMIT) if at <= horizon
+    ]
+    return sorted(runs, key=lambda r: (r.at, r.schedule.name))[:UPCOMING_LIMIT]
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """Everything on the overview that moves with the team's events (one fragment)."""
+
+    counters: Counters
+    failures: list[Job]
+    upcoming: list[UpcomingRun]
+    workers: dict[str, Any]
+    at: datetime
+
+
+def overview_pulse(*, team: Team, now: datetime | None = None) -> Pulse:
+    now = now or timezone.now()
+    return Pulse(counters=overview_counters(team=team, now=now), failures=recent_failures(team=team),
+                 upcoming=upcoming_runs(team=team, now=now), workers=system_metrics(team=team), at=now)
+
+
+# --- Search ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchResult:
+    url: str
+    not_found: bool = False
+
+
+def search_resolve(*, team: Team, query: str) -> SearchResult:
+    """Where the header's search box goes: a JB_/SP_ id to its page, an EX_ id to its job (or its
+    schedule when it made none), another team's id like no id at all; any other text filters the
+    jobs list (jobs.forms.parse_search says how)."""
+    query = query.strip()
+    if not query:
+        return SearchResult(reverse("jobs:list"))
+    try:
+        if looks_like_public_id(query, "JB"):
+            return SearchResult(reverse("jobs:detail", args=[job_get_for_team(team=team, job_id=query).public_id]))
+        if looks_like_public_id(query, "SP"):
+            schedule = schedule_get_for_team(team=team, schedule_id=query)
+            return SearchResult(reverse("schedules:detail", args=[schedule.public_id]))
+        if looks_like_public_id(query, "EX"):
+            execution = execution_get_for_team(team=team, execution_id=query)
+            if execution.job is not None:
+                return SearchResult(reverse("jobs:detail", args=[execution.job.public_id]))
+            return SearchResult(reverse("schedules:detail", args=[execution.schedule.public_id]))
+    except NotFound:
+        return SearchResult("", not_found=True)
+    return SearchResult(reverse("jobs:list") + "?" + urlencode({"q": query}))
+
+
+def preference_theme(user: Any) -> str:
+    """The viewer's theme: "" (follow the system), "light" or "dark"."""
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    return UserPreference.objects.filter(user=user).values_list("theme", flat=True).first() or ""

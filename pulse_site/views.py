@@ -1,16 +1,65 @@
-"""The overview: the team at a glance and its activity, kept live over the WebSocket."""
+"""The overview (the team at a glance, kept live) and the search box every page has."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
-from pulse_site.selectors import overview_for_team
+from pulse_site import selectors, services
+from pulse_site.errors import PulseError
 from pulse_site.teams.decorators import team_required
 
 
 @require_GET
 @team_required
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "pulse/overview.html", {"overview": overview_for_team(request.team)})  # type: ignore[attr-defined]
+    team = request.team  # type: ignore[attr-defined]
+    return render(request, "pulse/overview.html", {
+        "overview": selectors.overview_for_team(team),
+        "pulse": selectors.overview_pulse(team=team),
+        "charts": selectors.overview_charts(team=team),
+    })
+
+
+@require_GET
+@team_required
+def overview_pulse(request: HttpRequest) -> HttpResponse:
+    """Counters, budget, failures, upcoming runs and workers: re-fetched when the team's jobs change."""
+    return render(request, "pulse/_pulse.html", {"pulse": selectors.overview_pulse(team=request.team)})  # type: ignore[attr-defined]
+
+
+@require_GET
+@team_required
+def overview_charts(request: HttpRequest) -> HttpResponse:
+    """The charts, re-fetched every minute."""
+    return render(request, "pulse/_charts.html", {"charts": selectors.overview_charts(team=request.team)})  # type: ignore[attr-defined]
+
+
+@require_GET
+@team_required
+def search(request: HttpRequest) -> HttpResponse:
+    """An id goes straight to its page; anything else filters the jobs list (see search_resolve)."""
+    query = request.GET.get("q", "").strip()
+    result = selectors.search_resolve(team=request.team, query=query)  # type: ignore[attr-defined]
+    if result.not_found:
+        messages.error(request, f"Nothing called “{query}” in this team.")
+    return redirect(result.url or reverse("jobs:list"))
+
+
+@require_POST
+@login_required
+def theme(request: HttpRequest) -> HttpResponse:
+    """Set the theme; the header's toggle posts here (JSON back to the script, else a redirect)."""
+    try:
+        preference = services.preference_set_theme(user=request.user, theme=request.POST.get("theme", ""))
+    except PulseError as exc:
+        return JsonResponse({"errors": exc.fields or {"theme": [exc.message]}}, status=400)
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"theme": preference.theme})
+    target = request.POST.get("next", "")
+    return redirect(target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else "overview")

@@ -59,9 +59,37 @@
     if (empty) empty.hidden = true;
   }
 
+  // The counters, budget, failures and runs are one server-rendered fragment, re-fetched (at most
+  // every 2 s) when a job, schedule or budget event arrives and every 30 s; the charts every minute.
+  var overview = document.getElementById("overview");
+  var pending = null;
+  function refetch(id, url) {
+    return fetch(url, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        var old = document.getElementById(id);
+        if (!html || !old) return;
+        var holder = document.createElement("div");
+        holder.innerHTML = html.trim();
+        old.replaceWith(holder.firstElementChild);
+        if (window.PulseApp) window.PulseApp.refreshTimes();
+      });
+  }
+  function refreshPulse() {
+    if (pending) return;
+    pending = setTimeout(function () { pending = null; refetch("overview-pulse", overview.dataset.pulseUrl); }, 2000);
+  }
+  if (overview) {
+    setInterval(refreshPulse, 30000);
+    setInterval(function () { refetch("overview-charts", overview.dataset.chartsUrl); }, 60000);
+  }
+
   PulseLive.follow({
     wsPath: section.dataset.wsPath,
     since: parseInt(section.dataset.since, 10) || 0,
-    onEvent: addEvent
+    onEvent: function (event) {
+      addEvent(event);
+      if (overview && event.kind !== "job.log" && event.kind !== "job.progress") refreshPulse();
+    }
   });
 })();

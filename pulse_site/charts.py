@@ -1,0 +1,77 @@
+"""Stacked bar charts drawn as SVG on the server: geometry here, markup in templates/pulse/_chart.html.
+
+No chart library: a chart is a few dozen rects with a <title> each (the tooltip and the accessible
+text), and the overview re-fetches the rendered fragment to refresh it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WIDTH = 600
+HEIGHT = 150
+PAD_TOP = 8
+PAD_BOTTOM = 4
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    series: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Bucket:
+    label: str
+    values: dict[str, int]
+    # Hover text per series, when the raw value is not how it should read (money).
+    shown: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    series: list[str]
+    rects: list[Rect]
+    maximum: str
+    first_label: str
+    last_label: str
+    total: str
+    width: int = WIDTH
+    height: int = HEIGHT
+
+    @property
+    def empty(self) -> bool:
+        return not self.rects
+
+    @property
+    def legend(self) -> list[tuple[int, str]]:
+        return list(enumerate(self.series))
+
+
+def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=str) -> Chart:  # type: ignore[no-untyped-def]
+    """One bar per bucket, its series stacked bottom-up in `series` order, scaled to the tallest bar."""
+    totals = [sum(b.values.get(s, 0) for s in series) for b in buckets]
+    top = max(totals, default=0)
+    slot = WIDTH / max(1, len(buckets))
+    gap = min(2.0, slot * 0.2)
+    usable = HEIGHT - PAD_TOP - PAD_BOTTOM
+    rects: list[Rect] = []
+    for index, bucket in enumerate(buckets):
+        base = HEIGHT - PAD_BOTTOM
+        for number, name in enumerate(series):
+            value = bucket.values.get(name, 0)
+            if value <= 0 or top <= 0:
+                continue
+            height = max(1.0, value * usable / top)
+            base -= height
+            shown = bucket.shown.get(name, fmt(value))
+            rects.append(Rect(x=round(index * slot + gap / 2, 2), y=round(base, 2), width=round(slot - gap, 2),
+                              height=round(height, 2), series=number, title=f"{bucket.label}: {shown} {name}"))
+    return Chart(title=title, series=series, rects=rects, maximum=fmt(top),
+                 first_label=buckets[0].label if buckets else "", last_label=buckets[-1].label if buckets else "",
+                 total=fmt(sum(totals)))

@@ -1,0 +1,53 @@
+"""Filters every dashboard page uses: human durations, exact times for <time> elements."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(ms: int | float | None) -> str:
+    """Milliseconds as a person reads them: 850 ms, 4.2 s, 3 min 20 s, 2 h 5 min, 3 d 4 h."""
+    if ms is None:
+        return "—"
+    ms = int(ms)
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.inclusion_tag("pulse/_time.html")
+def reltime(moment: datetime | None) -> dict[str, object]:
+    """A <time> that static/js/app.js turns into "3 min ago" with the exact local time on hover;
+    without JS it reads as the exact UTC time."""
+    if moment is None:
+        return {"iso": ""}
+    utc = moment.astimezone(UTC)
+    return {"iso": utc.isoformat(), "exact": utc.strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+@register.simple_tag(takes_context=True)
+def user_theme(context: template.Context) -> str:
+    """The viewer's theme for <html data-theme>, read once per request."""
+    from pulse_site.selectors import preference_theme
+
+    request = context.get("request")
+    if request is None:
+        return ""
+    if not hasattr(request, "_pulse_theme"):
+        request._pulse_theme = preference_theme(request.user)
+    return str(request._pulse_theme)

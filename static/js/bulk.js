@@ -1,0 +1,46 @@
+// "Apply to all matching" on the jobs list: posts batch after batch (the server does 200 at a
+// time through the services) and shows the progress; the page reloads with a summary at the end.
+(function () {
+  "use strict";
+  var form = document.getElementById("bulk-matching");
+  if (!form || !window.fetch) return;
+  var progress = document.getElementById("bulk-progress");
+  var status = document.getElementById("bulk-status");
+  var submit = document.getElementById("bulk-matching-submit");
+  // Not form.action: the form's "action" select shadows that property.
+  var url = form.getAttribute("action");
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var action = form.elements.action;
+    var label = action.options[action.selectedIndex].text;
+    var count = document.getElementById("matching-count").textContent;
+    if (!window.confirm(label + ": apply to all " + count + " matching jobs?")) return;
+    var totals = { processed: 0, done: 0, refused: 0 };
+    submit.disabled = true;
+    progress.hidden = false;
+
+    function batch(cursor) {
+      var body = new FormData(form);
+      body.set("cursor", cursor || "");
+      fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.json().then(function (data) { return { ok: response.ok, data: data }; }); })
+        .then(function (result) {
+          if (!result.ok) throw new Error((result.data.errors || ["The server refused the batch."]).join(" "));
+          var data = result.data;
+          totals.processed += data.processed; totals.done += data.done; totals.refused += data.refused;
+          progress.value = Math.min(progress.max, totals.processed);
+          status.textContent = totals.processed + " processed: " + totals.done + " done, " + totals.refused + " refused";
+          if (data.cursor) { batch(data.cursor); return; }
+          status.textContent = "Finished: " + totals.done + " done, " + totals.refused + " refused (not in a state for this action).";
+          submit.disabled = false;
+          form.dataset.finished = "yes";
+        })
+        .catch(function (error) {
+          status.textContent = "Stopped: " + error.message;
+          submit.disabled = false;
+        });
+    }
+    batch("");
+  });
+})();

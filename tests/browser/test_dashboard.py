@@ -1,0 +1,185 @@
+"""The dashboard's journeys in Chromium: overview, search, bulk retry, theme, shortcuts, phone width,
+and every main page free of console errors and failed requests in both themes.
+
+PULSE_SCREENSHOTS=docs/screenshots also writes the README's screenshots (1280 px, both themes)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from budgets.models import Ledger
+from budgets.services import budget_policy_update
+from jobs.models import Job, JobStat, TaskLog
+from pulse_site.models import UserPreference
+from schedules.models import Schedule
+from schedules.services import schedule_create
+
+pytestmark = pytest.mark.browser
+S = Job.Status
+SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
+
+
+def seed(team) -> dict[str, object]:
+    """A team with some history: finished, failed, held, running and queued jobs, a schedule."""
+    now = timezone.now()
+    budget_policy_update(team=team, changes={"daily_limit": "5.00", "weekly_limit": "20.00"}, by=None)
+    schedule = Schedule.objects.for_team(team).first() or schedule_create(
+        team=team, name="Nightly report", handler="pulse.noop", cron="*/10 * * * *")
+    done = []
+    for n in range(12):
+        created = now - timedelta(minutes=5 * n + 2)
+        done.append(Job.objects.create(
+            team=team, handler="pulse.noop" if n % 3 else "demo.report", status=S.COMPLETED, created_at=created,
+            started_at=created + timedelta(seconds=n % 4 + 1), completed_at=created + timedelta(seconds=n + 6),
+            attempts=1, max_attempts=1, progress_current=3, progress_total=3, payload={"user": n}))
+    failed = [
+        Job.objects.create(team=team, handler="pulse.fail", status=S.FAILED, created_at=now - timedelta(minutes=n),
+                           started_at=now - timedelta(minutes=n), completed_at=now - timedelta(minutes=n) + timedelta(seconds=2),
+                           attempts=2, max_attempts=2, error_code="network_error", error_retryable=True,
+                           error_message="Connection reset by peer (upstream 10.0.0.7:443)", payload={"region": "eu", "n": n})
+        for n in range(1, 4)
+    ]
+    Job.objects.create(team=team, handler="pulse.fail", status=S.FAILED, completed_at=now, error_code="parse_error",
+                       error_message="Unexpected token", payload={"region": "us"})
+    Job.objects.create(team=team, handler="demo.report", status=S.PAUSED, cost_estimate=2_000_000,
+                       hold_reasons=[{"kind": "budget", "message": "Today's limit of 5.00 would be exceeded"}],
+                       resume_at=now + timedelta(hours=3))
+    Job.objects.create(team=team, handler="pulse.sleep", status=S.RUNNING, started_at=now, progress_current=1,
+                       progress_total=3, progress_message="step 1 of 3")
+    Job.objects.create(team=team, handler="pulse.noop", status=S.QUEUED)
+    TaskLog.objects.create(job=done[0], stage="collect", task="fetch", message="Fetched 120 rows")
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for d in range(0, 30, 2):
+        for number, handler in enumerate(("demo.report", "pulse.sleep")):
+            Ledger.objects.create(team=team, job_id=f"JB_SEED{d:02d}{number}", handler=handler, attempt=1,
+                                  kind=Ledger.Kind.CHARGE, window_kind="day", window_start=today - timedelta(days=d),
+                                  window_end=today - timedelta(days=d - 1), amount=(d % 5 + 1) * 40_000 * (number + 1))
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    for h in range(0, 168, 5):
+        JobStat.objects.create(team=team, handler="pulse.noop", hour=hour - timedelta(hours=h),
+                               completed=10 + h % 17, failed=h % 4)
+    return {"job": done[0], "failed": failed, "schedule": schedule}
+
+
+def watch_errors(page) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed {r.url}: {r.failure}"))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return problems
+
+
+def test_alice_logs_in_and_lands_on_the_overview_with_counters_charts_and_failures(page, login_as, alice, acme):
+    data = seed(acme)
+    login_as(alice)
+
+    assert page.locator("#count-queued").inner_text() == "1"
+    assert page.locator("#count-running").inner_text() == "1"
+    assert page.locator("#count-held").inner_text() == "1"
+    assert page.locator("#count-failed-hour").inner_text() == "4"
+    assert page.locator("#overview-charts svg").count() == 3
+    assert page.locator(f'#recent-failures a[href="/jobs/{data["failed"][0].public_id}/"]').count() == 1
+    page.wait_for_selector("#live-indicator[data-state=live]")
+
+    # A job submitted now shows in the counters without a reload (the fragment is re-fetched).
+    Job.objects.create(team=acme, handler="pulse.noop", status=S.QUEUED)
+    from jobs.events import job_event
+
+    job_event(Job.objects.filter(team=acme).first(), "submitted")
+    page.wait_for_selector("#count-queued:text-is('2')")
+
+
+def test_searching_a_job_id_opens_the_job(page, login_as, alice, acme):
+    data = seed(acme)
+    login_as(alice)
+
+    page.fill("#site-search-q", data["job"].public_id)
+    page.press("#site-search-q", "Enter")
+
+    page.wait_for_url(f"/jobs/{data['job'].public_id}/")
+
+
+def test_bulk_retry_of_every_failed_job_matching_a_filter_shows_progress(page, login_as, alice, acme):
+    seed(acme)
+    login_as(alice)
+    page.goto("/jobs/?status=failed&handler=pulse.fail")
+    assert page.locator("#matching-count").inner_text() == "4"
+
+    page.select_option("#bulk-matching-action", "retry")
+    page.check("#bulk-matching-confirm")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#bulk-matching-submit")
+
+    page.wait_for_selector("#bulk-matching[data-finished=yes]")
+    assert page.locator("#bulk-status").inner_text() == "Finished: 4 done, 0 refused (not in a state for this action)."
+    assert Job.objects.filter(team=acme, handler="pulse.fail", status=S.FAILED).count() == 0
+    assert Job.objects.filter(team=acme, handler="pulse.fail", status=S.QUEUED).count() == 4
+
+
+def test_the_dark_theme_is_remembered_across_a_reload(page, login_as, alice, acme):
+    login_as(alice)
+    page.emulate_media(color_scheme="light")
+    background = "getComputedStyle(document.body).backgroundColor"
+    assert page.evaluate(background) == "rgb(255, 255, 255)"
+
+    page.click("#theme-toggle")
+    page.wait_for_selector("html[data-theme=dark]", state="attached")
+    assert page.evaluate(background) == "rgb(18, 18, 18)"
+    page.reload()
+
+    assert page.get_attribute("html", "data-theme") == "dark"
+    assert page.evaluate(background) == "rgb(18, 18, 18)"
+    assert page.locator("#theme-toggle").inner_text() == "Theme: dark"
+    assert UserPreference.objects.get(user=alice).theme == "dark"
+
+
+def test_slash_focuses_the_search_g_j_opens_jobs_and_question_mark_lists_the_shortcuts(page, login_as, alice, acme):
+    login_as(alice)
+
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "site-search-q"
+    page.keyboard.press("Escape")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("?")
+    assert page.locator("#shortcuts").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("g")
+    page.keyboard.press("j")
+
+    page.wait_for_url("/jobs/")
+
+
+def test_the_jobs_list_at_phone_width_is_not_wider_than_the_window(page, login_as, alice, acme):
+    seed(acme)
+    login_as(alice)
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto("/jobs/?status=failed")
+
+    assert page.evaluate("document.documentElement.scrollWidth") == 375
+    assert page.locator("#job-rows tr").count() == 4
+
+
+def test_every_main_page_has_no_console_errors_and_no_failed_requests_in_both_themes(page, login_as, alice, acme):
+    data = seed(acme)
+    problems = watch_errors(page)
+    login_as(alice)
+    pages = {
+        "overview": "/", "jobs": "/jobs/", "job": f"/jobs/{data['job'].public_id}/", "schedules": "/schedules/",
+        "schedule": f"/schedules/{data['schedule'].public_id}/", "budget": "/budget/", "team": "/team/",
+    }
+    for theme in ("light", "dark"):
+        UserPreference.objects.update_or_create(user=alice, defaults={"theme": theme})
+        for name, url in pages.items():
+            page.goto(url)
+            page.wait_for_load_state("networkidle")
+            assert page.get_attribute("html", "data-theme") == theme
+            if SHOTS and name in ("overview", "jobs", "job", "schedules", "budget"):
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=f"{SHOTS}/{name}-{theme}.png", full_page=True)
+    assert problems == []

@@ -1,0 +1,102 @@
+"""Bulk actions on every job matching the list's filter, in batches, through the services."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from jobs import views
+from jobs.models import Attempt, Job, TaskLog
+from jobs.services import job_delete
+from pulse_site.errors import Conflict
+
+S = Job.Status
+
+
+def post_batch(client, query: str, action: str, cursor: str = "", confirm: bool = True):
+    data = {"action": action, "cursor": cursor}
+    if confirm:
+        data["confirm"] = "on"
+    return client.post(reverse("jobs:bulk_matching") + "?" + query, data, HTTP_ACCEPT="application/json")
+
+
+def failed_jobs(team, n: int, handler: str = "pulse.fail") -> list[Job]:
+    return Job.objects.bulk_create([
+        Job(team=team, handler=handler, status=S.FAILED, attempts=1, max_attempts=1, error_code="unknown")
+        for _ in range(n)
+    ])
+
+
+def test_retry_all_failed_matching_runs_in_batches_of_200_until_none_are_left(alice_client, acme, make_job):
+    failed_jobs(acme, 250)
+    other_handler = failed_jobs(acme, 2, handler="pulse.noop")
+    done = make_job(handler="pulse.fail", status=S.COMPLETED)
+
+    first = post_batch(alice_client, "status=failed&handler=pulse.fail", "retry").json()
+    second = post_batch(alice_client, "status=failed&handler=pulse.fail", "retry", cursor=first["cursor"]).json()
+
+    assert {k: first[k] for k in ("processed", "done", "refused")} == {"processed": 200, "done": 200, "refused": 0}
+    assert first["cursor"]
+    assert second == {"processed": 50, "done": 50, "refused": 0, "cursor": None}
+    assert Job.objects.filter(team=acme, handler="pulse.fail", status=S.QUEUED).count() == 250
+    assert set(Job.objects.filter(pk__in=[j.pk for j in other_handler]).values_list("status", flat=True)) == {S.FAILED}
+    assert Job.objects.get(pk=done.pk).status == S.COMPLETED
+
+
+def test_without_the_script_one_batch_runs_and_the_message_says_what_happened(alice_client, acme, make_job):
+    make_job(status=S.QUEUED)
+    make_job(status=S.COMPLETED)
+
+    response = alice_client.post(reverse("jobs:bulk_matching") + "?status=&handler=pulse.noop",
+                                 {"action": "cancel", "confirm": "on"})
+
+    assert response.url == "/jobs/?status=&handler=pulse.noop"
+    assert [str(m) for m in response.wsgi_request._messages] == ["1 cancelled, 1 refused."]
+
+
+def test_nothing_happens_without_the_confirmation(alice_client, acme):
+    failed_jobs(acme, 3)
+
+    response = post_batch(alice_client, "status=failed", "retry", confirm=False)
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["Confirm the action on all matching jobs."]}
+    assert Job.objects.filter(status=S.FAILED).count() == 3
+
+
+def test_delete_removes_finished_jobs_with_their_attempts_and_logs_and_refuses_unfinished_ones(alice_client, acme, make_job):
+    finished = make_job(status=S.COMPLETED)
+    Attempt.objects.create(job=finished, number=1, outcome="completed")
+    TaskLog.objects.create(job=finished, message="done")
+    running = make_job(status=S.RUNNING)
+
+    result = post_batch(alice_client, "", "delete").json()
+
+    assert result == {"processed": 2, "done": 1, "refused": 1, "cursor": None}
+    assert list(Job.objects.filter(team=acme).values_list("pk", flat=True)) == [running.pk]
+    assert not Attempt.objects.exists() and not TaskLog.objects.exists()
+    with pytest.raises(Conflict):
+        job_delete(job=running)
+
+
+def test_the_list_offers_all_matching_with_a_count_capped_for_huge_filters(alice_client, acme, monkeypatch):
+    failed_jobs(acme, 4)
+
+    exact = alice_client.get("/jobs/?status=failed").content.decode()
+    monkeypatch.setattr(views, "COUNT_CAP", 3)
+    capped = alice_client.get("/jobs/?status=failed").content.decode()
+
+    assert '<strong id="matching-count">4</strong> jobs matching this filter' in exact
+    assert '<strong id="matching-count">more than 3</strong>' in capped
+
+
+def test_viewers_cannot_and_charlie_only_reaches_globex(vic_client, charlie_client, acme, globex):
+    ours = failed_jobs(acme, 3)
+    theirs = failed_jobs(globex, 1)
+
+    assert post_batch(vic_client, "status=failed", "retry").status_code == 403
+    result = post_batch(charlie_client, "status=failed", "retry").json()
+
+    assert result["done"] == 1
+    assert set(Job.objects.filter(pk__in=[j.pk for j in ours]).values_list("status", flat=True)) == {S.FAILED}
+    assert Job.objects.get(pk=theirs[0].pk).status == S.QUEUED

@@ -1,0 +1,78 @@
+"""The header's search: an id goes straight to its page, words filter the jobs list."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from jobs.models import Job
+from schedules.models import Execution
+from schedules.services import schedule_create
+
+S = Job.Status
+
+
+def search(client, q: str):
+    return client.get(reverse("search"), {"q": q})
+
+
+def test_a_job_id_opens_the_job(alice_client, make_job):
+    job = make_job()
+    assert search(alice_client, f" {job.public_id} ").url == f"/jobs/{job.public_id}/"
+
+
+def test_a_schedule_id_opens_the_schedule_and_an_execution_id_its_job_or_else_its_schedule(alice_client, acme, make_job):
+    schedule = schedule_create(team=acme, name="nightly", handler="pulse.noop", cron="0 3 * * *")
+    job = make_job()
+    with_job = Execution.objects.create(schedule=schedule, team=acme, fire_time=job.created_at, job=job)
+    skipped = Execution.objects.create(schedule=schedule, team=acme, fire_time=job.created_at.replace(year=2020),
+                                       outcome="skipped")
+
+    assert search(alice_client, schedule.public_id).url == f"/schedules/{schedule.public_id}/"
+    assert search(alice_client, with_job.public_id).url == f"/jobs/{job.public_id}/"
+    assert search(alice_client, skipped.public_id).url == f"/schedules/{schedule.public_id}/"
+
+
+def test_charlie_searching_acmes_ids_is_told_nothing_has_that_name(charlie_client, acme, make_job):
+    job = make_job()
+    schedule = schedule_create(team=acme, name="nightly", handler="pulse.noop", cron="0 3 * * *")
+    execution = Execution.objects.create(schedule=schedule, team=acme, fire_time=job.created_at, job=job)
+
+    ids = (job.public_id, schedule.public_id, execution.public_id)
+    assert [search(charlie_client, public_id).url for public_id in ids] == ["/jobs/"] * 3
+    page = charlie_client.get("/jobs/")
+    assert [str(m) for m in page.context["messages"]] == [f"Nothing called “{i}” in this team." for i in ids]
+    assert page.context["rows"] == []
+
+
+def test_words_become_a_jobs_filter_on_status_handler_and_payload(alice_client, acme, globex, make_job):
+    wanted = make_job(handler="pulse.fail", status=S.FAILED, payload={"user": 42, "region": "eu"})
+    as_text = make_job(handler="pulse.fail", status=S.FAILED, payload={"user": "42", "region": "eu"})
+    make_job(handler="pulse.fail", status=S.FAILED, payload={"user": 43, "region": "eu"})
+    make_job(handler="pulse.fail", status=S.COMPLETED, payload={"user": 42, "region": "eu"})
+    make_job(handler="pulse.noop", status=S.FAILED, payload={"user": 42, "region": "eu"})
+    make_job(team=globex, handler="pulse.fail", status=S.FAILED, payload={"user": 42, "region": "eu"})
+
+    assert search(alice_client, "failed pulse.fail user=42 region=eu").url == (
+        "/jobs/?q=failed+pulse.fail+user%3D42+region%3Deu")
+    response = alice_client.get("/jobs/", {"q": "failed pulse.fail user=42 region=eu"})
+
+    assert [row.job.public_id for row in response.context["rows"]] == [as_text.public_id, wanted.public_id]
+
+
+def test_held_means_paused_and_a_word_that_is_nothing_known_is_reported(alice_client, make_job):
+    held = make_job(status=S.PAUSED)
+    make_job(status=S.QUEUED)
+
+    response = alice_client.get("/jobs/", {"q": "held nonsense a__contains=1"})
+
+    assert [row.job.public_id for row in response.context["rows"]] == [held.public_id]
+    assert [str(m) for m in response.context["messages"]] == [
+        "“nonsense” is not a status, a handler or key=value.",
+        "“a__contains” is not a payload key (letters, digits, _ and -).",
+    ]
+
+
+def test_the_search_box_is_on_every_page_with_its_syntax(alice_client, acme):
+    for url in ("/", "/jobs/", "/schedules/", "/budget/", "/team/"):
+        html = alice_client.get(url).content.decode()
+        assert 'id="site-search-q"' in html and "key=value" in html, url
