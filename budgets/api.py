@@ -45,6 +45,8 @@ class PolicyOut(serializers.Serializer):
     week_start = serializers.IntegerField(help_text="0 = Monday … 6 = Sunday.")
     alert_thresholds = serializers.ListField(child=serializers.IntegerField())
     handler_caps = serializers.DictField(child=CapOut())
+    over_budget = serializers.ChoiceField(choices=["hold", "fail"],
+                                          help_text="A job over a money limit waits (hold) or fails at once with budget_exceeded.")
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(allow_null=True)
 
@@ -61,6 +63,7 @@ class PolicyIn(serializers.Serializer):
     week_start = serializers.JSONField(required=False)
     alert_thresholds = serializers.JSONField(required=False)
     handler_caps = serializers.JSONField(required=False, help_text="{handler: {daily, weekly, monthly}}; all null removes the cap.")
+    over_budget = serializers.JSONField(required=False, help_text="hold (default) or fail.")
 
 
 class WindowOut(serializers.Serializer):

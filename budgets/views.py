@@ -18,7 +18,7 @@ from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, manager_required, team_required
 
 SETTINGS_FIELDS = (*POLICY_MONEY_FIELDS, "calls_per_minute", "max_concurrent", "time_zone", "week_start",
-                   "alert_thresholds")
+                   "alert_thresholds", "over_budget")
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
