@@ -18,7 +18,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.urls import re_path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
@@ -190,8 +190,11 @@ class ApiSchemaView(SpectacularAPIView):
         return super().handle_exception(exc)
 
 
-class ApiDocsView(SpectacularSwaggerView):
-    """Swagger UI (assets from drf-spectacular-sidecar); anonymous browsers go to the login page."""
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """Swagger UI (assets from drf-spectacular-sidecar); anonymous browsers go to the login page.
+    The split view serves the init script from a URL: the Content-Security-Policy allows no inline script."""
+
+    template_name = "api/swagger_ui.html"
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, drf_exceptions.NotAuthenticated):

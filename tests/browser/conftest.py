@@ -151,7 +151,9 @@ def page(asgi_server: AsgiServer, browser):
 
     The server comes first so that it (and the test database) are torn down after the browser.
     """
-    context = browser.new_context(base_url=asgi_server.url, viewport={"width": 1280, "height": 800})
+    # Playwright evaluates string predicates (wait_for_function) with eval, which Pulse's CSP forbids;
+    # tests/browser/test_csp.py checks the real policy in a context of its own that does not bypass it.
+    context = browser.new_context(base_url=asgi_server.url, viewport={"width": 1280, "height": 800}, bypass_csp=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page
