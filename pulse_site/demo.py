@@ -17,6 +17,7 @@ from django.db import transaction
 from pulse_site.teams.models import Membership, Team
 from pulse_site.teams.services import membership_add, membership_set_role, team_create
 from budgets.demo import demo_budgets
+from jobs.demo import demo_jobs
 from schedules.demo import demo_schedules
 
 Role = Membership.Role
@@ -56,6 +57,7 @@ def demo_load() -> list[DemoUser]:
     loaded.append(DemoUser(ADMIN_USERNAME, _user_with_new_password(ADMIN_USERNAME, staff=True)[1], staff=True))
     demo_schedules(teams)
     demo_budgets(teams)
+    demo_jobs(teams)
     return loaded
 
 

@@ -15,6 +15,9 @@ DEMO_SCHEDULES: dict[str, list[dict[str, Any]]] = {
          "cron": "* * * * *", "description": "A three-stage report every minute: watch it fire, run and complete."},
         {"name": "Short sleep", "handler": "pulse.sleep", "payload": {"steps": 3, "seconds": 1},
          "cron": "*/2 * * * *", "description": "Three one-second steps every two minutes."},
+        {"name": "Flaky upload", "handler": "pulse.fail",
+         "payload": {"code": "network_error", "message": "Upload to the archive was reset by the peer (demo)"},
+         "cron": "*/5 * * * *", "description": "Fails with a retryable network error: watch it retry, then fail."},
     ],
     "globex-research": [
         {"name": "Hourly digest", "handler": "demo.report", "payload": {"title": "Hourly digest", "delay": 0.2},
