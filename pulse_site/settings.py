@@ -253,6 +253,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # --- Pulse ------------------------------------------------------------------------------------
 PULSE_TICK_SECONDS = env_int("PULSE_TICK_MS", 1000, minimum=50, maximum=60_000) / 1000
 PULSE_EVENT_RETENTION_DAYS = env_int("PULSE_EVENT_RETENTION_DAYS", 7, minimum=1)
+# Finished jobs (with attempts and logs) and finished schedule executions are pruned after these
+# ages by the ticker; nothing queued, held or running is ever pruned.
+PULSE_JOB_RETENTION_DAYS = env_int("PULSE_JOB_RETENTION_DAYS", 30, minimum=1)
+PULSE_EXECUTION_RETENTION_DAYS = env_int("PULSE_EXECUTION_RETENTION_DAYS", 90, minimum=1)
 PULSE_WS_ALLOWED_ORIGINS = env_list("PULSE_WS_ALLOWED_ORIGINS", [])
 
 # Jobs: handler modules to import, limits of what a job may carry, leases and dispatch.
