@@ -81,6 +81,10 @@ def _ensure_policy(team_id: int) -> None:
 
 
 def _lock_policy(team_id: int) -> BudgetPolicy:
+    # Lock first and create only when missing: one query on every admit and settle, not two.
+    locked = BudgetPolicy.objects.select_for_update().select_related("team").filter(team_id=team_id).first()
+    if locked is not None:
+        return locked
     _ensure_policy(team_id)
     return BudgetPolicy.objects.select_for_update().select_related("team").get(team_id=team_id)
 
@@ -224,7 +228,8 @@ def _usable_override(team_id: int, estimate: int, now: datetime) -> Override | N
     )
 
 
-@transaction.atomic
+# savepoint=False: the caller's transaction (the claim) is the unit; a failure here fails the claim.
+@transaction.atomic(savepoint=False)
 def budget_admit(*, job: AdmittableJob) -> Decision:
     """Reserve the job's estimate and count its start, or say why it must wait.
 
@@ -233,7 +238,8 @@ def budget_admit(*, job: AdmittableJob) -> Decision:
     """
     policy = _lock_policy(job.team_id)
     now = db_now()
-    Start.objects.filter(team_id=job.team_id, at__lte=now - RATE_WINDOW).delete()
+    # Old starts are pruned by the ticker (budgets.prune_starts), not here: a DELETE on every
+    # admission was one statement per job; the rate query reads only the last minute anyway.
     snap = _snapshot(policy, handler=job.handler, now=now, create=True)
     estimate = job.cost_estimate
     reasons, resume_at = _evaluate(snap, estimate=estimate)
@@ -252,7 +258,8 @@ def budget_admit(*, job: AdmittableJob) -> Decision:
                               kind=Ledger.Kind.RESERVE, scope=scope, window_kind=kind,
                               window_start=row.window_start, window_end=row.window_end, amount=estimate, at=now))
         row.reserved += estimate
-    Usage.objects.filter(pk__in=[row.pk for row in snap.usage.values()]).update(reserved=F("reserved") + estimate)
+    if estimate:
+        Usage.objects.filter(pk__in=[row.pk for row in snap.usage.values()]).update(reserved=F("reserved") + estimate)
     if override is not None:
         Override.objects.filter(pk=override.pk).update(spent=F("spent") + estimate)
         entries.append(Ledger(team_id=job.team_id, job_id=job.public_id, handler=job.handler, attempt=attempt,
@@ -317,27 +324,38 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
 # --- settle -------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
     """Charge the actual cost of attempt `job.attempts` in the windows it was admitted in,
     release the rest of its reservation and free its slot. Settling twice changes nothing."""
     policy = _lock_policy(job.team_id)
     attempt = job.attempts
-    reserves = list(Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind=Ledger.Kind.RESERVE))
+    # One read of this attempt's ledger: its reservations, a charge (settled already) and an override.
+    ledger = list(Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind__in=[
+        Ledger.Kind.RESERVE, Ledger.Kind.CHARGE, Ledger.Kind.OVERRIDE]))
+    reserves = [entry for entry in ledger if entry.kind == Ledger.Kind.RESERVE]
     if not reserves:
         return  # admitted before budgets were kept: nothing was reserved
-    if Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind=Ledger.Kind.CHARGE).exists():
+    if any(entry.kind == Ledger.Kind.CHARGE for entry in ledger):
         return
     now = db_now()
     actual = max(0, actual_micros)
     estimate = reserves[0].amount
     rows = []
     entries = []
+    existing = {
+        (u.scope, u.kind, u.window_start): u
+        for u in Usage.objects.filter(team_id=job.team_id, scope__in={e.scope for e in reserves},
+                                      window_start__in={e.window_start for e in reserves})
+    }
     for entry in reserves:
-        row, _ = Usage.objects.get_or_create(
-            team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
-            defaults={"window_end": entry.window_end},
-        )
+        row = existing.get((entry.scope, entry.window_kind, entry.window_start))
+        if row is None:
+            # Rebuilt or pruned since admission: the window's row comes back for the charge.
+            row, _ = Usage.objects.get_or_create(
+                team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
+                defaults={"window_end": entry.window_end},
+            )
         rows.append(row)
         common = dict(team_id=job.team_id, job_id=job.public_id, handler=entry.handler, attempt=attempt,
                       scope=entry.scope, window_kind=entry.window_kind, window_start=entry.window_start,
@@ -349,11 +367,12 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
             Ledger.objects.bulk_create(entries)
     except IntegrityError:
         return  # a concurrent settle of the same attempt won (the unique ledger key)
-    Usage.objects.filter(pk__in=[row.pk for row in rows]).update(
-        reserved=F("reserved") - estimate, committed=F("committed") + actual
-    )
+    if estimate or actual:
+        Usage.objects.filter(pk__in=[row.pk for row in rows]).update(
+            reserved=F("reserved") - estimate, committed=F("committed") + actual
+        )
     BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") - 1, 0))
-    used = Ledger.objects.filter(job_id=job.public_id, attempt=attempt, kind=Ledger.Kind.OVERRIDE).first()
+    used = next((entry for entry in ledger if entry.kind == Ledger.Kind.OVERRIDE), None)
     if used is not None and used.override_id:
         Override.objects.filter(pk=used.override_id).update(spent=F("spent") + (actual - estimate))
     if actual > estimate:
@@ -361,7 +380,9 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
             "job": job.public_id, "handler": job.handler, "attempt": attempt,
             "estimate": money_str(estimate), "actual": money_str(actual), "over_by": money_str(actual - estimate),
         })
-    _fire_alerts(policy, handler=job.handler, row_ids=[row.pk for row in rows], now=now)
+    if actual:
+        # Nothing charged crosses no threshold.
+        _fire_alerts(policy, handler=job.handler, row_ids=[row.pk for row in rows], now=now)
 
 
 def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now: datetime) -> None:

@@ -20,7 +20,7 @@ def release_due() -> None:
 
 @step("budgets.prune_starts", every=60.0)
 def prune_starts() -> None:
-    # The gate prunes a team's old starts when it admits; this catches teams that went quiet.
+    # The only pruning of starts: the gate reads the last minute only, so old rows just wait here.
     Start.objects.filter(at__lte=db_now() - RATE_WINDOW).delete()
 
 

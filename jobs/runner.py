@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -133,15 +133,17 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
     number = job.attempts + 1
     lease = _lease_until()
     name = worker_name()
-    claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=job.attempts).update(
-        status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
-        worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
-    )
+    changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
+                   worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now)
+    claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=job.attempts).update(**changes)
     if not claimed:
         # Never keep a reservation for a job that did not start.
         transaction.set_rollback(True)
         return None
-    job.refresh_from_db()
+    # The row is locked by us since the SELECT above: it holds exactly what we read plus these
+    # changes, so no refresh_from_db (one statement per job saved).
+    for name_, value in changes.items():
+        setattr(job, name_, value)
     Attempt.objects.create(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
     _system_log(job, number, f"Attempt {number} of {job.max_attempts} started on {name}")
     job_event(job, "started")
@@ -222,7 +224,8 @@ def execute(job: Job, spec: Handler) -> Outcome:
     heartbeat.start()
     started = time.monotonic()
     try:
-        with hard_timeout(job.timeout_seconds):
+        # A daemon (timeout 0) runs until cancelled: no alarm, and django-q2 got no timeout either.
+        with hard_timeout(job.timeout_seconds) if job.timeout_seconds else nullcontext():
             result = spec.func(context)
         outcome = Outcome(ok=True, result=_jsonable(result))
     except JobTimeout as exc:
@@ -291,6 +294,14 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
         )
     if job.cancel_requested:
         status, kind, attempt_state = Status.CANCELLED, "cancelled", Attempt.Outcome.CANCELLED
+    elif spec is not None and spec.daemon:
+        # A daemon only ends when cancelled: a failure or a return (an unexpected stop) restarts it.
+        status, kind, attempt_state = Status.QUEUED, "restarting", Attempt.Outcome.RETRYING
+        if outcome.ok:
+            outcome.message = "The daemon returned without being cancelled (an unexpected stop)."
+            changes.update(error_code=ErrorCode.UNKNOWN, error_message=outcome.message, error_retryable=True,
+                           error_recoverable=True, error_details={})
+        changes.update(run_after=now + timedelta(seconds=_daemon_backoff(spec, attempt, outcome)), dispatched_at=None)
     elif outcome.ok:
         status, kind, attempt_state = Status.COMPLETED, "completed", Attempt.Outcome.COMPLETED
         changes.update(result=outcome.result, error_code="", error_message="", error_details={},
@@ -310,12 +321,23 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
         error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
         lease_expires_at=None,
     )
-    job.refresh_from_db()
+    # Locked since the SELECT above: what we read plus these changes is the row (no refresh).
+    for name, value in changes.items():
+        setattr(job, name, value)
     _settle_log(job, attempt, outcome, kind)
     if status != Status.QUEUED:
         stat_bump(job, status, run_ms=outcome.run_ms)
     job_event(job, kind)
     return job
+
+
+DAEMON_HEALTHY_MS = 60_000
+
+
+def _daemon_backoff(spec: Handler, attempt: int, outcome: Outcome) -> float:
+    # A daemon that ran a good while before stopping restarts quickly; one that keeps dying at
+    # once backs off exponentially (attempt counts every restart) up to the handler's cap.
+    return spec.backoff_seconds(1 if outcome.run_ms >= DAEMON_HEALTHY_MS else attempt)
 
 
 def _release_held(team_id: int) -> None:
@@ -340,6 +362,11 @@ def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
         _system_log(job, attempt, f"Completed in {outcome.run_ms} ms")
     elif kind == "cancelled":
         _system_log(job, attempt, f"Cancelled after {outcome.run_ms} ms", level="warning")
+    elif kind == "restarting":
+        wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
+        why = outcome.message if outcome.ok else f"{outcome.code}: {outcome.message}"
+        _system_log(job, attempt, f"Daemon stopped after {outcome.run_ms} ms ({why}); restart {attempt} in "
+                                  f"{wait:.1f} s", level="warning")
     elif kind == "retrying":
         wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
         _system_log(job, attempt, f"Failed after {outcome.run_ms} ms with {outcome.code}: {outcome.message}; "
