@@ -1,0 +1,248 @@
+"""Runs the measurements, each several times, Pulse beside plain django-q2, and reports them.
+
+Everything runs against a database the harness creates and drops, and Redis keys under a
+prefix it deletes afterwards; every process it starts runs in its own group and is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+from bench.procs import ROOT, stop
+
+MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages")
+
+FULL = {
+    "throughput": {"jobs": 5000},
+    "latency": {"jobs": 200, "rate": 20.0},
+    "schedules": [{"schedules": 10_000, "tickers": 1}, {"schedules": 1000, "tickers": 3}],
+    "memory": {"first": 1000, "total": 20_000},
+    "pages": {"rows": 1_000_000, "requests": 40},
+}
+SMOKE = {
+    "throughput": {"jobs": 30},
+    "latency": {"jobs": 10, "rate": 20.0},
+    "schedules": [{"schedules": 30, "tickers": 2}],
+    "memory": {"first": 10, "total": 30},
+    "pages": {"rows": 2000, "requests": 3},
+}
+
+
+@dataclass
+class Config:
+    database_url: str
+    redis_url: str
+    prefix: str
+    repeat: int
+    smoke: bool
+    only: tuple[str, ...]
+    log_dir: Path
+
+
+def _admin_dsn(database_url: str) -> tuple[str, str]:
+    parts = urlparse(database_url)
+    return urlunparse(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+
+def create_database(database_url: str) -> None:
+    import psycopg
+
+    admin, name = _admin_dsn(database_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(database_url: str) -> None:
+    import psycopg
+
+    admin, name = _admin_dsn(database_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def clear_redis(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for pattern in (f"{prefix}*", f"*:{prefix}*", f"django_q:{prefix}*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def migrate(config: Config) -> None:
+    done = subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT,
+                          env=environment(config, broker="redis", plain=False), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{done.stderr[-4000:]}")
+
+
+def environment(config: Config, *, broker: str, plain: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=config.database_url,
+        REDIS_URL=config.redis_url,
+        PULSE_BROKER=broker,
+        PULSE_WORKERS="2",
+        PULSE_QUEUE_NAME=f"{config.prefix}_pulse",
+        PULSE_BENCH_PLAIN_QUEUE=f"{config.prefix}_plain",
+        PULSE_CACHE_PREFIX=config.prefix,
+        PULSE_CHANNEL_PREFIX=config.prefix,
+        PULSE_LOG_LEVEL="warning",
+        PULSE_BENCH_LOG_DIR=str(config.log_dir),
+        DJANGO_SETTINGS_MODULE="bench.plain_settings" if plain else "pulse_site.settings",
+    )
+    return env
+
+
+def run_measure(config: Config, name: str, params: dict[str, Any], *, broker: str = "redis",
+                plain: bool = False) -> dict[str, Any]:
+    env = environment(config, broker=broker, plain=plain)
+    # Its own group, so that stopping it (on an error or SIGTERM here) stops the clusters it started.
+    driver = subprocess.Popen([sys.executable, "-m", "bench.driver", name, json.dumps(params)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = driver.communicate(timeout=3600)
+    finally:
+        stop(driver, grace=30)
+    if driver.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def repeated(config: Config, fn: Callable[[], dict[str, Any]], repeat: int) -> dict[str, Any]:
+    runs = [fn() for _ in range(repeat)]
+    return {"runs": runs, **{key: summary([run[key] for run in runs]) for key in runs[0]}}
+
+
+def measure_all(config: Config, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    sizes = SMOKE if config.smoke else FULL
+    rows: list[dict[str, Any]] = []
+
+    def add(measurement: str, variant: str, metric: str, pulse: dict[str, Any], plain: dict[str, Any] | None,
+            params: dict[str, Any], better: str) -> None:
+        row = {"measurement": measurement, "variant": variant, "metric": metric, "params": params,
+               "pulse": pulse[metric], "plain": plain[metric] if plain else None, "better": better,
+               "pulse_runs": pulse["runs"], "plain_runs": plain["runs"] if plain else None}
+        if plain:
+            p, q = pulse[metric]["median"], plain[metric]["median"]
+            row["ratio"] = p / q if q else None
+        rows.append(row)
+        say(format_row(row))
+
+    # In smoke mode the schedules' wait for the next minute overlaps the other measurements, in a
+    # database and queue of their own (the numbers are not the point there); a full run measures
+    # everything alone.
+    aside = None
+    pending = None
+    if "schedules" in config.only and config.smoke:
+        aside = replace(config, database_url=config.database_url + "_schedules", prefix=config.prefix + "_s")
+        create_database(aside.database_url)
+        migrate(aside)
+        background = ThreadPoolExecutor(max_workers=1)
+        pending = background.submit(_schedules, aside, sizes)
+    try:
+        _timed(config, sizes, add)
+        results = pending.result() if pending is not None else (
+            _schedules(config, sizes) if "schedules" in config.only else [])
+        for params, result in results:
+            variant = f"{params['schedules']} x {params['tickers']} ticker(s)"
+            for metric in ("p50_s", "p99_s", "max_s", "missed", "duplicates"):
+                add("schedules", variant, metric, result, None, params, "lower")
+    finally:
+        if pending is not None:
+            background.shutdown(wait=True)
+        if aside is not None:
+            drop_database(aside.database_url)
+            clear_redis(aside.redis_url, aside.prefix)
+    return rows
+
+
+def _schedules(config: Config, sizes: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    # Each run waits for a minute boundary, so schedules run once per size.
+    return [(params, repeated(config, lambda: run_measure(config, "pulse_schedules", params), 1))
+            for params in sizes["schedules"]]
+
+
+def _timed(config: Config, sizes: dict[str, Any], add: Callable[..., None]) -> None:
+    if "throughput" in config.only:
+        params = sizes["throughput"]
+        for broker in ("redis", "orm"):
+            pulse = repeated(config, lambda: run_measure(config, "pulse_throughput", params, broker=broker),
+                             config.repeat)
+            plain = repeated(config, lambda: run_measure(config, "plain_throughput", params, broker=broker,
+                                                         plain=True), config.repeat)
+            add("throughput", f"{broker} broker", "jobs_per_s", pulse, plain, params, "higher")
+    if "latency" in config.only:
+        params = sizes["latency"]
+        pulse = repeated(config, lambda: run_measure(config, "pulse_latency", params), config.repeat)
+        plain = repeated(config, lambda: run_measure(config, "plain_latency", params, plain=True), config.repeat)
+        add("latency", "redis broker", "p50_ms", pulse, plain, params, "lower")
+        add("latency", "redis broker", "p95_ms", pulse, plain, params, "lower")
+    if "memory" in config.only:
+        params = sizes["memory"]
+        result = repeated(config, lambda: run_measure(config, "pulse_memory", params), 1)
+        for metric in ("rss_first_kb", "rss_total_kb", "growth_pct"):
+            add("memory", f"{params['first']} vs {params['total']} jobs", metric, result, None, params, "lower")
+    if "pages" in config.only:
+        params = sizes["pages"]
+        result = repeated(config, lambda: run_measure(config, "pulse_pages", params), 1)
+        for metric in ("jobs_first_p95_ms", "jobs_filtered_p95_ms", "overview_p95_ms"):
+            add("pages", f"{params['rows']:,} jobs", metric, result, None, params, "lower")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) < 10_000 else f"{value:,.0f}"
+
+
+def format_row(row: dict[str, Any]) -> str:
+    def triple(s: dict[str, float] | None) -> str:
+        return "-" if s is None else f"{_fmt(s['min'])} / {_fmt(s['median'])} / {_fmt(s['max'])}"
+
+    ratio = f"{row['ratio']:.2f}" if row.get("ratio") is not None else "-"
+    return (f"{row['measurement']:<11} {row['variant']:<22} {row['metric']:<21} {triple(row['pulse']):>26} "
+            f"{triple(row['plain']):>26} {ratio:>6}")
+
+
+HEADER = (f"{'measurement':<11} {'variant':<22} {'metric':<21} {'Pulse min / median / max':>26} "
+          f"{'plain django-q2 min/med/max':>26} {'ratio':>6}")
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    import psutil
+
+    return {"nproc": os.cpu_count(), "memory_mb": psutil.virtual_memory().total // 2**20,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run(config: Config, say: Callable[[str], None]) -> dict[str, Any]:
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    create_database(config.database_url)
+    try:
+        migrate(config)
+        say(HEADER)
+        rows = measure_all(config, say)
+    finally:
+        drop_database(config.database_url)
+        clear_redis(config.redis_url, config.prefix)
+    return {"machine": machine(), "smoke": config.smoke, "repeat": config.repeat,
+            "seconds": time.time() - started, "rows": rows}

@@ -1,0 +1,281 @@
+"""The measurements, each run in a fresh driver process against the bench database.
+
+Every function takes its size parameters and returns a dict of numbers; the harness repeats
+them and aggregates. Timings are read from the database's own timestamps where they exist
+(Job.started_at/completed_at, django-q2's Task.started/stopped), so polling adds no error.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import timedelta
+from typing import Any
+
+import psutil
+from django.db import connection
+
+from bench.procs import running, wait_for
+
+KEEP_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
+
+
+def reset_database() -> None:
+    """Empty every table (RESTART IDENTITY) so each repetition starts from the same state."""
+    tables = [t for t in connection.introspection.table_names() if t not in KEEP_TABLES]
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+def _team(slug: str = "bench"):  # type: ignore[no-untyped-def]
+    from pulse_site.teams.services import team_create
+
+    return team_create(name=f"Bench {slug}", slug=slug)
+
+
+def _cluster_env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- throughput --------------------------------------------------------------------------------
+
+
+def pulse_throughput(*, jobs: int) -> dict[str, Any]:
+    """Submit `jobs` pulse.noop through job_submit before the cluster starts (the dispatcher hands
+    the first PULSE_DISPATCH_CAPACITY to the broker, every settle the next), then drain them."""
+    from django.db.models import Max, Min
+
+    from jobs.models import Job
+    from jobs.services import job_submit
+
+    reset_database()
+    team = _team()
+    for _ in range(jobs):
+        job_submit(team=team, handler="pulse.noop", payload={}, source="api")
+    done = Job.objects.filter(team=team, status=Job.Status.COMPLETED)
+    with running([(["qcluster"], "pulse-cluster")], _cluster_env()):
+        wait_for(lambda: done.count() == jobs, timeout=60 + jobs / 5, every=0.2, what="pulse drain")
+    span = done.aggregate(first=Min("started_at"), last=Max("completed_at"))
+    seconds = (span["last"] - span["first"]).total_seconds()
+    return {"seconds": seconds, "jobs_per_s": jobs / seconds}
+
+
+def plain_throughput(*, jobs: int) -> dict[str, Any]:
+    """Enqueue `jobs` bench.tasks.noop with async_task before the cluster starts, then drain them.
+    The drain starts when the queue first shrinks and ends at the last task's stop time."""
+    from django.db.models import Max
+    from django_q.brokers import get_broker
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    reset_database()
+    broker = get_broker()
+    broker.purge_queue()
+    ids = [async_task("bench.tasks.noop") for _ in range(jobs)]
+    tail = ids[-4:]
+    with running([(["qcluster"], "plain-cluster")], _cluster_env()):
+        wait_for(lambda: broker.queue_size() < jobs or Task.objects.exists(), timeout=60, every=0.005,
+                 what="plain cluster start")
+        first = time.time()
+        wait_for(lambda: Task.objects.filter(id__in=tail).count() == len(tail), timeout=60 + jobs / 5, every=0.2,
+                 what="plain drain")
+        time.sleep(0.5)  # the last tasks of the other worker are saved by now
+    last = Task.objects.aggregate(last=Max("stopped"))["last"]
+    seconds = last.timestamp() - first
+    return {"seconds": seconds, "jobs_per_s": jobs / seconds}
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+
+def pulse_latency(*, jobs: int, rate: float) -> dict[str, Any]:
+    from jobs.models import Job
+    from jobs.services import job_submit
+
+    reset_database()
+    team = _team()
+    with running([(["qcluster"], "pulse-cluster")], _cluster_env()):
+        warm = job_submit(team=team, handler="pulse.noop", payload={}, source="api").job
+        wait_for(lambda: Job.objects.filter(pk=warm.pk, status=Job.Status.COMPLETED).exists(), timeout=60,
+                 what="pulse warm-up job")
+        ids = []
+        started = time.monotonic()
+        for n in range(jobs):
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+            ids.append(job_submit(team=team, handler="pulse.noop", payload={}, source="api").job.pk)
+        done = Job.objects.filter(pk__in=ids, status=Job.Status.COMPLETED)
+        wait_for(lambda: done.count() == jobs, timeout=60, every=0.1, what="pulse latency jobs")
+    waits = [(s - c).total_seconds() * 1000 for c, s in done.values_list("created_at", "started_at")]
+    return {"p50_ms": statistics.median(waits), "p95_ms": percentile(waits, 95)}
+
+
+def plain_latency(*, jobs: int, rate: float) -> dict[str, Any]:
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    reset_database()
+    with running([(["qcluster"], "plain-cluster")], _cluster_env()):
+        warm = async_task("bench.tasks.noop")
+        wait_for(lambda: Task.objects.filter(id=warm).exists(), timeout=60, what="plain warm-up task")
+        ids = []
+        started = time.monotonic()
+        for n in range(jobs):
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+            ids.append(async_task("bench.tasks.stamp", time.time()))
+        # Within save_limit (250) every result is kept.
+        wait_for(lambda: Task.objects.filter(id__in=ids).count() == jobs, timeout=60, every=0.1,
+                 what="plain latency tasks")
+    waits = [r * 1000 for r in Task.objects.filter(id__in=ids).values_list("result", flat=True)]
+    return {"p50_ms": statistics.median(waits), "p95_ms": percentile(waits, 95)}
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+
+def pulse_schedules(*, schedules: int, tickers: int) -> dict[str, Any]:
+    """`schedules` every-minute schedules all due at the next minute boundary, `tickers` tickers
+    running; lateness is the job's creation (the ticker firing it) minus the slot."""
+    from django.utils import timezone
+
+    from jobs.models import Job
+    from schedules.models import Execution, Schedule
+
+    reset_database()
+    team = _team()
+    now = timezone.now()
+    slot = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if (slot - now).total_seconds() < 5:
+        slot += timedelta(minutes=1)  # leave time to write the schedules before they are due
+    Schedule.objects.bulk_create(
+        [Schedule(team=team, name=f"bench {n}", handler="pulse.noop", payload={}, cron="* * * * *",
+                  time_zone="UTC", next_run_at=slot) for n in range(schedules)],
+        batch_size=2000,
+    )
+    specs = [(["pulse_ticker"], f"ticker-{n}") for n in range(tickers)]
+    fired = Execution.objects.filter(fire_time=slot, trigger=Execution.Trigger.CRON)
+    with running(specs, _cluster_env()):
+        wait_for(lambda: fired.exclude(job=None).count() >= schedules, timeout=(slot - now).total_seconds() + 120,
+                 every=0.2, what="schedules fired")
+        time.sleep(1.0)  # a duplicate would show up now
+    per_schedule = fired.values("schedule_id").distinct().count()
+    late = [(c - slot).total_seconds() for c in
+            Job.objects.filter(team=team, source=Job.Source.SCHEDULE).values_list("created_at", flat=True)]
+    return {"p50_s": statistics.median(late), "p99_s": percentile(late, 99), "max_s": max(late),
+            "executions": fired.count(), "missed": schedules - per_schedule,
+            "duplicates": fired.count() - per_schedule}
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def _cluster_rss_kb(process: Any) -> int:
+    """RSS of every process of the cluster (sentinel, pusher, monitor, workers), summed."""
+    parent = psutil.Process(process.pid)
+    return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) // 1024
+
+
+def pulse_memory(*, first: int, total: int) -> dict[str, Any]:
+    """Worker RSS after `first` jobs and after `total`, with worker recycling off (the default
+    recycles workers every PULSE_WORKER_RECYCLE jobs, which would hide a leak)."""
+    import os
+
+    from jobs.models import Job
+    from jobs.services import job_submit
+
+    reset_database()
+    team = _team()
+    env = {**os.environ, "PULSE_WORKER_RECYCLE": str(total * 10)}
+    done = Job.objects.filter(team=team, status=Job.Status.COMPLETED)
+    with running([(["qcluster"], "pulse-cluster")], env) as (cluster,):
+        for _ in range(first):
+            job_submit(team=team, handler="pulse.noop", payload={}, source="api")
+        wait_for(lambda: done.count() == first, timeout=60 + first / 5, every=0.2, what="first jobs")
+        time.sleep(0.5)
+        after_first = _cluster_rss_kb(cluster)
+        for _ in range(total - first):
+            job_submit(team=team, handler="pulse.noop", payload={}, source="api")
+        wait_for(lambda: done.count() == total, timeout=60 + total / 5, every=0.2, what="all jobs")
+        time.sleep(0.5)
+        after_total = _cluster_rss_kb(cluster)
+    return {"rss_first_kb": after_first, "rss_total_kb": after_total, "growth_pct": 100 * (after_total / after_first - 1)}
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+def _insert_history(team_id: int, rows: int) -> None:
+    """`rows` finished jobs in one statement (generate_series), spread over 90 days."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO jobs_job (public_id, team_id, handler, handler_version, payload, source, status, priority,
+                progress_current, progress_message, cost_estimate, cost_actual, pulse_state, error_code,
+                error_message, error_details, attempts, max_attempts, timeout_seconds, worker, hold_reasons,
+                cancel_requested, request_hash, created_by, origin, created_at, started_at, completed_at, updated_at)
+            SELECT 'JB_' || upper(substr(md5(g::text), 1, 26)), %s,
+                   (ARRAY['pulse.noop', 'pulse.sleep', 'demo.report'])[1 + g %% 3], '1', '{}', 'api',
+                   CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'completed' END, 0, 0, '', 10000, 10000, '{}',
+                   CASE WHEN g %% 10 = 0 THEN 'unknown' ELSE '' END, '', '{}', 1, 1, 300, 'bench', '[]',
+                   false, '', '', '', t, t + interval '1 second', t + interval '2 seconds', t + interval '2 seconds'
+            FROM generate_series(1, %s) AS g,
+                 LATERAL (SELECT now() - (g * interval '90 days' / %s)) AS x(t)
+            """,
+            [team_id, rows, rows],
+        )
+        cursor.execute("ANALYZE jobs_job")
+
+
+def pulse_pages(*, rows: int, requests: int) -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    reset_database()
+    user = get_user_model().objects.create_user("bench", password="x")
+    from pulse_site.teams.services import team_create
+
+    team = team_create(name="Bench", slug="bench", owner=user)
+    _insert_history(team.pk, rows)
+    client = Client()
+    client.force_login(user)
+    pages = {
+        "jobs_first": reverse("jobs:list"),
+        "jobs_filtered": reverse("jobs:list") + "?status=failed&handler=pulse.sleep",
+        "overview": reverse("overview"),
+    }
+    result: dict[str, Any] = {}
+    for name, url in pages.items():
+        client.get(url)  # warm caches and the connection
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}")
+        result[f"{name}_p95_ms"] = percentile(times, 95)
+    return result
+
+
+MEASURES = {
+    "pulse_throughput": pulse_throughput,
+    "plain_throughput": plain_throughput,
+    "pulse_latency": pulse_latency,
+    "plain_latency": plain_latency,
+    "pulse_schedules": pulse_schedules,
+    "pulse_memory": pulse_memory,
+    "pulse_pages": pulse_pages,
+}
