@@ -157,6 +157,7 @@ class HandlerOut(serializers.Serializer):
     cost = serializers.CharField(allow_null=True, help_text="Fixed cost per run, or null when it depends on the payload.")
     exclusive = serializers.ChoiceField(choices=["hold", "refuse"], allow_null=True,
                                         help_text="One job at a time per team: the next is held, or refused with 409.")
+    daemon = serializers.BooleanField(help_text="Runs until cancelled; restarted with backoff when it stops.")
 
 
 def job_detail(job: Job) -> dict[str, Any]:

@@ -90,7 +90,9 @@ def dispatch() -> int:
 def enqueue(jobs: list[tuple[str, int]]) -> None:
     for public_id, timeout in jobs:
         try:
-            async_task(ENTRY_POINT, public_id, timeout=timeout + HARD_TIMEOUT_MARGIN, task_name=public_id,
+            # timeout 0 is a daemon's: -1 tells django-q2 never to kill it.
+            async_task(ENTRY_POINT, public_id, timeout=timeout + HARD_TIMEOUT_MARGIN if timeout else -1,
+                       task_name=public_id,
                        ack_failure=True)
         except Exception:
             # The job stays marked as dispatched; the redispatch step hands it over again.

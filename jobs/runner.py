@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -224,7 +224,8 @@ def execute(job: Job, spec: Handler) -> Outcome:
     heartbeat.start()
     started = time.monotonic()
     try:
-        with hard_timeout(job.timeout_seconds):
+        # A daemon (timeout 0) runs until cancelled: no alarm, and django-q2 got no timeout either.
+        with hard_timeout(job.timeout_seconds) if job.timeout_seconds else nullcontext():
             result = spec.func(context)
         outcome = Outcome(ok=True, result=_jsonable(result))
     except JobTimeout as exc:
@@ -293,6 +294,14 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
         )
     if job.cancel_requested:
         status, kind, attempt_state = Status.CANCELLED, "cancelled", Attempt.Outcome.CANCELLED
+    elif spec is not None and spec.daemon:
+        # A daemon only ends when cancelled: a failure or a return (an unexpected stop) restarts it.
+        status, kind, attempt_state = Status.QUEUED, "restarting", Attempt.Outcome.RETRYING
+        if outcome.ok:
+            outcome.message = "The daemon returned without being cancelled (an unexpected stop)."
+            changes.update(error_code=ErrorCode.UNKNOWN, error_message=outcome.message, error_retryable=True,
+                           error_recoverable=True, error_details={})
+        changes.update(run_after=now + timedelta(seconds=_daemon_backoff(spec, attempt, outcome)), dispatched_at=None)
     elif outcome.ok:
         status, kind, attempt_state = Status.COMPLETED, "completed", Attempt.Outcome.COMPLETED
         changes.update(result=outcome.result, error_code="", error_message="", error_details={},
@@ -322,6 +331,15 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
     return job
 
 
+DAEMON_HEALTHY_MS = 60_000
+
+
+def _daemon_backoff(spec: Handler, attempt: int, outcome: Outcome) -> float:
+    # A daemon that ran a good while before stopping restarts quickly; one that keeps dying at
+    # once backs off exponentially (attempt counts every restart) up to the handler's cap.
+    return spec.backoff_seconds(1 if outcome.run_ms >= DAEMON_HEALTHY_MS else attempt)
+
+
 def _release_held(team_id: int) -> None:
     from jobs.services import job_release_held
 
@@ -344,6 +362,11 @@ def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
         _system_log(job, attempt, f"Completed in {outcome.run_ms} ms")
     elif kind == "cancelled":
         _system_log(job, attempt, f"Cancelled after {outcome.run_ms} ms", level="warning")
+    elif kind == "restarting":
+        wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
+        why = outcome.message if outcome.ok else f"{outcome.code}: {outcome.message}"
+        _system_log(job, attempt, f"Daemon stopped after {outcome.run_ms} ms ({why}); restart {attempt} in "
+                                  f"{wait:.1f} s", level="warning")
     elif kind == "retrying":
         wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
         _system_log(job, attempt, f"Failed after {outcome.run_ms} ms with {outcome.code}: {outcome.message}; "

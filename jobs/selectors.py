@@ -192,3 +192,27 @@ def system_metrics(*, team: Team) -> dict[str, Any]:
         "jobs_queued": in_flight.get(Job.Status.QUEUED, 0),
         "jobs_running": in_flight.get(Job.Status.RUNNING, 0),
     }
+
+
+@dataclass(frozen=True)
+class Daemon:
+    job: Job
+    restarts: int
+    up_since: datetime | None  # the current attempt's start while it runs; None while it waits to restart
+
+
+def job_daemons(*, team: Team) -> list[Daemon]:
+    """The team's unfinished jobs of daemon handlers, with their restart count and uptime."""
+    from jobs.handlers.registry import registered_handlers
+
+    names = [spec.name for spec in registered_handlers() if spec.daemon]
+    if not names:
+        return []
+    jobs = list(Job.objects.for_team(team).filter(handler__in=names, status__in=Job.ACTIVE).order_by("id")[:MAX_PAGE])
+    starts = dict(
+        Attempt.objects.filter(job__in=[j for j in jobs if j.status == Job.Status.RUNNING], finished_at__isnull=True)
+        .values_list("job_id", "started_at")
+    )
+    # Restarts = stops so far: every attempt but the one running now.
+    return [Daemon(job=j, restarts=j.attempts - (1 if j.status == Job.Status.RUNNING else 0), up_since=starts.get(j.pk))
+            for j in jobs]

@@ -123,7 +123,7 @@ def job_submit(
         job = Job(
             team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
             priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
-            timeout_seconds=spec.timeout, idempotency_key=idempotency_key or None, request_hash=request_hash,
+            timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None, request_hash=request_hash,
             created_by=created_by[:150], run_after=run_after, origin=origin,
         )
         try:

@@ -40,6 +40,8 @@ class Handler:
     backoff_cap: float = 600.0
     # None, "hold" or "refuse": one job of this handler at a time per team (jobs.gate).
     exclusive: str | None = None
+    # Runs until cancelled: no timeout, restarted with backoff whenever it fails or returns.
+    daemon: bool = False
     validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     def validate(self, payload: object) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class Handler:
             "retry_on": sorted(self.retry_on),
             "cost": None if callable(self.cost) else format(self.cost, "f"),
             "exclusive": self.exclusive,
+            "daemon": self.daemon,
         }
 
 
@@ -98,12 +101,17 @@ def handler(
     backoff_base: float = 2.0,
     backoff_cap: float = 600.0,
     exclusive: str | None = None,
+    daemon: bool = False,
 ) -> Callable[[Callable[[JobContext], Any]], Callable[[JobContext], Any]]:
     """Register a handler. `cost` is required: a fixed amount or a function of the payload,
     so that no job is ever silently estimated at zero.
 
     `exclusive`: while one of the team's jobs of this handler runs, another is held until it
-    ends ("hold") or refused at submit with 409 ("refuse")."""
+    ends ("hold") or refused at submit with 409 ("refuse").
+
+    `daemon`: a long-running handler. It has no timeout, keeps its lease by heartbeats, and is
+    restarted with backoff when it fails or returns (an unexpected stop); cancelling ends it. It
+    should watch `ctx.cancelled()` (or `ctx.sleep()`) and return when asked."""
     schema = schema or {"type": "object"}
     try:
         Draft202012Validator.check_schema(schema)
@@ -133,6 +141,7 @@ def handler(
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
             exclusive=exclusive,
+            daemon=daemon,
             validator=Draft202012Validator(schema),
         )
         return func
