@@ -4,8 +4,11 @@ locks (advisory) before sending a held job back."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import psutil
+from django.conf import settings
 from django.db.models import Q
 
 from jobs.handlers.registry import Handler
@@ -74,3 +77,23 @@ def gate_check_submittable(*, team: Team, spec: Handler) -> None:
     if running is not None:
         raise Conflict(f"{spec.name} runs one job at a time and {running} is running; try again when it ends.",
                        code="handler_busy", fields={"handler": [f"Busy: {running} is running."]})
+
+
+def system_load_reason() -> dict[str, Any] | None:
+    """Why this machine should start no job now (memory or CPU load over the configured
+    threshold), or None. Off unless PULSE_ADMIT_MAX_MEMORY_PERCENT / _LOAD_PER_CPU are set."""
+    max_memory = settings.PULSE_ADMIT_MAX_MEMORY_PERCENT
+    if max_memory > 0:
+        used = psutil.virtual_memory().percent
+        if used > max_memory:
+            return {"kind": "system_load", "resource": "memory", "value": used, "limit": max_memory,
+                    "message": f"The worker's machine uses {used:.0f} % of its memory (limit {max_memory:g} %); "
+                               "the job waits for another worker or a later try."}
+    max_load = settings.PULSE_ADMIT_MAX_LOAD_PER_CPU
+    if max_load > 0:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        if load > max_load:
+            return {"kind": "system_load", "resource": "cpu", "value": round(load, 2), "limit": max_load,
+                    "message": f"The worker's machine has a load of {load:.2f} per CPU (limit {max_load:g}); "
+                               "the job waits for another worker or a later try."}
+    return None

@@ -27,7 +27,7 @@ from django.utils import timezone
 from budgets.services import budget_admit, budget_settle
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobTimeout
 from jobs.events import job_event
-from jobs.gate import gate_reasons
+from jobs.gate import gate_reasons, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, get_handler
 from jobs.models import Attempt, Job, TaskLog
@@ -88,6 +88,18 @@ def _fail_unrunnable(job: Job, message: str) -> None:
     job_event(job, "failed")
 
 
+def _defer_for_load(job: Job, reason: dict[str, Any], now: Any) -> None:
+    # Still queued, not held: back to the backlog with the reason shown, handed over again after
+    # a short wait (to this worker if it has recovered, or to another).
+    retry_at = now + timedelta(seconds=settings.PULSE_ADMIT_LOAD_RETRY_SECONDS)
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        dispatched_at=None, run_after=retry_at, hold_reasons=[{**reason, "resume_at": retry_at.isoformat()}],
+        updated_at=now,
+    )
+    job.refresh_from_db()
+    job_event(job, "deferred")
+
+
 def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
     now = timezone.now()
     message = " ".join(r["message"] for r in reasons if r["kind"] == "budget")
@@ -118,6 +130,10 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
         spec = get_handler(job.handler)
     except PulseError:
         _fail_unrunnable(job, f"The handler '{job.handler}' is not registered on this worker.")
+        return None
+    overloaded = system_load_reason()
+    if overloaded is not None:
+        _defer_for_load(job, overloaded, now)
         return None
     held_by = gate_reasons(job=job, spec=spec, lock=True)
     if held_by:

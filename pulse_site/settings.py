@@ -267,6 +267,11 @@ PULSE_LEASE_SECONDS = env_int("PULSE_LEASE_SECONDS", 30, minimum=3)
 PULSE_CANCEL_POLL_SECONDS = env_int("PULSE_CANCEL_POLL_MS", 1000, minimum=50) / 1000
 # GET …/jobs/<id>/wait re-reads the job this often even without a live event (a relay behind).
 PULSE_WAIT_POLL_SECONDS = env_int("PULSE_WAIT_POLL_MS", 2000, minimum=50) / 1000
+# System load gate (off at 0): a worker whose machine uses more than this % of its memory, or
+# whose 1-minute load per CPU is above this, starts no job; the job waits for a later try.
+PULSE_ADMIT_MAX_MEMORY_PERCENT = env_float("PULSE_ADMIT_MAX_MEMORY_PERCENT", 0.0)
+PULSE_ADMIT_MAX_LOAD_PER_CPU = env_float("PULSE_ADMIT_MAX_LOAD_PER_CPU", 0.0)
+PULSE_ADMIT_LOAD_RETRY_SECONDS = env_int("PULSE_ADMIT_LOAD_RETRY_SECONDS", 5, minimum=1)
 # Jobs handed to django-q2 at once, across all clusters: a small multiple of the worker count,
 # so the backlog stays in Pulse's table where it can be held, reordered or cancelled.
 PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, minimum=1)
