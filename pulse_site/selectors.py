@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
 from django.db.models.functions import TruncMinute
 from django.urls import reverse
 from django.utils import timezone
@@ -34,7 +34,7 @@ RECENT_FAILURES = 10
 # Held jobs whose reasons are tallied: the main reasons, not a census of a huge backlog.
 HELD_SAMPLE = 500
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
-TIMING_SAMPLE = 2000
+TIMING_SAMPLE = 1000
 UPCOMING_LIMIT = 20
 OUTCOMES = ["completed", "failed"]
 
@@ -203,13 +203,16 @@ def overview_timings(*, team: Team, now: datetime) -> list[Timing]:
     newest TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards)."""
     rows = (
         Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
-        .order_by("-completed_at").values_list("handler", "created_at", "started_at", "completed_at")[:TIMING_SAMPLE]
+        .order_by("-completed_at")
+        .annotate(wait=ExpressionWrapper(F("started_at") - F("created_at"), output_field=DurationField()),
+                  run=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField()))
+        .values_list("handler", "wait", "run")[:TIMING_SAMPLE]
     )
     waits: dict[str, list[int]] = {}
     runs: dict[str, list[int]] = {}
-    for handler, created, started, finished in rows:
-        waits.setdefault(handler, []).append(max(0, int((started - created).total_seconds() * 1000)))
-        runs.setdefault(handler, []).append(max(0, int((finished - started).total_seconds() * 1000)))
+    for handler, wait, run in rows:
+        waits.setdefault(handler, []).append(max(0, int(wait.total_seconds() * 1000)))
+        runs.setdefault(handler, []).append(max(0, int(run.total_seconds() * 1000)))
     out = []
     for handler in sorted(waits):
         wait, run = sorted(waits[handler]), sorted(runs[handler])

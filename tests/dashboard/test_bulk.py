@@ -100,3 +100,15 @@ def test_viewers_cannot_and_charlie_only_reaches_globex(vic_client, charlie_clie
     assert result["done"] == 1
     assert set(Job.objects.filter(pk__in=[j.pk for j in ours]).values_list("status", flat=True)) == {S.FAILED}
     assert Job.objects.get(pk=theirs[0].pk).status == S.QUEUED
+
+
+def test_a_payload_filter_is_counted_among_the_newest_jobs_only_and_says_so(alice_client, acme, make_job, monkeypatch):
+    for n in range(4):
+        make_job(status=S.FAILED, payload={"user": 7 if n % 2 else 8})
+    monkeypatch.setattr(views, "COUNT_SCAN", 2)
+
+    html = alice_client.get("/jobs/", {"q": "user=7"}).content.decode()
+
+    # The two newest jobs hold one user=7; the older one matches too and is in the list.
+    assert '<strong id="matching-count">1</strong> job matching this filter among the newest 2' in html
+    assert html.count('name="ids"') == 2
