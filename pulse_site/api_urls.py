@@ -10,6 +10,7 @@ urlpatterns: list = [
     path("v1/", include("jobs.api_urls")),
     path("v1/", include("schedules.api_urls")),
     path("v1/", include("budgets.api_urls")),
+    path("v1/", include("pulse_site.notifications.api_urls")),
     path("schema/", ApiSchemaView.as_view(), name="api-schema"),
     path("docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]

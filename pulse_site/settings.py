@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "budgets",
     "jobs",
     "schedules",
+    "pulse_site.notifications.apps.NotificationsConfig",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +239,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
         "ExecutionStatusEnum": "schedules.selectors.EXECUTION_STATUSES",
+        "NotificationTargetKindEnum": "pulse_site.notifications.models.Target.Kind",
+        "NotificationRuleKindEnum": "pulse_site.notifications.models.Rule.Kind",
     },
 }
 
@@ -272,6 +275,15 @@ PULSE_WAIT_POLL_SECONDS = env_int("PULSE_WAIT_POLL_MS", 2000, minimum=50) / 1000
 PULSE_ADMIT_MAX_MEMORY_PERCENT = env_float("PULSE_ADMIT_MAX_MEMORY_PERCENT", 0.0)
 PULSE_ADMIT_MAX_LOAD_PER_CPU = env_float("PULSE_ADMIT_MAX_LOAD_PER_CPU", 0.0)
 PULSE_ADMIT_LOAD_RETRY_SECONDS = env_int("PULSE_ADMIT_LOAD_RETRY_SECONDS", 5, minimum=1)
+
+# Notifications by email go through Django's mail backend (console in development).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "pulse@localhost")
 # Jobs handed to django-q2 at once, across all clusters: a small multiple of the worker count,
 # so the backlog stays in Pulse's table where it can be held, reordered or cancelled.
 PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, minimum=1)

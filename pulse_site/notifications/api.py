@@ -1,0 +1,118 @@
+"""Notification targets, rules, test sends and delivery history over the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs.api import JobOut
+from jobs.events import job_summary
+from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.notifications import services
+from pulse_site.notifications.models import Rule, Target
+from pulse_site.teams.permissions import ManagersChange
+
+
+class CanManageNotifications(ManagersChange):
+    token_message = "API tokens cannot change notifications; an owner or admin does, signed in."
+    role_message = "Only owners and admins manage notifications."
+
+
+class TargetOut(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Target.Kind.choices)
+    address = serializers.CharField()
+    enabled = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class TargetCreatedOut(TargetOut):
+    secret = serializers.CharField(help_text="Webhooks: verify X-Pulse-Signature = sha256=HMAC(secret, timestamp.body).")
+
+
+class TargetIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    kind = serializers.ChoiceField(choices=Target.Kind.choices)
+    address = serializers.CharField(max_length=500)
+
+
+class RuleOut(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    target = serializers.CharField(source="target.public_id")
+    kind = serializers.ChoiceField(choices=Rule.Kind.choices)
+    handlers = serializers.ListField(child=serializers.CharField())
+    final_only = serializers.BooleanField()
+
+
+class RuleIn(serializers.Serializer):
+    target = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Rule.Kind.choices)
+    handlers = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    final_only = serializers.BooleanField(required=False, default=True)
+
+
+def _who(view: TeamAPIView) -> str:
+    return f"token {view.token.name}" if view.token is not None else view.request.user.get_username()
+
+
+def _valid(cls: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = cls(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class TargetListView(TeamAPIView):
+    permission_classes = [CanManageNotifications]
+
+    @extend_schema(operation_id="notification_targets_list", responses={200: TargetOut(many=True), **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response(TargetOut(Target.objects.filter(team=self.team), many=True).data)
+
+    @extend_schema(operation_id="notification_targets_create", request=TargetIn,
+                   responses={201: TargetCreatedOut, **error_responses(400, 401, 403, 409)})
+    def post(self, request: Request) -> Response:
+        data = _valid(TargetIn, request)
+        target = services.target_create(team=self.team, by=self.membership, created_by=_who(self), **data)
+        return Response(TargetCreatedOut(target).data, status=status.HTTP_201_CREATED)
+
+
+class TargetTestView(TeamAPIView):
+    permission_classes = [CanManageNotifications]
+
+    @extend_schema(operation_id="notification_targets_test", summary="Send a test notification (a pulse.notify job)",
+                   request=None, responses={202: JobOut, **error_responses(401, 403, 404)})
+    def post(self, request: Request, target_id: str) -> Response:
+        target = services.target_get_for_team(team=self.team, target_id=target_id)
+        self.check_object_permissions(request, target)
+        job = services.target_send_test(target=target, by=_who(self), member=self.membership)
+        return Response(job_summary(job), status=status.HTTP_202_ACCEPTED)
+
+
+class TargetDeliveriesView(TeamAPIView):
+    @extend_schema(operation_id="notification_targets_deliveries",
+                   responses={200: JobOut(many=True), **error_responses(401, 404)})
+    def get(self, request: Request, target_id: str) -> Response:
+        target = services.target_get_for_team(team=self.team, target_id=target_id)
+        return Response([job_summary(job) for job in services.target_deliveries(target=target)])
+
+
+class RuleListView(TeamAPIView):
+    permission_classes = [CanManageNotifications]
+
+    @extend_schema(operation_id="notification_rules_list", responses={200: RuleOut(many=True), **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response(RuleOut(Rule.objects.filter(team=self.team).select_related("target"), many=True).data)
+
+    @extend_schema(operation_id="notification_rules_create", request=RuleIn,
+                   responses={201: RuleOut, **error_responses(400, 401, 403, 404)})
+    def post(self, request: Request) -> Response:
+        data = _valid(RuleIn, request)
+        target = services.target_get_for_team(team=self.team, target_id=data["target"])
+        rule = services.rule_create(team=self.team, target=target, kind=data["kind"], handlers=data["handlers"],
+                                    final_only=data["final_only"], by=self.membership)
+        return Response(RuleOut(rule).data, status=status.HTTP_201_CREATED)

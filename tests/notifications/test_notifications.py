@@ -1,0 +1,157 @@
+"""Notification targets (signed webhooks, email), rules matched from the outbox, deliveries as
+pulse.notify jobs, test sends and history; nothing of one team reachable from another."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core import mail
+from rest_framework.test import APIClient
+
+from jobs.models import Job
+from jobs.runner import run_job
+from jobs.services import job_submit
+from pulse_site.notifications.models import Rule, Target
+from pulse_site.notifications.services import notifications_match, rule_create, target_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Job.Status
+
+
+def session(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def receiver(settings):
+    """A webhook receiver on 127.0.0.1 that records each request and answers `status`."""
+    settings.PULSE_HTTP_ALLOWLIST = ["127.0.0.1"]
+    received: list[dict] = []
+    answer = {"status": 204}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"headers": dict(self.headers), "body": body})
+            self.send_response(answer["status"])
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "received": received, "answer": answer}
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_test_webhook_is_delivered_signed_with_the_targets_secret(alice, acme, receiver):
+    client = session(alice)
+    created = client.post("/api/v1/notifications/targets/", {"name": "ops", "kind": "webhook",
+                                                             "address": receiver["url"]}, format="json")
+    assert created.status_code == 201
+    target = created.json()
+    sent = client.post(f"/api/v1/notifications/targets/{target['id']}/test/")
+    assert sent.status_code == 202 and sent.json()["handler"] == "pulse.notify"
+    run_job(sent.json()["id"])
+
+    assert Job.objects.get(public_id=sent.json()["id"]).status == Status.COMPLETED
+    [request] = receiver["received"]
+    timestamp = request["headers"]["X-Pulse-Timestamp"]
+    expected = hmac.new(target["secret"].encode(), timestamp.encode() + b"." + request["body"],
+                        hashlib.sha256).hexdigest()
+    assert request["headers"]["X-Pulse-Signature"] == f"sha256={expected}"
+    body = json.loads(request["body"])
+    assert body["subject"] == "Pulse test notification for ops" and body["target"] == target["id"]
+    deliveries = client.get(f"/api/v1/notifications/targets/{target['id']}/deliveries/").json()
+    assert [d["id"] for d in deliveries] == [sent.json()["id"]]
+
+
+def test_a_webhook_answering_500_is_retried_with_backoff(alice, acme, receiver):
+    receiver["answer"]["status"] = 500
+    target = target_create(team=acme, name="ops", kind="webhook", address=receiver["url"], by=None)
+    job_id = session(alice).post(f"/api/v1/notifications/targets/{target.public_id}/test/").json()["id"]
+    run_job(job_id)
+    job = Job.objects.get(public_id=job_id)
+    assert (job.status, job.error_code, job.attempts) == (Status.QUEUED, "network_error", 1)
+    assert job.run_after is not None
+
+
+def test_an_email_target_gets_the_test_by_mail(alice, acme):
+    target = target_create(team=acme, name="on-call", kind="email", address="oncall@example.com", by=None)
+    job_id = session(alice).post(f"/api/v1/notifications/targets/{target.public_id}/test/").json()["id"]
+    run_job(job_id)
+    [message] = mail.outbox
+    assert message.to == ["oncall@example.com"] and message.subject == "Pulse test notification for on-call"
+
+
+def test_a_job_failed_rule_queues_a_delivery_for_the_last_attempt_of_matching_handlers(acme, temp_handler):
+    @temp_handler("test.breaks", max_attempts=1)
+    def breaks(ctx):
+        raise RuntimeError("disk full")
+
+    @temp_handler("test.other", max_attempts=1)
+    def other(ctx):
+        raise RuntimeError("nope")
+
+    target = target_create(team=acme, name="on-call", kind="email", address="oncall@example.com", by=None)
+    rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, handlers=["test.breaks"], by=None)
+    notifications_match()  # the cursor starts at "now"
+    failing = job_submit(team=acme, handler="test.breaks", payload={}, source="api").job
+    ignored = job_submit(team=acme, handler="test.other", payload={}, source="api").job
+    run_job(failing.public_id)
+    run_job(ignored.public_id)
+
+    assert notifications_match() == 1
+    delivery = Job.objects.get(handler="pulse.notify")
+    assert delivery.origin == target.public_id
+    assert delivery.payload["subject"] == f"Job {failing.public_id} (test.breaks) failed"
+    assert delivery.payload["text"] == "unknown: RuntimeError: disk full"
+    assert notifications_match() == 0  # each event once
+    run_job(delivery.public_id)
+    assert mail.outbox[0].subject == f"Job {failing.public_id} (test.breaks) failed"
+
+
+def test_a_failed_delivery_does_not_notify_about_itself(acme):
+    target = target_create(team=acme, name="gone", kind="email", address="x@example.com", by=None)
+    rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    delivery = job_submit(team=acme, handler="pulse.notify", payload={"target": "NT_missing", "subject": "s",
+                                                                      "event": {}}, source="api").job
+    run_job(delivery.public_id)
+    assert Job.objects.get(pk=delivery.pk).status == Status.FAILED
+    assert notifications_match() == 0
+
+
+def test_members_cannot_add_targets_and_nothing_changes(bob, acme):
+    response = session(bob).post("/api/v1/notifications/targets/", {"name": "x", "kind": "email",
+                                                                     "address": "x@example.com"}, format="json")
+    assert response.status_code == 403
+    assert Target.objects.count() == 0
+
+
+def test_a_bad_address_is_refused_with_the_field(alice, acme):
+    response = session(alice).post("/api/v1/notifications/targets/", {"name": "x", "kind": "webhook",
+                                                                      "address": "ftp://x"}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["address"]
+
+
+def test_charlie_gets_404_for_acmes_targets_and_nothing_is_sent(charlie, acme, globex):
+    target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+    client = session(charlie)
+    assert client.post(f"/api/v1/notifications/targets/{target.public_id}/test/").status_code == 404
+    assert client.get(f"/api/v1/notifications/targets/{target.public_id}/deliveries/").status_code == 404
+    response = client.post("/api/v1/notifications/rules/", {"target": target.public_id, "kind": "job_failed"},
+                           format="json")
+    assert response.status_code == 404
+    assert client.get("/api/v1/notifications/targets/").json() == []
+    assert (Job.objects.filter(handler="pulse.notify").count(), Rule.objects.count()) == (0, 0)
