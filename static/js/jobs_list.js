@@ -59,6 +59,11 @@
       if (tr) setProgress(tr, event.payload);
       return;
     }
+    if (event.kind === "job.deleted") {
+      // Gone for good: there is no row to redraw (fetching it would only 404).
+      if (tr) tr.remove();
+      return;
+    }
     if (tr) {
       redraw(event.subject, false);
     } else if (event.kind === "job.created" && section.dataset.liveInserts === "yes" && matchesFilters(event.payload)) {

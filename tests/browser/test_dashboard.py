@@ -183,3 +183,21 @@ def test_every_main_page_has_no_console_errors_and_no_failed_requests_in_both_th
                 Path(SHOTS).mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=f"{SHOTS}/{name}-{theme}.png", full_page=True)
     assert problems == []
+
+
+def test_jobs_deleted_in_bulk_leave_the_open_list_without_a_reload(page, login_as, alice, acme):
+    seed(acme)
+    login_as(alice)
+    page.goto("/jobs/?status=completed")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    assert page.locator("#job-rows tr").count() == 12
+
+    page.select_option("#bulk-matching-action", "delete")
+    page.check("#bulk-matching-confirm")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#bulk-matching-submit")
+
+    page.wait_for_selector("#bulk-matching[data-finished=yes]")
+    page.wait_for_selector("#job-rows tr", state="detached")
+    assert page.locator("#bulk-status").inner_text() == "Finished: 12 done, 0 refused (not in a state for this action)."
+    assert not Job.objects.filter(team=acme, status=S.COMPLETED).exists()
