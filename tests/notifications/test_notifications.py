@@ -155,3 +155,37 @@ def test_charlie_gets_404_for_acmes_targets_and_nothing_is_sent(charlie, acme, g
     assert response.status_code == 404
     assert client.get("/api/v1/notifications/targets/").json() == []
     assert (Job.objects.filter(handler="pulse.notify").count(), Rule.objects.count()) == (0, 0)
+
+
+# --- The page ------------------------------------------------------------------------------------
+
+
+def test_the_page_adds_a_target_sends_a_test_and_shows_the_delivery(alice_client, acme):
+    assert alice_client.post("/notifications/targets/new/", {"name": "on-call", "kind": "email",
+                                                              "address": "oncall@example.com"}).status_code == 302
+    target = Target.objects.get(team=acme)
+    assert alice_client.post(f"/notifications/targets/{target.public_id}/test/").status_code == 302
+    delivery = Job.objects.get(handler="pulse.notify", origin=target.public_id)
+    page = alice_client.get("/notifications/").content.decode()
+    assert delivery.public_id in page and "Pulse test notification for on-call" in page
+    alice_client.post("/notifications/rules/new/", {"kind": "job_failed", "target": target.public_id,
+                                                    "handlers": ["pulse.noop"], "final_only": "on"})
+    rule = Rule.objects.get()
+    assert (rule.kind, rule.handlers, rule.final_only) == ("job_failed", ["pulse.noop"], True)
+
+
+def test_members_see_the_page_without_buttons_and_cannot_send(bob_client, acme):
+    target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+    page = bob_client.get("/notifications/").content.decode()
+    assert "ops@example.com" in page and "Send test" not in page
+    assert bob_client.post(f"/notifications/targets/{target.public_id}/test/").status_code == 403
+    assert not Job.objects.filter(handler="pulse.notify").exists()
+
+
+def test_charlies_page_shows_nothing_of_acme_and_his_test_of_acmes_target_is_404(charlie_client, acme, globex):
+    target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+    assert "ops@example.com" not in charlie_client.get("/notifications/").content.decode()
+    assert charlie_client.post(f"/notifications/targets/{target.public_id}/test/").status_code == 404
+    assert charlie_client.post("/notifications/rules/new/", {"kind": "job_failed",
+                                                             "target": target.public_id}).status_code == 404
+    assert not Job.objects.filter(handler="pulse.notify").exists() and not Rule.objects.exists()
