@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
+from pulse_site.parsers import Refused, json_loads_strict
 
 PAYLOAD_PREFIX = "payload."
 BULK_MAX = 200
@@ -130,7 +131,9 @@ class JsonField(forms.CharField):
         if text in self.empty_values:
             return None
         try:
-            return json.loads(text)
+            return json_loads_strict(text)
+        except Refused as exc:
+            raise forms.ValidationError(exc.reason) from None
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
 

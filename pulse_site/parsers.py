@@ -44,35 +44,53 @@ def _problem(text: str) -> str:
             else "Lone surrogates are not valid unicode.")
 
 
-def refuse_unstorable(data: Any) -> None:
-    """Raise ValidationError naming the first value (or key) no column could store faithfully."""
-    stack: list[tuple[Any, list[str]]] = [(data, [])]
+class Refused(ValueError):
+    """JSON that no column could store faithfully; `field` is the dotted path to the bad value."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def refuse_unstorable(data: Any, prefix: list[str] | None = None) -> None:
+    """Raise Refused naming the first value (or key) no column could store faithfully."""
+    stack: list[tuple[Any, list[str]]] = [(data, list(prefix or []))]
     while stack:
         value, path = stack.pop()
         if len(path) > MAX_DEPTH:
-            raise ValidationError({_field(path[:MAX_DEPTH]): [f"Nested deeper than {MAX_DEPTH} levels."]})
+            raise Refused(_field(path[:MAX_DEPTH]), f"Nested deeper than {MAX_DEPTH} levels.")
         if isinstance(value, _NonFinite):
-            raise ValidationError({_field(path): [f"{value.text} is not a finite number."]})
+            raise Refused(_field(path), f"{value.text} is not a finite number.")
         if isinstance(value, str) and _UNSTORABLE.search(value):
-            raise ValidationError({_field(path): [_problem(value)]})
+            raise Refused(_field(path), _problem(value))
         if isinstance(value, dict):
             for key, item in value.items():
                 if _UNSTORABLE.search(key):
-                    raise ValidationError({_field([*path, repr(key)[1:-1]]): [_problem(key)]})
+                    raise Refused(_field([*path, repr(key)[1:-1]]), _problem(key))
                 stack.append((item, [*path, key]))
         elif isinstance(value, list):
             stack.extend((item, [*path, str(index)]) for index, item in enumerate(value))
+
+
+def json_loads_strict(text: str, *, field: str = "") -> Any:
+    """json.loads that raises Refused (a ValueError) for everything this module refuses; the
+    dashboard's JSON form fields use it too, so a form and the API refuse the same input."""
+    prefix = [field] if field else []
+    try:
+        data = json.loads(text, parse_float=_float, parse_constant=_NonFinite)
+    except RecursionError:
+        raise Refused(field or "body", f"Nested deeper than {MAX_DEPTH} levels.") from None
+    refuse_unstorable(data, prefix)
+    return data
 
 
 class StrictJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            text = stream.read().decode(encoding)
-            data = json.loads(text, parse_float=_float, parse_constant=_NonFinite)
-        except RecursionError:
-            raise ValidationError({"body": [f"Nested deeper than {MAX_DEPTH} levels."]}) from None
+            return json_loads_strict(stream.read().decode(encoding))
+        except Refused as exc:
+            raise ValidationError({exc.field: [exc.reason]}) from None
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise ParseError(f"JSON parse error - {exc}") from None
-        refuse_unstorable(data)
-        return data

@@ -9,6 +9,7 @@ from django import forms
 
 from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
+from pulse_site.parsers import Refused, json_loads_strict
 from schedules.cron import zone_names
 from schedules.models import Schedule
 
@@ -21,7 +22,9 @@ class PayloadField(forms.CharField):
         if text in self.empty_values:
             return {}
         try:
-            return json.loads(text)
+            return json_loads_strict(text)
+        except Refused as exc:
+            raise forms.ValidationError(exc.reason) from None
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
 

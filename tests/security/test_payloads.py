@@ -131,3 +131,14 @@ def test_valid_unicode_comes_back_byte_exact_from_jobs_and_schedules(acme_api):
     assert read["name"].encode() == name.encode()
     assert read["description"].encode() == UNICODE["emoji and zero-width joiners"].encode()
     assert read["payload"] == payload
+
+
+@pytest.mark.parametrize("payload", [deep(10_000), deep(100), '{"k": "\\u0000"}', '{"k": "\\ud800"}',
+                                     '{"n": NaN}', '{"n": 1e400}'])
+def test_the_dashboards_json_field_refuses_what_the_api_refuses(acme, alice_client, payload):
+    response = alice_client.post("/schedules/new/", {
+        "name": "Nightly", "handler": "pulse.noop", "cron": "0 3 * * *", "time_zone": "UTC", "payload": payload,
+        "enabled": "on", "overlap_policy": "skip", "misfire_policy": "once", "estimate_override": ""})
+    assert response.status_code == 400
+    assert list(response.context["form"].errors) == ["payload"]
+    assert Schedule.objects.count() == 0
