@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -105,6 +106,8 @@ class JobCreateIn(serializers.Serializer):
     handler = serializers.CharField(max_length=100)
     payload = serializers.JSONField(default=dict)
     priority = serializers.IntegerField(default=0, min_value=-100, max_value=100)
+    notify = serializers.CharField(required=False, max_length=29,
+                                   help_text="A notification target (NT_…) that hears once when this job ends.")
 
 
 class AttemptOut(serializers.Serializer):
@@ -254,11 +257,18 @@ class JobListView(TeamAPIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(JobCreateIn, request)
-        submission = job_submit(
-            team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
-            source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,
-            created_by=_who(self),
-        )
+        # Imported here: notifications builds on jobs (its deliveries are jobs), not the other way.
+        from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
+
+        target = notify_target_for_submit(team=self.team, target_id=data["notify"]) if data.get("notify") else None
+        with transaction.atomic():
+            submission = job_submit(
+                team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
+                source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,
+                created_by=_who(self),
+            )
+            if target is not None and submission.created:
+                job_watch_add(job=submission.job, target=target)
         body = {**job_detail(submission.job), "would_hold": submission.would_hold}
         return Response(body, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
 

@@ -66,3 +66,18 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} → {self.target_id}"
+
+
+class JobWatch(models.Model):
+    """A job submitted with `notify`: its target hears once when the job ends (001's origin channel)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    job_id = models.CharField(max_length=29)
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="watches")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The match step, on a job's final event: WHERE team_id = ? AND job_id = ?.
+            models.Index(fields=["team", "job_id"], name="notification_watch_job"),
+        ]

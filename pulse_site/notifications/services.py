@@ -14,7 +14,7 @@ from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationEr
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.notifications.handlers import NOTIFY_HANDLER
-from pulse_site.notifications.models import Rule, Target
+from pulse_site.notifications.models import JobWatch, Rule, Target
 from pulse_site.teams.models import Membership, Team
 
 CURSOR_NAME = "notifications"
@@ -57,6 +57,20 @@ def target_get_for_team(*, team: Team, target_id: str) -> Target:
     if target is None:
         raise NotFound("No such notification target in this team.")
     return target
+
+
+def notify_target_for_submit(*, team: Team, target_id: str) -> Target:
+    """The target a job submission names in `notify`: the team's enabled target, else a 400 on the field."""
+    target = (Target.objects.filter(team=team, public_id=target_id, enabled=True).first()
+              if looks_like_public_id(target_id, "NT") else None)
+    if target is None:
+        raise ValidationError.for_field("notify", "No such notification target in this team.")
+    return target
+
+
+def job_watch_add(*, job: Job, target: Target) -> JobWatch:
+    """Tell `target` once when `job` ends."""
+    return JobWatch.objects.create(team_id=job.team_id, job_id=job.public_id, target=target)
 
 
 def target_deliveries(*, target: Target, limit: int = 50) -> list[Job]:
@@ -130,6 +144,24 @@ def _matches(rule: Rule, event: Event, final: bool) -> bool:
     return final or not rule.final_only
 
 
+WATCHED_KINDS = ("job.completed", "job.failed", "job.cancelled")
+
+
+def _notify_watchers(event: Event) -> int:
+    if event.kind not in WATCHED_KINDS:
+        return 0
+    watches = list(JobWatch.objects.filter(team_id=event.team_id, job_id=event.subject).select_related("target"))
+    for watch in watches:
+        status = event.kind.split(".", 1)[1]
+        error = event.payload.get("error") or {}
+        notification_send(target=watch.target, subject=f"Job {event.subject} ({event.payload.get('handler')}) {status}",
+                          text=f"{error.get('code')}: {error.get('message')}" if error else "",
+                          event={"id": event.id, "kind": event.kind, "subject": event.subject,
+                                 "payload": event.payload}, by="notifications")
+    JobWatch.objects.filter(pk__in=[w.pk for w in watches]).delete()
+    return len(watches)
+
+
 def notifications_match(*, limit: int = MATCH_BATCH) -> int:
     """Queue deliveries for the events since the cursor that match a rule; the number queued.
     The cursor row is locked, so concurrent tickers never send one event twice."""
@@ -139,11 +171,12 @@ def notifications_match(*, limit: int = MATCH_BATCH) -> int:
             last = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
             RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": last})
             return 0
-        events = list(Event.objects.filter(id__gt=cursor.last_id, kind__in=["job.failed", "job.retrying",
+        events = list(Event.objects.filter(id__gt=cursor.last_id, kind__in=[*WATCHED_KINDS, "job.retrying",
                                                                              "budget.alert", "budget.overrun"])
                       .order_by("id")[:limit])
         queued = 0
         for event in events:
+            queued += _notify_watchers(event)
             matched = _rule_kind(event)
             if matched is None:
                 continue

@@ -189,3 +189,29 @@ def test_charlies_page_shows_nothing_of_acme_and_his_test_of_acmes_target_is_404
     assert charlie_client.post("/notifications/rules/new/", {"kind": "job_failed",
                                                              "target": target.public_id}).status_code == 404
     assert not Job.objects.filter(handler="pulse.notify").exists() and not Rule.objects.exists()
+
+
+# --- A job that names its target -----------------------------------------------------------------
+
+
+def test_a_job_submitted_with_notify_tells_its_target_once_when_it_ends(acme, acme_api):
+    target = target_create(team=acme, name="ci", kind="email", address="ci@example.com", by=None)
+    notifications_match()
+    response = acme_api.post("/api/v1/jobs/", {"handler": "pulse.noop", "notify": target.public_id}, format="json")
+    assert response.status_code == 201
+    job_id = response.json()["id"]
+    run_job(job_id)
+    assert notifications_match() == 1
+    delivery = Job.objects.get(handler="pulse.notify")
+    assert delivery.payload["subject"] == f"Job {job_id} (pulse.noop) completed"
+    run_job(delivery.public_id)
+    assert mail.outbox[0].to == ["ci@example.com"]
+    assert notifications_match() == 0
+
+
+def test_notify_naming_another_teams_target_is_refused_and_no_job_is_created(acme, globex, globex_api):
+    target = target_create(team=acme, name="ci", kind="email", address="ci@example.com", by=None)
+    response = globex_api.post("/api/v1/jobs/", {"handler": "pulse.noop", "notify": target.public_id}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"notify": ["No such notification target in this team."]}
+    assert not Job.objects.exists()
