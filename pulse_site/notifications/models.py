@@ -46,6 +46,7 @@ class Rule(models.Model):
         JOB_FAILED = "job_failed", "A job failed"
         BUDGET_THRESHOLD = "budget_threshold", "A budget alert threshold was crossed"
         OVERRUN = "overrun", "A job cost more than its estimate"
+        SCHEDULE_BROKEN = "schedule_broken", "A schedule broke (it stopped firing)"
 
     public_id = PublicIdField(prefix="NR")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notification_rules")

@@ -119,6 +119,8 @@ def _rule_kind(event: Event) -> tuple[str, bool] | None:
         return Rule.Kind.BUDGET_THRESHOLD, True
     if event.kind == "budget.overrun":
         return Rule.Kind.OVERRUN, True
+    if event.kind == "schedule.broken":
+        return Rule.Kind.SCHEDULE_BROKEN, True
     return None
 
 
@@ -131,6 +133,8 @@ def _message(event: Event) -> tuple[str, str]:
                 f"{error.get('code', '')}: {error.get('message', '')}".strip(": "))
     if event.kind == "budget.alert":
         return "Budget alert", str(p.get("message", ""))
+    if event.kind == "schedule.broken":
+        return f"Schedule {p.get('name', event.subject)} broke and stopped firing", str(p.get("reason", ""))
     return (f"Job {event.subject} cost more than estimated",
             f"{p.get('handler')}: estimate {p.get('estimate')}, actual {p.get('actual')}")
 
@@ -172,7 +176,8 @@ def notifications_match(*, limit: int = MATCH_BATCH) -> int:
             RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": last})
             return 0
         events = list(Event.objects.filter(id__gt=cursor.last_id, kind__in=[*WATCHED_KINDS, "job.retrying",
-                                                                             "budget.alert", "budget.overrun"])
+                                                                             "budget.alert", "budget.overrun",
+                                                                             "schedule.broken"])
                       .order_by("id")[:limit])
         queued = 0
         for event in events:

@@ -215,3 +215,17 @@ def test_notify_naming_another_teams_target_is_refused_and_no_job_is_created(acm
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"notify": ["No such notification target in this team."]}
     assert not Job.objects.exists()
+
+
+def test_a_schedule_broken_rule_tells_its_target_why(acme):
+    from schedules.services import schedule_create, schedule_mark_broken
+
+    target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+    rule_create(team=acme, target=target, kind=Rule.Kind.SCHEDULE_BROKEN, by=None)
+    schedule = schedule_create(team=acme, name="nightly", handler="pulse.noop", cron="0 3 * * *")
+    notifications_match()
+    schedule_mark_broken(schedule=schedule, reason="The handler 'gone' is not registered.")
+    assert notifications_match() == 1
+    delivery = Job.objects.get(handler="pulse.notify")
+    assert delivery.payload["subject"] == "Schedule nightly broke and stopped firing"
+    assert delivery.payload["text"] == "The handler 'gone' is not registered."
