@@ -22,6 +22,8 @@ from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import run_job
 from jobs.services import job_submit
 from pulse_site.live.models import Event
+from pulse_site.notifications.models import JobWatch, Rule, Target
+from pulse_site.notifications.services import rule_create, target_create
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from schedules.models import Execution, Schedule
@@ -42,7 +44,7 @@ NOT_TEAM_SCOPED_PREFIXES = ("admin/",)
 
 METHODS = ("get", "post", "put", "patch", "delete")
 SECRETS = ("Acme", "acme-secret-payload", "Acme secret schedule", "acme secret token", "acme-secret-reason",
-           "alice@example.com")
+           "alice@example.com", "Acme secret target")
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,16 @@ def acme_world(acme, alice, bob, settings) -> AcmeWorld:
     override = budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(days=1),
                                       reason="acme-secret-reason", by=None)
     token, _ = token_create(team=acme, name="acme secret token", access="write", expires_at=None, by=None)
+    target = target_create(team=acme, name="Acme secret target", kind=Target.Kind.EMAIL,
+                           address="alice@example.com", by=None)
+    rule_create(team=acme, target=target, kind=Rule.Kind.values[0], by=None)
     job_ids = [done.public_id, queued.public_id]
     ids = {
         "job_id": job_ids,
         "schedule_id": [schedule.public_id],
         "override_id": [override.public_id],
         "token_id": [token.public_id],
+        "target_id": [target.public_id],
         "user_id": [str(alice.pk), str(bob.pk)],
         # Every action name either app knows, on both apps' action routes.
         "action": ["cancel", "pause", "resume", "retry", "trigger", "delete"],
@@ -105,7 +111,7 @@ def acme_world(acme, alice, bob, settings) -> AcmeWorld:
     refs = {"job": done.public_id, "job_id": done.public_id, "parent": done.public_id, "parent_id": done.public_id,
             "cursor": done.public_id, "q": done.public_id, "schedule": schedule.public_id,
             "schedule_id": schedule.public_id, "execution": execution.public_id, "override": override.public_id,
-            "token": token.public_id, "user": str(alice.pk), "user_id": str(alice.pk), "team": acme.public_id}
+            "token": token.public_id, "target": target.public_id, "notify": target.public_id, "user": str(alice.pk), "user_id": str(alice.pk), "team": acme.public_id}
     body = {**refs, "ids": job_ids, "handler": "pulse.noop", "payload": {"parent": done.public_id},
             "name": "Mine", "cron": "0 * * * *", "role": "viewer", "action": "cancel", "amount": "1",
             "reason": "x", "next": f"/jobs/{done.public_id}/"}
@@ -119,6 +125,7 @@ def acme_snapshot(acme) -> dict[str, list[dict[str, Any]]]:
         Schedule: {"team": acme}, Execution: {"team": acme}, BudgetPolicy: {"team": acme},
         HandlerCap: {"team": acme}, PolicyChange: {"team": acme}, Usage: {"team": acme}, Ledger: {"team": acme},
         Override: {"team": acme}, ApiToken: {"team": acme}, Membership: {"team": acme}, Event: {"team": acme},
+        Target: {"team": acme}, Rule: {"team": acme}, JobWatch: {"team": acme},
     }
     return {model.__name__: list(model.objects.filter(**where).order_by("pk").values())
             for model, where in scoped.items()}
