@@ -48,6 +48,24 @@ class Config:
     smoke: bool
     only: tuple[str, ...]
     log_dir: Path
+    overrides: tuple[str, ...] = ()
+
+    def sizes(self) -> dict[str, Any]:
+        """FULL or SMOKE with `measurement.param=value` overrides (schedules: every size)."""
+        import copy
+
+        sizes = copy.deepcopy(SMOKE if self.smoke else FULL)
+        for item in self.overrides:
+            key, _, value = item.partition("=")
+            measurement, _, param = key.partition(".")
+            if measurement not in sizes or not value:
+                raise ValueError(f"--set takes measurement.param=value, e.g. throughput.jobs=1000; got {item!r}")
+            targets = sizes[measurement] if isinstance(sizes[measurement], list) else [sizes[measurement]]
+            for target in targets:
+                if param not in target:
+                    raise ValueError(f"{measurement} has no size {param!r} ({', '.join(target)})")
+                target[param] = type(target[param])(value)
+        return sizes
 
 
 def _admin_dsn(database_url: str) -> tuple[str, str]:
@@ -132,7 +150,7 @@ def repeated(config: Config, fn: Callable[[], dict[str, Any]], repeat: int) -> d
 
 
 def measure_all(config: Config, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    sizes = SMOKE if config.smoke else FULL
+    sizes = config.sizes()
     rows: list[dict[str, Any]] = []
 
     def add(measurement: str, variant: str, metric: str, pulse: dict[str, Any], plain: dict[str, Any] | None,

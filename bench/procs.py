@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
-    log_dir = Path(env.get("PULSE_BENCH_LOG_DIR", "/tmp"))
+    log_dir = Path(env.get("PULSE_BENCH_LOG_DIR") or tempfile.gettempdir())
     log = open(log_dir / f"{log_name}.log", "ab")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

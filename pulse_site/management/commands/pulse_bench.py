@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ class Command(BaseCommand):
             help="created and dropped by the bench")
         parser.add_argument("--redis-url", default=os.environ.get("PULSE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
         parser.add_argument("--prefix", default="pulse_bench", help="Redis key prefix and queue names")
-        parser.add_argument("--log-dir", default="/tmp/pulse_bench", help="the started processes' output")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="MEASUREMENT.SIZE=N",
+                            help="change one size, e.g. --set throughput.jobs=1000 (repeatable)")
+        parser.add_argument("--log-dir", default=str(Path(tempfile.gettempdir()) / "pulse_bench"), help="the started processes' output")
 
     def handle(self, *args: Any, smoke: bool, only: str, repeat: int, json_path: str, database_url: str,
-               redis_url: str, prefix: str, log_dir: str, **options: Any) -> None:
+               redis_url: str, prefix: str, log_dir: str, overrides: list[str], **options: Any) -> None:
         chosen = tuple(name.strip() for name in only.split(",") if name.strip())
         unknown = sorted(set(chosen) - set(MEASUREMENTS))
         if unknown or not chosen:
@@ -37,7 +40,11 @@ class Command(BaseCommand):
         if not database_url.startswith(("postgres://", "postgresql://")):
             raise CommandError("The bench runs on PostgreSQL: --database-url must be a postgres:// URL.")
         config = Config(database_url=database_url, redis_url=redis_url, prefix=prefix, repeat=repeat, smoke=smoke,
-                        only=chosen, log_dir=Path(log_dir))
+                        only=chosen, log_dir=Path(log_dir), overrides=tuple(overrides))
+        try:
+            config.sizes()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         exit_on_sigterm()
         report = run(config, lambda line: self.stdout.write(line))
         if json_path:
