@@ -95,16 +95,6 @@ def test_alice_logs_in_and_lands_on_the_overview_with_counters_charts_and_failur
     page.wait_for_selector("#count-queued:text-is('2')")
 
 
-def test_searching_a_job_id_opens_the_job(page, login_as, alice, acme):
-    data = seed(acme)
-    login_as(alice)
-
-    page.fill("#site-search-q", data["job"].public_id)
-    page.press("#site-search-q", "Enter")
-
-    page.wait_for_url(f"/jobs/{data['job'].public_id}/")
-
-
 def test_bulk_retry_of_every_failed_job_matching_a_filter_shows_progress(page, login_as, alice, acme):
     seed(acme)
     login_as(alice)
@@ -139,28 +129,25 @@ def test_the_dark_theme_is_remembered_across_a_reload(page, login_as, alice, acm
     assert UserPreference.objects.get(user=alice).theme == "dark"
 
 
-def test_slash_focuses_the_search_g_j_opens_jobs_and_question_mark_lists_the_shortcuts(page, login_as, alice, acme):
+def test_slash_search_by_id_g_j_and_question_mark_and_the_jobs_list_fits_a_phone(page, login_as, alice, acme):
+    data = seed(acme)
     login_as(alice)
 
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "site-search-q"
-    page.keyboard.press("Escape")
-    page.evaluate("document.activeElement.blur()")
+    page.keyboard.type(data["job"].public_id)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"/jobs/{data['job'].public_id}/")
+
     page.keyboard.press("?")
     assert page.locator("#shortcuts").is_visible()
     page.keyboard.press("Escape")
     page.keyboard.press("g")
     page.keyboard.press("j")
-
     page.wait_for_url("/jobs/")
 
-
-def test_the_jobs_list_at_phone_width_is_not_wider_than_the_window(page, login_as, alice, acme):
-    seed(acme)
-    login_as(alice)
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto("/jobs/?status=failed")
-
     assert page.evaluate("document.documentElement.scrollWidth") == 375
     assert page.locator("#job-rows tr").count() == 4
 
