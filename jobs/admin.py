@@ -9,27 +9,12 @@ from budgets.money import money_str
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_resume
 from jobs.services import job_cancel, job_pause, job_resume, job_retry
+from pulse_site.admin_actions import service_action
 from pulse_site.errors import PulseError
 
 
 def _bulk(service, label: str):  # type: ignore[no-untyped-def]
-    """An admin action that calls the same service as the dashboard and the API, job by job."""
-
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done, refused = 0, []
-        for job in queryset.order_by("pk"):
-            try:
-                service(job=job, by=f"admin {request.user.get_username()}")
-                done += 1
-            except PulseError as exc:
-                refused.append(f"{job.public_id}: {exc.message}")
-        modeladmin.message_user(request, f"{label}: {done} job(s).", messages.SUCCESS)
-        for line in refused[:20]:
-            modeladmin.message_user(request, line, messages.WARNING)
-
-    action.short_description = f"{label} selected jobs"  # type: ignore[attr-defined]
-    action.__name__ = f"action_{label.lower()}"
-    return action
+    return service_action(service, label, arg="job", noun="jobs")
 
 
 class AttemptInline(admin.TabularInline):
