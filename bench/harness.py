@@ -49,6 +49,8 @@ class Config:
     only: tuple[str, ...]
     log_dir: Path
     overrides: tuple[str, ...] = ()
+    # Off: with the schedules beside them, Pulse's smoke drain stalled in CI runs (not understood yet).
+    overlap_schedules: bool = False
 
     def sizes(self) -> dict[str, Any]:
         """FULL or SMOKE with `measurement.param=value` overrides (schedules: every size)."""
@@ -169,7 +171,7 @@ def measure_all(config: Config, say: Callable[[str], None]) -> list[dict[str, An
     # everything alone.
     aside = None
     pending = None
-    if "schedules" in config.only and config.smoke:
+    if "schedules" in config.only and config.smoke and config.overlap_schedules:
         aside = replace(config, database_url=config.database_url + "_schedules", prefix=config.prefix + "_s")
         create_database(aside.database_url)
         migrate(aside)

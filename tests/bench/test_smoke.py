@@ -54,7 +54,7 @@ def test_the_smoke_bench_measures_everything_and_cleans_up(tmp_path: Path) -> No
     except subprocess.TimeoutExpired:
         bench.terminate()  # it stops what it started and drops its database
         stdout, stderr = bench.communicate(timeout=60)
-    assert bench.returncode == 0, stderr[-3000:]
+    assert bench.returncode == 0, stdout[-2000:] + stderr[-3000:]
     report = json.loads(out.read_text())
     rows = {(row["measurement"], row["metric"]): row for row in report["rows"]}
     assert {m for m, _ in rows} == {"throughput", "latency", "schedules", "memory", "pages"}
