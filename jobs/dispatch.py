@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from jobs.models import Job
-from pulse_site.locks import try_transaction_lock
+from pulse_site.locks import transaction_lock
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -71,9 +71,10 @@ def dispatch() -> int:
     """Hand over as many ready jobs as there is room for; returns how many."""
     now = timezone.now()
     with transaction.atomic():
-        # One dispatcher at a time across all processes; the others find the room taken anyway.
-        if not try_transaction_lock("pulse.dispatch"):
-            return 0
+        # One dispatcher at a time, and a waiting one rather than one that gives up: a settle that
+        # found the lock taken and handed nothing over would leave its freed slot empty until the
+        # next tick, because the dispatcher holding the lock counted that slot as still busy.
+        transaction_lock("pulse.dispatch")
         in_flight = in_flight_by_team()
         room = settings.PULSE_DISPATCH_CAPACITY - sum(in_flight.values())
         if room <= 0:

@@ -7,6 +7,10 @@ import zlib
 from django.db import connection
 
 
+def _key(name: str) -> int:
+    return zlib.crc32(name.encode()) - 2**31
+
+
 def try_transaction_lock(name: str) -> bool:
     """Take a lock named `name` until the current transaction ends; False if another holds it.
 
@@ -17,5 +21,14 @@ def try_transaction_lock(name: str) -> bool:
         return True
     assert connection.in_atomic_block, "a transaction lock needs a transaction"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [zlib.crc32(name.encode()) - 2**31])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_key(name)])
         return bool(cursor.fetchone()[0])
+
+
+def transaction_lock(name: str) -> None:
+    """Wait for the lock named `name` and hold it until the current transaction ends."""
+    if connection.vendor != "postgresql":
+        return
+    assert connection.in_atomic_block, "a transaction lock needs a transaction"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])
