@@ -216,13 +216,20 @@ class JobStat(models.Model):
 
 
 class WorkerBeat(models.Model):
-    """Each worker process says it is alive; 'workers active vs total' reads these rows."""
+    """Each worker process says it is alive (jobs.beats); 'workers active vs total' reads these rows.
+
+    A row not seen for a few beats is a worker that is gone; the ticker prunes old ones.
+    """
 
     name = models.CharField(max_length=100, primary_key=True)
     started_at = models.DateTimeField(default=timezone.now)
     seen_at = models.DateTimeField(default=timezone.now)
     busy_job = models.CharField(max_length=29, blank=True, default="")
     rss_bytes = models.BigIntegerField(default=0)
+    # The django-q2 cluster the worker belongs to (host:pid of its sentinel) and when that
+    # started: a worker is recycled every PULSE_WORKER_RECYCLE jobs, the cluster stays up.
+    cluster = models.CharField(max_length=100, blank=True, default="")
+    cluster_started_at = models.DateTimeField(null=True, blank=True)
 
 
 class QueuePause(models.Model):
