@@ -8,7 +8,8 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from jobs import steps  # noqa: F401  (registers dispatch and rescue ticker steps)
+        from jobs import beats, steps  # noqa: F401  (steps registers dispatch and rescue ticker steps)
         from jobs.handlers import registry
 
         registry.load_handler_modules()
+        beats.connect()  # worker processes keep their WorkerBeat row current
