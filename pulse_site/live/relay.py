@@ -2,12 +2,14 @@
 
 Several relays may run (one per ticker, or one per web process in the embedded default); the
 RelayCursor row lock makes exactly one of them work at a time, and consumers drop an id they
-have already sent, so a client never sees an event twice.
+have already sent, so a client never sees an event twice. Other readers of the outbox
+(notifications) read it through the same `outbox_consume` with a cursor of their own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
@@ -28,11 +30,11 @@ RELAY_BATCH = 500
 PRUNE_BATCH = 5_000
 
 
-def _ensure_cursor() -> int:
+def _ensure_cursor(name: str) -> int:
     # A new cursor starts at the newest event: nobody was listening to the history before it,
     # and clients that want it replay from the table (`?since=`).
     newest = Event.objects.aggregate(newest=Max("id"))["newest"] or 0
-    cursor, _ = RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": newest})
+    cursor, _ = RelayCursor.objects.get_or_create(name=name, defaults={"last_id": newest})
     return cursor.last_id
 
 
@@ -54,43 +56,62 @@ def _deliverable(events: list[Event], *, after: int, grace: timedelta) -> list[E
     return ready
 
 
+def outbox_consume(*, cursor: str, handle: Callable[[list[Event]], object],
+                   kinds: Collection[str] | None = None, limit: int = RELAY_BATCH) -> int:
+    """Pass the events after the named cursor to `handle`, in id order, and move the cursor past
+    them; the number of events the cursor moved over (0 when another reader holds it).
+
+    The one reader of the outbox, for the relay and for every other consumer (notifications):
+    each named cursor gets the same gap grace and the same single-runner lock. `kinds` narrows
+    what `handle` is given (the cursor still moves over the rest, whose payloads are not loaded).
+    `handle` runs while the cursor row is locked: if it raises, the cursor stays put and the
+    next run passes the same events again; it never skips one. Returns 0 at once when another
+    reader holds the cursor (PostgreSQL's SKIP LOCKED; SQLite's immediate transactions queue).
+    """
+    # A lock-free look first: on SQLite every transaction takes the database's write lock, and
+    # a reader polling five times a second must not take it when there is nothing to read.
+    seen = RelayCursor.objects.filter(name=cursor).values_list("last_id", flat=True).first()
+    if seen is None:
+        seen = _ensure_cursor(cursor)
+    if not Event.objects.filter(id__gt=seen).exists():
+        return 0
+    grace = timedelta(seconds=settings.PULSE_RELAY_GAP_GRACE)
+    with transaction.atomic():
+        row = RelayCursor.objects.select_for_update(skip_locked=True).filter(name=cursor).first()
+        if row is None:
+            return 0
+        pending = Event.objects.filter(id__gt=row.last_id).order_by("id")
+        if kinds is not None:
+            pending = pending.only("id", "kind", "created_at")
+        ready = _deliverable(list(pending[:limit]), after=row.last_id, grace=grace)
+        if not ready:
+            return 0
+        if kinds is None:
+            handle(ready)
+        else:
+            wanted = [event.id for event in ready if event.kind in kinds]
+            if wanted:
+                handle(list(Event.objects.filter(id__in=wanted).order_by("id")))
+        row.last_id = ready[-1].id
+        row.updated_at = timezone.now()
+        row.save(update_fields=["last_id", "updated_at"])
+    return len(ready)
+
+
 async def _send_all(layer: Any, events: list[Event]) -> None:
     for event in events:
         await layer.group_send(team_group(event.team_id), {"type": "event.message", "event": event.as_message()})
 
 
 def relay_batch(*, limit: int = RELAY_BATCH) -> int:
-    """Forward up to `limit` new events to their team's group; the number forwarded.
-
-    Returns 0 at once when another relay holds the cursor (PostgreSQL's SKIP LOCKED; SQLite's
-    immediate transactions simply queue the relays one after the other).
-    """
+    """Forward up to `limit` new events to their team's group; the number forwarded."""
     layer = get_channel_layer()
     if layer is None:
         return 0
-    # A lock-free look first: on SQLite every transaction takes the database's write lock, and
-    # a relay polling five times a second must not take it when there is nothing to send.
-    seen = RelayCursor.objects.filter(name=CURSOR_NAME).values_list("last_id", flat=True).first()
-    if seen is None:
-        seen = _ensure_cursor()
-    if not Event.objects.filter(id__gt=seen).exists():
-        return 0
-    grace = timedelta(seconds=settings.PULSE_RELAY_GAP_GRACE)
-    with transaction.atomic():
-        cursor = RelayCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR_NAME).first()
-        if cursor is None:
-            return 0
-        events = list(Event.objects.filter(id__gt=cursor.last_id).order_by("id")[:limit])
-        ready = _deliverable(events, after=cursor.last_id, grace=grace)
-        if not ready:
-            return 0
-        # Sent while the cursor is locked: if sending fails the cursor stays put and the next
-        # run sends again (consumers drop the duplicates); it never skips an event.
-        async_to_sync(_send_all)(layer, ready)
-        cursor.last_id = ready[-1].id
-        cursor.updated_at = timezone.now()
-        cursor.save(update_fields=["last_id", "updated_at"])
-    return len(ready)
+    # Sent while the cursor is locked: if sending fails the cursor stays put and the next run
+    # sends again (consumers drop the duplicates).
+    return outbox_consume(cursor=CURSOR_NAME, limit=limit,
+                          handle=lambda events: async_to_sync(_send_all)(layer, events))
 
 
 def relay_pending(*, max_batches: int = 20) -> int:
