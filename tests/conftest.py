@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from jobs.handlers.registry import handler, unregister
 from pulse_site.teams.models import Membership, Team
 from pulse_site.teams.services import membership_add, team_create, token_create
+from tests.processes import processes_for_test
 
 PASSWORD = "correct horse battery staple"
 Role = Membership.Role
@@ -129,3 +130,12 @@ def temp_handler():
     yield register
     for name in names:
         unregister(name)
+
+
+@pytest.fixture
+def processes(settings, monkeypatch):
+    """Real qcluster / pulse_ticker processes on the test database and a queue of the test's own
+    (tests/processes.py); whatever is still running at the end is stopped."""
+    from django.db import connection
+
+    yield from processes_for_test(settings, monkeypatch, connection)

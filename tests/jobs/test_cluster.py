@@ -4,84 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django_q.tasks import async_task
 
 from jobs.models import Attempt, Job, TaskLog
 from jobs.services import job_submit
 from pulse_site.live.models import Event
 from tests.jobs import cluster_handlers  # noqa: F401  (the same handlers the cluster loads)
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
-ROOT = Path(__file__).resolve().parents[2]
 Status = Job.Status
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    return f"sqlite:///{db['NAME']}"
-
-
-@pytest.fixture
-def processes(settings):
-    """Start qcluster and pulse_ticker against the test database; stop both afterwards."""
-    started: list[subprocess.Popen] = []
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "PULSE_LEASE_SECONDS": "3",
-        "PULSE_CANCEL_POLL_MS": "100",
-        "PULSE_TICK_MS": "200",
-        "PULSE_WORKERS": "2",
-        "PULSE_HANDLER_MODULES": "jobs.handlers.builtin,jobs.handlers.http,tests.jobs.cluster_handlers",
-    }
-
-    def start(*command: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-@pytest.fixture(autouse=True)
-def _queue(settings, monkeypatch):
-    # A queue of this test's own, so nothing left in the broker by another run is picked up.
-    name = f"pulse-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PULSE_QUEUE_NAME", name)
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "name": name}
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "PREFIX", name, raising=False)
-    monkeypatch.setattr(Conf, "CLUSTER_NAME", name, raising=False)
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def status_of(job: Job) -> str:
@@ -89,8 +23,8 @@ def status_of(job: Job) -> str:
 
 
 def test_a_job_goes_queued_running_completed_with_progress_and_logs(acme, processes):
-    processes("qcluster")
-    processes("pulse_ticker")
+    processes.start("qcluster")
+    processes.start("pulse_ticker")
     job = job_submit(team=acme, handler="test.steps", payload={"steps": 3, "seconds": 0.2}, source="api").job
     wait_for(lambda: status_of(job) == Status.COMPLETED, what="completed")
     job.refresh_from_db()
@@ -106,15 +40,15 @@ def test_the_same_task_delivered_twice_runs_the_handler_once(acme, processes):
     job = job_submit(team=acme, handler="test.steps", payload={"steps": 1, "seconds": 0.3}, source="api").job
     for _ in range(3):
         async_task("jobs.tasks.run_job", job.public_id)
-    processes("qcluster")
+    processes.start("qcluster")
     wait_for(lambda: status_of(job) == Status.COMPLETED, what="completed")
     assert Attempt.objects.filter(job=job).count() == 1
     assert TaskLog.objects.filter(job=job, stage="work").count() == 1
 
 
 def test_a_worker_killed_mid_job_is_rescued_and_the_attempt_counted(acme, processes):
-    processes("qcluster")
-    processes("pulse_ticker")
+    processes.start("qcluster")
+    processes.start("pulse_ticker")
     job = job_submit(team=acme, handler="test.steps", payload={"steps": 40, "seconds": 0.1}, source="api").job
     wait_for(lambda: Job.objects.get(pk=job.pk).progress_current >= 2, what="progress")
     pid = int(Job.objects.get(pk=job.pk).worker.rsplit(":", 1)[1])
@@ -125,8 +59,8 @@ def test_a_worker_killed_mid_job_is_rescued_and_the_attempt_counted(acme, proces
 
 
 def test_a_poison_job_stops_after_max_attempts_while_other_jobs_finish(acme, processes):
-    processes("qcluster")
-    processes("pulse_ticker")
+    processes.start("qcluster")
+    processes.start("pulse_ticker")
     poison = job_submit(team=acme, handler="test.poison", payload={}, source="api").job
     others = [job_submit(team=acme, handler="test.steps", payload={"steps": 1, "seconds": 0.05}, source="api").job
               for _ in range(5)]

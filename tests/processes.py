@@ -1,0 +1,117 @@
+"""Pulse's own processes for tests: `manage.py qcluster`, `pulse_ticker` (and anything else
+`manage.py` or `python -m` runs) started against the test database on a queue of the test's own,
+killed and restarted at will. The `processes` fixture in tests/conftest.py hands one out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Every handler module the real-process tests use; each suite's handlers have names of their own.
+HANDLER_MODULES = ",".join([
+    "jobs.handlers.builtin",
+    "jobs.handlers.http",
+    "tests.jobs.cluster_handlers",
+    "tests.budgets.cluster_handlers",
+    "tests.fault.fault_handlers",
+])
+
+
+def database_url(settings_dict: dict[str, Any], vendor: str) -> str:
+    if vendor == "postgresql":
+        return f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
+    return f"sqlite:///{settings_dict['NAME']}"
+
+
+class Processes:
+    """Start, signal, kill and reap processes, each in its own process group."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, *command: str, **env: str) -> subprocess.Popen:
+        """`manage.py <command>`; a command starting with "-m" runs `python -m …` instead."""
+        argv = [sys.executable, *command] if command[:1] == ("-m",) else [sys.executable, "manage.py", *command]
+        proc = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        self.running.append(proc)
+        return proc
+
+    def signal(self, proc: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """SIGKILL one process group: no handler, no cleanup, as a power cut would."""
+        self.signal(proc, signal.SIGKILL)
+        proc.wait()
+        self.running.remove(proc)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process group at once."""
+        for proc in self.running:
+            self.signal(proc, signal.SIGKILL)
+        for proc in self.running:
+            proc.wait()
+        self.running.clear()
+
+    def stop_all(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL what has not exited after `grace` (django-q2 can hang on SIGTERM)."""
+        for proc in self.running:
+            self.signal(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.running:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.signal(proc, signal.SIGKILL)
+                proc.wait()
+        self.running.clear()
+
+
+def processes_for_test(settings: Any, monkeypatch: Any, connection: Any) -> Iterator[Processes]:
+    """The `processes` fixture's body: a queue of the test's own (so nothing left in the broker by
+    another run is picked up), short leases and ticks, every test handler module loaded."""
+    name = f"pulse-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PULSE_QUEUE_NAME", name)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "name": name}
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "PREFIX", name, raising=False)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", name, raising=False)
+    monkeypatch.setattr(Conf, "Q_STAT", f"django_q:{name}:cluster", raising=False)
+    procs = Processes({
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict, connection.vendor),
+        "PULSE_QUEUE_NAME": name,
+        "PULSE_LEASE_SECONDS": "3",
+        "PULSE_CANCEL_POLL_MS": "100",
+        "PULSE_TICK_MS": "200",
+        "PULSE_WORKERS": "2",
+        "PULSE_HANDLER_MODULES": HANDLER_MODULES,
+    })
+    yield procs
+    procs.stop_all()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
+             every: float = 0.1) -> Any:
+    """Poll `condition` until it returns something true (returned) or `timeout` s pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what} not reached within {timeout} s")
