@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from jobs import api
+from jobs import api, executor_api
 
 urlpatterns = [
     path("jobs/", api.JobListView.as_view(), name="api-jobs"),
@@ -22,4 +22,5 @@ urlpatterns = [
     path("queue/pause/", api.QueuePauseView.as_view(), name="api-queue-pause"),
     path("queue/resume/", api.QueueResumeView.as_view(), name="api-queue-resume"),
     path("stats/", api.StatsView.as_view(), name="api-stats"),
+    path("executor/", executor_api.ExecutorView.as_view(), name="api-executor"),
 ]

@@ -1,0 +1,333 @@
+"""Executor status and stats: is the queue running, what is it doing, how well has it done.
+
+One team's view (`executor_status`, for its members: the overview panel and GET /api/v1/executor/)
+and the operators' view of every team (`executor_system`, the staff system page). Every figure is
+bounded, whatever the size of the jobs table:
+
+- unfinished jobs (running, queued, held) are counted from the status indexes: a backlog;
+- finished jobs (processed, succeeded, failed, average run time, success rate) come from the
+  hourly JobStat rollups, never from counting the jobs table;
+- jobs per second over the last minute counts `completed_at` in the last 60 s through the
+  job_team_completed index (capped); over the last hour it is read from the rollups of this hour
+  and the previous one (the part of the previous hour inside the window, pro rata);
+- the last finished job is one backward step of job_team_completed;
+- workers, their uptime and memory are the live WorkerBeat rows (jobs.beats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
+
+from jobs.beats import live_after
+from jobs.models import Job, JobStat, QueuePause, WorkerBeat
+from pulse_site.teams.models import Team
+
+Status = Job.Status
+Scope = QueuePause.Scope
+
+# The last minute's finished jobs are counted up to this many (230 jobs/s, the measured
+# single-machine throughput, is 13,800 a minute): the count stays an index range of bounded size.
+MINUTE_CAP = 100_000
+# Teams listed on the system page, most active first.
+SYSTEM_TEAMS = 500
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Finished jobs over a period, from the rollups."""
+
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    run_ms: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.completed + self.failed + self.cancelled
+
+    @property
+    def avg_run_ms(self) -> int | None:
+        """Mean run time of the finished jobs' last attempts (a job cancelled before it ran adds 0 ms)."""
+        return round(self.run_ms / self.processed) if self.processed else None
+
+    @property
+    def success_rate(self) -> float | None:
+        """Completed out of completed + failed (cancelled jobs are neither), 0 to 1."""
+        decided = self.completed + self.failed
+        return round(self.completed / decided, 4) if decided else None
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.completed + other.completed, self.failed + other.failed,
+                      self.cancelled + other.cancelled, self.run_ms + other.run_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"processed": self.processed, "succeeded": self.completed, "failed": self.failed,
+                "cancelled": self.cancelled, "avg_run_ms": self.avg_run_ms, "success_rate": self.success_rate}
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    cluster: str
+    started_at: datetime
+    cluster_started_at: datetime | None
+    seen_at: datetime
+    rss_bytes: int
+    alive: bool
+    job: str = ""  # the job it runs now (operators only)
+    team: str = ""
+
+    def uptime_seconds(self, now: datetime) -> int:
+        return max(0, int((now - self.started_at).total_seconds()))
+
+
+@dataclass(frozen=True)
+class Workers:
+    total: int  # live worker processes (every team shares them)
+    active: int  # for a team: workers running its jobs; for operators: workers running any job
+    source: str  # "beats" (counted from WorkerBeat) or "configured" (no worker has beaten yet)
+    up_since: datetime | None  # start of the longest-running live cluster
+    rss_bytes: int  # the live workers' memory, together
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        return {"total": self.total, "active": self.active, "counted_from": self.source,
+                "up_since": self.up_since.isoformat() if self.up_since else None,
+                "uptime_seconds": int((now - self.up_since).total_seconds()) if self.up_since else None,
+                "memory_rss_bytes": self.rss_bytes}
+
+
+@dataclass(frozen=True)
+class Rates:
+    last_minute: int  # jobs finished in the last 60 s
+    last_hour: float  # jobs finished in the last 60 min (pro rata from the rollups)
+
+    @property
+    def per_second_minute(self) -> float:
+        return round(self.last_minute / 60, 4)
+
+    @property
+    def per_second_hour(self) -> float:
+        return round(self.last_hour / 3600, 4)
+
+
+@dataclass(frozen=True)
+class ExecutorStatus:
+    at: datetime
+    paused: bool  # the team's own pause or every team's: nothing new starts
+    pauses: list[QueuePause]  # every pause in force that holds these jobs (handler pauses too)
+    running: int
+    queued: int
+    held: int
+    all_time: Totals
+    last_day: Totals
+    rates: Rates
+    last_finished_at: datetime | None
+    workers: Workers
+    team: Team | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.paused else "running"
+
+    @property
+    def backlog(self) -> int:
+        return self.queued + self.held
+
+    @property
+    def paused_handlers(self) -> list[str]:
+        return sorted(p.handler for p in self.pauses if p.scope == Scope.HANDLER)
+
+    def as_dict(self) -> dict[str, Any]:
+        from jobs.pausing import queue_pause_as_dict
+
+        return {
+            "at": self.at.isoformat(),
+            "state": self.state,
+            "pauses": [queue_pause_as_dict(p) for p in self.pauses],
+            "paused_handlers": self.paused_handlers,
+            "active": self.running,
+            "queued": self.queued,
+            "held": self.held,
+            "backlog": self.backlog,
+            "all_time": self.all_time.as_dict(),
+            "last_24h": self.last_day.as_dict(),
+            "jobs_last_minute": self.rates.last_minute,
+            "jobs_per_second_minute": self.rates.per_second_minute,
+            "jobs_per_second_hour": self.rates.per_second_hour,
+            "last_finished_at": self.last_finished_at.isoformat() if self.last_finished_at else None,
+            "workers": self.workers.as_dict(self.at),
+            "memory": self.memory,
+        }
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _stat_sums(now: datetime) -> dict[str, Any]:
+    """Sum() columns of JobStat: all time, the last 24 h, this hour and the previous one."""
+    this_hour = _hour(now)
+    day = Q(hour__gte=this_hour - timedelta(hours=23))
+    sums: dict[str, Any] = {}
+    for column in ("completed", "failed", "cancelled", "run_ms"):
+        sums[f"all_{column}"] = Sum(column)  # an alias may not shadow the column it sums
+        sums[f"day_{column}"] = Sum(column, filter=day)
+    finished = ("completed", "failed", "cancelled")
+    for name, when in (("now", Q(hour=this_hour)), ("prev", Q(hour=this_hour - timedelta(hours=1)))):
+        for column in finished:
+            sums[f"{name}_{column}"] = Sum(column, filter=when)
+    return sums
+
+
+def _totals(row: dict[str, Any], prefix: str = "all_") -> Totals:
+    return Totals(*(int(row.get(f"{prefix}{c}") or 0) for c in ("completed", "failed", "cancelled", "run_ms")))
+
+
+def _last_hour(row: dict[str, Any], now: datetime) -> float:
+    # The rollups are hourly: this hour so far, plus the share of the previous hour that is
+    # still inside the 60-minute window (assumed spread evenly over that hour).
+    current = sum(int(row.get(f"now_{c}") or 0) for c in ("completed", "failed", "cancelled"))
+    previous = sum(int(row.get(f"prev_{c}") or 0) for c in ("completed", "failed", "cancelled"))
+    inside = 1 - (now - _hour(now)).total_seconds() / 3600
+    return round(current + previous * inside, 1)
+
+
+def _host_memory() -> dict[str, Any]:
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return {"host_used_bytes": int(memory.used), "host_total_bytes": int(memory.total),
+            "host_percent": float(memory.percent)}
+
+
+def _beats(now: datetime) -> list[WorkerBeat]:
+    # A handful of rows (one per worker process; the ticker prunes the gone).
+    return list(WorkerBeat.objects.order_by("cluster", "name"))
+
+
+def _workers(beats: list[WorkerBeat], *, active: int, now: datetime) -> Workers:
+    alive = [b for b in beats if b.seen_at >= live_after(now)]
+    starts = [b.cluster_started_at or b.started_at for b in alive]
+    if not alive:
+        return Workers(total=settings.PULSE_WORKERS, active=active, source="configured", up_since=None, rss_bytes=0)
+    return Workers(total=len(alive), active=active, source="beats", up_since=min(starts),
+                   rss_bytes=sum(b.rss_bytes for b in alive))
+
+
+def executor_status(*, team: Team, now: datetime | None = None) -> ExecutorStatus:
+    """The team's executor: its queue's state, its jobs, its throughput, and the shared workers.
+
+    Seven queries: unfinished jobs by status, the rollups, the last minute, the last finished job,
+    the pauses in force, the worker beats (and the host's memory, no query).
+    """
+    from jobs.pausing import queue_pauses_for_team
+
+    now = now or timezone.now()
+    jobs = Job.objects.for_team(team)
+    # Served by job_team_status_id: WHERE team_id = ? AND status IN (queued, paused, running).
+    live = dict(jobs.filter(status__in=Job.ACTIVE).values_list("status").annotate(n=Count("id")).order_by())
+    # Served by jobstat_team_hour: every rollup row of the team (handlers × hours, not jobs).
+    stats = JobStat.objects.filter(team=team).aggregate(**_stat_sums(now))
+    # Served by job_team_completed: WHERE team_id = ? AND completed_at >= now - 60 s, capped.
+    minute = jobs.filter(completed_at__gte=now - timedelta(seconds=60)).order_by()[:MINUTE_CAP].count()
+    # One backward step of job_team_completed (IS NOT NULL is an index condition).
+    last = (jobs.filter(completed_at__isnull=False).order_by("-completed_at")
+            .values_list("completed_at", flat=True).first())
+    pauses = queue_pauses_for_team(team=team)
+    running = live.get(Status.RUNNING, 0)
+    return ExecutorStatus(
+        at=now, team=team,
+        paused=any(p.scope in (Scope.TEAM, Scope.GLOBAL) for p in pauses), pauses=pauses,
+        running=running, queued=live.get(Status.QUEUED, 0), held=live.get(Status.PAUSED, 0),
+        all_time=_totals(stats), last_day=_totals(stats, "day_"),
+        rates=Rates(last_minute=minute, last_hour=_last_hour(stats, now)),
+        last_finished_at=last,
+        # Each running job occupies one worker: the team sees how many run its jobs, not others'.
+        workers=_workers(_beats(now), active=running, now=now),
+        memory=_host_memory(),
+    )
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    """Every team's executor for operators: the totals, one row per team, workers, global pauses."""
+
+    overall: ExecutorStatus
+    teams: list[ExecutorStatus]
+    workers: list[Worker]
+    pauses: list[QueuePause]  # operators' pauses in force: every team's, or one handler's everywhere
+    teams_capped: bool
+
+
+def executor_system(*, now: datetime | None = None) -> SystemStatus:
+    """Six queries, whatever the number of teams and jobs (teams listed up to SYSTEM_TEAMS): the
+    unfinished jobs, the rollups, the teams with their last minute and last finished job, the
+    pauses in force, the worker beats and the running jobs' workers."""
+    now = now or timezone.now()
+    # Served by job_status_dispatched (status first): the unfinished jobs of every team.
+    live: dict[int, dict[str, int]] = {}
+    for row in Job.objects.filter(status__in=Job.ACTIVE).values("team_id", "status").annotate(n=Count("id")).order_by():
+        live.setdefault(row["team_id"], {})[row["status"]] = row["n"]
+    stats = {row["team"]: row for row in JobStat.objects.values("team").annotate(**_stat_sums(now)).order_by()}
+    recent = Job.objects.filter(team=OuterRef("pk"))
+    teams = list(
+        Team.objects.filter(Q(pk__in=list(live)) | Q(pk__in=list(stats)) | Q(queue_pauses__ended_at__isnull=True))
+        .distinct()
+        .annotate(
+            # Per team, a bounded range of job_team_completed (correlated, one statement).
+            minute=Subquery(recent.filter(completed_at__gte=now - timedelta(seconds=60)).order_by()
+                            .values("team").annotate(n=Count("id")).values("n")[:1]),
+            last_finished=Subquery(recent.filter(completed_at__isnull=False).order_by("-completed_at")
+                                   .values("completed_at")[:1]),
+        )
+        .order_by("name")[: SYSTEM_TEAMS + 1]
+    )
+    capped = len(teams) > SYSTEM_TEAMS
+    teams = teams[:SYSTEM_TEAMS]
+    in_force = list(QueuePause.objects.filter(ended_at__isnull=True).select_related("team").order_by("created_at"))
+    everywhere = [p for p in in_force if p.scope != Scope.TEAM]
+    beats = _beats(now)
+    memory = _host_memory()
+    busy = {w: (job, team) for w, job, team in Job.objects.filter(status=Status.RUNNING)
+            .values_list("worker", "public_id", "team__name")}
+    rows = []
+    for team in teams:
+        counts = live.get(team.pk, {})
+        row = stats.get(team.pk, {})
+        pauses = [p for p in in_force if p.scope != Scope.TEAM or p.team_id == team.pk]
+        running = counts.get(Status.RUNNING, 0)
+        rows.append(ExecutorStatus(
+            at=now, team=team, paused=any(p.scope in (Scope.TEAM, Scope.GLOBAL) for p in pauses), pauses=pauses,
+            running=running, queued=counts.get(Status.QUEUED, 0), held=counts.get(Status.PAUSED, 0),
+            all_time=_totals(row), last_day=_totals(row, "day_"),
+            rates=Rates(last_minute=team.minute or 0, last_hour=_last_hour(row, now)),  # type: ignore[attr-defined]
+            last_finished_at=team.last_finished,  # type: ignore[attr-defined]
+            workers=_workers(beats, active=running, now=now), memory=memory,
+        ))
+    running_all = sum(c.get(Status.RUNNING, 0) for c in live.values())
+    overall = ExecutorStatus(
+        at=now, paused=any(p.scope == Scope.GLOBAL for p in everywhere), pauses=everywhere,
+        running=running_all,
+        queued=sum(c.get(Status.QUEUED, 0) for c in live.values()),
+        held=sum(c.get(Status.PAUSED, 0) for c in live.values()),
+        all_time=sum((_totals(r) for r in stats.values()), Totals()),
+        last_day=sum((_totals(r, "day_") for r in stats.values()), Totals()),
+        rates=Rates(last_minute=sum(r.rates.last_minute for r in rows),
+                    last_hour=round(sum(_last_hour(r, now) for r in stats.values()), 1)),
+        last_finished_at=max((r.last_finished_at for r in rows if r.last_finished_at), default=None),
+        workers=_workers(beats, active=running_all, now=now), memory=memory,
+    )
+    workers = [
+        Worker(name=b.name, cluster=b.cluster, started_at=b.started_at, cluster_started_at=b.cluster_started_at,
+               seen_at=b.seen_at, rss_bytes=b.rss_bytes, alive=b.seen_at >= live_after(now),
+               job=busy.get(b.name, ("", ""))[0], team=busy.get(b.name, ("", ""))[1])
+        for b in beats
+    ]
+    return SystemStatus(overall=overall, teams=rows, workers=workers, pauses=everywhere, teams_capped=capped)
