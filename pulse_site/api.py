@@ -4,7 +4,8 @@ Every error an API client can cause answers
 `{"error": {"code": str, "message": str, "fields": {field: [reasons]}}}` with a 4xx status:
 PulseError (its own status), DRF's exceptions (validation, parse, auth, permission, 404, 405,
 415, 429) and Django's Http404 / PermissionDenied. Anything else is a server bug and is left to
-propagate (500) so it is logged and seen.
+propagate (500) so it is logged and seen, except a database outage (a lost or refused connection),
+which is not a bug: 503 `database_unavailable` with Retry-After, so clients back off and retry.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404
 from django.urls import re_path
 from drf_spectacular.utils import extend_schema
@@ -28,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
 from pulse_site.errors import PulseError
+from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
 if TYPE_CHECKING:
     from django.urls import URLPattern
@@ -100,6 +103,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = _validation_response(exc)
     elif isinstance(exc, drf_exceptions.APIException):
         response = _api_exception_response(exc)
+    elif isinstance(exc, DatabaseError) and is_database_outage(exc):
+        response = Response(error_body("database_unavailable", "The database is unavailable for a moment; "
+                                       f"try again in {RETRY_AFTER_SECONDS} seconds."),
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     else:
         return None
     # The view's transaction (ATOMIC_REQUESTS) must not commit a half-done change.

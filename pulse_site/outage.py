@@ -1,0 +1,97 @@
+"""Riding out a database outage: what counts as one, and how a process waits it out.
+
+PostgreSQL restarting, failing over or unreachable for a while is not a bug in Pulse and must not
+look like one: the API answers 503 `database_unavailable` with Retry-After (not a 500), pages answer
+503, and workers and tickers keep running and carry on once the database answers again. Django
+discards a broken connection only at a request boundary (`close_old_connections`); long-running
+loops call `discard_broken_connections()` after a failure to get the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.http import HttpRequest, HttpResponse
+
+log = logging.getLogger("pulse.outage")
+T = TypeVar("T")
+
+RETRY_AFTER_SECONDS = 5
+# Server-side refusals that are about the statement, not the connection: never waited out.
+_NOT_AN_OUTAGE = ("40001", "40P01", "23", "22", "42")  # serialization, deadlock, integrity, data, syntax
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True for a lost or refused database connection (an outage), False for an error a retry of
+    the same statement would hit again."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate:
+        # 08xxx connection exceptions, 57P0x admin/crash shutdown, 53xxx out of resources.
+        return not sqlstate.startswith(_NOT_AN_OUTAGE)
+    # No SQLSTATE: the client library could not reach the server, or the connection broke.
+    return True
+
+
+def discard_broken_connections() -> None:
+    """Close this thread's connections that errored (outside a transaction): the next query
+    reconnects instead of failing on a dead socket forever."""
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            continue
+        conn.close_if_unusable_or_obsolete()
+
+
+def retry_through_outage(func: Callable[[], T], *, what: str, give_up_after: float,
+                         first_wait: float = 0.25, longest_wait: float = 2.0) -> T:
+    """Call `func` until it gets past a database outage, waiting between tries (doubling up to
+    `longest_wait`) for at most `give_up_after` seconds; then the outage error is raised.
+
+    Only for a `func` that is safe to run again after a failure (its own transaction, a claim).
+    """
+    deadline = time.monotonic() + give_up_after
+    wait = first_wait
+    failures = 0
+    while True:
+        try:
+            result = func()
+        except DatabaseError as exc:
+            if not is_database_outage(exc) or time.monotonic() + wait > deadline:
+                raise
+            failures += 1
+            if failures == 1:
+                log.warning("%s: database unavailable (%s); retrying for up to %.0f s", what, exc, give_up_after)
+            discard_broken_connections()
+            time.sleep(wait)
+            wait = min(longest_wait, wait * 2)
+            continue
+        if failures:
+            log.warning("%s: done after %d failed tries (database back)", what, failures)
+        return result
+
+
+class DatabaseUnavailableMiddleware:
+    """Pages whose view hit a database outage answer 503 with Retry-After instead of a 500.
+    (The API's own handler answers in the error shape before this sees anything.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DatabaseError) or not is_database_outage(exception):
+            return None
+        response = HttpResponse("The database is unavailable for a moment. Try again in a few seconds.\n",
+                                status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
