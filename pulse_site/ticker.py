@@ -3,6 +3,11 @@
 Apps register steps at import (from their AppConfig.ready); `manage.py pulse_ticker` runs the
 loop. Every step must be safe to run in several tickers at once (row claims, SKIP LOCKED,
 unique keys), so scaling out is starting another ticker.
+
+A database outage does not stop the ticker: the round that hits it ends there (the other steps
+would fail the same way), the broken connection is discarded, and the next round tries again.
+When a step succeeds again, the `on_database_back` callbacks run (work that may have been lost
+while the database was away, such as job hand-overs whose claims failed, is done again).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections, connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
+
+from pulse_site.outage import discard_broken_connections, is_database_outage
 
 log = logging.getLogger("pulse.ticker")
 
@@ -28,12 +35,34 @@ class Step:
     every: float
     atomic: bool
     last_run: float = field(default=0.0)
+    # The last run failed because the database was unreachable.
+    hit_outage: bool = field(default=False)
 
     def due(self, now: float) -> bool:
         return now - self.last_run >= self.every
 
 
 _steps: dict[str, Step] = {}
+_database_back: list[Callable[[], object]] = []
+
+
+def on_database_back(func: Callable[[], object]) -> Callable[[], object]:
+    """Register `func` to run (in its own transaction) when this ticker reaches the database
+    again after an outage."""
+    _database_back.append(func)
+    return func
+
+
+@dataclass
+class Outage:
+    """The ticker's view of the database: down since when, and how many outages it rode out."""
+
+    down_since: float | None = None
+    survived: int = 0
+    last_seconds: float = 0.0
+
+
+outage = Outage()
 
 
 def step(name: str, *, every: float = 1.0, atomic: bool = True) -> Callable[[StepFunc], StepFunc]:
@@ -62,19 +91,40 @@ def run_step(item: Step) -> bool:
                 item.func()
         else:
             item.func()
+        item.hit_outage = False
         return True
-    except Exception:
-        log.exception("ticker step %s failed", item.name)
+    except Exception as exc:
+        item.hit_outage = isinstance(exc, DatabaseError) and is_database_outage(exc)
+        if not item.hit_outage:
+            log.exception("ticker step %s failed", item.name)
+        elif outage.down_since is None:
+            log.warning("ticker step %s: database unavailable (%s); retrying every round", item.name, exc)
         # A dropped connection must not poison the next steps: discard it and reconnect lazily.
-        for conn in connections.all(initialized_only=True):
-            if conn.in_atomic_block:
-                continue
-            conn.close_if_unusable_or_obsolete()
-            if not conn.is_usable():
-                conn.close()
+        discard_broken_connections()
         return False
     finally:
         item.last_run = time.monotonic()
+
+
+def _note_database(item: Step, ok: bool) -> None:
+    """Track outages across rounds; run the on-database-back callbacks when one ends."""
+    if item.hit_outage:
+        if outage.down_since is None:
+            outage.down_since = time.monotonic()
+        return
+    if not ok or outage.down_since is None:
+        return
+    outage.last_seconds = time.monotonic() - outage.down_since
+    outage.down_since = None
+    outage.survived += 1
+    log.warning("database back after %.1f s; ticker steps running again", outage.last_seconds)
+    for func in _database_back:
+        try:
+            with transaction.atomic():
+                func()
+        except Exception:
+            log.exception("after-outage callback %s failed", getattr(func, "__name__", func))
+            discard_broken_connections()
 
 
 def run_once(names: list[str] | None = None) -> dict[str, bool]:
@@ -94,7 +144,10 @@ def run_forever(stop: threading.Event, *, interval: float, skip: set[str] | None
                 break
             if item.name in skip or not item.due(time.monotonic()):
                 continue
-            run_step(item)
+            ok = run_step(item)
+            _note_database(item, ok)
+            if item.hit_outage:
+                break  # the remaining steps would hit the same outage: try again next round
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
