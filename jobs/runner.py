@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from budgets.services import budget_admit, budget_settle
@@ -33,6 +33,7 @@ from jobs.handlers.registry import Handler, get_handler
 from jobs.models import Attempt, Job, TaskLog
 from jobs.stats import stat_bump
 from pulse_site.errors import PulseError
+from pulse_site.outage import discard_broken_connections, is_database_outage, retry_through_outage
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -205,12 +206,20 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         renew_every = max(1.0, settings.PULSE_LEASE_SECONDS / 3)
         last_renewal = time.monotonic()
+        failing = False
         try:
             while not self.stop_event.wait(settings.PULSE_CANCEL_POLL_SECONDS):
                 try:
                     self._beat(renew=time.monotonic() - last_renewal >= renew_every)
-                except Exception:
-                    log.exception("heartbeat of job %s failed", self.job_pk)
+                    failing = False
+                except Exception as exc:
+                    if not (isinstance(exc, DatabaseError) and is_database_outage(exc)):
+                        log.exception("heartbeat of job %s failed", self.job_pk)
+                    elif not failing:
+                        log.warning("heartbeat of job %s: database unavailable (%s)", self.job_pk, exc)
+                    failing = True
+                    # Reconnect on the next beat instead of failing on a dead socket for ever.
+                    discard_broken_connections()
                     continue
                 if time.monotonic() - last_renewal >= renew_every:
                     last_renewal = time.monotonic()
@@ -249,6 +258,12 @@ def execute(job: Job, spec: Handler) -> Outcome:
     except JobError as exc:
         outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=_jsonable(exc.details) or {},
                           retryable=exc.retryable, traceback=traceback.format_exc())
+    except DatabaseError as exc:
+        # The database went away under the handler: not the handler's fault, so it retries.
+        outage = is_database_outage(exc)
+        outcome = Outcome(ok=False, code=ErrorCode.DATABASE_ERROR if outage else ErrorCode.UNKNOWN,
+                          message=f"{type(exc).__name__}: {exc}", retryable=True if outage else None,
+                          traceback=traceback.format_exc())
     except Exception as exc:
         outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc())
@@ -395,14 +410,27 @@ def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
                     level="error")
 
 
+# A database outage is waited out, not turned into a lost message or a lost result. The claim
+# waits at most half of django-q2's margin past the handler's timeout (so its backstop never
+# fires on a waiting claim); a claim given up consumed its message, and the ticker hands such
+# jobs over again when it reaches the database ("database back"). The settle is retried: it is
+# idempotent per attempt, and the handler's result is only in this process. If the lease ran
+# out meanwhile and the rescuer settled the attempt first, this settle finds nothing to do
+# (the job is retried: at least once, never lost).
+CLAIM_PATIENCE_SECONDS = 15
+SETTLE_PATIENCE_SECONDS = 300
+
+
 def run_job(job_id: str) -> None:
     """The worker's whole handling of one delivered job id."""
-    claimed = claim(job_id)
+    claimed = retry_through_outage(lambda: claim(job_id), what=f"claim of {job_id}",
+                                   give_up_after=CLAIM_PATIENCE_SECONDS)
     if claimed is None:
         return
     job, spec = claimed
     outcome = execute(job, spec)
-    settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+    retry_through_outage(lambda: settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome),
+                         what=f"settle of {job.public_id}", give_up_after=SETTLE_PATIENCE_SECONDS)
     from jobs.dispatch import dispatch
 
     # Every settle hands over the next job, so the workers never idle while work waits.

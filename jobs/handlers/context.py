@@ -10,17 +10,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from budgets.money import parse_money, to_micros
 from jobs.models import Job, TaskLog
 from pulse_site.live.services import event_emit
+from pulse_site.outage import discard_broken_connections, is_database_outage, retry_through_outage
 
 if TYPE_CHECKING:
     from jobs.handlers.registry import Handler
 
 MAX_LOG_MESSAGE = 10_000
+LOG_PATIENCE_SECONDS = 60
 
 
 class JobContext:
@@ -55,16 +57,27 @@ class JobContext:
     def flush_progress(self) -> None:
         if self._pending_progress is None:
             return
-        current, total, message = self._pending_progress
+        pending = self._pending_progress
+        current, total, message = pending
         self._pending_progress = None
         self._last_progress_write = time.monotonic()
-        with transaction.atomic():
-            updated = Job.objects.filter(pk=self._pk, status=Job.Status.RUNNING, attempts=self.attempt).update(
-                progress_current=current, progress_total=total, progress_message=message, updated_at=timezone.now()
-            )
-            if updated:
-                event_emit(team=self._team_id, kind="job.progress", subject=self.job_id,
-                           payload={"current": current, "total": total, "message": message})
+        try:
+            with transaction.atomic():
+                updated = Job.objects.filter(pk=self._pk, status=Job.Status.RUNNING, attempts=self.attempt).update(
+                    progress_current=current, progress_total=total, progress_message=message,
+                    updated_at=timezone.now(),
+                )
+                if updated:
+                    event_emit(team=self._team_id, kind="job.progress", subject=self.job_id,
+                               payload={"current": current, "total": total, "message": message})
+        except DatabaseError as exc:
+            if not is_database_outage(exc):
+                raise
+            # Progress is advisory: the handler carries on through an outage and the newest
+            # value is written once the database answers again.
+            if self._pending_progress is None:
+                self._pending_progress = pending
+            discard_broken_connections()
 
     def log(self, message: str, *, stage: str | None = None, task: str | None = None, level: str = "info",
             **metadata: Any) -> None:
@@ -73,12 +86,17 @@ class JobContext:
         text = str(message)[:MAX_LOG_MESSAGE]
         stage = self._stage if stage is None else str(stage)[:100]
         task = self._task if task is None else str(task)[:100]
-        with transaction.atomic():
-            row = TaskLog.objects.create(job_id=self._pk, attempt=self.attempt, stage=stage, task=task, level=level,
-                                         message=text, metadata=metadata)
-            event_emit(team=self._team_id, kind="job.log", subject=self.job_id,
-                       payload={"id": row.pk, "stage": stage, "task": task, "level": level, "message": text,
-                                "attempt": self.attempt, "at": row.created_at.isoformat()})
+
+        def write() -> None:
+            with transaction.atomic():
+                row = TaskLog.objects.create(job_id=self._pk, attempt=self.attempt, stage=stage, task=task,
+                                             level=level, message=text, metadata=metadata)
+                event_emit(team=self._team_id, kind="job.log", subject=self.job_id,
+                           payload={"id": row.pk, "stage": stage, "task": task, "level": level, "message": text,
+                                    "attempt": self.attempt, "at": row.created_at.isoformat()})
+
+        # A log line is not dropped in an outage: the handler waits for the database (a while).
+        retry_through_outage(write, what=f"log of {self.job_id}", give_up_after=LOG_PATIENCE_SECONDS)
 
     @contextmanager
     def stage(self, name: str, task: str = "") -> Iterator[None]:
