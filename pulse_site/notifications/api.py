@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from jobs.api import JobOut
 from jobs.events import job_summary
 from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.errors import ValidationError
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
 from pulse_site.teams.permissions import ManagersChange
@@ -41,12 +42,22 @@ class TargetIn(serializers.Serializer):
     address = serializers.CharField(max_length=500)
 
 
+class TargetPatch(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    kind = serializers.ChoiceField(choices=Target.Kind.choices, required=False)
+    address = serializers.CharField(max_length=500, required=False)
+    enabled = serializers.BooleanField(required=False)
+    rotate_secret = serializers.BooleanField(required=False, help_text="true: a new signing secret, in the answer.")
+
+
 class RuleOut(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     target = serializers.CharField(source="target.public_id")
     kind = serializers.ChoiceField(choices=Rule.Kind.choices)
     handlers = serializers.ListField(child=serializers.CharField())
     final_only = serializers.BooleanField()
+    minutes = serializers.IntegerField(allow_null=True, help_text="held_long: minutes a hold lasts before it is sent.")
+    enabled = serializers.BooleanField()
 
 
 class RuleIn(serializers.Serializer):
@@ -54,6 +65,17 @@ class RuleIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Rule.Kind.choices)
     handlers = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     final_only = serializers.BooleanField(required=False, default=True)
+    minutes = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                       help_text="Required for held_long (1 to 10080); ignored otherwise.")
+    enabled = serializers.BooleanField(required=False, default=True)
+
+
+class RulePatch(serializers.Serializer):
+    target = serializers.CharField(required=False)
+    handlers = serializers.ListField(child=serializers.CharField(), required=False)
+    final_only = serializers.BooleanField(required=False)
+    minutes = serializers.IntegerField(required=False, allow_null=True)
+    enabled = serializers.BooleanField(required=False)
 
 
 def _who(view: TeamAPIView) -> str:
@@ -62,6 +84,11 @@ def _who(view: TeamAPIView) -> str:
 
 def _valid(cls: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     serializer = cls(data=request.data)
+    if request.method == "PATCH" and isinstance(request.data, dict):
+        # A field that cannot change (a rule's kind) must not look accepted.
+        unknown = sorted(set(request.data) - set(serializer.fields))
+        if unknown:
+            raise ValidationError.for_field(unknown[0], "This field cannot be changed.")
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -79,6 +106,34 @@ class TargetListView(TeamAPIView):
         data = _valid(TargetIn, request)
         target = services.target_create(team=self.team, by=self.membership, created_by=_who(self), **data)
         return Response(TargetCreatedOut(target).data, status=status.HTTP_201_CREATED)
+
+
+class TargetDetailView(TeamAPIView):
+    permission_classes = [CanManageNotifications]
+
+    def _target(self, request: Request, target_id: str) -> Target:
+        target = services.target_get_for_team(team=self.team, target_id=target_id)
+        self.check_object_permissions(request, target)
+        return target
+
+    @extend_schema(operation_id="notification_targets_retrieve", responses={200: TargetOut, **error_responses(401, 404)})
+    def get(self, request: Request, target_id: str) -> Response:
+        return Response(TargetOut(self._target(request, target_id)).data)
+
+    @extend_schema(operation_id="notification_targets_update", request=TargetPatch,
+                   responses={200: TargetCreatedOut, **error_responses(400, 401, 403, 404, 409)},
+                   description="The answer carries `secret` only when `rotate_secret` is true.")
+    def patch(self, request: Request, target_id: str) -> Response:
+        target = self._target(request, target_id)
+        changes = _valid(TargetPatch, request)
+        target = services.target_update(target=target, changes=changes, by=self.membership)
+        out = TargetCreatedOut if changes.get("rotate_secret") else TargetOut
+        return Response(out(target).data)
+
+    @extend_schema(operation_id="notification_targets_destroy", responses={204: None, **error_responses(401, 403, 404)})
+    def delete(self, request: Request, target_id: str) -> Response:
+        services.target_delete(target=self._target(request, target_id), by=self.membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TargetTestView(TeamAPIView):
@@ -114,5 +169,31 @@ class RuleListView(TeamAPIView):
         data = _valid(RuleIn, request)
         target = services.target_get_for_team(team=self.team, target_id=data["target"])
         rule = services.rule_create(team=self.team, target=target, kind=data["kind"], handlers=data["handlers"],
-                                    final_only=data["final_only"], by=self.membership)
+                                    final_only=data["final_only"], minutes=data["minutes"], enabled=data["enabled"],
+                                    by=self.membership)
         return Response(RuleOut(rule).data, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailView(TeamAPIView):
+    permission_classes = [CanManageNotifications]
+
+    def _rule(self, request: Request, rule_id: str) -> Rule:
+        rule = services.rule_get_for_team(team=self.team, rule_id=rule_id)
+        self.check_object_permissions(request, rule)
+        return rule
+
+    @extend_schema(operation_id="notification_rules_retrieve", responses={200: RuleOut, **error_responses(401, 404)})
+    def get(self, request: Request, rule_id: str) -> Response:
+        return Response(RuleOut(self._rule(request, rule_id)).data)
+
+    @extend_schema(operation_id="notification_rules_update", request=RulePatch,
+                   responses={200: RuleOut, **error_responses(400, 401, 403, 404)})
+    def patch(self, request: Request, rule_id: str) -> Response:
+        rule = self._rule(request, rule_id)
+        rule = services.rule_update(rule=rule, changes=_valid(RulePatch, request), by=self.membership)
+        return Response(RuleOut(rule).data)
+
+    @extend_schema(operation_id="notification_rules_destroy", responses={204: None, **error_responses(401, 403, 404)})
+    def delete(self, request: Request, rule_id: str) -> Response:
+        services.rule_delete(rule=self._rule(request, rule_id), by=self.membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)

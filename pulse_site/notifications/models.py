@@ -47,6 +47,7 @@ class Rule(models.Model):
         BUDGET_THRESHOLD = "budget_threshold", "A budget alert threshold was crossed"
         OVERRUN = "overrun", "A job cost more than its estimate"
         SCHEDULE_BROKEN = "schedule_broken", "A schedule broke (it stopped firing)"
+        HELD_LONG = "held_long", "A job was held longer than N minutes"
 
     public_id = PublicIdField(prefix="NR")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notification_rules")
@@ -56,10 +57,20 @@ class Rule(models.Model):
     handlers = models.JSONField(default=list, blank=True)
     # job_failed: only when no retry follows (the last attempt); else every failed attempt.
     final_only = models.BooleanField(default=True)
+    # held_long: how many minutes a hold lasts before the target hears of it (NULL for other kinds).
+    minutes = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            # A held_long rule says how long; no other kind has a duration.
+            models.CheckConstraint(
+                condition=(Q(kind="held_long", minutes__gte=1) | (~Q(kind="held_long") & Q(minutes__isnull=True))),
+                name="notification_rule_minutes_for_held_long",
+            ),
+        ]
         indexes = [
             # The match step: WHERE team_id = ? AND kind IN (...).
             models.Index(fields=["team", "kind"], name="notification_rule_team_kind"),
@@ -82,3 +93,32 @@ class JobWatch(models.Model):
             # The match step, on a job's final event: WHERE team_id = ? AND job_id = ?.
             models.Index(fields=["team", "job_id"], name="notification_watch_job"),
         ]
+
+
+class HoldTimer(models.Model):
+    """One hold that a held_long rule is timing: begun by a job.paused event, ended (deleted) by
+    the job's next state event; if the job is still held at `due_at`, the target hears once."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="hold_timers")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    job_id = models.CharField(max_length=29)
+    handler = models.CharField(max_length=100)
+    # The job.paused event that began the hold, and its time.
+    event_id = models.BigIntegerField()
+    held_since = models.DateTimeField()
+    due_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # One timer per rule and job: a job is in at most one hold at a time.
+            models.UniqueConstraint(fields=["rule", "job_id"], name="notification_hold_rule_job"),
+        ]
+        indexes = [
+            # The due step: WHERE due_at <= now.
+            models.Index(fields=["due_at"], name="notification_hold_due"),
+            # The end of a hold: WHERE team_id = ? AND job_id = ?.
+            models.Index(fields=["team", "job_id"], name="notification_hold_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} held since {self.held_since:%Y-%m-%d %H:%M} ({self.rule_id})"

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.validators import EmailValidator, URLValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from jobs.models import Job
 from jobs.services import job_submit
 from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
+from pulse_site.live.relay import outbox_consume
 from pulse_site.notifications.handlers import NOTIFY_HANDLER
-from pulse_site.notifications.models import JobWatch, Rule, Target
+from pulse_site.notifications.models import HoldTimer, JobWatch, Rule, Target, new_secret
 from pulse_site.teams.models import Membership, Team
 
 CURSOR_NAME = "notifications"
 MATCH_BATCH = 500
+MAX_HELD_MINUTES = 7 * 24 * 60
 
 
 def _require_manager(by: Membership | None) -> None:
@@ -26,28 +31,68 @@ def _require_manager(by: Membership | None) -> None:
         raise PermissionDenied("Only owners and admins manage notifications.")
 
 
-def target_create(*, team: Team, name: str, kind: str, address: str, by: Membership | None,
-                  created_by: str = "") -> Target:
-    _require_manager(by)
+def _clean_target_fields(*, name: str, kind: str, address: str) -> tuple[str, str, str]:
     name, address = (name or "").strip(), (address or "").strip()
     if not 1 <= len(name) <= 100:
         raise ValidationError.for_field("name", "From 1 to 100 characters.")
     if kind not in Target.Kind.values:
         raise ValidationError.for_field("kind", "email or webhook.")
     try:
+        if len(address) > 500:
+            raise DjangoValidationError("too long")
         if kind == Target.Kind.EMAIL:
             EmailValidator()(address)
         else:
             URLValidator(schemes=["http", "https"])(address)
     except DjangoValidationError:
         raise ValidationError.for_field("address", "An email address." if kind == "email" else "An http(s) URL.") from None
+    return name, kind, address
+
+
+def _name_taken() -> Conflict:
+    return Conflict("A target with this name exists.", code="target_exists", fields={"name": ["Already used."]})
+
+
+def target_create(*, team: Team, name: str, kind: str, address: str, by: Membership | None,
+                  created_by: str = "") -> Target:
+    _require_manager(by)
+    name, kind, address = _clean_target_fields(name=name, kind=kind, address=address)
     try:
         with transaction.atomic():
-            return Target.objects.create(team=team, name=name, kind=kind, address=address[:500],
+            return Target.objects.create(team=team, name=name, kind=kind, address=address,
                                          created_by=created_by[:150])
     except IntegrityError:
-        raise Conflict("A target with this name exists.", code="target_exists",
-                       fields={"name": ["Already used."]}) from None
+        raise _name_taken() from None
+
+
+def target_update(*, target: Target, changes: dict[str, Any], by: Membership | None) -> Target:
+    """Rename a target, point it elsewhere (its kind and address are checked together), turn it
+    on or off, or give it a new signing secret (`rotate_secret`). A disabled target hears nothing
+    from rules or watches; test sends still go (they are how one checks it works)."""
+    _require_manager(by)
+    unknown = sorted(set(changes) - {"name", "kind", "address", "enabled", "rotate_secret"})
+    if unknown:
+        raise ValidationError.for_field(unknown[0], "Not a field of a target that can change.")
+    name, kind, address = _clean_target_fields(name=changes.get("name", target.name),
+                                               kind=changes.get("kind", target.kind),
+                                               address=changes.get("address", target.address))
+    target.name, target.kind, target.address = name, kind, address
+    target.enabled = bool(changes.get("enabled", target.enabled))
+    if changes.get("rotate_secret"):
+        target.secret = new_secret()
+    try:
+        with transaction.atomic():
+            target.save(update_fields=["name", "kind", "address", "enabled", "secret"])
+    except IntegrityError:
+        raise _name_taken() from None
+    return target
+
+
+def target_delete(*, target: Target, by: Membership | None) -> None:
+    """Delete a target with its rules and watches; its past deliveries stay in the jobs list
+    (a queued one fails: the target no longer exists)."""
+    _require_manager(by)
+    target.delete()
 
 
 def target_get_for_team(*, team: Team, target_id: str) -> Target:
@@ -93,17 +138,69 @@ def target_send_test(*, target: Target, by: str, member: Membership | None = Non
                              text=f"{by} sent this test from Pulse.", event={"kind": "test"}, by=by)
 
 
+def _clean_rule_fields(*, kind: str, handlers: object, minutes: object) -> tuple[list[str], int | None]:
+    if not isinstance(handlers, list) or not all(isinstance(h, str) and h for h in handlers):
+        raise ValidationError.for_field("handlers", "A list of handler names (empty: every handler).")
+    if kind != Rule.Kind.HELD_LONG:
+        return handlers, None  # only held_long rules have a duration; any other value is ignored
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_HELD_MINUTES:
+        raise ValidationError.for_field("minutes", f"A whole number of minutes from 1 to {MAX_HELD_MINUTES}.")
+    return handlers, minutes
+
+
 def rule_create(*, team: Team, target: Target, kind: str, handlers: object = None, final_only: bool = True,
-                by: Membership | None) -> Rule:
+                minutes: object = None, enabled: bool = True, by: Membership | None) -> Rule:
     _require_manager(by)
     if target.team_id != team.pk:
         raise NotFound("No such notification target in this team.")
     if kind not in Rule.Kind.values:
         raise ValidationError.for_field("kind", f"One of {', '.join(Rule.Kind.values)}.")
-    handlers = handlers or []
-    if not isinstance(handlers, list) or not all(isinstance(h, str) and h for h in handlers):
-        raise ValidationError.for_field("handlers", "A list of handler names (empty: every handler).")
-    return Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only))
+    handlers, minutes = _clean_rule_fields(kind=kind, handlers=handlers or [], minutes=minutes)
+    return Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
+                               minutes=minutes, enabled=bool(enabled))
+
+
+def rule_get_for_team(*, team: Team, rule_id: str) -> Rule:
+    """The team's rule, or 404 (also for another team's id)."""
+    rule = (Rule.objects.filter(team=team, public_id=rule_id).select_related("target").first()
+            if looks_like_public_id(rule_id, "NR") else None)
+    if rule is None:
+        raise NotFound("No such notification rule in this team.")
+    return rule
+
+
+@transaction.atomic
+def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None) -> Rule:
+    """Change a rule's target, handlers, last-attempt flag, minutes or enabled flag (its kind
+    is what it is: delete it and add another). Timers of holds already begun follow a new
+    duration; a disabled rule's timers are dropped."""
+    _require_manager(by)
+    unknown = sorted(set(changes) - {"target", "handlers", "final_only", "minutes", "enabled"})
+    if unknown:
+        raise ValidationError.for_field(unknown[0], "Not a field of a rule that can change.")
+    if "target" in changes:
+        target = changes["target"]
+        if not isinstance(target, Target):
+            target = target_get_for_team(team=rule.team, target_id=str(target))
+        if target.team_id != rule.team_id:
+            raise NotFound("No such notification target in this team.")
+        rule.target = target
+    handlers, minutes = _clean_rule_fields(kind=rule.kind, handlers=changes.get("handlers", rule.handlers),
+                                           minutes=changes.get("minutes", rule.minutes))
+    rule.handlers, rule.minutes = handlers, minutes
+    rule.final_only = bool(changes.get("final_only", rule.final_only))
+    rule.enabled = bool(changes.get("enabled", rule.enabled))
+    rule.save(update_fields=["target", "handlers", "final_only", "minutes", "enabled"])
+    if not rule.enabled:
+        HoldTimer.objects.filter(rule=rule).delete()
+    elif minutes is not None:
+        HoldTimer.objects.filter(rule=rule).update(due_at=F("held_since") + timedelta(minutes=minutes))
+    return rule
+
+
+def rule_delete(*, rule: Rule, by: Membership | None) -> None:
+    _require_manager(by)
+    rule.delete()
 
 
 # --- matching the outbox ---------------------------------------------------------------------------
@@ -139,16 +236,28 @@ def _message(event: Event) -> tuple[str, str]:
             f"{p.get('handler')}: estimate {p.get('estimate')}, actual {p.get('actual')}")
 
 
-def _matches(rule: Rule, event: Event, final: bool) -> bool:
-    handler = event.payload.get("handler")
+def _handler_matches(rule: Rule, handler: object) -> bool:
     if handler == NOTIFY_HANDLER:
-        return False  # a failed delivery must not notify about itself
-    if rule.handlers and handler not in rule.handlers:
+        return False  # a delivery must not notify about itself
+    return not rule.handlers or handler in rule.handlers
+
+
+def _matches(rule: Rule, event: Event, final: bool) -> bool:
+    if not _handler_matches(rule, event.payload.get("handler")):
         return False
     return final or not rule.final_only
 
 
+def _event_ref(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "kind": event.kind, "subject": event.subject, "payload": event.payload}
+
+
 WATCHED_KINDS = ("job.completed", "job.failed", "job.cancelled")
+# A hold begins with job.paused and ends with whichever of these comes next for the job.
+HOLD_END_KINDS = ("job.released", "job.resumed", "job.started", "job.completed", "job.failed",
+                  "job.cancelled", "job.deleted")
+MATCHED_KINDS = frozenset({*WATCHED_KINDS, *HOLD_END_KINDS, "job.paused", "job.retrying", "budget.alert",
+                           "budget.overrun", "schedule.broken"})
 
 
 def _notify_watchers(event: Event) -> int:
@@ -160,40 +269,107 @@ def _notify_watchers(event: Event) -> int:
         error = event.payload.get("error") or {}
         notification_send(target=watch.target, subject=f"Job {event.subject} ({event.payload.get('handler')}) {status}",
                           text=f"{error.get('code')}: {error.get('message')}" if error else "",
-                          event={"id": event.id, "kind": event.kind, "subject": event.subject,
-                                 "payload": event.payload}, by="notifications")
+                          event=_event_ref(event), by="notifications")
     JobWatch.objects.filter(pk__in=[w.pk for w in watches]).delete()
     return len(watches)
 
 
-def notifications_match(*, limit: int = MATCH_BATCH) -> int:
-    """Queue deliveries for the events since the cursor that match a rule; the number queued.
-    The cursor row is locked, so concurrent tickers never send one event twice."""
-    with transaction.atomic():
-        cursor = RelayCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR_NAME).first()
-        if cursor is None:
-            last = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
-            RelayCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"last_id": last})
-            return 0
-        events = list(Event.objects.filter(id__gt=cursor.last_id, kind__in=[*WATCHED_KINDS, "job.retrying",
-                                                                             "budget.alert", "budget.overrun",
-                                                                             "schedule.broken"])
-                      .order_by("id")[:limit])
-        queued = 0
-        for event in events:
-            queued += _notify_watchers(event)
-            matched = _rule_kind(event)
-            if matched is None:
-                continue
-            kind, final = matched
-            for rule in Rule.objects.filter(team_id=event.team_id, kind=kind, target__enabled=True).select_related("target"):
-                if _matches(rule, event, final):
-                    subject, text = _message(event)
-                    notification_send(target=rule.target, subject=subject, text=text, by="notifications",
-                                      event={"id": event.id, "kind": event.kind, "subject": event.subject,
-                                             "payload": event.payload})
-                    queued += 1
-        newest = Event.objects.order_by("-id").values_list("id", flat=True).first() or cursor.last_id
-        cursor.last_id = events[-1].id if len(events) == limit else max(newest, cursor.last_id)
-        cursor.save(update_fields=["last_id"])
+def _time_holds(event: Event) -> None:
+    """Start a timer per held_long rule when a job is held; stop them when the hold ends."""
+    if event.kind in HOLD_END_KINDS:
+        HoldTimer.objects.filter(team_id=event.team_id, job_id=event.subject).delete()
+    if event.kind != "job.paused":
+        return
+    handler = event.payload.get("handler")
+    for rule in Rule.objects.filter(team_id=event.team_id, kind=Rule.Kind.HELD_LONG, enabled=True):
+        if _handler_matches(rule, handler) and rule.minutes:
+            # get_or_create: a second job.paused without an end between them is the same hold.
+            HoldTimer.objects.get_or_create(rule=rule, job_id=event.subject, defaults={
+                "team_id": event.team_id, "handler": str(handler or ""), "event_id": event.id,
+                "held_since": event.created_at, "due_at": event.created_at + timedelta(minutes=rule.minutes)})
+
+
+def _match_events(events: list[Event]) -> int:
+    queued = 0
+    for event in events:
+        queued += _notify_watchers(event)
+        _time_holds(event)
+        matched = _rule_kind(event)
+        if matched is None:
+            continue
+        kind, final = matched
+        rules = Rule.objects.filter(team_id=event.team_id, kind=kind, enabled=True, target__enabled=True)
+        for rule in rules.select_related("target"):
+            if _matches(rule, event, final):
+                subject, text = _message(event)
+                notification_send(target=rule.target, subject=subject, text=text, by="notifications",
+                                  event=_event_ref(event))
+                queued += 1
     return queued
+
+
+def _held_text(job: Job) -> str:
+    return " ".join(str(r.get("message", "")) for r in job.hold_reasons if isinstance(r, dict)).strip()
+
+
+def holds_due(*, now: datetime | None = None, limit: int = MATCH_BATCH) -> int:
+    """Tell the targets of held_long rules about jobs still held at their timer's due time; the
+    number queued. Each timer fires at most once and is deleted (so once per hold, never per tick).
+
+    The job's own row is the truth: a job no longer held drops its timer. A job with a state event
+    the match step has not read yet is left for its next run, so a job released and held again
+    moments ago is timed from its new hold, not its old one.
+    """
+    now = now or timezone.now()
+    if not HoldTimer.objects.filter(due_at__lte=now).exists():
+        return 0  # lock-free: an idle step never takes SQLite's write lock
+    queued = 0
+    with transaction.atomic():
+        timers = list(HoldTimer.objects.select_for_update(skip_locked=True).filter(due_at__lte=now)
+                      .order_by("due_at")[:limit])
+        job_ids = {t.job_id for t in timers}
+        held = {job.public_id: job for job in Job.objects.filter(public_id__in=job_ids, status=Job.Status.PAUSED)}
+        read_up_to = RelayCursor.objects.filter(name=CURSOR_NAME).values_list("last_id", flat=True).first() or 0
+        unread = set(Event.objects.filter(id__gt=read_up_to, subject__in=list(held),
+                                          kind__in=[*HOLD_END_KINDS, "job.paused"]).values_list("subject", flat=True))
+        rules = {r.pk: r for r in Rule.objects.filter(pk__in={t.rule_id for t in timers}).select_related("target")}
+        done: list[int] = []
+        for timer in timers:
+            job, rule = held.get(timer.job_id), rules[timer.rule_id]
+            if job is not None and job.team_id != timer.team_id:
+                job = None
+            if job is not None and timer.job_id in unread:
+                continue
+            done.append(timer.pk)
+            if job is None or not (rule.enabled and rule.target.enabled and _handler_matches(rule, job.handler)):
+                continue
+            notification_send(
+                target=rule.target, by="notifications",
+                subject=f"Job {job.public_id} ({job.handler}) held for more than {rule.minutes} min",
+                text=_held_text(job),
+                event={"kind": "job.held_long", "subject": job.public_id,
+                       "payload": {"handler": job.handler, "held_since": timer.held_since.isoformat(),
+                                   "minutes": rule.minutes, "hold_reasons": job.hold_reasons}})
+            queued += 1
+        HoldTimer.objects.filter(pk__in=done).delete()
+    return queued
+
+
+def notifications_match(*, limit: int = MATCH_BATCH, max_batches: int = 20) -> int:
+    """Queue deliveries for the outbox events that match a rule or a watch, and for holds that
+    have lasted their rule's minutes; the number queued.
+
+    The outbox is read through the relay's reader (pulse_site.live.relay.outbox_consume) with its
+    own cursor: the same gap grace (a late-committing lower id is waited for, not skipped) and
+    the same cursor lock, so concurrent tickers never send one event twice.
+    """
+    queued = 0
+
+    def handle(events: list[Event]) -> None:
+        nonlocal queued
+        queued += _match_events(events)
+
+    for _ in range(max_batches):
+        if outbox_consume(cursor=CURSOR_NAME, handle=handle, kinds=MATCHED_KINDS, limit=limit) < limit:
+            break
+    return queued + holds_due()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -30,24 +32,81 @@ def page(request: HttpRequest) -> HttpResponse:
     return render(request, "notifications/page.html", context)
 
 
-@require_POST
-@manager_required
-def target_add(request: HttpRequest) -> HttpResponse:
+def _done(request: HttpRequest, change: Callable[[], object], success: str) -> HttpResponse:
+    """Run one service call; its refusal becomes the page's error message. Back to the page."""
     try:
-        services.target_create(team=request.team, name=request.POST.get("name", ""),  # type: ignore[attr-defined]
-                               kind=request.POST.get("kind", ""), address=request.POST.get("address", ""),
-                               by=request.membership, created_by=request.user.get_username())  # type: ignore[attr-defined]
+        change()
     except PulseError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Target added.")
+        messages.success(request, success)
     return redirect("notifications:page")
+
+
+def _target(request: HttpRequest, target_id: str) -> Target:
+    return get_or_404(services.target_get_for_team, team=request.team, target_id=target_id)  # type: ignore[attr-defined]
+
+
+def _rule(request: HttpRequest, rule_id: str) -> Rule:
+    return get_or_404(services.rule_get_for_team, team=request.team, rule_id=rule_id)  # type: ignore[attr-defined]
+
+
+def _minutes(request: HttpRequest) -> int | None | str:
+    raw = request.POST.get("minutes", "").strip()
+    if not raw:
+        return None
+    return int(raw) if raw.isdigit() else raw  # the service refuses what is not a whole number
+
+
+@require_POST
+@manager_required
+def target_add(request: HttpRequest) -> HttpResponse:
+    return _done(request, lambda: services.target_create(
+        team=request.team, name=request.POST.get("name", ""),  # type: ignore[attr-defined]
+        kind=request.POST.get("kind", ""), address=request.POST.get("address", ""),
+        by=request.membership, created_by=request.user.get_username()), "Target added.")  # type: ignore[attr-defined]
+
+
+@require_POST
+@manager_required
+def target_edit(request: HttpRequest, target_id: str) -> HttpResponse:
+    target = _target(request, target_id)
+    changes = {key: request.POST[key] for key in ("name", "kind", "address") if key in request.POST}
+    return _done(request, lambda: services.target_update(target=target, changes=changes, by=request.membership),  # type: ignore[attr-defined]
+                 "Target saved.")
+
+
+@require_POST
+@manager_required
+def target_enabled(request: HttpRequest, target_id: str) -> HttpResponse:
+    target = _target(request, target_id)
+    enabled = request.POST.get("enabled") == "1"
+    return _done(request, lambda: services.target_update(target=target, changes={"enabled": enabled},
+                                                         by=request.membership),  # type: ignore[attr-defined]
+                 f"{target.name} {'enabled' if enabled else 'disabled'}.")
+
+
+@require_POST
+@manager_required
+def target_rotate(request: HttpRequest, target_id: str) -> HttpResponse:
+    target = _target(request, target_id)
+    return _done(request, lambda: services.target_update(target=target, changes={"rotate_secret": True},
+                                                         by=request.membership),  # type: ignore[attr-defined]
+                 f"{target.name} has a new signing secret; receivers must use it from now on.")
+
+
+@require_POST
+@manager_required
+def target_delete(request: HttpRequest, target_id: str) -> HttpResponse:
+    target = _target(request, target_id)
+    return _done(request, lambda: services.target_delete(target=target, by=request.membership),  # type: ignore[attr-defined]
+                 f"{target.name} deleted, with its rules.")
 
 
 @require_POST
 @manager_required
 def target_test(request: HttpRequest, target_id: str) -> HttpResponse:
-    target = get_or_404(services.target_get_for_team, team=request.team, target_id=target_id)  # type: ignore[attr-defined]
+    target = _target(request, target_id)
     job = services.target_send_test(target=target, by=request.user.get_username(),
                                     member=request.membership)  # type: ignore[attr-defined]
     messages.success(request, f"Test queued as {job.public_id}.")
@@ -60,12 +119,36 @@ def rule_add(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     target = get_or_404(services.target_get_for_team, team=team, target_id=request.POST.get("target", ""))
     handlers = [h for h in request.POST.getlist("handlers") if h]
-    try:
-        services.rule_create(team=team, target=target, kind=request.POST.get("kind", ""), handlers=handlers,
-                             final_only=request.POST.get("final_only") == "on",
-                             by=request.membership)  # type: ignore[attr-defined]
-    except PulseError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, "Rule added.")
-    return redirect("notifications:page")
+    return _done(request, lambda: services.rule_create(
+        team=team, target=target, kind=request.POST.get("kind", ""), handlers=handlers,
+        final_only=request.POST.get("final_only") == "on", minutes=_minutes(request),
+        by=request.membership), "Rule added.")  # type: ignore[attr-defined]
+
+
+@require_POST
+@manager_required
+def rule_edit(request: HttpRequest, rule_id: str) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    changes = {"target": _target(request, request.POST.get("target", "")),
+               "handlers": [h for h in request.POST.getlist("handlers") if h],
+               "final_only": request.POST.get("final_only") == "on", "minutes": _minutes(request)}
+    return _done(request, lambda: services.rule_update(rule=rule, changes=changes, by=request.membership),  # type: ignore[attr-defined]
+                 "Rule saved.")
+
+
+@require_POST
+@manager_required
+def rule_enabled(request: HttpRequest, rule_id: str) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    enabled = request.POST.get("enabled") == "1"
+    return _done(request, lambda: services.rule_update(rule=rule, changes={"enabled": enabled},
+                                                       by=request.membership),  # type: ignore[attr-defined]
+                 f"Rule {'enabled' if enabled else 'disabled'}.")
+
+
+@require_POST
+@manager_required
+def rule_delete(request: HttpRequest, rule_id: str) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    return _done(request, lambda: services.rule_delete(rule=rule, by=request.membership),  # type: ignore[attr-defined]
+                 "Rule deleted.")

@@ -22,7 +22,7 @@ from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import run_job
 from jobs.services import job_submit
 from pulse_site.live.models import Event
-from pulse_site.notifications.models import JobWatch, Rule, Target
+from pulse_site.notifications.models import HoldTimer, JobWatch, Rule, Target
 from pulse_site.notifications.services import rule_create, target_create
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
@@ -96,7 +96,7 @@ def acme_world(acme, alice, bob, settings) -> AcmeWorld:
     token, _ = token_create(team=acme, name="acme secret token", access="write", expires_at=None, by=None)
     target = target_create(team=acme, name="Acme secret target", kind=Target.Kind.EMAIL,
                            address="alice@example.com", by=None)
-    rule_create(team=acme, target=target, kind=Rule.Kind.values[0], by=None)
+    rule = rule_create(team=acme, target=target, kind=Rule.Kind.values[0], by=None)
     job_ids = [done.public_id, queued.public_id]
     ids = {
         "job_id": job_ids,
@@ -104,6 +104,7 @@ def acme_world(acme, alice, bob, settings) -> AcmeWorld:
         "override_id": [override.public_id],
         "token_id": [token.public_id],
         "target_id": [target.public_id],
+        "rule_id": [rule.public_id],
         "user_id": [str(alice.pk), str(bob.pk)],
         # Every action name either app knows, on both apps' action routes.
         "action": ["cancel", "pause", "resume", "retry", "trigger", "delete"],
@@ -111,7 +112,7 @@ def acme_world(acme, alice, bob, settings) -> AcmeWorld:
     refs = {"job": done.public_id, "job_id": done.public_id, "parent": done.public_id, "parent_id": done.public_id,
             "cursor": done.public_id, "q": done.public_id, "schedule": schedule.public_id,
             "schedule_id": schedule.public_id, "execution": execution.public_id, "override": override.public_id,
-            "token": token.public_id, "target": target.public_id, "notify": target.public_id, "user": str(alice.pk), "user_id": str(alice.pk), "team": acme.public_id}
+            "token": token.public_id, "target": target.public_id, "rule": rule.public_id, "notify": target.public_id, "user": str(alice.pk), "user_id": str(alice.pk), "team": acme.public_id}
     body = {**refs, "ids": job_ids, "handler": "pulse.noop", "payload": {"parent": done.public_id},
             "name": "Mine", "cron": "0 * * * *", "role": "viewer", "action": "cancel", "amount": "1",
             "reason": "x", "next": f"/jobs/{done.public_id}/"}
@@ -125,7 +126,7 @@ def acme_snapshot(acme) -> dict[str, list[dict[str, Any]]]:
         Schedule: {"team": acme}, Execution: {"team": acme}, BudgetPolicy: {"team": acme},
         HandlerCap: {"team": acme}, PolicyChange: {"team": acme}, Usage: {"team": acme}, Ledger: {"team": acme},
         Override: {"team": acme}, ApiToken: {"team": acme}, Membership: {"team": acme}, Event: {"team": acme},
-        Target: {"team": acme}, Rule: {"team": acme}, JobWatch: {"team": acme},
+        Target: {"team": acme}, Rule: {"team": acme}, JobWatch: {"team": acme}, HoldTimer: {"team": acme},
     }
     return {model.__name__: list(model.objects.filter(**where).order_by("pk").values())
             for model, where in scoped.items()}

@@ -1,0 +1,209 @@
+"""Editing, disabling and deleting targets and rules: on the page and over the API, by owners and
+admins only; members, viewers and tokens read; another team's ids are 404 and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from pulse_site.notifications.models import Rule, Target
+from pulse_site.notifications.services import rule_create, target_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def ops(acme):
+    return target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+
+
+@pytest.fixture
+def rule(acme, ops):
+    return rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=10, by=None)
+
+
+def rows() -> tuple[list[dict], list[dict]]:
+    return (list(Target.objects.order_by("pk").values()), list(Rule.objects.order_by("pk").values()))
+
+
+# --- API ------------------------------------------------------------------------------------------
+
+
+def test_an_owner_edits_disables_and_deletes_a_target_over_the_api(alice, acme, ops, rule):
+    client = session(alice)
+    url = f"/api/v1/notifications/targets/{ops.public_id}/"
+    response = client.patch(url, {"name": "on-call", "address": "oncall@example.com", "enabled": False}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["name"], body["address"], body["enabled"]) == ("on-call", "oncall@example.com", False)
+    assert "secret" not in body
+    assert client.get(url).json()["name"] == "on-call"
+
+    old_secret = Target.objects.get(pk=ops.pk).secret
+    rotated = client.patch(url, {"rotate_secret": True}, format="json").json()
+    assert rotated["secret"] == Target.objects.get(pk=ops.pk).secret != old_secret
+
+    assert client.delete(url).status_code == 204
+    assert not Target.objects.exists() and not Rule.objects.exists()
+    assert client.get(url).status_code == 404
+
+
+def test_bad_target_changes_are_refused_with_the_field_and_nothing_changes(alice, acme, ops):
+    target_create(team=acme, name="pager", kind="email", address="p@example.com", by=None)
+    client = session(alice)
+    url = f"/api/v1/notifications/targets/{ops.public_id}/"
+    before = rows()
+    for change, status, field in (({"kind": "webhook"}, 400, "address"),  # an email address is no URL
+                                  ({"address": "not an address"}, 400, "address"),
+                                  ({"name": ""}, 400, "name"),
+                                  ({"name": "pager"}, 409, "name"),
+                                  ({"secret": "mine"}, 400, "secret")):
+        response = client.patch(url, change, format="json")
+        assert response.status_code == status, change
+        assert list(response.json()["error"]["fields"]) == [field], change
+    assert rows() == before
+
+
+def test_an_owner_edits_disables_and_deletes_a_rule_over_the_api(alice, acme, ops, rule):
+    pager = target_create(team=acme, name="pager", kind="email", address="p@example.com", by=None)
+    client = session(alice)
+    url = f"/api/v1/notifications/rules/{rule.public_id}/"
+    response = client.patch(url, {"minutes": 30, "enabled": False, "target": pager.public_id,
+                                  "handlers": ["pulse.noop"]}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"id": rule.public_id, "target": pager.public_id, "kind": "held_long",
+                               "handlers": ["pulse.noop"], "final_only": True, "minutes": 30, "enabled": False}
+    assert client.get(url).json()["minutes"] == 30
+    assert client.delete(url).status_code == 204
+    assert not Rule.objects.exists() and Target.objects.count() == 2
+
+
+def test_bad_rule_changes_are_refused_with_the_field_and_nothing_changes(alice, acme, rule):
+    client = session(alice)
+    url = f"/api/v1/notifications/rules/{rule.public_id}/"
+    before = rows()
+    for change, field in (({"minutes": 0}, "minutes"), ({"minutes": None}, "minutes"),
+                          ({"minutes": 10081}, "minutes"), ({"handlers": "pulse.noop"}, "handlers"),
+                          ({"kind": "job_failed"}, "kind")):
+        response = client.patch(url, change, format="json")
+        assert response.status_code == 400, change
+        assert list(response.json()["error"]["fields"]) == [field], change
+    assert rows() == before
+
+
+def test_a_held_long_rule_needs_its_minutes(alice, acme, ops):
+    client = session(alice)
+    response = client.post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "held_long"},
+                           format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["minutes"]
+    created = client.post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "held_long",
+                                                           "minutes": 15}, format="json")
+    assert created.status_code == 201 and created.json()["minutes"] == 15
+    other = client.post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "overrun",
+                                                         "minutes": 15}, format="json")
+    assert other.status_code == 201 and other.json()["minutes"] is None
+
+
+def test_members_viewers_and_tokens_can_read_but_not_change(bob, vic, acme, acme_api, ops, rule):
+    before = rows()
+    for client in (session(bob), session(vic), acme_api):
+        for url in (f"/api/v1/notifications/targets/{ops.public_id}/", f"/api/v1/notifications/rules/{rule.public_id}/"):
+            assert client.get(url).status_code == 200
+            assert client.patch(url, {"enabled": False}, format="json").status_code == 403
+            assert client.delete(url).status_code == 403
+    assert rows() == before
+
+
+def test_another_teams_targets_and_rules_are_404_and_nothing_changes(charlie, globex, acme, ops, rule):
+    mine = target_create(team=globex, name="mine", kind="email", address="c@example.com", by=None)
+    mine_rule = rule_create(team=globex, target=mine, kind=Rule.Kind.OVERRUN, by=None)
+    before = rows()
+    client = session(charlie)
+    for url in (f"/api/v1/notifications/targets/{ops.public_id}/", f"/api/v1/notifications/rules/{rule.public_id}/"):
+        assert client.get(url).status_code == 404
+        response = client.patch(url, {"enabled": False}, format="json")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+        assert client.delete(url).status_code == 404
+    # Pointing his own rule at Acme's target is 404 too.
+    response = client.patch(f"/api/v1/notifications/rules/{mine_rule.public_id}/", {"target": ops.public_id},
+                            format="json")
+    assert response.status_code == 404
+    assert rows() == before
+
+
+# --- The page -------------------------------------------------------------------------------------
+
+
+def test_the_page_edits_disables_and_deletes_targets_and_rules(alice_client, acme, ops, rule):
+    assert alice_client.post(f"/notifications/targets/{ops.public_id}/edit/",
+                             {"name": "on-call", "kind": "email", "address": "oncall@example.com"}).status_code == 302
+    assert alice_client.post(f"/notifications/targets/{ops.public_id}/enabled/", {"enabled": "0"}).status_code == 302
+    target = Target.objects.get(pk=ops.pk)
+    assert (target.name, target.address, target.enabled) == ("on-call", "oncall@example.com", False)
+
+    alice_client.post(f"/notifications/rules/{rule.public_id}/edit/", {"target": ops.public_id, "minutes": "45",
+                                                                        "handlers": ["pulse.noop"]})
+    alice_client.post(f"/notifications/rules/{rule.public_id}/enabled/", {"enabled": "0"})
+    saved = Rule.objects.get(pk=rule.pk)
+    assert (saved.minutes, saved.handlers, saved.enabled) == (45, ["pulse.noop"], False)
+    page = alice_client.get("/notifications/").content.decode()
+    assert "Enable" in page and "(N = 45)" in page
+
+    alice_client.post(f"/notifications/rules/{rule.public_id}/delete/")
+    assert not Rule.objects.exists()
+    alice_client.post(f"/notifications/targets/{ops.public_id}/delete/")
+    assert not Target.objects.exists()
+
+
+def test_a_bad_edit_on_the_page_says_why_and_changes_nothing(alice_client, acme, ops, rule):
+    before = rows()
+    response = alice_client.post(f"/notifications/targets/{ops.public_id}/edit/",
+                                 {"name": "ops", "kind": "webhook", "address": "ops@example.com"}, follow=True)
+    assert "An http(s) URL." in response.content.decode()
+    response = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/",
+                                 {"target": ops.public_id, "minutes": "soon"}, follow=True)
+    assert "A whole number of minutes" in response.content.decode()
+    assert rows() == before
+
+
+def test_the_page_shows_a_webhooks_secret_to_owners_only_and_rotates_it(alice_client, bob_client, acme):
+    hook = target_create(team=acme, name="hook", kind="webhook", address="https://example.com/hook", by=None)
+    assert hook.secret in alice_client.get("/notifications/").content.decode()
+    assert hook.secret not in bob_client.get("/notifications/").content.decode()
+    alice_client.post(f"/notifications/targets/{hook.public_id}/rotate/")
+    assert Target.objects.get(pk=hook.pk).secret != hook.secret
+
+
+@pytest.mark.parametrize("who", ["bob_client", "vic_client"])
+def test_members_and_viewers_see_no_buttons_and_are_refused(who, request, acme, ops, rule):
+    client = request.getfixturevalue(who)
+    page = client.get("/notifications/").content.decode()
+    assert "ops@example.com" in page and "Delete" not in page and "Disable" not in page
+    before = rows()
+    for path, data in ((f"/notifications/targets/{ops.public_id}/edit/", {"name": "x", "kind": "email",
+                                                                           "address": "x@example.com"}),
+                       (f"/notifications/targets/{ops.public_id}/enabled/", {"enabled": "0"}),
+                       (f"/notifications/targets/{ops.public_id}/rotate/", {}),
+                       (f"/notifications/targets/{ops.public_id}/delete/", {}),
+                       (f"/notifications/rules/{rule.public_id}/edit/", {"target": ops.public_id, "minutes": "1"}),
+                       (f"/notifications/rules/{rule.public_id}/enabled/", {"enabled": "0"}),
+                       (f"/notifications/rules/{rule.public_id}/delete/", {})):
+        assert client.post(path, data).status_code == 403, path
+    assert rows() == before
+
+
+def test_charlies_page_posts_on_acmes_targets_and_rules_are_404(charlie_client, globex, acme, ops, rule):
+    before = rows()
+    for path in (f"/notifications/targets/{ops.public_id}/edit/", f"/notifications/targets/{ops.public_id}/enabled/",
+                 f"/notifications/targets/{ops.public_id}/rotate/", f"/notifications/targets/{ops.public_id}/delete/",
+                 f"/notifications/rules/{rule.public_id}/edit/", f"/notifications/rules/{rule.public_id}/enabled/",
+                 f"/notifications/rules/{rule.public_id}/delete/"):
+        assert charlie_client.post(path, {"enabled": "0", "name": "x", "kind": "email", "address": "x@example.com",
+                                          "target": ops.public_id, "minutes": "1"}).status_code == 404, path
+    assert rows() == before

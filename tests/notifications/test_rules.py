@@ -1,0 +1,263 @@
+"""Each rule kind against real job, budget and hold events, and the match cursor's gap grace."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from budgets.services import budget_policy_update
+from jobs.models import Job
+from jobs.runner import run_job
+from jobs.services import job_cancel, job_pause, job_resume, job_submit
+from pulse_site.live.models import Event, RelayCursor
+from pulse_site.live.services import event_emit
+from pulse_site.notifications.models import HoldTimer, Rule
+from pulse_site.notifications.services import (
+    CURSOR_NAME,
+    notifications_match,
+    rule_create,
+    rule_update,
+    target_create,
+    target_update,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ops(acme):
+    return target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+
+
+def deliveries() -> list[Job]:
+    return list(Job.objects.filter(handler="pulse.notify").order_by("id"))
+
+
+def held_job(acme, handler: str = "pulse.noop") -> Job:
+    job = job_submit(team=acme, handler=handler, payload={}, source="api").job
+    return job_pause(job=job, by="alice")
+
+
+@pytest.fixture
+def clock(time_machine):
+    time_machine.move_to(timezone.now(), tick=True)
+    return time_machine
+
+
+# --- held longer than N minutes ---------------------------------------------------------------------
+
+
+def test_a_job_held_longer_than_n_minutes_is_told_once_per_hold(acme, ops, clock):
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=5, by=None)
+    notifications_match()
+    job = held_job(acme)
+    assert notifications_match() == 0  # the hold began; nothing is due yet
+    clock.shift(timedelta(minutes=4))
+    assert notifications_match() == 0
+
+    clock.shift(timedelta(minutes=2))
+    assert notifications_match() == 1
+    [delivery] = deliveries()
+    assert delivery.payload["subject"] == f"Job {job.public_id} (pulse.noop) held for more than 5 min"
+    assert delivery.payload["text"] == "Held by alice"
+    assert delivery.payload["event"]["kind"] == "job.held_long"
+    for _ in range(3):  # later ticks of the same hold send nothing
+        clock.shift(timedelta(minutes=10))
+        assert notifications_match() == 0
+    run_job(delivery.public_id)
+    assert mail.outbox[0].subject == delivery.payload["subject"]
+
+
+def test_a_job_released_before_n_minutes_sends_nothing(acme, ops, clock):
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=5, by=None)
+    notifications_match()
+    job = held_job(acme)
+    notifications_match()
+    clock.shift(timedelta(minutes=3))
+    job_resume(job=job, by="alice")
+    assert notifications_match() == 0
+    clock.shift(timedelta(minutes=30))
+    assert notifications_match() == 0
+    assert deliveries() == [] and not HoldTimer.objects.exists()
+
+
+def test_a_release_the_match_step_has_not_read_yet_still_sends_nothing(acme, ops, clock):
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=5, by=None)
+    notifications_match()
+    job = held_job(acme)
+    notifications_match()
+    clock.shift(timedelta(minutes=3))
+    job_cancel(job=job, by="alice")  # its event is read in the same run as the timer falls due
+    clock.shift(timedelta(minutes=3))
+    assert notifications_match() == 0
+    assert deliveries() == []
+
+
+def test_a_second_hold_of_the_same_job_is_timed_afresh(acme, ops, clock):
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=5, by=None)
+    notifications_match()
+    job = held_job(acme)
+    clock.shift(timedelta(minutes=6))
+    assert notifications_match() == 1
+    job_resume(job=job, by="alice")
+    job_pause(job=Job.objects.get(pk=job.pk), by="alice")
+    clock.shift(timedelta(minutes=4))
+    assert notifications_match() == 0
+    clock.shift(timedelta(minutes=2))
+    assert notifications_match() == 1
+    assert len(deliveries()) == 2
+
+
+def test_a_budget_hold_counts_and_the_rule_filters_by_handler(acme, ops, clock, temp_handler):
+    @temp_handler("test.paid", cost="0.60", max_attempts=1)
+    def paid(ctx):
+        return None
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=1, handlers=["test.paid"], by=None)
+    notifications_match()
+    run_job(job_submit(team=acme, handler="test.paid", payload={}, source="api").job.public_id)
+    over = job_submit(team=acme, handler="test.paid", payload={}, source="api").job
+    run_job(over.public_id)  # held by the budget at admission
+    assert Job.objects.get(pk=over.pk).status == Job.Status.PAUSED
+    other = held_job(acme)  # pulse.noop: not this rule's handler
+    clock.shift(timedelta(minutes=2))
+    assert notifications_match() == 1
+    [delivery] = deliveries()
+    assert delivery.payload["event"]["subject"] == over.public_id != other.public_id
+    assert "limit" in delivery.payload["text"]
+
+
+def test_changing_n_moves_holds_already_timed_and_disabling_the_rule_drops_them(acme, ops, clock):
+    rule = rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=60, by=None)
+    notifications_match()
+    held_job(acme)
+    notifications_match()
+    clock.shift(timedelta(minutes=6))
+    rule_update(rule=rule, changes={"minutes": 5}, by=None)
+    assert notifications_match() == 1
+
+    second = held_job(acme)
+    notifications_match()
+    rule_update(rule=rule, changes={"enabled": False}, by=None)
+    clock.shift(timedelta(minutes=10))
+    assert notifications_match() == 0
+    assert not HoldTimer.objects.filter(job_id=second.public_id).exists()
+
+
+# --- failed, budget threshold, overrun ------------------------------------------------------------
+
+
+def test_every_failed_attempt_is_told_when_the_rule_is_not_last_attempt_only(acme, ops, temp_handler):
+    @temp_handler("test.flaky", max_attempts=2, retry_on=["network_error"], backoff_base=0.0)
+    def flaky(ctx):
+        from jobs.error_codes import ErrorCode, JobError
+
+        raise JobError(ErrorCode.NETWORK_ERROR, "reset by peer", retryable=True)
+
+    last_only = target_create(team=acme, name="last", kind="email", address="last@example.com", by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, final_only=False, by=None)
+    rule_create(team=acme, target=last_only, kind=Rule.Kind.JOB_FAILED, final_only=True, by=None)
+    notifications_match()
+    job = job_submit(team=acme, handler="test.flaky", payload={}, source="api").job
+    run_job(job.public_id)
+    assert notifications_match() == 1  # the retry: only the every-attempt rule
+    Job.objects.filter(pk=job.pk).update(run_after=None)
+    run_job(job.public_id)
+    assert Job.objects.get(pk=job.pk).status == Job.Status.FAILED
+    assert notifications_match() == 2  # the last attempt: both
+    subjects = [(d.origin, d.payload["subject"]) for d in deliveries()]
+    assert subjects == [
+        (ops.public_id, f"Job {job.public_id} (test.flaky) failed an attempt and will retry"),
+        (ops.public_id, f"Job {job.public_id} (test.flaky) failed"),
+        (last_only.public_id, f"Job {job.public_id} (test.flaky) failed"),
+    ]
+
+
+def test_a_budget_threshold_crossed_is_told_once(acme, ops, temp_handler):
+    @temp_handler("test.paid", cost="0.60", max_attempts=1)
+    def paid(ctx):
+        return None
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00", "alert_thresholds": [50]}, by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.BUDGET_THRESHOLD, by=None)
+    notifications_match()
+    run_job(job_submit(team=acme, handler="test.paid", payload={}, source="api").job.public_id)
+    assert notifications_match() == 1
+    [delivery] = deliveries()
+    assert delivery.payload["subject"] == "Budget alert"
+    assert delivery.payload["text"] == "The team has spent 0.6 of its daily limit of 1 (50 % reached)."
+    run_job(job_submit(team=acme, handler="test.paid", payload={}, source="api").job.public_id)
+    assert notifications_match() == 0  # the 50 % threshold of this day has fired already
+
+
+def test_an_overrun_is_told_with_estimate_and_actual(acme, ops, temp_handler):
+    @temp_handler("test.over", cost="0.50", max_attempts=1)
+    def over(ctx):
+        ctx.report_cost("0.90")
+
+    rule_create(team=acme, target=ops, kind=Rule.Kind.OVERRUN, by=None)
+    notifications_match()
+    job = job_submit(team=acme, handler="test.over", payload={}, source="api").job
+    run_job(job.public_id)
+    assert notifications_match() == 1
+    [delivery] = deliveries()
+    assert delivery.payload["subject"] == f"Job {job.public_id} cost more than estimated"
+    assert delivery.payload["text"] == "test.over: estimate 0.5, actual 0.9"
+
+
+def test_disabled_rules_and_targets_hear_nothing(acme, ops, temp_handler):
+    @temp_handler("test.breaks", max_attempts=1)
+    def breaks(ctx):
+        raise RuntimeError("no")
+
+    quiet = target_create(team=acme, name="quiet", kind="email", address="q@example.com", by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, enabled=False, by=None)
+    rule_create(team=acme, target=quiet, kind=Rule.Kind.JOB_FAILED, by=None)
+    target_update(target=quiet, changes={"enabled": False}, by=None)
+    notifications_match()
+    run_job(job_submit(team=acme, handler="test.breaks", payload={}, source="api").job.public_id)
+    assert notifications_match() == 0 and deliveries() == []
+
+
+# --- the cursor waits for a late-committing lower id ------------------------------------------------
+
+
+def failed_event(team, subject: str) -> Event:
+    return event_emit(team=team, kind="job.failed", subject=subject,
+                      payload={"handler": "pulse.noop", "error": {"code": "unknown", "message": "x"}})
+
+
+def cursor_at() -> int:
+    return RelayCursor.objects.get(name=CURSOR_NAME).last_id
+
+
+def test_a_young_gap_holds_the_cursor_until_the_late_event_commits(acme, ops, settings):
+    settings.PULSE_RELAY_GAP_GRACE = 3.0
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    first, late, after = (failed_event(acme, f"JB_{n}") for n in range(3))
+    row = {"id": late.id, "team_id": late.team_id, "kind": late.kind, "subject": late.subject,
+           "payload": late.payload}
+    late.delete()  # as if its transaction had not committed yet
+
+    assert notifications_match() == 1  # the first; the one after the gap waits
+    assert cursor_at() == first.id
+    assert notifications_match() == 0
+    Event.objects.create(**row)  # the late commit
+    assert notifications_match() == 2
+    assert [d.payload["event"]["id"] for d in deliveries()] == [first.id, row["id"], after.id]
+
+
+def test_a_gap_older_than_the_grace_is_taken_for_a_rollback(acme, ops, settings):
+    settings.PULSE_RELAY_GAP_GRACE = 3.0
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    rolled_back, after = failed_event(acme, "JB_a"), failed_event(acme, "JB_b")
+    rolled_back.delete()
+    Event.objects.filter(pk=after.pk).update(created_at=timezone.now() - timedelta(seconds=4))
+    assert notifications_match() == 1
+    assert cursor_at() == after.id
