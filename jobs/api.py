@@ -54,6 +54,13 @@ class JobErrorOut(serializers.Serializer):
     message = serializers.CharField()
 
 
+class DaemonOut(serializers.Serializer):
+    restarts = serializers.IntegerField(help_text="Starts after the first (each stop, failure or return, restarts it).")
+    up_since = serializers.DateTimeField(allow_null=True, help_text="When the running attempt started; null while it waits.")
+    uptime_seconds = serializers.IntegerField(allow_null=True)
+    restarting_at = serializers.DateTimeField(allow_null=True, help_text="When it starts again, while it waits to.")
+
+
 class JobOut(serializers.Serializer):
     """A job as lists show it (money as strings)."""
 
@@ -77,6 +84,7 @@ class JobOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
+    daemon = DaemonOut(allow_null=True, help_text="Only for jobs of daemon handlers: restarts and uptime.")
 
 
 class JobDetailOut(JobOut):

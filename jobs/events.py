@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from budgets.money import money_str
+from jobs.daemons import daemon_state
 from jobs.models import Job
 from pulse_site.live.services import event_emit
 
@@ -31,6 +32,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "completed_at": job.completed_at.isoformat() if job.completed_at else None,
+        "daemon": daemon_state(job),
     }
 
 

@@ -113,10 +113,29 @@ def test_the_jobs_page_shows_daemons_apart_with_uptime_and_restarts(alice_client
     row = section[section.index(f'id="daemon-{crashy.public_id}"'):]
     assert "restarting" in row[:600] and '<td class="num">1</td>' in row[:600]
     row = section[section.index(f'id="daemon-{running.public_id}"'):]
-    assert "(up 2\xa0hours)" in row[:800] and '<td class="num">0</td>' in row[:800]
+    assert "(up " in row[:900] and "2\xa0hours" in row[:900] and '<td class="num">0</td>' in row[:900]
     assert 'id="daemons"' not in charlie_client.get("/jobs/").content.decode()
 
 
 def test_the_handlers_list_says_which_are_daemons(acme, daemons):
     handlers = {h["name"]: h for h in token_client(acme, "read").get("/api/v1/handlers/").json()}
     assert handlers["test.forever"]["daemon"] is True and handlers["pulse.noop"]["daemon"] is False
+
+
+def test_the_api_gives_a_daemons_restarts_and_uptime_and_null_for_other_jobs(acme, submit, daemons, time_machine):
+    api = token_client(acme, "read")
+    time_machine.move_to("2026-03-01 12:00Z", tick=False)
+    crashy = submit("test.crashy")
+    run_job(crashy.public_id)  # failed once: waits to restart
+    crashy.refresh_from_db()
+    running = submit("test.forever")
+    claim(running.public_id)
+    plain = submit("pulse.noop")
+    time_machine.move_to("2026-03-01 12:00:05Z", tick=False)
+    detail = api.get(f"/api/v1/jobs/{crashy.public_id}/").json()["daemon"]
+    assert detail == {"restarts": 1, "up_since": None, "uptime_seconds": None,
+                      "restarting_at": crashy.run_after.isoformat()}
+    listed = {job["id"]: job["daemon"] for job in api.get("/api/v1/jobs/").json()["results"]}
+    assert listed[running.public_id] == {"restarts": 0, "up_since": "2026-03-01T12:00:00+00:00", "uptime_seconds": 5,
+                                         "restarting_at": None}
+    assert listed[plain.public_id] is None
