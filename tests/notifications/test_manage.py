@@ -207,3 +207,22 @@ def test_charlies_page_posts_on_acmes_targets_and_rules_are_404(charlie_client, 
         assert charlie_client.post(path, {"enabled": "0", "name": "x", "kind": "email", "address": "x@example.com",
                                           "target": ops.public_id, "minutes": "1"}).status_code == 404, path
     assert rows() == before
+
+
+# --- Admin ----------------------------------------------------------------------------------------
+
+
+def test_staff_list_every_teams_targets_rules_and_hold_timers(admin_client, acme, ops, rule):
+    from django.urls import reverse
+
+    from jobs.services import job_pause, job_submit
+    from pulse_site.notifications.services import notifications_match
+
+    notifications_match()
+    job = job_pause(job=job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job, by="alice")
+    notifications_match()
+    assert "ops@example.com" in admin_client.get(reverse("admin:notifications_target_changelist")).content.decode()
+    assert "A job was held longer than N minutes" in admin_client.get(reverse("admin:notifications_rule_changelist")).content.decode()
+    timers = admin_client.get(reverse("admin:notifications_holdtimer_changelist")).content.decode()
+    assert job.public_id in timers
+    assert admin_client.get(reverse("admin:notifications_holdtimer_add")).status_code == 403

@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
 import pytest
 from django.core import mail
 from rest_framework.test import APIClient
@@ -31,16 +33,24 @@ def session(user) -> APIClient:
 
 @pytest.fixture
 def receiver(settings):
-    """A webhook receiver on 127.0.0.1 that records each request and answers `status`."""
+    """A webhook receiver on 127.0.0.1 that checks requests as a careful receiver would: the
+    signature (with `secret`, set by the test) over timestamp.body, and a timestamp no more than
+    five minutes from its own clock (moved by `skew`). It answers 401 to a request that fails
+    either check, else `status`, and records every request with its verdict."""
     settings.PULSE_HTTP_ALLOWLIST = ["127.0.0.1"]
     received: list[dict] = []
-    answer = {"status": 204}
+    answer = {"status": 204, "secret": "", "skew": 0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"headers": dict(self.headers), "body": body})
-            self.send_response(answer["status"])
+            timestamp = self.headers.get("X-Pulse-Timestamp", "")
+            expected = "sha256=" + hmac.new(answer["secret"].encode(), timestamp.encode() + b"." + body,
+                                            hashlib.sha256).hexdigest()
+            signed = hmac.compare_digest(self.headers.get("X-Pulse-Signature", ""), expected)
+            fresh = timestamp.isdigit() and abs(time.time() + answer["skew"] - int(timestamp)) <= 300
+            received.append({"headers": dict(self.headers), "body": body, "signed": signed, "fresh": fresh})
+            self.send_response(answer["status"] if signed and fresh else 401)
             self.end_headers()
 
         def log_message(self, *args) -> None:
@@ -60,25 +70,59 @@ def test_a_test_webhook_is_delivered_signed_with_the_targets_secret(alice, acme,
                                                              "address": receiver["url"]}, format="json")
     assert created.status_code == 201
     target = created.json()
+    receiver["answer"]["secret"] = target["secret"]
     sent = client.post(f"/api/v1/notifications/targets/{target['id']}/test/")
     assert sent.status_code == 202 and sent.json()["handler"] == "pulse.notify"
     run_job(sent.json()["id"])
 
     assert Job.objects.get(public_id=sent.json()["id"]).status == Status.COMPLETED
     [request] = receiver["received"]
-    timestamp = request["headers"]["X-Pulse-Timestamp"]
-    expected = hmac.new(target["secret"].encode(), timestamp.encode() + b"." + request["body"],
-                        hashlib.sha256).hexdigest()
-    assert request["headers"]["X-Pulse-Signature"] == f"sha256={expected}"
+    assert (request["signed"], request["fresh"]) == (True, True)
     body = json.loads(request["body"])
     assert body["subject"] == "Pulse test notification for ops" and body["target"] == target["id"]
     deliveries = client.get(f"/api/v1/notifications/targets/{target['id']}/deliveries/").json()
     assert [d["id"] for d in deliveries] == [sent.json()["id"]]
 
 
+def test_a_captured_delivery_cannot_be_replayed(alice, acme, receiver):
+    target = target_create(team=acme, name="ops", kind="webhook", address=receiver["url"], by=None)
+    receiver["answer"]["secret"] = target.secret
+    run_job(session(alice).post(f"/api/v1/notifications/targets/{target.public_id}/test/").json()["id"])
+    [captured] = receiver["received"]
+    headers = {k: v for k, v in captured["headers"].items() if k.startswith("X-Pulse") or k == "Content-Type"}
+
+    # Ten minutes later, sent again as captured: too old.
+    receiver["answer"]["skew"] = 600
+    assert httpx.post(receiver["url"], content=captured["body"], headers=headers).status_code == 401
+    # With a fresh timestamp: the signature covers the timestamp, so it no longer matches.
+    receiver["answer"]["skew"] = 0
+    forged = {**headers, "X-Pulse-Timestamp": str(int(headers["X-Pulse-Timestamp"]) + 1)}
+    assert httpx.post(receiver["url"], content=captured["body"], headers=forged).status_code == 401
+    assert [(r["signed"], r["fresh"]) for r in receiver["received"]] == [(True, True), (True, False), (False, True)]
+
+
+def test_after_a_secret_rotation_deliveries_are_signed_with_the_new_secret(alice, acme, receiver):
+    client = session(alice)
+    target = target_create(team=acme, name="ops", kind="webhook", address=receiver["url"], by=None)
+    receiver["answer"]["secret"] = target.secret
+    rotated = client.patch(f"/api/v1/notifications/targets/{target.public_id}/", {"rotate_secret": True},
+                           format="json").json()
+    stale = client.post(f"/api/v1/notifications/targets/{target.public_id}/test/").json()["id"]
+    run_job(stale)  # the receiver still checks the old secret: refused, and a 401 is not retried
+    job = Job.objects.get(public_id=stale)
+    assert (job.status, job.error_code, job.attempts) == (Status.FAILED, "network_error", 1)
+
+    receiver["answer"]["secret"] = rotated["secret"]
+    fresh = client.post(f"/api/v1/notifications/targets/{target.public_id}/test/").json()["id"]
+    run_job(fresh)
+    assert Job.objects.get(public_id=fresh).status == Status.COMPLETED
+    assert [r["signed"] for r in receiver["received"]] == [False, True]
+
+
 def test_a_webhook_answering_500_is_retried_with_backoff(alice, acme, receiver):
     receiver["answer"]["status"] = 500
     target = target_create(team=acme, name="ops", kind="webhook", address=receiver["url"], by=None)
+    receiver["answer"]["secret"] = target.secret
     job_id = session(alice).post(f"/api/v1/notifications/targets/{target.public_id}/test/").json()["id"]
     run_job(job_id)
     job = Job.objects.get(public_id=job_id)

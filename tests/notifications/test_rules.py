@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection, transaction
 from django.utils import timezone
 
 from budgets.services import budget_policy_update
@@ -261,3 +263,35 @@ def test_a_gap_older_than_the_grace_is_taken_for_a_rollback(acme, ops, settings)
     Event.objects.filter(pk=after.pk).update(created_at=timezone.now() - timedelta(seconds=4))
     assert notifications_match() == 1
     assert cursor_at() == after.id
+
+
+@pytest.mark.postgres
+def test_an_event_committed_after_a_higher_id_is_still_matched(acme, ops, settings):
+    """Two real transactions: the one that took the lower id commits last."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite writers queue on the database lock: a lower id can never commit after a higher one")
+    settings.PULSE_RELAY_GAP_GRACE = 30.0
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    emitted, commit = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                failed_event(acme, "JB_slow")
+                emitted.set()
+                commit.wait(timeout=20)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    try:
+        assert emitted.wait(timeout=20)
+        failed_event(acme, "JB_fast")  # a higher id, committed first
+        assert notifications_match() == 0  # waits at the gap instead of skipping it
+    finally:
+        commit.set()
+        writer.join()
+    assert notifications_match() == 2
+    assert sorted(d.payload["event"]["subject"] for d in deliveries()) == ["JB_fast", "JB_slow"]
