@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -260,9 +262,31 @@ MATCHED_KINDS = frozenset({*WATCHED_KINDS, *HOLD_END_KINDS, "job.paused", "job.r
                            "budget.overrun", "schedule.broken"})
 
 
-def _notify_watchers(event: Event) -> int:
-    if event.kind not in WATCHED_KINDS:
+@dataclass
+class _Known:
+    """What one batch of events is matched against, read in three queries (not several per event:
+    most events concern teams with no rules and jobs nobody watches)."""
+
+    rules: dict[tuple[int, str], list[Rule]]  # (team, kind) -> the enabled rules, targets loaded
+    watched: set[tuple[int, str]]  # (team, job) with a JobWatch
+    timed: set[tuple[int, str]]  # (team, job) with a HoldTimer
+
+    @classmethod
+    def load(cls, events: list[Event]) -> _Known:
+        rules: dict[tuple[int, str], list[Rule]] = defaultdict(list)
+        for rule in Rule.objects.filter(team_id__in={e.team_id for e in events}, enabled=True).select_related("target"):
+            rules[(rule.team_id, rule.kind)].append(rule)
+        jobs = {e.subject for e in events if e.kind.startswith("job.")}
+        watched = set(JobWatch.objects.filter(job_id__in=jobs).values_list("team_id", "job_id")) if jobs else set()
+        timed = set(HoldTimer.objects.filter(job_id__in=jobs).values_list("team_id", "job_id")) if jobs else set()
+        return cls(rules=rules, watched=watched, timed=timed)
+
+
+def _notify_watchers(event: Event, known: _Known) -> int:
+    key = (event.team_id, event.subject)
+    if event.kind not in WATCHED_KINDS or key not in known.watched:
         return 0
+    known.watched.discard(key)
     watches = list(JobWatch.objects.filter(team_id=event.team_id, job_id=event.subject).select_related("target"))
     for watch in watches:
         status = event.kind.split(".", 1)[1]
@@ -274,33 +298,36 @@ def _notify_watchers(event: Event) -> int:
     return len(watches)
 
 
-def _time_holds(event: Event) -> None:
+def _time_holds(event: Event, known: _Known) -> None:
     """Start a timer per held_long rule when a job is held; stop them when the hold ends."""
-    if event.kind in HOLD_END_KINDS:
+    key = (event.team_id, event.subject)
+    if event.kind in HOLD_END_KINDS and key in known.timed:
         HoldTimer.objects.filter(team_id=event.team_id, job_id=event.subject).delete()
+        known.timed.discard(key)
     if event.kind != "job.paused":
         return
     handler = event.payload.get("handler")
-    for rule in Rule.objects.filter(team_id=event.team_id, kind=Rule.Kind.HELD_LONG, enabled=True):
+    for rule in known.rules.get((event.team_id, Rule.Kind.HELD_LONG), []):
         if _handler_matches(rule, handler) and rule.minutes:
             # get_or_create: a second job.paused without an end between them is the same hold.
             HoldTimer.objects.get_or_create(rule=rule, job_id=event.subject, defaults={
                 "team_id": event.team_id, "handler": str(handler or ""), "event_id": event.id,
                 "held_since": event.created_at, "due_at": event.created_at + timedelta(minutes=rule.minutes)})
+            known.timed.add(key)
 
 
 def _match_events(events: list[Event]) -> int:
+    known = _Known.load(events)
     queued = 0
     for event in events:
-        queued += _notify_watchers(event)
-        _time_holds(event)
+        queued += _notify_watchers(event, known)
+        _time_holds(event, known)
         matched = _rule_kind(event)
         if matched is None:
             continue
         kind, final = matched
-        rules = Rule.objects.filter(team_id=event.team_id, kind=kind, enabled=True, target__enabled=True)
-        for rule in rules.select_related("target"):
-            if _matches(rule, event, final):
+        for rule in known.rules.get((event.team_id, kind), []):
+            if rule.target.enabled and _matches(rule, event, final):
                 subject, text = _message(event)
                 notification_send(target=rule.target, subject=subject, text=text, by="notifications",
                                   event=_event_ref(event))

@@ -295,3 +295,23 @@ def test_an_event_committed_after_a_higher_id_is_still_matched(acme, ops, settin
         writer.join()
     assert notifications_match() == 2
     assert sorted(d.payload["event"]["subject"] for d in deliveries()) == ["JB_fast", "JB_slow"]
+
+
+def test_matching_costs_the_same_queries_for_ten_events_or_three_hundred(acme, ops, globex):
+    """Rules, watches and timers are read once per batch, not per event."""
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+
+    def queries_for(count: int) -> int:
+        for n in range(count):
+            event_emit(team=globex, kind=("job.completed", "job.started", "job.progress")[n % 3], subject=f"JB_{n}",
+                       payload={"handler": "pulse.noop"})
+        Event.objects.update(created_at=timezone.now() - timedelta(seconds=10))  # no gap waits
+        with CaptureQueriesContext(conn) as captured:
+            assert notifications_match() == 0
+        return len(captured)
+
+    assert queries_for(10) == queries_for(300)
