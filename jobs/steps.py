@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 
 from jobs.dispatch import dispatch, redispatch_stale
+from jobs.handover import handover_after_outage, handover_check
 from jobs.retention import jobs_prune
 from jobs.runner import rescue_expired
-from pulse_site.ticker import step
+from pulse_site.ticker import on_database_back, step
 
 
 @step("jobs.rescue", every=1.0, atomic=False)
@@ -17,7 +18,17 @@ def rescue() -> None:
 
 @step("jobs.redispatch", every=5.0, atomic=False)
 def redispatch() -> None:
+    # The backstop: a lost message none of the handover signals showed.
     redispatch_stale()
+
+
+@step("jobs.handover", every=1.0, atomic=False)
+def handover() -> None:
+    # A cluster that stopped reporting, or a broker that lost its data: hand its jobs over again.
+    handover_check()
+
+
+on_database_back(handover_after_outage)
 
 
 @step("jobs.dispatch", every=1.0, atomic=False)

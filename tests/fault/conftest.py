@@ -20,9 +20,6 @@ def processes(processes: Processes, settings) -> Processes:
     if not settings.IS_POSTGRES:
         pytest.skip("fault tests kill processes mid-write; they run on PostgreSQL (SQLite has one writer)")
     processes.env["PULSE_WORKERS"] = "4"
-    # After a kill -9 the messages a cluster had pulled from Redis are gone; their jobs count
-    # against the dispatch capacity until re-dispatched after this long (default 120 s).
-    processes.env["PULSE_REDISPATCH_SECONDS"] = "5"
     return processes
 
 

@@ -1,0 +1,96 @@
+"""Jobs handed to django-q2 whose messages may be gone are handed over again at once.
+
+A job handed over (queued, `dispatched_at` set, not started) counts against the dispatch capacity
+while its message is in the broker or in a cluster's hands: each cluster pulls up to `queue_limit`
+messages ahead of its workers. The message is gone, and the job with it until re-dispatched, when:
+
+- the cluster that pulled it dies (SIGKILL, a lost machine): its prefetched messages die with it;
+- Redis restarts without persistence: the queue list is gone;
+- the database is unreachable: workers consume messages whose claims fail.
+
+Waiting PULSE_REDISPATCH_SECONDS for each such job stalls the whole backlog that long (measured:
+124 s for 40 half-second jobs after a SIGKILL). Instead, the handover is tied to what can be seen:
+every cluster saves its django-q2 status in the broker twice a second with a 3 s expiry, and the
+ticker keeps, in the cache (the same Redis), the set of clusters it saw alive. When a cluster of
+that set is gone, when the record itself is gone (Redis lost its data, or no ticker ran before),
+or when a ticker reaches the database again after an outage, every job handed over before that
+moment and not started goes back to the backlog and is dispatched again.
+
+A message that was not lost after all (it sat in Redis, or with a live cluster) is then delivered
+twice; the claim makes the second delivery a no-op. PULSE_REDISPATCH_SECONDS stays the backstop for
+a loss none of these signals shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from jobs.models import Job
+
+log = logging.getLogger("pulse.jobs")
+Status = Job.Status
+
+_broker: Any = None
+
+
+def _queue_prefix() -> str:
+    from django_q.conf import Conf
+
+    return str(Conf.PREFIX)
+
+
+def _record_key() -> str:
+    return f"pulse:handover:{_queue_prefix()}"
+
+
+def live_clusters() -> set[str]:
+    """Ids of the django-q2 clusters of this queue that saved their status in the last 3 s."""
+    global _broker
+    from django_q.brokers import get_broker
+    from django_q.status import Stat
+
+    if _broker is None or _broker.list_key != _queue_prefix():
+        _broker = get_broker()
+    return {str(stat.cluster_id) for stat in Stat.get_all(broker=_broker)}
+
+
+def handover_reset(*, reason: str) -> int:
+    """Every job handed over and not started goes back to the backlog; returns how many."""
+    returned = Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=False,
+                                  dispatched_at__lte=timezone.now()).update(dispatched_at=None)
+    if returned:
+        log.warning("%s: %d handed-over jobs go back to the backlog", reason, returned)
+    return returned
+
+
+def handover_check() -> int:
+    """The ticker step: compare the clusters alive now with those seen before; hand over again
+    what a vanished cluster (or a lost broker) may have taken with it. Returns jobs returned."""
+    alive = live_clusters()
+    seen = cache.get(_record_key())
+    returned = 0
+    if seen is None:
+        returned = handover_reset(reason="no record of the clusters alive before (broker data lost, or first ticker)")
+    else:
+        gone = set(seen) - alive
+        if gone:
+            returned = handover_reset(reason=f"cluster(s) {', '.join(sorted(gone))} stopped reporting")
+    if seen is None or set(seen) != alive:
+        cache.set(_record_key(), sorted(alive), timeout=None)
+    if returned:
+        from jobs.dispatch import dispatch
+
+        dispatch()
+    return returned
+
+
+def handover_after_outage() -> None:
+    """On the database's return: claims that failed during the outage consumed their messages."""
+    if handover_reset(reason="database back after an outage"):
+        from jobs.dispatch import dispatch
+
+        dispatch()
