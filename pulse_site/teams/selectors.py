@@ -26,7 +26,12 @@ def membership_for_user_in_team(*, user: AbstractBaseUser, team_public_id: str |
 
 def membership_get_for_team(*, team: Team, user_id: int | str) -> Membership:
     try:
-        return Membership.objects.select_related("user", "team").get(team=team, user_id=int(user_id))
+        key = int(user_id)
+        # A number past the database's integer (9223372036854775808 in the path) names nobody: a 404,
+        # not the driver's overflow error.
+        if not 0 < key < 2**63:
+            raise ValueError(key)
+        return Membership.objects.select_related("user", "team").get(team=team, user_id=key)
     except (Membership.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such member in this team.") from None
 
