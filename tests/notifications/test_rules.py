@@ -19,6 +19,7 @@ from pulse_site.live.services import event_emit
 from pulse_site.notifications.models import HoldTimer, Rule
 from pulse_site.notifications.services import (
     CURSOR_NAME,
+    holds_due,
     notifications_match,
     rule_create,
     rule_update,
@@ -86,16 +87,31 @@ def test_a_job_released_before_n_minutes_sends_nothing(acme, ops, clock):
     assert deliveries() == [] and not HoldTimer.objects.exists()
 
 
-def test_a_release_the_match_step_has_not_read_yet_still_sends_nothing(acme, ops, clock):
+def test_a_timer_falling_due_before_the_release_is_read_still_sends_nothing(acme, ops, clock):
     rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=5, by=None)
     notifications_match()
     job = held_job(acme)
     notifications_match()
     clock.shift(timedelta(minutes=3))
-    job_cancel(job=job, by="alice")  # its event is read in the same run as the timer falls due
+    job_cancel(job=job, by="alice")
     clock.shift(timedelta(minutes=3))
-    assert notifications_match() == 0
-    assert deliveries() == []
+    assert holds_due() == 0  # the job's row says it is no longer held; its event is not read yet
+    assert deliveries() == [] and not HoldTimer.objects.exists()
+
+
+def test_a_release_and_new_hold_not_read_yet_are_waited_for(acme, ops, clock):
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=5, by=None)
+    notifications_match()
+    job = held_job(acme)
+    notifications_match()
+    clock.shift(timedelta(minutes=5, seconds=30))
+    job_resume(job=job, by="alice")
+    job_pause(job=Job.objects.get(pk=job.pk), by="alice")
+    assert holds_due() == 0  # held again, but not the hold the timer was timing
+    assert HoldTimer.objects.count() == 1
+    assert notifications_match() == 0  # the new hold is timed from now
+    clock.shift(timedelta(minutes=5, seconds=30))
+    assert notifications_match() == 1
 
 
 def test_a_second_hold_of_the_same_job_is_timed_afresh(acme, ops, clock):
