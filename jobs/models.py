@@ -35,7 +35,8 @@ class Job(models.Model):
     ACTIVE = (Status.QUEUED, Status.PAUSED, Status.RUNNING)
 
     public_id = PublicIdField(prefix="JB")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="jobs")
+    # No index of its own: every index below leads with team (job_team_id serves team_id = ?).
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="jobs", db_index=False)
     handler = models.CharField(max_length=100)
     handler_version = models.CharField(max_length=20, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)
@@ -59,7 +60,9 @@ class Job(models.Model):
     error_recoverable = models.BooleanField(null=True, blank=True)
     error_details = models.JSONField(default=dict, blank=True)
 
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    # Indexed by job_parent below (not twice).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+                               db_index=False)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
     timeout_seconds = models.PositiveIntegerField(default=300)
@@ -102,6 +105,10 @@ class Job(models.Model):
             models.Index(fields=["team", "-id"], name="job_team_id"),
             models.Index(fields=["team", "status", "-id"], name="job_team_status_id"),
             models.Index(fields=["team", "handler", "-id"], name="job_team_handler_id"),
+            # Jobs list filtered by handler and status (the failed jobs of one handler): WHERE team_id = ?
+            # AND handler = ? AND status = ? ORDER BY id DESC. Without it PostgreSQL guessed the pair
+            # common and walked the primary key backwards: 1.7 s through a million rows when it matched none.
+            models.Index(fields=["team", "handler", "status", "-id"], name="job_team_handler_status_id"),
             # Dispatch: the backlog not yet handed over, WHERE status = 'queued' AND dispatched_at IS NULL.
             models.Index(
                 fields=["team", "-priority", "id"],
