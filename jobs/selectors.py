@@ -153,12 +153,13 @@ def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
     return {"window_hours": since_hours, "totals": totals, "handlers": handlers}
 
 
-def system_metrics(*, team: Team) -> dict[str, Any]:
+def system_metrics(*, team: Team, in_flight: dict[str, int] | None = None) -> dict[str, Any]:
     """Workers (from django-q2's cluster stats), this host's memory, and the team's jobs in flight.
 
     django-q2 publishes its clusters' stats in the cache: with Redis every process sees every
     cluster; with the embedded local-memory cache the web process cannot, and the configured
-    worker count is reported instead (`workers_source` says which).
+    worker count is reported instead (`workers_source` says which). `in_flight` (the team's jobs
+    per unfinished status) is passed in by a caller that has counted them already.
     """
     import psutil
     from django.conf import settings
@@ -173,10 +174,11 @@ def system_metrics(*, team: Team) -> dict[str, Any]:
     if not clusters:
         workers_total, source = settings.PULSE_WORKERS, "configured"
     memory = psutil.virtual_memory()
-    in_flight = dict(
-        Job.objects.for_team(team).filter(status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
-        .values_list("status").annotate(n=Count("id")).order_by()
-    )
+    if in_flight is None:
+        in_flight = dict(
+            Job.objects.for_team(team).filter(status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
+            .values_list("status").annotate(n=Count("id")).order_by()
+        )
     return {
         "workers_active": Job.objects.filter(status=Job.Status.RUNNING).count(),
         "workers_total": workers_total,

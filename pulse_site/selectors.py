@@ -115,13 +115,33 @@ def _hour_start(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def overview_counters(*, team: Team, now: datetime | None = None) -> Counters:
-    now = now or timezone.now()
-    # The unfinished jobs are a backlog, counted from the job_team_status_id index.
-    live = dict(
+def _live_counts(team: Team) -> dict[str, int]:
+    """Unfinished jobs per status: a backlog, counted from the job_team_status_id index."""
+    return dict(
         Job.objects.for_team(team).filter(status__in=Job.ACTIVE).values_list("status")
         .annotate(n=Count("id")).order_by()
     )
+
+
+def _hourly(team: Team, since: datetime) -> dict[datetime, dict[str, int]]:
+    """Finished jobs per hour from `since`, all handlers summed.
+
+    Served by jobstat_team_hour: 168 hours × the team's handlers, grouped to 168 rows.
+    """
+    return {
+        row["hour"]: {"completed": row["completed"] or 0, "failed": row["failed"] or 0}
+        for row in JobStat.objects.filter(team=team, hour__gte=since).values("hour")
+        .annotate(completed=Sum("completed"), failed=Sum("failed")).order_by()
+    }
+
+
+def overview_counters(*, team: Team, now: datetime | None = None, minute: dict[tuple[datetime, str], int] | None = None,
+                      live: dict[str, int] | None = None,
+                      hourly: dict[datetime, dict[str, int]] | None = None) -> Counters:
+    """`minute`, `live` and `hourly` (at least the last 24 hours) are passed in when the caller has
+    read them already for another panel of the same page."""
+    now = now or timezone.now()
+    live = _live_counts(team) if live is None else live
     reasons: Counter[str] = Counter()
     for hold in (
         Job.objects.for_team(team).filter(status=Job.Status.PAUSED).order_by("-pk")
@@ -129,9 +149,13 @@ def overview_counters(*, team: Team, now: datetime | None = None) -> Counters:
     ):
         first = hold[0] if isinstance(hold, list) and hold and isinstance(hold[0], dict) else {}
         reasons[str(first.get("kind") or "manual")] += 1
-    minute = _per_minute(team, now)
-    day = JobStat.objects.filter(team=team, hour__gte=_hour_start(now) - timedelta(hours=23)).aggregate(
-        completed=Sum("completed"), failed=Sum("failed"))
+    minute = _per_minute(team, now) if minute is None else minute
+    day_start = _hour_start(now) - timedelta(hours=23)
+    if hourly is None:
+        day = JobStat.objects.filter(team=team, hour__gte=day_start).aggregate(
+            completed=Sum("completed"), failed=Sum("failed"))
+    else:
+        day = {s: sum(row[s] for hour, row in hourly.items() if hour >= day_start) for s in OUTCOMES}
     return Counters(
         queued=live.get(Job.Status.QUEUED, 0), running=live.get(Job.Status.RUNNING, 0),
         held=live.get(Job.Status.PAUSED, 0), held_reasons=sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3],
@@ -143,8 +167,8 @@ def overview_counters(*, team: Team, now: datetime | None = None) -> Counters:
 
 # --- Charts ---------------------------------------------------------------------------------------
 
-def chart_last_hour(*, team: Team, now: datetime) -> Chart:
-    minute = _per_minute(team, now)
+def chart_last_hour(*, team: Team, now: datetime, minute: dict[tuple[datetime, str], int] | None = None) -> Chart:
+    minute = _per_minute(team, now) if minute is None else minute
     first = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
     buckets = []
     for offset in range(60):
@@ -154,13 +178,13 @@ def chart_last_hour(*, team: Team, now: datetime) -> Chart:
     return stacked_bars(title="Jobs per minute, last hour", buckets=buckets, series=OUTCOMES)
 
 
-def chart_last_week(*, team: Team, now: datetime) -> Chart:
-    # Served by jobstat_team_hour: 168 hours × the team's handlers, grouped to 168 rows.
-    first = _hour_start(now) - timedelta(hours=167)
-    rows = {
-        row["hour"]: row for row in JobStat.objects.filter(team=team, hour__gte=first).values("hour")
-        .annotate(completed=Sum("completed"), failed=Sum("failed")).order_by()
-    }
+def _week_start(now: datetime) -> datetime:
+    return _hour_start(now) - timedelta(hours=167)
+
+
+def chart_last_week(*, team: Team, now: datetime, hourly: dict[datetime, dict[str, int]] | None = None) -> Chart:
+    first = _week_start(now)
+    rows = _hourly(team, first) if hourly is None else hourly
     buckets = []
     for offset in range(168):
         at = first + timedelta(hours=offset)
@@ -230,9 +254,11 @@ class Charts:
     at: datetime
 
 
-def overview_charts(*, team: Team, now: datetime | None = None) -> Charts:
+def overview_charts(*, team: Team, now: datetime | None = None, minute: dict[tuple[datetime, str], int] | None = None,
+                    hourly: dict[datetime, dict[str, int]] | None = None) -> Charts:
     now = now or timezone.now()
-    return Charts(last_hour=chart_last_hour(team=team, now=now), last_week=chart_last_week(team=team, now=now),
+    return Charts(last_hour=chart_last_hour(team=team, now=now, minute=minute),
+                  last_week=chart_last_week(team=team, now=now, hourly=hourly),
                   spend=chart_spend(team=team), timings=overview_timings(team=team, now=now), at=now)
 
 
@@ -274,10 +300,23 @@ class Pulse:
     at: datetime
 
 
-def overview_pulse(*, team: Team, now: datetime | None = None) -> Pulse:
+def overview_pulse(*, team: Team, now: datetime | None = None, minute: dict[tuple[datetime, str], int] | None = None,
+                  hourly: dict[datetime, dict[str, int]] | None = None) -> Pulse:
     now = now or timezone.now()
-    return Pulse(counters=overview_counters(team=team, now=now), failures=recent_failures(team=team),
-                 upcoming=upcoming_runs(team=team, now=now), workers=system_metrics(team=team), at=now)
+    live = _live_counts(team)  # the counters and the workers panel both show it
+    return Pulse(counters=overview_counters(team=team, now=now, minute=minute, live=live, hourly=hourly),
+                 failures=recent_failures(team=team), upcoming=upcoming_runs(team=team, now=now),
+                 workers=system_metrics(team=team, in_flight=live), at=now)
+
+
+def overview_page(*, team: Team, now: datetime | None = None) -> tuple[Pulse, Charts]:
+    """Both live halves of the overview for its first render, at one moment: the last hour per
+    minute and the last week per hour are read once for the counters and the charts together."""
+    now = now or timezone.now()
+    minute = _per_minute(team, now)
+    hourly = _hourly(team, _week_start(now))
+    return (overview_pulse(team=team, now=now, minute=minute, hourly=hourly),
+            overview_charts(team=team, now=now, minute=minute, hourly=hourly))
 
 
 # --- Search ---------------------------------------------------------------------------------------

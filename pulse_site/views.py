@@ -19,10 +19,11 @@ from pulse_site.teams.decorators import team_required
 @team_required
 def overview(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
+    pulse, charts = selectors.overview_page(team=team)
     return render(request, "pulse/overview.html", {
         "overview": selectors.overview_for_team(team),
-        "pulse": selectors.overview_pulse(team=team),
-        "charts": selectors.overview_charts(team=team),
+        "pulse": pulse,
+        "charts": charts,
     })
 
 
