@@ -82,11 +82,15 @@ def _ensure_policy(team_id: int) -> None:
 
 def _lock_policy(team_id: int) -> BudgetPolicy:
     # Lock first and create only when missing: one query on every admit and settle, not two.
-    locked = BudgetPolicy.objects.select_for_update().select_related("team").filter(team_id=team_id).first()
+    # of=("self",): the joined team row is read, not locked. FOR UPDATE on it blocked the foreign-key
+    # checks of every insert naming the team (events, stats) and deadlocked a cancel against a
+    # settle (found by the soak test).
+    locked = (BudgetPolicy.objects.select_for_update(of=("self",)).select_related("team")
+              .filter(team_id=team_id).first())
     if locked is not None:
         return locked
     _ensure_policy(team_id)
-    return BudgetPolicy.objects.select_for_update().select_related("team").get(team_id=team_id)
+    return BudgetPolicy.objects.select_for_update(of=("self",)).select_related("team").get(team_id=team_id)
 
 
 def budget_policy_get(*, team: Team) -> BudgetPolicy:

@@ -61,7 +61,9 @@ def gate_reasons(*, job: Job, spec: Handler, lock: bool = False) -> list[dict[st
         reasons.append(_pause_reason(pause))
     if spec.exclusive:
         if lock:
-            list(Team.objects.select_for_update().filter(pk=job.team_id).values_list("pk", flat=True))
+            # NO KEY UPDATE: admissions take turns, while inserts naming the team (their foreign-key
+            # checks take KEY SHARE) are not blocked.
+            list(Team.objects.select_for_update(no_key=True).filter(pk=job.team_id).values_list("pk", flat=True))
         running = _exclusive_running(job, spec)
         if running is not None:
             reasons.append(_exclusive_reason(spec, running))
