@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from budgets.services import budget_policy_update
-from jobs.models import Job, TaskLog
+from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import claim, run_job
 from jobs.services import job_cancel
 from pulse_site.live.models import Event
 from tests.conftest import token_client
+from tests.jobs import daemon_handlers  # noqa: F401  (the daemons the real cluster runs too)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Job.Status
@@ -139,3 +146,89 @@ def test_the_api_gives_a_daemons_restarts_and_uptime_and_null_for_other_jobs(acm
     assert listed[running.public_id] == {"restarts": 0, "up_since": "2026-03-01T12:00:00+00:00", "uptime_seconds": 5,
                                          "restarting_at": None}
     assert listed[plain.public_id] is None
+
+
+# --- On a real django-q2 cluster and ticker ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+@pytest.fixture
+def cluster(settings, monkeypatch):
+    """`manage.py qcluster` and `pulse_ticker` against the test database, on a queue of this test's own."""
+    name = f"pulse-daemon-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PULSE_QUEUE_NAME", name)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "name": name}
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "PREFIX", name, raising=False)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", name, raising=False)
+    env = {**os.environ, "DATABASE_URL": _database_url(), "PULSE_QUEUE_NAME": name, "PULSE_LEASE_SECONDS": "3",
+           "PULSE_CANCEL_POLL_MS": "100", "PULSE_TICK_MS": "200", "PULSE_WORKERS": "2",
+           "PULSE_WORKER_BEAT_SECONDS": "1",
+           "PULSE_HANDLER_MODULES": "jobs.handlers.builtin,tests.jobs.daemon_handlers"}
+    started = [subprocess.Popen([sys.executable, "manage.py", command], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+               for command in ("qcluster", "pulse_ticker")]
+    yield
+    for proc in started:
+        # The main process only: a SIGTERM to the whole group can leave django-q2's cluster hanging.
+        proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def running_attempt(job: Job, number: int) -> bool:
+    row = Job.objects.values("status", "attempts").get(pk=job.pk)
+    return row == {"status": Status.RUNNING, "attempts": number}
+
+
+@pytest.mark.timeout(180)
+def test_on_a_real_cluster_daemons_restart_with_backoff_after_failures_and_returns_and_cancel_ends_them(
+        acme, submit, cluster):
+    flaky, quits = submit("test.daemon_flaky"), submit("test.daemon_quits")
+    # Three failures, each restarted after a longer wait, then the fourth start keeps running.
+    wait_for(lambda: running_attempt(flaky, daemon_handlers.FAILURES + 1), what="the flaky daemon's 4th start")
+    tries = list(Attempt.objects.filter(job=flaky).order_by("number"))
+    assert [(t.outcome, t.error_code) for t in tries[:3]] == [("retrying", "network_error")] * 3
+    gaps = [(tries[n + 1].started_at - tries[n].finished_at).total_seconds() for n in range(3)]
+    # Backoff 0.5 s × 2^(n-1), jittered in its upper half: 0.25–0.5 s, 0.5–1 s, 1–2 s (plus a tick).
+    assert gaps[2] >= 1.0 and gaps[2] > gaps[0], gaps
+    # A return without a cancel is an unexpected stop: restarted too, and said so.
+    wait_for(lambda: running_attempt(quits, daemon_handlers.RETURNS + 1), what="the quitting daemon's 3rd start")
+    stops = list(Attempt.objects.filter(job=quits, number__lte=daemon_handlers.RETURNS).values_list(
+        "outcome", "error_message"))
+    assert stops == [("retrying", "The daemon returned without being cancelled (an unexpected stop).")] * 2
+    daemon = token_client(acme, "read").get(f"/api/v1/jobs/{flaky.public_id}/").json()["daemon"]
+    assert daemon["restarts"] == 3 and daemon["up_since"] is not None
+    # Cancelling stops both for good: no start after it, however long the ticker keeps going.
+    for job in (flaky, quits):
+        job_cancel(job=job, by="alice")
+    wait_for(lambda: set(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("status", flat=True))
+             == {Status.CANCELLED}, what="both cancelled")
+    attempts = dict(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("pk", "attempts"))
+    time.sleep(3)  # past the longest backoff (2 s) and a dozen ticks: a restart would have happened by now
+    assert dict(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("pk", "attempts")) == attempts
+    assert set(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("status", flat=True)) == {Status.CANCELLED}
+    assert not Attempt.objects.filter(job__in=[flaky, quits], finished_at__isnull=True).exists()
