@@ -170,7 +170,7 @@ def test_changing_n_moves_holds_already_timed_and_disabling_the_rule_drops_them(
 
 
 def test_every_failed_attempt_is_told_when_the_rule_is_not_last_attempt_only(acme, ops, temp_handler):
-    @temp_handler("test.flaky", max_attempts=2, retry_on=["network_error"], backoff_base=0.0)
+    @temp_handler("test.flaky", max_attempts=2, retry_on=["network_error"], backoff_base=60.0)
     def flaky(ctx):
         from jobs.error_codes import ErrorCode, JobError
 
