@@ -22,6 +22,9 @@ from urllib.parse import urlparse, urlunparse
 from bench.procs import ROOT, stop
 
 MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages")
+PAGES_METRICS = ("jobs_first_p95_ms", "jobs_failed_p95_ms", "jobs_filtered_p95_ms", "jobs_none_p95_ms",
+                 "jobs_payload_p95_ms", "jobs_payload_rare_p95_ms", "overview_p95_ms", "overview_pulse_p95_ms",
+                 "overview_charts_p95_ms")
 
 FULL = {
     "throughput": {"jobs": 5000},
@@ -49,6 +52,9 @@ class Config:
     only: tuple[str, ...]
     log_dir: Path
     overrides: tuple[str, ...] = ()
+    # The pages measurement's database, created if missing and kept (its history is reused); by
+    # default it runs in the bench database and the history goes with it.
+    pages_database_url: str = ""
     # Off: with the schedules beside them, Pulse's smoke drain stalled in CI runs (not understood yet).
     overlap_schedules: bool = False
 
@@ -82,6 +88,15 @@ def create_database(database_url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def ensure_database(database_url: str) -> None:
+    import psycopg
+
+    admin, name = _admin_dsn(database_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def drop_database(database_url: str) -> None:
@@ -222,8 +237,13 @@ def _timed(config: Config, sizes: dict[str, Any], add: Callable[..., None]) -> N
             add("memory", f"{params['first']} vs {params['total']} jobs", metric, result, None, params, "lower")
     if "pages" in config.only:
         params = sizes["pages"]
-        result = repeated(config, lambda: run_measure(config, "pulse_pages", params), 1)
-        for metric in ("jobs_first_p95_ms", "jobs_filtered_p95_ms", "overview_p95_ms"):
+        pages = config
+        if config.pages_database_url:  # kept between runs: the history is written once
+            pages = replace(config, database_url=config.pages_database_url)
+            ensure_database(pages.database_url)
+            migrate(pages)
+        result = repeated(pages, lambda: run_measure(pages, "pulse_pages", params), 1)
+        for metric in PAGES_METRICS:
             add("pages", f"{params['rows']:,} jobs", metric, result, None, params, "lower")
 
 

@@ -218,61 +218,13 @@ def pulse_memory(*, first: int, total: int) -> dict[str, Any]:
     return {"rss_first_kb": after_first, "rss_total_kb": after_total, "growth_pct": 100 * (after_total / after_first - 1)}
 
 
-# --- pages -------------------------------------------------------------------------------------
+# --- pages, live (bench/pages.py, bench/live.py) ----------------------------------------------
 
 
-def _insert_history(team_id: int, rows: int) -> None:
-    """`rows` finished jobs in one statement (generate_series), spread over 90 days."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO jobs_job (public_id, team_id, handler, handler_version, payload, source, status, priority,
-                progress_current, progress_message, cost_estimate, cost_actual, pulse_state, error_code,
-                error_message, error_details, attempts, max_attempts, timeout_seconds, worker, hold_reasons,
-                cancel_requested, request_hash, created_by, origin, created_at, started_at, completed_at, updated_at)
-            SELECT 'JB_' || upper(substr(md5(g::text), 1, 26)), %s,
-                   (ARRAY['pulse.noop', 'pulse.sleep', 'demo.report'])[1 + g %% 3], '1', '{}', 'api',
-                   CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'completed' END, 0, 0, '', 10000, 10000, '{}',
-                   CASE WHEN g %% 10 = 0 THEN 'unknown' ELSE '' END, '', '{}', 1, 1, 300, 'bench', '[]',
-                   false, '', '', '', t, t + interval '1 second', t + interval '2 seconds', t + interval '2 seconds'
-            FROM generate_series(1, %s) AS g,
-                 LATERAL (SELECT now() - (g * interval '90 days' / %s)) AS x(t)
-            """,
-            [team_id, rows, rows],
-        )
-        cursor.execute("ANALYZE jobs_job")
+def pulse_pages(**params: Any) -> dict[str, Any]:
+    from bench.pages import pulse_pages as measure
 
-
-def pulse_pages(*, rows: int, requests: int) -> dict[str, Any]:
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-    from django.urls import reverse
-
-    reset_database()
-    user = get_user_model().objects.create_user("bench", password="x")
-    from pulse_site.teams.services import team_create
-
-    team = team_create(name="Bench", slug="bench", owner=user)
-    _insert_history(team.pk, rows)
-    client = Client()
-    client.force_login(user)
-    pages = {
-        "jobs_first": reverse("jobs:list"),
-        "jobs_filtered": reverse("jobs:list") + "?status=failed&handler=pulse.sleep",
-        "overview": reverse("overview"),
-    }
-    result: dict[str, Any] = {}
-    for name, url in pages.items():
-        client.get(url)  # warm caches and the connection
-        times = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                raise RuntimeError(f"{url} answered {response.status_code}")
-        result[f"{name}_p95_ms"] = percentile(times, 95)
-    return result
+    return measure(**params)
 
 
 MEASURES = {
