@@ -11,6 +11,7 @@ from jobs.executor import executor_status, executor_system
 from jobs.models import Job, JobStat, QueuePause, WorkerBeat
 from jobs.pausing import queue_pause
 from tests.conftest import token_client
+from tests.jobs.test_daemon import cluster  # noqa: F401  (a real qcluster and ticker)
 
 T0 = datetime(2026, 3, 10, 12, 30, 0, tzinfo=UTC)
 S = Job.Status
@@ -168,3 +169,23 @@ def test_the_system_lists_each_worker_with_the_job_it_runs(acme, frozen):
     (worker,) = executor_system().workers
     assert (worker.name, worker.alive, worker.job, worker.team, worker.uptime_seconds(T0)) == (
         "h:1", True, running.public_id, acme.name, 180)
+
+
+# --- Real workers ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_real_worker_processes_beat_with_their_cluster_uptime_and_memory(acme, cluster):
+    from tests.jobs.test_daemon import wait_for
+
+    # PULSE_WORKERS=2 and a beat a second (the cluster fixture).
+    beats = wait_for(lambda: (rows := list(WorkerBeat.objects.all())) and len(rows) == 2 and rows, what="two beats")
+    assert len({b.cluster for b in beats}) == 1 and all(b.cluster_started_at and b.rss_bytes > 10_000_000 for b in beats)
+    first_seen = {b.name: b.seen_at for b in beats}
+    wait_for(lambda: all(WorkerBeat.objects.get(name=n).seen_at > seen for n, seen in first_seen.items()),
+             what="a second beat of each worker")
+    workers = executor_status(team=acme).as_dict()["workers"]
+    assert (workers["total"], workers["counted_from"], workers["active"]) == (2, "beats", 0)
+    assert workers["uptime_seconds"] >= 0 and workers["memory_rss_bytes"] == sum(
+        WorkerBeat.objects.values_list("rss_bytes", flat=True))
