@@ -1,5 +1,6 @@
-"""Retention of finished jobs: past PULSE_JOB_RETENTION_DAYS a completed, failed or cancelled job is
-deleted with its attempts and logs, team by team, in small batches.
+"""Retention of finished jobs: past its team's job retention (Team.job_retention_days, or
+PULSE_JOB_RETENTION_DAYS when the team has none) a completed, failed or cancelled job is deleted
+with its attempts and logs, team by team, in small batches.
 
 Nothing queued, held (paused) or running is ever touched, nor a finished parent whose children are
 still at work. Each batch is its own short transaction that row-locks only the jobs it deletes
@@ -42,10 +43,12 @@ def _prune_batch(*, team_id: int, cutoff: object, size: int) -> int:
 
 
 def jobs_prune(*, older_than_days: int, batch: int = PRUNE_BATCH, max_batches: int = MAX_BATCHES_PER_PASS) -> int:
-    """Delete finished jobs older than the retention; the number of jobs deleted."""
-    cutoff = timezone.now() - timedelta(days=older_than_days)
+    """Delete finished jobs past each team's retention (`older_than_days` for a team with no
+    setting of its own); the number of jobs deleted."""
+    now = timezone.now()
     deleted = batches = 0
-    for team_id in Team.objects.order_by("pk").values_list("pk", flat=True):
+    for team_id, days in Team.objects.order_by("pk").values_list("pk", "job_retention_days"):
+        cutoff = now - timedelta(days=days or older_than_days)
         while batches < max_batches:
             count = _prune_batch(team_id=team_id, cutoff=cutoff, size=batch)
             batches += 1

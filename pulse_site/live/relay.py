@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.live.services import team_group
+from pulse_site.teams.models import Team
 
 log = logging.getLogger("pulse.live.relay")
 
@@ -126,14 +127,27 @@ def relay_pending(*, max_batches: int = 20) -> int:
 
 
 def events_prune(*, older_than_days: int, batch: int = PRUNE_BATCH) -> int:
-    """Delete events older than the retention, in batches by id; the number deleted.
+    """Delete events past each team's retention (Team.event_retention_days, `older_than_days` for
+    a team with none), in batches by id; the number deleted.
 
     Small batches keep each delete's locks short, so writers of new events never wait long.
     """
-    cutoff = timezone.now() - timedelta(days=older_than_days)
+    now = timezone.now()
+    own = dict(Team.objects.exclude(event_retention_days=None).values_list("pk", "event_retention_days"))
+    # Teams on the default: served by the created_at index.
+    deleted = _prune_events(Event.objects.filter(created_at__lt=now - timedelta(days=older_than_days))
+                            .exclude(team_id__in=list(own)), batch=batch)
+    for team_id, days in sorted(own.items()):
+        # Served by the (team, id) index: a team's oldest events come first in id order.
+        deleted += _prune_events(Event.objects.filter(team_id=team_id, created_at__lt=now - timedelta(days=days)),
+                                 batch=batch)
+    return deleted
+
+
+def _prune_events(events: Any, *, batch: int) -> int:
     deleted = 0
     while True:
-        ids = list(Event.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:batch])
+        ids = list(events.order_by("id").values_list("id", flat=True)[:batch])
         if not ids:
             return deleted
         with transaction.atomic():

@@ -8,18 +8,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pulse_site.api import TeamAPIView, error_responses
-from pulse_site.teams.models import ApiToken, Membership, user_display
-from pulse_site.teams.permissions import CanManageTeam
+from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display
+from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
 from pulse_site.teams.services import (
     membership_add_by_username,
     membership_remove,
     membership_set_role,
+    team_retention_update,
     token_create,
     token_revoke,
 )
 
 # --- Shapes ----------------------------------------------------------------------------------
+
+
+class RetentionOut(serializers.Serializer):
+    job_days = serializers.IntegerField()
+    execution_days = serializers.IntegerField()
+    event_days = serializers.IntegerField()
 
 
 class TeamOut(serializers.Serializer):
@@ -33,6 +40,25 @@ class TeamOut(serializers.Serializer):
     access = serializers.ChoiceField(
         choices=ApiToken.Access.choices, help_text="What this caller may do: read, or read and write."
     )
+    job_retention_days = serializers.IntegerField(
+        allow_null=True, help_text="Finished jobs (with attempts and logs) are pruned after this many days; "
+        "null: the deployment's default (see retention).")
+    execution_retention_days = serializers.IntegerField(
+        allow_null=True, help_text="Finished schedule executions are pruned after this many days; null: the default.")
+    event_retention_days = serializers.IntegerField(
+        allow_null=True, help_text="Live events (the outbox and audit trail) are pruned after this many days; "
+        "null: the default.")
+    retention = RetentionOut(help_text="The ages in force: the team's own, or the deployment's default.")
+
+
+class TeamChangeIn(serializers.Serializer):
+    job_retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=RETENTION_MAX_DAYS,
+        help_text="Days; null goes back to the deployment's default.")
+    execution_retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=RETENTION_MAX_DAYS)
+    event_retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=RETENTION_MAX_DAYS)
 
 
 class MemberOut(serializers.Serializer):
@@ -90,19 +116,37 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
 # --- Views -----------------------------------------------------------------------------------
 
 
+def _team_body(team: Team, *, role: str | None, access: str) -> dict:
+    return {"id": team.public_id, "name": team.name, "slug": team.slug, "time_zone": team.time_zone,
+            "role": role, "access": access, "job_retention_days": team.job_retention_days,
+            "execution_retention_days": team.execution_retention_days,
+            "event_retention_days": team.event_retention_days,
+            "retention": {"job_days": team.retention_days("job"), "execution_days": team.retention_days("execution"),
+                          "event_days": team.retention_days("event")}}
+
+
 class TeamView(TeamAPIView):
+    permission_classes = [CanManageTeamSettings]
+
+    def _caller(self) -> tuple[str | None, str]:
+        membership, token = self.membership, self.token
+        if token is not None:
+            return None, token.access
+        can_write = membership is not None and membership.can_write
+        return (membership.role if membership else None), (ApiToken.Access.WRITE if can_write else ApiToken.Access.READ)
+
     @extend_schema(operation_id="team_retrieve", responses={200: TeamOut, **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
-        team, membership, token = self.team, self.membership, self.token
-        if token is not None:
-            role, access = None, token.access
-        else:
-            role = membership.role if membership else None
-            can_write = membership is not None and membership.can_write
-            access = ApiToken.Access.WRITE if can_write else ApiToken.Access.READ
-        data = {"id": team.public_id, "name": team.name, "slug": team.slug, "time_zone": team.time_zone,
-                "role": role, "access": access}
-        return Response(TeamOut(data).data)
+        role, access = self._caller()
+        return Response(TeamOut(_team_body(self.team, role=role, access=access)).data)
+
+    @extend_schema(operation_id="team_update", request=TeamChangeIn,
+                   responses={200: TeamOut, **error_responses(400, 401, 403)})
+    def patch(self, request: Request) -> Response:
+        data = _valid(TeamChangeIn, request)
+        team = team_retention_update(team=self.team, changes=dict(data), by=self.membership)
+        role, access = self._caller()
+        return Response(TeamOut(_team_body(team, role=role, access=access)).data)
 
 
 class MemberListView(TeamAPIView):

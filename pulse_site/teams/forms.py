@@ -8,7 +8,7 @@ import zoneinfo
 from django import forms
 
 from pulse_site.errors import PulseError
-from pulse_site.teams.models import ApiToken, Membership, Team
+from pulse_site.teams.models import RETENTION_KINDS, RETENTION_MAX_DAYS, ApiToken, Membership, Team, retention_default
 
 
 class TeamSwitchForm(forms.Form):
@@ -56,6 +56,28 @@ class TokenCreateForm(forms.Form):
         if day is None:
             return None
         return dt.datetime.combine(day, dt.time.min, tzinfo=zoneinfo.ZoneInfo(team.time_zone))
+
+
+class RetentionForm(forms.Form):
+    """The team's retention ages; an empty field means the deployment's default (its placeholder)."""
+
+    job_retention_days = forms.IntegerField(label="Finished jobs", required=False, min_value=1,
+                                            max_value=RETENTION_MAX_DAYS,
+                                            help_text="With their attempts and logs.")
+    execution_retention_days = forms.IntegerField(label="Schedule executions", required=False, min_value=1,
+                                                  max_value=RETENTION_MAX_DAYS)
+    event_retention_days = forms.IntegerField(label="Live events", required=False, min_value=1,
+                                              max_value=RETENTION_MAX_DAYS,
+                                              help_text="The activity history clients replay from.")
+
+    def __init__(self, *args: object, team: Team | None = None, **kwargs: object) -> None:
+        if team is not None and not args and "initial" not in kwargs:
+            kwargs["initial"] = {f"{kind}_retention_days": getattr(team, f"{kind}_retention_days")
+                                 for kind in RETENTION_KINDS}
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for kind in RETENTION_KINDS:
+            field = self.fields[f"{kind}_retention_days"]
+            field.widget.attrs.update({"placeholder": f"default {retention_default(kind)}", "inputmode": "numeric"})
 
 
 # Service errors name the API's fields; the form's fields are named for people.

@@ -24,6 +24,11 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Retention in days, set by the team's owners and admins; empty: the deployment's default
+    # (PULSE_JOB_RETENTION_DAYS, PULSE_EXECUTION_RETENTION_DAYS, PULSE_EVENT_RETENTION_DAYS).
+    job_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    execution_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    event_retention_days = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -31,6 +36,19 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def retention_days(self, kind: str) -> int:
+        """The age in days past which finished `kind` ("job", "execution", "event") rows are pruned."""
+        own = getattr(self, f"{kind}_retention_days")
+        return own if own is not None else retention_default(kind)
+
+
+RETENTION_KINDS = ("job", "execution", "event")
+RETENTION_MAX_DAYS = 3650
+
+
+def retention_default(kind: str) -> int:
+    return int(getattr(settings, f"PULSE_{kind.upper()}_RETENTION_DAYS"))
 
 
 class Membership(models.Model):

@@ -70,3 +70,8 @@ class ManagersChange(IsTeamMember):
 class CanManageTeam(ManagersChange):
     token_message = "API tokens cannot manage members or tokens."
     role_message = "Only owners and admins manage members and tokens."
+
+
+class CanManageTeamSettings(ManagersChange):
+    token_message = "API tokens cannot change the team's settings."
+    role_message = "Only owners and admins change the team's settings."

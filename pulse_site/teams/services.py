@@ -14,7 +14,14 @@ from django.utils.text import slugify
 
 from pulse_site.errors import Conflict, PermissionDenied, ValidationError
 from pulse_site.live.services import event_emit, member_group, sockets_close_on_commit, token_group, user_group
-from pulse_site.teams.models import ApiToken, Membership, Team, validate_time_zone
+from pulse_site.teams.models import (
+    RETENTION_KINDS,
+    RETENTION_MAX_DAYS,
+    ApiToken,
+    Membership,
+    Team,
+    validate_time_zone,
+)
 
 TOKEN_PREFIX = "pulse_"
 Role = Membership.Role
@@ -62,6 +69,38 @@ def _require_manager(by: Membership | None, *, role: str | None = None, target: 
     touches_owner = role == Role.OWNER or (target is not None and target.role == Role.OWNER)
     if touches_owner and by.role != Role.OWNER:
         raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
+
+
+def _retention_value(value: object, *, field: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None  # back to the deployment's default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETENTION_MAX_DAYS:
+        raise ValidationError.for_field(field, f"A whole number of days from 1 to {RETENTION_MAX_DAYS}, "
+                                               "or empty for the default.")
+    return value
+
+
+@transaction.atomic
+def team_retention_update(*, team: Team, changes: dict[str, object], by: Membership | None) -> Team:
+    """Set some of the team's retention ages (`job_retention_days`, `execution_retention_days`,
+    `event_retention_days`; None or "" goes back to the default). Owners and admins only."""
+    if by is not None and not by.can_manage:
+        raise PermissionDenied("Only owners and admins change the team's retention.")
+    fields = [f"{kind}_retention_days" for kind in RETENTION_KINDS]
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        raise ValidationError.for_field(unknown[0], "Not a retention setting.")
+    values = {name: _retention_value(changes[name], field=name) for name in fields if name in changes}
+    before = {name: getattr(team, name) for name in values}
+    if values and values != before:
+        Team.objects.filter(pk=team.pk).update(**values)
+        for name, value in values.items():
+            setattr(team, name, value)
+        event_emit(team=team, kind="team.retention", subject=team.public_id, payload={
+            "by": by.user.get_username() if by is not None else "operator", "before": before, "after": values})
+    return team
 
 
 def _validate_role(role: str) -> None:

@@ -21,6 +21,7 @@ from pulse_site.teams.forms import (
     MemberAddForm,
     MemberRoleForm,
     PasswordChangeForm,
+    RetentionForm,
     TeamSwitchForm,
     TokenCreateForm,
     add_service_error,
@@ -50,6 +51,7 @@ def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.For
         "role_choices": MemberRoleForm.base_fields["role"].choices,  # type: ignore[attr-defined]
         "member_form": forms_.get("member_form") or MemberAddForm(),
         "token_form": forms_.get("token_form") or TokenCreateForm(),
+        "retention_form": forms_.get("retention_form") or RetentionForm(team=team),
     }
     if membership.can_manage:
         context["tokens"] = selectors.tokens_for_team(team)
@@ -150,6 +152,22 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     except PulseError as exc:
         return _refuse(request, exc)
     messages.success(request, f"The token “{token.name}” was revoked; it stops working at once.")
+    return redirect("teams:detail")
+
+
+@require_POST
+@manager_required
+def retention_update(request: HttpRequest) -> HttpResponse:
+    form = RetentionForm(request.POST)
+    if not form.is_valid():
+        return _render_team(request, retention_form=form, status=400)
+    try:
+        services.team_retention_update(team=request.team, changes=form.cleaned_data, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as exc:
+        if add_service_error(form, exc):
+            return _render_team(request, retention_form=form, status=400)
+        return _refuse(request, exc)
+    messages.success(request, "Retention saved; the next prune (within a minute) follows it.")
     return redirect("teams:detail")
 
 
