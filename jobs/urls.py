@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from jobs import views
+from jobs import daemon_views, views
 
 app_name = "jobs"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/new/", views.job_new, name="new"),
     path("jobs/bulk/", views.job_bulk, name="bulk"),
     path("jobs/bulk/matching/", views.job_bulk_matching, name="bulk_matching"),
+    path("jobs/daemons/", daemon_views.panel, name="daemons"),
     path("jobs/<str:job_id>/", views.job_detail, name="detail"),
     path("jobs/<str:job_id>/row/", views.job_row, name="row"),
     path("jobs/<str:job_id>/status/", views.job_status, name="status"),

@@ -232,3 +232,12 @@ def test_on_a_real_cluster_daemons_restart_with_backoff_after_failures_and_retur
     assert dict(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("pk", "attempts")) == attempts
     assert set(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("status", flat=True)) == {Status.CANCELLED}
     assert not Attempt.objects.filter(job__in=[flaky, quits], finished_at__isnull=True).exists()
+
+
+def test_the_daemons_panel_fragment_is_the_teams_own_and_empty_without_daemons(alice_client, charlie_client, submit,
+                                                                              daemons):
+    running = submit("test.forever")
+    claim(running.public_id)
+    fragment = alice_client.get("/jobs/daemons/").content.decode()
+    assert f'id="daemon-{running.public_id}"' in fragment
+    assert 'id="daemons"' not in charlie_client.get("/jobs/daemons/").content.decode()
