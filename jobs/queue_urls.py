@@ -10,4 +10,5 @@ urlpatterns = [
     path("queue/", queue_views.page, name="page"),
     path("queue/pause/", queue_views.pause, name="pause"),
     path("queue/resume/", queue_views.resume, name="resume"),
+    path("queue/banner/", queue_views.banner, name="banner"),
 ]

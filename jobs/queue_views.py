@@ -32,6 +32,14 @@ def page(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/queue.html", context)
 
 
+@require_GET
+@team_required
+def banner(request: HttpRequest) -> HttpResponse:
+    """The pause banner of every page (its pauses come from jobs.context_processors), re-rendered
+    live when a queue.paused or queue.resumed event arrives."""
+    return render(request, "jobs/_queue_banner.html")
+
+
 @require_POST
 @manager_required
 def pause(request: HttpRequest) -> HttpResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -51,13 +52,39 @@ class JobRow:
         return money_str(self.job.cost_actual)
 
     @property
+    def wait_ms(self) -> int | None:
+        """Queued → started (of the latest attempt)."""
+        return _ms_between(self.job.created_at, self.job.started_at)
+
+    @property
+    def run_ms(self) -> int | None:
+        return _ms_between(self.job.started_at, self.job.completed_at)
+
+    @property
+    def timeout_ms(self) -> int:
+        return self.job.timeout_seconds * 1000
+
+    @property
     def hold_reason(self) -> str:
         return "; ".join(str(r.get("message", "")) for r in self.job.hold_reasons if isinstance(r, dict))
 
 
 
+def _ms_between(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, int((end - start).total_seconds() * 1000))
+
+
 def _job(request: HttpRequest, job_id: str) -> Job:
     return get_or_404(selectors.job_get_for_team, team=request.team, job_id=job_id)  # type: ignore[attr-defined]
+
+
+def _live_since(request: HttpRequest) -> int:
+    """The event id a live page resumes from, read BEFORE the rows it shows: an event committed
+    between the two reads is then replayed to the page. Read after, a job that ended in between
+    stayed "Running" on the page for good (the flaky cancel journey in tests/browser/test_jobs.py)."""
+    return event_last_id(team_id=request.team.pk)  # type: ignore[attr-defined]
 
 
 def _who(request: HttpRequest) -> str:
@@ -112,6 +139,7 @@ def _count_capped(team: Any, filters: selectors.JobFilter) -> tuple[int, bool]:
 @team_required
 def job_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
+    since = _live_since(request)
     query = request.GET.get("q", "").strip()
     if looks_like_public_id(query, "JB"):
         try:
@@ -146,7 +174,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "filter_query": _without(request.GET, "cursor"),
         "paged": bool(cursor) or filters.created_before is not None,
         "next_url": f"?{more.urlencode()}" if next_cursor else "",
-        "since": event_last_id(team_id=team.pk),
+        "since": since,
         "can_write": _can_write(request),
     })
 
@@ -276,6 +304,7 @@ def _allowed_actions(job: Job) -> list[str]:
 @require_GET
 @team_required
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
+    since = _live_since(request)
     job = _job(request, job_id)
     logs = selectors.job_logs(job=job, limit=LOG_LIMIT)
     context = {
@@ -283,7 +312,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         "log_groups": _log_groups(logs),
         "logs_truncated": len(logs) >= LOG_LIMIT,
         "children": list(job.children.order_by("-pk")[:PAGE_SIZE]),
-        "since": event_last_id(team_id=job.team_id),
+        "since": since,
         "payload_json": _pretty(job.payload),
         "result_json": _pretty(job.result),
         "pulse_state_json": _pretty(job.pulse_state),

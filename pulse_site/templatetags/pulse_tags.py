@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
 
@@ -32,12 +34,19 @@ def duration(ms: int | float | None) -> str:
 
 @register.inclusion_tag("pulse/_time.html")
 def reltime(moment: datetime | None) -> dict[str, object]:
-    """A <time> that static/js/app.js turns into "3 min ago" with the exact local time on hover;
-    without JS it reads as the exact UTC time."""
+    """A <time> that reads "3 minutes ago" / "in 2 hours" with the exact time on hover; static/js/app.js
+    keeps the words fresh and puts the exact time in the viewer's own zone (the server's is UTC)."""
     if moment is None:
         return {"iso": ""}
     utc = moment.astimezone(UTC)
-    return {"iso": utc.isoformat(), "exact": utc.strftime("%Y-%m-%d %H:%M:%S UTC")}
+    now = timezone.now()
+    if abs((utc - now).total_seconds()) < 5:
+        words = "just now"
+    elif utc < now:
+        words = f"{timesince(utc, now, depth=1)} ago"
+    else:
+        words = f"in {timeuntil(utc, now, depth=1)}"
+    return {"iso": utc.isoformat(), "exact": utc.strftime("%Y-%m-%d %H:%M:%S UTC"), "words": words}
 
 
 @register.simple_tag(takes_context=True)

@@ -2,12 +2,18 @@
 (function () {
   "use strict";
 
-  // --- Times: <time datetime data-relative> reads "3 min ago" / "in 5 min"; every <time> gets
-  // its exact time in the viewer's own zone as a tooltip.
+  // --- Times, one mechanism for every page and every fragment drawn live:
+  //   <time datetime data-relative>  reads "3 min ago" / "in 2 hours" (refreshed every 15 s);
+  //   <time datetime data-clock>     reads the local clock time, 14:03:07 (log lines);
+  //   <time datetime data-countdown> reads "2h 5m" / "45s" until then (refreshed every second);
+  //   <time datetime data-elapsed>   reads how long since then, "2 h 5 min" (an uptime);
+  // and every <time datetime> gets its exact time in the viewer's own zone as a tooltip. The
+  // server renders the exact UTC time, so the page reads right without the script.
   var exact = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
     timeZoneName: "short"
   });
+  var clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   var units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
   var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
 
@@ -22,16 +28,77 @@
     }
   }
 
-  function refreshTimes(root) {
+  function countdown(seconds) {
+    if (seconds <= 0) return "now";
+    var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
+    var m = Math.floor(seconds % 3600 / 60), s = Math.floor(seconds % 60);
+    if (d) return d + "d " + h + "h";
+    if (h) return h + "h " + m + "m";
+    if (m) return m + "m " + s + "s";
+    return s + "s";
+  }
+
+  // The same words as the server's `duration` filter (pulse_tags.duration).
+  function elapsed(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + " s";
+    var m = Math.floor(s / 60);
+    if (m < 60) return s % 60 ? m + " min " + (s % 60) + " s" : m + " min";
+    var h = Math.floor(m / 60);
+    if (h < 24) return m % 60 ? h + " h " + (m % 60) + " min" : h + " h";
+    var d = Math.floor(h / 24);
+    return h % 24 ? d + " d " + (h % 24) + " h" : d + " d";
+  }
+
+  function render(el, now) {
+    var at = Date.parse(el.getAttribute("datetime"));
+    if (isNaN(at)) return;
+    var title = exact.format(new Date(at));
+    if (el.title !== title) el.title = title;
+    var text = null;
+    if (el.hasAttribute("data-countdown")) text = countdown((at - now) / 1000);
+    else if (el.hasAttribute("data-relative")) text = describe((at - now) / 1000);
+    else if (el.hasAttribute("data-clock")) text = clock.format(new Date(at));
+    else if (el.hasAttribute("data-elapsed")) text = elapsed((now - at) / 1000);
+    if (text !== null && el.textContent !== text) el.textContent = text;
+  }
+
+  function refreshTimes(root, selector) {
     var now = Date.now();
-    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
-      var at = Date.parse(el.getAttribute("datetime"));
-      if (isNaN(at)) return;
-      if (!el.dataset.exactSet) {
-        el.title = exact.format(new Date(at));
-        el.dataset.exactSet = "1";
+    var scope = root || document;
+    var sel = selector || "time[datetime]";
+    if (scope.matches && scope.matches(sel)) render(scope, now);
+    if (scope.querySelectorAll) scope.querySelectorAll(sel).forEach(function (el) { render(el, now); });
+  }
+
+  // Fragments that live pages insert (rows, status blocks, log lines) read the same way at once.
+  function watchInsertions() {
+    if (!window.MutationObserver) return;
+    var relabel = null;
+    new MutationObserver(function (records) {
+      records.forEach(function (record) {
+        record.addedNodes.forEach(function (node) { if (node.nodeType === 1) refreshTimes(node); });
+      });
+      if (relabel === null) relabel = setTimeout(function () { relabel = null; labelScrollers(); }, 200);
+    }).observe(document.body, { childList: true, subtree: true });
+  }
+
+  // --- Tables wider than their box scroll sideways: such a box takes focus (so the keyboard
+  // scrolls it) and is named after its section; boxes that fit are left out of the tab order.
+  function labelScrollers() {
+    document.querySelectorAll(".table-wrap").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1) {
+        if (box.getAttribute("tabindex") === "0") return;
+        var section = box.closest("section");
+        var heading = section && section.querySelector("h2, h3");
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", (heading && heading.firstChild ? heading.firstChild.textContent.trim() : "Table") + " (scrolls sideways)");
+      } else if (box.getAttribute("tabindex") === "0") {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
       }
-      if (el.hasAttribute("data-relative")) el.textContent = describe((at - now) / 1000);
     });
   }
 
@@ -92,7 +159,11 @@
   }
 
   refreshTimes();
-  setInterval(refreshTimes, 30000);
+  watchInsertions();
+  labelScrollers();
+  window.addEventListener("resize", labelScrollers);
+  setInterval(function () { refreshTimes(document, "time[data-relative], time[data-elapsed]"); }, 15000);
+  setInterval(function () { refreshTimes(document, "time[data-countdown]"); }, 1000);
   setupTheme();
   setupShortcuts();
   window.PulseApp = { refreshTimes: refreshTimes };

@@ -1,5 +1,5 @@
 // Keeps the budget page live: budget.* and job.* events re-render the usage fragment (the same
-// partial the server rendered first); countdowns tick every second.
+// partial the server rendered first). Countdowns tick in app.js, like every other time.
 (function () {
   "use strict";
   var section = document.getElementById("budget-live-section");
@@ -16,7 +16,7 @@
     fetch(section.dataset.liveUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
-        if (html !== null) { target.innerHTML = html; tick(); }
+        if (html !== null) target.innerHTML = html;
       })
       .catch(function () { /* the next event or the reconnect replay refreshes again */ })
       .finally(function () {
@@ -29,26 +29,6 @@
     // Coalesce bursts (a worker settling many jobs) into one fetch.
     if (pending === null) pending = setTimeout(refresh, 250);
   }
-
-  function format(seconds) {
-    if (seconds <= 0) return "now";
-    var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
-    var m = Math.floor(seconds % 3600 / 60), s = Math.floor(seconds % 60);
-    if (d) return d + "d " + h + "h";
-    if (h) return h + "h " + m + "m";
-    if (m) return m + "m " + s + "s";
-    return s + "s";
-  }
-
-  function tick() {
-    var now = Date.now();
-    document.querySelectorAll("[data-countdown]").forEach(function (el) {
-      el.textContent = format((Date.parse(el.dataset.countdown) - now) / 1000);
-    });
-  }
-
-  tick();
-  setInterval(tick, 1000);
 
   PulseLive.follow({
     wsPath: section.dataset.wsPath,

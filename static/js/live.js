@@ -1,12 +1,19 @@
-// The team's live event stream (/ws/), shared by every live page: connects, resumes after a drop
-// from the last event id it saw, and shows the state in #live-indicator.
+// The team's live event stream (/ws/), one socket per page: connects, resumes after a drop from
+// the last event id it saw, and shows the state in #live-indicator. A page's own script calls
+// PulseLive.follow; every other team page follows without a replay, so the queue banner (shown on
+// every page) appears and goes away live.
 // Protocol: {"type": "hello" | "event" | "resync" | "closed", ...}; events carry a sequence id.
 (function () {
   "use strict";
+  if (window.PulseLive) return;  // base.html loads it; a page that loads it again gets the same one
+
+  var listeners = [];
+  var following = false;
 
   function follow(options) {
+    following = true;
     var indicator = document.getElementById("live-indicator");
-    var lastId = options.since || 0;
+    var lastId = options.since;
     var attempts = 0;
     var stopped = false;
 
@@ -16,17 +23,25 @@
       indicator.textContent = label;
     }
 
+    function tell(data) {
+      listeners.forEach(function (listener) { listener(data); });
+    }
+
     function connect() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      var socket = new WebSocket(scheme + location.host + options.wsPath + "?since=" + lastId);
+      var query = lastId === null || lastId === undefined ? "" : "?since=" + lastId;
+      var socket = new WebSocket(scheme + location.host + options.wsPath + query);
       socket.onmessage = function (message) {
         var data = JSON.parse(message.data);
         if (data.type === "hello") {
+          data.reconnected = attempts > 0;
           attempts = 0;
           setState("live", "live");
+          tell(data);
         } else if (data.type === "event") {
-          lastId = Math.max(lastId, data.id);
+          if (lastId !== null && lastId !== undefined) lastId = Math.max(lastId, data.id);
           options.onEvent(data);
+          tell(data);
         } else if (data.type === "resync") {
           // More was missed than the server replays: the page is re-rendered from the database.
           stopped = true;
@@ -49,5 +64,38 @@
     if (window.WebSocket) connect();
   }
 
-  window.PulseLive = { follow: follow };
+  function listen(listener) {
+    listeners.push(listener);
+  }
+
+  // --- The queue pause banner (jobs/_queue_banner.html): redrawn by the server on a queue.*
+  // event, and after a reconnect (a socket without replay may have missed one).
+  function followBanner() {
+    var slot = document.getElementById("queue-banner-slot");
+    if (!slot) return;
+    var inFlight = false;
+    function redraw() {
+      if (inFlight) return;
+      inFlight = true;
+      fetch(slot.dataset.url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (html === null) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue-banner-slot");
+          // The slot stays (a live region announces its new content); only what it holds changes.
+          if (fresh) slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
+        })
+        .catch(function () { /* the next queue event or reconnect redraws it */ })
+        .finally(function () { inFlight = false; });
+    }
+    listen(function (data) {
+      if ((data.type === "event" && data.kind.indexOf("queue.") === 0) || (data.type === "hello" && data.reconnected)) {
+        redraw();
+      }
+    });
+    if (!following) follow({ wsPath: slot.dataset.wsPath || "/ws/", since: null, onEvent: function () {} });
+  }
+
+  document.addEventListener("DOMContentLoaded", followBanner);
+  window.PulseLive = { follow: follow, listen: listen };
 })();
