@@ -38,12 +38,29 @@ def _live_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 @team_required
 def page(request: HttpRequest) -> HttpResponse:
+    return _render_page(request)
+
+
+def _form_field(name: str) -> str:
+    """The form input a service error is about: handler_caps.<handler>.daily is cap_daily."""
+    head, _, rest = name.partition(".")
+    if head == "handler_caps":
+        last = rest.rpartition(".")[2]  # handler names hold dots themselves
+        return f"cap_{last}" if last in CAP_FIELDS else "cap_handler"
+    return head
+
+
+def _render_page(request: HttpRequest, *, form: str = "", error: PulseError | None = None) -> HttpResponse:
+    """The page; after a refused form (`form` names it), with what was typed and the error under
+    its field, as a 400, so nothing typed is lost."""
     team = request.team  # type: ignore[attr-defined]
+    # Read before the usage: an event committed in between is replayed instead of lost.
+    since = event_last_id(team_id=team.pk)
     history = selectors.budget_history(team=team)
     peak = max((d["total"] for d in history["days"]), default=0) or 1
     context = {
         **_live_context(request),
-        "since": event_last_id(team_id=team.pk),
+        "since": since,
         "history": history,
         # Server-rendered SVG bars: x, y, height in a 300 x 80 box, one 8-unit bar per day.
         "history_bars": [(i * 10 + 1, 78 - round(d["total"] * 76 / peak, 2), round(d["total"] * 76 / peak, 2), d)
@@ -52,8 +69,12 @@ def page(request: HttpRequest) -> HttpResponse:
         "overrides": selectors.budget_overrides(team=team, limit=20),
         "weekdays": list(enumerate(WEEKDAYS)),
         "thresholds_text": ", ".join(str(t) for t in selectors.budget_policy_get(team=team).alert_thresholds),
+        "typed": {"form": form, **request.POST.dict()} if error else {},
+        "field_errors": {_form_field(name): reasons for name, reasons in error.fields.items()} if error else {},
     }
-    return render(request, "budgets/page.html", context)
+    if error:
+        messages.error(request, error.message)
+    return render(request, "budgets/page.html", context, status=400 if error else 200)
 
 
 @require_GET
@@ -73,7 +94,7 @@ def settings_update(request: HttpRequest) -> HttpResponse:
     try:
         services.budget_policy_update(team=request.team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
-        messages.error(request, error.message)
+        return _render_page(request, form="settings", error=error)
     else:
         messages.success(request, "Budget settings saved.")
     return redirect("budgets:page")
@@ -108,7 +129,7 @@ def override_create(request: HttpRequest) -> HttpResponse:
                                         expires_at=expires_at, reason=request.POST.get("reason", ""),
                                         by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
-        messages.error(request, error.message)
+        return _render_page(request, form="override", error=error)
     else:
         messages.success(request, "Override created: held jobs that fit it are released.")
     return redirect("budgets:page")
