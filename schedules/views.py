@@ -42,9 +42,11 @@ def _can_write(request: HttpRequest) -> bool:
 @team_required
 def schedule_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
+    # Read before the rows: an event committed in between is replayed instead of lost.
+    since = event_last_id(team_id=team.pk)
     return render(request, "schedules/list.html", {
         "rows": selectors.schedules_list(team=team),
-        "since": event_last_id(team_id=team.pk),
+        "since": since,
         "can_write": _can_write(request),
     })
 
@@ -123,6 +125,8 @@ def _history(schedule: Schedule) -> list[Any]:
 @require_GET
 @team_required
 def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
+    # Read before the rows: an event committed in between is replayed instead of lost.
+    since = event_last_id(team_id=request.team.pk)  # type: ignore[attr-defined]
     schedule = _schedule(request, schedule_id)
     return render(request, "schedules/detail.html", {
         "schedule": schedule,
@@ -131,7 +135,7 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
         "estimate_override": money_str(schedule.estimate_override),
         "payload_json": json.dumps(schedule.payload, indent=2, sort_keys=True, ensure_ascii=False),
         "executions": _history(schedule),
-        "since": event_last_id(team_id=schedule.team_id),
+        "since": since,
         "can_write": _can_write(request),
     })
 

@@ -38,18 +38,28 @@
     li.dataset.logId = line.id;
     li.className = "log-line level-" + line.level;
     var time = li.querySelector("time");
-    time.setAttribute("datetime", line.at);
-    time.textContent = new Date(line.at).toTimeString().slice(0, 8);
+    time.setAttribute("datetime", line.at);  // app.js shows it as the viewer's clock time
     li.querySelector(".level").textContent = line.level;
     li.querySelector(".message").textContent = line.message;
     task.querySelector("ol").appendChild(li);
     document.getElementById("logs-empty").hidden = true;
   }
 
+  // One redraw at a time, and one more after it when an event came meanwhile: two fetches in
+  // flight could answer out of order and leave the older state ("Running") on the page.
+  var inFlight = false;
+  var again = false;
   function redrawStatus() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
     fetch(section.dataset.statusUrl, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) { if (html) holder.innerHTML = html; });
+      .then(function (html) { if (html) holder.innerHTML = html; })
+      .catch(function () { /* the next event redraws */ })
+      .finally(function () {
+        inFlight = false;
+        if (again) { again = false; redrawStatus(); }
+      });
   }
 
   function onEvent(event) {

@@ -31,11 +31,14 @@
 
   // Status, cost and hold reason are redrawn by the server so a live row never drifts from a
   // rendered one; the checkbox is carried over so a redraw does not drop a selection.
+  // Two redraws of one row may answer out of order: only the latest asked is applied.
+  var asked = {};
   function redraw(id, insert) {
+    var mine = asked[id] = (asked[id] || 0) + 1;
     fetch(section.dataset.rowUrl.replace("JOB_ID", encodeURIComponent(id)), { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
-        if (!html) return;
+        if (!html || mine !== asked[id]) return;
         var holder = document.createElement("tbody");
         holder.innerHTML = html.trim();
         var fresh = holder.firstElementChild;

@@ -6,17 +6,22 @@
   if (!section) return;
   var rows = document.getElementById("execution-rows");
   var scheduleId = section.dataset.scheduleId;
-  var pending = false;
+  var inFlight = false;
+  var again = false;
 
+  // One redraw at a time, and one more after it when an event came meanwhile (dropping it left
+  // a run "running" that had ended).
   function redraw() {
-    if (pending) return;
-    pending = true;
+    if (inFlight) { again = true; return; }
+    inFlight = true;
     fetch(section.dataset.rowsUrl, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) {
-        pending = false;
-        if (html !== null) rows.innerHTML = html;
-      }, function () { pending = false; });
+      .then(function (html) { if (html !== null) rows.innerHTML = html; })
+      .catch(function () { /* the next event redraws */ })
+      .finally(function () {
+        inFlight = false;
+        if (again) { again = false; redraw(); }
+      });
   }
 
   function showsJob(jobId) {

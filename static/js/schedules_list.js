@@ -6,13 +6,16 @@
   if (!section) return;
   var rows = document.getElementById("schedule-rows");
 
+  // Two redraws of one row may answer out of order: only the latest asked is applied.
+  var asked = {};
   function redraw(id) {
-    var old = rows.querySelector('tr[data-schedule-id="' + CSS.escape(id) + '"]');
-    if (!old) return;
+    if (!rows.querySelector('tr[data-schedule-id="' + CSS.escape(id) + '"]')) return;
+    var mine = asked[id] = (asked[id] || 0) + 1;
     fetch(section.dataset.rowUrl.replace("SCHEDULE_ID", encodeURIComponent(id)), { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
-        if (!html) return;
+        var old = rows.querySelector('tr[data-schedule-id="' + CSS.escape(id) + '"]');
+        if (!html || !old || mine !== asked[id]) return;
         var holder = document.createElement("tbody");
         holder.innerHTML = html.trim();
         old.replaceWith(holder.firstElementChild);
