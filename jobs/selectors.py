@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -106,14 +107,25 @@ def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, l
 
 
 def _payload_match(key: str, text: str) -> Q:
-    """`key=42` matches the number 42 or the string "42"; `key=true` the boolean or the string."""
-    match = Q(**{f"payload__{key}": text})
+    """`key=42` matches the number 42 or the string "42"; `key=true` the boolean or the string.
+
+    On PostgreSQL as containment (payload @> '{"key": 42}'), which the GIN index job_payload_path
+    (jsonb_path_ops, migration 0008) serves; SQLite compares json_extract(payload, '$.key').
+    """
+    values: list[Any] = [text]
     try:
         value = json.loads(text)
     except ValueError:
-        return match
+        value = None
     if isinstance(value, (bool, int, float)):
-        match |= Q(**{f"payload__{key}": value})
+        values.append(value)
+    if connection.vendor == "postgresql":
+        lookups = [Q(payload__contains={key: v}) for v in values]
+    else:
+        lookups = [Q(**{f"payload__{key}": v}) for v in values]
+    match = lookups[0]
+    for other in lookups[1:]:
+        match |= other
     return match
 
 

@@ -121,8 +121,9 @@ def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, 
 
 def _count_capped(team: Any, filters: selectors.JobFilter) -> tuple[int, bool]:
     """How many jobs match, counted up to COUNT_CAP + 1 (the page says "more than 10,000"), and
-    whether only the newest COUNT_SCAN jobs were looked at: payload terms have no index, and a rare
-    value would otherwise read the team's whole history to find its 10,001 matches."""
+    whether only the newest COUNT_SCAN jobs were looked at: a payload term is found through the GIN
+    index on PostgreSQL (none on SQLite), but counting a common value would still visit every match
+    in the team's whole history."""
     rows = selectors.jobs_matching(team=team, filters=filters)
     windowed = False
     if filters.payload:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from django.urls import reverse
 
 from jobs.models import Job
@@ -76,3 +79,32 @@ def test_the_search_box_is_on_every_page_with_its_syntax(alice_client, acme):
     for url in ("/", "/jobs/", "/schedules/", "/budget/", "/team/"):
         html = alice_client.get(url).content.decode()
         assert 'id="site-search-q"' in html and "key=value" in html, url
+
+
+def test_a_payload_term_matches_the_number_and_the_string_but_not_nested_or_other_keys(alice_client, make_job):
+    number = make_job(payload={"user": 42, "region": "eu"})
+    string = make_job(payload={"user": "42"})
+    make_job(payload={"user": 421})
+    make_job(payload={"owner": {"user": 42}})
+    make_job(payload={"users": 42})
+    html = alice_client.get("/jobs/", {"q": "user=42"}).content.decode()
+    assert sorted(re.findall(r'data-job-id="(JB_\w+)"', html)) == sorted([number.public_id, string.public_id])
+
+
+@pytest.mark.postgres
+def test_the_payload_search_is_served_by_the_gin_index_on_postgresql(acme, make_job):
+    from django.db import connection
+
+    from jobs.selectors import JobFilter, jobs_matching
+
+    if connection.vendor != "postgresql":
+        pytest.skip("GIN (jsonb_path_ops) is PostgreSQL's; SQLite searches the payload unindexed")
+    Job.objects.bulk_create([Job(team=acme, handler="pulse.noop", payload={"user": n % 500, "region": "eu"})
+                             for n in range(5_000)])
+    make_job(payload={"user": "rare-one"})
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+    rows = jobs_matching(team=acme, filters=JobFilter(payload=(("user", "rare-one"),)))
+    plan = rows.order_by("-pk")[:51].explain()
+    assert "job_payload_path" in plan, plan
+    assert [job.payload for job in rows] == [{"user": "rare-one"}]
