@@ -11,7 +11,10 @@ job (every other kind still arrives); `unfollow` lifts it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +26,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from pulse_site.ids import looks_like_public_id
-from pulse_site.live.selectors import event_last_id, events_since
+from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, team_group, token_group, user_group
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
@@ -35,6 +38,8 @@ CLOSE_FORBIDDEN = 4403
 REPLAY_LIMIT = 1_000
 # Enough to cover a replay plus the live events that raced it; older ids cannot come again.
 SENT_IDS_KEPT = 4_096
+CATCH_UP_SECONDS = 5.0
+log = logging.getLogger("pulse.live")
 
 
 def origin_allowed(origin: str) -> bool:
@@ -97,6 +102,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         await self._greet_and_replay()
+        self.catching_up = asyncio.ensure_future(self._catch_up_forever())
 
     async def _authorize(self) -> int | None:
         origin = _header(self.scope, b"origin")
@@ -125,6 +131,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def _greet_and_replay(self) -> None:
         team_id = self.access.team.pk
         last_id = await database_sync_to_async(event_last_id)(team_id=team_id)
+        # What the page (or the replay below) already covers; the catch-up starts after it.
+        self.synced_to = last_id
         await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
         raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since")
         if raw is None:
@@ -141,6 +149,28 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             return
         for event in missed:
             await self._send_event(event.as_message())
+
+    async def _catch_up_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CATCH_UP_SECONDS)
+            try:
+                await self._catch_up()
+            except Exception:
+                # The database away for a moment: the next round tries again.
+                log.warning("live catch-up of a socket failed", exc_info=True)
+
+    async def _catch_up(self) -> None:
+        team_id = self.access.team.pk
+        cursor, ids = await database_sync_to_async(events_relayed_after)(
+            team_id=team_id, after=self.synced_to, limit=REPLAY_LIMIT + 1)
+        if len(ids) > REPLAY_LIMIT:
+            await self.send_json({"type": "resync"})
+        else:
+            missed = [event_id for event_id in ids if event_id not in self.sent_ids]
+            if missed:
+                for event in await database_sync_to_async(events_by_id)(team_id=team_id, ids=missed):
+                    await self._send_event(event.as_message())
+        self.synced_to = max(self.synced_to, cursor)
 
     async def _send_event(self, event: dict[str, Any]) -> None:
         if self.following is not None and str(event.get("kind", "")).startswith("job.") \
@@ -159,6 +189,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "error": {"code": code, "message": message}})
 
     async def disconnect(self, code: int) -> None:
+        catching_up = getattr(self, "catching_up", None)
+        if catching_up is not None:
+            catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catching_up
         for group in getattr(self, "joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

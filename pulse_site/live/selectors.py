@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Max
 
-from pulse_site.live.models import Event
+from pulse_site.live.models import Event, RelayCursor
 
 
 def event_last_id(*, team_id: int) -> int:
@@ -15,3 +15,19 @@ def event_last_id(*, team_id: int) -> int:
 def events_since(*, team_id: int, since: int, limit: int) -> list[Event]:
     """The team's events after `since`, oldest first, at most `limit`."""
     return list(Event.objects.filter(team_id=team_id, id__gt=since).order_by("id")[:limit])
+
+
+def events_relayed_after(*, team_id: int, after: int, limit: int) -> tuple[int, list[int]]:
+    """How far the relay has got (its cursor), and the ids of the team's events after `after` up to
+    there: what a socket of the team should have received by now. Served by the (team, id) index."""
+    from pulse_site.live.relay import CURSOR_NAME
+
+    cursor = RelayCursor.objects.filter(name=CURSOR_NAME).values_list("last_id", flat=True).first() or 0
+    if cursor <= after:
+        return cursor, []
+    ids = Event.objects.filter(team_id=team_id, id__gt=after, id__lte=cursor).order_by("id")
+    return cursor, list(ids.values_list("id", flat=True)[:limit])
+
+
+def events_by_id(*, team_id: int, ids: list[int]) -> list[Event]:
+    return list(Event.objects.filter(team_id=team_id, id__in=ids).order_by("id"))
