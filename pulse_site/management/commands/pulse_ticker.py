@@ -10,6 +10,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pulse_site import ticker
+from pulse_site.live.relay import relay_loop
+
+RELAY_STEP = "relay_events"
 
 log = logging.getLogger("pulse.ticker")
 
@@ -37,7 +40,16 @@ class Command(BaseCommand):
         _stop_on_signals(stop)
         running = [name for name in names if name not in skip]
         log.info("ticker started: every %ss, steps %s", settings.PULSE_TICK_SECONDS, ", ".join(running) or "none")
+        relay = None
+        if RELAY_STEP in running and not settings.PULSE_RELAY_IN_WEB:
+            # Live events are relayed by a thread of their own every 50 ms: as a step they waited
+            # for the next round (up to a second, longer behind a big round of schedules).
+            relay = threading.Thread(target=relay_loop, args=(stop,), name="pulse-event-relay", daemon=True)
+            relay.start()
+            skip = [*skip, RELAY_STEP]
         ticker.run_forever(stop, interval=settings.PULSE_TICK_SECONDS, skip=set(skip))
+        if relay is not None:
+            relay.join(timeout=10)
         log.info("ticker stopped")
 
 
