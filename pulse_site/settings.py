@@ -67,8 +67,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
-    # A page whose database is unreachable answers 503 with Retry-After, not a 500.
-    "pulse_site.outage.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "pulse_site.urls"
