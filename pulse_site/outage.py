@@ -2,7 +2,7 @@
 
 PostgreSQL restarting, failing over or unreachable for a while is not a bug in Pulse and must not
 look like one: the API answers 503 `database_unavailable` with Retry-After (not a 500), pages answer
-503, and workers and tickers keep running and carry on once the database answers again. Django
+503 (`server_error`, the handler500), and workers and tickers keep running and carry on once the database answers again. Django
 discards a broken connection only at a request boundary (`close_old_connections`); long-running
 loops call `discard_broken_connections()` after a failure to get the same.
 """
@@ -10,12 +10,15 @@ loops call `discard_broken_connections()` after a failure to get the same.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
+from django.views import defaults
 
 log = logging.getLogger("pulse.outage")
 T = TypeVar("T")
@@ -23,6 +26,7 @@ T = TypeVar("T")
 RETRY_AFTER_SECONDS = 5
 # Server-side refusals that are about the statement, not the connection: never waited out.
 _NOT_AN_OUTAGE = ("40001", "40P01", "23", "22", "42")  # serialization, deadlock, integrity, data, syntax
+_SQLITE_OUTAGES = ("unable to open database file", "database is locked", "disk I/O error")
 
 
 def is_database_outage(exc: BaseException) -> bool:
@@ -33,6 +37,9 @@ def is_database_outage(exc: BaseException) -> bool:
     if not isinstance(exc, OperationalError):
         return False
     cause = exc.__cause__
+    if isinstance(cause, sqlite3.Error):
+        # SQLite reports a missing table the same way as a missing file: only these are outages.
+        return any(text in str(cause) for text in _SQLITE_OUTAGES)
     sqlstate = getattr(cause, "sqlstate", None)
     if sqlstate:
         # 08xxx connection exceptions, 57P0x admin/crash shutdown, 53xxx out of resources.
@@ -78,20 +85,13 @@ def retry_through_outage(func: Callable[[], T], *, what: str, give_up_after: flo
         return result
 
 
-class DatabaseUnavailableMiddleware:
-    """Pages whose view hit a database outage answer 503 with Retry-After instead of a 500.
-    (The API's own handler answers in the error shape before this sees anything.)"""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, DatabaseError) or not is_database_outage(exception):
-            return None
+def server_error(request: HttpRequest) -> HttpResponse:
+    """`handler500`: an uncaught database outage (in a view or a middleware such as the team
+    lookup) answers 503 with Retry-After; anything else is Django's 500 page."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DatabaseError) and is_database_outage(exc):
         response = HttpResponse("The database is unavailable for a moment. Try again in a few seconds.\n",
                                 status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    return defaults.server_error(request)

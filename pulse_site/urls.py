@@ -15,3 +15,6 @@ urlpatterns = [
     path("", include("budgets.urls")),
     path("", include("pulse_site.dashboard_urls")),
 ]
+
+# A database outage answers 503 with Retry-After instead of the 500 page (pulse_site/outage.py).
+handler500 = "pulse_site.outage.server_error"

@@ -1,0 +1,70 @@
+"""What a client sees while the database is unreachable: the API answers 503 `database_unavailable`
+in the error shape with Retry-After, a page answers 503 with Retry-After, never a 500. In process,
+on both databases: the connection is pointed at a database that cannot be reached (a closed port,
+an SQLite file in a directory that does not exist), so the failure is the driver's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test import Client
+from rest_framework.test import APIClient
+
+from jobs.models import Job
+from pulse_site.outage import is_database_outage
+from pulse_site.teams.models import Team
+from pulse_site.teams.services import token_create
+from tests.fault.proxy import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@contextmanager
+def database_away() -> Iterator[None]:
+    """Every new connection of this thread fails until the end of the test."""
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-pulse-dir/away.sqlite3"
+    else:
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+    yield
+    connection.close()
+    connection.settings_dict.clear()
+    connection.settings_dict.update(saved)
+
+
+def test_the_api_answers_503_database_unavailable_with_retry_after(acme):
+    _, secret = token_create(team=acme, name="ci", access="write", expires_at=None, by=None)
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    with database_away():
+        listed = client.get("/api/v1/jobs/")
+        submitted = client.post("/api/v1/jobs/", {"handler": "pulse.noop", "payload": {}}, format="json")
+    for response in (listed, submitted):
+        assert response.status_code == 503
+        assert response["Retry-After"] == "5"
+        assert response.json() == {"error": {"code": "database_unavailable", "message":
+                                             "The database is unavailable for a moment; try again in 5 seconds.",
+                                             "fields": {}}}
+    assert not Job.objects.exists()  # nothing half-written
+
+
+def test_a_page_answers_503_with_retry_after_not_the_500_page(alice, acme):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(alice)
+    with database_away():
+        response = browser.get("/jobs/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert b"database is unavailable" in response.content
+
+
+def test_a_refused_statement_is_not_taken_for_an_outage(acme):
+    with pytest.raises(IntegrityError) as refused:
+        with transaction.atomic():
+            Team.objects.create(name="Acme again", slug=acme.slug)
+    assert not is_database_outage(refused.value)
