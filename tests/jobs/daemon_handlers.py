@@ -10,7 +10,7 @@ RETURNS = 2
 
 
 @handler("test.daemon_flaky", title="Fails its first three starts, then runs until cancelled", cost="0",
-         daemon=True, backoff_base=0.5, backoff_cap=8)
+         daemon=True, backoff_base=0.5, backoff_cap=2)
 def flaky(ctx: JobContext) -> None:
     if ctx.attempt <= FAILURES:
         raise JobError(ErrorCode.NETWORK_ERROR, f"upstream refused (start {ctx.attempt})")

@@ -19,6 +19,7 @@ from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import claim, run_job
 from jobs.services import job_cancel
 from pulse_site.live.models import Event
+from tests.browser.conftest import asgi_server, browser, login_as, page, playwright  # noqa: F401
 from tests.conftest import token_client
 from tests.jobs import daemon_handlers  # noqa: F401  (the daemons the real cluster runs too)
 
@@ -228,7 +229,9 @@ def test_on_a_real_cluster_daemons_restart_with_backoff_after_failures_and_retur
     wait_for(lambda: set(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("status", flat=True))
              == {Status.CANCELLED}, what="both cancelled")
     attempts = dict(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("pk", "attempts"))
-    time.sleep(3)  # past the longest backoff (2 s) and a dozen ticks: a restart would have happened by now
+    # Longer than either daemon's longest backoff (2 s and 1 s) and a dozen ticks: an uncancelled
+    # daemon would have been started again by now.
+    time.sleep(2.5)
     assert dict(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("pk", "attempts")) == attempts
     assert set(Job.objects.filter(pk__in=[flaky.pk, quits.pk]).values_list("status", flat=True)) == {Status.CANCELLED}
     assert not Attempt.objects.filter(job__in=[flaky, quits], finished_at__isnull=True).exists()
@@ -241,3 +244,24 @@ def test_the_daemons_panel_fragment_is_the_teams_own_and_empty_without_daemons(a
     fragment = alice_client.get("/jobs/daemons/").content.decode()
     assert f'id="daemon-{running.public_id}"' in fragment
     assert 'id="daemons"' not in charlie_client.get("/jobs/daemons/").content.decode()
+
+
+@pytest.mark.browser
+def test_the_daemons_panel_follows_a_daemon_live_from_start_to_restart_to_cancel(alice, acme, submit, daemons, page,
+                                                                                 login_as):
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    assert page.query_selector("#daemons") is None
+    crashy = submit("test.crashy")
+    claim(crashy.public_id)
+    row = f"#daemon-{crashy.public_id}"
+    page.wait_for_selector(f"{row} td:nth-child(3):text-is('running')")
+    assert page.inner_text(f"{row} td.num") == "0"
+    failing = submit("test.crashy")  # a second one, run to its failure: restarting, one restart
+    run_job(failing.public_id)
+    page.wait_for_selector(f"#daemon-{failing.public_id} td:nth-child(3):text-is('restarting')")
+    assert page.inner_text(f"#daemon-{failing.public_id} td.num") == "1"
+    job_cancel(job=failing, by="alice")
+    page.wait_for_selector(f"#daemon-{failing.public_id}", state="detached")
+    assert page.query_selector(row) is not None  # the running one stays
