@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_check, budget_preview
-from jobs.events import job_event
+from jobs.events import job_event, job_summary
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
@@ -75,6 +75,51 @@ def _replayed(team: Team, key: str, request_hash: str) -> Job | None:
     return existing
 
 
+def _prepare(
+    *,
+    team: Team,
+    handler: str,
+    payload: object,
+    source: str,
+    priority: object = 0,
+    parent: Job | None = None,
+    idempotency_key: str | None = None,
+    created_by: str = "",
+    estimate_micros: int | None = None,
+    run_after: datetime | None = None,
+    origin: str = "",
+) -> Job:
+    """The unsaved job of a valid submission; ValidationError (or another PulseError) if not."""
+    spec = get_handler(handler)
+    check_payload_size(payload)
+    body = spec.validate(payload)
+    priority = _validate_priority(priority)
+    if source not in Job.Source.values:
+        raise ValidationError.for_field("source", f"Unknown source '{source}'.")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise ValidationError.for_field("idempotency_key", "Between 1 and 255 characters.")
+    if estimate_micros is None:
+        try:
+            estimate_micros = spec.estimate_micros(body)
+        except PulseError:
+            raise
+        except Exception as exc:  # a handler's estimator is third-party code
+            raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
+    return Job(
+        team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
+        priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
+        timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
+        request_hash=_request_hash(handler, body, priority), created_by=created_by[:150], run_after=run_after,
+        origin=origin,
+    )
+
+
+def _check_submittable(job: Job) -> None:
+    """What could never run is refused now, not held forever later."""
+    budget_check_submittable(team=job.team, handler=job.handler, estimate_micros=job.cost_estimate)
+    gate_check_submittable(team=job.team, spec=get_handler(job.handler))
+
+
 def job_submit(
     *,
     team: Team,
@@ -94,44 +139,22 @@ def job_submit(
     `estimate_micros` overrides the handler's estimate (a schedule's override); otherwise the
     handler's estimator or fixed cost is used, never a silent zero.
     """
-    spec = get_handler(handler)
-    check_payload_size(payload)
-    body = spec.validate(payload)
-    priority = _validate_priority(priority)
-    if source not in Job.Source.values:
-        raise ValidationError.for_field("source", f"Unknown source '{source}'.")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise ValidationError.for_field("idempotency_key", "Between 1 and 255 characters.")
-    if estimate_micros is None:
-        try:
-            estimate_micros = spec.estimate_micros(body)
-        except PulseError:
-            raise
-        except Exception as exc:  # a handler's estimator is third-party code
-            raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
-    request_hash = _request_hash(handler, body, priority)
-
+    job = _prepare(team=team, handler=handler, payload=payload, source=source, priority=priority, parent=parent,
+                   idempotency_key=idempotency_key, created_by=created_by, estimate_micros=estimate_micros,
+                   run_after=run_after, origin=origin)
     with transaction.atomic():
         if idempotency_key:
-            existing = _replayed(team, idempotency_key, request_hash)
+            existing = _replayed(team, idempotency_key, job.request_hash)
             if existing is not None:
                 return Submission(job=existing, created=False)
-        # What could never run is refused now, not held forever later (a replay above still
-        # answers with its job even if the limits were lowered since).
-        budget_check_submittable(team=team, handler=handler, estimate_micros=estimate_micros)
-        gate_check_submittable(team=team, spec=spec)
-        job = Job(
-            team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
-            priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
-            timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None, request_hash=request_hash,
-            created_by=created_by[:150], run_after=run_after, origin=origin,
-        )
+        # (A replay above still answers with its job even if the limits were lowered since.)
+        _check_submittable(job)
         try:
             with transaction.atomic():
                 job.save()
         except IntegrityError:
             # A concurrent request with the same key won the insert: answer with its job.
-            existing = _replayed(team, idempotency_key or "", request_hash) if idempotency_key else None
+            existing = _replayed(team, idempotency_key or "", job.request_hash) if idempotency_key else None
             if existing is None:
                 raise
             return Submission(job=existing, created=False)
@@ -140,10 +163,77 @@ def job_submit(
     return Submission(job=job, created=True, would_hold=budget_preview(job=job))
 
 
-def _dispatch_on_commit() -> None:
+@dataclass
+class SubmitItem:
+    """One job of a `job_submit_many` (the keyword arguments of job_submit, no idempotency key)."""
+
+    team: Team
+    handler: str
+    payload: object
+    source: str
+    created_by: str = ""
+    estimate_micros: int | None = None
+    origin: str = ""
+
+
+def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
+    """Submit many jobs at once (a schedule tick's batch): each validated and checked like
+    job_submit, the good ones written with one INSERT and their events with another, and one
+    dispatch after the commit. Returns, per item, its job or the error that refused it (nothing
+    is written for those)."""
+    results: list[Job | PulseError] = []
+    checked: dict[tuple[int, str, int], PulseError | None] = {}
+    for item in items:
+        try:
+            job = _prepare(team=item.team, handler=item.handler, payload=item.payload, source=item.source,
+                           created_by=item.created_by, estimate_micros=item.estimate_micros, origin=item.origin)
+            key = (item.team.pk, job.handler, job.cost_estimate)
+            # The limits and the exclusive rule are the same for every job of a team, handler and
+            # estimate in one batch; only an exclusive "refuse" handler is asked each time.
+            if key not in checked or get_handler(job.handler).exclusive == "refuse":
+                try:
+                    _check_submittable(job)
+                    checked[key] = None
+                except PulseError as exc:
+                    checked[key] = exc
+            if checked[key] is not None:
+                raise checked[key]  # type: ignore[misc]
+            results.append(job)
+        except PulseError as exc:
+            results.append(exc)
+    jobs = [job for job in results if isinstance(job, Job)]
+    if jobs:
+        with transaction.atomic():
+            Job.objects.bulk_create(jobs)
+            job_events_many(jobs, "created")
+            _dispatch_on_commit()
+    return results
+
+
+def job_events_many(jobs: list[Job], kind: str) -> None:
+    """job_event for many jobs in one INSERT."""
+    from pulse_site.live.models import Event
+
+    Event.objects.bulk_create([
+        Event(team_id=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload=job_summary(job))
+        for job in jobs
+    ])
+
+
+def _dispatch_after_commit() -> None:
     from jobs.dispatch import dispatch
 
-    transaction.on_commit(dispatch)
+    dispatch()
+
+
+def _dispatch_on_commit() -> None:
+    """Dispatch once the outermost transaction commits, once however many jobs it queued: a
+    schedule tick firing a batch, or a release of many held jobs, makes one dispatch."""
+    from django.db import connection
+
+    if connection.in_atomic_block and any(func is _dispatch_after_commit for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_dispatch_after_commit)
 
 
 def _update(job: Job, *, expected: tuple[str, ...], **changes: Any) -> bool:

@@ -19,19 +19,21 @@ from django.utils import timezone
 from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
-from jobs.services import check_payload_size, job_submit
+from jobs.services import SubmitItem, check_payload_size, job_submit, job_submit_many
 from pulse_site.errors import PulseError, Unprocessable, ValidationError
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
-from schedules.events import execution_event, schedule_event
+from schedules.events import execution_event, execution_summary, schedule_event
 from schedules.models import Execution, Schedule
 
 log = logging.getLogger("pulse.schedules")
 
 EDITABLE = ("name", "description", "handler", "payload", "cron", "time_zone", "enabled", "overlap_policy",
             "misfire_policy", "estimate_override")
-# Due schedules claimed per transaction by one ticker.
-CLAIM_BATCH = 25
+# Due schedules claimed per transaction by one ticker: fired together (one INSERT of jobs, one of
+# executions, one of events, one dispatch), so 10,000 schedules due at one minute start within
+# about a second instead of one transaction (and one dispatch) each.
+CLAIM_BATCH = 500
 # Fields whose change moves the next fire time.
 TIMING = ("cron", "time_zone", "enabled")
 
@@ -343,8 +345,10 @@ def _claim_due(now: datetime, skip: set[int], size: int) -> list[Schedule]:
 def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> TickResult:
     """Fire every due schedule; safe in any number of tickers at once.
 
-    Schedules are claimed a small batch per transaction (few commits, short row locks), and each
-    fires in its own savepoint: a failing one is rolled back alone and marked broken.
+    Schedules are claimed a batch per transaction (SKIP LOCKED: another ticker takes the next
+    batch). The usual case (one slot due, nothing in the way) is fired for the whole batch at
+    once; the rest (misfires, overlaps, refusals, errors) one by one, each in its own savepoint:
+    a failing one is rolled back alone and marked broken.
     """
     now = now or timezone.now()
     result = TickResult()
@@ -353,11 +357,95 @@ def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> 
     while True:
         with transaction.atomic():
             claimed = _claim_due(now, retry_later, batch)
-            for schedule in claimed:
-                result.schedules += 1
+            result.schedules += len(claimed)
+            for schedule in _fire_batch(claimed, now, result):
                 _fire_one(schedule, now, result, retry_later)
         if len(claimed) < batch:
             return result
+
+
+def schedules_next_due_in(*, now: datetime | None = None) -> float | None:
+    """Seconds until the earliest enabled schedule is due (None: none is), so the ticker can wake
+    at the slot instead of up to a tick after it."""
+    now = now or timezone.now()
+    due = (Schedule.objects.filter(enabled=True, broken_reason="", next_run_at__isnull=False)
+           .order_by("next_run_at").values_list("next_run_at", flat=True).first())
+    return None if due is None else (due - now).total_seconds()
+
+
+def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) -> list[Schedule]:
+    """Fire, together, the schedules with exactly one slot due and no unfinished run blocking it;
+    returns the others (and any whose job was refused) for the one-by-one path."""
+    slots: dict[tuple[str, str, datetime, str], list[datetime]] = {}
+    nexts: dict[tuple[str, str], datetime] = {}
+    ready: list[tuple[Schedule, datetime, datetime]] = []
+    rest: list[Schedule] = []
+    for schedule in schedules:
+        # Thousands of schedules share a few cron expressions: evaluate each once per batch.
+        key = (schedule.cron, schedule.time_zone, schedule.next_run_at, schedule.misfire_policy)
+        try:
+            if key not in slots:
+                slots[key] = _slots_to_fire(schedule, now)
+            if (schedule.cron, schedule.time_zone) not in nexts:
+                nexts[(schedule.cron, schedule.time_zone)] = _next_slot(schedule, now)
+        except Exception:
+            rest.append(schedule)  # the one-by-one path marks it broken with the reason
+            continue
+        due = slots[key]
+        if len(due) == 1:
+            ready.append((schedule, due[0], nexts[(schedule.cron, schedule.time_zone)]))
+        else:
+            rest.append(schedule)
+    skip_policy = [s.pk for s, _, _ in ready if s.overlap_policy == Schedule.Overlap.SKIP]
+    blocked = set(
+        Execution.objects.filter(schedule_id__in=skip_policy, job__status__in=Job.ACTIVE)
+        .values_list("schedule_id", flat=True)
+    ) if skip_policy else set()
+    rest.extend(s for s, _, _ in ready if s.pk in blocked)
+    ready = [item for item in ready if item[0].pk not in blocked]
+    if not ready:
+        return rest
+    try:
+        with transaction.atomic():
+            refused = _fire_together(ready, now)
+    except IntegrityError:
+        # Another ticker fired one of these slots (the unique key): sort it out one by one.
+        return rest + [s for s, _, _ in ready]
+    result.fired += len(ready) - len(refused)
+    return rest + refused
+
+
+def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: datetime) -> list[Schedule]:
+    from pulse_site.live.models import Event
+
+    submitted = job_submit_many(items=[
+        SubmitItem(team=schedule.team, handler=schedule.handler, payload=schedule.payload,
+                   source=Job.Source.SCHEDULE, created_by=f"schedule {schedule.public_id}"[:150],
+                   estimate_micros=schedule.estimate_override, origin=schedule.public_id)
+        for schedule, _, _ in ready
+    ])
+    refused: list[Schedule] = []
+    executions: list[Execution] = []
+    moves: dict[tuple[datetime, datetime], list[int]] = {}
+    for (schedule, slot, following), job in zip(ready, submitted, strict=True):
+        if not isinstance(job, Job):
+            refused.append(schedule)
+            continue
+        executions.append(Execution(schedule=schedule, team_id=schedule.team_id, fire_time=slot,
+                                    trigger=Execution.Trigger.CRON, job=job, created_at=now))
+        moves.setdefault((slot, following), []).append(schedule.pk)
+    Execution.objects.bulk_create(executions)
+    Event.objects.bulk_create([
+        Event(team_id=e.team_id, kind="execution.fired", subject=e.public_id, payload=execution_summary(e))
+        for e in executions
+    ])
+    # Slots come from the cron expression, never from "now + interval": no drift.
+    for (slot, following), pks in moves.items():
+        Schedule.objects.filter(pk__in=pks).update(next_run_at=following, last_run_at=slot)
+    for schedule, slot, following in ready:
+        if schedule not in refused:
+            schedule.last_run_at, schedule.next_run_at = slot, following
+    return refused
 
 
 def _fire_one(schedule: Schedule, now: datetime, result: TickResult, retry_later: set[int]) -> None:
