@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -234,13 +234,24 @@ def _usable_override(team_id: int, estimate: int, now: datetime) -> Override | N
 
 # savepoint=False: the caller's transaction (the claim) is the unit; a failure here fails the claim.
 @transaction.atomic(savepoint=False)
-def budget_admit(*, job: AdmittableJob) -> Decision:
+def budget_admit(*, job: AdmittableJob, freed_slot: bool = False) -> Decision:
     """Reserve the job's estimate and count its start, or say why it must wait.
 
     Called by job admission only (jobs.runner.claim), which then records attempt
     `job.attempts + 1`: the reservation is filed under that attempt for settle to find.
+    `freed_slot`: the same transaction settled a job of this team with `hand_on_slot`, so its
+    running slot is still counted: it passes to this job, or is freed here if this one waits.
     """
     policy = _lock_policy(job.team_id)
+    if freed_slot:
+        policy.running -= 1
+    decision = _admit(policy, job, freed_slot=freed_slot)
+    if freed_slot and not decision.allowed:
+        BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") - 1, 0))
+    return decision
+
+
+def _admit(policy: BudgetPolicy, job: AdmittableJob, *, freed_slot: bool) -> Decision:
     now = db_now()
     # Old starts are pruned by the ticker (budgets.prune_starts), not here: a DELETE on every
     # admission was one statement per job; the rate query reads only the last minute anyway.
@@ -272,7 +283,8 @@ def budget_admit(*, job: AdmittableJob) -> Decision:
                    payload={"job": job.public_id, "amount": money_str(estimate), "reasons": reasons})
     Ledger.objects.bulk_create(entries)
     Start.objects.create(team_id=job.team_id, at=now)
-    BudgetPolicy.objects.filter(pk=policy.pk).update(running=F("running") + 1)
+    if not freed_slot:
+        BudgetPolicy.objects.filter(pk=policy.pk).update(running=F("running") + 1)
     state = _pulse_state(snap, calls=len(snap.starts) + 1, running=policy.running + 1)
     if override is not None:
         state["override"] = override.public_id
@@ -329,9 +341,12 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
 
 
 @transaction.atomic(savepoint=False)
-def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
+def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool = False) -> bool:
     """Charge the actual cost of attempt `job.attempts` in the windows it was admitted in,
-    release the rest of its reservation and free its slot. Settling twice changes nothing."""
+    release the rest of its reservation and free its slot. Settling twice changes nothing.
+    `hand_on_slot`: the running slot stays counted for the job admitted next in this transaction
+    (budget_admit with `freed_slot`), which saves two updates of the team's hot policy row.
+    Returns whether the attempt's slot was settled here (False: nothing to settle)."""
     policy = _lock_policy(job.team_id)
     attempt = job.attempts
     # One read of this attempt's ledger: its reservations, a charge (settled already) and an override.
@@ -339,43 +354,46 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
         Ledger.Kind.RESERVE, Ledger.Kind.CHARGE, Ledger.Kind.OVERRIDE]))
     reserves = [entry for entry in ledger if entry.kind == Ledger.Kind.RESERVE]
     if not reserves:
-        return  # admitted before budgets were kept: nothing was reserved
+        return False  # admitted before budgets were kept: nothing was reserved
     if any(entry.kind == Ledger.Kind.CHARGE for entry in ledger):
-        return
+        return False
     now = db_now()
     actual = max(0, actual_micros)
     estimate = reserves[0].amount
     rows = []
     entries = []
+    # Nothing reserved and nothing charged moves no usage row: the rows are not even read.
+    moves_money = bool(estimate or actual)
     existing = {
         (u.scope, u.kind, u.window_start): u
         for u in Usage.objects.filter(team_id=job.team_id, scope__in={e.scope for e in reserves},
                                       window_start__in={e.window_start for e in reserves})
-    }
+    } if moves_money else {}
     for entry in reserves:
         row = existing.get((entry.scope, entry.window_kind, entry.window_start))
-        if row is None:
+        if row is None and moves_money:
             # Rebuilt or pruned since admission: the window's row comes back for the charge.
             row, _ = Usage.objects.get_or_create(
                 team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
                 defaults={"window_end": entry.window_end},
             )
-        rows.append(row)
+        if row is not None:
+            rows.append(row)
         common = dict(team_id=job.team_id, job_id=job.public_id, handler=entry.handler, attempt=attempt,
                       scope=entry.scope, window_kind=entry.window_kind, window_start=entry.window_start,
                       window_end=entry.window_end, at=now)
         entries.append(Ledger(kind=Ledger.Kind.RELEASE, amount=estimate, **common))
         entries.append(Ledger(kind=Ledger.Kind.CHARGE, amount=actual, **common))
-    try:
-        with transaction.atomic():
-            Ledger.objects.bulk_create(entries)
-    except IntegrityError:
-        return  # a concurrent settle of the same attempt won (the unique ledger key)
-    if estimate or actual:
+    # No savepoint for a duplicate: the caller holds the job's row lock and settles an attempt
+    # only while the job still runs it, so no second settle of it can get here (the unique
+    # ledger key would fail the whole settle if one did).
+    Ledger.objects.bulk_create(entries)
+    if moves_money:
         Usage.objects.filter(pk__in=[row.pk for row in rows]).update(
             reserved=F("reserved") - estimate, committed=F("committed") + actual
         )
-    BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") - 1, 0))
+    if not hand_on_slot:
+        BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") - 1, 0))
     used = next((entry for entry in ledger if entry.kind == Ledger.Kind.OVERRIDE), None)
     if used is not None and used.override_id:
         Override.objects.filter(pk=used.override_id).update(spent=F("spent") + (actual - estimate))
@@ -387,6 +405,7 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int) -> None:
     if actual:
         # Nothing charged crosses no threshold.
         _fire_alerts(policy, handler=job.handler, row_ids=[row.pk for row in rows], now=now)
+    return True
 
 
 def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now: datetime) -> None:

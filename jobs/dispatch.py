@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from jobs.models import Job
@@ -88,13 +91,44 @@ def dispatch() -> int:
     return len(chosen)
 
 
+def next_for_chain(*, now, max_timeout: int) -> Job | None:  # type: ignore[no-untyped-def]
+    """The job a dispatch would hand over next, locked for a worker that just settled one to start
+    at once (jobs.runner), or None: the backlog is empty, or the job does not fit in `max_timeout`
+    seconds (a daemon never does). The team is the one with the fewest jobs in flight (ties: the
+    one waiting longest), then its job by priority and age, as in `dispatch`."""
+    ready = _ready(now)
+    teams = list(ready.values("team_id").annotate(oldest=Min("id")).values_list("team_id", "oldest").order_by())
+    if not teams:
+        return None
+    in_flight = in_flight_by_team() if len(teams) > 1 else {}
+    team_id = min(teams, key=lambda row: (in_flight.get(row[0], 0), row[1]))[0]
+    # SKIP LOCKED: the workers settling at the same moment all want this team's head; each
+    # takes the next one nobody holds instead of waiting for (and then losing) the same row.
+    job = (ready.filter(team_id=team_id).order_by("-priority", "id")
+           .select_for_update(skip_locked=True, of=("self",)).first())
+    if job is None or not 0 < job.timeout_seconds <= max_timeout:
+        return None
+    return job
+
+
+_broker: tuple[int, Any] | None = None
+
+
+def _process_broker() -> Any:
+    """One django-q2 broker per process: async_task makes a new one (a new Redis connection, or
+    ORM broker lookups) on every call unless it is given one. Per pid: workers are forked."""
+    global _broker
+    if _broker is None or _broker[0] != os.getpid():
+        _broker = (os.getpid(), get_broker())
+    return _broker[1]
+
+
 def enqueue(jobs: list[tuple[str, int]]) -> None:
     for public_id, timeout in jobs:
         try:
             # timeout 0 is a daemon's: -1 tells django-q2 never to kill it.
             async_task(ENTRY_POINT, public_id, timeout=timeout + HARD_TIMEOUT_MARGIN if timeout else -1,
-                       task_name=public_id,
-                       ack_failure=True)
+                       task_name=public_id, ack_failure=True, broker=_process_broker())
         except Exception:
             # The job stays marked as dispatched; the redispatch step hands it over again.
             log.exception("could not enqueue %s", public_id)

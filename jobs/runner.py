@@ -25,14 +25,16 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from budgets.services import budget_admit, budget_settle
+from jobs.dispatch import HARD_TIMEOUT_MARGIN
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobTimeout
-from jobs.events import job_event
+from jobs.events import job_event, job_summary
 from jobs.gate import gate_reasons, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, get_handler
 from jobs.models import Attempt, Job, TaskLog
 from jobs.stats import stat_bump
 from pulse_site.errors import PulseError
+from pulse_site.live.models import Event
 from pulse_site.outage import discard_broken_connections, is_database_outage, retry_through_outage
 
 log = logging.getLogger("pulse.jobs")
@@ -61,9 +63,40 @@ def _lease_until() -> Any:
     return timezone.now() + timedelta(seconds=settings.PULSE_LEASE_SECONDS)
 
 
+@dataclass
+class _Rows:
+    """Log lines and events of a settle-and-start transaction, written together before it commits
+    (two INSERTs instead of one per row)."""
+
+    logs: list[TaskLog] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def write(self) -> None:
+        if self.logs:
+            TaskLog.objects.bulk_create(self.logs)
+        if self.events:
+            Event.objects.bulk_create(self.events)
+
+
+# Set while a settle-and-start transaction collects its rows (run_job runs in the worker's main
+# thread only; the heartbeat thread writes none of these).
+_collecting: _Rows | None = None
+
+
 def _system_log(job: Job, attempt: int, message: str, level: str = "info", **metadata: Any) -> None:
-    TaskLog.objects.create(job=job, attempt=attempt, stage="", task="", level=level, message=message,
-                           metadata=metadata)
+    row = TaskLog(job=job, attempt=attempt, stage="", task="", level=level, message=message, metadata=metadata)
+    if _collecting is not None:
+        _collecting.logs.append(row)
+    else:
+        row.save(force_insert=True)
+
+
+def _job_event(job: Job, kind: str) -> None:
+    if _collecting is not None:
+        _collecting.events.append(Event(team_id=job.team_id, kind=f"job.{kind}", subject=job.public_id,
+                                        payload=job_summary(job)))
+    else:
+        job_event(job, kind)
 
 
 # --- claim -------------------------------------------------------------------------------------
@@ -74,7 +107,7 @@ def _hold(job: Job, reasons: list[dict[str, Any]], resume_at: Any) -> None:
         status=Status.PAUSED, hold_reasons=reasons, resume_at=resume_at, dispatched_at=None, updated_at=timezone.now()
     )
     job.refresh_from_db()
-    job_event(job, "paused")
+    _job_event(job, "paused")
 
 
 def _fail_unrunnable(job: Job, message: str) -> None:
@@ -86,7 +119,7 @@ def _fail_unrunnable(job: Job, message: str) -> None:
     job.refresh_from_db()
     _system_log(job, job.attempts, message, level="error")
     stat_bump(job, "failed", run_ms=0)
-    job_event(job, "failed")
+    _job_event(job, "failed")
 
 
 def _defer_for_load(job: Job, reason: dict[str, Any], now: Any) -> None:
@@ -98,7 +131,7 @@ def _defer_for_load(job: Job, reason: dict[str, Any], now: Any) -> None:
         updated_at=now,
     )
     job.refresh_from_db()
-    job_event(job, "deferred")
+    _job_event(job, "deferred")
 
 
 def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
@@ -113,7 +146,7 @@ def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
     _system_log(job, job.attempts, f"Not started: over budget and the team's policy is to fail. {message}",
                 level="error")
     stat_bump(job, "failed", run_ms=0)
-    job_event(job, "failed")
+    _job_event(job, "failed")
 
 
 @transaction.atomic
@@ -123,6 +156,16 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
     if job is None or job.status != Status.QUEUED:
         return None  # a duplicate delivery, or cancelled / held / already running
     now = timezone.now()
+    spec = _claim_checks(job, now)
+    if spec is None or not _claim_admit(job, spec, now):
+        return None
+    return job, spec
+
+
+def _claim_checks(job: Job, now: Any) -> Handler | None:
+    """The checks before the budget gate, on a locked queued job: its handler, its retry time,
+    the machine's load and the jobs' own gate. None if the job is not to start now (it was
+    held, failed or sent back to the backlog)."""
     if job.run_after and job.run_after > now:
         # Delivered before its retry time: back to the backlog, the dispatcher hands it over later.
         Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(dispatched_at=None)
@@ -140,31 +183,36 @@ def claim(job_id: str) -> tuple[Job, Handler] | None:
     if held_by:
         _hold(job, held_by, None)
         return None
-    decision = budget_admit(job=job)
+    return spec
+
+
+def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False) -> bool:
+    """The budget gate, then the start: running with a lease, its attempt, log line and event.
+    `freed_slot`: this transaction settled another job of the team whose slot is handed on."""
+    decision = budget_admit(job=job, freed_slot=freed_slot)
     if decision.fail:
         _fail_over_budget(job, decision.reasons)
-        return None
+        return False
     if not decision.allowed:
         _hold(job, decision.reasons, decision.resume_at)
-        return None
+        return False
     number = job.attempts + 1
     lease = _lease_until()
     name = worker_name()
     changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
-                   worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now)
+                   worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
+                   dispatched_at=job.dispatched_at or now)
     claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=job.attempts).update(**changes)
-    if not claimed:
-        # Never keep a reservation for a job that did not start.
-        transaction.set_rollback(True)
-        return None
-    # The row is locked by us since the SELECT above: it holds exactly what we read plus these
+    if not claimed:  # pragma: no cover - the row is locked by us: nothing else can move it
+        raise RuntimeError(f"the locked job {job.public_id} moved under its claim")
+    # The row is locked by us since the SELECT: it holds exactly what we read plus these
     # changes, so no refresh_from_db (one statement per job saved).
     for name_, value in changes.items():
         setattr(job, name_, value)
     Attempt.objects.create(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
     _system_log(job, number, f"Attempt {number} of {job.max_attempts} started on {name}")
-    job_event(job, "started")
-    return job, spec
+    _job_event(job, "started")
+    return True
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -302,6 +350,28 @@ def _retry_allowed(job: Job, spec: Handler | None, outcome: Outcome) -> bool:
 @transaction.atomic
 def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str | None = None) -> Job | None:
     """Record the attempt and move the job to its next state. Settling twice changes nothing."""
+    settled = _settle_state(job_pk=job_pk, attempt=attempt, outcome=outcome, attempt_outcome=attempt_outcome)
+    if settled is None:
+        return None
+    job, cost, status = settled
+    _settle_counters(job, cost=cost, status=status, run_ms=outcome.run_ms)
+    return job
+
+
+def _settle_counters(job: Job, *, cost: int, status: str, run_ms: int, hand_on_slot: bool = False) -> bool:
+    # The team's budget policy row and its hourly stats row are what every worker of the team
+    # (claims and settles alike) queues for: lock them last, so each is held for the fewest
+    # statements before the commit. Measured by bench/: this is the single-team throughput limit.
+    handed_on = budget_settle(job=job, actual_micros=cost, hand_on_slot=hand_on_slot) and hand_on_slot
+    if status != Status.QUEUED:
+        stat_bump(job, status, run_ms=run_ms)
+    return handed_on
+
+
+def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str | None = None
+                  ) -> tuple[Job, int, str] | None:
+    """The job's and the attempt's side of a settle (no budget or stats rows): the job, the cost
+    charged and its new status, or None if this attempt was settled already."""
     job = Job.objects.select_for_update().filter(pk=job_pk).first()
     if job is None or job.status != Status.RUNNING or job.attempts != attempt:
         return None
@@ -355,14 +425,8 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
     for name, value in changes.items():
         setattr(job, name, value)
     _settle_log(job, attempt, outcome, kind)
-    job_event(job, kind)
-    # The team's budget policy row and its hourly stats row are what every worker of the team
-    # (claims and settles alike) queues for: lock them last, so each is held for the fewest
-    # statements before the commit. Measured by bench/: this is the single-team throughput limit.
-    budget_settle(job=job, actual_micros=cost)
-    if status != Status.QUEUED:
-        stat_bump(job, status, run_ms=outcome.run_ms)
-    return job
+    _job_event(job, kind)
+    return job, cost, status
 
 
 DAEMON_HEALTHY_MS = 60_000
@@ -422,19 +486,84 @@ SETTLE_PATIENCE_SECONDS = 300
 
 
 def run_job(job_id: str) -> None:
-    """The worker's whole handling of one delivered job id."""
+    """The worker's whole handling of one delivered job id, and of the jobs it chains after it."""
+    task_started = time.monotonic()
     claimed = retry_through_outage(lambda: claim(job_id), what=f"claim of {job_id}",
                                    give_up_after=CLAIM_PATIENCE_SECONDS)
     if claimed is None:
         return
     job, spec = claimed
-    outcome = execute(job, spec)
-    retry_through_outage(lambda: settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome),
-                         what=f"settle of {job.public_id}", give_up_after=SETTLE_PATIENCE_SECONDS)
+    # django-q2 kills this task at the first job's timeout plus the margin (jobs.dispatch): a
+    # chained job must fit in what is left of that.
+    kill_at = task_started + job.timeout_seconds + HARD_TIMEOUT_MARGIN if job.timeout_seconds else None
+    chain_until = task_started + settings.PULSE_CHAIN_SECONDS
+    while True:
+        outcome = execute(job, spec)
+        room = None
+        if kill_at is not None and time.monotonic() < chain_until:
+            room = int(kill_at - time.monotonic()) - CHAIN_SAFETY_SECONDS
+        current = job
+        following = retry_through_outage(lambda: settle_and_take_next(job=current, outcome=outcome, room=room),
+                                         what=f"settle of {current.public_id}", give_up_after=SETTLE_PATIENCE_SECONDS)
+        if following is None:
+            break
+        job, spec = following
     from jobs.dispatch import dispatch
 
     # Every settle hands over the next job, so the workers never idle while work waits.
     dispatch()
+
+
+# Seconds a chained job's timeout must leave before django-q2's own kill of the task.
+CHAIN_SAFETY_SECONDS = 5
+
+
+def settle_and_take_next(*, job: Job, outcome: Outcome, room: int | None) -> tuple[Job, Handler] | None:
+    """Settle `job` and, when `room` (seconds left in this django-q2 task) allows, start the next
+    job the dispatcher would choose, in the same transaction: the worker goes on to it without a
+    dispatch, a broker round trip and a second commit. A daemon, a job whose timeout does not fit,
+    or a job the gate holds ends the chain (the dispatcher hands it over as usual)."""
+    if room is None or room <= 0:
+        settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+        return None
+    try:
+        return _settle_and_take_next(job=job, outcome=outcome, room=room)
+    except DatabaseError:
+        raise  # an outage: retried as a whole by the caller
+    except Exception:
+        # Whatever went wrong with the next job must not lose this one's result.
+        log.exception("chaining after %s failed; settling it alone", job.public_id)
+        settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+        return None
+
+
+@transaction.atomic
+def _settle_and_take_next(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, Handler] | None:
+    global _collecting
+    _collecting = _Rows()
+    try:
+        taken = _settle_then_start(job=job, outcome=outcome, room=room)
+        _collecting.write()
+    finally:
+        _collecting = None
+    return taken
+
+
+def _settle_then_start(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, Handler] | None:
+    from jobs.dispatch import next_for_chain
+
+    settled = _settle_state(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+    if settled is None:
+        return None
+    done, cost, status = settled
+    now = timezone.now()
+    following = next_for_chain(now=now, max_timeout=room)
+    spec = _claim_checks(following, now) if following is not None else None
+    hand_on = spec is not None and following is not None and following.team_id == done.team_id
+    handed_on = _settle_counters(done, cost=cost, status=status, run_ms=outcome.run_ms, hand_on_slot=hand_on)
+    if spec is None or following is None or not _claim_admit(following, spec, now, freed_slot=handed_on):
+        return None
+    return following, spec
 
 
 # --- rescue ------------------------------------------------------------------------------------

@@ -289,6 +289,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "pulse@localhost")
 # Jobs handed to django-q2 at once, across all clusters: a small multiple of the worker count,
 # so the backlog stays in Pulse's table where it can be held, reordered or cancelled.
 PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, minimum=1)
+# A worker that settles a job goes straight on to the next one the dispatcher would choose, in the
+# same transaction, for up to this many seconds per django-q2 task (0: one job per task).
+PULSE_CHAIN_SECONDS = env_float("PULSE_CHAIN_SECONDS", 2.0, minimum=0.0)
 PULSE_REDISPATCH_SECONDS = env_int("PULSE_REDISPATCH_SECONDS", 120, minimum=5)
 PULSE_HTTP_REQUEST_COST = env_str("PULSE_HTTP_REQUEST_COST", "0.001")
 PULSE_HTTP_ALLOWLIST = env_list("PULSE_HTTP_ALLOWLIST", [])

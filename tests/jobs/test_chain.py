@@ -1,0 +1,89 @@
+"""A worker that settles a job goes straight on to the next one the dispatcher would choose, in
+the same transaction (jobs.runner.settle_and_take_next): the backlog drains without a dispatch,
+a broker round trip and an extra commit per job, and every job still passes the same gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from budgets.models import BudgetPolicy, Start
+from budgets.services import budget_policy_update
+from jobs.models import Attempt, Job
+from jobs.pausing import queue_pause
+from jobs.runner import run_job
+from pulse_site.live.models import Event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Job.Status
+
+
+@pytest.fixture
+def one_in_flight(settings):
+    # The submit's dispatch hands over only the first job: the rest wait in the backlog.
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    settings.PULSE_CHAIN_SECONDS = 30
+
+
+def started_order(jobs: list[Job]) -> list[str]:
+    ids = {job.public_id for job in jobs}
+    return [s for s in Event.objects.filter(kind="job.started").order_by("id").values_list("subject", flat=True)
+            if s in ids]
+
+
+def test_one_task_runs_the_backlog_each_job_once_with_its_own_attempt_and_events(one_in_flight, submit, acme):
+    jobs = [submit() for _ in range(4)]
+    run_job(jobs[0].public_id)
+    assert list(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("status", flat=True)) == [
+        Status.COMPLETED] * 4
+    assert started_order(jobs) == [j.public_id for j in jobs]  # FIFO within the team
+    for job in jobs:
+        assert Attempt.objects.filter(job=job).count() == 1
+        kinds = list(Event.objects.filter(subject=job.public_id).order_by("id").values_list("kind", flat=True))
+        assert kinds == ["job.created", "job.started", "job.completed"]
+    # The slot passed from job to job: nothing is left counted as running, every start counted.
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+    assert Start.objects.filter(team=acme).count() == 4
+
+
+def test_with_chaining_off_a_task_runs_its_own_job_only(one_in_flight, settings, submit):
+    settings.PULSE_CHAIN_SECONDS = 0
+    first, second = submit(), submit()
+    run_job(first.public_id)
+    assert Job.objects.get(pk=first.pk).status == Status.COMPLETED
+    assert Job.objects.get(pk=second.pk).status == Status.QUEUED
+
+
+def test_a_chained_job_passes_the_gate_and_is_held_when_the_concurrency_limit_is_reached(one_in_flight, submit, acme):
+    budget_policy_update(team=acme, changes={"max_concurrent": 1}, by=None)
+    jobs = [submit() for _ in range(3)]
+    run_job(jobs[0].public_id)
+    # One at a time, and each after the previous one ended: the limit of 1 is never exceeded.
+    assert set(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("status", flat=True)) == {Status.COMPLETED}
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+
+
+def test_a_paused_handler_stops_the_chain_and_holds_its_job(one_in_flight, submit, acme, temp_handler):
+    ran = []
+
+    @temp_handler("test.paused", timeout=30)
+    def paused(ctx):
+        ran.append(ctx.job_id)
+
+    first = submit()
+    held = submit("test.paused")
+    queue_pause(scope="handler", handler="test.paused", reason="maintenance", by="ops")
+    run_job(first.public_id)
+    assert Job.objects.get(pk=first.pk).status == Status.COMPLETED
+    held.refresh_from_db()
+    assert held.status == Status.PAUSED and held.hold_reasons[0]["kind"] == "queue_paused"
+    assert held.attempts == 0 and not Attempt.objects.filter(job=held).exists() and ran == []
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+
+
+def test_a_job_whose_timeout_does_not_fit_in_the_task_is_left_to_the_dispatcher(one_in_flight, submit):
+    first = submit()  # pulse.noop: django-q2 kills its task after 60 + 30 s
+    long = submit("pulse.sleep", {"steps": 1, "seconds": 0})  # timeout 3600 s: never fits
+    run_job(first.public_id)
+    long.refresh_from_db()
+    assert long.status == Status.QUEUED and long.attempts == 0
+    assert long.dispatched_at is not None  # handed over by the dispatch that ends the task
