@@ -28,7 +28,13 @@ SERVER_START_TIMEOUT = 15.0
 
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "slow" not in (config.getoption("markexpr") or ""):
+        # The long audits run when asked for (`-m slow`); the normal run keeps their short versions.
+        slow = pytest.mark.skip(reason="slow: run with -m slow")
+        for item in items:
+            if item.get_closest_marker("browser") and item.get_closest_marker("slow"):
+                item.add_marker(slow)
     if CHROMIUM.exists():
         return
     skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (apt-get install chromium)")

@@ -152,23 +152,38 @@ def test_slash_search_by_id_g_j_and_question_mark_and_the_jobs_list_fits_a_phone
     assert page.locator("#job-rows tr").count() == 4
 
 
-def test_every_main_page_has_no_console_errors_and_no_failed_requests_in_both_themes(page, login_as, alice, acme):
+def dashboard_pages(data: dict[str, object]) -> dict[str, str]:
+    """Every page a team member can open (for alice, an owner), by name."""
+    job, schedule = data["job"], data["schedule"]
+    return {
+        "overview": "/", "jobs": "/jobs/", "jobs-filtered": "/jobs/?q=failed+region%3Deu",
+        "job": f"/jobs/{job.public_id}/", "new-job": "/jobs/new/", "new-job-form": "/jobs/new/?handler=pulse.sleep",
+        "schedules": "/schedules/", "schedule": f"/schedules/{schedule.public_id}/", "new-schedule": "/schedules/new/",
+        "edit-schedule": f"/schedules/{schedule.public_id}/edit/", "budget": "/budget/", "team": "/team/",
+        "queue": "/queue/", "notifications": "/notifications/", "password": "/account/password/",
+    }
+
+
+def test_every_page_has_no_console_errors_no_failed_requests_and_fits_a_phone_in_both_themes(page, login_as, alice,
+                                                                                               acme):
     data = seed(acme)
     problems = watch_errors(page)
     login_as(alice)
-    pages = {
-        "overview": "/", "jobs": "/jobs/", "job": f"/jobs/{data['job'].public_id}/", "schedules": "/schedules/",
-        "schedule": f"/schedules/{data['schedule'].public_id}/", "budget": "/budget/", "team": "/team/",
-    }
     for theme in ("light", "dark"):
         UserPreference.objects.update_or_create(user=alice, defaults={"theme": theme})
-        for name, url in pages.items():
+        for name, url in dashboard_pages(data).items():
+            page.set_viewport_size({"width": 1280, "height": 800})
             page.goto(url)
             page.wait_for_load_state("networkidle")
             assert page.get_attribute("html", "data-theme") == theme
             if SHOTS and name in ("overview", "jobs", "job", "schedules", "budget"):
                 Path(SHOTS).mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=f"{SHOTS}/{name}-{theme}.png", full_page=True)
+            # Phone width: nothing wider than the screen (tables scroll inside their own box).
+            page.set_viewport_size({"width": 375, "height": 740})
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width != 375:
+                problems.append(f"{name} ({theme}) is {width} px wide at 375 px")
     assert problems == []
 
 
