@@ -149,6 +149,8 @@ def job_submit(
                 return Submission(job=existing, created=False)
         # (A replay above still answers with its job even if the limits were lowered since.)
         _check_submittable(job)
+        # Created when written, not when validation began.
+        job.created_at = job.updated_at = timezone.now()
         try:
             with transaction.atomic():
                 job.save()
