@@ -21,7 +21,7 @@ from urllib.parse import urlparse, urlunparse
 
 from bench.procs import ROOT, stop
 
-MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages")
+MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages", "live")
 PAGES_METRICS = ("jobs_first_p95_ms", "jobs_failed_p95_ms", "jobs_filtered_p95_ms", "jobs_none_p95_ms",
                  "jobs_payload_p95_ms", "jobs_payload_rare_p95_ms", "overview_p95_ms", "overview_pulse_p95_ms",
                  "overview_charts_p95_ms")
@@ -30,8 +30,9 @@ FULL = {
     "throughput": {"jobs": 5000},
     "latency": {"jobs": 200, "rate": 20.0},
     "schedules": [{"schedules": 10_000, "tickers": 1}, {"schedules": 1000, "tickers": 3}],
-    "memory": {"first": 1000, "total": 20_000},
+    "memory": {"first": 1000, "total": 100_000},
     "pages": {"rows": 1_000_000, "requests": 40},
+    "live": {"clients": 500, "teams": 20, "steps": 5},
 }
 SMOKE = {
     "throughput": {"jobs": 30},
@@ -39,6 +40,7 @@ SMOKE = {
     "schedules": [{"schedules": 30, "tickers": 2}],
     "memory": {"first": 10, "total": 30},
     "pages": {"rows": 2000, "requests": 3},
+    "live": {"clients": 20, "teams": 4, "steps": 2},
 }
 
 
@@ -233,7 +235,7 @@ def _timed(config: Config, sizes: dict[str, Any], add: Callable[..., None]) -> N
     if "memory" in config.only:
         params = sizes["memory"]
         result = repeated(config, lambda: run_measure(config, "pulse_memory", params), 1)
-        for metric in ("rss_first_kb", "rss_total_kb", "growth_pct"):
+        for metric in ("rss_first_kb", "rss_total_kb", "growth_pct", "worker_max_growth_pct", "cluster_growth_pct"):
             add("memory", f"{params['first']} vs {params['total']} jobs", metric, result, None, params, "lower")
     if "pages" in config.only:
         params = sizes["pages"]
@@ -245,6 +247,11 @@ def _timed(config: Config, sizes: dict[str, Any], add: Callable[..., None]) -> N
         result = repeated(pages, lambda: run_measure(pages, "pulse_pages", params), 1)
         for metric in PAGES_METRICS:
             add("pages", f"{params['rows']:,} jobs", metric, result, None, params, "lower")
+    if "live" in config.only:
+        params = sizes["live"]
+        result = repeated(config, lambda: run_measure(config, "pulse_live", params), config.repeat)
+        for metric in ("p50_ms", "p95_ms", "max_ms", "leaks", "missed"):
+            add("live", f"{params['clients']} clients {params['teams']} teams", metric, result, None, params, "lower")
 
 
 def _fmt(value: float) -> str:

@@ -183,39 +183,13 @@ def pulse_schedules(*, schedules: int, tickers: int) -> dict[str, Any]:
             "duplicates": fired.count() - per_schedule}
 
 
-# --- memory ------------------------------------------------------------------------------------
+# --- memory (bench/memory.py) ------------------------------------------------------------------
 
 
-def _cluster_rss_kb(process: Any) -> int:
-    """RSS of every process of the cluster (sentinel, pusher, monitor, workers), summed."""
-    parent = psutil.Process(process.pid)
-    return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) // 1024
+def pulse_memory(**params: Any) -> dict[str, Any]:
+    from bench.memory import pulse_memory as measure
 
-
-def pulse_memory(*, first: int, total: int) -> dict[str, Any]:
-    """Worker RSS after `first` jobs and after `total`, with worker recycling off (the default
-    recycles workers every PULSE_WORKER_RECYCLE jobs, which would hide a leak)."""
-    import os
-
-    from jobs.models import Job
-    from jobs.services import job_submit
-
-    reset_database()
-    team = _team()
-    env = {**os.environ, "PULSE_WORKER_RECYCLE": str(total * 10)}
-    done = Job.objects.filter(team=team, status=Job.Status.COMPLETED)
-    with running(PULSE_PROCESSES, env) as (cluster, _ticker):
-        for _ in range(first):
-            job_submit(team=team, handler="pulse.noop", payload={}, source="api")
-        wait_for(lambda: done.count() == first, timeout=60 + first / 5, every=0.2, what="first jobs")
-        time.sleep(0.5)
-        after_first = _cluster_rss_kb(cluster)
-        for _ in range(total - first):
-            job_submit(team=team, handler="pulse.noop", payload={}, source="api")
-        wait_for(lambda: done.count() == total, timeout=60 + total / 5, every=0.2, what="all jobs")
-        time.sleep(0.5)
-        after_total = _cluster_rss_kb(cluster)
-    return {"rss_first_kb": after_first, "rss_total_kb": after_total, "growth_pct": 100 * (after_total / after_first - 1)}
+    return measure(**params)
 
 
 # --- pages, live (bench/pages.py, bench/live.py) ----------------------------------------------
@@ -223,6 +197,12 @@ def pulse_memory(*, first: int, total: int) -> dict[str, Any]:
 
 def pulse_pages(**params: Any) -> dict[str, Any]:
     from bench.pages import pulse_pages as measure
+
+    return measure(**params)
+
+
+def pulse_live(**params: Any) -> dict[str, Any]:
+    from bench.live import pulse_live as measure
 
     return measure(**params)
 
@@ -235,4 +215,5 @@ MEASURES = {
     "pulse_schedules": pulse_schedules,
     "pulse_memory": pulse_memory,
     "pulse_pages": pulse_pages,
+    "pulse_live": pulse_live,
 }

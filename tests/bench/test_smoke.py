@@ -57,7 +57,7 @@ def test_the_smoke_bench_measures_everything_and_cleans_up(tmp_path: Path) -> No
     assert bench.returncode == 0, stdout[-2000:] + stderr[-3000:]
     report = json.loads(out.read_text())
     rows = {(row["measurement"], row["metric"]): row for row in report["rows"]}
-    assert {m for m, _ in rows} == {"throughput", "latency", "schedules", "memory", "pages"}
+    assert {m for m, _ in rows} == {"throughput", "latency", "schedules", "memory", "pages", "live"}
 
     for row in report["rows"]:
         assert all(math.isfinite(row["pulse"][k]) for k in ("min", "median", "max")), row
@@ -72,6 +72,10 @@ def test_the_smoke_bench_measures_everything_and_cleans_up(tmp_path: Path) -> No
     assert rows[("memory", "rss_total_kb")]["pulse"]["median"] > 10_000
     for metric in ("jobs_first_p95_ms", "jobs_filtered_p95_ms", "overview_p95_ms"):
         assert rows[("pages", metric)]["pulse"]["median"] > 0
+    # Every client heard every progress call of its own team's job, and none of another team's.
+    assert rows[("live", "p95_ms")]["pulse"]["median"] > 0
+    assert rows[("live", "leaks")]["pulse"]["max"] == 0
+    assert rows[("live", "missed")]["pulse"]["max"] == 0
     assert "throughput" in stdout and "ratio" in stdout
 
     # Everything it made is gone: the database and the Redis keys under its prefix.

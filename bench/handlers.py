@@ -1,0 +1,22 @@
+"""Handlers only the bench's Pulse processes load (PULSE_HANDLER_MODULES names this module)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jobs.handlers import JobContext, handler
+
+
+@handler("bench.progress", title="Bench: timed progress", cost="0", timeout=120, max_attempts=1,
+         schema={"type": "object", "properties": {"steps": {"type": "integer", "minimum": 1},
+                                                  "every": {"type": "number", "minimum": 0}}})
+def progress(ctx: JobContext) -> dict[str, Any]:
+    """`steps` progress calls `every` seconds apart, each carrying the time it was made (the live
+    measurement's clock: the client subtracts it from the time the event reaches it)."""
+    steps = int(ctx.payload.get("steps", 5))
+    every = float(ctx.payload.get("every", 0.3))
+    for step in range(1, steps + 1):
+        ctx.progress(step, steps, f"{time.time():.6f}")
+        ctx.sleep(every)
+    return {"steps": steps}
