@@ -12,7 +12,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import psutil
 from django.db import connection
 
 from bench.procs import running, wait_for
