@@ -26,7 +26,7 @@ def test_jobs_a_killed_cluster_had_taken_are_handed_over_again_within_seconds(ac
     processes.start("pulse_ticker")
     cluster = processes.start("qcluster")
     jobs = [job_submit(team=acme, handler="fault.work", payload={"steps": 4, "seconds": 0.25}, source="api").job
-            for _ in range(40)]
+            for _ in range(24)]
     pks = [j.pk for j in jobs]
 
     def handed_over() -> set[int]:

@@ -134,7 +134,7 @@ def _restart_under_load(acme, processes, redis: OwnRedis) -> None:
     follower.start()
     try:
         wait_for(lambda: live.connections, timeout=30, what="the live client connected")
-        submitted = [_submit(api) for _ in range(30)]
+        submitted = [_submit(api) for _ in range(20)]
         wait_for(lambda: Job.objects.filter(team=acme, status=Status.RUNNING).count() == 4
                  and Job.objects.filter(team=acme, status=Status.QUEUED, dispatched_at__isnull=False).count() >= 8,
                  timeout=60, what="4 running and jobs waiting in Redis")
@@ -145,7 +145,7 @@ def _restart_under_load(acme, processes, redis: OwnRedis) -> None:
         time.sleep(1.0)  # Redis away for a second, then back empty
         redis.start()
         restarted_at, restarted = datetime.now(UTC), time.monotonic()
-        submitted += [_submit(api) for _ in range(10)]
+        submitted += [_submit(api) for _ in range(6)]
 
         def handed_over_again() -> bool:
             rows = Job.objects.filter(pk__in=in_redis).values_list("status", "dispatched_at", "started_at")
