@@ -14,6 +14,19 @@ T0 = datetime(2026, 3, 10, 12, 30, 0, tzinfo=UTC)
 S = Job.Status
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The rollups before this hour are summed once an hour and cached (jobs.executor._past_sums);
+    # every test starts at the same frozen hour with rows of its own. (Teams' keys name their
+    # random public id; every team's is the one to forget. Never cache.clear(): on Redis that
+    # flushes the database every other process shares.)
+    from django.core.cache import cache
+
+    from jobs.executor import past_sums_key
+
+    cache.delete_many([past_sums_key(None, T0 + timedelta(hours=h)) for h in (0, 1)])
+
+
 @pytest.fixture
 def ops(db):
     return make_user("ops", is_staff=True)

@@ -18,6 +18,19 @@ S = Job.Status
 HOUR = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The rollups before this hour are summed once an hour and cached (jobs.executor._past_sums);
+    # every test starts at the same frozen hour with rows of its own. (Teams' keys name their
+    # random public id; every team's is the one to forget. Never cache.clear(): on Redis that
+    # flushes the database every other process shares.)
+    from django.core.cache import cache
+
+    from jobs.executor import past_sums_key
+
+    cache.delete_many([past_sums_key(None, T0 + timedelta(hours=h)) for h in (0, 1)])
+
+
 @pytest.fixture
 def frozen(time_machine):
     time_machine.move_to(T0, tick=False)
@@ -75,11 +88,21 @@ def test_a_team_with_nothing_yet_has_zeros_and_no_rates(acme, frozen):
     assert (status["backlog"], status["jobs_per_second_hour"], status["last_finished_at"]) == (0, 0.0, None)
 
 
-def test_the_status_is_seven_queries_whatever_the_history(acme, history, django_assert_num_queries):
-    # Unfinished by status, the rollups, the last minute, the last finished job, the pauses, the
-    # worker beats (host memory needs no query).
-    with django_assert_num_queries(6):
+def test_the_status_is_six_queries_and_the_rollups_before_this_hour_are_summed_once_an_hour(
+        acme, history, django_assert_num_queries, time_machine):
+    # Unfinished by status, the last 24 h of rollups, the last minute, the last finished job, the
+    # pauses, the worker beats (host memory needs no query); the first call of the hour also sums
+    # the rollups before this hour.
+    with django_assert_num_queries(7):
         executor_status(team=acme)
+    with django_assert_num_queries(6):
+        assert executor_status(team=acme).all_time.processed == 120
+    JobStat.objects.filter(team=acme, hour=HOUR).update(completed=7)  # this hour moves on: read live
+    with django_assert_num_queries(6):
+        assert executor_status(team=acme).all_time.processed == 121
+    time_machine.move_to(T0 + timedelta(hours=1), tick=False)
+    with django_assert_num_queries(7):
+        assert executor_status(team=acme).all_time.processed == 121
 
 
 def test_a_paused_queue_says_so_and_a_handler_pause_is_listed_without_pausing_the_team(acme, globex, frozen):
