@@ -77,8 +77,12 @@ SCAN_BUDGET = 100_000
 
 def _served_by_an_index(filters: JobFilter) -> bool:
     """Whether an index yields the matches in id order (job_team_id, job_team_status_id,
-    job_team_handler_id, job_team_handler_status_id, job_team_origin_id, job_parent)."""
-    return not (filters.payload or filters.source or filters.created_after or filters.created_before)
+    job_team_handler_id, job_team_handler_status_id, job_team_origin_id, job_parent), or, for
+    payload terms on PostgreSQL, finds them (job_payload_path): with a million jobs a rare term took
+    50-90 ms through the GIN index against 570-800 ms in windows, a common one (region=eu) 55 ms
+    down the primary key, the planner choosing between the two."""
+    payload_unserved = bool(filters.payload) and connection.vendor != "postgresql"
+    return not (payload_unserved or filters.source or filters.created_after or filters.created_before)
 
 
 def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, limit: int) -> tuple[list[Job], str | None]:

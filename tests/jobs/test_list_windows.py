@@ -4,6 +4,7 @@ bounded number of jobs per page and carries on from a cursor, never skipping or 
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from jobs import selectors
 from jobs.models import Job
@@ -38,9 +39,10 @@ def test_a_rare_payload_term_is_found_page_by_page_in_order(acme, globex, small_
     pages, found = _walk(acme, JobFilter(payload=(("user", "42"),)), limit=2)
 
     assert found == [jobs[14].public_id, jobs[2].public_id, jobs[1].public_id]
-    # The newest six jobs hold one match: a short page whose cursor carries on below them.
-    assert pages[0] == [jobs[14].public_id]
     assert max(len(page) for page in pages) <= 2
+    if connection.vendor != "postgresql":  # there the GIN index job_payload_path finds them, unwindowed
+        # The newest six jobs hold one match: a short page whose cursor carries on below them.
+        assert pages[0] == [jobs[14].public_id]
 
 
 def test_a_page_of_common_matches_stops_at_the_limit_with_a_cursor(acme, small_windows):
