@@ -139,16 +139,22 @@ def run_forever(stop: threading.Event, *, interval: float, skip: set[str] | None
     while not stop.is_set():
         started = time.monotonic()
         close_old_connections()
-        for item in registered_steps():
-            if stop.is_set():
-                break
-            if item.name in skip or not item.due(time.monotonic()):
-                continue
-            ok = run_step(item)
-            _note_database(item, ok)
-            if item.hit_outage:
-                break  # the remaining steps would hit the same outage: try again next round
+        run_round(skip=skip, stop=stop)
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def run_round(*, skip: set[str] | None = None, stop: threading.Event | None = None) -> None:
+    """One round: every due step in order, ending early at a database outage (the remaining
+    steps would hit the same outage: the next round tries again)."""
+    for item in registered_steps():
+        if stop is not None and stop.is_set():
+            break
+        if (skip and item.name in skip) or not item.due(time.monotonic()):
+            continue
+        ok = run_step(item)
+        _note_database(item, ok)
+        if item.hit_outage:
+            break
 
 
 @contextmanager

@@ -1,0 +1,113 @@
+"""The recovery paths in process, on both databases: a ticker round ends at a database outage and
+the on-database-back work runs once it answers again; a worker's settle waits an outage out; the
+handover check hands jobs over again when the clusters it saw are gone or its record was lost.
+The real-process versions are test_database_outage.py, test_handover.py and test_redis_restart.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from jobs.handover import _record_key, handover_check
+from jobs.models import Job
+from jobs.services import job_submit
+from pulse_site import ticker
+from pulse_site.outage import retry_through_outage
+from pulse_site.teams.models import Team
+from tests.fault.proxy import free_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Job.Status
+
+
+@contextmanager
+def database_away() -> Iterator[None]:
+    """New connections of this thread fail (a closed port, an SQLite file nowhere) until the end."""
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-pulse-dir/away.sqlite3"
+    else:
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+    try:
+        yield
+    finally:
+        connection.close()
+        # In place, key by key: every thread's connection shares this dict (the retry test
+        # restores it from a timer thread while the main thread reads it).
+        connection.settings_dict.update(saved)
+
+
+@pytest.fixture
+def only_these_steps(monkeypatch):
+    """The ticker with no steps but the test's own, and no after-outage callbacks but its own."""
+    monkeypatch.setattr(ticker, "_steps", {})
+    monkeypatch.setattr(ticker, "_database_back", [])
+    monkeypatch.setattr(ticker, "outage", ticker.Outage())
+
+
+def test_a_ticker_round_ends_at_an_outage_and_the_after_outage_work_runs_when_it_is_back(acme, only_these_steps):
+    ran: list[str] = []
+    ticker.step("test.reads", every=0)(lambda: ran.append(f"reads {Team.objects.count()}"))
+    ticker.step("test.after", every=0)(lambda: ran.append("after"))
+    ticker.on_database_back(lambda: ran.append(f"back {Team.objects.count()}"))
+    with database_away():
+        ticker.run_round()
+        ticker.run_round()
+    assert ran == []  # the first step hit the outage both times; the second never ran
+    assert ticker.outage.down_since is not None
+    ticker.run_round()
+    assert ran == ["reads 1", "back 1", "after"]
+    ticker.run_round()
+    assert ran == ["reads 1", "back 1", "after", "reads 1", "after"]  # once per outage
+    assert (ticker.outage.down_since, ticker.outage.survived) == (None, 1)
+
+
+def test_a_call_that_hits_an_outage_is_retried_until_the_database_answers(acme):
+    tries: list[float] = []
+    away = database_away()
+    away.__enter__()
+    # The database comes back after about a second, while the call is being retried.
+    threading.Timer(1.0, lambda: away.__exit__(None, None, None)).start()
+
+    def count_teams() -> int:
+        tries.append(time.monotonic())
+        return Team.objects.count()
+
+    assert retry_through_outage(count_teams, what="test", give_up_after=10, first_wait=0.1) == 1
+    assert len(tries) >= 2
+
+
+def test_a_call_still_in_an_outage_after_its_patience_raises(acme):
+    with database_away(), pytest.raises(Exception) as failed:
+        retry_through_outage(lambda: Team.objects.count(), what="test", give_up_after=0.5, first_wait=0.1)
+    assert type(failed.value).__name__ == "OperationalError"
+
+
+def _handed_over(team) -> dict[int, object]:
+    return dict(Job.objects.filter(team=team, status=Status.QUEUED, dispatched_at__isnull=False)
+                .values_list("pk", "dispatched_at"))
+
+
+def test_the_handover_check_hands_jobs_over_again_when_a_cluster_it_saw_is_gone(acme):
+    for _ in range(3):
+        job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    before = _handed_over(acme)
+    assert len(before) == 3
+    cache.delete(_record_key())
+    # No record of the clusters alive before (Redis lost its data, or the first ticker ever).
+    assert handover_check() == 3
+    again = _handed_over(acme)
+    assert set(again) == set(before) and all(again[pk] > before[pk] for pk in before)
+    # The record now says which clusters are alive (none here): nothing changes, nothing moves.
+    assert handover_check() == 0 and _handed_over(acme) == again
+    # A cluster the ticker saw is no longer reporting: what it may have pulled comes back.
+    cache.set(_record_key(), ["a-cluster-that-died"], timeout=None)
+    assert handover_check() == 3
+    assert cache.get(_record_key()) == []
