@@ -105,7 +105,9 @@ def _finished() -> int:
 def test_soak_nothing_lost_nothing_duplicated_budgets_equal_the_ledger_memory_flat(processes):
     rng = random.Random(SEED)
     teams = _teams()
-    env = {"PULSE_WORKERS": str(WORKERS), "PULSE_LEASE_SECONDS": "15", "PULSE_REDISPATCH_SECONDS": "30",
+    # The production lease (30 s, the default): nothing is killed here, so a lease that runs out is a
+    # worker starved for that long, and its job runs again (at least once).
+    env = {"PULSE_WORKERS": str(WORKERS), "PULSE_LEASE_SECONDS": "30", "PULSE_REDISPATCH_SECONDS": "30",
            # Recycling off: a leak must show in the figures, not be hidden by fresh processes.
            "PULSE_WORKER_RECYCLE": "100000000",
            "PULSE_HANDLER_MODULES": "jobs.handlers.builtin,tests.fault.soak_handlers"}
@@ -185,6 +187,12 @@ def test_soak_nothing_lost_nothing_duplicated_budgets_equal_the_ledger_memory_fl
     spent = sum(v[0] for k, v in counters.items() if k[1] == "" and k[2] == "day")
     still_running = dict(BudgetPolicy.objects.filter(~Q(running=0)).values_list("team_id", "running"))
 
+    twice = sorted(pk for pk, n in finished_logs.items() if n > 1)
+    twice_attempts = {pk: list(Attempt.objects.filter(job_id=pk).order_by("number").values_list(
+        "number", "outcome", "worker", "started_at", "finished_at", "lease_expires_at", "error_message"))
+        for pk in twice[:5]}
+    lost = Attempt.objects.filter(outcome="worker_lost").count()
+
     grew = {pid: (final[pid] - size) / size for pid, size in baseline.items() if pid in final}
     mb = 1024 * 1024
     print(f"\nsoak: {JOBS} jobs across {TEAMS} teams (seed {SEED}), {WORKERS} workers, 1 ticker: submitted in "
@@ -193,7 +201,8 @@ def test_soak_nothing_lost_nothing_duplicated_budgets_equal_the_ledger_memory_fl
           f"retried (2+ attempts) {sum(1 for r in jobs.values() if r['attempts'] > 1)}\n"
           f"  holds seen (job.paused reasons) {dict(holds)}; budget.drift events {drift_events}\n"
           f"  handlers run to the end twice: {sum(1 for n in finished_logs.values() if n > 1)}; "
-          f"jobs settled completed twice: {sum(1 for n in completed_attempts.values() if n > 1)}\n"
+          f"jobs settled completed twice: {sum(1 for n in completed_attempts.values() if n > 1)}; "
+          f"attempts ended worker_lost (lease ran out): {lost}\n"
           f"  usage rows {len(counters)}, ledger windows {len(truth)}, mismatched {len(mismatched)}; "
           f"charged today (team scope) {Decimal(spent) / 1_000_000}\n"
           f"  worker RSS after {baseline_at} jobs: {', '.join(f'{v / mb:.1f}' for v in baseline.values())} MB; "
@@ -201,6 +210,8 @@ def test_soak_nothing_lost_nothing_duplicated_budgets_equal_the_ledger_memory_fl
           f"growth {', '.join(f'{g:+.1%}' for g in grew.values())}\n"
           f"  ticker RSS {ticker_baseline / mb:.1f} -> {ticker_final / mb:.1f} MB")
 
+    # Nothing duplicated (first, with the attempts of any job whose handler ran to its end twice).
+    assert twice == [], twice_attempts
     # Nothing lost: every job submitted exists and is final.
     assert len(jobs) == JOBS and set(jobs) == set(specs)
     assert set(statuses) <= set(FINAL)
