@@ -145,7 +145,8 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
 def schedule_executions(request: HttpRequest, schedule_id: str) -> HttpResponse:
     """The history's rows, redrawn live when an execution or its job changes."""
     schedule = _schedule(request, schedule_id)
-    return render(request, "schedules/_executions.html", {"executions": _history(schedule)})
+    return render(request, "schedules/_executions.html", {"executions": _history(schedule),
+                                                          "can_write": _can_write(request)})
 
 
 ACTIONS: dict[str, Callable[..., Any]] = {

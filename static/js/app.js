@@ -102,6 +102,14 @@
     });
   }
 
+  // --- A form with data-confirm="…" (remove, revoke, delete) asks before it is sent.
+  function setupConfirms() {
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+    }, true);
+  }
+
   // --- Theme: "" follows the system; the choice is stored on the user by the server.
   function setupTheme() {
     var form = document.getElementById("theme-form");
@@ -164,6 +172,7 @@
   window.addEventListener("resize", labelScrollers);
   setInterval(function () { refreshTimes(document, "time[data-relative], time[data-elapsed]"); }, 15000);
   setInterval(function () { refreshTimes(document, "time[data-countdown]"); }, 1000);
+  setupConfirms();
   setupTheme();
   setupShortcuts();
   window.PulseApp = { refreshTimes: refreshTimes };

@@ -1,11 +1,6 @@
-// Team page: confirm destructive forms, copy a new token's secret.
+// Team page: copy a new token's secret (destructive forms are confirmed by app.js on every page).
 (function () {
   "use strict";
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
-  });
 
   document.querySelectorAll("[data-copy-target]").forEach(function (button) {
     button.addEventListener("click", function () {
