@@ -233,26 +233,38 @@ def _usable_override(team_id: int, estimate: int, now: datetime) -> Override | N
 
 
 # savepoint=False: the caller's transaction (the claim) is the unit; a failure here fails the claim.
+@dataclass(frozen=True)
+class Locked:
+    """A team's policy row locked by this transaction, and the database's clock read after the
+    lock was granted: a settle hands it to the admission that follows it in one transaction."""
+
+    policy: BudgetPolicy
+    now: datetime
+
+
 @transaction.atomic(savepoint=False)
-def budget_admit(*, job: AdmittableJob, freed_slot: bool = False) -> Decision:
+def budget_admit(*, job: AdmittableJob, freed_slot: bool = False, locked: Locked | None = None) -> Decision:
     """Reserve the job's estimate and count its start, or say why it must wait.
 
     Called by job admission only (jobs.runner.claim), which then records attempt
     `job.attempts + 1`: the reservation is filed under that attempt for settle to find.
     `freed_slot`: the same transaction settled a job of this team with `hand_on_slot`, so its
     running slot is still counted: it passes to this job, or is freed here if this one waits.
+    `locked`: that settle's lock of this team's policy (no second lock, no second clock read).
     """
-    policy = _lock_policy(job.team_id)
+    if locked is not None and locked.policy.team_id == job.team_id:
+        policy, now = locked.policy, locked.now
+    else:
+        policy, now = _lock_policy(job.team_id), db_now()
     if freed_slot:
         policy.running -= 1
-    decision = _admit(policy, job, freed_slot=freed_slot)
+    decision = _admit(policy, job, now=now, freed_slot=freed_slot)
     if freed_slot and not decision.allowed:
         BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") - 1, 0))
     return decision
 
 
-def _admit(policy: BudgetPolicy, job: AdmittableJob, *, freed_slot: bool) -> Decision:
-    now = db_now()
+def _admit(policy: BudgetPolicy, job: AdmittableJob, *, now: datetime, freed_slot: bool) -> Decision:
     # Old starts are pruned by the ticker (budgets.prune_starts), not here: a DELETE on every
     # admission was one statement per job; the rate query reads only the last minute anyway.
     snap = _snapshot(policy, handler=job.handler, now=now, create=True)
@@ -341,12 +353,13 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
 
 
 @transaction.atomic(savepoint=False)
-def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool = False) -> bool:
+def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool = False) -> Locked | None:
     """Charge the actual cost of attempt `job.attempts` in the windows it was admitted in,
     release the rest of its reservation and free its slot. Settling twice changes nothing.
     `hand_on_slot`: the running slot stays counted for the job admitted next in this transaction
     (budget_admit with `freed_slot`), which saves two updates of the team's hot policy row.
-    Returns whether the attempt's slot was settled here (False: nothing to settle)."""
+    Returns the team's locked policy when the attempt's slot was settled here (None: nothing to
+    settle), for an admission in the same transaction."""
     policy = _lock_policy(job.team_id)
     attempt = job.attempts
     # One read of this attempt's ledger: its reservations, a charge (settled already) and an override.
@@ -354,9 +367,9 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool 
         Ledger.Kind.RESERVE, Ledger.Kind.CHARGE, Ledger.Kind.OVERRIDE]))
     reserves = [entry for entry in ledger if entry.kind == Ledger.Kind.RESERVE]
     if not reserves:
-        return False  # admitted before budgets were kept: nothing was reserved
+        return None  # admitted before budgets were kept: nothing was reserved
     if any(entry.kind == Ledger.Kind.CHARGE for entry in ledger):
-        return False
+        return None
     now = db_now()
     actual = max(0, actual_micros)
     estimate = reserves[0].amount
@@ -405,7 +418,7 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool 
     if actual:
         # Nothing charged crosses no threshold.
         _fire_alerts(policy, handler=job.handler, row_ids=[row.pk for row in rows], now=now)
-    return True
+    return Locked(policy=policy, now=now)
 
 
 def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now: datetime) -> None:

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from budgets.services import budget_admit, budget_settle
+from budgets.services import Locked, budget_admit, budget_settle
 from jobs.dispatch import HARD_TIMEOUT_MARGIN
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobTimeout
 from jobs.events import job_event, job_summary
@@ -186,10 +186,12 @@ def _claim_checks(job: Job, now: Any) -> Handler | None:
     return spec
 
 
-def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False) -> bool:
+def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False, locked: Locked | None = None
+                 ) -> bool:
     """The budget gate, then the start: running with a lease, its attempt, log line and event.
-    `freed_slot`: this transaction settled another job of the team whose slot is handed on."""
-    decision = budget_admit(job=job, freed_slot=freed_slot)
+    `freed_slot`: this transaction settled another job of the team whose slot is handed on;
+    `locked`: that settle's lock of its team's policy."""
+    decision = budget_admit(job=job, freed_slot=freed_slot, locked=locked)
     if decision.fail:
         _fail_over_budget(job, decision.reasons)
         return False
@@ -358,18 +360,19 @@ def settle(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str 
     return job
 
 
-def _settle_counters(job: Job, *, cost: int, status: str, run_ms: int, hand_on_slot: bool = False) -> bool:
+def _settle_counters(job: Job, *, cost: int, status: str, run_ms: int, hand_on_slot: bool = False
+                     ) -> Locked | None:
     # The team's budget policy row and its hourly stats row are what every worker of the team
     # (claims and settles alike) queues for: lock them last, so each is held for the fewest
     # statements before the commit. Measured by bench/: this is the single-team throughput limit.
-    handed_on = budget_settle(job=job, actual_micros=cost, hand_on_slot=hand_on_slot) and hand_on_slot
+    locked = budget_settle(job=job, actual_micros=cost, hand_on_slot=hand_on_slot)
     if status != Status.QUEUED:
         stat_bump(job, status, run_ms=run_ms)
-    return handed_on
+    return locked
 
 
-def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str | None = None
-                  ) -> tuple[Job, int, str] | None:
+def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcome: str | None = None,
+                  release: bool = True) -> tuple[Job, int, str] | None:
     """The job's and the attempt's side of a settle (no budget or stats rows): the job, the cost
     charged and its new status, or None if this attempt was settled already."""
     job = Job.objects.select_for_update().filter(pk=job_pk).first()
@@ -377,8 +380,9 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
         return None
     now = timezone.now()
     cost = outcome.cost_micros if outcome.cost_micros is not None else job.cost_estimate
-    # Freed money or a slot: held jobs of the team go back through the gate once this commits.
-    transaction.on_commit(lambda: _release_held(job.team_id))
+    if release:
+        # Freed money or a slot: held jobs of the team go back through the gate once this commits.
+        transaction.on_commit(lambda: _release_held(job.team_id))
     spec = _handler_or_none(job.handler)
     changes: dict[str, Any] = {
         "cost_actual": (job.cost_actual or 0) + cost,
@@ -552,7 +556,7 @@ def _settle_and_take_next(*, job: Job, outcome: Outcome, room: int) -> tuple[Job
 def _settle_then_start(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, Handler] | None:
     from jobs.dispatch import next_for_chain
 
-    settled = _settle_state(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+    settled = _settle_state(job_pk=job.pk, attempt=job.attempts, outcome=outcome, release=False)
     if settled is None:
         return None
     done, cost, status = settled
@@ -560,10 +564,22 @@ def _settle_then_start(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, H
     following = next_for_chain(now=now, max_timeout=room)
     spec = _claim_checks(following, now) if following is not None else None
     hand_on = spec is not None and following is not None and following.team_id == done.team_id
-    handed_on = _settle_counters(done, cost=cost, status=status, run_ms=outcome.run_ms, hand_on_slot=hand_on)
-    if spec is None or following is None or not _claim_admit(following, spec, now, freed_slot=handed_on):
-        return None
-    return following, spec
+    locked = _settle_counters(done, cost=cost, status=status, run_ms=outcome.run_ms, hand_on_slot=hand_on)
+    handed_on = hand_on and locked is not None
+    started = (spec is not None and following is not None
+               and _claim_admit(following, spec, now, freed_slot=handed_on, locked=locked))
+    if not (started and handed_on) or cost < done.cost_estimate or _is_exclusive(done.handler):
+        # Held jobs of the team may start now: a slot, money or an exclusive handler was freed.
+        # (A slot passed straight to the next job, with nothing charged below the estimate,
+        # frees nothing: no release query then.)
+        team_id = done.team_id
+        transaction.on_commit(lambda: _release_held(team_id))
+    return (following, spec) if started and following is not None and spec is not None else None
+
+
+def _is_exclusive(name: str) -> bool:
+    spec = _handler_or_none(name)
+    return spec is not None and spec.exclusive is not None
 
 
 # --- rescue ------------------------------------------------------------------------------------
