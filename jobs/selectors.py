@@ -56,7 +56,7 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
         anchor = Job.objects.for_team(team).filter(public_id=before).values_list("pk", flat=True).first()
         if anchor is None:
             raise ValidationError.for_field("cursor", "Not a job of this team.")
-    if _served_by_an_index(filters):
+    if jobs_filter_indexed(filters):
         if anchor is not None:
             rows = rows.filter(pk__lt=anchor)
         page = list(rows.select_related("parent").order_by("-pk")[: limit + 1])
@@ -75,7 +75,7 @@ SCAN_WINDOW = 20_000
 SCAN_BUDGET = 100_000
 
 
-def _served_by_an_index(filters: JobFilter) -> bool:
+def jobs_filter_indexed(filters: JobFilter) -> bool:
     """Whether an index yields the matches in id order (job_team_id, job_team_status_id,
     job_team_handler_id, job_team_handler_status_id, job_team_origin_id, job_parent), or, for
     payload terms on PostgreSQL, finds them (job_payload_path): with a million jobs a rare term took

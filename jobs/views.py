@@ -123,10 +123,10 @@ def _count_capped(team: Any, filters: selectors.JobFilter) -> tuple[int, bool]:
     """How many jobs match, counted up to COUNT_CAP + 1 (the page says "more than 10,000"), and
     whether only the newest COUNT_SCAN jobs were looked at: a payload term is found through the GIN
     index on PostgreSQL (none on SQLite), but counting a common value would still visit every match
-    in the team's whole history."""
+    in the team's whole history, and source and creation time have no index at all."""
     rows = selectors.jobs_matching(team=team, filters=filters)
     windowed = False
-    if filters.payload:
+    if filters.payload or not selectors.jobs_filter_indexed(filters):
         floor = list(Job.objects.for_team(team).order_by("-pk")
                      .values_list("pk", flat=True)[COUNT_SCAN:COUNT_SCAN + 1])
         if floor:

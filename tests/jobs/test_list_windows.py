@@ -70,3 +70,18 @@ def test_without_small_windows_every_match_comes_on_the_first_page(acme):
 
     assert [j.public_id for j in page] == [jobs[2].public_id, jobs[0].public_id]
     assert cursor is None
+
+
+def test_the_lists_count_of_a_source_filter_looks_at_the_newest_jobs_only(acme, alice_client, monkeypatch):
+    from jobs import views
+
+    monkeypatch.setattr(views, "COUNT_SCAN", 3)
+    for source in ("dashboard", "api", "dashboard", "api", "dashboard", "dashboard"):
+        Job.objects.create(team=acme, handler="pulse.noop", source=source, status=Job.Status.COMPLETED)
+
+    response = alice_client.get("/jobs/?source=dashboard")
+
+    assert response.status_code == 200
+    assert response.context["count_windowed"] is True
+    assert response.context["matching"] == 2  # of the newest three jobs (the list itself shows all four)
+    assert len(response.context["rows"]) == 4
