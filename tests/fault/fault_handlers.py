@@ -19,3 +19,13 @@ def work(ctx: JobContext) -> dict:
         ctx.progress(step, count, f"step {step}")
     ctx.log("finished", stage="fault")
     return {"done": count}
+
+
+@handler("fault.quiet", title="Sleeps without touching the database, then returns", cost="0", timeout=120,
+         max_attempts=1, schema={"type": "object", "properties": {"seconds": {"type": "number"}}})
+def quiet(ctx: JobContext) -> dict:
+    # No progress, no log: a handler that ends while the database is away leaves its result to
+    # the settle alone (max_attempts=1: a rescue would fail it, so a completed job proves the settle).
+    seconds = float(ctx.payload.get("seconds", 1))
+    ctx.sleep(seconds)
+    return {"slept": seconds}

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -31,6 +32,7 @@ OUTAGE = 30.0
 # Longer than the outage: a worker whose handler ends while the database is away settles the
 # attempt itself when it comes back (the settle is retried), before the rescuer could take it.
 LEASE = 60
+QUIET = 8.0  # long enough for both to be running at once on a busy machine
 
 
 @dataclass
@@ -86,6 +88,12 @@ def test_thirty_seconds_without_postgresql_under_load_loses_nothing(acme, proces
         wait_for(lambda: Job.objects.filter(team=acme, status=Status.COMPLETED).count() >= 5
                  and Job.objects.filter(team=acme, status=Status.RUNNING).exists(), timeout=60,
                  what="jobs completing and running")
+        # Handlers that end while the database is away and touch it no more: only their worker's
+        # retried settle can complete them (one attempt each; a rescue would fail them).
+        quiet = [client.post("/api/v1/jobs/", json={"handler": "fault.quiet", "payload": {"seconds": QUIET},
+                                                    "priority": 10}).json()["id"] for _ in range(2)]
+        wait_for(lambda: Job.objects.filter(public_id__in=quiet, status=Status.RUNNING).count() == 2, timeout=90,
+                 what="the quiet jobs running together")
         running_at_cut = Job.objects.filter(team=acme, status=Status.RUNNING).count()
         proxy.cut()
         cut = time.monotonic()
@@ -109,6 +117,9 @@ def test_thirty_seconds_without_postgresql_under_load_loses_nothing(acme, proces
     wait_for(lambda: not Job.objects.filter(team=acme).exclude(status__in=Job.FINAL).exists(), timeout=120,
              what="every job finished")
     drained = time.monotonic() - restored
+    restored_at = datetime.now(UTC) - timedelta(seconds=time.monotonic() - restored)
+    settled = {job.public_id: job for job in Job.objects.filter(public_id__in=quiet)}
+    settled_after = max((job.completed_at - restored_at).total_seconds() for job in settled.values())
 
     during = [(code, body, retry) for t, code, body, retry in submitter.answers if cut + 1 < t < restored]
     codes = Counter(code for t, code, _, _ in submitter.answers)
@@ -119,8 +130,10 @@ def test_thirty_seconds_without_postgresql_under_load_loses_nothing(acme, proces
           f"({len(during)} during the outage, all 503); API created jobs again {api_back:.1f} s after the "
           f"restore, the ticker relayed again after {ticker_back:.1f} s, a worker completed a job after "
           f"{worker_back:.1f} s, all {len(jobs)} jobs finished {drained:.1f} s after; submitted "
-          f"{len(submitter.jobs)} = finished {sum(s in Job.FINAL for s in jobs.values())} + in flight 0; "
-          f"lost attempts {lost_attempts}; handlers run to the end twice: {sum(n > 1 for n in runs.values())}")
+          f"{len(submitter.jobs) + len(quiet)} = finished {sum(s in Job.FINAL for s in jobs.values())} + in flight 0; "
+          f"lost attempts {lost_attempts}; handlers run to the end twice: {sum(n > 1 for n in runs.values())}; "
+          f"{len(quiet)} handlers that ended within {QUIET:.0f} s into the outage were settled by their own workers "
+          f"{settled_after:.1f} s after the restore")
     # The API: a 503 in the error shape with Retry-After while the database is away, never a 500.
     assert codes[500] == 0 and codes[0] == 0
     assert during and all(code == 503 for code, _, _ in during)
@@ -130,10 +143,13 @@ def test_thirty_seconds_without_postgresql_under_load_loses_nothing(acme, proces
     assert (cluster.poll(), ticker.poll(), web.poll()) == (None, None, None)
     # The counts add up: every job a client was told exists is there, nothing else was created
     # (a 503'd submission retried with its key is one job), and every one ran once, to completion.
-    assert sorted(submitter.jobs.values()) == sorted(jobs)
+    assert sorted([*submitter.jobs.values(), *quiet]) == sorted(jobs)
     assert set(jobs.values()) == {Status.COMPLETED}
-    assert set(runs.values()) == {1} and len(runs) == len(jobs)
+    assert set(runs.values()) == {1} and len(runs) == len(jobs) - len(quiet)
     assert lost_attempts == 0
+    # The settle was retried through the outage: each quiet job completed on its one attempt, with its result.
+    assert {(job.attempts, job.result["slept"]) for job in settled.values()} == {(1, QUIET)}
+    assert set(Attempt.objects.filter(job__public_id__in=quiet).values_list("outcome", flat=True)) == {"completed"}
 
 
 def _answers(client: httpx.Client) -> bool:
