@@ -39,7 +39,7 @@ SMOKE = {
     "latency": {"jobs": 10, "rate": 20.0},
     "schedules": [{"schedules": 30, "tickers": 2}],
     "memory": {"first": 10, "total": 30},
-    "pages": {"rows": 2000, "requests": 3},
+    "pages": {"rows": 2000, "requests": 2},
     "live": {"clients": 20, "teams": 4, "steps": 2},
 }
 

@@ -90,7 +90,8 @@ class Client:
                     self.latencies_ms.append((arrived - sent) * 1000)
 
 
-async def _measure(url: str, secrets: list[str], per_team: int, submit: Any, done: Any) -> list[Client]:
+async def _measure(url: str, secrets: list[str], per_team: int, submit: Any, done: Any,
+                   expected: Any) -> list[Client]:
     stop_event = asyncio.Event()
     clients = [Client(t) for t in range(len(secrets)) for _ in range(per_team)]
     tasks = []
@@ -108,7 +109,12 @@ async def _measure(url: str, secrets: list[str], per_team: int, submit: Any, don
         if time.monotonic() > deadline:
             raise TimeoutError("the live jobs did not finish")
         await asyncio.sleep(0.5)
-    await asyncio.sleep(2.0)  # the last events' way to the clients
+    # The last events' way to the clients: until each has its team's every progress event (the
+    # outbox says how many there were), or 10 s (then the missing ones are counted as missed).
+    counts = await asyncio.to_thread(expected)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(c.progress_events < counts[c.team_index] for c in clients):
+        await asyncio.sleep(0.1)
     stop_event.set()
     await asyncio.gather(*tasks)
     return clients
@@ -135,6 +141,10 @@ def pulse_live(*, clients: int, teams: int, steps: int, every: float = 0.3) -> d
                              source="api").job
             jobs[job.public_id] = index
 
+    def expected() -> dict[int, int]:
+        return {index: Event.objects.filter(team=team, kind="job.progress").count()
+                for index, (team, _) in enumerate(made)}
+
     def done() -> bool:
         return bool(jobs) and not Job.objects.filter(public_id__in=list(jobs)).exclude(
             status__in=Job.FINAL).exists()
@@ -144,21 +154,20 @@ def pulse_live(*, clients: int, teams: int, steps: int, every: float = 0.3) -> d
         with running(PULSE_PROCESSES, env):
             wait_for(lambda: _port_open(port), timeout=60, every=0.1, what="uvicorn")
             started = time.monotonic()
-            result = asyncio.run(_measure(f"ws://127.0.0.1:{port}/ws/", [s for _, s in made], per_team, submit, done))
+            result = asyncio.run(_measure(f"ws://127.0.0.1:{port}/ws/", [s for _, s in made], per_team, submit, done,
+                                          expected))
             seconds = time.monotonic() - started
     finally:
         stop(web)
     failed = Job.objects.filter(public_id__in=list(jobs)).exclude(status=Job.Status.COMPLETED).count()
     if failed:
         raise RuntimeError(f"{failed} live jobs did not complete")
-    expected = {
-        index: Event.objects.filter(team=team, kind="job.progress").count() for index, (team, _) in enumerate(made)
-    }
+    counts = expected()
     latencies = [ms for client in result for ms in client.latencies_ms]
     # Another team's job seen by a client: a leak.
     leaks = sum(1 for client in result for subject in client.subjects
                 if subject in jobs and jobs[subject] != client.team_index)
-    missed = sum(max(0, expected[client.team_index] - client.progress_events) for client in result)
+    missed = sum(max(0, counts[client.team_index] - client.progress_events) for client in result)
     return {"clients": len(result), "deliveries": len(latencies), "seconds": seconds,
             "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
             "max_ms": max(latencies, default=float("nan")), "leaks": leaks, "missed": missed}

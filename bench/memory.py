@@ -73,7 +73,7 @@ def pulse_memory(*, first: int, total: int) -> dict[str, Any]:
             chunk = min(BACKLOG, total - submitted)
             _submit(team, chunk)
             submitted += chunk
-            if middle is None and submitted >= total // 2:
+            if middle is None and submitted >= total // 2 and submitted < total:
                 middle = settle(submitted)
         pids_total, workers_total, cluster_total = settle(total)
         seconds = time.monotonic() - started
