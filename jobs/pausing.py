@@ -22,16 +22,24 @@ def _pause_payload(pause: QueuePause) -> dict[str, object]:
             "ended_at": pause.ended_at.isoformat() if pause.ended_at else None, "ended_by": pause.ended_by or None}
 
 
-def _affected_teams(pause: QueuePause) -> list[int]:
+def _teams_told(pause: QueuePause) -> list[int]:
+    """Whose dashboards show this pause's banner: the team's own, or every team's for an operator's
+    pause (rare, so one event per team is cheap, and a team with nothing running sees it live too)."""
     if pause.scope == Scope.TEAM:
         return [pause.team_id] if pause.team_id else []
-    # Handler and global pauses: every team with something held by a pause.
+    return list(Team.objects.values_list("pk", flat=True).order_by("pk"))
+
+
+def _teams_holding(pause: QueuePause) -> list[int]:
+    """The teams with jobs a pause holds, whose held jobs go back through admission at resume."""
+    if pause.scope == Scope.TEAM:
+        return [pause.team_id] if pause.team_id else []
     return list(Job.objects.filter(status=Job.Status.PAUSED, hold_reasons__0__kind="queue_paused")
                 .values_list("team_id", flat=True).distinct().order_by())
 
 
-def _emit(pause: QueuePause, kind: str, team_ids: list[int]) -> None:
-    for team_id in team_ids:
+def _emit(pause: QueuePause, kind: str) -> None:
+    for team_id in _teams_told(pause):
         event_emit(team=team_id, kind=f"queue.{kind}", subject=pause.public_id, payload=_pause_payload(pause))
 
 
@@ -61,16 +69,10 @@ def queue_pause(*, scope: str, reason: str, by: str, team: Team | None = None, h
     try:
         with transaction.atomic():
             pause.save()
-            teams = [team.pk] if scope == Scope.TEAM and team else _teams_for_operator_pause()
-            _emit(pause, "paused", teams)
+            _emit(pause, "paused")
     except IntegrityError:
         raise Conflict("This queue is already paused; resume it first.", code="queue_already_paused") from None
     return pause
-
-
-def _teams_for_operator_pause() -> list[int]:
-    # The banner reads the pauses directly; the event tells the open dashboards of active teams.
-    return list(Job.objects.filter(status__in=Job.ACTIVE).values_list("team_id", flat=True).distinct().order_by())
 
 
 def queue_resume(*, pause: QueuePause, by: str, member: Membership | None = None) -> QueuePause:
@@ -82,8 +84,8 @@ def queue_resume(*, pause: QueuePause, by: str, member: Membership | None = None
         if not ended:
             raise Conflict("This pause has already ended.", code="queue_not_paused")
         pause.refresh_from_db()
-        teams = _affected_teams(pause)
-        _emit(pause, "resumed", teams)
+        teams = _teams_holding(pause)
+        _emit(pause, "resumed")
     from jobs.services import job_release_held
 
     for team_id in teams:

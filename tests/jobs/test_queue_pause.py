@@ -181,3 +181,13 @@ def test_the_admin_refuses_a_second_global_pause(acme):
     response = staff_client().post("/admin/jobs/queuepause/add/", {"scope": "global", "handler": "", "reason": "two"})
     assert response.status_code == 200  # the form again, with the error
     assert QueuePause.objects.count() == 1
+
+
+def test_an_operator_pause_reaches_the_dashboards_of_teams_with_nothing_running(acme, globex):
+    # Globex has no job at all: its open pages must still show the banner come and go live.
+    pause = queue_pause(scope="global", reason="database upgrade", by="ops")
+    queue_resume(pause=pause, by="ops")
+    for team in (acme, globex):
+        kinds = list(Event.objects.filter(team=team, kind__startswith="queue.").order_by("id")
+                     .values_list("kind", flat=True))
+        assert kinds == ["queue.paused", "queue.resumed"]
