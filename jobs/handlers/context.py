@@ -87,10 +87,20 @@ class JobContext:
         stage = self._stage if stage is None else str(stage)[:100]
         task = self._task if task is None else str(task)[:100]
 
+        created_at = timezone.now()
+        tries = 0
+
         def write() -> None:
+            nonlocal tries
+            tries += 1
+            # A retry after a connection lost at COMMIT: the line may have landed (same job,
+            # attempt, time and text); never write it twice.
+            if tries > 1 and TaskLog.objects.filter(job_id=self._pk, attempt=self.attempt, created_at=created_at,
+                                                    message=text).exists():
+                return
             with transaction.atomic():
                 row = TaskLog.objects.create(job_id=self._pk, attempt=self.attempt, stage=stage, task=task,
-                                             level=level, message=text, metadata=metadata)
+                                             level=level, message=text, metadata=metadata, created_at=created_at)
                 event_emit(team=self._team_id, kind="job.log", subject=self.job_id,
                            payload={"id": row.pk, "stage": stage, "task": task, "level": level, "message": text,
                                     "attempt": self.attempt, "at": row.created_at.isoformat()})
