@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,12 +51,25 @@ class Command(BaseCommand):
         super().run_from_argv(argv[:2] + (rest if rest in (["-h"], ["--help"]) else ["--", *rest]))
 
     def handle(self, *args: Any, pytest_args: list[str], **options: Any) -> None:
-        results = []
-        for run in suite_runs(dict(os.environ)):
-            self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {run.label} =="))
-            started = time.monotonic()
-            code = subprocess.call([sys.executable, "-m", "pytest", *pytest_args], env=run.env, cwd=settings.BASE_DIR)
-            results.append((run.label, code, time.monotonic() - started))
+        # The configurations run side by side (much of the suite waits on real processes and
+        # browsers, so two runs share two cores well): the first one's output streams, the others'
+        # is kept and printed when the first ends. The slowest tests are listed at the end of each.
+        first, *others = suite_runs(dict(os.environ))
+        command = [sys.executable, "-m", "pytest", "--durations=15", *pytest_args]
+        started = time.monotonic()
+        background = [_Background(run, command, started) for run in others]
+        try:
+            self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {first.label} =="))
+            code = subprocess.call(command, env=first.env, cwd=settings.BASE_DIR)
+            results = [(first.label, code, time.monotonic() - started)]
+            for job in background:
+                job.thread.join()
+                self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {job.run.label} (ran alongside) =="))
+                self.stdout.write(job.output())
+                results.append((job.run.label, job.code, job.seconds))
+        finally:
+            for job in background:
+                job.stop()
         failed = [label for label, code, _ in results if code != 0]
         for label, code, seconds in results:
             verdict = "passed" if code == 0 else "no tests ran" if code == PYTEST_NO_TESTS else "FAILED"
@@ -62,3 +77,30 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(line) if code == 0 else self.style.ERROR(line))
         if failed:
             raise CommandError(f"The tests did not pass on: {', '.join(failed)}.")
+
+
+class _Background:
+    """One configuration's pytest in the background, its output kept in a temporary file."""
+
+    def __init__(self, run: Run, command: list[str], started: float) -> None:
+        self.run, self.started = run, started
+        self.code, self.seconds = -1, 0.0
+        self.log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self.process = subprocess.Popen(command, env=run.env, cwd=settings.BASE_DIR,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.thread = threading.Thread(target=self._wait, daemon=True)
+        self.thread.start()
+
+    def _wait(self) -> None:
+        self.code = self.process.wait()
+        self.seconds = time.monotonic() - self.started
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:  # interrupted: leave no pytest behind
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
