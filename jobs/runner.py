@@ -198,6 +198,9 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
     if not decision.allowed:
         _hold(job, decision.reasons, decision.resume_at)
         return False
+    # The start is when the gate let it in: `now` was read before the wait for the team's policy
+    # lock, so under contention it could precede the settle whose slot this job took.
+    now = timezone.now()
     number = job.attempts + 1
     lease = _lease_until()
     name = worker_name()
