@@ -6,12 +6,35 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def database_away() -> Iterator[None]:
+    """In process: new connections fail (a closed port, an SQLite file nowhere) until the end, so
+    the failure is the driver's own."""
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-pulse-dir/away.sqlite3"
+    else:
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+    try:
+        yield
+    finally:
+        connection.close()
+        # In place, key by key: every thread's connection shares this dict (the retry test
+        # restores it from a timer thread while the main thread reads it).
+        connection.settings_dict.update(saved)
 
 
 class TcpProxy:

@@ -5,11 +5,9 @@ an SQLite file in a directory that does not exist), so the failure is the driver
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -17,24 +15,9 @@ from jobs.models import Job
 from pulse_site.outage import is_database_outage
 from pulse_site.teams.models import Team
 from pulse_site.teams.services import token_create
-from tests.fault.proxy import free_port
+from tests.fault.proxy import database_away
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@contextmanager
-def database_away() -> Iterator[None]:
-    """Every new connection of this thread fails until the end of the test."""
-    saved = dict(connection.settings_dict)
-    connection.close()
-    if connection.vendor == "sqlite":
-        connection.settings_dict["NAME"] = "/nonexistent-pulse-dir/away.sqlite3"
-    else:
-        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
-    yield
-    connection.close()
-    connection.settings_dict.clear()
-    connection.settings_dict.update(saved)
 
 
 def test_the_api_answers_503_database_unavailable_with_retry_after(acme):

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 
 from jobs.handover import _record_key, handover_check
 from jobs.models import Job
@@ -20,28 +17,10 @@ from jobs.services import job_submit
 from pulse_site import ticker
 from pulse_site.outage import retry_through_outage
 from pulse_site.teams.models import Team
-from tests.fault.proxy import free_port
+from tests.fault.proxy import database_away
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Job.Status
-
-
-@contextmanager
-def database_away() -> Iterator[None]:
-    """New connections of this thread fail (a closed port, an SQLite file nowhere) until the end."""
-    saved = dict(connection.settings_dict)
-    connection.close()
-    if connection.vendor == "sqlite":
-        connection.settings_dict["NAME"] = "/nonexistent-pulse-dir/away.sqlite3"
-    else:
-        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
-    try:
-        yield
-    finally:
-        connection.close()
-        # In place, key by key: every thread's connection shares this dict (the retry test
-        # restores it from a timer thread while the main thread reads it).
-        connection.settings_dict.update(saved)
 
 
 @pytest.fixture
