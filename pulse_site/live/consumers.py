@@ -85,6 +85,81 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
     return Access(team=membership.team, groups=groups)
 
 
+class TeamCatchUp:
+    """The catch-up of a team's open sockets in one process: a socket whose channel layer dropped
+    events (a Redis restart drops the subscription for a moment while the socket stays open) gets
+    them from the outbox, by comparing what it was sent with what the relay has forwarded.
+
+    One loop per team and event loop, shared by the team's sockets: two queries per team every
+    CATCH_UP_SECONDS. One loop per socket made 500 sockets run 200 queries a second through the web
+    process's one database thread, and a progress call took seconds instead of ~80 ms to arrive.
+    """
+
+    _running: dict[tuple[asyncio.AbstractEventLoop, int], TeamCatchUp] = {}
+
+    def __init__(self, team_id: int) -> None:
+        self.team_id = team_id
+        self.sockets: set[EventsConsumer] = set()
+        self.task = asyncio.ensure_future(self._forever())
+
+    @classmethod
+    def join(cls, socket: EventsConsumer) -> None:
+        key = (asyncio.get_running_loop(), socket.access.team.pk)
+        shared = cls._running.get(key)
+        if shared is None or shared.task.done():
+            shared = cls._running[key] = cls(key[1])
+        shared.sockets.add(socket)
+
+    @classmethod
+    async def leave(cls, socket: EventsConsumer) -> None:
+        access = getattr(socket, "access", None)
+        key = (asyncio.get_running_loop(), access.team.pk) if access else None
+        shared = cls._running.get(key) if key else None
+        if shared is None:
+            return
+        shared.sockets.discard(socket)
+        if not shared.sockets:
+            del cls._running[key]
+            shared.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shared.task
+
+    async def _forever(self) -> None:
+        while True:
+            await asyncio.sleep(CATCH_UP_SECONDS)
+            try:
+                await self._round()
+            except Exception:
+                # The database away for a moment: the next round tries again.
+                log.warning("live catch-up of team %s failed", self.team_id, exc_info=True)
+
+    async def _round(self) -> None:
+        sockets = list(self.sockets)
+        if not sockets:
+            return
+        cursor, ids = await database_sync_to_async(events_relayed_after)(
+            team_id=self.team_id, after=min(s.synced_to for s in sockets), limit=REPLAY_LIMIT + 1)
+        if len(ids) > REPLAY_LIMIT:
+            cursor = ids[-1]  # complete up to there; the next round goes on from it
+        owed = {s: [i for i in ids if i > s.synced_to and i not in s.sent_ids] for s in sockets}
+        wanted = sorted({i for missed in owed.values() if len(missed) <= REPLAY_LIMIT for i in missed})
+        events = {}
+        if wanted:
+            found = await database_sync_to_async(events_by_id)(team_id=self.team_id, ids=wanted)
+            events = {event.id: event.as_message() for event in found}
+        for socket, missed in owed.items():
+            try:
+                if len(missed) > REPLAY_LIMIT:
+                    await socket.send_json({"type": "resync"})
+                else:
+                    for event_id in missed:
+                        if event_id in events:
+                            await socket._send_event(events[event_id])
+                socket.synced_to = max(socket.synced_to, cursor)
+            except Exception:  # a socket closing under us; the others still get theirs
+                log.warning("live catch-up of a socket failed", exc_info=True)
+
+
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept before refusing so the client sees why (a close code); a refusal in the
@@ -102,7 +177,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         await self._greet_and_replay()
-        self.catching_up = asyncio.ensure_future(self._catch_up_forever())
+        TeamCatchUp.join(self)
 
     async def _authorize(self) -> int | None:
         origin = _header(self.scope, b"origin")
@@ -150,28 +225,6 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         for event in missed:
             await self._send_event(event.as_message())
 
-    async def _catch_up_forever(self) -> None:
-        while True:
-            await asyncio.sleep(CATCH_UP_SECONDS)
-            try:
-                await self._catch_up()
-            except Exception:
-                # The database away for a moment: the next round tries again.
-                log.warning("live catch-up of a socket failed", exc_info=True)
-
-    async def _catch_up(self) -> None:
-        team_id = self.access.team.pk
-        cursor, ids = await database_sync_to_async(events_relayed_after)(
-            team_id=team_id, after=self.synced_to, limit=REPLAY_LIMIT + 1)
-        if len(ids) > REPLAY_LIMIT:
-            await self.send_json({"type": "resync"})
-        else:
-            missed = [event_id for event_id in ids if event_id not in self.sent_ids]
-            if missed:
-                for event in await database_sync_to_async(events_by_id)(team_id=team_id, ids=missed):
-                    await self._send_event(event.as_message())
-        self.synced_to = max(self.synced_to, cursor)
-
     async def _send_event(self, event: dict[str, Any]) -> None:
         if self.following is not None and str(event.get("kind", "")).startswith("job.") \
                 and event.get("subject") != self.following:
@@ -189,11 +242,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "error": {"code": code, "message": message}})
 
     async def disconnect(self, code: int) -> None:
-        catching_up = getattr(self, "catching_up", None)
-        if catching_up is not None:
-            catching_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await catching_up
+        await TeamCatchUp.leave(self)
         for group in getattr(self, "joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -54,3 +54,33 @@ async def test_an_event_the_layer_delivered_is_not_sent_again_by_the_catch_up(ac
     # Several catch-up rounds later: nothing more (no duplicate, nothing of Globex's).
     assert await socket.receive_nothing(timeout=0.8)
     await socket.disconnect()
+
+
+async def event_ids_until(socket, wanted: int) -> list[int]:
+    """The ids of the events the socket receives up to `wanted` (each at most 5 s apart)."""
+    ids: list[int] = []
+    while wanted not in ids:
+        frame = await socket.receive_json_from(timeout=5)
+        if frame["type"] == "event":
+            ids.append(frame["id"])
+    return ids
+
+
+async def test_the_sockets_of_a_team_share_one_catch_up_and_each_gets_what_it_missed(acme, globex, relay_cursor):
+    first, second = await connected(acme), await connected(acme)
+    theirs = await connected(globex)
+    running = [key for key in consumers.TeamCatchUp._running if key[1] in (acme.pk, globex.pk)]
+    assert sorted(team_id for _, team_id in running) == sorted([acme.pk, globex.pk])  # one per team, not per socket
+    lost = await db(event_emit)(team=acme, kind="job.completed", subject="JB_lost")
+    await db(lambda: RelayCursor.objects.filter(name=CURSOR_NAME).update(last_id=lost.id))()
+    for socket in (first, second):
+        assert lost.id in await event_ids_until(socket, lost.id)  # the first also hears the second's token
+    assert await theirs.receive_nothing(timeout=0.6)
+    await first.disconnect()
+    # The team's loop goes on for the socket still open.
+    later = await db(event_emit)(team=acme, kind="job.completed", subject="JB_later")
+    await db(lambda: RelayCursor.objects.filter(name=CURSOR_NAME).update(last_id=later.id))()
+    assert await event_ids_until(second, later.id) == [later.id]
+    await second.disconnect()
+    await theirs.disconnect()
+    assert not [key for key in consumers.TeamCatchUp._running if key[1] in (acme.pk, globex.pk)]
