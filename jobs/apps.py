@@ -8,8 +8,9 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from jobs import beats, steps  # noqa: F401  (steps registers dispatch and rescue ticker steps)
+        from jobs import beats, steps, stopping  # noqa: F401  (steps registers dispatch and rescue ticker steps)
         from jobs.handlers import registry
 
         registry.load_handler_modules()
         beats.connect()  # worker processes keep their WorkerBeat row current
+        stopping.connect()  # SIGTERM stops a worker gracefully (PULSE_STOP_TIMEOUT)

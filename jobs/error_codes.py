@@ -22,6 +22,7 @@ class ErrorCode(models.TextChoices):
     VALIDATION_ERROR = "validation_error", "Validation error"
     WORKER_LOST = "worker_lost", "Worker lost"
     BUDGET_EXCEEDED = "budget_exceeded", "Over budget"
+    INTERRUPTED = "interrupted", "Interrupted (worker stopped)"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ FLAGS: dict[str, CodeFlags] = {
     ErrorCode.WORKER_LOST: CodeFlags(retryable=True, recoverable=True),
     # Admission refused it under an over-budget = fail policy: retrying once there is budget is fine.
     ErrorCode.BUDGET_EXCEEDED: CodeFlags(retryable=False, recoverable=True),
+    # Its worker was stopped: the job goes straight back to the queue for another worker.
+    ErrorCode.INTERRUPTED: CodeFlags(retryable=True, recoverable=True),
 }
 
 DEFAULT_RETRY_ON = frozenset(code for code, flags in FLAGS.items() if flags.retryable)
@@ -67,3 +70,8 @@ class JobTimeout(BaseException):
     A BaseException, like django-q2's own TimeoutException, so that a handler's broad
     `except Exception` cannot swallow it.
     """
+
+
+class JobInterrupted(BaseException):
+    """Raised inside the handler when its worker is stopping and the stop timeout has passed
+    (a BaseException like JobTimeout, for the same reason)."""

@@ -144,6 +144,7 @@ class Attempt(models.Model):
         RETRYING = "retrying", "Failed, will retry"
         CANCELLED = "cancelled", "Cancelled"
         WORKER_LOST = "worker_lost", "Worker lost"
+        INTERRUPTED = "interrupted", "Interrupted (worker stopped)"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
     number = models.PositiveIntegerField()

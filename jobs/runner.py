@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,8 +25,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from budgets.services import Locked, budget_admit, budget_settle
+from jobs import stopping
 from jobs.dispatch import HARD_TIMEOUT_MARGIN
-from jobs.error_codes import FLAGS, ErrorCode, JobError, JobTimeout
+from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
 from jobs.events import job_event, job_summary
 from jobs.gate import gate_reasons, system_load_reason
 from jobs.handlers.context import JobContext
@@ -35,7 +36,11 @@ from jobs.models import Attempt, Job, TaskLog
 from jobs.stats import stat_bump
 from pulse_site.errors import PulseError
 from pulse_site.live.models import Event
-from pulse_site.outage import discard_broken_connections, is_database_outage, retry_through_outage
+from pulse_site.outage import (
+    discard_broken_connections,
+    is_database_outage,
+    retry_through_outage,
+)
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -225,21 +230,41 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
 
 @contextmanager
 def hard_timeout(seconds: int) -> Iterator[None]:
-    """Raise JobTimeout in the handler after `seconds`. Only in the main thread (signals)."""
+    """Raise JobTimeout in the handler after `seconds` (0: never), or JobInterrupted once the
+    worker is stopping and its stop timeout has passed (jobs.stopping: a stop requested while the
+    handler runs re-arms the alarm). Only in the main thread (signals)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    started = time.monotonic()
+    deadline = started + seconds if seconds else None
+
+    def arm() -> None:
+        ends = [end for end in (deadline, stopping.stop_at()) if end is not None]
+        if ends:
+            signal.setitimer(signal.ITIMER_REAL, max(0.01, min(ends) - time.monotonic()))
 
     def expire(signum: int, frame: Any) -> None:
-        raise JobTimeout(f"The handler ran longer than its timeout of {seconds} s.")
+        now = time.monotonic()
+        stop_at = stopping.stop_at()
+        stop_due = stop_at is not None and now >= stop_at - 0.01
+        timeout_due = deadline is not None and now >= deadline - 0.01
+        if stop_due and not (timeout_due and deadline is not None and stop_at is not None and deadline < stop_at):
+            raise JobInterrupted(f"The worker was stopped and the handler ran past the stop timeout of "
+                                 f"{settings.PULSE_STOP_TIMEOUT:g} s.")
+        if timeout_due:
+            raise JobTimeout(f"The handler ran longer than its timeout of {seconds} s.")
+        arm()  # early: not due yet
 
     previous = signal.signal(signal.SIGALRM, expire)
-    outer_remaining = signal.alarm(seconds)
-    started = time.monotonic()
+    outer_remaining = signal.alarm(0)
+    stopping.set_rearm(arm)
+    arm()
     try:
         yield
     finally:
-        signal.alarm(0)
+        stopping.set_rearm(None)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer_remaining:
             # Give back django-q2's own backstop alarm, less the time we used.
@@ -302,10 +327,14 @@ def execute(job: Job, spec: Handler) -> Outcome:
     heartbeat.start()
     started = time.monotonic()
     try:
-        # A daemon (timeout 0) runs until cancelled: no alarm, and django-q2 got no timeout either.
-        with hard_timeout(job.timeout_seconds) if job.timeout_seconds else nullcontext():
+        # A daemon (timeout 0) runs until cancelled (or its worker stops): no timeout alarm, and
+        # django-q2 got no timeout either.
+        with hard_timeout(job.timeout_seconds):
             result = spec.func(context)
         outcome = Outcome(ok=True, result=_jsonable(result))
+    except JobInterrupted as exc:
+        outcome = Outcome(ok=False, code=ErrorCode.INTERRUPTED, message=str(exc), retryable=True,
+                          traceback=traceback.format_exc())
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
@@ -401,6 +430,14 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
         )
     if job.cancel_requested:
         status, kind, attempt_state = Status.CANCELLED, "cancelled", Attempt.Outcome.CANCELLED
+    elif outcome.code == ErrorCode.INTERRUPTED:
+        # Its worker stopped: back to the queue at once for another worker, whatever attempts are
+        # left (not the job's fault). Put back before the handler started, it used up no attempt:
+        # the attempt keeps its number (the budget ledger is per attempt) and one more is allowed.
+        status, kind, attempt_state = Status.QUEUED, "interrupted", Attempt.Outcome.INTERRUPTED
+        changes.update(run_after=None, dispatched_at=None, worker="")
+        if not outcome.details.get("handler_started", True):
+            changes.update(max_attempts=job.max_attempts + 1)
     elif spec is not None and spec.daemon:
         # A daemon only ends when cancelled: a failure or a return (an unexpected stop) restarts it.
         status, kind, attempt_state = Status.QUEUED, "restarting", Attempt.Outcome.RETRYING
@@ -467,6 +504,9 @@ def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
         _system_log(job, attempt, f"Completed in {outcome.run_ms} ms")
     elif kind == "cancelled":
         _system_log(job, attempt, f"Cancelled after {outcome.run_ms} ms", level="warning")
+    elif kind == "interrupted":
+        _system_log(job, attempt, f"Interrupted after {outcome.run_ms} ms: {outcome.message} Back in the queue "
+                                  "for another worker.", level="warning")
     elif kind == "restarting":
         wait = (job.run_after - timezone.now()).total_seconds() if job.run_after else 0
         why = outcome.message if outcome.ok else f"{outcome.code}: {outcome.message}"
@@ -492,14 +532,37 @@ CLAIM_PATIENCE_SECONDS = 15
 SETTLE_PATIENCE_SECONDS = 300
 
 
+def hand_back(job_id: str) -> None:
+    """A task delivered to a stopping worker: the job goes back to the backlog unclaimed."""
+    Job.objects.filter(public_id=job_id, status=Status.QUEUED).update(dispatched_at=None, updated_at=timezone.now())
+
+
+def put_back_unstarted(job: Job) -> None:
+    """A job claimed by a worker that began stopping before its handler started: settled as
+    interrupted (its budget reservation and running slot released), without using up an attempt."""
+    outcome = Outcome(ok=False, code=ErrorCode.INTERRUPTED, retryable=True, cost_micros=0,
+                      details={"handler_started": False},
+                      message="The worker was stopping; the handler had not started.")
+    settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+
+
 def run_job(job_id: str) -> None:
     """The worker's whole handling of one delivered job id, and of the jobs it chains after it."""
     task_started = time.monotonic()
+    if stopping.stopping():
+        retry_through_outage(lambda: hand_back(job_id), what=f"hand-back of {job_id}",
+                             give_up_after=CLAIM_PATIENCE_SECONDS)
+        return
     claimed = retry_through_outage(lambda: claim(job_id), what=f"claim of {job_id}",
                                    give_up_after=CLAIM_PATIENCE_SECONDS)
     if claimed is None:
         return
     job, spec = claimed
+    if stopping.stopping():
+        current = job
+        retry_through_outage(lambda: put_back_unstarted(current), what=f"put-back of {job.public_id}",
+                             give_up_after=SETTLE_PATIENCE_SECONDS)
+        return
     # django-q2 kills this task at the first job's timeout plus the margin (jobs.dispatch): a
     # chained job must fit in what is left of that.
     kill_at = task_started + job.timeout_seconds + HARD_TIMEOUT_MARGIN if job.timeout_seconds else None
@@ -507,7 +570,8 @@ def run_job(job_id: str) -> None:
     while True:
         outcome = execute(job, spec)
         room = None
-        if kill_at is not None and time.monotonic() < chain_until:
+        # A stopping worker chains nothing: the next job is left for another worker.
+        if kill_at is not None and time.monotonic() < chain_until and not stopping.stopping():
             room = int(kill_at - time.monotonic()) - CHAIN_SAFETY_SECONDS
         current = job
         following = retry_through_outage(lambda: settle_and_take_next(job=current, outcome=outcome, room=room),

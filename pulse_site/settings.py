@@ -292,6 +292,9 @@ PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, 
 # A worker that settles a job goes straight on to the next one the dispatcher would choose, in the
 # same transaction, for up to this many seconds per django-q2 task (0: one job per task).
 PULSE_CHAIN_SECONDS = env_float("PULSE_CHAIN_SECONDS", 2.0, minimum=0.0)
+# A worker told to stop (SIGTERM or SIGINT) takes no new job and lets a running handler finish for
+# up to this many seconds; then the handler is interrupted and its job goes back to the queue.
+PULSE_STOP_TIMEOUT = env_float("PULSE_STOP_TIMEOUT", 25.0, minimum=0.1)
 PULSE_REDISPATCH_SECONDS = env_int("PULSE_REDISPATCH_SECONDS", 120, minimum=5)
 PULSE_HTTP_REQUEST_COST = env_str("PULSE_HTTP_REQUEST_COST", "0.001")
 PULSE_HTTP_ALLOWLIST = env_list("PULSE_HTTP_ALLOWLIST", [])
