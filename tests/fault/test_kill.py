@@ -98,27 +98,42 @@ def test_kill_9_of_every_worker_and_ticker_with_200_queued_and_8_running_loses_n
     _kill_everything_and_restart(acme, processes, jobs=200, workers=8, steps=20)
 
 
-def test_sigterm_lets_a_short_job_finish_and_a_long_one_is_rescued_after_the_grace(acme, processes):
-    cluster = processes.start("qcluster", PULSE_WORKERS="2")
+def test_sigterm_lets_a_short_job_finish_and_interrupts_a_long_one_at_the_stop_timeout_for_another_worker(
+        acme, processes):
+    stop_timeout = 2.0
+    cluster = processes.start("qcluster", PULSE_WORKERS="2", PULSE_STOP_TIMEOUT=str(stop_timeout))
     processes.start("pulse_ticker")
-    short = submit(acme, 1, steps=15, seconds=0.1)[0]
-    long = submit(acme, 1, steps=80, seconds=0.1)[0]
+    short = submit(acme, 1, steps=10, seconds=0.1)[0]  # ~1 s: ends within the stop timeout
+    long = submit(acme, 1, steps=80, seconds=0.1)[0]  # ~8 s: does not
     wait_for(lambda: Job.objects.filter(pk__in=[short.pk, long.pk], status=Status.RUNNING).count() == 2,
              what="both running")
-    cluster.send_signal(signal.SIGTERM)  # what a supervisor sends first
-    grace = 3.0
+    cluster.send_signal(signal.SIGTERM)  # what pulse_up and a supervisor send first
+    signalled, signalled_at = time.monotonic(), timezone.now()
+    grace = stop_timeout + 15.0
     try:
         cluster.wait(timeout=grace)
+        exited_after = time.monotonic() - signalled
     except Exception:
-        processes.signal(cluster, signal.SIGKILL)  # the grace period is over
+        processes.signal(cluster, signal.SIGKILL)  # the supervisor's grace period is over
         cluster.wait()
-    wait_for(lambda: Job.objects.get(pk=short.pk).status == Status.COMPLETED, timeout=10, what="short completed")
+        exited_after = None
+    short.refresh_from_db()
+    long.refresh_from_db()
+    interrupted = Attempt.objects.filter(job=long, number=1).first()
+    # Settled by the stopping worker itself, not rescued after its lease: no ticker step involved.
+    assert short.status == Status.COMPLETED
+    assert long.status == Status.QUEUED and long.error_code == "interrupted" and long.lease_expires_at is None
+    assert interrupted is not None and interrupted.outcome == "interrupted"
+    interrupted_after = (interrupted.finished_at - signalled_at).total_seconds()
     processes.start("qcluster", PULSE_WORKERS="2")
     wait_for(lambda: Job.objects.get(pk=long.pk).status == Status.COMPLETED, timeout=90, what="long completed")
     long_outcomes = list(Attempt.objects.filter(job=long).order_by("number").values_list("outcome", flat=True))
-    print(f"\nSIGTERM, {grace:.0f} s grace, then SIGKILL: short job attempts "
+    print(f"\nSIGTERM with PULSE_STOP_TIMEOUT={stop_timeout:.0f} s: cluster exited after "
+          f"{'%.1f s' % exited_after if exited_after is not None else 'never (killed)'}; long job interrupted "
+          f"{interrupted_after:.2f} s after the signal; short job attempts "
           f"{list(Attempt.objects.filter(job=short).values_list('outcome', flat=True))}, long job attempts {long_outcomes}")
+    assert exited_after is not None, "the cluster did not stop by itself after its stop timeout"
+    assert stop_timeout - 0.5 <= interrupted_after <= stop_timeout + 2.0
     assert list(Attempt.objects.filter(job=short).values_list("outcome", flat=True)) == ["completed"]
-    assert long_outcomes[-1] == "completed" and len(long_outcomes) >= 2
-    assert set(long_outcomes[:-1]) == {"worker_lost"}
+    assert long_outcomes == ["interrupted", "completed"]
     assert finished_runs() == {short.pk: 1, long.pk: 1}
