@@ -548,6 +548,14 @@ def put_back_unstarted(job: Job) -> None:
 
 def run_job(job_id: str) -> None:
     """The worker's whole handling of one delivered job id, and of the jobs it chains after it."""
+    stopping.set_busy(True)  # a stopping worker whose sentinel is gone waits for this to exit
+    try:
+        _run_job(job_id)
+    finally:
+        stopping.set_busy(False)
+
+
+def _run_job(job_id: str) -> None:
     task_started = time.monotonic()
     if stopping.stopping():
         retry_through_outage(lambda: hand_back(job_id), what=f"hand-back of {job_id}",

@@ -12,6 +12,11 @@ How the stop reaches a worker:
   the pusher and queues STOP pills, but never tells a worker that is busy. The leader's signal
   handler is wrapped to forward SIGINT to the sentinel's children: the workers take it as a stop,
   the pusher and monitor ignore it (the sentinel set SIGINT to ignored before forking them).
+
+A SIGTERM to the whole group also kills the sentinel (django-q2 leaves it at the default), so no
+STOP pill ever reaches the workers: a stopping worker whose sentinel is gone exits by itself as
+soon as it holds no job (jobs.runner.run_job marks the time it does), instead of staying behind
+as an orphan.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +37,10 @@ log = logging.getLogger("pulse.jobs")
 _stop_at: float | None = None
 # Set by hard_timeout while a handler runs in this process: re-arms its alarm for the stop.
 _rearm: Callable[[], None] | None = None
+# The worker's sentinel (its parent at spawn) and whether run_job is handling a task right now.
+_sentinel_pid: int | None = None
+_busy = False
+_watcher: threading.Thread | None = None
 
 
 def stopping() -> bool:
@@ -46,8 +56,29 @@ def request_stop(signum: int | None = None, frame: Any = None) -> None:
     global _stop_at
     if _stop_at is None:
         _stop_at = time.monotonic() + settings.PULSE_STOP_TIMEOUT
+        _watch_for_orphaning()
     if _rearm is not None:
         _rearm()
+
+
+def set_busy(busy: bool) -> None:
+    global _busy
+    _busy = busy
+
+
+def _watch_for_orphaning() -> None:
+    global _watcher
+    if _sentinel_pid is None or _watcher is not None:
+        return  # not a worker process (tests drive the flag in process)
+
+    def watch() -> None:
+        while True:
+            if not _busy and os.getppid() != _sentinel_pid:
+                os._exit(0)  # our job is settled and nobody will send us a STOP
+            time.sleep(0.2)
+
+    _watcher = threading.Thread(target=watch, name="pulse-stop-watch", daemon=True)
+    _watcher.start()
 
 
 def set_rearm(rearm: Callable[[], None] | None) -> None:
@@ -63,6 +94,8 @@ def reset() -> None:
 
 def install() -> None:
     """In a worker process (main thread): SIGTERM and SIGINT ask for a graceful stop."""
+    global _sentinel_pid
+    _sentinel_pid = os.getppid()
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 

@@ -77,7 +77,19 @@ class Processes:
             except subprocess.TimeoutExpired:
                 self.signal(proc, signal.SIGKILL)
                 proc.wait()
+            # A worker stopping gracefully may outlive its leader until its job settles.
+            while self._group_alive(proc) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.signal(proc, signal.SIGKILL)
         self.running.clear()
+
+    @staticmethod
+    def _group_alive(proc: subprocess.Popen) -> bool:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def processes_for_test(settings: Any, monkeypatch: Any, connection: Any) -> Iterator[Processes]:
@@ -99,6 +111,7 @@ def processes_for_test(settings: Any, monkeypatch: Any, connection: Any) -> Iter
         "PULSE_CANCEL_POLL_MS": "100",
         "PULSE_TICK_MS": "200",
         "PULSE_WORKERS": "2",
+        "PULSE_STOP_TIMEOUT": "2",
         "PULSE_HANDLER_MODULES": HANDLER_MODULES,
     })
     yield procs

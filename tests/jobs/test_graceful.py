@@ -72,7 +72,7 @@ def test_past_the_stop_timeout_the_handler_is_interrupted_and_the_job_is_queued_
         for _ in range(200):
             try:
                 time.sleep(0.05)
-            except Exception:  # a handler's broad except cannot swallow the interruption
+            except Exception:  # noqa: BLE001,S110  (a handler's broad except cannot swallow the interruption)
                 pass
         return {"never": True}
 
