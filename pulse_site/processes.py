@@ -22,7 +22,9 @@ from typing import IO
 
 from django.conf import settings
 
-GRACE_SECONDS = 10.0
+# Beyond the workers' own stop timeout (a running handler's last chance, then it is interrupted
+# and its job re-queued): the margin lets them settle before anything is killed.
+SETTLE_MARGIN_SECONDS = 5.0
 WEB_START_SECONDS = 120.0
 
 
@@ -141,18 +143,19 @@ class Supervisor:
                 raise ChildDied(child)
 
     def stop(self) -> None:
-        """SIGTERM every group, wait up to GRACE_SECONDS, then SIGKILL what is left."""
+        """SIGTERM every group, wait up to PULSE_STOP_TIMEOUT + a margin, then SIGKILL what is left."""
+        grace = settings.PULSE_STOP_TIMEOUT + SETTLE_MARGIN_SECONDS
         for child in self.children:
             # The leader only: qcluster's sentinel stops its own workers in order, while a SIGTERM
             # to its whole group reached the workers mid-shutdown and hung it (django-q2#346).
             if child.alive:
                 child.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        deadline = time.monotonic() + GRACE_SECONDS
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(self._group_alive(c) for c in self.children):
             time.sleep(self.tick)
         for child in self.children:
             if self._group_alive(child):
-                self.say(f"{child.name} did not stop within {GRACE_SECONDS:.0f} s; killing it")
+                self.say(f"{child.name} did not stop within {grace:.0f} s; killing it")
                 self._signal_group(child, signal.SIGKILL)
         for child in self.children:
             if child.process is not None:
