@@ -4,6 +4,7 @@ killed and restarted at will. The `processes` fixture in tests/conftest.py hands
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,9 +68,14 @@ class Processes:
         self.running.clear()
 
     def stop_all(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL what has not exited after `grace` (django-q2 can hang on SIGTERM)."""
+        """SIGTERM, then SIGKILL what has not exited after `grace` (django-q2 can hang on SIGTERM).
+
+        The leader only, as pulse_up does: qcluster's leader tells its workers and exits in ~3 s,
+        while a SIGTERM to the whole group hangs it until the SIGKILL (django-q2#346), which made
+        every cluster test's teardown take the full grace."""
         for proc in self.running:
-            self.signal(proc, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in self.running:
             try:
