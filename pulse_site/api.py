@@ -132,6 +132,24 @@ def error_responses(*statuses: int) -> dict[int, type[ErrorSerializer]]:
     return {code: ErrorSerializer for code in statuses}
 
 
+OUTAGE_RESPONSE = {
+    "description": "The database is unavailable for a moment (error code `database_unavailable`); "
+                   f"retry after the seconds in Retry-After ({RETRY_AFTER_SECONDS}).",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def schema_outage_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation may answer 503 during a database outage
+    (`exception_handler`), so the schema says so for each one."""
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method in {"get", "put", "post", "patch", "delete"}:
+                operation.setdefault("responses", {}).setdefault("503", OUTAGE_RESPONSE)
+    return result
+
+
 # --- What a view needs from the request ------------------------------------------------------
 
 
@@ -157,11 +175,10 @@ def request_token(request: Request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
+# Base for team-scoped API views: `self.team`, `self.membership`, `self.token`. PulseError raised by
+# a service needs no handling here: `exception_handler` maps it. (A comment, not a docstring: the
+# OpenAPI schema takes an operation's description from the first docstring up the view's classes.)
 class TeamAPIView(APIView):
-    """Base for team-scoped API views: `self.team`, `self.membership`, `self.token`.
-
-    PulseError raised by a service needs no handling here: `exception_handler` maps it.
-    """
 
     @property
     def team(self) -> Team:

@@ -6,6 +6,7 @@ an SQLite file in a directory that does not exist), so the failure is the driver
 from __future__ import annotations
 
 
+import jsonschema
 import pytest
 from django.db import IntegrityError, transaction
 from django.test import Client
@@ -34,6 +35,28 @@ def test_the_api_answers_503_database_unavailable_with_retry_after(acme):
                                              "The database is unavailable for a moment; try again in 5 seconds.",
                                              "fields": {}}}
     assert not Job.objects.exists()  # nothing half-written
+
+
+def test_the_schema_documents_the_503_of_every_operation_and_the_answer_matches_it(acme):
+    """A client generated from /api/schema/ knows every operation may answer 503 with Retry-After,
+    and the body an outage gives is the documented one."""
+    _, secret = token_create(team=acme, name="ci", access="write", expires_at=None, by=None)
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    operations = [(path, method, operation) for path, item in schema["paths"].items()
+                  for method, operation in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    assert len(operations) > 30
+    undocumented = [f"{method.upper()} {path}" for path, method, operation in operations
+                    if "503" not in operation["responses"]]
+    assert undocumented == []
+    documented = schema["paths"]["/api/v1/jobs/"]["post"]["responses"]["503"]
+    assert "Retry-After" in documented["headers"]
+    with database_away():
+        answer = client.post("/api/v1/jobs/", {"handler": "pulse.noop", "payload": {}}, format="json")
+    assert answer.status_code == 503
+    body_schema = {**documented["content"]["application/json"]["schema"], "components": schema["components"]}
+    jsonschema.validate(answer.json(), body_schema)
 
 
 def test_a_page_answers_503_with_retry_after_not_the_500_page(alice, acme):
