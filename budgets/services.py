@@ -93,6 +93,16 @@ def _lock_policy(team_id: int) -> BudgetPolicy:
     return BudgetPolicy.objects.select_for_update(of=("self",)).select_related("team").get(team_id=team_id)
 
 
+def budget_lock_teams(team_ids: Iterable[int]) -> None:
+    """Lock several teams' policy rows in team order, in one statement, for a transaction that
+    settles one team's job and admits another team's (a worker's chain): every other transaction
+    locks one team's row, so with these taken in one order two chains crossing the same teams in
+    opposite directions cannot deadlock (they did, under load, in the soak). A team without a
+    policy row yet is skipped; its row is created and locked by the admission as usual."""
+    list(BudgetPolicy.objects.select_for_update(of=("self",)).filter(team_id__in=sorted(set(team_ids)))
+         .order_by("team_id").values_list("pk", flat=True))
+
+
 def budget_policy_get(*, team: Team) -> BudgetPolicy:
     """The team's policy, created (unlimited) on first use."""
     _ensure_policy(team.pk)

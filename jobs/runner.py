@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from budgets.services import Locked, budget_admit, budget_settle
+from budgets.services import Locked, budget_admit, budget_lock_teams, budget_settle
 from jobs import stopping
 from jobs.dispatch import HARD_TIMEOUT_MARGIN
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
@@ -608,7 +608,7 @@ def settle_and_take_next(*, job: Job, outcome: Outcome, room: int | None) -> tup
     try:
         return _settle_and_take_next(job=job, outcome=outcome, room=room)
     except DatabaseError:
-        raise  # an outage: retried as a whole by the caller
+        raise  # an outage or a deadlock: retried as a whole by the caller
     except Exception:
         # Whatever went wrong with the next job must not lose this one's result.
         log.exception("chaining after %s failed; settling it alone", job.public_id)
@@ -639,6 +639,9 @@ def _settle_then_start(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, H
     following = next_for_chain(now=now, max_timeout=room)
     spec = _claim_checks(following, now) if following is not None else None
     hand_on = spec is not None and following is not None and following.team_id == done.team_id
+    if spec is not None and following is not None and not hand_on:
+        # Two teams' policy rows in this transaction: both locked now, in team order.
+        budget_lock_teams([done.team_id, following.team_id])
     locked = _settle_counters(done, cost=cost, status=status, run_ms=outcome.run_ms, hand_on_slot=hand_on)
     handed_on = hand_on and locked is not None
     started = (spec is not None and following is not None

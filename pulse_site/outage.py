@@ -24,8 +24,10 @@ log = logging.getLogger("pulse.outage")
 T = TypeVar("T")
 
 RETRY_AFTER_SECONDS = 5
+LOCK_CONFLICT_TRIES = 5
 # Server-side refusals that are about the statement, not the connection: never waited out.
 _NOT_AN_OUTAGE = ("40001", "40P01", "23", "22", "42")  # serialization, deadlock, integrity, data, syntax
+LOCK_CONFLICTS = ("40P01", "40001")  # deadlock_detected, serialization_failure
 _SQLITE_OUTAGES = ("unable to open database file", "database is locked", "disk I/O error")
 
 
@@ -48,6 +50,13 @@ def is_database_outage(exc: BaseException) -> bool:
     return True
 
 
+def is_lock_conflict(exc: BaseException) -> bool:
+    """True when PostgreSQL rolled the transaction back to break a deadlock or a serialization
+    conflict: nothing of it was written, and running it again is the documented cure."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else None
+    return getattr(cause, "sqlstate", None) in LOCK_CONFLICTS
+
+
 def discard_broken_connections() -> None:
     """Close this thread's connections that errored (outside a transaction): the next query
     reconnects instead of failing on a dead socket forever."""
@@ -62,15 +71,24 @@ def retry_through_outage(func: Callable[[], T], *, what: str, give_up_after: flo
     """Call `func` until it gets past a database outage, waiting between tries (doubling up to
     `longest_wait`) for at most `give_up_after` seconds; then the outage error is raised.
 
-    Only for a `func` that is safe to run again after a failure (its own transaction, a claim).
+    A deadlock or serialization failure (the database rolled the transaction back) is run again at
+    once, up to LOCK_CONFLICT_TRIES times. Only for a `func` that is safe to run again after a
+    failure (its own transaction, a claim).
     """
     deadline = time.monotonic() + give_up_after
     wait = first_wait
     failures = 0
+    conflicts = 0
     while True:
         try:
             result = func()
         except DatabaseError as exc:
+            if is_lock_conflict(exc) and conflicts < LOCK_CONFLICT_TRIES:
+                # The database chose this transaction as a deadlock's victim and rolled it back:
+                # run it again at once (the other one has its locks now and will finish).
+                conflicts += 1
+                log.warning("%s: %s; running it again", what, exc.__class__.__name__)
+                continue
             if not is_database_outage(exc) or time.monotonic() + wait > deadline:
                 raise
             failures += 1

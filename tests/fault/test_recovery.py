@@ -90,3 +90,47 @@ def test_the_handover_check_hands_jobs_over_again_when_a_cluster_it_saw_is_gone(
     cache.set(_record_key(), ["a-cluster-that-died"], timeout=None)
     assert handover_check() == 3
     assert cache.get(_record_key()) == []
+
+
+def test_a_transaction_chosen_as_a_deadlocks_victim_is_run_again_and_both_finish(acme, django_db_blocker):
+    """Two transactions lock two rows in opposite orders: PostgreSQL rolls one back to break the
+    deadlock; retry_through_outage runs it again and it commits, as the other one does."""
+    from django.db import connection, connections, transaction
+
+    from pulse_site.teams.services import team_create
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and deadlock detection are PostgreSQL's")
+    other = team_create(name="Other", slug="other")
+    both_hold_one = threading.Barrier(2, timeout=10)
+    tries = {"a": 0, "b": 0}
+    results: dict[str, object] = {}
+
+    def crossing(name: str, first: int, second: int) -> None:
+        def locked() -> str:
+            tries[name] += 1
+            with transaction.atomic():
+                list(Team.objects.select_for_update().filter(pk=first))
+                if tries[name] == 1:
+                    both_hold_one.wait()
+                list(Team.objects.select_for_update().filter(pk=second))
+                Team.objects.filter(pk=first).update(name=f"{name} was here")
+            return name
+
+        try:
+            results[name] = retry_through_outage(locked, what=f"crossing {name}", give_up_after=10)
+        except Exception as exc:  # recorded for the assertion below
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=crossing, args=("a", acme.pk, other.pk)),
+               threading.Thread(target=crossing, args=("b", other.pk, acme.pk))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == {"a": "a", "b": "b"}
+    assert sorted(tries.values()) == [1, 2]  # exactly one was the victim, and ran twice
+    assert set(Team.objects.filter(pk__in=[acme.pk, other.pk]).values_list("name", flat=True)) == {
+        "a was here", "b was here"}

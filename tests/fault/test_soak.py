@@ -97,14 +97,14 @@ def _raise_money_limits(teams: list, *, to_unlimited: bool = False) -> None:
 
 
 def _unfinished() -> int:
-    return Job.objects.exclude(status__in=FINAL).count()
+    # IN, not NOT IN: served by the (status, dispatched_at) index instead of a scan of every job.
+    return Job.objects.filter(status__in=[Status.QUEUED, Status.PAUSED, Status.RUNNING]).count()
 
 
 def _finished() -> int:
     return Job.objects.filter(status__in=FINAL).count()
 
 
-@pytest.mark.slow  # flaky at the CI size (seen failing twice at the end of session 2); run with -m slow
 def test_soak_nothing_lost_nothing_duplicated_budgets_equal_the_ledger_memory_flat(processes):
     rng = random.Random(SEED)
     teams = _teams()

@@ -87,3 +87,37 @@ def test_a_job_whose_timeout_does_not_fit_in_the_task_is_left_to_the_dispatcher(
     long.refresh_from_db()
     assert long.status == Status.QUEUED and long.attempts == 0
     assert long.dispatched_at is not None  # handed over by the dispatch that ends the task
+
+
+def test_a_chain_from_one_team_to_another_locks_both_policies_in_team_order_first(one_in_flight, submit, acme):
+    """Settling team A's job and admitting team B's in one transaction takes two policy locks; taken
+    as settle-then-admit, two workers chaining A→B and B→A deadlocked (seen in the soak). Both are
+    locked by one statement in team order before either is used."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs.services import job_submit
+    from pulse_site.teams.services import team_create
+
+    other = team_create(name="Other", slug="other")
+    budget_policy_update(team=other, changes={"max_concurrent": 5}, by=None)
+    first = submit()
+    second = job_submit(team=other, handler="pulse.noop", payload={}, source="api").job
+    with CaptureQueriesContext(connection) as queries:
+        run_job(first.public_id)
+    assert Job.objects.get(pk=second.pk).status == Status.COMPLETED
+    if connection.vendor != "postgresql":
+        return  # SQLite has no row locks: one writer at a time
+    # The chain's transaction (the one that took the next job, SKIP LOCKED): its first policy lock is
+    # for both teams.
+    transactions: list[list[str]] = []
+    for query in queries:
+        if query["sql"] == "BEGIN":
+            transactions.append([])
+        elif transactions:
+            transactions[-1].append(query["sql"])
+    [chain] = [sqls for sqls in transactions if any("SKIP LOCKED" in sql for sql in sqls)]
+    policy_locks = [sql for sql in chain if 'FROM "budgets_budgetpolicy"' in sql and "FOR UPDATE" in sql]
+    lowest, highest = sorted([acme.pk, other.pk])
+    assert f'"team_id" IN ({lowest}, {highest}) ORDER BY "budgets_budgetpolicy"."team_id" ASC FOR UPDATE' in \
+        policy_locks[0], policy_locks
