@@ -1,0 +1,68 @@
+"""The dispatcher's choice (jobs.dispatch): each free slot goes to the team with the fewest jobs
+in flight, ties to the team waiting longest, and within a team by priority then age; it reads
+only the heads of the teams that can get a slot, however many teams have a backlog."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobs.dispatch import dispatch
+from jobs.models import Job
+from jobs.services import job_submit
+from pulse_site.teams.services import team_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def nothing_handed_over(settings):
+    settings.PULSE_DISPATCH_CAPACITY = 0  # submits hand nothing over: the test dispatches itself
+    return settings
+
+
+def backlog(team, count: int, **options) -> list[Job]:
+    return [job_submit(team=team, handler="pulse.noop", payload={}, source="api", **options).job
+            for _ in range(count)]
+
+
+def handed_over() -> list[str]:
+    return list(Job.objects.filter(dispatched_at__isnull=False, status=Job.Status.QUEUED)
+                .order_by("id").values_list("public_id", flat=True))
+
+
+def test_slots_go_to_the_teams_with_fewest_in_flight_then_the_longest_waiting(nothing_handed_over, acme, globex):
+    umbrella = team_create(name="Umbrella", slug="umbrella")
+    a = backlog(acme, 5)
+    g = backlog(globex, 3)
+    u = backlog(umbrella, 1)
+    # Acme has two jobs in flight already.
+    Job.objects.filter(pk__in=[a[0].pk, a[1].pk]).update(dispatched_at=timezone.now())
+    nothing_handed_over.PULSE_DISPATCH_CAPACITY = 2 + 4
+    assert dispatch() == 4
+    # Globex and Umbrella (0 in flight) first, Globex waiting longer; then Globex again (1) before
+    # Acme (2) and Umbrella (no more jobs); then Acme or Globex at 2 each, Acme waiting longest.
+    assert handed_over() == [a[0].public_id, a[1].public_id, a[2].public_id, g[0].public_id, g[1].public_id,
+                             u[0].public_id]
+
+
+def test_within_a_team_priority_comes_before_age(nothing_handed_over, acme):
+    low = backlog(acme, 2)
+    urgent = backlog(acme, 1, priority=5)
+    nothing_handed_over.PULSE_DISPATCH_CAPACITY = 2
+    dispatch()
+    assert handed_over() == [low[0].public_id, urgent[0].public_id]
+
+
+def test_one_free_slot_among_fifty_teams_with_a_backlog_reads_one_teams_head(nothing_handed_over, alice):
+    teams = [team_create(name=f"Team {n:02d}", slug=f"team-{n:02d}") for n in range(50)]
+    firsts = [backlog(team, 2)[0] for team in teams]
+    nothing_handed_over.PULSE_DISPATCH_CAPACITY = 1
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch() == 1
+    assert handed_over() == [firsts[0].public_id]  # the team waiting longest
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"jobs_job"' in q["sql"]]
+    # In flight per team, the oldest ready job per team, the chosen team's head: not one per team.
+    assert len(reads) == 3, reads
