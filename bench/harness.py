@@ -200,7 +200,8 @@ def measure_all(config: Config, say: Callable[[str], None]) -> list[dict[str, An
             _schedules(config, sizes) if "schedules" in config.only else [])
         for params, result in results:
             variant = f"{params['schedules']} x {params['tickers']} ticker(s)"
-            for metric in ("p50_s", "p99_s", "max_s", "missed", "duplicates", "staged", "first_dispatch_s"):
+            for metric in ("p50_s", "p99_s", "max_s", "missed", "duplicates", "staged", "last_written_s",
+                           "first_dispatch_s"):
                 add("schedules", variant, metric, result, None, params, "lower")
     finally:
         if pending is not None:

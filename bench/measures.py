@@ -194,6 +194,8 @@ def pulse_schedules(*, schedules: int, tickers: int) -> dict[str, Any]:
             "executions": fired.count(), "missed": schedules - per_schedule,
             "duplicates": fired.count() - per_schedule,
             "staged": sum(1 for created in jobs.values_list("created_at", flat=True) if created < slot),
+            # The last run written, from the slot (negative: that long before it).
+            "last_written_s": (max(jobs.values_list("created_at", flat=True)) - slot).total_seconds(),
             "first_dispatch_s": (min(dispatched) - slot).total_seconds() if dispatched else float("nan")}
 
 
