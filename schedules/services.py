@@ -311,8 +311,16 @@ def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "") -> date
     for execution in staged:
         assert execution.job is not None
         job_cancel(job=execution.job, by=by or f"schedule {schedule.public_id} changed before the slot")
+    if not staged:
+        return None
     Execution.objects.filter(pk__in=[e.pk for e in staged]).delete()
-    return staged[0].fire_time if staged else None
+    # Staging set the last run to the withdrawn slot: back to the last run fired.
+    schedule.last_run_at = (
+        Execution.objects.filter(schedule=schedule).exclude(outcome=Execution.Status.SKIPPED)
+        .order_by("-fire_time").values_list("fire_time", flat=True).first()
+    )
+    Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
+    return staged[0].fire_time
 
 
 @dataclass

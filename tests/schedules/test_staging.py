@@ -13,6 +13,7 @@ from django.db.models import Count
 from jobs.dispatch import _ready
 from jobs.models import Job
 from schedules.models import Execution, Schedule
+from schedules.selectors import schedule_next_runs
 from schedules.services import (
     TickResult,
     schedule_delete,
@@ -105,6 +106,24 @@ def test_an_edit_of_the_payload_withdraws_the_staged_run_and_the_new_payload_is_
     time_machine.move_to(SLOT, tick=False)
     assert schedules_tick().fired == 0
     assert Execution.objects.filter(schedule=schedule, fire_time=SLOT).count() == 1
+
+
+def test_the_next_runs_of_a_staged_schedule_still_begin_with_the_staged_slot(staged):
+    schedule = staged()
+    assert schedule_next_runs(schedule, count=3) == [SLOT + timedelta(minutes=m) for m in range(3)]
+
+
+def test_a_withdrawn_run_gives_the_last_run_back(staged, time_machine):
+    schedule = staged(handler="pulse.sleep", payload={"seconds": 1}, overlap_policy="allow")
+    time_machine.move_to(SLOT + timedelta(seconds=30), tick=False)
+    assert schedules_tick().staged == 1  # 10:02
+    schedule.refresh_from_db()
+    assert schedule.last_run_at == SLOT + timedelta(minutes=1)
+    schedule = schedule_update(schedule=schedule, changes={"payload": {"seconds": 2}})
+    assert (schedule.last_run_at, schedule.next_run_at) == (SLOT, SLOT + timedelta(minutes=1))
+    schedule.refresh_from_db()
+    assert schedule.last_run_at == SLOT
+    assert schedule_next_runs(schedule, count=2) == [SLOT + timedelta(minutes=1), SLOT + timedelta(minutes=2)]
 
 
 def test_an_edit_of_the_name_keeps_the_staged_run(staged):
