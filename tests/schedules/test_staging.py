@@ -79,6 +79,18 @@ def test_nothing_is_staged_further_ahead_than_the_lead(make_schedule, time_machi
     assert Job.objects.get().run_after == SLOT
 
 
+def test_a_tick_stages_for_a_bounded_time_and_the_next_tick_goes_on(make_schedule, time_machine, monkeypatch):
+    from schedules import services
+
+    monkeypatch.setattr(services, "STAGE_PASS_SECONDS", -1.0)  # every pass ends after one batch
+    time_machine.move_to(T0, tick=False)
+    for n in range(5):
+        make_schedule(name=f"S{n}", cron="* * * * *")
+    time_machine.move_to(T0 + timedelta(seconds=30), tick=False)
+    assert [schedules_tick(batch=2).staged for _ in range(4)] == [2, 2, 1, 0]
+    assert Execution.objects.filter(fire_time=SLOT).count() == 5
+
+
 def test_with_staging_off_the_run_is_fired_at_the_slot(make_schedule, time_machine, settings):
     settings.PULSE_SCHEDULE_STAGE_SECONDS = 0
     time_machine.move_to(T0, tick=False)
