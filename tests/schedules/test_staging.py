@@ -279,3 +279,46 @@ def test_three_tickers_stage_each_of_300_schedules_once(acme, globex, settings):
     result = schedules_tick(now=slot)
     assert (result.fired, result.staged) == (0, schedules // 3)
     assert Execution.objects.filter(fire_time=slot).count() == schedules
+
+
+@pytest.fixture
+def tick_step(monkeypatch, time_machine):
+    """The ticker's schedules step with this test's clock: its sleep moves the clock instead."""
+    from types import SimpleNamespace
+
+    from schedules import steps
+
+    monkeypatch.setattr(steps, "_staged_slots", set())
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time_machine.shift(timedelta(seconds=seconds))
+
+    monkeypatch.setattr(steps, "time", SimpleNamespace(sleep=sleep))
+    return SimpleNamespace(tick=steps.tick, slept=slept)
+
+
+def test_the_tick_step_wakes_at_a_staged_slot_and_hands_its_runs_over(make_schedule, time_machine, tick_step):
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *")
+    time_machine.move_to(SLOT - timedelta(seconds=30), tick=False)
+    tick_step.tick()
+    job = Job.objects.get()
+    assert (job.run_after, job.dispatched_at, tick_step.slept) == (SLOT, None, [])
+    time_machine.move_to(SLOT - timedelta(seconds=0.4), tick=False)
+    tick_step.tick()
+    assert tick_step.slept == [pytest.approx(0.4)]
+    job.refresh_from_db()
+    assert job.dispatched_at == SLOT
+
+
+def test_the_tick_step_hands_over_a_staged_slot_it_finds_passed(make_schedule, time_machine, tick_step):
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *")
+    time_machine.move_to(SLOT - timedelta(seconds=30), tick=False)
+    tick_step.tick()
+    time_machine.move_to(SLOT + timedelta(seconds=2), tick=False)  # the round was late
+    tick_step.tick()
+    job = Job.objects.get()
+    assert job.dispatched_at == SLOT + timedelta(seconds=2)
