@@ -156,8 +156,12 @@ def plain_latency(*, jobs: int, rate: float) -> dict[str, Any]:
 
 
 def pulse_schedules(*, schedules: int, tickers: int) -> dict[str, Any]:
-    """`schedules` every-minute schedules all due at the next minute boundary, `tickers` tickers
-    running; lateness is the job's creation (the ticker firing it) minus the slot."""
+    """`schedules` every-minute schedules all due at the same minute boundary, `tickers` tickers
+    running; lateness is when each run became ready to hand to a worker minus the slot: its
+    job's creation (the ticker firing it), or the slot itself for a run staged before it
+    (a job waiting with run_after = the slot). `first_dispatch_s`: the first hand-over after
+    the slot (no workers run here, so that is how far the runs get)."""
+    from django.conf import settings
     from django.utils import timezone
 
     from jobs.models import Job
@@ -166,9 +170,10 @@ def pulse_schedules(*, schedules: int, tickers: int) -> dict[str, Any]:
     reset_database()
     team = _team()
     now = timezone.now()
-    slot = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    if (slot - now).total_seconds() < 5:
-        slot += timedelta(minutes=1)  # leave time to write the schedules before they are due
+    # The schedules exist before their slot for at least the staging lead, as any schedule
+    # does after its first run (plus time to write them).
+    slot = (now + timedelta(seconds=settings.PULSE_SCHEDULE_STAGE_SECONDS + 5)).replace(second=0, microsecond=0)
+    slot += timedelta(minutes=1)
     Schedule.objects.bulk_create(
         [Schedule(team=team, name=f"bench {n}", handler="pulse.noop", payload={}, cron="* * * * *",
                   time_zone="UTC", next_run_at=slot) for n in range(schedules)],
@@ -177,15 +182,21 @@ def pulse_schedules(*, schedules: int, tickers: int) -> dict[str, Any]:
     specs = [(["pulse_ticker"], f"ticker-{n}") for n in range(tickers)]
     fired = Execution.objects.filter(fire_time=slot, trigger=Execution.Trigger.CRON)
     with running(specs, _cluster_env()):
-        wait_for(lambda: fired.exclude(job=None).count() >= schedules, timeout=(slot - now).total_seconds() + 120,
-                 every=0.2, what="schedules fired")
+        wait_for(lambda: timezone.now() > slot + timedelta(seconds=2) and fired.exclude(job=None).count() >= schedules,
+                 timeout=(slot - now).total_seconds() + 120, every=0.2, what="schedules fired")
         time.sleep(1.0)  # a duplicate would show up now
     per_schedule = fired.values("schedule_id").distinct().count()
-    late = [(c - slot).total_seconds() for c in
-            Job.objects.filter(team=team, source=Job.Source.SCHEDULE).values_list("created_at", flat=True)]
+    jobs = Job.objects.filter(team=team, source=Job.Source.SCHEDULE)
+    late = [(max(created, run_after or created) - slot).total_seconds()
+            for created, run_after in jobs.values_list("created_at", "run_after")]
+    dispatched = [d for d in jobs.values_list("dispatched_at", flat=True) if d is not None]
     return {"p50_s": statistics.median(late), "p99_s": percentile(late, 99), "max_s": max(late),
             "executions": fired.count(), "missed": schedules - per_schedule,
-            "duplicates": fired.count() - per_schedule}
+            "duplicates": fired.count() - per_schedule,
+            "staged": sum(1 for created in jobs.values_list("created_at", flat=True) if created < slot),
+            # The last run written, from the slot (negative: that long before it).
+            "last_written_s": (max(jobs.values_list("created_at", flat=True)) - slot).total_seconds(),
+            "first_dispatch_s": (min(dispatched) - slot).total_seconds() if dispatched else float("nan")}
 
 
 # --- memory (bench/memory.py) ------------------------------------------------------------------

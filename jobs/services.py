@@ -176,19 +176,21 @@ class SubmitItem:
     created_by: str = ""
     estimate_micros: int | None = None
     origin: str = ""
+    run_after: datetime | None = None
 
 
 def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
     """Submit many jobs at once (a schedule tick's batch): each validated and checked like
     job_submit, the good ones written with one INSERT and their events with another, and one
-    dispatch after the commit. Returns, per item, its job or the error that refused it (nothing
-    is written for those)."""
+    dispatch after the commit (none when every job waits for a later `run_after`). Returns, per
+    item, its job or the error that refused it (nothing is written for those)."""
     results: list[Job | PulseError] = []
     checked: dict[tuple[int, str, int], PulseError | None] = {}
     for item in items:
         try:
             job = _prepare(team=item.team, handler=item.handler, payload=item.payload, source=item.source,
-                           created_by=item.created_by, estimate_micros=item.estimate_micros, origin=item.origin)
+                           created_by=item.created_by, estimate_micros=item.estimate_micros, origin=item.origin,
+                           run_after=item.run_after)
             key = (item.team.pk, job.handler, job.cost_estimate)
             # The limits and the exclusive rule are the same for every job of a team, handler and
             # estimate in one batch; only an exclusive "refuse" handler is asked each time.
@@ -208,7 +210,9 @@ def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
         with transaction.atomic():
             Job.objects.bulk_create(jobs)
             job_events_many(jobs, "created")
-            _dispatch_on_commit()
+            now = timezone.now()
+            if any(job.run_after is None or job.run_after <= now for job in jobs):
+                _dispatch_on_commit()
     return results
 
 

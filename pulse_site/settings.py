@@ -306,6 +306,9 @@ PULSE_HTTP_ALLOWLIST = env_list("PULSE_HTTP_ALLOWLIST", [])
 # schedule with misfire policy "all" catches up after downtime.
 PULSE_SCHEDULE_MIN_INTERVAL_SECONDS = env_int("PULSE_SCHEDULE_MIN_INTERVAL_SECONDS", 60, minimum=60)
 PULSE_SCHEDULE_MISFIRE_CAP = env_int("PULSE_SCHEDULE_MISFIRE_CAP", 10, minimum=1, maximum=1000)
+# Seconds before its slot a schedule's run is written as a queued job that waits for the slot
+# (0: fired at the slot). At most the shortest interval, so a schedule has one staged run at most.
+PULSE_SCHEDULE_STAGE_SECONDS = env_int("PULSE_SCHEDULE_STAGE_SECONDS", 60, minimum=0, maximum=60)
 # A lower event id may commit after a higher one (sequence order is not commit order): the
 # relay waits this long at a gap before deciding the missing row was rolled back.
 PULSE_RELAY_GAP_GRACE = env_float("PULSE_RELAY_GAP_GRACE", 3.0)

@@ -95,7 +95,8 @@ def _with_recent(schedules: list[Schedule]) -> list[ScheduleRow]:
 
 
 def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
-    """The next `count` fire times (UTC) from the next run on, or from now when paused."""
+    """The next `count` fire times (UTC) from the next run on (or from a run staged for a slot
+    still to come), or from now when paused."""
     try:
         cron = cronlib.cron_parse(schedule.cron)
         zone = cronlib.zone_get(schedule.time_zone)
@@ -104,6 +105,11 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
     start = schedule.next_run_at
     if start is None:
         return cronlib.next_fires(cron, zone, timezone.now(), count)
+    # A staged run (schedules.services._stage) already moved next_run_at past its slot, which
+    # is then the last run, still to come.
+    staged = schedule.last_run_at
+    if staged is not None and timezone.now() < staged < start:
+        return [staged, start, *cronlib.next_fires(cron, zone, start, count - 2)][:count]
     return [start, *cronlib.next_fires(cron, zone, start, count - 1)]
 
 

@@ -8,18 +8,21 @@ then the tick marks it broken and an edit that validates heals it).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
-from jobs.services import SubmitItem, check_payload_size, job_submit, job_submit_many
+from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
 from pulse_site.errors import PulseError, Unprocessable, ValidationError
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
@@ -34,8 +37,14 @@ EDITABLE = ("name", "description", "handler", "payload", "cron", "time_zone", "e
 # executions, one of events, one dispatch), so 10,000 schedules due at one minute start within
 # about a second instead of one transaction (and one dispatch) each.
 CLAIM_BATCH = 500
+# Seconds one tick spends staging at most: the rest waits for the next round, so a big minute's
+# staging (~40 s for 10,000 on a loaded machine) does not hold up the ticker's other steps
+# (lease rescue, dispatch) for all that time.
+STAGE_PASS_SECONDS = 5.0
 # Fields whose change moves the next fire time.
 TIMING = ("cron", "time_zone", "enabled")
+# Fields a staged run was decided or written with: changing one withdraws it.
+STAGED_WITH = (*TIMING, "handler", "payload", "estimate_override", "overlap_policy")
 
 
 def _merge(errors: dict[str, list[str]], exc: PulseError) -> None:
@@ -166,14 +175,19 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         merged = {**current, **changes, "_micros": "estimate_override" not in changes}
         clean = _clean(merged)
         retime = schedule.is_broken or any(clean[key] != current[key] for key in TIMING)
+        now = timezone.now()
+        withdrawn = _withdraw_staged(schedule, now, by=by) if any(
+            clean[key] != current[key] for key in STAGED_WITH) else None
         for key, value in clean.items():
             setattr(schedule, key, value)
-        now = timezone.now()
         schedule.broken_reason = ""
         schedule.updated_at = now
         if retime:
             # Runs missed while paused or broken are not fired: the next run is the next slot from now.
             schedule.next_run_at = _next_slot(schedule, now) if schedule.enabled else None
+        elif withdrawn is not None:
+            # The withdrawn slot is still to come: fired (or staged again) as the schedule now says.
+            schedule.next_run_at = withdrawn
         schedule.save()
         schedule_event(schedule, "changed", change="updated", by=by)
     return schedule
@@ -194,8 +208,12 @@ def schedule_resume(*, schedule: Schedule, by: str = "") -> Schedule:
 
 
 def schedule_delete(*, schedule: Schedule, by: str = "") -> None:
-    """Delete the schedule and its execution history; the jobs it created stay."""
+    """Delete the schedule and its execution history; the jobs it created stay, except a run
+    staged for a slot still to come, which is cancelled."""
     with transaction.atomic():
+        locked = Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
+        if locked is not None:
+            _withdraw_staged(locked, timezone.now(), by=by)
         schedule_event(schedule, "deleted", by=by)
         Schedule.objects.filter(pk=schedule.pk).delete()
 
@@ -203,8 +221,15 @@ def schedule_delete(*, schedule: Schedule, by: str = "") -> None:
 def schedule_trigger(*, schedule: Schedule, by: str = "") -> Execution:
     """Run now: a manual execution and a job with the schedule's payload, through the same submit
     and, in the worker, the same admission gate as a cron run. The overlap policy does not apply:
-    a person asked for this run."""
+    a person asked for this run (but a cron run staged while nothing was unfinished is withdrawn,
+    so that its slot is decided at the slot under the skip policy)."""
     with transaction.atomic():
+        if schedule.overlap_policy == Schedule.Overlap.SKIP:
+            locked = Schedule.objects.select_for_update().get(pk=schedule.pk)
+            withdrawn = _withdraw_staged(locked, timezone.now(), by=by)
+            if withdrawn is not None:
+                schedule.next_run_at = withdrawn
+                Schedule.objects.filter(pk=schedule.pk).update(next_run_at=withdrawn)
         execution = _fire(schedule, fire_time=timezone.now(), trigger=Execution.Trigger.MANUAL, by=by)
         assert execution is not None  # manual slots are never contested
     return execution
@@ -279,12 +304,39 @@ def _alert_over_budget_once(schedule: Schedule, execution: Execution) -> None:
         schedule_event(schedule, "over_budget", reason=execution.reason, execution=execution.public_id)
 
 
+def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "") -> datetime | None:
+    """Cancel the runs of `schedule` (locked) staged for slots still to come and forget their
+    executions, so each such slot is fired again as the schedule now says; returns the earliest
+    of those slots, or None. A staged run a person cancelled stays as it is."""
+    staged = list(
+        Execution.objects.filter(schedule=schedule, trigger=Execution.Trigger.CRON, fire_time__gt=now,
+                                 job__status__in=(Job.Status.QUEUED, Job.Status.PAUSED))
+        .select_related("job").order_by("fire_time")
+    )
+    for execution in staged:
+        assert execution.job is not None
+        job_cancel(job=execution.job, by=by or f"schedule {schedule.public_id} changed before the slot")
+    if not staged:
+        return None
+    Execution.objects.filter(pk__in=[e.pk for e in staged]).delete()
+    # Staging set the last run to the withdrawn slot: back to the last run fired.
+    schedule.last_run_at = (
+        Execution.objects.filter(schedule=schedule).exclude(outcome=Execution.Status.SKIPPED)
+        .order_by("-fire_time").values_list("fire_time", flat=True).first()
+    )
+    Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
+    return staged[0].fire_time
+
+
 @dataclass
 class TickResult:
     fired: int = 0
     skipped: int = 0
     broken: int = 0
     schedules: int = 0
+    # Runs written ahead of their slot, and the slots they wait for.
+    staged: int = 0
+    staged_slots: set[datetime] = field(default_factory=set)
 
 
 def _slots_to_fire(schedule: Schedule, now: datetime) -> list[datetime]:
@@ -361,7 +413,78 @@ def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> 
             for schedule in _fire_batch(claimed, now, result):
                 _fire_one(schedule, now, result, retry_later)
         if len(claimed) < batch:
-            return result
+            break
+    lead = settings.PULSE_SCHEDULE_STAGE_SECONDS
+    if lead:
+        _stage(now, now + timedelta(seconds=lead), batch, result)
+    return result
+
+
+def _claim_stageable(now: datetime, horizon: datetime, skip: set[int], size: int) -> list[Schedule]:
+    # Under the skip policy a slot is staged only while no run of the schedule is unfinished:
+    # then no answer can change before the slot (a manual run withdraws the staged one). One
+    # that is busy is decided at its slot, as without staging.
+    busy = Execution.objects.filter(schedule=OuterRef("pk"), job__status__in=Job.ACTIVE)
+    return list(
+        Schedule.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(enabled=True, broken_reason="", next_run_at__gt=now, next_run_at__lte=horizon)
+        .filter(~Q(overlap_policy=Schedule.Overlap.SKIP) | ~Exists(busy))
+        .exclude(pk__in=skip)
+        .select_related("team")
+        .order_by("next_run_at", "pk")[:size]
+    )
+
+
+def _stage(now: datetime, horizon: datetime, batch: int, result: TickResult) -> None:
+    """Write the runs of the slots coming before `horizon` as jobs that wait for their slot
+    (run_after), so that at the slot they only need handing to workers. Each schedule's
+    next_run_at moves past the staged slot; what cannot be staged (a refusal, an error, a run
+    that became unfinished) is left for the tick at its slot."""
+    later: set[int] = set()
+    started = time.monotonic()
+    while True:
+        with transaction.atomic():
+            claimed = _claim_stageable(now, horizon, later, batch)
+            ready: list[tuple[Schedule, datetime, datetime]] = []
+            blocked = _blocked([s.pk for s in claimed if s.overlap_policy == Schedule.Overlap.SKIP])
+            following: dict[tuple[str, str, datetime], datetime] = {}
+            for schedule in claimed:
+                slot = schedule.next_run_at
+                assert slot is not None
+                key = (schedule.cron, schedule.time_zone, slot)
+                try:
+                    if key not in following:
+                        following[key] = _next_slot(schedule, slot)
+                except Exception:
+                    later.add(schedule.pk)  # the tick at the slot marks it broken with the reason
+                    continue
+                if schedule.pk in blocked:
+                    later.add(schedule.pk)
+                else:
+                    ready.append((schedule, slot, following[key]))
+            refused: list[Schedule] = []
+            if ready:
+                try:
+                    with transaction.atomic():
+                        refused = _fire_together(ready, now)
+                except IntegrityError:
+                    refused = [s for s, _, _ in ready]
+            later.update(s.pk for s in refused)
+            staged = [(s, slot) for s, slot, _ in ready if s not in refused]
+            result.staged += len(staged)
+            result.staged_slots.update(slot for _, slot in staged)
+        if len(claimed) < batch or time.monotonic() - started > STAGE_PASS_SECONDS:
+            return
+
+
+def _blocked(skip_policy: list[int]) -> set[int]:
+    """Of these schedules, those with an unfinished run."""
+    if not skip_policy:
+        return set()
+    return set(
+        Execution.objects.filter(schedule_id__in=skip_policy, job__status__in=Job.ACTIVE)
+        .values_list("schedule_id", flat=True)
+    )
 
 
 def schedules_next_due_in(*, now: datetime | None = None) -> float | None:
@@ -396,11 +519,7 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
             ready.append((schedule, due[0], nexts[(schedule.cron, schedule.time_zone)]))
         else:
             rest.append(schedule)
-    skip_policy = [s.pk for s, _, _ in ready if s.overlap_policy == Schedule.Overlap.SKIP]
-    blocked = set(
-        Execution.objects.filter(schedule_id__in=skip_policy, job__status__in=Job.ACTIVE)
-        .values_list("schedule_id", flat=True)
-    ) if skip_policy else set()
+    blocked = _blocked([s.pk for s, _, _ in ready if s.overlap_policy == Schedule.Overlap.SKIP])
     rest.extend(s for s, _, _ in ready if s.pk in blocked)
     ready = [item for item in ready if item[0].pk not in blocked]
     if not ready:
@@ -421,8 +540,10 @@ def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: dateti
     submitted = job_submit_many(items=[
         SubmitItem(team=schedule.team, handler=schedule.handler, payload=schedule.payload,
                    source=Job.Source.SCHEDULE, created_by=f"schedule {schedule.public_id}"[:150],
-                   estimate_micros=schedule.estimate_override, origin=schedule.public_id)
-        for schedule, _, _ in ready
+                   estimate_micros=schedule.estimate_override, origin=schedule.public_id,
+                   # A staged run waits for its slot; the dispatcher hands it over from then on.
+                   run_after=slot if slot > now else None)
+        for schedule, slot, _ in ready
     ])
     refused: list[Schedule] = []
     executions: list[Execution] = []

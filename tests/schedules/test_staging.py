@@ -1,0 +1,324 @@
+"""Runs staged before their slot: written as jobs that wait for the slot, withdrawn when the
+schedule changes first, decided at the slot when the skip policy could still change its answer."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+
+from jobs.dispatch import _ready
+from jobs.models import Job
+from schedules.models import Execution, Schedule
+from schedules.selectors import schedule_next_runs
+from schedules.services import (
+    TickResult,
+    schedule_delete,
+    schedule_pause,
+    schedule_trigger,
+    schedule_update,
+    schedules_tick,
+)
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
+SLOT = datetime(2026, 6, 1, 10, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def stage_a_minute_ahead(fire_at_the_slot, settings):
+    settings.PULSE_SCHEDULE_STAGE_SECONDS = 60
+
+
+@pytest.fixture
+def staged(make_schedule, time_machine):
+    """An every-minute schedule whose 10:01 run was staged at 10:00:30."""
+    def _staged(**values) -> Schedule:
+        time_machine.move_to(T0, tick=False)
+        values.setdefault("cron", "* * * * *")
+        schedule = make_schedule(**values)
+        time_machine.move_to(T0 + timedelta(seconds=30), tick=False)
+        assert schedules_tick().staged == 1
+        schedule.refresh_from_db()
+        return schedule
+
+    return _staged
+
+
+def _slot_runs(schedule: Schedule) -> list[Execution]:
+    return list(Execution.objects.filter(schedule=schedule, fire_time=SLOT).select_related("job"))
+
+
+def test_a_run_is_staged_before_its_slot_as_a_job_that_waits_for_it(staged, time_machine):
+    schedule = staged()
+    [execution] = _slot_runs(schedule)
+    job = execution.job
+    assert (job.status, job.run_after, job.dispatched_at) == ("queued", SLOT, None)
+    assert job.created_at == T0 + timedelta(seconds=30)
+    assert (schedule.next_run_at, schedule.last_run_at) == (SLOT + timedelta(minutes=1), SLOT)
+    assert not _ready(T0 + timedelta(seconds=59)).filter(pk=job.pk).exists()
+
+    time_machine.move_to(SLOT, tick=False)
+    result = schedules_tick()
+    assert (result.fired, result.staged) == (0, 0)
+    assert _ready(SLOT).filter(pk=job.pk).exists()
+    assert Execution.objects.count() == 1
+
+
+def test_nothing_is_staged_further_ahead_than_the_lead(make_schedule, time_machine, settings):
+    settings.PULSE_SCHEDULE_STAGE_SECONDS = 20
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *")
+    time_machine.move_to(T0 + timedelta(seconds=30), tick=False)
+    assert schedules_tick().staged == 0
+    time_machine.move_to(T0 + timedelta(seconds=40), tick=False)
+    assert schedules_tick().staged == 1
+    assert Job.objects.get().run_after == SLOT
+
+
+def test_a_tick_stages_for_a_bounded_time_and_the_next_tick_goes_on(make_schedule, time_machine, monkeypatch):
+    from schedules import services
+
+    monkeypatch.setattr(services, "STAGE_PASS_SECONDS", -1.0)  # every pass ends after one batch
+    time_machine.move_to(T0, tick=False)
+    for n in range(5):
+        make_schedule(name=f"S{n}", cron="* * * * *")
+    time_machine.move_to(T0 + timedelta(seconds=30), tick=False)
+    assert [schedules_tick(batch=2).staged for _ in range(4)] == [2, 2, 1, 0]
+    assert Execution.objects.filter(fire_time=SLOT).count() == 5
+
+
+def test_with_staging_off_the_run_is_fired_at_the_slot(make_schedule, time_machine, settings):
+    settings.PULSE_SCHEDULE_STAGE_SECONDS = 0
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *")
+    time_machine.move_to(T0 + timedelta(seconds=59), tick=False)
+    assert schedules_tick().staged == 0
+    time_machine.move_to(SLOT, tick=False)
+    assert schedules_tick().fired == 1
+    assert Job.objects.get().run_after is None
+
+
+def test_an_edit_of_the_payload_withdraws_the_staged_run_and_the_new_payload_is_staged(staged, time_machine):
+    schedule = staged(handler="pulse.sleep", payload={"seconds": 1})
+    [old] = _slot_runs(schedule)
+    time_machine.move_to(T0 + timedelta(seconds=40), tick=False)
+    schedule = schedule_update(schedule=schedule, changes={"payload": {"seconds": 2}}, by="alice")
+    old.job.refresh_from_db()
+    assert old.job.status == "cancelled"
+    assert _slot_runs(schedule) == []
+    assert schedule.next_run_at == SLOT
+
+    assert schedules_tick().staged == 1
+    [new] = _slot_runs(schedule)
+    assert (new.job.payload, new.job.run_after, new.job.status) == ({"seconds": 2}, SLOT, "queued")
+    time_machine.move_to(SLOT, tick=False)
+    assert schedules_tick().fired == 0
+    assert Execution.objects.filter(schedule=schedule, fire_time=SLOT).count() == 1
+
+
+def test_the_next_runs_of_a_staged_schedule_still_begin_with_the_staged_slot(staged):
+    schedule = staged()
+    assert schedule_next_runs(schedule, count=3) == [SLOT + timedelta(minutes=m) for m in range(3)]
+
+
+def test_a_withdrawn_run_gives_the_last_run_back(staged, time_machine):
+    schedule = staged(handler="pulse.sleep", payload={"seconds": 1}, overlap_policy="allow")
+    time_machine.move_to(SLOT + timedelta(seconds=30), tick=False)
+    assert schedules_tick().staged == 1  # 10:02
+    schedule.refresh_from_db()
+    assert schedule.last_run_at == SLOT + timedelta(minutes=1)
+    schedule = schedule_update(schedule=schedule, changes={"payload": {"seconds": 2}})
+    assert (schedule.last_run_at, schedule.next_run_at) == (SLOT, SLOT + timedelta(minutes=1))
+    schedule.refresh_from_db()
+    assert schedule.last_run_at == SLOT
+    assert schedule_next_runs(schedule, count=2) == [SLOT + timedelta(minutes=1), SLOT + timedelta(minutes=2)]
+
+
+def test_an_edit_of_the_name_keeps_the_staged_run(staged):
+    schedule = staged()
+    [execution] = _slot_runs(schedule)
+    schedule_update(schedule=schedule, changes={"name": "Renamed"})
+    assert _slot_runs(schedule) == [execution]
+    execution.job.refresh_from_db()
+    assert execution.job.status == "queued"
+
+
+def test_pausing_before_the_slot_withdraws_the_staged_run(staged, time_machine):
+    schedule = staged()
+    [execution] = _slot_runs(schedule)
+    schedule_pause(schedule=schedule, by="alice")
+    execution.job.refresh_from_db()
+    assert execution.job.status == "cancelled"
+    assert Execution.objects.count() == 0
+    time_machine.move_to(SLOT, tick=False)
+    result = schedules_tick()
+    assert (result.fired, result.staged) == (0, 0)
+    assert Job.objects.filter(status="queued").count() == 0
+
+
+def test_deleting_before_the_slot_cancels_the_staged_run(staged):
+    schedule = staged()
+    [execution] = _slot_runs(schedule)
+    schedule_delete(schedule=schedule, by="alice")
+    job = Job.objects.get(pk=execution.job_id)
+    assert job.status == "cancelled"
+    assert not Schedule.objects.filter(pk=schedule.pk).exists()
+
+
+def test_a_run_whose_slot_has_passed_is_not_withdrawn_by_an_edit(staged, time_machine):
+    schedule = staged(handler="pulse.sleep", payload={"seconds": 1})
+    [execution] = _slot_runs(schedule)
+    time_machine.move_to(SLOT + timedelta(seconds=1), tick=False)
+    schedule_update(schedule=schedule, changes={"payload": {"seconds": 2}})
+    execution.job.refresh_from_db()
+    assert execution.job.status == "queued"
+    assert _slot_runs(schedule) == [execution]
+
+
+def test_skip_policy_waits_for_the_slot_while_the_last_run_is_unfinished(staged, time_machine):
+    schedule = staged(overlap_policy="skip")
+    Job.objects.update(status=Job.Status.RUNNING)
+    # 10:01 was staged; 10:02 cannot be while the 10:01 run is unfinished: decided at 10:02.
+    time_machine.move_to(SLOT + timedelta(seconds=30), tick=False)
+    assert schedules_tick().staged == 0
+    time_machine.move_to(SLOT + timedelta(minutes=1), tick=False)
+    result = schedules_tick()
+    assert (result.fired, result.skipped) == (0, 1)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == SLOT + timedelta(minutes=2)
+
+
+def test_skip_policy_stages_once_the_last_run_has_finished(staged, time_machine):
+    staged(overlap_policy="skip")
+    Job.objects.update(status=Job.Status.RUNNING)
+    time_machine.move_to(SLOT + timedelta(seconds=20), tick=False)
+    assert schedules_tick().staged == 0
+    Job.objects.update(status=Job.Status.COMPLETED)
+    time_machine.move_to(SLOT + timedelta(seconds=21), tick=False)
+    assert schedules_tick().staged == 1
+    assert Job.objects.filter(status="queued").get().run_after == SLOT + timedelta(minutes=1)
+
+
+def test_a_manual_run_withdraws_a_staged_skip_run_and_the_slot_is_decided_at_the_slot(staged, time_machine):
+    schedule = staged(overlap_policy="skip")
+    [cron_run] = _slot_runs(schedule)
+    time_machine.move_to(T0 + timedelta(seconds=45), tick=False)
+    manual = schedule_trigger(schedule=schedule, by="alice")
+    cron_run.job.refresh_from_db()
+    assert cron_run.job.status == "cancelled"
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == SLOT
+    assert schedules_tick().staged == 0  # the manual run is unfinished
+    time_machine.move_to(SLOT, tick=False)
+    assert schedules_tick().skipped == 1
+    [at_slot] = _slot_runs(schedule)
+    assert (at_slot.outcome, at_slot.job) == ("skipped", None)
+    assert manual.job.status == "queued"
+
+
+def test_a_manual_run_keeps_a_staged_allow_run(staged, time_machine):
+    schedule = staged(overlap_policy="allow")
+    [cron_run] = _slot_runs(schedule)
+    schedule_trigger(schedule=schedule, by="alice")
+    assert _slot_runs(schedule) == [cron_run]
+
+
+def test_a_missed_run_is_caught_up_as_before_and_the_next_one_staged(make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="* * * * *", misfire_policy="once", overlap_policy="allow")
+    time_machine.move_to(datetime(2026, 6, 1, 10, 5, 30, tzinfo=UTC), tick=False)  # 10:01 … 10:05 missed
+    result = schedules_tick()
+    assert (result.fired, result.staged) == (1, 1)
+    fired = Execution.objects.filter(schedule=schedule).order_by("fire_time")
+    assert [(e.fire_time.minute, e.job.run_after) for e in fired] == [
+        (5, None), (6, datetime(2026, 6, 1, 10, 6, tzinfo=UTC))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_tickers_stage_each_of_300_schedules_once(acme, globex, settings):
+    if not settings.IS_POSTGRES:
+        pytest.skip("row claims between threads need PostgreSQL; SQLite serializes writers anyway")
+    schedules = 300
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    Schedule.objects.bulk_create(
+        Schedule(team=acme if i % 2 else globex, name=f"S{i:03}", handler="pulse.noop", cron="* * * * *",
+                 time_zone="UTC", overlap_policy="skip" if i % 3 else "allow", next_run_at=slot)
+        for i in range(schedules)
+    )
+    barrier = threading.Barrier(3)
+    results: list[TickResult] = []
+    errors: list[BaseException] = []
+
+    def ticker() -> None:
+        try:
+            barrier.wait()
+            results.append(schedules_tick(now=slot - timedelta(seconds=30), batch=50))
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ticker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sum(r.staged for r in results) == schedules
+    per_schedule = Execution.objects.filter(fire_time=slot).values("schedule").annotate(n=Count("id"))
+    assert sorted({row["n"] for row in per_schedule}) == [1]
+    assert per_schedule.count() == schedules
+    assert set(Job.objects.values_list("run_after", flat=True)) == {slot}
+    assert set(Schedule.objects.values_list("next_run_at", flat=True)) == {slot + timedelta(minutes=1)}
+    # At the slot nothing more is fired for it; the next slot is staged only where the skip policy
+    # does not wait for this run to finish.
+    result = schedules_tick(now=slot)
+    assert (result.fired, result.staged) == (0, schedules // 3)
+    assert Execution.objects.filter(fire_time=slot).count() == schedules
+
+
+@pytest.fixture
+def tick_step(monkeypatch, time_machine):
+    """The ticker's schedules step with this test's clock: its sleep moves the clock instead."""
+    from types import SimpleNamespace
+
+    from schedules import steps
+
+    monkeypatch.setattr(steps, "_staged_slots", set())
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time_machine.shift(timedelta(seconds=seconds))
+
+    monkeypatch.setattr(steps, "time", SimpleNamespace(sleep=sleep))
+    return SimpleNamespace(tick=steps.tick, slept=slept)
+
+
+def test_the_tick_step_wakes_at_a_staged_slot_and_hands_its_runs_over(make_schedule, time_machine, tick_step):
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *")
+    time_machine.move_to(SLOT - timedelta(seconds=30), tick=False)
+    tick_step.tick()
+    job = Job.objects.get()
+    assert (job.run_after, job.dispatched_at, tick_step.slept) == (SLOT, None, [])
+    time_machine.move_to(SLOT - timedelta(seconds=0.4), tick=False)
+    tick_step.tick()
+    assert tick_step.slept == [pytest.approx(0.4)]
+    job.refresh_from_db()
+    assert job.dispatched_at == SLOT
+
+
+def test_the_tick_step_hands_over_a_staged_slot_it_finds_passed(make_schedule, time_machine, tick_step):
+    time_machine.move_to(T0, tick=False)
+    make_schedule(cron="* * * * *")
+    time_machine.move_to(SLOT - timedelta(seconds=30), tick=False)
+    tick_step.tick()
+    time_machine.move_to(SLOT + timedelta(seconds=2), tick=False)  # the round was late
+    tick_step.tick()
+    job = Job.objects.get()
+    assert job.dispatched_at == SLOT + timedelta(seconds=2)
