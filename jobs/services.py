@@ -300,8 +300,11 @@ def job_resume(*, job: Job, by: str = "") -> Job:
     job = _refresh_for_update(job)
     if job.status != Status.PAUSED:
         raise Conflict(f"Only held jobs can be resumed; this one is {job.status}.", code="not_paused")
+    # A job that has not started and was given a time to run at (a schedule's run staged for its
+    # slot, a submit with run_after) keeps that time; a held retry goes now.
+    keep_time = job.attempts == 0 and job.run_after is not None and job.run_after > timezone.now()
     _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
-            dispatched_at=None, run_after=None)
+            dispatched_at=None, run_after=job.run_after if keep_time else None)
     job_event(job, "resumed", by=by)
     _dispatch_on_commit()
     return job

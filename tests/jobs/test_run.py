@@ -209,6 +209,20 @@ def test_pause_holds_a_queued_job_and_resume_sends_it_back_through_admission(sub
     assert job.status == Status.COMPLETED
 
 
+def test_a_job_held_and_resumed_before_its_run_time_still_waits_for_it(submit):
+    """A schedule's run staged for its slot (or a submit with run_after), held and resumed by a
+    person before that time, does not run early."""
+    at = timezone.now() + timedelta(minutes=1)
+    job = submit("pulse.noop", run_after=at)
+    job_pause(job=job, by="alice")
+    job_resume(job=Job.objects.get(pk=job.pk), by="alice")
+    job.refresh_from_db()
+    assert (job.status, job.run_after) == (Status.QUEUED, at)
+    run_job(job.public_id)  # delivered early (a stray message): back to the backlog, not run
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Status.QUEUED, 0)
+
+
 def test_retry_of_a_failed_job_adds_an_attempt_and_keeps_the_history(submit):
     job = submit("pulse.fail", {"code": "parse_error"})
     run_job(job.public_id)
