@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +22,7 @@ from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from jobs.models import Job
-from pulse_site.locks import transaction_lock
+from pulse_site.locks import transaction_lock, try_transaction_lock
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -31,9 +32,12 @@ ENTRY_POINT = "jobs.tasks.run_job"
 HARD_TIMEOUT_MARGIN = 30
 
 
+IN_FLIGHT = Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False)
+
+
 def in_flight_by_team() -> dict[int, int]:
     rows = (
-        Job.objects.filter(Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False))
+        Job.objects.filter(IN_FLIGHT)
         .values("team_id")
         .annotate(n=Count("id"))
         .order_by()
@@ -89,6 +93,24 @@ def dispatch() -> int:
                            dispatched_at__isnull=True).update(dispatched_at=now)
         transaction.on_commit(lambda: enqueue([(public_id, timeout) for _, public_id, timeout in chosen]))
     return len(chosen)
+
+
+def hand_over_at_submit(job: Job, now: datetime) -> bool:
+    """The submit's fast path: mark the unsaved `job` handed over (True; the caller saves it and
+    enqueues it once its transaction commits) when `dispatch` would hand it over at once anyway:
+    there is room in flight and no other job waits, so the fair choice is this job. False: the
+    caller dispatches after the commit as usual. Called in the submit's own transaction, which
+    is then the outermost one: the dispatch lock it takes is held until that commit, so that a
+    dispatcher counts this job in flight, and no submit or dispatch can fill the same slot."""
+    if job.run_after is not None and job.run_after > now:
+        return False
+    # Never wait: a submit that finds the dispatcher busy leaves the choice to the dispatch.
+    if not try_transaction_lock("pulse.dispatch"):
+        return False
+    if Job.objects.filter(IN_FLIGHT).count() >= settings.PULSE_DISPATCH_CAPACITY or _ready(now).exists():
+        return False
+    job.dispatched_at = now
+    return True
 
 
 def next_for_chain(*, now, max_timeout: int) -> Job | None:  # type: ignore[no-untyped-def]
