@@ -77,6 +77,11 @@ def _choose(now, room: int, in_flight: dict[int, int]) -> list[tuple[int, str, i
 def dispatch() -> int:
     """Hand over as many ready jobs as there is room for; returns how many."""
     now = timezone.now()
+    # Nothing waits (the usual case after a settle, or a tick, once submits hand their own jobs
+    # over): no transaction and no lock. A job that enters the backlog after this read is
+    # dispatched by its own submit, which runs a dispatch after its commit.
+    if not _ready(now).exists():
+        return 0
     with transaction.atomic():
         # One dispatcher at a time, and a waiting one rather than one that gives up: a settle that
         # found the lock taken and handed nothing over would leave its freed slot empty until the

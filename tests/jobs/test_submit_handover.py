@@ -101,3 +101,22 @@ def test_a_job_submitted_while_its_queue_is_paused_is_held_not_started(submit, e
     job.refresh_from_db()
     assert (job.status, job.attempts, job.dispatched_at) == (Status.PAUSED, 0, None)
     assert [r["kind"] for r in job.hold_reasons] == ["queue_paused"]
+
+
+def test_a_dispatch_with_nothing_waiting_is_one_read_without_a_lock(submit, enqueued, settings):
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    first, due_later = submit(), submit(run_after=timezone.now() + timezone.timedelta(minutes=5))
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch.dispatch() == 0
+    assert len(queries.captured_queries) == 1  # SELECT 1 ... LIMIT 1 of the ready backlog
+    assert enqueued == [first.public_id]
+
+
+def test_a_job_waiting_for_a_slot_is_dispatched_when_the_slot_frees(submit, enqueued, settings):
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    settings.PULSE_CHAIN_SECONDS = 0  # the worker does not go on to the next job itself
+    first, second = submit(), submit()
+    assert dispatched(first, second) == [True, False]
+    run_job(first.public_id)  # settles, then dispatches
+    assert Job.objects.get(pk=second.pk).status == Status.QUEUED and dispatched(second) == [True]
+    assert enqueued == [first.public_id, second.public_id]
