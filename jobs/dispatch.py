@@ -79,7 +79,8 @@ def dispatch() -> int:
     now = timezone.now()
     # Nothing waits (the usual case after a settle, or a tick, once submits hand their own jobs
     # over): no transaction and no lock. A job that enters the backlog after this read is
-    # dispatched by its own submit, which runs a dispatch after its commit.
+    # dispatched by what put it there (a submit or a release dispatches after its commit) or by
+    # the ticker's next dispatch, as when it came in just after a dispatch's choice.
     if not _ready(now).exists():
         return 0
     with transaction.atomic():
