@@ -15,14 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, Min, Q
+from django.db import transaction
+from django.db.models import Count, Exists, F, Func, Min, Q, Subquery
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from jobs.models import Job
 from pulse_site.locks import transaction_lock, try_transaction_lock
+from pulse_site.teams.models import Team
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -113,23 +114,21 @@ def hand_over_at_submit(job: Job, now: datetime) -> bool:
     # Never wait: a submit that finds the dispatcher busy leaves the choice to the dispatch.
     if not try_transaction_lock("pulse.dispatch"):
         return False
-    in_flight, waiting = _in_flight_and_waiting(now)
+    in_flight, waiting = _in_flight_and_waiting(now, job.team_id)
     if in_flight >= settings.PULSE_DISPATCH_CAPACITY or waiting:
         return False
     job.dispatched_at = now
     return True
 
 
-def _in_flight_and_waiting(now: datetime) -> tuple[int, bool]:
-    """How many jobs are in flight, and whether any job is ready in the backlog: one round trip
-    (the submit's fast path is on every job's way to its start)."""
-    flight_sql, flight_params = Job.objects.filter(IN_FLIGHT).order_by().values("pk").query.sql_with_params()
-    ready_sql, ready_params = _ready(now).order_by().values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT (SELECT COUNT(*) FROM ({flight_sql}) f), EXISTS ({ready_sql})",
-                       [*flight_params, *ready_params])
-        in_flight, waiting = cursor.fetchone()
-    return int(in_flight), bool(waiting)
+def _in_flight_and_waiting(now: datetime, team_id: int) -> tuple[int, bool]:
+    """How many jobs are in flight, and whether any job is ready in the backlog: one statement
+    (the submit's fast path is on every job's way to its start), read beside the submitting team's
+    row, which exists."""
+    # COUNT as a plain function, not an aggregate: no GROUP BY, one row for the whole table.
+    in_flight = Job.objects.filter(IN_FLIGHT).order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Team.objects.filter(pk=team_id).values_list(
+        Subquery(in_flight), Exists(_ready(now).order_by())).get()
 
 
 def next_for_chain(*, now, max_timeout: int) -> Job | None:  # type: ignore[no-untyped-def]
