@@ -20,3 +20,11 @@ def progress(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(step, steps, f"{time.time():.6f}")
         ctx.sleep(every)
     return {"steps": steps}
+
+
+@handler("bench.stamp", title="Bench: latency stamp", cost="0", timeout=60, max_attempts=1,
+         schema={"type": "object", "properties": {"at": {"type": "number"}}, "required": ["at"]})
+def stamp(ctx: JobContext) -> dict[str, Any]:
+    """Seconds from `at` (the submitter's clock just before job_submit) to this handler's start:
+    the same span as plain django-q2's bench.tasks.stamp, on the same machine and clock."""
+    return {"waited_s": time.time() - float(ctx.payload["at"])}

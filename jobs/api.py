@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -269,7 +270,9 @@ class JobListView(TeamAPIView):
         from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
 
         target = notify_target_for_submit(team=self.team, target_id=data["notify"]) if data.get("notify") else None
-        with transaction.atomic():
+        # The watch is written with the job or not at all; without one, job_submit's own transaction
+        # lets it hand the job over as it commits (its fast path needs a transaction of its own).
+        with transaction.atomic() if target is not None else nullcontext():
             submission = job_submit(
                 team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
                 source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,

@@ -11,17 +11,19 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Exists, F, Func, Min, Q, Subquery
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from jobs.models import Job
-from pulse_site.locks import transaction_lock
+from pulse_site.locks import transaction_lock, try_transaction_lock
+from pulse_site.teams.models import Team
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -31,9 +33,12 @@ ENTRY_POINT = "jobs.tasks.run_job"
 HARD_TIMEOUT_MARGIN = 30
 
 
+IN_FLIGHT = Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False)
+
+
 def in_flight_by_team() -> dict[int, int]:
     rows = (
-        Job.objects.filter(Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False))
+        Job.objects.filter(IN_FLIGHT)
         .values("team_id")
         .annotate(n=Count("id"))
         .order_by()
@@ -77,6 +82,12 @@ def _choose(now, room: int, in_flight: dict[int, int]) -> list[tuple[int, str, i
 def dispatch() -> int:
     """Hand over as many ready jobs as there is room for; returns how many."""
     now = timezone.now()
+    # Nothing waits (the usual case after a settle, or a tick, once submits hand their own jobs
+    # over): no transaction and no lock. A job that enters the backlog after this read is
+    # dispatched by what put it there (a submit or a release dispatches after its commit) or by
+    # the ticker's next dispatch, as when it came in just after a dispatch's choice.
+    if not _ready(now).exists():
+        return 0
     with transaction.atomic():
         # One dispatcher at a time, and a waiting one rather than one that gives up: a settle that
         # found the lock taken and handed nothing over would leave its freed slot empty until the
@@ -93,6 +104,35 @@ def dispatch() -> int:
                            dispatched_at__isnull=True).update(dispatched_at=now)
         transaction.on_commit(lambda: enqueue([(public_id, timeout) for _, public_id, timeout in chosen]))
     return len(chosen)
+
+
+def hand_over_at_submit(job: Job, now: datetime) -> bool:
+    """The submit's fast path: mark the unsaved `job` handed over (True; the caller saves it and
+    enqueues it once its transaction commits) when `dispatch` would hand it over at once anyway:
+    there is room in flight and no other job waits, so the fair choice is this job. False: the
+    caller dispatches after the commit as usual. Called in the submit's own transaction, which
+    is then the outermost one: the dispatch lock it takes is held until that commit, so that a
+    dispatcher counts this job in flight, and no submit or dispatch can fill the same slot."""
+    if job.run_after is not None and job.run_after > now:
+        return False
+    # Never wait: a submit that finds the dispatcher busy leaves the choice to the dispatch.
+    if not try_transaction_lock("pulse.dispatch"):
+        return False
+    in_flight, waiting = _in_flight_and_waiting(now, job.team_id)
+    if in_flight >= settings.PULSE_DISPATCH_CAPACITY or waiting:
+        return False
+    job.dispatched_at = now
+    return True
+
+
+def _in_flight_and_waiting(now: datetime, team_id: int) -> tuple[int, bool]:
+    """How many jobs are in flight, and whether any job is ready in the backlog: one statement
+    (the submit's fast path is on every job's way to its start), read beside the submitting team's
+    row, which exists."""
+    # COUNT as a plain function, not an aggregate: no GROUP BY, one row for the whole table.
+    in_flight = Job.objects.filter(IN_FLIGHT).order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Team.objects.filter(pk=team_id).values_list(
+        Subquery(in_flight), Exists(_ready(now).order_by())).get()
 
 
 def next_for_chain(*, now, max_timeout: int) -> Job | None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from jobs.handlers.registry import Handler
 from jobs.models import Job, QueuePause
@@ -19,12 +19,22 @@ from pulse_site.teams.models import Team
 GATE_KINDS = ("queue_paused", "exclusive")
 
 
-def pause_in_force(*, team_id: int, handler: str) -> QueuePause | None:
-    """The pause that stops this team's jobs of `handler` from starting, if any (global first)."""
-    pauses = QueuePause.objects.filter(ended_at__isnull=True).filter(
+def _pauses(*, team_id: Any, handler: Any) -> Any:
+    return QueuePause.objects.filter(ended_at__isnull=True).filter(
         Q(scope=QueuePause.Scope.GLOBAL) | Q(scope=QueuePause.Scope.TEAM, team_id=team_id)
         | Q(scope=QueuePause.Scope.HANDLER, handler=handler)
     )
+
+
+def paused_annotation() -> Exists:
+    """For a jobs query: whether a pause in force stops the row's job (annotated as `paused`, it
+    spares the claim a query of its own in the usual case, no pause)."""
+    return Exists(_pauses(team_id=OuterRef("team_id"), handler=OuterRef("handler")))
+
+
+def pause_in_force(*, team_id: int, handler: str) -> QueuePause | None:
+    """The pause that stops this team's jobs of `handler` from starting, if any (global first)."""
+    pauses = _pauses(team_id=team_id, handler=handler)
     order = {QueuePause.Scope.GLOBAL: 0, QueuePause.Scope.HANDLER: 1, QueuePause.Scope.TEAM: 2}
     return min(pauses, key=lambda p: order[p.scope], default=None)
 
@@ -49,14 +59,16 @@ def _exclusive_reason(spec: Handler, running: str) -> dict[str, Any]:
             "message": f"{spec.name} runs one job at a time; it starts when {running} ends."}
 
 
-def gate_reasons(*, job: Job, spec: Handler, lock: bool = False) -> list[dict[str, Any]]:
+def gate_reasons(*, job: Job, spec: Handler, lock: bool = False, paused: bool | None = None) -> list[dict[str, Any]]:
     """Why the job may not start now by the jobs' own rules (empty: it may).
 
     With `lock` (admission) the team row is locked first for an exclusive handler, so that two
     workers admitting two of its jobs at once take turns and the second sees the first running.
+    `paused`: whether a pause is in force for the job, if the caller read it with the job
+    (`paused_annotation`); None to look it up here.
     """
     reasons: list[dict[str, Any]] = []
-    pause = pause_in_force(team_id=job.team_id, handler=job.handler)
+    pause = pause_in_force(team_id=job.team_id, handler=job.handler) if paused is not False else None
     if pause is not None:
         reasons.append(_pause_reason(pause))
     if spec.exclusive:

@@ -29,7 +29,7 @@ from jobs import stopping
 from jobs.dispatch import HARD_TIMEOUT_MARGIN
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
 from jobs.events import job_event, job_summary
-from jobs.gate import gate_reasons, system_load_reason
+from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, get_handler
 from jobs.models import Attempt, Job, TaskLog
@@ -157,20 +157,22 @@ def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
 @transaction.atomic
 def claim(job_id: str) -> tuple[Job, Handler] | None:
     """Admit and start the job, or hold it, or do nothing if it is not ours to run."""
-    job = Job.objects.select_for_update().filter(public_id=job_id).first()
+    # The pause check rides on the locking read: one statement fewer for every start.
+    job = (Job.objects.select_for_update(of=("self",)).annotate(paused=paused_annotation())
+           .filter(public_id=job_id).first())
     if job is None or job.status != Status.QUEUED:
         return None  # a duplicate delivery, or cancelled / held / already running
     now = timezone.now()
-    spec = _claim_checks(job, now)
+    spec = _claim_checks(job, now, paused=job.paused)  # type: ignore[attr-defined]
     if spec is None or not _claim_admit(job, spec, now):
         return None
     return job, spec
 
 
-def _claim_checks(job: Job, now: Any) -> Handler | None:
+def _claim_checks(job: Job, now: Any, *, paused: bool | None = None) -> Handler | None:
     """The checks before the budget gate, on a locked queued job: its handler, its retry time,
-    the machine's load and the jobs' own gate. None if the job is not to start now (it was
-    held, failed or sent back to the backlog)."""
+    the machine's load and the jobs' own gate (`paused`: as read with the job, or None). None if
+    the job is not to start now (it was held, failed or sent back to the backlog)."""
     if job.run_after and job.run_after > now:
         # Delivered before its retry time: back to the backlog, the dispatcher hands it over later.
         Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(dispatched_at=None)
@@ -184,7 +186,7 @@ def _claim_checks(job: Job, now: Any) -> Handler | None:
     if overloaded is not None:
         _defer_for_load(job, overloaded, now)
         return None
-    held_by = gate_reasons(job=job, spec=spec, lock=True)
+    held_by = gate_reasons(job=job, spec=spec, lock=True, paused=paused)
     if held_by:
         _hold(job, held_by, None)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_check, budget_preview
+from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_summary
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler
@@ -142,6 +144,9 @@ def job_submit(
     job = _prepare(team=team, handler=handler, payload=payload, source=source, priority=priority, parent=parent,
                    idempotency_key=idempotency_key, created_by=created_by, estimate_micros=estimate_micros,
                    run_after=run_after, origin=origin)
+    # Only a transaction of its own may take the fast path: the dispatch lock it takes lasts until
+    # the outermost commit, and a caller's transaction could hold it (and stall dispatch) long.
+    own_transaction = not transaction.get_connection().in_atomic_block
     with transaction.atomic():
         if idempotency_key:
             existing = _replayed(team, idempotency_key, job.request_hash)
@@ -151,8 +156,10 @@ def job_submit(
         _check_submittable(job)
         # Created when written, not when validation began.
         job.created_at = job.updated_at = timezone.now()
+        handed_over = own_transaction and hand_over_at_submit(job, job.created_at)
         try:
-            with transaction.atomic():
+            # The savepoint only serves the race on an idempotency key (two statements saved without).
+            with transaction.atomic() if idempotency_key else nullcontext():
                 job.save()
         except IntegrityError:
             # A concurrent request with the same key won the insert: answer with its job.
@@ -161,7 +168,10 @@ def job_submit(
                 raise
             return Submission(job=existing, created=False)
         job_event(job, "created")
-        _dispatch_on_commit()
+        if handed_over:
+            transaction.on_commit(lambda: enqueue([(job.public_id, job.timeout_seconds)]))
+        else:
+            _dispatch_on_commit()
     return Submission(job=job, created=True, would_hold=budget_preview(job=job))
 
 

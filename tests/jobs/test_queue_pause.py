@@ -191,3 +191,14 @@ def test_an_operator_pause_reaches_the_dashboards_of_teams_with_nothing_running(
         kinds = list(Event.objects.filter(team=team, kind__startswith="queue.").order_by("id")
                      .values_list("kind", flat=True))
         assert kinds == ["queue.paused", "queue.resumed"]
+
+
+def test_a_claim_reads_the_pauses_in_the_same_statement_as_the_job(acme, submit):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = submit("pulse.noop")
+    with CaptureQueriesContext(connection) as queries:
+        assert claim(job.public_id) is not None
+    reading_pauses = [q["sql"] for q in queries.captured_queries if '"jobs_queuepause"' in q["sql"]]
+    assert len(reading_pauses) == 1 and reading_pauses[0].startswith('SELECT "jobs_job"."id"')
