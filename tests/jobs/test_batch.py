@@ -8,7 +8,7 @@ import pytest
 
 from budgets.models import BudgetPolicy, Ledger, Start
 from budgets.services import budget_policy_update, budget_repair
-from jobs import runner
+from jobs import runner, stopping
 from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import run_job
 from jobs.services import job_cancel, job_submit
@@ -112,6 +112,35 @@ def test_a_batch_member_cancelled_before_its_turn_does_not_run(batches, submit, 
         "Cancelled after 0 ms")
     assert [kind for kind, i in kinds_in_order(jobs) if i == 2] == ["started", "cancelled"]
     assert Job.objects.get(pk=jobs[3].pk).status == Status.COMPLETED
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+    assert budget_repair(team_id=acme.pk) == []
+
+
+def test_batch_members_after_a_stop_request_go_back_to_the_queue_unstarted(batches, submit, acme, temp_handler):
+    ran = []
+    jobs: list[Job] = []
+
+    @temp_handler("test.stops_worker", timeout=30, max_attempts=1)
+    def stops_worker(ctx):
+        ran.append(ctx.job_id)
+        if ctx.job_id == jobs[1].public_id:
+            stopping.request_stop()  # the SIGTERM arrives while the batch's first job runs
+
+    runner._run_ms["test.stops_worker"] = 0.0
+    jobs.extend(submit("test.stops_worker") for _ in range(4))
+    stopping.reset()
+    try:
+        run_job(jobs[0].public_id)
+    finally:
+        stopping.reset()
+    assert ran == [jobs[0].public_id, jobs[1].public_id]
+    statuses = dict(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("pk", "status"))
+    assert [statuses[j.pk] for j in jobs] == [Status.COMPLETED, Status.COMPLETED, Status.QUEUED, Status.QUEUED]
+    for job in jobs[2:]:
+        job.refresh_from_db()
+        # Its attempt was not used up: one more is allowed, and the job waits for another worker.
+        assert list(Attempt.objects.filter(job=job).values_list("outcome", flat=True)) == ["interrupted"]
+        assert job.max_attempts == 2 and job.worker == ""
     assert BudgetPolicy.objects.get(team=acme).running == 0
     assert budget_repair(team_id=acme.pk) == []
 
