@@ -728,9 +728,10 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
     spec = _claim_checks(head, now) if head is not None else None
     members: list[Job] = []
     if head is not None and spec is not None:
+        # Locked as many as the handler that just ran may take; the head's own handler decides.
         members = [head]
         if spec.exclusive is None:
-            for job in candidates[1:]:
+            for job in candidates[1:_batch_limit(head.handler)]:
                 if job.handler != head.handler:
                     break
                 members.append(job)

@@ -169,3 +169,18 @@ def test_two_real_workers_taking_batches_never_exceed_a_concurrency_limit(acme, 
     assert Event.objects.filter(subject__in=[j.public_id for j in jobs], kind="job.completed").count() == 60
     wait_for(lambda: BudgetPolicy.objects.get(team=acme).running == 0, what="no slot left counted")
     assert budget_repair(team_id=acme.pk) == []
+
+
+def test_a_handler_not_yet_run_here_is_taken_one_job_at_a_time_after_a_short_one(batches, submit, temp_handler):
+    @temp_handler("test.unseen", timeout=30)
+    def unseen(ctx):
+        return None
+
+    runner._run_ms["pulse.noop"] = 0.0  # short: would take three at once
+    jobs = [submit(), submit("test.unseen"), submit("test.unseen"), submit("test.unseen")]
+    run_job(jobs[0].public_id)
+    # test.unseen's first job runs alone; once it has run, the other two are taken together.
+    assert kinds_in_order(jobs) == [
+        ("started", 0), ("completed", 0), ("started", 1), ("completed", 1),
+        ("started", 2), ("started", 3), ("completed", 2), ("completed", 3),
+    ]
