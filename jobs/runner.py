@@ -361,8 +361,11 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc())
     finally:
+        # The handler's time, not the heartbeat's stop (a thread join: milliseconds on a loaded
+        # machine, which would make every short handler look slow to `_batch_limit`).
+        ran = time.monotonic() - started
         heartbeat.stop()
-    outcome.run_ms = int((time.monotonic() - started) * 1000)
+    outcome.run_ms = int(ran * 1000)
     outcome.started_at = started_at
     outcome.cost_micros = context.reported_cost_micros
     try:
