@@ -274,10 +274,12 @@ def budget_admit(*, job: AdmittableJob, freed_slot: bool = False, locked: Locked
     return decision
 
 
-def _admit(policy: BudgetPolicy, job: AdmittableJob, *, now: datetime, freed_slot: bool) -> Decision:
+def _admit(policy: BudgetPolicy, job: AdmittableJob, *, now: datetime, freed_slot: bool,
+           snap: Snapshot | None = None) -> Decision:
     # Old starts are pruned by the ticker (budgets.prune_starts), not here: a DELETE on every
     # admission was one statement per job; the rate query reads only the last minute anyway.
-    snap = _snapshot(policy, handler=job.handler, now=now, create=True)
+    if snap is None:
+        snap = _snapshot(policy, handler=job.handler, now=now, create=True)
     estimate = job.cost_estimate
     reasons, resume_at = _evaluate(snap, estimate=estimate)
     override = None
@@ -311,6 +313,61 @@ def _admit(policy: BudgetPolicy, job: AdmittableJob, *, now: datetime, freed_slo
     if override is not None:
         state["override"] = override.public_id
     return Decision(allowed=True, pulse_state=state)
+
+
+@transaction.atomic(savepoint=False)
+def budget_admit_many(*, jobs: list[AdmittableJob], freed_slots: int = 0, locked: Locked | None = None
+                      ) -> list[Decision]:
+    """Admit jobs of one team and one handler in order, as `budget_admit` would one by one, with
+    one lock, one read of the state and one write of each kind for all of them. Stops at the first
+    job that may not start now: that one is left as it is (not held), unless it is the first,
+    which goes the single way (an override, a hold or a failure: its decision is the only one).
+    Returns the decisions of the admitted jobs (in order), or the first job's refusal.
+    `freed_slots`: running slots settled in this transaction with `keep_slots`, passed on here."""
+    first = jobs[0]
+    if locked is not None and locked.policy.team_id == first.team_id:
+        policy, now = locked.policy, locked.now
+    else:
+        policy, now = _lock_policy(first.team_id), db_now()
+    policy.running -= freed_slots
+    snap = _snapshot(policy, handler=first.handler, now=now, create=True)
+    decisions: list[Decision] = []
+    entries: list[Ledger] = []
+    reserved = 0
+    for job in jobs:
+        if job.team_id != first.team_id or job.handler != first.handler:
+            break
+        reasons, _ = _evaluate(snap, estimate=job.cost_estimate)
+        if reasons:
+            break
+        for (scope, kind), row in snap.usage.items():
+            entries.append(Ledger(team_id=job.team_id, job_id=job.public_id, handler=job.handler,
+                                  attempt=job.attempts + 1, kind=Ledger.Kind.RESERVE, scope=scope, window_kind=kind,
+                                  window_start=row.window_start, window_end=row.window_end,
+                                  amount=job.cost_estimate, at=now))
+            row.reserved += job.cost_estimate
+        reserved += job.cost_estimate
+        # Counted in memory as it would be in the table: the next job's concurrency, rate and
+        # money checks see this one.
+        snap.starts.append(now)
+        policy.running += 1
+        decisions.append(Decision(allowed=True, pulse_state=_pulse_state(snap, calls=len(snap.starts),
+                                                                         running=policy.running)))
+    if not decisions:
+        decision = _admit(policy, first, now=now, freed_slot=False, snap=snap)
+        _move_running(policy, -freed_slots)
+        return [decision]
+    Ledger.objects.bulk_create(entries)
+    if reserved:
+        Usage.objects.filter(pk__in=[row.pk for row in snap.usage.values()]).update(reserved=F("reserved") + reserved)
+    Start.objects.bulk_create([Start(team_id=first.team_id, at=now) for _ in decisions])
+    _move_running(policy, len(decisions) - freed_slots)
+    return decisions
+
+
+def _move_running(policy: BudgetPolicy, delta: int) -> None:
+    if delta:
+        BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") + delta, 0))
 
 
 def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts: int = 0,
@@ -429,6 +486,85 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool 
         # Nothing charged crosses no threshold.
         _fire_alerts(policy, handler=job.handler, row_ids=[row.pk for row in rows], now=now)
     return Locked(policy=policy, now=now)
+
+
+@transaction.atomic(savepoint=False)
+def budget_settle_many(*, settled: list[tuple[AdmittableJob, int]], keep_slots: bool = False
+                       ) -> tuple[Locked | None, int]:
+    """`budget_settle` for several attempts of one team (each job with the actual cost of its
+    current attempt), with one lock, one read of their ledger and one write of each kind.
+    `keep_slots`: their running slots stay counted for `budget_admit_many(freed_slots=...)` in
+    this transaction. Returns the locked policy (None: nothing settled) and the slots settled."""
+    first = settled[0][0]
+    if any(job.team_id != first.team_id for job, _ in settled):
+        raise ValueError("budget_settle_many settles attempts of one team")
+    policy = _lock_policy(first.team_id)
+    by_job = {job.public_id: (job, cost) for job, cost in settled}
+    ledger: dict[str, list[Ledger]] = {}
+    for entry in Ledger.objects.filter(job_id__in=list(by_job), kind__in=[
+            Ledger.Kind.RESERVE, Ledger.Kind.CHARGE, Ledger.Kind.OVERRIDE]):
+        if entry.attempt == by_job[entry.job_id][0].attempts:
+            ledger.setdefault(entry.job_id, []).append(entry)
+    # Jobs admitted before budgets were kept (no reservation) and attempts settled already: skipped.
+    todo = [(job, cost, [e for e in ledger[job.public_id] if e.kind == Ledger.Kind.RESERVE], ledger[job.public_id])
+            for job, cost in settled
+            if job.public_id in ledger and not any(e.kind == Ledger.Kind.CHARGE for e in ledger[job.public_id])]
+    todo = [item for item in todo if item[2]]
+    if not todo:
+        return None, 0
+    now = db_now()
+    moves_money = any(reserves[0].amount or max(0, cost) for _, cost, reserves, _ in todo)
+    existing = {
+        (u.scope, u.kind, u.window_start): u
+        for u in Usage.objects.filter(team_id=first.team_id,
+                                      scope__in={e.scope for _, _, reserves, _ in todo for e in reserves},
+                                      window_start__in={e.window_start for _, _, reserves, _ in todo for e in reserves})
+    } if moves_money else {}
+    entries: list[Ledger] = []
+    moves: dict[int, list[int]] = {}  # usage row id -> [reserved change, committed change]
+    charged_by_handler: dict[str, set[int]] = {}
+    for job, cost, reserves, entries_of_job in todo:
+        actual = max(0, cost)
+        estimate = reserves[0].amount
+        for entry in reserves:
+            row = existing.get((entry.scope, entry.window_kind, entry.window_start))
+            if row is None and (estimate or actual):
+                row, _ = Usage.objects.get_or_create(
+                    team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
+                    defaults={"window_end": entry.window_end},
+                )
+                existing[(entry.scope, entry.window_kind, entry.window_start)] = row
+            if row is not None and (estimate or actual):
+                move = moves.setdefault(row.pk, [0, 0])
+                move[0] -= estimate
+                move[1] += actual
+                if actual:
+                    charged_by_handler.setdefault(job.handler, set()).add(row.pk)
+            common = dict(team_id=job.team_id, job_id=job.public_id, handler=entry.handler, attempt=job.attempts,
+                          scope=entry.scope, window_kind=entry.window_kind, window_start=entry.window_start,
+                          window_end=entry.window_end, at=now)
+            entries.append(Ledger(kind=Ledger.Kind.RELEASE, amount=estimate, **common))
+            entries.append(Ledger(kind=Ledger.Kind.CHARGE, amount=actual, **common))
+        used = next((entry for entry in entries_of_job if entry.kind == Ledger.Kind.OVERRIDE), None)
+        if used is not None and used.override_id:
+            Override.objects.filter(pk=used.override_id).update(spent=F("spent") + (actual - estimate))
+        if actual > estimate:
+            event_emit(team=job.team_id, kind="budget.overrun", subject=job.public_id, payload={
+                "job": job.public_id, "handler": job.handler, "attempt": job.attempts,
+                "estimate": money_str(estimate), "actual": money_str(actual), "over_by": money_str(actual - estimate),
+            })
+    Ledger.objects.bulk_create(entries)
+    # Rows moved by the same amounts (every window of a job, jobs of one estimate) in one UPDATE.
+    same: dict[tuple[int, int], list[int]] = {}
+    for pk, (reserved, committed) in moves.items():
+        same.setdefault((reserved, committed), []).append(pk)
+    for (reserved, committed), pks in same.items():
+        Usage.objects.filter(pk__in=pks).update(reserved=F("reserved") + reserved, committed=F("committed") + committed)
+    if not keep_slots:
+        _move_running(policy, -len(todo))
+    for handler, row_ids in charged_by_handler.items():
+        _fire_alerts(policy, handler=handler, row_ids=sorted(row_ids), now=now)
+    return Locked(policy=policy, now=now), len(todo)
 
 
 def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now: datetime) -> None:

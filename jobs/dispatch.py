@@ -135,24 +135,28 @@ def _in_flight_and_waiting(now: datetime, team_id: int) -> tuple[int, bool]:
         Subquery(in_flight), Exists(_ready(now).order_by())).get()
 
 
-def next_for_chain(*, now, max_timeout: int) -> Job | None:  # type: ignore[no-untyped-def]
-    """The job a dispatch would hand over next, locked for a worker that just settled one to start
-    at once (jobs.runner), or None: the backlog is empty, or the job does not fit in `max_timeout`
-    seconds (a daemon never does). The team is the one with the fewest jobs in flight (ties: the
-    one waiting longest), then its job by priority and age, as in `dispatch`."""
+def next_for_chain(*, now, max_timeout: int, limit: int = 1) -> list[Job]:  # type: ignore[no-untyped-def]
+    """The jobs a dispatch would hand over next (up to `limit`, all of one team), locked for a
+    worker that just settled one to start at once (jobs.runner); empty if the backlog is, or the
+    first does not fit in `max_timeout` seconds (a daemon never does; the list stops before the
+    first job that does not fit). The team is the one with the fewest jobs in flight (ties: the
+    one waiting longest), then its jobs by priority and age, as in `dispatch`."""
     ready = _ready(now)
     teams = list(ready.values("team_id").annotate(oldest=Min("id")).values_list("team_id", "oldest").order_by())
     if not teams:
-        return None
+        return []
     in_flight = in_flight_by_team() if len(teams) > 1 else {}
     team_id = min(teams, key=lambda row: (in_flight.get(row[0], 0), row[1]))[0]
     # SKIP LOCKED: the workers settling at the same moment all want this team's head; each
     # takes the next one nobody holds instead of waiting for (and then losing) the same row.
-    job = (ready.filter(team_id=team_id).order_by("-priority", "id")
-           .select_for_update(skip_locked=True, of=("self",)).first())
-    if job is None or not 0 < job.timeout_seconds <= max_timeout:
-        return None
-    return job
+    jobs = list(ready.filter(team_id=team_id).order_by("-priority", "id")
+                .select_for_update(skip_locked=True, of=("self",))[:limit])
+    fitting: list[Job] = []
+    for job in jobs:
+        if not 0 < job.timeout_seconds <= max_timeout:
+            break
+        fitting.append(job)
+    return fitting
 
 
 _broker: tuple[int, Any] | None = None

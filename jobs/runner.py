@@ -22,9 +22,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
-from budgets.services import Locked, budget_admit, budget_lock_teams, budget_settle
+from budgets.services import (
+    Locked,
+    budget_admit,
+    budget_admit_many,
+    budget_lock_teams,
+    budget_settle,
+    budget_settle_many,
+)
 from jobs import stopping
 from jobs.dispatch import HARD_TIMEOUT_MARGIN
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
@@ -62,6 +70,7 @@ class Outcome:
     traceback: str = ""
     cost_micros: int | None = None
     run_ms: int = 0
+    started_at: Any = None  # when the handler was called
 
 
 def _lease_until() -> Any:
@@ -276,10 +285,14 @@ def hard_timeout(seconds: int) -> Iterator[None]:
 class Heartbeat(threading.Thread):
     """Renews the lease while the handler runs and tells the handler when it was cancelled."""
 
-    def __init__(self, *, job: Job, attempt: int, context: JobContext) -> None:
+    def __init__(self, *, job: Job, attempt: int, context: JobContext,
+                 pending: list[tuple[int, int]] | None = None) -> None:
         super().__init__(name=f"heartbeat-{job.public_id}", daemon=True)
         self.job_pk = job.pk
         self.attempt = attempt
+        # The jobs of the same batch claimed with it and waiting for their turn: their leases are
+        # renewed with this one's, so a long run here does not get them rescued.
+        self.pending = pending or []
         self.context = context
         self.stop_event = threading.Event()
 
@@ -312,6 +325,9 @@ class Heartbeat(threading.Thread):
             lease = _lease_until()
             if mine.update(lease_expires_at=lease):
                 Attempt.objects.filter(job_id=self.job_pk, number=self.attempt).update(lease_expires_at=lease)
+            for pk, number in self.pending:
+                if Job.objects.filter(pk=pk, status=Status.RUNNING, attempts=number).update(lease_expires_at=lease):
+                    Attempt.objects.filter(job_id=pk, number=number).update(lease_expires_at=lease)
         state = mine.values_list("cancel_requested", flat=True).first()
         if state is None or state:
             # Cancelled, or the attempt was taken from us (rescued): stop the handler.
@@ -322,11 +338,13 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
-def execute(job: Job, spec: Handler) -> Outcome:
-    """Call the handler with its context; never raises."""
+def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = None) -> Outcome:
+    """Call the handler with its context; never raises. `pending`: jobs of its batch after it
+    (primary key, attempt), whose leases its heartbeat renews."""
     context = JobContext(job=job, handler=spec, attempt=job.attempts)
-    heartbeat = Heartbeat(job=job, attempt=job.attempts, context=context)
+    heartbeat = Heartbeat(job=job, attempt=job.attempts, context=context, pending=pending)
     heartbeat.start()
+    started_at = timezone.now()
     started = time.monotonic()
     try:
         # A daemon (timeout 0) runs until cancelled (or its worker stops): no timeout alarm, and
@@ -352,8 +370,12 @@ def execute(job: Job, spec: Handler) -> Outcome:
         outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc())
     finally:
+        # The handler's time, not the heartbeat's stop (a thread join: milliseconds on a loaded
+        # machine, which would make every short handler look slow to `_batch_limit`).
+        ran = time.monotonic() - started
         heartbeat.stop()
-    outcome.run_ms = int((time.monotonic() - started) * 1000)
+    outcome.run_ms = int(ran * 1000)
+    outcome.started_at = started_at
     outcome.cost_micros = context.reported_cost_micros
     try:
         context.flush_progress()
@@ -413,10 +435,28 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
     if job is None or job.status != Status.RUNNING or job.attempts != attempt:
         return None
     now = timezone.now()
-    cost = outcome.cost_micros if outcome.cost_micros is not None else job.cost_estimate
     if release:
         # Freed money or a slot: held jobs of the team go back through the gate once this commits.
         transaction.on_commit(lambda: _release_held(job.team_id))
+    changes, cost, status, kind, attempt_state = _settle_changes(job, attempt, outcome, now)
+    Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(**changes)
+    Attempt.objects.filter(job=job, number=attempt).update(
+        finished_at=now, outcome=attempt_outcome or attempt_state, error_code=outcome.code,
+        error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
+        lease_expires_at=None,
+    )
+    # Locked since the SELECT above: what we read plus these changes is the row (no refresh).
+    for name, value in changes.items():
+        setattr(job, name, value)
+    _settle_log(job, attempt, outcome, kind)
+    _job_event(job, kind)
+    return job, cost, status
+
+
+def _settle_changes(job: Job, attempt: int, outcome: Outcome, now: Any) -> tuple[dict[str, Any], int, str, str, str]:
+    """What a settle writes to the locked running job: its changes, the cost charged, its new
+    status, the event kind and the attempt's outcome."""
+    cost = outcome.cost_micros if outcome.cost_micros is not None else job.cost_estimate
     spec = _handler_or_none(job.handler)
     changes: dict[str, Any] = {
         "cost_actual": (job.cost_actual or 0) + cost,
@@ -461,18 +501,7 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
     if status != Status.QUEUED:
         changes.update(completed_at=now, dispatched_at=None)
     changes["status"] = status
-    Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(**changes)
-    Attempt.objects.filter(job=job, number=attempt).update(
-        finished_at=now, outcome=attempt_outcome or attempt_state, error_code=outcome.code,
-        error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
-        lease_expires_at=None,
-    )
-    # Locked since the SELECT above: what we read plus these changes is the row (no refresh).
-    for name, value in changes.items():
-        setattr(job, name, value)
-    _settle_log(job, attempt, outcome, kind)
-    _job_event(job, kind)
-    return job, cost, status
+    return changes, cost, status, kind, attempt_state
 
 
 DAEMON_HEALTHY_MS = 60_000
@@ -577,18 +606,22 @@ def _run_job(job_id: str) -> None:
     # chained job must fit in what is left of that.
     kill_at = task_started + job.timeout_seconds + HARD_TIMEOUT_MARGIN if job.timeout_seconds else None
     chain_until = task_started + settings.PULSE_CHAIN_SECONDS
+    batch = [(job, spec)]
     while True:
-        outcome = execute(job, spec)
+        done = _run_batch(batch, kill_at=kill_at)
         room = None
         # A stopping worker chains nothing: the next job is left for another worker.
         if kill_at is not None and time.monotonic() < chain_until and not stopping.stopping():
             room = int(kill_at - time.monotonic()) - CHAIN_SAFETY_SECONDS
-        current = job
-        following = retry_through_outage(lambda: settle_and_take_next(job=current, outcome=outcome, room=room),
-                                         what=f"settle of {current.public_id}", give_up_after=SETTLE_PATIENCE_SECONDS)
-        if following is None:
+        if not done:
             break
-        job, spec = following
+        finished = done
+        following = retry_through_outage(lambda: settle_and_take_next(done=finished, room=room),
+                                         what=f"settle of {finished[0][0].public_id}",
+                                         give_up_after=SETTLE_PATIENCE_SECONDS)
+        if not following:
+            break
+        batch = following
     from jobs.dispatch import dispatch
 
     # Every settle hands over the next job, so the workers never idle while work waits.
@@ -598,63 +631,232 @@ def _run_job(job_id: str) -> None:
 # Seconds a chained job's timeout must leave before django-q2's own kill of the task.
 CHAIN_SAFETY_SECONDS = 5
 
+# Each handler's recent run time in this process (ms, a moving average), which sizes its batches.
+_run_ms: dict[str, float] = {}
 
-def settle_and_take_next(*, job: Job, outcome: Outcome, room: int | None) -> tuple[Job, Handler] | None:
-    """Settle `job` and, when `room` (seconds left in this django-q2 task) allows, start the next
-    job the dispatcher would choose, in the same transaction: the worker goes on to it without a
-    dispatch, a broker round trip and a second commit. A daemon, a job whose timeout does not fit,
-    or a job the gate holds ends the chain (the dispatcher hands it over as usual)."""
+
+def _note_run(handler: str, run_ms: int) -> None:
+    previous = _run_ms.get(handler)
+    _run_ms[handler] = run_ms if previous is None else 0.8 * previous + 0.2 * run_ms
+
+
+def _batch_limit(handler: str) -> int:
+    """How many jobs of `handler` to take at once: as many as its recent run time says finish in
+    about PULSE_CHAIN_BATCH_MS, at most PULSE_CHAIN_BATCH; one if it has not run here yet."""
+    mean = _run_ms.get(handler)
+    if mean is None:
+        return 1
+    return max(1, min(settings.PULSE_CHAIN_BATCH, int(settings.PULSE_CHAIN_BATCH_MS / max(mean, 1.0))))
+
+
+# A batch's next job is checked for a cancel (or a rescue) before its turn when the last check is
+# older than this (the claim counts as one): a batch of no-op jobs runs in a few milliseconds, and
+# a query per job would cost about as much as the rest of its claim and settle.
+BATCH_RECHECK_SECONDS = 0.005
+
+
+def _run_batch(batch: list[tuple[Job, Handler]], *, kill_at: float | None) -> list[tuple[Job, Outcome]]:
+    """Run the claimed jobs one after the other: each job with its outcome (a job taken from this
+    worker meanwhile, its lease expired and rescued, is left out). A later job cancelled before
+    its turn does not run (it settles cancelled), and one that no longer fits before django-q2's
+    kill of the task, or meets a stopping worker, goes back to the queue unstarted."""
+    done: list[tuple[Job, Outcome]] = []
+    checked = time.monotonic()
+    for index, (job, spec) in enumerate(batch):
+        waiting = batch[index + 1:]
+        if index:
+            fits = kill_at is None or job.timeout_seconds <= kill_at - time.monotonic() - CHAIN_SAFETY_SECONDS
+            if stopping.stopping() or not fits:
+                done.append((job, _unstarted_outcome()))
+                continue
+            if time.monotonic() - checked >= BATCH_RECHECK_SECONDS:
+                cancel = Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts).values_list(
+                    "cancel_requested", flat=True).first()
+                checked = time.monotonic()
+                if cancel is None:
+                    continue  # rescued: no longer this worker's attempt
+                if cancel:
+                    # Settles cancelled ("Cancelled after 0 ms"), charging nothing.
+                    done.append((job, Outcome(ok=True, cost_micros=0, started_at=timezone.now())))
+                    continue
+        outcome = execute(job, spec, pending=[(other.pk, other.attempts) for other, _ in waiting])
+        _note_run(job.handler, outcome.run_ms)
+        done.append((job, outcome))
+    return done
+
+
+def _unstarted_outcome() -> Outcome:
+    return Outcome(ok=False, code=ErrorCode.INTERRUPTED, retryable=True, cost_micros=0,
+                   details={"handler_started": False}, message="The worker was stopping; the handler had not started.")
+
+
+def settle_and_take_next(*, done: list[tuple[Job, Outcome]], room: int | None
+                         ) -> list[tuple[Job, Handler]] | None:
+    """Settle the jobs of `done` and, when `room` (seconds left in this django-q2 task) allows,
+    start the next jobs the dispatcher would choose, in the same transaction: the worker goes on to
+    them without a dispatch, a broker round trip and a second commit. Several jobs are taken at
+    once only of a handler that runs short here (`_batch_limit`). A daemon, a job whose timeout
+    does not fit, or a job the gate holds ends the chain (the dispatcher hands it over as usual)."""
     if room is None or room <= 0:
-        settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
-        return None
+        if len(done) == 1:
+            job, outcome = done[0]
+            settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+            return None
+        room = 0
     try:
-        return _settle_and_take_next(job=job, outcome=outcome, room=room)
+        return _settle_and_take_next(done=done, room=room)
     except DatabaseError:
         raise  # an outage or a deadlock: retried as a whole by the caller
     except Exception:
-        # Whatever went wrong with the next job must not lose this one's result.
-        log.exception("chaining after %s failed; settling it alone", job.public_id)
-        settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
+        # Whatever went wrong with the next jobs must not lose these ones' results.
+        log.exception("chaining after %s failed; settling alone", done[0][0].public_id)
+        for job, outcome in done:
+            settle(job_pk=job.pk, attempt=job.attempts, outcome=outcome)
         return None
 
 
 @transaction.atomic
-def _settle_and_take_next(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, Handler] | None:
+def _settle_and_take_next(*, done: list[tuple[Job, Outcome]], room: int) -> list[tuple[Job, Handler]] | None:
     global _collecting
     _collecting = _Rows()
     try:
-        taken = _settle_then_start(job=job, outcome=outcome, room=room)
+        taken = _settle_then_start(done=done, room=room)
         _collecting.write()
     finally:
         _collecting = None
     return taken
 
 
-def _settle_then_start(*, job: Job, outcome: Outcome, room: int) -> tuple[Job, Handler] | None:
+def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tuple[Job, Handler]] | None:
     from jobs.dispatch import next_for_chain
 
-    settled = _settle_state(job_pk=job.pk, attempt=job.attempts, outcome=outcome, release=False)
-    if settled is None:
+    settled = _settle_states(done)
+    if not settled:
         return None
-    done, cost, status = settled
+    team_id = settled[0][0].team_id
     now = timezone.now()
-    following = next_for_chain(now=now, max_timeout=room)
-    spec = _claim_checks(following, now) if following is not None else None
-    hand_on = spec is not None and following is not None and following.team_id == done.team_id
-    if spec is not None and following is not None and not hand_on:
+    candidates = next_for_chain(now=now, max_timeout=room, limit=_batch_limit(done[-1][0].handler)) if room > 0 else []
+    head = candidates[0] if candidates else None
+    spec = _claim_checks(head, now) if head is not None else None
+    members: list[Job] = []
+    if head is not None and spec is not None:
+        # Locked as many as the handler that just ran may take; the head's own handler decides.
+        members = [head]
+        if spec.exclusive is None:
+            for job in candidates[1:_batch_limit(head.handler)]:
+                if job.handler != head.handler:
+                    break
+                members.append(job)
+    hand_on = bool(members) and head is not None and head.team_id == team_id
+    if members and head is not None and not hand_on:
         # Two teams' policy rows in this transaction: both locked now, in team order.
-        budget_lock_teams([done.team_id, following.team_id])
-    locked = _settle_counters(done, cost=cost, status=status, run_ms=outcome.run_ms, hand_on_slot=hand_on)
-    handed_on = hand_on and locked is not None
-    started = (spec is not None and following is not None
-               and _claim_admit(following, spec, now, freed_slot=handed_on, locked=locked))
-    if not (started and handed_on) or cost < done.cost_estimate or _is_exclusive(done.handler):
+        budget_lock_teams([team_id, head.team_id])
+    locked, slots = _settle_counters_many(settled, keep_slots=hand_on)
+    freed = slots if hand_on else 0
+    started = _claim_admit_many(members, spec, freed_slots=freed, locked=locked) if members and spec else []
+    charged_less = any(cost < job.cost_estimate for job, cost, _, _ in settled)
+    if len(started) < freed or not (hand_on and locked is not None) or charged_less or _is_exclusive(
+            settled[0][0].handler):
         # Held jobs of the team may start now: a slot, money or an exclusive handler was freed.
-        # (A slot passed straight to the next job, with nothing charged below the estimate,
-        # frees nothing: no release query then.)
-        team_id = done.team_id
+        # (Slots passed straight to the next jobs, with nothing charged below the estimate,
+        # free nothing: no release query then.)
         transaction.on_commit(lambda: _release_held(team_id))
-    return (following, spec) if started and following is not None and spec is not None else None
+    return [(job, spec) for job in started] if started and spec is not None else None
+
+
+def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str, int]]:
+    """`_settle_state` for the jobs of a batch (one team): one lock of their rows, and the jobs and
+    their attempts written with one UPDATE per distinct set of changes (no-op jobs: one each).
+    Returns each settled job with its cost, new status and run time; jobs settled already are
+    left out. The attempt's start is the handler's real start (a batch is claimed before it runs)."""
+    pks = sorted(job.pk for job, _ in done)
+    rows = {job.pk: job for job in Job.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    now = timezone.now()
+    jobs_by_change: dict[str, tuple[dict[str, Any], list[tuple[int, Any]]]] = {}
+    attempts_by_change: dict[str, tuple[dict[str, Any], list[tuple[int, int, Any]]]] = {}
+    settled: list[tuple[Job, int, str, int]] = []
+    for mine, outcome in done:
+        job = rows.get(mine.pk)
+        if job is None or job.status != Status.RUNNING or job.attempts != mine.attempts:
+            continue
+        attempt = job.attempts
+        changes, cost, status, kind, attempt_state = _settle_changes(job, attempt, outcome, now)
+        started_at = outcome.started_at
+        # The job's start is its first attempt's.
+        first_start = attempt == 1 and started_at is not None
+        group = jobs_by_change.setdefault(repr(sorted(changes.items())), (changes, []))
+        group[1].append((job.pk, started_at if first_start else None))
+        values = dict(finished_at=now, outcome=attempt_state, error_code=outcome.code,
+                      error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
+                      lease_expires_at=None)
+        attempts_by_change.setdefault(repr(sorted(values.items())), (values, []))[1].append(
+            (job.pk, attempt, started_at))
+        for name, value in changes.items():
+            setattr(job, name, value)
+        if first_start and started_at is not None:
+            job.started_at = started_at
+        _settle_log(job, attempt, outcome, kind)
+        _job_event(job, kind)
+        settled.append((job, cost, status, outcome.run_ms))
+    for changes, members in jobs_by_change.values():
+        starts = [When(pk=pk, then=Value(at)) for pk, at in members if at is not None]
+        extra = {"started_at": Case(*starts, default=F("started_at"), output_field=DateTimeField())} if starts else {}
+        Job.objects.filter(pk__in=[pk for pk, _ in members]).update(**changes, **extra)
+    for values, members in attempts_by_change.values():
+        which = Q()
+        for pk, number, _ in members:
+            which |= Q(job_id=pk, number=number)
+        starts = [When(job_id=pk, number=number, then=Value(at)) for pk, number, at in members if at is not None]
+        extra = {"started_at": Case(*starts, default=F("started_at"), output_field=DateTimeField())} if starts else {}
+        Attempt.objects.filter(which).update(**values, **extra)
+    return settled
+
+
+def _settle_counters_many(settled: list[tuple[Job, int, str, int]], *, keep_slots: bool) -> tuple[Locked | None, int]:
+    # As in _settle_counters: the team's hot rows (policy, stats) are locked last.
+    locked, slots = budget_settle_many(settled=[(job, cost) for job, cost, _, _ in settled], keep_slots=keep_slots)
+    finished: dict[tuple[str, str], list[tuple[Job, int]]] = {}
+    for job, _, status, run_ms in settled:
+        if status != Status.QUEUED:
+            finished.setdefault((job.handler, status), []).append((job, run_ms))
+    for (_, status), jobs in finished.items():
+        stat_bump(jobs[0][0], status, run_ms=sum(run_ms for _, run_ms in jobs), count=len(jobs))
+    return locked, slots
+
+
+def _claim_admit_many(members: list[Job], spec: Handler, *, freed_slots: int, locked: Locked | None) -> list[Job]:
+    """`_claim_admit` for the jobs of a batch (one team and handler, locked, checked by
+    `_claim_checks` through the first: the others share its handler, team and moment): the budget
+    gate for each in order, then the starts of those admitted written together. A later job the
+    gate would hold is left queued for the dispatcher; the first is held or failed as usual."""
+    decisions = budget_admit_many(jobs=members, freed_slots=freed_slots, locked=locked)
+    first = decisions[0]
+    if first.fail:
+        _fail_over_budget(members[0], first.reasons)
+        return []
+    if not first.allowed:
+        _hold(members[0], first.reasons, first.resume_at)
+        return []
+    admitted = members[:len(decisions)]
+    now = timezone.now()
+    lease = _lease_until()
+    name = worker_name()
+    attempts = []
+    for job, decision in zip(admitted, decisions):
+        number = job.attempts + 1
+        changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now,
+                       lease_expires_at=lease, worker=name, pulse_state=decision.pulse_state, hold_reasons=[],
+                       resume_at=None, updated_at=now, dispatched_at=job.dispatched_at or now)
+        for name_, value in changes.items():
+            setattr(job, name_, value)
+        attempts.append(Attempt(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease))
+        _system_log(job, number, f"Attempt {number} of {job.max_attempts} started on {name}")
+        _job_event(job, "started")
+    # The rows are locked by this transaction (next_for_chain): no other claim can move them.
+    Job.objects.bulk_update(admitted, ["status", "attempts", "started_at", "lease_expires_at", "worker", "pulse_state",
+                                       "hold_reasons", "resume_at", "updated_at", "dispatched_at"])
+    Attempt.objects.bulk_create(attempts)
+    return admitted
 
 
 def _is_exclusive(name: str) -> bool:

@@ -296,6 +296,11 @@ PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, 
 # A worker that settles a job goes straight on to the next one the dispatcher would choose, in the
 # same transaction, for up to this many seconds per django-q2 task (0: one job per task).
 PULSE_CHAIN_SECONDS = env_float("PULSE_CHAIN_SECONDS", 2.0, minimum=0.0)
+# A chaining worker takes up to PULSE_CHAIN_BATCH jobs of one team and handler at once (one
+# transaction claims them, one settles them), as many as its recent run time of that handler says
+# finish in about PULSE_CHAIN_BATCH_MS; a handler not yet seen, or slower, is taken one at a time.
+PULSE_CHAIN_BATCH = env_int("PULSE_CHAIN_BATCH", 20, minimum=1)
+PULSE_CHAIN_BATCH_MS = env_int("PULSE_CHAIN_BATCH_MS", 50, minimum=1)
 # A worker told to stop (SIGTERM or SIGINT) takes no new job and lets a running handler finish for
 # up to this many seconds; then the handler is interrupted and its job goes back to the queue.
 PULSE_STOP_TIMEOUT = env_float("PULSE_STOP_TIMEOUT", 25.0, minimum=0.1)

@@ -26,3 +26,11 @@ def steps(ctx: JobContext) -> dict:
          retry_on=[ErrorCode.WORKER_LOST], backoff_base=0.2)
 def poison(ctx: JobContext) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@handler("test.count_running", title="Returns how many of its team's jobs run", cost="0.01", timeout=30)
+def count_running(ctx: JobContext) -> int:
+    from jobs.models import Job
+
+    team_id = Job.objects.values_list("team_id", flat=True).get(public_id=ctx.job_id)
+    return Job.objects.filter(team_id=team_id, status=Job.Status.RUNNING).count()
