@@ -123,8 +123,10 @@ def test_sigterm_lets_a_short_job_finish_and_interrupts_a_long_one_at_the_stop_t
     processes.start("pulse_ticker")
     short = submit(acme, 1, steps=10, seconds=0.1)[0]  # ~1 s: ends within the stop timeout
     long = submit(acme, 1, steps=80, seconds=0.1)[0]  # ~8 s: does not
-    wait_for(lambda: Job.objects.filter(pk__in=[short.pk, long.pk], status=Status.RUNNING).count() == 2,
-             what="both running")
+    # Both handlers under way (a job is marked running at its claim, a moment before its handler
+    # starts: a stop in between puts it back unstarted, which is another test's case).
+    wait_for(lambda: Job.objects.filter(pk__in=[short.pk, long.pk], status=Status.RUNNING,
+                                        progress_current__gte=1).count() == 2, what="both handlers running")
     if to == "leader":
         cluster.send_signal(signal.SIGTERM)
     else:
