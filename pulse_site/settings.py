@@ -317,6 +317,9 @@ PULSE_SCHEDULE_STAGE_SECONDS = env_int("PULSE_SCHEDULE_STAGE_SECONDS", 60, minim
 # A lower event id may commit after a higher one (sequence order is not commit order): the
 # relay waits this long at a gap before deciding the missing row was rolled back.
 PULSE_RELAY_GAP_GRACE = env_float("PULSE_RELAY_GAP_GRACE", 3.0)
+# After the grace the relay goes on, and still passes on a skipped id that commits within this
+# many seconds (a transaction held up by a lock wait or a starved core), out of order.
+PULSE_RELAY_LATE_SECONDS = env_float("PULSE_RELAY_LATE_SECONDS", 300.0, minimum=0)
 
 LOGGING = {
     "version": 1,

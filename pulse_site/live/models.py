@@ -47,6 +47,9 @@ class RelayCursor(models.Model):
 
     name = models.CharField(max_length=32, primary_key=True)
     last_id = models.BigIntegerField(default=0)
+    # Ids the cursor passed over at a gap older than the grace, each with when ([id, epoch
+    # seconds]): a transaction that commits later still has its event passed on, once.
+    late = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from pulse_site.live.models import Event, RelayCursor
@@ -41,28 +42,61 @@ def _ensure_cursor(name: str) -> int:
     return cursor.last_id
 
 
-def _deliverable(events: list[Event], *, after: int, grace: timedelta) -> list[Event]:
-    """The events up to the first gap that may still fill.
+def _deliverable(events: list[Event], *, after: int, grace: timedelta) -> tuple[list[Event], list[int]]:
+    """The events up to the first gap that may still fill, and the ids of the gaps passed over.
 
     Ids come from a sequence, but transactions commit in any order: a missing id may belong to a
-    transaction that is still open and commits later. A gap is only skipped (taken for a
-    rollback) once the row after it is older than the grace period.
+    transaction that is still open and commits later. A gap is only passed over once the row
+    after it is older than the grace period; its ids are returned, so a late commit is still
+    passed on (`_late_arrivals`).
     """
     now = timezone.now()
     expected = after + 1
     ready: list[Event] = []
+    skipped: list[int] = []
     for event in events:
-        if event.id != expected and now - event.created_at < grace:
-            break
+        if event.id != expected:
+            if now - event.created_at < grace:
+                break
+            skipped.extend(range(expected, min(event.id, expected + LATE_IDS_KEPT)))
         ready.append(event)
         expected = event.id + 1
-    return ready
+    return ready, skipped
+
+
+# The most skipped ids a cursor remembers (a rolled-back bulk insert can leave a long gap; the
+# newest are kept).
+LATE_IDS_KEPT = 1_000
+
+
+def _late_arrivals(row: RelayCursor, skipped: list[int], *, kinds: Collection[str] | None) -> list[Event]:
+    """Update the cursor's list of passed-over ids (add `skipped`, forget those past
+    PULSE_RELAY_LATE_SECONDS, and those that arrived) and return the ones that arrived: a
+    transaction that committed after the grace. Their ids are below the cursor; each is
+    returned once, since it leaves the list in the transaction that hands it on."""
+    now = time.time()
+    keep_after = now - settings.PULSE_RELAY_LATE_SECONDS
+    waiting = {int(i): at for i, at in row.late if at > keep_after}
+    arrived: list[Event] = []
+    if waiting:
+        arrived = list(Event.objects.filter(id__in=list(waiting)).order_by("id"))
+        for event in arrived:
+            del waiting[event.id]
+        if arrived:
+            log.warning("events %s committed after the relay's gap grace; passed on now, out of order",
+                        ", ".join(str(event.id) for event in arrived))
+        if kinds is not None:
+            arrived = [event for event in arrived if event.kind in kinds]
+    waiting.update((i, now) for i in skipped)
+    row.late = [[i, waiting[i]] for i in sorted(waiting)[-LATE_IDS_KEPT:]]
+    return arrived
 
 
 def outbox_consume(*, cursor: str, handle: Callable[[list[Event]], object],
                    kinds: Collection[str] | None = None, limit: int = RELAY_BATCH) -> int:
     """Pass the events after the named cursor to `handle`, in id order, and move the cursor past
-    them; the number of events the cursor moved over (0 when another reader holds it).
+    them; the number of events passed over (0 when another reader holds it). Events the cursor
+    passed at a gap and whose transaction committed since come first (their ids are lower).
 
     The one reader of the outbox, for the relay and for every other consumer (notifications):
     each named cursor gets the same gap grace and the same single-runner lock. `kinds` narrows
@@ -73,10 +107,14 @@ def outbox_consume(*, cursor: str, handle: Callable[[list[Event]], object],
     """
     # A lock-free look first: on SQLite every transaction takes the database's write lock, and
     # a reader polling five times a second must not take it when there is nothing to read.
-    seen = RelayCursor.objects.filter(name=cursor).values_list("last_id", flat=True).first()
-    if seen is None:
-        seen = _ensure_cursor(cursor)
-    if not Event.objects.filter(id__gt=seen).exists():
+    found = RelayCursor.objects.filter(name=cursor).values_list("last_id", "late").first()
+    seen, late = found if found is not None else (_ensure_cursor(cursor), [])
+    news = Q(id__gt=seen)
+    if late:
+        # Ids passed over at a gap: one of them committing late is news too (the list is
+        # trimmed by the next locked run, so an id rolled back is looked for a while only).
+        news |= Q(id__in=[i for i, _ in late])
+    if not Event.objects.filter(news).exists():
         return 0
     grace = timedelta(seconds=settings.PULSE_RELAY_GAP_GRACE)
     with transaction.atomic():
@@ -86,19 +124,21 @@ def outbox_consume(*, cursor: str, handle: Callable[[list[Event]], object],
         pending = Event.objects.filter(id__gt=row.last_id).order_by("id")
         if kinds is not None:
             pending = pending.only("id", "kind", "created_at")
-        ready = _deliverable(list(pending[:limit]), after=row.last_id, grace=grace)
-        if not ready:
+        ready, skipped = _deliverable(list(pending[:limit]), after=row.last_id, grace=grace)
+        late_before = row.late
+        arrived = _late_arrivals(row, skipped, kinds=kinds)
+        if not ready and not arrived and row.late == late_before:
             return 0
-        if kinds is None:
-            handle(ready)
-        else:
-            wanted = [event.id for event in ready if event.kind in kinds]
-            if wanted:
-                handle(list(Event.objects.filter(id__in=wanted).order_by("id")))
-        row.last_id = ready[-1].id
+        wanted = ready if kinds is None else [event for event in ready if event.kind in kinds]
+        if kinds is not None and wanted:
+            wanted = list(Event.objects.filter(id__in=[event.id for event in wanted]).order_by("id"))
+        if arrived or wanted:
+            handle(arrived + wanted)
+        if ready:
+            row.last_id = ready[-1].id
         row.updated_at = timezone.now()
-        row.save(update_fields=["last_id", "updated_at"])
-    return len(ready)
+        row.save(update_fields=["last_id", "late", "updated_at"])
+    return len(ready) + len(arrived)
 
 
 async def _send_all(layer: Any, events: list[Event]) -> None:

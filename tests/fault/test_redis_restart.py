@@ -76,6 +76,7 @@ class LiveClient:
     resumed_from: list[int] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     socket: Any = None
+    log: list[str] = field(default_factory=list)  # what a failure reports
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -85,6 +86,7 @@ class LiveClient:
                     self.socket = socket
                     self.connections += 1
                     self.resumed_from.append(self.last_id)
+                    self.log.append(f"{time.monotonic():.2f} connected since={self.last_id}")
                     while not self.stop.is_set():
                         try:
                             frame = json.loads(socket.recv(timeout=0.2))
@@ -93,10 +95,14 @@ class LiveClient:
                         if frame["type"] == "event":
                             self.seen.add(frame["id"])
                             self.last_id = max(self.last_id, frame["id"])
-                        elif frame["type"] == "hello" and not self.last_id:
-                            self.last_id = frame["last_id"]
-            except (OSError, WebSocketException):
-                pass
+                        elif frame["type"] == "hello":
+                            self.log.append(f"{time.monotonic():.2f} hello last_id={frame['last_id']}")
+                            if not self.last_id:
+                                self.last_id = frame["last_id"]
+                        else:
+                            self.log.append(f"{time.monotonic():.2f} {frame['type']}")
+            except (OSError, WebSocketException) as exc:
+                self.log.append(f"{time.monotonic():.2f} closed: {exc!r}"[:200])
             self.stop.wait(0.5)
 
     def drop(self) -> None:
@@ -158,7 +164,10 @@ def _restart_under_load(acme, processes, redis: OwnRedis) -> None:
                  timeout=120, what="every job completed")
         drained_after = time.monotonic() - restarted
         team_events = set(Event.objects.filter(team=acme).values_list("id", flat=True))
-        wait_for(lambda: team_events <= live.seen, timeout=30, what="the live client has every event")
+        try:
+            wait_for(lambda: team_events <= live.seen, timeout=30, what="the live client has every event")
+        except AssertionError:
+            raise AssertionError(_missing_report(team_events - live.seen, live, restarted)) from None
         live_after = time.monotonic() - restarted
     finally:
         live.stop.set()
@@ -172,6 +181,17 @@ def _restart_under_load(acme, processes, redis: OwnRedis) -> None:
     assert set(runs.values()) == {1}
     assert live.connections >= 2 and live.resumed_from[-1] > 0  # it came back with ?since=<last id seen>
     assert again_after <= 15.0  # a ticker round after Redis answers, far below the 120 s backstop
+
+
+def _missing_report(missing: set[int], live: LiveClient, restarted: float) -> str:
+    """What a failure needs to be understood: the events the client lacks, and its connections."""
+    from pulse_site.live.models import RelayCursor
+
+    rows = Event.objects.filter(id__in=missing).order_by("id").values_list("id", "kind", "subject", "created_at")
+    cursor = list(RelayCursor.objects.values_list("name", "last_id"))
+    return (f"the live client lacks {len(missing)} events (Redis back at {restarted:.2f}): "
+            + "; ".join(f"{i} {kind} {subject} {created:%H:%M:%S.%f}" for i, kind, subject, created in rows[:40])
+            + f"; relay cursors {cursor}; client log: " + " | ".join(live.log[-40:]))
 
 
 def _submit(api: httpx.Client) -> str:

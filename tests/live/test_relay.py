@@ -156,6 +156,40 @@ async def test_a_gap_older_than_the_grace_is_skipped(acme, relay_cursor):
     assert await db(cursor_at)() == ids[2]
 
 
+async def test_an_event_committing_after_the_grace_is_still_forwarded_once(acme, relay_cursor):
+    """A transaction held up longer than the grace (a lock wait, a starved core): the relay went
+    on without its event, and passes it on when it commits, out of order, once."""
+    channel = await listen(acme)
+    ids, late_row = await db(open_a_gap)(acme)
+    await db(Event.objects.filter(pk=ids[2]).update)(created_at=timezone.now() - timedelta(seconds=4))
+    assert await relay() == 2
+    assert await received(channel, 2) == [ids[0], ids[2]]
+
+    await db(Event.objects.create)(**late_row)  # the late commit
+    assert await relay() == 1
+    assert await received(channel, 1) == [late_row["id"]]
+    assert await db(cursor_at)() == ids[2]  # the cursor stays where it was
+    assert await relay() == 0
+    await assert_next_is_a_fresh_marker(acme, channel)
+
+
+async def test_a_passed_over_id_is_forgotten_after_the_late_window(acme, relay_cursor, settings):
+    settings.PULSE_RELAY_LATE_SECONDS = 60
+    channel = await listen(acme)
+    ids, late_row = await db(open_a_gap)(acme)
+    await db(Event.objects.filter(pk=ids[2]).update)(created_at=timezone.now() - timedelta(seconds=4))
+    assert await relay() == 2
+    assert await received(channel, 2) == [ids[0], ids[2]]
+    late = await db(lambda: RelayCursor.objects.get(name=CURSOR_NAME).late)()
+    assert [i for i, _ in late] == [late_row["id"]]
+
+    settings.PULSE_RELAY_LATE_SECONDS = 0  # the window has passed: a rollback, not a slow commit
+    await db(Event.objects.create)(**late_row)
+    assert await relay() == 0
+    assert await db(lambda: RelayCursor.objects.get(name=CURSOR_NAME).late)() == []
+    await assert_next_is_a_fresh_marker(acme, channel)
+
+
 async def test_a_young_gap_right_after_the_cursor_holds_everything(acme, relay_cursor):
     ids, _ = await db(open_a_gap)(acme)
     await db(Event.objects.filter(pk=ids[0]).delete)()

@@ -281,6 +281,22 @@ def test_a_gap_older_than_the_grace_is_taken_for_a_rollback(acme, ops, settings)
     assert cursor_at() == after.id
 
 
+def test_an_event_committing_after_the_grace_is_still_matched_once(acme, ops, settings):
+    settings.PULSE_RELAY_GAP_GRACE = 3.0
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    slow, after = failed_event(acme, "JB_a"), failed_event(acme, "JB_b")
+    row = {"id": slow.id, "team_id": slow.team_id, "kind": slow.kind, "subject": slow.subject,
+           "payload": slow.payload}
+    slow.delete()  # its transaction is held up past the grace
+    Event.objects.filter(pk=after.pk).update(created_at=timezone.now() - timedelta(seconds=4))
+    assert notifications_match() == 1
+    Event.objects.create(**row)  # and commits
+    assert notifications_match() == 1
+    assert notifications_match() == 0
+    assert sorted(d.payload["event"]["id"] for d in deliveries()) == [row["id"], after.id]
+
+
 @pytest.mark.postgres
 def test_an_event_committed_after_a_higher_id_is_still_matched(acme, ops, settings):
     """Two real transactions: the one that took the lower id commits last."""
