@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 from bench.procs import ROOT, stop
+from bench.services import local_services
 
 MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages", "live")
 PAGES_METRICS = ("jobs_first_p95_ms", "jobs_failed_p95_ms", "jobs_filtered_p95_ms", "jobs_none_p95_ms",
@@ -288,13 +289,15 @@ def machine() -> dict[str, Any]:
 def run(config: Config, say: Callable[[str], None]) -> dict[str, Any]:
     config.log_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    create_database(config.database_url)
-    try:
-        migrate(config)
-        say(HEADER)
-        rows = measure_all(config, say)
-    finally:
-        drop_database(config.database_url)
-        clear_redis(config.redis_url, config.prefix)
+    with local_services(database_urls=[config.database_url, config.pages_database_url], redis_url=config.redis_url,
+                        say=say):
+        create_database(config.database_url)
+        try:
+            migrate(config)
+            say(HEADER)
+            rows = measure_all(config, say)
+        finally:
+            drop_database(config.database_url)
+            clear_redis(config.redis_url, config.prefix)
     return {"machine": machine(), "smoke": config.smoke, "repeat": config.repeat,
             "seconds": time.time() - started, "rows": rows}

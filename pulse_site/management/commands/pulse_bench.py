@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bench.harness import MEASUREMENTS, Config, run
 from bench.procs import exit_on_sigterm
+from bench.services import ServiceError
 
 
 class Command(BaseCommand):
@@ -52,7 +53,10 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         exit_on_sigterm()
-        report = run(config, lambda line: self.stdout.write(line))
+        try:
+            report = run(config, lambda line: self.stdout.write(line))
+        except ServiceError as exc:
+            raise CommandError(str(exc)) from None
         if json_path:
             Path(json_path).write_text(json.dumps(report, indent=2, default=str))
             self.stdout.write(f"Wrote {json_path}")
