@@ -218,8 +218,8 @@ def measure_all(config: Config, say: Callable[[str], None]) -> list[dict[str, An
 
 
 def _schedules(config: Config, sizes: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    # Each run waits for a minute boundary, so schedules run once per size.
-    return [(params, repeated(config, lambda: run_measure(config, "pulse_schedules", params), 1))
+    # Each run waits for its own minute boundary (one to two minutes a run).
+    return [(params, repeated(config, lambda: run_measure(config, "pulse_schedules", params), config.repeat))
             for params in sizes["schedules"]]
 
 
@@ -240,7 +240,7 @@ def _timed(config: Config, sizes: dict[str, Any], add: Callable[..., None]) -> N
         add("latency", "redis broker", "p95_ms", pulse, plain, params, "lower")
     if "memory" in config.only:
         params = sizes["memory"]
-        result = repeated(config, lambda: run_measure(config, "pulse_memory", params), 1)
+        result = repeated(config, lambda: run_measure(config, "pulse_memory", params), config.repeat)
         for metric in ("rss_first_kb", "rss_total_kb", "growth_pct", "worker_max_growth_pct", "cluster_growth_pct"):
             add("memory", f"{params['first']} vs {params['total']} jobs", metric, result, None, params, "lower")
     if "pages" in config.only:
@@ -250,7 +250,7 @@ def _timed(config: Config, sizes: dict[str, Any], add: Callable[..., None]) -> N
             pages = replace(config, database_url=config.pages_database_url)
             ensure_database(pages.database_url)
             migrate(pages)
-        result = repeated(pages, lambda: run_measure(pages, "pulse_pages", params), 1)
+        result = repeated(pages, lambda: run_measure(pages, "pulse_pages", params), config.repeat)
         for metric in (m for m in PAGES_METRICS if m in result):
             add("pages", f"{params['rows']:,} jobs", metric, result, None, params, "lower")
     if "live" in config.only:
