@@ -76,7 +76,7 @@ def _flood(acme, globex, processes, *, flood: int, observe: float) -> None:
           f"{most_running} polled over {time.monotonic() - began:.1f} s, {from_ledger} from the slots its "
           f"{len(slots)} attempts held (admission to settle), {from_attempts} from the attempts' "
           f"recorded start and finish")
-    assert theirs.status == Status.COMPLETED
+    assert theirs.status == Status.COMPLETED, _whereabouts(theirs)
     assert waited is not None and waited <= 5.0
     assert most_running <= CAP
     assert from_ledger <= CAP
@@ -90,3 +90,15 @@ def test_one_job_of_team_b_is_not_stuck_behind_team_as_backlog_short(acme, globe
 @pytest.mark.timeout(2400)  # 10,000 submits one by one take ~100 ms each on a loaded machine
 def test_one_job_of_team_b_is_not_stuck_behind_team_as_10000_jobs(acme, globex, processes):
     _flood(acme, globex, processes, flood=10_000, observe=60)
+
+
+def _whereabouts(job: Job) -> str:
+    """What a failure needs to be understood: where B's job got to, and what happened to it."""
+    from pulse_site.live.models import Event
+
+    kinds = list(Event.objects.filter(subject=job.public_id).order_by("id").values_list("kind", "created_at"))
+    return (f"B's job: status {job.status}, created {job.created_at:%H:%M:%S.%f}, dispatched {job.dispatched_at}, "
+            f"run_after {job.run_after}, attempts {job.attempts}, holds {job.hold_reasons}; events "
+            + ", ".join(f"{kind} {at:%H:%M:%S.%f}" for kind, at in kinds)
+            + f"; jobs in flight now {Job.objects.filter(status__in=[Status.RUNNING]).count()} running, "
+            f"{Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=False).count()} handed to the broker")
