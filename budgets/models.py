@@ -62,6 +62,12 @@ class BudgetPolicy(models.Model):
     def limit_for(self, kind: str) -> int | None:
         return {"day": self.daily_limit, "week": self.weekly_limit, "month": self.monthly_limit}[kind]
 
+    @property
+    def holds_nothing(self) -> bool:
+        """No limit of the team's own can hold a job (a handler's cap still may)."""
+        return all(limit is None for limit in (self.daily_limit, self.weekly_limit, self.monthly_limit,
+                                               self.calls_per_minute, self.max_concurrent))
+
 
 class HandlerCap(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="handler_caps")

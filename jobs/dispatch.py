@@ -12,18 +12,18 @@ import heapq
 import logging
 import os
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Exists, F, Func, Min, Q, Subquery
+from django.db import connection, transaction
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from jobs.models import Job
 from pulse_site.locks import transaction_lock, try_transaction_lock
-from pulse_site.teams.models import Team
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -118,21 +118,31 @@ def hand_over_at_submit(job: Job, now: datetime) -> bool:
     # Never wait: a submit that finds the dispatcher busy leaves the choice to the dispatch.
     if not try_transaction_lock("pulse.dispatch"):
         return False
-    in_flight, waiting = _in_flight_and_waiting(now, job.team_id)
+    in_flight, waiting = _in_flight_and_waiting(now)
     if in_flight >= settings.PULSE_DISPATCH_CAPACITY or waiting:
         return False
     job.dispatched_at = now
     return True
 
 
-def _in_flight_and_waiting(now: datetime, team_id: int) -> tuple[int, bool]:
-    """How many jobs are in flight, and whether any job is ready in the backlog: one statement
-    (the submit's fast path is on every job's way to its start), read beside the submitting team's
-    row, which exists."""
-    # COUNT as a plain function, not an aggregate: no GROUP BY, one row for the whole table.
-    in_flight = Job.objects.filter(IN_FLIGHT).order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
-    return Team.objects.filter(pk=team_id).values_list(
-        Subquery(in_flight), Exists(_ready(now).order_by())).get()
+@cache
+def _in_flight_and_waiting_sql() -> str:
+    table = connection.ops.quote_name(Job._meta.db_table)
+    # IN_FLIGHT and _ready(now) above, written out: the submit's fast path is on every job's way
+    # to its start, and the ORM took 2.5 ms to compile this statement, which runs in 0.3 ms.
+    # (tests/jobs/test_submit_handover.py holds the two to the same answers.)
+    return (f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = %s OR (status = %s AND dispatched_at IS NOT NULL)), "
+            f"EXISTS (SELECT 1 FROM {table} WHERE status = %s AND dispatched_at IS NULL "
+            "AND (run_after IS NULL OR run_after <= %s))")
+
+
+def _in_flight_and_waiting(now: datetime) -> tuple[int, bool]:
+    """How many jobs are in flight, and whether any job is ready in the backlog: one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_in_flight_and_waiting_sql(), [Status.RUNNING, Status.QUEUED, Status.QUEUED,
+                                                      connection.ops.adapt_datetimefield_value(now)])
+        in_flight, waiting = cursor.fetchone()
+    return in_flight, bool(waiting)
 
 
 def next_for_chain(*, now, max_timeout: int, limit: int = 1) -> list[Job]:  # type: ignore[no-untyped-def]

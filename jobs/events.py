@@ -7,6 +7,7 @@ from typing import Any
 from budgets.money import money_str
 from jobs.daemons import daemon_state
 from jobs.models import Job
+from pulse_site.live.models import Event
 from pulse_site.live.services import event_emit
 
 
@@ -38,3 +39,9 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 def job_event(job: Job, kind: str, **extra: Any) -> None:
     event_emit(team=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload={**job_summary(job), **extra})
+
+
+def job_event_row(job: Job, kind: str) -> Event:
+    """The unsaved event `job_event` would write, for a caller that writes it with other rows
+    in the same transaction (jobs.runner's batches, the submit's one INSERT statement)."""
+    return Event(team_id=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload=job_summary(job))

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -25,9 +26,11 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
+from budgets.models import BudgetPolicy
 from budgets.services import (
     Locked,
     budget_admit,
+    budget_admit_batched,
     budget_admit_many,
     budget_lock_teams,
     budget_settle,
@@ -36,12 +39,13 @@ from budgets.services import (
 from jobs import stopping
 from jobs.dispatch import HARD_TIMEOUT_MARGIN
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
-from jobs.events import job_event, job_summary
+from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, get_handler
-from jobs.models import Attempt, Job, TaskLog
+from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
+from pulse_site import sqlbatch
 from pulse_site.errors import PulseError
 from pulse_site.live.models import Event
 from pulse_site.outage import (
@@ -49,6 +53,7 @@ from pulse_site.outage import (
     is_database_outage,
     retry_through_outage,
 )
+from pulse_site.teams.models import Team
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
@@ -97,8 +102,12 @@ class _Rows:
 _collecting: _Rows | None = None
 
 
+def _log_row(job: Job, attempt: int, message: str, level: str = "info", **metadata: Any) -> TaskLog:
+    return TaskLog(job=job, attempt=attempt, stage="", task="", level=level, message=message, metadata=metadata)
+
+
 def _system_log(job: Job, attempt: int, message: str, level: str = "info", **metadata: Any) -> None:
-    row = TaskLog(job=job, attempt=attempt, stage="", task="", level=level, message=message, metadata=metadata)
+    row = _log_row(job, attempt, message, level, **metadata)
     if _collecting is not None:
         _collecting.logs.append(row)
     else:
@@ -107,8 +116,7 @@ def _system_log(job: Job, attempt: int, message: str, level: str = "info", **met
 
 def _job_event(job: Job, kind: str) -> None:
     if _collecting is not None:
-        _collecting.events.append(Event(team_id=job.team_id, kind=f"job.{kind}", subject=job.public_id,
-                                        payload=job_summary(job)))
+        _collecting.events.append(job_event_row(job, kind))
     else:
         job_event(job, kind)
 
@@ -166,6 +174,15 @@ def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
 @transaction.atomic
 def claim(job_id: str) -> tuple[Job, Handler] | None:
     """Admit and start the job, or hold it, or do nothing if it is not ours to run."""
+    if connection.vendor == "postgresql":
+        started = _claim_usual_case(job_id)
+        if started is not None:
+            return started
+    return _claim(job_id)
+
+
+def _claim(job_id: str) -> tuple[Job, Handler] | None:
+    """`claim` through the ORM: every case, on every database."""
     # The pause check rides on the locking read: one statement fewer for every start.
     job = (Job.objects.select_for_update(of=("self",)).annotate(paused=paused_annotation())
            .filter(public_id=job_id).first())
@@ -214,15 +231,7 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
     if not decision.allowed:
         _hold(job, decision.reasons, decision.resume_at)
         return False
-    # The start is when the gate let it in: `now` was read before the wait for the team's policy
-    # lock, so under contention it could precede the settle whose slot this job took.
-    now = timezone.now()
-    number = job.attempts + 1
-    lease = _lease_until()
-    name = worker_name()
-    changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
-                   worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
-                   dispatched_at=job.dispatched_at or now)
+    changes, attempt = _start(job, decision)
     claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=job.attempts).update(**changes)
     if not claimed:  # pragma: no cover - the row is locked by us: nothing else can move it
         raise RuntimeError(f"the locked job {job.public_id} moved under its claim")
@@ -230,10 +239,81 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
     # changes, so no refresh_from_db (one statement per job saved).
     for name_, value in changes.items():
         setattr(job, name_, value)
-    Attempt.objects.create(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
-    _system_log(job, number, f"Attempt {number} of {job.max_attempts} started on {name}")
+    attempt.save(force_insert=True)
+    _system_log(job, attempt.number, _started_message(job, attempt))
     _job_event(job, "started")
     return True
+
+
+def _start(job: Job, decision: Any, now: Any = None) -> tuple[dict[str, Any], Attempt]:
+    """What the start of the job's next attempt writes once the gate let it in: the job's changes
+    and its attempt row (unsaved). `now`: the start, by default the current time (the gate's
+    `now` was read before the wait for the team's policy lock, so under contention it could
+    precede the settle whose slot this job took)."""
+    now = now or timezone.now()
+    number = job.attempts + 1
+    lease = _lease_until()
+    name = worker_name()
+    changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
+                   worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
+                   dispatched_at=job.dispatched_at or now)
+    return changes, Attempt(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
+
+
+def _started_message(job: Job, attempt: Attempt) -> str:
+    return f"Attempt {attempt.number} of {job.max_attempts} started on {attempt.worker}"
+
+
+@cache
+def _usual_case_sql() -> str:
+    tables = {model: model._meta.db_table for model in (Job, BudgetPolicy, Team, QueuePause)}
+    # Any pause in force at all sends the claim the usual way, which applies the pause rules.
+    return (
+        f"SELECT {sqlbatch.columns(Job, 'j')}, {sqlbatch.columns(BudgetPolicy, 'p')}, {sqlbatch.columns(Team, 't')}, "
+        f"EXISTS (SELECT 1 FROM {tables[QueuePause]} q WHERE q.ended_at IS NULL) "
+        f"FROM {tables[Job]} j JOIN {tables[BudgetPolicy]} p ON p.team_id = j.team_id "
+        f"JOIN {tables[Team]} t ON t.id = j.team_id "
+        # The job's row, then its team's policy row: the order of every claim and settle. The
+        # team row is read, not locked (inserts naming the team take KEY SHARE on it).
+        "WHERE j.public_id = %s FOR UPDATE OF j, p"
+    )
+
+
+def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
+    """The claim of a job that starts at once with nothing to decide, on PostgreSQL, in three
+    statements: the job, its team's policy and team read (the first two locked) in one; the
+    budget state in one (budgets.budget_admit_batched); the job's start, its attempt, log line and
+    event, the reservations, the start and the running slot written in one. None: the usual claim
+    decides, as for anything else: a job not queued (or not there), one due later, a pause in
+    force anywhere, an unknown, exclusive or daemon handler, a loaded machine, or a limit in the
+    way. The gate's decision is the same `_evaluate` as the usual path's, on the same state."""
+    with connection.cursor() as cursor:
+        cursor.execute(_usual_case_sql(), [job_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job = sqlbatch.from_row(Job, row)
+    policy = sqlbatch.from_row(BudgetPolicy, row, sqlbatch.width(Job))
+    team = sqlbatch.from_row(Team, row, sqlbatch.width(Job) + sqlbatch.width(BudgetPolicy))
+    if job.status != Status.QUEUED or row[-1] or (job.run_after and job.run_after > timezone.now()):
+        return None
+    spec = _handler_or_none(job.handler)
+    if spec is None or spec.exclusive or spec.daemon or system_load_reason() is not None:
+        return None
+    batch = sqlbatch.WriteBatch()
+    decision = budget_admit_batched(job=job, policy=policy, team=team, batch=batch)
+    if decision is None:
+        return None
+    changes, attempt = _start(job, decision)
+    claimed = batch.update(Job, [job.pk], where={"status": Status.QUEUED, "attempts": job.attempts}, values=changes)
+    for name, value in changes.items():
+        setattr(job, name, value)
+    batch.insert([attempt])
+    batch.insert([_log_row(job, attempt.number, _started_message(job, attempt))])
+    batch.insert([job_event_row(job, "started")])
+    if batch.flush()[claimed] != 1:  # pragma: no cover - the row is locked by us: nothing else can move it
+        raise RuntimeError(f"the locked job {job.public_id} moved under its claim")
+    return job, spec
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -839,18 +919,13 @@ def _claim_admit_many(members: list[Job], spec: Handler, *, freed_slots: int, lo
         return []
     admitted = members[:len(decisions)]
     now = timezone.now()
-    lease = _lease_until()
-    name = worker_name()
     attempts = []
     for job, decision in zip(admitted, decisions):
-        number = job.attempts + 1
-        changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now,
-                       lease_expires_at=lease, worker=name, pulse_state=decision.pulse_state, hold_reasons=[],
-                       resume_at=None, updated_at=now, dispatched_at=job.dispatched_at or now)
+        changes, attempt = _start(job, decision, now)
         for name_, value in changes.items():
             setattr(job, name_, value)
-        attempts.append(Attempt(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease))
-        _system_log(job, number, f"Attempt {number} of {job.max_attempts} started on {name}")
+        attempts.append(attempt)
+        _system_log(job, attempt.number, _started_message(job, attempt))
         _job_event(job, "started")
     # The rows are locked by this transaction (next_for_chain): no other claim can move them.
     Job.objects.bulk_update(admitted, ["status", "attempts", "started_at", "lease_expires_at", "worker", "pulse_state",

@@ -120,3 +120,29 @@ def test_a_job_waiting_for_a_slot_is_dispatched_when_the_slot_frees(submit, enqu
     run_job(first.public_id)  # settles, then dispatches
     assert Job.objects.get(pk=second.pk).status == Status.QUEUED and dispatched(second) == [True]
     assert enqueued == [first.public_id, second.public_id]
+
+
+def test_the_submits_read_of_jobs_in_flight_and_waiting_agrees_with_the_dispatchers(submit, enqueued, settings,
+                                                                                    globex):
+    # Its SQL is written out (jobs.dispatch._in_flight_and_waiting_sql); the dispatcher's is IN_FLIGHT
+    # and _ready through the ORM. Every state a job can be in, one at a time and together.
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    now = timezone.now()
+
+    def both() -> tuple[tuple[int, bool], tuple[int, bool]]:
+        orm = (Job.objects.filter(dispatch.IN_FLIGHT).count(), dispatch._ready(now).exists())
+        return dispatch._in_flight_and_waiting(now), orm
+
+    assert both() == ((0, False), (0, False))
+    later = submit(run_after=now + timezone.timedelta(minutes=5))  # queued, due later: neither
+    assert both() == ((0, False), (0, False))
+    handed_over = submit()  # queued and handed over: in flight
+    assert both() == ((1, False), (1, False))
+    waiting = submit(team=globex)  # queued, no room: waiting
+    assert both() == ((1, True), (1, True))
+    Job.objects.filter(pk=handed_over.pk).update(status=Status.RUNNING)
+    Job.objects.filter(pk=later.pk).update(run_after=now - timezone.timedelta(seconds=1))
+    Job.objects.filter(pk=waiting.pk).update(status=Status.PAUSED)
+    assert both() == ((1, True), (1, True))  # running is in flight; a job due before now waits
+    Job.objects.filter(pk__in=[handed_over.pk, later.pk]).update(status=Status.COMPLETED)
+    assert both() == ((0, False), (0, False))
