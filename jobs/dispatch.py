@@ -131,7 +131,8 @@ def _in_flight_and_waiting_sql() -> str:
     # IN_FLIGHT and _ready(now) above, written out: the submit's fast path is on every job's way
     # to its start, and the ORM took 2.5 ms to compile this statement, which runs in 0.3 ms.
     # (tests/jobs/test_submit_handover.py holds the two to the same answers.)
-    return (f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = %s OR (status = %s AND dispatched_at IS NOT NULL)), "
+    return (f"SELECT (SELECT COUNT(*) FROM {table} "  # nosec B608
+            "WHERE status = %s OR (status = %s AND dispatched_at IS NOT NULL)), "
             f"EXISTS (SELECT 1 FROM {table} WHERE status = %s AND dispatched_at IS NULL "
             "AND (run_after IS NULL OR run_after <= %s))")
 
