@@ -39,11 +39,19 @@ def _read(job_pk: int, render: Callable[[Job], dict[str, Any]]) -> tuple[bool, d
         release_connection()
 
 
-async def _next_message(layer: Any, channel: str, seconds: float) -> dict[str, Any] | None:
-    try:
-        return await asyncio.wait_for(layer.receive(channel), timeout=seconds)
-    except asyncio.TimeoutError:
-        return None
+async def _final_event(layer: Any, channel: str, public_id: str) -> None:
+    """Returns when the job's final event arrives on `channel`."""
+    while True:
+        event = (await layer.receive(channel) or {}).get("event") or {}
+        if event.get("subject") == public_id and event.get("kind") in FINAL_KINDS:
+            return
+
+
+# Cancelling a receive or leaving a group on Redis pub/sub can hang in its cleanup (channels_redis
+# #319, redis-py #3941; seen here once under load as a wait that never answered). The wait never
+# waits on either for longer than this: a receive is cancelled, and a leave given this long,
+# without waiting for their cleanup (asyncio.wait_for would wait for it).
+CLEANUP_SECONDS = 2.0
 
 
 async def job_wait_final(*, job_pk: int, team_id: int, public_id: str, timeout: float,
@@ -54,9 +62,11 @@ async def job_wait_final(*, job_pk: int, team_id: int, public_id: str, timeout: 
     layer = get_channel_layer()
     channel = await layer.new_channel() if layer is not None else None
     group = team_group(team_id)
+    woken: asyncio.Future[None] | None = None
     if layer is not None and channel is not None:
         # Subscribed before the first read, so a final event between the read and the wait is not missed.
         await layer.group_add(group, channel)
+        woken = asyncio.ensure_future(_final_event(layer, channel, public_id))
     try:
         final, body = await read(job_pk, render)
         while not final:
@@ -64,17 +74,14 @@ async def job_wait_final(*, job_pk: int, team_id: int, public_id: str, timeout: 
             if remaining <= 0:
                 break
             poll = min(remaining, settings.PULSE_WAIT_POLL_SECONDS)
-            if layer is None or channel is None:
+            if woken is None or woken.done():
                 await asyncio.sleep(poll)
             else:
-                woke_at = time.monotonic() + poll
-                while (left := woke_at - time.monotonic()) > 0:
-                    message = await _next_message(layer, channel, left)
-                    event = (message or {}).get("event") or {}
-                    if event.get("subject") == public_id and event.get("kind") in FINAL_KINDS:
-                        break
+                await asyncio.wait({woken}, timeout=poll)
             final, body = await read(job_pk, render)
         return body
     finally:
+        if woken is not None:
+            woken.cancel()
         if layer is not None and channel is not None:
-            await layer.group_discard(group, channel)
+            await asyncio.wait({asyncio.ensure_future(layer.group_discard(group, channel))}, timeout=CLEANUP_SECONDS)
