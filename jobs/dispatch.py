@@ -106,17 +106,24 @@ def dispatch() -> int:
     return len(chosen)
 
 
+def submit_lock(public_id: str) -> str:
+    """The lock a submit that hands its job over holds until the job is committed: the job may be
+    sent before that (jobs.services.job_submit), and a worker's claim takes this lock first."""
+    return f"pulse.submit:{public_id}"
+
+
 def hand_over_at_submit(job: Job, now: datetime) -> bool:
-    """The submit's fast path: mark the unsaved `job` handed over (True; the caller saves it and
-    enqueues it once its transaction commits) when `dispatch` would hand it over at once anyway:
-    there is room in flight and no other job waits, so the fair choice is this job. False: the
-    caller dispatches after the commit as usual. Called in the submit's own transaction, which
-    is then the outermost one: the dispatch lock it takes is held until that commit, so that a
-    dispatcher counts this job in flight, and no submit or dispatch can fill the same slot."""
+    """The submit's fast path: mark the unsaved `job` handed over (True; the caller saves and
+    enqueues it) when `dispatch` would hand it over at once anyway: there is room in flight and
+    no other job waits, so the fair choice is this job. False: the caller dispatches after the
+    commit as usual. Called in the submit's own transaction, which is then the outermost one: the
+    dispatch lock it takes is held until that commit, so that a dispatcher counts this job in
+    flight, and no submit or dispatch can fill the same slot; the job's submit lock is held with
+    it, so the caller may enqueue the job before it commits."""
     if job.run_after is not None and job.run_after > now:
         return False
     # Never wait: a submit that finds the dispatcher busy leaves the choice to the dispatch.
-    if not try_transaction_lock("pulse.dispatch"):
+    if not try_transaction_lock("pulse.dispatch", then=submit_lock(job.public_id)):
         return False
     in_flight, waiting = _in_flight_and_waiting(now)
     if in_flight >= settings.PULSE_DISPATCH_CAPACITY or waiting:

@@ -37,7 +37,7 @@ from budgets.services import (
     budget_settle_many,
 )
 from jobs import stopping
-from jobs.dispatch import HARD_TIMEOUT_MARGIN
+from jobs.dispatch import HARD_TIMEOUT_MARGIN, submit_lock
 from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
 from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
@@ -47,6 +47,7 @@ from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
 from pulse_site.errors import PulseError
+from pulse_site.locks import transaction_lock
 from pulse_site.live.models import Event
 from pulse_site.outage import (
     discard_broken_connections,
@@ -175,6 +176,8 @@ def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
 def claim(job_id: str) -> tuple[Job, Handler] | None:
     """Admit and start the job, or hold it, or do nothing if it is not ours to run."""
     if connection.vendor == "postgresql":
+        # A job may be sent before its submit commits (jobs.services.job_submit): wait for that.
+        transaction_lock(submit_lock(job_id))
         started = _claim_usual_case(job_id)
         if started is not None:
             return started

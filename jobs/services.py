@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -139,7 +139,7 @@ def job_submit(
     run_after: datetime | None = None,
     origin: str = "",
 ) -> Submission:
-    """Validate and write a job `queued`; it is handed to a worker once the transaction commits.
+    """Validate and write a job `queued`; a worker starts it once the transaction commits.
 
     `estimate_micros` overrides the handler's estimate (a schedule's override); otherwise the
     handler's estimator or fixed cost is used, never a silent zero.
@@ -155,11 +155,17 @@ def job_submit(
             existing = _replayed(team, idempotency_key, job.request_hash)
             if existing is not None:
                 return Submission(job=existing, created=False)
-        # (A replay above still answers with its job even if the limits were lowered since.)
-        limited = _check_submittable(job)
         # Created when written, not when validation began.
         job.created_at = job.updated_at = timezone.now()
         handed_over = own_transaction and hand_over_at_submit(job, job.created_at)
+        if handed_over and connection.vendor == "postgresql":
+            # Sent now, before the checks below and the INSERT commit, so that django-q2's way to
+            # a worker (1–2 ms) overlaps the rest of this transaction: the worker's claim waits for
+            # this commit (the job's submit lock, held since the hand-over), and finds nothing
+            # after a rollback (a refusal below, a lost race on the idempotency key).
+            enqueue([(job.public_id, job.timeout_seconds)])
+        # (A replay above still answers with its job even if the limits were lowered since.)
+        limited = _check_submittable(job)
         # The job and its event in one statement (on PostgreSQL; the submit is on every job's way
         # to its start, and the ORM's compiling of the two INSERTs cost more than running them).
         batch = WriteBatch()
@@ -175,9 +181,9 @@ def job_submit(
             if existing is None:
                 raise
             return Submission(job=existing, created=False)
-        if handed_over:
+        if handed_over and connection.vendor != "postgresql":
             transaction.on_commit(lambda: enqueue([(job.public_id, job.timeout_seconds)]))
-        else:
+        elif not handed_over:
             _dispatch_on_commit()
     return Submission(job=job, created=True, would_hold=budget_preview(job=job) if limited else [])
 

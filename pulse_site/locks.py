@@ -11,8 +11,9 @@ def _key(name: str) -> int:
     return zlib.crc32(name.encode()) - 2**31
 
 
-def try_transaction_lock(name: str) -> bool:
+def try_transaction_lock(name: str, *, then: str | None = None) -> bool:
     """Take a lock named `name` until the current transaction ends; False if another holds it.
+    `then`: a lock nobody else can hold yet, taken in the same statement when `name` is.
 
     PostgreSQL: a transaction-level advisory lock. SQLite: always True, because Pulse opens
     every SQLite transaction IMMEDIATE, so writers are already serialized by the database.
@@ -21,7 +22,11 @@ def try_transaction_lock(name: str) -> bool:
         return True
     assert connection.in_atomic_block, "a transaction lock needs a transaction"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_key(name)])
+        if then is None:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_key(name)])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s) AND pg_try_advisory_xact_lock(%s)",
+                           [_key(name), _key(then)])
         return bool(cursor.fetchone()[0])
 
 

@@ -1,5 +1,5 @@
 """The claim's usual case on PostgreSQL (jobs.runner._claim_usual_case): a job that starts at once
-with nothing to decide is claimed in three statements, and writes exactly what the ORM claim
+with nothing to decide is claimed in three statements (after its submit's lock), and writes exactly what the ORM claim
 writes; anything else (a limit in the way, a pause, a new window) goes the usual way, and the
 usual case then leaves nothing written."""
 
@@ -88,16 +88,18 @@ def test_the_usual_case_writes_what_the_orm_claim_writes(acme, submit, set_polic
         (PAID, "day", 2_500_000), (PAID, "month", 2_500_000), (PAID, "week", 2_500_000)]
 
 
-def test_the_usual_case_is_three_statements(acme, submit):
+def test_the_usual_case_is_three_statements_after_the_submits_lock(acme, submit):
     claim_through_the_orm(submit("0.10"))
     job = submit("0.10")
     with CaptureQueriesContext(connection) as queries:
         assert runner.claim(job.public_id) is not None
-    # The job, its policy (both locked) and its team; the budget state (clock, starts, the
-    # handler's cap, usage); every write of the start. Then the commit.
+    # The job's submit lock (a job may be sent before its submit commits); the job, its policy
+    # (both locked) and its team; the budget state (clock, starts, the handler's cap, usage);
+    # every write of the start. Then the commit.
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
-    assert len(statements) == 3, statements
-    assert statements[2].startswith("WITH ")
+    assert len(statements) == 4, statements
+    assert statements[0].startswith("SELECT pg_advisory_xact_lock(")
+    assert statements[3].startswith("WITH ")
 
 
 def test_a_limit_in_the_way_goes_the_usual_way_with_nothing_written_before(acme, submit, set_policy):

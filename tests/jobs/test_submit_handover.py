@@ -6,6 +6,9 @@ with the fewest jobs in flight."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -146,3 +149,42 @@ def test_the_submits_read_of_jobs_in_flight_and_waiting_agrees_with_the_dispatch
     assert both() == ((1, True), (1, True))  # running is in flight; a job due before now waits
     Job.objects.filter(pk__in=[handed_over.pk, later.pk]).update(status=Status.COMPLETED)
     assert both() == ((0, False), (0, False))
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_job_sent_before_its_submit_commits_is_claimed_once_it_has(submit, monkeypatch):
+    # On PostgreSQL the message leaves before the job's INSERT commits (its way to a worker overlaps
+    # the commit). A worker that gets it at once waits for the submit's lock, then claims the job.
+    from django.db import connections
+
+    from jobs import runner
+
+    claimed: list[object] = []
+
+    def claim_in_a_worker(job_id: str) -> None:
+        try:
+            claimed.append(runner.claim(job_id))
+        finally:
+            connections.close_all()
+
+    def send(func, job_id, **options):
+        worker = threading.Thread(target=claim_in_a_worker, args=(job_id,))
+        worker.start()
+        threads.append(worker)
+        # Go on with the submit only once the worker's claim waits for it.
+        with connections["default"].cursor() as cursor:
+            for _ in range(500):
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                if cursor.fetchone()[0]:
+                    return
+                time.sleep(0.01)
+        raise AssertionError("the worker's claim did not wait for the submit")
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(dispatch, "async_task", send)
+    job = submit()
+    threads[0].join(timeout=30)
+    [started] = claimed
+    assert started is not None and started[0].public_id == job.public_id
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Status.RUNNING, 1)
