@@ -465,8 +465,8 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts
         policy = (BudgetPolicy.objects.select_related("team").filter(team_id=job.team_id)
                   .annotate(capped=Exists(HandlerCap.objects.filter(team_id=OuterRef("team_id"), handler=job.handler)))
                   .first())
-        free = policy is None or (policy.holds_nothing and not policy.capped)  # type: ignore[attr-defined]
-        cache[job.handler] = None if free else _snapshot(policy, handler=job.handler, now=db_now(), create=False)
+        limited = _may_hold(policy, capped=policy is not None and policy.capped)  # type: ignore[attr-defined]
+        cache[job.handler] = _snapshot(policy, handler=job.handler, now=db_now(), create=False) if limited else None
     snap = cache[job.handler]
     if snap is None:
         return Decision(allowed=True)
@@ -502,7 +502,12 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
             reason = (f"The estimate of {money_str(estimate_micros)} is above {whose} of {money_str(limit)}; "
                       f"this job could never run.")
             raise Unprocessable(reason, code="over_budget_limit", fields={"estimate": [reason]})
-    return not policy.holds_nothing or cap is not None
+    return _may_hold(policy, capped=cap is not None)
+
+
+def _may_hold(policy: BudgetPolicy | None, *, capped: bool) -> bool:
+    """Whether any limit could hold a job: one of the team's, or a cap of its handler's."""
+    return policy is not None and (not policy.holds_nothing or capped)
 
 
 @cache

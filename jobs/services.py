@@ -158,7 +158,8 @@ def job_submit(
         # Created when written, not when validation began.
         job.created_at = job.updated_at = timezone.now()
         handed_over = own_transaction and hand_over_at_submit(job, job.created_at)
-        if handed_over and connection.vendor == "postgresql":
+        sent_now = handed_over and connection.vendor == "postgresql"
+        if sent_now:
             # Sent now, before the checks below and the INSERT commit, so that django-q2's way to
             # a worker (1–2 ms) overlaps the rest of this transaction: the worker's claim waits for
             # this commit (the job's submit lock, held since the hand-over), and finds nothing
@@ -181,10 +182,10 @@ def job_submit(
             if existing is None:
                 raise
             return Submission(job=existing, created=False)
-        if handed_over and connection.vendor != "postgresql":
-            transaction.on_commit(lambda: enqueue([(job.public_id, job.timeout_seconds)]))
-        elif not handed_over:
+        if not handed_over:
             _dispatch_on_commit()
+        elif not sent_now:
+            transaction.on_commit(lambda: enqueue([(job.public_id, job.timeout_seconds)]))
     return Submission(job=job, created=True, would_hold=budget_preview(job=job) if limited else [])
 
 
