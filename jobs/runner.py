@@ -198,11 +198,15 @@ def _claim(job_id: str) -> tuple[Job, Handler] | None:
     return job, spec
 
 
+def _due_later(job: Job, now: Any) -> bool:
+    return job.run_after is not None and job.run_after > now
+
+
 def _claim_checks(job: Job, now: Any, *, paused: bool | None = None) -> Handler | None:
     """The checks before the budget gate, on a locked queued job: its handler, its retry time,
     the machine's load and the jobs' own gate (`paused`: as read with the job, or None). None if
     the job is not to start now (it was held, failed or sent back to the backlog)."""
-    if job.run_after and job.run_after > now:
+    if _due_later(job, now):
         # Delivered before its retry time: back to the backlog, the dispatcher hands it over later.
         Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(dispatched_at=None)
         return None
@@ -235,13 +239,11 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
         _hold(job, decision.reasons, decision.resume_at)
         return False
     changes, attempt = _start(job, decision)
-    claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=job.attempts).update(**changes)
-    if not claimed:  # pragma: no cover - the row is locked by us: nothing else can move it
-        raise RuntimeError(f"the locked job {job.public_id} moved under its claim")
     # The row is locked by us since the SELECT: it holds exactly what we read plus these
     # changes, so no refresh_from_db (one statement per job saved).
-    for name_, value in changes.items():
-        setattr(job, name_, value)
+    claimed = Job.objects.filter(pk=job.pk, status=Status.QUEUED, attempts=attempt.number - 1).update(**changes)
+    if not claimed:  # pragma: no cover - the row is locked by us: nothing else can move it
+        raise RuntimeError(f"the locked job {job.public_id} moved under its claim")
     attempt.save(force_insert=True)
     _system_log(job, attempt.number, _started_message(job, attempt))
     _job_event(job, "started")
@@ -249,10 +251,10 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
 
 
 def _start(job: Job, decision: Any, now: Any = None) -> tuple[dict[str, Any], Attempt]:
-    """What the start of the job's next attempt writes once the gate let it in: the job's changes
-    and its attempt row (unsaved). `now`: the start, by default the current time (the gate's
-    `now` was read before the wait for the team's policy lock, so under contention it could
-    precede the settle whose slot this job took)."""
+    """The start of the job's next attempt once the gate let it in: its changes, applied to `job`
+    and returned for the caller to write, and its attempt row (unsaved). `now`: the start, by
+    default the current time (the gate's `now` was read before the wait for the team's policy
+    lock, so under contention it could precede the settle whose slot this job took)."""
     now = now or timezone.now()
     number = job.attempts + 1
     lease = _lease_until()
@@ -260,6 +262,8 @@ def _start(job: Job, decision: Any, now: Any = None) -> tuple[dict[str, Any], At
     changes = dict(status=Status.RUNNING, attempts=number, started_at=job.started_at or now, lease_expires_at=lease,
                    worker=name, pulse_state=decision.pulse_state, hold_reasons=[], resume_at=None, updated_at=now,
                    dispatched_at=job.dispatched_at or now)
+    for field_name, value in changes.items():
+        setattr(job, field_name, value)
     return changes, Attempt(job=job, number=number, worker=name, started_at=now, lease_expires_at=lease)
 
 
@@ -299,7 +303,7 @@ def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
     job = sqlbatch.from_row(Job, row)
     policy = sqlbatch.from_row(BudgetPolicy, row, sqlbatch.width(Job))
     team = sqlbatch.from_row(Team, row, sqlbatch.width(Job) + sqlbatch.width(BudgetPolicy))
-    if job.status != Status.QUEUED or row[-1] or (job.run_after and job.run_after > timezone.now()):
+    if job.status != Status.QUEUED or row[-1] or _due_later(job, timezone.now()):
         return None
     spec = _handler_or_none(job.handler)
     if spec is None or spec.exclusive or spec.daemon or system_load_reason() is not None:
@@ -309,9 +313,8 @@ def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
     if decision is None:
         return None
     changes, attempt = _start(job, decision)
-    claimed = batch.update(Job, [job.pk], where={"status": Status.QUEUED, "attempts": job.attempts}, values=changes)
-    for name, value in changes.items():
-        setattr(job, name, value)
+    claimed = batch.update(Job, [job.pk], where={"status": Status.QUEUED, "attempts": attempt.number - 1},
+                           values=changes)
     batch.insert([attempt])
     batch.insert([_log_row(job, attempt.number, _started_message(job, attempt))])
     batch.insert([job_event_row(job, "started")])
@@ -925,9 +928,7 @@ def _claim_admit_many(members: list[Job], spec: Handler, *, freed_slots: int, lo
     now = timezone.now()
     attempts = []
     for job, decision in zip(admitted, decisions):
-        changes, attempt = _start(job, decision, now)
-        for name_, value in changes.items():
-            setattr(job, name_, value)
+        _, attempt = _start(job, decision, now)
         attempts.append(attempt)
         _system_log(job, attempt.number, _started_message(job, attempt))
         _job_event(job, "started")
