@@ -177,15 +177,20 @@ def next_for_chain(*, now, max_timeout: int, limit: int = 1) -> list[Job]:  # ty
     return fitting
 
 
-_broker: tuple[int, Any] | None = None
+_broker: tuple[tuple[int, str], Any] | None = None
 
 
-def _process_broker() -> Any:
-    """One django-q2 broker per process: async_task makes a new one (a new Redis connection, or
-    ORM broker lookups) on every call unless it is given one. Per pid: workers are forked."""
+def process_broker() -> Any:
+    """One django-q2 broker per process and queue: async_task (and Stat.get_all) make a new one (a
+    new Redis connection, ~10 ms of CPU in redis-py's set-up, or ORM broker lookups) on every call
+    unless given one. Keyed by pid (workers are forked) and by the queue's name, which the broker
+    fixes when made: one made for another queue would send every message where no cluster reads."""
     global _broker
-    if _broker is None or _broker[0] != os.getpid():
-        _broker = (os.getpid(), get_broker())
+    from django_q.conf import Conf
+
+    key = (os.getpid(), str(Conf.CLUSTER_NAME))  # the queue, as get_broker() names it
+    if _broker is None or _broker[0] != key:
+        _broker = (key, get_broker())
     return _broker[1]
 
 
@@ -194,7 +199,7 @@ def enqueue(jobs: list[tuple[str, int]]) -> None:
         try:
             # timeout 0 is a daemon's: -1 tells django-q2 never to kill it.
             async_task(ENTRY_POINT, public_id, timeout=timeout + HARD_TIMEOUT_MARGIN if timeout else -1,
-                       task_name=public_id, ack_failure=True, broker=_process_broker())
+                       task_name=public_id, ack_failure=True, broker=process_broker())
         except Exception:
             # The job stays marked as dispatched; the redispatch step hands it over again.
             log.exception("could not enqueue %s", public_id)

@@ -24,8 +24,6 @@ a loss none of these signals shows.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -33,9 +31,6 @@ from jobs.models import Job
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
-
-_broker: Any = None
-
 
 def _queue_prefix() -> str:
     from django_q.conf import Conf
@@ -49,13 +44,11 @@ def _record_key() -> str:
 
 def live_clusters() -> set[str]:
     """Ids of the django-q2 clusters of this queue that saved their status in the last 3 s."""
-    global _broker
-    from django_q.brokers import get_broker
     from django_q.status import Stat
 
-    if _broker is None or _broker.list_key != _queue_prefix():
-        _broker = get_broker()
-    return {str(stat.cluster_id) for stat in Stat.get_all(broker=_broker)}
+    from jobs.dispatch import process_broker
+
+    return {str(stat.cluster_id) for stat in Stat.get_all(broker=process_broker())}
 
 
 def handover_reset(*, reason: str) -> int:

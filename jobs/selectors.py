@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from jobs.dispatch import process_broker
 from jobs.models import Attempt, Job, JobStat, TaskLog
 from pulse_site.errors import NotFound, ValidationError
 from pulse_site.ids import looks_like_public_id
@@ -214,15 +214,6 @@ def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
     return {"window_hours": since_hours, "totals": totals, "handlers": handlers}
 
 
-@functools.cache
-def _stats_broker() -> Any:
-    """One broker per process for reading cluster stats: django-q2 makes a new one (a new Redis
-    connection, ~10 ms of CPU in redis-py's set-up) on every Stat.get_all() otherwise."""
-    from django_q.brokers import get_broker
-
-    return get_broker()
-
-
 def system_metrics(*, team: Team, in_flight: dict[str, int] | None = None) -> dict[str, Any]:
     """Workers (from django-q2's cluster stats), this host's memory, and the team's jobs in flight.
 
@@ -236,7 +227,7 @@ def system_metrics(*, team: Team, in_flight: dict[str, int] | None = None) -> di
     from django_q.status import Stat
 
     try:
-        clusters = Stat.get_all(broker=_stats_broker()) or []
+        clusters = Stat.get_all(broker=process_broker()) or []
     except Exception:  # the cache being unreachable must not break a stats page
         clusters = []
     workers_total = sum(len(c.workers) for c in clusters)

@@ -42,8 +42,16 @@ class Processes:
     def start(self, *command: str, **env: str) -> subprocess.Popen:
         """`manage.py <command>`; a command starting with "-m" runs `python -m …` instead."""
         argv = [sys.executable, *command] if command[:1] == ("-m",) else [sys.executable, "manage.py", *command]
-        proc = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        # PULSE_TEST_PROCESS_LOGS=<dir>: each process's output kept there, for a failure's post-mortem.
+        logs = os.environ.get("PULSE_TEST_PROCESS_LOGS")
+        output: Any = subprocess.DEVNULL
+        if logs:
+            Path(logs).mkdir(parents=True, exist_ok=True)
+            output = open(Path(logs) / f"{time.strftime('%H%M%S')}-{command[0].strip('-')}-{uuid.uuid4().hex[:6]}.log",
+                          "w")
+        with output if logs else contextlib.nullcontext():
+            proc = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=output, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         self.running.append(proc)
         return proc
 

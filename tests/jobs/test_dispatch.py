@@ -4,6 +4,8 @@ only the heads of the teams that can get a slot, however many teams have a backl
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -67,3 +69,26 @@ def test_one_free_slot_among_fifty_teams_with_a_backlog_reads_one_teams_head(not
     # Whether anything waits, in flight per team, the oldest ready job per team, the chosen team's
     # head: not one per team.
     assert len(reads) == 4, reads
+
+
+def test_a_job_handed_over_reaches_the_queue_the_clusters_read_now(acme, monkeypatch):
+    """The process keeps one broker, and a broker is made for one queue: once the queue's name
+    changes (each test's clusters read a queue of their own), the jobs go to the new one, not to
+    where no cluster reads (a job lost that way waited PULSE_REDISPATCH_SECONDS)."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    queues = []
+    for _ in range(2):
+        name = f"pulse-test-{uuid.uuid4().hex[:8]}"
+        monkeypatch.setattr(Conf, "PREFIX", name, raising=False)
+        monkeypatch.setattr(Conf, "CLUSTER_NAME", name, raising=False)
+        queues.append(get_broker())
+        job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+        assert job.dispatched_at is not None
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.COMPLETED)  # out of flight
+    try:
+        assert [queue.queue_size() for queue in queues] == [1, 1]
+    finally:
+        for queue in queues:
+            queue.purge_queue()
