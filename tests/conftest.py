@@ -133,9 +133,19 @@ def temp_handler():
 
 
 @pytest.fixture
-def processes(settings, monkeypatch):
+def processes(settings, monkeypatch, tmp_path):
     """Real qcluster / pulse_ticker processes on the test database and a queue of the test's own
-    (tests/processes.py); whatever is still running at the end is stopped."""
+    (tests/processes.py); whatever is still running at the end is stopped. A failed test's report
+    ends with the last lines each of them wrote."""
     from django.db import connection
 
-    yield from processes_for_test(settings, monkeypatch, connection)
+    yield from processes_for_test(settings, monkeypatch, connection, tmp_path / "processes")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    procs = getattr(item, "funcargs", {}).get("processes")
+    if report.failed and procs is not None and procs.log_files:
+        report.sections.append(("Output of the test's processes", procs.log_tails()))
+    return report

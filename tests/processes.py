@@ -33,27 +33,34 @@ def database_url(settings_dict: dict[str, Any], vendor: str) -> str:
 
 
 class Processes:
-    """Start, signal, kill and reap processes, each in its own process group."""
+    """Start, signal, kill and reap processes, each in its own process group. Each process's
+    output goes to a file of its own in `logs` (a failed test shows their last lines)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env = env
         self.running: list[subprocess.Popen] = []
+        self.logs = logs
+        self.log_files: list[Path] = []
 
     def start(self, *command: str, **env: str) -> subprocess.Popen:
         """`manage.py <command>`; a command starting with "-m" runs `python -m …` instead."""
         argv = [sys.executable, *command] if command[:1] == ("-m",) else [sys.executable, "manage.py", *command]
-        # PULSE_TEST_PROCESS_LOGS=<dir>: each process's output kept there, for a failure's post-mortem.
-        logs = os.environ.get("PULSE_TEST_PROCESS_LOGS")
-        output: Any = subprocess.DEVNULL
-        if logs:
-            Path(logs).mkdir(parents=True, exist_ok=True)
-            output = open(Path(logs) / f"{time.strftime('%H%M%S')}-{command[0].strip('-')}-{uuid.uuid4().hex[:6]}.log",
-                          "w")
-        with output if logs else contextlib.nullcontext():
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{len(self.log_files) + 1:02d}-{'-'.join(command).strip('-').replace('/', '_')[:60]}.log"
+        self.log_files.append(log)
+        with log.open("w") as output:
             proc = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=output, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self.running.append(proc)
         return proc
+
+    def log_tails(self, lines: int = 40) -> str:
+        """The last `lines` lines of each process's output, for a failure's report."""
+        parts = []
+        for log in self.log_files:
+            tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+            parts.append(f"--- {log} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "\n".join(parts)
 
     def signal(self, proc: subprocess.Popen, sig: int) -> None:
         try:
@@ -106,9 +113,10 @@ class Processes:
         return True
 
 
-def processes_for_test(settings: Any, monkeypatch: Any, connection: Any) -> Iterator[Processes]:
+def processes_for_test(settings: Any, monkeypatch: Any, connection: Any, logs: Path) -> Iterator[Processes]:
     """The `processes` fixture's body: a queue of the test's own (so nothing left in the broker by
-    another run is picked up), short leases and ticks, every test handler module loaded."""
+    another run is picked up), short leases and ticks, every test handler module loaded. The
+    processes' output goes to `logs` (PULSE_TEST_PROCESS_LOGS=<dir> puts it there instead, kept)."""
     name = f"pulse-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("PULSE_QUEUE_NAME", name)
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "name": name}
@@ -127,7 +135,7 @@ def processes_for_test(settings: Any, monkeypatch: Any, connection: Any) -> Iter
         "PULSE_WORKERS": "2",
         "PULSE_STOP_TIMEOUT": "2",
         "PULSE_HANDLER_MODULES": HANDLER_MODULES,
-    })
+    }, Path(os.environ["PULSE_TEST_PROCESS_LOGS"]) / name if os.environ.get("PULSE_TEST_PROCESS_LOGS") else logs)
     yield procs
     procs.stop_all()
 
