@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
 from budgets.money import money_str
-from budgets.services import HOLD_KINDS, RATE_WINDOW, alert_payload, budget_policy_get, policy_zone
+from budgets.services import HOLD_KINDS, KIND_LABEL, RATE_WINDOW, alert_payload, alert_whose, budget_policy_get, policy_zone
 from budgets.windows import Window, windows_at
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
@@ -195,7 +195,9 @@ def override_get_for_team(*, team: Team, override_id: str) -> Override:
 
 
 def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
-    """Alerts of windows that have not ended: the dashboard banner."""
+    """Alerts of windows that have not ended: the dashboard banner. It stays up until its window
+    ends, so it says when the threshold was reached and what was spent then (the budget panel
+    shows what is spent now), and when the window resets."""
     alerts = Alert.objects.filter(team=team, window_end__gt=timezone.now()).order_by("-threshold", "-at")
     # One banner per scope and window: the highest threshold reached says it all.
     seen: set[tuple[str, str]] = set()
@@ -204,5 +206,7 @@ def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
         key = (alert.scope, alert.window_kind)
         if key not in seen:
             seen.add(key)
-            out.append(alert_payload(alert))
+            out.append({**alert_payload(alert), "at": alert.at, "ends": alert.window_end,
+                        "whose": alert_whose(alert),
+                        "window_label": KIND_LABEL[alert.window_kind]})
     return out

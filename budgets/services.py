@@ -701,8 +701,12 @@ def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now:
                 event_emit(team=policy.team_id, kind="budget.alert", subject=row.scope or "team", payload=alert_payload(alert))
 
 
+def alert_whose(alert: Alert) -> str:
+    return f"Handler {alert.scope}" if alert.scope else "The team"
+
+
 def alert_payload(alert: Alert) -> dict[str, Any]:
-    whose = f"Handler {alert.scope}" if alert.scope else "The team"
+    whose = alert_whose(alert)
     return {
         "scope": alert.scope, "window": alert.window_kind, "threshold": alert.threshold,
         "spent": money_str(alert.spent), "limit": money_str(alert.limit),

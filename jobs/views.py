@@ -14,10 +14,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from budgets.money import money_str
 from jobs import selectors, services
+from jobs.daemons import is_daemon
 from jobs.forms import BULK_MAX, BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, parse_search
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job, TaskLog
@@ -67,6 +69,18 @@ class JobRow:
     @property
     def hold_reason(self) -> str:
         return "; ".join(str(r.get("message", "")) for r in self.job.hold_reasons if isinstance(r, dict))
+
+    @property
+    def starts_later(self) -> tuple[str, datetime] | None:
+        """Why and when a queued job waits for a later start, so that it does not look stuck: a
+        retry's backoff, a daemon's restart, a schedule's run written before its time, or a start
+        asked for later (`run_after`). None when it may start now."""
+        job = self.job
+        if job.status != Job.Status.QUEUED or job.run_after is None or job.run_after <= timezone.now():
+            return None
+        if job.attempts:
+            return ("restarts" if is_daemon(job.handler) else "retries"), job.run_after
+        return ("scheduled run, starts" if job.origin.startswith("SP_") else "starts"), job.run_after
 
 
 

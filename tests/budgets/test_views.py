@@ -100,7 +100,10 @@ def test_an_alert_shows_as_a_banner_on_every_page_of_the_team(alice_client, char
     budget_settle(job=job, actual_micros=900_000)
     assert Alert.objects.filter(team=acme).count() == 1
     for url in ("/", "/budget/", "/jobs/"):
-        assert "The team has spent 0.9 of its daily limit of 1 (80 % reached)." in alice_client.get(url).content.decode()
+        banner = alice_client.get(url).content.decode()
+        # Up until the window ends: when the threshold was reached, what was spent then, when it resets.
+        assert "The team reached 80 % of its daily limit of 1</a>, <time" in banner
+        assert "(0.9 spent then); the limit resets <time" in banner
     assert "budget-alerts" not in charlie_client.get("/").content.decode()
 
 

@@ -62,6 +62,28 @@ def test_a_held_job_shows_its_hold_reason(alice_client, submit):
     assert "Held by alice" in alice_client.get("/jobs/").content.decode()
 
 
+def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice_client, submit):
+    """A retry in its backoff, a schedule's run written before its time and a start asked for
+    later are queued but not stuck: the row and the job's page say when they start."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    later = timezone.now() + timedelta(minutes=5)
+    retrying = submit("pulse.noop", run_after=later)
+    Job.objects.filter(pk=retrying.pk).update(attempts=1)  # as a failed first attempt leaves it
+    staged = submit("pulse.noop", run_after=later, origin="SP_01M903RGN69NGMEA2Q8RRNVS1S")
+    asked = submit("pulse.noop", run_after=later)
+    now = submit("pulse.noop")
+    Job.objects.filter(pk=now.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    for job, words in ((retrying, "Retries"), (staged, "Scheduled run, starts"), (asked, "Starts")):
+        for url in (f"/jobs/{job.public_id}/row/", f"/jobs/{job.public_id}/"):
+            body = alice_client.get(url).content.decode()
+            assert f"{words} <time" in body and f'datetime="{later.isoformat()}"' in body, url
+    assert 'data-field="starts"' not in alice_client.get(f"/jobs/{now.public_id}/row/").content.decode()
+    assert 'id="job-starts"' not in alice_client.get(f"/jobs/{now.public_id}/").content.decode()
+
+
 def test_the_row_partial_renders_one_job(alice_client, submit):
     job = submit()
     body = alice_client.get(f"/jobs/{job.public_id}/row/").content.decode()
