@@ -390,6 +390,10 @@ def _gate_blocks(job: Job, started: set[str]) -> list[dict[str, Any]]:
     return gate_reasons(job=job, spec=spec)
 
 
+def _messages(reasons: list[dict[str, Any]]) -> list[str]:
+    return [str(reason.get("message", "")) for reason in reasons if isinstance(reason, dict)]
+
+
 def job_release_held(*, team_id: int, due_only: bool = False) -> int:
     """Send held jobs whose reason has gone back through admission, FIFO per team (priority,
     then age), no more than could plausibly run now: each candidate is checked (advisory, no
@@ -412,7 +416,9 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
             continue
         decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
         if not decision.allowed:
-            if decision.resume_at != job.resume_at:
+            if decision.resume_at != job.resume_at or _messages(decision.reasons) != _messages(job.hold_reasons):
+                # A reason gone (the slot it waited for is free, but the money is still short) or
+                # its figures moved: the job says what holds it now.
                 _update(job, expected=(Status.PAUSED,), hold_reasons=decision.reasons, resume_at=decision.resume_at)
             if any(r["kind"] in ("rate", "concurrency") for r in decision.reasons):
                 break  # no later job can start either

@@ -68,7 +68,9 @@ class JobRow:
 
     @property
     def hold_reason(self) -> str:
-        return "; ".join(str(r.get("message", "")) for r in self.job.hold_reasons if isinstance(r, dict))
+        """The reasons, each a sentence of its own."""
+        messages = (str(r.get("message", "")).strip() for r in self.job.hold_reasons if isinstance(r, dict))
+        return " ".join(m if m.endswith((".", "!", "?")) else f"{m}." for m in messages if m)
 
     @property
     def starts_later(self) -> tuple[str, datetime] | None:

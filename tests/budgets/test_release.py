@@ -80,3 +80,26 @@ def test_a_new_window_re_arms_the_alerts(acme, submit, set_policy, time_machine)
         time_machine.move_to(utc("2026-06-16T10:00"), tick=False)
     assert list(Alert.objects.order_by("window_start").values_list("window_start", flat=True)) == [
         utc("2026-06-15T00:00"), utc("2026-06-16T00:00")]
+
+
+def test_a_job_held_for_a_slot_and_money_says_only_money_once_the_slot_is_free(acme, submit, set_policy):
+    """The release that finds the slot free but the money still short rewrites the reasons: the
+    job's page no longer says it waits for a running job when nothing runs."""
+    from jobs.services import job_release_held
+
+    set_policy(acme, daily_limit="1.00", max_concurrent=1)
+    first = submit("0.60")
+    assert claim(first.public_id) is not None
+    held = submit("0.60")
+    claim(held.public_id)
+    held.refresh_from_db()
+    assert held.status == Status.PAUSED
+    assert sorted(reason["kind"] for reason in held.hold_reasons) == ["budget", "concurrency"]
+    first.refresh_from_db()
+    budget_settle(job=first, actual_micros=600_000)
+    Job.objects.filter(pk=first.pk).update(status=Status.COMPLETED)
+    assert job_release_held(team_id=acme.pk) == 0
+    held.refresh_from_db()
+    assert held.status == Status.PAUSED
+    assert [reason["kind"] for reason in held.hold_reasons] == ["budget"]
+    assert "0.6 spent or reserved" in held.hold_reasons[0]["message"]

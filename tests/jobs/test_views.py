@@ -84,6 +84,14 @@ def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice
     assert 'id="job-starts"' not in alice_client.get(f"/jobs/{now.public_id}/").content.decode()
 
 
+def test_several_hold_reasons_read_as_sentences():
+    from jobs.views import JobRow
+
+    row = JobRow(Job(hold_reasons=[{"kind": "concurrency", "message": "1 of at most 1 jobs are running."},
+                                   {"kind": "manual", "message": "Held by alice"}, {"kind": "x"}]))
+    assert row.hold_reason == "1 of at most 1 jobs are running. Held by alice."
+
+
 def test_the_row_partial_renders_one_job(alice_client, submit):
     job = submit()
     body = alice_client.get(f"/jobs/{job.public_id}/row/").content.decode()
