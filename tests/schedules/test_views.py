@@ -96,6 +96,9 @@ def test_run_now_pause_resume_and_delete_from_the_page(alice_client, make_schedu
     assert execution.trigger == "manual" and execution.job is not None
     html = alice_client.get(base).content.decode()
     assert f'href="/jobs/{execution.job.public_id}/"' in html
+    # ... and the job's page links back to the schedule that made it.
+    job_page = alice_client.get(f"/jobs/{execution.job.public_id}/").content.decode()
+    assert f'Schedule <a href="{base}"><code>{schedule.public_id}</code></a>' in job_page
     rows = alice_client.get(base + "executions/").content.decode()
     assert execution.public_id in rows and "queued" in rows
     alice_client.post(base + "pause/")
