@@ -390,8 +390,8 @@ def _gate_blocks(job: Job, started: set[str]) -> list[dict[str, Any]]:
     return gate_reasons(job=job, spec=spec)
 
 
-def _messages(reasons: list[dict[str, Any]]) -> list[str]:
-    return [str(reason.get("message", "")) for reason in reasons if isinstance(reason, dict)]
+def _kinds(reasons: list[dict[str, Any]]) -> list[str]:
+    return [str(reason.get("kind", "")) for reason in reasons if isinstance(reason, dict)]
 
 
 def job_release_held(*, team_id: int, due_only: bool = False) -> int:
@@ -416,9 +416,10 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
             continue
         decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
         if not decision.allowed:
-            if decision.resume_at != job.resume_at or _messages(decision.reasons) != _messages(job.hold_reasons):
-                # A reason gone (the slot it waited for is free, but the money is still short) or
-                # its figures moved: the job says what holds it now.
+            if decision.resume_at != job.resume_at or _kinds(decision.reasons) != _kinds(job.hold_reasons):
+                # A reason gone (the slot it waited for is free, but the money is still short): the
+                # job says what holds it now. (Figures that only moved are left as they were when
+                # held: one UPDATE per held job after every settle would cost more than it tells.)
                 _update(job, expected=(Status.PAUSED,), hold_reasons=decision.reasons, resume_at=decision.resume_at)
             if any(r["kind"] in ("rate", "concurrency") for r in decision.reasons):
                 break  # no later job can start either
