@@ -60,6 +60,8 @@ def test_a_held_job_shows_its_hold_reason(alice_client, submit):
     job = submit()
     alice_client.post(f"/jobs/{job.public_id}/pause/")
     assert "Held by alice" in alice_client.get("/jobs/").content.decode()
+    # Under the "Held" badge of its page, the reason is said once.
+    assert '<p class="hold-reason">Held by alice.</p>' in alice_client.get(f"/jobs/{job.public_id}/").content.decode()
 
 
 def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice_client, submit):
