@@ -394,6 +394,13 @@ def _kinds(reasons: list[dict[str, Any]]) -> list[str]:
     return [str(reason.get("kind", "")) for reason in reasons if isinstance(reason, dict)]
 
 
+def _rehold(job: Job, reasons: list[dict[str, Any]], resume_at: datetime | None) -> None:
+    """A held job's reasons rewritten, and said live (a job.paused of the same hold: pages redraw
+    it; a held_long rule keeps timing the hold from its first job.paused)."""
+    if _update(job, expected=(Status.PAUSED,), hold_reasons=reasons, resume_at=resume_at):
+        job_event(job, "paused")
+
+
 def job_release_held(*, team_id: int, due_only: bool = False) -> int:
     """Send held jobs whose reason has gone back through admission, FIFO per team (priority,
     then age), no more than could plausibly run now: each candidate is checked (advisory, no
@@ -412,7 +419,7 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
         if blocked:
             if job.hold_reasons[:1] and job.hold_reasons[0].get("kind") not in GATE_KINDS:
                 # Held by the budget before; now by a pause or a running twin: say so.
-                _update(job, expected=(Status.PAUSED,), hold_reasons=blocked, resume_at=None)
+                _rehold(job, blocked, None)
             continue
         decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
         if not decision.allowed:
@@ -420,7 +427,7 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
                 # A reason gone (the slot it waited for is free, but the money is still short): the
                 # job says what holds it now. (Figures that only moved are left as they were when
                 # held: one UPDATE per held job after every settle would cost more than it tells.)
-                _update(job, expected=(Status.PAUSED,), hold_reasons=decision.reasons, resume_at=decision.resume_at)
+                _rehold(job, decision.reasons, decision.resume_at)
             if any(r["kind"] in ("rate", "concurrency") for r in decision.reasons):
                 break  # no later job can start either
             continue

@@ -103,3 +103,10 @@ def test_a_job_held_for_a_slot_and_money_says_only_money_once_the_slot_is_free(a
     assert held.status == Status.PAUSED
     assert [reason["kind"] for reason in held.hold_reasons] == ["budget"]
     assert "0.6 spent or reserved" in held.hold_reasons[0]["message"]
+    # Said live (its open page redraws): a second job.paused of the same hold.
+    from pulse_site.live.models import Event
+
+    assert Event.objects.filter(subject=held.public_id, kind="job.paused").count() == 2
+    # A release that finds the same reasons writes nothing and says nothing.
+    assert job_release_held(team_id=acme.pk) == 0
+    assert Event.objects.filter(subject=held.public_id, kind="job.paused").count() == 2
