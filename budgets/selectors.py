@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
 from budgets.money import money_str
-from budgets.services import HOLD_KINDS, KIND_LABEL, RATE_WINDOW, alert_payload, alert_whose, budget_policy_get, policy_zone
+from budgets.services import (
+    HOLD_KINDS, KIND_LABEL, RATE_WINDOW, alert_payload, alert_whose, budget_policy_get, policy_zone,
+)
 from budgets.windows import Window, windows_at
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id

@@ -24,6 +24,7 @@ a loss none of these signals shows.
 from __future__ import annotations
 
 import logging
+
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -31,6 +32,7 @@ from jobs.models import Job
 
 log = logging.getLogger("pulse.jobs")
 Status = Job.Status
+
 
 def _queue_prefix() -> str:
     from django_q.conf import Conf
