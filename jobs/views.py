@@ -82,7 +82,7 @@ class JobRow:
             return None
         if job.attempts:
             return ("restarts" if is_daemon(job.handler) else "retries"), job.run_after
-        return ("scheduled run, starts" if job.origin.startswith("SP_") else "starts"), job.run_after
+        return ("scheduled run, starts" if job.source == Job.Source.SCHEDULE else "starts"), job.run_after
 
 
 

@@ -74,7 +74,7 @@ def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice
     later = timezone.now() + timedelta(minutes=5)
     retrying = submit("pulse.noop", run_after=later)
     Job.objects.filter(pk=retrying.pk).update(attempts=1)  # as a failed first attempt leaves it
-    staged = submit("pulse.noop", run_after=later, origin="SP_01M903RGN69NGMEA2Q8RRNVS1S")
+    staged = submit("pulse.noop", run_after=later, origin="SP_01M903RGN69NGMEA2Q8RRNVS1S", source=Job.Source.SCHEDULE)
     asked = submit("pulse.noop", run_after=later)
     now = submit("pulse.noop")
     Job.objects.filter(pk=now.pk).update(run_after=timezone.now() - timedelta(seconds=1))
