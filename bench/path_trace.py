@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _p50_p95(values: list[float]) -> tuple[float, float]:
@@ -31,54 +34,49 @@ def trace(jobs: int = 80, warm_up: int = 10) -> dict[str, Any]:
 
     reset_database()
     team = _team()
-    statements = [0]
-    in_database = [0.0]  # seconds in the driver's execute: the round trip and PostgreSQL's work
+    # Per step: wall-clock ms, statements, and ms inside them (the round trips and PostgreSQL's work).
+    steps: dict[str, tuple[list[float], list[int], list[float]]] = {
+        "submit": ([], [], []), "preview": ([], [], []), "claim": ([], [], [])}
 
-    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        statements[0] += 1
-        began = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            in_database[0] += time.perf_counter() - began
+    def timed(step: str, call: Callable[[], T]) -> T:
+        total, statements, in_database = steps[step]
+        counted, inside = [0], [0.0]
 
-    submit_ms, preview_ms, claim_ms, submit_n, claim_n, handed_over = [], [], [], [], [], 0
-    submit_db_ms: list[float] = []
-    claim_db_ms: list[float] = []
+        def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+            counted[0] += 1
+            began = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                inside[0] += time.perf_counter() - began
+
+        with connection.execute_wrapper(count):
+            started = time.perf_counter()
+            result = call()
+            total.append((time.perf_counter() - started) * 1000)
+        statements.append(counted[0])
+        in_database.append(inside[0] * 1000)
+        return result
+
+    handed_over = 0
     for _ in range(jobs):
-        statements[0], in_database[0] = 0, 0.0
-        with connection.execute_wrapper(count):
-            started = time.perf_counter()
-            job = job_submit(team=team, handler="pulse.noop", payload={}, source="api").job
-            submit_ms.append((time.perf_counter() - started) * 1000)
-            submit_n.append(statements[0])
-            submit_db_ms.append(in_database[0] * 1000)
+        job = timed("submit", lambda: job_submit(team=team, handler="pulse.noop", payload={}, source="api").job)
         handed_over += job.dispatched_at is not None
-        started = time.perf_counter()
-        budget_preview(job=job)  # the part of the submit after its commit, timed again alone
-        preview_ms.append((time.perf_counter() - started) * 1000)
+        timed("preview", lambda: budget_preview(job=job))  # the part of the submit after its commit, alone
         time.sleep(0.02)
-        statements[0], in_database[0] = 0, 0.0
-        with connection.execute_wrapper(count):
-            started = time.perf_counter()
-            claimed = runner.claim(job.public_id)
-            claim_ms.append((time.perf_counter() - started) * 1000)
-            claim_n.append(statements[0])
-            claim_db_ms.append(in_database[0] * 1000)
+        claimed = timed("claim", lambda: runner.claim(job.public_id))
         assert claimed is not None, "the job was not claimed"
         # Finished at once, so that the next submit finds room and takes the fast path.
         Job.objects.filter(pk=job.pk).update(status=Job.Status.COMPLETED, dispatched_at=None)
         BudgetPolicy.objects.filter(team=team).update(running=0)
         time.sleep(0.02)
     kept = slice(warm_up, None)
-    return {
-        "handed_over_at_submit": f"{handed_over} of {jobs}",
-        "submit_p50_p95_ms": _p50_p95(submit_ms[kept]), "submit_statements": statistics.median(submit_n),
-        "submit_in_statements_p50_ms": statistics.median(submit_db_ms[kept]),
-        "preview_p50_ms": statistics.median(preview_ms[kept]),
-        "claim_p50_p95_ms": _p50_p95(claim_ms[kept]), "claim_statements": statistics.median(claim_n),
-        "claim_in_statements_p50_ms": statistics.median(claim_db_ms[kept]),
-    }
+    report: dict[str, Any] = {"handed_over_at_submit": f"{handed_over} of {jobs}"}
+    for step, (total, statements, in_database) in steps.items():
+        report[f"{step}_p50_p95_ms"] = _p50_p95(total[kept])
+        report[f"{step}_statements"] = statistics.median(statements)
+        report[f"{step}_in_statements_p50_ms"] = statistics.median(in_database[kept])
+    return report
 
 
 if __name__ == "__main__":
