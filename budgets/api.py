@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.api import TeamAPIView, error_responses, valid_input
 from pulse_site.errors import ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
@@ -217,9 +217,7 @@ class OverrideListView(TeamAPIView):
     @extend_schema(operation_id="budget_overrides_create", request=OverrideIn,
                    responses={201: OverrideOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
-        serializer = OverrideIn(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = valid_input(OverrideIn, request)
         override = services.budget_override_create(team=self.team, amount=data["amount"], expires_at=data["expires_at"],
                                                    reason=data["reason"], by=self.membership)
         return Response(OverrideOut(override).data, status=status.HTTP_201_CREATED)

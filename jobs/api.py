@@ -37,7 +37,7 @@ from jobs.selectors import (
 )
 from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
 from jobs.watch import job_wait_final, release_connection
-from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.api import TeamAPIView, error_responses, valid_input
 from pulse_site.errors import Conflict, ValidationError
 from pulse_site.ids import looks_like_public_id
 
@@ -186,12 +186,6 @@ def job_detail(job: Job) -> dict[str, Any]:
     }
 
 
-def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _who(view: TeamAPIView) -> str:
     token = view.token
     if token is not None:
@@ -265,7 +259,7 @@ class JobListView(TeamAPIView):
         responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(JobCreateIn, request)
+        data = valid_input(JobCreateIn, request)
         # Imported here: notifications builds on jobs (its deliveries are jobs), not the other way.
         from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
 
@@ -467,7 +461,7 @@ class QueuePauseView(TeamAPIView):
     @extend_schema(operation_id="queue_pause", summary="Pause the team's queue: running jobs finish, nothing new starts",
                    request=QueuePauseIn, responses={201: QueuePauseOut, **error_responses(400, 401, 403, 409)})
     def post(self, request: Request) -> Response:
-        data = _valid(QueuePauseIn, request)
+        data = valid_input(QueuePauseIn, request)
         pause = queue_pause(scope=QueuePause.Scope.TEAM, team=self.team, reason=data["reason"], by=_who(self),
                             member=self.membership)
         return Response(queue_pause_as_dict(pause), status=status.HTTP_201_CREATED)

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
-from pulse_site.errors import PulseError
+from pulse_site.errors import PulseError, ValidationError
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
 if TYPE_CHECKING:
@@ -151,6 +151,20 @@ def schema_outage_responses(result: dict[str, Any], generator: Any, request: Any
 
 
 # --- What a view needs from the request ------------------------------------------------------
+
+
+def valid_input(serializer_class: type[serializers.Serializer], request: Request, *, partial: bool = False,
+                unknown: str = "Unknown field.") -> dict[str, Any]:
+    """The request body validated by `serializer_class`, for every API that takes one. A field the
+    serializer does not have is refused with its name (`unknown`: the reason given), not dropped:
+    a misspelt or unsupported option must not look accepted."""
+    serializer = serializer_class(data=request.data, partial=partial)
+    if isinstance(request.data, dict):
+        extra = sorted(set(request.data) - set(serializer.fields))
+        if extra:
+            raise ValidationError(f"{extra[0]}: {unknown}", fields={name: [unknown] for name in extra})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 def request_team(request: Request) -> Team:

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.api import TeamAPIView, error_responses, valid_input
 from pulse_site.errors import ValidationError
 from schedules.events import execution_summary, schedule_summary
 from schedules.models import Schedule
@@ -115,12 +115,6 @@ def schedule_detail(schedule: Schedule) -> dict[str, Any]:
     }
 
 
-def _valid(serializer_class: type[serializers.Serializer], request: Request, *, partial: bool = False) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _who(view: TeamAPIView) -> str:
     token = view.token
     return f"token {token.name}" if token is not None else view.request.user.get_username()
@@ -147,7 +141,7 @@ class ScheduleListView(TeamAPIView):
     @extend_schema(operation_id="schedules_create", request=ScheduleIn,
                    responses={201: ScheduleOut, **error_responses(400, 401, 403, 413)})
     def post(self, request: Request) -> Response:
-        data = _valid(ScheduleIn, request)
+        data = valid_input(ScheduleIn, request)
         schedule = schedule_create(team=self.team, created_by=_who(self), **data)
         return Response(schedule_detail(schedule), status=status.HTTP_201_CREATED)
 
@@ -161,7 +155,7 @@ class ScheduleDetailView(TeamAPIView):
                    responses={200: ScheduleOut, **error_responses(400, 401, 403, 404, 413)})
     def patch(self, request: Request, schedule_id: str) -> Response:
         schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
-        changes = _valid(ScheduleIn, request, partial=True)
+        changes = valid_input(ScheduleIn, request, partial=True)
         if changes.get("time_zone") is None and "time_zone" in changes:
             changes["time_zone"] = self.team.time_zone
         return Response(schedule_detail(schedule_update(schedule=schedule, changes=changes, by=_who(self))))
@@ -202,7 +196,7 @@ class SchedulePreviewView(TeamAPIView):
     @extend_schema(operation_id="schedules_preview", summary="Describe an expression and list its next five runs",
                    request=PreviewIn, responses={200: PreviewOut, **error_responses(400, 401)})
     def post(self, request: Request) -> Response:
-        data = _valid(PreviewIn, request)
+        data = valid_input(PreviewIn, request)
         result = preview(cron=data["cron"], time_zone=data["time_zone"] or self.team.time_zone)
         runs = result["next_runs"]
         return Response({

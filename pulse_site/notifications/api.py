@@ -11,8 +11,7 @@ from rest_framework.response import Response
 
 from jobs.api import JobOut
 from jobs.events import job_summary
-from pulse_site.api import TeamAPIView, error_responses
-from pulse_site.errors import ValidationError
+from pulse_site.api import TeamAPIView, error_responses, valid_input
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
 from pulse_site.teams.permissions import ManagersChange
@@ -83,14 +82,9 @@ def _who(view: TeamAPIView) -> str:
 
 
 def _valid(cls: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = cls(data=request.data)
-    if request.method == "PATCH" and isinstance(request.data, dict):
-        # A field that cannot change (a rule's kind) must not look accepted.
-        unknown = sorted(set(request.data) - set(serializer.fields))
-        if unknown:
-            raise ValidationError.for_field(unknown[0], "This field cannot be changed.")
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    # On a PATCH, a field the serializer lacks is one that cannot change (a rule's kind).
+    return valid_input(cls, request, unknown="This field cannot be changed." if request.method == "PATCH"
+                       else "Unknown field.")
 
 
 class TargetListView(TeamAPIView):

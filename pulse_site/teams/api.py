@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import TeamAPIView, error_responses
+from pulse_site.api import TeamAPIView, error_responses, valid_input
 from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display
 from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
@@ -107,12 +107,6 @@ class TokenCreateIn(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
-def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # --- Views -----------------------------------------------------------------------------------
 
 
@@ -143,7 +137,7 @@ class TeamView(TeamAPIView):
     @extend_schema(operation_id="team_update", request=TeamChangeIn,
                    responses={200: TeamOut, **error_responses(400, 401, 403)})
     def patch(self, request: Request) -> Response:
-        data = _valid(TeamChangeIn, request)
+        data = valid_input(TeamChangeIn, request)
         team = team_retention_update(team=self.team, changes=dict(data), by=self.membership)
         role, access = self._caller()
         return Response(TeamOut(_team_body(team, role=role, access=access)).data)
@@ -162,7 +156,7 @@ class MemberListView(TeamAPIView):
         responses={201: MemberOut, **error_responses(400, 401, 403, 409)},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(MemberCreateIn, request)
+        data = valid_input(MemberCreateIn, request)
         membership = membership_add_by_username(
             team=self.team, username=data["username"], role=data["role"], by=self.membership
         )
@@ -180,7 +174,7 @@ class MemberDetailView(TeamAPIView):
     def patch(self, request: Request, user_id: int) -> Response:
         membership = membership_get_for_team(team=self.team, user_id=user_id)
         self.check_object_permissions(request, membership)
-        data = _valid(MemberChangeIn, request)
+        data = valid_input(MemberChangeIn, request)
         membership = membership_set_role(membership=membership, role=data["role"], by=self.membership)
         return Response(MemberOut(membership).data)
 
@@ -205,7 +199,7 @@ class TokenListView(TeamAPIView):
         responses={201: TokenCreatedOut, **error_responses(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(TokenCreateIn, request)
+        data = valid_input(TokenCreateIn, request)
         token, secret = token_create(
             team=self.team, name=data["name"], access=data["access"], expires_at=data["expires_at"],
             by=self.membership,
