@@ -84,6 +84,17 @@ class JobRow:
             return ("restarts" if is_daemon(job.handler) else "retries"), job.run_after
         return ("scheduled run, starts" if job.source == Job.Source.SCHEDULE else "starts"), job.run_after
 
+    @property
+    def progress(self) -> tuple[int, int | None]:
+        """The bar's (max, value): the handler's own figures when it gave a total; full once
+        completed; empty while it waits or after it ended otherwise; None (the bar moves without
+        a value) only while it runs with no total said."""
+        job = self.job
+        if job.progress_total:
+            return job.progress_total, job.progress_current
+        if job.status == Job.Status.COMPLETED:
+            return 1, 1
+        return 1, (None if job.status == Job.Status.RUNNING else 0)
 
 
 def _ms_between(start: datetime | None, end: datetime | None) -> int | None:

@@ -55,12 +55,19 @@ class ScheduleRow:
         return schedule_description(self.schedule)
 
     @property
+    def next_run(self) -> datetime | None:
+        return schedule_next_run(self.schedule)
+
+    @property
     def last(self) -> Execution | None:
-        return self.recent[0] if self.recent else None
+        """The newest run whose slot has come: a run staged for a slot still to come is the next
+        run, not the last."""
+        return self.strip[-1] if self.strip else None
 
     @property
     def strip(self) -> list[Execution]:
-        return list(reversed(self.recent))
+        now = timezone.now()
+        return [e for e in reversed(self.recent) if e.fire_time <= now]
 
 
 def schedule_description(schedule: Schedule) -> str:
@@ -94,9 +101,23 @@ def _with_recent(schedules: list[Schedule]) -> list[ScheduleRow]:
     return list(rows.values())
 
 
+def _staged_slot(schedule: Schedule) -> datetime | None:
+    """The slot of a run staged ahead of it (schedules.services._stage), which already moved
+    next_run_at past that slot and made it the last run, still to come."""
+    staged, start = schedule.last_run_at, schedule.next_run_at
+    if staged is not None and start is not None and timezone.now() < staged < start:
+        return staged
+    return None
+
+
+def schedule_next_run(schedule: Schedule) -> datetime | None:
+    """When the schedule's next run starts: a staged run's slot, else next_run_at (None: paused)."""
+    return _staged_slot(schedule) or schedule.next_run_at
+
+
 def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
-    """The next `count` fire times (UTC) from the next run on (or from a run staged for a slot
-    still to come), or from now when paused."""
+    """The next `count` fire times (UTC) from the next run on (a staged run's slot first), or
+    from now when paused."""
     try:
         cron = cronlib.cron_parse(schedule.cron)
         zone = cronlib.zone_get(schedule.time_zone)
@@ -105,10 +126,8 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
     start = schedule.next_run_at
     if start is None:
         return cronlib.next_fires(cron, zone, timezone.now(), count)
-    # A staged run (schedules.services._stage) already moved next_run_at past its slot, which
-    # is then the last run, still to come.
-    staged = schedule.last_run_at
-    if staged is not None and timezone.now() < staged < start:
+    staged = _staged_slot(schedule)
+    if staged is not None:
         return [staged, start, *cronlib.next_fires(cron, zone, start, count - 2)][:count]
     return [start, *cronlib.next_fires(cron, zone, start, count - 1)]
 

@@ -37,6 +37,11 @@
       }
     } else if (event.kind.indexOf("execution.") === 0) {
       redraw(event.payload.schedule);
+    } else if (event.kind.indexOf("job.") === 0 && event.kind !== "job.progress" && event.kind !== "job.log" &&
+               event.payload.source === "schedule" && event.payload.origin) {
+      // A run staged ahead of its slot starts (or is held) at the slot: it moves from the
+      // row's next run to its last run.
+      redraw(event.payload.origin);
     }
   }
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 
 from jobs.runner import run_job
 from schedules.models import Execution, Schedule
-from schedules.services import executions_follow, schedules_tick
+from schedules.services import executions_follow, schedule_create, schedules_tick
 
 pytestmark = pytest.mark.browser
 
@@ -63,3 +64,25 @@ def test_create_a_schedule_watch_its_first_run_complete_live_and_pause_it(page, 
     page.wait_for_selector("#schedule-enabled:text('Paused')")
     schedule.refresh_from_db()
     assert (schedule.enabled, schedule.next_run_at) == (False, None)
+
+
+def test_a_run_staged_ahead_moves_from_next_run_to_last_run_live_when_it_starts(page, login_as, alice, acme,
+                                                                                 settings):
+    settings.PULSE_SCHEDULE_STAGE_SECONDS = 60
+    schedule = schedule_create(team=acme, name="Staged", handler="pulse.noop", cron="* * * * *", time_zone="UTC")
+    slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=slot)
+    assert schedules_tick().staged == 1
+    execution = Execution.objects.get(schedule=schedule)
+    login_as(alice)
+    page.goto("/schedules/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    row = page.locator(f'tr[data-schedule-id="{schedule.public_id}"]')
+    assert row.locator('[data-field="next"] time').get_attribute("datetime") == slot.isoformat()
+    assert "never" in row.locator('[data-field="last"]').inner_text()
+
+    time.sleep(max(0.0, (slot - datetime.now(UTC)).total_seconds()))  # a staged job waits for its slot
+    run_job(execution.job.public_id)
+    row.locator('[data-field="last"] .status-completed').wait_for()
+    following = row.locator('[data-field="next"] time').get_attribute("datetime")
+    assert datetime.fromisoformat(following) > slot

@@ -94,6 +94,23 @@ def test_several_hold_reasons_read_as_sentences():
     assert row.hold_reason == "1 of at most 1 jobs are running. Held by alice."
 
 
+@pytest.mark.parametrize(("status", "total", "current", "bar"), [
+    (Status.QUEUED, None, 0, 'max="1" value="0"'),  # waiting: an empty bar, not a moving one
+    (Status.PAUSED, None, 0, 'max="1" value="0"'),
+    (Status.FAILED, None, 0, 'max="1" value="0"'),
+    (Status.RUNNING, None, 0, 'max="1">'),  # running with no total said: the bar moves
+    (Status.RUNNING, 7, 3, 'max="7" value="3"'),
+    (Status.COMPLETED, None, 0, 'max="1" value="1"'),
+])
+def test_the_progress_bar_moves_only_while_a_job_runs_without_a_total(alice_client, submit, status, total,
+                                                                     current, bar):
+    job = submit()
+    Job.objects.filter(pk=job.pk).update(status=status, progress_total=total, progress_current=current)
+    for url, attribute in ((f"/jobs/{job.public_id}/row/", 'data-field="progress"'),
+                           (f"/jobs/{job.public_id}/", 'id="job-progress"')):
+        assert f"<progress {attribute} {bar}" in alice_client.get(url).content.decode(), url
+
+
 def test_the_row_partial_renders_one_job(alice_client, submit):
     job = submit()
     body = alice_client.get(f"/jobs/{job.public_id}/row/").content.decode()

@@ -125,6 +125,27 @@ def test_the_next_runs_of_a_staged_schedule_still_begin_with_the_staged_slot(sta
     assert schedule_next_runs(schedule, count=3) == [SLOT + timedelta(minutes=m) for m in range(3)]
 
 
+def test_the_list_row_shows_a_staged_run_as_the_next_run_until_its_slot(staged, alice_client, time_machine):
+    """Staged a minute ahead, an every-minute schedule's next run would always read a slot late
+    and its last run would be one still to come."""
+    schedule = staged(name="Minutely")
+    time_machine.move_to(T0 + timedelta(seconds=40), tick=False)
+
+    def row() -> tuple[str, str]:
+        body = alice_client.get(f"/schedules/{schedule.public_id}/row/").content.decode()
+        next_cell = body.split('data-field="next">')[1].split("</td>")[0]
+        last_cell = body.split('data-field="last">')[1].split("</td>")[0]
+        return next_cell, last_cell
+
+    next_cell, last_cell = row()
+    assert f'datetime="{SLOT.isoformat()}"' in next_cell and "never" in last_cell
+
+    time_machine.move_to(SLOT + timedelta(seconds=1), tick=False)  # the slot came: the run is the last
+    next_cell, last_cell = row()
+    assert f'datetime="{(SLOT + timedelta(minutes=1)).isoformat()}"' in next_cell
+    assert f'datetime="{SLOT.isoformat()}"' in last_cell
+
+
 def test_a_withdrawn_run_gives_the_last_run_back(staged, time_machine):
     schedule = staged(handler="pulse.sleep", payload={"seconds": 1}, overlap_policy="allow")
     time_machine.move_to(SLOT + timedelta(seconds=30), tick=False)
