@@ -15,7 +15,7 @@ from pulse_site.teams.services import (
     membership_add_by_username,
     membership_remove,
     membership_set_role,
-    team_retention_update,
+    team_update,
     token_create,
     token_revoke,
 )
@@ -52,6 +52,10 @@ class TeamOut(serializers.Serializer):
 
 
 class TeamChangeIn(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=100)
+    time_zone = serializers.CharField(
+        required=False, help_text="IANA name: new schedules' default zone, and the budget's windows when the "
+        "budget sets no zone of its own.")
     job_retention_days = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=RETENTION_MAX_DAYS,
         help_text="Days; null goes back to the deployment's default.")
@@ -138,7 +142,7 @@ class TeamView(TeamAPIView):
                    responses={200: TeamOut, **error_responses(400, 401, 403)})
     def patch(self, request: Request) -> Response:
         data = valid_input(TeamChangeIn, request)
-        team = team_retention_update(team=self.team, changes=dict(data), by=self.membership)
+        team = team_update(team=self.team, changes=dict(data), by=self.membership)
         role, access = self._caller()
         return Response(TeamOut(_team_body(team, role=role, access=access)).data)
 

@@ -58,6 +58,21 @@ class TokenCreateForm(forms.Form):
         return dt.datetime.combine(day, dt.time.min, tzinfo=zoneinfo.ZoneInfo(team.time_zone))
 
 
+class TeamSettingsForm(forms.Form):
+    """The team's name and time zone."""
+
+    name = forms.CharField(label="Name", max_length=100)
+    time_zone = forms.ChoiceField(label="Time zone", help_text="New schedules start in it, and the budget's "
+                                  "windows follow it unless the budget sets a zone of its own.")
+
+    def __init__(self, *args: object, team: Team | None = None, **kwargs: object) -> None:
+        if team is not None and not args and "initial" not in kwargs:
+            kwargs["initial"] = {"name": team.name, "time_zone": team.time_zone}
+        kwargs.setdefault("auto_id", "id_team_%s")  # the token form on the same page has its own `name`
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["time_zone"].choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]  # type: ignore[attr-defined]
+
+
 class RetentionForm(forms.Form):
     """The team's retention ages; an empty field means the deployment's default (its placeholder)."""
 

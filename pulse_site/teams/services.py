@@ -38,11 +38,7 @@ def _validate_time_zone(value: str) -> None:
 
 @transaction.atomic
 def team_create(*, name: str, slug: str = "", time_zone: str = "UTC", owner: AbstractBaseUser | None = None) -> Team:
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError.for_field("name", "A team needs a name.")
-    if len(name) > 100:
-        raise ValidationError.for_field("name", "At most 100 characters.")
+    name = _team_name(name)
     slug = slugify(slug or name)[:50]
     if not slug:
         raise ValidationError.for_field("slug", "Use letters, digits or hyphens.")
@@ -58,6 +54,15 @@ def team_create(*, name: str, slug: str = "", time_zone: str = "UTC", owner: Abs
     if owner is not None:
         membership_add(team=team, user=owner, role=Role.OWNER, by=None)
     return team
+
+
+def _team_name(value: object) -> str:
+    name = value.strip() if isinstance(value, str) else ""
+    if not name:
+        raise ValidationError.for_field("name", "A team needs a name.")
+    if len(name) > 100:
+        raise ValidationError.for_field("name", "At most 100 characters.")
+    return name
 
 
 def _require_manager(by: Membership | None, *, role: str | None = None, target: Membership | None = None) -> None:
@@ -82,25 +87,55 @@ def _retention_value(value: object, *, field: str) -> int | None:
     return value
 
 
+RETENTION_FIELDS = tuple(f"{kind}_retention_days" for kind in RETENTION_KINDS)
+PROFILE_FIELDS = ("name", "time_zone")
+
+
 @transaction.atomic
-def team_retention_update(*, team: Team, changes: dict[str, object], by: Membership | None) -> Team:
-    """Set some of the team's retention ages (`job_retention_days`, `execution_retention_days`,
-    `event_retention_days`; None or "" goes back to the default). Owners and admins only."""
+def team_update(*, team: Team, changes: dict[str, object], by: Membership | None) -> Team:
+    """Change some of the team's settings: its `name` and `time_zone` (the default zone of new
+    schedules and of the budget's windows when the budget sets none), and its retention ages
+    (`job_retention_days`, `execution_retention_days`, `event_retention_days`; None or "" goes
+    back to the default). Owners and admins only. One event per kind of change: `team.changed`,
+    `team.retention`."""
     if by is not None and not by.can_manage:
-        raise PermissionDenied("Only owners and admins change the team's retention.")
-    fields = [f"{kind}_retention_days" for kind in RETENTION_KINDS]
-    unknown = sorted(set(changes) - set(fields))
+        raise PermissionDenied("Only owners and admins change the team's settings.")
+    unknown = sorted(set(changes) - {*PROFILE_FIELDS, *RETENTION_FIELDS})
     if unknown:
-        raise ValidationError.for_field(unknown[0], "Not a retention setting.")
-    values = {name: _retention_value(changes[name], field=name) for name in fields if name in changes}
-    before = {name: getattr(team, name) for name in values}
-    if values and values != before:
-        Team.objects.filter(pk=team.pk).update(**values)
-        for name, value in values.items():
-            setattr(team, name, value)
-        event_emit(team=team, kind="team.retention", subject=team.public_id, payload={
-            "by": by.user.get_username() if by is not None else "operator", "before": before, "after": values})
+        raise ValidationError.for_field(unknown[0], "Not a team setting.")
+    values: dict[str, object] = {name: _retention_value(changes[name], field=name)
+                                 for name in RETENTION_FIELDS if name in changes}
+    if "name" in changes:
+        values["name"] = _team_name(changes["name"])
+    if "time_zone" in changes:
+        zone = changes["time_zone"]
+        _validate_time_zone(zone if isinstance(zone, str) else "")
+        values["time_zone"] = zone
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    changed = {name: value for name, value in values.items() if getattr(team, name) != value}
+    if not changed:
+        return team
+    before = {name: getattr(team, name) for name in changed}
+    Team.objects.filter(pk=team.pk).update(**changed)
+    for name, value in changed.items():
+        setattr(team, name, value)
+    who = by.user.get_username() if by is not None else "operator"
+    for kind, fields in (("team.changed", PROFILE_FIELDS), ("team.retention", RETENTION_FIELDS)):
+        names = [name for name in fields if name in changed]
+        if names:
+            event_emit(team=team, kind=kind, subject=team.public_id, payload={
+                "by": who, "before": {n: before[n] for n in names}, "after": {n: changed[n] for n in names}})
+    if "time_zone" in changed:
+        # A budget without a zone of its own keeps its windows in the team's: a job held until
+        # the old zone's reset may be let through by the new zone's now.
+        transaction.on_commit(lambda: _release_held(team.pk))
     return team
+
+
+def _release_held(team_id: int) -> None:
+    from jobs.services import job_release_held  # jobs depends on teams, not the other way
+
+    job_release_held(team_id=team_id)
 
 
 def _validate_role(role: str) -> None:

@@ -13,6 +13,7 @@ urlpatterns = [
     # Members are named by user id, always looked up within request.team (404 for others).
     path("team/members/<int:user_id>/role/", views.member_role, name="member_role"),
     path("team/members/<int:user_id>/remove/", views.member_remove, name="member_remove"),
+    path("team/settings/", views.settings_update, name="settings"),
     path("team/retention/", views.retention_update, name="retention"),
     path("team/tokens/new/", views.token_create, name="token_create"),
     path("team/tokens/<str:token_id>/revoke/", views.token_revoke, name="token_revoke"),

@@ -22,6 +22,7 @@ from pulse_site.teams.forms import (
     MemberRoleForm,
     PasswordChangeForm,
     RetentionForm,
+    TeamSettingsForm,
     TeamSwitchForm,
     TokenCreateForm,
     add_service_error,
@@ -52,6 +53,7 @@ def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.For
         "member_form": forms_.get("member_form") or MemberAddForm(),
         "token_form": forms_.get("token_form") or TokenCreateForm(),
         "retention_form": forms_.get("retention_form") or RetentionForm(team=team),
+        "settings_form": forms_.get("settings_form") or TeamSettingsForm(team=team),
     }
     if membership.can_manage:
         context["tokens"] = selectors.tokens_for_team(team)
@@ -155,20 +157,31 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     return redirect("teams:detail")
 
 
+def _update_team(request: HttpRequest, form: forms.Form, form_name: str, saved: str) -> HttpResponse:
+    """One of the team page's settings forms through services.team_update."""
+    if not form.is_valid():
+        return _render_team(request, status=400, **{form_name: form})
+    try:
+        services.team_update(team=request.team, changes=form.cleaned_data, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as exc:
+        if add_service_error(form, exc):
+            return _render_team(request, status=400, **{form_name: form})
+        return _refuse(request, exc)
+    messages.success(request, saved)
+    return redirect("teams:detail")
+
+
+@require_POST
+@manager_required
+def settings_update(request: HttpRequest) -> HttpResponse:
+    return _update_team(request, TeamSettingsForm(request.POST), "settings_form", "Team settings saved.")
+
+
 @require_POST
 @manager_required
 def retention_update(request: HttpRequest) -> HttpResponse:
-    form = RetentionForm(request.POST)
-    if not form.is_valid():
-        return _render_team(request, retention_form=form, status=400)
-    try:
-        services.team_retention_update(team=request.team, changes=form.cleaned_data, by=request.membership)  # type: ignore[attr-defined]
-    except PulseError as exc:
-        if add_service_error(form, exc):
-            return _render_team(request, retention_form=form, status=400)
-        return _refuse(request, exc)
-    messages.success(request, "Retention saved; the next prune (within a minute) follows it.")
-    return redirect("teams:detail")
+    return _update_team(request, RetentionForm(request.POST), "retention_form",
+                        "Retention saved; the next prune (within a minute) follows it.")
 
 
 @require_http_methods(["GET", "POST"])

@@ -110,3 +110,24 @@ def test_a_job_held_for_a_slot_and_money_says_only_money_once_the_slot_is_free(a
     # A release that finds the same reasons writes nothing and says nothing.
     assert job_release_held(team_id=acme.pk) == 0
     assert Event.objects.filter(subject=held.public_id, kind="job.paused").count() == 2
+
+
+@travel_needs_python_clock
+def test_a_new_team_time_zone_moves_the_windows_and_releases_what_its_day_allows(acme, submit, set_policy,
+                                                                                 time_machine,
+                                                                                 django_capture_on_commit_callbacks):
+    """Spent at 09:00 UTC, 23:00 on Kiritimati (UTC+14); at 11:00 UTC its 16 June has begun."""
+    from pulse_site.teams.services import team_update
+
+    time_machine.move_to(utc("2026-06-15T09:00"), tick=False)
+    set_policy(acme, daily_limit="1.00")
+    run_job(submit("1.00").public_id)
+    held = submit("0.50")
+    run_job(held.public_id)
+    assert Job.objects.get(pk=held.pk).resume_at == utc("2026-06-16T00:00")
+    time_machine.move_to(utc("2026-06-15T11:00"), tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        team_update(team=acme, changes={"time_zone": "Pacific/Kiritimati"}, by=None)
+    assert Job.objects.get(pk=held.pk).status == Status.QUEUED
+    run_job(held.public_id)
+    assert Job.objects.get(pk=held.pk).status == Status.COMPLETED

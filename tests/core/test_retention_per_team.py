@@ -18,7 +18,7 @@ from jobs.services import job_submit
 from pulse_site.live.models import Event
 from pulse_site.live.relay import events_prune
 from pulse_site.teams.models import Team
-from pulse_site.teams.services import team_retention_update
+from pulse_site.teams.services import team_update
 from schedules.models import Execution
 from schedules.retention import executions_prune
 from schedules.services import schedule_create, schedule_trigger
@@ -40,7 +40,7 @@ def exists(job: Job) -> bool:
 
 @pytest.mark.django_db
 def test_a_teams_own_job_retention_overrides_the_default_for_that_team_only(acme, globex):
-    team_retention_update(team=acme, changes={"job_retention_days": 7}, by=None)
+    team_update(team=acme, changes={"job_retention_days": 7}, by=None)
     acme_old, acme_young = finished_job(acme, 8), finished_job(acme, 6)
     globex_old, globex_older = finished_job(globex, 8), finished_job(globex, 31)
     assert jobs_prune(older_than_days=30) == 2
@@ -49,14 +49,14 @@ def test_a_teams_own_job_retention_overrides_the_default_for_that_team_only(acme
 
 @pytest.mark.django_db
 def test_a_longer_team_retention_keeps_what_the_default_would_prune(acme):
-    team_retention_update(team=acme, changes={"job_retention_days": 365}, by=None)
+    team_update(team=acme, changes={"job_retention_days": 365}, by=None)
     kept = finished_job(acme, 200)
     assert jobs_prune(older_than_days=30) == 0 and exists(kept)
 
 
 @pytest.mark.django_db
 def test_nothing_queued_held_or_running_is_pruned_even_with_a_one_day_retention(acme):
-    team_retention_update(team=acme, changes={"job_retention_days": 1}, by=None)
+    team_update(team=acme, changes={"job_retention_days": 1}, by=None)
     live = [finished_job(acme, 400, status) for status in (Status.QUEUED, Status.PAUSED, Status.RUNNING)]
     Job.objects.filter(pk__in=[j.pk for j in live]).update(created_at=timezone.now() - timedelta(days=400))
     gone = finished_job(acme, 2, Status.FAILED)
@@ -66,7 +66,7 @@ def test_nothing_queued_held_or_running_is_pruned_even_with_a_one_day_retention(
 
 @pytest.mark.django_db
 def test_executions_and_events_follow_each_teams_own_age(acme, globex):
-    team_retention_update(team=acme, changes={"execution_retention_days": 5, "event_retention_days": 2}, by=None)
+    team_update(team=acme, changes={"execution_retention_days": 5, "event_retention_days": 2}, by=None)
     long_ago = timezone.now() - timedelta(days=6)
     executions = {}
     for team in (acme, globex):
@@ -87,16 +87,16 @@ def test_executions_and_events_follow_each_teams_own_age(acme, globex):
 
 @pytest.mark.django_db
 def test_empty_goes_back_to_the_default_and_bad_ages_name_the_field(acme):
-    team_retention_update(team=acme, changes={"job_retention_days": "14"}, by=None)
+    team_update(team=acme, changes={"job_retention_days": "14"}, by=None)
     assert Team.objects.get(pk=acme.pk).retention_days("job") == 14
-    team_retention_update(team=acme, changes={"job_retention_days": ""}, by=None)
+    team_update(team=acme, changes={"job_retention_days": ""}, by=None)
     assert Team.objects.get(pk=acme.pk).job_retention_days is None
     assert Team.objects.get(pk=acme.pk).retention_days("job") == 30
     from pulse_site.errors import ValidationError
 
     for bad in (0, -1, 3651, 1.5, True, "ten", [7]):
         with pytest.raises(ValidationError) as caught:
-            team_retention_update(team=acme, changes={"event_retention_days": bad}, by=None)
+            team_update(team=acme, changes={"event_retention_days": bad}, by=None)
         assert list(caught.value.fields) == ["event_retention_days"]
     assert Team.objects.get(pk=acme.pk).event_retention_days is None
 
