@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("overview/pulse/", views.overview_pulse, name="overview_pulse"),
     path("overview/charts/", views.overview_charts, name="overview_charts"),
+    path("overview/activity/", views.overview_activity, name="overview_activity"),
     path("search/", views.search, name="search"),
     path("preferences/theme/", views.theme, name="theme"),
     path(

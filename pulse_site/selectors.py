@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,17 +18,16 @@ from budgets.money import money_str
 from budgets.selectors import budget_history
 from jobs.models import Job, JobStat
 from jobs.selectors import job_get_for_team, system_metrics
+from pulse_site.activity import ActivityRow, activity_rows
 from pulse_site.charts import Bucket, Chart, stacked_bars
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
-from pulse_site.live.models import Event
+from pulse_site.live.selectors import event_last_id
 from pulse_site.models import UserPreference
 from pulse_site.teams.models import Membership, Team
 from schedules.models import Schedule
 from schedules.selectors import execution_get_for_team, schedule_get_for_team, schedule_next_runs
 
-RECENT_EVENTS = 50
-SUMMARY_LENGTH = 120
 RECENT_FAILURES = 10
 # Held jobs whose reasons are tallied: the main reasons, not a census of a huge backlog.
 HELD_SAMPLE = 500
@@ -39,47 +37,25 @@ UPCOMING_LIMIT = 20
 OUTCOMES = ["completed", "failed"]
 
 
-def payload_summary(payload: Any) -> str:
-    """`key: value, …` on one line, cut at SUMMARY_LENGTH; static/js/overview.js mirrors this."""
-    if not isinstance(payload, dict):
-        text = json.dumps(payload)
-    else:
-        parts = []
-        for key, value in payload.items():
-            shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-            parts.append(f"{key}: {shown}")
-        text = ", ".join(parts)
-    return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1] + "…"
-
-
-@dataclass(frozen=True)
-class ActivityRow:
-    id: int
-    kind: str
-    subject: str
-    summary: str
-    at: Any
-
-
 @dataclass(frozen=True)
 class Overview:
     team: Team
     members_count: int
     activity: list[ActivityRow]
-
-    @property
-    def last_event_id(self) -> int:
-        """Where the live feed resumes: rows are newest first."""
-        return self.activity[0].id if self.activity else 0
+    everything: bool
+    # Where the live feed resumes: the newest event when the page was read, shown or not.
+    last_event_id: int
 
 
-def overview_for_team(team: Team) -> Overview:
-    # Served by the event_team_seq index: WHERE team_id = ? ORDER BY id DESC LIMIT 50.
-    events = Event.objects.filter(team=team).order_by("-id")[:RECENT_EVENTS]
+def overview_for_team(team: Team, *, everything: bool = False) -> Overview:
+    # The event id the page resumes from is read before what it shows (see jobs.views._live_since).
+    last_event_id = event_last_id(team_id=team.pk)
     return Overview(
         team=team,
         members_count=Membership.objects.filter(team=team).count(),
-        activity=[ActivityRow(e.id, e.kind, e.subject, payload_summary(e.payload), e.created_at) for e in events],
+        activity=activity_rows(team=team, everything=everything),
+        everything=everything,
+        last_event_id=last_event_id,
     )
 
 

@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from pulse_site import selectors, services
+from pulse_site.activity import activity_rows
 from pulse_site.errors import PulseError
 from pulse_site.teams.decorators import team_required
 
@@ -19,8 +20,7 @@ from pulse_site.teams.decorators import team_required
 @team_required
 def overview(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
-    # The event id the page resumes from is read before what it shows (see jobs.views._live_since).
-    overview = selectors.overview_for_team(team)
+    overview = selectors.overview_for_team(team, everything=_everything(request))
     pulse, charts = selectors.overview_page(team=team)
     return render(request, "pulse/overview.html", {
         "overview": overview,
@@ -34,6 +34,24 @@ def overview(request: HttpRequest) -> HttpResponse:
 def overview_pulse(request: HttpRequest) -> HttpResponse:
     """Counters, budget, failures, upcoming runs and workers: re-fetched when the team's jobs change."""
     return render(request, "pulse/_pulse.html", {"pulse": selectors.overview_pulse(team=request.team)})  # type: ignore[attr-defined]
+
+
+def _everything(request: HttpRequest) -> bool:
+    """Whether the recent events include progress and log lines (`?events=all`)."""
+    return request.GET.get("events") == "all"
+
+
+@require_GET
+@team_required
+def overview_activity(request: HttpRequest) -> HttpResponse:
+    """The recent events after `after`, newest first: the live list asks for them when events arrive."""
+    try:
+        after = max(0, int(request.GET.get("after", "0")))
+    except ValueError:
+        return HttpResponse("after: a whole number (an event id).", status=400, content_type="text/plain")
+    team = request.team  # type: ignore[attr-defined]
+    rows = activity_rows(team=team, after=after, everything=_everything(request))
+    return render(request, "pulse/_activity_rows.html", {"rows": rows, "time_zone": team.time_zone})
 
 
 @require_GET

@@ -1,62 +1,50 @@
-// Keeps the overview's "Recent activity" live over /ws/ (protocol: hello, event, resync, closed).
+// Keeps the overview's "Recent events" and its figures live over /ws/ (protocol: hello, event, resync, closed).
 (function () {
   "use strict";
   var section = document.getElementById("activity");
   if (!section || !window.WebSocket) return;
 
   var rows = document.getElementById("activity-rows");
-  var template = document.getElementById("activity-row-template");
   var empty = document.getElementById("activity-empty");
   var limit = parseInt(section.dataset.limit, 10) || 50;
-  var seen = new Set();
+  var everything = section.dataset.everything === "true";
+  var QUIET = { "job.progress": true, "job.log": true };
 
-  rows.querySelectorAll("tr[data-event-id]").forEach(function (tr) {
-    seen.add(parseInt(tr.dataset.eventId, 10));
-  });
-
-  var timeFormat = new Intl.DateTimeFormat("en-CA", {
-    timeZone: section.dataset.timeZone || "UTC",
-    year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
-  });
-
-  function formatTime(iso) {
-    var parts = {};
-    timeFormat.formatToParts(new Date(iso)).forEach(function (p) { parts[p.type] = p.value; });
-    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" + parts.second;
+  // The rows are the server's (pulse/_activity_row.html): when events arrive, the rows after the
+  // newest one shown are asked for (at most one request at a time, one more if events came
+  // meanwhile), so a live row reads exactly like a rendered one.
+  function newestShown() {
+    var first = rows.querySelector("tr[data-event-id]");
+    return first ? parseInt(first.dataset.eventId, 10) : 0;
   }
-
-  // Mirrors pulse_site.selectors.payload_summary so live rows read like rendered ones.
-  function summary(payload) {
-    var text;
-    if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
-      text = JSON.stringify(payload);
-    } else {
-      text = Object.keys(payload).map(function (key) {
-        var value = payload[key];
-        return key + ": " + (typeof value === "string" ? value : JSON.stringify(value));
-      }).join(", ");
-    }
-    return text.length <= 120 ? text : text.slice(0, 119) + "…";
+  var asking = false, again = false;
+  function askForRows() {
+    if (asking) { again = true; return; }
+    asking = true;
+    var url = section.dataset.rowsUrl + (section.dataset.rowsUrl.indexOf("?") < 0 ? "?" : "&") + "after=" + newestShown();
+    fetch(url, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var holder = document.createElement("tbody");
+        holder.innerHTML = html.trim();
+        var fresh = Array.prototype.filter.call(holder.children, function (tr) {
+          return !rows.querySelector('tr[data-event-id="' + tr.dataset.eventId + '"]');
+        });
+        for (var i = fresh.length - 1; i >= 0; i--) rows.insertBefore(fresh[i], rows.firstElementChild);
+        while (rows.children.length > limit) rows.removeChild(rows.lastElementChild);
+        if (empty && rows.children.length) empty.hidden = true;
+      })
+      .catch(function () {})
+      .then(function () {
+        asking = false;
+        if (again) { again = false; askForRows(); }
+      });
   }
-
 
   function addEvent(event) {
-    if (seen.has(event.id)) return;
-    seen.add(event.id);
-    var tr = template.content.firstElementChild.cloneNode(true);
-    var cells = tr.querySelectorAll("td");
-    tr.dataset.eventId = event.id;
-    var time = cells[0].querySelector("time");
-    time.setAttribute("datetime", event.at);
-    time.textContent = formatTime(event.at);
-    cells[1].querySelector("code").textContent = event.kind;
-    cells[2].textContent = event.subject;
-    cells[3].textContent = summary(event.payload);
-    // Replayed events arrive oldest first, so each new one goes on top.
-    rows.insertBefore(tr, rows.firstElementChild);
-    while (rows.children.length > limit) rows.removeChild(rows.lastElementChild);
-    if (empty) empty.hidden = true;
+    if (!everything && QUIET[event.kind]) return;
+    if (event.id <= newestShown()) return;
+    askForRows();
   }
 
   // The counters, budget, failures and runs are one server-rendered fragment, re-fetched (at most
@@ -89,7 +77,7 @@
     since: parseInt(section.dataset.since, 10) || 0,
     onEvent: function (event) {
       addEvent(event);
-      if (overview && event.kind !== "job.log" && event.kind !== "job.progress") refreshPulse();
+      if (overview && !QUIET[event.kind]) refreshPulse();
     }
   });
 })();

@@ -136,12 +136,13 @@ def test_charlie_sees_none_of_acmes_jobs_on_his_overview_or_its_fragments(charli
     job = make_job(handler="pulse.fail", status=S.FAILED, completed_at=T0, error_message="acme secret")
     make_job(status=S.QUEUED)
 
-    pages = [charlie_client.get(reverse(name)).content.decode() for name in ("overview", "overview_pulse", "overview_charts")]
+    pages = [charlie_client.get(reverse(name)).content.decode()
+             for name in ("overview", "overview_pulse", "overview_charts", "overview_activity")]
 
     assert all(job.public_id not in html and "acme secret" not in html for html in pages)
     assert '<span class="counter-value" id="count-queued">0</span>' in pages[1]
 
 
 def test_the_overview_needs_a_login(client, db):
-    for name in ("overview", "overview_pulse", "overview_charts"):
+    for name in ("overview", "overview_pulse", "overview_charts", "overview_activity"):
         assert client.get(reverse(name)).status_code == 302

@@ -124,7 +124,7 @@ def test_the_overview_shows_the_latest_fifty_events_newest_first(alice_client, a
     assert len(overview.activity) == 50
     newest = Event.objects.filter(team=acme).order_by("-id").first()
     assert overview.activity[0].id == newest.id == overview.last_event_id
-    assert overview.activity[0].summary == "n: 54, note: x"
+    assert overview.activity[0].text == "n: 54, note: x"
     assert f'data-since="{newest.id}"'.encode() in response.content
 
 

@@ -1,0 +1,120 @@
+"""The overview's "Recent events": each event of the team as a row a person reads (what happened,
+to what, linked), newest first. The live list asks for the rows after its newest one, so the page
+and its live updates are rendered by the same code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.urls import reverse
+
+from pulse_site.live.models import Event
+from pulse_site.teams.models import Team
+
+RECENT_EVENTS = 50
+TEXT_LENGTH = 160
+# Many per job and already on the job's page: listed only when asked for.
+QUIET_KINDS = ("job.progress", "job.log")
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    id: int
+    kind: str
+    subject: str
+    text: str
+    link: str | None
+    at: datetime
+
+
+def activity_rows(*, team: Team, after: int = 0, everything: bool = False,
+                  limit: int = RECENT_EVENTS) -> list[ActivityRow]:
+    """The team's newest events (after `after`), without progress and log lines unless
+    `everything`; served by the event_team_seq index (team, id)."""
+    events = Event.objects.filter(team=team, id__gt=after)
+    if not everything:
+        events = events.exclude(kind__in=QUIET_KINDS)
+    return [activity_row(event) for event in events.order_by("-id")[:limit]]
+
+
+def activity_row(event: Event) -> ActivityRow:
+    return ActivityRow(event.id, event.kind, event.subject, activity_text(event.kind, event.payload),
+                       _link(event.subject, event.payload), event.created_at)
+
+
+def _link(subject: str, payload: Any) -> str | None:
+    if subject.startswith("JB_"):
+        return reverse("jobs:detail", args=[subject])
+    if subject.startswith("SP_"):
+        return reverse("schedules:detail", args=[subject])
+    schedule = payload.get("schedule") if isinstance(payload, dict) else None
+    if subject.startswith("EX_") and isinstance(schedule, str) and schedule.startswith("SP_"):
+        return reverse("schedules:detail", args=[schedule])
+    return None
+
+
+def activity_text(kind: str, payload: Any) -> str:
+    """What happened, in words: a sentence for the events people watch, the payload's own
+    `message` for the budget's, `key: value, …` for the rest; cut at TEXT_LENGTH."""
+    family, _, verb = kind.partition(".")
+    describe = _DESCRIBE.get(family)
+    text = describe(verb, payload) if describe is not None and isinstance(payload, dict) else ""
+    if not text and isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        text = payload["message"]
+    text = text or payload_summary(payload)
+    return text if len(text) <= TEXT_LENGTH else text[: TEXT_LENGTH - 1] + "…"
+
+
+def payload_summary(payload: Any) -> str:
+    """`key: value, …` on one line."""
+    if not isinstance(payload, dict):
+        return json.dumps(payload)
+    return ", ".join(f"{key}: {value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
+                     for key, value in payload.items())
+
+
+def _job(verb: str, p: dict[str, Any]) -> str:
+    if verb == "progress":
+        count = f"{p.get('current')}/{p['total']}" if p.get("total") else ""
+        return " ".join(part for part in (count, str(p.get("message") or "")) if part)
+    if verb == "log":
+        where = " / ".join(str(part) for part in (p.get("stage"), p.get("task")) if part)
+        return f"{'[' + where + '] ' if where else ''}{p.get('level', 'info')}: {p.get('message', '')}"
+    words = {"created": "queued", "paused": "held"}.get(verb, verb)
+    text = f"{p.get('handler', 'job')} {words}"
+    error = p.get("error") if isinstance(p.get("error"), dict) else None
+    if verb == "started" and p.get("attempts"):
+        text += f", attempt {p['attempts']} of {p.get('max_attempts')}"
+    elif verb == "completed" and p.get("cost_actual") not in (None, "0"):
+        text += f", cost {p['cost_actual']}"
+    elif verb in ("failed", "retrying") and error:
+        text += f": {error.get('code')}: {error.get('message')}"
+    elif verb == "paused":
+        reasons = [str(r.get("message")) for r in p.get("hold_reasons") or [] if isinstance(r, dict) and r.get("message")]
+        text += f": {' '.join(reasons)}" if reasons else ""
+    return text
+
+
+def _execution(verb: str, p: dict[str, Any]) -> str:
+    text = f"Run {verb}" + (f" ({p['trigger']})" if p.get("trigger") else "")
+    if p.get("reason"):
+        text += f": {p['reason']}"
+    if p.get("job"):
+        text += f", job {p['job']}"
+    return text
+
+
+def _schedule(verb: str, p: dict[str, Any]) -> str:
+    text = f"Schedule {p.get('name', '')} {verb}".replace("  ", " ")
+    if verb == "broken" and p.get("broken_reason"):
+        text += f": {p['broken_reason']}"
+    return text
+
+
+_DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "job": _job, "execution": _execution, "schedule": _schedule,
+}

@@ -1,0 +1,61 @@
+"""The overview's recent events: a sentence for each event people watch, links to what they are
+about, progress and log lines only when asked for, and only the caller's team's events."""
+
+from __future__ import annotations
+
+import pytest
+
+from pulse_site.activity import activity_text
+from pulse_site.live.services import event_emit
+
+pytestmark = pytest.mark.django_db
+
+JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual": "0.07", "error": None,
+       "hold_reasons": []}
+
+
+@pytest.mark.parametrize(("kind", "payload", "text"), [
+    ("job.created", JOB, "demo.report queued"),
+    ("job.started", JOB, "demo.report started, attempt 1 of 3"),
+    ("job.completed", JOB, "demo.report completed, cost 0.07"),
+    ("job.failed", {**JOB, "error": {"code": "network_error", "message": "reset by peer"}},
+     "demo.report failed: network_error: reset by peer"),
+    ("job.paused", {**JOB, "hold_reasons": [{"kind": "budget", "message": "Over the daily limit of 0.5."}]},
+     "demo.report held: Over the daily limit of 0.5."),
+    ("job.progress", {"current": 3, "total": 7, "message": "analyse: trends"}, "3/7 analyse: trends"),
+    ("job.log", {"stage": "collect", "task": "orders", "level": "warning", "message": "slow"},
+     "[collect / orders] warning: slow"),
+    ("execution.skipped", {"trigger": "cron", "reason": "the last run is unfinished", "job": None},
+     "Run skipped (cron): the last run is unfinished"),
+    ("execution.fired", {"trigger": "cron", "reason": "", "job": "JB_1"}, "Run fired (cron), job JB_1"),
+    ("schedule.broken", {"name": "Nightly", "broken_reason": "Unknown handler 'x'."},
+     "Schedule Nightly broken: Unknown handler 'x'."),
+    ("budget.alert", {"threshold": 80, "message": "The team has spent 0.4 of its daily limit of 0.5 (80 % reached)."},
+     "The team has spent 0.4 of its daily limit of 0.5 (80 % reached)."),
+    ("member.added", {"username": "bob", "role": "member"}, "username: bob, role: member"),
+    ("job.log", {"message": "x" * 500}, "info: " + "x" * 153 + "…"),
+])
+def test_each_event_reads_as_what_happened(kind, payload, text):
+    assert activity_text(kind, payload) == text
+
+
+def test_the_page_links_subjects_and_leaves_progress_and_logs_out_until_asked(alice_client, acme):
+    event_emit(team=acme, kind="job.created", subject="JB_01ABC", payload=JOB)
+    event_emit(team=acme, kind="execution.fired", subject="EX_01ABC", payload={"schedule": "SP_01ABC", "job": None})
+    event_emit(team=acme, kind="job.log", subject="JB_01ABC", payload={"level": "info", "message": "line one"})
+    page = alice_client.get("/").content.decode()
+    assert '<a href="/jobs/JB_01ABC/">JB_01ABC</a>' in page and '<a href="/schedules/SP_01ABC/">EX_01ABC</a>' in page
+    assert "line one" not in page
+    assert "info: line one" in alice_client.get("/?events=all").content.decode()
+
+
+def test_the_rows_after_an_event_are_the_callers_teams_only(alice_client, charlie_client, acme, globex):
+    first = event_emit(team=acme, kind="job.created", subject="JB_01A", payload=JOB)
+    second = event_emit(team=acme, kind="job.completed", subject="JB_01A", payload=JOB)
+    event_emit(team=globex, kind="job.created", subject="JB_01G", payload={**JOB, "handler": "globex.secret"})
+    body = alice_client.get(f"/overview/activity/?after={first.id}").content.decode()
+    assert f'data-event-id="{second.id}"' in body and f'data-event-id="{first.id}"' not in body
+    assert "globex.secret" not in body
+    theirs = charlie_client.get("/overview/activity/?after=0").content.decode()
+    assert "globex.secret" in theirs and "JB_01A" not in theirs
+    assert alice_client.get("/overview/activity/?after=x").status_code == 400
