@@ -101,8 +101,11 @@ def _job(verb: str, p: dict[str, Any]) -> str:
 
 def _execution(verb: str, p: dict[str, Any]) -> str:
     text = f"Run {verb}" + (f" ({p['trigger']})" if p.get("trigger") else "")
-    if p.get("reason"):
-        text += f": {p['reason']}"
+    reason = str(p.get("reason") or "")
+    if reason.lower().startswith(f"{verb}:"):  # "Skipped: the run of … is still paused."
+        reason = reason[len(verb) + 1:].strip()
+    if reason:
+        text += f": {reason}"
     if p.get("job"):
         text += f", job {p['job']}"
     return text

@@ -15,5 +15,6 @@ urlpatterns = [
     path("schedules/<str:schedule_id>/edit/", views.schedule_edit, name="edit"),
     path("schedules/<str:schedule_id>/row/", views.schedule_row, name="row"),
     path("schedules/<str:schedule_id>/executions/", views.schedule_executions, name="executions"),
+    path("schedules/<str:schedule_id>/next-runs/", views.schedule_next_runs, name="next_runs"),
     path("schedules/<str:schedule_id>/<str:action>/", views.schedule_action, name="action"),
 ]

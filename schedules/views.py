@@ -149,6 +149,15 @@ def schedule_executions(request: HttpRequest, schedule_id: str) -> HttpResponse:
                                                           "can_write": _can_write(request)})
 
 
+@require_GET
+@team_required
+def schedule_next_runs(request: HttpRequest, schedule_id: str) -> HttpResponse:
+    """The next runs' list items, redrawn with the history: a staged run moves out of it when it starts."""
+    schedule = _schedule(request, schedule_id)
+    return render(request, "schedules/_next_runs.html", {"schedule": schedule,
+                                                         "next_runs": selectors.schedule_next_runs(schedule)})
+
+
 ACTIONS: dict[str, Callable[..., Any]] = {
     "pause": services.schedule_pause,
     "resume": services.schedule_resume,

@@ -1,10 +1,12 @@
-// Keeps a schedule's run history live: when one of its executions fires or ends, or the job of
-// a shown run changes, the rows are redrawn from the server's partial (schedules/_executions.html).
+// Keeps a schedule's run history and next runs live: when one of its executions fires or ends, or
+// the job of a shown run changes, both are redrawn from the server's partials
+// (schedules/_executions.html, schedules/_next_runs.html).
 (function () {
   "use strict";
   var section = document.getElementById("executions");
   if (!section) return;
   var rows = document.getElementById("execution-rows");
+  var nextRuns = document.getElementById("next-runs");
   var scheduleId = section.dataset.scheduleId;
   var inFlight = false;
   var again = false;
@@ -14,9 +16,14 @@
   function redraw() {
     if (inFlight) { again = true; return; }
     inFlight = true;
-    fetch(section.dataset.rowsUrl, { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) { if (html !== null) rows.innerHTML = html; })
+    function fill(url, element) {
+      return fetch(url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (html !== null) element.innerHTML = html;
+        });
+    }
+    Promise.all([fill(section.dataset.rowsUrl, rows), fill(nextRuns.dataset.url, nextRuns)])
       .catch(function () { /* the next event redraws */ })
       .finally(function () {
         inFlight = false;

@@ -80,9 +80,16 @@ def test_a_run_staged_ahead_moves_from_next_run_to_last_run_live_when_it_starts(
     row = page.locator(f'tr[data-schedule-id="{schedule.public_id}"]')
     assert row.locator('[data-field="next"] time').get_attribute("datetime") == slot.isoformat()
     assert "never" in row.locator('[data-field="last"]').inner_text()
+    detail = page.context.new_page()
+    detail.goto(f"/schedules/{schedule.public_id}/")
+    detail.wait_for_selector("#live-indicator[data-state=live]")
+    first_next_run = detail.locator("#next-runs li time").first
+    assert first_next_run.get_attribute("datetime") == slot.isoformat()
 
     time.sleep(max(0.0, (slot - datetime.now(UTC)).total_seconds()))  # a staged job waits for its slot
     run_job(execution.job.public_id)
     row.locator('[data-field="last"] .status-completed').wait_for()
     following = row.locator('[data-field="next"] time').get_attribute("datetime")
     assert datetime.fromisoformat(following) > slot
+    # The schedule's page: the run leaves the next runs as its row shows it completed.
+    detail.wait_for_function(f"document.querySelector('#next-runs li time').getAttribute('datetime') === '{following}'")

@@ -27,6 +27,8 @@ JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual"
      "[collect / orders] warning: slow"),
     ("execution.skipped", {"trigger": "cron", "reason": "the last run is unfinished", "job": None},
      "Run skipped (cron): the last run is unfinished"),
+    ("execution.skipped", {"trigger": "cron", "reason": "Skipped: the run of JB_1 is still paused.", "job": None},
+     "Run skipped (cron): the run of JB_1 is still paused."),
     ("execution.fired", {"trigger": "cron", "reason": "", "job": "JB_1"}, "Run fired (cron), job JB_1"),
     ("schedule.broken", {"name": "Nightly", "broken_reason": "Unknown handler 'x'."},
      "Schedule Nightly broken: Unknown handler 'x'."),
