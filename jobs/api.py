@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -115,6 +117,11 @@ class JobCreateIn(serializers.Serializer):
     handler = serializers.CharField(max_length=100)
     payload = serializers.JSONField(default=dict)
     priority = serializers.IntegerField(default=0, min_value=-100, max_value=100)
+    run_after = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Start no earlier than this (ISO 8601; without an offset, UTC; at "
+        "most 365 days ahead); the job waits queued, its page saying when it starts. Past: at once.")
+    delay_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=365 * 86400, help_text="Or: start this many seconds from now.")
     notify = serializers.CharField(required=False, max_length=29,
                                    help_text="A notification target (NT_…) that hears once when this job ends.")
 
@@ -264,13 +271,18 @@ class JobListView(TeamAPIView):
         from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
 
         target = notify_target_for_submit(team=self.team, target_id=data["notify"]) if data.get("notify") else None
+        run_after = data.get("run_after")
+        if "delay_seconds" in data:
+            if run_after is not None:
+                raise ValidationError.for_field("delay_seconds", "Give run_after or delay_seconds, not both.")
+            run_after = timezone.now() + timedelta(seconds=data["delay_seconds"])
         # The watch is written with the job or not at all; without one, job_submit's own transaction
         # lets it hand the job over as it commits (its fast path needs a transaction of its own).
         with transaction.atomic() if target is not None else nullcontext():
             submission = job_submit(
                 team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
                 source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,
-                created_by=_who(self),
+                created_by=_who(self), run_after=run_after,
             )
             if target is not None and submission.created:
                 job_watch_add(job=submission.job, target=target)

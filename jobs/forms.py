@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -166,10 +167,15 @@ class SubmitForm(forms.Form):
     the same names submit's ValidationError uses, so its field errors land next to the inputs."""
 
     priority = forms.IntegerField(initial=0, help_text="From -100 to 100; higher runs first.")
+    start_at = forms.DateTimeField(required=False, label="Start at",
+                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                   help_text="Empty: at once. A time in the team's zone.")
 
-    def __init__(self, handler: Handler, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, handler: Handler, *args: Any, time_zone: str = "UTC", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handler = handler
+        self.zone = zoneinfo.ZoneInfo(time_zone)
+        self.fields["start_at"].label = f"Start at ({time_zone})"
         props = handler.schema.get("properties")
         required = set(handler.schema.get("required", []))
         self.keys: list[str] = []
@@ -182,7 +188,12 @@ class SubmitForm(forms.Form):
                 self.keys.append(key)
         else:
             fields["payload"] = JsonField(required=False, initial="{}", label="Payload (JSON object)")
-        self.fields = {**fields, "priority": self.fields["priority"]}
+        self.fields = {**fields, "priority": self.fields["priority"], "start_at": self.fields["start_at"]}
+
+    def run_after(self) -> datetime | None:
+        """The start asked for, read in the team's zone (the browser sends a wall-clock time)."""
+        value = self.cleaned_data.get("start_at")
+        return None if value is None else value.replace(tzinfo=None).replace(tzinfo=self.zone)
 
     def payload(self) -> Any:
         """The payload as typed; unset optional fields are left out so the handler's defaults apply."""

@@ -27,6 +27,8 @@ from pulse_site.teams.models import Team
 
 Status = Job.Status
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# How far ahead a job may ask to start (`run_after`); further is a schedule's work.
+RUN_AFTER_MAX_DAYS = 365
 
 
 class PayloadTooLarge(PulseError):
@@ -41,9 +43,11 @@ class Submission:
     would_hold: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _request_hash(handler: str, payload: dict[str, Any], priority: int) -> str:
-    canonical = json.dumps({"handler": handler, "payload": payload, "priority": priority},
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _request_hash(handler: str, payload: dict[str, Any], priority: int, run_after: datetime | None = None) -> str:
+    request: dict[str, Any] = {"handler": handler, "payload": payload, "priority": priority}
+    if run_after is not None:  # (absent otherwise: the hashes of keys stored before stay the same)
+        request["run_after"] = run_after.isoformat()
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -101,6 +105,7 @@ def _prepare(
         raise ValidationError.for_field("source", f"Unknown source '{source}'.")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise ValidationError.for_field("idempotency_key", "Between 1 and 255 characters.")
+    run_after = _validate_run_after(run_after)
     if estimate_micros is None:
         try:
             estimate_micros = spec.estimate_micros(body)
@@ -112,9 +117,22 @@ def _prepare(
         team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
         priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
         timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
-        request_hash=_request_hash(handler, body, priority), created_by=created_by[:150], run_after=run_after,
+        request_hash=_request_hash(handler, body, priority, run_after), created_by=created_by[:150], run_after=run_after,
         origin=origin,
     )
+
+
+def _validate_run_after(run_after: object) -> datetime | None:
+    """A start asked for later: an aware time at most RUN_AFTER_MAX_DAYS ahead; one already past
+    starts now (and is kept as given)."""
+    if run_after is None:
+        return None
+    if not isinstance(run_after, datetime) or timezone.is_naive(run_after):
+        raise ValidationError.for_field("run_after", "A time with its zone or offset (ISO 8601).")
+    if run_after > timezone.now() + timedelta(days=RUN_AFTER_MAX_DAYS):
+        raise ValidationError.for_field("run_after", f"At most {RUN_AFTER_MAX_DAYS} days ahead; "
+                                                     "use a schedule for later runs.")
+    return run_after
 
 
 def _check_submittable(job: Job) -> bool:

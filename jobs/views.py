@@ -385,7 +385,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
     if not _can_write(request):
         raise PermissionDenied("Viewers cannot submit jobs.")
     handler = _handler_or_none(request.GET.get("handler", ""))
-    form = SubmitForm(handler) if handler else None
+    form = SubmitForm(handler, time_zone=request.team.time_zone) if handler else None  # type: ignore[attr-defined]
     return _render_new(request, handler, form)
 
 
@@ -402,7 +402,7 @@ def _job_create(request: HttpRequest) -> HttpResponse:
     if handler is None:
         messages.error(request, "Choose one of the listed handlers.")
         return _render_new(request, None, None, status=400)
-    form = SubmitForm(handler, request.POST)
+    form = SubmitForm(handler, request.POST, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
     if not form.is_valid():
         return _render_new(request, handler, form, status=400)
     try:
@@ -413,6 +413,7 @@ def _job_create(request: HttpRequest) -> HttpResponse:
             priority=form.cleaned_data["priority"],
             source=Job.Source.DASHBOARD,
             created_by=_who(request),
+            run_after=form.run_after(),
         )
     except PulseError as exc:
         if not add_service_error(form, exc):

@@ -96,7 +96,7 @@ class RetentionForm(forms.Form):
 
 
 # Service errors name the API's fields; the form's fields are named for people.
-_FORM_FIELD = {"expires_at": "expires_on"}
+_FORM_FIELD = {"expires_at": "expires_on", "run_after": "start_at"}
 
 
 def add_service_error(form: forms.Form, error: PulseError) -> bool:

@@ -57,7 +57,7 @@ def test_a_missing_field_is_a_400_naming_the_field(alice_client):
 
 
 @pytest.mark.parametrize("url, body, model", [
-    ("/api/v1/jobs/", {"handler": "pulse.noop", "run_after": "2030-01-01T00:00:00Z"}, "jobs.Job"),
+    ("/api/v1/jobs/", {"handler": "pulse.noop", "run_at": "2030-01-01T00:00:00Z"}, "jobs.Job"),
     ("/api/v1/schedules/", {"name": "n", "handler": "pulse.noop", "cron": "0 * * * *", "cronn": "x"},
      "schedules.Schedule"),
     ("/api/v1/tokens/", {"name": "ci", "acess": "write"}, "teams.ApiToken"),
@@ -65,14 +65,14 @@ def test_a_missing_field_is_a_400_naming_the_field(alice_client):
      "budgets.Override"),
 ])
 def test_a_field_the_api_does_not_take_is_refused_by_name_and_nothing_is_written(alice_client, url, body, model):
-    """A misspelt or unsupported option (a job's run_after, which the API does not take) must not
-    look accepted: it used to be dropped, and the job ran at once."""
+    """A misspelt or unsupported option (a job's `run_at` for `run_after`) must not look accepted:
+    it used to be dropped, and the job ran at once."""
     from django.apps import apps
 
     rows = apps.get_model(model).objects.count()
     response = alice_client.post(url, body, content_type="application/json")
     assert response.status_code == 400
-    extra = next(name for name in body if name in ("run_after", "cronn", "acess", "x"))
+    extra = next(name for name in body if name in ("run_at", "cronn", "acess", "x"))
     assert error(response) == {"code": "validation_error", "message": f"{extra}: Unknown field.",
                                "fields": {extra: ["Unknown field."]}}
     assert apps.get_model(model).objects.count() == rows

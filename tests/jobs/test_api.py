@@ -181,3 +181,43 @@ def test_the_list_filters_by_the_schedule_that_submitted_the_job(acme, acme_api)
     page = acme_api.get(f"/api/v1/jobs/?schedule={schedule_id}").json()
     assert [(j["id"], j["origin"]) for j in page["results"]] == [(mine.public_id, schedule_id)]
     assert acme_api.get("/api/v1/jobs/?schedule=nope").json()["error"]["fields"] == {"schedule": ["A schedule id (SP_…)."]}
+
+
+def test_a_job_asked_to_start_later_waits_until_then(acme, acme_api, time_machine):
+    from datetime import UTC, datetime, timedelta
+
+    from jobs.dispatch import _ready
+
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    at = post(acme_api, "jobs/", {"handler": "pulse.noop", "run_after": "2026-06-01T12:30:00+02:00"})
+    later = post(acme_api, "jobs/", {"handler": "pulse.noop", "delay_seconds": 90})
+    assert (at.status_code, later.status_code) == (201, 201)
+    assert datetime.fromisoformat(at.json()["run_after"]) == datetime(2026, 6, 1, 10, 30, tzinfo=UTC)
+    assert datetime.fromisoformat(later.json()["run_after"]) == now + timedelta(seconds=90)
+    assert not _ready(now).filter(public_id__in=[at.json()["id"], later.json()["id"]]).exists()
+    assert _ready(now + timedelta(seconds=90)).filter(public_id=later.json()["id"]).exists()
+    run_job(at.json()["id"])  # a worker handed it early starts nothing before its time
+    assert Job.objects.get(public_id=at.json()["id"]).status == "queued"
+    time_machine.move_to(now + timedelta(minutes=30), tick=False)
+    run_job(at.json()["id"])
+    assert Job.objects.get(public_id=at.json()["id"]).status == "completed"
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    ({"run_after": "soon"}, "run_after", None),
+    ({"run_after": "2027-06-02T10:00:00Z"}, "run_after", "At most 365 days ahead; use a schedule for later runs."),
+    ({"delay_seconds": -1}, "delay_seconds", None),
+    ({"run_after": "2026-06-01T12:30:00Z", "delay_seconds": 5}, "delay_seconds",
+     "Give run_after or delay_seconds, not both."),
+])
+def test_a_bad_start_time_is_a_400_naming_the_field_and_makes_no_job(acme_api, time_machine, body, field, reason):
+    from datetime import UTC, datetime
+
+    time_machine.move_to(datetime(2026, 6, 1, 10, 0, tzinfo=UTC), tick=False)
+    response = post(acme_api, "jobs/", {"handler": "pulse.noop", **body})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field]
+    if reason:
+        assert response.json()["error"]["fields"][field] == [reason]
+    assert not Job.objects.exists()

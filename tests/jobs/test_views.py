@@ -199,6 +199,28 @@ def test_submitting_the_form_creates_a_job_and_lands_on_it(alice_client, acme):
         "pulse.sleep", {"steps": 4, "seconds": 0.3}, 5, Job.Source.DASHBOARD, "alice")
 
 
+def test_a_start_time_in_the_form_is_read_in_the_teams_zone_and_the_job_waits_for_it(alice_client, acme,
+                                                                                    time_machine):
+    from datetime import UTC, datetime
+
+    from pulse_site.teams.services import team_update
+
+    time_machine.move_to(datetime(2026, 6, 1, 10, 0, tzinfo=UTC), tick=False)
+    team_update(team=acme, changes={"time_zone": "Europe/Berlin"}, by=None)
+    assert "Start at (Europe/Berlin)" in alice_client.get("/jobs/new/?handler=pulse.noop").content.decode()
+    response = alice_client.post("/jobs/new/", {"handler": "pulse.noop", "payload": "{}", "priority": "0",
+                                                "start_at": "2026-06-01T14:15"}, follow=True)
+    job = Job.objects.get(team=acme)
+    assert job.run_after == datetime(2026, 6, 1, 12, 15, tzinfo=UTC)  # 14:15 CEST
+    assert "Starts <time" in response.content.decode()
+
+    too_far = alice_client.post("/jobs/new/", {"handler": "pulse.noop", "payload": "{}", "priority": "0",
+                                               "start_at": "2028-01-01T00:00"})
+    assert too_far.status_code == 400
+    assert too_far.context["form"].errors == {"start_at": ["At most 365 days ahead; use a schedule for later runs."]}
+    assert Job.objects.filter(team=acme).count() == 1
+
+
 def test_a_schema_error_shows_next_to_its_field_keeps_the_input_and_creates_nothing(alice_client):
     response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "0",
                                                 "payload.seconds": "0.5", "priority": "0"})
