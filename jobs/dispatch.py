@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -50,6 +50,15 @@ def _ready(now):  # type: ignore[no-untyped-def]
     return Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=True).filter(
         Q(run_after__isnull=True) | Q(run_after__lte=now)
     )
+
+
+def next_start_in(now: datetime, *, within: float) -> float | None:
+    """Seconds until the first job waiting for its start time (a retry's backoff, a `run_after`)
+    may be handed over, when that comes within `within` seconds; else None. One read of the
+    job_waiting_start index."""
+    first = Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=True, run_after__gt=now,
+                               run_after__lte=now + timedelta(seconds=within)).aggregate(first=Min("run_after"))["first"]
+    return None if first is None else (first - now).total_seconds()
 
 
 def _choose(now, room: int, in_flight: dict[int, int]) -> list[tuple[int, str, int]]:  # type: ignore[no-untyped-def]

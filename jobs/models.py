@@ -115,6 +115,13 @@ class Job(models.Model):
                 condition=Q(status="queued", dispatched_at__isnull=True),
                 name="job_backlog",
             ),
+            # The ticker's wake at the next start time: MIN(run_after) WHERE status = 'queued' AND
+            # dispatched_at IS NULL AND run_after > now (a big backlog due now is not read).
+            models.Index(
+                fields=["run_after"],
+                condition=Q(status="queued", dispatched_at__isnull=True, run_after__isnull=False),
+                name="job_waiting_start",
+            ),
             # In flight (handed over, not finished) and rescue: WHERE status IN ('queued','running') AND dispatched_at ...
             models.Index(fields=["status", "dispatched_at"], name="job_status_dispatched"),
             # Rescue: WHERE status = 'running' AND lease_expires_at < now.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
+import time
 
-from jobs.dispatch import dispatch, redispatch_stale
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.dispatch import dispatch, next_start_in, redispatch_stale
 from jobs.handover import handover_after_outage, handover_check
 from jobs.retention import jobs_prune
 from jobs.runner import rescue_expired
@@ -35,6 +38,12 @@ on_database_back(handover_after_outage)
 def dispatch_due() -> None:
     # Jobs whose retry time has come, and anything a missed on-commit dispatch left behind.
     dispatch()
+    # Wake at a start time that comes before the next tick (a retry's backoff, a run_after): a
+    # tick once a second would start such a job up to a second late.
+    wait = next_start_in(timezone.now(), within=settings.PULSE_TICK_SECONDS)
+    if wait is not None:
+        time.sleep(wait)
+        dispatch()
 
 
 @step("jobs.prune", every=60.0, atomic=False)

@@ -92,3 +92,30 @@ def test_a_job_handed_over_reaches_the_queue_the_clusters_read_now(acme, monkeyp
     finally:
         for queue in queues:
             queue.purge_queue()
+
+
+def test_the_dispatch_step_wakes_at_a_start_time_before_the_next_tick(acme, time_machine, monkeypatch):
+    """A retry's backoff or a run_after that ends between two ticks is handed over when it ends,
+    not up to a second later; one further off waits for its tick."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from jobs import steps
+
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time_machine.shift(timedelta(seconds=seconds))
+
+    monkeypatch.setattr(steps, "time", SimpleNamespace(sleep=sleep))
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    soon = backlog(acme, 1, run_after=now + timedelta(seconds=0.4))[0]
+    later = backlog(acme, 1, run_after=now + timedelta(seconds=5))[0]
+    steps.dispatch_due()
+    assert slept == [pytest.approx(0.4)]
+    assert Job.objects.get(pk=soon.pk).dispatched_at == now + timedelta(seconds=0.4)
+    assert Job.objects.get(pk=later.pk).dispatched_at is None
+    steps.dispatch_due()
+    assert slept == [pytest.approx(0.4)]  # nothing due before the next tick: no wait
