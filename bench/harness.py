@@ -38,7 +38,7 @@ FULL = {
 SMOKE = {
     "throughput": {"jobs": 30},
     "latency": {"jobs": 10, "rate": 20.0},
-    "schedules": [{"schedules": 30, "tickers": 2}],
+    "schedules": [{"schedules": 30, "tickers": 2, "on_the_minute": False}],
     "memory": {"first": 10, "total": 30},
     "pages": {"rows": 2000, "requests": 2, "pages": 3},
     "live": {"clients": 20, "teams": 4, "steps": 2},
