@@ -11,6 +11,12 @@ from pulse_site.live.models import Event
 from pulse_site.live.services import event_emit
 
 
+def hold_reasons_text(reasons: object) -> str:
+    """A held job's reasons (`hold_reasons`), each a sentence of its own."""
+    messages = (str(r.get("message", "")).strip() for r in reasons or [] if isinstance(r, dict))  # type: ignore[attr-defined]
+    return " ".join(m if m.endswith((".", "!", "?")) else f"{m}." for m in messages if m)
+
+
 def job_summary(job: Job) -> dict[str, Any]:
     return {
         "id": job.public_id,

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from budgets.money import money_str
 from jobs import selectors, services
 from jobs.daemons import is_daemon
+from jobs.events import hold_reasons_text
 from jobs.forms import BULK_MAX, BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, parse_search
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job, TaskLog
@@ -68,9 +69,7 @@ class JobRow:
 
     @property
     def hold_reason(self) -> str:
-        """The reasons, each a sentence of its own."""
-        messages = (str(r.get("message", "")).strip() for r in self.job.hold_reasons if isinstance(r, dict))
-        return " ".join(m if m.endswith((".", "!", "?")) else f"{m}." for m in messages if m)
+        return hold_reasons_text(self.job.hold_reasons)
 
     @property
     def starts_later(self) -> tuple[str, datetime] | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from jobs.events import hold_reasons_text
 from pulse_site.live.models import Event
 from pulse_site.teams.models import Team
 
@@ -93,9 +94,8 @@ def _job(verb: str, p: dict[str, Any]) -> str:
         text += f", cost {p['cost_actual']}"
     elif verb in ("failed", "retrying") and error:
         text += f": {error.get('code')}: {error.get('message')}"
-    elif verb == "paused":
-        reasons = [str(r.get("message")) for r in p.get("hold_reasons") or [] if isinstance(r, dict) and r.get("message")]
-        text += f": {' '.join(reasons)}" if reasons else ""
+    elif verb == "paused" and (reasons := hold_reasons_text(p.get("hold_reasons"))):
+        text += f": {reasons}"
     return text
 
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs.events import hold_reasons_text
 from jobs.models import Job
 from jobs.services import job_submit
 from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -335,10 +336,6 @@ def _match_events(events: list[Event]) -> int:
     return queued
 
 
-def _held_text(job: Job) -> str:
-    return " ".join(str(r.get("message", "")) for r in job.hold_reasons if isinstance(r, dict)).strip()
-
-
 def holds_due(*, now: datetime | None = None, limit: int = MATCH_BATCH) -> int:
     """Tell the targets of held_long rules about jobs still held at their timer's due time; the
     number queued. Each timer fires at most once and is deleted (so once per hold, never per tick).
@@ -373,7 +370,7 @@ def holds_due(*, now: datetime | None = None, limit: int = MATCH_BATCH) -> int:
             notification_send(
                 target=rule.target, by="notifications",
                 subject=f"Job {job.public_id} ({job.handler}) held for more than {rule.minutes} min",
-                text=_held_text(job),
+                text=hold_reasons_text(job.hold_reasons),
                 event={"kind": "job.held_long", "subject": job.public_id,
                        "payload": {"handler": job.handler, "held_since": timer.held_since.isoformat(),
                                    "minutes": rule.minutes, "hold_reasons": job.hold_reasons}})

@@ -65,7 +65,7 @@ def test_a_job_held_longer_than_n_minutes_is_told_once_per_hold(acme, ops, clock
     assert notifications_match() == 1
     [delivery] = deliveries()
     assert delivery.payload["subject"] == f"Job {job.public_id} (pulse.noop) held for more than 5 min"
-    assert delivery.payload["text"] == "Held by alice"
+    assert delivery.payload["text"] == "Held by alice."  # the reasons as sentences, as the job page says them
     assert delivery.payload["event"]["kind"] == "job.held_long"
     for _ in range(3):  # later ticks of the same hold send nothing
         clock.shift(timedelta(minutes=10))
