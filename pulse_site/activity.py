@@ -20,6 +20,9 @@ RECENT_EVENTS = 50
 TEXT_LENGTH = 160
 # Many per job and already on the job's page: listed only when asked for.
 QUIET_KINDS = ("job.progress", "job.log")
+# Without them, the rows are looked for among the team's newest SCAN events only: a daemon logging
+# all day would otherwise have the list read back through millions of its lines for 50 others.
+SCAN = 5000
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,12 @@ class ActivityRow:
 def activity_rows(*, team: Team, after: int = 0, everything: bool = False,
                   limit: int = RECENT_EVENTS) -> list[ActivityRow]:
     """The team's newest events (after `after`), without progress and log lines unless
-    `everything`; served by the event_team_seq index (team, id)."""
-    events = Event.objects.filter(team=team, id__gt=after)
+    `everything` (then among its newest SCAN events); served by the event_team_seq index (team, id)."""
+    events = Event.objects.filter(team=team, id__gt=after).order_by("-id")
     if not everything:
-        events = events.exclude(kind__in=QUIET_KINDS)
-    return [activity_row(event) for event in events.order_by("-id")[:limit]]
+        newest = events.values("id")[:SCAN]
+        events = Event.objects.filter(id__in=newest).exclude(kind__in=QUIET_KINDS).order_by("-id")
+    return [activity_row(event) for event in events[:limit]]
 
 
 def activity_row(event: Event) -> ActivityRow:

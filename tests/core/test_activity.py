@@ -61,3 +61,17 @@ def test_the_rows_after_an_event_are_the_callers_teams_only(alice_client, charli
     theirs = charlie_client.get("/overview/activity/?after=0").content.decode()
     assert "globex.secret" in theirs and "JB_01A" not in theirs
     assert alice_client.get("/overview/activity/?after=x").status_code == 400
+
+
+def test_without_progress_and_logs_only_the_newest_events_are_looked_through(alice_client, acme, monkeypatch):
+    """A daemon logging all day must not make the overview read back through all its lines."""
+    from pulse_site import activity
+
+    monkeypatch.setattr(activity, "SCAN", 5)
+    event_emit(team=acme, kind="job.created", subject="JB_01OLD", payload=JOB)
+    for n in range(5):
+        event_emit(team=acme, kind="job.log", subject="JB_01D", payload={"message": f"line {n}"})
+    assert activity.activity_rows(team=acme) == []
+    page = alice_client.get("/").content.decode()
+    assert "JB_01OLD" not in page and "Only progress and log lines lately" in page
+    assert "line 4" in alice_client.get("/?events=all").content.decode()
