@@ -70,6 +70,8 @@ def activity_text(kind: str, payload: Any) -> str:
     text = describe(verb, payload) if describe is not None and isinstance(payload, dict) else ""
     if not text and isinstance(payload, dict) and isinstance(payload.get("message"), str):
         text = payload["message"]
+    if not text and isinstance(payload, dict):
+        text = _changes(payload)
     text = text or payload_summary(payload)
     return text if len(text) <= TEXT_LENGTH else text[: TEXT_LENGTH - 1] + "…"
 
@@ -122,6 +124,38 @@ def _schedule(verb: str, p: dict[str, Any]) -> str:
     return text
 
 
+def _member(verb: str, p: dict[str, Any]) -> str:
+    role = f" as {p['role']}" if p.get("role") and verb != "removed" else ""
+    return f"{p.get('username', 'A member')} {verb}{role}"
+
+
+def _token(verb: str, p: dict[str, Any]) -> str:
+    access = f" ({p['access']})" if p.get("access") else ""
+    return f"Token {p.get('name', '')}{access} {verb}"
+
+
+def _queue(verb: str, p: dict[str, Any]) -> str:
+    what = f"Handler {p['handler']}" if p.get("handler") else "The queue"
+    who = p.get("ended_by") if verb == "resumed" else p.get("by")
+    text = f"{what} {verb}" + (f" by {who}" if who else "")
+    return text + (f": {p['reason']}" if verb == "paused" and p.get("reason") else "")
+
+
+def _changes(p: dict[str, Any]) -> str:
+    """A settings change (`by`, `before`, `after`): what changed, from what to what."""
+    before, after = p.get("before"), p.get("after")
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return ""
+    changed = [f"{key} {_shown(before.get(key))} → {_shown(value)}"
+               for key, value in after.items() if before.get(key) != value]
+    return f"{p.get('by', 'Someone')} changed {', '.join(changed)}" if changed else ""
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
 _DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {
-    "job": _job, "execution": _execution, "schedule": _schedule,
+    "job": _job, "execution": _execution, "schedule": _schedule, "member": _member, "token": _token,
+    "queue": _queue,
 }

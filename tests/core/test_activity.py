@@ -34,7 +34,16 @@ JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual"
      "Schedule Nightly broken: Unknown handler 'x'."),
     ("budget.alert", {"threshold": 80, "message": "The team has spent 0.4 of its daily limit of 0.5 (80 % reached)."},
      "The team has spent 0.4 of its daily limit of 0.5 (80 % reached)."),
-    ("member.added", {"username": "bob", "role": "member"}, "username: bob, role: member"),
+    ("member.added", {"username": "bob", "role": "member"}, "bob added as member"),
+    ("member.removed", {"username": "bob", "role": "member"}, "bob removed"),
+    ("token.created", {"name": "ci", "access": "write", "prefix": "pulse_ab"}, "Token ci (write) created"),
+    ("budget.policy", {"by": "alice", "before": {"daily_limit": None, "max_concurrent": 2},
+                       "after": {"daily_limit": "0.5", "max_concurrent": 2}}, "alice changed daily_limit unset → 0.5"),
+    ("team.retention", {"by": "operator", "before": {"job_retention_days": 30}, "after": {"job_retention_days": 7}},
+     "operator changed job_retention_days 30 → 7"),
+    ("queue.paused", {"reason": "deploy", "handler": None, "by": "alice"}, "The queue paused by alice: deploy"),
+    ("queue.resumed", {"reason": "deploy", "handler": "demo.report", "by": "alice", "ended_by": "bob"},
+     "Handler demo.report resumed by bob"),
     ("job.log", {"message": "x" * 500}, "info: " + "x" * 153 + "…"),
 ])
 def test_each_event_reads_as_what_happened(kind, payload, text):
