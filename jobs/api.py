@@ -37,7 +37,7 @@ from jobs.selectors import (
     queue_stats,
     system_metrics,
 )
-from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_submit
+from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_start, job_submit
 from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import TeamAPIView, error_responses, valid_input
 from pulse_site.errors import Conflict, ValidationError
@@ -312,6 +312,8 @@ JobCancelView = _action_view(job_cancel, "jobs_cancel", "Cancel a queued, held o
 JobPauseView = _action_view(job_pause, "jobs_pause", "Hold a queued job")
 JobResumeView = _action_view(job_resume, "jobs_resume", "Send a held job back through admission")
 JobRetryView = _action_view(job_retry, "jobs_retry", "Run a failed or cancelled job again")
+JobStartView = _action_view(job_start, "jobs_start",
+                            "Start now a queued job waiting for a later start (run_after, a retry's backoff)")
 
 
 class JobAttemptsView(TeamAPIView):

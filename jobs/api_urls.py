@@ -11,6 +11,7 @@ urlpatterns = [
     path("jobs/<str:job_id>/pause/", api.JobPauseView.as_view(), name="api-job-pause"),
     path("jobs/<str:job_id>/resume/", api.JobResumeView.as_view(), name="api-job-resume"),
     path("jobs/<str:job_id>/retry/", api.JobRetryView.as_view(), name="api-job-retry"),
+    path("jobs/<str:job_id>/start/", api.JobStartView.as_view(), name="api-job-start"),
     path("jobs/<str:job_id>/attempts/", api.JobAttemptsView.as_view(), name="api-job-attempts"),
     path("jobs/<str:job_id>/stages/", api.JobStagesView.as_view(), name="api-job-stages"),
     path("jobs/<str:job_id>/logs/", api.JobLogsView.as_view(), name="api-job-logs"),

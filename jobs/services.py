@@ -350,6 +350,24 @@ def job_resume(*, job: Job, by: str = "") -> Job:
 
 
 @transaction.atomic
+def job_start(*, job: Job, by: str = "") -> Job:
+    """Start now a queued job that waits for a later start (its run_after, a retry's backoff, a
+    daemon's restart delay): it goes to admission at once like any other job. A schedule's run
+    written ahead of its slot is refused: it belongs to the slot (the schedule's "Run now" runs
+    the schedule now)."""
+    job = _refresh_for_update(job)
+    if job.status != Status.QUEUED or job.run_after is None or job.run_after <= timezone.now():
+        raise Conflict("Only a queued job waiting for a later start can be started now.", code="not_waiting")
+    if job.source == Job.Source.SCHEDULE and job.attempts == 0:
+        raise Conflict("This run waits for its schedule's slot; use the schedule's Run now to run it earlier.",
+                       code="schedule_slot")
+    _update(job, expected=(Status.QUEUED,), run_after=None)
+    job_event(job, "expedited", by=by)
+    _dispatch_on_commit()
+    return job
+
+
+@transaction.atomic
 def job_retry(*, job: Job, by: str = "") -> Job:
     """Run a failed or cancelled job again: a new attempt on the same job, history kept, with the
     handler's full retry policy."""

@@ -37,6 +37,7 @@ ACTIONS: dict[str, Callable[..., Job]] = {
     "pause": services.job_pause,
     "resume": services.job_resume,
     "retry": services.job_retry,
+    "start": services.job_start,
 }
 
 
@@ -319,6 +320,8 @@ def _allowed_actions(job: Job) -> list[str]:
     allowed = []
     if status in Job.ACTIVE and not job.cancel_requested:
         allowed.append("cancel")
+    if JobRow(job).starts_later and not (job.source == Job.Source.SCHEDULE and job.attempts == 0):
+        allowed.append("start")
     if status == Job.Status.QUEUED:
         allowed.append("pause")
     if status == Job.Status.PAUSED:

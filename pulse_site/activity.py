@@ -91,7 +91,7 @@ def _job(verb: str, p: dict[str, Any]) -> str:
     if verb == "log":
         where = " / ".join(str(part) for part in (p.get("stage"), p.get("task")) if part)
         return f"{'[' + where + '] ' if where else ''}{p.get('level', 'info')}: {p.get('message', '')}"
-    words = {"created": "queued", "paused": "held"}.get(verb, verb)
+    words = {"created": "queued", "paused": "held", "expedited": "asked to start now"}.get(verb, verb)
     text = f"{p.get('handler', 'job')} {words}"
     error = p.get("error") if isinstance(p.get("error"), dict) else None
     if verb == "started" and p.get("attempts"):

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from jobs.models import Job
 from jobs.runner import run_job
@@ -11,7 +12,7 @@ from jobs.services import job_submit
 from tests.conftest import token_client
 
 JOB_ROUTES = ["", "attempts/", "stages/", "logs/", "children/"]
-JOB_ACTIONS = ["cancel/", "pause/", "resume/", "retry/"]
+JOB_ACTIONS = ["cancel/", "pause/", "resume/", "retry/", "start/"]
 
 
 def post(client, path, body=None, **headers):
@@ -221,3 +222,26 @@ def test_a_bad_start_time_is_a_400_naming_the_field_and_makes_no_job(acme_api, t
     if reason:
         assert response.json()["error"]["fields"][field] == [reason]
     assert not Job.objects.exists()
+
+
+def test_a_job_waiting_for_a_later_start_is_started_now_on_request(acme, acme_api):
+    waiting = post(acme_api, "jobs/", {"handler": "pulse.noop", "delay_seconds": 3600}).json()
+    started = post(acme_api, f"jobs/{waiting['id']}/start/")
+    assert started.status_code == 200 and started.json()["run_after"] is None
+    from jobs.dispatch import _ready
+    from pulse_site.live.models import Event
+
+    assert _ready(timezone.now()).filter(public_id=waiting["id"]).exists()
+    assert Event.objects.get(subject=waiting["id"], kind="job.expedited").payload["by"].startswith("token ")
+    again = post(acme_api, f"jobs/{waiting['id']}/start/")  # nothing to wait for any more
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_waiting"
+
+
+def test_a_schedules_run_written_ahead_of_its_slot_is_not_started_early(acme, acme_api):
+    from datetime import timedelta
+
+    staged = job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.SCHEDULE,
+                        origin="SP_01M903RGN69NGMEA2Q8RRNVS1S", run_after=timezone.now() + timedelta(seconds=30)).job
+    refused = post(acme_api, f"jobs/{staged.public_id}/start/")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "schedule_slot"
+    assert Job.objects.get(pk=staged.pk).run_after is not None

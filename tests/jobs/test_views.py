@@ -86,6 +86,21 @@ def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice
     assert 'id="job-starts"' not in alice_client.get(f"/jobs/{now.public_id}/").content.decode()
 
 
+def test_a_job_waiting_for_a_later_start_can_be_started_now_from_its_page(alice_client, submit):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    later = timezone.now() + timedelta(hours=1)
+    waiting = submit("pulse.noop", run_after=later)
+    staged = submit("pulse.noop", run_after=later, origin="SP_01M903RGN69NGMEA2Q8RRNVS1S", source=Job.Source.SCHEDULE)
+    assert 'id="action-start">Start now</button>' in alice_client.get(f"/jobs/{waiting.public_id}/").content.decode()
+    assert 'id="action-start"' not in alice_client.get(f"/jobs/{staged.public_id}/").content.decode()
+    page = alice_client.post(f"/jobs/{waiting.public_id}/start/", follow=True).content.decode()
+    assert Job.objects.get(pk=waiting.pk).run_after is None
+    assert 'id="action-start"' not in page and 'id="job-starts"' not in page
+
+
 def test_several_hold_reasons_read_as_sentences():
     from jobs.views import JobRow
 
