@@ -349,6 +349,17 @@ def job_resume(*, job: Job, by: str = "") -> Job:
     return job
 
 
+def job_start_refusal(job: Job) -> Conflict | None:
+    """Why job_start would refuse `job`, or None when it would start it (the job page offers
+    "Start now" by this)."""
+    if job.status != Status.QUEUED or job.run_after is None or job.run_after <= timezone.now():
+        return Conflict("Only a queued job waiting for a later start can be started now.", code="not_waiting")
+    if job.source == Job.Source.SCHEDULE and job.attempts == 0:
+        return Conflict("This run waits for its schedule's slot; use the schedule's Run now to run it earlier.",
+                        code="schedule_slot")
+    return None
+
+
 @transaction.atomic
 def job_start(*, job: Job, by: str = "") -> Job:
     """Start now a queued job that waits for a later start (its run_after, a retry's backoff, a
@@ -356,11 +367,9 @@ def job_start(*, job: Job, by: str = "") -> Job:
     written ahead of its slot is refused: it belongs to the slot (the schedule's "Run now" runs
     the schedule now)."""
     job = _refresh_for_update(job)
-    if job.status != Status.QUEUED or job.run_after is None or job.run_after <= timezone.now():
-        raise Conflict("Only a queued job waiting for a later start can be started now.", code="not_waiting")
-    if job.source == Job.Source.SCHEDULE and job.attempts == 0:
-        raise Conflict("This run waits for its schedule's slot; use the schedule's Run now to run it earlier.",
-                       code="schedule_slot")
+    refusal = job_start_refusal(job)
+    if refusal is not None:
+        raise refusal
     _update(job, expected=(Status.QUEUED,), run_after=None)
     job_event(job, "expedited", by=by)
     _dispatch_on_commit()

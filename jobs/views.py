@@ -320,7 +320,7 @@ def _allowed_actions(job: Job) -> list[str]:
     allowed = []
     if status in Job.ACTIVE and not job.cancel_requested:
         allowed.append("cancel")
-    if JobRow(job).starts_later and not (job.source == Job.Source.SCHEDULE and job.attempts == 0):
+    if services.job_start_refusal(job) is None:
         allowed.append("start")
     if status == Job.Status.QUEUED:
         allowed.append("pause")

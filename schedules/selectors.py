@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
@@ -64,7 +65,7 @@ class ScheduleRow:
         run, not the last."""
         return self.strip[-1] if self.strip else None
 
-    @property
+    @cached_property
     def strip(self) -> list[Execution]:
         now = timezone.now()
         return [e for e in reversed(self.recent) if e.fire_time <= now]
