@@ -190,6 +190,21 @@ class SubmitForm(forms.Form):
             fields["payload"] = JsonField(required=False, initial="{}", label="Payload (JSON object)")
         self.fields = {**fields, "priority": self.fields["priority"], "start_at": self.fields["start_at"]}
 
+    def start_from(self, job: Job) -> list[str]:
+        """Fill the unbound form with an earlier job's payload and priority ("Run again"). Returns
+        the payload keys the form has no field for, which are left out (the handler's schema
+        changed since, or the job came from the API with keys the form does not show)."""
+        self.initial["priority"] = job.priority
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        if not self.keys:
+            self.initial["payload"] = json.dumps(payload, indent=2)
+            return []
+        for key, value in payload.items():
+            name = PAYLOAD_PREFIX + key
+            if key in self.keys:
+                self.initial[name] = json.dumps(value) if isinstance(self.fields[name], JsonField) else value
+        return sorted(set(payload) - set(self.keys))
+
     def run_after(self) -> datetime | None:
         """The start asked for, read in the team's zone (the browser sends a wall-clock time)."""
         value = self.cleaned_data.get("start_at")

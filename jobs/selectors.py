@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
 
+from budgets.models import HandlerCap
+from budgets.money import money_str
 from jobs.dispatch import process_broker
-from jobs.models import Attempt, Job, JobStat, TaskLog
+from jobs.handlers.registry import Handler, registered_handlers
+from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.errors import NotFound, ValidationError
 from pulse_site.ids import looks_like_public_id
 from pulse_site.teams.models import Team
 
 MAX_PAGE = 200
+# Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
+TIMING_SAMPLE = 1000
 
 
 def job_get_for_team(*, team: Team, job_id: str) -> Job:
@@ -279,3 +284,102 @@ def job_daemons(*, team: Team) -> list[Daemon]:
     # Restarts = stops so far: every attempt but the one running now.
     return [Daemon(job=j, restarts=j.attempts - (1 if j.status == Job.Status.RUNNING else 0), up_since=starts.get(j.pk))
             for j in jobs]
+
+
+@dataclass(frozen=True)
+class Timing:
+    handler: str
+    jobs: int
+    wait_median_ms: int
+    wait_p95_ms: int
+    run_median_ms: int
+    run_p95_ms: int
+
+
+def _rank(sorted_values: list[int], fraction: float) -> int:
+    """Nearest-rank percentile of an ascending, non-empty list."""
+    index = max(0, min(len(sorted_values) - 1, int(-(-fraction * len(sorted_values) // 1)) - 1))
+    return sorted_values[index]
+
+
+def handler_timings(*, team: Team, now: datetime) -> list[Timing]:
+    """Wait (created → started) and run (started → finished) per handler, median and p95, over the
+    newest TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards)."""
+    rows = (
+        Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
+        .order_by("-completed_at")
+        .annotate(wait=ExpressionWrapper(F("started_at") - F("created_at"), output_field=DurationField()),
+                  run=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField()))
+        .values_list("handler", "wait", "run")[:TIMING_SAMPLE]
+    )
+    waits: dict[str, list[int]] = {}
+    runs: dict[str, list[int]] = {}
+    for handler, wait, run in rows:
+        waits.setdefault(handler, []).append(max(0, int(wait.total_seconds() * 1000)))
+        runs.setdefault(handler, []).append(max(0, int(run.total_seconds() * 1000)))
+    out = []
+    for handler in sorted(waits):
+        wait, run = sorted(waits[handler]), sorted(runs[handler])
+        out.append(Timing(handler=handler, jobs=len(wait), wait_median_ms=_rank(wait, 0.5),
+                          wait_p95_ms=_rank(wait, 0.95), run_median_ms=_rank(run, 0.5), run_p95_ms=_rank(run, 0.95)))
+    return out
+
+
+@dataclass(frozen=True)
+class HandlerSummary:
+    """One registered handler as a team sees it: its jobs now and over the last 24 h, its run
+    times, the team's spending cap on it and an operator's pause, if any."""
+
+    handler: Handler
+    queued: int
+    running: int
+    held: int
+    completed: int
+    failed: int
+    cancelled: int
+    timing: Timing | None
+    cap: HandlerCap | None
+    pause: QueuePause | None
+
+    @property
+    def success_rate(self) -> float | None:
+        """Completed of completed + failed in the last 24 h, in %; None before any finished."""
+        ended = self.completed + self.failed
+        return None if ended == 0 else round(100 * self.completed / ended, 1)
+
+    @property
+    def cap_text(self) -> str:
+        if self.cap is None:
+            return ""
+        windows = (("day", self.cap.daily_limit), ("week", self.cap.weekly_limit), ("month", self.cap.monthly_limit))
+        return ", ".join(f"{money_str(limit)} a {window}" for window, limit in windows if limit is not None)
+
+
+def handler_summaries(*, team: Team, now: datetime | None = None, name: str | None = None) -> list[HandlerSummary]:
+    """Every registered handler (or the one called `name`) with the team's figures: unfinished jobs
+    from the status index, finished ones from the hourly rollups (queue_stats), run times from the
+    newest finished jobs (handler_timings); all bounded whatever the history."""
+    now = now or timezone.now()
+    handlers = [h for h in registered_handlers() if name is None or h.name == name]
+    counts = queue_stats(team=team)["handlers"]
+    timings = {t.handler: t for t in handler_timings(team=team, now=now)}
+    caps = {c.handler: c for c in HandlerCap.objects.filter(team=team)}
+    pauses = {p.handler: p for p in QueuePause.objects.filter(scope=QueuePause.Scope.HANDLER, ended_at__isnull=True)}
+    out = []
+    for handler in handlers:
+        n = counts.get(handler.name, {})
+        out.append(HandlerSummary(
+            handler=handler, queued=n.get(Job.Status.QUEUED, 0), running=n.get(Job.Status.RUNNING, 0),
+            held=n.get(Job.Status.PAUSED, 0), completed=n.get(Job.Status.COMPLETED, 0),
+            failed=n.get(Job.Status.FAILED, 0), cancelled=n.get(Job.Status.CANCELLED, 0),
+            timing=timings.get(handler.name), cap=caps.get(handler.name), pause=pauses.get(handler.name),
+        ))
+    return out
+
+
+def handler_summary(*, team: Team, name: str) -> HandlerSummary:
+    """One registered handler's summary, or 404 for a name no handler has."""
+    found = handler_summaries(team=team, name=name)
+    if not found:
+        raise NotFound(f"No handler is called '{name}'.")
+    return found[0]

@@ -312,6 +312,7 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
         "attempts": list(selectors.job_attempts(job)),
         "can_write": _can_write(request),
         "actions": _allowed_actions(job),
+        "handler_known": _handler_or_none(job.handler) is not None,
     }
 
 
@@ -386,15 +387,24 @@ def job_new(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405)
     if not _can_write(request):
         raise PermissionDenied("Viewers cannot submit jobs.")
-    handler = _handler_or_none(request.GET.get("handler", ""))
-    form = SubmitForm(handler, time_zone=request.team.time_zone) if handler else None  # type: ignore[attr-defined]
-    return _render_new(request, handler, form)
+    # "Run again": ?from=<job id> starts the form from that job of the team's (404 for another's).
+    source = _job(request, request.GET["from"]) if request.GET.get("from") else None
+    handler = _handler_or_none(request.GET.get("handler") or (source.handler if source else ""))
+    if handler is None:
+        if source is not None:
+            messages.error(request, f"{source.public_id}'s handler {source.handler} is no longer deployed.")
+        return _render_new(request, None, None)
+    form = SubmitForm(handler, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
+    left_out = form.start_from(source) if source is not None and source.handler == handler.name else []
+    return _render_new(request, handler, form, source=source if source and source.handler == handler.name else None,
+                       left_out=left_out)
 
 
 def _render_new(request: HttpRequest, handler: Handler | None, form: SubmitForm | None,
-                status: int = 200) -> HttpResponse:
+                status: int = 200, source: Job | None = None, left_out: list[str] | None = None) -> HttpResponse:
     return render(request, "jobs/new.html", {
         "handlers": registered_handlers(), "handler": handler, "form": form,
+        "source": source, "left_out": left_out or [],
     }, status=status)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncMinute
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +17,7 @@ from django.utils import timezone
 from budgets.money import money_str
 from budgets.selectors import budget_history
 from jobs.models import Job, JobStat
-from jobs.selectors import job_get_for_team, system_metrics
+from jobs.selectors import Timing, handler_timings, job_get_for_team, system_metrics
 from pulse_site.activity import ActivityRow, activity_rows
 from pulse_site.charts import Bucket, Chart, stacked_bars
 from pulse_site.errors import NotFound
@@ -31,8 +31,6 @@ from schedules.selectors import execution_get_for_team, schedule_get_for_team, s
 RECENT_FAILURES = 10
 # Held jobs whose reasons are tallied: the main reasons, not a census of a huge backlog.
 HELD_SAMPLE = 500
-# Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
-TIMING_SAMPLE = 1000
 UPCOMING_LIMIT = 20
 OUTCOMES = ["completed", "failed"]
 
@@ -183,45 +181,6 @@ def chart_spend(*, team: Team) -> Chart:
 
 
 @dataclass(frozen=True)
-class Timing:
-    handler: str
-    jobs: int
-    wait_median_ms: int
-    wait_p95_ms: int
-    run_median_ms: int
-    run_p95_ms: int
-
-
-def _rank(sorted_values: list[int], fraction: float) -> int:
-    """Nearest-rank percentile of an ascending, non-empty list."""
-    index = max(0, min(len(sorted_values) - 1, int(-(-fraction * len(sorted_values) // 1)) - 1))
-    return sorted_values[index]
-
-
-def overview_timings(*, team: Team, now: datetime) -> list[Timing]:
-    """Wait (created → started) and run (started → finished) per handler, median and p95, over the
-    newest TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards)."""
-    rows = (
-        Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
-        .order_by("-completed_at")
-        .annotate(wait=ExpressionWrapper(F("started_at") - F("created_at"), output_field=DurationField()),
-                  run=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField()))
-        .values_list("handler", "wait", "run")[:TIMING_SAMPLE]
-    )
-    waits: dict[str, list[int]] = {}
-    runs: dict[str, list[int]] = {}
-    for handler, wait, run in rows:
-        waits.setdefault(handler, []).append(max(0, int(wait.total_seconds() * 1000)))
-        runs.setdefault(handler, []).append(max(0, int(run.total_seconds() * 1000)))
-    out = []
-    for handler in sorted(waits):
-        wait, run = sorted(waits[handler]), sorted(runs[handler])
-        out.append(Timing(handler=handler, jobs=len(wait), wait_median_ms=_rank(wait, 0.5),
-                          wait_p95_ms=_rank(wait, 0.95), run_median_ms=_rank(run, 0.5), run_p95_ms=_rank(run, 0.95)))
-    return out
-
-
-@dataclass(frozen=True)
 class Charts:
     last_hour: Chart
     last_week: Chart
@@ -235,7 +194,7 @@ def overview_charts(*, team: Team, now: datetime | None = None, minute: dict[tup
     now = now or timezone.now()
     return Charts(last_hour=chart_last_hour(team=team, now=now, minute=minute),
                   last_week=chart_last_week(team=team, now=now, hourly=hourly),
-                  spend=chart_spend(team=team), timings=overview_timings(team=team, now=now), at=now)
+                  spend=chart_spend(team=team), timings=handler_timings(team=team, now=now), at=now)
 
 
 # --- Lists ----------------------------------------------------------------------------------------

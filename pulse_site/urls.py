@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("pulse_site.teams.urls")),
     path("", include("jobs.urls")),
     path("", include("jobs.queue_urls")),
+    path("", include("jobs.handler_urls")),
     path("", include("jobs.system_urls")),
     path("", include("pulse_site.notifications.urls")),
     path("", include("schedules.urls")),

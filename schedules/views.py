@@ -67,7 +67,8 @@ def _render_form(request: HttpRequest, form: ScheduleForm, schedule: Schedule | 
 def schedule_new(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     if request.method == "GET":
-        return _render_form(request, ScheduleForm(initial={"time_zone": team.time_zone, "payload": {}}), None)
+        return _render_form(request, ScheduleForm(initial={
+            "time_zone": team.time_zone, "payload": {}, "handler": request.GET.get("handler", "")}), None)
     if request.method != "POST":
         return HttpResponse(status=405)
     form = ScheduleForm(request.POST)

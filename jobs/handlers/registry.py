@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,42 @@ if TYPE_CHECKING:
 
 Estimator = Callable[[dict[str, Any]], Decimal | str | int]
 DEFAULT_MODULES = ["jobs.handlers.builtin", "jobs.handlers.http"]
+
+
+# JSON Schema keywords a payload field's rules are read from, and how each reads.
+_RULES = (
+    ("minimum", "at least {}"), ("exclusiveMinimum", "more than {}"),
+    ("maximum", "at most {}"), ("exclusiveMaximum", "less than {}"),
+    ("minLength", "at least {} characters"), ("maxLength", "at most {} characters"),
+    ("pattern", "matches {}"), ("format", "a {}"),
+    ("minItems", "at least {} items"), ("maxItems", "at most {} items"),
+    ("maxProperties", "at most {} keys"),
+)
+
+
+@dataclass(frozen=True)
+class PayloadField:
+    key: str
+    type: str
+    required: bool
+    default: str | None
+    description: str
+    rules: str
+
+    @classmethod
+    def of(cls, key: str, prop: dict[str, Any], required: bool) -> PayloadField:
+        kind = prop.get("type")
+        rules = [template.format(prop[word]) for word, template in _RULES if word in prop]
+        if isinstance(prop.get("enum"), list):
+            rules.insert(0, "one of " + ", ".join(json.dumps(v) for v in prop["enum"]))
+        return cls(
+            key=key,
+            type=" or ".join(kind) if isinstance(kind, list) else (kind or "any JSON value"),
+            required=required,
+            default=json.dumps(prop["default"]) if "default" in prop else None,
+            description=str(prop.get("description", "")),
+            rules="; ".join(rules),
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +104,27 @@ class Handler:
         """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)
+
+    def payload_fields(self) -> list[PayloadField]:
+        """The schema's top-level properties as a reader wants them: type, required, default, the
+        description and the rules (range, length, choices) in words."""
+        props = self.schema.get("properties")
+        if not isinstance(props, dict):
+            return []
+        required = set(self.schema.get("required", []))
+        return [PayloadField.of(key, prop if isinstance(prop, dict) else {}, key in required)
+                for key, prop in props.items()]
+
+    @property
+    def cost_is_fixed(self) -> bool:
+        return not callable(self.cost)
+
+    def cost_text(self) -> str:
+        """The cost of one run in words: the fixed amount, or how the estimator reads the payload."""
+        if not callable(self.cost):
+            return format(self.cost, "f")
+        how = (self.cost.__doc__ or "").strip().split("\n")[0]
+        return f"Estimated from the payload{': ' + how if how else ''}"
 
     def describe(self) -> dict[str, Any]:
         return {

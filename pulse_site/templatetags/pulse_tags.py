@@ -32,6 +32,12 @@ def duration(ms: int | float | None) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+@register.filter
+def seconds_duration(seconds: int | float | None) -> str:
+    """Seconds read the same way as `duration` reads milliseconds."""
+    return duration(None if seconds is None else seconds * 1000)
+
+
 @register.inclusion_tag("pulse/_time.html")
 def reltime(moment: datetime | None) -> dict[str, object]:
     """A <time> that reads "3 minutes ago" / "in 2 hours" with the exact time on hover; static/js/app.js

@@ -140,7 +140,7 @@
     var search = document.getElementById("site-search-q");
     var opener = document.getElementById("shortcuts-open");
     if (!dialog) return;
-    var pages = { o: "overview", j: "jobs", s: "schedules", b: "budget", t: "team" };
+    var pages = { o: "overview", j: "jobs", h: "handlers", s: "schedules", b: "budget", t: "team" };
     var pendingG = 0;
     function show() { if (dialog.showModal && !dialog.open) dialog.showModal(); }
     if (opener) opener.addEventListener("click", show);

@@ -160,7 +160,7 @@ def dashboard_pages(data: dict[str, object]) -> dict[str, str]:
         "job": f"/jobs/{job.public_id}/", "new-job": "/jobs/new/", "new-job-form": "/jobs/new/?handler=pulse.sleep",
         "schedules": "/schedules/", "schedule": f"/schedules/{schedule.public_id}/", "new-schedule": "/schedules/new/",
         "edit-schedule": f"/schedules/{schedule.public_id}/edit/", "budget": "/budget/", "team": "/team/",
-        "queue": "/queue/", "notifications": "/notifications/", "password": "/account/password/",
+        "queue": "/queue/", "handlers": "/handlers/", "handler": "/handlers/pulse.fail/", "notifications": "/notifications/", "password": "/account/password/",
     }
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
+from jobs import selectors as job_selectors
 from jobs.models import Job, JobStat
 from pulse_site import selectors
 from schedules.services import schedule_create
@@ -91,9 +92,9 @@ def test_wait_and_run_times_are_the_median_and_p95_per_handler(acme, make_job, f
     make_job(handler="pulse.old", status=S.COMPLETED, created=T0 - timedelta(hours=30),
              started_after=timedelta(seconds=1), run_for=timedelta(seconds=1))
 
-    timings = selectors.overview_timings(team=acme, now=T0)
+    timings = job_selectors.handler_timings(team=acme, now=T0)
 
-    assert timings == [selectors.Timing(handler="pulse.noop", jobs=20, wait_median_ms=10_000, wait_p95_ms=19_000,
+    assert timings == [job_selectors.Timing(handler="pulse.noop", jobs=20, wait_median_ms=10_000, wait_p95_ms=19_000,
                                         run_median_ms=20_000, run_p95_ms=38_000)]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -344,3 +346,55 @@ def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(a
     detail = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
     assert "<th scope=\"row\">Day</th><td>0.9</td>" in detail
     assert "2 remaining" in detail and "of 4 at most" in detail
+
+
+# --- run again ----------------------------------------------------------------------------------
+
+
+def test_run_again_starts_the_form_from_the_jobs_payload_and_submits_a_new_job(alice_client, submit, acme):
+    first = submit("pulse.sleep", {"steps": 4, "seconds": 0.3}, priority=7)
+    page = alice_client.get(f"/jobs/{first.public_id}/").content.decode()
+    assert f'href="/jobs/new/?from={first.public_id}"' in page
+
+    response = alice_client.get(f"/jobs/new/?from={first.public_id}")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert (form["payload.steps"].value(), form["payload.seconds"].value(), form["priority"].value()) == (4, 0.3, 7)
+    body = response.content.decode()
+    assert f"Starting from <a href=\"/jobs/{first.public_id}/\">" in body and 'value="4"' in body
+
+    # What the browser sends back unchanged is a new job with the same payload and priority.
+    data = {"handler": "pulse.sleep", **{name: form[name].value() for name in ("payload.steps", "payload.seconds", "priority")}}
+    assert alice_client.post("/jobs/new/", data).status_code == 302
+    again = Job.objects.filter(team=acme).exclude(pk=first.pk).get()
+    assert (again.payload, again.priority) == (first.payload, first.priority)
+
+
+def test_run_again_fills_every_kind_of_field(alice_client, submit):
+    failed = submit("pulse.fail", {"code": "network_error", "message": "boom", "retryable": False})
+    form = alice_client.get(f"/jobs/new/?from={failed.public_id}").context["form"]
+    assert (form["payload.code"].value(), form["payload.message"].value(), form["payload.retryable"].value()) == (
+        "network_error", "boom", False)
+    call = submit("http.request", {"url": "https://example.com/x", "headers": {"X-Team": "acme"}})
+    form = alice_client.get(f"/jobs/new/?from={call.public_id}").context["form"]
+    assert form["payload.headers"].value() == '{"X-Team": "acme"}'
+    free = submit("pulse.noop", {"a": [1, 2]})
+    form = alice_client.get(f"/jobs/new/?from={free.public_id}").context["form"]
+    assert json.loads(form["payload"].value()) == {"a": [1, 2]}
+
+
+def test_run_again_says_which_payload_keys_the_form_cannot_carry(alice_client, submit):
+    job = submit("pulse.sleep", {"steps": 2})
+    Job.objects.filter(pk=job.pk).update(payload={"steps": 2, "retired_option": "x"}, handler_version="0")
+    body = alice_client.get(f"/jobs/new/?from={job.public_id}").content.decode()
+    assert "<code>retired_option</code>" in body and 'id="run-again-left-out"' in body
+    assert "it ran on version 0, the handler is now version 1" in body
+
+
+def test_run_again_of_another_teams_job_is_a_404_and_viewers_cannot_use_it(alice_client, vic_client, charlie_client,
+                                                                           submit):
+    job = submit("pulse.sleep", {"steps": 2})
+    assert charlie_client.get(f"/jobs/new/?from={job.public_id}").status_code == 404
+    assert alice_client.get("/jobs/new/?from=JB_nothing").status_code == 404
+    assert vic_client.get(f"/jobs/new/?from={job.public_id}").status_code == 403
+    assert "action-run-again" not in vic_client.get(f"/jobs/{job.public_id}/").content.decode()

@@ -1,0 +1,108 @@
+"""The handlers pages: every handler the deployment ships, what it takes, costs and retries, and
+the team's own jobs of it; another team's jobs never count."""
+
+from __future__ import annotations
+
+import pytest
+
+from budgets.services import budget_policy_update
+from jobs.handlers.registry import get_handler, registered_handlers
+from jobs.models import QueuePause
+from jobs.pausing import queue_pause
+from jobs.runner import run_job
+
+pytestmark = pytest.mark.django_db
+
+
+def _summaries(client) -> dict:
+    response = client.get("/handlers/")
+    assert response.status_code == 200
+    return {s.handler.name: s for s in response.context["summaries"]}
+
+
+def test_the_list_shows_every_handler_with_the_teams_own_jobs(alice_client, charlie_client, submit, globex):
+    done = submit("pulse.noop")
+    run_job(done.public_id)
+    failed = submit("pulse.fail", {"code": "validation_error"})
+    run_job(failed.public_id)
+    submit("pulse.sleep", {"steps": 1})
+    submit("pulse.sleep", {"steps": 1}, team=globex)
+
+    mine = _summaries(alice_client)
+    assert set(mine) == {h.name for h in registered_handlers()}
+    noop, fail, sleep = mine["pulse.noop"], mine["pulse.fail"], mine["pulse.sleep"]
+    assert (noop.completed, noop.failed, noop.success_rate) == (1, 0, 100.0)
+    assert (fail.completed, fail.failed, fail.success_rate) == (0, 1, 0.0)
+    assert (sleep.queued, sleep.completed, sleep.success_rate) == (1, 0, None)
+    assert noop.timing is not None and noop.timing.jobs == 1
+
+    theirs = _summaries(charlie_client)
+    assert theirs["pulse.sleep"].queued == 1
+    assert [(n, s.completed, s.failed) for n, s in theirs.items() if s.completed or s.failed] == []
+
+    body = alice_client.get("/handlers/").content.decode()
+    assert "Build a report" in body and "estimated <span class=\"quiet\">from the payload</span>" in body
+    assert 'href="/jobs/?handler=pulse.fail&amp;status=failed"' in body
+
+
+def test_a_handlers_page_documents_its_payload_retries_and_cost(alice_client):
+    response = alice_client.get("/handlers/pulse.fail/")
+    assert response.status_code == 200
+    fields = {f.key: f for f in response.context["fields"]}
+    assert list(fields) == ["code", "message", "delay", "retryable"]
+    assert fields["code"].rules.startswith('one of "ai_error", "budget_exceeded", ') and fields["code"].default == '"unknown"'
+    assert fields["message"].rules == "at most 1000 characters"
+    assert fields["delay"].rules == "at least 0; at most 600" and fields["delay"].type == "number"
+    assert fields["retryable"].default is None and not fields["retryable"].required
+    body = response.content.decode()
+    assert "No other fields are accepted." in body
+    handler = get_handler("pulse.fail")
+    assert response.context["retry_on"] == sorted(handler.retry_on)
+    for code in handler.retry_on:
+        assert f"<code>{code}</code>" in body
+    assert "backoff from 1 s, doubling, at most 600 s" in body
+    assert 'href="/jobs/new/?handler=pulse.fail"' in body and 'href="/schedules/new/?handler=pulse.fail"' in body
+
+    report = alice_client.get("/handlers/demo.report/").content.decode()
+    assert "Estimated from the payload: 0.01 per task (7 tasks) plus 0.05 to publish." in report
+    required = alice_client.get("/handlers/http.request/").context["fields"]
+    assert [(f.key, f.required) for f in required if f.required] == [("url", True)]
+
+
+def test_a_viewer_reads_the_page_without_the_submit_links(vic_client):
+    body = vic_client.get("/handlers/pulse.fail/").content.decode()
+    assert "No other fields are accepted." in body
+    assert "/jobs/new/?handler=" not in body and "/schedules/new/?handler=" not in body
+
+
+def test_an_unknown_handler_is_a_404(alice_client):
+    for name in ("no.such.handler", "pulse.noop%00", "<script>"):
+        assert alice_client.get(f"/handlers/{name}/").status_code == 404
+
+
+def test_the_teams_cap_and_an_operators_pause_show_only_where_they_apply(alice_client, charlie_client, acme):
+    budget_policy_update(team=acme, changes={"handler_caps": {"pulse.sleep": {"daily": "1.5", "monthly": "20"}}},
+                         by=None)
+    queue_pause(scope=QueuePause.Scope.HANDLER, handler="pulse.sleep", reason="disk replaced", by="operator")
+
+    mine = _summaries(alice_client)["pulse.sleep"]
+    assert mine.cap_text == "1.5 a day, 20 a month"
+    body = alice_client.get("/handlers/pulse.sleep/").content.decode()
+    assert "1.5 a day, 20 a month" in body and "disk replaced" in body
+
+    theirs = _summaries(charlie_client)["pulse.sleep"]
+    assert theirs.cap is None and theirs.pause is not None  # an operator's pause holds every team
+
+
+def test_a_new_schedule_from_a_handlers_page_starts_with_that_handler(alice_client):
+    form = alice_client.get("/schedules/new/?handler=pulse.sleep").context["form"]
+    assert form["handler"].value() == "pulse.sleep"
+    assert alice_client.get("/schedules/new/?handler=nope").status_code == 200
+
+
+def test_a_jobs_page_links_its_handler_while_the_deployment_has_it(alice_client, submit):
+    job = submit("pulse.sleep", {"steps": 1})
+    assert 'href="/handlers/pulse.sleep/"' in alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    job.__class__.objects.filter(pk=job.pk).update(handler="retired.handler")
+    body = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    assert "retired.handler" in body and "/handlers/retired.handler/" not in body
