@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets.money import money_str
+from jobs.error_codes import ErrorCode
 from jobs.events import job_summary
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
@@ -233,6 +234,8 @@ LIST_PARAMS = [
     OpenApiParameter("handler", str),
     OpenApiParameter("source", str, enum=Job.Source.values),
     OpenApiParameter("schedule", str, description="Only jobs submitted by this schedule (SP_…)."),
+    OpenApiParameter("error_code", str, enum=ErrorCode.values,
+                     description="Only jobs that ended (or whose last attempt failed) with this code."),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
     OpenApiParameter("created_before", OpenApiTypes.DATETIME),
     OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
@@ -250,6 +253,7 @@ class JobListView(TeamAPIView):
             status=request.query_params.get("status", ""),
             handler=request.query_params.get("handler", ""),
             source=request.query_params.get("source", ""),
+            error_code=request.query_params.get("error_code", ""),
             created_after=_datetime_param(request, "created_after"),
             created_before=_datetime_param(request, "created_before"),
             origin=_schedule_param(request),

@@ -14,14 +14,15 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.utils import timezone
 
+from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
 from pulse_site.parsers import Refused, json_loads_strict
 
 PAYLOAD_PREFIX = "payload."
 BULK_MAX = 200
-SEARCH_HELP = ("A job id, or words that filter: a status (failed, held…), a handler name, "
-               "key=value for a payload field (user=42 matches 42 or \"42\").")
+SEARCH_HELP = ("A job id, or words that filter: a status (failed, held…), a handler name, an error code "
+               "(network_error…), key=value for a payload field (user=42 matches 42 or \"42\").")
 # A payload key is a plain identifier: never a nested path or another ORM lookup ("a__contains").
 PAYLOAD_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 STATUS_WORDS = {**{v: v for v in Job.Status.values}, **{str(label).lower(): v for v, label in Job.Status.choices}}
@@ -33,6 +34,7 @@ class Search:
 
     status: str = ""
     handler: str = ""
+    error_code: str = ""
     payload: tuple[tuple[str, str], ...] = ()
     errors: tuple[str, ...] = ()
 
@@ -43,7 +45,7 @@ def parse_search(text: str) -> Search:
     except ValueError:
         words = text.split()
     handlers = {h.name for h in registered_handlers()}
-    status = handler = ""
+    status = handler = error_code = ""
     payload: list[tuple[str, str]] = []
     errors: list[str] = []
     for word in words:
@@ -57,9 +59,11 @@ def parse_search(text: str) -> Search:
             status = STATUS_WORDS[word.lower()]
         elif word in handlers:
             handler = word
+        elif word.lower() in ErrorCode.values:
+            error_code = word.lower()
         else:
-            errors.append(f"“{word}” is not a status, a handler or key=value.")
-    return Search(status=status, handler=handler, payload=tuple(payload), errors=tuple(errors))
+            errors.append(f"“{word}” is not a status, a handler, an error code or key=value.")
+    return Search(status=status, handler=handler, error_code=error_code, payload=tuple(payload), errors=tuple(errors))
 
 
 def _blank(choices: list[tuple[str, str]], label: str = "Any") -> list[tuple[str, str]]:
@@ -70,6 +74,7 @@ class JobFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=_blank(Job.Status.choices))
     handler = forms.ChoiceField(required=False)
     source = forms.ChoiceField(required=False, choices=_blank(Job.Source.choices))
+    error_code = forms.ChoiceField(required=False, label="Error", choices=_blank(ErrorCode.choices))
     period = forms.ChoiceField(required=False, label="Created", choices=[
         ("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")])
     created_after = forms.DateTimeField(required=False, label="From (UTC)",

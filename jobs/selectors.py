@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone
 from budgets.models import HandlerCap
 from budgets.money import money_str
 from jobs.dispatch import process_broker
+from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.errors import NotFound, ValidationError
@@ -42,6 +44,8 @@ class JobFilter:
     created_before: datetime | None = None
     parent: Job | None = None
     origin: str = ""
+    # The code the job ended (or its last attempt failed) with: jobs.error_codes.ErrorCode.
+    error_code: str = ""
     # (key, value) pairs the payload must hold at its top level; the key is a plain identifier
     # (jobs.forms.parse_search) so it can never become another lookup.
     payload: tuple[tuple[str, str], ...] = ()
@@ -53,6 +57,8 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
         raise ValidationError.for_field("status", f"Choose one of {', '.join(Job.Status.values)}.")
     if filters.source and filters.source not in Job.Source.values:
         raise ValidationError.for_field("source", f"Choose one of {', '.join(Job.Source.values)}.")
+    if filters.error_code and filters.error_code not in ErrorCode.values:
+        raise ValidationError.for_field("error_code", f"Choose one of {', '.join(ErrorCode.values)}.")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
     rows = jobs_matching(team=team, filters=filters)
@@ -71,7 +77,7 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
     return _jobs_list_windowed(team=team, rows=rows, below=anchor, limit=limit)
 
 
-# A filter no index serves in id order (payload terms, source, creation time) is looked for in
+# A filter no index serves in id order (payload terms, source, error code, creation time) is looked for in
 # windows of the team's jobs, newest first, at most SCAN_BUDGET jobs per page: PostgreSQL would
 # otherwise walk the primary key backwards through the whole history when little matches (1.4 s
 # for `failed user=42` with a million jobs). A page cut short by the budget is shorter than the
@@ -87,7 +93,8 @@ def jobs_filter_indexed(filters: JobFilter) -> bool:
     50-90 ms through the GIN index against 570-800 ms in windows, a common one (region=eu) 55 ms
     down the primary key, the planner choosing between the two."""
     payload_unserved = bool(filters.payload) and connection.vendor != "postgresql"
-    return not (payload_unserved or filters.source or filters.created_after or filters.created_before)
+    return not (payload_unserved or filters.source or filters.error_code or filters.created_after
+                or filters.created_before)
 
 
 def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, limit: int) -> tuple[list[Job], str | None]:
@@ -153,6 +160,8 @@ def jobs_matching(*, team: Team, filters: JobFilter) -> QuerySet[Job]:
         rows = rows.filter(created_at__lt=filters.created_before)
     if filters.origin:
         rows = rows.filter(origin=filters.origin)
+    if filters.error_code:
+        rows = rows.filter(error_code=filters.error_code)
     if filters.parent is not None:
         rows = rows.filter(parent=filters.parent)
     for key, text in filters.payload:
@@ -340,6 +349,8 @@ class HandlerSummary:
     timing: Timing | None
     cap: HandlerCap | None
     pause: QueuePause | None
+    # (error code, jobs) of the failures in the last 24 h, the commonest first.
+    failures: tuple[tuple[str, int], ...] = ()
 
     @property
     def success_rate(self) -> float | None:
@@ -355,6 +366,20 @@ class HandlerSummary:
         return ", ".join(f"{money_str(limit)} a {window}" for window, limit in windows if limit is not None)
 
 
+def handler_failures(*, team: Team, now: datetime) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Per handler, the error codes of the jobs that failed in the last 24 h with how many of each,
+    the commonest first; read from the newest TIMING_SAMPLE failures (job_team_completed)."""
+    rows = (
+        Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), status=Job.Status.FAILED)
+        .order_by("-completed_at").values_list("handler", "error_code")[:TIMING_SAMPLE]
+    )
+    counts: dict[str, Counter[str]] = {}
+    for handler, code in rows:
+        if code:
+            counts.setdefault(handler, Counter())[code] += 1
+    return {handler: tuple(sorted(c.items(), key=lambda item: (-item[1], item[0]))) for handler, c in counts.items()}
+
+
 def handler_summaries(*, team: Team, now: datetime | None = None, name: str | None = None) -> list[HandlerSummary]:
     """Every registered handler (or the one called `name`) with the team's figures: unfinished jobs
     from the status index, finished ones from the hourly rollups (queue_stats), run times from the
@@ -365,6 +390,7 @@ def handler_summaries(*, team: Team, now: datetime | None = None, name: str | No
     timings = {t.handler: t for t in handler_timings(team=team, now=now)}
     caps = {c.handler: c for c in HandlerCap.objects.filter(team=team)}
     pauses = {p.handler: p for p in QueuePause.objects.filter(scope=QueuePause.Scope.HANDLER, ended_at__isnull=True)}
+    failures = handler_failures(team=team, now=now)
     out = []
     for handler in handlers:
         n = counts.get(handler.name, {})
@@ -373,6 +399,7 @@ def handler_summaries(*, team: Team, now: datetime | None = None, name: str | No
             held=n.get(Job.Status.PAUSED, 0), completed=n.get(Job.Status.COMPLETED, 0),
             failed=n.get(Job.Status.FAILED, 0), cancelled=n.get(Job.Status.CANCELLED, 0),
             timing=timings.get(handler.name), cap=caps.get(handler.name), pause=pauses.get(handler.name),
+            failures=failures.get(handler.name, ()),
         ))
     return out
 

@@ -141,6 +141,7 @@ def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, 
     filters = selectors.JobFilter(status=data.get("status") or search.status,
                                   handler=data.get("handler") or search.handler,
                                   source=data.get("source", ""), created_after=created_after,
+                                  error_code=data.get("error_code") or search.error_code,
                                   created_before=created_before, origin=data.get("schedule", ""),
                                   payload=search.payload)
     return form, filters, search
@@ -258,8 +259,15 @@ def job_bulk_matching(request: HttpRequest) -> HttpResponse:
 @require_GET
 @team_required
 def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
-    """One list row, for the live list to insert or redraw with the first render's markup."""
-    return render(request, "jobs/_row.html", {"row": JobRow(_job(request, job_id)), "can_write": _can_write(request)})
+    """One list row, for the live list to insert or redraw with the first render's markup. With
+    `insert=1` and the list's filter in the query, 204 when the job does not match the filter (the
+    list asks before putting a new job on top; every filter is decided here, payload terms too)."""
+    job = _job(request, job_id)
+    if request.GET.get("insert") == "1":
+        _, filters, _ = _filters(request)
+        if not selectors.jobs_matching(team=request.team, filters=filters).filter(pk=job.pk).exists():  # type: ignore[attr-defined]
+            return HttpResponse(status=204)
+    return render(request, "jobs/_row.html", {"row": JobRow(job), "can_write": _can_write(request)})
 
 
 @require_POST

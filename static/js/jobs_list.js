@@ -12,14 +12,6 @@
     return rows.querySelector('tr[data-job-id="' + CSS.escape(id) + '"]');
   }
 
-  function matchesFilters(job) {
-    var d = section.dataset;
-    return (!d.filterStatus || d.filterStatus === job.status) &&
-      (!d.filterHandler || d.filterHandler === job.handler) &&
-      (!d.filterSource || d.filterSource === job.source) &&
-      (!d.filterOrigin || d.filterOrigin === job.origin);
-  }
-
   function setProgress(tr, progress) {
     var bar = tr.querySelector('[data-field="progress"]');
     var text = tr.querySelector('[data-field="progress-text"]');
@@ -31,12 +23,15 @@
 
   // Status, cost and hold reason are redrawn by the server so a live row never drifts from a
   // rendered one; the checkbox is carried over so a redraw does not drop a selection.
-  // Two redraws of one row may answer out of order: only the latest asked is applied.
+  // Two redraws of one row may answer out of order: only the latest asked is applied. A new job
+  // is inserted only if the server finds it matches the list's filter (204 otherwise).
   var asked = {};
   function redraw(id, insert) {
     var mine = asked[id] = (asked[id] || 0) + 1;
-    fetch(section.dataset.rowUrl.replace("JOB_ID", encodeURIComponent(id)), { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
+    var url = section.dataset.rowUrl.replace("JOB_ID", encodeURIComponent(id));
+    if (insert) url += "?" + (section.dataset.filterQuery ? section.dataset.filterQuery + "&" : "") + "insert=1";
+    fetch(url, { credentials: "same-origin" })
+      .then(function (response) { return response.ok && response.status !== 204 ? response.text() : null; })
       .then(function (html) {
         if (!html || mine !== asked[id]) return;
         var holder = document.createElement("tbody");
@@ -69,7 +64,7 @@
     }
     if (tr) {
       redraw(event.subject, false);
-    } else if (event.kind === "job.created" && section.dataset.liveInserts === "yes" && matchesFilters(event.payload)) {
+    } else if (event.kind === "job.created" && section.dataset.liveInserts === "yes") {
       redraw(event.subject, true);
     }
   }

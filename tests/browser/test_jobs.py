@@ -71,6 +71,20 @@ def test_a_new_job_appears_on_the_list_and_its_row_follows_it(page, login_as, al
     expect(row.locator('[data-field="progress-text"]')).to_have_text("3/3")
 
 
+def test_a_filtered_list_takes_in_only_the_new_jobs_its_filter_matches(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/jobs/?q=pulse.noop+user%3D42")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    with page.expect_response(lambda r: "/row/" in r.url) as other_answer:
+        other = job_submit(team=acme, handler="pulse.noop", payload={"user": 7}, source="api").job
+    assert other.public_id in other_answer.value.url and other_answer.value.status == 204
+    with page.expect_response(lambda r: "/row/" in r.url) as wanted_answer:
+        wanted = job_submit(team=acme, handler="pulse.noop", payload={"user": 42}, source="api").job
+    assert wanted.public_id in wanted_answer.value.url and wanted_answer.value.status == 200
+    expect(page.locator(f'tr[data-job-id="{wanted.public_id}"]')).to_have_count(1)
+    assert page.locator(f'tr[data-job-id="{other.public_id}"]').count() == 0
+
+
 def test_cancelling_a_running_job_from_its_page_ends_it_cancelled(page, login_as, alice, acme, fast_jobs):
     job = job_submit(team=acme, handler="pulse.sleep", payload={"steps": 200, "seconds": 0.1}, source="api").job
     login_as(alice)

@@ -70,7 +70,7 @@ def test_held_means_paused_and_a_word_that_is_nothing_known_is_reported(alice_cl
 
     assert [row.job.public_id for row in response.context["rows"]] == [held.public_id]
     assert [str(m) for m in response.context["messages"]] == [
-        "“nonsense” is not a status, a handler or key=value.",
+        "“nonsense” is not a status, a handler, an error code or key=value.",
         "“a__contains” is not a payload key (letters, digits, _ and -).",
     ]
 

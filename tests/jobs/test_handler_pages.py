@@ -106,3 +106,14 @@ def test_a_jobs_page_links_its_handler_while_the_deployment_has_it(alice_client,
     job.__class__.objects.filter(pk=job.pk).update(handler="retired.handler")
     body = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
     assert "retired.handler" in body and "/handlers/retired.handler/" not in body
+
+
+def test_the_failures_of_the_last_day_are_broken_down_by_error_code_with_links(alice_client, charlie_client, submit,
+                                                                               globex):
+    for code in ("network_error", "parse_error", "network_error"):
+        run_job(submit("pulse.fail", {"code": code, "retryable": False}).public_id)
+    run_job(submit("pulse.fail", {"code": "timeout", "retryable": False}, team=globex).public_id)
+    assert _summaries(alice_client)["pulse.fail"].failures == (("network_error", 2), ("parse_error", 1))
+    assert _summaries(charlie_client)["pulse.fail"].failures == (("timeout", 1),)
+    body = alice_client.get("/handlers/pulse.fail/").content.decode()
+    assert 'href="/jobs/?handler=pulse.fail&amp;status=failed&amp;error_code=network_error">network_error</a> 2' in body

@@ -398,3 +398,38 @@ def test_run_again_of_another_teams_job_is_a_404_and_viewers_cannot_use_it(alice
     assert alice_client.get("/jobs/new/?from=JB_nothing").status_code == 404
     assert vic_client.get(f"/jobs/new/?from={job.public_id}").status_code == 403
     assert "action-run-again" not in vic_client.get(f"/jobs/{job.public_id}/").content.decode()
+
+
+# --- filtering by error code, and the live list's inserts -------------------------------------------
+
+
+def test_the_list_filters_by_error_code_from_the_form_the_search_and_the_api(alice_client, acme_api, submit):
+    from jobs.runner import run_job
+
+    network = submit("pulse.fail", {"code": "network_error", "retryable": False})
+    parse = submit("pulse.fail", {"code": "parse_error"})
+    for job in (network, parse):
+        run_job(job.public_id)
+    submit("pulse.noop")
+    for url in ("/jobs/?error_code=network_error", "/jobs/?q=failed+network_error"):
+        assert [r.job.public_id for r in alice_client.get(url).context["rows"]] == [network.public_id]
+    body = alice_client.get("/jobs/").content.decode()
+    assert '<select name="error_code"' in body and '<option value="worker_lost">Worker lost</option>' in body
+    answer = acme_api.get("/api/v1/jobs/?error_code=parse_error")
+    assert [j["id"] for j in answer.json()["results"]] == [parse.public_id]
+    refused = acme_api.get("/api/v1/jobs/?error_code=oops")
+    assert refused.status_code == 400 and "error_code" in refused.json()["error"]["fields"]
+    # Matching all of them (the bulk box) counts with the same filter.
+    assert alice_client.get("/jobs/?error_code=network_error").context["matching"] == 1
+
+
+def test_a_new_row_is_offered_to_a_filtered_list_only_when_it_matches(alice_client, submit):
+    wanted = submit("pulse.noop", {"user": 42})
+    other = submit("pulse.noop", {"user": 7})
+    query = "q=pulse.noop+user%3D42&insert=1"
+    assert alice_client.get(f"/jobs/{wanted.public_id}/row/?{query}").status_code == 200
+    assert alice_client.get(f"/jobs/{other.public_id}/row/?{query}").status_code == 204
+    assert alice_client.get(f"/jobs/{other.public_id}/row/?status=failed&insert=1").status_code == 204
+    assert alice_client.get(f"/jobs/{other.public_id}/row/?error_code=timeout&insert=1").status_code == 204
+    # Without insert=1 (a redraw of a row already shown) the filter is not asked.
+    assert alice_client.get(f"/jobs/{other.public_id}/row/?status=failed").status_code == 200
