@@ -433,3 +433,16 @@ def test_a_new_row_is_offered_to_a_filtered_list_only_when_it_matches(alice_clie
     assert alice_client.get(f"/jobs/{other.public_id}/row/?error_code=timeout&insert=1").status_code == 204
     # Without insert=1 (a redraw of a row already shown) the filter is not asked.
     assert alice_client.get(f"/jobs/{other.public_id}/row/?status=failed").status_code == 200
+
+
+def test_a_failed_row_says_with_which_error(alice_client, submit):
+    from jobs.runner import run_job
+
+    job = submit("pulse.fail", {"code": "network_error", "message": "peer reset " + "x" * 200, "retryable": False})
+    run_job(job.public_id)
+    row = alice_client.get(f"/jobs/{job.public_id}/row/").content.decode()
+    assert '<div class="row-error" data-field="error"><code>network_error</code> peer reset xxx' in row
+    assert "x" * 100 not in row  # the message is cut short; the job's page has it whole
+    done = submit("pulse.noop")
+    run_job(done.public_id)
+    assert 'data-field="error"' not in alice_client.get(f"/jobs/{done.public_id}/row/").content.decode()
