@@ -29,7 +29,9 @@ from jobs.pausing import (
     queue_team_pause,
 )
 from jobs.selectors import (
+    HandlerSummary,
     JobFilter,
+    handler_summary,
     job_attempts,
     job_get_for_team,
     job_logs,
@@ -178,6 +180,43 @@ class HandlerOut(serializers.Serializer):
     exclusive = serializers.ChoiceField(choices=["hold", "refuse"], allow_null=True,
                                         help_text="One job at a time per team: the next is held, or refused with 409.")
     daemon = serializers.BooleanField(help_text="Runs until cancelled; restarted with backoff when it stops.")
+
+
+class HandlerTeamOut(serializers.Serializer):
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    held = serializers.IntegerField()
+    last_24h = serializers.JSONField(help_text="completed, failed, cancelled, success_rate (%, null before any "
+                                     "ended) and failures: {error code: jobs}.")
+    wait_ms = serializers.JSONField(allow_null=True, help_text="p50 and p95 over the newest 1,000 finished in 24 h.")
+    run_ms = serializers.JSONField(allow_null=True)
+    cap = serializers.JSONField(allow_null=True, help_text="The team's daily, weekly, monthly caps on it (decimal strings).")
+    paused = serializers.JSONField(allow_null=True, help_text="An operator's pause of the handler: reason, since.")
+
+
+class HandlerDetailOut(HandlerOut):
+    cost_text = serializers.CharField(help_text="The cost in words: the amount, or how it is estimated.")
+    backoff = serializers.JSONField(help_text="base and cap, in seconds, of the retries' exponential backoff.")
+    team = HandlerTeamOut(help_text="The calling team's jobs of this handler.")
+
+
+def handler_detail(summary: HandlerSummary) -> dict[str, Any]:
+    handler, timing, cap, pause = summary.handler, summary.timing, summary.cap, summary.pause
+    return {
+        **handler.describe(),
+        "cost_text": handler.cost_text(),
+        "backoff": {"base": handler.backoff_base, "cap": handler.backoff_cap},
+        "team": {
+            "queued": summary.queued, "running": summary.running, "held": summary.held,
+            "last_24h": {"completed": summary.completed, "failed": summary.failed, "cancelled": summary.cancelled,
+                         "success_rate": summary.success_rate, "failures": dict(summary.failures)},
+            "wait_ms": {"p50": timing.wait_median_ms, "p95": timing.wait_p95_ms} if timing else None,
+            "run_ms": {"p50": timing.run_median_ms, "p95": timing.run_p95_ms} if timing else None,
+            "cap": {"daily": money_str(cap.daily_limit), "weekly": money_str(cap.weekly_limit),
+                    "monthly": money_str(cap.monthly_limit)} if cap else None,
+            "paused": {"reason": pause.reason, "since": pause.created_at.isoformat()} if pause else None,
+        },
+    }
 
 
 def job_detail(job: Job) -> dict[str, Any]:
@@ -361,6 +400,12 @@ class HandlerListView(TeamAPIView):
     @extend_schema(operation_id="handlers_list", responses={200: HandlerOut(many=True), **error_responses(401)})
     def get(self, request: Request) -> Response:
         return Response([spec.describe() for spec in registered_handlers()])
+
+
+class HandlerDetailView(TeamAPIView):
+    @extend_schema(operation_id="handlers_retrieve", responses={200: HandlerDetailOut, **error_responses(401, 404)})
+    def get(self, request: Request, name: str) -> Response:
+        return Response(handler_detail(handler_summary(team=self.team, name=name)))
 
 
 class StatsView(TeamAPIView):

@@ -19,6 +19,7 @@ urlpatterns = [
     re_path(r"^jobs/(?P<job_id>[^/]+)/wait/?$", api.job_wait, name="api-job-wait"),
     path("jobs/<str:job_id>/children/", api.JobChildrenView.as_view(), name="api-job-children"),
     path("handlers/", api.HandlerListView.as_view(), name="api-handlers"),
+    path("handlers/<str:name>/", api.HandlerDetailView.as_view(), name="api-handler"),
     path("queue/", api.QueueView.as_view(), name="api-queue"),
     path("queue/pause/", api.QueuePauseView.as_view(), name="api-queue-pause"),
     path("queue/resume/", api.QueueResumeView.as_view(), name="api-queue-resume"),

@@ -117,3 +117,28 @@ def test_the_failures_of_the_last_day_are_broken_down_by_error_code_with_links(a
     assert _summaries(charlie_client)["pulse.fail"].failures == (("timeout", 1),)
     body = alice_client.get("/handlers/pulse.fail/").content.decode()
     assert 'href="/jobs/?handler=pulse.fail&amp;status=failed&amp;error_code=network_error">network_error</a> 2' in body
+
+
+def test_the_api_gives_a_handler_with_the_calling_teams_figures(acme_api, globex_api, acme, globex, submit):
+    for code in ("network_error", "network_error"):
+        run_job(submit("pulse.fail", {"code": code, "retryable": False}).public_id)
+    submit("pulse.fail", {"code": "timeout"})
+    budget_policy_update(team=acme, changes={"handler_caps": {"pulse.fail": {"weekly": "3"}}}, by=None)
+
+    answer = acme_api.get("/api/v1/handlers/pulse.fail/")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["name"] == "pulse.fail" and body["cost"] == "0" and body["cost_text"] == "0"
+    assert body["backoff"] == {"base": 1.0, "cap": 600.0}
+    team = body["team"]
+    assert (team["queued"], team["running"], team["held"]) == (1, 0, 0)
+    assert team["last_24h"] == {"completed": 0, "failed": 2, "cancelled": 0, "success_rate": 0.0,
+                                "failures": {"network_error": 2}}
+    assert set(team["run_ms"]) == {"p50", "p95"}
+    assert team["cap"] == {"daily": None, "weekly": "3", "monthly": None} and team["paused"] is None
+
+    theirs = globex_api.get("/api/v1/handlers/pulse.fail/").json()["team"]
+    assert theirs["queued"] == 0 and theirs["last_24h"]["failed"] == 0 and theirs["cap"] is None
+
+    missing = acme_api.get("/api/v1/handlers/no.such/")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
