@@ -121,7 +121,7 @@ class Handler:
 
     def cost_text(self) -> str:
         """The cost of one run in words: the fixed amount, or how the estimator reads the payload."""
-        if not callable(self.cost):
+        if self.cost_is_fixed:
             return format(self.cost, "f")
         how = (self.cost.__doc__ or "").strip().split("\n")[0]
         return f"Estimated from the payload{': ' + how if how else ''}"
@@ -136,7 +136,7 @@ class Handler:
             "timeout": self.timeout,
             "max_attempts": self.max_attempts,
             "retry_on": sorted(self.retry_on),
-            "cost": None if callable(self.cost) else format(self.cost, "f"),
+            "cost": format(self.cost, "f") if self.cost_is_fixed else None,
             "exclusive": self.exclusive,
             "daemon": self.daemon,
         }

@@ -1,9 +1,15 @@
 """`/ws/`: one team's live events, for the dashboard (session) and API clients (bearer token).
 
-Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `resync`
-(too much was missed: reload), `pong`, `following` (the job followed, or null), `error` (a bad
-client frame), `closed` (access revoked, followed by close code 4403). Close codes: 4401 not
-authenticated, 4403 refused.
+Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `synced`
+(`to`: every event of the team up to that id has been sent on this socket, replayed or caught up:
+where a client resumes from), `resync` (too much was missed: reload), `pong`, `following` (the
+job followed, or null), `error` (a bad client frame), `closed` (access revoked, followed by close
+code 4403). Close codes: 4401 not authenticated, 4403 refused.
+
+Resuming: a client reconnects with `?since=<the last synced.to>` and drops the events it already
+has by id. Resuming from the last id seen instead can lose an event for good: the channel layer
+may drop one (its subscription broken for a moment) and deliver later ones; the catch-up sends
+the dropped one within CATCH_UP_SECONDS, but not to a socket that closed before then.
 
 Frames received: `ping`; `follow` {"job": "JB_…"} restricts this socket's job.* events to that
 job (every other kind still arrives); `unfollow` lifts it.
@@ -141,7 +147,8 @@ class TeamCatchUp:
             team_id=self.team_id, after=min(s.synced_to for s in sockets), limit=REPLAY_LIMIT + 1)
         if len(ids) > REPLAY_LIMIT:
             cursor = ids[-1]  # complete up to there; the next round goes on from it
-        owed = {s: [i for i in ids if i > s.synced_to and i not in s.sent_ids] for s in sockets}
+        news = {s: [i for i in ids if i > s.synced_to] for s in sockets}
+        owed = {s: [i for i in news[s] if i not in s.sent_ids] for s in sockets}
         wanted = sorted({i for missed in owed.values() if len(missed) <= REPLAY_LIMIT for i in missed})
         events = {}
         if wanted:
@@ -151,11 +158,14 @@ class TeamCatchUp:
             try:
                 if len(missed) > REPLAY_LIMIT:
                     await socket.send_json({"type": "resync"})
-                else:
-                    for event_id in missed:
-                        if event_id in events:
-                            await socket._send_event(events[event_id])
-                socket.synced_to = max(socket.synced_to, cursor)
+                    continue
+                for event_id in missed:
+                    if event_id in events:
+                        await socket._send_event(events[event_id])
+                # Told only when the team had events in between: the relay's cursor moves with every
+                # team's, and the client gains nothing from hearing of the others' (its replay
+                # from an older id finds none of them).
+                await socket._synced(cursor, tell=bool(news[socket]))
             except Exception:  # a socket closing under us; the others still get theirs
                 log.warning("live catch-up of a socket failed", exc_info=True)
 
@@ -215,7 +225,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         try:
             since = int(raw[0])
         except ValueError:
-            await self._send_error("validation_error", "since must be a whole number (the last event id seen).")
+            await self._send_error("validation_error", "since must be a whole number (the last synced id).")
             await self.send_json({"type": "resync"})
             return
         missed = await database_sync_to_async(events_since)(team_id=team_id, since=since, limit=REPLAY_LIMIT + 1)
@@ -224,6 +234,18 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             return
         for event in missed:
             await self._send_event(event.as_message())
+        # The replay read the outbox after last_id was read: everything up to it has been sent.
+        self.synced_to = max(last_id, since)
+        await self.send_json({"type": "synced", "to": self.synced_to})
+
+    async def _synced(self, upto: int, *, tell: bool) -> None:
+        """Every event of the team up to `upto` has been sent on this socket: after a replay, and
+        after a catch-up round. The client is told when it moved and the team had events."""
+        if upto <= self.synced_to:
+            return
+        self.synced_to = upto
+        if tell:
+            await self.send_json({"type": "synced", "to": upto})
 
     async def _send_event(self, event: dict[str, Any]) -> None:
         if self.following is not None and str(event.get("kind", "")).startswith("job.") \

@@ -1,8 +1,11 @@
 // The team's live event stream (/ws/), one socket per page: connects, resumes after a drop from
-// the last event id it saw, and shows the state in #live-indicator. A page's own script calls
+// the last id the server said it had sent everything up to ("synced"), dropping the events it
+// already has, and shows the state in #live-indicator. A page's own script calls
 // PulseLive.follow; every other team page follows without a replay, so the queue banner (shown on
 // every page) appears and goes away live.
-// Protocol: {"type": "hello" | "event" | "resync" | "closed", ...}; events carry a sequence id.
+// Protocol: {"type": "hello" | "event" | "synced" | "resync" | "closed", ...}; events carry a
+// sequence id. Resuming from the last id seen could skip one the server's catch-up had not yet
+// re-sent (pulse_site/live/consumers.py).
 (function () {
   "use strict";
   if (window.PulseLive) return;  // base.html loads it; a page that loads it again gets the same one
@@ -13,7 +16,10 @@
   function follow(options) {
     following = true;
     var indicator = document.getElementById("live-indicator");
-    var lastId = options.since;
+    // Every event up to `synced` has arrived (the page was rendered at options.since); `seen` holds
+    // the ids above it that have, so a replay from `synced` passes each event on once.
+    var synced = options.since;
+    var seen = new Set();
     var attempts = 0;
     var stopped = false;
 
@@ -29,7 +35,8 @@
 
     function connect() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      var query = lastId === null || lastId === undefined ? "" : "?since=" + lastId;
+      var replay = synced !== null && synced !== undefined;
+      var query = replay ? "?since=" + synced : "";
       var socket = new WebSocket(scheme + location.host + options.wsPath + query);
       socket.onmessage = function (message) {
         var data = JSON.parse(message.data);
@@ -39,9 +46,16 @@
           setState("live", "live");
           tell(data);
         } else if (data.type === "event") {
-          if (lastId !== null && lastId !== undefined) lastId = Math.max(lastId, data.id);
+          if (replay) {
+            if (seen.has(data.id)) return;
+            seen.add(data.id);
+          }
           options.onEvent(data);
           tell(data);
+        } else if (data.type === "synced") {
+          if (!replay || data.to <= synced) return;
+          synced = data.to;
+          seen.forEach(function (id) { if (id <= synced) seen.delete(id); });
         } else if (data.type === "resync") {
           // More was missed than the server replays: the page is re-rendered from the database.
           stopped = true;

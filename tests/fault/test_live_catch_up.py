@@ -40,6 +40,7 @@ async def test_an_event_the_layer_dropped_reaches_the_open_socket_from_the_outbo
     await db(lambda: RelayCursor.objects.filter(name=CURSOR_NAME).update(last_id=lost.id))()
     frame = await socket.receive_json_from(timeout=5)
     assert (frame["type"], frame["id"], frame["kind"], frame["subject"]) == ("event", lost.id, "job.completed", "JB_lost")
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": lost.id}
     assert await socket.receive_nothing(timeout=0.6)
     await socket.disconnect()
 
@@ -51,7 +52,9 @@ async def test_an_event_the_layer_delivered_is_not_sent_again_by_the_catch_up(ac
     await db(relay_batch)()
     frame = await socket.receive_json_from(timeout=5)
     assert (frame["type"], frame["id"]) == ("event", delivered.id)
-    # Several catch-up rounds later: nothing more (no duplicate, nothing of Globex's).
+    frame = await socket.receive_json_from(timeout=5)
+    assert frame["type"] == "synced" and frame["to"] >= delivered.id
+    # Several catch-up rounds later: nothing more (no duplicate, nothing of Globex's, no news).
     assert await socket.receive_nothing(timeout=0.8)
     await socket.disconnect()
 
@@ -84,3 +87,34 @@ async def test_the_sockets_of_a_team_share_one_catch_up_and_each_gets_what_it_mi
     await second.disconnect()
     await theirs.disconnect()
     assert not [key for key in consumers.TeamCatchUp._running if key[1] in (acme.pk, globex.pk)]
+
+
+async def test_a_client_resuming_from_its_last_synced_id_gets_what_the_layer_dropped_before_it_closed(
+        acme, relay_cursor, monkeypatch):
+    """The socket closes before a catch-up round could re-send the dropped event: resuming from the
+    last id seen would skip it for good; resuming from the last `synced` gets it (and the client
+    drops what it already has by id, as static/js/live.js does)."""
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 60)
+    _, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
+    await db(relay_batch)()
+    start = await db(lambda: RelayCursor.objects.get(name=CURSOR_NAME).last_id)()
+    socket = await open_socket(bearer_headers(secret), path=f"/ws/?since={start}")
+    assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
+    synced = (await socket.receive_json_from(timeout=5))
+    assert synced == {"type": "synced", "to": start}
+    dropped = await db(event_emit)(team=acme, kind="job.completed", subject="JB_dropped")
+    await db(lambda: RelayCursor.objects.filter(name=CURSOR_NAME).update(last_id=dropped.id))()
+    delivered = await db(event_emit)(team=acme, kind="job.completed", subject="JB_delivered")
+    await db(relay_batch)()
+    frame = await socket.receive_json_from(timeout=5)
+    assert (frame["type"], frame["id"]) == ("event", delivered.id)  # the later one came, the earlier did not
+    await socket.disconnect()
+
+    seen = {delivered.id}
+    again = await open_socket(bearer_headers(secret), path=f"/ws/?since={synced['to']}")
+    assert (await again.receive_json_from(timeout=5))["type"] == "hello"
+    replayed = [await again.receive_json_from(timeout=5) for _ in range(3)]
+    assert [(f["type"], f.get("id")) for f in replayed] == [("event", dropped.id), ("event", delivered.id), ("synced", None)]
+    assert [f["id"] for f in replayed if f["type"] == "event" and f["id"] not in seen] == [dropped.id]
+    assert replayed[-1]["to"] == delivered.id
+    await again.disconnect()

@@ -4,7 +4,7 @@ restart loses the broker's queue, the channel layer's subscriptions and the cach
 
 Then: the jobs whose messages were in Redis are dispatched again from the jobs table (none waits
 for PULSE_REDISPATCH_SECONDS), and a live client (the dashboard's protocol: reconnect with
-`?since=<last id seen>`) ends up with every event of its team, none missed."""
+`?since=<the last synced id>`) ends up with every event of its team, none missed."""
 
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ class OwnRedis:
 @dataclass
 class LiveClient:
     """What static/js/live.js does: follow the team's events; on any close, reconnect after a
-    moment with ?since=<the last id seen>."""
+    moment with ?since=<the last synced id> (events it has already are dropped by id: `seen`)."""
 
     url: str
     secret: str
     seen: set[int] = field(default_factory=set)
-    last_id: int = 0
+    synced: int = 0
     connections: int = 0
     resumed_from: list[int] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -81,12 +81,12 @@ class LiveClient:
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                with connect(f"{self.url}?since={self.last_id}", open_timeout=5,
+                with connect(f"{self.url}?since={self.synced}", open_timeout=5,
                              additional_headers={"Authorization": f"Bearer {self.secret}"}) as socket:
                     self.socket = socket
                     self.connections += 1
-                    self.resumed_from.append(self.last_id)
-                    self.log.append(f"{time.monotonic():.2f} connected since={self.last_id}")
+                    self.resumed_from.append(self.synced)
+                    self.log.append(f"{time.monotonic():.2f} connected since={self.synced}")
                     while not self.stop.is_set():
                         try:
                             frame = json.loads(socket.recv(timeout=0.2))
@@ -94,11 +94,10 @@ class LiveClient:
                             continue
                         if frame["type"] == "event":
                             self.seen.add(frame["id"])
-                            self.last_id = max(self.last_id, frame["id"])
+                        elif frame["type"] == "synced":
+                            self.synced = max(self.synced, frame["to"])
                         elif frame["type"] == "hello":
                             self.log.append(f"{time.monotonic():.2f} hello last_id={frame['last_id']}")
-                            if not self.last_id:
-                                self.last_id = frame["last_id"]
                         else:
                             self.log.append(f"{time.monotonic():.2f} {frame['type']}")
             except (OSError, WebSocketException) as exc:
@@ -179,7 +178,7 @@ def _restart_under_load(acme, processes, redis: OwnRedis) -> None:
           f"all {len(team_events)} events {live_after:.1f} s after the restart")
     assert set(runs) == set(Job.objects.filter(team=acme).values_list("pk", flat=True))
     assert set(runs.values()) == {1}
-    assert live.connections >= 2 and live.resumed_from[-1] > 0  # it came back with ?since=<last id seen>
+    assert live.connections >= 2 and live.resumed_from[-1] > 0  # it came back with ?since=<the last synced id>
     assert again_after <= 15.0  # a ticker round after Redis answers, far below the 120 s backstop
 
 

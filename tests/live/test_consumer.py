@@ -136,6 +136,8 @@ async def test_since_replays_missed_events_in_order_then_live_ones_without_dupli
     socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={seen}")
     assert (await hello(socket))["last_id"] == missed[-1].id
     assert [await next_event_id(socket) for _ in missed] == [e.id for e in missed]
+    # Where a client resumes from: it has every event of the team up to there.
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": missed[-1].id}
 
     # The relay now forwards the same three live; the socket must drop them.
     assert await relay() == 3
@@ -158,7 +160,7 @@ async def test_a_malformed_since_gets_an_error_frame_and_a_resync(bob, acme):
     socket = await open_socket(await db(session_headers)(bob), path="/ws/?since=yesterday")
     await hello(socket)
     assert await socket.receive_json_from(timeout=5) == {"type": "error", "error": {
-        "code": "validation_error", "message": "since must be a whole number (the last event id seen).",
+        "code": "validation_error", "message": "since must be a whole number (the last synced id).",
     }}
     assert await socket.receive_json_from(timeout=5) == {"type": "resync"}
     await socket.disconnect()
