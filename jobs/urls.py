@@ -11,6 +11,7 @@ urlpatterns = [
     path("jobs/", views.job_list, name="list"),
     path("jobs/new/", views.job_new, name="new"),
     path("jobs/bulk/", views.job_bulk, name="bulk"),
+    path("jobs/export.csv", views.job_export, name="export"),
     path("jobs/bulk/matching/", views.job_bulk_matching, name="bulk_matching"),
     path("jobs/daemons/", daemon_views.panel, name="daemons"),
     path("jobs/<str:job_id>/", views.job_detail, name="detail"),
