@@ -176,7 +176,7 @@ def test_every_page_has_no_console_errors_no_failed_requests_and_fits_a_phone_in
             page.goto(url)
             page.wait_for_load_state("networkidle")
             assert page.get_attribute("html", "data-theme") == theme
-            if SHOTS and name in ("overview", "jobs", "job", "schedules", "budget"):
+            if SHOTS and name in ("overview", "jobs", "job", "handler", "schedules", "budget"):
                 Path(SHOTS).mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=f"{SHOTS}/{name}-{theme}.png", full_page=True)
             # Phone width: nothing wider than the screen (tables scroll inside their own box).
