@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from budgets.money import money_str
 from jobs.error_codes import ErrorCode
 from jobs.events import job_summary
+from jobs.forms import parse_search
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import (
@@ -273,6 +274,8 @@ LIST_PARAMS = [
     OpenApiParameter("handler", str),
     OpenApiParameter("source", str, enum=Job.Source.values),
     OpenApiParameter("schedule", str, description="Only jobs submitted by this schedule (SP_…)."),
+    OpenApiParameter("q", str, description="The dashboard's search words: a status, a handler, an error code, "
+                     "key=value for a top-level payload field (user=42 matches 42 or \"42\")."),
     OpenApiParameter("error_code", str, enum=ErrorCode.values,
                      description="Only jobs that ended (or whose last attempt failed) with this code."),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
@@ -288,11 +291,15 @@ LIST_PARAMS = [
 class JobListView(TeamAPIView):
     @extend_schema(operation_id="jobs_list", parameters=LIST_PARAMS, responses={200: JobPageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
+        search = parse_search(request.query_params.get("q", ""))
+        if search.errors:
+            raise ValidationError(f"q: {search.errors[0]}", fields={"q": list(search.errors)})
         filters = JobFilter(
-            status=request.query_params.get("status", ""),
-            handler=request.query_params.get("handler", ""),
+            status=request.query_params.get("status", "") or search.status,
+            handler=request.query_params.get("handler", "") or search.handler,
             source=request.query_params.get("source", ""),
-            error_code=request.query_params.get("error_code", ""),
+            error_code=request.query_params.get("error_code", "") or search.error_code,
+            payload=search.payload,
             created_after=_datetime_param(request, "created_after"),
             created_before=_datetime_param(request, "created_before"),
             origin=_schedule_param(request),

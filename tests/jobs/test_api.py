@@ -245,3 +245,31 @@ def test_a_schedules_run_written_ahead_of_its_slot_is_not_started_early(acme, ac
     refused = post(acme_api, f"jobs/{staged.public_id}/start/")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "schedule_slot"
     assert Job.objects.get(pk=staged.pk).run_after is not None
+
+
+def test_the_list_takes_the_dashboards_search_words(acme_api, acme, globex):
+    from jobs.runner import run_job
+    from jobs.services import job_submit
+
+    def submit(team, handler, payload):
+        return job_submit(team=team, handler=handler, payload=payload, source="api").job
+
+    eu = submit(acme, "pulse.noop", {"region": "eu", "user": 42})
+    submit(acme, "pulse.noop", {"region": "us"})
+    submit(globex, "pulse.noop", {"region": "eu"})
+    failed = submit(acme, "pulse.fail", {"code": "network_error", "retryable": False})
+    run_job(failed.public_id)
+
+    def ids(query: str) -> list[str]:
+        answer = acme_api.get(f"/api/v1/jobs/?{query}")
+        assert answer.status_code == 200, answer.content
+        return [job["id"] for job in answer.json()["results"]]
+
+    assert ids("q=region%3Deu") == [eu.public_id]
+    assert ids("q=pulse.noop+user%3D42") == [eu.public_id]
+    assert ids("q=failed+network_error") == [failed.public_id]
+    refused = acme_api.get("/api/v1/jobs/?q=failed+nonsense+a__b%3D1")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"q": [
+        "“nonsense” is not a status, a handler, an error code or key=value.",
+        "“a__b” is not a payload key (letters, digits, _ and -)."]}
