@@ -193,6 +193,8 @@ class HandlerTeamOut(serializers.Serializer):
     run_ms = serializers.JSONField(allow_null=True)
     cap = serializers.JSONField(allow_null=True, help_text="The team's daily, weekly, monthly caps on it (decimal strings).")
     paused = serializers.JSONField(allow_null=True, help_text="An operator's pause of the handler: reason, since.")
+    spent = serializers.JSONField(help_text="Charged to the team's budget today and in the last 30 days (decimal "
+                                  "strings, the budget's days).")
 
 
 class HandlerDetailOut(HandlerOut):
@@ -216,6 +218,7 @@ def handler_detail(summary: HandlerSummary) -> dict[str, Any]:
             "cap": {"daily": money_str(cap.daily_limit), "weekly": money_str(cap.weekly_limit),
                     "monthly": money_str(cap.monthly_limit)} if cap else None,
             "paused": {"reason": pause.reason, "since": pause.created_at.isoformat()} if pause else None,
+            "spent": {"today": summary.spent_today_text, "last_30_days": summary.spent_30_days_text},
         },
     }
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from budgets.models import HandlerCap
 from budgets.money import money_str
+from budgets.selectors import budget_history
 from jobs.dispatch import process_broker
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
@@ -25,6 +26,8 @@ from pulse_site.teams.models import Team
 MAX_PAGE = 200
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
 TIMING_SAMPLE = 1000
+# The days of spend a handler's summary adds up (the budget page's history).
+SPEND_DAYS = 30
 
 
 def job_get_for_team(*, team: Team, job_id: str) -> Job:
@@ -351,6 +354,17 @@ class HandlerSummary:
     pause: QueuePause | None
     # (error code, jobs) of the failures in the last 24 h, the commonest first.
     failures: tuple[tuple[str, int], ...] = ()
+    # Charged to the team's budget (micros): today and the last 30 days, in the budget's days.
+    spent_today: int = 0
+    spent_30_days: int = 0
+
+    @property
+    def spent_today_text(self) -> str:
+        return money_str(self.spent_today) or "0"
+
+    @property
+    def spent_30_days_text(self) -> str:
+        return money_str(self.spent_30_days) or "0"
 
     @property
     def success_rate(self) -> float | None:
@@ -391,6 +405,7 @@ def handler_summaries(*, team: Team, now: datetime | None = None, name: str | No
     caps = {c.handler: c for c in HandlerCap.objects.filter(team=team)}
     pauses = {p.handler: p for p in QueuePause.objects.filter(scope=QueuePause.Scope.HANDLER, ended_at__isnull=True)}
     failures = handler_failures(team=team, now=now)
+    days = budget_history(team=team, days=SPEND_DAYS)["days"]
     out = []
     for handler in handlers:
         n = counts.get(handler.name, {})
@@ -400,6 +415,8 @@ def handler_summaries(*, team: Team, now: datetime | None = None, name: str | No
             failed=n.get(Job.Status.FAILED, 0), cancelled=n.get(Job.Status.CANCELLED, 0),
             timing=timings.get(handler.name), cap=caps.get(handler.name), pause=pauses.get(handler.name),
             failures=failures.get(handler.name, ()),
+            spent_today=days[-1]["handlers"].get(handler.name, 0),
+            spent_30_days=sum(day["handlers"].get(handler.name, 0) for day in days),
         ))
     return out
 

@@ -459,10 +459,11 @@ def job_new(request: HttpRequest) -> HttpResponse:
         if source is not None:
             messages.error(request, f"{source.public_id}'s handler {source.handler} is no longer deployed.")
         return _render_new(request, None, None)
+    if source is not None and source.handler != handler.name:
+        source = None  # another handler chosen in the form: it starts blank
     form = SubmitForm(handler, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
-    left_out = form.start_from(source) if source is not None and source.handler == handler.name else []
-    return _render_new(request, handler, form, source=source if source and source.handler == handler.name else None,
-                       left_out=left_out)
+    left_out = form.start_from(source) if source is not None else []
+    return _render_new(request, handler, form, source=source, left_out=left_out)
 
 
 def _render_new(request: HttpRequest, handler: Handler | None, form: SubmitForm | None,

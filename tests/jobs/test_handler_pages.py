@@ -142,3 +142,14 @@ def test_the_api_gives_a_handler_with_the_calling_teams_figures(acme_api, globex
 
     missing = acme_api.get("/api/v1/handlers/no.such/")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_what_a_handler_cost_the_team_today_and_in_30_days(alice_client, charlie_client, acme_api, submit):
+    for _ in range(2):
+        run_job(submit("demo.report", {"delay": 0}).public_id)  # 7 tasks at 0.01 each, reported
+    mine = _summaries(alice_client)["demo.report"]
+    assert (mine.spent_today_text, mine.spent_30_days_text) == ("0.14", "0.14")
+    assert _summaries(charlie_client)["demo.report"].spent_30_days == 0
+    assert "0.14 / 0.14" in alice_client.get("/handlers/demo.report/").content.decode()
+    assert acme_api.get("/api/v1/handlers/demo.report/").json()["team"]["spent"] == {"today": "0.14",
+                                                                                    "last_30_days": "0.14"}
