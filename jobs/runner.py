@@ -42,11 +42,10 @@ from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTime
 from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
-from jobs.handlers.registry import Handler, get_handler
+from jobs.handlers.registry import Handler, find_handler
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
-from pulse_site.errors import PulseError
 from pulse_site.locks import transaction_lock
 from pulse_site.live.models import Event
 from pulse_site.outage import (
@@ -210,9 +209,8 @@ def _claim_checks(job: Job, now: Any, *, paused: bool | None = None) -> Handler 
         # Delivered before its retry time: back to the backlog, the dispatcher hands it over later.
         Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(dispatched_at=None)
         return None
-    try:
-        spec = get_handler(job.handler)
-    except PulseError:
+    spec = find_handler(job.handler)
+    if spec is None:
         _fail_unrunnable(job, f"The handler '{job.handler}' is not registered on this worker.")
         return None
     overloaded = system_load_reason()
@@ -305,7 +303,7 @@ def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
     team = sqlbatch.from_row(Team, row, sqlbatch.width(Job) + sqlbatch.width(BudgetPolicy))
     if job.status != Status.QUEUED or row[-1] or _due_later(job, timezone.now()):
         return None
-    spec = _handler_or_none(job.handler)
+    spec = find_handler(job.handler)
     if spec is None or spec.exclusive or spec.daemon or system_load_reason() is not None:
         return None
     batch = sqlbatch.WriteBatch()
@@ -544,7 +542,7 @@ def _settle_changes(job: Job, attempt: int, outcome: Outcome, now: Any) -> tuple
     """What a settle writes to the locked running job: its changes, the cost charged, its new
     status, the event kind and the attempt's outcome."""
     cost = outcome.cost_micros if outcome.cost_micros is not None else job.cost_estimate
-    spec = _handler_or_none(job.handler)
+    spec = find_handler(job.handler)
     changes: dict[str, Any] = {
         "cost_actual": (job.cost_actual or 0) + cost,
         "lease_expires_at": None,
@@ -608,13 +606,6 @@ def _release_held(team_id: int) -> None:
     except Exception:
         # The ticker's release step catches up; a failed release must not fail the settle.
         log.exception("releasing held jobs of team %s failed", team_id)
-
-
-def _handler_or_none(name: str) -> Handler | None:
-    try:
-        return get_handler(name)
-    except PulseError:
-        return None
 
 
 def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
@@ -940,7 +931,7 @@ def _claim_admit_many(members: list[Job], spec: Handler, *, freed_slots: int, lo
 
 
 def _is_exclusive(name: str) -> bool:
-    spec = _handler_or_none(name)
+    spec = find_handler(name)
     return spec is not None and spec.exclusive is not None
 
 

@@ -24,7 +24,7 @@ from jobs import selectors, services
 from jobs.daemons import is_daemon
 from jobs.events import hold_reasons_text
 from jobs.forms import BULK_MAX, BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, parse_search
-from jobs.handlers.registry import Handler, registered_handlers
+from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Job, TaskLog
 from pulse_site.errors import NotFound, PulseError
 from pulse_site.ids import looks_like_public_id
@@ -377,7 +377,6 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
         "attempts": list(selectors.job_attempts(job)),
         "can_write": _can_write(request),
         "actions": _allowed_actions(job),
-        "handler_known": _handler_or_none(job.handler) is not None,
     }
 
 
@@ -440,10 +439,6 @@ def job_action(request: HttpRequest, job_id: str, action: str) -> HttpResponse:
     return redirect("jobs:detail", job_id=job.public_id)
 
 
-def _handler_or_none(name: str) -> Handler | None:
-    return next((h for h in registered_handlers() if h.name == name), None)
-
-
 @team_required
 def job_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -454,7 +449,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Viewers cannot submit jobs.")
     # "Run again": ?from=<job id> starts the form from that job of the team's (404 for another's).
     source = _job(request, request.GET["from"]) if request.GET.get("from") else None
-    handler = _handler_or_none(request.GET.get("handler") or (source.handler if source else ""))
+    handler = find_handler(request.GET.get("handler") or (source.handler if source else ""))
     if handler is None:
         if source is not None:
             messages.error(request, f"{source.public_id}'s handler {source.handler} is no longer deployed.")
@@ -476,7 +471,7 @@ def _render_new(request: HttpRequest, handler: Handler | None, form: SubmitForm 
 
 @writer_required
 def _job_create(request: HttpRequest) -> HttpResponse:
-    handler = _handler_or_none(request.POST.get("handler", ""))
+    handler = find_handler(request.POST.get("handler", ""))
     if handler is None:
         messages.error(request, "Choose one of the listed handlers.")
         return _render_new(request, None, None, status=400)

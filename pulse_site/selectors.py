@@ -17,7 +17,7 @@ from django.utils import timezone
 from budgets.money import money_str
 from budgets.selectors import budget_history
 from jobs.models import Job, JobStat
-from jobs.selectors import Timing, handler_timings, job_get_for_team, system_metrics
+from jobs.selectors import Timing, failure_codes, handler_timings, job_get_for_team, system_metrics
 from pulse_site.activity import ActivityRow, activity_rows
 from pulse_site.charts import Bucket, Chart, stacked_bars
 from pulse_site.errors import NotFound
@@ -230,6 +230,8 @@ class Pulse:
 
     counters: Counters
     failures: list[Job]
+    # (error code, jobs) of the last 24 h's failures, the commonest first.
+    failure_codes: tuple[tuple[str, int], ...]
     upcoming: list[UpcomingRun]
     workers: dict[str, Any]
     at: datetime
@@ -240,7 +242,8 @@ def overview_pulse(*, team: Team, now: datetime | None = None, minute: dict[tupl
     now = now or timezone.now()
     live = _live_counts(team)  # the counters and the workers panel both show it
     return Pulse(counters=overview_counters(team=team, now=now, minute=minute, live=live, hourly=hourly),
-                 failures=recent_failures(team=team), upcoming=upcoming_runs(team=team, now=now),
+                 failures=recent_failures(team=team), failure_codes=failure_codes(team=team, now=now),
+                 upcoming=upcoming_runs(team=team, now=now),
                  workers=system_metrics(team=team, in_flight=live), at=now)
 
 

@@ -215,6 +215,11 @@ def get_handler(name: str) -> Handler:
                               fields={"handler": [f"Unknown handler '{name}'."]}) from None
 
 
+def find_handler(name: str) -> Handler | None:
+    """The handler registered under `name`, or None (a job or schedule may outlive its handler)."""
+    return _registry.get(name)
+
+
 def registered_handlers() -> list[Handler]:
     return sorted(_registry.values(), key=lambda h: h.name)
 

@@ -1,10 +1,22 @@
 from __future__ import annotations
 
 from django import template
+from django.urls import reverse
+from django.utils.html import format_html
 
+from jobs.handlers.registry import find_handler
 from jobs.selectors import job_daemons
 
 register = template.Library()
+
+
+@register.simple_tag
+def handler_link(name: str) -> str:
+    """A handler's name linked to its page while the deployment has it (plain text after it is gone,
+    so an old job or a broken schedule never links to a 404)."""
+    if find_handler(name) is not None:
+        return format_html('<a href="{}">{}</a>', reverse("handlers:detail", args=[name]), name)
+    return format_html("{}", name)
 
 
 @register.inclusion_tag("jobs/_daemons.html", takes_context=True)

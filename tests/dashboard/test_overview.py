@@ -121,6 +121,19 @@ def test_the_overview_shows_failures_with_code_and_message_linking_to_the_job(al
     assert 'id="overview-charts"' in html and 'id="overview-pulse"' in html
 
 
+def test_the_days_failures_are_counted_by_error_code_with_links_to_them(alice_client, acme, globex, make_job,
+                                                                       frozen):
+    for code, at in (("network_error", T0), ("network_error", T0 - timedelta(hours=3)), ("timeout", T0),
+                     ("timeout", T0 - timedelta(hours=25))):  # the last one is older than a day
+        make_job(handler="pulse.fail", status=S.FAILED, completed_at=at, error_code=code)
+    make_job(team=globex, handler="pulse.fail", status=S.FAILED, completed_at=T0, error_code="parse_error")
+
+    assert job_selectors.failure_codes(team=acme, now=T0) == (("network_error", 2), ("timeout", 1))
+    html = alice_client.get(reverse("overview_pulse")).content.decode()
+    assert '<a href="/jobs/?status=failed&amp;error_code=network_error">network_error</a> 2' in html
+    assert "parse_error" not in html
+
+
 def test_the_fragments_render_the_same_blocks_for_the_live_refresh(alice_client, acme, make_job, frozen):
     make_job(status=S.QUEUED)
 
