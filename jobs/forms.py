@@ -186,9 +186,13 @@ class SubmitForm(forms.Form):
         self.keys: list[str] = []
         fields: dict[str, forms.Field] = {}
         if isinstance(props, dict) and props:
-            for key, prop in props.items():
-                field = _field_for(prop if isinstance(prop, dict) else {}, key in required)
+            for described in handler.payload_fields():
+                key = described.key
+                field = _field_for(props[key] if isinstance(props[key], dict) else {}, key in required)
                 field.label = key
+                # The schema's rules in words under the input (a select shows its choices itself).
+                rules = "" if isinstance(field, forms.ChoiceField) else described.rules
+                field.help_text = ". ".join(part for part in (described.description, rules[:1].upper() + rules[1:]) if part)
                 fields[PAYLOAD_PREFIX + key] = field
                 self.keys.append(key)
         else:

@@ -492,3 +492,12 @@ def test_the_export_holds_the_newest_matching_jobs_up_to_its_bound(alice_client,
     assert [r["id"] for r in _csv(alice_client.get("/jobs/export.csv"))] == [j.public_id for j in jobs[::-1][:3]]
     # An unknown value in a filter field is dropped, as on the list: the export is never a 500.
     assert len(_csv(alice_client.get("/jobs/export.csv?error_code=nope&status=nope&schedule=SP_X"))) == 3
+
+
+def test_the_form_says_each_payload_fields_rules_under_it(alice_client):
+    form = alice_client.get("/jobs/new/?handler=pulse.sleep").context["form"]
+    assert form["payload.steps"].help_text == "At least 1; at most 10000"
+    assert form["payload.seconds"].help_text == "At least 0; at most 3600"
+    form = alice_client.get("/jobs/new/?handler=pulse.fail").context["form"]
+    assert form["payload.code"].help_text == ""  # a select lists its choices
+    assert form["payload.message"].help_text == "At most 1000 characters"
