@@ -230,3 +230,20 @@ def cron_describe(cron: Cron) -> str:
         return str(ExpressionDescriptor(cron.fields, options).get_description())
     except Exception:  # the describer is stricter than croniter on a few forms (L, W, #)
         return cron.fields
+
+
+def runs_within(cron: Cron, zone: zoneinfo.ZoneInfo, *, start: datetime, span: timedelta,
+                sample: int = 300) -> tuple[int, bool]:
+    """How many times the expression fires in `span` from `start`, and whether that is an
+    extrapolation: past `sample` fire times the count is scaled from the time they took, so an
+    every-minute schedule costs 300 steps, not 43,200 (a month of minutes)."""
+    until = start + span
+    moment, counted, first = start, 0, None
+    while counted < sample:
+        moment = next_fire(cron, zone, moment)
+        if moment > until:
+            return counted, False
+        first = first or moment
+        counted += 1
+    # The sample's fires are `counted - 1` intervals apart in all: the span holds as many more.
+    return round((counted - 1) * span / (moment - first)), True

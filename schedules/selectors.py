@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from budgets.money import money_str
+from budgets.services import budget_policy_get
+from jobs.handlers.registry import find_handler
 from jobs.models import Job
 from pulse_site.errors import NotFound, ValidationError
 from pulse_site.ids import looks_like_public_id
@@ -171,3 +174,66 @@ def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, obj
         raise ValidationError(f"{first}: {errors[first][0]}", fields=errors)
     runs = cronlib.next_fires(parsed, zone, timezone.now(), count)
     return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone}
+
+
+# How far ahead a schedule's cost is projected: the span of the monthly limit it is set against.
+PROJECTION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What a schedule would run and cost over the next PROJECTION_DAYS, against the team's limits."""
+
+    runs: int
+    approximate: bool
+    per_run: int | None  # micros; None when the handler is gone or cannot estimate this payload
+    daily_limit: int | None
+    monthly_limit: int | None
+
+    @property
+    def total(self) -> int | None:
+        return None if self.per_run is None else self.per_run * self.runs
+
+    @property
+    def per_day(self) -> int | None:
+        return None if self.total is None else self.total // PROJECTION_DAYS
+
+    @property
+    def over(self) -> list[str]:
+        """The team's limits this schedule alone would pass, in words."""
+        words = []
+        if self.per_day is not None and self.daily_limit is not None and self.per_day > self.daily_limit:
+            words.append(f"the daily limit of {money_str(self.daily_limit)}")
+        if self.total is not None and self.monthly_limit is not None and self.total > self.monthly_limit:
+            words.append(f"the monthly limit of {money_str(self.monthly_limit)}")
+        return words
+
+    def as_dict(self) -> dict[str, object]:
+        return {"days": PROJECTION_DAYS, "runs": self.runs, "approximate": self.approximate,
+                "per_run": money_str(self.per_run), "per_day": money_str(self.per_day), "total": money_str(self.total),
+                "over": self.over}
+
+
+def schedule_projection(schedule: Schedule) -> Projection | None:
+    """Its runs in the next PROJECTION_DAYS (from the next run; none while paused or broken) times
+    its estimate (the override, else the handler's for its payload). None for a bad expression."""
+    try:
+        cron = cronlib.cron_parse(schedule.cron)
+        zone = cronlib.zone_get(schedule.time_zone)
+    except ValidationError:
+        return None
+    runs, approximate = 0, False
+    start = schedule.next_run_at
+    if schedule.enabled and not schedule.broken_reason and start is not None:
+        runs, approximate = cronlib.runs_within(cron, zone, start=start - timedelta(microseconds=1),
+                                                span=timedelta(days=PROJECTION_DAYS))
+    per_run = schedule.estimate_override
+    if per_run is None:
+        handler = find_handler(schedule.handler)
+        try:
+            per_run = handler.estimate_micros(schedule.payload) if handler is not None else None
+        except Exception:  # a handler's estimator refusing this payload: the run would fail too
+            per_run = None
+    policy = budget_policy_get(team=schedule.team)
+    return Projection(runs=runs, approximate=approximate, per_run=per_run,
+                      daily_limit=policy.daily_limit, monthly_limit=policy.monthly_limit)

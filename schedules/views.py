@@ -133,6 +133,7 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
         "schedule": schedule,
         "description": selectors.schedule_description(schedule),
         "next_runs": selectors.schedule_next_runs(schedule),
+        "projection": selectors.schedule_projection(schedule),
         "estimate_override": money_str(schedule.estimate_override),
         "payload_json": json.dumps(schedule.payload, indent=2, sort_keys=True, ensure_ascii=False),
         "executions": _history(schedule),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pulse_site.errors import ValidationError
-from schedules.cron import cron_describe, cron_parse, next_fire, next_fires, slots_between, zone_get
+from schedules.cron import cron_describe, cron_parse, next_fire, next_fires, runs_within, slots_between, zone_get
 
 
 def local(instants, zone_name):
@@ -134,3 +134,12 @@ def test_slots_between_keeps_the_latest_ones_of_a_long_gap():
     daily = slots_between(cron_parse("0 9 * * *"), zone, first=datetime(2026, 1, 1, 9, tzinfo=UTC),
                           until=datetime(2026, 1, 3, 12, tzinfo=UTC), keep=10)
     assert [s.day for s in daily] == [1, 2, 3]
+
+
+def test_runs_within_counts_exactly_up_to_its_sample_and_scales_past_it():
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    berlin = zone_get("Europe/Berlin")
+    # Daily at 02:30 through March 2026, whose 29th skips 02:00-03:00 in Berlin: still once that day.
+    assert runs_within(cron_parse("30 2 * * *"), berlin, start=start, span=timedelta(days=31)) == (31, False)
+    assert runs_within(cron_parse("*/5 * * * *"), berlin, start=start, span=timedelta(days=30)) == (8_640, True)
+    assert runs_within(cron_parse("0 0 1 1 *"), berlin, start=start, span=timedelta(days=30)) == (0, False)

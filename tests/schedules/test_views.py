@@ -150,3 +150,41 @@ def test_the_detail_page_links_to_the_schedules_jobs(acme, alice_client, make_sc
     schedule = make_schedule()
     page = alice_client.get(f"/schedules/{schedule.public_id}/").content.decode()
     assert f'/jobs/?schedule={schedule.public_id}' in page
+
+
+# --- what a schedule will cost ------------------------------------------------------------------
+
+
+def test_a_schedules_page_projects_its_runs_and_cost_over_30_days_against_the_limits(alice_client, acme, make_schedule,
+                                                                                     time_machine):
+    from budgets.services import budget_policy_update
+    from schedules.selectors import schedule_projection
+
+    time_machine.move_to(T0, tick=False)
+    weekdays = make_schedule(handler="demo.report", payload={"delay": 0}, cron="0 9 * * 1-5", time_zone="Europe/Berlin")
+    projection = schedule_projection(weekdays)
+    # From the next run (Tuesday June 2, 09:00 Berlin) for 30 days: the 22 weekdays up to July 1.
+    assert (projection.runs, projection.approximate, projection.per_run) == (22, False, 120_000)
+    assert projection.as_dict()["total"] == "2.64" and projection.over == []
+
+    minutely = make_schedule(name="Every minute", cron="* * * * *", estimate_override="0.01")
+    busy = schedule_projection(minutely)
+    assert (busy.runs, busy.approximate) == (43_200, True)  # scaled from 300 steps
+    budget_policy_update(team=acme, changes={"daily_limit": "100", "monthly_limit": "300"}, by=None)
+    busy = schedule_projection(minutely)
+    assert busy.over == ["the monthly limit of 300"]  # 432 a month, 14.4 a day
+    body = alice_client.get(f"/schedules/{minutely.public_id}/").content.decode()
+    assert "about 43,200 runs × 0.01 = 432" in body
+    assert "Alone, this schedule would pass the monthly limit of 300" in body
+
+    alice_client.post(f"/schedules/{minutely.public_id}/pause/")
+    minutely.refresh_from_db()
+    assert schedule_projection(minutely).runs == 0
+
+
+def test_the_api_gives_one_schedules_projection_and_not_the_lists(acme_api, make_schedule):
+    schedule = make_schedule(handler="demo.report", payload={"delay": 0}, cron="0 * * * *")
+    one = acme_api.get(f"/api/v1/schedules/{schedule.public_id}/").json()
+    assert one["projection"]["days"] == 30 and one["projection"]["per_run"] == "0.12"
+    assert (one["projection"]["runs"], one["projection"]["approximate"]) == (720, True)
+    assert "projection" not in acme_api.get("/api/v1/schedules/").json()[0]
