@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import re
+
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+@register.filter
+def code_spans(text: str) -> SafeString:
+    """A handler author's `name` in backticks shown as code; everything else escaped as text."""
+    parts = _CODE_SPAN.split(str(text))  # text, code, text, code, …, text
+    return format_html_join("", "{}{}", (
+        (parts[i], format_html("<code>{}</code>", parts[i + 1]) if i + 1 < len(parts) else "")
+        for i in range(0, len(parts), 2)))
 
 
 @register.filter

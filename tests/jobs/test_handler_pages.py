@@ -153,3 +153,12 @@ def test_what_a_handler_cost_the_team_today_and_in_30_days(alice_client, charlie
     assert "0.14 / 0.14" in alice_client.get("/handlers/demo.report/").content.decode()
     assert acme_api.get("/api/v1/handlers/demo.report/").json()["team"]["spent"] == {"today": "0.14",
                                                                                     "last_30_days": "0.14"}
+
+
+def test_backticks_in_a_description_read_as_code_and_nothing_else_is_markup(alice_client):
+    from pulse_site.templatetags.pulse_tags import code_spans
+
+    assert code_spans("Runs `steps` steps of `seconds` each") == "Runs <code>steps</code> steps of <code>seconds</code> each"
+    assert code_spans("<b>`<i>`</b> and a lone ` tick") == "&lt;b&gt;<code>&lt;i&gt;</code>&lt;/b&gt; and a lone ` tick"
+    body = alice_client.get("/handlers/pulse.sleep/").content.decode()
+    assert "Runs <code>steps</code> steps of <code>seconds</code> each" in body
