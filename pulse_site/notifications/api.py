@@ -54,6 +54,8 @@ class RuleOut(serializers.Serializer):
     target = serializers.CharField(source="target.public_id")
     kind = serializers.ChoiceField(choices=Rule.Kind.choices)
     handlers = serializers.ListField(child=serializers.CharField())
+    error_codes = serializers.ListField(child=serializers.CharField(),
+                                        help_text="job_failed: only failures with these codes (empty: any).")
     final_only = serializers.BooleanField()
     minutes = serializers.IntegerField(allow_null=True, help_text="held_long: minutes a hold lasts before it is sent.")
     enabled = serializers.BooleanField()
@@ -63,6 +65,8 @@ class RuleIn(serializers.Serializer):
     target = serializers.CharField()
     kind = serializers.ChoiceField(choices=Rule.Kind.choices)
     handlers = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    error_codes = serializers.ListField(child=serializers.CharField(), required=False, default=list,
+                                        help_text="job_failed: only failures with these codes (empty: any).")
     final_only = serializers.BooleanField(required=False, default=True)
     minutes = serializers.IntegerField(required=False, allow_null=True, default=None,
                                        help_text="Required for held_long (1 to 10080); ignored otherwise.")
@@ -72,6 +76,7 @@ class RuleIn(serializers.Serializer):
 class RulePatch(serializers.Serializer):
     target = serializers.CharField(required=False)
     handlers = serializers.ListField(child=serializers.CharField(), required=False)
+    error_codes = serializers.ListField(child=serializers.CharField(), required=False)
     final_only = serializers.BooleanField(required=False)
     minutes = serializers.IntegerField(required=False, allow_null=True)
     enabled = serializers.BooleanField(required=False)
@@ -163,8 +168,8 @@ class RuleListView(TeamAPIView):
         data = _valid(RuleIn, request)
         target = services.target_get_for_team(team=self.team, target_id=data["target"])
         rule = services.rule_create(team=self.team, target=target, kind=data["kind"], handlers=data["handlers"],
-                                    final_only=data["final_only"], minutes=data["minutes"], enabled=data["enabled"],
-                                    by=self.membership)
+                                    error_codes=data["error_codes"], final_only=data["final_only"],
+                                    minutes=data["minutes"], enabled=data["enabled"], by=self.membership)
         return Response(RuleOut(rule).data, status=status.HTTP_201_CREATED)
 
 

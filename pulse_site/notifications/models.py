@@ -57,6 +57,8 @@ class Rule(models.Model):
     handlers = models.JSONField(default=list, blank=True)
     # job_failed: only when no retry follows (the last attempt); else every failed attempt.
     final_only = models.BooleanField(default=True)
+    # job_failed: only failures with these error codes (empty: any code).
+    error_codes = models.JSONField(default=list, blank=True)
     # held_long: how many minutes a hold lasts before the target hears of it (NULL for other kinds).
     minutes = models.PositiveIntegerField(null=True, blank=True)
     enabled = models.BooleanField(default=True)

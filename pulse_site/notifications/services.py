@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs.error_codes import ErrorCode
 from jobs.events import hold_reasons_text
 from jobs.models import Job
 from jobs.services import job_submit
@@ -141,26 +142,35 @@ def target_send_test(*, target: Target, by: str, member: Membership | None = Non
                              text=f"{by} sent this test from Pulse.", event={"kind": "test"}, by=by)
 
 
-def _clean_rule_fields(*, kind: str, handlers: object, minutes: object) -> tuple[list[str], int | None]:
+def _clean_rule_fields(*, kind: str, handlers: object, minutes: object,
+                       error_codes: object = ()) -> tuple[list[str], int | None, list[str]]:
     if not isinstance(handlers, list) or not all(isinstance(h, str) and h for h in handlers):
         raise ValidationError.for_field("handlers", "A list of handler names (empty: every handler).")
+    codes = list(error_codes) if isinstance(error_codes, (list, tuple)) else None
+    if codes is None or any(code not in ErrorCode.values for code in codes):
+        raise ValidationError.for_field("error_codes", f"A list of error codes from {', '.join(ErrorCode.values)} "
+                                                       "(empty: any code).")
+    # Only job_failed rules look at error codes; on any other kind they are dropped.
+    codes = sorted(set(codes)) if kind == Rule.Kind.JOB_FAILED else []
     if kind != Rule.Kind.HELD_LONG:
-        return handlers, None  # only held_long rules have a duration; any other value is ignored
+        return handlers, None, codes  # only held_long rules have a duration; any other value is ignored
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_HELD_MINUTES:
         raise ValidationError.for_field("minutes", f"A whole number of minutes from 1 to {MAX_HELD_MINUTES}.")
-    return handlers, minutes
+    return handlers, minutes, codes
 
 
 def rule_create(*, team: Team, target: Target, kind: str, handlers: object = None, final_only: bool = True,
-                minutes: object = None, enabled: bool = True, by: Membership | None) -> Rule:
+                minutes: object = None, enabled: bool = True, error_codes: object = (),
+                by: Membership | None) -> Rule:
     _require_manager(by)
     if target.team_id != team.pk:
         raise NotFound("No such notification target in this team.")
     if kind not in Rule.Kind.values:
         raise ValidationError.for_field("kind", f"One of {', '.join(Rule.Kind.values)}.")
-    handlers, minutes = _clean_rule_fields(kind=kind, handlers=handlers or [], minutes=minutes)
+    handlers, minutes, codes = _clean_rule_fields(kind=kind, handlers=handlers or [], minutes=minutes,
+                                                  error_codes=error_codes)
     return Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
-                               minutes=minutes, enabled=bool(enabled))
+                               minutes=minutes, enabled=bool(enabled), error_codes=codes)
 
 
 def rule_get_for_team(*, team: Team, rule_id: str) -> Rule:
@@ -174,11 +184,11 @@ def rule_get_for_team(*, team: Team, rule_id: str) -> Rule:
 
 @transaction.atomic
 def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None) -> Rule:
-    """Change a rule's target, handlers, last-attempt flag, minutes or enabled flag (its kind
+    """Change a rule's target, handlers, error codes, last-attempt flag, minutes or enabled flag (its kind
     is what it is: delete it and add another). Timers of holds already begun follow a new
     duration; a disabled rule's timers are dropped."""
     _require_manager(by)
-    unknown = sorted(set(changes) - {"target", "handlers", "final_only", "minutes", "enabled"})
+    unknown = sorted(set(changes) - {"target", "handlers", "error_codes", "final_only", "minutes", "enabled"})
     if unknown:
         raise ValidationError.for_field(unknown[0], "Not a field of a rule that can change.")
     if "target" in changes:
@@ -188,12 +198,13 @@ def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None) -
         if target.team_id != rule.team_id:
             raise NotFound("No such notification target in this team.")
         rule.target = target
-    handlers, minutes = _clean_rule_fields(kind=rule.kind, handlers=changes.get("handlers", rule.handlers),
-                                           minutes=changes.get("minutes", rule.minutes))
-    rule.handlers, rule.minutes = handlers, minutes
+    handlers, minutes, codes = _clean_rule_fields(kind=rule.kind, handlers=changes.get("handlers", rule.handlers),
+                                                  minutes=changes.get("minutes", rule.minutes),
+                                                  error_codes=changes.get("error_codes", rule.error_codes))
+    rule.handlers, rule.minutes, rule.error_codes = handlers, minutes, codes
     rule.final_only = bool(changes.get("final_only", rule.final_only))
     rule.enabled = bool(changes.get("enabled", rule.enabled))
-    rule.save(update_fields=["target", "handlers", "final_only", "minutes", "enabled"])
+    rule.save(update_fields=["target", "handlers", "error_codes", "final_only", "minutes", "enabled"])
     if not rule.enabled:
         HoldTimer.objects.filter(rule=rule).delete()
     elif minutes is not None:
@@ -247,6 +258,8 @@ def _handler_matches(rule: Rule, handler: object) -> bool:
 
 def _matches(rule: Rule, event: Event, final: bool) -> bool:
     if not _handler_matches(rule, event.payload.get("handler")):
+        return False
+    if rule.error_codes and (event.payload.get("error") or {}).get("code") not in rule.error_codes:
         return False
     return final or not rule.final_only
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
 from pulse_site.notifications import services
@@ -27,6 +28,7 @@ def page(request: HttpRequest) -> HttpResponse:
         "kinds": Target.Kind.choices,
         "rule_kinds": Rule.Kind.choices,
         "handlers": [h.name for h in registered_handlers()],
+        "error_codes": ErrorCode.values,
         "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
     }
     return render(request, "notifications/page.html", context)
@@ -121,6 +123,7 @@ def rule_add(request: HttpRequest) -> HttpResponse:
     handlers = [h for h in request.POST.getlist("handlers") if h]
     return _done(request, lambda: services.rule_create(
         team=team, target=target, kind=request.POST.get("kind", ""), handlers=handlers,
+        error_codes=[c for c in request.POST.getlist("error_codes") if c],
         final_only=request.POST.get("final_only") == "on", minutes=_minutes(request),
         by=request.membership), "Rule added.")  # type: ignore[attr-defined]
 
@@ -131,6 +134,7 @@ def rule_edit(request: HttpRequest, rule_id: str) -> HttpResponse:
     rule = _rule(request, rule_id)
     changes = {"target": _target(request, request.POST.get("target", "")),
                "handlers": [h for h in request.POST.getlist("handlers") if h],
+               "error_codes": [c for c in request.POST.getlist("error_codes") if c],
                "final_only": request.POST.get("final_only") == "on", "minutes": _minutes(request)}
     return _done(request, lambda: services.rule_update(rule=rule, changes=changes, by=request.membership),  # type: ignore[attr-defined]
                  "Rule saved.")

@@ -78,7 +78,8 @@ def test_an_owner_edits_disables_and_deletes_a_rule_over_the_api(alice, acme, op
                                   "handlers": ["pulse.noop"]}, format="json")
     assert response.status_code == 200
     assert response.json() == {"id": rule.public_id, "target": pager.public_id, "kind": "held_long",
-                               "handlers": ["pulse.noop"], "final_only": True, "minutes": 30, "enabled": False}
+                               "handlers": ["pulse.noop"], "error_codes": [], "final_only": True, "minutes": 30,
+                               "enabled": False}
     assert client.get(url).json()["minutes"] == 30
     assert client.delete(url).status_code == 204
     assert not Rule.objects.exists() and Target.objects.count() == 2
@@ -159,6 +160,20 @@ def test_the_page_edits_disables_and_deletes_targets_and_rules(alice_client, acm
     assert not Rule.objects.exists()
     alice_client.post(f"/notifications/targets/{ops.public_id}/delete/")
     assert not Target.objects.exists()
+
+
+def test_the_page_adds_and_edits_a_failure_rule_for_some_error_codes(alice_client, acme, ops):
+    alice_client.post("/notifications/rules/new/", {"kind": "job_failed", "target": ops.public_id,
+                                                "error_codes": ["worker_lost", "timeout"], "final_only": "on"})
+    rule = Rule.objects.get(team=acme)
+    assert rule.error_codes == ["timeout", "worker_lost"]
+    assert "with timeout or worker_lost" in alice_client.get("/notifications/").content.decode()
+    alice_client.post(f"/notifications/rules/{rule.public_id}/edit/", {"target": ops.public_id,
+                                                                        "error_codes": ["budget_exceeded"]})
+    assert Rule.objects.get(pk=rule.pk).error_codes == ["budget_exceeded"]
+    refused = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/", {"target": ops.public_id,
+                                                                                  "error_codes": ["nope"]}, follow=True)
+    assert "error_codes" in refused.content.decode() and Rule.objects.get(pk=rule.pk).error_codes == ["budget_exceeded"]
 
 
 def test_a_bad_edit_on_the_page_says_why_and_changes_nothing(alice_client, acme, ops, rule):

@@ -19,6 +19,7 @@ from jobs.models import Job
 from jobs.runner import run_job
 from jobs.services import job_submit
 from pulse_site.notifications.models import Rule, Target
+from pulse_site.errors import ValidationError
 from pulse_site.notifications.services import notifications_match, rule_create, target_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,6 +164,31 @@ def test_a_job_failed_rule_queues_a_delivery_for_the_last_attempt_of_matching_ha
     assert notifications_match() == 0  # each event once
     run_job(delivery.public_id)
     assert mail.outbox[0].subject == f"Job {failing.public_id} (test.breaks) failed"
+
+
+def test_a_job_failed_rule_with_error_codes_hears_only_failures_with_those_codes(acme, acme_api):
+    target = target_create(team=acme, name="on-call", kind="email", address="oncall@example.com", by=None)
+    rule = rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, error_codes=["worker_lost", "timeout"],
+                       by=None)
+    assert rule.error_codes == ["timeout", "worker_lost"]
+    notifications_match()
+    heard = job_submit(team=acme, handler="pulse.fail", payload={"code": "timeout", "retryable": False},
+                       source="api").job
+    unheard = job_submit(team=acme, handler="pulse.fail", payload={"code": "validation_error"}, source="api").job
+    run_job(heard.public_id)
+    run_job(unheard.public_id)
+    assert notifications_match() == 1
+    assert Job.objects.get(handler="pulse.notify").payload["subject"] == f"Job {heard.public_id} (pulse.fail) failed"
+
+    # Over the API: listed, and a code nobody knows is refused naming the field, changing nothing.
+    listed = acme_api.get("/api/v1/notifications/rules/").json()
+    assert [r["error_codes"] for r in listed] == [["timeout", "worker_lost"]]
+    with pytest.raises(ValidationError) as refused:
+        rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, error_codes=["disk_full"], by=None)
+    assert "error_codes" in refused.value.fields and Rule.objects.count() == 1
+    # Another kind of rule has no use for codes: they are dropped, not kept to mislead.
+    alert = rule_create(team=acme, target=target, kind=Rule.Kind.BUDGET_THRESHOLD, error_codes=["timeout"], by=None)
+    assert alert.error_codes == []
 
 
 def test_a_failed_delivery_does_not_notify_about_itself(acme):
