@@ -111,6 +111,10 @@ PAGES = {
     "jobs_source_none": ("jobs:list", "?status=cancelled&source=dashboard"),
     "overview_pulse": ("overview_pulse", ""),
     "overview_charts": ("overview_charts", ""),
+    "jobs_error_code": ("jobs:list", "?error_code=network_error&handler=pulse.sleep"),
+    "jobs_error_code_none": ("jobs:list", "?error_code=timeout"),
+    "handlers": ("handlers:page", ""),
+    "handler": ("handlers:detail pulse.fail", ""),
 }
 
 
@@ -128,7 +132,7 @@ def pulse_pages(*, rows: int, requests: int, pages: int = len(PAGES)) -> dict[st
     result: dict[str, Any] = {"prepare_s": prepare_s}
     sql = _SqlClock()
     for name, (route, query) in list(PAGES.items())[:pages]:
-        url = reverse(route) + query
+        url = reverse(route.split(" ")[0], args=route.split(" ")[1:]) + query
         client.get(url)  # warm caches and the connection
         times, cpu, in_sql = [], [], []
         for _ in range(requests):
