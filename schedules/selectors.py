@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from functools import cached_property
 
 from django.db.models import F, Q, QuerySet, Window
@@ -173,7 +174,7 @@ def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, obj
         first = next(iter(errors))
         raise ValidationError(f"{first}: {errors[first][0]}", fields=errors)
     runs = cronlib.next_fires(parsed, zone, timezone.now(), count)
-    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone}
+    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone, "cron": parsed}
 
 
 # How far ahead a schedule's cost is projected: the span of the monthly limit it is set against.
@@ -208,32 +209,53 @@ class Projection:
             words.append(f"the monthly limit of {money_str(self.monthly_limit)}")
         return words
 
+    @property
+    def text(self) -> str:
+        """'about 43,200 runs × 0.12 = 5184 (172.8 a day on average)'."""
+        runs = f"{'about ' if self.approximate else ''}{self.runs:,} run{'' if self.runs == 1 else 's'}"
+        if self.total is None:
+            return runs + (" (no estimate: the handler is gone or refuses the payload)" if self.runs else "")
+        return f"{runs} × {money_str(self.per_run)} = {money_str(self.total)} ({money_str(self.per_day)} a day on average)"
+
+    @property
+    def over_text(self) -> str:
+        return (f"Alone, this schedule would pass {' and '.join(self.over)}: its runs are held whenever the budget "
+                "is spent.") if self.over else ""
+
     def as_dict(self) -> dict[str, object]:
         return {"days": PROJECTION_DAYS, "runs": self.runs, "approximate": self.approximate,
                 "per_run": money_str(self.per_run), "per_day": money_str(self.per_day), "total": money_str(self.total),
                 "over": self.over}
 
 
+def projection(*, team: Team, cron: cronlib.Cron, zone: ZoneInfo, start: datetime | None, handler: str,
+               payload: object, estimate_override: int | None) -> Projection:
+    """Runs in the next PROJECTION_DAYS from `start` (None: it does not fire) times the estimate
+    (the override, else the handler's for the payload), against the team's limits."""
+    runs, approximate = 0, False
+    if start is not None:
+        runs, approximate = cronlib.runs_within(cron, zone, start=start - timedelta(microseconds=1),
+                                                span=timedelta(days=PROJECTION_DAYS))
+    per_run = estimate_override
+    if per_run is None:
+        found = find_handler(handler)
+        try:
+            per_run = found.estimate_micros(payload) if found is not None and isinstance(payload, dict) else None
+        except Exception:  # a handler's estimator refusing this payload: the run would fail too
+            per_run = None
+    policy = budget_policy_get(team=team)
+    return Projection(runs=runs, approximate=approximate, per_run=per_run,
+                      daily_limit=policy.daily_limit, monthly_limit=policy.monthly_limit)
+
+
 def schedule_projection(schedule: Schedule) -> Projection | None:
-    """Its runs in the next PROJECTION_DAYS (from the next run; none while paused or broken) times
-    its estimate (the override, else the handler's for its payload). None for a bad expression."""
+    """A saved schedule's projection, from its next run (none while paused or broken). None for an
+    expression or zone that no longer parses."""
     try:
         cron = cronlib.cron_parse(schedule.cron)
         zone = cronlib.zone_get(schedule.time_zone)
     except ValidationError:
         return None
-    runs, approximate = 0, False
-    start = schedule.next_run_at
-    if schedule.enabled and not schedule.broken_reason and start is not None:
-        runs, approximate = cronlib.runs_within(cron, zone, start=start - timedelta(microseconds=1),
-                                                span=timedelta(days=PROJECTION_DAYS))
-    per_run = schedule.estimate_override
-    if per_run is None:
-        handler = find_handler(schedule.handler)
-        try:
-            per_run = handler.estimate_micros(schedule.payload) if handler is not None else None
-        except Exception:  # a handler's estimator refusing this payload: the run would fail too
-            per_run = None
-    policy = budget_policy_get(team=schedule.team)
-    return Projection(runs=runs, approximate=approximate, per_run=per_run,
-                      daily_limit=policy.daily_limit, monthly_limit=policy.monthly_limit)
+    fires = schedule.enabled and not schedule.broken_reason
+    return projection(team=schedule.team, cron=cron, zone=zone, start=schedule.next_run_at if fires else None,
+                      handler=schedule.handler, payload=schedule.payload, estimate_override=schedule.estimate_override)

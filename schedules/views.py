@@ -13,8 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from budgets.money import money_str
+from budgets.money import money_str, parse_money, to_micros
 from pulse_site.errors import PulseError, ValidationError
+from pulse_site.parsers import json_loads_strict
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from schedules import selectors, services
@@ -113,9 +114,26 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
     except ValidationError as exc:
         return JsonResponse({"errors": exc.fields}, status=400)
     zone = result["zone"]
+    runs: list[Any] = result["next_runs"]  # type: ignore[assignment]
+    # What it would cost, from the handler, payload and estimate typed so far (any of them still
+    # unparsable: the cost is left out, the form's own check names the field on save).
+    try:
+        payload = json_loads_strict(request.GET.get("payload") or "{}")
+    except ValueError:
+        payload = None
+    try:
+        raw = request.GET.get("estimate_override", "").strip()
+        override = to_micros(parse_money(raw, field="estimate_override")) if raw else None
+    except PulseError:
+        override = None
+    projected = selectors.projection(team=team, cron=result["cron"], zone=zone, start=runs[0] if runs else None,  # type: ignore[arg-type]
+                                     handler=request.GET.get("handler", ""), payload=payload,
+                                     estimate_override=override)
     return JsonResponse({
         "description": result["description"],
-        "next_runs": [run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for run in result["next_runs"]],  # type: ignore[attr-defined]
+        "next_runs": [run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for run in runs],  # type: ignore[attr-defined]
+        "projection": f"Next {selectors.PROJECTION_DAYS} days: {projected.text}",
+        "over": projected.over_text,
     })
 
 
@@ -134,6 +152,7 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
         "description": selectors.schedule_description(schedule),
         "next_runs": selectors.schedule_next_runs(schedule),
         "projection": selectors.schedule_projection(schedule),
+        "projection_days": selectors.PROJECTION_DAYS,
         "estimate_override": money_str(schedule.estimate_override),
         "payload_json": json.dumps(schedule.payload, indent=2, sort_keys=True, ensure_ascii=False),
         "executions": _history(schedule),

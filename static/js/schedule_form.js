@@ -6,6 +6,12 @@
   if (!form) return;
   var cron = form.querySelector('[name="cron"]');
   var zone = form.querySelector('[name="time_zone"]');
+  // What a run costs comes from these; the server projects the next 30 days against the limits.
+  var costFields = ["handler", "payload", "estimate_override"].map(function (name) {
+    return form.querySelector('[name="' + name + '"]');
+  }).filter(Boolean);
+  var cost = document.getElementById("preview-cost");
+  var over = document.getElementById("preview-over");
   var description = document.getElementById("preview-description");
   var errors = document.getElementById("preview-errors");
   var runs = document.getElementById("preview-runs");
@@ -30,11 +36,15 @@
       body.errors[field].forEach(function (reason) { messages.push(field.replace("_", " ") + ": " + reason); });
     });
     fill(errors, messages);
+    cost.textContent = body.projection || "";
+    over.textContent = body.over || "";
   }
 
   function ask() {
     var mine = ++asked;
-    var query = new URLSearchParams({ cron: cron.value, time_zone: zone.value });
+    var params = { cron: cron.value, time_zone: zone.value };
+    costFields.forEach(function (field) { params[field.name] = field.value; });
+    var query = new URLSearchParams(params);
     fetch(form.dataset.previewUrl + "?" + query.toString(), { credentials: "same-origin" })
       .then(function (response) { return response.json(); })
       .then(function (body) { if (mine === asked) show(body); });  // an older answer never overwrites a newer one
@@ -47,5 +57,6 @@
 
   cron.addEventListener("input", soon);
   zone.addEventListener("change", ask);
+  costFields.forEach(function (field) { field.addEventListener("input", soon); field.addEventListener("change", soon); });
   if (cron.value) ask();
 })();

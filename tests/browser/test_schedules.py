@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from playwright.sync_api import expect
 
 from jobs.runner import run_job
 from schedules.models import Execution, Schedule
@@ -31,6 +32,11 @@ def test_create_a_schedule_watch_its_first_run_complete_live_and_pause_it(page, 
     assert "never fires" in page.locator("#preview-errors").inner_text()
     page.fill("#id_cron", "* * * * *")
     page.wait_for_function("document.getElementById('preview-errors').children.length === 0")
+    # What it would cost, redone as the estimate is typed.
+    page.fill("#id_estimate_override", "0.01")
+    expect(page.locator("#preview-cost")).to_have_text(
+        "Next 30 days: about 43,200 runs × 0.01 = 432 (14.4 a day on average)")
+    page.fill("#id_estimate_override", "")
     page.click("button[type=submit].primary")
     schedule = Schedule.objects.get(name="Every minute")
     page.wait_for_url(f"/schedules/{schedule.public_id}/")

@@ -67,10 +67,34 @@ def test_the_preview_describes_the_expression_as_you_type(alice_client, time_mac
     body = alice_client.get("/schedules/preview/", {"cron": "*/15 * * * *", "time_zone": "America/New_York"}).json()
     assert body == {"description": "Every 15 minutes", "next_runs": [
         "Mon 2026-06-01 06:15 EDT", "Mon 2026-06-01 06:30 EDT", "Mon 2026-06-01 06:45 EDT",
-        "Mon 2026-06-01 07:00 EDT", "Mon 2026-06-01 07:15 EDT"]}
+        "Mon 2026-06-01 07:00 EDT", "Mon 2026-06-01 07:15 EDT"],
+        "projection": "Next 30 days: about 2,880 runs (no estimate: the handler is gone or refuses the payload)",
+        "over": ""}
     refused = alice_client.get("/schedules/preview/", {"cron": "@reboot", "time_zone": "UTC"})
     assert refused.status_code == 400
     assert refused.json() == {"errors": {"cron": ["@reboot is not supported: schedules fire by the clock only."]}}
+
+
+def test_the_preview_says_what_the_schedule_would_cost_against_the_limits_as_you_type(alice_client, acme,
+                                                                                      time_machine):
+    from budgets.services import budget_policy_update
+
+    time_machine.move_to(T0, tick=False)
+    budget_policy_update(team=acme, changes={"monthly_limit": "50"}, by=None)
+    typed = {"cron": "0 * * * *", "time_zone": "UTC", "handler": "demo.report", "payload": '{"delay": 0}'}
+    body = alice_client.get("/schedules/preview/", typed).json()
+    assert body["projection"] == "Next 30 days: about 720 runs × 0.12 = 86.4 (2.88 a day on average)"
+    assert body["over"] == ("Alone, this schedule would pass the monthly limit of 50: its runs are held whenever "
+                            "the budget is spent.")
+    cheaper = alice_client.get("/schedules/preview/", {**typed, "estimate_override": "0.05"}).json()
+    assert cheaper["projection"] == "Next 30 days: about 720 runs × 0.05 = 36 (1.2 a day on average)"
+    assert cheaper["over"] == ""
+    # Half-typed input is not an error here: the cost is left out until it parses (an override that
+    # does not parse yet leaves the handler's estimate).
+    for half in ({"payload": '{"delay": '}, {"handler": "nope"}):
+        answer = alice_client.get("/schedules/preview/", {**typed, **half})
+        assert answer.status_code == 200 and "no estimate" in answer.json()["projection"]
+    assert "× 0.12 =" in alice_client.get("/schedules/preview/", {**typed, "estimate_override": "0.0.5"}).json()["projection"]
 
 
 def test_editing_validates_and_saves(alice_client, make_schedule):
