@@ -501,3 +501,12 @@ def test_the_form_says_each_payload_fields_rules_under_it(alice_client):
     form = alice_client.get("/jobs/new/?handler=pulse.fail").context["form"]
     assert form["payload.code"].help_text == ""  # a select lists its choices
     assert form["payload.message"].help_text == "At most 1000 characters"
+
+
+def test_run_again_of_a_job_whose_handler_is_gone_says_so(alice_client, submit):
+    job = submit("pulse.noop")
+    Job.objects.filter(pk=job.pk).update(handler="retired.handler")
+    response = alice_client.get(f"/jobs/new/?from={job.public_id}")
+    assert response.status_code == 200 and response.context["form"] is None
+    assert [str(m) for m in response.context["messages"]] == [
+        f"{job.public_id}'s handler retired.handler is no longer deployed."]
