@@ -822,9 +822,13 @@ def _thresholds(value: object) -> list[int]:
     return sorted(out)
 
 
+def cap_as_dict(cap: HandlerCap) -> dict[str, str | None]:
+    """A handler cap's limits as the API gives them: {"daily": "1.5", "weekly": None, "monthly": "20"}."""
+    return {name: money_str(cap.limit_for(kind)) for name, kind in zip(CAP_FIELDS, KINDS, strict=True)}
+
+
 def policy_as_dict(policy: BudgetPolicy) -> dict[str, Any]:
-    caps = {cap.handler: {name: money_str(cap.limit_for(kind)) for name, kind in zip(CAP_FIELDS, KINDS)}
-            for cap in HandlerCap.objects.filter(team_id=policy.team_id)}
+    caps = {cap.handler: cap_as_dict(cap) for cap in HandlerCap.objects.filter(team_id=policy.team_id)}
     return {
         "daily_limit": money_str(policy.daily_limit), "weekly_limit": money_str(policy.weekly_limit),
         "monthly_limit": money_str(policy.monthly_limit), "calls_per_minute": policy.calls_per_minute,

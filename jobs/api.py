@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets.money import money_str
+from budgets.services import cap_as_dict
 from jobs.error_codes import ErrorCode
 from jobs.events import job_summary
 from jobs.forms import parse_search
@@ -215,8 +216,7 @@ def handler_detail(summary: HandlerSummary) -> dict[str, Any]:
                          "success_rate": summary.success_rate, "failures": dict(summary.failures)},
             "wait_ms": {"p50": timing.wait_median_ms, "p95": timing.wait_p95_ms} if timing else None,
             "run_ms": {"p50": timing.run_median_ms, "p95": timing.run_p95_ms} if timing else None,
-            "cap": {"daily": money_str(cap.daily_limit), "weekly": money_str(cap.weekly_limit),
-                    "monthly": money_str(cap.monthly_limit)} if cap else None,
+            "cap": cap_as_dict(cap) if cap else None,
             "paused": {"reason": pause.reason, "since": pause.created_at.isoformat()} if pause else None,
             "spent": {"today": summary.spent_today_text, "last_30_days": summary.spent_30_days_text},
         },

@@ -15,6 +15,7 @@ from django.utils import timezone
 from budgets.models import HandlerCap
 from budgets.money import money_str
 from budgets.selectors import budget_history
+from budgets.windows import KINDS
 from jobs.dispatch import process_broker
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
@@ -376,8 +377,8 @@ class HandlerSummary:
     def cap_text(self) -> str:
         if self.cap is None:
             return ""
-        windows = (("day", self.cap.daily_limit), ("week", self.cap.weekly_limit), ("month", self.cap.monthly_limit))
-        return ", ".join(f"{money_str(limit)} a {window}" for window, limit in windows if limit is not None)
+        return ", ".join(f"{money_str(self.cap.limit_for(kind))} a {kind}" for kind in KINDS
+                         if self.cap.limit_for(kind) is not None)
 
 
 def _commonest(counts: Counter[str]) -> tuple[tuple[str, int], ...]:

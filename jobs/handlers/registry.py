@@ -208,11 +208,12 @@ def handler(
 
 
 def get_handler(name: str) -> Handler:
-    try:
-        return _registry[name]
-    except KeyError:
+    """The handler registered under `name`, or the ValidationError a submit answers with."""
+    found = find_handler(name)
+    if found is None:
         raise ValidationError(f"handler: no handler is called '{name}'.", code="unknown_handler",
-                              fields={"handler": [f"Unknown handler '{name}'."]}) from None
+                              fields={"handler": [f"Unknown handler '{name}'."]})
+    return found
 
 
 def find_handler(name: str) -> Handler | None:
