@@ -152,8 +152,11 @@ def test_a_disabled_schedule_does_not_fire(make_schedule, time_machine):
 @pytest.mark.django_db(transaction=True)
 def test_an_execution_follows_its_job_to_completion_and_says_so_once(make_schedule, settings):
     settings.PULSE_PROGRESS_INTERVAL = 0
-    schedule = make_schedule(cron="* * * * *")
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
+    # A daily slot already passed today: exactly one run is due, whatever second the test starts at
+    # (an every-minute schedule could see its next slot come due too when the minute turned).
+    schedule = make_schedule(cron="0 0 * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(
+        next_run_at=datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
     assert schedules_tick().fired == 1
     execution = Execution.objects.get()
     run_job(execution.job.public_id)
