@@ -16,6 +16,7 @@ from budgets.services import (
     HOLD_KINDS, KIND_LABEL, RATE_WINDOW, alert_payload, alert_whose, budget_policy_get, policy_zone,
 )
 from budgets.windows import Window, windows_at
+from pulse_site.charts import Bucket, Chart, stacked_bars
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.teams.models import Team
@@ -175,7 +176,19 @@ def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
         day = first + timedelta(days=offset)
         amounts = per_day.get(day, {})
         out.append({"date": day, "total": sum(amounts.values()), "handlers": amounts})
-    return {"days": out, "handlers": sorted(handlers), "time_zone": str(zone)}
+    return {"days": out, "handlers": sorted(handlers), "time_zone": str(zone), "daily_limit": policy.daily_limit}
+
+
+def spend_chart(history: dict[str, Any]) -> Chart:
+    """budget_history's days as bars stacked by handler, with the daily limit drawn across them
+    (the overview and the budget page show the same chart)."""
+    buckets = [Bucket(label=day["date"].strftime("%b %d"), values=day["handlers"],
+                      shown={h: str(money_str(v)) for h, v in day["handlers"].items()})
+               for day in history["days"]]
+    limit = history["daily_limit"]
+    return stacked_bars(title="Spend per day, last 30 days", buckets=buckets, series=history["handlers"],
+                        fmt=lambda micros: str(money_str(micros)),
+                        line=None if limit is None else (limit, f"daily limit {money_str(limit)}"))
 
 
 def budget_changes(*, team: Team, limit: int = 50) -> list[PolicyChange]:

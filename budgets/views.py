@@ -57,14 +57,11 @@ def _render_page(request: HttpRequest, *, form: str = "", error: PulseError | No
     # Read before the usage: an event committed in between is replayed instead of lost.
     since = event_last_id(team_id=team.pk)
     history = selectors.budget_history(team=team)
-    peak = max((d["total"] for d in history["days"]), default=0) or 1
     context = {
         **_live_context(request),
         "since": since,
         "history": history,
-        # Server-rendered SVG bars: x, y, height in a 300 x 80 box, one 8-unit bar per day.
-        "history_bars": [(i * 10 + 1, 78 - round(d["total"] * 76 / peak, 2), round(d["total"] * 76 / peak, 2), d)
-                         for i, d in enumerate(history["days"])],
+        "spend_chart": selectors.spend_chart(history),
         "changes": selectors.budget_changes(team=team, limit=20),
         "overrides": selectors.budget_overrides(team=team, limit=20),
         "weekdays": list(enumerate(WEEKDAYS)),

@@ -46,6 +46,9 @@ class Chart:
     total: str
     width: int = WIDTH
     height: int = HEIGHT
+    # A reference line across the bars (a limit): its height in the box and what it is.
+    line_y: float | None = None
+    line_label: str = ""
 
     @property
     def empty(self) -> bool:
@@ -65,10 +68,13 @@ class Chart:
         return list(enumerate(self.series))
 
 
-def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=str) -> Chart:  # type: ignore[no-untyped-def]
-    """One bar per bucket, its series stacked bottom-up in `series` order, scaled to the tallest bar."""
+def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=str,  # type: ignore[no-untyped-def]
+                 line: tuple[int, str] | None = None) -> Chart:
+    """One bar per bucket, its series stacked bottom-up in `series` order, scaled to the tallest bar,
+    or to `line` (a value and its words, drawn across the bars) when that is higher."""
     totals = [sum(b.values.get(s, 0) for s in series) for b in buckets]
-    top = max(totals, default=0)
+    tallest = max(totals, default=0)
+    top = max(tallest, line[0] if line else 0)
     slot = WIDTH / max(1, len(buckets))
     gap = min(2.0, slot * 0.2)
     usable = HEIGHT - PAD_TOP - PAD_BOTTOM
@@ -84,6 +90,7 @@ def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=st
             shown = bucket.shown.get(name, fmt(value))
             rects.append(Rect(x=round(index * slot + gap / 2, 2), y=round(base, 2), width=round(slot - gap, 2),
                               height=round(height, 2), series=number, title=f"{bucket.label}: {shown} {name}"))
-    return Chart(title=title, series=series, rects=rects, maximum=fmt(top),
+    line_y = round(HEIGHT - PAD_BOTTOM - line[0] * usable / top, 2) if line and top > 0 else None
+    return Chart(title=title, series=series, rects=rects, maximum=fmt(tallest),
                  first_label=buckets[0].label if buckets else "", last_label=buckets[-1].label if buckets else "",
-                 total=fmt(sum(totals)))
+                 total=fmt(sum(totals)), line_y=line_y, line_label=line[1] if line else "")

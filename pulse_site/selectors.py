@@ -14,8 +14,7 @@ from django.db.models.functions import TruncMinute
 from django.urls import reverse
 from django.utils import timezone
 
-from budgets.money import money_str
-from budgets.selectors import budget_history
+from budgets.selectors import budget_history, spend_chart
 from jobs.models import Job, JobStat
 from jobs.selectors import Timing, failure_codes, handler_timings, job_get_for_team, system_metrics
 from pulse_site.activity import ActivityRow, activity_rows
@@ -169,15 +168,7 @@ def chart_last_week(*, team: Team, now: datetime, hourly: dict[datetime, dict[st
 
 
 def chart_spend(*, team: Team) -> Chart:
-    history = budget_history(team=team, days=30)
-    handlers: list[str] = history["handlers"]
-    buckets = [
-        Bucket(label=day["date"].strftime("%b %d"), values=day["handlers"],
-               shown={h: str(money_str(v)) for h, v in day["handlers"].items()})
-        for day in history["days"]
-    ]
-    return stacked_bars(title="Spend per day, last 30 days", buckets=buckets, series=handlers,
-                        fmt=lambda micros: str(money_str(micros)))
+    return spend_chart(budget_history(team=team, days=30))
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,42 @@ def test_the_overview_shows_the_team_s_budget_pulse(alice_client, acme):
     html = alice_client.get("/").content.decode()
     assert 'id="budget-summary"' in html and "0.3 of 1 (30.0 %)" in html
     assert "1 of at most 1" in html and '<dd id="budget-held-count">1</dd>' in html
+
+
+def test_the_spend_chart_stacks_each_day_by_handler_under_the_daily_limit_line(alice_client, charlie_client, acme,
+                                                                                globex):
+    import re
+
+    from budgets.models import Ledger
+    from pulse_site.charts import HEIGHT, PAD_BOTTOM, PAD_TOP
+
+    budget_policy_update(team=acme, changes={"daily_limit": "2.00"}, by=None)
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    for days_ago, handler, amount in ((1, "demo.report", 300_000), (1, "pulse.sleep", 700_000),
+                                      (0, "demo.report", 250_000)):
+        Ledger.objects.create(team=acme, job_id=f"JB_CHART{days_ago}{handler}", handler=handler, attempt=1,
+                              kind=Ledger.Kind.CHARGE, window_kind="day", window_start=today - timedelta(days=days_ago),
+                              window_end=today - timedelta(days=days_ago - 1), amount=amount)
+    Ledger.objects.create(team=globex, job_id="JB_CHARTGLOBEX", handler="pulse.secret", attempt=1,
+                          kind=Ledger.Kind.CHARGE, window_kind="day", window_start=today,
+                          window_end=today + timedelta(days=1), amount=9_000_000)
+
+    html = alice_client.get("/budget/").content.decode()
+    section = html[html.index('id="budget-history"'):html.index('id="budget-settings"')]
+    yesterday = (today - timedelta(days=1)).strftime("%b %d")
+    assert f"<title>{yesterday}: 0.3 demo.report</title>" in section
+    assert f"<title>{yesterday}: 0.7 pulse.sleep</title>" in section
+    assert "max 1" in section  # the tallest day: 0.3 + 0.7
+    # The limit of 2 is the top of the scale: its line is drawn at the top of the bars' room, and
+    # yesterday's 1.0 reaches half of it.
+    line = re.search(r'<line class="chart-line" x1="0" y1="([\d.]+)"', section)
+    assert line and float(line.group(1)) == PAD_TOP
+    assert "daily limit 2" in section
+    heights = [float(h) for h in re.findall(r'<rect class="series-\d" [^>]*height="([\d.]+)"><title>'
+                                             + re.escape(yesterday), section)]
+    assert sum(heights) == pytest.approx((HEIGHT - PAD_TOP - PAD_BOTTOM) / 2, abs=0.02)
+    assert "pulse.secret" not in section and "max 9" not in section  # Globex's spend
+
+    assert "pulse.secret" in charlie_client.get("/budget/").content.decode()
+    budget_policy_update(team=acme, changes={"daily_limit": ""}, by=None)
+    assert "chart-line" not in alice_client.get("/budget/").content.decode()
