@@ -135,13 +135,16 @@ class JsonField(forms.CharField):
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value)
         if text in self.empty_values:
-            return None
+            return self.blank()
         try:
             return json_loads_strict(text)
         except Refused as exc:
             raise forms.ValidationError(exc.reason) from None
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+
+    def blank(self) -> Any:
+        return None
 
 
 def _field_for(prop: dict[str, Any], required: bool) -> forms.Field:

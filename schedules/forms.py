@@ -7,26 +7,20 @@ from typing import Any
 
 from django import forms
 
+from jobs.forms import JsonField
 from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
-from pulse_site.parsers import Refused, json_loads_strict
 from schedules.cron import zone_names
 from schedules.models import Schedule
 
 
-class PayloadField(forms.CharField):
+class PayloadField(JsonField):
+    """A JSON object; blank is the empty one."""
+
     widget = forms.Textarea(attrs={"rows": 4, "cols": 50, "spellcheck": "false"})
 
-    def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
-        if text in self.empty_values:
-            return {}
-        try:
-            return json_loads_strict(text)
-        except Refused as exc:
-            raise forms.ValidationError(exc.reason) from None
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+    def blank(self) -> Any:
+        return {}
 
     def prepare_value(self, value: Any) -> Any:
         return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
