@@ -179,16 +179,20 @@ def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
     return {"days": out, "handlers": sorted(handlers), "time_zone": str(zone), "daily_limit": policy.daily_limit}
 
 
-def spend_chart(history: dict[str, Any]) -> Chart:
-    """budget_history's days as bars stacked by handler, with the daily limit drawn across them
-    (the overview and the budget page show the same chart)."""
+def spend_chart(history: dict[str, Any], *, handler: str | None = None, cap: HandlerCap | None = None) -> Chart:
+    """budget_history's days as bars stacked by handler, with the team's daily limit drawn across
+    them (the overview and the budget page); or one `handler`'s bars under its `cap`'s daily limit
+    (the handler's page)."""
     buckets = [Bucket(label=day["date"].strftime("%b %d"), values=day["handlers"],
                       shown={h: str(money_str(v)) for h, v in day["handlers"].items()})
                for day in history["days"]]
-    limit = history["daily_limit"]
-    return stacked_bars(title="Spend per day, last 30 days", buckets=buckets, series=history["handlers"],
+    if handler is None:
+        series, limit, words = history["handlers"], history["daily_limit"], "daily limit"
+    else:
+        series, limit, words = [handler], cap.daily_limit if cap else None, "daily cap"
+    return stacked_bars(title="Spend per day, last 30 days", buckets=buckets, series=series,
                         fmt=lambda micros: str(money_str(micros)),
-                        line=None if limit is None else (limit, f"daily limit {money_str(limit)}"))
+                        line=None if limit is None else (limit, f"{words} {money_str(limit)}"))
 
 
 def budget_changes(*, team: Team, limit: int = 50) -> list[PolicyChange]:

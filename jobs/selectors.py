@@ -14,12 +14,13 @@ from django.utils import timezone
 
 from budgets.models import HandlerCap
 from budgets.money import money_str
-from budgets.selectors import budget_history
+from budgets.selectors import budget_history, spend_chart
 from budgets.windows import KINDS
 from jobs.dispatch import process_broker
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
+from pulse_site.charts import Chart
 from pulse_site.errors import NotFound, ValidationError
 from pulse_site.ids import looks_like_public_id
 from pulse_site.teams.models import Team
@@ -358,6 +359,8 @@ class HandlerSummary:
     # Charged to the team's budget (micros): today and the last 30 days, in the budget's days.
     spent_today: int = 0
     spent_30_days: int = 0
+    # Its spend per day under the cap's daily limit: only in the summary of one handler (its page).
+    spend_chart: Chart | None = None
 
     @property
     def spent_today_text(self) -> str:
@@ -421,7 +424,8 @@ def handler_summaries(*, team: Team, now: datetime | None = None, name: str | No
     caps = {c.handler: c for c in HandlerCap.objects.filter(team=team)}
     pauses = {p.handler: p for p in QueuePause.objects.filter(scope=QueuePause.Scope.HANDLER, ended_at__isnull=True)}
     failures = handler_failures(team=team, now=now)
-    days = budget_history(team=team, days=SPEND_DAYS)["days"]
+    history = budget_history(team=team, days=SPEND_DAYS)
+    days = history["days"]
     out = []
     for handler in handlers:
         n = counts.get(handler.name, {})
@@ -433,6 +437,8 @@ def handler_summaries(*, team: Team, now: datetime | None = None, name: str | No
             failures=failures.get(handler.name, ()),
             spent_today=days[-1]["handlers"].get(handler.name, 0),
             spent_30_days=sum(day["handlers"].get(handler.name, 0) for day in days),
+            spend_chart=None if name is None else spend_chart(history, handler=handler.name,
+                                                              cap=caps.get(handler.name)),
         ))
     return out
 

@@ -155,6 +155,26 @@ def test_what_a_handler_cost_the_team_today_and_in_30_days(alice_client, charlie
                                                                                     "last_30_days": "0.14"}
 
 
+def test_a_handlers_page_charts_its_spend_per_day_under_the_teams_daily_cap_on_it(alice_client, charlie_client,
+                                                                                 acme, submit):
+    from django.utils import timezone
+
+    run_job(submit("demo.report", {"delay": 0}).public_id)  # 0.07 charged today
+    run_job(submit("pulse.sleep", {"seconds": 0}).public_id)  # another handler: not in this chart
+    page = alice_client.get("/handlers/demo.report/").content.decode()
+    chart = page[page.index('id="handler-spend"'):page.index('id="handler-payload"')]
+    assert f"<title>{timezone.now().strftime('%b %d')}: 0.07 demo.report</title>" in chart
+    assert "pulse.sleep" not in chart and "chart-line" not in chart  # no cap, no line
+
+    budget_policy_update(team=acme, changes={"handler_caps": {"demo.report": {"daily": "0.5"}}}, by=None)
+    chart = alice_client.get("/handlers/demo.report/").content.decode().split('id="handler-spend"')[1]
+    assert "daily cap 0.5" in chart.split('id="handler-payload"')[0]
+
+    theirs = charlie_client.get("/handlers/demo.report/").content.decode()
+    theirs = theirs[theirs.index('id="handler-spend"'):theirs.index('id="handler-payload"')]
+    assert "Nothing of this handler was charged in the last 30 days." in theirs and "<rect" not in theirs
+
+
 def test_backticks_in_a_description_read_as_code_and_nothing_else_is_markup(alice_client):
     from pulse_site.templatetags.pulse_tags import code_spans
 
