@@ -85,11 +85,66 @@ def cron_parse(expression: object) -> Cron:
     try:
         parsed = croniter(fields, datetime(2000, 1, 1))
     except (CroniterBadCronError, CroniterError, ValueError, KeyError, TypeError) as exc:
-        raise ValidationError.for_field("cron", f"Not a valid cron expression: {exc}") from None
+        # croniter names the expression, not the field: say which field is wrong and why where
+        # the fault is a plain one (a value out of range, a zero step, a word that is no name).
+        problems = [problem for problem in map(_field_problem, FIELDS, fields.split()) if problem]
+        raise ValidationError.for_field(
+            "cron", f"Not a valid cron expression: {'; '.join(problems) + '.' if problems else exc}"
+        ) from None
     cron = Cron(expression=" ".join(expression.split()), fields=fields)
     _check_fires(cron)
     _check_interval(parsed.expanded)
     return cron
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # the words it also takes (jan–dec, sun–sat)
+
+
+FIELDS = (
+    Field("minute", 0, 59),
+    Field("hour", 0, 23),
+    Field("day of month", 1, 31),
+    Field("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    Field("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def _field_problem(field: Field, text: str) -> str | None:
+    """What is wrong with one field, in words, if it is a plain fault; None when the field is fine
+    or uses syntax beyond lists, ranges and steps (L, W, #, ?: croniter's own message stands)."""
+    if any(mark in text.upper() for mark in "LW#?"):
+        return None
+
+    def said(piece: str) -> str:  # a control character or the like as its escape, not as itself
+        return piece if piece.isprintable() else ascii(piece)[1:-1]
+
+    def at(piece: str) -> str:  # the field's name, and the whole field when the fault is a piece of it
+        return field.name if piece == text else f"{field.name} '{said(text)}':"
+
+    wanted = f"a number from {field.low} to {field.high}" + (
+        f" or a name {field.names[0]}–{field.names[-1]}" if field.names else "")
+    for part in text.split(","):
+        base, slash, step = part.partition("/")
+        if slash and not (step.isascii() and step.isdigit() and int(step) > 0):
+            return f"{at(step)} the step '{said(step)}' is not a whole number from 1"
+        if base == "*":
+            continue
+        values = base.split("-")
+        if len(values) > 2 or "" in values:
+            return f"{at(base)} '{said(base)}' is neither {wanted} nor a range of two (a-b)"
+        for value in values:
+            if value.lower() in field.names:
+                continue
+            if not (value.isascii() and value.isdigit()):
+                return f"{at(value)} '{said(value)}' is not {wanted}"
+            if not field.low <= int(value) <= field.high:
+                return f"{at(value)} {int(value)} is outside {field.low}–{field.high}"
+    return None
 
 
 def _check_fires(cron: Cron) -> None:

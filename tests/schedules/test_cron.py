@@ -47,6 +47,30 @@ def test_out_of_range_fields_are_refused_on_the_cron_field(expression):
     assert caught.value.fields["cron"][0].startswith("Not a valid cron expression")
 
 
+@pytest.mark.parametrize(("expression", "reason"), [
+    ("61 * * * *", "minute 61 is outside 0–59."),
+    ("0 24 * * *", "hour 24 is outside 0–23."),
+    ("0 0 1,40 * *", "day of month '1,40': 40 is outside 1–31."),
+    ("0 0 * 13 *", "month 13 is outside 1–12."),
+    ("0 0 * * 8", "day of week 8 is outside 0–7."),
+    ("*/0 * * * *", "minute '*/0': the step '0' is not a whole number from 1."),
+    ("0 0 * foo *", "month 'foo' is not a number from 1 to 12 or a name jan–dec."),
+    ("-1 * * * *", "minute '-1' is neither a number from 0 to 59 nor a range of two (a-b)."),
+    ("0 3 \u0000 * *", "day of month '\\x00' is not a number from 1 to 31."),
+    ("x 3 * * y", "minute 'x' is not a number from 0 to 59; day of week 'y' is not a number from 0 to 7 or a name sun–sat."),
+])
+def test_a_refused_expression_names_each_wrong_field_and_what_it_takes(expression, reason):
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert caught.value.fields == {"cron": [f"Not a valid cron expression: {reason}"]}
+
+
+@pytest.mark.parametrize("expression", ["0 0 * * mon-fri", "0 0 * jan-dec/2 *", "0 0 L * *", "0 0 * * 5#3", "0 0 * * 7",
+                                        "0 0 * * SUN", "0 0 1-31/2 * *"])
+def test_names_ranges_steps_and_crons_extensions_are_still_accepted(expression):
+    assert cron_parse(expression).fields == expression
+
+
 def test_an_unknown_macro_is_refused_and_the_known_ones_expand():
     with pytest.raises(ValidationError) as caught:
         cron_parse("@fortnightly")
