@@ -20,7 +20,7 @@ from budgets.money import money_str
 from budgets.services import cap_as_dict
 from jobs.error_codes import ErrorCode
 from jobs.events import job_summary
-from jobs.forms import parse_search
+from jobs.forms import Search, parse_search
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import (
@@ -44,7 +44,7 @@ from jobs.selectors import (
 )
 from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_start, job_submit
 from jobs.watch import job_wait_final, release_connection
-from pulse_site.api import TeamAPIView, error_responses, valid_input
+from pulse_site.api import PageQuery, TeamAPIView, error_responses, query_choice, query_int, valid_input
 from pulse_site.errors import Conflict, ValidationError
 from pulse_site.ids import looks_like_public_id
 
@@ -244,71 +244,67 @@ def _who(view: TeamAPIView) -> str:
     return view.request.user.get_username()
 
 
-def _datetime_param(request: Request, name: str):  # type: ignore[no-untyped-def]
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    value = serializers.DateTimeField().to_internal_value  # raises DRF ValidationError
-    try:
-        return value(raw)
-    except serializers.ValidationError:
-        raise ValidationError.for_field(name, "Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z.") from None
+DATETIME_HINT = "Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z."
 
 
-def _schedule_param(request: Request) -> str:
-    value = request.query_params.get("schedule", "")
-    if value and not looks_like_public_id(value, "SP"):
-        raise ValidationError.for_field("schedule", "A schedule id (SP_…).")
-    return value
+class JobListQuery(PageQuery):
+    status = query_choice(Job.Status.values)
+    handler = serializers.CharField(required=False, allow_blank=True)
+    source = query_choice(Job.Source.values)
+    schedule = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="Only jobs submitted by this schedule (SP_…).")
+    q = serializers.CharField(required=False, allow_blank=True,
+                              help_text="The dashboard's search words: a status, a handler, an error code, "
+                                        "key=value for a top-level payload field (user=42 matches 42 or \"42\").")
+    error_code = query_choice(ErrorCode.values,
+                              help_text="Only jobs that ended (or whose last attempt failed) with this code.")
+    created_after = serializers.DateTimeField(required=False, error_messages={"invalid": DATETIME_HINT})
+    created_before = serializers.DateTimeField(required=False, error_messages={"invalid": DATETIME_HINT})
+
+    def validate_schedule(self, value: str) -> str:
+        if value and not looks_like_public_id(value, "SP"):
+            raise serializers.ValidationError("A schedule id (SP_…).")
+        return value
+
+    def validate_q(self, value: str) -> Search:
+        search = parse_search(value)
+        if search.errors:
+            raise serializers.ValidationError(list(search.errors))
+        return search
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError.for_field(name, "A whole number.") from None
+class LogsQuery(serializers.Serializer):
+    stage = serializers.CharField(required=False, allow_blank=True)
+    task = serializers.CharField(required=False, allow_blank=True)
+    after = query_int(low=0, high=2**63 - 1, default=0, help_text="Only lines with a larger id (for following).")
+    limit = query_int(low=1, high=1000, default=500)
 
 
-LIST_PARAMS = [
-    OpenApiParameter("status", str, enum=Job.Status.values),
-    OpenApiParameter("handler", str),
-    OpenApiParameter("source", str, enum=Job.Source.values),
-    OpenApiParameter("schedule", str, description="Only jobs submitted by this schedule (SP_…)."),
-    OpenApiParameter("q", str, description="The dashboard's search words: a status, a handler, an error code, "
-                     "key=value for a top-level payload field (user=42 matches 42 or \"42\")."),
-    OpenApiParameter("error_code", str, enum=ErrorCode.values,
-                     description="Only jobs that ended (or whose last attempt failed) with this code."),
-    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
-    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-    OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
-    OpenApiParameter("limit", int, description="1 to 200, default 50."),
-]
+class StatsQuery(serializers.Serializer):
+    hours = query_int(low=1, high=720, default=24, help_text="Window for finished jobs, 1 to 720 (default 24).")
 
 
 # --- Views -----------------------------------------------------------------------------------
 
 
 class JobListView(TeamAPIView):
-    @extend_schema(operation_id="jobs_list", parameters=LIST_PARAMS, responses={200: JobPageOut, **error_responses(400, 401)})
+    queries = {"GET": JobListQuery}
+
+    @extend_schema(operation_id="jobs_list", parameters=[JobListQuery], responses={200: JobPageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
-        search = parse_search(request.query_params.get("q", ""))
-        if search.errors:
-            raise ValidationError(f"q: {search.errors[0]}", fields={"q": list(search.errors)})
+        query = self.query
+        search = query.get("q") or parse_search("")
         filters = JobFilter(
-            status=request.query_params.get("status", "") or search.status,
-            handler=request.query_params.get("handler", "") or search.handler,
-            source=request.query_params.get("source", ""),
-            error_code=request.query_params.get("error_code", "") or search.error_code,
+            status=query.get("status") or search.status,
+            handler=query.get("handler") or search.handler,
+            source=query.get("source", ""),
+            error_code=query.get("error_code") or search.error_code,
             payload=search.payload,
-            created_after=_datetime_param(request, "created_after"),
-            created_before=_datetime_param(request, "created_before"),
-            origin=_schedule_param(request),
+            created_after=query.get("created_after"),
+            created_before=query.get("created_before"),
+            origin=query.get("schedule", ""),
         )
-        page, cursor = jobs_list(team=self.team, filters=filters, before=request.query_params.get("cursor") or None,
-                                 limit=_int_param(request, "limit", 50))
+        page, cursor = jobs_list(team=self.team, filters=filters, before=query.get("cursor") or None, limit=query["limit"])
         return Response({"results": [job_summary(job) for job in page], "next_cursor": cursor})
 
     @extend_schema(
@@ -383,26 +379,29 @@ class JobStagesView(TeamAPIView):
 
 
 class JobLogsView(TeamAPIView):
+    queries = {"GET": LogsQuery}
+
     @extend_schema(
         operation_id="jobs_logs",
-        parameters=[OpenApiParameter("stage", str), OpenApiParameter("task", str),
-                    OpenApiParameter("after", int, description="Only lines with a larger id (for following)."),
-                    OpenApiParameter("limit", int, description="1 to 1000, default 500.")],
+        parameters=[LogsQuery],
         responses={200: LogOut(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get_for_team(team=self.team, job_id=job_id)
-        rows = job_logs(job=job, stage=request.query_params.get("stage"), task=request.query_params.get("task"),
-                        after=_int_param(request, "after", 0), limit=_int_param(request, "limit", 500))
+        rows = job_logs(job=job, stage=self.query.get("stage"), task=self.query.get("task"),
+                        after=self.query["after"], limit=self.query["limit"])
         return Response(LogOut(rows, many=True).data)
 
 
 class JobChildrenView(TeamAPIView):
-    @extend_schema(operation_id="jobs_children", responses={200: JobPageOut, **error_responses(401, 404)})
+    queries = {"GET": PageQuery}
+
+    @extend_schema(operation_id="jobs_children", parameters=[PageQuery],
+                   responses={200: JobPageOut, **error_responses(400, 401, 404)})
     def get(self, request: Request, job_id: str) -> Response:
         parent = job_get_for_team(team=self.team, job_id=job_id)
         page, cursor = jobs_list(team=self.team, filters=JobFilter(parent=parent),
-                                 before=request.query_params.get("cursor") or None, limit=_int_param(request, "limit", 50))
+                                 before=self.query.get("cursor") or None, limit=self.query["limit"])
         return Response({"results": [job_summary(job) for job in page], "next_cursor": cursor})
 
 
@@ -419,48 +418,49 @@ class HandlerDetailView(TeamAPIView):
 
 
 class StatsView(TeamAPIView):
+    queries = {"GET": StatsQuery}
+
     @extend_schema(
         operation_id="jobs_stats",
-        parameters=[OpenApiParameter("hours", int, description="Window for finished jobs, 1 to 720 (default 24).")],
+        parameters=[StatsQuery],
         responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401)},
     )
     def get(self, request: Request) -> Response:
-        hours = _int_param(request, "hours", 24)
-        if not 1 <= hours <= 720:
-            raise ValidationError.for_field("hours", "From 1 to 720.")
+        hours = self.query["hours"]
         return Response({**queue_stats(team=self.team, since_hours=hours), "system": system_metrics(team=self.team)})
 
 
 # --- Watch -----------------------------------------------------------------------------------
 
 MAX_WAIT_SECONDS = 60
+WAIT_HINT = f"Seconds, more than 0 and at most {MAX_WAIT_SECONDS}."
 
 
-def _timeout_param(request: Request) -> float:
-    raw = request.query_params.get("timeout")
-    if raw in (None, ""):
-        return 30.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_WAIT_SECONDS:  # also refuses nan and inf
-        raise ValidationError.for_field("timeout", f"Seconds, more than 0 and at most {MAX_WAIT_SECONDS}.")
-    return value
+class WaitQuery(serializers.Serializer):
+    timeout = serializers.FloatField(
+        required=False, default=30.0, error_messages={"invalid": WAIT_HINT},
+        help_text=f"Seconds to wait, more than 0 and at most {MAX_WAIT_SECONDS} (default 30). When it passes the "
+                  "job is returned as it is, still 200.")
+
+    def validate_timeout(self, value: float) -> float:
+        if not 0 < value <= MAX_WAIT_SECONDS:  # also refuses nan and inf
+            raise serializers.ValidationError(WAIT_HINT)
+        return value
 
 
 class JobWaitView(TeamAPIView):
     """Authorizes a wait and answers at once when the job is final; `job_wait` does the waiting."""
 
+    queries = {"GET": WaitQuery}
+
     @extend_schema(
         operation_id="jobs_wait",
         summary="Wait until the job is final (or the timeout passes) and return it",
-        parameters=[OpenApiParameter("timeout", float, description="Seconds to wait, more than 0 and at most 60 "
-                                     "(default 30). When it passes the job is returned as it is, still 200.")],
+        parameters=[WaitQuery],
         responses={200: JobDetailOut, **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        timeout = _timeout_param(request)
+        timeout = self.query["timeout"]
         job = job_get_for_team(team=self.team, job_id=job_id)
         response = Response(job_detail(job))
         if not job.is_final:

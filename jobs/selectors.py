@@ -22,10 +22,9 @@ from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.charts import Chart
 from pulse_site.errors import NotFound, ValidationError
-from pulse_site.ids import looks_like_public_id
+from pulse_site.ids import MAX_PAGE, looks_like_public_id
 from pulse_site.teams.models import Team
 
-MAX_PAGE = 200
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
 TIMING_SAMPLE = 1000
 # The days of spend a handler's summary adds up (the budget page's history).

@@ -27,9 +27,11 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
 from pulse_site.errors import PulseError, ValidationError
+from pulse_site.ids import MAX_PAGE
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
 if TYPE_CHECKING:
@@ -158,9 +160,44 @@ def valid_input(serializer_class: type[serializers.Serializer], request: Request
     """The request body validated by `serializer_class`, for every API that takes one. A field the
     serializer does not have is refused with its name (`unknown`: the reason given), not dropped:
     a misspelt or unsupported option must not look accepted."""
-    serializer = serializer_class(data=request.data, partial=partial)
-    if isinstance(request.data, dict):
-        extra = sorted(set(request.data) - set(serializer.fields))
+    return _validated(serializer_class(data=request.data, partial=partial), request.data, unknown)
+
+
+def valid_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """The query string validated by `serializer_class`, every bad parameter named at once. A
+    parameter the serializer does not have is refused by name (a misspelt filter must not answer
+    with everything); a blank one is as if not given, except where blank is a value (text)."""
+    fields = serializer_class().fields
+    given = {name: value for name, value in request.query_params.items()
+             if value != "" or isinstance(fields.get(name), serializers.CharField)}
+    given.pop(api_settings.URL_FORMAT_OVERRIDE or "", None)  # DRF's own ?format=
+    return _validated(serializer_class(data=given), given, "Unknown query parameter.")
+
+
+def query_int(*, low: int, high: int, default: int, help_text: str = "") -> serializers.IntegerField:
+    """A whole-number query parameter from `low` to `high`, refused in those words."""
+    words = f"From {low} to {high}."
+    return serializers.IntegerField(
+        required=False, default=default, min_value=low, max_value=high, help_text=help_text or f"{words[:-1]}, default {default}.",
+        error_messages={"invalid": "A whole number.", "min_value": words, "max_value": words,
+                        "max_string_length": "A whole number."})
+
+
+def query_choice(choices: list[str], help_text: str = "") -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=choices, required=False, help_text=help_text,
+                                   error_messages={"invalid_choice": f"Choose one of {', '.join(choices)}."})
+
+
+class PageQuery(serializers.Serializer):
+    """The query of a keyset-paginated list: where to carry on and how many."""
+
+    cursor = serializers.CharField(required=False, allow_blank=True, help_text="The next_cursor of the previous page.")
+    limit = query_int(low=1, high=MAX_PAGE, default=50)
+
+
+def _validated(serializer: serializers.Serializer, data: Any, unknown: str) -> dict[str, Any]:
+    if isinstance(data, dict):
+        extra = sorted(set(data) - set(serializer.fields))
         if extra:
             raise ValidationError(f"{extra[0]}: {unknown}", fields={name: [unknown] for name in extra})
     serializer.is_valid(raise_exception=True)
@@ -193,6 +230,15 @@ def request_token(request: Request) -> ApiToken | None:
 # a service needs no handling here: `exception_handler` maps it. (A comment, not a docstring: the
 # OpenAPI schema takes an operation's description from the first docstring up the view's classes.)
 class TeamAPIView(APIView):
+    # The query parameters each method takes (a serializer; GET's serve HEAD). Any other parameter,
+    # on any method, is refused by name: a misspelt filter must not answer as if it were not there.
+    queries: dict[str, type[serializers.Serializer]] = {}
+    query: dict[str, Any]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication and permissions first
+        method = "GET" if request.method == "HEAD" else request.method
+        self.query = valid_query(self.queries.get(method or "", serializers.Serializer), request)
 
     @property
     def team(self) -> Team:

@@ -13,6 +13,8 @@ from django.utils.deconstruct import deconstructible
 from ulid import ULID
 
 PUBLIC_ID_RE = re.compile(r"^[A-Z]{2}_[0-9A-HJKMNP-TV-Z]{26}$")
+# The most rows one page of a list gives; the next page carries on from the public id of its last.
+MAX_PAGE = 200
 
 
 def new_public_id(prefix: str) -> str:

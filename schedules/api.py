@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import TeamAPIView, error_responses, valid_input
-from pulse_site.errors import ValidationError
+from pulse_site.api import PageQuery, TeamAPIView, error_responses, query_choice, valid_input
 from schedules.events import execution_summary, schedule_summary
 from schedules.models import Schedule
 from schedules.selectors import (
@@ -135,14 +134,8 @@ def _who(view: TeamAPIView) -> str:
     return f"token {token.name}" if token is not None else view.request.user.get_username()
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError.for_field(name, "A whole number.") from None
+class ExecutionListQuery(PageQuery):
+    status = query_choice(EXECUTION_STATUSES)
 
 
 # --- Views -----------------------------------------------------------------------------------
@@ -222,16 +215,15 @@ class SchedulePreviewView(TeamAPIView):
 
 
 class ExecutionListView(TeamAPIView):
+    queries = {"GET": ExecutionListQuery}
+
     @extend_schema(
         operation_id="schedules_executions",
-        parameters=[OpenApiParameter("status", str, enum=EXECUTION_STATUSES),
-                    OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
-                    OpenApiParameter("limit", int, description="1 to 200, default 50.")],
+        parameters=[ExecutionListQuery],
         responses={200: ExecutionPageOut, **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, schedule_id: str) -> Response:
         schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
-        page, cursor = executions_list(schedule=schedule, status=request.query_params.get("status", ""),
-                                       before=request.query_params.get("cursor") or None,
-                                       limit=_int_param(request, "limit", 50))
+        page, cursor = executions_list(schedule=schedule, status=self.query.get("status", ""),
+                                       before=self.query.get("cursor") or None, limit=self.query["limit"])
         return Response({"results": [execution_summary(e) for e in page], "next_cursor": cursor})

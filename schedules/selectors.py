@@ -16,12 +16,11 @@ from budgets.services import budget_policy_get
 from jobs.handlers.registry import find_handler
 from jobs.models import Job
 from pulse_site.errors import NotFound, ValidationError
-from pulse_site.ids import looks_like_public_id
+from pulse_site.ids import MAX_PAGE, looks_like_public_id
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.models import Execution, Schedule
 
-MAX_PAGE = 200
 STRIP = 10
 # An execution's status is its job's, or its own outcome when it made no job ("failed" is both).
 EXECUTION_STATUSES = list(dict.fromkeys([*Job.Status.values, *Execution.Status.values]))

@@ -163,3 +163,33 @@ def test_the_openapi_schema_generates_without_a_single_warning(db):
 
     # --fail-on-warn turns every schema ambiguity (an unannotated view, an enum collision) into an error.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+def test_every_bad_query_parameter_is_named_at_once(alice_client):
+    response = alice_client.get("/api/v1/jobs/?status=nope&created_after=yesterday&limit=0&schedule=SP_x")
+    assert response.status_code == 400
+    assert error(response)["fields"] == {
+        "status": ["Choose one of queued, paused, running, completed, failed, cancelled."],
+        "created_after": ["Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z."],
+        "limit": ["From 1 to 200."],
+        "schedule": ["A schedule id (SP_…)."],
+    }
+
+
+@pytest.mark.parametrize("url", ["/api/v1/jobs/?stauts=failed", "/api/v1/schedules/?limit=5", "/api/v1/budget/?x=1"])
+def test_a_query_parameter_the_endpoint_does_not_take_is_refused_by_name(alice_client, url):
+    """A misspelt filter (`stauts`) used to be ignored, and the list answered with every job."""
+    name = url.split("?")[1].split("=")[0]
+    response = alice_client.get(url)
+    assert response.status_code == 400
+    assert error(response) == {"code": "validation_error", "message": f"{name}: Unknown query parameter.",
+                               "fields": {name: ["Unknown query parameter."]}}
+
+
+def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice_client, acme):
+    from jobs.services import job_submit
+
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    response = alice_client.get("/api/v1/jobs/?status=&created_after=&limit=&format=json")
+    assert response.status_code == 200
+    assert [j["id"] for j in response.json()["results"]] == [job.public_id]
