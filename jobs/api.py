@@ -290,7 +290,7 @@ class StatsQuery(serializers.Serializer):
 class JobListView(TeamAPIView):
     queries = {"GET": JobListQuery}
 
-    @extend_schema(operation_id="jobs_list", parameters=[JobListQuery], responses={200: JobPageOut, **error_responses(400, 401)})
+    @extend_schema(operation_id="jobs_list", responses={200: JobPageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
         query = self.query
         search = query.get("q") or parse_search("")
@@ -383,7 +383,6 @@ class JobLogsView(TeamAPIView):
 
     @extend_schema(
         operation_id="jobs_logs",
-        parameters=[LogsQuery],
         responses={200: LogOut(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, job_id: str) -> Response:
@@ -396,7 +395,7 @@ class JobLogsView(TeamAPIView):
 class JobChildrenView(TeamAPIView):
     queries = {"GET": PageQuery}
 
-    @extend_schema(operation_id="jobs_children", parameters=[PageQuery],
+    @extend_schema(operation_id="jobs_children",
                    responses={200: JobPageOut, **error_responses(400, 401, 404)})
     def get(self, request: Request, job_id: str) -> Response:
         parent = job_get_for_team(team=self.team, job_id=job_id)
@@ -422,7 +421,6 @@ class StatsView(TeamAPIView):
 
     @extend_schema(
         operation_id="jobs_stats",
-        parameters=[StatsQuery],
         responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401)},
     )
     def get(self, request: Request) -> Response:
@@ -456,7 +454,6 @@ class JobWaitView(TeamAPIView):
     @extend_schema(
         operation_id="jobs_wait",
         summary="Wait until the job is final (or the timeout passes) and return it",
-        parameters=[WaitQuery],
         responses={200: JobDetailOut, **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, job_id: str) -> Response:

@@ -218,7 +218,7 @@ REST_FRAMEWORK = {
         "pulse_site.teams.authentication.TeamSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pulse_site.teams.permissions.IsTeamMember"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "pulse_site.schema.PulseAutoSchema",
     "EXCEPTION_HANDLER": "pulse_site.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["pulse_site.parsers.StrictJSONParser"],

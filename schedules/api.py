@@ -219,7 +219,6 @@ class ExecutionListView(TeamAPIView):
 
     @extend_schema(
         operation_id="schedules_executions",
-        parameters=[ExecutionListQuery],
         responses={200: ExecutionPageOut, **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, schedule_id: str) -> Response:
