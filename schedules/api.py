@@ -141,10 +141,24 @@ class ExecutionListQuery(PageQuery):
 # --- Views -----------------------------------------------------------------------------------
 
 
+class ScheduleListQuery(PageQuery):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                 help_text="Only schedules whose name holds this (any case).")
+
+
+class SchedulePageOut(serializers.Serializer):
+    results = ScheduleOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page; null at the end.")
+
+
 class ScheduleListView(TeamAPIView):
-    @extend_schema(operation_id="schedules_list", responses={200: ScheduleOut(many=True), **error_responses(401)})
+    queries = {"GET": ScheduleListQuery}
+
+    @extend_schema(operation_id="schedules_list", responses={200: SchedulePageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
-        return Response([schedule_detail(row.schedule) for row in schedules_list(team=self.team)])
+        rows, cursor = schedules_list(team=self.team, after=self.query.get("cursor") or None,
+                                      limit=self.query["limit"], name=self.query.get("name", "").strip())
+        return Response({"results": [schedule_detail(row.schedule) for row in rows], "next_cursor": cursor})
 
     @extend_schema(operation_id="schedules_create", request=ScheduleIn,
                    responses={201: ScheduleOneOut, **error_responses(400, 401, 403, 413)})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -43,10 +44,22 @@ def _can_write(request: HttpRequest) -> bool:
 @team_required
 def schedule_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
+    name = request.GET.get("name", "").strip()[:100]
+    cursor = request.GET.get("cursor") or None
     # Read before the rows: an event committed in between is replayed instead of lost.
     since = event_last_id(team_id=team.pk)
+    try:
+        rows, next_cursor = selectors.schedules_list(team=team, after=cursor, name=name, limit=selectors.SCHEDULES_PAGE)
+    except ValidationError:
+        messages.error(request, "That page of schedules is gone (its last schedule was deleted); here is the first.")
+        cursor = None
+        rows, next_cursor = selectors.schedules_list(team=team, name=name, limit=selectors.SCHEDULES_PAGE)
+    more = {"name": name, "cursor": next_cursor} if name else {"cursor": next_cursor}
     return render(request, "schedules/list.html", {
-        "rows": selectors.schedules_list(team=team),
+        "rows": rows,
+        "name": name,
+        "paged": cursor is not None,
+        "next_url": f"?{urlencode(more)}" if next_cursor else "",
         "since": since,
         "can_write": _can_write(request),
     })

@@ -176,7 +176,7 @@ def test_every_bad_query_parameter_is_named_at_once(alice_client):
     }
 
 
-@pytest.mark.parametrize("url", ["/api/v1/jobs/?stauts=failed", "/api/v1/schedules/?limit=5", "/api/v1/budget/?x=1"])
+@pytest.mark.parametrize("url", ["/api/v1/jobs/?stauts=failed", "/api/v1/handlers/?limit=5", "/api/v1/budget/?x=1"])
 def test_a_query_parameter_the_endpoint_does_not_take_is_refused_by_name(alice_client, url):
     """A misspelt filter (`stauts`) used to be ignored, and the list answered with every job."""
     name = url.split("?")[1].split("=")[0]

@@ -32,7 +32,7 @@ def test_a_schedule_is_created_read_listed_and_updated(acme_api, time_machine):
     assert (body["estimate_override"], body["overlap_policy"], body["misfire_policy"]) == ("0.5", "queue", "once")
     assert body["created_by"] == "token write token"
     assert acme_api.get(f"/api/v1/schedules/{body['id']}/").json() == body
-    assert [s["id"] for s in acme_api.get("/api/v1/schedules/").json()] == [body["id"]]
+    assert [s["id"] for s in acme_api.get("/api/v1/schedules/").json()["results"]] == [body["id"]]
     changed = acme_api.patch(f"/api/v1/schedules/{body['id']}/", {"cron": "0 9 * * 1-5", "time_zone": None},
                              format="json").json()
     assert (changed["cron"], changed["time_zone"], changed["cron_description"]) == (
@@ -113,7 +113,9 @@ def test_charlie_gets_404_for_every_route_with_acmes_ids_and_nothing_changes(acm
     for action in ("pause", "resume", "trigger"):
         assert globex_api.post(f"{base}{action}/").status_code == 404
     assert globex_api.get(f"{base}executions/").status_code == 404
-    assert globex_api.get("/api/v1/schedules/").json() == []
+    assert globex_api.get("/api/v1/schedules/").json() == {"results": [], "next_cursor": None}
+    assert globex_api.get(f"/api/v1/schedules/?cursor={schedule_id}").json()["error"]["fields"] == {
+        "cursor": ["Not a schedule of this team."]}
     assert list(Schedule.objects.values()) == before
     assert (Execution.objects.count(), Job.objects.count()) == (0, 0)
 
@@ -124,3 +126,29 @@ def test_the_openapi_schema_documents_the_schedule_routes(acme_api):
     assert {"schedules_list", "schedules_create", "schedules_retrieve", "schedules_update", "schedules_destroy",
             "schedules_pause", "schedules_resume", "schedules_trigger", "schedules_preview",
             "schedules_executions"} <= operations
+
+
+def test_the_list_is_paged_by_name_and_filtered_by_a_piece_of_the_name(acme, acme_api, globex):
+    from schedules.services import schedule_create
+
+    names = ["alpha", "Beta report", "beta", "gamma report", "delta"]
+    for name in names:
+        schedule_create(team=acme, name=name, handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    schedule_create(team=globex, name="Globex report", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+
+    seen, cursor = [], ""
+    while True:
+        page = acme_api.get(f"/api/v1/schedules/?limit=2&cursor={cursor}").json()
+        assert len(page["results"]) <= 2
+        seen += [s["name"] for s in page["results"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Every schedule once, in the database's order of names (its collation decides where "Beta" goes).
+    assert seen == list(Schedule.objects.filter(team=acme).order_by("name", "pk").values_list("name", flat=True))
+    assert sorted(seen) == sorted(names)
+
+    reports = acme_api.get("/api/v1/schedules/?name=REPORT").json()
+    assert sorted(s["name"] for s in reports["results"]) == ["Beta report", "gamma report"]
+    assert reports["next_cursor"] is None
+    assert acme_api.get("/api/v1/schedules/?limit=201").json()["error"]["fields"] == {"limit": ["From 1 to 200."]}

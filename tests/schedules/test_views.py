@@ -211,4 +211,25 @@ def test_the_api_gives_one_schedules_projection_and_not_the_lists(acme_api, make
     one = acme_api.get(f"/api/v1/schedules/{schedule.public_id}/").json()
     assert one["projection"]["days"] == 30 and one["projection"]["per_run"] == "0.12"
     assert (one["projection"]["runs"], one["projection"]["approximate"]) == (720, True)
-    assert "projection" not in acme_api.get("/api/v1/schedules/").json()[0]
+    assert "projection" not in acme_api.get("/api/v1/schedules/").json()["results"][0]
+
+
+def test_the_list_shows_a_page_of_schedules_loads_more_and_finds_them_by_name(alice_client, acme, make_schedule,
+                                                                                monkeypatch):
+    import schedules.selectors
+
+    made = [make_schedule(name=f"Report {n:02d}") for n in range(5)] + [make_schedule(name="Cleanup")]
+    monkeypatch.setattr(schedules.selectors, "SCHEDULES_PAGE", 4)
+    first = alice_client.get("/schedules/")
+    ids = [row.schedule.public_id for row in first.context["rows"]]
+    assert len(ids) == 4 and first.context["next_url"] and 'id="load-more"' in first.content.decode()
+    rest = alice_client.get(f"/schedules/{first.context['next_url']}")
+    ids += [row.schedule.public_id for row in rest.context["rows"]]
+    assert not rest.context["next_url"] and "load-more" not in rest.content.decode()
+    assert sorted(ids) == sorted(s.public_id for s in made) and len(set(ids)) == 6
+
+    found = alice_client.get("/schedules/?name=clean").content.decode()
+    assert made[-1].public_id in found and made[0].public_id not in found
+    assert "No schedule's name holds “zzz”." in alice_client.get("/schedules/?name=zzz").content.decode()
+    gone = alice_client.get("/schedules/?cursor=SP_01AAAAAAAAAAAAAAAAAAAAAAAA", follow=True)
+    assert gone.status_code == 200 and "That page of schedules is gone" in gone.content.decode()
