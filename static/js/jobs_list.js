@@ -71,23 +71,7 @@
 
 
 
-  // "Load more" appends the next keyset page instead of leaving this one.
-  var more = document.getElementById("load-more");
-  if (more) {
-    more.addEventListener("click", function (click) {
-      click.preventDefault();
-      fetch(more.href, { credentials: "same-origin" })
-        .then(function (response) { return response.text(); })
-        .then(function (html) {
-          var doc = new DOMParser().parseFromString(html, "text/html");
-          doc.querySelectorAll("#job-rows > tr").forEach(function (tr) {
-            if (!rowFor(tr.dataset.jobId)) rows.appendChild(document.adoptNode(tr));
-          });
-          var next = doc.getElementById("load-more");
-          if (next) more.href = next.href; else more.remove();
-        });
-    });
-  }
+  PulseLive.loadMore(rows, "jobId");
 
   PulseLive.follow({
     wsPath: section.dataset.wsPath,

@@ -111,5 +111,28 @@
   }
 
   document.addEventListener("DOMContentLoaded", followBanner);
-  window.PulseLive = { follow: follow, listen: listen };
+  // A list's "Load more" (#load-more) appends the rows of the next keyset page to `rows` (a tbody)
+  // instead of leaving this page; a row already shown (by id, its `data-<key>` attribute) is not
+  // added twice. Without JavaScript the link simply opens the next page.
+  function loadMore(rows, key) {
+    var more = document.getElementById("load-more");
+    if (!more) return;
+    var attribute = "data-" + key.replace(/[A-Z]/g, function (c) { return "-" + c.toLowerCase(); });
+    more.addEventListener("click", function (click) {
+      click.preventDefault();
+      fetch(more.href, { credentials: "same-origin" })
+        .then(function (response) { return response.text(); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          doc.querySelectorAll("#" + rows.id + " > tr").forEach(function (tr) {
+            var id = tr.dataset[key];
+            if (!rows.querySelector("tr[" + attribute + '="' + CSS.escape(id) + '"]')) rows.appendChild(document.adoptNode(tr));
+          });
+          var next = doc.getElementById("load-more");
+          if (next) more.href = next.href; else more.remove();
+        });
+    });
+  }
+
+  window.PulseLive = { follow: follow, listen: listen, loadMore: loadMore };
 })();

@@ -45,25 +45,7 @@
     }
   }
 
-  // "Load more" appends the next page of schedules instead of leaving this one.
-  var more = document.getElementById("load-more");
-  if (more) {
-    more.addEventListener("click", function (click) {
-      click.preventDefault();
-      fetch(more.href, { credentials: "same-origin" })
-        .then(function (response) { return response.text(); })
-        .then(function (html) {
-          var doc = new DOMParser().parseFromString(html, "text/html");
-          doc.querySelectorAll("#schedule-rows > tr").forEach(function (tr) {
-            if (!rows.querySelector('tr[data-schedule-id="' + CSS.escape(tr.dataset.scheduleId) + '"]')) {
-              rows.appendChild(document.adoptNode(tr));
-            }
-          });
-          var next = doc.getElementById("load-more");
-          if (next) more.href = next.href; else more.remove();
-        });
-    });
-  }
+  PulseLive.loadMore(rows, "scheduleId");
 
   PulseLive.follow({ wsPath: section.dataset.wsPath, since: since, onEvent: onEvent });
 })();

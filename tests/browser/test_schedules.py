@@ -99,3 +99,26 @@ def test_a_run_staged_ahead_moves_from_next_run_to_last_run_live_when_it_starts(
     assert datetime.fromisoformat(following) > slot
     # The schedule's page: the run leaves the next runs as its row shows it completed.
     detail.wait_for_function(f"document.querySelector('#next-runs li time').getAttribute('datetime') === '{following}'")
+
+
+def test_load_more_appends_the_next_pages_of_schedules_and_of_jobs_in_place(page, login_as, alice, acme, monkeypatch):
+    import jobs.views
+    import schedules.selectors
+    from jobs.models import Job
+
+    monkeypatch.setattr(schedules.selectors, "SCHEDULES_PAGE", 2)
+    monkeypatch.setattr(jobs.views, "PAGE_SIZE", 2)
+    for name in ("A", "B", "C", "D", "E"):
+        schedule_create(team=acme, name=f"Report {name}", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    Job.objects.bulk_create(Job(team=acme, handler="pulse.noop", payload={"n": n}) for n in range(5))
+    login_as(alice)
+    for path, rows in (("/schedules/", "#schedule-rows > tr"), ("/jobs/", "#job-rows > tr")):
+        page.goto(path)
+        page.evaluate("window.notReloaded = true")
+        expect(page.locator(rows)).to_have_count(2)
+        page.click("#load-more")
+        expect(page.locator(rows)).to_have_count(4)
+        page.click("#load-more")
+        expect(page.locator(rows)).to_have_count(5)
+        expect(page.locator("#load-more")).to_have_count(0)
+        assert page.evaluate("window.notReloaded") is True  # appended, not a new page
