@@ -19,21 +19,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
+from bench.pages import PAGES
 from bench.procs import ROOT, stop
 from bench.services import local_services
 
 MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages", "live")
-PAGES_METRICS = ("jobs_first_p95_ms", "jobs_failed_p95_ms", "jobs_filtered_p95_ms", "jobs_none_p95_ms",
-                 "jobs_payload_p95_ms", "jobs_payload_rare_p95_ms", "overview_p95_ms", "overview_pulse_p95_ms",
-                 "overview_charts_p95_ms", "jobs_error_code_p95_ms", "jobs_error_code_none_p95_ms", "handlers_p95_ms",
-                 "handler_p95_ms")
+PAGES_METRICS = tuple(f"{name}_p95_ms" for name in PAGES)
 
 FULL = {
     "throughput": {"jobs": 5000},
     "latency": {"jobs": 200, "rate": 20.0},
     "schedules": [{"schedules": 10_000, "tickers": 1}, {"schedules": 1000, "tickers": 3}],
     "memory": {"first": 1000, "total": 100_000},
-    "pages": {"rows": 1_000_000, "requests": 40, "pages": 15},
+    "pages": {"rows": 1_000_000, "requests": 40, "pages": 17},
     "live": {"clients": 500, "teams": 20, "steps": 5},
 }
 SMOKE = {

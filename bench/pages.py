@@ -19,7 +19,7 @@ from bench.measures import percentile, reset_database
 # whose filter matches nothing recent), so a filter on it must not read the whole history.
 HANDLERS = "(ARRAY['pulse.noop','pulse.noop','pulse.noop','pulse.noop','pulse.sleep','pulse.sleep','demo.report','demo.report','http.request','pulse.fail'])[1 + (g * 7 + g / 10) %% 10]"
 SECOND_TEAM_SHARE = 9
-HISTORY_VERSION = 2  # bump when the generated history changes, so kept databases are rebuilt  # the other team holds a ninth as many jobs: the plans must not mix them up
+HISTORY_VERSION = 3  # bump when the generated history changes, so kept databases are rebuilt  # the other team holds a ninth as many jobs: the plans must not mix them up
 
 
 def _insert_history(team_id: int, rows: int, *, key: str) -> None:
@@ -58,6 +58,39 @@ def _insert_history(team_id: int, rows: int, *, key: str) -> None:
         )
 
 
+SCHEDULES = 10_000
+
+
+def _insert_schedules(team_id: int, count: int) -> None:
+    """`count` schedules (SCHEDULES, the number issue 8's schedule goal fires in one minute, at full
+    size), each with the ten executions its list row shows, all skipped (no job)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO schedules_schedule (public_id, team_id, name, description, handler, payload, cron, time_zone,
+                enabled, overlap_policy, misfire_policy, next_run_at, last_run_at, broken_reason, created_by,
+                created_at, updated_at)
+            SELECT 'SP_' || upper(substr(md5('schedule' || g::text), 1, 26)), %(team)s,
+                   'Report ' || lpad(g::text, 5, '0'), '', 'pulse.noop', '{}', (g %% 60)::text || ' 3 * * *', 'UTC',
+                   true, 'skip', 'once', date_trunc('day', now()) + interval '1 day 3 hours',
+                   date_trunc('day', now()) + interval '3 hours', '', 'bench', now(), now()
+            FROM generate_series(1, %(count)s) AS g
+            """,
+            {"team": team_id, "count": count},
+        )
+        cursor.execute(
+            """
+            INSERT INTO schedules_execution (public_id, schedule_id, team_id, fire_time, trigger, outcome, reason,
+                created_at, finished_at)
+            SELECT 'EX_' || upper(substr(md5('execution' || s.id::text || '-' || d::text), 1, 26)), s.id, s.team_id,
+                   date_trunc('day', now()) - d * interval '1 day' + interval '3 hours', 'cron', 'skipped',
+                   'the last run was unfinished', now(), now()
+            FROM schedules_schedule s, generate_series(0, 9) AS d WHERE s.team_id = %(team)s
+            """,
+            {"team": team_id},
+        )
+
+
 def _insert_rollups() -> None:
     """The hourly JobStat rows settle would have written for the history."""
     with connection.cursor() as cursor:
@@ -92,6 +125,7 @@ def pages_prepare(*, rows: int) -> tuple[Any, Any]:
     _insert_history(other.pk, max(1, rows // SECOND_TEAM_SHARE), key="other")
     _insert_history(team.pk, rows, key="bench")
     _insert_rollups()
+    _insert_schedules(team.pk, min(SCHEDULES, rows))
     with connection.cursor() as cursor:
         # What autovacuum does soon after a bulk load: statistics and the visibility map (index-only counts).
         cursor.execute("VACUUM ANALYZE")
@@ -115,6 +149,9 @@ PAGES = {
     "jobs_error_code_none": ("jobs:list", "?error_code=timeout"),
     "handlers": ("handlers:page", ""),
     "handler": ("handlers:detail pulse.fail", ""),
+    # 10,000 schedules: a page of them, and the ones whose name holds a piece.
+    "schedules": ("schedules:list", ""),
+    "schedules_named": ("schedules:list", "?name=042"),
 }
 
 

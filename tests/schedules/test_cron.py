@@ -167,3 +167,15 @@ def test_runs_within_counts_exactly_up_to_its_sample_and_scales_past_it():
     assert runs_within(cron_parse("30 2 * * *"), berlin, start=start, span=timedelta(days=31)) == (31, False)
     assert runs_within(cron_parse("*/5 * * * *"), berlin, start=start, span=timedelta(days=30)) == (8_640, True)
     assert runs_within(cron_parse("0 0 1 1 *"), berlin, start=start, span=timedelta(days=30)) == (0, False)
+
+
+def test_a_stored_expression_is_read_back_without_the_checks_it_passed_when_saved(settings):
+    from schedules.cron import cron_stored
+
+    settings.PULSE_SCHEDULE_MIN_INTERVAL_SECONDS = 3600  # saved when every minute was allowed
+    with pytest.raises(ValidationError):
+        cron_parse("* * * * *")
+    assert cron_stored("* * * * *").fields == "* * * * *"
+    assert cron_stored("@daily").fields == "0 0 * * *"
+    with pytest.raises(ValidationError):
+        cron_stored("61 * * * *")  # one that never parsed (written around the services) is still refused
