@@ -144,6 +144,8 @@ class ExecutionListQuery(PageQuery):
 class ScheduleListQuery(PageQuery):
     name = serializers.CharField(required=False, allow_blank=True, max_length=100,
                                  help_text="Only schedules whose name holds this (any case).")
+    handler = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                    help_text="Only schedules of this handler.")
 
 
 class SchedulePageOut(serializers.Serializer):
@@ -157,7 +159,8 @@ class ScheduleListView(TeamAPIView):
     @extend_schema(operation_id="schedules_list", responses={200: SchedulePageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
         rows, cursor = schedules_list(team=self.team, after=self.query.get("cursor") or None,
-                                      limit=self.query["limit"], name=self.query.get("name", "").strip())
+                                      limit=self.query["limit"], name=self.query.get("name", "").strip(),
+                                      handler=self.query.get("handler", ""))
         return Response({"results": [schedule_detail(row.schedule) for row in rows], "next_cursor": cursor})
 
     @extend_schema(operation_id="schedules_create", request=ScheduleIn,

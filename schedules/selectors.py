@@ -101,16 +101,18 @@ def schedule_description(schedule: Schedule) -> str:
 
 
 def schedules_list(*, team: Team, after: str | None = None, limit: int = 50,
-                   name: str = "") -> tuple[list[ScheduleRow], str | None]:
+                   name: str = "", handler: str = "") -> tuple[list[ScheduleRow], str | None]:
     """A page of the team's schedules by name, each with its last STRIP executions (three queries
     whatever the team has: index schedule_team_name), and the cursor of the next page: `after` is
     the last schedule of the previous page (its SP_ id). `name` keeps the schedules whose name
-    holds it (any case)."""
+    holds it (any case); `handler` keeps those of that handler."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
     rows = Schedule.objects.for_team(team)
     if name:
         rows = rows.filter(name__icontains=name)
+    if handler:
+        rows = rows.filter(handler=handler)
     if after:
         anchor = Schedule.objects.for_team(team).filter(public_id=after).values_list("name", "pk").first()
         if anchor is None:

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from budgets.money import money_str, parse_money, to_micros
+from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError, ValidationError
 from pulse_site.parsers import json_loads_strict
 from pulse_site.live.selectors import event_last_id
@@ -45,21 +46,26 @@ def _can_write(request: HttpRequest) -> bool:
 def schedule_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     name = request.GET.get("name", "").strip()[:100]
+    handler = request.GET.get("handler", "").strip()[:100]
     cursor = request.GET.get("cursor") or None
     # Read before the rows: an event committed in between is replayed instead of lost.
     since = event_last_id(team_id=team.pk)
     try:
-        rows, next_cursor = selectors.schedules_list(team=team, after=cursor, name=name, limit=selectors.SCHEDULES_PAGE)
+        rows, next_cursor = selectors.schedules_list(team=team, after=cursor, name=name, handler=handler,
+                                                     limit=selectors.SCHEDULES_PAGE)
     except ValidationError:
         messages.error(request, "That page of schedules is gone (its last schedule was deleted); here is the first.")
         cursor = None
-        rows, next_cursor = selectors.schedules_list(team=team, name=name, limit=selectors.SCHEDULES_PAGE)
-    more = {"name": name, "cursor": next_cursor} if name else {"cursor": next_cursor}
+        rows, next_cursor = selectors.schedules_list(team=team, name=name, handler=handler,
+                                                     limit=selectors.SCHEDULES_PAGE)
+    more = {key: value for key, value in (("name", name), ("handler", handler)) if value}
     return render(request, "schedules/list.html", {
         "rows": rows,
         "name": name,
         "paged": cursor is not None,
-        "next_url": f"?{urlencode(more)}" if next_cursor else "",
+        "handler": handler,
+        "handlers": sorted(h.name for h in registered_handlers()),
+        "next_url": f"?{urlencode({**more, 'cursor': next_cursor})}" if next_cursor else "",
         "since": since,
         "can_write": _can_write(request),
     })

@@ -152,3 +152,7 @@ def test_the_list_is_paged_by_name_and_filtered_by_a_piece_of_the_name(acme, acm
     assert sorted(s["name"] for s in reports["results"]) == ["Beta report", "gamma report"]
     assert reports["next_cursor"] is None
     assert acme_api.get("/api/v1/schedules/?limit=201").json()["error"]["fields"] == {"limit": ["From 1 to 200."]}
+    schedule_create(team=acme, name="Sleeper", handler="pulse.sleep", payload={"seconds": 1}, cron="0 3 * * *",
+                    time_zone="UTC")
+    assert [s["name"] for s in acme_api.get("/api/v1/schedules/?handler=pulse.sleep").json()["results"]] == ["Sleeper"]
+    assert acme_api.get("/api/v1/schedules/?handler=pulse.sleep&name=report").json()["results"] == []

@@ -230,6 +230,13 @@ def test_the_list_shows_a_page_of_schedules_loads_more_and_finds_them_by_name(al
 
     found = alice_client.get("/schedules/?name=clean").content.decode()
     assert made[-1].public_id in found and made[0].public_id not in found
-    assert "No schedule's name holds “zzz”." in alice_client.get("/schedules/?name=zzz").content.decode()
+    assert "No schedule whose name holds “zzz”." in alice_client.get("/schedules/?name=zzz").content.decode()
+    made.append(make_schedule(name="Sleeper", handler="pulse.sleep", payload={"seconds": 1}))
+    by_handler = alice_client.get("/schedules/?handler=pulse.sleep")
+    assert [row.schedule.public_id for row in by_handler.context["rows"]] == [made[-1].public_id]
+    assert "No schedule whose name holds “Report” of pulse.sleep." in alice_client.get(
+        "/schedules/?handler=pulse.sleep&name=Report").content.decode()
+    assert 'href="/schedules/?handler=pulse.sleep">Its schedules</a>' in alice_client.get(
+        "/handlers/pulse.sleep/").content.decode()
     gone = alice_client.get("/schedules/?cursor=SP_01AAAAAAAAAAAAAAAAAAAAAAAA", follow=True)
     assert gone.status_code == 200 and "That page of schedules is gone" in gone.content.decode()
