@@ -22,7 +22,7 @@ from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.charts import Chart
 from pulse_site.errors import NotFound, ValidationError
-from pulse_site.ids import MAX_PAGE, looks_like_public_id
+from pulse_site.ids import MAX_PAGE, looks_like_public_id, page_anchor
 from pulse_site.teams.models import Team
 
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
@@ -68,9 +68,7 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
     rows = jobs_matching(team=team, filters=filters)
     anchor = None
     if before:
-        anchor = Job.objects.for_team(team).filter(public_id=before).values_list("pk", flat=True).first()
-        if anchor is None:
-            raise ValidationError.for_field("cursor", "Not a job of this team.")
+        (anchor,) = page_anchor(Job.objects.for_team(team), before, "JB", what="a job of this team")
     if jobs_filter_indexed(filters):
         if anchor is not None:
             rows = rows.filter(pk__lt=anchor)

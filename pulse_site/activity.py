@@ -47,11 +47,24 @@ def activity_rows(*, team: Team, after: int = 0, everything: bool = False,
 
 
 def activity_row(event: Event) -> ActivityRow:
-    return ActivityRow(event.id, event.kind, event.subject, activity_text(event.kind, event.payload),
-                       _link(event.subject, event.payload), event.created_at)
+    return ActivityRow(event.id, event.kind, _label(event.kind, event.subject, event.payload),
+                       activity_text(event.kind, event.payload), _link(event.kind, event.subject, event.payload),
+                       event.created_at)
 
 
-def _link(subject: str, payload: Any) -> str | None:
+# The page that shows what an event of each family is about, where its subject has no page of its own.
+_FAMILY_PAGES = {"member": "teams:detail", "token": "teams:detail", "team": "teams:detail",
+                 "budget": "budgets:page", "queue": "queue:page"}
+# The payload's name for a subject people know by name, not by id (a member's user id is internal).
+_FAMILY_NAMES = {"member": "username", "token": "name"}
+
+
+def _label(kind: str, subject: str, payload: Any) -> str:
+    name = payload.get(_FAMILY_NAMES.get(kind.partition(".")[0], "")) if isinstance(payload, dict) else None
+    return name if isinstance(name, str) and name else subject
+
+
+def _link(kind: str, subject: str, payload: Any) -> str | None:
     if subject.startswith("JB_"):
         return reverse("jobs:detail", args=[subject])
     if subject.startswith("SP_"):
@@ -59,7 +72,8 @@ def _link(subject: str, payload: Any) -> str | None:
     schedule = payload.get("schedule") if isinstance(payload, dict) else None
     if subject.startswith("EX_") and isinstance(schedule, str) and schedule.startswith("SP_"):
         return reverse("schedules:detail", args=[schedule])
-    return None
+    page = _FAMILY_PAGES.get(kind.partition(".")[0])
+    return reverse(page) if page else None
 
 
 def activity_text(kind: str, payload: Any) -> str:

@@ -1,10 +1,12 @@
-"""Response headers Django's SecurityMiddleware does not set: the Content-Security-Policy."""
+"""What Django's SecurityMiddleware does not do: the Content-Security-Policy header, and the
+refusal of text no column can store."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import render
 
 # Everything from our own origin; the live updates' WebSocket; no inline script or style anywhere
 # (pages pass data in data-* attributes, bars are SVG geometry, Swagger UI's init script is a URL);
@@ -30,3 +32,34 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+NUL_REFUSED = "NUL characters are not allowed."
+
+
+def _nul_fields(values: QueryDict) -> list[str]:
+    return [repr(name)[1:-1] for name, items in values.lists() if "\x00" in name or any("\x00" in v for v in items)]
+
+
+class RefuseNulMiddleware:
+    """A query or form field holding a NUL character is refused with a 400 naming it, before any
+    view: no text column stores one (PostgreSQL raises, a 500 once the request is half-handled) and a
+    view reading a field itself (a cursor, a search, a reason) would pass it on. JSON bodies are the
+    API parser's to refuse (pulse_site.parsers), in the same words; `%00` is how a NUL arrives
+    in a query string or form, decoded (lone surrogates never do: Django decodes those as U+FFFD)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        fields = _nul_fields(request.GET)
+        if request.method != "GET" and request.content_type == "application/x-www-form-urlencoded":
+            fields += _nul_fields(request.POST)
+        if not fields:
+            return self.get_response(request)
+        problems = {field: [NUL_REFUSED] for field in dict.fromkeys(fields)}
+        if request.path.startswith("/api/"):
+            from pulse_site.api import error_body
+
+            return JsonResponse(error_body("validation_error", f"{fields[0]}: {NUL_REFUSED}", problems), status=400)
+        return render(request, "400.html", {"problems": problems}, status=400)

@@ -26,6 +26,15 @@ class PayloadField(JsonField):
         return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
 
 
+class ScheduleFilterForm(forms.Form):
+    """The schedules list's query: a name part, a handler and the page to carry on from, with the
+    limits the API's ScheduleListQuery puts on them."""
+
+    name = forms.CharField(required=False, max_length=100)
+    handler = forms.CharField(required=False, max_length=100)
+    cursor = forms.CharField(required=False, max_length=29)
+
+
 class ScheduleForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 50}))

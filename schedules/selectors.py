@@ -18,7 +18,7 @@ from budgets.services import budget_policy_get
 from jobs.handlers.registry import find_handler
 from jobs.models import Job
 from pulse_site.errors import NotFound, ValidationError
-from pulse_site.ids import MAX_PAGE, looks_like_public_id
+from pulse_site.ids import MAX_PAGE, looks_like_public_id, page_anchor
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.models import Execution, Schedule
@@ -114,9 +114,7 @@ def schedules_list(*, team: Team, after: str | None = None, limit: int = 50,
     if handler:
         rows = rows.filter(handler=handler)
     if after:
-        anchor = Schedule.objects.for_team(team).filter(public_id=after).values_list("name", "pk").first()
-        if anchor is None:
-            raise ValidationError.for_field("cursor", "Not a schedule of this team.")
+        anchor = page_anchor(Schedule.objects.for_team(team), after, "SP", ("name", "pk"), what="a schedule of this team")
         rows = rows.filter(Q(name__gt=anchor[0]) | Q(name=anchor[0], pk__gt=anchor[1]))
     page = list(rows.order_by("name", "pk")[: limit + 1])
     more = len(page) > limit
@@ -185,9 +183,8 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
     if status:
         rows = rows.filter(Q(job__isnull=True, outcome=status) | Q(job__status=status))
     if before:
-        anchor = Execution.objects.filter(schedule=schedule, public_id=before).values_list("pk", flat=True).first()
-        if anchor is None:
-            raise ValidationError.for_field("cursor", "Not an execution of this schedule.")
+        (anchor,) = page_anchor(Execution.objects.filter(schedule=schedule), before, "EX",
+                                what="an execution of this schedule")
         rows = rows.filter(pk__lt=anchor)
     page = list(rows.select_related("job", "schedule").order_by("-pk")[: limit + 1])
     more = len(page) > limit

@@ -21,7 +21,7 @@ from pulse_site.parsers import json_loads_strict
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from schedules import selectors, services
-from schedules.forms import ScheduleForm, schedule_initial
+from schedules.forms import ScheduleFilterForm, ScheduleForm, schedule_initial
 from schedules.models import Schedule
 
 HISTORY = 50
@@ -45,9 +45,12 @@ def _can_write(request: HttpRequest) -> bool:
 @team_required
 def schedule_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
-    name = request.GET.get("name", "").strip()[:100]
-    handler = request.GET.get("handler", "").strip()[:100]
-    cursor = request.GET.get("cursor") or None
+    query = ScheduleFilterForm(request.GET)
+    query.is_valid()
+    for field, reasons in query.errors.items():
+        messages.error(request, f"{field}: {' '.join(reasons)}")
+    name, handler = query.cleaned_data.get("name", ""), query.cleaned_data.get("handler", "")
+    cursor = query.cleaned_data.get("cursor") or None
     # Read before the rows: an event committed in between is replayed instead of lost.
     since = event_last_id(team_id=team.pk)
     try:

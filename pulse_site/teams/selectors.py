@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from pulse_site.errors import NotFound
+from pulse_site.ids import looks_like_public_id
 from pulse_site.teams.models import ApiToken, Membership, Team
 
 
@@ -37,7 +38,8 @@ def membership_get_for_team(*, team: Team, user_id: int | str) -> Membership:
 
 
 def token_get_for_team(*, team: Team, token_id: str) -> ApiToken:
-    token = ApiToken.objects.filter(team=team, public_id=token_id).select_related("created_by").first()
+    token = (ApiToken.objects.filter(team=team, public_id=token_id).select_related("created_by").first()
+             if looks_like_public_id(token_id, "TK") else None)
     if token is None:
         raise NotFound("No such token in this team.")
     return token

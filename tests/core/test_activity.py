@@ -60,6 +60,18 @@ def test_the_page_links_subjects_and_leaves_progress_and_logs_out_until_asked(al
     assert "info: line one" in alice_client.get("/?events=all").content.decode()
 
 
+def test_members_and_tokens_are_named_and_team_events_link_the_page_that_shows_them(alice_client, acme, bob):
+    page = alice_client.get("/").content.decode()
+    # acme's own fixture added bob (user id in the subject): the row names him, linked to the team page.
+    assert '<a href="/team/">bob</a>' in page and f">{bob.pk}</a>" not in page
+    event_emit(team=acme, kind="token.created", subject="TK_01ABC", payload={"name": "ci", "access": "write"})
+    event_emit(team=acme, kind="budget.alert", subject="team", payload={"message": "80 % reached."})
+    event_emit(team=acme, kind="queue.paused", subject="QP_01ABC", payload={"reason": "deploy", "by": "alice"})
+    page = alice_client.get("/").content.decode()
+    assert '<a href="/team/">ci</a>' in page
+    assert '<a href="/budget/">team</a>' in page and '<a href="/queue/">QP_01ABC</a>' in page
+
+
 def test_the_rows_after_an_event_are_the_callers_teams_only(alice_client, charlie_client, acme, globex):
     first = event_emit(team=acme, kind="job.created", subject="JB_01A", payload=JOB)
     second = event_emit(team=acme, kind="job.completed", subject="JB_01A", payload=JOB)
