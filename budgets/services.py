@@ -248,6 +248,17 @@ def _pulse_state(snap: Snapshot, *, calls: int, running: int) -> dict[str, Any]:
 # --- the gate -----------------------------------------------------------------------------------
 
 
+def _money_in(reasons: list[dict[str, Any]]) -> bool:
+    return any(r["kind"] == "budget" for r in reasons)
+
+
+def _without_money(reasons: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The reasons an override does not lift (an override lifts money limits only; the rate and the
+    concurrency cap protect the handlers' targets), and when they may let the job start."""
+    kept = [r for r in reasons if r["kind"] != "budget"]
+    return kept, max((datetime.fromisoformat(r["resume_at"]) for r in kept if r["resume_at"]), default=None)
+
+
 def _usable_override(team_id: int, estimate: int, now: datetime) -> Override | None:
     return (
         Override.objects.select_for_update()
@@ -298,13 +309,15 @@ def _admit(policy: BudgetPolicy, job: AdmittableJob, *, now: datetime, freed_slo
     estimate = job.cost_estimate
     reasons, resume_at = _evaluate(snap, estimate=estimate)
     override = None
+    if _money_in(reasons):
+        override = _usable_override(job.team_id, estimate, now)
+        if override is not None:
+            reasons, resume_at = _without_money(reasons)
     if reasons:
-        # An override lifts money limits only; rate and concurrency protect the handlers' targets.
-        if all(r["kind"] == "budget" for r in reasons):
-            override = _usable_override(job.team_id, estimate, now)
-        if override is None:
-            fail = policy.over_budget == BudgetPolicy.OverBudget.FAIL and any(r["kind"] == "budget" for r in reasons)
-            return Decision(allowed=False, reasons=reasons, resume_at=resume_at, fail=fail)
+        # Failed only for money no override covers; held for anything else (a rate or the
+        # concurrency cap: the override is looked for again when it comes round).
+        fail = policy.over_budget == BudgetPolicy.OverBudget.FAIL and _money_in(reasons)
+        return Decision(allowed=False, reasons=reasons, resume_at=resume_at, fail=fail)
     attempt = job.attempts + 1
     entries = _reserve(snap, job, now=now)
     if estimate:
@@ -472,10 +485,10 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts
         return Decision(allowed=True)
     reasons, resume_at = _evaluate(snap, estimate=job.cost_estimate, extra_micros=extra_micros,
                                    extra_starts=extra_starts)
-    if reasons and all(r["kind"] == "budget" for r in reasons):
-        if Override.objects.filter(team_id=job.team_id, expires_at__gt=snap.now,
-                                   amount__gte=F("spent") + job.cost_estimate + extra_micros).exists():
-            return Decision(allowed=True)
+    if _money_in(reasons) and Override.objects.filter(
+            team_id=job.team_id, expires_at__gt=snap.now, amount__gte=F("spent") + job.cost_estimate + extra_micros,
+    ).exists():
+        reasons, resume_at = _without_money(reasons)
     return Decision(allowed=not reasons, reasons=reasons, resume_at=resume_at)
 
 
@@ -497,7 +510,7 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
                 continue
             if Override.objects.filter(team=team, expires_at__gt=timezone.now(),
                                        amount__gte=F("spent") + estimate_micros).exists():
-                return
+                break  # an override lets it through the money limits; the rate and concurrency may still hold it
             whose = f"the {KIND_LABEL[kind]} cap of handler {handler}" if scope else f"the team's {KIND_LABEL[kind]} limit"
             reason = (f"The estimate of {money_str(estimate_micros)} is above {whose} of {money_str(limit)}; "
                       f"this job could never run.")

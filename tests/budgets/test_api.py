@@ -178,6 +178,19 @@ def test_the_submit_answer_says_why_a_job_would_be_held_now(acme, acme_api):
     assert (reason["kind"], reason["window"], reason["reserved"], reason["estimate"]) == ("budget", "day", "0.7", "0.4")
 
 
+def test_a_job_over_a_limit_an_override_lets_through_is_still_told_what_else_holds_it(acme, acme_api):
+    from budgets.services import budget_policy_update
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00", "max_concurrent": 1}, by=None)
+    budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(hours=1), reason="launch",
+                           by=None)
+    claim(acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "0.10"}},
+                        format="json").json()["id"])
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {"cost": "2.00"}}, format="json")
+    # Over the daily limit alone, but the override covers it; the one running job still holds it back.
+    assert response.status_code == 201
+    assert [reason["kind"] for reason in response.json()["would_hold"]] == ["concurrency"]
+
 
 def test_a_policy_update_that_is_not_an_object_is_refused(alice, acme):
     response = session(alice).patch(URL, ["daily_limit", "1"], format="json")

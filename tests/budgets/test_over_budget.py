@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from budgets.models import BudgetPolicy, PolicyChange
-from budgets.services import budget_policy_update
+from budgets.services import budget_override_create, budget_policy_update
 from jobs.models import Job
-from jobs.runner import run_job
+from jobs.runner import claim, run_job
 from jobs.services import job_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,6 +73,25 @@ def test_with_fail_a_rate_limit_still_holds(acme, temp_handler):
         job.refresh_from_db()
     assert [j.status for j in jobs] == [Status.COMPLETED, Status.PAUSED]
     assert jobs[1].hold_reasons[0]["kind"] == "rate"
+
+
+def test_with_fail_a_job_an_override_covers_waits_for_a_slot_instead_of_failing(acme, temp_handler):
+    @temp_handler("test.dear", cost="2.00")
+    def run(ctx):
+        return "ok"
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00", "max_concurrent": 1, "over_budget": "fail"},
+                         by=None)
+    budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(hours=1), reason="launch",
+                           by=None)
+    first = job_submit(team=acme, handler="test.dear", payload={}, source="api").job
+    second = job_submit(team=acme, handler="test.dear", payload={}, source="api").job
+    assert claim(first.public_id) is not None  # running: the one slot is taken
+    run_job(second.public_id)
+    second.refresh_from_db()
+    # Over the daily limit, which the override lifts; held by the slot alone, not failed for money.
+    assert second.status == Status.PAUSED
+    assert [r["kind"] for r in second.hold_reasons] == ["concurrency"] and second.resume_at is None
 
 
 def test_an_owner_sets_fail_through_the_api_and_the_change_is_recorded(alice, acme):
