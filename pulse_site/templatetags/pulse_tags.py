@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
-import re
-
 from django import template
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -23,6 +23,22 @@ def code_spans(text: str) -> SafeString:
     parts = _CODE_SPAN.split(str(text))  # text, code, text, code, …, text
     return format_html_join("", "{}{}", (
         (parts[i], format_html("<code>{}</code>", parts[i + 1]) if i + 1 < len(parts) else "")
+        for i in range(0, len(parts), 2)))
+
+
+_LINKED_ID = re.compile(r"\b((?:JB|SP)_[0-9A-HJKMNP-TV-Z]{26})\b")
+_ID_PAGES = {"JB": "jobs:detail", "SP": "schedules:detail"}
+
+
+@register.filter
+def id_links(text: str) -> SafeString:
+    """Job and schedule ids in a sentence (a skip's or a hold's reason) linked to their pages;
+    everything else escaped as text. The pages themselves say 404 for another team's id."""
+    parts = _LINKED_ID.split(str(text))  # text, id, text, id, …, text
+    return format_html_join("", "{}{}", (
+        (parts[i], format_html('<a href="{}"><code>{}</code></a>', reverse(_ID_PAGES[parts[i + 1][:2]],
+                                                                          args=[parts[i + 1]]), parts[i + 1])
+         if i + 1 < len(parts) else "")
         for i in range(0, len(parts), 2)))
 
 

@@ -176,6 +176,30 @@ def test_the_detail_page_links_to_the_schedules_jobs(acme, alice_client, make_sc
     assert f'/jobs/?schedule={schedule.public_id}' in page
 
 
+def test_a_skipped_runs_reason_links_the_job_it_waited_for(alice_client, make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="* * * * *", overlap_policy="skip")
+    time_machine.move_to(datetime(2026, 6, 1, 10, 1, tzinfo=UTC), tick=False)
+    schedules_tick()
+    first = Execution.objects.get().job
+    Job.objects.filter(pk=first.pk).update(status=Job.Status.RUNNING)
+    time_machine.move_to(datetime(2026, 6, 1, 10, 2, tzinfo=UTC), tick=False)
+    schedules_tick()
+    page = alice_client.get(f"/schedules/{schedule.public_id}/").content.decode()
+    assert (f'Skipped: the run of <a href="/jobs/{first.public_id}/"><code>{first.public_id}</code></a> '
+            "is still running.") in page
+
+
+def test_id_links_escapes_everything_but_the_links():
+    from pulse_site.templatetags.pulse_tags import id_links
+
+    job_id, schedule_id = "JB_" + "0" * 26, "SP_" + "1" * 26
+    assert id_links(f"<b>{job_id}</b> then {schedule_id}.") == (
+        f'&lt;b&gt;<a href="/jobs/{job_id}/"><code>{job_id}</code></a>&lt;/b&gt; then '
+        f'<a href="/schedules/{schedule_id}/"><code>{schedule_id}</code></a>.')
+    assert id_links("JB_short and XX_" + "0" * 26) == "JB_short and XX_" + "0" * 26
+
+
 # --- what a schedule will cost ------------------------------------------------------------------
 
 
