@@ -5,13 +5,15 @@ runs, and nothing is written."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from jobs.models import QueuePause
 from tests.conftest import logged_in, token_client
-from tests.security.test_hostile_access import _fill, _query_for, acme_world, team_scoped_routes  # noqa: F401
+from tests.security.test_hostile_access import Route, _fill, _query_for, acme_world, team_scoped_routes  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -30,52 +32,49 @@ class _EveryName:  # an AcmeWorld whose query names every parameter, for _query_
     query = "&".join(f"{name}=x" for name in PARAMETERS)
 
 
+def _routes(acme: Any, alice: Any) -> Iterator[tuple[Route, bool, Any]]:
+    """Each team-scoped route, whether it is the API's, and who calls it: an Acme token the API,
+    alice's session the pages; a 500 is answered, not raised."""
+    session, token = logged_in(alice), token_client(acme, "write")
+    for client in (session, token):
+        client.raise_request_exception = False
+    for route in team_scoped_routes():
+        is_api = route.route.startswith("api/")
+        yield route, is_api, token if is_api else session
+
+
+def _assert_no_500(answers: list[tuple[str, Any]], at_least: int) -> None:
+    failures = [f"{call} -> {response.status_code}" for call, response in answers if response.status_code >= 500]
+    assert not failures, "\n".join(failures)
+    assert len(answers) >= at_least  # the walk really called the routes
+
+
 def test_no_query_value_makes_any_route_fail(acme, acme_world, alice):  # noqa: F811
     """Pages get every name any page reads; an API view the names it takes (it refuses the others
     by name before reading any: test_hostile_access)."""
-    session, token = logged_in(alice), token_client(acme, "write")
-    failures: list[str] = []
-    calls = 0
-    for route in team_scoped_routes():
-        is_api = route.route.startswith("api/")
-        client = token if is_api else session
-        client.raise_request_exception = False
+    answers = []
+    for route, is_api, client in _routes(acme, alice):
         for path in _fill(route, acme_world.ids):
             names = (tuple(pair.split("=")[0] for pair in _query_for(path, "get", _EveryName, True).split("&") if pair)
                      if is_api else PARAMETERS)
-            for value in HOSTILE:
-                response = client.get(f"{path}?{_query(value, names)}")
-                calls += 1
-                if response.status_code >= 500:
-                    failures.append(f"GET {path} with {value[:20]!r} in {', '.join(names)} -> {response.status_code}")
-    assert not failures, "\n".join(failures)
-    assert calls > 400
+            answers += [(f"GET {path} with {value[:20]!r} in {', '.join(names)}",
+                         client.get(f"{path}?{_query(value, names)}")) for value in HOSTILE]
+    _assert_no_500(answers, at_least=400)
 
 
 def test_no_path_value_makes_any_route_fail(acme, alice):
     """Every route with a parameter in its path, called with a NUL, a lone surrogate, a huge
     number and 3,000 characters there (an action route also with a real action): 404 or 405 or a
     refusal, never a 500. A token's revoke looked the NUL up in PostgreSQL."""
-    session, token = logged_in(alice), token_client(acme, "write")
-    failures: list[str] = []
-    calls = 0
-    for route in team_scoped_routes():
-        if not route.params:
-            continue
-        client = token if route.route.startswith("api/") else session
-        client.raise_request_exception = False
-        for value in ("a%00b", "%ED%A0%80", "9" * 40, "x" * 3000):
+    answers = []
+    for route, _, client in _routes(acme, alice):
+        for value in ("a%00b", "%ED%A0%80", "9" * 40, "x" * 3000) if route.params else ():
             values = {param: [value] for param in route.params}
             if "action" in values:
                 values["action"] = ["cancel", value]
-            for path in _fill(route, values):
-                for method in ("get", "post", "delete"):
-                    response = getattr(client, method)(path)
-                    calls += 1
-                    if response.status_code >= 500:
-                        failures.append(f"{method.upper()} {path[:80]} -> {response.status_code}")
-    assert not failures, "\n".join(failures)
-    assert calls > 300
+            answers += [(f"{method.upper()} {path[:80]}", getattr(client, method)(path))
+                        for path in _fill(route, values) for method in ("get", "post", "delete")]
+    _assert_no_500(answers, at_least=300)
 
 
 def test_a_nul_in_a_form_field_is_refused_by_name_and_nothing_is_written(alice_client, acme):
