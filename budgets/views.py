@@ -114,8 +114,11 @@ def cap_remove(request: HttpRequest) -> HttpResponse:
 @require_POST
 @team_required
 def override_create(request: HttpRequest) -> HttpResponse:
-    expires_at = parse_datetime(request.POST.get("expires_at", "") or "")
     try:
+        try:
+            expires_at = parse_datetime(request.POST.get("expires_at", "") or "")
+        except ValueError:  # shaped like one, but no such time (month 13, 25 o'clock)
+            expires_at = None
         if expires_at is None:
             raise ValidationError.for_field("expires_at", "Give the expiry as a date and time.")
         if expires_at.tzinfo is None:

@@ -90,6 +90,14 @@ def test_an_owner_creates_and_ends_an_override_and_a_member_cannot(alice_client,
     assert override.expires_at <= timezone.now()
 
 
+def test_an_expiry_shaped_like_a_time_that_is_none_is_named_not_a_500(alice_client, acme):
+    form = {"amount": "3.50", "expires_at": "2027-13-45T99:99", "reason": "quarter end"}
+    response = alice_client.post("/budget/overrides/new/", form)
+    assert response.status_code == 400
+    assert "Give the expiry as a date and time." in response.content.decode()
+    assert not Override.objects.exists()
+
+
 def test_an_alert_shows_as_a_banner_on_every_page_of_the_team(alice_client, charlie_client, acme):
     budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
     job = paid(acme, "0.90")
