@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -42,7 +42,7 @@ from jobs.selectors import (
     queue_stats,
     system_metrics,
 )
-from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_start, job_submit
+from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview
 from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import PageQuery, TeamAPIView, error_responses, query_choice, query_int, valid_input
 from pulse_site.errors import Conflict, ValidationError
@@ -118,7 +118,7 @@ class JobPageOut(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True, help_text="Pass as ?cursor= for the next page.")
 
 
-class JobCreateIn(serializers.Serializer):
+class JobPreviewIn(serializers.Serializer):
     handler = serializers.CharField(max_length=100)
     payload = serializers.JSONField(default=dict)
     priority = serializers.IntegerField(default=0, min_value=-100, max_value=100)
@@ -127,6 +127,18 @@ class JobCreateIn(serializers.Serializer):
         "most 365 days ahead); the job waits queued, its page saying when it starts. Past: at once.")
     delay_seconds = serializers.IntegerField(
         required=False, min_value=0, max_value=365 * 86400, help_text="Or: start this many seconds from now.")
+
+
+class JobPreviewOut(serializers.Serializer):
+    estimate = serializers.CharField(help_text="The job's cost estimate (the handler's estimator on this payload).")
+    run_after = serializers.DateTimeField(allow_null=True, help_text="When it would start, if later than now.")
+    would_hold = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Why it would be held if it started now: a pause in force, an exclusive handler's running job, "
+                  "the budget's limits (empty: nothing would hold it).")
+
+
+class JobCreateIn(JobPreviewIn):
     notify = serializers.CharField(required=False, max_length=29,
                                    help_text="A notification target (NT_…) that hears once when this job ends.")
 
@@ -320,11 +332,7 @@ class JobListView(TeamAPIView):
         from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
 
         target = notify_target_for_submit(team=self.team, target_id=data["notify"]) if data.get("notify") else None
-        run_after = data.get("run_after")
-        if "delay_seconds" in data:
-            if run_after is not None:
-                raise ValidationError.for_field("delay_seconds", "Give run_after or delay_seconds, not both.")
-            run_after = timezone.now() + timedelta(seconds=data["delay_seconds"])
+        run_after = _run_after(data)
         # The watch is written with the job or not at all; without one, job_submit's own transaction
         # lets it hand the job over as it commits (its fast path needs a transaction of its own).
         with transaction.atomic() if target is not None else nullcontext():
@@ -337,6 +345,28 @@ class JobListView(TeamAPIView):
                 job_watch_add(job=submission.job, target=target)
         body = {**job_detail(submission.job), "would_hold": submission.would_hold}
         return Response(body, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
+
+
+def _run_after(data: dict[str, Any]) -> datetime | None:
+    """The start asked for: `run_after`, or `delay_seconds` from now, not both."""
+    if "delay_seconds" not in data:
+        return data.get("run_after")
+    if data.get("run_after") is not None:
+        raise ValidationError.for_field("delay_seconds", "Give run_after or delay_seconds, not both.")
+    return timezone.now() + timedelta(seconds=data["delay_seconds"])
+
+
+class JobPreviewView(TeamAPIView):
+    @extend_schema(operation_id="jobs_preview", summary="What a submit would meet now, with nothing written",
+                   request=JobPreviewIn,
+                   responses={200: JobPreviewOut, **error_responses(400, 401, 403, 409, 413, 422)})
+    def post(self, request: Request) -> Response:
+        data = valid_input(JobPreviewIn, request)
+        preview = job_submit_preview(team=self.team, handler=data["handler"], payload=data["payload"],
+                                     priority=data["priority"], run_after=_run_after(data))
+        return Response({"estimate": money_str(preview.estimate_micros),
+                         "run_after": preview.run_after.isoformat() if preview.run_after else None,
+                         "would_hold": preview.would_hold})
 
 
 class JobDetailView(TeamAPIView):

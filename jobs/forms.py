@@ -174,7 +174,8 @@ class SubmitForm(forms.Form):
     """Payload fields come from the handler's JSON Schema properties and are named `payload.<key>`,
     the same names submit's ValidationError uses, so its field errors land next to the inputs."""
 
-    priority = forms.IntegerField(initial=0, help_text="From -100 to 100; higher runs first.")
+    priority = forms.IntegerField(initial=0, min_value=-100, max_value=100,
+                                  help_text="From -100 to 100; higher runs first.")
     start_at = forms.DateTimeField(required=False, label="Start at",
                                    widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                    help_text="Empty: at once. A time in the team's zone.")

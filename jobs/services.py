@@ -207,6 +207,29 @@ def job_submit(
     return Submission(job=job, created=True, would_hold=budget_preview(job=job) if limited else [])
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What a submit would meet now, with nothing written: the job's estimate, its start time if
+    later, and why it would be held if it started now (empty: nothing would hold it)."""
+
+    estimate_micros: int
+    run_after: datetime | None
+    would_hold: list[dict[str, Any]]
+
+
+def job_submit_preview(*, team: Team, handler: str, payload: object, priority: object = 0,
+                       run_after: datetime | None = None) -> Preview:
+    """job_submit's checks without its writes: the refusal it would meet is raised as job_submit
+    raises it; the hold reasons are a pause in force, an exclusive handler's running job and the
+    budget's (the submit's own `would_hold` is the budget's alone, to keep the submit short).
+    Advisory: the state may change before a submit."""
+    job = _prepare(team=team, handler=handler, payload=payload, source=Job.Source.API, priority=priority,
+                   run_after=run_after)
+    limited = _check_submittable(job)
+    reasons = gate_reasons(job=job, spec=get_handler(handler)) + (budget_preview(job=job) if limited else [])
+    return Preview(estimate_micros=job.cost_estimate, run_after=job.run_after, would_hold=reasons)
+
+
 @dataclass
 class SubmitItem:
     """One job of a `job_submit_many` (the keyword arguments of job_submit, no idempotency key)."""

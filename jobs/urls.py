@@ -10,6 +10,7 @@ app_name = "jobs"
 urlpatterns = [
     path("jobs/", views.job_list, name="list"),
     path("jobs/new/", views.job_new, name="new"),
+    path("jobs/new/preview/", views.job_new_preview, name="new_preview"),
     path("jobs/bulk/", views.job_bulk, name="bulk"),
     path("jobs/export.csv", views.job_export, name="export"),
     path("jobs/bulk/matching/", views.job_bulk_matching, name="bulk_matching"),

@@ -461,6 +461,37 @@ def job_new(request: HttpRequest) -> HttpResponse:
     return _render_new(request, handler, form, source=source, left_out=left_out)
 
 
+@require_GET
+@writer_required
+def job_new_preview(request: HttpRequest) -> HttpResponse:
+    """The new-job form's preview as you type: what the job would cost and whether it would start
+    now, be held (why, and until when) or be refused; or which fields to fix first."""
+    handler = find_handler(request.GET.get("handler", ""))
+    if handler is None:
+        return render(request, "jobs/_submit_preview.html", {"refusal": "Choose one of the listed handlers."})
+    form = SubmitForm(handler, request.GET, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
+    context: dict[str, Any] = {"form": form}
+    if form.is_valid():
+        try:
+            preview = services.job_submit_preview(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
+                                                  payload=form.payload(), priority=form.cleaned_data["priority"],
+                                                  run_after=form.run_after())
+        except PulseError as exc:
+            if not add_service_error(form, exc):  # a field's (the payload's schema): fix it first
+                context["refusal"] = exc.message
+        else:
+            context.update(preview=preview, estimate=money_str(preview.estimate_micros),
+                           later=preview.run_after is not None and preview.run_after > timezone.now(),
+                           reasons=[(r.get("message", ""), _reason_resume(r)) for r in preview.would_hold])
+    context["fix"] = [(form[name].label, " ".join(errors)) for name, errors in form.errors.items() if name in form.fields]
+    context["fix"] += [("", error) for error in form.non_field_errors()]
+    return render(request, "jobs/_submit_preview.html", context)
+
+
+def _reason_resume(reason: dict[str, Any]) -> datetime | None:
+    return datetime.fromisoformat(reason["resume_at"]) if reason.get("resume_at") else None
+
+
 def _render_new(request: HttpRequest, handler: Handler | None, form: SubmitForm | None,
                 status: int = 200, source: Job | None = None, left_out: list[str] | None = None) -> HttpResponse:
     return render(request, "jobs/new.html", {

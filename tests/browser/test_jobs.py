@@ -99,3 +99,27 @@ def test_cancelling_a_running_job_from_its_page_ends_it_cancelled(page, login_as
     assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
     expect(page.locator("#action-retry")).to_be_visible()
     page.screenshot(path="/tmp/shots/job_detail.png", full_page=True)
+
+
+def test_the_new_job_form_says_what_the_job_would_cost_and_do_as_you_type(page, login_as, alice, acme, temp_handler):
+    from decimal import Decimal
+
+    from budgets.services import budget_policy_update
+
+    @temp_handler("test.rows", cost=lambda payload: Decimal("0.01") * payload["rows"],
+                  schema={"type": "object", "properties": {"rows": {"type": "integer", "minimum": 1}},
+                          "required": ["rows"]})
+    def run(ctx):
+        return "ok"
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    login_as(alice)
+    page.goto("/jobs/new/?handler=test.rows")
+    preview = page.locator("#submit-preview p")
+    page.fill('[name="payload.rows"]', "10")
+    expect(preview).to_have_text(re.compile(r"^Estimated cost 0\.1\. Nothing would hold it now"))
+    page.fill('[name="payload.rows"]', "150")
+    expect(preview).to_have_text(re.compile(r"It would be refused: The estimate of 1\.5 is above the team's daily limit"))
+    page.fill('[name="payload.rows"]', "0")
+    expect(preview).to_have_text("To see what it would cost, fix rows (0 is less than the minimum of 1).")
+    assert not Job.objects.exists()
