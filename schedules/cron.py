@@ -258,12 +258,21 @@ def next_fire(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime) -> datetime:
 
 
 def next_fires(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime, count: int = 5) -> list[datetime]:
+    """The first `count` fire times after `after`. Cached: the schedules of a list that share an
+    expression and a zone share their next run too, and every row of them asks for the same. Fires
+    fall on whole minutes of the zone, so `after` cut to its minute has the same ones after it
+    (its minute itself is not after either): a page asking "from now" hits the cache too."""
+    return list(_next_fires(cron, zone, after.astimezone(zone).replace(second=0, microsecond=0), count))
+
+
+@lru_cache(maxsize=4096)
+def _next_fires(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime, count: int) -> tuple[datetime, ...]:
     out: list[datetime] = []
     moment = after
     for _ in range(count):
         moment = next_fire(cron, zone, moment)
         out.append(moment)
-    return out
+    return tuple(out)
 
 
 def slots_between(cron: Cron, zone: zoneinfo.ZoneInfo, *, first: datetime, until: datetime,

@@ -179,3 +179,16 @@ def test_a_stored_expression_is_read_back_without_the_checks_it_passed_when_save
     assert cron_stored("@daily").fields == "0 0 * * *"
     with pytest.raises(ValidationError):
         cron_stored("61 * * * *")  # one that never parsed (written around the services) is still refused
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Berlin", "Asia/Kolkata", "UTC"])
+def test_fires_from_any_instant_in_a_minute_are_those_after_it(zone_name):
+    # next_fires reads "after" by the minute (so that lists asking from now share its cache): a fire
+    # in the minute before is never returned, one just after always is.
+    cron = cron_parse("*/5 * * * *")
+    zone = zone_get(zone_name)
+    slot = datetime(2026, 6, 1, 10, 5, tzinfo=zone).astimezone(UTC)
+    assert next_fires(cron, zone, slot - timedelta(microseconds=1), 1) == [slot]
+    assert next_fires(cron, zone, slot - timedelta(seconds=59), 2) == [slot, slot + timedelta(minutes=5)]
+    assert next_fires(cron, zone, slot, 1) == [slot + timedelta(minutes=5)]
+    assert next_fires(cron, zone, slot + timedelta(seconds=59, microseconds=999_999), 1) == [slot + timedelta(minutes=5)]
