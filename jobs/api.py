@@ -109,7 +109,8 @@ class JobDetailOut(JobOut):
 class JobCreatedOut(JobDetailOut):
     would_hold = serializers.ListField(
         child=serializers.DictField(),
-        help_text="Advisory: why the job would be held if it were admitted now (empty: it would run).",
+        help_text="Advisory: why the job would be held if it started now: a pause in force, an exclusive handler's "
+                  "running job, the budget's limits (empty: nothing would hold it).",
     )
 
 

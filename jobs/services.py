@@ -204,7 +204,13 @@ def job_submit(
             _dispatch_on_commit()
         elif not sent_now:
             transaction.on_commit(lambda: enqueue([(job.public_id, job.timeout_seconds)]))
-    return Submission(job=job, created=True, would_hold=budget_preview(job=job) if limited else [])
+    return Submission(job=job, created=True, would_hold=_would_hold(job, limited))
+
+
+def _would_hold(job: Job, limited: bool) -> list[dict[str, Any]]:
+    """Advisory: why `job` would be held if it started now: a pause in force, an exclusive
+    handler's running job, the budget's limits (`limited`: whether any could hold it at all)."""
+    return gate_reasons(job=job, spec=get_handler(job.handler)) + (budget_preview(job=job) if limited else [])
 
 
 @dataclass(frozen=True)
@@ -220,14 +226,11 @@ class Preview:
 def job_submit_preview(*, team: Team, handler: str, payload: object, priority: object = 0,
                        run_after: datetime | None = None) -> Preview:
     """job_submit's checks without its writes: the refusal it would meet is raised as job_submit
-    raises it; the hold reasons are a pause in force, an exclusive handler's running job and the
-    budget's (the submit's own `would_hold` is the budget's alone, to keep the submit short).
-    Advisory: the state may change before a submit."""
+    raises it, and its `would_hold` is the submit's. Advisory: the state may change before a submit."""
     job = _prepare(team=team, handler=handler, payload=payload, source=Job.Source.API, priority=priority,
                    run_after=run_after)
-    limited = _check_submittable(job)
-    reasons = gate_reasons(job=job, spec=get_handler(handler)) + (budget_preview(job=job) if limited else [])
-    return Preview(estimate_micros=job.cost_estimate, run_after=job.run_after, would_hold=reasons)
+    return Preview(estimate_micros=job.cost_estimate, run_after=job.run_after,
+                   would_hold=_would_hold(job, _check_submittable(job)))
 
 
 @dataclass

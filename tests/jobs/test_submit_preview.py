@@ -110,3 +110,10 @@ def test_the_api_preview_refuses_as_the_submit_would(acme, acme_api, acme_api_re
     assert unknown.status_code == 400 and unknown.json()["error"]["fields"] == {"notify": ["Unknown field."]}
     assert acme_api_read.post("/api/v1/jobs/preview/", {"handler": "test.paid"}, format="json").status_code == 403
     assert not Job.objects.exists()
+
+
+def test_the_submits_own_answer_names_a_pause_too(acme, acme_api, paid):
+    queue_pause(scope=QueuePause.Scope.TEAM, team=acme, reason="deploying", by="alice")
+    body = acme_api.post("/api/v1/jobs/", {"handler": "test.paid", "payload": {}}, format="json").json()
+    assert body["status"] == "queued"
+    assert [(reason["kind"], "deploying" in reason["message"]) for reason in body["would_hold"]] == [("queue_paused", True)]
