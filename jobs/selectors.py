@@ -21,8 +21,8 @@ from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.charts import Chart
-from pulse_site.errors import NotFound, ValidationError
-from pulse_site.ids import MAX_PAGE, looks_like_public_id, page_anchor
+from pulse_site.errors import NotFound, check_choice
+from pulse_site.ids import MAX_PAGE, check_page_limit, looks_like_public_id, page_anchor
 from pulse_site.teams.models import Team
 
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
@@ -57,14 +57,10 @@ class JobFilter:
 
 def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
     """Newest first, keyset-paginated: `before` is the id of the last job of the previous page."""
-    if filters.status and filters.status not in Job.Status.values:
-        raise ValidationError.for_field("status", f"Choose one of {', '.join(Job.Status.values)}.")
-    if filters.source and filters.source not in Job.Source.values:
-        raise ValidationError.for_field("source", f"Choose one of {', '.join(Job.Source.values)}.")
-    if filters.error_code and filters.error_code not in ErrorCode.values:
-        raise ValidationError.for_field("error_code", f"Choose one of {', '.join(ErrorCode.values)}.")
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+    check_choice("status", filters.status, Job.Status.values)
+    check_choice("source", filters.source, Job.Source.values)
+    check_choice("error_code", filters.error_code, ErrorCode.values)
+    check_page_limit(limit)
     rows = jobs_matching(team=team, filters=filters)
     anchor = None
     if before:

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
-from pulse_site.errors import PulseError, ValidationError
+from pulse_site.errors import PulseError, ValidationError, choose_one_of
 from pulse_site.ids import MAX_PAGE
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
@@ -185,7 +185,7 @@ def query_int(*, low: int, high: int, default: int, help_text: str = "") -> seri
 
 def query_choice(choices: list[str], help_text: str = "") -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=choices, required=False, help_text=help_text,
-                                   error_messages={"invalid_choice": f"Choose one of {', '.join(choices)}."})
+                                   error_messages={"invalid_choice": choose_one_of(choices)})
 
 
 class PageQuery(serializers.Serializer):

@@ -6,6 +6,8 @@ messages (views), WebSocket error frames (consumers) and management commands (Co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class PulseError(Exception):
     code = "error"
@@ -29,6 +31,17 @@ class ValidationError(PulseError):
     @classmethod
     def for_field(cls, field: str, reason: str) -> ValidationError:
         return cls(f"{field}: {reason}", fields={field: [reason]})
+
+
+def choose_one_of(choices: Sequence[str]) -> str:
+    """The refusal of a value that is not one of `choices`, in the words every list and form uses."""
+    return f"Choose one of {', '.join(choices)}."
+
+
+def check_choice(field: str, value: str, choices: Sequence[str]) -> None:
+    """Refuse a given `value` (blank: not given) that is not one of `choices`, naming `field`."""
+    if value and value not in choices:
+        raise ValidationError.for_field(field, choose_one_of(choices))
 
 
 class NotFound(PulseError):

@@ -18,6 +18,14 @@ PUBLIC_ID_RE = re.compile(r"^[A-Z]{2}_[0-9A-HJKMNP-TV-Z]{26}$")
 MAX_PAGE = 200
 
 
+def check_page_limit(limit: int) -> None:
+    """Refuse a page size outside 1 to MAX_PAGE, naming `limit`."""
+    from pulse_site.errors import ValidationError
+
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+
+
 def new_public_id(prefix: str) -> str:
     return f"{prefix}_{ULID()}"
 

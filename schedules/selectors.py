@@ -17,8 +17,8 @@ from budgets.money import money_str
 from budgets.services import budget_policy_get
 from jobs.handlers.registry import find_handler
 from jobs.models import Job
-from pulse_site.errors import NotFound, ValidationError
-from pulse_site.ids import MAX_PAGE, looks_like_public_id, page_anchor
+from pulse_site.errors import NotFound, ValidationError, check_choice
+from pulse_site.ids import check_page_limit, looks_like_public_id, page_anchor
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.models import Execution, Schedule
@@ -106,8 +106,7 @@ def schedules_list(*, team: Team, after: str | None = None, limit: int = 50,
     whatever the team has: index schedule_team_name), and the cursor of the next page: `after` is
     the last schedule of the previous page (its SP_ id). `name` keeps the schedules whose name
     holds it (any case); `handler` keeps those of that handler."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+    check_page_limit(limit)
     rows = Schedule.objects.for_team(team)
     if name:
         rows = rows.filter(name__icontains=name)
@@ -175,10 +174,8 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
 def executions_list(*, schedule: Schedule, status: str = "", before: str | None = None,
                     limit: int = 50) -> tuple[list[Execution], str | None]:
     """Newest first, keyset-paginated: `before` is the id of the last execution of the previous page."""
-    if status and status not in EXECUTION_STATUSES:
-        raise ValidationError.for_field("status", f"Choose one of {', '.join(EXECUTION_STATUSES)}.")
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
+    check_choice("status", status, EXECUTION_STATUSES)
+    check_page_limit(limit)
     rows: QuerySet[Execution] = Execution.objects.filter(schedule=schedule)
     if status:
         rows = rows.filter(Q(job__isnull=True, outcome=status) | Q(job__status=status))

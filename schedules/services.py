@@ -23,7 +23,7 @@ from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
 from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
-from pulse_site.errors import PulseError, Unprocessable, ValidationError
+from pulse_site.errors import PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.events import execution_event, execution_summary, schedule_event
@@ -79,7 +79,7 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     out["enabled"] = values["enabled"]
     for key, choices in (("overlap_policy", Schedule.Overlap), ("misfire_policy", Schedule.Misfire)):
         if values[key] not in choices.values:
-            errors[key] = [f"Choose one of {', '.join(choices.values)}."]
+            errors[key] = [choose_one_of(choices.values)]
         out[key] = values[key]
     override = values["estimate_override"]
     if override in (None, ""):
