@@ -51,6 +51,15 @@ def test_a_second_job_of_a_hold_handler_waits_with_reason_exclusive_and_runs_aft
     assert second.status == Status.COMPLETED
 
 
+def test_the_held_jobs_row_and_page_link_the_job_it_waits_for(acme, alice_client, submit, exclusive):
+    first, second = submit("test.hold_one"), submit("test.hold_one")
+    claim(first.public_id)
+    run_job(second.public_id)
+    link = f'it starts when <a href="/jobs/{first.public_id}/"><code>{first.public_id}</code></a> ends.'
+    assert link in alice_client.get("/jobs/").content.decode()
+    assert link in alice_client.get(f"/jobs/{second.public_id}/").content.decode()
+
+
 def test_two_held_jobs_of_one_exclusive_handler_are_released_one_at_a_time(acme, submit, exclusive):
     first, second, third = (submit("test.hold_one") for _ in range(3))
     claim(first.public_id)
