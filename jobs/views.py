@@ -27,7 +27,7 @@ from jobs.forms import BULK_MAX, BulkForm, BulkMatchingForm, JobFilterForm, Sear
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Job, TaskLog
 from pulse_site.errors import NotFound, PulseError
-from pulse_site.ids import looks_like_public_id
+from pulse_site.ids import looks_like_public_id, page_anchor
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from pulse_site.teams.forms import add_service_error
@@ -293,9 +293,18 @@ def job_bulk_matching(request: HttpRequest) -> HttpResponse:
     rows = selectors.jobs_matching(team=team, filters=filters)
     cursor = form.cleaned_data["cursor"]
     if cursor:
-        anchor = Job.objects.for_team(team).filter(public_id=cursor).values_list("pk", flat=True).first()
-        rows = rows.filter(pk__lt=anchor or 0)
-    batch = list(rows.order_by("-pk")[:BULK_MAX]) if not search.errors else []
+        # The cursor is the first job of this batch (the one after the last batch, which that batch
+        # did not touch): the last one a batch processed may be gone, deleted by it.
+        try:
+            (anchor,) = page_anchor(Job.objects.for_team(team), cursor, "JB", what="a job of this team")
+        except PulseError as exc:
+            if wants_json:
+                return JsonResponse({"errors": [exc.message]}, status=400)
+            messages.error(request, exc.message)
+            return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
+        rows = rows.filter(pk__lte=anchor)
+    batch = list(rows.order_by("-pk")[:BULK_MAX + 1]) if not search.errors else []
+    batch, following = batch[:BULK_MAX], batch[BULK_MAX:]
     done = refused = 0
     for job in batch:
         try:
@@ -304,7 +313,7 @@ def job_bulk_matching(request: HttpRequest) -> HttpResponse:
             refused += 1
         else:
             done += 1
-    next_cursor = batch[-1].public_id if len(batch) == BULK_MAX else None
+    next_cursor = following[0].public_id if following else None
     if wants_json:
         return JsonResponse({"processed": len(batch), "done": done, "refused": refused, "cursor": next_cursor})
     more = " More match: submit again to continue." if next_cursor else ""

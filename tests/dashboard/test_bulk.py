@@ -79,6 +79,26 @@ def test_delete_removes_finished_jobs_with_their_attempts_and_logs_and_refuses_u
         job_delete(job=running)
 
 
+def test_delete_all_matching_carries_on_past_a_batch_whose_last_job_it_deleted(alice_client, acme):
+    failed_jobs(acme, 250)
+
+    first = post_batch(alice_client, "status=failed", "delete").json()
+    second = post_batch(alice_client, "status=failed", "delete", cursor=first["cursor"]).json()
+
+    assert {k: first[k] for k in ("processed", "done", "refused")} == {"processed": 200, "done": 200, "refused": 0}
+    assert second == {"processed": 50, "done": 50, "refused": 0, "cursor": None}
+    assert not Job.objects.filter(team=acme).exists()
+
+
+def test_a_cursor_that_is_no_job_of_the_team_is_refused_by_name(alice_client, acme, charlie, globex):
+    theirs = Job.objects.create(team=globex, handler="pulse.fail", status=S.FAILED)
+    failed_jobs(acme, 3)
+    for cursor in (theirs.public_id, "JB_nope"):
+        response = post_batch(alice_client, "status=failed", "retry", cursor=cursor)
+        assert response.status_code == 400 and response.json() == {"errors": ["cursor: Not a job of this team."]}
+    assert Job.objects.filter(team=acme, status=S.FAILED).count() == 3
+
+
 def test_the_list_offers_all_matching_with_a_count_capped_for_huge_filters(alice_client, acme, monkeypatch):
     failed_jobs(acme, 4)
 
