@@ -504,17 +504,17 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
     policy, cap = _policy_and_cap(team.pk, handler)
     if policy is None:
         return False
-    for kind in KINDS:
-        for scope, limit in (("", policy.limit_for(kind)), (handler, cap.limit_for(kind) if cap else None)):
-            if limit is None or estimate_micros <= limit:
-                continue
-            if Override.objects.filter(team=team, expires_at__gt=timezone.now(),
-                                       amount__gte=F("spent") + estimate_micros).exists():
-                break  # an override lets it through the money limits; the rate and concurrency may still hold it
-            whose = f"the {KIND_LABEL[kind]} cap of handler {handler}" if scope else f"the team's {KIND_LABEL[kind]} limit"
-            reason = (f"The estimate of {money_str(estimate_micros)} is above {whose} of {money_str(limit)}; "
-                      f"this job could never run.")
-            raise Unprocessable(reason, code="over_budget_limit", fields={"estimate": [reason]})
+    over = next(((kind, scope, limit) for kind in KINDS
+                 for scope, limit in (("", policy.limit_for(kind)), (handler, cap.limit_for(kind) if cap else None))
+                 if limit is not None and estimate_micros > limit), None)
+    # An override lets it through every money limit (the rate and the concurrency may still hold it).
+    if over is not None and not Override.objects.filter(team=team, expires_at__gt=timezone.now(),
+                                                        amount__gte=F("spent") + estimate_micros).exists():
+        kind, scope, limit = over
+        whose = f"the {KIND_LABEL[kind]} cap of handler {handler}" if scope else f"the team's {KIND_LABEL[kind]} limit"
+        reason = (f"The estimate of {money_str(estimate_micros)} is above {whose} of {money_str(limit)}; "
+                  f"this job could never run.")
+        raise Unprocessable(reason, code="over_budget_limit", fields={"estimate": [reason]})
     return _may_hold(policy, capped=cap is not None)
 
 

@@ -218,6 +218,10 @@ class SubmitForm(forms.Form):
                 self.initial[name] = json.dumps(value) if isinstance(self.fields[name], JsonField) else value
         return sorted(set(payload) - set(self.keys))
 
+    def submission(self) -> dict[str, Any]:
+        """What the form asks job_submit (and its preview) for: the payload, priority and start."""
+        return {"payload": self.payload(), "priority": self.cleaned_data["priority"], "run_after": self.run_after()}
+
     def run_after(self) -> datetime | None:
         """The start asked for, read in the team's zone (the browser sends a wall-clock time)."""
         value = self.cleaned_data.get("start_at")

@@ -470,6 +470,9 @@ def job_new(request: HttpRequest) -> HttpResponse:
     return _render_new(request, handler, form, source=source, left_out=left_out)
 
 
+UNKNOWN_HANDLER = "Choose one of the listed handlers."
+
+
 @require_GET
 @writer_required
 def job_new_preview(request: HttpRequest) -> HttpResponse:
@@ -477,14 +480,13 @@ def job_new_preview(request: HttpRequest) -> HttpResponse:
     now, be held (why, and until when) or be refused; or which fields to fix first."""
     handler = find_handler(request.GET.get("handler", ""))
     if handler is None:
-        return render(request, "jobs/_submit_preview.html", {"refusal": "Choose one of the listed handlers."})
+        return render(request, "jobs/_submit_preview.html", {"refusal": UNKNOWN_HANDLER})
     form = SubmitForm(handler, request.GET, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
     context: dict[str, Any] = {"form": form}
     if form.is_valid():
         try:
             preview = services.job_submit_preview(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
-                                                  payload=form.payload(), priority=form.cleaned_data["priority"],
-                                                  run_after=form.run_after())
+                                                  **form.submission())
         except PulseError as exc:
             if not add_service_error(form, exc):  # a field's (the payload's schema): fix it first
                 context["refusal"] = exc.message
@@ -513,21 +515,14 @@ def _render_new(request: HttpRequest, handler: Handler | None, form: SubmitForm 
 def _job_create(request: HttpRequest) -> HttpResponse:
     handler = find_handler(request.POST.get("handler", ""))
     if handler is None:
-        messages.error(request, "Choose one of the listed handlers.")
+        messages.error(request, UNKNOWN_HANDLER)
         return _render_new(request, None, None, status=400)
     form = SubmitForm(handler, request.POST, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
     if not form.is_valid():
         return _render_new(request, handler, form, status=400)
     try:
-        submission = services.job_submit(
-            team=request.team,  # type: ignore[attr-defined]
-            handler=handler.name,
-            payload=form.payload(),
-            priority=form.cleaned_data["priority"],
-            source=Job.Source.DASHBOARD,
-            created_by=_who(request),
-            run_after=form.run_after(),
-        )
+        submission = services.job_submit(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
+                                          source=Job.Source.DASHBOARD, created_by=_who(request), **form.submission())
     except PulseError as exc:
         if not add_service_error(form, exc):
             form.add_error(None, exc.message)

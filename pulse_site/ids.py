@@ -13,6 +13,8 @@ from django.db import models
 from django.utils.deconstruct import deconstructible
 from ulid import ULID
 
+from pulse_site.errors import ValidationError
+
 PUBLIC_ID_RE = re.compile(r"^[A-Z]{2}_[0-9A-HJKMNP-TV-Z]{26}$")
 # The most rows one page of a list gives; the next page carries on from the public id of its last.
 MAX_PAGE = 200
@@ -20,8 +22,6 @@ MAX_PAGE = 200
 
 def check_page_limit(limit: int) -> None:
     """Refuse a page size outside 1 to MAX_PAGE, naming `limit`."""
-    from pulse_site.errors import ValidationError
-
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError.for_field("limit", f"From 1 to {MAX_PAGE}.")
 
@@ -41,8 +41,6 @@ def page_anchor(rows: models.QuerySet[Any], cursor: str, prefix: str, fields: tu
     """`fields` of the row among `rows` that a page's cursor names (the public id of the previous
     page's last row), or a `cursor` error: "Not {what}." A cursor that is no such id is refused
     before any lookup."""
-    from pulse_site.errors import ValidationError
-
     anchor = rows.filter(public_id=cursor).values_list(*fields).first() if looks_like_public_id(cursor, prefix) else None
     if anchor is None:
         raise ValidationError.for_field("cursor", f"Not {what}.")

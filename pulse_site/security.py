@@ -61,5 +61,6 @@ class RefuseNulMiddleware:
         if request.path.startswith("/api/"):
             from pulse_site.api import error_body
 
-            return JsonResponse(error_body("validation_error", f"{fields[0]}: {NUL_REFUSED}", problems), status=400)
+            return JsonResponse(error_body("validation_error", f"{fields[0]}: {NUL_REFUSED}", problems), status=400,
+                                json_dumps_params={"separators": (",", ":")})  # as DRF's renderer writes it
         return render(request, "400.html", {"problems": problems}, status=400)
