@@ -203,8 +203,10 @@ class HandlerTeamOut(serializers.Serializer):
     held = serializers.IntegerField()
     last_24h = serializers.JSONField(help_text="completed, failed, cancelled, success_rate (%, null before any "
                                      "ended) and failures: {error code: jobs}.")
-    wait_ms = serializers.JSONField(allow_null=True, help_text="p50 and p95 over the newest 1,000 finished in 24 h.")
-    run_ms = serializers.JSONField(allow_null=True)
+    wait_ms = serializers.JSONField(allow_null=True, help_text="From when a job was due (its submit, or the later "
+                                    "start it was given) to its first start: p50 and p95 over the newest 1,000 "
+                                    "finished in 24 h.")
+    run_ms = serializers.JSONField(allow_null=True, help_text="First start to end, p50 and p95.")
     cap = serializers.JSONField(allow_null=True, help_text="The team's daily, weekly, monthly caps on it (decimal strings).")
     paused = serializers.JSONField(allow_null=True, help_text="An operator's pause of the handler: reason, since.")
     spent = serializers.JSONField(help_text="Charged to the team's budget today and in the last 30 days (decimal "

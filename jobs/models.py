@@ -67,6 +67,10 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField(default=1)
     timeout_seconds = models.PositiveIntegerField(default=300)
     run_after = models.DateTimeField(null=True, blank=True)
+    # When it was first due to start, if later than its creation (a start asked for later, a
+    # schedule's run written ahead of its slot; run_after is then a retry's time). Its wait is
+    # from here, or from its creation, to its first start.
+    due_at = models.DateTimeField(null=True, blank=True)
     # When the job was handed to django-q2; NULL while it waits in Pulse's own backlog.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)

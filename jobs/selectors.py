@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from budgets.models import HandlerCap
@@ -310,12 +311,12 @@ def _rank(sorted_values: list[int], fraction: float) -> int:
 
 
 def handler_timings(*, team: Team, now: datetime) -> list[Timing]:
-    """Wait (created → started) and run (started → finished) per handler, median and p95, over the
+    """Wait (due → first started: from its creation, or the later start it was given) and run (started → finished) per handler, median and p95, over the
     newest TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards)."""
     rows = (
         Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
         .order_by("-completed_at")
-        .annotate(wait=ExpressionWrapper(F("started_at") - F("created_at"), output_field=DurationField()),
+        .annotate(wait=ExpressionWrapper(F("started_at") - Coalesce("due_at", "created_at"), output_field=DurationField()),
                   run=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField()))
         .values_list("handler", "wait", "run")[:TIMING_SAMPLE]
     )

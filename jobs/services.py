@@ -114,6 +114,7 @@ def _prepare(
         except Exception as exc:  # a handler's estimator is third-party code
             raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
     return Job(
+        due_at=run_after if run_after is not None and run_after > timezone.now() else None,
         team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
         priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
         timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
@@ -396,7 +397,8 @@ def job_start(*, job: Job, by: str = "") -> Job:
     refusal = job_start_refusal(job)
     if refusal is not None:
         raise refusal
-    _update(job, expected=(Status.QUEUED,), run_after=None)
+    # Not yet started, it is due now: its wait counts from here.
+    _update(job, expected=(Status.QUEUED,), run_after=None, **({"due_at": timezone.now()} if not job.attempts else {}))
     job_event(job, "expedited", by=by)
     _dispatch_on_commit()
     return job

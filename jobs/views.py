@@ -59,8 +59,8 @@ class JobRow:
 
     @property
     def wait_ms(self) -> int | None:
-        """Queued → started (of the latest attempt)."""
-        return _ms_between(self.job.created_at, self.job.started_at)
+        """Due (created, or the later start it was given) → first started."""
+        return _ms_between(self.job.due_at or self.job.created_at, self.job.started_at)
 
     @property
     def run_ms(self) -> int | None:

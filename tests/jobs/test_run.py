@@ -286,3 +286,28 @@ def _wait_for(condition, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def test_a_job_given_a_later_start_waits_from_then_not_from_its_submit(acme, submit, time_machine):
+    """A schedule's run written a minute ahead of its slot, or a start asked for later, did not
+    'wait 60 s': its wait (the job page, the handler timings) counts from when it was due."""
+    from datetime import UTC, datetime
+
+    from jobs.selectors import handler_timings
+    from jobs.services import job_start
+    from jobs.views import JobRow
+
+    t0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(t0, tick=False)
+    later = submit("pulse.noop", run_after=t0 + timedelta(seconds=60))
+    now = submit("pulse.noop")
+    expedited = submit("pulse.noop", run_after=t0 + timedelta(hours=1))
+    time_machine.move_to(t0 + timedelta(seconds=20), tick=False)
+    job_start(job=expedited, by="alice")
+    time_machine.move_to(t0 + timedelta(seconds=62), tick=False)
+    for job in (later, now, expedited):
+        run_job(job.public_id)
+    waits = {job.public_id: JobRow(Job.objects.get(pk=job.pk)).wait_ms for job in (later, now, expedited)}
+    assert waits == {later.public_id: 2_000, now.public_id: 62_000, expedited.public_id: 42_000}
+    [timing] = handler_timings(team=acme, now=t0 + timedelta(seconds=63))
+    assert (timing.jobs, timing.wait_median_ms, timing.wait_p95_ms) == (3, 42_000, 62_000)
