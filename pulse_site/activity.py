@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from jobs.events import hold_reasons_text
 from pulse_site.live.models import Event
+from pulse_site.templatetags.pulse_tags import duration
 from pulse_site.teams.models import Team
 
 RECENT_EVENTS = 50
@@ -121,6 +122,9 @@ def _job(verb: str, p: dict[str, Any]) -> str:
 
 def _execution(verb: str, p: dict[str, Any]) -> str:
     text = f"Run {verb}" + (f" ({p['trigger']})" if p.get("trigger") else "")
+    if verb == "fired" and (ahead := _seconds_between(p.get("created_at"), p.get("fire_time"))) >= 1:
+        # Written ahead of its slot (the ticker's next run, queued for its time): not started yet.
+        text = f"Run queued ({p.get('trigger')}), starts at its slot in {duration(ahead * 1000)}"
     reason = str(p.get("reason") or "")
     if reason.lower().startswith(f"{verb}:"):  # "Skipped: the run of … is still paused."
         reason = reason[len(verb) + 1:].strip()
@@ -129,6 +133,14 @@ def _execution(verb: str, p: dict[str, Any]) -> str:
     if p.get("job"):
         text += f", job {p['job']}"
     return text
+
+
+def _seconds_between(start: Any, end: Any) -> float:
+    """Seconds from one ISO time of a payload to another; 0 when either is missing or malformed."""
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return 0
 
 
 def _schedule(verb: str, p: dict[str, Any]) -> str:
