@@ -122,7 +122,7 @@ def test_run_now_pause_resume_and_delete_from_the_page(alice_client, make_schedu
     assert f'href="/jobs/{execution.job.public_id}/"' in html
     # ... and the job's page links back to the schedule that made it.
     job_page = alice_client.get(f"/jobs/{execution.job.public_id}/").content.decode()
-    assert f'Schedule <a href="{base}"><code>{schedule.public_id}</code></a>' in job_page
+    assert f'Schedule <a href="{base}">{schedule.name}</a> <code class="quiet">{schedule.public_id}</code>' in job_page
     rows = alice_client.get(base + "executions/").content.decode()
     assert execution.public_id in rows and "queued" in rows
     alice_client.post(base + "pause/")
@@ -133,6 +133,10 @@ def test_run_now_pause_resume_and_delete_from_the_page(alice_client, make_schedu
     assert schedule.enabled is True
     assert alice_client.post(base + "delete/")["Location"] == "/schedules/"
     assert Schedule.objects.count() == 0
+    # The job stays; its page names the schedule it came from without a link to a page now gone.
+    job_page = alice_client.get(f"/jobs/{execution.job.public_id}/").content.decode()
+    assert f'Schedule <code>{schedule.public_id}</code> <span class="quiet">(deleted)</span>' in job_page
+    assert f'href="{base}"' not in job_page
 
 
 def test_a_viewer_reads_but_cannot_change_anything(vic_client, make_schedule):
