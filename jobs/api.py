@@ -18,9 +18,10 @@ from rest_framework.response import Response
 
 from budgets.money import money_str
 from budgets.services import cap_as_dict
+from jobs.bulk import BULK_MAX, BULK_SERVICES, BulkOutcome, jobs_bulk, jobs_bulk_matching
 from jobs.error_codes import ErrorCode
 from jobs.events import job_summary
-from jobs.forms import Search, parse_search
+from jobs.forms import Search, job_filter, parse_search
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import (
@@ -42,10 +43,12 @@ from jobs.selectors import (
     queue_stats,
     system_metrics,
 )
-from jobs.services import job_cancel, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview
+from jobs.services import (
+    job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview,
+)
 from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import PageQuery, TeamAPIView, error_responses, query_choice, query_int, valid_input
-from pulse_site.errors import Conflict, ValidationError
+from pulse_site.errors import Conflict, ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 
 # --- Shapes ----------------------------------------------------------------------------------
@@ -262,7 +265,9 @@ def _who(view: TeamAPIView) -> str:
 DATETIME_HINT = "Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z."
 
 
-class JobListQuery(PageQuery):
+class JobFilterQuery(serializers.Serializer):
+    """Which of the team's jobs: the list's filters, and the jobs a bulk action on all matching takes."""
+
     status = query_choice(Job.Status.values)
     handler = serializers.CharField(required=False, allow_blank=True)
     source = query_choice(Job.Source.values)
@@ -288,6 +293,10 @@ class JobListQuery(PageQuery):
         return search
 
 
+class JobListQuery(PageQuery, JobFilterQuery):
+    pass
+
+
 class LogsQuery(serializers.Serializer):
     stage = serializers.CharField(required=False, allow_blank=True)
     task = serializers.CharField(required=False, allow_blank=True)
@@ -308,18 +317,8 @@ class JobListView(TeamAPIView):
     @extend_schema(operation_id="jobs_list", responses={200: JobPageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
         query = self.query
-        search = query.get("q") or parse_search("")
-        filters = JobFilter(
-            status=query.get("status") or search.status,
-            handler=query.get("handler") or search.handler,
-            source=query.get("source", ""),
-            error_code=query.get("error_code") or search.error_code,
-            payload=search.payload,
-            created_after=query.get("created_after"),
-            created_before=query.get("created_before"),
-            origin=query.get("schedule", ""),
-        )
-        page, cursor = jobs_list(team=self.team, filters=filters, before=query.get("cursor") or None, limit=query["limit"])
+        page, cursor = jobs_list(team=self.team, filters=job_filter(query, query.get("q") or parse_search("")),
+                                 before=query.get("cursor") or None, limit=query["limit"])
         return Response({"results": [job_summary(job) for job in page], "next_cursor": cursor})
 
     @extend_schema(
@@ -376,6 +375,83 @@ class JobDetailView(TeamAPIView):
     @extend_schema(operation_id="jobs_retrieve", responses={200: JobDetailOut, **error_responses(401, 404)})
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_detail(job_get_for_team(team=self.team, job_id=job_id)))
+
+    @extend_schema(operation_id="jobs_destroy", summary="Delete a finished job with its attempts and logs",
+                   description="Its spend stays in the budget's ledger. An unfinished job is refused (409 "
+                               "`job_not_finished`): cancel it first.",
+                   responses={204: None, **error_responses(401, 403, 404, 409)})
+    def delete(self, request: Request, job_id: str) -> Response:
+        job_delete(job=job_get_for_team(team=self.team, job_id=job_id), by=_who(self))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _bulk_action() -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=list(BULK_SERVICES), help_text=(
+        "cancel (queued, held or running jobs), retry (failed or cancelled ones) or delete (finished ones)."),
+        error_messages={"invalid_choice": choose_one_of(list(BULK_SERVICES))})
+
+
+class JobBulkIn(serializers.Serializer):
+    action = _bulk_action()
+    ids = serializers.ListField(child=serializers.CharField(max_length=40), min_length=1, max_length=BULK_MAX,
+                                help_text=f"The jobs (JB_…), 1 to {BULK_MAX}.", error_messages={
+                                    "min_length": "Give at least one job id.",
+                                    "max_length": f"At most {BULK_MAX} ids; use bulk/matching/ for more."})
+
+
+class JobFilterIn(JobFilterQuery):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError({name: ["Unknown filter."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class JobBulkMatchingIn(serializers.Serializer):
+    action = _bulk_action()
+    filter = JobFilterIn(help_text="The jobs list's filters (GET jobs/); {} is every job of the team.")
+    cursor = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=40,
+                                   help_text="The cursor of the previous answer; none for the first batch.")
+
+
+class JobBulkRefusalOut(serializers.Serializer):
+    id = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobBulkOut(serializers.Serializer):
+    done = serializers.ListField(child=serializers.CharField(), help_text="The jobs acted on.")
+    refused = JobBulkRefusalOut(many=True, help_text="The jobs the action does not apply to, and why (an id "
+                                                     "that is no job of the team: `not_found`).")
+    cursor = serializers.CharField(allow_null=True, help_text="bulk/matching/: pass it back for the next batch; "
+                                                              "null when no more match. Always null for ids.")
+
+
+def _bulk_answer(outcome: BulkOutcome) -> Response:
+    return Response({"done": outcome.done, "cursor": outcome.cursor, "refused": [
+        {"id": job_id, "code": exc.code, "message": exc.message} for job_id, exc in outcome.refused]})
+
+
+class JobBulkView(TeamAPIView):
+    @extend_schema(operation_id="jobs_bulk", summary="Cancel, retry or delete the jobs named",
+                   description="Each job goes through the same action as its own endpoint; one refused "
+                               "(a finished job to cancel, say) does not stop the others.",
+                   request=JobBulkIn, responses={200: JobBulkOut, **error_responses(400, 401, 403)})
+    def post(self, request: Request) -> Response:
+        data = valid_input(JobBulkIn, request)
+        return _bulk_answer(jobs_bulk(team=self.team, action=data["action"], ids=data["ids"], by=_who(self)))
+
+
+class JobBulkMatchingView(TeamAPIView):
+    @extend_schema(operation_id="jobs_bulk_matching", summary="Cancel, retry or delete every job matching a filter",
+                   description=f"One batch of {BULK_MAX} matching jobs, newest first, per request: post again "
+                               "with the answer's cursor until it is null.",
+                   request=JobBulkMatchingIn, responses={200: JobBulkOut, **error_responses(400, 401, 403)})
+    def post(self, request: Request) -> Response:
+        data = valid_input(JobBulkMatchingIn, request)
+        filters = job_filter(data["filter"], data["filter"].get("q") or parse_search(""))
+        return _bulk_answer(jobs_bulk_matching(team=self.team, action=data["action"], filters=filters,
+                                               cursor=data.get("cursor") or None, by=_who(self)))
 
 
 def _action_view(service, operation: str, summary: str):  # type: ignore[no-untyped-def]

@@ -7,6 +7,8 @@ from jobs import api, executor_api
 urlpatterns = [
     path("jobs/", api.JobListView.as_view(), name="api-jobs"),
     path("jobs/preview/", api.JobPreviewView.as_view(), name="api-job-preview"),
+    path("jobs/bulk/", api.JobBulkView.as_view(), name="api-jobs-bulk"),
+    path("jobs/bulk/matching/", api.JobBulkMatchingView.as_view(), name="api-jobs-bulk-matching"),
     path("jobs/<str:job_id>/", api.JobDetailView.as_view(), name="api-job"),
     path("jobs/<str:job_id>/cancel/", api.JobCancelView.as_view(), name="api-job-cancel"),
     path("jobs/<str:job_id>/pause/", api.JobPauseView.as_view(), name="api-job-pause"),

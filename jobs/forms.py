@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,13 +15,14 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.utils import timezone
 
+from jobs.bulk import BULK_MAX
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
+from jobs.selectors import JobFilter
 from pulse_site.parsers import Refused, json_loads_strict
 
 PAYLOAD_PREFIX = "payload."
-BULK_MAX = 200
 SEARCH_HELP = ("A job id, or words that filter: a status (failed, held…), a handler name, an error code "
                "(network_error…), key=value for a payload field (user=42 matches 42 or \"42\").")
 # A payload key is a plain identifier: never a nested path or another ORM lookup ("a__contains").
@@ -37,6 +39,21 @@ class Search:
     error_code: str = ""
     payload: tuple[tuple[str, str], ...] = ()
     errors: tuple[str, ...] = ()
+
+
+def job_filter(data: Mapping[str, Any], search: Search) -> JobFilter:
+    """The jobs list's filter (the dashboard's form, the API's query) from its fields and its search
+    words: a field set wins over the same one typed in the search."""
+    return JobFilter(
+        status=data.get("status") or search.status,
+        handler=data.get("handler") or search.handler,
+        source=data.get("source") or "",
+        error_code=data.get("error_code") or search.error_code,
+        payload=search.payload,
+        created_after=data.get("created_after"),
+        created_before=data.get("created_before"),
+        origin=data.get("schedule") or "",
+    )
 
 
 def parse_search(text: str) -> Search:
@@ -119,8 +136,8 @@ class BulkForm(forms.Form):
 
 
 class BulkMatchingForm(forms.Form):
-    """One batch of an action on every job matching the list's filter; `cursor` is the last job
-    of the previous batch (the batches walk the matching jobs newest first)."""
+    """One batch of an action on every job matching the list's filter; `cursor` is the first job of
+    this batch, as the last batch answered it (the batches walk the matching jobs newest first)."""
 
     action = forms.ChoiceField(choices=BULK_ACTIONS)
     cursor = forms.CharField(required=False, max_length=40)

@@ -23,11 +23,12 @@ from budgets.money import money_str
 from jobs import selectors, services
 from jobs.daemons import is_daemon
 from jobs.events import hold_reasons_text
-from jobs.forms import BULK_MAX, BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, parse_search
+from jobs.bulk import BulkOutcome, jobs_bulk, jobs_bulk_matching
+from jobs.forms import BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, job_filter, parse_search
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Job, TaskLog
 from pulse_site.errors import NotFound, PulseError
-from pulse_site.ids import looks_like_public_id, page_anchor
+from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from pulse_site.teams.forms import add_service_error
@@ -126,10 +127,6 @@ def _can_write(request: HttpRequest) -> bool:
 
 COUNT_CAP = 10_000
 COUNT_SCAN = 20_000
-VERBS = {"cancel": "cancelled", "retry": "retried", "delete": "deleted"}
-BULK_SERVICES: dict[str, Callable[..., Job]] = {
-    "cancel": services.job_cancel, "retry": services.job_retry, "delete": services.job_delete,
-}
 
 
 def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, Search]:
@@ -140,12 +137,7 @@ def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, 
     data = form.cleaned_data
     search = parse_search(data.get("q", ""))
     created_after, created_before = form.created_range()
-    filters = selectors.JobFilter(status=data.get("status") or search.status,
-                                  handler=data.get("handler") or search.handler,
-                                  source=data.get("source", ""), created_after=created_after,
-                                  error_code=data.get("error_code") or search.error_code,
-                                  created_before=created_before, origin=data.get("schedule", ""),
-                                  payload=search.payload)
+    filters = job_filter({**data, "created_after": created_after, "created_before": created_before}, search)
     return form, filters, search
 
 
@@ -290,35 +282,20 @@ def job_bulk_matching(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     _, filters, search = _filters(request)
     action = form.cleaned_data["action"]
-    rows = selectors.jobs_matching(team=team, filters=filters)
-    cursor = form.cleaned_data["cursor"]
-    if cursor:
-        # The cursor is the first job of this batch (the one after the last batch, which that batch
-        # did not touch): the last one a batch processed may be gone, deleted by it.
-        try:
-            (anchor,) = page_anchor(Job.objects.for_team(team), cursor, "JB", what="a job of this team")
-        except PulseError as exc:
-            if wants_json:
-                return JsonResponse({"errors": [exc.message]}, status=400)
-            messages.error(request, exc.message)
-            return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
-        rows = rows.filter(pk__lte=anchor)
-    batch = list(rows.order_by("-pk")[:BULK_MAX + 1]) if not search.errors else []
-    batch, following = batch[:BULK_MAX], batch[BULK_MAX:]
-    done = refused = 0
-    for job in batch:
-        try:
-            BULK_SERVICES[action](job=job, by=_who(request))
-        except PulseError:
-            refused += 1
-        else:
-            done += 1
-    next_cursor = following[0].public_id if following else None
+    try:
+        # A search with errors matches nothing (the list shows none and says why).
+        outcome = BulkOutcome() if search.errors else jobs_bulk_matching(
+            team=team, action=action, filters=filters, cursor=form.cleaned_data["cursor"] or None, by=_who(request))
+    except PulseError as exc:
+        if wants_json:
+            return JsonResponse({"errors": [exc.message]}, status=400)
+        messages.error(request, exc.message)
+        return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
     if wants_json:
-        return JsonResponse({"processed": len(batch), "done": done, "refused": refused, "cursor": next_cursor})
-    more = " More match: submit again to continue." if next_cursor else ""
-    (messages.success if not refused else messages.warning)(
-        request, f"{done} {VERBS[action]}, {refused} refused.{more}")
+        return JsonResponse({"processed": len(outcome.done) + len(outcome.refused), "done": len(outcome.done),
+                             "refused": len(outcome.refused), "cursor": outcome.cursor})
+    more = " More match: submit again to continue." if outcome.cursor else ""
+    (messages.success if not outcome.refused else messages.warning)(request, outcome.summary(action) + more)
     return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
 
 
@@ -344,18 +321,9 @@ def job_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, " ".join(form.errors.get("__all__", ["Choose cancel or retry."])))
         return redirect("jobs:list")
     action = form.cleaned_data["action"]
-    service = BULK_SERVICES[action]
-    team = request.team  # type: ignore[attr-defined]
-    done = refused = 0
-    for job_id in form.ids:
-        try:
-            service(job=selectors.job_get_for_team(team=team, job_id=job_id), by=_who(request))
-        except PulseError:
-            # Another team's id is refused like a finished job: the count never says which ids exist.
-            refused += 1
-        else:
-            done += 1
-    (messages.success if not refused else messages.warning)(request, f"{done} {VERBS[action]}, {refused} refused.")
+    # Another team's id is refused like a finished job: the count never says which ids exist.
+    outcome = jobs_bulk(team=request.team, action=action, ids=form.ids, by=_who(request))  # type: ignore[attr-defined]
+    (messages.success if not outcome.refused else messages.warning)(request, outcome.summary(action))
     return redirect(request.POST.get("next") if _safe_next(request) else "jobs:list")
 
 

@@ -53,11 +53,14 @@ def pulse_error_response(exc: PulseError) -> Response:
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Serializer errors as {dotted.path: [reasons]}; list items are addressed by index."""
+    """Serializer errors as {dotted.path: [reasons]}; list items are addressed by index. A nested
+    object's own errors (not a dictionary, say) are its path's, not `path.non_field_errors`."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            out.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+            own = prefix and key == api_settings.NON_FIELD_ERRORS_KEY
+            for path, reasons in flatten_errors(value, prefix if own else f"{prefix}.{key}" if prefix else str(key)).items():
+                out.setdefault(path, []).extend(reasons)
     elif isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
         for index, item in enumerate(detail):
             if item:  # ListSerializer reports valid items as {}

@@ -243,6 +243,7 @@ SPECTACULAR_SETTINGS = {
     # Jobs and executions both have a "status" choice field with different choices.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
+        "JobSourceEnum": "jobs.models.Job.Source",
         "ExecutionStatusEnum": "schedules.selectors.EXECUTION_STATUSES",
         "NotificationTargetKindEnum": "pulse_site.notifications.models.Target.Kind",
         "NotificationRuleKindEnum": "pulse_site.notifications.models.Rule.Kind",
