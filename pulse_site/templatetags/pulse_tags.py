@@ -50,10 +50,9 @@ def duration(ms: int | float | None) -> str:
     ms = int(ms)
     if ms < 1000:
         return f"{ms} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(seconds), 60)
+    if ms < 59_950:  # what would read "60.0 s" reads "1 min"
+        return f"{ms / 1000:.1f} s"
+    minutes, sec = divmod(round(ms / 1000), 60)
     if minutes < 60:
         return f"{minutes} min {sec} s" if sec else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
