@@ -24,6 +24,7 @@ from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.charts import Chart
 from pulse_site.errors import NotFound, check_choice
 from pulse_site.ids import MAX_PAGE, check_page_limit, looks_like_public_id, page_anchor
+from pulse_site.paging import newest_first_windowed
 from pulse_site.teams.models import Team
 
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
@@ -76,15 +77,6 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
     return _jobs_list_windowed(team=team, rows=rows, below=anchor, limit=limit)
 
 
-# A filter no index serves in id order (payload terms, source, error code, creation time) is looked for in
-# windows of the team's jobs, newest first, at most SCAN_BUDGET jobs per page: PostgreSQL would
-# otherwise walk the primary key backwards through the whole history when little matches (1.4 s
-# for `failed user=42` with a million jobs). A page cut short by the budget is shorter than the
-# limit and its cursor (the oldest job looked at) carries on from there.
-SCAN_WINDOW = 20_000
-SCAN_BUDGET = 100_000
-
-
 def jobs_filter_indexed(filters: JobFilter) -> bool:
     """Whether an index yields the matches in id order (job_team_id, job_team_status_id,
     job_team_handler_id, job_team_handler_status_id, job_team_origin_id, job_parent), or, for
@@ -97,28 +89,14 @@ def jobs_filter_indexed(filters: JobFilter) -> bool:
 
 
 def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, limit: int) -> tuple[list[Job], str | None]:
+    """A filter no index serves in id order (payload terms, source, error code, creation time), read
+    in bounded windows of the team's jobs (pulse_site.paging)."""
     ids = Job.objects.for_team(team).order_by("-pk").values_list("pk", flat=True)  # job_team_id, index only
-    page: list[Job] = []
-    scanned = 0
-    high = below
-    while len(page) <= limit:
-        window = ids if high is None else ids.filter(pk__lt=high)
-        low = next(iter(window[SCAN_WINDOW - 1:SCAN_WINDOW]), None)  # the window's oldest job; None: the rest is smaller
-        found = rows if high is None else rows.filter(pk__lt=high)
-        if low is not None:
-            found = found.filter(pk__gte=low)
-        page += list(found.select_related("parent").order_by("-pk")[: limit + 1 - len(page)])
-        scanned += SCAN_WINDOW
-        if low is None:  # the history is exhausted
-            break
-        high = low
-        if scanned >= SCAN_BUDGET and len(page) <= limit:
-            # Cut short: carry on below the oldest job looked at (which was looked at already).
-            cursor = Job.objects.filter(pk=low).values_list("public_id", flat=True).first()
-            return page, cursor
-    more = len(page) > limit
-    page = page[:limit]
-    return page, (page[-1].public_id if more and page else None)
+    page, carry_on = newest_first_windowed(ids, rows.select_related("parent"), below=below, limit=limit)
+    if carry_on is None:
+        return page, None
+    cursor = next((job.public_id for job in page if job.pk == carry_on), None)
+    return page, cursor or Job.objects.filter(pk=carry_on).values_list("public_id", flat=True).first()
 
 
 def _payload_match(key: str, text: str) -> Q:

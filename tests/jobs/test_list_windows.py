@@ -9,13 +9,14 @@ from django.db import connection
 from jobs import selectors
 from jobs.models import Job
 from jobs.selectors import JobFilter
+from pulse_site import paging
 
 
 @pytest.fixture
 def small_windows(monkeypatch):
     # Windows of 3 jobs, 6 jobs looked at per page: the same code path as 20,000 / 100,000.
-    monkeypatch.setattr(selectors, "SCAN_WINDOW", 3)
-    monkeypatch.setattr(selectors, "SCAN_BUDGET", 6)
+    monkeypatch.setattr(paging, "SCAN_WINDOW", 3)
+    monkeypatch.setattr(paging, "SCAN_BUDGET", 6)
 
 
 def _jobs(team, payloads: list[dict]) -> list[Job]:
