@@ -1,5 +1,5 @@
-"""The overview's "Recent events": each event of the team as a row a person reads (what happened,
-to what, linked), newest first. The live list asks for the rows after its newest one, so the page
+"""The overview's "Recent events" and the activity history: each event of the team as a row a
+person reads (what happened, to what, linked), newest first. The live list asks for the rows after its newest one, so the page
 and its live updates are rendered by the same code."""
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from typing import Any
 from django.urls import reverse
 
 from jobs.events import hold_reasons_text
+from pulse_site.errors import check_choice
+from pulse_site.ids import check_page_limit
 from pulse_site.live.models import Event
+from pulse_site.paging import newest_first_windowed
 from pulse_site.templatetags.pulse_tags import duration
 from pulse_site.teams.models import Team
 
@@ -45,6 +48,37 @@ def activity_rows(*, team: Team, after: int = 0, everything: bool = False,
         newest = events.values("id")[:SCAN]
         events = Event.objects.filter(id__in=newest).exclude(kind__in=QUIET_KINDS).order_by("-id")
     return [activity_row(event) for event in events[:limit]]
+
+
+# The families of events, as the history's filter offers them (the part of `kind` before the dot).
+FAMILIES = {"job": "Jobs", "execution": "Schedule runs", "schedule": "Schedules", "budget": "Budget",
+            "queue": "Queue", "team": "Team", "member": "Members", "token": "API tokens"}
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    family: str = ""  # a key of FAMILIES: only its events
+    subject: str = ""  # only the events of this id (JB_…, SP_…)
+    everything: bool = False  # progress and log lines too
+
+
+def activity_history(*, team: Team, filters: ActivityFilter, before: int | None = None,
+                     limit: int = RECENT_EVENTS) -> tuple[list[Event], int | None]:
+    """The team's events newest first, keyset-paginated by id: `before` is the previous page's
+    cursor. Read in bounded windows of the team's events (pulse_site.paging): a rare family or
+    subject never has a page read back through the whole history, and a page cut short says where
+    to carry on."""
+    check_choice("family", filters.family, list(FAMILIES))
+    check_page_limit(limit)
+    events = Event.objects.filter(team=team)
+    if filters.family:
+        events = events.filter(kind__startswith=f"{filters.family}.")
+    if filters.subject:
+        events = events.filter(subject=filters.subject)
+    if not filters.everything:
+        events = events.exclude(kind__in=QUIET_KINDS)
+    ids = Event.objects.filter(team=team).order_by("-pk").values_list("pk", flat=True)  # event_team_seq
+    return newest_first_windowed(ids, events, below=before, limit=limit)
 
 
 def activity_row(event: Event) -> ActivityRow:

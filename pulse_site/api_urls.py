@@ -11,6 +11,7 @@ urlpatterns: list = [
     path("v1/", include("schedules.api_urls")),
     path("v1/", include("budgets.api_urls")),
     path("v1/", include("pulse_site.notifications.api_urls")),
+    path("v1/", include("pulse_site.live.api_urls")),
     path("schema/", ApiSchemaView.as_view(), name="api-schema"),
     path("docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("overview/pulse/", views.overview_pulse, name="overview_pulse"),
     path("overview/charts/", views.overview_charts, name="overview_charts"),
     path("overview/activity/", views.overview_activity, name="overview_activity"),
+    path("activity/", views.activity, name="activity"),
     path("search/", views.search, name="search"),
     path("preferences/theme/", views.theme, name="theme"),
     path(

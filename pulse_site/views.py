@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from pulse_site import selectors, services
-from pulse_site.activity import activity_rows
+from pulse_site import paging, selectors, services
+from pulse_site.activity import RECENT_EVENTS, ActivityFilter, activity_history, activity_row, activity_rows
 from pulse_site.errors import PulseError
+from pulse_site.forms import ActivityFilterForm
 from pulse_site.teams.decorators import team_required
 
 
@@ -52,6 +53,36 @@ def overview_activity(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     rows = activity_rows(team=team, after=after, everything=_everything(request))
     return render(request, "pulse/_activity_rows.html", {"rows": rows, "time_zone": team.time_zone})
+
+
+@require_GET
+@team_required
+def activity(request: HttpRequest) -> HttpResponse:
+    """Every event of the team, newest first, filtered by family and subject, a page at a time."""
+    team = request.team  # type: ignore[attr-defined]
+    form = ActivityFilterForm(request.GET)
+    rows, cursor = [], None
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = ActivityFilter(family=data["family"], subject=data["subject"], everything=data["all"])
+        events, cursor = activity_history(team=team, filters=filters, before=data["cursor"])
+        rows = [activity_row(event) for event in events]
+    older = request.GET.copy()
+    older["cursor"] = str(cursor)
+    newest = request.GET.copy()
+    newest.pop("cursor", None)
+    return render(request, "pulse/activity.html", {
+        "form": form,
+        "rows": rows,
+        "next_url": f"{reverse('activity')}?{older.urlencode()}" if cursor else None,
+        "newest_url": f"{reverse('activity')}?{newest.urlencode()}",
+        "paged": "cursor" in request.GET,
+        "filtered": any(request.GET.get(name) for name in ("family", "subject", "all")),
+        "short": cursor is not None and len(rows) < RECENT_EVENTS,
+        "budget": f"{paging.SCAN_BUDGET:,}",
+        "time_zone": team.time_zone,
+        "retention_days": team.retention_days("event"),
+    }, status=200 if form.is_valid() else 400)
 
 
 @require_GET

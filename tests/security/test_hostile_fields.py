@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 
 PARAMETERS = ("q", "status", "handler", "source", "error_code", "period", "created_after", "created_before",
               "schedule", "cursor", "after", "limit", "name", "stage", "events", "final_only", "from", "kind",
-              "minutes", "next", "theme", "insert", "target", "everything", "wait", "timeout", "format")
+              "minutes", "next", "theme", "insert", "target", "everything", "wait", "timeout", "format",
+              "family", "subject", "all")
 HOSTILE = ("a\x00b", "\ud800", "9" * 40, "1e400", "2026-13-45T99:99", "x" * 5000, "JB_" + "Z" * 26)
 
 
