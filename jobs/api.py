@@ -79,6 +79,7 @@ class JobOut(serializers.Serializer):
     handler = serializers.CharField()
     status = serializers.ChoiceField(choices=Job.Status.choices)
     source = serializers.ChoiceField(choices=Job.Source.choices)
+    created_by = serializers.CharField(help_text="Who submitted it: a user name, \"token <name>\", \"schedule SP_…\".")
     priority = serializers.IntegerField()
     progress = ProgressOut()
     cost_estimate = serializers.CharField(allow_null=True)

@@ -23,6 +23,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "handler": job.handler,
         "status": job.status,
         "source": job.source,
+        "created_by": job.created_by,
         "priority": job.priority,
         "progress": {"current": job.progress_current, "total": job.progress_total, "message": job.progress_message},
         "cost_estimate": money_str(job.cost_estimate),

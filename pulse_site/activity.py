@@ -142,6 +142,11 @@ def _job(verb: str, p: dict[str, Any]) -> str:
         return f"{'[' + where + '] ' if where else ''}{p.get('level', 'info')}: {p.get('message', '')}"
     words = {"created": "queued", "paused": "held", "expedited": "asked to start now"}.get(verb, verb)
     text = f"{p.get('handler', 'job')} {words}"
+    # Who did it: the submitter of a new job, the person or token behind an action on one (a
+    # person's hold says so in its reason).
+    who = p.get("created_by") if verb == "created" else p.get("by")
+    if who and isinstance(who, str) and verb != "paused":
+        text += f" by {who}"
     error = p.get("error") if isinstance(p.get("error"), dict) else None
     if verb == "started" and p.get("attempts"):
         text += f", attempt {p['attempts']} of {p.get('max_attempts')}"
