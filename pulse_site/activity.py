@@ -52,7 +52,8 @@ def activity_rows(*, team: Team, after: int = 0, everything: bool = False,
 
 # The families of events, as the history's filter offers them (the part of `kind` before the dot).
 FAMILIES = {"job": "Jobs", "execution": "Schedule runs", "schedule": "Schedules", "budget": "Budget",
-            "queue": "Queue", "team": "Team", "member": "Members", "token": "API tokens"}
+            "queue": "Queue", "team": "Team", "member": "Members", "token": "API tokens",
+            "notification": "Notifications"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def activity_row(event: Event) -> ActivityRow:
 
 # The page that shows what an event of each family is about, where its subject has no page of its own.
 _FAMILY_PAGES = {"member": "teams:detail", "token": "teams:detail", "team": "teams:detail",
-                 "budget": "budgets:page", "queue": "queue:page"}
+                 "budget": "budgets:page", "queue": "queue:page", "notification": "notifications:page"}
 # The payload's name for a subject people know by name, not by id (a member's user id is internal).
 _FAMILY_NAMES = {"member": "username", "token": "name"}
 
@@ -206,6 +207,23 @@ def _queue(verb: str, p: dict[str, Any]) -> str:
     return text + (f": {p['reason']}" if verb == "paused" and p.get("reason") else "")
 
 
+def _notification(verb: str, p: dict[str, Any]) -> str:
+    """A target's or a rule's change: "Target Ops (webhook) added by alice", "Rule job_failed →
+    Ops: handlers, enabled changed by token ci"."""
+    what, _, done = verb.partition("_")  # target_added → target, added
+    if what == "target":
+        text = f"Target {p.get('name', '')}" + (f" ({p['kind']})" if done == "added" and p.get("kind") else "")
+    else:
+        text = f"Rule {p.get('rule', '')} → {p.get('target', '')}"
+    changed = p.get("changed") if isinstance(p.get("changed"), list) else []
+    if done == "changed" and changed:
+        words = {"secret": "signing secret",
+                 "enabled": "enabled" if p.get("enabled") else "disabled"}
+        text += ": " + ", ".join(str(words.get(field, field)) for field in changed)
+    text += f" {done}" if done != "changed" or not changed else " changed"
+    return text + (f" by {p['by']}" if p.get("by") else "")
+
+
 def _changes(p: dict[str, Any]) -> str:
     """A settings change (`by`, `before`, `after`): what changed, from what to what."""
     before, after = p.get("before"), p.get("after")
@@ -222,5 +240,5 @@ def _shown(value: Any) -> str:
 
 _DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {
     "job": _job, "execution": _execution, "schedule": _schedule, "member": _member, "token": _token,
-    "queue": _queue,
+    "queue": _queue, "notification": _notification,
 }

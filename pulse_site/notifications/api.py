@@ -125,13 +125,13 @@ class TargetDetailView(TeamAPIView):
     def patch(self, request: Request, target_id: str) -> Response:
         target = self._target(request, target_id)
         changes = _valid(TargetPatch, request)
-        target = services.target_update(target=target, changes=changes, by=self.membership)
+        target = services.target_update(target=target, changes=changes, by=self.membership, who=_who(self))
         out = TargetCreatedOut if changes.get("rotate_secret") else TargetOut
         return Response(out(target).data)
 
     @extend_schema(operation_id="notification_targets_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, target_id: str) -> Response:
-        services.target_delete(target=self._target(request, target_id), by=self.membership)
+        services.target_delete(target=self._target(request, target_id), by=self.membership, who=_who(self))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -169,7 +169,8 @@ class RuleListView(TeamAPIView):
         target = services.target_get_for_team(team=self.team, target_id=data["target"])
         rule = services.rule_create(team=self.team, target=target, kind=data["kind"], handlers=data["handlers"],
                                     error_codes=data["error_codes"], final_only=data["final_only"],
-                                    minutes=data["minutes"], enabled=data["enabled"], by=self.membership)
+                                    minutes=data["minutes"], enabled=data["enabled"], by=self.membership,
+                                    who=_who(self))
         return Response(RuleOut(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -189,10 +190,11 @@ class RuleDetailView(TeamAPIView):
                    responses={200: RuleOut, **error_responses(400, 401, 403, 404)})
     def patch(self, request: Request, rule_id: str) -> Response:
         rule = self._rule(request, rule_id)
-        rule = services.rule_update(rule=rule, changes=_valid(RulePatch, request), by=self.membership)
+        rule = services.rule_update(rule=rule, changes=_valid(RulePatch, request), by=self.membership,
+                                     who=_who(self))
         return Response(RuleOut(rule).data)
 
     @extend_schema(operation_id="notification_rules_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, rule_id: str) -> Response:
-        services.rule_delete(rule=self._rule(request, rule_id), by=self.membership)
+        services.rule_delete(rule=self._rule(request, rule_id), by=self.membership, who=_who(self))
         return Response(status=status.HTTP_204_NO_CONTENT)

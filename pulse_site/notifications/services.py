@@ -21,6 +21,7 @@ from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationEr
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.live.relay import outbox_consume
+from pulse_site.live.services import event_emit
 from pulse_site.notifications.handlers import NOTIFY_HANDLER
 from pulse_site.notifications.models import HoldTimer, JobWatch, Rule, Target, new_secret
 from pulse_site.teams.models import Membership, Team
@@ -33,6 +34,21 @@ MAX_HELD_MINUTES = 7 * 24 * 60
 def _require_manager(by: Membership | None) -> None:
     if by is not None and not by.can_manage:
         raise PermissionDenied("Only owners and admins manage notifications.")
+
+
+def _audit(team_id: int, verb: str, subject: str, *, by: Membership | None, who: str, **payload: Any) -> None:
+    """The team's event for a change of its notifications: who pointed what where (a target's
+    address is not repeated: it may carry a secret in its URL)."""
+    actor = who or (by.user.get_username() if by is not None else "")
+    event_emit(team=team_id, kind=f"notification.{verb}", subject=subject, payload={**payload, "by": actor})
+
+
+def _target_facts(target: Target) -> dict[str, Any]:
+    return {"name": target.name, "kind": target.kind, "enabled": target.enabled}
+
+
+def _rule_facts(rule: Rule) -> dict[str, Any]:
+    return {"rule": rule.kind, "target": rule.target.name, "enabled": rule.enabled}
 
 
 def _clean_target_fields(*, name: str, kind: str, address: str) -> tuple[str, str, str]:
@@ -63,13 +79,15 @@ def target_create(*, team: Team, name: str, kind: str, address: str, by: Members
     name, kind, address = _clean_target_fields(name=name, kind=kind, address=address)
     try:
         with transaction.atomic():
-            return Target.objects.create(team=team, name=name, kind=kind, address=address,
-                                         created_by=created_by[:150])
+            target = Target.objects.create(team=team, name=name, kind=kind, address=address,
+                                           created_by=created_by[:150])
+            _audit(team.pk, "target_added", target.public_id, by=by, who=created_by, **_target_facts(target))
+            return target
     except IntegrityError:
         raise _name_taken() from None
 
 
-def target_update(*, target: Target, changes: dict[str, Any], by: Membership | None) -> Target:
+def target_update(*, target: Target, changes: dict[str, Any], by: Membership | None, who: str = "") -> Target:
     """Rename a target, point it elsewhere (its kind and address are checked together), turn it
     on or off, or give it a new signing secret (`rotate_secret`). A disabled target hears nothing
     from rules or watches; test sends still go (they are how one checks it works)."""
@@ -80,22 +98,31 @@ def target_update(*, target: Target, changes: dict[str, Any], by: Membership | N
     name, kind, address = _clean_target_fields(name=changes.get("name", target.name),
                                                kind=changes.get("kind", target.kind),
                                                address=changes.get("address", target.address))
+    before = (target.name, target.kind, target.address, target.enabled)
     target.name, target.kind, target.address = name, kind, address
     target.enabled = bool(changes.get("enabled", target.enabled))
+    changed = [field for field, old, new in zip(("name", "kind", "address", "enabled"), before,
+                                                 (name, kind, address, target.enabled), strict=True) if old != new]
     if changes.get("rotate_secret"):
         target.secret = new_secret()
+        changed.append("secret")
     try:
         with transaction.atomic():
             target.save(update_fields=["name", "kind", "address", "enabled", "secret"])
+            if changed:
+                _audit(target.team_id, "target_changed", target.public_id, by=by, who=who, changed=changed,
+                       **_target_facts(target))
     except IntegrityError:
         raise _name_taken() from None
     return target
 
 
-def target_delete(*, target: Target, by: Membership | None) -> None:
+@transaction.atomic
+def target_delete(*, target: Target, by: Membership | None, who: str = "") -> None:
     """Delete a target with its rules and watches; its past deliveries stay in the jobs list
     (a queued one fails: the target no longer exists)."""
     _require_manager(by)
+    _audit(target.team_id, "target_removed", target.public_id, by=by, who=who, **_target_facts(target))
     target.delete()
 
 
@@ -159,9 +186,10 @@ def _clean_rule_fields(*, kind: str, handlers: object, minutes: object,
     return handlers, minutes, codes
 
 
+@transaction.atomic
 def rule_create(*, team: Team, target: Target, kind: str, handlers: object = None, final_only: bool = True,
                 minutes: object = None, enabled: bool = True, error_codes: object = (),
-                by: Membership | None) -> Rule:
+                by: Membership | None, who: str = "") -> Rule:
     _require_manager(by)
     if target.team_id != team.pk:
         raise NotFound("No such notification target in this team.")
@@ -169,8 +197,10 @@ def rule_create(*, team: Team, target: Target, kind: str, handlers: object = Non
         raise ValidationError.for_field("kind", f"One of {', '.join(Rule.Kind.values)}.")
     handlers, minutes, codes = _clean_rule_fields(kind=kind, handlers=handlers or [], minutes=minutes,
                                                   error_codes=error_codes)
-    return Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
+    rule = Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
                                minutes=minutes, enabled=bool(enabled), error_codes=codes)
+    _audit(team.pk, "rule_added", rule.public_id, by=by, who=who, **_rule_facts(rule))
+    return rule
 
 
 def rule_get_for_team(*, team: Team, rule_id: str) -> Rule:
@@ -183,11 +213,13 @@ def rule_get_for_team(*, team: Team, rule_id: str) -> Rule:
 
 
 @transaction.atomic
-def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None) -> Rule:
+def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None, who: str = "") -> Rule:
     """Change a rule's target, handlers, error codes, last-attempt flag, minutes or enabled flag (its kind
     is what it is: delete it and add another). Timers of holds already begun follow a new
     duration; a disabled rule's timers are dropped."""
     _require_manager(by)
+    fields = ("target_id", "handlers", "error_codes", "final_only", "minutes", "enabled")
+    before = [getattr(rule, field) for field in fields]
     unknown = sorted(set(changes) - {"target", "handlers", "error_codes", "final_only", "minutes", "enabled"})
     if unknown:
         raise ValidationError.for_field(unknown[0], "Not a field of a rule that can change.")
@@ -205,6 +237,9 @@ def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None) -
     rule.final_only = bool(changes.get("final_only", rule.final_only))
     rule.enabled = bool(changes.get("enabled", rule.enabled))
     rule.save(update_fields=["target", "handlers", "error_codes", "final_only", "minutes", "enabled"])
+    changed = [field.removesuffix("_id") for field, old in zip(fields, before, strict=True) if getattr(rule, field) != old]
+    if changed:
+        _audit(rule.team_id, "rule_changed", rule.public_id, by=by, who=who, changed=changed, **_rule_facts(rule))
     if not rule.enabled:
         HoldTimer.objects.filter(rule=rule).delete()
     elif minutes is not None:
@@ -212,8 +247,10 @@ def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None) -
     return rule
 
 
-def rule_delete(*, rule: Rule, by: Membership | None) -> None:
+@transaction.atomic
+def rule_delete(*, rule: Rule, by: Membership | None, who: str = "") -> None:
     _require_manager(by)
+    _audit(rule.team_id, "rule_removed", rule.public_id, by=by, who=who, **_rule_facts(rule))
     rule.delete()
 
 

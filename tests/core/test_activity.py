@@ -55,6 +55,16 @@ JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual"
     ("queue.resumed", {"reason": "deploy", "handler": "demo.report", "by": "alice", "ended_by": "bob"},
      "Handler demo.report resumed by bob"),
     ("job.log", {"message": "x" * 500}, "info: " + "x" * 153 + "…"),
+    ("notification.target_added", {"name": "Ops", "kind": "webhook", "enabled": True, "by": "alice"},
+     "Target Ops (webhook) added by alice"),
+    ("notification.target_changed", {"name": "Ops", "kind": "webhook", "enabled": False, "by": "token ci",
+                                     "changed": ["address", "enabled", "secret"]},
+     "Target Ops: address, disabled, signing secret changed by token ci"),
+    ("notification.target_removed", {"name": "Ops", "kind": "email", "by": "bob"}, "Target Ops removed by bob"),
+    ("notification.rule_added", {"rule": "job_failed", "target": "Ops", "by": "alice"},
+     "Rule job_failed → Ops added by alice"),
+    ("notification.rule_changed", {"rule": "held_long", "target": "Ops", "enabled": True, "changed": ["minutes"],
+                                   "by": "alice"}, "Rule held_long → Ops: minutes changed by alice"),
 ])
 def test_each_event_reads_as_what_happened(kind, payload, text):
     assert activity_text(kind, payload) == text
