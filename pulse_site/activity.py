@@ -191,13 +191,20 @@ def _schedule(verb: str, p: dict[str, Any]) -> str:
 
 
 def _member(verb: str, p: dict[str, Any]) -> str:
+    who = p.get("username", "A member")
+    if verb == "changed" and p.get("role"):
+        return f"{p['by']} made {who} {p['role']}" if p.get("by") else f"{who} is now {p['role']}"
     role = f" as {p['role']}" if p.get("role") and verb != "removed" else ""
-    return f"{p.get('username', 'A member')} {verb}{role}"
+    return f"{who} {verb}{role}" + _by(p)
 
 
 def _token(verb: str, p: dict[str, Any]) -> str:
     access = f" ({p['access']})" if p.get("access") else ""
-    return f"Token {p.get('name', '')}{access} {verb}"
+    return f"Token {p.get('name', '')}{access} {verb}" + _by(p)
+
+
+def _by(p: dict[str, Any]) -> str:
+    return f" by {p['by']}" if isinstance(p.get("by"), str) and p["by"] else ""
 
 
 def _queue(verb: str, p: dict[str, Any]) -> str:
@@ -221,7 +228,7 @@ def _notification(verb: str, p: dict[str, Any]) -> str:
                  "enabled": "enabled" if p.get("enabled") else "disabled"}
         text += ": " + ", ".join(str(words.get(field, field)) for field in changed)
     text += f" {done}" if done != "changed" or not changed else " changed"
-    return text + (f" by {p['by']}" if p.get("by") else "")
+    return text + _by(p)
 
 
 def _changes(p: dict[str, Any]) -> str:

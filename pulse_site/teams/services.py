@@ -143,8 +143,13 @@ def _validate_role(role: str) -> None:
         raise ValidationError.for_field("role", f"'{role}' is not a role; choose one of {', '.join(Role.values)}.")
 
 
-def _member_payload(membership: Membership) -> dict[str, object]:
-    return {"username": membership.user.get_username(), "role": membership.role}
+def _member_payload(membership: Membership, by: Membership | None) -> dict[str, object]:
+    return {"username": membership.user.get_username(), "role": membership.role, "by": _actor(by)}
+
+
+def _actor(by: Membership | None) -> str:
+    """Who made a change, for its event: the member's name; empty for an operator's command."""
+    return by.user.get_username() if by is not None else ""
 
 
 @transaction.atomic
@@ -154,7 +159,7 @@ def membership_add(*, team: Team, user: AbstractBaseUser, role: str, by: Members
     if Membership.objects.filter(team=team, user=user).exists():
         raise Conflict(f"{user.get_username()} is already in {team.name}.", fields={"username": ["Already a member."]})
     membership = Membership.objects.create(team=team, user=user, role=role)
-    event_emit(team=team, kind="member.added", subject=str(user.pk), payload=_member_payload(membership))
+    event_emit(team=team, kind="member.added", subject=str(user.pk), payload=_member_payload(membership, by))
     return membership
 
 
@@ -232,7 +237,7 @@ def membership_set_role(*, membership: Membership, role: str, by: Membership | N
     membership.role = role
     membership.save(update_fields=["role"])
     event_emit(team=membership.team_id, kind="member.changed", subject=str(membership.user_id),
-               payload=_member_payload(membership))
+               payload=_member_payload(membership, by))
     return membership
 
 
@@ -242,7 +247,7 @@ def membership_remove(*, membership: Membership, by: Membership | None) -> None:
     _require_manager(by, target=membership)
     _ensure_an_owner_remains(membership)
     event_emit(team=membership.team_id, kind="member.removed", subject=str(membership.user_id),
-               payload=_member_payload(membership))
+               payload=_member_payload(membership, by))
     sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
                             reason="membership removed")
     membership.delete()
@@ -286,7 +291,7 @@ def token_create(
         expires_at=expires_at,
     )
     event_emit(team=team, kind="token.created", subject=token.public_id,
-               payload={"name": name, "access": access, "prefix": token.prefix})
+               payload={"name": name, "access": access, "prefix": token.prefix, "by": _actor(by)})
     return token, secret
 
 
@@ -296,7 +301,8 @@ def token_revoke(*, token: ApiToken, by: Membership | None) -> ApiToken:
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token.refresh_from_db()
     if updated:
-        event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id, payload={"name": token.name})
+        event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id,
+                   payload={"name": token.name, "by": _actor(by)})
         sockets_close_on_commit(token_group(token.pk), reason="token revoked")
     return token
 
