@@ -110,6 +110,9 @@ def test_viewers_read_it_and_the_overview_job_and_schedule_pages_link_to_it(vic_
     assert f'href="/activity/?subject={job.public_id}"' in vic_client.get(f"/jobs/{job.public_id}/").content.decode()
     schedule_page = vic_client.get(f"/schedules/{schedule.public_id}/").content.decode()
     assert f'href="/activity/?subject={schedule.public_id}"' in schedule_page
+    team_page = vic_client.get("/team/").content.decode()
+    assert 'href="/activity/?family=member"' in team_page  # (the tokens' section, with its link, is the managers')
+    assert 'href="/activity/?family=notification"' in vic_client.get("/notifications/").content.decode()
     history = vic_client.get(f"/activity/?subject={job.public_id}").content.decode()
     assert ids_on(history, list(Event.objects.filter(subject=job.public_id))) != []
 
