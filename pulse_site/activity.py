@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs.events import hold_reasons_text
 from pulse_site.errors import check_choice
-from pulse_site.ids import check_page_limit
+from pulse_site.ids import check_page_limit, looks_like_public_id
 from pulse_site.live.models import Event
 from pulse_site.paging import newest_first_windowed
 from pulse_site.templatetags.pulse_tags import duration
@@ -79,7 +80,36 @@ def activity_history(*, team: Team, filters: ActivityFilter, before: int | None 
     if not filters.everything:
         events = events.exclude(kind__in=QUIET_KINDS)
     ids = Event.objects.filter(team=team).order_by("-pk").values_list("pk", flat=True)  # event_team_seq
+    span = _job_span(team, filters.subject) if filters.subject else None
+    if span is not None:
+        # A job's events lie within its lifetime: read there, not back from the newest event
+        # (an old job's page would otherwise say "none among the events looked through" page
+        # after page in a busy team).
+        low, high = span
+        events, ids = events.filter(pk__gte=low), ids.filter(pk__gte=low)
+        before = min(before, high + 1) if before else high + 1
     return newest_first_windowed(ids, events, below=before, limit=limit)
+
+
+# Events are stamped by the process that writes them: allow for clocks a little apart.
+SPAN_MARGIN = timedelta(minutes=5)
+
+
+def _job_span(team: Team, subject: str) -> tuple[int, int] | None:
+    """The ids between which the events of the team's job `subject` lie: from a little before it
+    was created to a little after it ended (or now), found through the event_created index. None
+    when `subject` is no job of the team (any more): its events are looked for everywhere."""
+    from jobs.models import Job
+
+    if not looks_like_public_id(subject, "JB"):
+        return None
+    times = Job.objects.filter(team=team, public_id=subject).values_list("created_at", "completed_at").first()
+    if times is None:
+        return None
+    start, end = times[0] - SPAN_MARGIN, (times[1] or timezone.now()) + SPAN_MARGIN
+    first = Event.objects.filter(created_at__gte=start).order_by("created_at").values_list("pk", flat=True).first()
+    last = Event.objects.filter(created_at__lte=end).order_by("-created_at").values_list("pk", flat=True).first()
+    return (first, last) if first is not None and last is not None and first <= last else (0, 0)
 
 
 def activity_row(event: Event) -> ActivityRow:

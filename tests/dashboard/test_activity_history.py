@@ -98,6 +98,26 @@ def test_a_rare_filter_looks_through_a_bounded_window_per_page_and_carries_on(al
     assert empty and all("None among the events looked through; older ones may match." in page for page in empty)
 
 
+def test_a_jobs_events_are_read_within_its_lifetime_not_back_from_the_newest(alice_client, acme, monkeypatch):
+    from jobs.models import Job
+
+    monkeypatch.setattr(paging, "SCAN_WINDOW", 3)
+    monkeypatch.setattr(paging, "SCAN_BUDGET", 6)
+    job = Job.objects.create(team=acme, handler="pulse.noop", status=Job.Status.COMPLETED, created_at=T0,
+                             completed_at=T0 + timedelta(seconds=10))
+    Event.objects.bulk_create([Event(team=acme, kind="job.created", subject="JB_01OLDER0000000000000000000",
+                                     created_at=T0 - timedelta(hours=1))])
+    own = events(acme, ["job.created", "job.started", "job.completed"], subject=job.public_id)
+    Event.objects.bulk_create([Event(team=acme, kind="job.created", subject="JB_01LATER0000000000000000000",
+                                     created_at=T0 + timedelta(hours=1, seconds=i)) for i in range(30)])
+
+    page = alice_client.get(f"/activity/?subject={job.public_id}")
+
+    # Thirty newer events would have taken five cut-short pages to get past; the job's own come first.
+    assert ids_on(page.content.decode(), own) == [e.id for e in reversed(own)]
+    assert page.context["next_url"] is None
+
+
 def test_viewers_read_it_and_the_overview_job_and_schedule_pages_link_to_it(vic_client, acme):
     from jobs.services import job_submit
     from schedules.services import schedule_create
