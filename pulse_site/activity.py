@@ -1,6 +1,6 @@
 """The overview's "Recent events" and the activity history: each event of the team as a row a
-person reads (what happened, to what, linked), newest first. The live list asks for the rows after its newest one, so the page
-and its live updates are rendered by the same code."""
+person reads (what happened, to what, linked), newest first. The live list asks for the rows after
+its newest one, so the page and its live updates are rendered by the same code."""
 
 from __future__ import annotations
 
@@ -191,10 +191,11 @@ def _job(verb: str, p: dict[str, Any]) -> str:
 
 
 def _execution(verb: str, p: dict[str, Any]) -> str:
-    text = f"Run {verb}" + (f" ({p['trigger']})" if p.get("trigger") else "")
+    trigger = f" ({p['trigger']})" if p.get("trigger") else ""
+    text = f"Run {verb}{trigger}"
     if verb == "fired" and (ahead := _seconds_between(p.get("created_at"), p.get("fire_time"))) >= 1:
         # Written ahead of its slot (the ticker's next run, queued for its time): not started yet.
-        text = f"Run queued ({p.get('trigger')}), starts at its slot in {duration(ahead * 1000)}"
+        text = f"Run queued{trigger}, starts at its slot in {duration(ahead * 1000)}"
     reason = str(p.get("reason") or "")
     if reason.lower().startswith(f"{verb}:"):  # "Skipped: the run of … is still paused."
         reason = reason[len(verb) + 1:].strip()
@@ -257,8 +258,7 @@ def _notification(verb: str, p: dict[str, Any]) -> str:
         words = {"secret": "signing secret",
                  "enabled": "enabled" if p.get("enabled") else "disabled"}
         text += ": " + ", ".join(str(words.get(field, field)) for field in changed)
-    text += f" {done}" if done != "changed" or not changed else " changed"
-    return text + _by(p)
+    return f"{text} {done}" + _by(p)
 
 
 def _changes(p: dict[str, Any]) -> str:
