@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs.events import hold_reasons_text
 from pulse_site.errors import check_choice
 from pulse_site.ids import check_page_limit, looks_like_public_id
-from pulse_site.live.models import Event
+from pulse_site.live.models import RARE_EVENTS, Event
 from pulse_site.paging import newest_first_windowed
 from pulse_site.templatetags.pulse_tags import duration
 from pulse_site.teams.models import Team
@@ -79,6 +79,14 @@ def activity_history(*, team: Team, filters: ActivityFilter, before: int | None 
         events = events.filter(subject=filters.subject)
     if not filters.everything:
         events = events.exclude(kind__in=QUIET_KINDS)
+    if _rare(filters):
+        # Few and far between, found through their own indexes (event_team_rare_kind, …_subject),
+        # however far back: no window needed.
+        events = events.filter(RARE_EVENTS)
+        if before:
+            events = events.filter(pk__lt=before)
+        page = list(events.order_by("-pk")[: limit + 1])
+        return page[:limit], (page[limit - 1].pk if len(page) > limit else None)
     ids = Event.objects.filter(team=team).order_by("-pk").values_list("pk", flat=True)  # event_team_seq
     span = _job_span(team, filters.subject) if filters.subject else None
     if span is not None:
@@ -89,6 +97,14 @@ def activity_history(*, team: Team, filters: ActivityFilter, before: int | None 
         events, ids = events.filter(pk__gte=low), ids.filter(pk__gte=low)
         before = min(before, high + 1) if before else high + 1
     return newest_first_windowed(ids, events, below=before, limit=limit)
+
+
+def _rare(filters: ActivityFilter) -> bool:
+    """Whether every event the filter can match is a rare one (RARE_EVENTS): a family other than
+    the jobs' and the runs', or the subject of something other than a job or a run."""
+    if filters.family:
+        return filters.family not in ("job", "execution")
+    return bool(filters.subject) and not filters.subject.startswith(("JB_", "EX_"))
 
 
 # Events are stamped by the process that writes them: allow for clocks a little apart.

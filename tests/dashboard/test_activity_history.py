@@ -79,12 +79,12 @@ def test_a_bad_filter_is_a_400_naming_the_field(alice_client, acme, query, field
     assert "Fix the filter above to see events." in response.content.decode()
 
 
-def test_a_rare_filter_looks_through_a_bounded_window_per_page_and_carries_on(alice_client, acme, monkeypatch):
+def test_a_sparse_filter_looks_through_a_bounded_window_per_page_and_carries_on(alice_client, acme, monkeypatch):
     monkeypatch.setattr(paging, "SCAN_WINDOW", 3)
     monkeypatch.setattr(paging, "SCAN_BUDGET", 6)
-    rows = events(acme, ["budget.alert"] + ["job.created"] * 20 + ["budget.alert"])
+    rows = events(acme, ["execution.fired"] + ["job.created"] * 20 + ["execution.fired"])
 
-    pages, url = [], "/activity/?family=budget"
+    pages, url = [], "/activity/?family=execution"
     while url and len(pages) < 20:
         response = alice_client.get(url)
         url = response.context["next_url"]
@@ -96,6 +96,33 @@ def test_a_rare_filter_looks_through_a_bounded_window_per_page_and_carries_on(al
     assert len(pages) >= 4 and url is None
     empty = [page for page, more in pages if more and not ids_on(page, rows)]
     assert empty and all("None among the events looked through; older ones may match." in page for page in empty)
+
+
+@pytest.mark.parametrize("query", ["family=budget", "subject=TM_01TEAM00000000000000000000"])
+def test_the_rare_families_and_subjects_are_found_however_far_back(alice_client, acme, monkeypatch, query):
+    monkeypatch.setattr(paging, "SCAN_WINDOW", 3)
+    monkeypatch.setattr(paging, "SCAN_BUDGET", 6)
+    alerts = events(acme, ["budget.alert"] * 2, subject="TM_01TEAM00000000000000000000")
+    events(acme, ["job.created", "job.progress", "execution.fired"] * 20)
+
+    page = alice_client.get(f"/activity/?{query}")
+
+    # Through their own index: one page, however many of the jobs' events came after them.
+    assert ids_on(page.content.decode(), alerts) == [alerts[1].id, alerts[0].id]
+    assert page.context["next_url"] is None
+
+
+def test_a_rare_family_pages_by_its_own_ids(acme, acme_api):
+    alerts = events(acme, ["budget.alert"] * 5)
+    events(acme, ["job.created"] * 5)
+
+    first = acme_api.get("/api/v1/events/?family=budget&limit=2").json()
+    second = acme_api.get(f"/api/v1/events/?family=budget&limit=2&cursor={first['next_cursor']}").json()
+    third = acme_api.get(f"/api/v1/events/?family=budget&limit=2&cursor={second['next_cursor']}").json()
+
+    assert [[e["id"] for e in page["results"]] for page in (first, second, third)] == [
+        [alerts[4].id, alerts[3].id], [alerts[2].id, alerts[1].id], [alerts[0].id]]
+    assert third["next_cursor"] is None
 
 
 def test_a_jobs_events_are_read_within_its_lifetime_not_back_from_the_newest(alice_client, acme, monkeypatch):
