@@ -318,7 +318,7 @@ class JobListView(TeamAPIView):
     @extend_schema(operation_id="jobs_list", responses={200: JobPageOut, **error_responses(400, 401)})
     def get(self, request: Request) -> Response:
         query = self.query
-        page, cursor = jobs_list(team=self.team, filters=job_filter(query, query.get("q") or parse_search("")),
+        page, cursor = jobs_list(team=self.team, filters=job_filter(query, query.get("q")),
                                  before=query.get("cursor") or None, limit=query["limit"])
         return Response({"results": [job_summary(job) for job in page], "next_cursor": cursor})
 
@@ -450,7 +450,7 @@ class JobBulkMatchingView(TeamAPIView):
                    request=JobBulkMatchingIn, responses={200: JobBulkOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = valid_input(JobBulkMatchingIn, request)
-        filters = job_filter(data["filter"], data["filter"].get("q") or parse_search(""))
+        filters = job_filter(data["filter"], data["filter"].get("q"))
         return _bulk_answer(jobs_bulk_matching(team=self.team, action=data["action"], filters=filters,
                                                cursor=data.get("cursor") or None, by=_who(self)))
 

@@ -41,9 +41,10 @@ class Search:
     errors: tuple[str, ...] = ()
 
 
-def job_filter(data: Mapping[str, Any], search: Search) -> JobFilter:
+def job_filter(data: Mapping[str, Any], search: Search | None) -> JobFilter:
     """The jobs list's filter (the dashboard's form, the API's query) from its fields and its search
-    words: a field set wins over the same one typed in the search."""
+    words (None: none): a field set wins over the same one typed in the search."""
+    search = search or Search()
     return JobFilter(
         status=data.get("status") or search.status,
         handler=data.get("handler") or search.handler,

@@ -289,8 +289,9 @@ def _rank(sorted_values: list[int], fraction: float) -> int:
 
 
 def handler_timings(*, team: Team, now: datetime) -> list[Timing]:
-    """Wait (due → first started: from its creation, or the later start it was given) and run (started → finished) per handler, median and p95, over the
-    newest TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards)."""
+    """Wait (due → first started: from its creation, or the later start it was given) and run
+    (started → finished) per handler, median and p95, over the newest TIMING_SAMPLE jobs finished in
+    the last 24 h (job_team_completed, read backwards)."""
     rows = (
         Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
         .order_by("-completed_at")

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.events import hold_reasons_text
+from jobs.models import Job
 from pulse_site.errors import check_choice
 from pulse_site.ids import check_page_limit, looks_like_public_id
 from pulse_site.live.models import RARE_EVENTS, Event
@@ -115,8 +116,6 @@ def _job_span(team: Team, subject: str) -> tuple[int, int] | None:
     """The ids between which the events of the team's job `subject` lie: from a little before it
     was created to a little after it ended (or now), found through the event_created index. None
     when `subject` is no job of the team (any more): its events are looked for everywhere."""
-    from jobs.models import Job
-
     if not looks_like_public_id(subject, "JB"):
         return None
     times = Job.objects.filter(team=team, public_id=subject).values_list("created_at", "completed_at").first()

@@ -40,8 +40,8 @@ class EventOut(serializers.Serializer):
 class EventPageOut(serializers.Serializer):
     results = EventOut(many=True)
     next_cursor = serializers.IntegerField(allow_null=True, help_text=(
-        "Pass as ?cursor= for older events; null at the end. A filtered page looks through 100,000 events "
-        "at most, so it may hold fewer than `limit` while this is set."))
+        "Pass as ?cursor= for older events; null at the end. A page filtered to the jobs' or the runs' "
+        "events looks through 100,000 events at most, so it may hold fewer than `limit` while this is set."))
 
 
 def event_out(event: Event) -> dict[str, object]:

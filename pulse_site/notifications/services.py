@@ -25,6 +25,7 @@ from pulse_site.live.services import event_emit
 from pulse_site.notifications.handlers import NOTIFY_HANDLER
 from pulse_site.notifications.models import HoldTimer, JobWatch, Rule, Target, new_secret
 from pulse_site.teams.models import Membership, Team
+from pulse_site.teams.services import member_name
 
 CURSOR_NAME = "notifications"
 MATCH_BATCH = 500
@@ -39,8 +40,8 @@ def _require_manager(by: Membership | None) -> None:
 def _audit(team_id: int, verb: str, subject: str, *, by: Membership | None, who: str, **payload: Any) -> None:
     """The team's event for a change of its notifications: who pointed what where (a target's
     address is not repeated: it may carry a secret in its URL)."""
-    actor = who or (by.user.get_username() if by is not None else "")
-    event_emit(team=team_id, kind=f"notification.{verb}", subject=subject, payload={**payload, "by": actor})
+    event_emit(team=team_id, kind=f"notification.{verb}", subject=subject,
+               payload={**payload, "by": who or member_name(by)})
 
 
 def _target_facts(target: Target) -> dict[str, Any]:

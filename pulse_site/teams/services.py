@@ -144,10 +144,10 @@ def _validate_role(role: str) -> None:
 
 
 def _member_payload(membership: Membership, by: Membership | None) -> dict[str, object]:
-    return {"username": membership.user.get_username(), "role": membership.role, "by": _actor(by)}
+    return {"username": membership.user.get_username(), "role": membership.role, "by": member_name(by)}
 
 
-def _actor(by: Membership | None) -> str:
+def member_name(by: Membership | None) -> str:
     """Who made a change, for its event: the member's name; empty for an operator's command."""
     return by.user.get_username() if by is not None else ""
 
@@ -291,7 +291,7 @@ def token_create(
         expires_at=expires_at,
     )
     event_emit(team=team, kind="token.created", subject=token.public_id,
-               payload={"name": name, "access": access, "prefix": token.prefix, "by": _actor(by)})
+               payload={"name": name, "access": access, "prefix": token.prefix, "by": member_name(by)})
     return token, secret
 
 
@@ -302,7 +302,7 @@ def token_revoke(*, token: ApiToken, by: Membership | None) -> ApiToken:
     token.refresh_from_db()
     if updated:
         event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id,
-                   payload={"name": token.name, "by": _actor(by)})
+                   payload={"name": token.name, "by": member_name(by)})
         sockets_close_on_commit(token_group(token.pk), reason="token revoked")
     return token
 
