@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -290,13 +290,17 @@ def _rank(sorted_values: list[int], fraction: float) -> int:
 
 def handler_timings(*, team: Team, now: datetime) -> list[Timing]:
     """Wait (due → first started: from its creation, or the later start it was given) and run
-    (started → finished) per handler, median and p95, over the newest TIMING_SAMPLE jobs finished in
-    the last 24 h (job_team_completed, read backwards)."""
+    (the last attempt's start → finished, as the executor's `avg_run_ms`: a retried job's earlier
+    tries and the waits between them are not its run) per handler, median and p95, over the newest
+    TIMING_SAMPLE jobs finished in the last 24 h (job_team_completed, read backwards; each last
+    attempt by attempt_unique_number)."""
+    last_start = Attempt.objects.filter(job=OuterRef("pk"), number=OuterRef("attempts")).values("started_at")[:1]
     rows = (
         Job.objects.for_team(team).filter(completed_at__gte=now - timedelta(hours=24), started_at__isnull=False)
         .order_by("-completed_at")
         .annotate(wait=ExpressionWrapper(F("started_at") - Coalesce("due_at", "created_at"), output_field=DurationField()),
-                  run=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField()))
+                  run=ExpressionWrapper(F("completed_at") - Coalesce(Subquery(last_start), "started_at"),
+                                        output_field=DurationField()))
         .values_list("handler", "wait", "run")[:TIMING_SAMPLE]
     )
     waits: dict[str, list[int]] = {}

@@ -311,3 +311,25 @@ def test_a_job_given_a_later_start_waits_from_then_not_from_its_submit(acme, sub
     assert waits == {later.public_id: 2_000, now.public_id: 62_000, expedited.public_id: 42_000}
     [timing] = handler_timings(team=acme, now=t0 + timedelta(seconds=63))
     assert (timing.jobs, timing.wait_median_ms, timing.wait_p95_ms) == (3, 42_000, 62_000)
+
+
+def test_a_retried_jobs_run_time_is_its_last_attempts_not_the_span_from_its_first_start(acme, submit, time_machine):
+    """Three quick tries, the last 31 s after the first: the handler's run time (overview, handler
+    pages, API) is the last try's, not the retries' waits."""
+    from datetime import UTC, datetime
+
+    from jobs.selectors import handler_timings
+
+    t0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(t0, tick=False)
+    job = submit("pulse.fail", {"code": "network_error"})
+    run_job(job.public_id)
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED  # a retry is due later
+    for at in (30, 31):  # the retries, each at once once its time has come
+        time_machine.move_to(t0 + timedelta(seconds=at), tick=False)
+        Job.objects.filter(pk=job.pk).update(run_after=None)
+        run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Job.Status.FAILED, 3)
+    [timing] = handler_timings(team=acme, now=t0 + timedelta(seconds=32))
+    assert (timing.jobs, timing.run_median_ms, timing.wait_median_ms) == (1, 0, 0)

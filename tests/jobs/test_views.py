@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from jobs.models import Job, TaskLog
 
@@ -147,6 +149,19 @@ def test_the_detail_page_shows_payload_attempts_logs_and_children(alice_client, 
     assert child.public_id in body
     assert 'id="action-cancel"' in body and 'id="action-pause"' in body and 'id="action-retry"' not in body
     assert parent.public_id in alice_client.get(f"/jobs/{child.public_id}/").content.decode()
+
+
+@pytest.mark.parametrize("attempts, words", [(1, "after running 7.9 s"), (3, "3 attempts over 7.9 s")])
+def test_the_finish_says_over_how_many_attempts_the_time_was_spent(alice_client, submit, attempts, words):
+    """A job that failed its first tries ran for the last one only: the span from its first start
+    is not 'running' time when it holds retries' waits."""
+    job = submit()
+    started = timezone.now() - timedelta(seconds=10)
+    Job.objects.filter(pk=job.pk).update(status=Status.FAILED, attempts=attempts, max_attempts=3, started_at=started,
+                                         completed_at=started + timedelta(milliseconds=7_900))
+    body = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    assert words in body
+    assert ("after running" in body) == (attempts == 1)
 
 
 @pytest.mark.parametrize("action, before, after", [
