@@ -75,3 +75,9 @@ class JobTimeout(BaseException):
 class JobInterrupted(BaseException):
     """Raised inside the handler when its worker is stopping and the stop timeout has passed
     (a BaseException like JobTimeout, for the same reason)."""
+
+
+class JobCancelled(BaseException):
+    """Raised inside a handler still running PULSE_CANCEL_GRACE_SECONDS after its job was
+    cancelled (it did not look at ctx.cancelled(), or is stuck in a call): the job ends cancelled
+    (a BaseException like JobTimeout, for the same reason)."""

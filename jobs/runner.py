@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,7 +38,7 @@ from budgets.services import (
 )
 from jobs import stopping
 from jobs.dispatch import HARD_TIMEOUT_MARGIN, submit_lock
-from jobs.error_codes import FLAGS, ErrorCode, JobError, JobInterrupted, JobTimeout
+from jobs.error_codes import FLAGS, ErrorCode, JobCancelled, JobError, JobInterrupted, JobTimeout
 from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
@@ -325,41 +325,54 @@ def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
 
 
 @contextmanager
-def hard_timeout(seconds: int) -> Iterator[None]:
-    """Raise JobTimeout in the handler after `seconds` (0: never), or JobInterrupted once the
-    worker is stopping and its stop timeout has passed (jobs.stopping: a stop requested while the
-    handler runs re-arms the alarm). Only in the main thread (signals)."""
+def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[None]:
+    """Raise JobTimeout in the handler after `seconds` (0: never); JobInterrupted once the worker
+    is stopping and its stop timeout has passed (jobs.stopping: a stop requested while the handler
+    runs re-arms the alarm); JobCancelled once its job was cancelled PULSE_CANCEL_GRACE_SECONDS ago
+    (`cancel`: the heartbeat that sees the cancel and re-arms the alarm). The first due wins. Only
+    in the main thread (signals)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     started = time.monotonic()
     deadline = started + seconds if seconds else None
 
+    def ends() -> list[tuple[float, str]]:
+        forced = cancel.force_stop_at if cancel is not None else None
+        return [(end, kind) for end, kind in ((deadline, "timeout"), (stopping.stop_at(), "stop"), (forced, "cancel"))
+                if end is not None]
+
     def arm() -> None:
-        ends = [end for end in (deadline, stopping.stop_at()) if end is not None]
-        if ends:
-            signal.setitimer(signal.ITIMER_REAL, max(0.01, min(ends) - time.monotonic()))
+        if pending := ends():
+            signal.setitimer(signal.ITIMER_REAL, max(0.01, min(pending)[0] - time.monotonic()))
 
     def expire(signum: int, frame: Any) -> None:
         now = time.monotonic()
-        stop_at = stopping.stop_at()
-        stop_due = stop_at is not None and now >= stop_at - 0.01
-        timeout_due = deadline is not None and now >= deadline - 0.01
-        if stop_due and not (timeout_due and deadline is not None and stop_at is not None and deadline < stop_at):
+        due = [(end, kind) for end, kind in ends() if now >= end - 0.01]
+        if not due:
+            arm()  # early: not due yet
+            return
+        kind = min(due)[1]
+        if kind == "stop":
             raise JobInterrupted(f"The worker was stopped and the handler ran past the stop timeout of "
                                  f"{settings.PULSE_STOP_TIMEOUT:g} s.")
-        if timeout_due:
-            raise JobTimeout(f"The handler ran longer than its timeout of {seconds} s.")
-        arm()  # early: not due yet
+        if kind == "cancel":
+            raise JobCancelled(f"Stopped {settings.PULSE_CANCEL_GRACE_SECONDS:g} s after the cancel: the handler "
+                               "had not returned.")
+        raise JobTimeout(f"The handler ran longer than its timeout of {seconds} s.")
 
     previous = signal.signal(signal.SIGALRM, expire)
     outer_remaining = signal.alarm(0)
     stopping.set_rearm(arm)
+    if cancel is not None:
+        cancel.rearm = arm
     arm()
     try:
         yield
     finally:
         stopping.set_rearm(None)
+        if cancel is not None:
+            cancel.rearm = None
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer_remaining:
@@ -368,7 +381,14 @@ def hard_timeout(seconds: int) -> Iterator[None]:
 
 
 class Heartbeat(threading.Thread):
-    """Renews the lease while the handler runs and tells the handler when it was cancelled."""
+    """Renews the lease while the handler runs and tells the handler when it was cancelled; a
+    handler still running PULSE_CANCEL_GRACE_SECONDS later is stopped (hard_timeout)."""
+
+    # time.monotonic() at which a cancelled handler is stopped; set once, by the first beat that
+    # sees the cancel. `rearm`: hard_timeout's, to bring its alarm forward (setitimer is process-wide,
+    # so a thread may set it; the signal is taken in the main thread).
+    force_stop_at: float | None = None
+    rearm: Callable[[], None] | None = None
 
     def __init__(self, *, job: Job, attempt: int, context: JobContext,
                  pending: list[tuple[int, int]] | None = None) -> None:
@@ -417,6 +437,10 @@ class Heartbeat(threading.Thread):
         if state is None or state:
             # Cancelled, or the attempt was taken from us (rescued): stop the handler.
             self.context.mark_cancelled()
+        if state and self.force_stop_at is None and settings.PULSE_CANCEL_GRACE_SECONDS:
+            self.force_stop_at = time.monotonic() + settings.PULSE_CANCEL_GRACE_SECONDS
+            if (rearm := self.rearm) is not None:
+                rearm()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -434,9 +458,12 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     try:
         # A daemon (timeout 0) runs until cancelled (or its worker stops): no timeout alarm, and
         # django-q2 got no timeout either.
-        with hard_timeout(job.timeout_seconds):
+        with hard_timeout(job.timeout_seconds, cancel=heartbeat):
             result = spec.func(context)
         outcome = Outcome(ok=True, result=_jsonable(result))
+    except JobCancelled as exc:
+        # Settled as cancelled, as a handler that returned on ctx.cancelled(); the attempt says why.
+        outcome = Outcome(ok=True, message=str(exc), traceback=traceback.format_exc())
     except JobInterrupted as exc:
         outcome = Outcome(ok=False, code=ErrorCode.INTERRUPTED, message=str(exc), retryable=True,
                           traceback=traceback.format_exc())
@@ -612,7 +639,8 @@ def _settle_log(job: Job, attempt: int, outcome: Outcome, kind: str) -> None:
     if kind == "completed":
         _system_log(job, attempt, f"Completed in {outcome.run_ms} ms")
     elif kind == "cancelled":
-        _system_log(job, attempt, f"Cancelled after {outcome.run_ms} ms", level="warning")
+        why = f": {outcome.message}" if outcome.message else ""
+        _system_log(job, attempt, f"Cancelled after {outcome.run_ms} ms{why}", level="warning")
     elif kind == "interrupted":
         _system_log(job, attempt, f"Interrupted after {outcome.run_ms} ms: {outcome.message} Back in the queue "
                                   "for another worker.", level="warning")

@@ -274,6 +274,9 @@ PULSE_MAX_PAYLOAD_BYTES = env_int("PULSE_MAX_PAYLOAD_BYTES", 256 * 1024, minimum
 PULSE_PROGRESS_INTERVAL = env_int("PULSE_PROGRESS_INTERVAL_MS", 250, minimum=0) / 1000
 PULSE_LEASE_SECONDS = env_int("PULSE_LEASE_SECONDS", 30, minimum=3)
 PULSE_CANCEL_POLL_SECONDS = env_int("PULSE_CANCEL_POLL_MS", 1000, minimum=50) / 1000
+# A cancelled handler that has not returned this many seconds after the cancel is stopped (JobCancelled
+# raised in it, as a timeout is); 0: never, it runs until it returns or times out.
+PULSE_CANCEL_GRACE_SECONDS = env_float("PULSE_CANCEL_GRACE_SECONDS", 30.0, minimum=0)
 # Every worker process writes its WorkerBeat row this often; three missed beats and it is gone.
 PULSE_WORKER_BEAT_SECONDS = env_int("PULSE_WORKER_BEAT_SECONDS", 10, minimum=1)
 # GET …/jobs/<id>/wait re-reads the job this often even without a live event (a relay behind).

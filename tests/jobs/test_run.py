@@ -172,6 +172,46 @@ def test_cancelling_a_running_job_stops_the_handler_and_ends_cancelled(submit, s
     assert Attempt.objects.get(job=job).outcome == Attempt.Outcome.CANCELLED
 
 
+@pytest.mark.parametrize("grace", [0.3, 0.0])
+def test_a_handler_that_ignores_its_cancel_is_stopped_after_the_grace_unless_it_is_zero(submit, temp_handler, settings,
+                                                                                       grace):
+    """A handler that never looks at ctx.cancelled() (or is stuck in a call) cannot hold a
+    cancelled job, its budget reservation and its slot until its timeout: PULSE_CANCEL_GRACE_SECONDS
+    after the cancel it is stopped, as a timeout stops it; 0 lets it run to its end."""
+    import time
+
+    settings.PULSE_CANCEL_POLL_SECONDS = 0.05
+    settings.PULSE_CANCEL_GRACE_SECONDS = grace
+    loops = []
+
+    @temp_handler("test.deaf", timeout=60, max_attempts=1)
+    def deaf(ctx):
+        job_cancel(job=Job.objects.get(public_id=ctx.job_id), by="alice")  # pressed while it runs
+        for _ in range(20):  # 1 s, never asking ctx.cancelled()
+            try:
+                time.sleep(0.05)
+                loops.append(1)
+            except Exception:  # noqa: BLE001,S110  (a broad except cannot swallow the stop)
+                pass
+        return {"finished": True}
+
+    job = submit("test.deaf")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    attempt = Attempt.objects.get(job=job)
+    assert (job.status, attempt.outcome, job.result, job.error_code) == (
+        Status.CANCELLED, Attempt.Outcome.CANCELLED, None, "")
+    last_line = TaskLog.objects.filter(job=job, stage="").order_by("id").last().message
+    if grace:
+        assert len(loops) < 20, "the handler ran to its end"
+        assert attempt.error_message == "Stopped 0.3 s after the cancel: the handler had not returned."
+        assert "time.sleep" in attempt.traceback  # where it was stuck
+        assert last_line.startswith("Cancelled after ") and last_line.endswith(": " + attempt.error_message)
+    else:
+        assert len(loops) == 20 and attempt.error_message == ""
+        assert last_line.startswith("Cancelled after ") and last_line.endswith(" ms")
+
+
 def test_cancelling_a_parent_cancels_its_unfinished_children(submit, temp_handler):
     parent = submit("pulse.noop")
     child = submit("pulse.noop", parent=parent)
