@@ -6,6 +6,7 @@ whole number of millionths.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from pulse_site.errors import ValidationError
@@ -14,6 +15,9 @@ MICROS = Decimal("1000000")
 PLACES = 6
 # A ceiling far above any real budget that still fits a signed 64-bit column in micro-units.
 MAX_AMOUNT = Decimal("1000000000000")
+# How an amount is written: ASCII digits with an optional decimal point. Decimal() itself would
+# also take "1e3", "1_000" and other scripts' digits, which no one means as money.
+PLAIN_AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 def to_micros(amount: Decimal) -> int:
@@ -31,10 +35,12 @@ def money_str(micros: int | None) -> str | None:
     return None if value is None else format(value.normalize() if value != 0 else Decimal("0"), "f")
 
 
-def parse_money(value: object, *, field: str) -> Decimal:
+def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
     """A non-negative amount with at most six decimals, from a string, int or Decimal.
 
     Floats are refused on purpose: 0.1 as a float is not 0.1, and a money API must not guess.
+    `written`: a string comes from a person (API, forms, admin) and must be plain digits; False for
+    a handler's own values (`str()` of a small Decimal is "1E-7").
     """
     if isinstance(value, bool) or value is None:
         raise ValidationError.for_field(field, "Give an amount as a string, e.g. \"1.50\".")
@@ -46,6 +52,9 @@ def parse_money(value: object, *, field: str) -> Decimal:
         raise ValidationError.for_field(field, f"'{value}' is not an amount.") from None
     if not amount.is_finite():
         raise ValidationError.for_field(field, "The amount must be a finite number.")
+    if written and not isinstance(value, Decimal) and not PLAIN_AMOUNT.fullmatch(str(value).strip()):
+        raise ValidationError.for_field(field, f"'{value}' is not an amount: write digits with a decimal point, "
+                                               "e.g. 10.50.")
     if amount < 0:
         raise ValidationError.for_field(field, "The amount cannot be negative.")
     if amount > MAX_AMOUNT:

@@ -120,7 +120,7 @@ class JobContext:
 
     def report_cost(self, amount: Decimal | str | int) -> None:
         """Add to this attempt's actual cost (may be called several times)."""
-        micros = to_micros(parse_money(amount, field="cost"))
+        micros = to_micros(parse_money(amount, field="cost", written=False))
         self._cost_micros = (self._cost_micros or 0) + micros
 
     @property

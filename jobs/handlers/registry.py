@@ -98,7 +98,7 @@ class Handler:
     def estimate_micros(self, payload: dict[str, Any]) -> int:
         """The cost estimate of one run, from the estimator or the declared fixed cost."""
         raw = self.cost(payload) if callable(self.cost) else self.cost
-        return to_micros(parse_money(raw, field="cost_estimate"))
+        return to_micros(parse_money(raw, field="cost_estimate", written=False))
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""
@@ -182,7 +182,7 @@ def handler(
         raise ValueError(f"handler {name}: timeout must be 1..{settings.PULSE_MAX_JOB_TIMEOUT} s")
     if exclusive not in (None, "hold", "refuse"):
         raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
-    fixed_cost = cost if callable(cost) else parse_money(cost, field="cost")
+    fixed_cost = cost if callable(cost) else parse_money(cost, field="cost", written=False)
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
         _registry[name] = Handler(

@@ -51,6 +51,9 @@ def test_an_owner_updates_the_policy_and_the_change_is_recorded(alice, acme):
     (1.5, "Give the amount as a string (e.g. \"0.10\"), not a float."),
     ("0.0000001", "At most 6 decimal places."),
     ("ten", "'ten' is not an amount."),
+    ("1e3", "'1e3' is not an amount: write digits with a decimal point, e.g. 10.50."),
+    ("1_000", "'1_000' is not an amount: write digits with a decimal point, e.g. 10.50."),
+    ("\u0663", "'\u0663' is not an amount: write digits with a decimal point, e.g. 10.50."),
 ])
 def test_bad_amounts_are_refused_with_400_naming_the_field_and_nothing_changes(alice, acme, value, reason):
     response = session(alice).patch(URL, {"weekly_limit": value, "daily_limit": "1"}, format="json")
