@@ -375,17 +375,18 @@ def test_a_retried_jobs_run_time_is_its_last_attempts_not_the_span_from_its_firs
     assert (timing.jobs, timing.run_median_ms, timing.wait_median_ms) == (1, 0, 0)
 
 
-def test_a_handler_may_report_a_cost_as_str_of_a_small_decimal(submit, temp_handler):
-    """People write amounts as plain digits (the API refuses "1E-3"), but a handler's own str() of
-    a small Decimal may read "2E-6" (str(Decimal("0.000002")) does): it counts."""
+def test_a_handler_may_report_a_cost_in_decimals_own_notation(submit, temp_handler):
+    """People write amounts as plain digits (the API refuses "1E-3"), but a handler's code may pass
+    Decimal's own notation (str(Decimal(1).scaleb(3)) is "1E+3"): it counts."""
     from decimal import Decimal
 
     @temp_handler("test.tiny", cost="0")
     def tiny(ctx):
-        ctx.report_cost(str(Decimal("1") / Decimal("1000") * Decimal("1E-0")))
-        ctx.report_cost("2E-6")
+        ctx.report_cost(str(Decimal(1).scaleb(-3)))
+        ctx.report_cost(str(Decimal(2).scaleb(-6)))
+        ctx.report_cost(str(Decimal(1).scaleb(3)))
 
     job = submit("test.tiny")
     run_job(job.public_id)
     job.refresh_from_db()
-    assert (job.status, job.cost_actual) == (Status.COMPLETED, 1_002)
+    assert (job.status, job.cost_actual) == (Status.COMPLETED, 1_000_001_002)
