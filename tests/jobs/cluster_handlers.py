@@ -34,3 +34,17 @@ def count_running(ctx: JobContext) -> int:
 
     team_id = Job.objects.values_list("team_id", flat=True).get(public_id=ctx.job_id)
     return Job.objects.filter(team_id=team_id, status=Job.Status.RUNNING).count()
+
+
+@handler("test.deaf", title="Never asks whether it was cancelled", cost="0.5", timeout=60, max_attempts=1)
+def deaf(ctx: JobContext) -> dict:
+    import time
+
+    ctx.progress(1, 2, "started")
+    ctx.log("busy", stage="work")  # each call writes: the test waits for this line, then cancels
+    for _ in range(600):  # 60 s, never looking at ctx.cancelled()
+        try:
+            time.sleep(0.1)
+        except Exception:  # noqa: BLE001,S112  (a broad except cannot swallow the stop)
+            continue
+    return {"finished": True}

@@ -9,7 +9,8 @@ import pytest
 from django_q.tasks import async_task
 
 from jobs.models import Attempt, Job, TaskLog
-from jobs.services import job_submit
+from budgets.models import BudgetPolicy, Usage
+from jobs.services import job_cancel, job_submit
 from pulse_site.live.models import Event
 from tests.jobs import cluster_handlers  # noqa: F401  (the same handlers the cluster loads)
 from tests.processes import wait_for
@@ -69,3 +70,20 @@ def test_a_poison_job_stops_after_max_attempts_while_other_jobs_finish(acme, pro
     poison.refresh_from_db()
     assert (poison.attempts, poison.error_code) == (2, "worker_lost")
     assert list(Attempt.objects.filter(job=poison).values_list("outcome", flat=True)) == ["worker_lost"] * 2
+
+
+def test_a_cancelled_handler_that_never_returns_is_stopped_after_the_grace_and_frees_its_slot(acme, processes):
+    """On a real worker process (the handler in its main thread, the heartbeat beside it): a cancel
+    that the handler ignores stops it PULSE_CANCEL_GRACE_SECONDS later, not at its 60 s timeout;
+    the job ends cancelled, its reservation and running slot released."""
+    processes.start("qcluster", PULSE_CANCEL_GRACE_SECONDS="1")
+    job = job_submit(team=acme, handler="test.deaf", payload={}, source="api").job
+    wait_for(lambda: TaskLog.objects.filter(job=job, stage="work").exists(), what="the handler running")
+    job_cancel(job=Job.objects.get(pk=job.pk), by="alice")
+    wait_for(lambda: status_of(job) == Status.CANCELLED, timeout=20, what="cancelled by force")
+    attempt = Attempt.objects.get(job=job)
+    assert attempt.outcome == Attempt.Outcome.CANCELLED
+    assert attempt.error_message == "Stopped 1 s after the cancel: the handler had not returned."
+    assert (attempt.finished_at - attempt.started_at).total_seconds() < 30  # its timeout is 60 s
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+    assert sum(Usage.objects.filter(team=acme).values_list("reserved", flat=True)) == 0
