@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -66,6 +67,11 @@ class JobRow:
     @property
     def run_ms(self) -> int | None:
         return _ms_between(self.job.started_at, self.job.completed_at)
+
+    @property
+    def cancel_grace(self) -> float:
+        """Seconds after a cancel at which a handler still running is stopped (0: never)."""
+        return settings.PULSE_CANCEL_GRACE_SECONDS
 
     @property
     def timeout_ms(self) -> int:

@@ -151,6 +151,15 @@ def test_the_detail_page_shows_payload_attempts_logs_and_children(alice_client, 
     assert parent.public_id in alice_client.get(f"/jobs/{child.public_id}/").content.decode()
 
 
+@pytest.mark.parametrize("grace, words", [(30.0, "cancelling… (stopped 30 s after the cancel if the handler has not "
+                                                  "returned)"), (0.0, "cancelling…</span>")])
+def test_a_running_job_being_cancelled_says_when_it_will_be_stopped(alice_client, submit, settings, grace, words):
+    settings.PULSE_CANCEL_GRACE_SECONDS = grace
+    job = submit()
+    Job.objects.filter(pk=job.pk).update(status=Status.RUNNING, cancel_requested=True, started_at=timezone.now())
+    assert words in alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+
+
 @pytest.mark.parametrize("attempts, words", [(1, "after running 7.9 s"), (3, "3 attempts over 7.9 s")])
 def test_the_finish_says_over_how_many_attempts_the_time_was_spent(alice_client, submit, attempts, words):
     """A job that failed its first tries ran for the last one only: the span from its first start
