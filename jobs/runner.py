@@ -336,6 +336,8 @@ def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[N
         return
     started = time.monotonic()
     deadline = started + seconds if seconds else None
+    handler_running = threading.Event()  # cleared once the handler is done: a late alarm raises nothing
+    handler_running.set()
 
     def ends() -> list[tuple[float, str]]:
         forced = cancel.force_stop_at if cancel is not None else None
@@ -347,6 +349,8 @@ def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[N
             signal.setitimer(signal.ITIMER_REAL, max(0.01, min(pending)[0] - time.monotonic()))
 
     def expire(signum: int, frame: Any) -> None:
+        if not handler_running.is_set():
+            return
         now = time.monotonic()
         due = [(end, kind) for end, kind in ends() if now >= end - 0.01]
         if not due:
@@ -370,9 +374,11 @@ def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[N
     try:
         yield
     finally:
+        handler_running.clear()
         stopping.set_rearm(None)
         if cancel is not None:
-            cancel.rearm = None
+            with cancel.rearm_lock:  # a re-arm from the heartbeat is over, or will not come
+                cancel.rearm = None
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer_remaining:
@@ -400,6 +406,7 @@ class Heartbeat(threading.Thread):
         self.pending = pending or []
         self.context = context
         self.stop_event = threading.Event()
+        self.rearm_lock = threading.Lock()
 
     def run(self) -> None:
         renew_every = max(1.0, settings.PULSE_LEASE_SECONDS / 3)
@@ -439,8 +446,9 @@ class Heartbeat(threading.Thread):
             self.context.mark_cancelled()
         if state and self.force_stop_at is None and settings.PULSE_CANCEL_GRACE_SECONDS:
             self.force_stop_at = time.monotonic() + settings.PULSE_CANCEL_GRACE_SECONDS
-            if (rearm := self.rearm) is not None:
-                rearm()
+            with self.rearm_lock:
+                if self.rearm is not None:
+                    self.rearm()
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
-from jobs.handlers.registry import handler, unregister
+from jobs.handlers.registry import Handler, find_handler, handler, restore, unregister
 from pulse_site.teams.models import Membership, Team
 from pulse_site.teams.services import membership_add, team_create, token_create
 from tests.processes import processes_for_test
@@ -114,22 +114,25 @@ def globex_api(globex) -> APIClient:
 
 @pytest.fixture
 def temp_handler():
-    """Register handlers for one test and remove them afterwards."""
-    names: list[str] = []
+    """Register handlers for one test and, afterwards, put back what was registered under their
+    names before (nothing, a shipped handler, a cluster's or a fixture's)."""
+    replaced: dict[str, Handler | None] = {}
 
     def register(name: str, **options):
         options.setdefault("title", name)
         options.setdefault("cost", "0")
 
         def wrap(func):
-            names.append(name)
+            replaced.setdefault(name, find_handler(name))
             return handler(name, **options)(func)
 
         return wrap
 
     yield register
-    for name in names:
+    for name, before in replaced.items():
         unregister(name)
+        if before is not None:
+            restore(before)
 
 
 @pytest.fixture

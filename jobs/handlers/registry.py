@@ -229,6 +229,11 @@ def unregister(name: str) -> None:
     _registry.pop(name, None)
 
 
+def restore(spec: Handler) -> None:
+    """Register a handler again as it was (tests put back what a temporary handler replaced)."""
+    _registry[spec.name] = spec
+
+
 def load_handler_modules() -> None:
     for module in getattr(settings, "PULSE_HANDLER_MODULES", DEFAULT_MODULES):
         importlib.import_module(module)
