@@ -39,6 +39,7 @@ from jobs.selectors import (
     job_get_for_team,
     job_logs,
     job_stages,
+    job_waiting,
     jobs_list,
     queue_stats,
     system_metrics,
@@ -108,6 +109,21 @@ class JobDetailOut(JobOut):
     pulse_state = serializers.JSONField()
     handler_version = serializers.CharField()
     idempotency_key = serializers.CharField(allow_null=True)
+
+
+class JobWaitingOut(serializers.Serializer):
+    ahead = serializers.IntegerField(allow_null=True, help_text="In the backlog: how many of the team's jobs are "
+                                     "handed to the workers before it (higher priority, or the same and older); "
+                                     "null once handed over.")
+    ahead_capped = serializers.BooleanField(help_text="`ahead` was counted up to 10,000 and there are more.")
+    handed_over_at = serializers.DateTimeField(allow_null=True, help_text="When it was handed to the workers; it "
+                                               "starts as soon as one is free.")
+
+
+class JobRetrievedOut(JobDetailOut):
+    waiting = JobWaitingOut(allow_null=True, help_text="Where a queued job that may start now waits; null for any "
+                                                      "other job (a held job has `hold_reasons`, one due later "
+                                                      "`run_after`).")
 
 
 class JobCreatedOut(JobDetailOut):
@@ -373,9 +389,14 @@ class JobPreviewView(TeamAPIView):
 
 
 class JobDetailView(TeamAPIView):
-    @extend_schema(operation_id="jobs_retrieve", responses={200: JobDetailOut, **error_responses(401, 404)})
+    @extend_schema(operation_id="jobs_retrieve", responses={200: JobRetrievedOut, **error_responses(401, 404)})
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(job_detail(job_get_for_team(team=self.team, job_id=job_id)))
+        job = job_get_for_team(team=self.team, job_id=job_id)
+        waiting = job_waiting(job)
+        return Response({**job_detail(job), "waiting": None if waiting is None else {
+            "ahead": waiting.ahead, "ahead_capped": waiting.ahead_capped,
+            "handed_over_at": waiting.handed_over_at.isoformat() if waiting.handed_over_at else None,
+        }})
 
     @extend_schema(operation_id="jobs_destroy", summary="Delete a finished job with its attempts and logs",
                    description="Its spend stays in the budget's ledger. An unfinished job is refused (409 "

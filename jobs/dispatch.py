@@ -52,6 +52,13 @@ def _ready(now):  # type: ignore[no-untyped-def]
     )
 
 
+def backlog_ahead(job: Job, now: datetime, *, cap: int) -> int:
+    """How many of its team's ready jobs the dispatcher hands over before `job`, a job of the
+    backlog (its order within a team: priority, then age; one read of job_backlog), up to `cap`."""
+    before = Q(priority__gt=job.priority) | Q(priority=job.priority, id__lt=job.pk)
+    return _ready(now).filter(team_id=job.team_id).filter(before).order_by()[:cap].count()
+
+
 def next_start_in(now: datetime, *, within: float) -> float | None:
     """Seconds until the first job waiting for its start time (a retry's backoff, a `run_after`)
     may be handed over, when that comes within `within` seconds; else None. One read of the

@@ -17,7 +17,7 @@ from budgets.models import HandlerCap
 from budgets.money import money_str
 from budgets.selectors import budget_history, spend_chart
 from budgets.windows import KINDS
-from jobs.dispatch import process_broker
+from jobs.dispatch import backlog_ahead, process_broker
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
@@ -29,6 +29,8 @@ from pulse_site.teams.models import Team
 
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
 TIMING_SAMPLE = 1000
+# A backlog position is counted up to this many jobs ahead ("more than 10,000").
+AHEAD_CAP = 10_000
 # The days of spend a handler's summary adds up (the budget page's history).
 SPEND_DAYS = 30
 
@@ -314,6 +316,29 @@ def handler_timings(*, team: Team, now: datetime) -> list[Timing]:
         out.append(Timing(handler=handler, jobs=len(wait), wait_median_ms=_rank(wait, 0.5),
                           wait_p95_ms=_rank(wait, 0.95), run_median_ms=_rank(run, 0.5), run_p95_ms=_rank(run, 0.95)))
     return out
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Where a queued job that may start now waits: in its team's backlog behind `ahead` of the
+    team's jobs (counted up to AHEAD_CAP: `ahead_capped`), or handed to the workers at
+    `handed_over_at`, waiting for a free one."""
+
+    ahead: int | None
+    ahead_capped: bool
+    handed_over_at: datetime | None
+
+
+def job_waiting(job: Job, *, now: datetime | None = None) -> Waiting | None:
+    """Why a queued job has not started yet when nothing holds it and its start time has come;
+    None for any other job (a held one has its reasons, one due later its time)."""
+    now = now or timezone.now()
+    if job.status != Job.Status.QUEUED or (job.run_after is not None and job.run_after > now):
+        return None
+    if job.dispatched_at is not None:
+        return Waiting(ahead=None, ahead_capped=False, handed_over_at=job.dispatched_at)
+    ahead = backlog_ahead(job, now, cap=AHEAD_CAP + 1)
+    return Waiting(ahead=min(ahead, AHEAD_CAP), ahead_capped=ahead > AHEAD_CAP, handed_over_at=None)
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,7 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
     return {
         "job": job,
         "row": JobRow(job),
+        "waiting": selectors.job_waiting(job),
         "attempts": list(selectors.job_attempts(job)),
         "can_write": _can_write(request),
         "actions": _allowed_actions(job),

@@ -119,3 +119,42 @@ def test_the_dispatch_step_wakes_at_a_start_time_before_the_next_tick(acme, time
     assert Job.objects.get(pk=later.pk).dispatched_at is None
     steps.dispatch_due()
     assert slept == [pytest.approx(0.4)]  # nothing due before the next tick: no wait
+
+
+def test_a_backlogged_job_says_how_many_of_its_teams_jobs_go_first_in_the_dispatchers_order(
+        nothing_handed_over, acme, globex, acme_api, alice_client, monkeypatch):
+    from datetime import timedelta
+
+    from jobs import selectors
+    from jobs.selectors import job_waiting
+
+    low = backlog(acme, 3)
+    urgent = backlog(acme, 1, priority=5)
+    later = backlog(acme, 1, run_after=timezone.now() + timedelta(hours=1))[0]
+    backlog(globex, 4)  # another team's backlog shares the workers, not this count
+    waiting = job_waiting(low[2])
+    assert (waiting.ahead, waiting.ahead_capped, waiting.handed_over_at) == (3, False, None)
+    assert job_waiting(urgent[0]).ahead == 0
+    assert job_waiting(later) is None  # due later: the page says when instead
+    body = acme_api.get(f"/api/v1/jobs/{low[2].public_id}/").json()
+    assert body["waiting"] == {"ahead": 3, "ahead_capped": False, "handed_over_at": None}
+    page = alice_client.get(f"/jobs/{low[2].public_id}/").content.decode()
+    assert "In the backlog: 3 of the team's jobs go first" in page
+    assert "Next in the team's backlog" in alice_client.get(f"/jobs/{urgent[0].public_id}/").content.decode()
+    monkeypatch.setattr(selectors, "AHEAD_CAP", 2)
+    assert (job_waiting(low[2]).ahead, job_waiting(low[2]).ahead_capped) == (2, True)
+    monkeypatch.undo()
+
+    # The count is the dispatcher's order: the 3 ahead go first, then this one.
+    Job.objects.filter(team=globex).update(status=Job.Status.CANCELLED)
+    nothing_handed_over.PULSE_DISPATCH_CAPACITY = 3
+    dispatch()
+    low[2].refresh_from_db()
+    assert low[2].dispatched_at is None and job_waiting(low[2]).ahead == 0
+    nothing_handed_over.PULSE_DISPATCH_CAPACITY = 4
+    dispatch()
+    low[2].refresh_from_db()
+    assert job_waiting(low[2]).handed_over_at == low[2].dispatched_at is not None
+    assert acme_api.get(f"/api/v1/jobs/{low[2].public_id}/").json()["waiting"]["ahead"] is None
+    assert "Handed to the workers" in alice_client.get(f"/jobs/{low[2].public_id}/").content.decode()
+    assert acme_api.get(f"/api/v1/jobs/{Job.objects.filter(team=globex).first().public_id}/").status_code == 404
