@@ -40,7 +40,7 @@ def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
 
     Floats are refused on purpose: 0.1 as a float is not 0.1, and a money API must not guess.
     `written`: a string comes from a person (API, forms, admin) and must be plain digits; False for
-    a handler's own values (`str()` of a small Decimal is "1E-7").
+    a handler's own values (`str()` of a Decimal may read "1E+3").
     """
     if isinstance(value, bool) or value is None:
         raise ValidationError.for_field(field, "Give an amount as a string, e.g. \"1.50\".")
