@@ -78,6 +78,11 @@ class WindowOut(serializers.Serializer):
     remaining = serializers.CharField(allow_null=True)
     percent = serializers.FloatField(allow_null=True)
     level = serializers.ChoiceField(choices=["ok", "warn", "over"])
+    pace_per_hour = serializers.CharField(help_text="Charged at this scope in the last hour.")
+    limit_reached_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the limit is reached if spending goes on at `pace_per_hour`, when that "
+                                   "comes before `resets_at`; null without a limit, a pace or money left, or when it "
+                                   "lasts until the reset.")
 
 
 class UsageOut(serializers.Serializer):

@@ -22,6 +22,8 @@ from pulse_site.ids import looks_like_public_id
 from pulse_site.teams.models import Team
 
 LABELS = {"day": "Today", "week": "This week", "month": "This month"}
+# The spending pace a window's "limit reached at" projects from: what was charged this long back.
+PACE_WINDOW = timedelta(hours=1)
 
 
 @dataclass
@@ -34,10 +36,27 @@ class WindowUsage:
     committed: int
     reserved: int
     limit: int | None
+    # Charged in the last PACE_WINDOW at this scope (micro-units), and when that was read.
+    pace: int = 0
+    now: datetime | None = None
 
     @property
     def spent(self) -> int:
         return self.committed + self.reserved
+
+    @property
+    def pace_per_hour(self) -> int:
+        return self.pace * 3600 // int(PACE_WINDOW.total_seconds())
+
+    @property
+    def limit_reached_at(self) -> datetime | None:
+        """When the limit is reached if spending goes on at the last hour's pace, when that comes
+        before the window resets; None without a limit, a pace, money left, or before the reset."""
+        remaining = self.remaining
+        if not remaining or not self.pace or self.now is None:
+            return None
+        at = self.now + PACE_WINDOW * (remaining / self.pace)
+        return at if at < self.end else None
 
     @property
     def remaining(self) -> int | None:
@@ -75,10 +94,13 @@ class WindowUsage:
             "committed": money_str(self.committed), "reserved": money_str(self.reserved),
             "spent": money_str(self.spent), "limit": money_str(self.limit), "remaining": money_str(self.remaining),
             "percent": self.percent, "level": self.level(thresholds),
+            "pace_per_hour": money_str(self.pace_per_hour),
+            "limit_reached_at": self.limit_reached_at.isoformat() if self.limit_reached_at else None,
         }
 
 
-def _usage_for(team: Team, scope: str, windows: list[Window], limits: dict[str, int | None]) -> list[WindowUsage]:
+def _usage_for(team: Team, scope: str, windows: list[Window], limits: dict[str, int | None], *, now: datetime,
+               paces: dict[str, int]) -> list[WindowUsage]:
     rows = {(u.kind, u.window_start): u for u in Usage.objects.filter(
         team=team, scope=scope, window_start__in=[w.start for w in windows])}
     out = []
@@ -86,8 +108,17 @@ def _usage_for(team: Team, scope: str, windows: list[Window], limits: dict[str, 
         row = rows.get((window.kind, window.start))
         out.append(WindowUsage(kind=window.kind, label=LABELS[window.kind], scope=scope, start=window.start,
                                end=window.end, committed=row.committed if row else 0,
-                               reserved=row.reserved if row else 0, limit=limits[window.kind]))
+                               reserved=row.reserved if row else 0, limit=limits[window.kind],
+                               pace=paces.get(scope, 0), now=now))
     return out
+
+
+def _paces(team: Team, now: datetime) -> dict[str, int]:
+    """Charged per scope (the team's '' and each handler's) in the last PACE_WINDOW: each charge is
+    written once per window kind, so the day's rows count each once (ledger_team_kind_at)."""
+    rows = (Ledger.objects.filter(team=team, kind=Ledger.Kind.CHARGE, at__gt=now - PACE_WINDOW, window_kind="day")
+            .values("scope").annotate(total=Sum("amount")).order_by())
+    return {row["scope"]: row["total"] for row in rows}
 
 
 @dataclass
@@ -126,12 +157,14 @@ def budget_usage(*, team: Team) -> BudgetUsage:
     now = timezone.now()
     windows = windows_at(now, zone=policy_zone(policy, team), week_start=policy.week_start)
     limits = {w.kind: policy.limit_for(w.kind) for w in windows}
+    paces = _paces(team, now)
     caps = [
-        (cap.handler, _usage_for(team, cap.handler, windows, {w.kind: cap.limit_for(w.kind) for w in windows}))
+        (cap.handler, _usage_for(team, cap.handler, windows, {w.kind: cap.limit_for(w.kind) for w in windows},
+                                 now=now, paces=paces))
         for cap in HandlerCap.objects.filter(team=team)
     ]
     return BudgetUsage(
-        policy=policy, now=now, windows=_usage_for(team, "", windows, limits), caps=caps,
+        policy=policy, now=now, windows=_usage_for(team, "", windows, limits, now=now, paces=paces), caps=caps,
         calls_this_minute=Start.objects.filter(team=team, at__gt=now - RATE_WINDOW).count(),
         running=policy.running,
     )
