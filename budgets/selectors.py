@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import Sum
 from django.utils import timezone
@@ -36,9 +37,10 @@ class WindowUsage:
     committed: int
     reserved: int
     limit: int | None
-    # Charged in the last PACE_WINDOW at this scope (micro-units), and when that was read.
+    # Charged in the last PACE_WINDOW at this scope (micro-units), and when the limit is reached if
+    # spending goes on at that pace (_project), when before the reset.
     pace: int = 0
-    now: datetime | None = None
+    limit_reached_at: datetime | None = None
 
     @property
     def spent(self) -> int:
@@ -47,16 +49,6 @@ class WindowUsage:
     @property
     def pace_per_hour(self) -> int:
         return self.pace * 3600 // int(PACE_WINDOW.total_seconds())
-
-    @property
-    def limit_reached_at(self) -> datetime | None:
-        """When the limit is reached if spending goes on at the last hour's pace, when that comes
-        before the window resets; None without a limit, a pace, money left, or before the reset."""
-        remaining = self.remaining
-        if not remaining or not self.pace or self.now is None:
-            return None
-        at = self.now + PACE_WINDOW * (remaining / self.pace)
-        return at if at < self.end else None
 
     @property
     def remaining(self) -> int | None:
@@ -100,7 +92,7 @@ class WindowUsage:
 
 
 def _usage_for(team: Team, scope: str, windows: list[Window], limits: dict[str, int | None], *, now: datetime,
-               paces: dict[str, int]) -> list[WindowUsage]:
+               paces: dict[str, int], zone: ZoneInfo, week_start: int) -> list[WindowUsage]:
     rows = {(u.kind, u.window_start): u for u in Usage.objects.filter(
         team=team, scope=scope, window_start__in=[w.start for w in windows])}
     out = []
@@ -109,8 +101,45 @@ def _usage_for(team: Team, scope: str, windows: list[Window], limits: dict[str, 
         out.append(WindowUsage(kind=window.kind, label=LABELS[window.kind], scope=scope, start=window.start,
                                end=window.end, committed=row.committed if row else 0,
                                reserved=row.reserved if row else 0, limit=limits[window.kind],
-                               pace=paces.get(scope, 0), now=now))
+                               pace=paces.get(scope, 0)))
+    for at, usage in enumerate(out):
+        usage.limit_reached_at = _project(usage, out[:at], now=now, zone=zone, week_start=week_start)
     return out
+
+
+def _project(target: WindowUsage, shorter: list[WindowUsage], *, now: datetime, zone: ZoneInfo, week_start: int
+             ) -> datetime | None:
+    """When `target`'s limit is reached if spending goes on at its pace, held back by the limits of
+    the shorter windows of its scope (a week's spend stops each day at the daily limit and resumes
+    when the day resets); None if not before `target` resets, or without a limit, pace or money
+    left. Walks the shorter windows' instances up to the reset: at most ~36 steps for a month."""
+    left = target.remaining
+    if not left or not target.pace:
+        return None
+    limits = {w.kind: w.limit for w in shorter}
+    room = {w.kind: w.remaining for w in shorter if w.limit is not None}
+    starts = {w.kind: w.start for w in shorter}
+    moment = now
+    while moment < target.end:
+        instances = [w for w in windows_at(moment, zone=zone, week_start=week_start) if w.kind in starts]
+        for window in instances:
+            if window.start != starts[window.kind]:  # a new day (or week): its whole limit again
+                starts[window.kind] = window.start
+                if window.kind in room:
+                    room[window.kind] = limits[window.kind] or 0
+        segment_end = min([target.end, *(w.end for w in instances)])
+        at_pace = target.pace * _micros(segment_end - moment) // _micros(PACE_WINDOW)
+        can = min([at_pace, *room.values()])
+        if left <= can:
+            return moment + PACE_WINDOW * left // target.pace
+        left -= can
+        room = {kind: value - can for kind, value in room.items()}
+        moment = segment_end
+    return None
+
+
+def _micros(span: timedelta) -> int:
+    return span // timedelta(microseconds=1)
 
 
 def _paces(team: Team, now: datetime) -> dict[str, int]:
@@ -155,16 +184,17 @@ class BudgetUsage:
 def budget_usage(*, team: Team) -> BudgetUsage:
     policy = budget_policy_get(team=team)
     now = timezone.now()
-    windows = windows_at(now, zone=policy_zone(policy, team), week_start=policy.week_start)
+    zone = policy_zone(policy, team)
+    windows = windows_at(now, zone=zone, week_start=policy.week_start)
     limits = {w.kind: policy.limit_for(w.kind) for w in windows}
-    paces = _paces(team, now)
+    projection = {"now": now, "paces": _paces(team, now), "zone": zone, "week_start": policy.week_start}
     caps = [
         (cap.handler, _usage_for(team, cap.handler, windows, {w.kind: cap.limit_for(w.kind) for w in windows},
-                                 now=now, paces=paces))
+                                 **projection))
         for cap in HandlerCap.objects.filter(team=team)
     ]
     return BudgetUsage(
-        policy=policy, now=now, windows=_usage_for(team, "", windows, limits, now=now, paces=paces), caps=caps,
+        policy=policy, now=now, windows=_usage_for(team, "", windows, limits, **projection), caps=caps,
         calls_this_minute=Start.objects.filter(team=team, at__gt=now - RATE_WINDOW).count(),
         running=policy.running,
     )

@@ -203,9 +203,10 @@ def test_a_policy_update_that_is_not_an_object_is_refused(alice, acme):
 
 def test_each_window_says_when_its_limit_is_reached_at_the_last_hours_pace(alice, alice_client, acme, acme_api,
                                                                           time_machine):
-    """2.00 charged in the last hour (a charge before that does not count): today's 3.00 of 10
-    lasts 3.5 h more, to 13:30; the week's 1,000 lasts past its reset; the handler's cap of 5 is
-    reached in an hour; an unlimited month says nothing."""
+    """2.00 charged in the last hour (a charge before that does not count), 3.00 spent so far:
+    today's limit of 10 lasts 3.5 h more, to 13:30; the week's 20 is reached on Tuesday at 05:00,
+    not at 18:30 today, since each day stops at the daily limit; the month's 1,000 lasts past its
+    reset; the handler's daily cap of 5 is reached in an hour."""
     from datetime import UTC, datetime
 
     from budgets.models import Ledger, Usage
@@ -213,25 +214,25 @@ def test_each_window_says_when_its_limit_is_reached_at_the_last_hours_pace(alice
 
     now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)  # a Monday
     time_machine.move_to(now, tick=False)
-    session(alice).patch(URL, {"daily_limit": "10", "weekly_limit": "1000",
+    session(alice).patch(URL, {"daily_limit": "10", "weekly_limit": "20", "monthly_limit": "1000",
                                "handler_caps": {"test.paid": {"daily": "5"}}}, format="json")
     for window in windows_at(now, zone=UTC, week_start=0):
         for scope in ("", "test.paid"):
             Usage.objects.create(team=acme, scope=scope, kind=window.kind, window_start=window.start,
                                  window_end=window.end, committed=3_000_000)
-    for number, (minutes_ago, amount) in enumerate([(90, 1_000_000), (30, 1_000_000), (10, 1_000_000)]):
+    for number, minutes_ago in enumerate([90, 30, 10]):
         for scope in ("", "test.paid"):
             for kind in ("day", "week", "month"):  # a charge is written once per window kind
                 Ledger.objects.create(team=acme, job_id=f"JB_{number}", handler="test.paid", attempt=1,
-                                      kind=Ledger.Kind.CHARGE, scope=scope, window_kind=kind, amount=amount,
+                                      kind=Ledger.Kind.CHARGE, scope=scope, window_kind=kind, amount=1_000_000,
                                       at=now - timedelta(minutes=minutes_ago))
     usage = acme_api.get(URL + "usage/").json()
     day, week, month = usage["windows"]
     assert (day["pace_per_hour"], day["remaining"], day["limit_reached_at"]) == ("2", "7", "2026-06-01T13:30:00+00:00")
-    assert (week["pace_per_hour"], week["limit_reached_at"]) == ("2", None)
-    assert (month["limit"], month["limit_reached_at"]) == (None, None)
+    assert week["limit_reached_at"] == "2026-06-02T05:00:00+00:00"
+    assert (month["pace_per_hour"], month["limit_reached_at"]) == ("2", None)
     assert usage["handler_caps"]["test.paid"][0]["limit_reached_at"] == "2026-06-01T11:00:00+00:00"
     html = alice_client.get("/budget/").content.decode()
     assert "At the last hour's pace (2 an hour) the limit is reached" in html
-    assert 'datetime="2026-06-01T13:30:00+00:00"' in html
+    assert 'datetime="2026-06-01T13:30:00+00:00"' in html and 'datetime="2026-06-02T05:00:00+00:00"' in html
     assert "At the last hour's pace (2 an hour) it lasts until the reset." in html
