@@ -59,8 +59,19 @@
       .finally(function () {
         inFlight = false;
         if (again) { again = false; redrawStatus(); }
+        pollWhileWaiting();
       });
   }
+
+  // A job in the backlog moves up as the team's other jobs start, and this socket is sent only
+  // this job's events: while it says where it waits, its place is read again every few seconds.
+  var WAITING_POLL_MS = 5000;
+  var waitingTimer = null;
+  function pollWhileWaiting() {
+    if (waitingTimer || !document.getElementById("job-waiting")) return;
+    waitingTimer = setTimeout(function () { waitingTimer = null; redrawStatus(); }, WAITING_POLL_MS);
+  }
+  pollWhileWaiting();
 
   function onEvent(event) {
     if (event.subject !== jobId || event.kind.indexOf("job.") !== 0) return;

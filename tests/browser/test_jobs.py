@@ -123,3 +123,21 @@ def test_the_new_job_form_says_what_the_job_would_cost_and_do_as_you_type(page, 
     page.fill('[name="payload.rows"]', "0")
     expect(preview).to_have_text("To see what it would cost, fix rows (0 is less than the minimum of 1).")
     assert not Job.objects.exists()
+
+
+def test_a_backlogged_jobs_page_follows_its_place_until_it_is_handed_over(page, login_as, alice, acme, settings):
+    """Its page is sent only its own events; the others starting move it up all the same."""
+    from jobs.dispatch import dispatch
+
+    settings.PULSE_DISPATCH_CAPACITY = 0  # nothing is handed over until the test says so
+    jobs = [job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job for _ in range(3)]
+    login_as(alice)
+    page.goto(f"/jobs/{jobs[2].public_id}/")
+    waiting = page.locator("#job-waiting")
+    expect(waiting).to_contain_text("In the backlog: 2 of the team's jobs go first")
+    settings.PULSE_DISPATCH_CAPACITY = 2
+    dispatch()  # the two before it go to the workers
+    expect(waiting).to_contain_text("Next in the team's backlog", timeout=15_000)
+    settings.PULSE_DISPATCH_CAPACITY = 3
+    dispatch()
+    expect(waiting).to_contain_text("Handed to the workers", timeout=15_000)
