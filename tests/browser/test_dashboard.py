@@ -58,7 +58,9 @@ def seed(team) -> dict[str, object]:
         for number, handler in enumerate(("demo.report", "pulse.sleep")):
             Ledger.objects.create(team=team, job_id=f"JB_SEED{d:02d}{number}", handler=handler, attempt=1,
                                   kind=Ledger.Kind.CHARGE, window_kind="day", window_start=today - timedelta(days=d),
-                                  window_end=today - timedelta(days=d - 1), amount=(d % 5 + 1) * 40_000 * (number + 1))
+                                  window_end=today - timedelta(days=d - 1), amount=(d % 5 + 1) * 40_000 * (number + 1),
+                                  # charged in its day, not now: the budget's pace reads the last hour's charges
+                                  at=min(now - timedelta(hours=2), today - timedelta(days=d, hours=-12)))
     hour = now.replace(minute=0, second=0, microsecond=0)
     for h in range(0, 168, 5):
         JobStat.objects.create(team=team, handler="pulse.noop", hour=hour - timedelta(hours=h),
