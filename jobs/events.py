@@ -48,7 +48,7 @@ def job_event(job: Job, kind: str, **extra: Any) -> None:
     event_emit(team=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload={**job_summary(job), **extra})
 
 
-def job_event_row(job: Job, kind: str) -> Event:
+def job_event_row(job: Job, kind: str, **extra: Any) -> Event:
     """The unsaved event `job_event` would write, for a caller that writes it with other rows
     in the same transaction (jobs.runner's batches, the submit's one INSERT statement)."""
-    return Event(team_id=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload=job_summary(job))
+    return Event(team_id=job.team_id, kind=f"job.{kind}", subject=job.public_id, payload={**job_summary(job), **extra})

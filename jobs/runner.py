@@ -114,11 +114,16 @@ def _system_log(job: Job, attempt: int, message: str, level: str = "info", **met
         row.save(force_insert=True)
 
 
-def _job_event(job: Job, kind: str) -> None:
+def _job_event(job: Job, kind: str, **extra: Any) -> None:
     if _collecting is not None:
-        _collecting.events.append(job_event_row(job, kind))
+        _collecting.events.append(job_event_row(job, kind, **extra))
     else:
-        job_event(job, kind)
+        job_event(job, kind, **extra)
+
+
+def _settle_event(job: Job, kind: str, outcome: Outcome) -> None:
+    # A handler stopped by force after its cancel: the event says so ("cancelled: Stopped 30 s …").
+    _job_event(job, kind, **({"stopped": outcome.message} if kind == "cancelled" and outcome.message else {}))
 
 
 # --- claim -------------------------------------------------------------------------------------
@@ -569,7 +574,7 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
     for name, value in changes.items():
         setattr(job, name, value)
     _settle_log(job, attempt, outcome, kind)
-    _job_event(job, kind)
+    _settle_event(job, kind, outcome)
     return job, cost, status
 
 
@@ -910,7 +915,7 @@ def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str,
         if first_start and started_at is not None:
             job.started_at = started_at
         _settle_log(job, attempt, outcome, kind)
-        _job_event(job, kind)
+        _settle_event(job, kind, outcome)
         settled.append((job, cost, status, outcome.run_ms))
     for changes, members in jobs_by_change.values():
         starts = [When(pk=pk, then=Value(at)) for pk, at in members if at is not None]

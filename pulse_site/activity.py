@@ -200,6 +200,8 @@ def _job(verb: str, p: dict[str, Any]) -> str:
         text += f", cost {p['cost_actual']}"
     elif verb in ("failed", "retrying") and error:
         text += f": {error.get('code')}: {error.get('message')}"
+    elif verb == "cancelled" and p.get("stopped"):
+        text += f": {p['stopped']}"
     elif verb == "paused" and (reasons := hold_reasons_text(p.get("hold_reasons"))):
         text += f": {reasons}"
     return text

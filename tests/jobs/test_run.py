@@ -11,6 +11,7 @@ from django.utils import timezone
 from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import Outcome, rescue_expired, run_job, settle
 from jobs.services import job_cancel, job_pause, job_resume, job_retry
+from pulse_site.activity import activity_text
 from pulse_site.errors import Conflict
 from pulse_site.live.models import Event
 
@@ -207,6 +208,8 @@ def test_a_handler_that_ignores_its_cancel_is_stopped_after_the_grace_unless_it_
         assert attempt.error_message == "Stopped 0.3 s after the cancel: the handler had not returned."
         assert "time.sleep" in attempt.traceback  # where it was stuck
         assert last_line.startswith("Cancelled after ") and last_line.endswith(": " + attempt.error_message)
+        event = Event.objects.get(subject=job.public_id, kind="job.cancelled")
+        assert activity_text(event.kind, event.payload) == "test.deaf cancelled: " + attempt.error_message
     else:
         assert len(loops) == 20 and attempt.error_message == ""
         assert last_line.startswith("Cancelled after ") and last_line.endswith(" ms")
