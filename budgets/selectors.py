@@ -25,6 +25,8 @@ from pulse_site.teams.models import Team
 LABELS = {"day": "Today", "week": "This week", "month": "This month"}
 # The spending pace a window's "limit reached at" projects from: what was charged this long back.
 PACE_WINDOW = timedelta(hours=1)
+# The most charges the pace is read from (a busy team's hour is paced from its newest ones).
+PACE_SAMPLE = 2_000
 
 
 @dataclass
@@ -143,11 +145,18 @@ def _micros(span: timedelta) -> int:
 
 
 def _paces(team: Team, now: datetime) -> dict[str, int]:
-    """Charged per scope (the team's '' and each handler's) in the last PACE_WINDOW: each charge is
-    written once per window kind, so the day's rows count each once (ledger_team_kind_at)."""
-    rows = (Ledger.objects.filter(team=team, kind=Ledger.Kind.CHARGE, at__gt=now - PACE_WINDOW, window_kind="day")
-            .values("scope").annotate(total=Sum("amount")).order_by())
-    return {row["scope"]: row["total"] for row in rows}
+    """Charged per scope (the team's '' and each handler's) per PACE_WINDOW, from the newest
+    PACE_SAMPLE charges of the last PACE_WINDOW (ledger_team_kind_at, read backwards; each charge is
+    written once per window kind, so the day's rows count each once). A team that settles more than
+    that in the window is paced from the span its newest charges cover: every job writes charges,
+    and the budget page must not add up a busy team's whole hour on each load."""
+    rows = list(Ledger.objects.filter(team=team, kind=Ledger.Kind.CHARGE, window_kind="day", at__gt=now - PACE_WINDOW)
+                .order_by("-at").values_list("scope", "amount", "at")[:PACE_SAMPLE])
+    span = now - rows[-1][2] if len(rows) == PACE_SAMPLE else PACE_WINDOW
+    totals: dict[str, int] = defaultdict(int)
+    for scope, amount, _ in rows:
+        totals[scope] += amount
+    return {scope: total * _micros(PACE_WINDOW) // max(1, _micros(span)) for scope, total in totals.items()}
 
 
 @dataclass

@@ -236,3 +236,24 @@ def test_each_window_says_when_its_limit_is_reached_at_the_last_hours_pace(alice
     assert "At the last hour's pace (2 an hour) the limit is reached" in html
     assert 'datetime="2026-06-01T13:30:00+00:00"' in html and 'datetime="2026-06-02T05:00:00+00:00"' in html
     assert "At the last hour's pace (2 an hour) it lasts until the reset." in html
+
+
+def test_a_busy_teams_pace_is_read_from_its_newest_charges_not_its_whole_hour(alice, acme, acme_api, time_machine,
+                                                                             monkeypatch):
+    """Every job writes charges: the page reads at most PACE_SAMPLE of them, and paces from the span
+    they cover (here the newest two, 2.00 in the last 10 minutes: 12 an hour, not the hour's 4)."""
+    from datetime import UTC, datetime
+
+    from budgets import selectors
+    from budgets.models import Ledger
+
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    session(alice).patch(URL, {"daily_limit": "100"}, format="json")
+    for number, minutes_ago in enumerate([50, 20, 10, 5]):
+        Ledger.objects.create(team=acme, job_id=f"JB_{number}", handler="test.paid", attempt=1,
+                              kind=Ledger.Kind.CHARGE, scope="", window_kind="day", amount=1_000_000,
+                              at=now - timedelta(minutes=minutes_ago))
+    assert acme_api.get(URL + "usage/").json()["windows"][0]["pace_per_hour"] == "4"
+    monkeypatch.setattr(selectors, "PACE_SAMPLE", 2)
+    assert acme_api.get(URL + "usage/").json()["windows"][0]["pace_per_hour"] == "12"
