@@ -393,10 +393,7 @@ class JobDetailView(TeamAPIView):
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get_for_team(team=self.team, job_id=job_id)
         waiting = job_waiting(job)
-        return Response({**job_detail(job), "waiting": None if waiting is None else {
-            "ahead": waiting.ahead, "ahead_capped": waiting.ahead_capped,
-            "handed_over_at": waiting.handed_over_at.isoformat() if waiting.handed_over_at else None,
-        }})
+        return Response({**job_detail(job), "waiting": waiting.as_dict() if waiting else None})
 
     @extend_schema(operation_id="jobs_destroy", summary="Delete a finished job with its attempts and logs",
                    description="Its spend stays in the budget's ledger. An unfinished job is refused (409 "

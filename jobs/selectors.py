@@ -328,6 +328,10 @@ class Waiting:
     ahead_capped: bool
     handed_over_at: datetime | None
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"ahead": self.ahead, "ahead_capped": self.ahead_capped,
+                "handed_over_at": self.handed_over_at.isoformat() if self.handed_over_at else None}
+
 
 def job_waiting(job: Job, *, now: datetime | None = None) -> Waiting | None:
     """Why a queued job has not started yet when nothing holds it and its start time has come;
