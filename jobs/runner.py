@@ -395,12 +395,6 @@ class Heartbeat(threading.Thread):
     """Renews the lease while the handler runs and tells the handler when it was cancelled; a
     handler still running PULSE_CANCEL_GRACE_SECONDS later is stopped (hard_timeout)."""
 
-    # time.monotonic() at which a cancelled handler is stopped; set once, by the first beat that
-    # sees the cancel. `rearm`: hard_timeout's, to bring its alarm forward (setitimer is process-wide,
-    # so a thread may set it; the signal is taken in the main thread).
-    force_stop_at: float | None = None
-    rearm: Callable[[], None] | None = None
-
     def __init__(self, *, job: Job, attempt: int, context: JobContext,
                  pending: list[tuple[int, int]] | None = None) -> None:
         super().__init__(name=f"heartbeat-{job.public_id}", daemon=True)
@@ -411,6 +405,12 @@ class Heartbeat(threading.Thread):
         self.pending = pending or []
         self.context = context
         self.stop_event = threading.Event()
+        # time.monotonic() at which a cancelled handler is stopped; set once, by the first beat that
+        # sees the cancel. `rearm`: hard_timeout's, to bring its alarm forward (setitimer is
+        # process-wide, so a thread may set it; the signal is taken in the main thread), under
+        # `rearm_lock` so that it never runs after hard_timeout has put its alarm away.
+        self.force_stop_at: float | None = None
+        self.rearm: Callable[[], None] | None = None
         self.rearm_lock = threading.Lock()
 
     def run(self) -> None:
