@@ -202,9 +202,10 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         constraints = [
-            # Each threshold fires once per team, scope and window; a new window re-arms it.
-            models.UniqueConstraint(fields=["team", "scope", "window_kind", "window_start", "threshold"],
-                                    name="alert_unique_window_threshold"),
+            # Each threshold fires once per team, scope, window and limit; a new window, or a
+            # changed limit, re-arms it.
+            models.UniqueConstraint(fields=["team", "scope", "window_kind", "window_start", "limit", "threshold"],
+                                    name="alert_unique_window_limit_threshold"),
         ]
         indexes = [
             # The dashboard banner: WHERE team_id = ? AND window_end > now.

@@ -286,16 +286,30 @@ def override_get_for_team(*, team: Team, override_id: str) -> Override:
 
 
 def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
-    """Alerts of windows that have not ended: the dashboard banner. It stays up until its window
-    ends, so it says when the threshold was reached and what was spent then (the budget panel
-    shows what is spent now), and when the window resets."""
-    alerts = Alert.objects.filter(team=team, window_end__gt=timezone.now()).order_by("-threshold", "-at")
+    """Alerts of windows that have not ended, against the limits and thresholds in force: the
+    dashboard banner. It stays up until its window ends or its limit changes (a raised limit takes
+    it down; the spend already made is measured against the new one at once), so it says when the
+    threshold was reached and what was spent then (the budget panel shows what is spent now), and
+    when the window resets."""
+    alerts = list(Alert.objects.filter(team=team, window_end__gt=timezone.now()).order_by("-threshold", "-at"))
+    if not alerts:
+        return []
+    policy = BudgetPolicy.objects.filter(team=team).first()
+    if policy is None:
+        return []
+    caps = {cap.handler: cap for cap in HandlerCap.objects.filter(team=team, handler__in={a.scope for a in alerts})}
+    thresholds = {int(t) for t in policy.alert_thresholds or []}
+
+    def in_force(alert: Alert) -> bool:
+        owner = policy if alert.scope == "" else caps.get(alert.scope)
+        return alert.threshold in thresholds and owner is not None and owner.limit_for(alert.window_kind) == alert.limit
+
     # One banner per scope and window: the highest threshold reached says it all.
     seen: set[tuple[str, str]] = set()
     out = []
     for alert in alerts:
         key = (alert.scope, alert.window_kind)
-        if key not in seen:
+        if key not in seen and in_force(alert):
             seen.add(key)
             out.append({**alert_payload(alert), "at": alert.at, "ends": alert.window_end,
                         "whose": alert_whose(alert),

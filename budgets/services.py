@@ -694,8 +694,9 @@ def budget_settle_many(*, settled: list[tuple[AdmittableJob, int]], keep_slots: 
 
 
 def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now: datetime) -> None:
-    """Each threshold fires once per team, scope and window: the unique Alert row decides, and
-    settles of one team are serialized by the policy lock, so concurrent crossings fire once."""
+    """Each threshold fires once per team, scope, window and limit: the unique Alert row decides,
+    and settles of one team are serialized by the policy lock, so concurrent crossings fire once.
+    A changed limit re-arms the thresholds against it."""
     cap = HandlerCap.objects.filter(team_id=policy.team_id, handler=handler).first()
     thresholds = sorted(int(t) for t in policy.alert_thresholds or [])
     for row in Usage.objects.filter(pk__in=row_ids):
@@ -707,11 +708,21 @@ def _fire_alerts(policy: BudgetPolicy, *, handler: str, row_ids: list[int], now:
                 break
             alert, created = Alert.objects.get_or_create(
                 team_id=policy.team_id, scope=row.scope, window_kind=row.kind, window_start=row.window_start,
-                threshold=threshold,
-                defaults={"window_end": row.window_end, "spent": row.committed, "limit": limit, "at": now},
+                limit=limit, threshold=threshold, defaults={"window_end": row.window_end, "spent": row.committed, "at": now},
             )
             if created:
                 event_emit(team=policy.team_id, kind="budget.alert", subject=row.scope or "team", payload=alert_payload(alert))
+
+
+def _fire_alerts_of_current_windows(policy: BudgetPolicy, *, now: datetime) -> None:
+    """After the limits or thresholds change: what is spent already may have crossed a threshold
+    of the new ones (a daily limit lowered to under today's spend alerts now, not at the next charge)."""
+    by_scope: dict[str, list[int]] = {}
+    for pk, scope in Usage.objects.filter(team_id=policy.team_id, window_end__gt=now, committed__gt=0
+                                          ).values_list("pk", "scope"):
+        by_scope.setdefault(scope, []).append(pk)
+    for scope, row_ids in by_scope.items():
+        _fire_alerts(policy, handler=scope, row_ids=sorted(row_ids), now=now)
 
 
 def alert_whose(alert: Alert) -> str:
@@ -930,6 +941,7 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
         PolicyChange.objects.create(team=team, by=actor, by_label=label, before=before, after=after)
         event_emit(team=team, kind="budget.policy", subject=team.public_id,
                    payload={"by": label, "before": before, "after": after})
+        _fire_alerts_of_current_windows(policy, now=db_now())
         _release_on_commit(team.pk)
     return policy
 

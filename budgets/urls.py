@@ -9,6 +9,7 @@ app_name = "budgets"
 urlpatterns = [
     path("budget/", views.page, name="page"),
     path("budget/live/", views.live, name="live"),
+    path("budget/banner/", views.banner, name="banner"),
     path("budget/settings/", views.settings_update, name="settings"),
     path("budget/caps/remove/", views.cap_remove, name="cap_remove"),
     path("budget/overrides/new/", views.override_create, name="override_create"),

@@ -76,6 +76,14 @@ def _render_page(request: HttpRequest, *, form: str = "", error: PulseError | No
 
 @require_GET
 @team_required
+def banner(request: HttpRequest) -> HttpResponse:
+    """The alert banner of every page (its alerts come from budgets.context_processors),
+    re-rendered live when a budget.alert or budget.policy event arrives."""
+    return render(request, "budgets/_alert_banner.html")
+
+
+@require_GET
+@team_required
 def live(request: HttpRequest) -> HttpResponse:
     """The live part of the page, re-rendered with the same partial when an event arrives."""
     return render(request, "budgets/_live.html", _live_context(request))

@@ -24,6 +24,7 @@
     var stopped = false;
 
     function setState(state, label) {
+      document.body.dataset.live = state;  // on every page, with or without an indicator
       if (!indicator) return;
       indicator.dataset.state = state;
       indicator.textContent = label;
@@ -82,11 +83,12 @@
     listeners.push(listener);
   }
 
-  // --- The queue pause banner (jobs/_queue_banner.html): redrawn by the server on a queue.*
-  // event, and after a reconnect (a socket without replay may have missed one).
-  function followBanner() {
-    var slot = document.getElementById("queue-banner-slot");
-    if (!slot) return;
+  // --- The banners of every team page (jobs/_queue_banner.html: the queue's pauses;
+  // budgets/_alert_banner.html: the budget's alerts): each slot is redrawn by the server (its
+  // data-url) when an event of one of its data-kinds arrives (a kind ending in "." is a prefix),
+  // and after a reconnect (a socket without replay may have missed one).
+  function followBanner(slot) {
+    var kinds = (slot.dataset.kinds || "").split(" ").filter(Boolean);
     var inFlight = false;
     function redraw() {
       if (inFlight) return;
@@ -95,22 +97,29 @@
         .then(function (response) { return response.ok ? response.text() : null; })
         .then(function (html) {
           if (html === null) return;
-          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue-banner-slot");
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(slot.id);
           // The slot stays (a live region announces its new content); only what it holds changes.
           if (fresh) slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
         })
-        .catch(function () { /* the next queue event or reconnect redraws it */ })
+        .catch(function () { /* the next event or reconnect redraws it */ })
         .finally(function () { inFlight = false; });
     }
+    function wanted(kind) {
+      return kinds.some(function (k) { return k.slice(-1) === "." ? kind.indexOf(k) === 0 : kind === k; });
+    }
     listen(function (data) {
-      if ((data.type === "event" && data.kind.indexOf("queue.") === 0) || (data.type === "hello" && data.reconnected)) {
-        redraw();
-      }
+      if ((data.type === "event" && wanted(data.kind)) || (data.type === "hello" && data.reconnected)) redraw();
     });
-    if (!following) follow({ wsPath: slot.dataset.wsPath || "/ws/", since: null, onEvent: function () {} });
   }
 
-  document.addEventListener("DOMContentLoaded", followBanner);
+  function followBanners() {
+    var slots = document.querySelectorAll(".banner-slot[data-url]");
+    if (!slots.length) return;
+    slots.forEach(followBanner);
+    if (!following) follow({ wsPath: slots[0].dataset.wsPath || "/ws/", since: null, onEvent: function () {} });
+  }
+
+  document.addEventListener("DOMContentLoaded", followBanners);
   // A list's "Load more" (#load-more) appends the rows of the next keyset page to `rows` (a tbody)
   // instead of leaving this page; a row already shown (by id, its `data-<key>` attribute) is not
   // added twice. Without JavaScript the link simply opens the next page.

@@ -1,5 +1,6 @@
 """The budget page in a real browser: a low daily limit holds a job with its reason and a
-countdown; raising the limit releases it and the page follows it running, without a reload."""
+countdown; raising the limit releases it and the page follows it running, without a reload; the
+alert banner comes and goes live."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.db import connection
 from playwright.sync_api import expect
 
 import jobs.runner
+from budgets.services import budget_policy_update
 from jobs.handlers.registry import handler, unregister
 from jobs.models import Job
 from jobs.services import job_submit
@@ -71,3 +73,22 @@ def test_a_held_job_shows_its_reason_and_countdown_and_runs_once_the_limit_is_ra
     page.reload()
     expect(page.locator("#budget-history tbody tr").first).to_contain_text("0.4")
     check_layout(page, "budget-after")
+
+
+def test_the_alert_banner_comes_up_live_as_a_job_crosses_a_threshold_and_goes_when_the_limit_is_raised(
+        page, login_as, alice, acme):
+    """On a page with no live script of its own (/team/), without a reload."""
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    login_as(alice)
+    page.goto("/team/")
+    page.wait_for_selector("body[data-live=live]")
+    page.evaluate("window.__sameDocument = true")
+    expect(page.locator("#budget-alerts")).to_have_count(0)
+
+    run(job_submit(team=acme, handler="test.browser_paid", payload={"cost": "0.85"}, source="api").job.public_id)
+    expect(page.locator("#budget-alerts")).to_contain_text("The team reached 80 % of its daily limit of 1")
+    expect(page.locator("#budget-alerts")).to_contain_text("(0.85 spent then)")
+
+    budget_policy_update(team=acme, changes={"daily_limit": "5.00"}, by=None)  # another owner, elsewhere
+    expect(page.locator("#budget-alerts")).to_have_count(0)
+    assert page.evaluate("window.__sameDocument") is True

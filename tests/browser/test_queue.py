@@ -62,7 +62,7 @@ def test_the_banner_comes_and_goes_live_when_another_admin_pauses_and_resumes(pa
     owner = Membership.objects.get(team=acme, user=alice)
     login_as(alice)
     page.goto(url)
-    page.wait_for_load_state("networkidle")
+    page.wait_for_selector("body[data-live=live]")
     page.evaluate("window.__sameDocument = true")
     expect(page.locator("#queue-banner")).to_have_count(0)
 

@@ -112,7 +112,52 @@ def test_an_alert_shows_as_a_banner_on_every_page_of_the_team(alice_client, char
         # Up until the window ends: when the threshold was reached, what was spent then, when it resets.
         assert "The team reached 80 % of its daily limit of 1</a>, <time" in banner
         assert "(0.9 spent then); the limit resets <time" in banner
-    assert "budget-alerts" not in charlie_client.get("/").content.decode()
+    assert 'id="budget-alerts"' not in charlie_client.get("/").content.decode()
+
+
+def banner_of(client) -> str:
+    return client.get("/budget/banner/").content.decode()
+
+
+def test_the_banner_follows_the_limit_in_force_raised_lowered_or_removed(alice_client, charlie_client, acme):
+    """An alert is about a limit: raised above the spend, the banner goes; the spend is measured
+    against a changed limit at once, and its thresholds fire again against it."""
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    run_job(paid(acme, "0.90").public_id)
+    assert "reached 80 % of its daily limit of 1</a>" in banner_of(alice_client)
+    assert 'id="budget-alerts"' not in banner_of(charlie_client)
+
+    budget_policy_update(team=acme, changes={"daily_limit": "3.00"}, by=None)
+    assert 'id="budget-alerts"' not in banner_of(alice_client)
+    assert 'id="budget-alerts"' not in alice_client.get("/jobs/").content.decode()
+
+    run_job(paid(acme, "1.60").public_id)  # 2.5 of 3: 80 % of the new limit
+    banner = banner_of(alice_client)
+    assert "reached 80 % of its daily limit of 3</a>" in banner and "(2.5 spent then)" in banner
+
+    budget_policy_update(team=acme, changes={"daily_limit": "2.00"}, by=None)  # under today's 2.5
+    banner = banner_of(alice_client)
+    assert "reached 100 % of its daily limit of 2</a>" in banner and "limit of 3" not in banner
+    assert sorted(Alert.objects.filter(team=acme, limit=2_000_000).values_list("threshold", flat=True)) == [80, 100]
+
+    budget_policy_update(team=acme, changes={"daily_limit": None}, by=None)
+    assert 'id="budget-alerts"' not in banner_of(alice_client)
+
+
+def test_a_threshold_taken_out_takes_its_banner_down(alice_client, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00", "alert_thresholds": [50, 90]}, by=None)
+    run_job(paid(acme, "0.60").public_id)
+    assert "reached 50 % of its daily limit of 1</a>" in banner_of(alice_client)
+    budget_policy_update(team=acme, changes={"alert_thresholds": [90]}, by=None)
+    assert 'id="budget-alerts"' not in banner_of(alice_client)
+
+
+def test_a_handler_cap_s_banner_follows_the_cap(alice_client, acme):
+    budget_policy_update(team=acme, changes={"handler_caps": {"test.paid": {"daily": "1.00"}}}, by=None)
+    run_job(paid(acme, "0.90").public_id)
+    assert "Handler test.paid reached 80 % of its daily limit of 1</a>" in banner_of(alice_client)
+    budget_policy_update(team=acme, changes={"handler_caps": {"test.paid": {"daily": None}}}, by=None)
+    assert 'id="budget-alerts"' not in banner_of(alice_client)
 
 
 def test_charlie_gets_404_for_acme_s_override_and_his_budget_page_shows_only_globex(charlie_client, alice, acme):
