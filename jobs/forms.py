@@ -20,12 +20,15 @@ from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
 from jobs.selectors import JobFilter
+from pulse_site.errors import choose_one_of
 from pulse_site.parsers import Refused, json_loads_strict
 
 PAYLOAD_PREFIX = "payload."
 SEARCH_HELP = ("A job id, or words that filter: a status (failed, held…), a handler name, an error code "
                "(network_error…), key=value for a payload field (user=42 matches 42 or \"42\").")
 # A payload key is a plain identifier: never a nested path or another ORM lookup ("a__contains").
+# Job.handler's length: a longer name is no handler's, deployed or not.
+HANDLER_NAME_MAX = 100
 PAYLOAD_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 STATUS_WORDS = {**{v: v for v in Job.Status.values}, **{str(label).lower(): v for v, label in Job.Status.choices}}
 
@@ -116,7 +119,17 @@ class JobFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["handler"].choices = _blank([(h.name, h.name) for h in registered_handlers()])  # type: ignore[attr-defined]
+        names = [h.name for h in registered_handlers()]
+        choices = [(name, name) for name in names]
+        given = self.data.get("handler", "") if self.is_bound else ""
+        if isinstance(given, str) and given and given not in names and len(given) <= HANDLER_NAME_MAX:
+            # A handler no longer deployed (or renamed) still has its jobs in the history.
+            choices.append((given, f"{given} (not deployed)"))
+        self.fields["handler"].choices = _blank(choices)  # type: ignore[attr-defined]
+        for name in ("status", "source", "error_code"):
+            field = self.fields[name]
+            values = [value for value, _ in field.choices if value]  # type: ignore[attr-defined]
+            field.error_messages["invalid_choice"] = f"“%(value)s” is not one. {choose_one_of(values)}"
 
 
 BULK_ACTIONS = [("cancel", "Cancel"), ("retry", "Retry"), ("delete", "Delete finished")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +58,10 @@ class JobFilter:
     # (key, value) pairs the payload must hold at its top level; the key is a plain identifier
     # (jobs.forms.parse_search) so it can never become another lookup.
     payload: tuple[tuple[str, str], ...] = ()
+    # A filter someone wrote that could not be read (a dashboard's query string with a bad date,
+    # status or search word): it matches no job, so nothing is listed, exported or acted on that
+    # was not asked for.
+    unreadable: bool = False
 
 
 def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
@@ -101,6 +106,22 @@ def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, l
     return page, cursor or Job.objects.filter(pk=carry_on).values_list("public_id", flat=True).first()
 
 
+def _json_scalar(text: str) -> bool | int | float | None:
+    """The boolean or number `text` spells as JSON, if any a payload can hold: not NaN or an
+    infinity (json.loads reads "NaN" and "1e400" as such), not an integer beyond 64 bits."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -2**63 <= value < 2**63 else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return None
+
+
 def _payload_match(key: str, text: str) -> Q:
     """`key=42` matches the number 42 or the string "42"; `key=true` the boolean or the string.
 
@@ -108,11 +129,8 @@ def _payload_match(key: str, text: str) -> Q:
     (jsonb_path_ops, migration 0008) serves; SQLite compares json_extract(payload, '$.key').
     """
     values: list[Any] = [text]
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if isinstance(value, (bool, int, float)):
+    value = _json_scalar(text)
+    if value is not None:
         values.append(value)
     if connection.vendor == "postgresql":
         lookups = [Q(payload__contains={key: v}) for v in values]
@@ -127,6 +145,8 @@ def _payload_match(key: str, text: str) -> Q:
 def jobs_matching(*, team: Team, filters: JobFilter) -> QuerySet[Job]:
     """The team's jobs that pass the filters, unordered (the list pages them, bulk actions batch them)."""
     rows: QuerySet[Job] = Job.objects.for_team(team)
+    if filters.unreadable:
+        return rows.none()
     if filters.status:
         rows = rows.filter(status=filters.status)
     if filters.handler:

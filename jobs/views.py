@@ -4,6 +4,7 @@ same services as the API and the admin, and renders; PulseErrors become field er
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -24,11 +25,11 @@ from budgets.money import money_str
 from jobs import selectors, services
 from jobs.daemons import is_daemon
 from jobs.events import hold_reasons_text
-from jobs.bulk import BulkOutcome, jobs_bulk, jobs_bulk_matching
-from jobs.forms import BulkForm, BulkMatchingForm, JobFilterForm, Search, SubmitForm, job_filter, parse_search
+from jobs.bulk import jobs_bulk, jobs_bulk_matching
+from jobs.forms import BulkForm, BulkMatchingForm, JobFilterForm, SubmitForm, job_filter, parse_search
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Job, TaskLog
-from pulse_site.errors import NotFound, PulseError
+from pulse_site.errors import NotFound, PulseError, ValidationError
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
@@ -135,16 +136,23 @@ COUNT_CAP = 10_000
 COUNT_SCAN = 20_000
 
 
-def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, Search]:
+def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, list[str]]:
     """The list's filter from the query string: the form's fields, then the search box's words
-    (a field set in the form wins over the same one typed in the search)."""
+    (a field set in the form wins over the same one typed in the search), and what could not be
+    read in them, each naming its field. A filter with any such problem matches no job: the list
+    shows none and says why, and an export or a bulk action on it is refused."""
     form = JobFilterForm(request.GET)
-    form.is_valid()
+    valid = form.is_valid()
     data = form.cleaned_data
     search = parse_search(data.get("q", ""))
+    problems = [f"{form.fields[name].label or name.capitalize()}: {' '.join(errors)}"
+                for name, errors in form.errors.items() if name in form.fields]
+    problems += search.errors
     created_after, created_before = form.created_range()
     filters = job_filter({**data, "created_after": created_after, "created_before": created_before}, search)
-    return form, filters, search
+    if problems or not valid:
+        filters = dataclasses.replace(filters, unreadable=True)
+    return form, filters, problems
 
 
 def _count_capped(team: Any, filters: selectors.JobFilter) -> tuple[int, bool]:
@@ -177,9 +185,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"No job “{query}” in this team.")
         else:
             return redirect("jobs:detail", job_id=job.public_id)
-    form, filters, search = _filters(request)
-    for error in search.errors:
-        messages.error(request, error)
+    form, filters, problems = _filters(request)
+    for problem in problems:
+        messages.error(request, problem)
     cursor = request.GET.get("cursor") or None
     try:
         rows, next_cursor = selectors.jobs_list(team=team, filters=filters, before=cursor, limit=PAGE_SIZE)
@@ -241,7 +249,9 @@ def job_export(request: HttpRequest) -> HttpResponse:
     """The jobs matching the list's filter as CSV, newest first, at most EXPORT_MAX, read page by page
     through the same keyset reads as the list (so a filter no index serves stays bounded)."""
     team = request.team  # type: ignore[attr-defined]
-    _, filters, _ = _filters(request)
+    _, filters, problems = _filters(request)
+    if problems:
+        return HttpResponse(" ".join(problems), status=400, content_type="text/plain; charset=utf-8")
     text = io.StringIO()
     text.write("\ufeff")  # the BOM: spreadsheets then read the file as UTF-8
     out = csv.writer(text)
@@ -286,12 +296,13 @@ def job_bulk_matching(request: HttpRequest) -> HttpResponse:
         messages.error(request, " ".join(errors))
         return redirect(reverse("jobs:list") + "?" + _without(request.GET, "cursor"))
     team = request.team  # type: ignore[attr-defined]
-    _, filters, search = _filters(request)
+    _, filters, problems = _filters(request)
     action = form.cleaned_data["action"]
     try:
-        # A search with errors matches nothing (the list shows none and says why).
-        outcome = BulkOutcome() if search.errors else jobs_bulk_matching(
-            team=team, action=action, filters=filters, cursor=form.cleaned_data["cursor"] or None, by=_who(request))
+        if problems:  # the list showed none of these and said why: nothing to act on
+            raise ValidationError(" ".join(problems))
+        outcome = jobs_bulk_matching(team=team, action=action, filters=filters,
+                                     cursor=form.cleaned_data["cursor"] or None, by=_who(request))
     except PulseError as exc:
         if wants_json:
             return JsonResponse({"errors": [exc.message]}, status=400)

@@ -132,3 +132,37 @@ def test_a_payload_filter_is_counted_among_the_newest_jobs_only_and_says_so(alic
     # The two newest jobs hold one user=7; the older one matches too and is in the list.
     assert '<strong id="matching-count">1</strong> job matching this filter among the newest 2' in html
     assert html.count('name="ids"') == 2
+
+
+@pytest.mark.parametrize("query", ["status=bogus", "created_after=garbage", "schedule=SP_x", "q=nonsense",
+                                   "status=failed&error_code=nope"])
+def test_a_filter_that_cannot_be_read_acts_on_nothing_and_says_which_field(alice_client, acme, query):
+    """Not the filter without its unreadable part (every job of the team)."""
+    failed_jobs(acme, 3)
+    queued = failed_jobs(acme, 2, handler="pulse.noop")
+    Job.objects.filter(pk__in=[j.pk for j in queued]).update(status=S.QUEUED)
+
+    for action in ("cancel", "retry", "delete"):
+        response = post_batch(alice_client, query, action)
+        assert response.status_code == 400, (query, action)
+        assert response.json()["errors"][0].split(":")[0] in ("Status", "From (UTC)", "Schedule id", "Error",
+                                                                "“nonsense” is not a status, a handler, an error code or key=value.")
+
+    assert Job.objects.filter(team=acme, status=S.FAILED).count() == 3
+    assert Job.objects.filter(team=acme, status=S.QUEUED).count() == 2
+    page = alice_client.get(f"/jobs/?{query}").content.decode()
+    assert "data-job-id=" not in page and 'id="bulk-matching"' not in page
+
+
+def test_a_handler_no_longer_deployed_is_a_filter_of_its_own_jobs(alice_client, acme):
+    gone = failed_jobs(acme, 2, handler="old.removed")
+    failed_jobs(acme, 3)
+
+    page = alice_client.get("/jobs/?handler=old.removed").content.decode()
+    assert page.count("data-job-id=") == 2
+    assert '<option value="old.removed" selected>old.removed (not deployed)</option>' in page
+
+    result = post_batch(alice_client, "handler=old.removed", "delete").json()
+    assert result == {"processed": 2, "done": 2, "refused": 0, "cursor": None}
+    assert not Job.objects.filter(pk__in=[j.pk for j in gone]).exists()
+    assert Job.objects.filter(team=acme, handler="pulse.fail").count() == 3

@@ -66,9 +66,12 @@ def test_held_means_paused_and_a_word_that_is_nothing_known_is_reported(alice_cl
     held = make_job(status=S.PAUSED)
     make_job(status=S.QUEUED)
 
+    assert [row.job.public_id for row in alice_client.get("/jobs/", {"q": "held"}).context["rows"]] == [held.public_id]
     response = alice_client.get("/jobs/", {"q": "held nonsense a__contains=1"})
 
-    assert [row.job.public_id for row in response.context["rows"]] == [held.public_id]
+    # Not the jobs of the words that could be read: the search did not say what was meant.
+    assert response.context["rows"] == []
+    assert "The filter could not be read (see above), so no jobs are shown." in response.content.decode()
     assert [str(m) for m in response.context["messages"]] == [
         "“nonsense” is not a status, a handler, an error code or key=value.",
         "“a__contains” is not a payload key (letters, digits, _ and -).",
@@ -108,3 +111,17 @@ def test_the_payload_search_is_served_by_the_gin_index_on_postgresql(acme, make_
     plan = rows.order_by("-pk")[:51].explain()
     assert "job_payload_path" in plan, plan
     assert [job.payload for job in rows] == [{"user": "rare-one"}]
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e400", "99999999999999999999999"])
+def test_a_value_json_reads_as_no_number_a_payload_holds_matches_as_text(alice_client, acme_api, make_job, text):
+    """json.loads reads these as NaN, an infinity or an integer past 64 bits: never put to the database as such."""
+    wanted = make_job(payload={"n": text})
+    make_job(payload={"n": 1})
+    query = {"q": f"n={text}"}
+
+    assert [row.job.public_id for row in alice_client.get("/jobs/", query).context["rows"]] == [wanted.public_id]
+    assert search(alice_client, f"n={text}").status_code == 302
+    export = alice_client.get("/jobs/export.csv", query)
+    assert export.status_code == 200 and wanted.public_id in export.content.decode()
+    assert [job["id"] for job in acme_api.get("/api/v1/jobs/", query).json()["results"]] == [wanted.public_id]

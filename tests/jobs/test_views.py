@@ -514,8 +514,11 @@ def test_the_export_holds_the_newest_matching_jobs_up_to_its_bound(alice_client,
     monkeypatch.setattr("jobs.views.EXPORT_MAX", 3)
     jobs = [submit() for _ in range(5)]
     assert [r["id"] for r in _csv(alice_client.get("/jobs/export.csv"))] == [j.public_id for j in jobs[::-1][:3]]
-    # An unknown value in a filter field is dropped, as on the list: the export is never a 500.
-    assert len(_csv(alice_client.get("/jobs/export.csv?error_code=nope&status=nope&schedule=SP_X"))) == 3
+    # A filter field that cannot be read is refused by name, never dropped (exporting every job) nor a 500.
+    refused = alice_client.get("/jobs/export.csv?error_code=nope&status=nope&schedule=SP_X")
+    assert refused.status_code == 400
+    assert [part.split(":")[0] for part in refused.content.decode().split(". ") if ":" in part] == [
+        "Status", "Error", "Schedule id"]
 
 
 def test_the_form_says_each_payload_fields_rules_under_it(alice_client):
