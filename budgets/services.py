@@ -29,6 +29,7 @@ from pulse_site import sqlbatch
 from pulse_site.errors import PermissionDenied, Unprocessable, ValidationError
 from pulse_site.live.services import event_emit
 from pulse_site.teams.models import Membership, Team
+from pulse_site.zones import zone_names
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -902,7 +903,7 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
             values[name] = _optional_count(changes[name], field=name)
     if "time_zone" in changes:
         zone = changes["time_zone"] or ""
-        if not isinstance(zone, str) or (zone and zone not in zoneinfo.available_timezones()):
+        if not isinstance(zone, str) or (zone and zone not in zone_names()):
             raise ValidationError.for_field("time_zone", "An IANA time zone name (e.g. Europe/Berlin), or empty for the team's.")
         values["time_zone"] = zone
     if "week_start" in changes:

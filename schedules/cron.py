@@ -24,6 +24,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, 
 from django.conf import settings
 
 from pulse_site.errors import ValidationError
+from pulse_site.zones import zone_names, zone_refusal
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -190,15 +191,10 @@ def _check_interval(expanded: list[list[object]]) -> None:
         )
 
 
-@lru_cache(maxsize=1)
-def zone_names() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
 def zone_get(name: object, *, field: str = "time_zone") -> zoneinfo.ZoneInfo:
     """The IANA zone called `name`, or ValidationError naming `field`."""
     if not isinstance(name, str) or name not in zone_names():
-        raise ValidationError.for_field(field, f"'{name}' is not an IANA time zone name (e.g. Europe/Berlin).")
+        raise ValidationError.for_field(field, zone_refusal(name))
     return zoneinfo.ZoneInfo(name)
 
 

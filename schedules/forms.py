@@ -10,7 +10,7 @@ from django import forms
 from jobs.forms import JsonField
 from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
-from schedules.cron import zone_names
+from pulse_site.zones import zone_names
 from schedules.models import Schedule
 
 

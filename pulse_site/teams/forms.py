@@ -9,6 +9,7 @@ from django import forms
 
 from pulse_site.errors import PulseError
 from pulse_site.teams.models import RETENTION_KINDS, RETENTION_MAX_DAYS, ApiToken, Membership, Team, retention_default
+from pulse_site.zones import zone_names
 
 
 class TeamSwitchForm(forms.Form):
@@ -70,7 +71,7 @@ class TeamSettingsForm(forms.Form):
             kwargs["initial"] = {"name": team.name, "time_zone": team.time_zone}
         kwargs.setdefault("auto_id", "id_team_%s")  # the token form on the same page has its own `name`
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["time_zone"].choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]  # type: ignore[attr-defined]
+        self.fields["time_zone"].choices = [(z, z) for z in sorted(zone_names())]  # type: ignore[attr-defined]
 
 
 class RetentionForm(forms.Form):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import zoneinfo
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -9,14 +8,15 @@ from django.db import models
 from django.utils import timezone
 
 from pulse_site.ids import PublicIdField
+from pulse_site.zones import zone_names, zone_refusal
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
 def validate_time_zone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"'{value}' is not an IANA time zone name (e.g. Europe/Berlin).")
+    if value not in zone_names():
+        raise ValidationError(zone_refusal(value))
 
 
 class Team(models.Model):
