@@ -965,8 +965,11 @@ def budget_override_create(*, team: Team, amount: object, expires_at: datetime |
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError.for_field("reason", "Say why the budget is overridden.")
+    longest = Override._meta.get_field("reason").max_length
+    if len(reason) > longest:
+        raise ValidationError.for_field("reason", f"At most {longest} characters (this is {len(reason)}).")
     actor = by.user if by is not None else user
-    override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason[:500],
+    override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason,
                                        created_by=actor)
     event_emit(team=team, kind="budget.override", subject=override.public_id, payload={
         "amount": money_str(micros), "expires_at": expires_at.isoformat(), "reason": override.reason,

@@ -75,7 +75,8 @@ class ScheduleIn(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
     overlap_policy = serializers.CharField(required=False)
     misfire_policy = serializers.CharField(required=False)
-    estimate_override = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+    # Passed on as sent: the money parser refuses a JSON number by name (0.1 as a float is not 0.1).
+    estimate_override = serializers.JSONField(required=False, allow_null=True,
                                               help_text="Money as a string, e.g. \"0.25\"; null: the handler's estimate.")
 
 

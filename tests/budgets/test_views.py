@@ -115,6 +115,16 @@ def test_an_alert_shows_as_a_banner_on_every_page_of_the_team(alice_client, char
     assert 'id="budget-alerts"' not in charlie_client.get("/").content.decode()
 
 
+def test_a_reason_longer_than_the_record_keeps_is_refused_by_field_not_cut(alice_client, acme):
+    expires = (timezone.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    response = alice_client.post("/budget/overrides/new/", {"amount": "1", "expires_at": expires, "reason": "x" * 501})
+    assert response.status_code == 400
+    assert "At most 500 characters (this is 501)." in response.content.decode()
+    assert not Override.objects.exists()
+    assert alice_client.post("/budget/overrides/new/", {"amount": "1", "expires_at": expires,
+                                                        "reason": "x" * 500}).status_code == 302
+
+
 def banner_of(client) -> str:
     return client.get("/budget/banner/").content.decode()
 

@@ -53,6 +53,23 @@ def test_refusals_name_every_field_in_the_one_error_shape(acme_api):
     assert Schedule.objects.count() == 0
 
 
+@pytest.mark.parametrize("value, reason", [
+    (0.5, 'Give the amount as a string (e.g. "0.10"), not a float.'),
+    (0.30000000000000004, 'Give the amount as a string (e.g. "0.10"), not a float.'),
+    ({"amount": "1"}, "'{'amount': '1'}' is not an amount."),
+])
+def test_an_estimate_override_that_is_no_decimal_string_is_refused_by_name(acme_api, value, reason):
+    """As the budget's limits are: a float is not what it prints (0.1 is not 0.1)."""
+    response = create(acme_api, estimate_override=value)
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"estimate_override": [reason]}
+    assert Schedule.objects.count() == 0
+    made = create(acme_api, estimate_override="0.25").json()
+    patched = acme_api.patch(f"/api/v1/schedules/{made['id']}/", {"estimate_override": value}, format="json")
+    assert patched.status_code == 400 and "estimate_override" in patched.json()["error"]["fields"]
+    assert acme_api.get(f"/api/v1/schedules/{made['id']}/").json()["estimate_override"] == "0.25"
+
+
 def test_preview_describes_and_lists_the_next_runs_in_the_zone(acme_api, time_machine):
     time_machine.move_to(T0, tick=False)
     body = acme_api.post("/api/v1/schedules/preview/", {"cron": "30 8 * * 1", "time_zone": "America/New_York"},
