@@ -26,7 +26,7 @@ from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, Po
 from budgets.money import money_str, parse_money, to_micros
 from budgets.windows import KINDS, Window, windows_at
 from pulse_site import sqlbatch
-from pulse_site.errors import PermissionDenied, Unprocessable, ValidationError
+from pulse_site.errors import FieldErrors, PermissionDenied, Unprocessable, ValidationError
 from pulse_site.live.services import event_emit
 from pulse_site.teams.models import Membership, Team
 from pulse_site.zones import zone_names
@@ -864,17 +864,29 @@ def policy_as_dict(policy: BudgetPolicy) -> dict[str, Any]:
 
 
 def _parse_caps(value: object) -> dict[str, dict[str, int | None]]:
-    from jobs.handlers.registry import get_handler  # budgets must not import jobs at module level
+    """{handler: {daily, weekly, monthly}}, each refusal named by its path (handler_caps.<handler>.<window>)."""
+    from jobs.handlers.registry import find_handler  # budgets must not import jobs at module level
 
     if not isinstance(value, dict):
         raise ValidationError.for_field("handler_caps", "An object of handler name to {daily, weekly, monthly}.")
+    errors = FieldErrors()
     caps: dict[str, dict[str, int | None]] = {}
     for handler, limits in value.items():
-        get_handler(str(handler))
-        if not isinstance(limits, dict) or set(limits) - set(CAP_FIELDS):
-            raise ValidationError.for_field(f"handler_caps.{handler}", "An object with daily, weekly and monthly.")
-        caps[str(handler)] = {name: _optional_money(limits.get(name), field=f"handler_caps.{handler}.{name}")
-                              for name in CAP_FIELDS}
+        field = f"handler_caps.{handler}"
+        if find_handler(str(handler)) is None:
+            errors.add_reason(field, f"No handler is called '{handler}'.")
+            continue
+        if not isinstance(limits, dict):
+            errors.add_reason(field, "An object of daily, weekly and monthly, each an amount or null.")
+            continue
+        for name in sorted(set(limits) - set(CAP_FIELDS)):
+            errors.add_reason(f"{field}.{name}", f"Not a window: {', '.join(CAP_FIELDS)}.")
+        cap: dict[str, int | None] = {}
+        for name in CAP_FIELDS:
+            with errors.collect():
+                cap[name] = _optional_money(limits.get(name), field=f"{field}.{name}")
+        caps[str(handler)] = cap
+    errors.raise_any()
     return caps
 
 
@@ -891,35 +903,42 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
     _require_manager(by)
     known = set(POLICY_MONEY_FIELDS) | {"calls_per_minute", "max_concurrent", "time_zone", "week_start",
                                         "alert_thresholds", "handler_caps", "over_budget"}
-    unknown = sorted(set(changes) - known)
-    if unknown:
-        raise ValidationError.for_field(unknown[0], "Not a budget setting.")
     values: dict[str, Any] = {}
+    errors = FieldErrors()
+    for name in sorted(set(changes) - known):
+        errors.add_reason(name, "Not a budget setting.")
     for name in POLICY_MONEY_FIELDS:
         if name in changes:
-            values[name] = _optional_money(changes[name], field=name)
+            with errors.collect():
+                values[name] = _optional_money(changes[name], field=name)
     for name in ("calls_per_minute", "max_concurrent"):
         if name in changes:
-            values[name] = _optional_count(changes[name], field=name)
+            with errors.collect():
+                values[name] = _optional_count(changes[name], field=name)
     if "time_zone" in changes:
         zone = changes["time_zone"] or ""
         if not isinstance(zone, str) or (zone and zone not in zone_names()):
-            raise ValidationError.for_field("time_zone", "An IANA time zone name (e.g. Europe/Berlin), or empty for the team's.")
+            errors.add_reason("time_zone", "An IANA time zone name (e.g. Europe/Berlin), or empty for the team's.")
         values["time_zone"] = zone
     if "week_start" in changes:
         day = changes["week_start"]
         if isinstance(day, str) and day.isdigit():
             day = int(day)
         if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= 6:
-            raise ValidationError.for_field("week_start", "0 (Monday) to 6 (Sunday).")
+            errors.add_reason("week_start", "0 (Monday) to 6 (Sunday).")
         values["week_start"] = day
     if "alert_thresholds" in changes:
-        values["alert_thresholds"] = _thresholds(changes["alert_thresholds"])
+        with errors.collect():
+            values["alert_thresholds"] = _thresholds(changes["alert_thresholds"])
     if "over_budget" in changes:
         if changes["over_budget"] not in BudgetPolicy.OverBudget.values:
-            raise ValidationError.for_field("over_budget", "hold (jobs wait for the budget) or fail (they end with budget_exceeded).")
+            errors.add_reason("over_budget", "hold (jobs wait for the budget) or fail (they end with budget_exceeded).")
         values["over_budget"] = changes["over_budget"]
-    caps = _parse_caps(changes["handler_caps"]) if "handler_caps" in changes else None
+    caps = None
+    if "handler_caps" in changes:
+        with errors.collect():
+            caps = _parse_caps(changes["handler_caps"])
+    errors.raise_any()
 
     policy = _lock_policy(team.pk)
     before = policy_as_dict(policy)

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
-from pulse_site.errors import PulseError, ValidationError, choose_one_of
+from pulse_site.errors import FieldErrors, PulseError, choose_one_of
 from pulse_site.ids import MAX_PAGE
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
@@ -199,11 +199,17 @@ class PageQuery(serializers.Serializer):
 
 
 def _validated(serializer: serializers.Serializer, data: Any, unknown: str) -> dict[str, Any]:
+    """The serializer's data, or one refusal naming every bad field: those it has not (`unknown`)
+    and those it refuses."""
+    errors = FieldErrors()
     if isinstance(data, dict):
-        extra = sorted(set(data) - set(serializer.fields))
-        if extra:
-            raise ValidationError(f"{extra[0]}: {unknown}", fields={name: [unknown] for name in extra})
-    serializer.is_valid(raise_exception=True)
+        for name in sorted(set(data) - set(serializer.fields)):
+            errors.add_reason(name, unknown)
+    if not serializer.is_valid():
+        for name, reasons in flatten_errors(serializer.errors).items():
+            for reason in reasons:
+                errors.add_reason(name, reason)
+    errors.raise_any()
     return dict(serializer.validated_data)
 
 

@@ -6,7 +6,8 @@ messages (views), WebSocket error frames (consumers) and management commands (Co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 class PulseError(Exception):
@@ -31,6 +32,36 @@ class ValidationError(PulseError):
     @classmethod
     def for_field(cls, field: str, reason: str) -> ValidationError:
         return cls(f"{field}: {reason}", fields={field: [reason]})
+
+
+class FieldErrors:
+    """The refusals of a body's or a form's fields, gathered so that one error names every bad
+    field at once: `with errors.collect(): value = parse(...)` records a refusal instead of
+    raising it, and `raise_any()` raises them together."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, exc: PulseError) -> None:
+        for name, reasons in (exc.fields or {"non_field_errors": [exc.message]}).items():
+            self.fields.setdefault(name, []).extend(reasons)
+
+    def add_reason(self, field: str, reason: str) -> None:
+        self.fields.setdefault(field, []).append(reason)
+
+    @contextmanager
+    def collect(self, *kinds: type[PulseError]) -> Iterator[None]:
+        """Record a refusal of `kinds` (ValidationError unless given) raised inside."""
+        try:
+            yield
+        except kinds or (ValidationError,) as exc:  # type: ignore[misc]
+            self.add(exc)
+
+    def raise_any(self) -> None:
+        if self.fields:
+            first = next(iter(self.fields))
+            message = self.fields[first][0]
+            raise ValidationError(message if first == "non_field_errors" else f"{first}: {message}", fields=self.fields)
 
 
 def choose_one_of(choices: Sequence[str]) -> str:

@@ -17,7 +17,7 @@ from budgets.money import money_str
 from budgets.services import budget_policy_get
 from jobs.handlers.registry import find_handler
 from jobs.models import Job
-from pulse_site.errors import NotFound, ValidationError, check_choice
+from pulse_site.errors import FieldErrors, NotFound, ValidationError, check_choice
 from pulse_site.ids import check_page_limit, looks_like_public_id, page_anchor
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
@@ -191,19 +191,14 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
 
 def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, object]:
     """What a form shows as you type: the description and next runs, or ValidationError per field."""
-    errors: dict[str, list[str]] = {}
+    errors = FieldErrors()
     parsed = zone = None
-    try:
+    with errors.collect():
         parsed = cronlib.cron_parse(cron)
-    except ValidationError as exc:
-        errors.update(exc.fields)
-    try:
+    with errors.collect():
         zone = cronlib.zone_get(time_zone)
-    except ValidationError as exc:
-        errors.update(exc.fields)
-    if errors or parsed is None or zone is None:
-        first = next(iter(errors))
-        raise ValidationError(f"{first}: {errors[first][0]}", fields=errors)
+    errors.raise_any()
+    assert parsed is not None and zone is not None
     runs = cronlib.next_fires(parsed, zone, timezone.now(), count)
     return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone, "cron": parsed}
 

@@ -23,7 +23,7 @@ from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_handler
 from jobs.models import Job
 from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
-from pulse_site.errors import PulseError, Unprocessable, ValidationError, choose_one_of
+from pulse_site.errors import FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.events import execution_event, execution_summary, schedule_event
@@ -47,39 +47,32 @@ TIMING = ("cron", "time_zone", "enabled")
 STAGED_WITH = (*TIMING, "handler", "payload", "estimate_override", "overlap_policy")
 
 
-def _merge(errors: dict[str, list[str]], exc: PulseError) -> None:
-    for name, reasons in (exc.fields or {"non_field_errors": [exc.message]}).items():
-        errors.setdefault(name, []).extend(reasons)
-
-
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field valid, or one ValidationError naming each bad field and why."""
-    errors: dict[str, list[str]] = {}
+    errors = FieldErrors()
     out: dict[str, Any] = {}
     name = values["name"]
     if not isinstance(name, str) or not name.strip():
-        errors["name"] = ["A name is required."]
+        errors.add_reason("name", "A name is required.")
     elif len(name.strip()) > 100:
-        errors["name"] = ["At most 100 characters."]
+        errors.add_reason("name", "At most 100 characters.")
     else:
         out["name"] = name.strip()
     description = values["description"]
     if not isinstance(description, str) or len(description) > 2000:
-        errors["description"] = ["Text of at most 2000 characters."]
+        errors.add_reason("description", "Text of at most 2000 characters.")
     else:
         out["description"] = description
     for key, checker in (("cron", cronlib.cron_parse), ("time_zone", cronlib.zone_get)):
-        try:
+        with errors.collect(PulseError):
             checker(values[key])
             out[key] = " ".join(values[key].split()) if key == "cron" else values[key]
-        except PulseError as exc:
-            _merge(errors, exc)
     if not isinstance(values["enabled"], bool):
-        errors["enabled"] = ["true or false."]
+        errors.add_reason("enabled", "true or false.")
     out["enabled"] = values["enabled"]
     for key, choices in (("overlap_policy", Schedule.Overlap), ("misfire_policy", Schedule.Misfire)):
         if values[key] not in choices.values:
-            errors[key] = [choose_one_of(choices.values)]
+            errors.add_reason(key, choose_one_of(choices.values))
         out[key] = values[key]
     override = values["estimate_override"]
     if override in (None, ""):
@@ -87,17 +80,11 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(override, int) and not isinstance(override, bool) and values.get("_micros"):
         out["estimate_override"] = override
     else:
-        try:
+        with errors.collect(PulseError):
             out["estimate_override"] = to_micros(parse_money(override, field="estimate_override"))
-        except PulseError as exc:
-            _merge(errors, exc)
-    try:
+    with errors.collect(PulseError):
         out.update(_clean_work(values["handler"], values["payload"], out.get("estimate_override")))
-    except PulseError as exc:
-        _merge(errors, exc)
-    if errors:
-        first = next(iter(errors))
-        raise ValidationError(f"{first}: {errors[first][0]}", fields=errors)
+    errors.raise_any()
     return out
 
 

@@ -16,7 +16,7 @@ from jsonschema.exceptions import SchemaError
 
 from budgets.money import parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
-from pulse_site.errors import ValidationError
+from pulse_site.errors import FieldErrors, ValidationError
 
 if TYPE_CHECKING:
     from jobs.handlers.context import JobContext
@@ -85,14 +85,11 @@ class Handler:
         """The payload if it fits the schema; else ValidationError naming every bad field."""
         if not isinstance(payload, dict):
             raise ValidationError.for_field("payload", "The payload must be a JSON object.")
-        fields: dict[str, list[str]] = {}
+        errors = FieldErrors()
         for error in sorted(self.validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
             path = ".".join(str(part) for part in error.absolute_path)
-            name = f"payload.{path}" if path else "payload"
-            fields.setdefault(name, []).append(error.message)
-        if fields:
-            first = next(iter(fields))
-            raise ValidationError(f"{first}: {fields[first][0]}", fields=fields)
+            errors.add_reason(f"payload.{path}" if path else "payload", error.message)
+        errors.raise_any()
         return payload
 
     def estimate_micros(self, payload: dict[str, Any]) -> int:

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pulse_site.api import TeamAPIView, error_responses, valid_input
-from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display
+from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display, validate_time_zone
 from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
 from pulse_site.teams.services import (
@@ -54,7 +54,8 @@ class TeamOut(serializers.Serializer):
 class TeamChangeIn(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100)
     time_zone = serializers.CharField(
-        required=False, help_text="IANA name: new schedules' default zone, and the budget's windows when the "
+        required=False, validators=[validate_time_zone],
+        help_text="IANA name: new schedules' default zone, and the budget's windows when the "
         "budget sets no zone of its own.")
     job_retention_days = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=RETENTION_MAX_DAYS,

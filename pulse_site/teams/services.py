@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from pulse_site.errors import Conflict, PermissionDenied, ValidationError
+from pulse_site.errors import Conflict, FieldErrors, PermissionDenied, ValidationError
 from pulse_site.live.services import event_emit, member_group, sockets_close_on_commit, token_group, user_group
 from pulse_site.teams.models import (
     RETENTION_KINDS,
@@ -100,17 +100,23 @@ def team_update(*, team: Team, changes: dict[str, object], by: Membership | None
     `team.retention`."""
     if by is not None and not by.can_manage:
         raise PermissionDenied("Only owners and admins change the team's settings.")
-    unknown = sorted(set(changes) - {*PROFILE_FIELDS, *RETENTION_FIELDS})
-    if unknown:
-        raise ValidationError.for_field(unknown[0], "Not a team setting.")
-    values: dict[str, object] = {name: _retention_value(changes[name], field=name)
-                                 for name in RETENTION_FIELDS if name in changes}
+    errors = FieldErrors()
+    for name in sorted(set(changes) - {*PROFILE_FIELDS, *RETENTION_FIELDS}):
+        errors.add_reason(name, "Not a team setting.")
+    values: dict[str, object] = {}
+    for name in RETENTION_FIELDS:
+        if name in changes:
+            with errors.collect():
+                values[name] = _retention_value(changes[name], field=name)
     if "name" in changes:
-        values["name"] = _team_name(changes["name"])
+        with errors.collect():
+            values["name"] = _team_name(changes["name"])
     if "time_zone" in changes:
         zone = changes["time_zone"]
-        _validate_time_zone(zone if isinstance(zone, str) else "")
-        values["time_zone"] = zone
+        with errors.collect():
+            _validate_time_zone(zone if isinstance(zone, str) else "")
+            values["time_zone"] = zone
+    errors.raise_any()
     team = Team.objects.select_for_update().get(pk=team.pk)
     changed = {name: value for name, value in values.items() if getattr(team, name) != value}
     if not changed:

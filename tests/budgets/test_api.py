@@ -68,9 +68,26 @@ def test_bad_counts_zones_and_thresholds_are_refused(alice, acme):
     for body, field in [({"calls_per_minute": 0}, "calls_per_minute"), ({"max_concurrent": "x"}, "max_concurrent"),
                         ({"time_zone": "Mars/Base"}, "time_zone"), ({"week_start": 7}, "week_start"),
                         ({"alert_thresholds": [0]}, "alert_thresholds"), ({"color": "red"}, "color"),
-                        ({"handler_caps": {"no.such": {"daily": "1"}}}, "handler")]:
+                        ({"handler_caps": {"no.such": {"daily": "1"}}}, "handler_caps.no.such")]:
         response = client.patch(URL, body, format="json")
         assert response.status_code == 400 and field in response.json()["error"]["fields"], body
+
+
+def test_every_bad_setting_is_named_at_once_and_nothing_changes(alice, acme):
+    body = {"daily_limit": "abc", "weekly_limit": "-1", "monthly_limit": 0.5, "calls_per_minute": -1,
+            "max_concurrent": "x", "time_zone": "Mars/Base", "week_start": 9, "alert_thresholds": [0],
+            "over_budget": "shrug",
+            "handler_caps": {"test.paid": {"daily": "x", "hourly": "1"}, "no.such": {"daily": "1"}}}
+    response = session(alice).patch(URL, body, format="json")
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert sorted(fields) == sorted([
+        "daily_limit", "weekly_limit", "monthly_limit", "calls_per_minute", "max_concurrent", "time_zone",
+        "week_start", "alert_thresholds", "over_budget", "handler_caps.test.paid.hourly",
+        "handler_caps.test.paid.daily", "handler_caps.no.such"])
+    assert fields["handler_caps.test.paid.hourly"] == ["Not a window: daily, weekly, monthly."]
+    assert fields["handler_caps.no.such"] == ["No handler is called 'no.such'."]
+    assert budget_policy_get(team=acme).daily_limit is None and not PolicyChange.objects.exists()
 
 
 def test_members_viewers_and_tokens_read_but_cannot_change_the_policy(bob, vic, acme, acme_api):

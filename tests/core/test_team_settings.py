@@ -43,6 +43,15 @@ def test_bad_settings_are_a_400_naming_the_field_and_nothing_is_half_written(ali
     assert settings_of(acme) == ("Acme", "UTC", None)
 
 
+def test_every_bad_setting_is_named_at_once(alice_client, acme):
+    body = {"name": "", "time_zone": "localtime", "job_retention_days": 0, "event_retention_days": "many"}
+    response = alice_client.patch("/api/v1/team/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert sorted(response.json()["error"]["fields"]) == ["event_retention_days", "job_retention_days", "name",
+                                                          "time_zone"]
+    assert settings_of(acme) == ("Acme", "UTC", None)
+
+
 def test_members_viewers_tokens_and_other_teams_cannot_change_the_team(bob_client, vic_client, acme_api,
                                                                       charlie_client, acme, globex):
     for client in (bob_client, vic_client):
