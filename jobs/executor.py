@@ -259,6 +259,22 @@ def _beats(now: datetime) -> list[WorkerBeat]:
     return list(WorkerBeat.objects.order_by("cluster", "name"))
 
 
+def team_workers(*, running: int, now: datetime | None = None) -> tuple[Workers, list[dict[str, Any]]]:
+    """The shared workers as one team sees them (its `running` jobs each occupy one; how busy the
+    others are is other teams' business), and their clusters: from the workers' beats, as the
+    executor counts them, so every page and answer gives the same figures."""
+    now = now or timezone.now()
+    beats = _beats(now)
+    alive = [b for b in beats if b.seen_at >= live_after(now)]
+    clusters: dict[str, list[WorkerBeat]] = {}
+    for beat in alive:
+        clusters.setdefault(beat.cluster, []).append(beat)
+    return _workers(beats, active=running, now=now), [
+        {"id": cluster, "host": cluster.rpartition(":")[0] or cluster, "workers": len(members),
+         "uptime_seconds": int((now - min(b.cluster_started_at or b.started_at for b in members)).total_seconds())}
+        for cluster, members in sorted(clusters.items())]
+
+
 def _workers(beats: list[WorkerBeat], *, active: int, now: datetime) -> Workers:
     alive = [b for b in beats if b.seen_at >= live_after(now)]
     starts = [b.cluster_started_at or b.started_at for b in alive]

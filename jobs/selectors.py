@@ -18,7 +18,7 @@ from budgets.models import HandlerCap
 from budgets.money import money_str
 from budgets.selectors import budget_history, spend_chart
 from budgets.windows import KINDS
-from jobs.dispatch import backlog_ahead, process_broker
+from jobs.dispatch import backlog_ahead
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, find_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
@@ -228,45 +228,32 @@ def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
 
 
 def system_metrics(*, team: Team, in_flight: dict[str, int] | None = None) -> dict[str, Any]:
-    """Workers (from django-q2's cluster stats), this host's memory, and the team's jobs in flight.
-
-    django-q2 publishes its clusters' stats in the cache: with Redis every process sees every
-    cluster; with the embedded local-memory cache the web process cannot, and the configured
-    worker count is reported instead (`workers_source` says which). `in_flight` (the team's jobs
-    per unfinished status) is passed in by a caller that has counted them already.
-    """
+    """The shared workers as the team sees them (jobs.executor.team_workers: from their beats;
+    `workers_active` is the workers running the team's own jobs), this host's memory, and the
+    team's jobs in flight. `in_flight` (the team's jobs per unfinished status) is passed in by a
+    caller that has counted them already."""
     import psutil
-    from django.conf import settings
-    from django_q.status import Stat
 
-    try:
-        clusters = Stat.get_all(broker=process_broker()) or []
-    except Exception:  # the cache being unreachable must not break a stats page
-        clusters = []
-    workers_total = sum(len(c.workers) for c in clusters)
-    source = "clusters"
-    if not clusters:
-        workers_total, source = settings.PULSE_WORKERS, "configured"
-    memory = psutil.virtual_memory()
+    from jobs.executor import team_workers
+
     if in_flight is None:
         in_flight = dict(
             Job.objects.for_team(team).filter(status__in=(Job.Status.QUEUED, Job.Status.RUNNING))
             .values_list("status").annotate(n=Count("id")).order_by()
         )
+    running = in_flight.get(Job.Status.RUNNING, 0)
+    workers, clusters = team_workers(running=running)
+    memory = psutil.virtual_memory()
     return {
-        "workers_active": Job.objects.filter(status=Job.Status.RUNNING).count(),
-        "workers_total": workers_total,
-        "workers_source": source,
-        "clusters": [
-            {"id": str(c.cluster_id), "host": c.host, "status": c.status, "workers": len(c.workers),
-             "uptime_seconds": int(c.uptime())}
-            for c in clusters
-        ],
+        "workers_active": workers.active,
+        "workers_total": workers.total,
+        "workers_source": workers.source,
+        "clusters": clusters,
         "memory_used_gb": round(memory.used / 2**30, 2),
         "memory_total_gb": round(memory.total / 2**30, 2),
         "memory_percent": memory.percent,
         "jobs_queued": in_flight.get(Job.Status.QUEUED, 0),
-        "jobs_running": in_flight.get(Job.Status.RUNNING, 0),
+        "jobs_running": running,
     }
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -130,6 +131,30 @@ def test_handlers_and_stats_are_listed(acme, acme_api):
     system = stats["system"]
     assert (system["jobs_queued"], system["jobs_running"], system["workers_active"]) == (1, 0, 0)
     assert system["workers_total"] >= 1 and system["memory_total_gb"] > 0
+
+
+def test_the_workers_a_team_sees_busy_are_those_running_its_own_jobs(acme, globex, acme_api, alice_client):
+    """The workers are shared: another team's running job is not counted (how busy the others
+    are is theirs), and the total is the live workers' beats, as the executor counts them."""
+    from django.utils import timezone
+
+    from jobs.models import WorkerBeat
+
+    now = timezone.now()
+    for n in range(3):
+        WorkerBeat.objects.create(name=f"w{n}", cluster="host-a:100", started_at=now, seen_at=now)
+    WorkerBeat.objects.create(name="gone", cluster="host-b:200", started_at=now, seen_at=now - timedelta(hours=1))
+    theirs = job_submit(team=globex, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=theirs.pk).update(status=Job.Status.RUNNING)
+
+    system = acme_api.get("/api/v1/stats/").json()["system"]
+    assert (system["workers_active"], system["workers_total"], system["workers_source"]) == (0, 3, "beats")
+    assert [(c["id"], c["workers"]) for c in system["clusters"]] == [("host-a:100", 3)]
+    assert '<span class="counter-value" id="count-workers">0/3</span>' in alice_client.get("/").content.decode()
+
+    ours = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=ours.pk).update(status=Job.Status.RUNNING)
+    assert acme_api.get("/api/v1/stats/").json()["system"]["workers_active"] == 1
 
 
 @pytest.mark.parametrize("suffix", JOB_ROUTES)
