@@ -487,7 +487,13 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
     released_micros = 0
     cache: dict = {}
     exclusive_started: set[str] = set()
+    # Set once a rate or concurrency limit holds a job: it holds every later one too. Those are
+    # not released, but one whose resume time has passed gets the new one (it would otherwise
+    # say "resumes 2 minutes ago" until it came first in a later pass).
+    stuck = False
     for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
+        if stuck and job.resume_at is not None and job.resume_at > now:
+            continue
         blocked = _gate_blocks(job, exclusive_started)
         if blocked:
             if job.hold_reasons[:1] and job.hold_reasons[0].get("kind") not in GATE_KINDS:
@@ -495,14 +501,15 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
                 _rehold(job, blocked, None)
             continue
         decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
-        if not decision.allowed:
-            if decision.resume_at != job.resume_at or _kinds(decision.reasons) != _kinds(job.hold_reasons):
-                # A reason gone (the slot it waited for is free, but the money is still short): the
-                # job says what holds it now. (Figures that only moved are left as they were when
-                # held: one UPDATE per held job after every settle would cost more than it tells.)
+        if stuck or not decision.allowed:
+            if not decision.allowed and (
+                    decision.resume_at != job.resume_at or _kinds(decision.reasons) != _kinds(job.hold_reasons)):
+                # A reason gone (the slot it waited for is free, but the money is still short), or
+                # its resume time passed: the job says what holds it now. (Figures that only moved
+                # are left as they were when held: one UPDATE per held job after every settle would
+                # cost more than it tells.)
                 _rehold(job, decision.reasons, decision.resume_at)
-            if any(r["kind"] in ("rate", "concurrency") for r in decision.reasons):
-                break  # no later job can start either
+            stuck = stuck or any(r["kind"] in ("rate", "concurrency") for r in decision.reasons)
             continue
         with transaction.atomic():
             if _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,

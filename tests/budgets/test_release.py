@@ -131,3 +131,27 @@ def test_a_new_team_time_zone_moves_the_windows_and_releases_what_its_day_allows
     assert Job.objects.get(pk=held.pk).status == Status.QUEUED
     run_job(held.public_id)
     assert Job.objects.get(pk=held.pk).status == Status.COMPLETED
+
+
+def test_held_jobs_whose_resume_time_passed_under_a_full_rate_all_get_the_new_one(acme, submit, set_policy):
+    """Every held job says when it resumes next, not "2 minutes ago" until it comes first in a pass."""
+    from budgets.models import Start
+    from django.utils import timezone
+
+    set_policy(acme, calls_per_minute=2)
+    for _ in range(2):
+        run_job(submit("0").public_id)
+    held = [submit("0") for _ in range(4)]
+    for job in held:
+        run_job(job.public_id)
+    assert set(Job.objects.filter(pk__in=[j.pk for j in held]).values_list("status", flat=True)) == {Status.PAUSED}
+    # The minute they waited for went by, and two other starts filled the next one.
+    now = timezone.now()
+    Start.objects.filter(team=acme).update(at=now - timedelta(seconds=30))
+    Job.objects.filter(pk__in=[j.pk for j in held]).update(resume_at=now - timedelta(minutes=2))
+
+    run_once(["budgets.release"])
+
+    rows = Job.objects.filter(pk__in=[j.pk for j in held])
+    assert set(rows.values_list("status", flat=True)) == {Status.PAUSED}
+    assert {row.resume_at for row in rows} == {now - timedelta(seconds=30) + timedelta(seconds=60)}
