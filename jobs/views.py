@@ -350,13 +350,14 @@ def _safe_next(request: HttpRequest) -> bool:
 
 
 def _log_groups(logs: list[TaskLog]) -> list[dict[str, Any]]:
-    """Lines grouped stage → task, each in the order it first appeared."""
-    stages: dict[str, dict[str, list[TaskLog]]] = {}
+    """Lines grouped stage → task, each in the order it first appeared; a retry's stages are its
+    own ("step-1 · attempt 2"), not mixed into the first attempt's (job_detail.js groups alike)."""
+    stages: dict[tuple[int, str], dict[str, list[TaskLog]]] = {}
     for line in logs:
-        stages.setdefault(line.stage, {}).setdefault(line.task, []).append(line)
+        stages.setdefault((max(1, line.attempt), line.stage), {}).setdefault(line.task, []).append(line)
     return [
-        {"stage": stage, "tasks": [{"task": task, "lines": lines} for task, lines in tasks.items()]}
-        for stage, tasks in stages.items()
+        {"attempt": attempt, "stage": stage, "tasks": [{"task": task, "lines": lines} for task, lines in tasks.items()]}
+        for (attempt, stage), tasks in stages.items()
     ]
 
 

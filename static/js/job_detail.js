@@ -18,22 +18,41 @@
     document.getElementById("job-progress-message").textContent = progress.message || "";
   }
 
-  function child(parent, attr, value, templateId, title) {
-    var found = Array.prototype.find.call(parent.children, function (el) { return el.dataset[attr] === value; });
-    if (found) return found;
-    var el = document.getElementById(templateId).content.firstElementChild.cloneNode(true);
-    el.dataset[attr] = value;
-    var heading = el.querySelector("h3, h4");
-    if (title) heading.textContent = title; else heading.remove();
+  function insert(parent, el) {
     var emptyNote = document.getElementById("logs-empty");
     parent.insertBefore(el, emptyNote.parentNode === parent ? emptyNote : null);
+  }
+
+  // A stage's lines of one attempt: a retry's stages are its own ("step-1 · attempt 2"), as the
+  // server groups them (jobs.views._log_groups).
+  function stageGroup(stageName, attempt) {
+    var found = Array.prototype.find.call(groups.children, function (el) {
+      return el.dataset.stage === stageName && el.dataset.attempt === attempt;
+    });
+    if (found) return found;
+    var el = document.getElementById("log-stage-template").content.firstElementChild.cloneNode(true);
+    el.dataset.stage = stageName;
+    el.dataset.attempt = attempt;
+    el.querySelector("h3").textContent = (stageName || "Job") + (attempt !== "1" ? " · attempt " + attempt : "");
+    insert(groups, el);
+    return el;
+  }
+
+  function taskGroup(stage, taskName) {
+    var found = Array.prototype.find.call(stage.children, function (el) { return el.dataset.task === taskName; });
+    if (found) return found;
+    var el = document.getElementById("log-task-template").content.firstElementChild.cloneNode(true);
+    el.dataset.task = taskName;
+    var heading = el.querySelector("h4");
+    if (taskName) heading.textContent = taskName; else heading.remove();
+    stage.appendChild(el);
     return el;
   }
 
   function appendLog(line) {
     if (groups.querySelector('[data-log-id="' + line.id + '"]')) return;
-    var stage = child(groups, "stage", line.stage || "", "log-stage-template", line.stage || "Job");
-    var task = child(stage, "task", line.task || "", "log-task-template", line.task);
+    var stage = stageGroup(line.stage || "", String(Math.max(1, line.attempt || 1)));
+    var task = taskGroup(stage, line.task || "");
     var li = document.getElementById("log-line-template").content.firstElementChild.cloneNode(true);
     li.dataset.logId = line.id;
     li.className = "log-line level-" + line.level;
@@ -41,8 +60,36 @@
     time.setAttribute("datetime", line.at);  // app.js shows it as the viewer's clock time
     li.querySelector(".level").textContent = line.level;
     li.querySelector(".message").textContent = line.message;
-    task.querySelector("ol").appendChild(li);
+    // In id order: a line read back (below) may be older than one the socket brought first.
+    var list = task.querySelector("ol");
+    var after = Array.prototype.find.call(list.children, function (el) { return Number(el.dataset.logId) > line.id; });
+    list.insertBefore(li, after || null);
     document.getElementById("logs-empty").hidden = true;
+  }
+
+  // Pulse's own lines (an attempt started, how it ended) are written with the job's change, not
+  // sent one by one: after each change the lines newer than the newest shown are read back.
+  var logsSection = document.getElementById("logs");
+  var readingLogs = false;
+  var readAgain = false;
+  function readNewLogs() {
+    if (logsSection.dataset.truncated === "yes") return;  // the API pages through the rest
+    if (readingLogs) { readAgain = true; return; }
+    readingLogs = true;
+    var newest = 0;
+    groups.querySelectorAll("[data-log-id]").forEach(function (el) {
+      newest = Math.max(newest, Number(el.dataset.logId) || 0);
+    });
+    fetch(logsSection.dataset.logsUrl + "?after=" + newest, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : []; })
+      .then(function (lines) {
+        lines.forEach(function (line) { line.at = line.created_at; appendLog(line); });
+      })
+      .catch(function () { /* the next change reads them */ })
+      .finally(function () {
+        readingLogs = false;
+        if (readAgain) { readAgain = false; readNewLogs(); }
+      });
   }
 
   // One redraw at a time, and one more after it when an event came meanwhile: two fetches in
@@ -77,7 +124,7 @@
     if (event.subject !== jobId || event.kind.indexOf("job.") !== 0) return;
     if (event.kind === "job.progress") setProgress(event.payload);
     else if (event.kind === "job.log") appendLog(event.payload);
-    else redrawStatus();
+    else { redrawStatus(); readNewLogs(); }
   }
 
 

@@ -141,3 +141,36 @@ def test_a_backlogged_jobs_page_follows_its_place_until_it_is_handed_over(page, 
     settings.PULSE_DISPATCH_CAPACITY = 3
     dispatch()
     expect(waiting).to_contain_text("Handed to the workers", timeout=15_000)
+
+
+def test_pulses_own_lines_arrive_live_and_a_retry_s_lines_are_its_own(page, login_as, alice, acme):
+    """"Attempt 1 of 3 started …" and "Failed after …" are written with the job's change, not
+    sent one by one: the page reads them back; the retry's lines go under "Job · attempt 2"."""
+    job = job_submit(team=acme, handler="pulse.fail", payload={"code": "network_error", "message": "boom",
+                                                               "retryable": False}, source="api").job
+    login_as(alice)
+    page.goto(f"/jobs/{job.public_id}/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    page.evaluate("window.__sameDocument = true")
+
+    run_in_background(job.public_id).join(timeout=10)
+    expect(page.locator("#status-badge")).to_have_text("Failed")
+    first = page.locator('#log-groups [data-stage=""][data-attempt="1"] .log-line .message')
+    expect(first.first).to_have_text(re.compile(r"^Attempt 1 of \d+ started"))
+    expect(first.last).to_have_text(re.compile(r"^Failed after \d+ ms with network_error: boom"))
+
+    assert page.evaluate("window.__sameDocument") is True
+    page.click("#action-retry")  # a form: the page is loaded again
+    expect(page.locator("#status-badge")).to_have_text("Queued")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    page.evaluate("window.__sameDocument = true")
+    run_in_background(job.public_id).join(timeout=10)
+    expect(page.locator("#status-badge")).to_have_text("Failed")
+    retry = page.locator('#log-groups [data-stage=""][data-attempt="2"]')
+    expect(retry.locator("h3")).to_have_text("Job · attempt 2")
+    expect(retry.locator(".log-line .message").last).to_have_text(re.compile(r"^Failed after \d+ ms"))
+    expect(first).to_have_count(2)  # the first attempt's lines stay as they were
+    assert page.evaluate("window.__sameDocument") is True
+
+    page.reload()  # the server groups them alike
+    expect(page.locator('#log-groups [data-stage=""][data-attempt="2"] h3')).to_have_text("Job · attempt 2")
