@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from django.http.request import split_domain_port, validate_host
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, team_group, token_group, user_group
+from pulse_site.parsers import json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
 from pulse_site.teams.selectors import membership_for_user_in_team
@@ -275,7 +275,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_error("parse_error", "Send JSON text frames.")
             return
         try:
-            content = json.loads(text_data)
+            # The API's own parser: nesting past its limit (which made json.loads raise RecursionError
+            # and drop the socket) is refused like malformed JSON.
+            content = json_loads_strict(text_data)
         except ValueError:
             await self._send_error("parse_error", "The frame is not valid JSON.")
             return

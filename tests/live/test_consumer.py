@@ -180,6 +180,21 @@ async def test_bad_client_frames_get_error_frames_and_the_socket_stays_open(bob,
     await socket.disconnect()
 
 
+@pytest.mark.parametrize("depth", [66, 100_000])
+async def test_a_frame_nested_deeper_than_the_api_takes_is_a_parse_error_and_the_socket_stays_open(bob, acme, depth):
+    """100,000 levels made the decoder raise RecursionError and the socket dropped (1006); 66
+    brackets nest one level past what an API body may (pulse_site/parsers.py: the outermost is 0)."""
+    socket = await open_socket(await db(session_headers)(bob))
+    await hello(socket)
+    await socket.send_to(text_data="[" * depth + "]" * depth)
+    assert await socket.receive_json_from(timeout=5) == {"type": "error", "error": {
+        "code": "parse_error", "message": "The frame is not valid JSON.",
+    }}
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()
+
+
 # --- Losing access ---------------------------------------------------------------------------
 
 
