@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import TeamAPIView, error_responses, valid_input
+from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
 from pulse_site.errors import ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
@@ -244,4 +244,5 @@ class OverrideEndView(TeamAPIView):
     def post(self, request: Request, override_id: str) -> Response:
         override = selectors.override_get_for_team(team=self.team, override_id=override_id)
         self.check_object_permissions(request, override)
+        no_input(request)
         return Response(OverrideOut(services.budget_override_end(override=override, by=self.membership)).data)

@@ -48,7 +48,7 @@ from jobs.services import (
     job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview,
 )
 from jobs.watch import job_wait_final, release_connection
-from pulse_site.api import PageQuery, TeamAPIView, error_responses, query_choice, query_int, valid_input
+from pulse_site.api import PageQuery, TeamAPIView, error_responses, no_input, query_choice, query_int, valid_input
 from pulse_site.errors import Conflict, ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 
@@ -400,7 +400,9 @@ class JobDetailView(TeamAPIView):
                                "`job_not_finished`): cancel it first.",
                    responses={204: None, **error_responses(401, 403, 404, 409)})
     def delete(self, request: Request, job_id: str) -> Response:
-        job_delete(job=job_get_for_team(team=self.team, job_id=job_id), by=_who(self))
+        job = job_get_for_team(team=self.team, job_id=job_id)
+        no_input(request)
+        job_delete(job=job, by=_who(self))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -478,8 +480,9 @@ def _action_view(service, operation: str, summary: str):  # type: ignore[no-unty
         @extend_schema(operation_id=operation, summary=summary, request=None,
                        responses={200: JobDetailOut, **error_responses(401, 403, 404, 409)})
         def post(self, request: Request, job_id: str) -> Response:
-            job = service(job=job_get_for_team(team=self.team, job_id=job_id), by=_who(self))
-            return Response(job_detail(job))
+            job = job_get_for_team(team=self.team, job_id=job_id)
+            no_input(request)
+            return Response(job_detail(service(job=job, by=_who(self))))
 
     ActionView.__name__ = f"Job{operation.split('_')[-1].title()}View"
     return ActionView
@@ -669,6 +672,7 @@ class QueueResumeView(TeamAPIView):
     @extend_schema(operation_id="queue_resume", summary="Resume the team's queue; held jobs are released",
                    request=None, responses={200: QueuePauseOut, **error_responses(401, 403, 409)})
     def post(self, request: Request) -> Response:
+        no_input(request)
         own = queue_team_pause(team=self.team)
         if own is None:
             raise Conflict("The team's queue is not paused.", code="queue_not_paused")

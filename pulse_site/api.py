@@ -166,6 +166,15 @@ def valid_input(serializer_class: type[serializers.Serializer], request: Request
     return _validated(serializer_class(data=request.data, partial=partial), request.data, unknown)
 
 
+def no_input(request: Request) -> None:
+    """For an endpoint that takes no body (an action such as cancel, retry or trigger, a DELETE):
+    refuse one it is sent by valid_input's rule, each field named as unknown and anything but an
+    object refused. An empty body and `{}` pass. Such a body used to be dropped, so a retry sent a
+    new payload answered 200 and ran the old one. Called after the object's lookup, as valid_input
+    is: another team's id is a 404 whatever the body says."""
+    valid_input(serializers.Serializer, request)
+
+
 def valid_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     """The query string validated by `serializer_class`, every bad parameter named at once. A
     parameter the serializer does not have is refused by name (a misspelt filter must not answer

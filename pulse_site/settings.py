@@ -222,6 +222,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "pulse_site.schema.PulseAutoSchema",
     "EXCEPTION_HANDLER": "pulse_site.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "pulse_site.negotiation.FormatNegotiation",
     "DEFAULT_PARSER_CLASSES": ["pulse_site.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

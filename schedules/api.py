@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import PageQuery, TeamAPIView, error_responses, query_choice, valid_input
+from pulse_site.api import PageQuery, TeamAPIView, error_responses, no_input, query_choice, valid_input
 from schedules.events import execution_summary, schedule_summary
 from schedules.models import Schedule
 from schedules.selectors import (
@@ -188,7 +188,9 @@ class ScheduleDetailView(TeamAPIView):
 
     @extend_schema(operation_id="schedules_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, schedule_id: str) -> Response:
-        schedule_delete(schedule=schedule_get_for_team(team=self.team, schedule_id=schedule_id), by=_who(self))
+        schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
+        no_input(request)
+        schedule_delete(schedule=schedule, by=_who(self))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -197,8 +199,9 @@ def _action_view(service, operation: str, summary: str):  # type: ignore[no-unty
         @extend_schema(operation_id=operation, summary=summary, request=None,
                        responses={200: ScheduleOneOut, **error_responses(401, 403, 404)})
         def post(self, request: Request, schedule_id: str) -> Response:
-            schedule = service(schedule=schedule_get_for_team(team=self.team, schedule_id=schedule_id), by=_who(self))
-            return Response(schedule_one(schedule))
+            schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
+            no_input(request)
+            return Response(schedule_one(service(schedule=schedule, by=_who(self))))
 
     ActionView.__name__ = f"Schedule{operation.split('_')[-1].title()}View"
     return ActionView
@@ -214,6 +217,7 @@ class ScheduleTriggerView(TeamAPIView):
                    responses={201: ExecutionOut, **error_responses(400, 401, 403, 404, 413)})
     def post(self, request: Request, schedule_id: str) -> Response:
         schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
+        no_input(request)
         execution = schedule_trigger(schedule=schedule, by=_who(self))
         return Response(execution_summary(execution), status=status.HTTP_201_CREATED)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from django.http.request import split_domain_port, validate_host
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, team_group, token_group, user_group
+from pulse_site.parsers import json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
 from pulse_site.teams.selectors import membership_for_user_in_team
@@ -170,6 +170,17 @@ class TeamCatchUp:
                 log.warning("live catch-up of a socket failed", exc_info=True)
 
 
+def _resume_point(raw: str, *, newest: int) -> int:
+    """The id a reconnecting client's `?since=` replays after, from 0 to the team's `newest`; raises
+    ValueError for text that is no whole number.
+
+    Not refused past `newest`: a client's last synced.to may be the relay's cursor, which counts every
+    team's events. But never taken as the socket's synced state: above every real id, each catch-up
+    round would find nothing newer and nothing dropped would be re-sent. Clamping only widens the
+    replay, and keeps a number past any bigint out of the query."""
+    return max(0, min(int(raw), newest))
+
+
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept before refusing so the client sees why (a close code); a refusal in the
@@ -223,7 +234,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if raw is None:
             return
         try:
-            since = int(raw[0])
+            since = _resume_point(raw[0], newest=last_id)
         except ValueError:
             await self._send_error("validation_error", "since must be a whole number (the last synced id).")
             await self.send_json({"type": "resync"})
@@ -235,7 +246,6 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         for event in missed:
             await self._send_event(event.as_message())
         # The replay read the outbox after last_id was read: everything up to it has been sent.
-        self.synced_to = max(last_id, since)
         await self.send_json({"type": "synced", "to": self.synced_to})
 
     async def _synced(self, upto: int, *, tell: bool) -> None:
@@ -275,7 +285,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_error("parse_error", "Send JSON text frames.")
             return
         try:
-            content = json.loads(text_data)
+            # The API's own parser: nesting past its limit (which made json.loads raise RecursionError
+            # and drop the socket) is refused like malformed JSON.
+            content = json_loads_strict(text_data)
         except ValueError:
             await self._send_error("parse_error", "The frame is not valid JSON.")
             return

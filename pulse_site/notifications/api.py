@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from jobs.api import JobOut
 from jobs.events import job_summary
-from pulse_site.api import TeamAPIView, error_responses, valid_input
+from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
 from pulse_site.teams.permissions import ManagersChange
@@ -131,7 +131,9 @@ class TargetDetailView(TeamAPIView):
 
     @extend_schema(operation_id="notification_targets_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, target_id: str) -> Response:
-        services.target_delete(target=self._target(request, target_id), by=self.membership, who=_who(self))
+        target = self._target(request, target_id)
+        no_input(request)
+        services.target_delete(target=target, by=self.membership, who=_who(self))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -143,6 +145,7 @@ class TargetTestView(TeamAPIView):
     def post(self, request: Request, target_id: str) -> Response:
         target = services.target_get_for_team(team=self.team, target_id=target_id)
         self.check_object_permissions(request, target)
+        no_input(request)
         job = services.target_send_test(target=target, by=_who(self), member=self.membership)
         return Response(job_summary(job), status=status.HTTP_202_ACCEPTED)
 
@@ -196,5 +199,7 @@ class RuleDetailView(TeamAPIView):
 
     @extend_schema(operation_id="notification_rules_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, rule_id: str) -> Response:
-        services.rule_delete(rule=self._rule(request, rule_id), by=self.membership, who=_who(self))
+        rule = self._rule(request, rule_id)
+        no_input(request)
+        services.rule_delete(rule=rule, by=self.membership, who=_who(self))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import TeamAPIView, error_responses, valid_input
+from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
 from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display, validate_time_zone
 from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
@@ -187,6 +187,7 @@ class MemberDetailView(TeamAPIView):
     def delete(self, request: Request, user_id: int) -> Response:
         membership = membership_get_for_team(team=self.team, user_id=user_id)
         self.check_object_permissions(request, membership)
+        no_input(request)
         membership_remove(membership=membership, by=self.membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -220,5 +221,6 @@ class TokenDetailView(TeamAPIView):
     def delete(self, request: Request, token_id: str) -> Response:
         token = token_get_for_team(team=self.team, token_id=token_id)
         self.check_object_permissions(request, token)
+        no_input(request)
         token_revoke(token=token, by=self.membership)
         return Response(status=status.HTTP_204_NO_CONTENT)

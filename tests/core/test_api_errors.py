@@ -193,3 +193,13 @@ def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice
     response = alice_client.get("/api/v1/jobs/?status=&created_after=&limit=&format=json")
     assert response.status_code == 200
     assert [j["id"] for j in response.json()["results"]] == [job.public_id]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/jobs/?format=xml", "/api/v1/team/?format=api",
+                                 "/api/v1/budget/usage/?format=yaml"])
+def test_a_format_the_api_does_not_answer_in_is_refused_by_name(alice_client, url):
+    """It was DRF's bare 404 "Not found.", as if the URL were wrong rather than a parameter."""
+    response = alice_client.get(url)
+    assert response.status_code == 400
+    assert error(response) == {"code": "validation_error", "message": "format: Choose one of json.",
+                               "fields": {"format": ["Choose one of json."]}}

@@ -118,3 +118,19 @@ async def test_a_client_resuming_from_its_last_synced_id_gets_what_the_layer_dro
     assert [f["id"] for f in replayed if f["type"] == "event" and f["id"] not in seen] == [dropped.id]
     assert replayed[-1]["to"] == delivered.id
     await again.disconnect()
+
+
+async def test_a_socket_resumed_from_past_the_teams_newest_id_still_gets_what_the_layer_dropped(acme, relay_cursor):
+    """A since above every real id used to become the socket's synced state: every catch-up round
+    then found nothing newer, and a dropped event never came."""
+    _, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
+    await db(relay_batch)()
+    socket = await open_socket(bearer_headers(secret), path="/ws/?since=99999999999999999999999")
+    newest = (await socket.receive_json_from(timeout=5))["last_id"]
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": newest}
+    lost = await db(event_emit)(team=acme, kind="job.completed", subject="JB_lost")
+    await db(lambda: RelayCursor.objects.filter(name=CURSOR_NAME).update(last_id=lost.id))()
+    frame = await socket.receive_json_from(timeout=5)
+    assert (frame["type"], frame["id"], frame["subject"]) == ("event", lost.id, "JB_lost")
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": lost.id}
+    await socket.disconnect()

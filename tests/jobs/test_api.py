@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.runner import run_job
-from jobs.services import job_submit
+from jobs.services import job_cancel, job_submit
 from tests.conftest import token_client
 
 JOB_ROUTES = ["", "attempts/", "stages/", "logs/", "children/"]
@@ -120,6 +120,38 @@ def test_actions_move_the_job_and_refuse_impossible_moves(acme, acme_api):
     refused = post(acme_api, f"jobs/{job.public_id}/cancel/")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "job_finished"
     assert post(acme_api, f"jobs/{job.public_id}/retry/").json()["status"] == "queued"
+
+
+UNKNOWN = ["Unknown field."]
+
+
+@pytest.mark.parametrize("action, body, message, fields", [
+    ("retry/", {"payload": {"x": 1}, "priority": 50}, "payload: Unknown field.", {"payload": UNKNOWN, "priority": UNKNOWN}),
+    ("cancel/", {"cascade": False}, "cascade: Unknown field.", {"cascade": UNKNOWN}),
+    ("pause/", {"reason": "later"}, "reason: Unknown field.", {"reason": UNKNOWN}),
+    ("resume/", [1, 2, 3], "Invalid data. Expected a dictionary, but got list.",
+     {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+    ("start/", {"run_after": None}, "run_after: Unknown field.", {"run_after": UNKNOWN}),
+])
+def test_an_action_refuses_a_body_by_name_and_leaves_the_job_as_it_was(acme, acme_api, action, body, message, fields):
+    """An action takes no body, yet one was dropped: a retry sent a new payload and priority answered
+    200 and ran the job with its old ones."""
+    job = job_submit(team=acme, handler="pulse.noop", payload={"x": 0}, source="api").job
+    if action == "retry/":
+        job_cancel(job=job, by="alice")
+    before = list(Job.objects.values())
+    response = acme_api.post(f"/api/v1/jobs/{job.public_id}/{action}", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "validation_error", "message": message, "fields": fields}
+    assert list(Job.objects.values()) == before
+
+
+def test_an_action_takes_no_body_an_empty_one_or_an_empty_object(acme, acme_api):
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    url = f"/api/v1/jobs/{job.public_id}/"
+    assert acme_api.post(url + "pause/").json()["status"] == "paused"  # no body, no Content-Type
+    assert acme_api.post(url + "resume/", "", content_type="application/json").json()["status"] == "queued"
+    assert acme_api.post(url + "cancel/", {}, format="json").json()["status"] == "cancelled"
 
 
 def test_handlers_and_stats_are_listed(acme, acme_api):

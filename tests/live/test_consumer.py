@@ -166,6 +166,29 @@ async def test_a_malformed_since_gets_an_error_frame_and_a_resync(bob, acme):
     await socket.disconnect()
 
 
+async def test_a_since_past_the_teams_newest_id_resumes_from_the_newest_id(bob, acme, relay_cursor):
+    """A since above every id of the team (here past any bigint) used to come back as `synced.to`,
+    and the socket's synced state sat above every real id: no later synced frame or catch-up reached
+    it (tests/fault/test_live_catch_up.py). Not refused: a client's synced.to may rightly pass the
+    team's newest id (the catch-up's is the relay's cursor, which counts every team's events)."""
+    newest = await last_id(acme)
+    socket = await open_socket(await db(session_headers)(bob), path="/ws/?since=99999999999999999999999")
+    assert (await hello(socket))["last_id"] == newest
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": newest}
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
+
+
+async def test_a_since_below_every_id_replays_from_the_start(bob, acme):
+    """The other end of the same clamp: below any id (and any bigint) is the start."""
+    events = await db(lambda: list(Event.objects.filter(team=acme).order_by("id").values_list("id", flat=True)))()
+    socket = await open_socket(await db(session_headers)(bob), path="/ws/?since=-99999999999999999999999")
+    await hello(socket)
+    assert [await next_event_id(socket) for _ in events] == events
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": events[-1]}
+    await socket.disconnect()
+
+
 async def test_bad_client_frames_get_error_frames_and_the_socket_stays_open(bob, acme):
     socket = await open_socket(await db(session_headers)(bob))
     await hello(socket)
@@ -175,6 +198,21 @@ async def test_bad_client_frames_get_error_frames_and_the_socket_stays_open(bob,
     assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "parse_error"
     await socket.send_json_to({"type": "subscribe", "team": "TM_other"})
     assert (await socket.receive_json_from(timeout=5))["error"]["code"] == "unknown_message"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("depth", [66, 100_000])
+async def test_a_frame_nested_deeper_than_the_api_takes_is_a_parse_error_and_the_socket_stays_open(bob, acme, depth):
+    """100,000 levels made the decoder raise RecursionError and the socket dropped (1006); 66
+    brackets nest one level past what an API body may (pulse_site/parsers.py: the outermost is 0)."""
+    socket = await open_socket(await db(session_headers)(bob))
+    await hello(socket)
+    await socket.send_to(text_data="[" * depth + "]" * depth)
+    assert await socket.receive_json_from(timeout=5) == {"type": "error", "error": {
+        "code": "parse_error", "message": "The frame is not valid JSON.",
+    }}
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
     await socket.disconnect()

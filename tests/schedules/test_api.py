@@ -95,6 +95,23 @@ def test_pause_resume_and_trigger(acme_api):
     assert Job.objects.get().public_id == execution["job"]
 
 
+def test_an_action_refuses_a_body_by_name_and_changes_nothing(acme_api):
+    """Run now with a payload used to answer 201 and run the schedule's own payload."""
+    schedule_id = create(acme_api).json()["id"]
+    before = list(Schedule.objects.values())
+    url = f"/api/v1/schedules/{schedule_id}/"
+    for action, body in (("trigger/", {"payload": {"steps": 9}}), ("pause/", {"until": "tomorrow"}),
+                         ("resume/", {"catch_up": True})):
+        response = acme_api.post(url + action, body, format="json")
+        assert response.status_code == 400
+        field = next(iter(body))
+        assert response.json()["error"] == {"code": "validation_error", "message": f"{field}: Unknown field.",
+                                            "fields": {field: ["Unknown field."]}}
+    assert list(Schedule.objects.values()) == before
+    assert not Execution.objects.exists() and not Job.objects.exists()
+    assert acme_api.post(url + "trigger/", {}, format="json").status_code == 201  # an empty object is no option
+
+
 def test_executions_are_paged_newest_first_and_filtered_by_status(acme_api, time_machine):
     time_machine.move_to(T0, tick=False)
     schedule_id = create(acme_api, cron="* * * * *", overlap_policy="skip").json()["id"]

@@ -6,15 +6,18 @@ name before any view runs, and nothing is written."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.urls import resolve
 
 from jobs.models import QueuePause
+from pulse_site.api import TeamAPIView
 from tests.conftest import logged_in, token_client
-from tests.security.test_hostile_access import Route, _fill, _query_for, acme_world, team_scoped_routes  # noqa: F401
+from tests.security.test_hostile_access import Route, _fill, _query_for, acme_snapshot, acme_world, team_scoped_routes  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +80,29 @@ def test_no_path_value_makes_any_route_fail(acme, alice):
             answers += [(f"{method.upper()} {path[:80]}", getattr(client, method)(path))
                         for path in _fill(route, values) for method in ("get", "post", "delete")]
     _assert_no_500(answers, at_least=300)
+
+
+def test_every_api_write_refuses_a_body_field_it_does_not_take_by_name_and_nothing_changes(acme, acme_world, alice):  # noqa: F811
+    """Every write method of every API route, called by Acme's owner on Acme's own ids with a field
+    no endpoint takes. An action that takes no body used to drop one: a retry sent a new payload and
+    priority answered 200 and ran the job as it was; a schedule's trigger sent a payload ran its own."""
+    client = logged_in(alice)
+    client.raise_request_exception = False
+    before = acme_snapshot(acme)
+    failures, calls = [], 0
+    for route in team_scoped_routes():
+        for path in _fill(route, acme_world.ids) if route.route.startswith("api/") else ():
+            view = getattr(resolve(path).func, "view_class", None)
+            for method in ("post", "put", "patch", "delete"):
+                if not (isinstance(view, type) and issubclass(view, TeamAPIView) and hasattr(view, method)):
+                    continue
+                response = getattr(client, method)(path, data=json.dumps({"unasked": 1}), content_type="application/json")
+                calls += 1
+                if response.status_code != 400 or "unasked" not in response.json()["error"]["fields"]:
+                    failures.append(f"{method.upper()} {path} -> {response.status_code} {response.content[:120]!r}")
+    assert failures == []
+    assert calls >= 40  # the walk really called the routes
+    assert acme_snapshot(acme) == before
 
 
 def test_a_nul_in_a_form_field_is_refused_by_name_and_nothing_is_written(alice_client, acme):
