@@ -17,9 +17,22 @@
   var units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
   var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
 
-  function describe(seconds) {
+  // Whole days between the viewer's calendar days of two instants: 02:30 the day after tomorrow
+  // is "in 2 days", not "tomorrow" (35 hours rounded to one day).
+  function calendarDays(at, now) {
+    var a = new Date(at), b = new Date(now);
+    return Math.round((new Date(a.getFullYear(), a.getMonth(), a.getDate()) -
+                       new Date(b.getFullYear(), b.getMonth(), b.getDate())) / 86400000);
+  }
+
+  function describe(at, now) {
+    var seconds = (at - now) / 1000;
     var abs = Math.abs(seconds);
     if (abs < 5) return "just now";
+    if (abs >= 86400) {
+      var days = calendarDays(at, now);
+      return relative ? relative.format(days, "day") : Math.abs(days) + " days" + (days < 0 ? " ago" : "");
+    }
     for (var i = 0; i < units.length; i++) {
       if (abs >= units[i][1] || units[i][0] === "second") {
         var n = Math.round(seconds / units[i][1]);
@@ -57,7 +70,7 @@
     if (el.title !== title) el.title = title;
     var text = null;
     if (el.hasAttribute("data-countdown")) text = countdown((at - now) / 1000);
-    else if (el.hasAttribute("data-relative")) text = describe((at - now) / 1000);
+    else if (el.hasAttribute("data-relative")) text = describe(at, now);
     else if (el.hasAttribute("data-clock")) text = clock.format(new Date(at));
     else if (el.hasAttribute("data-elapsed")) text = elapsed((now - at) / 1000);
     if (text !== null && el.textContent !== text) el.textContent = text;

@@ -205,3 +205,24 @@ def test_jobs_deleted_in_bulk_leave_the_open_list_without_a_reload(page, login_a
     page.wait_for_selector("#job-rows tr", state="detached")
     assert page.locator("#bulk-status").inner_text() == "Finished: 12 done, 0 refused (not in a state for this action)."
     assert not Job.objects.filter(team=acme, status=S.COMPLETED).exists()
+
+
+def test_relative_times_over_a_day_count_the_viewers_calendar_days(page, login_as, alice, acme):
+    """02:30 the day after tomorrow reads "in 2 days", not "tomorrow" (35 hours rounded to a day)."""
+    login_as(alice)
+    page.goto("/")
+    texts = page.evaluate("""() => {
+      const at = (days, hour, minute) => {
+        const d = new Date(); d.setDate(d.getDate() + days); d.setHours(hour, minute, 0, 0); return d;
+      };
+      const cases = [at(2, 2, 30), at(2, 23, 30), at(-2, 23, 59), at(-3, 0, 1), at(9, 12, 0)];
+      return cases.map((when) => {
+        const el = document.createElement("time");
+        el.setAttribute("datetime", when.toISOString());
+        el.setAttribute("data-relative", "");
+        document.body.appendChild(el);
+        window.PulseApp.refreshTimes(el);
+        return el.textContent;
+      });
+    }""")
+    assert texts == ["in 2 days", "in 2 days", "2 days ago", "3 days ago", "in 9 days"]

@@ -125,9 +125,14 @@ def test_run_now_pause_resume_and_delete_from_the_page(alice_client, make_schedu
     assert f'Schedule <a href="{base}">{schedule.name}</a> <code class="quiet">{schedule.public_id}</code>' in job_page
     rows = alice_client.get(base + "executions/").content.decode()
     assert execution.public_id in rows and "queued" in rows
+    assert "Paused: nothing runs" not in alice_client.get(base).content.decode()
     alice_client.post(base + "pause/")
     schedule.refresh_from_db()
     assert (schedule.enabled, schedule.next_run_at) == (False, None)
+    # The runs it would make are shown as what resuming would bring, not as what is ahead.
+    runs = alice_client.get(base + "next-runs/").content.decode()
+    assert runs.startswith('<li class="quiet" id="next-runs-paused">Paused: nothing runs until it is resumed. '
+                           "Resumed now, it would run:</li><li class=\"quiet\">")
     alice_client.post(base + "resume/")
     schedule.refresh_from_db()
     assert schedule.enabled is True
