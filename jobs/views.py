@@ -319,15 +319,18 @@ def job_bulk_matching(request: HttpRequest) -> HttpResponse:
 @require_GET
 @team_required
 def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
-    """One list row, for the live list to insert or redraw with the first render's markup. With
-    `insert=1` and the list's filter in the query, 204 when the job does not match the filter (the
-    list asks before putting a new job on top; every filter is decided here, payload terms too)."""
+    """One list row, for the live list to insert or redraw with the first render's markup, given
+    the list's filter in the query (every filter is decided here, payload terms too). With
+    `insert=1`, 204 when the job does not match it (the list asks before putting a new job on
+    top); a row redrawn that no longer matches (a held job cancelled on a list of held ones) says so."""
     job = _job(request, job_id)
-    if request.GET.get("insert") == "1":
-        _, filters, _ = _filters(request)
-        if not selectors.jobs_matching(team=request.team, filters=filters).filter(pk=job.pk).exists():  # type: ignore[attr-defined]
-            return HttpResponse(status=204)
-    return render(request, "jobs/_row.html", {"row": JobRow(job), "can_write": _can_write(request)})
+    _, filters, _ = _filters(request)
+    matches = filters == selectors.JobFilter() or selectors.jobs_matching(
+        team=request.team, filters=filters).filter(pk=job.pk).exists()  # type: ignore[attr-defined]
+    if request.GET.get("insert") == "1" and not matches:
+        return HttpResponse(status=204)
+    return render(request, "jobs/_row.html", {"row": JobRow(job), "can_write": _can_write(request),
+                                              "unmatched": not matches})
 
 
 @require_POST

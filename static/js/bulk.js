@@ -1,5 +1,7 @@
 // "Apply to all matching" on the jobs list: posts batch after batch (the server does 200 at a
-// time through the services) and shows the progress; the page reloads with a summary at the end.
+// time through the services) and shows the progress; at the end the summary stays and the list's
+// rows and count are read again (what matches the filter has changed: cancelled jobs are no
+// longer held ones).
 (function () {
   "use strict";
   var form = document.getElementById("bulk-matching");
@@ -9,6 +11,24 @@
   var submit = document.getElementById("bulk-matching-submit");
   // Not form.action: the form's "action" select shadows that property.
   var url = form.getAttribute("action");
+
+  // The list as the server draws it now: its rows, its empty note and the matching count.
+  function refreshList() {
+    return fetch(location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var count = doc.getElementById("matching-count");
+        document.getElementById("matching-count").textContent = count ? count.textContent : "0";
+        // In place: the live list (jobs_list.js) holds on to these elements.
+        var rows = document.getElementById("job-rows"), freshRows = doc.getElementById("job-rows");
+        if (freshRows) rows.replaceChildren.apply(rows, Array.prototype.map.call(freshRows.children, document.adoptNode, document));
+        var empty = document.getElementById("jobs-empty"), freshEmpty = doc.getElementById("jobs-empty");
+        if (empty && freshEmpty) empty.hidden = freshEmpty.hidden;
+      })
+      .catch(function () { /* the rows still follow their jobs live */ });
+  }
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -34,7 +54,7 @@
           if (data.cursor) { batch(data.cursor); return; }
           status.textContent = "Finished: " + totals.done + " done, " + totals.refused + " refused (not in a state for this action).";
           submit.disabled = false;
-          form.dataset.finished = "yes";
+          refreshList().finally(function () { form.dataset.finished = "yes"; });
         })
         .catch(function (error) {
           status.textContent = "Stopped: " + error.message;

@@ -28,8 +28,10 @@
   var asked = {};
   function redraw(id, insert) {
     var mine = asked[id] = (asked[id] || 0) + 1;
-    var url = section.dataset.rowUrl.replace("JOB_ID", encodeURIComponent(id));
-    if (insert) url += "?" + (section.dataset.filterQuery ? section.dataset.filterQuery + "&" : "") + "insert=1";
+    // The list's filter goes along: a new job is inserted only if it matches, and a row whose job
+    // no longer does comes back marked (data-unmatched) rather than silently wrong.
+    var query = [section.dataset.filterQuery, insert ? "insert=1" : ""].filter(Boolean).join("&");
+    var url = section.dataset.rowUrl.replace("JOB_ID", encodeURIComponent(id)) + (query ? "?" + query : "");
     fetch(url, { credentials: "same-origin" })
       .then(function (response) { return response.ok && response.status !== 204 ? response.text() : null; })
       .then(function (html) {

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from budgets.models import Ledger
 from budgets.services import budget_policy_update
 from jobs.models import Job, JobStat, TaskLog
+from jobs.services import job_cancel, job_submit
 from pulse_site.models import UserPreference
 from schedules.models import Schedule
 from schedules.services import schedule_create
@@ -112,6 +114,24 @@ def test_bulk_retry_of_every_failed_job_matching_a_filter_shows_progress(page, l
     assert page.locator("#bulk-status").inner_text() == "Finished: 4 done, 0 refused (not in a state for this action)."
     assert Job.objects.filter(team=acme, handler="pulse.fail", status=S.FAILED).count() == 0
     assert Job.objects.filter(team=acme, handler="pulse.fail", status=S.QUEUED).count() == 4
+    # What the filter matches now: none of them are failed any more.
+    expect(page.locator("#matching-count")).to_have_text("0")
+    expect(page.locator("#job-rows tr")).to_have_count(0)
+    expect(page.locator("#jobs-empty")).to_be_visible()
+
+
+def test_a_live_row_whose_job_leaves_the_filter_says_so(page, login_as, alice, acme):
+    held = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=held.pk).update(status=S.PAUSED)
+    login_as(alice)
+    page.goto("/jobs/?status=paused")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    row = page.locator(f'tr[data-job-id="{held.public_id}"]')
+    expect(row).not_to_have_attribute("data-unmatched", "yes")
+
+    job_cancel(job=Job.objects.get(pk=held.pk), by="bob")
+    expect(row.locator('[data-field="status"]')).to_have_text("Cancelled")
+    expect(row).to_have_attribute("data-unmatched", "yes")
 
 
 def test_the_dark_theme_is_remembered_across_a_reload(page, login_as, alice, acme):
