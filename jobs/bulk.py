@@ -31,7 +31,14 @@ class BulkOutcome:
     cursor: str | None = None
 
     def summary(self, action: str) -> str:
-        return f"{len(self.done)} {VERBS[action]}, {len(self.refused)} refused."
+        """"1 cancelled, 2 refused: <why> (2)." — each kind of refusal once, with how many it had."""
+        text = f"{len(self.done)} {VERBS[action]}, {len(self.refused)} refused"
+        if not self.refused:
+            return text + "."
+        why: dict[str, list[str]] = {}
+        for _, exc in self.refused:
+            why.setdefault(exc.code, []).append(exc.message)
+        return text + ": " + " ".join(f"{messages[0].rstrip('.')} ({len(messages)})." for messages in why.values())
 
 
 def jobs_bulk(*, team: Team, action: str, ids: list[str], by: str) -> BulkOutcome:

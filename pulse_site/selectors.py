@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -256,6 +257,10 @@ class SearchResult:
     not_found: bool = False
 
 
+# A single word that starts like one of the ids the search opens.
+ID_SHAPED = re.compile(r"(?i)(JB|SP|EX)_\S*")
+
+
 def search_resolve(*, team: Team, query: str) -> SearchResult:
     """Where the header's search box goes: a JB_/SP_ id to its page, an EX_ id to its job (or its
     schedule when it made none), another team's id like no id at all; any other text filters the
@@ -263,6 +268,12 @@ def search_resolve(*, team: Team, query: str) -> SearchResult:
     query = query.strip()
     if not query:
         return SearchResult(reverse("jobs:list"))
+    if ID_SHAPED.fullmatch(query):
+        # An id typed in lower case is the same id; one mistyped is no id of this team's, not
+        # a word for the jobs list to refuse ("is not a status, a handler …").
+        query = query.upper()
+        if not looks_like_public_id(query):
+            return SearchResult("", not_found=True)
     try:
         if looks_like_public_id(query, "JB"):
             return SearchResult(reverse("jobs:detail", args=[job_get_for_team(team=team, job_id=query).public_id]))

@@ -51,7 +51,8 @@ def test_without_the_script_one_batch_runs_and_the_message_says_what_happened(al
                                  {"action": "cancel", "confirm": "on"})
 
     assert response.url == "/jobs/?status=&handler=pulse.noop"
-    assert [str(m) for m in response.wsgi_request._messages] == ["1 cancelled, 1 refused."]
+    assert [str(m) for m in response.wsgi_request._messages] == [
+        "1 cancelled, 1 refused: The job is already completed; only queued, held or running jobs can be cancelled (1)."]
 
 
 def test_nothing_happens_without_the_confirmation(alice_client, acme):

@@ -125,3 +125,12 @@ def test_a_value_json_reads_as_no_number_a_payload_holds_matches_as_text(alice_c
     export = alice_client.get("/jobs/export.csv", query)
     assert export.status_code == 200 and wanted.public_id in export.content.decode()
     assert [job["id"] for job in acme_api.get("/api/v1/jobs/", query).json()["results"]] == [wanted.public_id]
+
+
+def test_an_id_in_lower_case_opens_it_and_a_mistyped_one_is_no_such_thing(alice_client, make_job):
+    job = make_job()
+    assert search(alice_client, job.public_id.lower()).url == f"/jobs/{job.public_id}/"
+    for typo in ("JB_NOTEXIST", "sp_123", "EX_"):
+        response = alice_client.get(reverse("search"), {"q": typo}, follow=True)
+        assert response.redirect_chain == [("/jobs/", 302)]
+        assert [str(m) for m in response.context["messages"]] == [f"Nothing called “{typo}” in this team."]

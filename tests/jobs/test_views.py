@@ -207,7 +207,8 @@ def test_bulk_cancel_reports_cancelled_and_refused(alice_client, submit):
     Job.objects.filter(pk=done.pk).update(status=Status.COMPLETED)
     response = alice_client.post("/jobs/bulk/", {"action": "cancel", "ids": [a.public_id, b.public_id, done.public_id]},
                                  follow=True)
-    assert "2 cancelled, 1 refused." in response.content.decode()
+    assert ("2 cancelled, 1 refused: The job is already completed; only queued, held or running jobs can be "
+            "cancelled (1).") in response.content.decode()
     assert [s for _, s, _ in snapshot(a, b, done)] == [Status.CANCELLED, Status.CANCELLED, Status.COMPLETED]
 
 
@@ -323,7 +324,7 @@ def test_another_teams_job_is_404_on_every_page_and_action(charlie_client, submi
     for action in ("cancel", "pause", "resume", "retry"):
         assert charlie_client.post(f"/jobs/{job.public_id}/{action}/").status_code == 404
     response = charlie_client.post("/jobs/bulk/", {"action": "cancel", "ids": [job.public_id]}, follow=True)
-    assert "0 cancelled, 1 refused." in response.content.decode()
+    assert "0 cancelled, 1 refused: No such job in this team (1)." in response.content.decode()
     assert snapshot(job) == [(job.public_id, Status.QUEUED, False)]
     assert job.public_id not in charlie_client.get("/jobs/").content.decode()
 
