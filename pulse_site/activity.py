@@ -232,6 +232,10 @@ def _seconds_between(start: Any, end: Any) -> float:
 
 
 def _schedule(verb: str, p: dict[str, Any]) -> str:
+    if verb == "over_budget":
+        # Once per streak of runs a limit refused (schedules.services._alert_over_budget_once).
+        text = f"Schedule {p.get('name', '')} runs are refused by the budget".replace("  ", " ")
+        return text + (f": {p['reason']}" if p.get("reason") else "")
     text = f"Schedule {p.get('name', '')} {verb}".replace("  ", " ")
     if verb == "broken" and p.get("broken_reason"):
         text += f": {p['broken_reason']}"

@@ -42,6 +42,8 @@ JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual"
     ("execution.fired", {"trigger": "cron", "job": "JB_1", "fire_time": "soon", "created_at": None}, "Run fired (cron), job JB_1"),
     ("schedule.broken", {"name": "Nightly", "broken_reason": "Unknown handler 'x'."},
      "Schedule Nightly broken: Unknown handler 'x'."),
+    ("schedule.over_budget", {"name": "Nightly", "reason": "Over the team's daily limit of 0.5."},
+     "Schedule Nightly runs are refused by the budget: Over the team's daily limit of 0.5."),
     ("budget.alert", {"threshold": 80, "message": "The team has spent 0.4 of its daily limit of 0.5 (80 % reached)."},
      "The team has spent 0.4 of its daily limit of 0.5 (80 % reached)."),
     ("member.added", {"username": "bob", "role": "member"}, "bob added as member"),
