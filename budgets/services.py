@@ -890,6 +890,19 @@ def _parse_caps(value: object) -> dict[str, dict[str, int | None]]:
     return caps
 
 
+def limits_overruled(policy: BudgetPolicy) -> list[str]:
+    """Limits that can never be the one reached: a day's above the week's or month's, a week's
+    above the month's. Allowed (a team may mean it for a while), but said when saved."""
+    limits = [("daily", policy.daily_limit), ("weekly", policy.weekly_limit), ("monthly", policy.monthly_limit)]
+    notes = []
+    for at, (shorter, low) in enumerate(limits):
+        for longer, high in limits[at + 1:]:
+            if low is not None and high is not None and low > high:
+                notes.append(f"The {shorter} limit ({money_str(low)}) is above the {longer} limit ({money_str(high)}): "
+                             f"the {longer} limit is reached first.")
+    return notes
+
+
 def _require_manager(by: Membership | None) -> None:
     if by is not None and not by.can_manage:
         raise PermissionDenied("Only owners and admins change the budget.")

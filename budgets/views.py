@@ -97,11 +97,12 @@ def settings_update(request: HttpRequest) -> HttpResponse:
     if handler:
         changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
     try:
-        services.budget_policy_update(team=request.team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
+        policy = services.budget_policy_update(team=request.team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
         return _render_page(request, form="settings", error=error)
-    else:
-        messages.success(request, "Budget settings saved.")
+    messages.success(request, "Budget settings saved.")
+    for note in services.limits_overruled(policy):
+        messages.warning(request, note)
     return redirect("budgets:page")
 
 

@@ -36,6 +36,18 @@ def test_the_page_shows_windows_calls_running_and_held_jobs_with_reasons(alice_c
     assert 'href="/budget/" aria-current="page">Budget</a>' in html
 
 
+def test_a_limit_that_can_never_be_reached_first_is_said_when_saved(alice_client, acme):
+    form = {"daily_limit": "3", "weekly_limit": "2", "monthly_limit": "2.5", "alert_thresholds": "80, 100"}
+    page = alice_client.post("/budget/settings/", form, follow=True)
+    said = [str(m) for m in page.context["messages"]]
+    assert said == ["Budget settings saved.",
+                    "The daily limit (3) is above the weekly limit (2): the weekly limit is reached first.",
+                    "The daily limit (3) is above the monthly limit (2.5): the monthly limit is reached first."]
+    assert budget_policy_get(team=acme).daily_limit == 3_000_000  # allowed: a team may mean it for a while
+    page = alice_client.post("/budget/settings/", {**form, "daily_limit": "1"}, follow=True)
+    assert [str(m) for m in page.context["messages"]] == ["Budget settings saved."]
+
+
 def test_the_live_fragment_is_the_same_partial(alice_client, acme):
     budget_policy_update(team=acme, changes={"daily_limit": "2"}, by=None)
     body = alice_client.get("/budget/live/").content.decode()
