@@ -128,13 +128,15 @@ def schedule_edit(request: HttpRequest, schedule_id: str) -> HttpResponse:
 @require_GET
 @team_required
 def schedule_preview(request: HttpRequest) -> JsonResponse:
-    """What the form shows as you type: the description and next five runs, or the field errors."""
+    """What the form shows as you type: the description and next five runs, or the field errors
+    (a 200 either way: half-typed input is the usual case, not a failed request for the browser's
+    console to report on every keystroke)."""
     team = request.team  # type: ignore[attr-defined]
     try:
         result = selectors.preview(cron=request.GET.get("cron", ""),
                                    time_zone=request.GET.get("time_zone") or team.time_zone)
     except ValidationError as exc:
-        return JsonResponse({"errors": exc.fields}, status=400)
+        return JsonResponse({"errors": exc.fields})
     zone = result["zone"]
     runs: list[Any] = result["next_runs"]  # type: ignore[assignment]
     # What it would cost, from the handler, payload and estimate typed so far (any of them still
