@@ -863,13 +863,13 @@ def policy_as_dict(policy: BudgetPolicy) -> dict[str, Any]:
 
 
 def _parse_caps(value: object) -> dict[str, dict[str, int | None]]:
-    from jobs.handlers.registry import get_handler  # budgets must not import jobs at module level
+    from jobs.handlers.registry import get_public_handler  # budgets must not import jobs at module level
 
     if not isinstance(value, dict):
         raise ValidationError.for_field("handler_caps", "An object of handler name to {daily, weekly, monthly}.")
     caps: dict[str, dict[str, int | None]] = {}
     for handler, limits in value.items():
-        get_handler(str(handler))
+        get_public_handler(str(handler))
         if not isinstance(limits, dict) or set(limits) - set(CAP_FIELDS):
             raise ValidationError.for_field(f"handler_caps.{handler}", "An object with daily, weekly and monthly.")
         caps[str(handler)] = {name: _optional_money(limits.get(name), field=f"handler_caps.{handler}.{name}")

@@ -62,7 +62,7 @@ def parse_search(text: str) -> Search:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
-    handlers = {h.name for h in registered_handlers()}
+    handlers = {h.name for h in registered_handlers(internal=True)}  # deliveries are the team's jobs too
     status = handler = error_code = ""
     payload: list[tuple[str, str]] = []
     errors: list[str] = []
@@ -116,7 +116,7 @@ class JobFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["handler"].choices = _blank([(h.name, h.name) for h in registered_handlers()])  # type: ignore[attr-defined]
+        self.fields["handler"].choices = _blank([(h.name, h.name) for h in registered_handlers(internal=True)])  # type: ignore[attr-defined]
 
 
 BULK_ACTIONS = [("cancel", "Cancel"), ("retry", "Retry"), ("delete", "Delete finished")]

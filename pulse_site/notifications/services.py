@@ -161,7 +161,7 @@ def notification_send(*, target: Target, subject: str, text: str, event: dict[st
     return job_submit(team=target.team, handler=NOTIFY_HANDLER, source=Job.Source.API,
                       payload={"target": target.public_id, "subject": subject[:200], "text": text[:5000],
                                "event": event},
-                      origin=target.public_id, created_by=by or "notifications").job
+                      origin=target.public_id, created_by=by or "notifications", internal=True).job
 
 
 def target_send_test(*, target: Target, by: str, member: Membership | None = None) -> Job:

@@ -196,7 +196,7 @@ def test_a_failed_delivery_does_not_notify_about_itself(acme):
     rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, by=None)
     notifications_match()
     delivery = job_submit(team=acme, handler="pulse.notify", payload={"target": "NT_missing", "subject": "s",
-                                                                      "event": {}}, source="api").job
+                                                                      "event": {}}, source="api", internal=True).job
     run_job(delivery.public_id)
     assert Job.objects.get(pk=delivery.pk).status == Status.FAILED
     assert notifications_match() == 0
