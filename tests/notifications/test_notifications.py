@@ -220,9 +220,11 @@ def test_charlie_gets_404_for_acmes_targets_and_nothing_is_sent(charlie, acme, g
     client = session(charlie)
     assert client.post(f"/api/v1/notifications/targets/{target.public_id}/test/").status_code == 404
     assert client.get(f"/api/v1/notifications/targets/{target.public_id}/deliveries/").status_code == 404
+    # A rule naming Acme's target names none of Globex's: a 400 on the field, as for one that does not exist.
     response = client.post("/api/v1/notifications/rules/", {"target": target.public_id, "kind": "job_failed"},
                            format="json")
-    assert response.status_code == 404
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {
+        "target": ["No such notification target in this team."]}
     assert client.get("/api/v1/notifications/targets/").json() == []
     assert (Job.objects.filter(handler="pulse.notify").count(), Rule.objects.count()) == (0, 0)
 
