@@ -4,6 +4,8 @@ rule's target naming one is a 400 on `target`, as a target that does not exist i
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -256,6 +258,46 @@ def test_a_bad_edit_on_the_page_says_why_and_changes_nothing(alice_client, acme,
     response = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/",
                                  {"target": ops.public_id, "minutes": "soon"}, follow=True)
     assert "A whole number of minutes" in response.content.decode()
+    assert rows() == before
+
+
+def rule_form_error(response, field: str) -> str:
+    """The error the page shows under the new-rule form's `field` (empty: none)."""
+    body = response.content.decode()
+    marker = f'<ul class="errorlist" id="rule-error-{field}"><li>'
+    return html.unescape(body.split(marker, 1)[1].split("</li>", 1)[0]) if marker in body else ""
+
+
+def test_the_new_rule_form_without_a_target_is_shown_again_with_the_error_under_target(alice_client, acme, ops):
+    response = alice_client.post("/notifications/rules/new/", {"kind": "held_long", "minutes": "30"})
+    assert response.status_code == 400
+    assert rule_form_error(response, "target") == "No such notification target in this team."
+    body = response.content.decode()
+    assert '<option value="held_long" selected>' in body and 'name="minutes" type="number" min="1" max="10080" value="30"' in body
+    assert not Rule.objects.exists()
+
+
+def test_the_new_rule_form_refuses_what_the_api_refuses_under_each_field(alice_client, acme, ops, globex):
+    theirs = target_create(team=globex, name="theirs", kind="email", address="c@example.com", by=None)
+    for data, field, reason in (
+            ({"target": theirs.public_id, "kind": "job_failed"}, "target", "No such notification target in this team."),
+            ({"target": ops.public_id, "kind": "job_failed", "minutes": "5"}, "minutes",
+             "Only held_long rules take minutes; a job_failed rule has none."),
+            ({"target": ops.public_id, "kind": "job_failed", "handlers": ["nope.nothere"]}, "handlers",
+             "Unknown handler 'nope.nothere'."),
+            ({"target": ops.public_id, "kind": "job_done"}, "kind",
+             "Choose one of job_failed, budget_threshold, overrun, schedule_broken, held_long.")):
+        response = alice_client.post("/notifications/rules/new/", data)
+        assert response.status_code == 400, data
+        assert rule_form_error(response, field) == reason, data
+    assert not Rule.objects.exists()
+
+
+def test_a_rule_edit_on_the_page_naming_no_target_of_the_team_says_so_and_changes_nothing(alice_client, acme, ops,
+                                                                                          rule):
+    before = rows()
+    response = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/", {"minutes": "45"}, follow=True)
+    assert response.status_code == 200 and "No such notification target in this team." in response.content.decode()
     assert rows() == before
 
 

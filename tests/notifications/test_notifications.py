@@ -258,8 +258,9 @@ def test_charlies_page_shows_nothing_of_acme_and_his_test_of_acmes_target_is_404
     target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
     assert "ops@example.com" not in charlie_client.get("/notifications/").content.decode()
     assert charlie_client.post(f"/notifications/targets/{target.public_id}/test/").status_code == 404
-    assert charlie_client.post("/notifications/rules/new/", {"kind": "job_failed",
-                                                             "target": target.public_id}).status_code == 404
+    # A rule naming Acme's target names none of his: refused as one that does not exist.
+    refused = charlie_client.post("/notifications/rules/new/", {"kind": "job_failed", "target": target.public_id})
+    assert refused.status_code == 400 and "No such notification target in this team." in refused.content.decode()
     assert not Job.objects.filter(handler="pulse.notify").exists() and not Rule.objects.exists()
 
 
