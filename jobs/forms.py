@@ -65,7 +65,7 @@ def parse_search(text: str) -> Search:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
-    handlers = {h.name for h in registered_handlers()}
+    handlers = {h.name for h in registered_handlers(internal=True)}  # deliveries are the team's jobs too
     status = handler = error_code = ""
     payload: list[tuple[str, str]] = []
     errors: list[str] = []
@@ -119,7 +119,7 @@ class JobFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        names = [h.name for h in registered_handlers()]
+        names = [h.name for h in registered_handlers(internal=True)]
         choices = [(name, name) for name in names]
         given = self.data.get("handler", "") if self.is_bound else ""
         if isinstance(given, str) and given and given not in names and len(given) <= HANDLER_NAME_MAX:

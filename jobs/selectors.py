@@ -20,7 +20,7 @@ from budgets.selectors import budget_history, spend_chart
 from budgets.windows import KINDS
 from jobs.dispatch import backlog_ahead
 from jobs.error_codes import ErrorCode
-from jobs.handlers.registry import Handler, find_handler, registered_handlers
+from jobs.handlers.registry import Handler, find_public_handler, registered_handlers
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.charts import Chart
 from pulse_site.errors import NotFound, check_choice
@@ -268,7 +268,7 @@ def job_daemons(*, team: Team) -> list[Daemon]:
     """The team's unfinished jobs of daemon handlers, with their restart count and uptime."""
     from jobs.handlers.registry import registered_handlers
 
-    names = [spec.name for spec in registered_handlers() if spec.daemon]
+    names = [spec.name for spec in registered_handlers(internal=True) if spec.daemon]
     if not names:
         return []
     jobs = list(Job.objects.for_team(team).filter(handler__in=names, status__in=Job.ACTIVE).order_by("id")[:MAX_PAGE])
@@ -426,11 +426,11 @@ def failure_codes(*, team: Team, now: datetime) -> tuple[tuple[str, int], ...]:
 
 
 def handler_summaries(*, team: Team, now: datetime | None = None, name: str | None = None) -> list[HandlerSummary]:
-    """Every registered handler (or the one called `name`) with the team's figures: unfinished jobs
+    """Every handler a team may name (or the one called `name`) with the team's figures: unfinished jobs
     from the status index, finished ones from the hourly rollups (queue_stats), run times from the
     newest finished jobs (handler_timings); all bounded whatever the history."""
     now = now or timezone.now()
-    found = find_handler(name) if name is not None else None
+    found = find_public_handler(name) if name is not None else None
     handlers = registered_handlers() if name is None else [found] if found is not None else []
     counts = queue_stats(team=team)["handlers"]
     timings = {t.handler: t for t in handler_timings(team=team, now=now)}

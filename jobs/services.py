@@ -19,7 +19,7 @@ from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_c
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
-from jobs.handlers.registry import get_handler
+from jobs.handlers.registry import get_handler, get_public_handler
 from jobs.models import Job
 from pulse_site.errors import Conflict, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
@@ -95,9 +95,10 @@ def _prepare(
     estimate_micros: int | None = None,
     run_after: datetime | None = None,
     origin: str = "",
+    internal: bool = False,
 ) -> Job:
     """The unsaved job of a valid submission; ValidationError (or another PulseError) if not."""
-    spec = get_handler(handler)
+    spec = get_handler(handler) if internal else get_public_handler(handler)
     check_payload_size(payload)
     body = spec.validate(payload)
     priority = _validate_priority(priority)
@@ -157,15 +158,20 @@ def job_submit(
     estimate_micros: int | None = None,
     run_after: datetime | None = None,
     origin: str = "",
+    internal: bool = False,
 ) -> Submission:
     """Validate and write a job `queued`; a worker starts it once the transaction commits.
 
     `estimate_micros` overrides the handler's estimate (a schedule's override); otherwise the
     handler's estimator or fixed cost is used, never a silent zero.
+
+    `internal`: Pulse's own submit (a notification's delivery), the only one that may name an
+    internal handler; what a team asks for (the API, the dashboard, a schedule, a handler's
+    child) never sets it, and is refused such a handler as an unknown one.
     """
     job = _prepare(team=team, handler=handler, payload=payload, source=source, priority=priority, parent=parent,
                    idempotency_key=idempotency_key, created_by=created_by, estimate_micros=estimate_micros,
-                   run_after=run_after, origin=origin)
+                   run_after=run_after, origin=origin, internal=internal)
     # Only a transaction of its own may take the fast path: the dispatch lock it takes lasts until
     # the outermost commit, and a caller's transaction could hold it (and stall dispatch) long.
     own_transaction = not transaction.get_connection().in_atomic_block

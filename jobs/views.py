@@ -27,7 +27,7 @@ from jobs.daemons import is_daemon
 from jobs.events import hold_reasons_text
 from jobs.bulk import jobs_bulk, jobs_bulk_matching
 from jobs.forms import BulkForm, BulkMatchingForm, JobFilterForm, SubmitForm, job_filter, parse_search
-from jobs.handlers.registry import Handler, find_handler, registered_handlers
+from jobs.handlers.registry import Handler, find_handler, find_public_handler, registered_handlers
 from jobs.models import Job, TaskLog
 from pulse_site.errors import NotFound, PulseError, ValidationError
 from pulse_site.ids import looks_like_public_id
@@ -376,6 +376,8 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
         "attempts": list(selectors.job_attempts(job)),
         "can_write": _can_write(request),
         "actions": _allowed_actions(job),
+        # A job of a handler no team may name (Pulse's own, or one no longer deployed) is not re-run by hand.
+        "can_run_again": find_public_handler(job.handler) is not None,
     }
 
 
@@ -448,10 +450,11 @@ def job_new(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Viewers cannot submit jobs.")
     # "Run again": ?from=<job id> starts the form from that job of the team's (404 for another's).
     source = _job(request, request.GET["from"]) if request.GET.get("from") else None
-    handler = find_handler(request.GET.get("handler") or (source.handler if source else ""))
+    handler = find_public_handler(request.GET.get("handler") or (source.handler if source else ""))
     if handler is None:
         if source is not None:
-            messages.error(request, f"{source.public_id}'s handler {source.handler} is no longer deployed.")
+            gone = "is Pulse's own: only Pulse submits it" if find_handler(source.handler) else "is no longer deployed"
+            messages.error(request, f"{source.public_id}'s handler {source.handler} {gone}.")
         return _render_new(request, None, None)
     if source is not None and source.handler != handler.name:
         source = None  # another handler chosen in the form: it starts blank
@@ -468,7 +471,7 @@ UNKNOWN_HANDLER = "Choose one of the listed handlers."
 def job_new_preview(request: HttpRequest) -> HttpResponse:
     """The new-job form's preview as you type: what the job would cost and whether it would start
     now, be held (why, and until when) or be refused; or which fields to fix first."""
-    handler = find_handler(request.GET.get("handler", ""))
+    handler = find_public_handler(request.GET.get("handler", ""))
     if handler is None:
         return render(request, "jobs/_submit_preview.html", {"refusal": UNKNOWN_HANDLER})
     form = SubmitForm(handler, request.GET, time_zone=request.team.time_zone)  # type: ignore[attr-defined]
@@ -503,7 +506,7 @@ def _render_new(request: HttpRequest, handler: Handler | None, form: SubmitForm 
 
 @writer_required
 def _job_create(request: HttpRequest) -> HttpResponse:
-    handler = find_handler(request.POST.get("handler", ""))
+    handler = find_public_handler(request.POST.get("handler", ""))
     if handler is None:
         messages.error(request, UNKNOWN_HANDLER)
         return _render_new(request, None, None, status=400)

@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from budgets.money import parse_money, to_micros
-from jobs.handlers.registry import get_handler
+from jobs.handlers.registry import get_public_handler
 from jobs.models import Job
 from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
 from pulse_site.errors import FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
@@ -92,7 +92,7 @@ def _clean_work(handler: object, payload: object, override: int | None) -> dict[
     """The handler exists, the payload fits its schema, and a run can be estimated."""
     if not isinstance(handler, str):
         raise ValidationError.for_field("handler", "A handler name is required.")
-    spec = get_handler(handler)
+    spec = get_public_handler(handler)
     check_payload_size(payload)
     body = spec.validate(payload)
     if override is None:

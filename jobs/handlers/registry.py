@@ -79,6 +79,9 @@ class Handler:
     exclusive: str | None = None
     # Runs until cancelled: no timeout, restarted with backoff whenever it fails or returns.
     daemon: bool = False
+    # Pulse's own work (a notification's delivery): its jobs run and list like any, but no team
+    # names it (jobs.handlers.registry.get_public_handler).
+    internal: bool = False
     validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     def validate(self, payload: object) -> dict[str, Any]:
@@ -157,6 +160,7 @@ def handler(
     backoff_cap: float = 600.0,
     exclusive: str | None = None,
     daemon: bool = False,
+    internal: bool = False,
 ) -> Callable[[Callable[[JobContext], Any]], Callable[[JobContext], Any]]:
     """Register a handler. `cost` is required: a fixed amount or a function of the payload,
     so that no job is ever silently estimated at zero.
@@ -166,7 +170,11 @@ def handler(
 
     `daemon`: a long-running handler. It has no timeout, keeps its lease by heartbeats, and is
     restarted with backoff when it fails or returns (an unexpected stop); cancelling ends it. It
-    should watch `ctx.cancelled()` (or `ctx.sleep()`) and return when asked."""
+    should watch `ctx.cancelled()` (or `ctx.sleep()`) and return when asked.
+
+    `internal`: only Pulse's own code submits it (jobs.services.job_submit(internal=True)); a team
+    naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
+    and it is not listed."""
     schema = schema or {"type": "object"}
     try:
         Draft202012Validator.check_schema(schema)
@@ -197,6 +205,7 @@ def handler(
             backoff_cap=backoff_cap,
             exclusive=exclusive,
             daemon=daemon,
+            internal=internal,
             validator=Draft202012Validator(schema),
         )
         return func
@@ -205,12 +214,27 @@ def handler(
 
 
 def get_handler(name: str) -> Handler:
-    """The handler registered under `name`, or the ValidationError a submit answers with."""
+    """The handler registered under `name`, internal ones too (a job's own handler, Pulse's own
+    submit), or the ValidationError a submit answers with."""
     found = find_handler(name)
     if found is None:
-        raise ValidationError(f"handler: no handler is called '{name}'.", code="unknown_handler",
-                              fields={"handler": [f"Unknown handler '{name}'."]})
+        raise _unknown(name, field="handler")
     return found
+
+
+def get_public_handler(name: str, *, field: str = "handler") -> Handler:
+    """The handler a team may name `name`, or the ValidationError (naming `field`) of an unknown
+    name: an internal handler is refused in the same words, so no team submits, schedules, caps
+    or filters by one. Every place a team names a handler asks here."""
+    found = find_public_handler(name)
+    if found is None:
+        raise _unknown(name, field=field)
+    return found
+
+
+def _unknown(name: str, *, field: str) -> ValidationError:
+    return ValidationError(f"{field}: no handler is called '{name}'.", code="unknown_handler",
+                           fields={field: [f"Unknown handler '{name}'."]})
 
 
 def find_handler(name: str) -> Handler | None:
@@ -218,8 +242,16 @@ def find_handler(name: str) -> Handler | None:
     return _registry.get(name)
 
 
-def registered_handlers() -> list[Handler]:
-    return sorted(_registry.values(), key=lambda h: h.name)
+def find_public_handler(name: str) -> Handler | None:
+    """The handler a team may name `name` (its pages and links), or None, for an internal one too."""
+    found = _registry.get(name)
+    return found if found is not None and not found.internal else None
+
+
+def registered_handlers(*, internal: bool = False) -> list[Handler]:
+    """The handlers a team may name, by name; `internal`: Pulse's own too (a jobs list filters by
+    them: their jobs are the team's)."""
+    return sorted((h for h in _registry.values() if internal or not h.internal), key=lambda h: h.name)
 
 
 def unregister(name: str) -> None:

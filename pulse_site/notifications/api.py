@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from jobs.api import JobOut
 from jobs.events import job_summary
 from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
+from pulse_site.errors import choose_one_of
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
 from pulse_site.teams.permissions import ManagersChange
@@ -62,14 +63,17 @@ class RuleOut(serializers.Serializer):
 
 
 class RuleIn(serializers.Serializer):
-    target = serializers.CharField()
-    kind = serializers.ChoiceField(choices=Rule.Kind.choices)
-    handlers = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    target = serializers.CharField(help_text="The team's target (NT_…); another id is a 400 naming `target`.")
+    kind = serializers.ChoiceField(choices=Rule.Kind.choices,
+                                   error_messages={"invalid_choice": choose_one_of(Rule.Kind.values)})
+    handlers = serializers.ListField(child=serializers.CharField(), required=False, default=list,
+                                     help_text=f"Only jobs of these handlers (empty: any); each one a team may "
+                                               f"submit, at most {services.MAX_RULE_HANDLERS}, repeats dropped.")
     error_codes = serializers.ListField(child=serializers.CharField(), required=False, default=list,
                                         help_text="job_failed: only failures with these codes (empty: any).")
     final_only = serializers.BooleanField(required=False, default=True)
     minutes = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                       help_text="Required for held_long (1 to 10080); ignored otherwise.")
+                                       help_text="Required for held_long (1 to 10080); refused on any other kind.")
     enabled = serializers.BooleanField(required=False, default=True)
 
 
@@ -166,11 +170,10 @@ class RuleListView(TeamAPIView):
         return Response(RuleOut(Rule.objects.filter(team=self.team).select_related("target"), many=True).data)
 
     @extend_schema(operation_id="notification_rules_create", request=RuleIn,
-                   responses={201: RuleOut, **error_responses(400, 401, 403, 404)})
+                   responses={201: RuleOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = _valid(RuleIn, request)
-        target = services.target_get_for_team(team=self.team, target_id=data["target"])
-        rule = services.rule_create(team=self.team, target=target, kind=data["kind"], handlers=data["handlers"],
+        rule = services.rule_create(team=self.team, target=data["target"], kind=data["kind"], handlers=data["handlers"],
                                     error_codes=data["error_codes"], final_only=data["final_only"],
                                     minutes=data["minutes"], enabled=data["enabled"], by=self.membership,
                                     who=_who(self))

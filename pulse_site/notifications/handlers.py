@@ -53,8 +53,10 @@ def _deliver_webhook(url: str, secret: str, message: dict[str, Any]) -> dict[str
     return {"status": response.status_code}
 
 
+# Internal: a delivery is Pulse's to send (a rule, a watch, a test send), to a target only owners
+# and admins manage; a team submitting one itself would bypass them and be signed as Pulse.
 @handler(NOTIFY_HANDLER, title="Send a notification", cost="0", schema=SCHEMA, timeout=60, max_attempts=5,
-         retry_on=[ErrorCode.NETWORK_ERROR], backoff_base=5.0, backoff_cap=300.0)
+         retry_on=[ErrorCode.NETWORK_ERROR], backoff_base=5.0, backoff_cap=300.0, internal=True)
 def notify(ctx: JobContext) -> dict[str, Any]:
     from jobs.models import Job
     from pulse_site.notifications.models import Target

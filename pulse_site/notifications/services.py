@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from jobs.error_codes import ErrorCode
 from jobs.events import hold_reasons_text
+from jobs.handlers.registry import get_public_handler
 from jobs.models import Job
 from jobs.services import job_submit
-from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.live.relay import outbox_consume
@@ -30,6 +31,8 @@ from pulse_site.teams.services import member_name
 CURSOR_NAME = "notifications"
 MATCH_BATCH = 500
 MAX_HELD_MINUTES = 7 * 24 * 60
+# A rule's handler filter: more names than any deployment ships is a mistake, not a filter.
+MAX_RULE_HANDLERS = 100
 
 
 def _require_manager(by: Membership | None) -> None:
@@ -136,13 +139,21 @@ def target_get_for_team(*, team: Team, target_id: str) -> Target:
     return target
 
 
-def notify_target_for_submit(*, team: Team, target_id: str) -> Target:
-    """The target a job submission names in `notify`: the team's enabled target, else a 400 on the field."""
-    target = (Target.objects.filter(team=team, public_id=target_id, enabled=True).first()
+def _target_named(*, team: Team, target_id: str, field: str, enabled_only: bool = False) -> Target:
+    """The team's target `target_id` names in a request's `field`, else a 400 on that field (an
+    input that names nothing, not a missing page): another team's id reads as one that does not
+    exist."""
+    targets = Target.objects.filter(team=team, public_id=target_id)
+    target = ((targets.filter(enabled=True) if enabled_only else targets).first()
               if looks_like_public_id(target_id, "NT") else None)
     if target is None:
-        raise ValidationError.for_field("notify", "No such notification target in this team.")
+        raise ValidationError.for_field(field, "No such notification target in this team.")
     return target
+
+
+def notify_target_for_submit(*, team: Team, target_id: str) -> Target:
+    """The target a job submission names in `notify`: the team's enabled target, else a 400 on the field."""
+    return _target_named(team=team, target_id=target_id, field="notify", enabled_only=True)
 
 
 def job_watch_add(*, job: Job, target: Target) -> JobWatch:
@@ -161,7 +172,7 @@ def notification_send(*, target: Target, subject: str, text: str, event: dict[st
     return job_submit(team=target.team, handler=NOTIFY_HANDLER, source=Job.Source.API,
                       payload={"target": target.public_id, "subject": subject[:200], "text": text[:5000],
                                "event": event},
-                      origin=target.public_id, created_by=by or "notifications").job
+                      origin=target.public_id, created_by=by or "notifications", internal=True).job
 
 
 def target_send_test(*, target: Target, by: str, member: Membership | None = None) -> Job:
@@ -170,34 +181,57 @@ def target_send_test(*, target: Target, by: str, member: Membership | None = Non
                              text=f"{by} sent this test from Pulse.", event={"kind": "test"}, by=by)
 
 
-def _clean_rule_fields(*, kind: str, handlers: object, minutes: object,
-                       error_codes: object = ()) -> tuple[list[str], int | None, list[str]]:
+def _rule_target(*, team: Team, target: Target | str) -> Target:
+    """A rule's target, by id or as given: the team's, else a 400 on `target` (one of another
+    team's is refused as one that does not exist; a disabled one may be chosen)."""
+    target_id = target.public_id if isinstance(target, Target) else str(target)
+    return _target_named(team=team, target_id=target_id, field="target")
+
+
+def _clean_handlers(handlers: object) -> list[str]:
+    """A rule's handler filter: names a team may submit, each once, in the order given (empty:
+    every handler). A name no job could have would make a rule that never matches."""
     if not isinstance(handlers, list) or not all(isinstance(h, str) and h for h in handlers):
         raise ValidationError.for_field("handlers", "A list of handler names (empty: every handler).")
+    if len(handlers) > MAX_RULE_HANDLERS:
+        raise ValidationError.for_field("handlers", f"At most {MAX_RULE_HANDLERS} handler names.")
+    return [get_public_handler(name, field="handlers").name for name in dict.fromkeys(handlers)]
+
+
+def _clean_minutes(*, kind: str, minutes: object) -> int | None:
+    """Only held_long rules have a duration: it is required there and refused on any other kind
+    (dropped, it would read as taken)."""
+    if kind != Rule.Kind.HELD_LONG:
+        if minutes is not None:
+            raise ValidationError.for_field("minutes", f"Only held_long rules take minutes; a {kind} rule has none.")
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_HELD_MINUTES:
+        raise ValidationError.for_field("minutes", f"A whole number of minutes from 1 to {MAX_HELD_MINUTES}.")
+    return minutes
+
+
+def _clean_error_codes(*, kind: str, error_codes: object) -> list[str]:
     codes = list(error_codes) if isinstance(error_codes, (list, tuple)) else None
     if codes is None or any(code not in ErrorCode.values for code in codes):
         raise ValidationError.for_field("error_codes", f"A list of error codes from {', '.join(ErrorCode.values)} "
                                                        "(empty: any code).")
     # Only job_failed rules look at error codes; on any other kind they are dropped.
-    codes = sorted(set(codes)) if kind == Rule.Kind.JOB_FAILED else []
-    if kind != Rule.Kind.HELD_LONG:
-        return handlers, None, codes  # only held_long rules have a duration; any other value is ignored
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_HELD_MINUTES:
-        raise ValidationError.for_field("minutes", f"A whole number of minutes from 1 to {MAX_HELD_MINUTES}.")
-    return handlers, minutes, codes
+    return sorted(set(codes)) if kind == Rule.Kind.JOB_FAILED else []
 
 
 @transaction.atomic
-def rule_create(*, team: Team, target: Target, kind: str, handlers: object = None, final_only: bool = True,
+def rule_create(*, team: Team, target: Target | str, kind: str, handlers: object = None, final_only: bool = True,
                 minutes: object = None, enabled: bool = True, error_codes: object = (),
                 by: Membership | None, who: str = "") -> Rule:
+    """Add a rule telling `target` (the team's, or its id) about events of `kind`. Every input
+    the API and the page send is checked here, each refusal a 400 naming its field."""
     _require_manager(by)
-    if target.team_id != team.pk:
-        raise NotFound("No such notification target in this team.")
+    target = _rule_target(team=team, target=target)
     if kind not in Rule.Kind.values:
-        raise ValidationError.for_field("kind", f"One of {', '.join(Rule.Kind.values)}.")
-    handlers, minutes, codes = _clean_rule_fields(kind=kind, handlers=handlers or [], minutes=minutes,
-                                                  error_codes=error_codes)
+        raise ValidationError.for_field("kind", choose_one_of(Rule.Kind.values))
+    handlers = _clean_handlers(handlers or [])
+    minutes = _clean_minutes(kind=kind, minutes=minutes)
+    codes = _clean_error_codes(kind=kind, error_codes=error_codes)
     rule = Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
                                minutes=minutes, enabled=bool(enabled), error_codes=codes)
     _audit(team.pk, "rule_added", rule.public_id, by=by, who=who, **_rule_facts(rule))
@@ -224,17 +258,12 @@ def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None, w
     unknown = sorted(set(changes) - {"target", "handlers", "error_codes", "final_only", "minutes", "enabled"})
     if unknown:
         raise ValidationError.for_field(unknown[0], "Not a field of a rule that can change.")
-    if "target" in changes:
-        target = changes["target"]
-        if not isinstance(target, Target):
-            target = target_get_for_team(team=rule.team, target_id=str(target))
-        if target.team_id != rule.team_id:
-            raise NotFound("No such notification target in this team.")
-        rule.target = target
-    handlers, minutes, codes = _clean_rule_fields(kind=rule.kind, handlers=changes.get("handlers", rule.handlers),
-                                                  minutes=changes.get("minutes", rule.minutes),
-                                                  error_codes=changes.get("error_codes", rule.error_codes))
-    rule.handlers, rule.minutes, rule.error_codes = handlers, minutes, codes
+    target = _rule_target(team=rule.team, target=changes["target"]) if "target" in changes else rule.target
+    # Handlers are checked when given: a rule naming one since retired can still be switched off.
+    handlers = _clean_handlers(changes["handlers"]) if "handlers" in changes else rule.handlers
+    minutes = _clean_minutes(kind=rule.kind, minutes=changes.get("minutes", rule.minutes))
+    codes = _clean_error_codes(kind=rule.kind, error_codes=changes.get("error_codes", rule.error_codes))
+    rule.target, rule.handlers, rule.minutes, rule.error_codes = target, handlers, minutes, codes
     rule.final_only = bool(changes.get("final_only", rule.final_only))
     rule.enabled = bool(changes.get("enabled", rule.enabled))
     rule.save(update_fields=["target", "handlers", "error_codes", "final_only", "minutes", "enabled"])

@@ -1,8 +1,11 @@
-"""The notifications page: targets with a send-test button and their deliveries, and rules."""
+"""The notifications page: targets with a send-test button and their deliveries, and rules. Each
+view parses, calls one service and translates its refusal: a message, or for the new-rule form
+the page again (400) with what was chosen and the error under its field."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +23,12 @@ from pulse_site.teams.decorators import get_or_404, manager_required, team_requi
 @require_GET
 @team_required
 def page(request: HttpRequest) -> HttpResponse:
+    return _render_page(request)
+
+
+def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) -> HttpResponse:
+    """The page; after a refused new rule, with what was chosen and the error under its field,
+    as a 400, so nothing chosen is lost."""
     team = request.team  # type: ignore[attr-defined]
     targets = list(Target.objects.filter(team=team))
     context = {
@@ -30,8 +39,13 @@ def page(request: HttpRequest) -> HttpResponse:
         "handlers": [h.name for h in registered_handlers()],
         "error_codes": ErrorCode.values,
         "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
+        "typed": {**_rule_input(request), "kind": request.POST.get("kind", ""),
+                  "minutes": request.POST.get("minutes", "")} if rule_error else {},
+        "rule_errors": rule_error.fields if rule_error else {},
     }
-    return render(request, "notifications/page.html", context)
+    if rule_error:
+        messages.error(request, rule_error.message)
+    return render(request, "notifications/page.html", context, status=400 if rule_error else 200)
 
 
 def _done(request: HttpRequest, change: Callable[[], object], success: str) -> HttpResponse:
@@ -58,6 +72,13 @@ def _minutes(request: HttpRequest) -> int | None | str:
     if not raw:
         return None
     return int(raw) if raw.isdigit() else raw  # the service refuses what is not a whole number
+
+
+def _rule_input(request: HttpRequest) -> dict[str, Any]:
+    """A rule form's fields as the service takes them (it checks every one)."""
+    return {"target": request.POST.get("target", ""), "handlers": [h for h in request.POST.getlist("handlers") if h],
+            "error_codes": [c for c in request.POST.getlist("error_codes") if c],
+            "final_only": request.POST.get("final_only") == "on", "minutes": _minutes(request)}
 
 
 @require_POST
@@ -118,25 +139,21 @@ def target_test(request: HttpRequest, target_id: str) -> HttpResponse:
 @require_POST
 @manager_required
 def rule_add(request: HttpRequest) -> HttpResponse:
-    team = request.team  # type: ignore[attr-defined]
-    target = get_or_404(services.target_get_for_team, team=team, target_id=request.POST.get("target", ""))
-    handlers = [h for h in request.POST.getlist("handlers") if h]
-    return _done(request, lambda: services.rule_create(
-        team=team, target=target, kind=request.POST.get("kind", ""), handlers=handlers,
-        error_codes=[c for c in request.POST.getlist("error_codes") if c],
-        final_only=request.POST.get("final_only") == "on", minutes=_minutes(request),
-        by=request.membership), "Rule added.")  # type: ignore[attr-defined]
+    try:
+        services.rule_create(team=request.team, kind=request.POST.get("kind", ""), by=request.membership,  # type: ignore[attr-defined]
+                             **_rule_input(request))
+    except PulseError as error:
+        return _render_page(request, rule_error=error)
+    messages.success(request, "Rule added.")
+    return redirect("notifications:page")
 
 
 @require_POST
 @manager_required
 def rule_edit(request: HttpRequest, rule_id: str) -> HttpResponse:
     rule = _rule(request, rule_id)
-    changes = {"target": _target(request, request.POST.get("target", "")),
-               "handlers": [h for h in request.POST.getlist("handlers") if h],
-               "error_codes": [c for c in request.POST.getlist("error_codes") if c],
-               "final_only": request.POST.get("final_only") == "on", "minutes": _minutes(request)}
-    return _done(request, lambda: services.rule_update(rule=rule, changes=changes, by=request.membership),  # type: ignore[attr-defined]
+    return _done(request, lambda: services.rule_update(rule=rule, changes=_rule_input(request),
+                                                       by=request.membership),  # type: ignore[attr-defined]
                  "Rule saved.")
 
 

@@ -1,11 +1,15 @@
 """Editing, disabling and deleting targets and rules: on the page and over the API, by owners and
-admins only; members, viewers and tokens read; another team's ids are 404 and change nothing."""
+admins only; members, viewers and tokens read; another team's ids are 404 and change nothing (a
+rule's target naming one is a 400 on `target`, as a target that does not exist is)."""
 
 from __future__ import annotations
+
+import html
 
 import pytest
 from rest_framework.test import APIClient
 
+from pulse_site.errors import ValidationError
 from pulse_site.notifications.models import Rule, Target
 from pulse_site.notifications.services import rule_create, target_create
 
@@ -107,8 +111,78 @@ def test_a_held_long_rule_needs_its_minutes(alice, acme, ops):
                                                            "minutes": 15}, format="json")
     assert created.status_code == 201 and created.json()["minutes"] == 15
     other = client.post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "overrun",
-                                                         "minutes": 15}, format="json")
+                                                         "minutes": None}, format="json")
     assert other.status_code == 201 and other.json()["minutes"] is None
+
+
+def test_minutes_on_any_other_kind_are_refused_not_dropped(alice, acme, ops):
+    client = session(alice)
+    response = client.post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "job_failed",
+                                                            "minutes": 5}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"minutes": ["Only held_long rules take minutes; a job_failed "
+                                                              "rule has none."]}
+    assert not Rule.objects.exists()
+    failed = rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    before = rows()
+    response = client.patch(f"/api/v1/notifications/rules/{failed.public_id}/", {"minutes": 5}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["minutes"]
+    assert rows() == before
+
+
+def test_a_rules_handlers_are_ones_a_team_can_submit_each_once_and_not_too_many(alice, acme, ops):
+    client = session(alice)
+
+    def create(handlers):
+        return client.post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "job_failed",
+                                                            "handlers": handlers}, format="json")
+
+    for handlers, reason in ((["nope.nothere"], "Unknown handler 'nope.nothere'."),
+                             (["pulse.noop", "pulse.notify"], "Unknown handler 'pulse.notify'."),  # Pulse's own
+                             (["pulse.noop"] * 5000, "At most 100 handler names.")):
+        response = create(handlers)
+        assert response.status_code == 400, handlers[:2]
+        assert response.json()["error"]["fields"] == {"handlers": [reason]}
+    assert not Rule.objects.exists()
+    created = create(["pulse.noop", "pulse.fail", "pulse.noop"])
+    assert created.status_code == 201 and created.json()["handlers"] == ["pulse.noop", "pulse.fail"]
+
+    before = rows()
+    response = client.patch(f"/api/v1/notifications/rules/{created.json()['id']}/", {"handlers": ["nope.nothere"]},
+                            format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["handlers"]
+    assert rows() == before
+
+
+def test_a_rules_target_of_another_team_or_none_is_a_400_naming_target_and_they_read_alike(
+        alice, acme, ops, globex):
+    theirs = target_create(team=globex, name="theirs", kind="email", address="c@example.com", by=None)
+    client = session(alice)
+    rule = rule_create(team=acme, target=ops, kind=Rule.Kind.OVERRUN, by=None)
+    before = rows()
+    answers = []
+    for target_id in (theirs.public_id, "NT_01ARZ3NDEKTSV4RRFFQ69G5FAV", "junk"):
+        created = client.post("/api/v1/notifications/rules/", {"target": target_id, "kind": "overrun"},
+                              format="json")
+        changed = client.patch(f"/api/v1/notifications/rules/{rule.public_id}/", {"target": target_id},
+                               format="json")
+        for response in (created, changed):
+            assert response.status_code == 400, target_id
+            answers.append(response.json())
+    assert answers == [{"error": {"code": "validation_error", "message": "target: No such notification target in "
+                                  "this team.", "fields": {"target": ["No such notification target in this team."]}}}] * 6
+    assert rows() == before
+
+
+def test_a_bad_kind_is_refused_with_the_kinds_to_choose_from(alice, acme, ops):
+    response = session(alice).post("/api/v1/notifications/rules/", {"target": ops.public_id, "kind": "job_done"},
+                                   format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "kind": ["Choose one of job_failed, budget_threshold, overrun, schedule_broken, held_long."]}
+    with pytest.raises(ValidationError) as caught:
+        rule_create(team=acme, target=ops, kind="job_done", by=None)
+    assert caught.value.fields == response.json()["error"]["fields"]
 
 
 def test_members_viewers_and_tokens_can_read_but_not_change(bob, vic, acme, acme_api, ops, rule):
@@ -131,10 +205,10 @@ def test_another_teams_targets_and_rules_are_404_and_nothing_changes(charlie, gl
         response = client.patch(url, {"enabled": False}, format="json")
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
         assert client.delete(url).status_code == 404
-    # Pointing his own rule at Acme's target is 404 too.
+    # Pointing his own rule at Acme's target names a target his team does not have.
     response = client.patch(f"/api/v1/notifications/rules/{mine_rule.public_id}/", {"target": ops.public_id},
                             format="json")
-    assert response.status_code == 404
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["target"]
     assert rows() == before
 
 
@@ -184,6 +258,46 @@ def test_a_bad_edit_on_the_page_says_why_and_changes_nothing(alice_client, acme,
     response = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/",
                                  {"target": ops.public_id, "minutes": "soon"}, follow=True)
     assert "A whole number of minutes" in response.content.decode()
+    assert rows() == before
+
+
+def rule_form_error(response, field: str) -> str:
+    """The error the page shows under the new-rule form's `field` (empty: none)."""
+    body = response.content.decode()
+    marker = f'<ul class="errorlist" id="rule-error-{field}"><li>'
+    return html.unescape(body.split(marker, 1)[1].split("</li>", 1)[0]) if marker in body else ""
+
+
+def test_the_new_rule_form_without_a_target_is_shown_again_with_the_error_under_target(alice_client, acme, ops):
+    response = alice_client.post("/notifications/rules/new/", {"kind": "held_long", "minutes": "30"})
+    assert response.status_code == 400
+    assert rule_form_error(response, "target") == "No such notification target in this team."
+    body = response.content.decode()
+    assert '<option value="held_long" selected>' in body and 'name="minutes" type="number" min="1" max="10080" value="30"' in body
+    assert not Rule.objects.exists()
+
+
+def test_the_new_rule_form_refuses_what_the_api_refuses_under_each_field(alice_client, acme, ops, globex):
+    theirs = target_create(team=globex, name="theirs", kind="email", address="c@example.com", by=None)
+    for data, field, reason in (
+            ({"target": theirs.public_id, "kind": "job_failed"}, "target", "No such notification target in this team."),
+            ({"target": ops.public_id, "kind": "job_failed", "minutes": "5"}, "minutes",
+             "Only held_long rules take minutes; a job_failed rule has none."),
+            ({"target": ops.public_id, "kind": "job_failed", "handlers": ["nope.nothere"]}, "handlers",
+             "Unknown handler 'nope.nothere'."),
+            ({"target": ops.public_id, "kind": "job_done"}, "kind",
+             "Choose one of job_failed, budget_threshold, overrun, schedule_broken, held_long.")):
+        response = alice_client.post("/notifications/rules/new/", data)
+        assert response.status_code == 400, data
+        assert rule_form_error(response, field) == reason, data
+    assert not Rule.objects.exists()
+
+
+def test_a_rule_edit_on_the_page_naming_no_target_of_the_team_says_so_and_changes_nothing(alice_client, acme, ops,
+                                                                                          rule):
+    before = rows()
+    response = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/", {"minutes": "45"}, follow=True)
+    assert response.status_code == 200 and "No such notification target in this team." in response.content.decode()
     assert rows() == before
 
 

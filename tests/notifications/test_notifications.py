@@ -196,7 +196,7 @@ def test_a_failed_delivery_does_not_notify_about_itself(acme):
     rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, by=None)
     notifications_match()
     delivery = job_submit(team=acme, handler="pulse.notify", payload={"target": "NT_missing", "subject": "s",
-                                                                      "event": {}}, source="api").job
+                                                                      "event": {}}, source="api", internal=True).job
     run_job(delivery.public_id)
     assert Job.objects.get(pk=delivery.pk).status == Status.FAILED
     assert notifications_match() == 0
@@ -220,9 +220,11 @@ def test_charlie_gets_404_for_acmes_targets_and_nothing_is_sent(charlie, acme, g
     client = session(charlie)
     assert client.post(f"/api/v1/notifications/targets/{target.public_id}/test/").status_code == 404
     assert client.get(f"/api/v1/notifications/targets/{target.public_id}/deliveries/").status_code == 404
+    # A rule naming Acme's target names none of Globex's: a 400 on the field, as for one that does not exist.
     response = client.post("/api/v1/notifications/rules/", {"target": target.public_id, "kind": "job_failed"},
                            format="json")
-    assert response.status_code == 404
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {
+        "target": ["No such notification target in this team."]}
     assert client.get("/api/v1/notifications/targets/").json() == []
     assert (Job.objects.filter(handler="pulse.notify").count(), Rule.objects.count()) == (0, 0)
 
@@ -256,8 +258,9 @@ def test_charlies_page_shows_nothing_of_acme_and_his_test_of_acmes_target_is_404
     target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
     assert "ops@example.com" not in charlie_client.get("/notifications/").content.decode()
     assert charlie_client.post(f"/notifications/targets/{target.public_id}/test/").status_code == 404
-    assert charlie_client.post("/notifications/rules/new/", {"kind": "job_failed",
-                                                             "target": target.public_id}).status_code == 404
+    # A rule naming Acme's target names none of his: refused as one that does not exist.
+    refused = charlie_client.post("/notifications/rules/new/", {"kind": "job_failed", "target": target.public_id})
+    assert refused.status_code == 400 and "No such notification target in this team." in refused.content.decode()
     assert not Job.objects.filter(handler="pulse.notify").exists() and not Rule.objects.exists()
 
 

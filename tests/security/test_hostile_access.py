@@ -106,8 +106,9 @@ def acme_world(acme, alice, bob, settings) -> AcmeWorld:
         "target_id": [target.public_id],
         "rule_id": [rule.public_id],
         "user_id": [str(alice.pk), str(bob.pk)],
-        # Handlers are the deployment's, not a team's: their pages show the caller's own figures.
-        "name": ["pulse.noop", "no.such.handler"],
+        # Handlers are the deployment's, not a team's: their pages show the caller's own figures
+        # (none for Pulse's own pulse.notify, which no team names).
+        "name": ["pulse.noop", "no.such.handler", "pulse.notify"],
         # Every action name either app knows, on both apps' action routes.
         "action": ["cancel", "pause", "resume", "retry", "trigger", "delete"],
     }
