@@ -112,8 +112,13 @@ def test_a_schedule_cannot_be_made_or_changed_to_run_it(acme, acme_api, hook):
 
 
 def test_the_budget_cannot_cap_it(alice, acme):
-    assert answered_as_unknown(lambda name: session(alice).patch(
-        "/api/v1/budget/", {"handler_caps": {name: {"daily": "1"}}}, format="json"))
+    def cap(name):
+        return session(alice).patch("/api/v1/budget/", {"handler_caps": {name: {"daily": "1"}}}, format="json")
+
+    internal, unknown = cap(NOTIFY_HANDLER), cap("nope.nothere")
+    assert internal.status_code == unknown.status_code == 400
+    assert list(internal.json()["error"]["fields"]) == [f"handler_caps.{NOTIFY_HANDLER}"]
+    assert internal.content.decode().replace(NOTIFY_HANDLER, "nope.nothere") == unknown.content.decode()
     with pytest.raises(ValidationError):
         budget_policy_update(team=acme, changes={"handler_caps": {NOTIFY_HANDLER: {"daily": "1"}}}, by=None)
 
