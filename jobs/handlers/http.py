@@ -50,12 +50,29 @@ def check_destination(url: str) -> None:
     except socket.gaierror as exc:
         raise JobError(ErrorCode.NETWORK_ERROR, f"Cannot resolve {host}: {exc}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        internal = not address.is_global or address.is_multicast
-        if internal and not _allowed_by_setting(host, address):
-            raise JobError(ErrorCode.VALIDATION_ERROR,
-                           f"{host} resolves to {address}, an internal address; add it to PULSE_HTTP_ALLOWLIST "
-                           "to allow it.", retryable=False)
+        refusal = _internal_refusal(host, ipaddress.ip_address(info[4][0]))
+        if refusal:
+            raise JobError(ErrorCode.VALIDATION_ERROR, refusal, retryable=False)
+
+
+def _internal_refusal(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if (address.is_global and not address.is_multicast) or _allowed_by_setting(host, address):
+        return None
+    where = f"{host} is" if host == str(address) else f"{host} resolves to {address},"
+    return f"{where} an internal address; add it to PULSE_HTTP_ALLOWLIST to allow it."
+
+
+def destination_refusal_known_now(url: str) -> str | None:
+    """What check_destination would refuse that is known without asking DNS (whose answer the
+    workers get at delivery): a literal internal address, or a localhost name. For a form to say
+    at once; the delivery checks every address the name resolves to then."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return _internal_refusal(host, ipaddress.ip_address("127.0.0.1"))
+    try:
+        return _internal_refusal(host, ipaddress.ip_address(host))
+    except ValueError:
+        return None
 
 
 @handler(

@@ -16,6 +16,7 @@ from django.utils import timezone
 from jobs.error_codes import ErrorCode
 from jobs.events import hold_reasons_text
 from jobs.handlers.registry import get_public_handler
+from jobs.handlers.http import destination_refusal_known_now
 from jobs.models import Job
 from jobs.services import job_submit
 from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError, choose_one_of
@@ -70,6 +71,10 @@ def _clean_target_fields(*, name: str, kind: str, address: str) -> tuple[str, st
             URLValidator(schemes=["http", "https"])(address)
     except DjangoValidationError:
         raise ValidationError.for_field("address", "An email address." if kind == "email" else "An http(s) URL.") from None
+    refusal = destination_refusal_known_now(address) if kind == Target.Kind.WEBHOOK else None
+    if refusal:
+        # Said now, not as a failed delivery later (the delivery checks again, DNS included).
+        raise ValidationError.for_field("address", refusal)
     return name, kind, address
 
 

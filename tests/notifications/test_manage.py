@@ -154,6 +154,29 @@ def test_a_rules_handlers_are_ones_a_team_can_submit_each_once_and_not_too_many(
     assert rows() == before
 
 
+@pytest.mark.parametrize("address, said", [
+    ("http://127.0.0.1:9/x", "127.0.0.1 is an internal address; add it to PULSE_HTTP_ALLOWLIST to allow it."),
+    ("http://localhost/hook", "localhost resolves to 127.0.0.1, an internal address; add it to PULSE_HTTP_ALLOWLIST"),
+    ("https://10.0.0.7/hook", "10.0.0.7 is an internal address;"),
+    ("http://[::1]:8080/", "::1 is an internal address;"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is an internal address;"),
+])
+def test_a_webhook_to_an_internal_address_is_refused_when_added_not_at_its_first_delivery(
+        alice, alice_client, acme, settings, address, said):
+    response = session(alice).post("/api/v1/notifications/targets/",
+                                   {"name": "inside", "kind": "webhook", "address": address}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["address"][0].startswith(said)
+    page = alice_client.post("/notifications/targets/new/", {"name": "inside", "kind": "webhook", "address": address},
+                             follow=True)
+    assert [str(m) for m in page.context["messages"]][0].startswith(f"address: {said}")
+    assert not Target.objects.filter(name="inside").exists()
+
+    settings.PULSE_HTTP_ALLOWLIST = ["127.0.0.1", "10.0.0.0/8", "::1", "169.254.169.254"]
+    assert session(alice).post("/api/v1/notifications/targets/", {"name": "inside", "kind": "webhook",
+                                                                  "address": address}, format="json").status_code == 201
+
+
 def test_a_rules_target_of_another_team_or_none_is_a_400_naming_target_and_they_read_alike(
         alice, acme, ops, globex):
     theirs = target_create(team=globex, name="theirs", kind="email", address="c@example.com", by=None)
