@@ -220,8 +220,11 @@ def _clean_error_codes(*, kind: str, error_codes: object) -> list[str]:
     if codes is None or any(code not in ErrorCode.values for code in codes):
         raise ValidationError.for_field("error_codes", f"A list of error codes from {', '.join(ErrorCode.values)} "
                                                        "(empty: any code).")
-    # Only job_failed rules look at error codes; on any other kind they are dropped.
-    return sorted(set(codes)) if kind == Rule.Kind.JOB_FAILED else []
+    if codes and kind != Rule.Kind.JOB_FAILED:
+        # As with minutes: a choice the rule would never look at is refused, not kept to mislead
+        # nor dropped without a word.
+        raise ValidationError.for_field("error_codes", f"Only job_failed rules take error codes; a {kind} rule has none.")
+    return sorted(set(codes))
 
 
 @transaction.atomic

@@ -186,9 +186,11 @@ def test_a_job_failed_rule_with_error_codes_hears_only_failures_with_those_codes
     with pytest.raises(ValidationError) as refused:
         rule_create(team=acme, target=target, kind=Rule.Kind.JOB_FAILED, error_codes=["disk_full"], by=None)
     assert "error_codes" in refused.value.fields and Rule.objects.count() == 1
-    # Another kind of rule has no use for codes: they are dropped, not kept to mislead.
-    alert = rule_create(team=acme, target=target, kind=Rule.Kind.BUDGET_THRESHOLD, error_codes=["timeout"], by=None)
-    assert alert.error_codes == []
+    # Another kind of rule has no use for codes: refused by name, not kept to mislead nor dropped unsaid.
+    with pytest.raises(ValidationError) as refused:
+        rule_create(team=acme, target=target, kind=Rule.Kind.BUDGET_THRESHOLD, error_codes=["timeout"], by=None)
+    assert refused.value.fields == {"error_codes": ["Only job_failed rules take error codes; a budget_threshold rule has none."]}
+    assert rule_create(team=acme, target=target, kind=Rule.Kind.BUDGET_THRESHOLD, error_codes=[], by=None).error_codes == []
 
 
 def test_a_failed_delivery_does_not_notify_about_itself(acme):
