@@ -865,7 +865,7 @@ def policy_as_dict(policy: BudgetPolicy) -> dict[str, Any]:
 
 def _parse_caps(value: object) -> dict[str, dict[str, int | None]]:
     """{handler: {daily, weekly, monthly}}, each refusal named by its path (handler_caps.<handler>.<window>)."""
-    from jobs.handlers.registry import find_public_handler  # budgets must not import jobs at module level
+    from jobs.handlers.registry import get_public_handler  # budgets must not import jobs at module level
 
     if not isinstance(value, dict):
         raise ValidationError.for_field("handler_caps", "An object of handler name to {daily, weekly, monthly}.")
@@ -873,8 +873,10 @@ def _parse_caps(value: object) -> dict[str, dict[str, int | None]]:
     caps: dict[str, dict[str, int | None]] = {}
     for handler, limits in value.items():
         field = f"handler_caps.{handler}"
-        if find_public_handler(str(handler)) is None:
-            errors.add_reason(field, f"No handler is called '{handler}'.")
+        try:
+            get_public_handler(str(handler), field=field)
+        except ValidationError as exc:
+            errors.add(exc)
             continue
         if not isinstance(limits, dict):
             errors.add_reason(field, "An object of daily, weekly and monthly, each an amount or null.")

@@ -86,7 +86,7 @@ def test_every_bad_setting_is_named_at_once_and_nothing_changes(alice, acme):
         "week_start", "alert_thresholds", "over_budget", "handler_caps.test.paid.hourly",
         "handler_caps.test.paid.daily", "handler_caps.no.such"])
     assert fields["handler_caps.test.paid.hourly"] == ["Not a window: daily, weekly, monthly."]
-    assert fields["handler_caps.no.such"] == ["No handler is called 'no.such'."]
+    assert fields["handler_caps.no.such"] == ["Unknown handler 'no.such'."]
     assert budget_policy_get(team=acme).daily_limit is None and not PolicyChange.objects.exists()
 
 
