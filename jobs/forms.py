@@ -129,7 +129,7 @@ class JobFilterForm(forms.Form):
         for name in ("status", "source", "error_code"):
             field = self.fields[name]
             values = [value for value, _ in field.choices if value]  # type: ignore[attr-defined]
-            field.error_messages["invalid_choice"] = f"“%(value)s” is not one. {choose_one_of(values)}"
+            field.error_messages["invalid_choice"] = f"No such value “%(value)s”. {choose_one_of(values)}"
 
 
 BULK_ACTIONS = [("cancel", "Cancel"), ("retry", "Retry"), ("delete", "Delete finished")]

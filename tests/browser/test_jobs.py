@@ -170,7 +170,7 @@ def test_pulses_own_lines_arrive_live_and_a_retry_s_lines_are_its_own(page, logi
     expect(retry.locator("h3")).to_have_text("Job · attempt 2")
     expect(retry.locator(".log-line .message").last).to_have_text(re.compile(r"^Failed after \d+ ms"))
     expect(first).to_have_count(2)  # the first attempt's lines stay as they were
-    expect(page.locator("#job-last-attempt")).to_contain_text("; attempt 2 ")
+    expect(page.locator("#job-last-attempt")).to_contain_text("; attempt 2 started ")
     assert page.evaluate("window.__sameDocument") is True
 
     page.reload()  # the server groups them alike
