@@ -495,10 +495,11 @@ def job_release_held(*, team_id: int, due_only: bool = False) -> int:
     exclusive_started: set[str] = set()
     # Set once a rate or concurrency limit holds a job: it holds every later one too. Those are
     # not released, but one whose resume time has passed gets the new one (it would otherwise
-    # say "resumes 2 minutes ago" until it came first in a later pass).
+    # say "resumes 2 minutes ago" until it came first in a later pass); the others are not
+    # looked at (one waiting for a slot has no time to go stale).
     stuck = False
     for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
-        if stuck and job.resume_at is not None and job.resume_at > now:
+        if stuck and (job.resume_at is None or job.resume_at > now):
             continue
         blocked = _gate_blocks(job, exclusive_started)
         if blocked:

@@ -155,3 +155,22 @@ def test_held_jobs_whose_resume_time_passed_under_a_full_rate_all_get_the_new_on
     rows = Job.objects.filter(pk__in=[j.pk for j in held])
     assert set(rows.values_list("status", flat=True)) == {Status.PAUSED}
     assert {row.resume_at for row in rows} == {now - timedelta(seconds=30) + timedelta(seconds=60)}
+
+
+def test_a_release_pass_under_a_full_concurrency_cap_reads_the_held_jobs_once_not_each(acme, submit, set_policy):
+    """After every settle: 50 jobs waiting for a slot cost the pass what one does."""
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs.services import job_release_held
+
+    set_policy(acme, max_concurrent=1)
+    claim(submit("0").public_id)
+    held = [submit("0") for _ in range(50)]
+    for job in held:
+        run_job(job.public_id)
+    assert Job.objects.filter(pk__in=[j.pk for j in held], status=Status.PAUSED).count() == 50
+
+    with CaptureQueriesContext(db) as queries:
+        assert job_release_held(team_id=acme.pk) == 0
+    assert len(queries) < 10, [q["sql"][:80] for q in queries]
