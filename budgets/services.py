@@ -798,14 +798,24 @@ def budget_repair(*, team_id: int) -> list[dict[str, Any]]:
 def _open_admissions(team_id: int, now: datetime) -> int:
     """Admissions not yet settled: team-scope daily reserve rows without their release. Only
     recent ones can still be open (a running job settles or is rescued within its timeout and
-    lease), so the ledger's history is never scanned."""
+    lease), so the ledger's history is never scanned; but a daemon has no timeout and runs for
+    days: the attempts still running that began before then are counted by their own rows."""
+    from jobs.models import Job  # budgets must not import jobs at module level
+
     horizon = now - timedelta(seconds=settings.PULSE_MAX_JOB_TIMEOUT + 2 * settings.PULSE_LEASE_SECONDS + 3600)
     released = Ledger.objects.filter(job_id=OuterRef("job_id"), attempt=OuterRef("attempt"),
                                      kind=Ledger.Kind.RELEASE, scope="", window_kind="day")
+    reserved = Ledger.objects.filter(team_id=team_id, kind=Ledger.Kind.RESERVE, scope="", window_kind="day")
     # Served by ledger_team_kind_at; the Exists by the unique (job_id, attempt, kind, ...) key.
-    return (Ledger.objects.filter(team_id=team_id, kind=Ledger.Kind.RESERVE, at__gte=horizon, scope="",
-                                  window_kind="day")
-            .exclude(Exists(released)).count())
+    recent = reserved.filter(at__gte=horizon).exclude(Exists(released)).count()
+    # The team's running jobs (job_team_status_id), their older reserve rows by the ledger's
+    # (job_id, …) key: a handful at most, whatever the history.
+    running = dict(Job.objects.filter(team_id=team_id, status=Job.Status.RUNNING).values_list("public_id", "attempts"))
+    if not running:
+        return recent
+    older = (reserved.filter(at__lt=horizon, job_id__in=list(running)).exclude(Exists(released))
+             .values_list("job_id", "attempt"))
+    return recent + sum(1 for job_id, attempt in older if running[job_id] == attempt)
 
 
 # --- policy and overrides -----------------------------------------------------------------------
@@ -1016,7 +1026,7 @@ def _release_on_commit(team_id: int) -> None:
     def release() -> None:
         from jobs.services import job_release_held  # jobs depends on budgets, not the other way
 
-        job_release_held(team_id=team_id)
+        job_release_held(team_id=team_id, after_change=True)
 
     transaction.on_commit(release)
 

@@ -400,8 +400,9 @@ class Heartbeat(threading.Thread):
         super().__init__(name=f"heartbeat-{job.public_id}", daemon=True)
         self.job_pk = job.pk
         self.attempt = attempt
-        # The jobs of the same batch claimed with it and waiting for their turn: their leases are
-        # renewed with this one's, so a long run here does not get them rescued.
+        # The other jobs of the same batch (waiting for their turn, or run and waiting to settle
+        # with the batch): their leases are renewed with this one's, so a long run here does not
+        # get them rescued.
         self.pending = pending or []
         self.context = context
         self.stop_event = threading.Event()
@@ -461,7 +462,7 @@ class Heartbeat(threading.Thread):
 
 
 def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = None) -> Outcome:
-    """Call the handler with its context; never raises. `pending`: jobs of its batch after it
+    """Call the handler with its context; never raises. `pending`: the other jobs of its batch
     (primary key, attempt), whose leases its heartbeat renews."""
     context = JobContext(job=job, handler=spec, attempt=job.attempts)
     heartbeat = Heartbeat(job=job, attempt=job.attempts, context=context, pending=pending)
@@ -798,7 +799,10 @@ def _run_batch(batch: list[tuple[Job, Handler]], *, kill_at: float | None) -> li
                     # Settles cancelled ("Cancelled after 0 ms"), charging nothing.
                     done.append((job, Outcome(ok=True, cost_micros=0, started_at=timezone.now())))
                     continue
-        outcome = execute(job, spec, pending=[(other.pk, other.attempts) for other, _ in waiting])
+        # Every other job of the batch keeps its lease while this one runs: those still waiting,
+        # and those whose handler has returned but which settle with the batch (a slow member
+        # must not get a finished one rescued and run again).
+        outcome = execute(job, spec, pending=[(other.pk, other.attempts) for other, _ in batch if other is not job])
         _note_run(job.handler, outcome.run_ms)
         done.append((job, outcome))
     return done

@@ -21,7 +21,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler, get_public_handler
 from jobs.models import Job
-from pulse_site.errors import Conflict, PulseError, ValidationError
+from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
 from pulse_site.teams.models import Team
 
@@ -325,7 +325,12 @@ def _update(job: Job, *, expected: tuple[str, ...], **changes: Any) -> bool:
 
 
 def _refresh_for_update(job: Job) -> Job:
-    return Job.objects.select_for_update().get(pk=job.pk)
+    """The job, locked; NotFound when it was deleted since the caller read it (another user,
+    the retention pruner, a second "delete all matching"), as a lookup would have said."""
+    locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+    if locked is None:
+        raise NotFound("No such job in this team.")
+    return locked
 
 
 @transaction.atomic
@@ -452,6 +457,12 @@ RELEASE_BATCH = 100
 RELEASABLE_KINDS = (*HOLD_KINDS, *GATE_KINDS)
 
 
+# Held by the budget with no time to resume: an estimate alone over a limit (lowered since its
+# submit). The budget's reasons come after the rate's and the concurrency's, and the resume time is
+# the latest of the reasons': only a raised limit or an override frees it.
+NEEDS_A_CHANGE = Q(resume_at__isnull=True, hold_reasons__0__kind="budget")
+
+
 def _held_by_limits(team_id: int):  # type: ignore[no-untyped-def]
     return Job.objects.filter(team_id=team_id, status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
 
@@ -480,13 +491,18 @@ def _rehold(job: Job, reasons: list[dict[str, Any]], resume_at: datetime | None)
         job_event(job, "paused")
 
 
-def job_release_held(*, team_id: int, due_only: bool = False) -> int:
+def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool = False) -> int:
     """Send held jobs whose reason has gone back through admission, FIFO per team (priority,
     then age), no more than could plausibly run now: each candidate is checked (advisory, no
     locks) with the jobs released before it counted, so a freed slot does not wake a herd. The
-    gate decides anyway. A job still blocked gets its reasons and resume time refreshed."""
+    gate decides anyway. A job still blocked gets its reasons and resume time refreshed.
+    `after_change`: a person changed the limits, made an override or moved the zone, so the jobs
+    only such a change frees (NEEDS_A_CHANGE) are looked at too; the routine passes (after a
+    settle, the ticker's) leave them out, or a hundred of them would hide every job behind."""
     now = timezone.now()
     held = _held_by_limits(team_id)
+    if not after_change:
+        held = held.exclude(NEEDS_A_CHANGE)
     if due_only:
         held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
     released = 0
@@ -546,7 +562,7 @@ def job_release_due() -> int:
     now = timezone.now()
     teams = (
         Job.objects.filter(status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
-        .filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+        .exclude(NEEDS_A_CHANGE).filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
         .values_list("team_id", flat=True).distinct().order_by()
     )
     return sum(job_release_held(team_id=team_id, due_only=True) for team_id in list(teams))

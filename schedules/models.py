@@ -89,8 +89,11 @@ class Execution(models.Model):
     outcome = models.CharField(max_length=7, choices=Status.choices, blank=True, default="")
     reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
-    # Set once, when the follow-up step sees the job finished and emits the live event.
+    # Set once, when the follow-up step sees the job finished and emits the live event; `ended`
+    # is the job's final status then, so the run still says how it ended once the job is deleted
+    # (by hand, or by retention: jobs are kept 30 days, runs 90).
     finished_at = models.DateTimeField(null=True, blank=True)
+    ended = models.CharField(max_length=9, blank=True, default="")
     duration_ms = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -113,10 +116,11 @@ class Execution(models.Model):
 
     @property
     def status(self) -> str:
-        """The job's status while there is a job; `skipped` or `error` for a run that made none."""
+        """The job's status while there is a job (or how it ended, once deleted); `skipped`,
+        `failed` or `error` for a run that made none."""
         if self.job_id is not None and self.job is not None:
             return self.job.status
-        return self.outcome or self.Status.ERROR
+        return self.ended or self.outcome or self.Status.ERROR
 
     @property
     def duration(self) -> int | None:

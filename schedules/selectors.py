@@ -178,7 +178,8 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
     check_page_limit(limit)
     rows: QuerySet[Execution] = Execution.objects.filter(schedule=schedule)
     if status:
-        rows = rows.filter(Q(job__isnull=True, outcome=status) | Q(job__status=status))
+        rows = rows.filter(Q(job__isnull=True, ended="", outcome=status) | Q(job__isnull=True, ended=status)
+                           | Q(job__status=status))
     if before:
         (anchor,) = page_anchor(Execution.objects.filter(schedule=schedule), before, "EX",
                                 what="an execution of this schedule")

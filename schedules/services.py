@@ -575,6 +575,10 @@ def _fire_one(schedule: Schedule, now: datetime, result: TickResult, retry_later
 # --- Following executions' jobs --------------------------------------------------------------
 
 
+# A fired run is written with its job; one without a job a moment later lost it (deleted).
+ORPHAN_GRACE = timedelta(seconds=60)
+
+
 def executions_follow(*, limit: int = 500) -> int:
     """Record the end of executions whose job finished, and tell live pages; returns how many.
 
@@ -592,10 +596,15 @@ def executions_follow(*, limit: int = 500) -> int:
         finished = job.completed_at or timezone.now()
         with transaction.atomic():
             claimed = Execution.objects.filter(pk=execution.pk, finished_at__isnull=True).update(
-                finished_at=finished, duration_ms=execution.duration)
+                finished_at=finished, duration_ms=execution.duration, ended=job.status)
             if not claimed:
                 continue
-            execution.finished_at = finished
+            execution.finished_at, execution.ended = finished, job.status
             execution_event(execution, "completed" if job.status == Job.Status.COMPLETED else "failed")
         done += 1
+    # A run whose job was deleted before this step saw it end (within a tick of its end): how it
+    # ended is gone with it; it is finished as an error that says so, not left running for ever.
+    orphans = Execution.objects.filter(finished_at__isnull=True, job__isnull=True, outcome="", reason="",
+                                       created_at__lt=timezone.now() - ORPHAN_GRACE)
+    done += orphans.update(finished_at=timezone.now(), reason="Its job was deleted before its end was recorded.")
     return done

@@ -128,12 +128,21 @@ class JobContext:
         return self._cost_micros
 
     def spawn(self, handler: str, payload: dict[str, Any], *, priority: int | None = None) -> str:
-        """Submit a child job of the same team; returns its id."""
+        """Submit a child job of the same team; returns its id. A job cancelled meanwhile starts
+        no more work: the handler is stopped there (JobCancelled; the job ends cancelled)."""
+        from jobs.error_codes import JobCancelled
         from jobs.services import job_submit
 
-        parent = Job.objects.get(pk=self._pk)
-        child = job_submit(team=parent.team, handler=handler, payload=payload, source=Job.Source.CHILD,
-                           parent=parent, priority=parent.priority if priority is None else priority).job
+        with transaction.atomic():
+            # Locked as job_cancel locks it: a cancel before this is seen here, and one after it
+            # finds the child and cancels it with its parent.
+            parent = Job.objects.select_for_update().filter(pk=self._pk).first()
+            if (parent is None or parent.status != Job.Status.RUNNING or parent.attempts != self.attempt
+                    or parent.cancel_requested):
+                self.mark_cancelled()
+                raise JobCancelled("Cancelled before it spawned its next job: no new work starts after a cancel.")
+            child = job_submit(team=parent.team, handler=handler, payload=payload, source=Job.Source.CHILD,
+                               parent=parent, priority=parent.priority if priority is None else priority).job
         return child.public_id
 
     # --- cancellation -----------------------------------------------------------------------

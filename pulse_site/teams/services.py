@@ -141,7 +141,7 @@ def team_update(*, team: Team, changes: dict[str, object], by: Membership | None
 def _release_held(team_id: int) -> None:
     from jobs.services import job_release_held  # jobs depends on teams, not the other way
 
-    job_release_held(team_id=team_id)
+    job_release_held(team_id=team_id, after_change=True)
 
 
 def _validate_role(role: str) -> None:

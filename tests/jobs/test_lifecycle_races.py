@@ -1,0 +1,206 @@
+"""A job's way under concurrency and user actions, each race played out with real connections:
+a batch's finished member keeps its lease while a slow one runs, a child spawned after its
+parent's cancel is cancelled, a held job is not hidden behind jobs nothing but a limit change
+frees, a daemon keeps its slot through the budget's repair, a job deleted meanwhile is refused
+(not a 500), and a run deleted before the ticker saw it end keeps its outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+
+from budgets.models import BudgetPolicy, Ledger
+from budgets.services import budget_policy_update, budget_repair
+from jobs import bulk, runner
+from jobs.models import Attempt, Job
+from jobs.runner import Outcome, claim, rescue_expired, run_job, settle
+from jobs.selectors import JobFilter
+from jobs.services import RELEASE_BATCH, job_cancel, job_delete, job_release_due, job_release_held
+from schedules.models import Execution
+from schedules.selectors import executions_list
+from schedules.services import executions_follow, schedule_create, schedule_trigger
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def set_policy():
+    def _set(team, **changes):
+        return budget_policy_update(team=team, changes=changes, by=None)
+
+    return _set
+
+def test_a_finished_batch_member_is_not_rescued_while_a_later_member_runs(settings, monkeypatch, submit, temp_handler):
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    settings.PULSE_CHAIN_SECONDS = 30
+    settings.PULSE_CHAIN_BATCH = 3
+    settings.PULSE_LEASE_SECONDS = 3
+    monkeypatch.setattr(runner, "_run_ms", {})
+    calls: list[str] = []
+
+    @temp_handler("test.mostly_fast", timeout=60, max_attempts=3)
+    def mostly_fast(ctx):
+        calls.append(ctx.job_id)
+        time.sleep(ctx.payload.get("sleep", 0))
+
+    jobs = [submit("test.mostly_fast", {}), submit("test.mostly_fast", {}),
+            submit("test.mostly_fast", {"sleep": 6}), submit("test.mostly_fast", {})]
+    stop = threading.Event()
+
+    def ticker():  # the ticker's rescue step, as in production, every half second
+        try:
+            while not stop.is_set():
+                rescue_expired()
+                stop.wait(0.5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        run_job(jobs[0].public_id)
+    finally:
+        stop.set()
+        thread.join()
+    first_of_batch = Job.objects.get(pk=jobs[1].pk)
+    outcomes = list(Attempt.objects.filter(job=first_of_batch).order_by("number").values_list("outcome", flat=True))
+    assert calls.count(jobs[1].public_id) == 1, calls
+    assert outcomes == [Attempt.Outcome.COMPLETED], outcomes
+
+
+def test_a_parent_cancelled_while_it_runs_spawns_no_more_children(submit, temp_handler):
+    """The handler has not noticed the cancel yet (its heartbeat polls every second, the grace
+    is 30 s) and spawns its next piece of work: none is made, the handler is stopped there."""
+    spawned: list[str] = []
+
+    @temp_handler("test.parent", timeout=30)
+    def parent(ctx):
+        spawned.append(ctx.spawn("pulse.noop", {}))  # before the cancel: made, and cancelled with it
+
+        def user_cancels():  # the user presses Cancel on the running parent (own connection)
+            try:
+                job_cancel(job=Job.objects.get(public_id=ctx.job_id), by="alice")
+            finally:
+                connections.close_all()
+
+        t = threading.Thread(target=user_cancels)
+        t.start()
+        t.join()
+        spawned.append(ctx.spawn("pulse.noop", {}))
+        spawned.append("not reached")
+
+    job = submit("test.parent")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert len(spawned) == 1
+    assert list(Job.objects.filter(parent=job).values_list("public_id", "status")) == [
+        (spawned[0], Job.Status.CANCELLED)]
+    assert Attempt.objects.get(job=job).error_message == (
+        "Cancelled before it spawned its next job: no new work starts after a cancel.")
+
+def test_a_job_held_for_a_slot_is_released_when_the_slot_frees(submit, set_policy, acme, temp_handler):
+    @temp_handler("test.priced", cost=lambda payload: payload["cost"], timeout=30)
+    def priced(ctx):
+        return None
+
+    big = [submit("test.priced", {"cost": "5.00"}) for _ in range(RELEASE_BATCH)]
+    set_policy(acme, daily_limit="4.00", max_concurrent=1)  # lowered: the big ones can't run until raised
+    for job in big:
+        claim(job.public_id)
+    assert Job.objects.filter(pk__in=[j.pk for j in big], status=Job.Status.PAUSED).count() == RELEASE_BATCH
+
+    running = submit("test.priced", {"cost": "0.10"})
+    assert claim(running.public_id) is not None  # takes the one slot
+    small = submit("test.priced", {"cost": "0.10"})
+    claim(small.public_id)
+    small.refresh_from_db()
+    assert small.status == Job.Status.PAUSED and small.hold_reasons[0]["kind"] == "concurrency"
+
+    running.refresh_from_db()
+    settle(job_pk=running.pk, attempt=running.attempts, outcome=Outcome(ok=True))  # the slot is free
+    job_release_held(team_id=acme.pk)
+    job_release_due()  # and the ticker's pass, as often as you like
+    job_release_due()
+    small.refresh_from_db()
+    assert small.status != Job.Status.PAUSED, f"still held: {small.hold_reasons}"
+
+
+def test_a_daemon_running_for_three_hours_still_holds_its_slot(submit, set_policy, acme, temp_handler):
+    @temp_handler("test.forever", daemon=True, cost="0.01")
+    def forever(ctx):
+        while not ctx.sleep(0.1):
+            pass
+
+    set_policy(acme, max_concurrent=1)
+    daemon = submit("test.forever")
+    assert claim(daemon.public_id) is not None  # running, holding the team's one slot
+    assert budget_repair(team_id=acme.pk) == []
+    # Three hours later (the daemon's admission is that old; it still runs and renews its lease):
+    Ledger.objects.filter(job_id=daemon.public_id).update(at=daemon.created_at - timedelta(hours=3))
+    drifts = budget_repair(team_id=acme.pk)
+    assert drifts == [], drifts
+    assert BudgetPolicy.objects.get(team=acme).running == 1
+    other = submit("pulse.noop")
+    claim(other.public_id)
+    other.refresh_from_db()
+    assert other.status == Job.Status.PAUSED, "a second job started past max_concurrent=1"
+
+
+def test_bulk_delete_all_matching_survives_a_job_deleted_meanwhile(submit, acme, monkeypatch):
+    jobs = [submit("pulse.noop") for _ in range(3)]
+    for job in jobs:
+        run_job(job.public_id)
+    real_delete = bulk.BULK_SERVICES["delete"]
+    first = True
+
+    def delete_and_meanwhile(job, by):
+        nonlocal first
+        if first:
+            first = False
+
+            def other_user():  # another session deletes the oldest job of this batch meanwhile
+                try:
+                    Job.objects.filter(pk=jobs[0].pk).delete()
+                finally:
+                    connections.close_all()
+
+            t = threading.Thread(target=other_user)
+            t.start()
+            t.join()
+        return real_delete(job=job, by=by)
+
+    monkeypatch.setitem(bulk.BULK_SERVICES, "delete", delete_and_meanwhile)
+    outcome = bulk.jobs_bulk_matching(team=acme, action="delete", filters=JobFilter(), cursor=None, by="alice")
+    assert sorted(outcome.done + [i for i, _ in outcome.refused]) == sorted(j.public_id for j in jobs)
+
+
+def test_a_finished_run_says_how_it_ended_after_its_job_is_deleted(acme):
+    """Jobs are kept 30 days, runs 90 (and a person deletes finished jobs): the run's history
+    said "error" for every run whose job was gone."""
+    schedule = schedule_create(team=acme, name="nightly", handler="pulse.noop", cron="0 3 * * *")
+    execution = schedule_trigger(schedule=schedule, by="alice")
+    run_job(execution.job.public_id)
+    executions_follow()
+    job_delete(job=Job.objects.get(pk=execution.job.pk), by="alice")
+    execution = Execution.objects.get(pk=execution.pk)
+    assert (execution.status, execution.finished_at is not None) == ("completed", True)
+    assert [e.public_id for e in executions_list(schedule=schedule, status="completed")[0]] == [execution.public_id]
+
+
+def test_a_run_whose_job_is_deleted_before_the_follow_up_saw_it_end_is_finished_saying_so(acme):
+    schedule = schedule_create(team=acme, name="nightly", handler="pulse.noop", cron="0 3 * * *")
+    execution = schedule_trigger(schedule=schedule, by="alice")
+    run_job(execution.job.public_id)
+    job_delete(job=Job.objects.get(pk=execution.job.pk), by="alice")  # at once, before a tick
+    executions_follow()
+    assert Execution.objects.get(pk=execution.pk).finished_at is None  # within the grace: not yet
+    Execution.objects.filter(pk=execution.pk).update(created_at=execution.created_at - timedelta(minutes=2))
+    executions_follow()
+    execution = Execution.objects.get(pk=execution.pk)
+    assert execution.finished_at is not None and execution.status == "error"
+    assert execution.reason == "Its job was deleted before its end was recorded."
