@@ -48,6 +48,15 @@ def test_a_limit_that_can_never_be_reached_first_is_said_when_saved(alice_client
     assert [str(m) for m in page.context["messages"]] == ["Budget settings saved."]
 
 
+def test_moving_the_windows_says_that_they_start_again(alice_client, acme):
+    form = {"daily_limit": "3", "alert_thresholds": "80, 100", "time_zone": "", "week_start": "0"}
+    said = [str(m) for m in alice_client.post("/budget/settings/", form, follow=True).context["messages"]]
+    assert not any("begin at the new bounds" in m for m in said)
+    for change in ({"time_zone": "Asia/Tokyo"}, {"week_start": "6"}):
+        said = [str(m) for m in alice_client.post("/budget/settings/", {**form, **change}, follow=True).context["messages"]]
+        assert any(m.startswith("The day, week and month now begin at the new bounds") for m in said), change
+
+
 def test_the_live_fragment_is_the_same_partial(alice_client, acme):
     budget_policy_update(team=acme, changes={"daily_limit": "2"}, by=None)
     body = alice_client.get("/budget/live/").content.decode()
