@@ -77,6 +77,9 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # created with the team's first job or first budget change
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # a deleted policy lifted every limit unrecorded: empty its limits instead
+
     def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
         changes: dict[str, Any] = {name: data.get(name.replace("_limit", "_amount")) or None for name in POLICY_MONEY_FIELDS}

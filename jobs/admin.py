@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from budgets.money import money_str
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_resume
-from jobs.services import job_cancel, job_pause, job_resume, job_retry
+from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
 from pulse_site.admin_actions import service_action
 from pulse_site.errors import PulseError
 
@@ -35,11 +35,16 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [AttemptInline]
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
-               _bulk(job_resume, "Resume")]
+               _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
     show_full_result_count = False  # no COUNT(*) over millions of rows per page view
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are submitted through the submit service (dashboard, API, schedules)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Through job_delete only ("Delete finished" above): a raw delete of a running job kept its
+        # budget reservation and running slot, and wrote no job.deleted event.
+        return False
 
     @admin.display(description="progress")
     def progress(self, job: Job) -> str:

@@ -13,6 +13,7 @@ from schedules.models import Execution, Schedule
 from schedules.services import (
     EDITABLE,
     schedule_create,
+    schedule_delete,
     schedule_pause,
     schedule_resume,
     schedule_trigger,
@@ -70,7 +71,13 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_select_related = ["team"]
     readonly_fields = ["public_id", "next_run_at", "last_run_at", "broken_reason", "created_by", "created_at",
                        "updated_at"]
-    actions = [_bulk(schedule_resume, "Enable"), _bulk(schedule_pause, "Disable"), _bulk(schedule_trigger, "Run now")]
+    actions = [_bulk(schedule_resume, "Enable"), _bulk(schedule_pause, "Disable"), _bulk(schedule_trigger, "Run now"),
+               _bulk(schedule_delete, "Delete")]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Through schedule_delete only ("Delete" above): a raw delete left a staged run to fire
+        # after the schedule was gone, and wrote no schedule.deleted event.
+        return False
 
     @admin.display(boolean=True, description="healthy")
     def broken(self, schedule: Schedule) -> bool:

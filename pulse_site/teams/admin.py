@@ -40,6 +40,12 @@ class TeamAdmin(admin.ModelAdmin):
         # team_create also records the team.created event: use `manage.py pulse_create_team`.
         return False
 
+    def save_model(self, request: HttpRequest, obj: Team, form: object, change: bool) -> None:
+        # Through team_update: the team.changed event, and held jobs looked at again under a new
+        # zone's windows (a raw save did neither).
+        services.team_update(team=obj, changes={name: getattr(obj, name) for name in form.changed_data},  # type: ignore[attr-defined]
+                             by=None)
+
 
 def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, call, done: str) -> None:
     """Apply a service call to every selected row, reporting refusals per row."""

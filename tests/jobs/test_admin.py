@@ -33,3 +33,26 @@ def test_the_admin_cancel_action_goes_through_the_cancel_service(acme):
 
 def test_non_staff_cannot_reach_the_jobs_admin(alice_client):
     assert alice_client.get("/admin/jobs/job/").status_code == 302
+
+
+def test_staff_delete_jobs_only_through_the_delete_service_finished_ones_only(acme):
+    """A raw delete of a running job kept its reservation and running slot and wrote no event."""
+    from budgets.models import BudgetPolicy
+    from budgets.services import budget_policy_update
+    from jobs.runner import claim, run_job
+    from pulse_site.live.models import Event
+
+    budget_policy_update(team=acme, changes={"max_concurrent": 2}, by=None)
+    done = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    run_job(done.public_id)
+    running = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    claim(running.public_id)
+    client = staff_client()
+    page = client.get("/admin/jobs/job/").content.decode()
+    assert 'value="delete_selected"' not in page and 'value="action_delete_finished"' in page
+    assert client.get(f"/admin/jobs/job/{running.pk}/delete/").status_code == 403
+
+    client.post("/admin/jobs/job/", {"action": "action_delete_finished", "_selected_action": [done.pk, running.pk]})
+    assert list(Job.objects.filter(team=acme).values_list("public_id", flat=True)) == [running.public_id]
+    assert Event.objects.filter(kind="job.deleted", subject=done.public_id).count() == 1
+    assert BudgetPolicy.objects.get(team=acme).running == 1

@@ -73,3 +73,16 @@ def test_the_admin_change_form_refuses_a_bad_edit_and_changes_nothing(make_sched
     assert client.post(url, {**FORM, "name": "Renamed"}).status_code == 302
     schedule.refresh_from_db()
     assert (schedule.name, schedule.cron) == ("Renamed", "@daily")
+
+
+def test_staff_delete_a_schedule_through_the_delete_service(acme, make_schedule):
+    from pulse_site.live.models import Event
+
+    schedule = make_schedule(team=acme, name="Doomed")
+    client = staff_client()
+    page = client.get("/admin/schedules/schedule/").content.decode()
+    assert 'value="delete_selected"' not in page and 'value="action_delete"' in page
+    assert client.get(f"/admin/schedules/schedule/{schedule.pk}/delete/").status_code == 403
+    client.post("/admin/schedules/schedule/", {"action": "action_delete", "_selected_action": [schedule.pk]})
+    assert not Schedule.objects.filter(pk=schedule.pk).exists()
+    assert Event.objects.filter(kind="schedule.deleted", subject=schedule.public_id).count() == 1

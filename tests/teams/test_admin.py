@@ -113,3 +113,19 @@ def test_people_who_are_not_staff_cannot_open_the_admin(alice_client):
 
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
+
+
+def test_a_team_edited_in_the_admin_goes_through_the_team_service(admin_client, acme):
+    url = reverse("admin:teams_team_change", args=[acme.pk])
+    form = {"name": "Acme Labs", "time_zone": "Europe/Berlin",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    page = admin_client.get(url).content.decode()
+    prefix = page.split('name="')[1:]
+    for name in {chunk.split('"')[0] for chunk in prefix if chunk.split('"')[0].endswith(("TOTAL_FORMS", "INITIAL_FORMS", "MIN_NUM_FORMS", "MAX_NUM_FORMS"))}:
+        form.setdefault(name, "0")
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    acme.refresh_from_db()
+    assert (acme.name, acme.time_zone) == ("Acme Labs", "Europe/Berlin")
+    changed = Event.objects.get(team=acme, kind="team.changed")
+    assert changed.payload["after"] == {"name": "Acme Labs", "time_zone": "Europe/Berlin"}
