@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +30,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
 
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
@@ -65,6 +67,7 @@ def origin_allowed(origin: str) -> bool:
 class Access:
     team: Team
     groups: tuple[str, ...]
+    expires_at: datetime | None = None  # a token's expiry: the socket is closed then
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -78,7 +81,8 @@ def _token_access(secret: str) -> Access | None:
     token = token_authenticate(secret)
     if token is None:
         return None
-    return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)))
+    return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)),
+                  expires_at=token.expires_at)
 
 
 def _session_access(scope: dict[str, Any]) -> Access | None:
@@ -199,6 +203,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             self.joined.append(group)
         await self._greet_and_replay()
         TeamCatchUp.join(self)
+        if self.access.expires_at is not None:
+            # An expired token is refused everywhere at once (a revoked one is told by its group).
+            delay = max(0.0, (self.access.expires_at - timezone.now()).total_seconds())
+            self.expiry = asyncio.get_running_loop().call_later(
+                delay, lambda: asyncio.ensure_future(self.access_revoked({"reason": "token expired"})))
 
     async def _authorize(self) -> int | None:
         origin = _header(self.scope, b"origin")
@@ -274,6 +283,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "error": {"code": code, "message": message}})
 
     async def disconnect(self, code: int) -> None:
+        expiry = getattr(self, "expiry", None)
+        if expiry is not None:
+            expiry.cancel()
         await TeamCatchUp.leave(self)
         for group in getattr(self, "joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)

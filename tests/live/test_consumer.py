@@ -247,6 +247,21 @@ async def test_a_revoked_tokens_socket_is_closed(acme):
     assert await close_code(socket) == 4403
 
 
+
+async def test_an_expiring_tokens_socket_is_closed_when_it_expires(acme):
+    """As its API calls get 401 from then on (it streamed the team's events on)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _, secret = await db(token_create)(team=acme, name="brief", access="read",
+                                       expires_at=timezone.now() + timedelta(seconds=1.5), by=None)
+    socket = await open_socket(bearer_headers(secret))
+    await hello(socket)
+    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": "token expired"}
+    assert await close_code(socket) == 4403
+
+
 # --- The embedded relay ----------------------------------------------------------------------
 
 
