@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
 from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display, validate_time_zone
-from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings
+from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings, CanManageTokens
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
 from pulse_site.teams.services import (
     membership_add_by_username,
@@ -193,7 +193,7 @@ class MemberDetailView(TeamAPIView):
 
 
 class TokenListView(TeamAPIView):
-    permission_classes = [CanManageTeam]
+    permission_classes = [CanManageTokens]
 
     @extend_schema(operation_id="tokens_list", responses={200: TokenOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
@@ -215,7 +215,7 @@ class TokenListView(TeamAPIView):
 
 
 class TokenDetailView(TeamAPIView):
-    permission_classes = [CanManageTeam]
+    permission_classes = [CanManageTokens]
 
     @extend_schema(operation_id="tokens_revoke", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, token_id: str) -> Response:

@@ -72,6 +72,20 @@ class CanManageTeam(ManagersChange):
     role_message = "Only owners and admins manage members and tokens."
 
 
+class CanManageTokens(CanManageTeam):
+    """Tokens are listed only to those who manage them, as the team page shows them to owners and
+    admins alone: a member, a viewer or a token reading them learnt every token's name, prefix,
+    maker and last use. Another team's token id is still a 404 (the lookup comes first)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not IsTeamMember.has_permission(self, request, view):
+            return False
+        return bool(view.kwargs) or self._may_manage(request)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return self._may_manage(request)
+
+
 class CanManageTeamSettings(ManagersChange):
     token_message = "API tokens cannot change the team's settings."
     role_message = "Only owners and admins change the team's settings."

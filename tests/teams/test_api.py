@@ -244,6 +244,16 @@ def test_a_viewer_cannot_change_anything(vic_client, acme, bob):
     assert list(ApiToken.objects.filter(team=acme).values_list("pk", "revoked_at")) == [(token.pk, None)]
 
 
+def test_only_those_who_manage_tokens_list_them(alice_client, bob_client, vic_client, acme_api, acme_api_read, acme):
+    """The team page shows them to owners and admins alone; the API said every token's name,
+    prefix, maker and last use to members, viewers and tokens."""
+    token_create(team=acme, name="deploy bot", access="write", expires_at=None, by=None)
+    assert [t["name"] for t in alice_client.get("/api/v1/tokens/").json()] != []
+    for client in (bob_client, vic_client, acme_api, acme_api_read):
+        response = client.get("/api/v1/tokens/")
+        assert response.status_code == 403 and "deploy bot" not in response.content.decode()
+
+
 @pytest.fixture
 def charlies_clients(charlie, globex):
     session = Client()
@@ -268,9 +278,12 @@ def test_charlie_gets_404_for_every_member_and_token_route_with_acmes_ids(charli
     assert roles(acme) == before
     assert ApiToken.objects.get(pk=acme_token.pk).revoked_at is None
     listed_members = client.get("/api/v1/team/members/").json()
-    listed_tokens = client.get("/api/v1/tokens/").json()
+    listed_tokens = client.get("/api/v1/tokens/")
     assert [m["username"] for m in listed_members] == ["charlie"]
-    assert acme_token.public_id not in {t["id"] for t in listed_tokens}
+    if via == "session":  # a token lists no tokens at all
+        assert acme_token.public_id not in {t["id"] for t in listed_tokens.json()}
+    else:
+        assert listed_tokens.status_code == 403
     assert client.get("/api/v1/team/").json()["name"] == "Globex"
 
 
