@@ -81,10 +81,10 @@ def _insert_schedules(team_id: int, count: int) -> None:
         cursor.execute(
             """
             INSERT INTO schedules_execution (public_id, schedule_id, team_id, fire_time, trigger, outcome, reason,
-                created_at, finished_at)
+                created_at, finished_at, ended)
             SELECT 'EX_' || upper(substr(md5('execution' || s.id::text || '-' || d::text), 1, 26)), s.id, s.team_id,
                    date_trunc('day', now()) - d * interval '1 day' + interval '3 hours', 'cron', 'skipped',
-                   'the last run was unfinished', now(), now()
+                   'the last run was unfinished', now(), now(), ''
             FROM schedules_schedule s, generate_series(0, 9) AS d WHERE s.team_id = %(team)s
             """,
             {"team": team_id},
