@@ -219,12 +219,16 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
         raise Http404("No such action.")
     schedule = _schedule(request, schedule_id)
     try:
-        service(schedule=schedule, by=_who(request))
+        made = service(schedule=schedule, by=_who(request))
     except PulseError as exc:
         messages.error(request, exc.message)
         return redirect("schedules:detail", schedule_id=schedule.public_id)
-    done = {"pause": "paused", "resume": "resumed", "trigger": "started: a run was submitted", "delete": "deleted"}
-    messages.success(request, f"“{schedule.name}” {done[action]}.")
+    if action == "trigger" and made.job_id is None:
+        # The run was recorded, but it made no job (its estimate is over a limit, say): not a success.
+        messages.error(request, f"“{schedule.name}” did not run: {made.reason}")
+    else:
+        done = {"pause": "paused", "resume": "resumed", "trigger": "started: a run was submitted", "delete": "deleted"}
+        messages.success(request, f"“{schedule.name}” {done[action]}.")
     if action == "delete":
         return redirect("schedules:list")
     target = request.POST.get("next", "")

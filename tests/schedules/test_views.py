@@ -273,3 +273,15 @@ def test_the_list_shows_a_page_of_schedules_loads_more_and_finds_them_by_name(al
         "/handlers/pulse.sleep/").content.decode()
     gone = alice_client.get("/schedules/?cursor=SP_01AAAAAAAAAAAAAAAAAAAAAAAA", follow=True)
     assert gone.status_code == 200 and "That page of schedules is gone" in gone.content.decode()
+
+
+def test_run_now_that_the_budget_refuses_says_so_not_that_it_started(alice_client, acme, make_schedule):
+    from budgets.services import budget_policy_update
+
+    schedule = make_schedule(estimate_override="5")
+    budget_policy_update(team=acme, changes={"daily_limit": "1"}, by=None)
+    page = alice_client.post(f"/schedules/{schedule.public_id}/trigger/", follow=True)
+    said = [(m.level_tag, str(m)) for m in page.context["messages"]]
+    assert len(said) == 1 and said[0][0] == "error"
+    assert said[0][1].startswith("“Nightly report” did not run: ") and "daily limit of 1" in said[0][1]
+    assert Execution.objects.get(schedule=schedule).job is None
