@@ -171,7 +171,10 @@ class TeamCatchUp:
                 # from an older id finds none of them).
                 await socket._synced(cursor, tell=bool(news[socket]))
             except Exception:  # a socket closing under us; the others still get theirs
-                log.warning("live catch-up of a socket failed", exc_info=True)
+                # It is gone (its disconnect may never come, or come later): left out from now on,
+                # not tried, and logged with a traceback, every round for as long as the process runs.
+                self.sockets.discard(socket)
+                log.warning("live catch-up of a socket failed; it is left out from now on", exc_info=True)
 
 
 def _resume_point(raw: str, *, newest: int) -> int:

@@ -134,3 +134,25 @@ async def test_a_socket_resumed_from_past_the_teams_newest_id_still_gets_what_th
     assert (frame["type"], frame["id"], frame["subject"]) == ("event", lost.id, "JB_lost")
     assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": lost.id}
     await socket.disconnect()
+
+
+async def test_a_socket_whose_sends_fail_is_left_out_of_the_catch_up_and_the_others_go_on(acme, relay_cursor):
+    """Its client gone without a disconnect: it was tried (and a traceback logged) every round."""
+    first, second = await connected(acme), await connected(acme)
+    (shared,) = [c for key, c in consumers.TeamCatchUp._running.items() if key[1] == acme.pk]
+    gone, kept = sorted(shared.sockets, key=id)
+
+    async def closed(*args, **kwargs):
+        raise ConnectionResetError("the client went away")
+
+    gone.send_json = closed
+    lost = await db(event_emit)(team=acme, kind="job.completed", subject="JB_lost")
+    await db(lambda: RelayCursor.objects.filter(name=CURSOR_NAME).update(last_id=lost.id))()
+    received = []
+    for socket in (first, second):
+        if not await socket.receive_nothing(timeout=1.0):
+            received.append(await event_ids_until(socket, lost.id))
+    assert len(received) == 1 and received[0][-1] == lost.id  # the working one got it from the outbox
+    assert shared.sockets == {kept}
+    await first.disconnect()
+    await second.disconnect()
