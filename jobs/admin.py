@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_q.models import Schedule as QSchedule
 
 from budgets.money import money_str
 from jobs.models import Attempt, Job, QueuePause, TaskLog
@@ -11,6 +12,11 @@ from jobs.pausing import queue_pause, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
 from pulse_site.admin_actions import service_action
 from pulse_site.errors import PulseError
+
+
+# django-q2's own schedules never run here (Q_CLUSTER's scheduler is off: Pulse's ticker runs
+# the teams' schedules), so its admin page for them would take schedules that silently never fire.
+admin.site.unregister(QSchedule)
 
 
 def _bulk(service, label: str):  # type: ignore[no-untyped-def]

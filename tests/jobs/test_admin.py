@@ -56,3 +56,10 @@ def test_staff_delete_jobs_only_through_the_delete_service_finished_ones_only(ac
     assert list(Job.objects.filter(team=acme).values_list("public_id", flat=True)) == [running.public_id]
     assert Event.objects.filter(kind="job.deleted", subject=done.public_id).count() == 1
     assert BudgetPolicy.objects.get(team=acme).running == 1
+
+
+def test_django_q2s_own_schedules_which_never_run_here_are_not_offered(db):
+    client = staff_client()
+    assert client.get("/admin/django_q/schedule/").status_code == 404
+    assert client.get("/admin/django_q/schedule/add/").status_code == 404
+    assert client.get("/admin/django_q/success/").status_code == 200  # its task results stay
