@@ -123,6 +123,13 @@ class Execution(models.Model):
         return self.ended or self.outcome or self.Status.ERROR
 
     @property
+    def status_label(self) -> str:
+        """The status in the jobs list's words ("Held" for a paused job)."""
+        status = self.status
+        labels = {**dict(Job.Status.choices), **dict(self.Status.choices)}
+        return str(labels.get(status, status))
+
+    @property
     def duration(self) -> int | None:
         """Milliseconds the job ran: from its start to its completion."""
         job = self.job if self.job_id is not None else None

@@ -245,7 +245,9 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
         schedule.overlap_policy == Schedule.Overlap.SKIP else None
     if blocker is not None:
         execution.outcome = Execution.Status.SKIPPED
-        execution.reason = f"Skipped: the run of {blocker.job.public_id} is still {blocker.job.status}."  # type: ignore[union-attr]
+        # In the jobs list's words ("held", not the status value "paused").
+        still = blocker.job.get_status_display().lower()  # type: ignore[union-attr]
+        execution.reason = f"Skipped: the run of {blocker.job.public_id} is still {still}."  # type: ignore[union-attr]
         execution.finished_at = now
     try:
         with transaction.atomic():

@@ -285,3 +285,11 @@ def test_run_now_that_the_budget_refuses_says_so_not_that_it_started(alice_clien
     assert len(said) == 1 and said[0][0] == "error"
     assert said[0][1].startswith("“Nightly report” did not run: ") and "daily limit of 1" in said[0][1]
     assert Execution.objects.get(schedule=schedule).job is None
+
+
+def test_a_runs_status_reads_as_the_jobs_list_says_it(alice_client, make_schedule):
+    schedule = make_schedule()
+    execution = schedule_trigger(schedule=schedule)
+    Job.objects.filter(pk=execution.job.pk).update(status=Job.Status.PAUSED)
+    rows = alice_client.get(f"/schedules/{schedule.public_id}/executions/").content.decode()
+    assert 'data-status="paused"' in rows and 'data-field="status">Held</span>' in rows
