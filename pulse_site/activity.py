@@ -236,10 +236,18 @@ def _schedule(verb: str, p: dict[str, Any]) -> str:
         # Once per streak of runs a limit refused (schedules.services._alert_over_budget_once).
         text = f"Schedule {p.get('name', '')} runs are refused by the budget".replace("  ", " ")
         return text + (f": {p['reason']}" if p.get("reason") else "")
-    text = f"Schedule {p.get('name', '')} {verb}".replace("  ", " ")
+    name = f"Schedule {p.get('name', '')}".rstrip()
+    fields = p.get("fields") if isinstance(p.get("fields"), list) else None
+    if verb == "changed" and p.get("change") == "created":
+        return f"{name} created" + _by(p)
+    if verb == "changed" and fields == ["enabled"]:
+        return f"{name} {'resumed' if p.get('enabled') else 'paused'}" + _by(p)
+    if verb == "changed" and fields:
+        return f"{name}: {', '.join(str(f) for f in fields)} changed" + _by(p)
+    text = f"{name} {verb}"
     if verb == "broken" and p.get("broken_reason"):
         text += f": {p['broken_reason']}"
-    return text
+    return text + (_by(p) if verb in ("changed", "deleted") else "")
 
 
 def _member(verb: str, p: dict[str, Any]) -> str:

@@ -161,6 +161,9 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         current = {key: getattr(schedule, key) for key in EDITABLE}
         merged = {**current, **changes, "_micros": "estimate_override" not in changes}
         clean = _clean(merged)
+        changed = [key for key in EDITABLE if key in clean and clean[key] != current[key]]
+        if not changed and not schedule.is_broken:
+            return schedule  # nothing to save, nor to tell
         retime = schedule.is_broken or any(clean[key] != current[key] for key in TIMING)
         now = timezone.now()
         withdrawn = _withdraw_staged(schedule, now, by=by) if any(
@@ -176,7 +179,7 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
             # The withdrawn slot is still to come: fired (or staged again) as the schedule now says.
             schedule.next_run_at = withdrawn
         schedule.save()
-        schedule_event(schedule, "changed", change="updated", by=by)
+        schedule_event(schedule, "changed", change="updated", by=by, fields=changed)
     return schedule
 
 

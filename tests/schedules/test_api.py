@@ -190,3 +190,16 @@ def test_the_list_is_paged_by_name_and_filtered_by_a_piece_of_the_name(acme, acm
                     time_zone="UTC")
     assert [s["name"] for s in acme_api.get("/api/v1/schedules/?handler=pulse.sleep").json()["results"]] == ["Sleeper"]
     assert acme_api.get("/api/v1/schedules/?handler=pulse.sleep&name=report").json()["results"] == []
+
+
+def test_a_change_that_changes_nothing_writes_nothing_and_a_change_names_its_fields(acme_api, acme):
+    from pulse_site.live.models import Event
+
+    made = create(acme_api).json()
+    before = Event.objects.filter(kind="schedule.changed").count()
+    assert acme_api.patch(f"/api/v1/schedules/{made['id']}/", {}, format="json").status_code == 200
+    assert acme_api.patch(f"/api/v1/schedules/{made['id']}/", {"cron": "@hourly"}, format="json").status_code == 200
+    assert Event.objects.filter(kind="schedule.changed").count() == before
+    acme_api.patch(f"/api/v1/schedules/{made['id']}/", {"cron": "0 * * * *", "name": "Hourly too"}, format="json")
+    changed = Event.objects.filter(kind="schedule.changed").latest("id")
+    assert (changed.payload["fields"], changed.payload["by"]) == (["name", "cron"], "token write token")
