@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
-from pulse_site.live.services import member_group, team_group, token_group, user_group
+from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
 from pulse_site.parsers import json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
@@ -92,6 +92,8 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
         return None
     team_id = membership.team_id
     groups = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
+    if scope["session"].session_key:
+        groups = (*groups, session_group(scope["session"].session_key))
     return Access(team=membership.team, groups=groups)
 
 

@@ -35,6 +35,15 @@ def token_group(token_id: int) -> str:
     return f"token.{token_id}"
 
 
+# The reason a session's sockets are closed with when it switches team (live.js reloads the page).
+TEAM_SWITCHED = "team switched"
+
+
+def session_group(session_key: str) -> str:
+    """A browser session's sockets (its tabs): they follow the team the session chose."""
+    return f"session.{session_key}"
+
+
 def event_emit(*, team: Team | int, kind: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:
     team_id = team if isinstance(team, int) else team.pk
     return Event.objects.create(team_id=team_id, kind=kind, subject=subject, payload=payload or {})

@@ -15,6 +15,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pulse_site.errors import PulseError
+from pulse_site.live.services import TEAM_SWITCHED, session_group, sockets_close_on_commit
 from pulse_site.teams import selectors, services
 from pulse_site.teams.decorators import get_or_404, manager_required, team_required
 from pulse_site.teams.forms import (
@@ -40,7 +41,12 @@ def switch(request: HttpRequest) -> HttpResponse:
     form = TeamSwitchForm(request.POST)
     team_id = form.cleaned_data["team"] if form.is_valid() else ""
     membership = get_or_404(selectors.membership_get_for_user, user=request.user, team_public_id=team_id)
-    request.session[SESSION_TEAM_KEY] = membership.team.public_id
+    if request.session.get(SESSION_TEAM_KEY) != membership.team.public_id:
+        request.session[SESSION_TEAM_KEY] = membership.team.public_id
+        # The session's other tabs show the team it had: their sockets are closed with this reason,
+        # and live.js loads them again (their redraws would fetch the new team's parts into them).
+        if request.session.session_key:
+            sockets_close_on_commit(session_group(request.session.session_key), reason=TEAM_SWITCHED)
     return redirect("overview")
 
 

@@ -63,6 +63,8 @@
           location.reload();
         } else if (data.type === "closed") {
           stopped = true;
+          // This browser chose another team in another tab: this page shows the old one.
+          if (data.reason === "team switched") { location.reload(); return; }
           setState("closed", "closed: " + (data.reason || "by the server"));
         }
       };

@@ -103,6 +103,33 @@ async def test_a_user_in_two_teams_gets_the_team_chosen_in_the_session(alice, ac
     await socket.disconnect()
 
 
+async def test_a_sessions_sockets_are_closed_when_it_switches_team_and_another_sessions_stay(alice, acme, umbrella):
+    """Its other tabs show the old team; their redraws would fetch the new team's parts into them
+    (live.js loads a tab closed for this reason again)."""
+    from django.test import Client
+
+    from tests.live.conftest import ORIGIN
+
+    def logged_in() -> Client:
+        client = Client()
+        client.force_login(alice)
+        client.post("/team/switch/", {"team": acme.public_id})
+        return client
+
+    switching, other = await db(logged_in)(), await db(logged_in)()
+
+    def headers(client: Client) -> list[tuple[bytes, bytes]]:
+        return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
+
+    tab, elsewhere = await open_socket(headers(switching)), await open_socket(headers(other))
+    assert (await hello(tab))["team"] == (await hello(elsewhere))["team"] == acme.public_id
+    await db(lambda: switching.post("/team/switch/", {"team": umbrella.public_id}))()
+    assert await tab.receive_json_from(timeout=5) == {"type": "closed", "reason": "team switched"}
+    assert await close_code(tab) == 4403
+    assert await elsewhere.receive_nothing(timeout=0.5)
+    await elsewhere.disconnect()
+
+
 async def test_charlie_cannot_choose_acme_by_putting_its_id_in_his_session(charlie, globex, acme):
     socket = await open_socket(await db(session_headers)(charlie, team=acme))
     assert (await hello(socket))["team"] == globex.public_id
