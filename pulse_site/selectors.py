@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncMinute
@@ -143,11 +144,12 @@ def overview_counters(*, team: Team, now: datetime | None = None, minute: dict[t
 
 def chart_last_hour(*, team: Team, now: datetime, minute: dict[tuple[datetime, str], int] | None = None) -> Chart:
     minute = _per_minute(team, now) if minute is None else minute
+    zone = ZoneInfo(team.time_zone)  # labelled in the team's zone, as the rest of the page
     first = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
     buckets = []
     for offset in range(60):
         at = first + timedelta(minutes=offset)
-        buckets.append(Bucket(label=timezone.localtime(at).strftime("%H:%M"),
+        buckets.append(Bucket(label=at.astimezone(zone).strftime("%H:%M"),
                               values={s: minute.get((at, s), 0) for s in OUTCOMES}))
     return stacked_bars(title="Jobs per minute, last hour", buckets=buckets, series=OUTCOMES)
 
@@ -158,12 +160,13 @@ def _week_start(now: datetime) -> datetime:
 
 def chart_last_week(*, team: Team, now: datetime, hourly: dict[datetime, dict[str, int]] | None = None) -> Chart:
     first = _week_start(now)
+    zone = ZoneInfo(team.time_zone)  # hours of a zone 5:45 ahead read "21:45": the rollups are UTC hours
     rows = _hourly(team, first) if hourly is None else hourly
     buckets = []
     for offset in range(168):
         at = first + timedelta(hours=offset)
         row = rows.get(at, {})
-        buckets.append(Bucket(label=timezone.localtime(at).strftime("%a %d %H:00"),
+        buckets.append(Bucket(label=at.astimezone(zone).strftime("%a %d %H:%M"),
                               values={s: row.get(s) or 0 for s in OUTCOMES}))
     return stacked_bars(title="Jobs per hour, last 7 days", buckets=buckets, series=OUTCOMES)
 

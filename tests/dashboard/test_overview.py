@@ -85,6 +85,16 @@ def test_the_weekly_chart_reads_the_hourly_rollups_of_seven_days(acme, frozen):
     assert len({r.x for r in chart.rects}) == 2
 
 
+def test_the_charts_are_labelled_in_the_teams_zone_as_the_rest_of_the_page(acme, make_job, frozen):
+    acme.time_zone = "Asia/Kathmandu"  # 5:45 ahead of UTC
+    acme.save(update_fields=["time_zone"])
+    make_job(status=S.COMPLETED, completed_at=T0 - timedelta(seconds=5))
+    minute = selectors.chart_last_hour(team=acme, now=T0)
+    assert (minute.first_label, minute.last_label) == ("17:16", "18:15")
+    week = selectors.chart_last_week(team=acme, now=T0)
+    assert week.last_label == "Tue 10 17:45"  # the UTC hour 12:00 that holds T0
+
+
 def test_wait_and_run_times_are_the_median_and_p95_per_handler(acme, make_job, frozen):
     for seconds in range(1, 21):  # waits 1..20 s, runs 2..40 s
         make_job(handler="pulse.noop", status=S.COMPLETED, created=T0 - timedelta(hours=1),
