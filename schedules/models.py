@@ -124,10 +124,7 @@ class Execution(models.Model):
 
     @property
     def status_label(self) -> str:
-        """The status in the jobs list's words ("Held" for a paused job)."""
-        status = self.status
-        labels = {**dict(Job.Status.choices), **dict(self.Status.choices)}
-        return str(labels.get(status, status))
+        return execution_status_label(self.status)
 
     @property
     def duration(self) -> int | None:
@@ -136,3 +133,9 @@ class Execution(models.Model):
         if job is not None and job.started_at and job.completed_at:
             return int((job.completed_at - job.started_at).total_seconds() * 1000)
         return self.duration_ms
+
+
+def execution_status_label(status: str) -> str:
+    """A run's status in the jobs list's words ("Held" for a paused job)."""
+    labels = {**dict(Job.Status.choices), **dict(Execution.Status.choices)}
+    return str(labels.get(status, status))

@@ -22,7 +22,7 @@ from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from schedules import selectors, services
 from schedules.forms import ScheduleFilterForm, ScheduleForm, schedule_initial
-from schedules.models import Schedule
+from schedules.models import Schedule, execution_status_label
 
 HISTORY = 50
 
@@ -161,8 +161,25 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
     })
 
 
-def _history(schedule: Schedule) -> list[Any]:
-    return selectors.executions_list(schedule=schedule, limit=HISTORY)[0]
+def _history(request: HttpRequest, schedule: Schedule) -> tuple[list[Any], str | None, str]:
+    """A page of the run history, newest first, as the query asks (`status`, `cursor`): its rows,
+    the next page's cursor, and what could not be read in the query (nothing is shown then)."""
+    try:
+        rows, cursor = selectors.executions_list(schedule=schedule, status=request.GET.get("status", ""),
+                                                 before=request.GET.get("cursor") or None, limit=HISTORY)
+    except PulseError as exc:
+        return [], None, exc.message
+    return rows, cursor, ""
+
+
+def _history_context(request: HttpRequest, schedule: Schedule) -> dict[str, Any]:
+    rows, cursor, refused = _history(request, schedule)
+    query = request.GET.copy()
+    query["cursor"] = cursor or ""
+    return {"executions": rows, "history_refused": refused, "history_status": request.GET.get("status", ""),
+            "history_statuses": [(value, execution_status_label(value)) for value in selectors.EXECUTION_STATUSES], "history_paged": bool(request.GET.get("cursor")),
+            "history_query": urlencode({"status": request.GET.get("status", "")}),
+            "next_url": f"?{query.urlencode()}" if cursor else ""}
 
 
 @require_GET
@@ -179,7 +196,7 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
         "projection_days": selectors.PROJECTION_DAYS,
         "estimate_override": money_str(schedule.estimate_override),
         "payload_json": json.dumps(schedule.payload, indent=2, sort_keys=True, ensure_ascii=False),
-        "executions": _history(schedule),
+        **_history_context(request, schedule),
         "since": since,
         "can_write": _can_write(request),
     })
@@ -190,7 +207,7 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
 def schedule_executions(request: HttpRequest, schedule_id: str) -> HttpResponse:
     """The history's rows, redrawn live when an execution or its job changes."""
     schedule = _schedule(request, schedule_id)
-    return render(request, "schedules/_executions.html", {"executions": _history(schedule),
+    return render(request, "schedules/_executions.html", {**_history_context(request, schedule),
                                                           "can_write": _can_write(request)})
 
 

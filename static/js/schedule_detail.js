@@ -10,6 +10,10 @@
   var scheduleId = section.dataset.scheduleId;
   var inFlight = false;
   var again = false;
+  var loadedMore = false;
+  var more = document.getElementById("load-more");
+  if (more) more.addEventListener("click", function () { loadedMore = true; });
+  PulseLive.loadMore(rows, "executionId");
 
   // One redraw at a time, and one more after it when an event came meanwhile (dropping it left
   // a run "running" that had ended).
@@ -23,7 +27,9 @@
           if (html !== null) element.innerHTML = html;
         });
     }
-    Promise.all([fill(section.dataset.rowsUrl, rows), fill(nextRuns.dataset.url, nextRuns)])
+    // A later page, or rows loaded below the first page, stay as they are: only the next runs move.
+    var liveRows = section.dataset.liveRows === "yes" && !loadedMore;
+    Promise.all([liveRows ? fill(section.dataset.rowsUrl, rows) : null, fill(nextRuns.dataset.url, nextRuns)])
       .catch(function () { /* the next event redraws */ })
       .finally(function () {
         inFlight = false;

@@ -109,13 +109,21 @@ def test_load_more_appends_the_next_pages_of_schedules_and_of_jobs_in_place(page
     import schedules.selectors
     from jobs.models import Job
 
+    import schedules.views
+    from schedules.models import Execution
+
     monkeypatch.setattr(schedules.selectors, "SCHEDULES_PAGE", 2)
     monkeypatch.setattr(jobs.views, "PAGE_SIZE", 2)
-    for name in ("A", "B", "C", "D", "E"):
-        schedule_create(team=acme, name=f"Report {name}", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    monkeypatch.setattr(schedules.views, "HISTORY", 2)
+    made = [schedule_create(team=acme, name=f"Report {name}", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+            for name in ("A", "B", "C", "D", "E")]
     Job.objects.bulk_create(Job(team=acme, handler="pulse.noop", payload={"n": n}) for n in range(5))
+    for day in range(1, 6):
+        Execution.objects.create(schedule=made[0], team=acme, fire_time=f"2026-06-0{day}T03:00:00Z", outcome="skipped",
+                                 reason="busy")
     login_as(alice)
-    for path, rows in (("/schedules/", "#schedule-rows > tr"), ("/jobs/", "#job-rows > tr")):
+    for path, rows in (("/schedules/", "#schedule-rows > tr"), ("/jobs/", "#job-rows > tr"),
+                       (f"/schedules/{made[0].public_id}/", "#execution-rows > tr")):
         page.goto(path)
         page.evaluate("window.notReloaded = true")
         expect(page.locator(rows)).to_have_count(2)

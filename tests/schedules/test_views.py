@@ -293,3 +293,27 @@ def test_a_runs_status_reads_as_the_jobs_list_says_it(alice_client, make_schedul
     Job.objects.filter(pk=execution.job.pk).update(status=Job.Status.PAUSED)
     rows = alice_client.get(f"/schedules/{schedule.public_id}/executions/").content.decode()
     assert 'data-status="paused"' in rows and 'data-field="status">Held</span>' in rows
+
+
+def test_the_run_history_pages_and_filters_by_status(alice_client, acme, make_schedule, monkeypatch):
+    """The page showed the newest 50 runs, no more, and no way to find the skipped ones."""
+    from datetime import timedelta
+
+    from schedules import views
+
+    monkeypatch.setattr(views, "HISTORY", 2)
+    schedule = make_schedule()
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    runs = [Execution.objects.create(schedule=schedule, team=acme, fire_time=base + timedelta(minutes=15 * n),
+                                     outcome="skipped" if n % 2 else "", reason="busy" if n % 2 else "x")
+            for n in range(5)]
+    page = alice_client.get(f"/schedules/{schedule.public_id}/")
+    assert [e.public_id for e in page.context["executions"]] == [runs[4].public_id, runs[3].public_id]
+    more = page.context["next_url"]
+    assert more and [e.public_id for e in alice_client.get(f"/schedules/{schedule.public_id}/{more}").context[
+        "executions"]] == [runs[2].public_id, runs[1].public_id]
+    skipped = alice_client.get(f"/schedules/{schedule.public_id}/", {"status": "skipped"}).context["executions"]
+    assert [e.public_id for e in skipped] == [runs[3].public_id, runs[1].public_id]
+    refused = alice_client.get(f"/schedules/{schedule.public_id}/", {"status": "bogus"})
+    assert refused.status_code == 200 and refused.context["executions"] == []
+    assert 'id="runs-refused"' in refused.content.decode()
