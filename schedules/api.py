@@ -60,7 +60,9 @@ class ScheduleOut(serializers.Serializer):
 class ScheduleOneOut(ScheduleOut):
     projection = serializers.JSONField(allow_null=True, help_text=(
         "The next 30 days: runs (approximate: scaled from the first 300), per_run (the estimate), total, per_day, "
-        "and over: the team's limits the schedule alone would pass. Null for an expression that no longer parses. "
+        "over: the team's limits the schedule alone would pass (its busiest day against the daily limit, an "
+        "average week against the weekly), and refused_by: the limits each run's estimate alone is above (every "
+        "run is then refused). Null for an expression that no longer parses. "
         "In the answers about one schedule, not in the list."))
 
 

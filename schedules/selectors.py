@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from functools import cached_property
+from typing import Any
 
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
@@ -14,7 +16,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from budgets.money import money_str
-from budgets.services import budget_policy_get
+from budgets.services import budget_policy_get, policy_zone
 from jobs.handlers.registry import find_handler
 from jobs.models import Job
 from pulse_site.errors import FieldErrors, NotFound, ValidationError, check_choice
@@ -217,6 +219,9 @@ class Projection:
     per_run: int | None  # micros; None when the handler is gone or cannot estimate this payload
     daily_limit: int | None
     monthly_limit: int | None
+    weekly_limit: int | None = None
+    # Runs on its busiest day of the budget (counted when the runs were, else None: the average).
+    busiest_day: int | None = None
 
     @property
     def total(self) -> int | None:
@@ -227,14 +232,27 @@ class Projection:
         return None if self.total is None else self.total // PROJECTION_DAYS
 
     @property
+    def refused_by(self) -> list[str]:
+        """The limits each run's estimate alone is above: every run is refused, none is held."""
+        if self.per_run is None or not self.runs:
+            return []
+        return [f"the {name} limit of {money_str(limit)}" for name, limit in self._limits() if self.per_run > limit]
+
+    def _limits(self) -> list[tuple[str, int]]:
+        return [(name, limit) for name, limit in (("daily", self.daily_limit), ("weekly", self.weekly_limit),
+                                                  ("monthly", self.monthly_limit)) if limit is not None]
+
+    @property
     def over(self) -> list[str]:
-        """The team's limits this schedule alone would pass, in words."""
-        words = []
-        if self.per_day is not None and self.daily_limit is not None and self.per_day > self.daily_limit:
-            words.append(f"the daily limit of {money_str(self.daily_limit)}")
-        if self.total is not None and self.monthly_limit is not None and self.total > self.monthly_limit:
-            words.append(f"the monthly limit of {money_str(self.monthly_limit)}")
-        return words
+        """The team's limits this schedule alone would pass, in words: its busiest day against the
+        daily limit (a weekday schedule spends on Mondays what its average spreads over the week),
+        an average week against the weekly, the whole span against the monthly."""
+        if self.per_run is None:
+            return []
+        day_runs = self.busiest_day if self.busiest_day is not None else -(-self.runs // PROJECTION_DAYS)
+        spent = {"daily": self.per_run * day_runs, "weekly": self.per_run * self.runs * 7 // PROJECTION_DAYS,
+                 "monthly": self.per_run * self.runs}
+        return [f"the {name} limit of {money_str(limit)}" for name, limit in self._limits() if spent[name] > limit]
 
     @property
     def text(self) -> str:
@@ -246,13 +264,27 @@ class Projection:
 
     @property
     def over_text(self) -> str:
-        return (f"Alone, this schedule would pass {' and '.join(self.over)}: its runs are held whenever the budget "
-                "is spent.") if self.over else ""
+        if self.refused_by:
+            return (f"Each run's estimate of {money_str(self.per_run)} is above {' and '.join(self.refused_by)}: "
+                    "every run is refused (recorded as failed, with no job) until the limit is raised.")
+        return (f"Alone, this schedule would pass {' and '.join(self.over)}: its runs wait whenever the budget is "
+                "spent (held, or skipped while one waits, as its overlap policy says).") if self.over else ""
 
     def as_dict(self) -> dict[str, object]:
         return {"days": PROJECTION_DAYS, "runs": self.runs, "approximate": self.approximate,
                 "per_run": money_str(self.per_run), "per_day": money_str(self.per_day), "total": money_str(self.total),
-                "over": self.over}
+                "over": self.over, "refused_by": self.refused_by}
+
+
+def _busiest_day(cron: cronlib.Cron, zone: ZoneInfo, *, start: datetime, runs: int, day_zone: ZoneInfo) -> int:
+    """The most runs of the next `runs` (counted exactly, so at most a few hundred) that fall on
+    one day of the budget's zone."""
+    per_day: Counter[Any] = Counter()
+    moment = start
+    for _ in range(runs):
+        moment = cronlib.next_fire(cron, zone, moment)
+        per_day[moment.astimezone(day_zone).date()] += 1
+    return max(per_day.values(), default=0)
 
 
 def projection(*, team: Team, cron: cronlib.Cron, zone: ZoneInfo, start: datetime | None, handler: str,
@@ -271,8 +303,12 @@ def projection(*, team: Team, cron: cronlib.Cron, zone: ZoneInfo, start: datetim
         except Exception:  # a handler's estimator refusing this payload: the run would fail too
             per_run = None
     policy = budget_policy_get(team=team)
-    return Projection(runs=runs, approximate=approximate, per_run=per_run,
-                      daily_limit=policy.daily_limit, monthly_limit=policy.monthly_limit)
+    busiest = None
+    if start is not None and runs and not approximate:
+        busiest = _busiest_day(cron, zone, start=start - timedelta(microseconds=1), runs=runs,
+                               day_zone=policy_zone(policy, team))
+    return Projection(runs=runs, approximate=approximate, per_run=per_run, daily_limit=policy.daily_limit,
+                      monthly_limit=policy.monthly_limit, weekly_limit=policy.weekly_limit, busiest_day=busiest)
 
 
 def schedule_projection(schedule: Schedule) -> Projection | None:

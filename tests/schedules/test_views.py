@@ -84,8 +84,8 @@ def test_the_preview_says_what_the_schedule_would_cost_against_the_limits_as_you
     typed = {"cron": "0 * * * *", "time_zone": "UTC", "handler": "demo.report", "payload": '{"delay": 0}'}
     body = alice_client.get("/schedules/preview/", typed).json()
     assert body["projection"] == "Next 30 days: about 720 runs × 0.12 = 86.4 (2.88 a day on average)"
-    assert body["over"] == ("Alone, this schedule would pass the monthly limit of 50: its runs are held whenever "
-                            "the budget is spent.")
+    assert body["over"] == ("Alone, this schedule would pass the monthly limit of 50: its runs wait whenever the "
+                            "budget is spent (held, or skipped while one waits, as its overlap policy says).")
     cheaper = alice_client.get("/schedules/preview/", {**typed, "estimate_override": "0.05"}).json()
     assert cheaper["projection"] == "Next 30 days: about 720 runs × 0.05 = 36 (1.2 a day on average)"
     assert cheaper["over"] == ""
@@ -95,6 +95,24 @@ def test_the_preview_says_what_the_schedule_would_cost_against_the_limits_as_you
         answer = alice_client.get("/schedules/preview/", {**typed, **half})
         assert answer.status_code == 200 and "no estimate" in answer.json()["projection"]
     assert "× 0.12 =" in alice_client.get("/schedules/preview/", {**typed, "estimate_override": "0.0.5"}).json()["projection"]
+
+
+def test_the_projection_weighs_the_busiest_day_and_the_week_and_says_when_every_run_is_refused(alice_client, acme,
+                                                                                                time_machine):
+    """A Monday-only schedule spends on Monday what its average spreads over the month; a run
+    whose estimate is above a limit is never held: it is refused."""
+    from budgets.services import budget_policy_update
+
+    time_machine.move_to(T0, tick=False)
+    budget_policy_update(team=acme, changes={"daily_limit": "1", "weekly_limit": "1"}, by=None)
+    mondays = {"cron": "*/30 9-10 * * 1", "time_zone": "UTC", "handler": "demo.report", "payload": '{"delay": 0}',
+               "estimate_override": "0.3"}
+    body = alice_client.get("/schedules/preview/", mondays).json()
+    assert body["projection"] == "Next 30 days: 17 runs × 0.3 = 5.1 (0.17 a day on average)"  # 4 on a Monday: 1.2
+    assert body["over"].startswith("Alone, this schedule would pass the daily limit of 1 and the weekly limit of 1:")
+    costly = alice_client.get("/schedules/preview/", {**mondays, "cron": "0 9 * * *", "estimate_override": "1.5"}).json()
+    assert costly["over"] == ("Each run's estimate of 1.5 is above the daily limit of 1 and the weekly limit of 1: "
+                              "every run is refused (recorded as failed, with no job) until the limit is raised.")
 
 
 def test_editing_validates_and_saves(alice_client, make_schedule):
