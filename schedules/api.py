@@ -49,7 +49,9 @@ class ScheduleOut(serializers.Serializer):
     misfire_policy = serializers.ChoiceField(choices=Schedule.Misfire.choices)
     estimate_override = serializers.CharField(allow_null=True, help_text="Money as a string; null: the handler's estimate.")
     next_run_at = serializers.DateTimeField(allow_null=True)
-    next_runs = serializers.ListField(child=serializers.DateTimeField(), help_text="The next five fire times (UTC).")
+    next_runs = serializers.ListField(child=serializers.DateTimeField(), help_text=(
+        "The next five fire times (UTC); for a paused schedule (enabled false, next_run_at null), the ones "
+        "resuming now would bring."))
     last_run_at = serializers.DateTimeField(allow_null=True)
     broken_reason = serializers.CharField(help_text="Why the schedule stopped firing; empty when healthy.")
     created_by = serializers.CharField()
