@@ -45,6 +45,8 @@ def switch(request: HttpRequest) -> HttpResponse:
         request.session[SESSION_TEAM_KEY] = membership.team.public_id
         # The session's other tabs show the team it had: their sockets are closed with this reason,
         # and live.js loads them again (their redraws would fetch the new team's parts into them).
+        # Saved first: a tab loaded again before the middleware saved it would get the old team.
+        request.session.save()
         if request.session.session_key:
             sockets_close_on_commit(session_group(request.session.session_key), reason=TEAM_SWITCHED)
     return redirect("overview")

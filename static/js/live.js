@@ -12,6 +12,9 @@
 
   var listeners = [];
   var following = false;
+  var leaving = false;  // a form submitted or a link followed: this page is being replaced
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });  // back from the history cache
 
   function follow(options) {
     following = true;
@@ -63,8 +66,9 @@
           location.reload();
         } else if (data.type === "closed") {
           stopped = true;
-          // This browser chose another team in another tab: this page shows the old one.
-          if (data.reason === "team switched") { location.reload(); return; }
+          // This browser chose another team in another tab: this page shows the old one. (The tab
+          // that chose it is on its way to the new team's overview already.)
+          if (data.reason === "team switched") { if (!leaving) location.reload(); return; }
           setState("closed", "closed: " + (data.reason || "by the server"));
         }
       };

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from pulse_site.teams.models import ApiToken
 
@@ -62,3 +63,20 @@ def test_alice_switches_team_and_sees_a_new_tokens_secret_once(page, login_as, a
     assert page.locator("#new-token-secret").count() == 0
     assert secret not in page.content()
     assert page.locator(f"#token-{token.public_id} code").inner_text() == f"{token.prefix}…"
+
+
+def test_another_tab_of_the_session_follows_a_team_switch(page, login_as, alice, acme, umbrella):
+    """It kept the old team's stream and redrew the new team's parts into the old team's page."""
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    other = page.context.new_page()
+    other.goto("/team/")
+    other.select_option("#team-switcher-select", label="Umbrella")
+    other.click(".team-switcher button")
+    other.wait_for_url("/")
+    expect(other.locator("h1")).to_have_text("Umbrella")
+    # The first tab is loaded again, now showing the team its session chose.
+    expect(page.locator("#team-switcher-select option:checked")).to_have_text("Umbrella")
+    assert page.url.endswith("/jobs/")
+    other.close()
