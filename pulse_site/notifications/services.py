@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from jobs.error_codes import ErrorCode
 from jobs.events import hold_reasons_text
-from jobs.handlers.registry import get_public_handler
 from jobs.handlers.http import destination_refusal_known_now
+from jobs.handlers.registry import get_public_handler
 from jobs.models import Job
 from jobs.services import job_submit
-from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError, choose_one_of
+from pulse_site.errors import Conflict, FieldErrors, NotFound, PermissionDenied, ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.live.relay import outbox_consume
@@ -234,12 +234,18 @@ def rule_create(*, team: Team, target: Target | str, kind: str, handlers: object
     """Add a rule telling `target` (the team's, or its id) about events of `kind`. Every input
     the API and the page send is checked here, each refusal a 400 naming its field."""
     _require_manager(by)
-    target = _rule_target(team=team, target=target)
     if kind not in Rule.Kind.values:
         raise ValidationError.for_field("kind", choose_one_of(Rule.Kind.values))
-    handlers = _clean_handlers(handlers or [])
-    minutes = _clean_minutes(kind=kind, minutes=minutes)
-    codes = _clean_error_codes(kind=kind, error_codes=error_codes)
+    errors = FieldErrors()  # every bad field named at once, as the other forms and bodies
+    with errors.collect():
+        target = _rule_target(team=team, target=target)
+    with errors.collect():
+        handlers = _clean_handlers(handlers or [])
+    with errors.collect():
+        minutes = _clean_minutes(kind=kind, minutes=minutes)
+    with errors.collect():
+        codes = _clean_error_codes(kind=kind, error_codes=error_codes)
+    errors.raise_any()
     rule = Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
                                minutes=minutes, enabled=bool(enabled), error_codes=codes)
     _audit(team.pk, "rule_added", rule.public_id, by=by, who=who, **_rule_facts(rule))
@@ -266,11 +272,20 @@ def rule_update(*, rule: Rule, changes: dict[str, Any], by: Membership | None, w
     unknown = sorted(set(changes) - {"target", "handlers", "error_codes", "final_only", "minutes", "enabled"})
     if unknown:
         raise ValidationError.for_field(unknown[0], "Not a field of a rule that can change.")
-    target = _rule_target(team=rule.team, target=changes["target"]) if "target" in changes else rule.target
-    # Handlers are checked when given: a rule naming one since retired can still be switched off.
-    handlers = _clean_handlers(changes["handlers"]) if "handlers" in changes else rule.handlers
-    minutes = _clean_minutes(kind=rule.kind, minutes=changes.get("minutes", rule.minutes))
-    codes = _clean_error_codes(kind=rule.kind, error_codes=changes.get("error_codes", rule.error_codes))
+    errors = FieldErrors()
+    target, handlers = rule.target, rule.handlers
+    with errors.collect():
+        if "target" in changes:
+            target = _rule_target(team=rule.team, target=changes["target"])
+    with errors.collect():
+        # Handlers are checked when given: a rule naming one since retired can still be switched off.
+        if "handlers" in changes:
+            handlers = _clean_handlers(changes["handlers"])
+    with errors.collect():
+        minutes = _clean_minutes(kind=rule.kind, minutes=changes.get("minutes", rule.minutes))
+    with errors.collect():
+        codes = _clean_error_codes(kind=rule.kind, error_codes=changes.get("error_codes", rule.error_codes))
+    errors.raise_any()
     rule.target, rule.handlers, rule.minutes, rule.error_codes = target, handlers, minutes, codes
     rule.final_only = bool(changes.get("final_only", rule.final_only))
     rule.enabled = bool(changes.get("enabled", rule.enabled))

@@ -378,3 +378,12 @@ def test_staff_list_every_teams_targets_rules_and_hold_timers(admin_client, acme
     timers = admin_client.get(reverse("admin:notifications_holdtimer_changelist")).content.decode()
     assert job.public_id in timers
     assert admin_client.get(reverse("admin:notifications_holdtimer_add")).status_code == 403
+
+
+def test_every_bad_field_of_a_rule_is_named_at_once(alice, acme, ops):
+    response = session(alice).post("/api/v1/notifications/rules/", {
+        "target": "NT_nope", "kind": "job_failed", "handlers": ["nope.nothere"], "minutes": 5,
+        "error_codes": ["disk_full"]}, format="json")
+    assert response.status_code == 400
+    assert sorted(response.json()["error"]["fields"]) == ["error_codes", "handlers", "minutes", "target"]
+    assert not Rule.objects.exists()
