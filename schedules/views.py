@@ -176,7 +176,9 @@ def _history_context(request: HttpRequest, schedule: Schedule) -> dict[str, Any]
     rows, cursor, refused = _history(request, schedule)
     query = request.GET.copy()
     query["cursor"] = cursor or ""
-    return {"executions": rows, "history_refused": refused, "history_status": request.GET.get("status", ""),
+    status = request.GET.get("status", "")
+    return {"executions": rows, "history_refused": refused, "history_status": status,
+            "history_status_label": execution_status_label(status) if status in selectors.EXECUTION_STATUSES else "",
             "history_statuses": [(value, execution_status_label(value)) for value in selectors.EXECUTION_STATUSES], "history_paged": bool(request.GET.get("cursor")),
             "history_query": urlencode({"status": request.GET.get("status", "")}),
             "next_url": f"?{query.urlencode()}" if cursor else ""}

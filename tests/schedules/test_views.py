@@ -335,3 +335,17 @@ def test_the_run_history_pages_and_filters_by_status(alice_client, acme, make_sc
     refused = alice_client.get(f"/schedules/{schedule.public_id}/", {"status": "bogus"})
     assert refused.status_code == 200 and refused.context["executions"] == []
     assert 'id="runs-refused"' in refused.content.decode()
+
+
+def test_an_empty_run_history_says_why_it_is_empty(alice_client, acme, make_schedule):
+    """A status with no runs read "No runs yet: the first comes at the next run above", the unfiltered words."""
+    schedule = make_schedule()
+    url = f"/schedules/{schedule.public_id}/"
+    assert "No runs yet: the first comes at the next run above" in alice_client.get(url).content.decode()
+    Execution.objects.create(schedule=schedule, team=acme, fire_time=datetime(2026, 6, 1, tzinfo=UTC),
+                             outcome="skipped", reason="busy")
+    for path in (url, f"{url}executions/"):
+        text = alice_client.get(path, {"status": "error"}).content.decode()
+        assert "No runs yet" not in text and 'No error runs. <a href="?">Show every run</a>' in text
+    refused = alice_client.get(url, {"status": "bogus"}).content.decode()
+    assert "No runs shown: the filter could not be read (see above)." in refused and "No runs yet" not in refused
