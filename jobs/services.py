@@ -21,6 +21,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler, get_public_handler
 from jobs.models import Job
+from jobs.signals import job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
 from pulse_site.teams.models import Team
@@ -338,24 +339,36 @@ def job_cancel(*, job: Job, by: str = "") -> Job:
     """Queued or held: cancelled now. Running: the handler is told and the job ends cancelled.
     Unfinished children are cancelled with their parent."""
     job = _refresh_for_update(job)
+    if job.status not in Job.ACTIVE:
+        raise Conflict(f"The job is already {job.status}; only queued, held or running jobs can be cancelled.",
+                       code="job_finished")
+    cancelled: list[Job] = []
+    _cancel_tree(job, by, cancelled)
+    # The hourly stats rows are locked after every job of the tree, as a settle locks its job
+    # before its stats row: counted while jobs were still to lock, a child settling meanwhile
+    # (same handler, same row) and this cancel each waited for the other (a deadlock).
+    from jobs.stats import stat_bump
+
+    for handler in sorted({j.handler for j in cancelled}):
+        same = [j for j in cancelled if j.handler == handler]
+        stat_bump(same[0], "cancelled", run_ms=0, count=len(same))
+    return job
+
+
+def _cancel_tree(job: Job, by: str, cancelled: list[Job]) -> None:
+    """Cancel the locked `job` and, locking each, its unfinished children, theirs and so on
+    (parents before children, as a spawn locks them); `cancelled` gets the jobs that ended now."""
     now = timezone.now()
     if job.status in (Status.QUEUED, Status.PAUSED):
         _update(job, expected=(Status.QUEUED, Status.PAUSED), status=Status.CANCELLED, completed_at=now,
                 cancel_requested=True, hold_reasons=[], resume_at=None, dispatched_at=None)
-        from jobs.stats import stat_bump
-
-        stat_bump(job, "cancelled", run_ms=0)
+        cancelled.append(job)
         job_event(job, "cancelled", by=by)
-    elif job.status == Status.RUNNING:
-        if not job.cancel_requested:
-            _update(job, expected=(Status.RUNNING,), cancel_requested=True)
-            job_event(job, "cancel_requested", by=by)
-    else:
-        raise Conflict(f"The job is already {job.status}; only queued, held or running jobs can be cancelled.",
-                       code="job_finished")
-    for child in Job.objects.filter(parent=job, status__in=Job.ACTIVE).order_by("pk"):
-        job_cancel(job=child, by=by or "parent cancelled")
-    return job
+    elif job.status == Status.RUNNING and not job.cancel_requested:
+        _update(job, expected=(Status.RUNNING,), cancel_requested=True)
+        job_event(job, "cancel_requested", by=by)
+    for child in Job.objects.select_for_update().filter(parent=job, status__in=Job.ACTIVE).order_by("pk"):
+        _cancel_tree(child, by or "parent cancelled", cancelled)
 
 
 @transaction.atomic
@@ -429,6 +442,7 @@ def job_retry(*, job: Job, by: str = "") -> Job:
             run_after=None, dispatched_at=None, error_code="", error_message="", error_retryable=None,
             error_recoverable=None, error_details={}, progress_current=0, progress_total=None, progress_message="")
     job_event(job, "retried", by=by)
+    job_retried.send(sender=Job, job=job, by=by)
     _dispatch_on_commit()
     return job
 

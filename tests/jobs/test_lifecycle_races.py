@@ -204,3 +204,77 @@ def test_a_run_whose_job_is_deleted_before_the_follow_up_saw_it_end_is_finished_
     execution = Execution.objects.get(pk=execution.pk)
     assert execution.finished_at is not None and execution.status == "error"
     assert execution.reason == "Its job was deleted before its end was recorded."
+
+
+def _lock_waiters() -> int:
+    """How many other connections to this database wait for a lock now."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0]
+
+
+def _until(condition, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def test_cancelling_a_parent_while_its_child_settles_is_no_deadlock(submit, temp_handler):
+    """A parent waiting for its retry is cancelled while its running child (same handler, so the
+    same hourly stats row) settles: the cancel took the parent, then the stats row, then the child;
+    the settle the child, then the stats row. PostgreSQL broke the cycle by failing one of them."""
+    from django.db import connection, transaction
+
+    from jobs.models import JobStat
+    from jobs.stats import stat_bump
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and deadlock detection are PostgreSQL's")
+
+    @temp_handler("test.crawl", timeout=30)
+    def crawl(ctx):
+        return None
+
+    parent, child = submit("test.crawl"), submit("test.crawl")
+    Job.objects.filter(pk=child.pk).update(parent=parent)
+    assert claim(child.public_id) is not None  # the child runs; the parent waits in the queue
+    stat_bump(child, "completed", run_ms=0)  # this hour's stats row exists, as on any busy team
+    row = JobStat.objects.get(team_id=child.team_id, handler="test.crawl")
+    holding, release = threading.Event(), threading.Event()
+    failures: dict[str, BaseException] = {}
+
+    def in_thread(name: str, work) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                failures[name] = exc
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def hold_the_stats_row() -> None:  # a third worker settling a job of the same handler and hour
+        with transaction.atomic():
+            JobStat.objects.select_for_update().get(pk=row.pk)
+            holding.set()
+            release.wait(10)
+
+    threads = [in_thread("holder", hold_the_stats_row)]
+    holding.wait(10)
+    threads.append(in_thread("cancel", lambda: job_cancel(job=Job.objects.get(pk=parent.pk), by="alice")))
+    _until(lambda: _lock_waiters() == 1, "the cancel waits")
+    threads.append(in_thread("settle", lambda: settle(job_pk=child.pk, attempt=1, outcome=Outcome(ok=True))))
+    _until(lambda: _lock_waiters() == 2, "the settle waits too")
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert failures == {}
+    statuses = dict(Job.objects.filter(pk__in=[parent.pk, child.pk]).values_list("pk", "status"))
+    assert statuses == {parent.pk: Job.Status.CANCELLED, child.pk: Job.Status.CANCELLED}
