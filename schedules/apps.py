@@ -8,4 +8,8 @@ class SchedulesConfig(AppConfig):
     verbose_name = "Schedules"
 
     def ready(self) -> None:
+        from jobs.signals import job_retried
         from schedules import steps  # noqa: F401  (registers the schedule tick and execution follow-up)
+        from schedules.services import run_retried
+
+        job_retried.connect(run_retried, dispatch_uid="schedules-run-retried")

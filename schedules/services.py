@@ -296,14 +296,15 @@ def _alert_over_budget_once(schedule: Schedule, execution: Execution) -> None:
         schedule_event(schedule, "over_budget", reason=execution.reason, execution=execution.public_id)
 
 
-def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "") -> datetime | None:
+def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "", keep: Job | None = None
+                     ) -> datetime | None:
     """Cancel the runs of `schedule` (locked) staged for slots still to come and forget their
     executions, so each such slot is fired again as the schedule now says; returns the earliest
-    of those slots, or None. A staged run a person cancelled stays as it is."""
+    of those slots, or None. A staged run a person cancelled stays as it is (and `keep`'s)."""
     staged = list(
         Execution.objects.filter(schedule=schedule, trigger=Execution.Trigger.CRON, fire_time__gt=now,
                                  job__status__in=(Job.Status.QUEUED, Job.Status.PAUSED))
-        .select_related("job").order_by("fire_time")
+        .exclude(job=keep).select_related("job").order_by("fire_time")
     )
     for execution in staged:
         assert execution.job is not None
@@ -318,6 +319,24 @@ def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "") -> date
     )
     Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
     return staged[0].fire_time
+
+
+def run_retried(sender: object, *, job: Job, by: str = "", **kwargs: object) -> None:
+    """A schedule's run whose job is retried is unfinished again: the follow-up records its new
+    end, and under the skip policy a slot staged while nothing was unfinished is withdrawn, to be
+    decided at the slot (skipped if the retried run is still going then), as "Run now" does."""
+    if job.source != Job.Source.SCHEDULE:
+        return
+    execution = Execution.objects.filter(job=job).select_related("schedule").first()
+    if execution is None:
+        return
+    Execution.objects.filter(pk=execution.pk).update(finished_at=None, ended="", duration_ms=None)
+    if execution.schedule.overlap_policy != Schedule.Overlap.SKIP:
+        return
+    locked = Schedule.objects.select_for_update().get(pk=execution.schedule_id)
+    withdrawn = _withdraw_staged(locked, timezone.now(), by=by or f"run {execution.public_id} retried", keep=job)
+    if withdrawn is not None:
+        Schedule.objects.filter(pk=locked.pk).update(next_run_at=withdrawn)
 
 
 @dataclass

@@ -343,3 +343,49 @@ def test_the_tick_step_hands_over_a_staged_slot_it_finds_passed(make_schedule, t
     tick_step.tick()
     job = Job.objects.get()
     assert job.dispatched_at == SLOT + timedelta(seconds=2)
+
+
+def _failed_manual_run(make_schedule, time_machine, **values) -> tuple[Schedule, Execution]:
+    """A schedule whose manual run failed at 10:00, then its 10:01 run staged at 10:00:30."""
+    from schedules.services import executions_follow
+
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="* * * * *", **values)
+    manual = schedule_trigger(schedule=schedule, by="alice")
+    Job.objects.filter(pk=manual.job.pk).update(status=Job.Status.FAILED, completed_at=T0)
+    executions_follow()
+    time_machine.move_to(T0 + timedelta(seconds=30), tick=False)
+    assert schedules_tick().staged == 1
+    schedule.refresh_from_db()
+    return schedule, Execution.objects.select_related("job").get(pk=manual.pk)
+
+
+def test_retrying_a_finished_run_withdraws_a_staged_skip_run_and_the_slot_is_decided_at_the_slot(
+        make_schedule, time_machine):
+    """The staged 10:01 run was written while nothing was unfinished; the 10:00 run retried at
+    10:00:45 is unfinished again, and the staged run went ahead at 10:01 beside it (skip broken)."""
+    from jobs.services import job_retry
+
+    schedule, manual = _failed_manual_run(make_schedule, time_machine, overlap_policy="skip")
+    [cron_run] = _slot_runs(schedule)
+    time_machine.move_to(T0 + timedelta(seconds=45), tick=False)
+    job_retry(job=manual.job, by="alice")
+    cron_run.job.refresh_from_db()
+    assert cron_run.job.status == "cancelled"
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == SLOT
+    manual.refresh_from_db()
+    assert (manual.status, manual.finished_at, manual.ended) == ("queued", None, "")  # its new end is recorded
+    time_machine.move_to(SLOT, tick=False)
+    assert schedules_tick().skipped == 1
+    [at_slot] = _slot_runs(schedule)
+    assert (at_slot.outcome, at_slot.job) == ("skipped", None)
+
+
+def test_retrying_a_finished_run_keeps_a_staged_allow_run(make_schedule, time_machine):
+    from jobs.services import job_retry
+
+    schedule, manual = _failed_manual_run(make_schedule, time_machine, overlap_policy="allow")
+    [cron_run] = _slot_runs(schedule)
+    job_retry(job=manual.job, by="alice")
+    assert _slot_runs(schedule) == [cron_run] and Job.objects.get(pk=cron_run.job.pk).status == "queued"
