@@ -49,6 +49,9 @@ class PolicyOut(serializers.Serializer):
                                           help_text="A job over a money limit waits (hold) or fails at once with budget_exceeded.")
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(allow_null=True)
+    notes = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Said about the settings, not refused: a limit above a longer one (never the one reached); after a "
+        "PATCH that moved the time zone or week start, that the current windows start from nothing."))
 
 
 class PolicyIn(serializers.Serializer):
@@ -155,8 +158,9 @@ class OverrideIn(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 
-def policy_out(policy: BudgetPolicy) -> dict[str, Any]:
+def policy_out(policy: BudgetPolicy, notes: list[str] | None = None) -> dict[str, Any]:
     return {
+        "notes": services.limits_overruled(policy) if notes is None else notes,
         **services.policy_as_dict(policy),
         "effective_time_zone": str(services.policy_zone(policy)),
         "updated_at": policy.updated_at,
@@ -179,9 +183,11 @@ class PolicyView(TeamAPIView):
     def patch(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ValidationError.for_field("body", "A JSON object of settings.")
+        bounds_before = services.policy_bounds(services.budget_policy_get(team=self.team), self.team)
         policy = services.budget_policy_update(team=self.team, changes=dict(request.data), by=self.membership)
         policy.refresh_from_db()
-        return Response(PolicyOut(policy_out(policy)).data)
+        notes = services.policy_update_notes(policy, self.team, bounds_before)
+        return Response(PolicyOut(policy_out(policy, notes)).data)
 
 
 class UsageView(TeamAPIView):

@@ -915,6 +915,26 @@ def limits_overruled(policy: BudgetPolicy) -> list[str]:
     return notes
 
 
+# Spend is kept per window (budgets.models.Usage); windows with new bounds start from nothing.
+WINDOWS_MOVED = ("The day, week and month now begin at the new bounds, and start from what is spent in them from "
+                 "now on: what was spent before stays in the windows it was charged to (and in the history). "
+                 "Lower a limit for the rest of the day if that matters.")
+
+
+def policy_bounds(policy: BudgetPolicy, team: Team) -> tuple[str, int]:
+    """Where the policy's day, week and month begin: its time zone and week start."""
+    return str(policy_zone(policy, team)), policy.week_start
+
+
+def policy_update_notes(policy: BudgetPolicy, team: Team, bounds_before: tuple[str, int]) -> list[str]:
+    """What a saved policy should be told beside "saved" (the page's warnings, the API's `notes`):
+    limits that can never be reached, windows that start again."""
+    notes = limits_overruled(policy)
+    if policy_bounds(policy, team) != bounds_before:
+        notes.append(WINDOWS_MOVED)
+    return notes
+
+
 def _require_manager(by: Membership | None) -> None:
     if by is not None and not by.can_manage:
         raise PermissionDenied("Only owners and admins change the budget.")

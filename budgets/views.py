@@ -19,10 +19,6 @@ from pulse_site.teams.decorators import get_or_404, manager_required, team_requi
 
 SETTINGS_FIELDS = (*POLICY_MONEY_FIELDS, "calls_per_minute", "max_concurrent", "time_zone", "week_start",
                    "alert_thresholds", "over_budget")
-# Spend is kept per window (budgets.models.Usage); windows with new bounds start from nothing.
-WINDOWS_MOVED = ("The day, week and month now begin at the new bounds, and start from what is spent in them from "
-                 "now on: what was spent before stays in the windows it was charged to (and in the history). "
-                 "Lower a limit for the rest of the day if that matters.")
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -101,17 +97,14 @@ def settings_update(request: HttpRequest) -> HttpResponse:
     if handler:
         changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
     team = request.team  # type: ignore[attr-defined]
-    before = services.budget_policy_get(team=team)
-    bounds_before = (str(services.policy_zone(before, team)), before.week_start)
+    bounds_before = services.policy_bounds(services.budget_policy_get(team=team), team)
     try:
         policy = services.budget_policy_update(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
         return _render_page(request, form="settings", error=error)
     messages.success(request, "Budget settings saved.")
-    for note in services.limits_overruled(policy):
+    for note in services.policy_update_notes(policy, team, bounds_before):
         messages.warning(request, note)
-    if (str(services.policy_zone(policy, team)), policy.week_start) != bounds_before:
-        messages.warning(request, WINDOWS_MOVED)
     return redirect("budgets:page")
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from budgets.models import BudgetPolicy, Override, PolicyChange
-from budgets.services import budget_override_create, budget_policy_get
+from budgets.services import WINDOWS_MOVED, budget_override_create, budget_policy_get
 from jobs.models import Job
 from jobs.runner import claim, run_job
 
@@ -39,9 +39,18 @@ def test_an_owner_updates_the_policy_and_the_change_is_recorded(alice, acme):
     assert (body["daily_limit"], body["calls_per_minute"], body["week_start"]) == ("10.5", 5, 6)
     assert body["handler_caps"] == {"test.paid": {"daily": "2", "weekly": None, "monthly": None}}
     assert body["updated_by"] == "alice"
+    assert body["notes"] == [WINDOWS_MOVED]  # Berlin and Sunday: the current windows start again
     change = PolicyChange.objects.get(team=acme)
     assert change.before["daily_limit"] is None and change.after["daily_limit"] == "10.5"
     assert session(alice).get(URL + "changes/").json()[0]["by"] == "alice"
+
+
+def test_a_limit_that_can_never_be_reached_is_said_in_the_answer_and_while_it_stands(alice, acme):
+    """The page said it; the API kept quiet about it."""
+    body = session(alice).patch(URL, {"daily_limit": "3", "weekly_limit": "2"}, format="json").json()
+    said = ["The daily limit (3) is above the weekly limit (2): the weekly limit is reached first."]
+    assert body["notes"] == said and session(alice).get(URL).json()["notes"] == said
+    assert session(alice).patch(URL, {"daily_limit": "1"}, format="json").json()["notes"] == []
 
 
 @pytest.mark.parametrize("value, reason", [
