@@ -243,7 +243,11 @@ def _schedule(verb: str, p: dict[str, Any]) -> str:
     if verb == "changed" and fields == ["enabled"]:
         return f"{name} {'resumed' if p.get('enabled') else 'paused'}" + _by(p)
     if verb == "changed" and fields:
-        return f"{name}: {', '.join(str(f) for f in fields)} changed" + _by(p)
+        before = p.get("before") if isinstance(p.get("before"), dict) else {}
+        if not before:
+            return f"{name}: {', '.join(_field(f) for f in fields)} changed" + _by(p)
+        parts = [f"{_field(f)} {_value(before[f])} → {_value(p.get(f))}" if f in before else _field(f) for f in fields]
+        return f"{name} changed{_by(p)}: {', '.join(parts)}"
     text = f"{name} {verb}"
     if verb == "broken" and p.get("broken_reason"):
         text += f": {p['broken_reason']}"
@@ -261,6 +265,18 @@ def _member(verb: str, p: dict[str, Any]) -> str:
 def _token(verb: str, p: dict[str, Any]) -> str:
     access = f" ({p['access']})" if p.get("access") else ""
     return f"Token {p.get('name', '')}{access} {verb}" + _by(p)
+
+
+def _field(name: object) -> str:
+    return str(name).replace("_", " ")
+
+
+def _value(value: object) -> str:
+    """A changed setting's value as a line of activity shows it: quoted, cut at 40 characters."""
+    if value is None or value == "":
+        return "none"
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"“{text if len(text) <= 40 else text[:39] + '…'}”"
 
 
 def _by(p: dict[str, Any]) -> str:

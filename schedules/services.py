@@ -26,7 +26,7 @@ from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit
 from pulse_site.errors import FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
-from schedules.events import execution_event, execution_summary, schedule_event
+from schedules.events import execution_event, execution_summary, schedule_event, schedule_summary
 from schedules.models import Execution, Schedule
 
 log = logging.getLogger("pulse.schedules")
@@ -168,6 +168,7 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         now = timezone.now()
         withdrawn = _withdraw_staged(schedule, now, by=by) if any(
             clean[key] != current[key] for key in STAGED_WITH) else None
+        was = schedule_summary(schedule)
         for key, value in clean.items():
             setattr(schedule, key, value)
         schedule.broken_reason = ""
@@ -179,7 +180,10 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
             # The withdrawn slot is still to come: fired (or staged again) as the schedule now says.
             schedule.next_run_at = withdrawn
         schedule.save()
-        schedule_event(schedule, "changed", change="updated", by=by, fields=changed)
+        # What each short setting was (the event carries what it is now); payload and description
+        # are named only.
+        schedule_event(schedule, "changed", change="updated", by=by, fields=changed,
+                       before={key: was[key] for key in changed if key in was})
     return schedule
 
 

@@ -48,7 +48,12 @@ JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual"
     ("schedule.changed", {"name": "Nightly", "change": "updated", "fields": ["enabled"], "enabled": True, "by": "bob"},
      "Schedule Nightly resumed by bob"),
     ("schedule.changed", {"name": "Nightly", "change": "updated", "fields": ["cron", "time_zone"], "by": "token ci"},
-     "Schedule Nightly: cron, time_zone changed by token ci"),
+     "Schedule Nightly: cron, time zone changed by token ci"),
+    ("schedule.changed", {"name": "Nightly", "change": "updated", "fields": ["cron", "payload", "enabled", "estimate_override"],
+                          "before": {"cron": "0 3 * * *", "enabled": True, "estimate_override": None},
+                          "cron": "0 4 * * 1-5", "enabled": False, "estimate_override": "0.25", "by": "alice"},
+     "Schedule Nightly changed by alice: cron “0 3 * * *” → “0 4 * * 1-5”, payload, enabled “true” → “false”, "
+     "estimate override none → “0.25”"),
     ("schedule.changed", {"name": "Nightly", "change": "updated"}, "Schedule Nightly changed"),
     ("schedule.deleted", {"name": "Nightly", "by": "alice"}, "Schedule Nightly deleted by alice"),
     ("schedule.over_budget", {"name": "Nightly", "reason": "Over the team's daily limit of 0.5."},

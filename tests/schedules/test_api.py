@@ -203,3 +203,6 @@ def test_a_change_that_changes_nothing_writes_nothing_and_a_change_names_its_fie
     acme_api.patch(f"/api/v1/schedules/{made['id']}/", {"cron": "0 * * * *", "name": "Hourly too"}, format="json")
     changed = Event.objects.filter(kind="schedule.changed").latest("id")
     assert (changed.payload["fields"], changed.payload["by"]) == (["name", "cron"], "token write token")
+    # What each was: the activity line says "cron “@hourly” → “0 * * * *”", not only "cron changed".
+    assert changed.payload["before"] == {"name": made["name"], "cron": "@hourly"}
+    assert (changed.payload["name"], changed.payload["cron"]) == ("Hourly too", "0 * * * *")
