@@ -56,9 +56,11 @@ def test_create_team_makes_the_named_user_its_owner(alice):
 
 
 def test_create_team_takes_an_explicit_slug(db):
-    run("pulse_create_team", "Initech Labs", "--slug", "labs")
+    output = run("pulse_create_team", "Initech Labs", "--slug", "labs")
 
     assert list(Team.objects.values_list("slug", "name")) == [("labs", "Initech Labs")]
+    assert output.splitlines()[1] == ("It has no owner yet, so only staff can manage it: give it one with "
+                                      "`manage.py pulse_add_member labs USERNAME --role owner`.")
 
 
 @pytest.mark.parametrize(

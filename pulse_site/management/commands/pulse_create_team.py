@@ -22,3 +22,7 @@ class Command(BaseCommand):
             owner_user = selectors.user_get_by_username(owner) if owner else None
             team = services.team_create(name=name, slug=slug, time_zone=time_zone, owner=owner_user)
         self.stdout.write(f"Created team {team.name} (slug {team.slug}, id {team.public_id}).")
+        if owner_user is None:
+            # Nobody but staff can manage a team without an owner: say how to give it one.
+            self.stdout.write(f"It has no owner yet, so only staff can manage it: give it one with "
+                              f"`manage.py pulse_add_member {team.slug} USERNAME --role owner`.")
