@@ -260,6 +260,8 @@ class Projection:
         runs = f"{'about ' if self.approximate else ''}{self.runs:,} run{'' if self.runs == 1 else 's'}"
         if self.total is None:
             return runs + (" (no estimate: the handler is gone or refuses the payload)" if self.runs else "")
+        if self.per_run == 0:
+            return f"{runs}, each free (an estimate of 0)"
         return f"{runs} × {money_str(self.per_run)} = {money_str(self.total)} ({money_str(self.per_day)} a day on average)"
 
     @property

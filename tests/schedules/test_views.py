@@ -109,6 +109,8 @@ def test_the_projection_weighs_the_busiest_day_and_the_week_and_says_when_every_
                "estimate_override": "0.3"}
     body = alice_client.get("/schedules/preview/", mondays).json()
     assert body["projection"] == "Next 30 days: 17 runs × 0.3 = 5.1 (0.17 a day on average)"  # 4 on a Monday: 1.2
+    free = alice_client.get("/schedules/preview/", {**mondays, "estimate_override": "0"}).json()
+    assert (free["projection"], free["over"]) == ("Next 30 days: 17 runs, each free (an estimate of 0)", "")
     assert body["over"].startswith("Alone, this schedule would pass the daily limit of 1 and the weekly limit of 1:")
     costly = alice_client.get("/schedules/preview/", {**mondays, "cron": "0 9 * * *", "estimate_override": "1.5"}).json()
     assert costly["over"] == ("Each run's estimate of 1.5 is above the daily limit of 1 and the weekly limit of 1: "
