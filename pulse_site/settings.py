@@ -59,6 +59,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pulse_site.security.ContentSecurityPolicyMiddleware",
+    # Outside CommonMiddleware, so that a response made from its refusal (a Host not in
+    # ALLOWED_HOSTS) carries X-Frame-Options too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -66,7 +69,6 @@ MIDDLEWARE = [
     "pulse_site.teams.middleware.TeamMiddleware",
     "pulse_site.security.RefuseNulMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

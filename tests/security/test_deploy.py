@@ -100,6 +100,7 @@ def test_a_host_not_in_allowed_hosts_gets_the_bad_request_page_not_a_server_erro
     response = client.get("/login/", HTTP_HOST="not-ours.example.com")
     assert response.status_code == 400
     assert "<h1>Bad request</h1>" in response.content.decode()
+    assert_hardened(response)
 
 
 @pytest.mark.django_db
