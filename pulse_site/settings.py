@@ -28,7 +28,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env_bool("PULSE_DEBUG", False)
 _DEV_SECRET = "pulse-development-secret-key-not-for-production-use-0123456789"
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
-if not DEBUG and SECRET_KEY == _DEV_SECRET and env_bool("PULSE_PRODUCTION", False):
+# Debug pages do not make the public development key safe: a production site signs real sessions.
+if SECRET_KEY == _DEV_SECRET and env_bool("PULSE_PRODUCTION", False):
     raise ImproperlyConfigured("SECRET_KEY must be set when PULSE_PRODUCTION=1.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
@@ -59,6 +60,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pulse_site.security.ContentSecurityPolicyMiddleware",
+    # Outside CommonMiddleware, so that a response made from its refusal (a Host not in
+    # ALLOWED_HOSTS) carries X-Frame-Options too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -66,7 +70,6 @@ MIDDLEWARE = [
     "pulse_site.teams.middleware.TeamMiddleware",
     "pulse_site.security.RefuseNulMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

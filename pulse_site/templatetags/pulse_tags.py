@@ -94,5 +94,7 @@ def user_theme(context: template.Context) -> str:
     if request is None:
         return ""
     if not hasattr(request, "_pulse_theme"):
-        request._pulse_theme = preference_theme(request.user)
+        # A request refused before AuthenticationMiddleware (a Host not in ALLOWED_HOSTS) has no
+        # user, and its 400 page must still render.
+        request._pulse_theme = preference_theme(getattr(request, "user", None))
     return str(request._pulse_theme)

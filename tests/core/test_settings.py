@@ -124,6 +124,15 @@ def test_the_redis_broker_without_redis_stops_start_up():
     assert "PULSE_BROKER='redis' is not valid: REDIS_URL must be set." in result.stderr
 
 
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_production_refuses_the_development_secret_key_with_or_without_debug(debug):
+    result = settings_in_subprocess({"PULSE_PRODUCTION": "1", "PULSE_DEBUG": debug}, "settings.SECRET_KEY")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when PULSE_PRODUCTION=1." in result.stderr
+    assert result.stdout == ""
+
+
 def test_the_embedded_default_needs_no_server():
     assert settings_value({}, SUMMARY) == {
         "engine": "django.db.backends.sqlite3",

@@ -95,6 +95,15 @@ def test_api_answers_and_the_login_page_carry_the_headers(acme_api, client):
 
 
 @pytest.mark.django_db
+def test_a_host_not_in_allowed_hosts_gets_the_bad_request_page_not_a_server_error(client):
+    # The host is refused before the session and auth middleware run, so the page has no user.
+    response = client.get("/login/", HTTP_HOST="not-ours.example.com")
+    assert response.status_code == 400
+    assert "<h1>Bad request</h1>" in response.content.decode()
+    assert_hardened(response)
+
+
+@pytest.mark.django_db
 def test_hsts_is_sent_under_tls_only(settings, client):
     assert "Strict-Transport-Security" not in client.get("/login/", secure=True)
     settings.SECURE_HSTS_SECONDS = 31_536_000
