@@ -1,7 +1,7 @@
 """Handing jobs to django-q2, fairly between teams.
 
 The backlog waits in Pulse's jobs table, where it can still be held, reordered or cancelled.
-django-q2 only ever holds a bounded number of jobs in flight (PULSE_DISPATCH_CAPACITY), so a
+django-q2 only ever holds a bounded number of jobs in flight (`dispatch_capacity`), so a
 team that submits 10,000 jobs cannot push another team's one job behind its backlog: each free
 slot goes to the team with the fewest jobs in flight, then by priority, then by age.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import time
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -22,7 +23,8 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
-from jobs.models import Job
+from jobs.beats import live_after
+from jobs.models import Job, WorkerBeat
 from pulse_site.locks import transaction_lock, try_transaction_lock
 
 log = logging.getLogger("pulse.jobs")
@@ -34,6 +36,27 @@ HARD_TIMEOUT_MARGIN = 30
 
 
 IN_FLIGHT = Q(status=Status.RUNNING) | Q(status=Status.QUEUED, dispatched_at__isnull=False)
+
+
+# Seconds a process trusts its count of the live workers before reading their beats again: the
+# count is read on every submit's and every settle's way, and workers come and go in seconds.
+CAPACITY_SECONDS = 5.0
+_capacity: dict[str, tuple[float, int]] = {}
+
+
+def dispatch_capacity() -> int:
+    """Jobs django-q2 may hold at once across all clusters: PULSE_DISPATCH_CAPACITY when set,
+    else twice the workers alive on every machine (their beats), and at least twice
+    PULSE_WORKERS (one cluster's, before any worker has beaten): with a fixed number, the
+    workers of a second and third cluster sat idle."""
+    if settings.PULSE_DISPATCH_CAPACITY is not None:
+        return int(settings.PULSE_DISPATCH_CAPACITY)
+    now = time.monotonic()
+    kept = _capacity.get("workers")
+    if kept is None or kept[0] < now:
+        kept = (now + CAPACITY_SECONDS, WorkerBeat.objects.filter(seen_at__gte=live_after()).count())
+        _capacity["workers"] = kept
+    return 2 * max(kept[1], settings.PULSE_WORKERS)
 
 
 def in_flight_by_team() -> dict[int, int]:
@@ -110,7 +133,7 @@ def dispatch() -> int:
         # next tick, because the dispatcher holding the lock counted that slot as still busy.
         transaction_lock("pulse.dispatch")
         in_flight = in_flight_by_team()
-        room = settings.PULSE_DISPATCH_CAPACITY - sum(in_flight.values())
+        room = dispatch_capacity() - sum(in_flight.values())
         if room <= 0:
             return 0
         chosen = _choose(now, room, in_flight)
@@ -142,7 +165,7 @@ def hand_over_at_submit(job: Job, now: datetime) -> bool:
     if not try_transaction_lock("pulse.dispatch", then=submit_lock(job.public_id)):
         return False
     in_flight, waiting = _in_flight_and_waiting(now)
-    if in_flight >= settings.PULSE_DISPATCH_CAPACITY or waiting:
+    if in_flight >= dispatch_capacity() or waiting:
         return False
     job.dispatched_at = now
     return True

@@ -300,8 +300,9 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "pulse@localhost")
 # Jobs handed to django-q2 at once, across all clusters: a small multiple of the worker count,
-# so the backlog stays in Pulse's table where it can be held, reordered or cancelled.
-PULSE_DISPATCH_CAPACITY = env_int("PULSE_DISPATCH_CAPACITY", PULSE_WORKERS * 2, minimum=1)
+# so the backlog stays in Pulse's table where it can be held, reordered or cancelled. Unset (None):
+# twice the live workers of every cluster, from their beats (jobs.dispatch.dispatch_capacity).
+PULSE_DISPATCH_CAPACITY: int | None = env_int("PULSE_DISPATCH_CAPACITY", 0, minimum=1) or None
 # A worker that settles a job goes straight on to the next one the dispatcher would choose, in the
 # same transaction, for up to this many seconds per django-q2 task (0: one job per task).
 PULSE_CHAIN_SECONDS = env_float("PULSE_CHAIN_SECONDS", 2.0, minimum=0.0)

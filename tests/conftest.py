@@ -22,6 +22,16 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_worker_count():
+    """Each test counts the live workers of its own database (jobs.dispatch keeps the count 5 s)."""
+    from jobs import dispatch
+
+    dispatch._capacity.clear()
+    yield
+    dispatch._capacity.clear()
+
+
 def make_user(username: str, **extra):
     return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
 

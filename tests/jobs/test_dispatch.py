@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from jobs import dispatch as dispatch_module
 from jobs.dispatch import dispatch
 from jobs.models import Job
 from jobs.services import job_submit
@@ -158,3 +159,25 @@ def test_a_backlogged_job_says_how_many_of_its_teams_jobs_go_first_in_the_dispat
     assert acme_api.get(f"/api/v1/jobs/{low[2].public_id}/").json()["waiting"]["ahead"] is None
     assert "Handed to the workers" in alice_client.get(f"/jobs/{low[2].public_id}/").content.decode()
     assert acme_api.get(f"/api/v1/jobs/{Job.objects.filter(team=globex).first().public_id}/").status_code == 404
+
+
+def test_the_capacity_counts_the_live_workers_of_every_cluster(settings, acme):
+    """Three clusters of 2 workers ran at most 4 jobs at once (the capacity was one cluster's,
+    2 x PULSE_WORKERS) while the other 2 workers sat idle."""
+    from datetime import timedelta
+
+    from jobs.dispatch import dispatch_capacity
+    from jobs.models import WorkerBeat
+
+    settings.PULSE_DISPATCH_CAPACITY, settings.PULSE_WORKERS = None, 2
+    assert dispatch_capacity() == 4  # no worker has beaten yet: one cluster's
+    dispatch_module._capacity.clear()  # (each process reads the beats again after 5 s)
+    now = timezone.now()
+    for cluster in ("m1:10", "m2:20", "m3:30"):
+        for n in (1, 2):
+            WorkerBeat.objects.create(name=f"{cluster}/{n}", cluster=cluster, seen_at=now)
+    WorkerBeat.objects.create(name="gone/1", cluster="gone", seen_at=now - timedelta(minutes=5))
+    jobs = [job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job for _ in range(15)]
+    assert dispatch() + sum(1 for j in jobs if j.dispatched_at) == 12  # 6 live workers; the gone one not counted
+    settings.PULSE_DISPATCH_CAPACITY = 5  # set by the operator: kept as set
+    assert dispatch_capacity() == 5
