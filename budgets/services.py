@@ -133,6 +133,17 @@ class Snapshot:
         if self.oldest_start is None:
             self.oldest_start = at
 
+    def start_leaving(self, index: int) -> datetime:
+        """The `index`-th oldest start in the rate window (0: the oldest), whose leaving the
+        window brings the count under a limit `index` below it (a limit lowered under the
+        starts already counted). Starts counted here but not yet written (a batch's, or jobs a
+        release is sending ahead) are the newest: they leave a minute from now."""
+        if index == 0 and self.oldest_start is not None:
+            return self.oldest_start
+        found = list(Start.objects.filter(team_id=self.policy.team_id, at__gt=self.now - RATE_WINDOW)
+                     .order_by("at").values_list("at", flat=True)[index:index + 1])
+        return found[0] if found else self.now
+
     def limits(self) -> Iterable[tuple[str, Window, int]]:
         for window in self.windows:
             team_limit = self.policy.limit_for(window.kind)
@@ -191,10 +202,9 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_sta
         })
     calls = snap.starts + extra_starts
     if policy.calls_per_minute is not None and calls >= policy.calls_per_minute:
-        # The oldest start in the window leaves it first; with extra (released, not yet started)
-        # jobs counted there is no start to wait for, so the window's end is the best guess.
-        oldest = snap.oldest_start or snap.now
-        at = oldest + RATE_WINDOW
+        # Room appears when enough starts have left the window to bring the count under the
+        # limit: the oldest when the count is at it, a later one when the limit was lowered.
+        at = snap.start_leaving(calls - policy.calls_per_minute) + RATE_WINDOW
         resume.append(at)
         reasons.append({
             "kind": "rate", "limit": policy.calls_per_minute, "calls": calls,

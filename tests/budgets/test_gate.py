@@ -189,6 +189,23 @@ def test_a_rate_hold_resumes_when_the_oldest_start_leaves_the_minute(acme, submi
     assert held.resume_at == start.at + timedelta(seconds=60)
 
 
+def test_a_rate_lowered_under_the_starts_counted_resumes_when_enough_of_them_have_left(acme, submit, set_policy):
+    set_policy(acme, calls_per_minute=10)
+    for _ in range(4):
+        run_job(submit("0.10").public_id)
+    set_policy(acme, calls_per_minute=2)
+    held = submit("0.10")
+    run_job(held.public_id)
+    held.refresh_from_db()
+    starts = sorted(Start.objects.filter(team=acme).values_list("at", flat=True))
+    assert held.status == Status.PAUSED and held.hold_reasons[0]["kind"] == "rate"
+    # 4 starts against 2: the count is under the limit once the three oldest have left the minute
+    # (the oldest's leaving leaves 3, still over: the job would be held again then).
+    assert len(starts) == 4 and starts[0] < starts[2]
+    assert held.resume_at == starts[2] + timedelta(seconds=60)
+    assert held.hold_reasons[0]["resume_at"] == held.resume_at.isoformat()
+
+
 def test_an_owner_s_override_lets_jobs_through_budget_limits_and_its_spend_counts(acme, alice, bob, submit,
                                                                                   set_policy):
     set_policy(acme, daily_limit="1.00")
