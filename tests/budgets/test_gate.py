@@ -171,6 +171,23 @@ def test_raising_a_limit_releases_held_jobs_in_priority_then_age_order(acme, sub
     assert [status(j) for j in (old, urgent, young)] == [Status.QUEUED] * 3
 
 
+def test_a_release_counts_the_jobs_sent_ahead_against_their_own_handler_s_cap_only(acme, submit, set_policy):
+    set_policy(acme, max_concurrent=1, handler_caps={OTHER: {"daily": "6.00"}})
+    claim(submit("0.10").public_id)
+    paid, other, second_other = submit("5.00"), submit("5.00", handler_name=OTHER), submit("5.00", handler_name=OTHER)
+    for job in (paid, other, second_other):
+        run_job(job.public_id)
+        assert status(job) == Status.PAUSED
+    set_policy(acme, max_concurrent=10)
+    # The test.paid job released first takes none of test.other's cap: 5 of its 6 are free; the
+    # second test.other job would take them past it.
+    other.refresh_from_db()
+    assert (status(paid), other.status) == (Status.QUEUED, Status.QUEUED), other.hold_reasons
+    second_other.refresh_from_db()
+    assert second_other.status == Status.PAUSED
+    assert [(r["kind"], r["scope"], r["reserved"]) for r in second_other.hold_reasons] == [("budget", OTHER, "5")]
+
+
 def test_a_person_s_hold_is_never_released_by_the_budget(acme, submit, set_policy):
     set_policy(acme, daily_limit="1.00")
     manual = job_pause(job=submit("0.10"), by="alice")
