@@ -268,6 +268,37 @@ def test_alerts_fire_once_per_threshold_and_window(acme, submit, set_policy):
     assert Event.objects.filter(kind="budget.alert").count() == 2
 
 
+def test_a_retried_attempt_reserves_again_and_each_attempt_is_charged_what_it_reported(acme, submit, set_policy,
+                                                                                       temp_handler):
+    from jobs.error_codes import JobError
+    from jobs.services import job_submit
+
+    @temp_handler("test.flaky", cost="1.00", max_attempts=2)
+    def flaky(ctx):
+        ctx.report_cost("0.30")
+        if ctx.attempt == 1:
+            raise JobError("network_error", "down", retryable=True)
+        return {}
+
+    set_policy(acme, daily_limit="1.50")
+    job = job_submit(team=acme, handler="test.flaky", payload={}, source=Job.Source.API).job
+    run_job(job.public_id)
+    job.refresh_from_db()
+    # The failed attempt's 0.30 is charged and the rest of its 1.00 released: the retry fits in 1.50.
+    assert (job.status, job.attempts, usage(acme).committed, usage(acme).reserved) == (Status.QUEUED, 1, 300_000, 0)
+    Job.objects.filter(pk=job.pk).update(run_after=None)  # its backoff over
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.cost_actual) == (Status.COMPLETED, 2, 600_000)
+    assert (usage(acme).committed, usage(acme).reserved) == (600_000, 0)
+    entries = list(Ledger.objects.filter(job_id=job.public_id, scope="", window_kind="day").order_by("id")
+                   .values_list("attempt", "kind", "amount"))
+    assert entries == [(1, "reserve", 1_000_000), (1, "release", 1_000_000), (1, "charge", 300_000),
+                       (2, "reserve", 1_000_000), (2, "release", 1_000_000), (2, "charge", 300_000)]
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+    assert budget_repair(team_id=acme.pk) == []
+
+
 def test_settling_twice_charges_once(acme, submit, set_policy):
     set_policy(acme, daily_limit="5.00")
     job = submit("0.50")
