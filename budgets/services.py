@@ -133,6 +133,17 @@ class Snapshot:
         if self.oldest_start is None:
             self.oldest_start = at
 
+    def start_leaving(self, index: int) -> datetime:
+        """The `index`-th oldest start in the rate window (0: the oldest), whose leaving the
+        window brings the count under a limit `index` below it (a limit lowered under the
+        starts already counted). Starts counted here but not yet written (a batch's, or jobs a
+        release is sending ahead) are the newest: they leave a minute from now."""
+        if index == 0 and self.oldest_start is not None:
+            return self.oldest_start
+        found = list(Start.objects.filter(team_id=self.policy.team_id, at__gt=self.now - RATE_WINDOW)
+                     .order_by("at").values_list("at", flat=True)[index:index + 1])
+        return found[0] if found else self.now
+
     def limits(self) -> Iterable[tuple[str, Window, int]]:
         for window in self.windows:
             team_limit = self.policy.limit_for(window.kind)
@@ -176,9 +187,11 @@ def _snapshot(policy: BudgetPolicy, *, handler: str, now: datetime, create: bool
                     starts=recent["n"], oldest_start=recent["oldest"])
 
 
-def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_starts: int = 0,
-              ) -> tuple[list[dict[str, Any]], datetime | None]:
-    """Every reason the job cannot start now, and when it may (None: when a slot frees)."""
+def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_handler_micros: int = 0,
+              extra_starts: int = 0) -> tuple[list[dict[str, Any]], datetime | None]:
+    """Every reason the job cannot start now, and when it may (None: when a slot frees).
+    `extra_micros`: estimates of jobs about to start ahead of it, against the team's limits;
+    `extra_handler_micros`: those of them of its own handler, against its handler's cap."""
     policy = snap.policy
     reasons: list[dict[str, Any]] = []
     resume: list[datetime] = []
@@ -191,10 +204,9 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_sta
         })
     calls = snap.starts + extra_starts
     if policy.calls_per_minute is not None and calls >= policy.calls_per_minute:
-        # The oldest start in the window leaves it first; with extra (released, not yet started)
-        # jobs counted there is no start to wait for, so the window's end is the best guess.
-        oldest = snap.oldest_start or snap.now
-        at = oldest + RATE_WINDOW
+        # Room appears when enough starts have left the window to bring the count under the
+        # limit: the oldest when the count is at it, a later one when the limit was lowered.
+        at = snap.start_leaving(calls - policy.calls_per_minute) + RATE_WINDOW
         resume.append(at)
         reasons.append({
             "kind": "rate", "limit": policy.calls_per_minute, "calls": calls,
@@ -203,13 +215,14 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_sta
         })
     for scope, window, limit in snap.limits():
         committed, reserved = snap.used(scope, window.kind)
-        if committed + reserved + extra_micros + estimate > limit:
+        ahead = extra_handler_micros if scope else extra_micros
+        if committed + reserved + ahead + estimate > limit:
             whose = f"handler {scope}'s" if scope else "the team's"
             reason = {
                 "kind": "budget", "window": window.kind, "scope": scope, "limit": money_str(limit),
-                "committed": money_str(committed), "reserved": money_str(reserved + extra_micros),
+                "committed": money_str(committed), "reserved": money_str(reserved + ahead),
                 "estimate": money_str(estimate),
-                "message": (f"{money_str(committed + reserved + extra_micros)} spent or reserved + "
+                "message": (f"{money_str(committed + reserved + ahead)} spent or reserved + "
                             f"{money_str(estimate)} estimate is over {whose} {KIND_LABEL[window.kind]} "
                             f"limit of {money_str(limit)}."),
                 "resume_at": window.end.isoformat(),
@@ -467,10 +480,12 @@ def _move_running(policy: BudgetPolicy, delta: int) -> None:
         BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") + delta, 0))
 
 
-def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts: int = 0,
-                      cache: dict[str, Snapshot | None] | None = None) -> Decision:
+def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handler_micros: int = 0,
+                      extra_starts: int = 0, cache: dict[str, Snapshot | None] | None = None) -> Decision:
     """Advisory, without locks or writes: would the job be admitted now? `extra_*` count jobs
-    about to be released ahead of it, so a release does not send more than could run. A caller
+    about to be released ahead of it, so a release does not send more than could run (their
+    estimates against the team's limits; `extra_handler_micros`, those of the job's own
+    handler, against its handler's cap: another handler's jobs take none of it). A caller
     checking many jobs of one team passes a `cache` (per handler) to read the state once."""
     cache = {} if cache is None else cache
     if job.handler not in cache:
@@ -485,7 +500,7 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_starts
     if snap is None:
         return Decision(allowed=True)
     reasons, resume_at = _evaluate(snap, estimate=job.cost_estimate, extra_micros=extra_micros,
-                                   extra_starts=extra_starts)
+                                   extra_handler_micros=extra_handler_micros, extra_starts=extra_starts)
     if _money_in(reasons) and Override.objects.filter(
             team_id=job.team_id, expires_at__gt=snap.now, amount__gte=F("spent") + job.cost_estimate + extra_micros,
     ).exists():

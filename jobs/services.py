@@ -521,6 +521,7 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
         held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
     released = 0
     released_micros = 0
+    released_micros_by_handler: dict[str, int] = {}
     cache: dict = {}
     exclusive_started: set[str] = set()
     # Set once a rate or concurrency limit holds a job: it holds every later one too. Those are
@@ -537,7 +538,9 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
                 # Held by the budget before; now by a pause or a running twin: say so.
                 _rehold(job, blocked, None)
             continue
-        decision = budget_hold_check(job=job, extra_micros=released_micros, extra_starts=released, cache=cache)
+        decision = budget_hold_check(job=job, extra_micros=released_micros,
+                                     extra_handler_micros=released_micros_by_handler.get(job.handler, 0),
+                                     extra_starts=released, cache=cache)
         if stuck or not decision.allowed:
             if not decision.allowed and (
                     decision.resume_at != job.resume_at or _kinds(decision.reasons) != _kinds(job.hold_reasons)):
@@ -556,6 +559,8 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
                     exclusive_started.add(job.handler)
                 released += 1
                 released_micros += job.cost_estimate
+                released_micros_by_handler[job.handler] = (released_micros_by_handler.get(job.handler, 0)
+                                                           + job.cost_estimate)
     if released:
         from jobs.dispatch import dispatch
 

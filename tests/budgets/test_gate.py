@@ -171,6 +171,23 @@ def test_raising_a_limit_releases_held_jobs_in_priority_then_age_order(acme, sub
     assert [status(j) for j in (old, urgent, young)] == [Status.QUEUED] * 3
 
 
+def test_a_release_counts_the_jobs_sent_ahead_against_their_own_handler_s_cap_only(acme, submit, set_policy):
+    set_policy(acme, max_concurrent=1, handler_caps={OTHER: {"daily": "6.00"}})
+    claim(submit("0.10").public_id)
+    paid, other, second_other = submit("5.00"), submit("5.00", handler_name=OTHER), submit("5.00", handler_name=OTHER)
+    for job in (paid, other, second_other):
+        run_job(job.public_id)
+        assert status(job) == Status.PAUSED
+    set_policy(acme, max_concurrent=10)
+    # The test.paid job released first takes none of test.other's cap: 5 of its 6 are free; the
+    # second test.other job would take them past it.
+    other.refresh_from_db()
+    assert (status(paid), other.status) == (Status.QUEUED, Status.QUEUED), other.hold_reasons
+    second_other.refresh_from_db()
+    assert second_other.status == Status.PAUSED
+    assert [(r["kind"], r["scope"], r["reserved"]) for r in second_other.hold_reasons] == [("budget", OTHER, "5")]
+
+
 def test_a_person_s_hold_is_never_released_by_the_budget(acme, submit, set_policy):
     set_policy(acme, daily_limit="1.00")
     manual = job_pause(job=submit("0.10"), by="alice")
@@ -187,6 +204,23 @@ def test_a_rate_hold_resumes_when_the_oldest_start_leaves_the_minute(acme, submi
     start = Start.objects.get(team=acme)
     assert held.status == Status.PAUSED and held.hold_reasons[0]["kind"] == "rate"
     assert held.resume_at == start.at + timedelta(seconds=60)
+
+
+def test_a_rate_lowered_under_the_starts_counted_resumes_when_enough_of_them_have_left(acme, submit, set_policy):
+    set_policy(acme, calls_per_minute=10)
+    for _ in range(4):
+        run_job(submit("0.10").public_id)
+    set_policy(acme, calls_per_minute=2)
+    held = submit("0.10")
+    run_job(held.public_id)
+    held.refresh_from_db()
+    starts = sorted(Start.objects.filter(team=acme).values_list("at", flat=True))
+    assert held.status == Status.PAUSED and held.hold_reasons[0]["kind"] == "rate"
+    # 4 starts against 2: the count is under the limit once the three oldest have left the minute
+    # (the oldest's leaving leaves 3, still over: the job would be held again then).
+    assert len(starts) == 4 and starts[0] < starts[2]
+    assert held.resume_at == starts[2] + timedelta(seconds=60)
+    assert held.hold_reasons[0]["resume_at"] == held.resume_at.isoformat()
 
 
 def test_an_owner_s_override_lets_jobs_through_budget_limits_and_its_spend_counts(acme, alice, bob, submit,
@@ -232,6 +266,37 @@ def test_alerts_fire_once_per_threshold_and_window(acme, submit, set_policy):
     alerts = list(Alert.objects.filter(team=acme).order_by("threshold").values_list("threshold", "spent"))
     assert alerts == [(80, 800_000), (100, 1_000_000)]
     assert Event.objects.filter(kind="budget.alert").count() == 2
+
+
+def test_a_retried_attempt_reserves_again_and_each_attempt_is_charged_what_it_reported(acme, submit, set_policy,
+                                                                                       temp_handler):
+    from jobs.error_codes import JobError
+    from jobs.services import job_submit
+
+    @temp_handler("test.flaky", cost="1.00", max_attempts=2)
+    def flaky(ctx):
+        ctx.report_cost("0.30")
+        if ctx.attempt == 1:
+            raise JobError("network_error", "down", retryable=True)
+        return {}
+
+    set_policy(acme, daily_limit="1.50")
+    job = job_submit(team=acme, handler="test.flaky", payload={}, source=Job.Source.API).job
+    run_job(job.public_id)
+    job.refresh_from_db()
+    # The failed attempt's 0.30 is charged and the rest of its 1.00 released: the retry fits in 1.50.
+    assert (job.status, job.attempts, usage(acme).committed, usage(acme).reserved) == (Status.QUEUED, 1, 300_000, 0)
+    Job.objects.filter(pk=job.pk).update(run_after=None)  # its backoff over
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.cost_actual) == (Status.COMPLETED, 2, 600_000)
+    assert (usage(acme).committed, usage(acme).reserved) == (600_000, 0)
+    entries = list(Ledger.objects.filter(job_id=job.public_id, scope="", window_kind="day").order_by("id")
+                   .values_list("attempt", "kind", "amount"))
+    assert entries == [(1, "reserve", 1_000_000), (1, "release", 1_000_000), (1, "charge", 300_000),
+                       (2, "reserve", 1_000_000), (2, "release", 1_000_000), (2, "charge", 300_000)]
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+    assert budget_repair(team_id=acme.pk) == []
 
 
 def test_settling_twice_charges_once(acme, submit, set_policy):
