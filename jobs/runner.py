@@ -871,6 +871,10 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
                     break
                 members.append(job)
     hand_on = bool(members) and head is not None and head.team_id == team_id
+    if hand_on and head is not None and _held_for_a_slot_before(head):
+        # The slot (or start) freed here belongs to a job of the team held for one, which comes
+        # first in the team's order: end the chain, so that the release below gives it the slot.
+        members, hand_on = [], False
     if members and head is not None and not hand_on:
         # Two teams' policy rows in this transaction: both locked now, in team order.
         budget_lock_teams([team_id, head.team_id])
@@ -885,6 +889,18 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
         # free nothing: no release query then.)
         transaction.on_commit(lambda: _release_held(team_id))
     return [(job, spec) for job in started] if started and spec is not None else None
+
+
+# Holds a settled job of the team frees: its running slot, its start in the rate window.
+SLOT_HOLDS = ("concurrency", "rate")
+
+
+def _held_for_a_slot_before(head: Job) -> bool:
+    """Whether a job of `head`'s team that comes before it (priority, then age) is held for a
+    running slot or a start (one read of job_team_status_id; nothing when nothing is held)."""
+    before = Q(priority__gt=head.priority) | Q(priority=head.priority, pk__lt=head.pk)
+    return Job.objects.filter(team_id=head.team_id, status=Status.PAUSED,
+                              hold_reasons__0__kind__in=SLOT_HOLDS).filter(before).exists()
 
 
 def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str, int]]:

@@ -121,3 +121,25 @@ def test_a_chain_from_one_team_to_another_locks_both_policies_in_team_order_firs
     lowest, highest = sorted([acme.pk, other.pk])
     assert f'"team_id" IN ({lowest}, {highest}) ORDER BY "budgets_budgetpolicy"."team_id" ASC FOR UPDATE' in \
         policy_locks[0], policy_locks
+
+
+def test_a_slot_freed_in_a_chain_goes_to_the_job_held_for_it_before_a_newer_one(one_in_flight, submit, acme):
+    """The chain handed the freed slot straight to the next queued job, so a job held for that
+    slot waited behind every job submitted after it (the release never ran: nothing was freed)."""
+    from jobs.dispatch import dispatch
+    from jobs.handlers.registry import get_handler
+    from jobs.runner import claim, execute, settle_and_take_next
+
+    budget_policy_update(team=acme, changes={"max_concurrent": 1}, by=None)
+    running = submit()
+    running, _ = claim(running.public_id)
+    held = submit()
+    run_job(held.public_id)  # the slot is taken: held for it
+    assert Job.objects.get(pk=held.pk).status == Status.PAUSED
+    newer = [submit(), submit()]
+    taken = settle_and_take_next(done=[(running, execute(running, get_handler(running.handler)))], room=100_000)
+    assert [job.public_id for job, _ in taken or []] in ([], [held.public_id])
+    dispatch()
+    first = Job.objects.filter(pk__in=[held.pk, *(j.pk for j in newer)]).exclude(
+        status=Status.QUEUED, dispatched_at__isnull=True).exclude(status=Status.PAUSED)
+    assert [j.public_id for j in first] == [held.public_id]  # the held job has the slot, the newer ones wait
