@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from budgets.money import parse_money, to_micros
+from budgets.money import MAX_AMOUNT, parse_money, to_micros
 from jobs.models import Job, TaskLog
+from pulse_site.errors import ValidationError
 from pulse_site.live.services import event_emit
 from pulse_site.outage import discard_broken_connections, is_database_outage, retry_through_outage
 
@@ -121,7 +122,13 @@ class JobContext:
     def report_cost(self, amount: Decimal | str | int) -> None:
         """Add to this attempt's actual cost (may be called several times)."""
         micros = to_micros(parse_money(amount, field="cost", written=False))
-        self._cost_micros = (self._cost_micros or 0) + micros
+        total = (self._cost_micros or 0) + micros
+        if total > to_micros(MAX_AMOUNT):
+            # The sum would not fit the ledger's column: the settle's write would fail, and the
+            # job stay running until its lease's rescue ran the handler again.
+            raise ValidationError.for_field("cost", f"The costs reported by this attempt add up to more than "
+                                                    f"{MAX_AMOUNT}, the most one attempt can be charged.")
+        self._cost_micros = total
 
     @property
     def reported_cost_micros(self) -> int | None:

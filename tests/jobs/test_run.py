@@ -393,3 +393,18 @@ def test_a_handler_may_report_a_cost_in_decimals_own_notation(submit, temp_handl
     run_job(job.public_id)
     job.refresh_from_db()
     assert (job.status, job.cost_actual) == (Status.COMPLETED, 1_000_001_002)
+
+
+def test_costs_reported_past_what_an_attempt_can_be_charged_fail_the_job_not_leave_it_running(submit, temp_handler):
+    """Ten reports of the largest amount overflowed the ledger's column at the settle: the job
+    stayed running until its lease ran out, then ran again."""
+    @temp_handler("test.costly", cost="0", max_attempts=1)
+    def costly(ctx):
+        for _ in range(10):
+            ctx.report_cost("1000000000000")
+
+    job = submit("test.costly")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.FAILED
+    assert "add up to more than 1000000000000" in job.error_message
