@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -97,9 +98,9 @@ class _Rows:
             Event.objects.bulk_create(self.events)
 
 
-# Set while a settle-and-start transaction collects its rows (run_job runs in the worker's main
-# thread only; the heartbeat thread writes none of these).
-_collecting: _Rows | None = None
+# Set while a settle-and-start transaction collects its rows: per thread (a context variable),
+# so that a run_job in another thread of the process (the heartbeat's, a test's) writes its own.
+_collecting: ContextVar[_Rows | None] = ContextVar("pulse_collecting", default=None)
 
 
 def _log_row(job: Job, attempt: int, message: str, level: str = "info", **metadata: Any) -> TaskLog:
@@ -108,15 +109,17 @@ def _log_row(job: Job, attempt: int, message: str, level: str = "info", **metada
 
 def _system_log(job: Job, attempt: int, message: str, level: str = "info", **metadata: Any) -> None:
     row = _log_row(job, attempt, message, level, **metadata)
-    if _collecting is not None:
-        _collecting.logs.append(row)
+    collecting = _collecting.get()
+    if collecting is not None:
+        collecting.logs.append(row)
     else:
         row.save(force_insert=True)
 
 
 def _job_event(job: Job, kind: str, **extra: Any) -> None:
-    if _collecting is not None:
-        _collecting.events.append(job_event_row(job, kind, **extra))
+    collecting = _collecting.get()
+    if collecting is not None:
+        collecting.events.append(job_event_row(job, kind, **extra))
     else:
         job_event(job, kind, **extra)
 
@@ -840,13 +843,13 @@ def settle_and_take_next(*, done: list[tuple[Job, Outcome]], room: int | None
 
 @transaction.atomic
 def _settle_and_take_next(*, done: list[tuple[Job, Outcome]], room: int) -> list[tuple[Job, Handler]] | None:
-    global _collecting
-    _collecting = _Rows()
+    rows = _Rows()
+    token = _collecting.set(rows)
     try:
         taken = _settle_then_start(done=done, room=room)
-        _collecting.write()
+        rows.write()
     finally:
-        _collecting = None
+        _collecting.reset(token)
     return taken
 
 
