@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
 log = logging.getLogger("pulse.outage")
@@ -103,13 +104,39 @@ def retry_through_outage(func: Callable[[], T], *, what: str, give_up_after: flo
         return result
 
 
+def _for_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _api_error(code: str, message: str, status: int) -> HttpResponse:
+    # The API's error shape (pulse_site.api.error_body), without DRF: these answers come from
+    # Django's handlers, outside any API view.
+    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """`handler500`: an uncaught database outage (in a view or a middleware such as the team
-    lookup) answers 503 with Retry-After; anything else is Django's 500 page."""
+    lookup) answers 503 with Retry-After; anything else is Django's 500 page (under /api/, the
+    API's error shape)."""
     exc = sys.exc_info()[1]
     if isinstance(exc, DatabaseError) and is_database_outage(exc):
-        response = HttpResponse("The database is unavailable for a moment. Try again in a few seconds.\n",
-                                status=503, content_type="text/plain; charset=utf-8")
+        message = "The database is unavailable for a moment. Try again in a few seconds."
+        if _for_api(request):
+            response = _api_error("database_unavailable", message, 503)
+        else:
+            response = HttpResponse(message + "\n", status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    if _for_api(request):
+        return _api_error("server_error", "Something went wrong on our side; it has been logged.", 500)
     return defaults.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler400`: a request refused before any view (a Host not served here, a malformed
+    header): the 400 page, or under /api/ the API's error shape."""
+    if _for_api(request):
+        reason = ("This host name is not served here." if isinstance(exception, DisallowedHost)
+                  else "The request could not be read.")
+        return _api_error("bad_request", reason, 400)
+    return defaults.bad_request(request, exception)

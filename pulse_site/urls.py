@@ -19,3 +19,5 @@ urlpatterns = [
 
 # A database outage answers 503 with Retry-After instead of the 500 page (pulse_site/outage.py).
 handler500 = "pulse_site.outage.server_error"
+# A request refused before any view (a Host not served here): under /api/, the API's error shape.
+handler400 = "pulse_site.outage.bad_request"

@@ -4,6 +4,7 @@ bandit finds nothing of medium severity or above in Pulse's code."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -101,6 +102,22 @@ def test_a_host_not_in_allowed_hosts_gets_the_bad_request_page_not_a_server_erro
     assert response.status_code == 400
     assert "<h1>Bad request</h1>" in response.content.decode()
     assert_hardened(response)
+
+
+def test_the_api_answers_a_host_not_served_and_a_crash_in_its_error_shape(client, rf):
+    """An API client got the HTML 400 page (and the HTML 500 page for a crash outside its views)."""
+    from pulse_site.outage import server_error
+
+    response = client.get("/api/v1/jobs/", HTTP_HOST="not-ours.example.com")
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert response.json() == {"error": {"code": "bad_request", "message": "This host name is not served here.",
+                                         "fields": {}}}
+    assert_hardened(response)
+    try:
+        raise RuntimeError("a middleware's bug")
+    except RuntimeError:
+        crashed = server_error(rf.get("/api/v1/jobs/"))
+    assert (crashed.status_code, json.loads(crashed.content)["error"]["code"]) == (500, "server_error")
 
 
 @pytest.mark.django_db
