@@ -941,6 +941,13 @@ def policy_bounds(policy: BudgetPolicy, team: Team) -> tuple[str, int]:
     return str(policy_zone(policy, team)), policy.week_start
 
 
+def team_bounds(team: Team) -> tuple[str, int]:
+    """`policy_bounds` of the team's policy as it stands, read without making one (a refused
+    change must leave nothing written): a team with none has the defaults' bounds."""
+    policy = BudgetPolicy.objects.filter(team=team).first() or BudgetPolicy(team=team)
+    return policy_bounds(policy, team)
+
+
 def policy_update_notes(policy: BudgetPolicy, team: Team, bounds_before: tuple[str, int]) -> list[str]:
     """What a saved policy should be told beside "saved" (the page's warnings, the API's `notes`):
     limits that can never be reached, windows that start again."""

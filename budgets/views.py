@@ -97,7 +97,7 @@ def settings_update(request: HttpRequest) -> HttpResponse:
     if handler:
         changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
     team = request.team  # type: ignore[attr-defined]
-    bounds_before = services.policy_bounds(services.budget_policy_get(team=team), team)
+    bounds_before = services.team_bounds(team)
     try:
         policy = services.budget_policy_update(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
