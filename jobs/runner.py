@@ -511,13 +511,26 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
 
 
 def _jsonable(value: Any) -> Any:
+    """The value if a JSON column takes it, else its repr(). json.dumps writes NaN and Infinity,
+    which neither database's JSON accepts, and PostgreSQL's jsonb refuses a NUL character: a
+    settle writing one failed and left the job running."""
     import json
 
     try:
-        json.dumps(value)
-        return value
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         return repr(value)
+    return repr(value) if _has_nul(value) else value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 # --- settle ------------------------------------------------------------------------------------

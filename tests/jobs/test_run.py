@@ -393,3 +393,30 @@ def test_a_handler_may_report_a_cost_in_decimals_own_notation(submit, temp_handl
     run_job(job.public_id)
     job.refresh_from_db()
     assert (job.status, job.cost_actual) == (Status.COMPLETED, 1_000_001_002)
+
+
+@pytest.mark.parametrize("value", [{"ratio": float("nan")}, [float("inf")], "a\x00b", {"details": {"k": "\x00"}}])
+def test_a_result_no_json_column_can_hold_is_stored_as_its_repr_and_the_job_completes(submit, temp_handler, value):
+    """json.dumps writes NaN and Infinity, and PostgreSQL's jsonb refuses them and a NUL character
+    (SQLite's JSON_VALID check refuses the first two): the settle failed and the job stayed running."""
+    @temp_handler("test.odd_result")
+    def odd(ctx):
+        return value
+
+    job = submit("test.odd_result")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.result) == (Status.COMPLETED, repr(value))
+
+
+def test_error_details_no_json_column_can_hold_are_stored_as_their_repr(submit, temp_handler):
+    from jobs.handlers import JobError
+
+    @temp_handler("test.odd_details", max_attempts=1)
+    def odd(ctx):
+        raise JobError("parse_error", "bad row", details={"score": float("nan")})
+
+    job = submit("test.odd_details")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_details) == (Status.FAILED, "parse_error", "{'score': nan}")
