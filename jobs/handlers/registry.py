@@ -190,6 +190,7 @@ def handler(
     fixed_cost = cost if callable(cost) else parse_money(cost, field="cost", written=False)
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
+        _refuse_a_second_function(name, func)
         _registry[name] = Handler(
             name=name,
             func=func,
@@ -211,6 +212,20 @@ def handler(
         return func
 
     return register
+
+
+def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
+    """Two handlers under one name would leave whichever module was imported last running every
+    job of it. The same function again (its module imported twice, a reload) is no clash."""
+    existing = _registry.get(name)
+    if existing is None or _dotted(existing.func) == _dotted(func):
+        return
+    raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
+                     f"give {_dotted(func)} a name of its own")
+
+
+def _dotted(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
 def get_handler(name: str) -> Handler:
