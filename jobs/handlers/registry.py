@@ -176,18 +176,10 @@ def handler(
     naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
     and it is not listed."""
     schema = schema or {"type": "object"}
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
-    unknown = set(retry_on or ()) - set(FLAGS)
-    if unknown:
-        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
-    if not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:
-        raise ValueError(f"handler {name}: timeout must be 1..{settings.PULSE_MAX_JOB_TIMEOUT} s")
-    if exclusive not in (None, "hold", "refuse"):
-        raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
-    fixed_cost = cost if callable(cost) else parse_money(cost, field="cost", written=False)
+    _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
+                      max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
+                      exclusive=exclusive)
+    fixed_cost = cost if callable(cost) else _fixed_cost(name, cost)
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
         _refuse_a_second_function(name, func)
@@ -199,7 +191,7 @@ def handler(
             schema=schema,
             cost=fixed_cost,
             timeout=timeout,
-            max_attempts=max(1, max_attempts),
+            max_attempts=max_attempts,
             retry_on=frozenset(DEFAULT_RETRY_ON if retry_on is None else retry_on),
             version=version,
             backoff_base=backoff_base,
@@ -212,6 +204,49 @@ def handler(
         return func
 
     return register
+
+
+def _check_definition(name: object, *, title: object, schema: dict[str, Any], retry_on: Iterable[str] | None,
+                      timeout: object, max_attempts: object, backoff_base: object, backoff_cap: object,
+                      exclusive: object) -> None:
+    """Refuse a definition mistake when the handler's module is imported (at start-up), naming
+    the handler and the field, rather than at its first job."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"handler {name!r}: the name must be a non-empty string")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"handler {name}: title is required")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
+    if schema.get("type", "object") != "object":
+        raise ValueError(f'handler {name}: the payload schema\'s type must be "object" (a payload is a JSON object)')
+    if isinstance(retry_on, str):
+        raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
+    unknown = set(retry_on or ()) - set(FLAGS)
+    if unknown:
+        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
+    if not _whole(timeout) or not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: timeout must be a whole number of seconds, "
+                         f"1..{settings.PULSE_MAX_JOB_TIMEOUT} (got {timeout!r})")
+    if not _whole(max_attempts) or max_attempts < 1:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: max_attempts must be a whole number, at least 1 (got {max_attempts!r})")
+    for field_name, seconds in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+            raise ValueError(f"handler {name}: {field_name} must be a number of seconds above 0 (got {seconds!r})")
+    if exclusive not in (None, "hold", "refuse"):
+        raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fixed_cost(name: str, cost: object) -> Decimal:
+    try:
+        return parse_money(cost, field="cost", written=False)
+    except ValidationError as exc:
+        raise ValueError(f"handler {name}: {exc.message}") from None
 
 
 def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:

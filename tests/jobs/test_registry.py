@@ -43,3 +43,32 @@ def test_the_same_function_registered_again_replaces_itself(cleanup):
     handler("test.again", title="Once", cost="0")(noop)
     handler("test.again", title="Twice", cost="0")(noop)
     assert get_handler("test.again").title == "Twice"
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    ({"timeout": "600"}, "timeout must be a whole number of seconds, 1..3600 (got '600')"),
+    ({"timeout": 1.5}, "timeout must be a whole number of seconds, 1..3600 (got 1.5)"),
+    ({"timeout": -5}, "timeout must be a whole number of seconds, 1..3600 (got -5)"),
+    ({"max_attempts": 0}, "max_attempts must be a whole number, at least 1 (got 0)"),
+    ({"max_attempts": "3"}, "max_attempts must be a whole number, at least 1 (got '3')"),
+    ({"backoff_base": -1}, "backoff_base must be a number of seconds above 0 (got -1)"),
+    ({"backoff_cap": 0}, "backoff_cap must be a number of seconds above 0 (got 0)"),
+    ({"retry_on": "network_error"}, "retry_on must be a list of error codes, not a string"),
+    ({"cost": 0.5}, "cost: Give the amount as a string (e.g. \"0.10\"), not a float."),
+    ({"cost": "-1"}, "cost: The amount cannot be negative."),
+    ({"title": ""}, "title is required"),
+    ({"schema": {"type": "array"}}, "the payload schema's type must be \"object\" (a payload is a JSON object)"),
+    ({"schema": {"type": "objekt"}}, "invalid payload schema: 'objekt' is not valid under any of the given schemas"),
+])
+def test_a_definition_mistake_is_refused_naming_the_handler_and_the_field(cleanup, options, reason):
+    cleanup("test.bad")
+    with pytest.raises(ValueError) as refused:
+        handler("test.bad", **{"title": "Bad", "cost": "0", **options})(noop)
+    assert str(refused.value) == f"handler test.bad: {reason}"
+
+
+def test_a_handler_needs_a_name(cleanup):
+    cleanup("")
+    with pytest.raises(ValueError) as refused:
+        handler("", title="Nameless", cost="0")(noop)
+    assert str(refused.value) == "handler '': the name must be a non-empty string"
