@@ -98,7 +98,13 @@ class Handler:
     def estimate_micros(self, payload: dict[str, Any]) -> int:
         """The cost estimate of one run, from the estimator or the declared fixed cost."""
         raw = self.cost(payload) if callable(self.cost) else self.cost
-        return to_micros(parse_money(raw, field="cost_estimate", written=False))
+        try:
+            return to_micros(parse_money(raw, field="cost_estimate", written=False))
+        except ValidationError as exc:
+            # The handler's mistake, not the submitter's: say whose, under the field it came from.
+            reason = exc.fields["cost_estimate"][0]
+            raise ValidationError.for_field(
+                "payload", f"The cost estimator of {self.name} answered {raw!r}, not an amount: {reason}") from None
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from jobs.models import Job
@@ -79,3 +81,20 @@ def test_an_idempotency_key_expires_after_a_day(acme, time_machine):
     time_machine.move_to("2026-01-02 10:00:01Z", tick=False)
     later = job_submit(team=acme, handler="pulse.noop", payload={"new": True}, source="api", idempotency_key="k")
     assert later.created and later.job.pk != first.job.pk
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (0.5, "answered 0.5, not an amount: Give the amount as a string (e.g. \"0.10\"), not a float."),
+    (Decimal("NaN"), "answered Decimal('NaN'), not an amount: The amount must be a finite number."),
+    (Decimal("-1"), "answered Decimal('-1'), not an amount: The amount cannot be negative."),
+    (None, "answered None, not an amount: Give an amount as a string, e.g. \"1.50\"."),
+])
+def test_an_estimator_answering_junk_is_refused_as_the_handlers_fault_under_payload(acme_api, temp_handler, answer,
+                                                                                    reason):
+    """It was a 400 on `cost_estimate`, a field no request has, in words that did not say whose
+    mistake it was."""
+    temp_handler("test.junk_estimate", cost=lambda payload: answer)(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.junk_estimate", "payload": {}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": [f"The cost estimator of test.junk_estimate {reason}"]}
+    assert not Job.objects.filter(handler="test.junk_estimate").exists()
