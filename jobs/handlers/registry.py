@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 from budgets.money import parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
@@ -89,9 +91,10 @@ class Handler:
         if not isinstance(payload, dict):
             raise ValidationError.for_field("payload", "The payload must be a JSON object.")
         errors = FieldErrors()
-        for error in sorted(self.validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
-            path = ".".join(str(part) for part in error.absolute_path)
-            errors.add_reason(f"payload.{path}" if path else "payload", error.message)
+        reasons = [found for error in self.validator.iter_errors(payload) for found in _field_reasons(error)]
+        for path, reason in sorted(reasons, key=lambda found: found[0]):
+            if reason not in errors.fields.get(path, []):
+                errors.add_reason(path, reason)
         errors.raise_any()
         return payload
 
@@ -146,6 +149,32 @@ class Handler:
             "exclusive": self.exclusive,
             "daemon": self.daemon,
         }
+
+
+def _field_reasons(error: JsonSchemaError) -> list[tuple[str, str]]:
+    """Where a payload error is and why. jsonschema puts a missing required property and an
+    unexpected one at the object holding them; each is named at its own path here, so the API
+    and the form point at the field itself."""
+    parts = [str(part) for part in error.absolute_path]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        return [(_payload_path([*parts, key]), "Required.") for key in error.validator_value if key not in instance]
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        return [(_payload_path([*parts, key]), "Not a field of this handler's payload.")
+                for key in _unexpected_keys(instance, error.schema)]
+    return [(_payload_path(parts), error.message)]
+
+
+def _unexpected_keys(instance: dict[str, Any], schema: Any) -> list[str]:
+    schema = schema if isinstance(schema, dict) else {}
+    known = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    patterns = schema.get("patternProperties") if isinstance(schema.get("patternProperties"), dict) else {}
+    return [key for key in instance
+            if key not in known and not any(re.search(pattern, key) for pattern in patterns)]
+
+
+def _payload_path(parts: list[str]) -> str:
+    return ".".join(["payload", *parts])
 
 
 _registry: dict[str, Handler] = {}

@@ -98,3 +98,25 @@ def test_an_estimator_answering_junk_is_refused_as_the_handlers_fault_under_payl
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"payload": [f"The cost estimator of test.junk_estimate {reason}"]}
     assert not Job.objects.filter(handler="test.junk_estimate").exists()
+
+
+NESTED = {"type": "object", "required": ["account", "options"], "additionalProperties": False,
+          "properties": {"account": {"type": "string"},
+                         "options": {"type": "object", "required": ["format"],
+                                     "properties": {"format": {"enum": ["pdf", "csv"]}, "dpi": {"type": "integer"}}}}}
+
+
+def test_a_missing_or_unexpected_field_is_named_itself_not_its_parent(acme_api, temp_handler):
+    """jsonschema reports a missing required property and an unexpected one at the object holding
+    it: the answer said only "payload" (or "payload.options"), with the name in the sentence."""
+    temp_handler("test.nested", schema=NESTED)(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.nested", "payload": {
+        "options": {"dpi": "x"}, "extra": 1, "more": 2}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "payload.account": ["Required."],
+        "payload.extra": ["Not a field of this handler's payload."],
+        "payload.more": ["Not a field of this handler's payload."],
+        "payload.options.dpi": ["'x' is not of type 'integer'"],
+        "payload.options.format": ["Required."],
+    }
