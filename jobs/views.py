@@ -33,7 +33,6 @@ from pulse_site.errors import NotFound, PulseError, ValidationError
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
-from pulse_site.teams.forms import add_service_error
 
 PAGE_SIZE = 50
 LOG_LIMIT = 1000
@@ -481,7 +480,7 @@ def job_new_preview(request: HttpRequest) -> HttpResponse:
             preview = services.job_submit_preview(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
                                                   **form.submission())
         except PulseError as exc:
-            if not add_service_error(form, exc):  # a field's (the payload's schema): fix it first
+            if not form.add_service_error(exc):  # a field's (the payload's schema): fix it first
                 context["refusal"] = exc.message
         else:
             context.update(preview=preview, estimate=money_str(preview.estimate_micros),
@@ -517,7 +516,7 @@ def _job_create(request: HttpRequest) -> HttpResponse:
         submission = services.job_submit(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
                                           source=Job.Source.DASHBOARD, created_by=_who(request), **form.submission())
     except PulseError as exc:
-        if not add_service_error(form, exc):
+        if not form.add_service_error(exc):
             form.add_error(None, exc.message)
         return _render_new(request, handler, form, status=400)
     if submission.would_hold:

@@ -538,3 +538,23 @@ def test_run_again_of_a_job_whose_handler_is_gone_says_so(alice_client, submit):
     assert response.status_code == 200 and response.context["form"] is None
     assert [str(m) for m in response.context["messages"]] == [
         f"{job.public_id}'s handler retired.handler is no longer deployed."]
+
+
+def test_every_error_inside_a_nested_payload_field_shows_under_that_fields_input(alice_client, temp_handler):
+    """The submit names `payload.options.format`; the form has an input for `options` only, so the
+    errors fell back to the first one's message at the top, and the others were not shown."""
+    temp_handler("test.nested_form", schema={
+        "type": "object", "required": ["account"],
+        "properties": {"account": {"type": "string"},
+                       "options": {"type": "object", "required": ["format"],
+                                   "properties": {"format": {"enum": ["pdf"]}, "dpi": {"type": "integer"}}}}},
+    )(lambda ctx: None)
+    fields = {"handler": "test.nested_form", "payload.account": "a", "payload.options": '{"dpi": "x"}',
+              "priority": "0"}
+    response = alice_client.post("/jobs/new/", fields)
+    assert response.status_code == 400
+    expected = ["dpi: 'x' is not of type 'integer'", "format: Required."]
+    assert response.context["form"].errors == {"payload.options": expected}
+    preview = alice_client.get("/jobs/new/preview/", {**fields})
+    assert preview.context["fix"] == [("options", " ".join(expected))]
+    assert not Job.objects.filter(handler="test.nested_form").exists()
