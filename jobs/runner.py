@@ -43,6 +43,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, find_handler
+from jobs.jsonsafe import json_safe
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
@@ -474,7 +475,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # django-q2 got no timeout either.
         with hard_timeout(job.timeout_seconds, cancel=heartbeat):
             result = spec.func(context)
-        outcome = Outcome(ok=True, result=_jsonable(result))
+        outcome = Outcome(ok=True, result=json_safe(result))
     except JobCancelled as exc:
         # Settled as cancelled, as a handler that returned on ctx.cancelled(); the attempt says why.
         outcome = Outcome(ok=True, message=str(exc), traceback=traceback.format_exc())
@@ -484,7 +485,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
-        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=_jsonable(exc.details) or {},
+        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=json_safe(exc.details) or {},
                           retryable=exc.retryable, traceback=traceback.format_exc())
     except DatabaseError as exc:
         # The database went away under the handler: not the handler's fault, so it retries.
@@ -508,29 +509,6 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
     return outcome
-
-
-def _jsonable(value: Any) -> Any:
-    """The value if a JSON column takes it, else its repr(). json.dumps writes NaN and Infinity,
-    which neither database's JSON accepts, and PostgreSQL's jsonb refuses a NUL character: a
-    settle writing one failed and left the job running."""
-    import json
-
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return repr(value)
-    return repr(value) if _has_nul(value) else value
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(item) for item in value)
-    return False
 
 
 # --- settle ------------------------------------------------------------------------------------

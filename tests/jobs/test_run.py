@@ -420,3 +420,24 @@ def test_error_details_no_json_column_can_hold_are_stored_as_their_repr(submit, 
     run_job(job.public_id)
     job.refresh_from_db()
     assert (job.status, job.error_code, job.error_details) == (Status.FAILED, "parse_error", "{'score': nan}")
+
+
+def test_a_log_line_with_values_json_cannot_hold_is_written_and_the_job_carries_on(submit, temp_handler, settings):
+    """Metadata the JSON column refuses (a Decimal, NaN) or a NUL character in the text failed the
+    ctx.log() call, so one log line failed the whole job."""
+    from decimal import Decimal
+
+    settings.PULSE_PROGRESS_INTERVAL = 0
+
+    @temp_handler("test.odd_log")
+    def odd(ctx):
+        ctx.log("row\x00one", amount=Decimal("1.5"), ratio=float("nan"), rows=3)
+        ctx.progress(1, 1, "page\x00one")
+        return "done"
+
+    job = submit("test.odd_log")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.result, job.progress_message) == (Status.COMPLETED, "done", "page\\x00one")
+    line = TaskLog.objects.get(job=job, message__startswith="row")
+    assert (line.message, line.metadata) == ("row\\x00one", {"amount": "Decimal('1.5')", "ratio": "nan", "rows": 3})
