@@ -43,7 +43,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, find_handler
-from jobs.jsonsafe import json_safe
+from jobs.jsonsafe import json_safe, text_safe
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
@@ -504,6 +504,9 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     outcome.run_ms = int(ran * 1000)
     outcome.started_at = started_at
     outcome.cost_micros = context.reported_cost_micros
+    # The handler's words go to text columns, which refuse NUL on PostgreSQL: a settle that
+    # failed on one left the job running.
+    outcome.message, outcome.traceback = text_safe(outcome.message), text_safe(outcome.traceback)
     try:
         context.flush_progress()
     except Exception:

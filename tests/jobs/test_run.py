@@ -441,3 +441,17 @@ def test_a_log_line_with_values_json_cannot_hold_is_written_and_the_job_carries_
     assert (job.status, job.result, job.progress_message) == (Status.COMPLETED, "done", "page\\x00one")
     line = TaskLog.objects.get(job=job, message__startswith="row")
     assert (line.message, line.metadata) == ("row\\x00one", {"amount": "Decimal('1.5')", "ratio": "nan", "rows": 3})
+
+
+def test_an_error_message_with_a_nul_character_fails_the_job_instead_of_leaving_it_running(submit, temp_handler):
+    """PostgreSQL's text columns refuse NUL: the settle writing the message failed and the job
+    stayed running until its lease's rescue re-ran it."""
+    @temp_handler("test.nul_error", max_attempts=1)
+    def nul(ctx):
+        raise ValueError("bad byte \x00 in row")
+
+    job = submit("test.nul_error")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message) == (Status.FAILED, "unknown", "ValueError: bad byte \\x00 in row")
+    assert Attempt.objects.get(job=job).error_message == "ValueError: bad byte \\x00 in row"
