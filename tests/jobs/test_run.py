@@ -455,3 +455,20 @@ def test_an_error_message_with_a_nul_character_fails_the_job_instead_of_leaving_
     job.refresh_from_db()
     assert (job.status, job.error_code, job.error_message) == (Status.FAILED, "unknown", "ValueError: bad byte \\x00 in row")
     assert Attempt.objects.get(job=job).error_message == "ValueError: bad byte \\x00 in row"
+
+
+def test_a_reported_cost_with_trailing_zeros_past_six_places_counts(submit, temp_handler):
+    """Decimal arithmetic keeps trailing zeros (Decimal("0.0000004") * 1000 is 0.0004000, seven
+    places): the amount is a whole number of micro-units, but it was refused as finer than one and
+    the job failed after doing its work."""
+    from decimal import Decimal
+
+    @temp_handler("test.per_token", cost=lambda payload: Decimal("0.0000005") * 2)
+    def per_token(ctx):
+        ctx.report_cost(Decimal("0.0000004") * 1000)
+
+    job = submit("test.per_token")
+    assert job.cost_estimate == 1
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.cost_actual) == (Status.COMPLETED, 400)
