@@ -120,3 +120,22 @@ def test_a_missing_or_unexpected_field_is_named_itself_not_its_parent(acme_api, 
         "payload.options.dpi": ["'x' is not of type 'integer'"],
         "payload.options.format": ["Required."],
     }
+
+
+def test_a_schemas_format_is_checked_at_submit(acme_api, temp_handler):
+    """jsonschema checks `format` only when given a format checker, and Pulse gave none: the
+    handler's page said "a email" while any text was accepted."""
+    temp_handler("test.formats", schema={"type": "object", "properties": {
+        "to": {"type": "string", "format": "email"}, "at": {"type": "string", "format": "date-time"},
+        "day": {"type": "string", "format": "date"}}})(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.formats", "payload": {
+        "to": "nobody", "at": "yesterday", "day": "2026-02-30"}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "payload.at": ["'yesterday' is not a 'date-time'"],
+        "payload.day": ["'2026-02-30' is not a 'date'"],
+        "payload.to": ["'nobody' is not a 'email'"],
+    }
+    fine = acme_api.post("/api/v1/jobs/", {"handler": "test.formats", "payload": {
+        "to": "a@example.com", "at": "2026-12-07T10:00:00Z", "day": "2026-02-28"}}, format="json")
+    assert fine.status_code == 201
