@@ -377,6 +377,8 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
         "actions": _allowed_actions(job),
         # A job of a handler no team may name (Pulse's own, or one no longer deployed) is not re-run by hand.
         "can_run_again": find_public_handler(job.handler) is not None,
+        # What the handler's JobError(details=…) said beside its message (an over-budget refusal's reasons too).
+        "error_details_json": _pretty(job.error_details) if job.error_code and job.error_details else "",
     }
 
 
