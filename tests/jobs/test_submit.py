@@ -139,3 +139,11 @@ def test_a_schemas_format_is_checked_at_submit(acme_api, temp_handler):
     fine = acme_api.post("/api/v1/jobs/", {"handler": "test.formats", "payload": {
         "to": "a@example.com", "at": "2026-12-07T10:00:00Z", "day": "2026-02-28"}}, format="json")
     assert fine.status_code == 201
+
+
+def test_an_estimator_that_raises_is_refused_naming_its_exception(acme_api, temp_handler):
+    """A KeyError's text is only the key: the answer read "The cost estimator failed: 'pages'"."""
+    temp_handler("test.keyed", cost=lambda payload: Decimal("0.01") * payload["pages"])(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.keyed", "payload": {}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": ["The cost estimator failed: KeyError: 'pages'"]}
