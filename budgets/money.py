@@ -59,6 +59,8 @@ def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
         raise ValidationError.for_field(field, "The amount cannot be negative.")
     if amount > MAX_AMOUNT:
         raise ValidationError.for_field(field, f"The amount cannot exceed {MAX_AMOUNT}.")
-    if amount.as_tuple().exponent < -PLACES:  # type: ignore[operator]
+    # By value, not by digits: Decimal arithmetic keeps trailing zeros (0.0000004 * 1000 is
+    # 0.0004000), and a whole number of micro-units is an amount however it is written.
+    if amount != amount.quantize(Decimal(1).scaleb(-PLACES)):
         raise ValidationError.for_field(field, "At most 6 decimal places.")
     return amount

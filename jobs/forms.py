@@ -20,7 +20,7 @@ from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
 from jobs.selectors import JobFilter
-from pulse_site.errors import choose_one_of
+from pulse_site.errors import PulseError, choose_one_of
 from pulse_site.parsers import Refused, json_loads_strict
 
 PAYLOAD_PREFIX = "payload."
@@ -233,6 +233,27 @@ class SubmitForm(forms.Form):
         else:
             fields["payload"] = JsonField(required=False, initial="{}", label="Payload (JSON object)")
         self.fields = {**fields, "priority": self.fields["priority"], "start_at": self.fields["start_at"]}
+
+    def add_service_error(self, error: PulseError) -> bool:
+        """Attach a submit's refusal to the inputs it names; False when it names none of them.
+        An error inside a field's value (`payload.options.format`) goes under that field's input
+        (`payload.options`) with the rest of its path ("format: Required.")."""
+        placed = [self._input_for(field, reason) for field, reasons in error.fields.items() for reason in reasons]
+        if not any(name for name, _ in placed):
+            return False
+        for name, reason in placed:
+            self.add_error(name, reason)
+        return True
+
+    def _input_for(self, field: str, reason: str) -> tuple[str | None, str]:
+        field = "start_at" if field == "run_after" else field
+        if field in self.fields:
+            return field, reason
+        if field.startswith(PAYLOAD_PREFIX):
+            key, _, rest = field[len(PAYLOAD_PREFIX):].partition(".")
+            if PAYLOAD_PREFIX + key in self.fields:
+                return PAYLOAD_PREFIX + key, f"{rest}: {reason}" if rest else reason
+        return None, f"{field}: {reason}"
 
     def start_from(self, job: Job) -> list[str]:
         """Fill the unbound form with an earlier job's payload and priority ("Run again"). Returns

@@ -44,6 +44,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, find_handler
+from jobs.jsonsafe import json_safe, text_safe
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
@@ -477,7 +478,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # django-q2 got no timeout either.
         with hard_timeout(job.timeout_seconds, cancel=heartbeat):
             result = spec.func(context)
-        outcome = Outcome(ok=True, result=_jsonable(result))
+        outcome = Outcome(ok=True, result=json_safe(result))
     except JobCancelled as exc:
         # Settled as cancelled, as a handler that returned on ctx.cancelled(); the attempt says why.
         outcome = Outcome(ok=True, message=str(exc), traceback=traceback.format_exc())
@@ -487,7 +488,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
-        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=_jsonable(exc.details) or {},
+        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=json_safe(exc.details) or {},
                           retryable=exc.retryable, traceback=traceback.format_exc())
     except DatabaseError as exc:
         # The database went away under the handler: not the handler's fault, so it retries.
@@ -506,21 +507,14 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     outcome.run_ms = int(ran * 1000)
     outcome.started_at = started_at
     outcome.cost_micros = context.reported_cost_micros
+    # The handler's words go to text columns, which refuse NUL on PostgreSQL: a settle that
+    # failed on one left the job running.
+    outcome.message, outcome.traceback = text_safe(outcome.message), text_safe(outcome.traceback)
     try:
         context.flush_progress()
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
     return outcome
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 # --- settle ------------------------------------------------------------------------------------

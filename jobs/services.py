@@ -114,7 +114,7 @@ def _prepare(
         except PulseError:
             raise
         except Exception as exc:  # a handler's estimator is third-party code
-            raise ValidationError.for_field("payload", f"The cost estimator failed: {exc}") from None
+            raise ValidationError.for_field("payload", f"The cost estimator failed: {type(exc).__name__}: {exc}") from None
     return Job(
         due_at=run_after if run_after is not None and run_after > timezone.now() else None,
         team=team, handler=handler, handler_version=spec.version, payload=body, source=source,

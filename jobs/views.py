@@ -33,7 +33,6 @@ from pulse_site.errors import NotFound, PulseError, ValidationError
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
-from pulse_site.teams.forms import add_service_error
 
 PAGE_SIZE = 50
 LOG_LIMIT = 1000
@@ -378,6 +377,8 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
         "actions": _allowed_actions(job),
         # A job of a handler no team may name (Pulse's own, or one no longer deployed) is not re-run by hand.
         "can_run_again": find_public_handler(job.handler) is not None,
+        # What the handler's JobError(details=…) said beside its message (an over-budget refusal's reasons too).
+        "error_details_json": _pretty(job.error_details) if job.error_code and job.error_details else "",
     }
 
 
@@ -481,7 +482,7 @@ def job_new_preview(request: HttpRequest) -> HttpResponse:
             preview = services.job_submit_preview(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
                                                   **form.submission())
         except PulseError as exc:
-            if not add_service_error(form, exc):  # a field's (the payload's schema): fix it first
+            if not form.add_service_error(exc):  # a field's (the payload's schema): fix it first
                 context["refusal"] = exc.message
         else:
             context.update(preview=preview, estimate=money_str(preview.estimate_micros),
@@ -517,7 +518,7 @@ def _job_create(request: HttpRequest) -> HttpResponse:
         submission = services.job_submit(team=request.team, handler=handler.name,  # type: ignore[attr-defined]
                                           source=Job.Source.DASHBOARD, created_by=_who(request), **form.submission())
     except PulseError as exc:
-        if not add_service_error(form, exc):
+        if not form.add_service_error(exc):
             form.add_error(None, exc.message)
         return _render_new(request, handler, form, status=400)
     if submission.would_hold:

@@ -98,10 +98,10 @@ def _clean_work(handler: object, payload: object, override: int | None) -> dict[
     if override is None:
         try:
             spec.estimate_micros(body)
-        except PulseError as exc:
-            raise ValidationError.for_field("payload", f"The handler's cost estimate failed: {exc.message}") from None
+        except PulseError:
+            raise  # the estimator's own refusal, or its answer that is no amount: as a submit says it
         except Exception as exc:  # a handler's estimator is third-party code
-            raise ValidationError.for_field("payload", f"The handler's cost estimate failed: {exc}") from None
+            raise ValidationError.for_field("payload", f"The cost estimator failed: {type(exc).__name__}: {exc}") from None
     return {"handler": handler, "payload": body}
 
 

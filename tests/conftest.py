@@ -134,6 +134,7 @@ def temp_handler():
 
         def wrap(func):
             replaced.setdefault(name, find_handler(name))
+            unregister(name)  # a temporary handler replaces on purpose what has its name
             return handler(name, **options)(func)
 
         return wrap

@@ -14,6 +14,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from budgets.money import MAX_AMOUNT, parse_money, to_micros
+from jobs.jsonsafe import json_safe, text_safe
 from jobs.models import Job, TaskLog
 from pulse_site.errors import ValidationError
 from pulse_site.live.services import event_emit
@@ -51,7 +52,7 @@ class JobContext:
     # --- reporting --------------------------------------------------------------------------
 
     def progress(self, current: int, total: int | None = None, message: str = "") -> None:
-        self._pending_progress = (int(current), None if total is None else int(total), str(message)[:500])
+        self._pending_progress = (int(current), None if total is None else int(total), text_safe(str(message))[:500])
         if time.monotonic() - self._last_progress_write >= self._interval:
             self.flush_progress()
 
@@ -84,9 +85,11 @@ class JobContext:
             **metadata: Any) -> None:
         if level not in TaskLog.Level.values:
             level = TaskLog.Level.INFO
-        text = str(message)[:MAX_LOG_MESSAGE]
-        stage = self._stage if stage is None else str(stage)[:100]
-        task = self._task if task is None else str(task)[:100]
+        text = text_safe(str(message))[:MAX_LOG_MESSAGE]
+        stage = self._stage if stage is None else text_safe(str(stage))[:100]
+        task = self._task if task is None else text_safe(str(task))[:100]
+        # A value the JSON column refuses is kept as its repr(): a log line never fails the job.
+        metadata = {key: json_safe(value) for key, value in metadata.items()}
 
         created_at = timezone.now()
         tries = 0
@@ -113,7 +116,7 @@ class JobContext:
     def stage(self, name: str, task: str = "") -> Iterator[None]:
         """Group the log lines written inside the block under a stage (and task)."""
         previous = (self._stage, self._task)
-        self._stage, self._task = name[:100], task[:100]
+        self._stage, self._task = text_safe(name)[:100], text_safe(task)[:100]
         try:
             yield
         finally:

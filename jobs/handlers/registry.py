@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 from budgets.money import parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
@@ -23,6 +26,21 @@ if TYPE_CHECKING:
 
 Estimator = Callable[[dict[str, Any]], Decimal | str | int]
 DEFAULT_MODULES = ["jobs.handlers.builtin", "jobs.handlers.http"]
+
+
+# A schema's `format` is only checked with a checker. jsonschema's own covers date, email, ipv4,
+# ipv6, uuid and regex with what is installed; date-time needs a package Pulse does not ship, so
+# it is checked here (RFC 3339: a date, a time and an offset). Other formats are not checked.
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if len(value) < 20 or value[10] not in "Tt":
+        return False
+    return datetime.fromisoformat(value.replace("z", "Z")).tzinfo is not None
 
 
 # JSON Schema keywords a payload field's rules are read from, and how each reads.
@@ -89,16 +107,23 @@ class Handler:
         if not isinstance(payload, dict):
             raise ValidationError.for_field("payload", "The payload must be a JSON object.")
         errors = FieldErrors()
-        for error in sorted(self.validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
-            path = ".".join(str(part) for part in error.absolute_path)
-            errors.add_reason(f"payload.{path}" if path else "payload", error.message)
+        reasons = [found for error in self.validator.iter_errors(payload) for found in _field_reasons(error)]
+        for path, reason in sorted(reasons, key=lambda found: found[0]):
+            if reason not in errors.fields.get(path, []):
+                errors.add_reason(path, reason)
         errors.raise_any()
         return payload
 
     def estimate_micros(self, payload: dict[str, Any]) -> int:
         """The cost estimate of one run, from the estimator or the declared fixed cost."""
         raw = self.cost(payload) if callable(self.cost) else self.cost
-        return to_micros(parse_money(raw, field="cost_estimate", written=False))
+        try:
+            return to_micros(parse_money(raw, field="cost_estimate", written=False))
+        except ValidationError as exc:
+            # The handler's mistake, not the submitter's: say whose, under the field it came from.
+            reason = exc.fields["cost_estimate"][0]
+            raise ValidationError.for_field(
+                "payload", f"The cost estimator of {self.name} answered {raw!r}, not an amount: {reason}") from None
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""
@@ -142,6 +167,32 @@ class Handler:
         }
 
 
+def _field_reasons(error: JsonSchemaError) -> list[tuple[str, str]]:
+    """Where a payload error is and why. jsonschema puts a missing required property and an
+    unexpected one at the object holding them; each is named at its own path here, so the API
+    and the form point at the field itself."""
+    parts = [str(part) for part in error.absolute_path]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        return [(_payload_path([*parts, key]), "Required.") for key in error.validator_value if key not in instance]
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        return [(_payload_path([*parts, key]), "Not a field of this handler's payload.")
+                for key in _unexpected_keys(instance, error.schema)]
+    return [(_payload_path(parts), error.message)]
+
+
+def _unexpected_keys(instance: dict[str, Any], schema: Any) -> list[str]:
+    schema = schema if isinstance(schema, dict) else {}
+    known = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    patterns = schema.get("patternProperties") if isinstance(schema.get("patternProperties"), dict) else {}
+    return [key for key in instance
+            if key not in known and not any(re.search(pattern, key) for pattern in patterns)]
+
+
+def _payload_path(parts: list[str]) -> str:
+    return ".".join(["payload", *parts])
+
+
 _registry: dict[str, Handler] = {}
 
 
@@ -176,20 +227,13 @@ def handler(
     naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
     and it is not listed."""
     schema = schema or {"type": "object"}
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
-    unknown = set(retry_on or ()) - set(FLAGS)
-    if unknown:
-        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
-    if not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:
-        raise ValueError(f"handler {name}: timeout must be 1..{settings.PULSE_MAX_JOB_TIMEOUT} s")
-    if exclusive not in (None, "hold", "refuse"):
-        raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
-    fixed_cost = cost if callable(cost) else parse_money(cost, field="cost", written=False)
+    _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
+                      max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
+                      exclusive=exclusive)
+    fixed_cost = cost if callable(cost) else _fixed_cost(name, cost)
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
+        _refuse_a_second_function(name, func)
         _registry[name] = Handler(
             name=name,
             func=func,
@@ -198,7 +242,7 @@ def handler(
             schema=schema,
             cost=fixed_cost,
             timeout=timeout,
-            max_attempts=max(1, max_attempts),
+            max_attempts=max_attempts,
             retry_on=frozenset(DEFAULT_RETRY_ON if retry_on is None else retry_on),
             version=version,
             backoff_base=backoff_base,
@@ -206,11 +250,68 @@ def handler(
             exclusive=exclusive,
             daemon=daemon,
             internal=internal,
-            validator=Draft202012Validator(schema),
+            validator=Draft202012Validator(schema, format_checker=FORMATS),
         )
         return func
 
     return register
+
+
+def _check_definition(name: object, *, title: object, schema: dict[str, Any], retry_on: Iterable[str] | None,
+                      timeout: object, max_attempts: object, backoff_base: object, backoff_cap: object,
+                      exclusive: object) -> None:
+    """Refuse a definition mistake when the handler's module is imported (at start-up), naming
+    the handler and the field, rather than at its first job."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"handler {name!r}: the name must be a non-empty string")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"handler {name}: title is required")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
+    if schema.get("type", "object") != "object":
+        raise ValueError(f'handler {name}: the payload schema\'s type must be "object" (a payload is a JSON object)')
+    if isinstance(retry_on, str):
+        raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
+    unknown = set(retry_on or ()) - set(FLAGS)
+    if unknown:
+        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
+    if not _whole(timeout) or not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: timeout must be a whole number of seconds, "
+                         f"1..{settings.PULSE_MAX_JOB_TIMEOUT} (got {timeout!r})")
+    if not _whole(max_attempts) or max_attempts < 1:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: max_attempts must be a whole number, at least 1 (got {max_attempts!r})")
+    for field_name, seconds in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+            raise ValueError(f"handler {name}: {field_name} must be a number of seconds above 0 (got {seconds!r})")
+    if exclusive not in (None, "hold", "refuse"):
+        raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fixed_cost(name: str, cost: object) -> Decimal:
+    try:
+        return parse_money(cost, field="cost", written=False)
+    except ValidationError as exc:
+        raise ValueError(f"handler {name}: {exc.message}") from None
+
+
+def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
+    """Two handlers under one name would leave whichever module was imported last running every
+    job of it. The same function again (its module imported twice, a reload) is no clash."""
+    existing = _registry.get(name)
+    if existing is None or _dotted(existing.func) == _dotted(func):
+        return
+    raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
+                     f"give {_dotted(func)} a name of its own")
+
+
+def _dotted(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
 def get_handler(name: str) -> Handler:

@@ -408,3 +408,82 @@ def test_costs_reported_past_what_an_attempt_can_be_charged_fail_the_job_not_lea
     job.refresh_from_db()
     assert job.status == Status.FAILED
     assert "add up to more than 1000000000000" in job.error_message
+
+
+@pytest.mark.parametrize("value", [{"ratio": float("nan")}, [float("inf")], "a\x00b", {"details": {"k": "\x00"}}])
+def test_a_result_no_json_column_can_hold_is_stored_as_its_repr_and_the_job_completes(submit, temp_handler, value):
+    """json.dumps writes NaN and Infinity, and PostgreSQL's jsonb refuses them and a NUL character
+    (SQLite's JSON_VALID check refuses the first two): the settle failed and the job stayed running."""
+    @temp_handler("test.odd_result")
+    def odd(ctx):
+        return value
+
+    job = submit("test.odd_result")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.result) == (Status.COMPLETED, repr(value))
+
+
+def test_error_details_no_json_column_can_hold_are_stored_as_their_repr(submit, temp_handler):
+    from jobs.handlers import JobError
+
+    @temp_handler("test.odd_details", max_attempts=1)
+    def odd(ctx):
+        raise JobError("parse_error", "bad row", details={"score": float("nan")})
+
+    job = submit("test.odd_details")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_details) == (Status.FAILED, "parse_error", "{'score': nan}")
+
+
+def test_a_log_line_with_values_json_cannot_hold_is_written_and_the_job_carries_on(submit, temp_handler, settings):
+    """Metadata the JSON column refuses (a Decimal, NaN) or a NUL character in the text failed the
+    ctx.log() call, so one log line failed the whole job."""
+    from decimal import Decimal
+
+    settings.PULSE_PROGRESS_INTERVAL = 0
+
+    @temp_handler("test.odd_log")
+    def odd(ctx):
+        ctx.log("row\x00one", amount=Decimal("1.5"), ratio=float("nan"), rows=3)
+        ctx.progress(1, 1, "page\x00one")
+        return "done"
+
+    job = submit("test.odd_log")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.result, job.progress_message) == (Status.COMPLETED, "done", "page\\x00one")
+    line = TaskLog.objects.get(job=job, message__startswith="row")
+    assert (line.message, line.metadata) == ("row\\x00one", {"amount": "Decimal('1.5')", "ratio": "nan", "rows": 3})
+
+
+def test_an_error_message_with_a_nul_character_fails_the_job_instead_of_leaving_it_running(submit, temp_handler):
+    """PostgreSQL's text columns refuse NUL: the settle writing the message failed and the job
+    stayed running until its lease's rescue re-ran it."""
+    @temp_handler("test.nul_error", max_attempts=1)
+    def nul(ctx):
+        raise ValueError("bad byte \x00 in row")
+
+    job = submit("test.nul_error")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message) == (Status.FAILED, "unknown", "ValueError: bad byte \\x00 in row")
+    assert Attempt.objects.get(job=job).error_message == "ValueError: bad byte \\x00 in row"
+
+
+def test_a_reported_cost_with_trailing_zeros_past_six_places_counts(submit, temp_handler):
+    """Decimal arithmetic keeps trailing zeros (Decimal("0.0000004") * 1000 is 0.0004000, seven
+    places): the amount is a whole number of micro-units, but it was refused as finer than one and
+    the job failed after doing its work."""
+    from decimal import Decimal
+
+    @temp_handler("test.per_token", cost=lambda payload: Decimal("0.0000005") * 2)
+    def per_token(ctx):
+        ctx.report_cost(Decimal("0.0000004") * 1000)
+
+    job = submit("test.per_token")
+    assert job.cost_estimate == 1
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.cost_actual) == (Status.COMPLETED, 400)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from jobs.models import Job
@@ -79,3 +81,69 @@ def test_an_idempotency_key_expires_after_a_day(acme, time_machine):
     time_machine.move_to("2026-01-02 10:00:01Z", tick=False)
     later = job_submit(team=acme, handler="pulse.noop", payload={"new": True}, source="api", idempotency_key="k")
     assert later.created and later.job.pk != first.job.pk
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (0.5, "answered 0.5, not an amount: Give the amount as a string (e.g. \"0.10\"), not a float."),
+    (Decimal("NaN"), "answered Decimal('NaN'), not an amount: The amount must be a finite number."),
+    (Decimal("-1"), "answered Decimal('-1'), not an amount: The amount cannot be negative."),
+    (None, "answered None, not an amount: Give an amount as a string, e.g. \"1.50\"."),
+])
+def test_an_estimator_answering_junk_is_refused_as_the_handlers_fault_under_payload(acme_api, temp_handler, answer,
+                                                                                    reason):
+    """It was a 400 on `cost_estimate`, a field no request has, in words that did not say whose
+    mistake it was."""
+    temp_handler("test.junk_estimate", cost=lambda payload: answer)(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.junk_estimate", "payload": {}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": [f"The cost estimator of test.junk_estimate {reason}"]}
+    assert not Job.objects.filter(handler="test.junk_estimate").exists()
+
+
+NESTED = {"type": "object", "required": ["account", "options"], "additionalProperties": False,
+          "properties": {"account": {"type": "string"},
+                         "options": {"type": "object", "required": ["format"],
+                                     "properties": {"format": {"enum": ["pdf", "csv"]}, "dpi": {"type": "integer"}}}}}
+
+
+def test_a_missing_or_unexpected_field_is_named_itself_not_its_parent(acme_api, temp_handler):
+    """jsonschema reports a missing required property and an unexpected one at the object holding
+    it: the answer said only "payload" (or "payload.options"), with the name in the sentence."""
+    temp_handler("test.nested", schema=NESTED)(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.nested", "payload": {
+        "options": {"dpi": "x"}, "extra": 1, "more": 2}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "payload.account": ["Required."],
+        "payload.extra": ["Not a field of this handler's payload."],
+        "payload.more": ["Not a field of this handler's payload."],
+        "payload.options.dpi": ["'x' is not of type 'integer'"],
+        "payload.options.format": ["Required."],
+    }
+
+
+def test_a_schemas_format_is_checked_at_submit(acme_api, temp_handler):
+    """jsonschema checks `format` only when given a format checker, and Pulse gave none: the
+    handler's page said "a email" while any text was accepted."""
+    temp_handler("test.formats", schema={"type": "object", "properties": {
+        "to": {"type": "string", "format": "email"}, "at": {"type": "string", "format": "date-time"},
+        "day": {"type": "string", "format": "date"}}})(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.formats", "payload": {
+        "to": "nobody", "at": "yesterday", "day": "2026-02-30"}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "payload.at": ["'yesterday' is not a 'date-time'"],
+        "payload.day": ["'2026-02-30' is not a 'date'"],
+        "payload.to": ["'nobody' is not a 'email'"],
+    }
+    fine = acme_api.post("/api/v1/jobs/", {"handler": "test.formats", "payload": {
+        "to": "a@example.com", "at": "2026-12-07T10:00:00Z", "day": "2026-02-28"}}, format="json")
+    assert fine.status_code == 201
+
+
+def test_an_estimator_that_raises_is_refused_naming_its_exception(acme_api, temp_handler):
+    """A KeyError's text is only the key: the answer read "The cost estimator failed: 'pages'"."""
+    temp_handler("test.keyed", cost=lambda payload: Decimal("0.01") * payload["pages"])(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.keyed", "payload": {}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": ["The cost estimator failed: KeyError: 'pages'"]}

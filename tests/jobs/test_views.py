@@ -538,3 +538,43 @@ def test_run_again_of_a_job_whose_handler_is_gone_says_so(alice_client, submit):
     assert response.status_code == 200 and response.context["form"] is None
     assert [str(m) for m in response.context["messages"]] == [
         f"{job.public_id}'s handler retired.handler is no longer deployed."]
+
+
+def test_every_error_inside_a_nested_payload_field_shows_under_that_fields_input(alice_client, temp_handler):
+    """The submit names `payload.options.format`; the form has an input for `options` only, so the
+    errors fell back to the first one's message at the top, and the others were not shown."""
+    temp_handler("test.nested_form", schema={
+        "type": "object", "required": ["account"],
+        "properties": {"account": {"type": "string"},
+                       "options": {"type": "object", "required": ["format"],
+                                   "properties": {"format": {"enum": ["pdf"]}, "dpi": {"type": "integer"}}}}},
+    )(lambda ctx: None)
+    fields = {"handler": "test.nested_form", "payload.account": "a", "payload.options": '{"dpi": "x"}',
+              "priority": "0"}
+    response = alice_client.post("/jobs/new/", fields)
+    assert response.status_code == 400
+    expected = ["dpi: 'x' is not of type 'integer'", "format: Required."]
+    assert response.context["form"].errors == {"payload.options": expected}
+    preview = alice_client.get("/jobs/new/preview/", {**fields})
+    assert preview.context["fix"] == [("options", " ".join(expected))]
+    assert not Job.objects.filter(handler="test.nested_form").exists()
+
+
+def test_a_failed_jobs_page_shows_the_details_its_handler_gave_with_the_error(alice_client, submit, temp_handler):
+    """JobError(details=…) reached only the API: the job's page showed the code and message."""
+    from jobs.handlers import JobError
+    from jobs.runner import run_job
+
+    @temp_handler("test.detailed", max_attempts=1)
+    def detailed(ctx):
+        raise JobError("network_error", "orders service down", details={"status": 503, "url": "<b>x</b>"})
+
+    job = submit("test.detailed")
+    run_job(job.public_id)
+    for url in (f"/jobs/{job.public_id}/", f"/jobs/{job.public_id}/status/"):
+        body = alice_client.get(url).content.decode()
+        assert ('<pre class="job-error-details">{\n  &quot;status&quot;: 503,\n  '
+                '&quot;url&quot;: &quot;&lt;b&gt;x&lt;/b&gt;&quot;\n}</pre>') in body
+    done = submit("pulse.noop")
+    run_job(done.public_id)
+    assert "job-error-details" not in alice_client.get(f"/jobs/{done.public_id}/").content.decode()

@@ -63,7 +63,7 @@ def test_an_estimator_that_fails_is_refused_on_the_payload_field(make_schedule, 
 
     with pytest.raises(ValidationError) as caught:
         make_schedule(handler="test.costly")
-    assert caught.value.fields == {"payload": ["The handler's cost estimate failed: division by zero"]}
+    assert caught.value.fields == {"payload": ["The cost estimator failed: ZeroDivisionError: division by zero"]}
     assert make_schedule(handler="test.costly", estimate_override="0.25").estimate_override == 250_000
 
 
@@ -71,7 +71,7 @@ def test_an_edit_is_validated_like_a_creation_and_refusals_change_nothing(make_s
     schedule = make_schedule()
     with pytest.raises(ValidationError) as caught:
         schedule_update(schedule=schedule, changes={"cron": "* * * * * *", "payload": {"x": 1}, "handler": "pulse.sleep"})
-    assert set(caught.value.fields) == {"cron", "payload"}
+    assert set(caught.value.fields) == {"cron", "payload.x"}  # the unexpected key itself
     schedule.refresh_from_db()
     assert (schedule.cron, schedule.handler) == ("*/15 * * * *", "pulse.noop")
     with pytest.raises(ValidationError) as caught:
@@ -117,3 +117,21 @@ def test_deleting_a_schedule_keeps_the_jobs_it_created(make_schedule):
     schedule_delete(schedule=schedule, by="alice")
     assert (Schedule.objects.count(), Execution.objects.count(), Job.objects.count()) == (0, 0, 1)
     assert Event.objects.filter(kind="schedule.deleted", subject=schedule.public_id).count() == 1
+
+
+def test_an_estimators_own_refusal_or_junk_answer_reads_as_it_does_on_a_submit(make_schedule, temp_handler):
+    """The schedule wrapped a refusal that already said what was wrong in a second sentence
+    ("The handler's cost estimate failed: payload.pages: …") and lost the field it named."""
+    def refuse(payload):
+        raise ValidationError.for_field("payload.pages", "At most 10 pages a run.")
+
+    temp_handler("test.refusing", cost=refuse)(lambda ctx: None)
+    temp_handler("test.floaty", cost=lambda payload: 0.5)(lambda ctx: None)
+    with pytest.raises(ValidationError) as caught:
+        make_schedule(handler="test.refusing")
+    assert caught.value.fields == {"payload.pages": ["At most 10 pages a run."]}
+    with pytest.raises(ValidationError) as caught:
+        make_schedule(handler="test.floaty")
+    assert caught.value.fields == {"payload": [
+        "The cost estimator of test.floaty answered 0.5, not an amount: "
+        "Give the amount as a string (e.g. \"0.10\"), not a float."]}

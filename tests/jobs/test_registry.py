@@ -1,0 +1,74 @@
+"""Registering a handler: a definition mistake is refused when its module is imported (at start-up),
+naming the handler and what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.handlers import get_handler, handler
+from jobs.handlers.registry import restore, unregister
+
+
+@pytest.fixture
+def cleanup():
+    names: list[str] = []
+    yield names.append
+    for name in names:
+        unregister(name)
+
+
+def noop(ctx):
+    return None
+
+
+def test_a_second_handler_under_a_registered_name_is_refused_naming_both(cleanup):
+    def other(ctx):
+        return "other"
+
+    shipped = get_handler("pulse.noop")
+    try:
+        with pytest.raises(ValueError) as refused:
+            handler("pulse.noop", title="Mine", cost="0")(other)
+    finally:
+        restore(shipped)  # what the code before the refusal replaced it with
+    assert str(refused.value) == (
+        "handler pulse.noop: the name is already registered by jobs.handlers.builtin.noop; "
+        "give tests.jobs.test_registry.test_a_second_handler_under_a_registered_name_is_refused_naming_both."
+        "<locals>.other a name of its own")
+
+
+def test_the_same_function_registered_again_replaces_itself(cleanup):
+    """A module imported twice (a reload) registers its functions again: that is no clash."""
+    cleanup("test.again")
+    handler("test.again", title="Once", cost="0")(noop)
+    handler("test.again", title="Twice", cost="0")(noop)
+    assert get_handler("test.again").title == "Twice"
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    ({"timeout": "600"}, "timeout must be a whole number of seconds, 1..3600 (got '600')"),
+    ({"timeout": 1.5}, "timeout must be a whole number of seconds, 1..3600 (got 1.5)"),
+    ({"timeout": -5}, "timeout must be a whole number of seconds, 1..3600 (got -5)"),
+    ({"max_attempts": 0}, "max_attempts must be a whole number, at least 1 (got 0)"),
+    ({"max_attempts": "3"}, "max_attempts must be a whole number, at least 1 (got '3')"),
+    ({"backoff_base": -1}, "backoff_base must be a number of seconds above 0 (got -1)"),
+    ({"backoff_cap": 0}, "backoff_cap must be a number of seconds above 0 (got 0)"),
+    ({"retry_on": "network_error"}, "retry_on must be a list of error codes, not a string"),
+    ({"cost": 0.5}, "cost: Give the amount as a string (e.g. \"0.10\"), not a float."),
+    ({"cost": "-1"}, "cost: The amount cannot be negative."),
+    ({"title": ""}, "title is required"),
+    ({"schema": {"type": "array"}}, "the payload schema's type must be \"object\" (a payload is a JSON object)"),
+    ({"schema": {"type": "objekt"}}, "invalid payload schema: 'objekt' is not valid under any of the given schemas"),
+])
+def test_a_definition_mistake_is_refused_naming_the_handler_and_the_field(cleanup, options, reason):
+    cleanup("test.bad")
+    with pytest.raises(ValueError) as refused:
+        handler("test.bad", **{"title": "Bad", "cost": "0", **options})(noop)
+    assert str(refused.value) == f"handler test.bad: {reason}"
+
+
+def test_a_handler_needs_a_name(cleanup):
+    cleanup("")
+    with pytest.raises(ValueError) as refused:
+        handler("", title="Nameless", cost="0")(noop)
+    assert str(refused.value) == "handler '': the name must be a non-empty string"
