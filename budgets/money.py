@@ -7,7 +7,7 @@ whole number of millionths.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from pulse_site.errors import ValidationError
 
@@ -40,7 +40,8 @@ def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
 
     Floats are refused on purpose: 0.1 as a float is not 0.1, and a money API must not guess.
     `written`: a string comes from a person (API, forms, admin) and must be plain digits; False for
-    a handler's own values (`str()` of a Decimal may read "1E+3").
+    a handler's own values (`str()` of a Decimal may read "1E+3"), which are rounded up to a
+    micro-unit instead of refused.
     """
     if isinstance(value, bool) or value is None:
         raise ValidationError.for_field(field, "Give an amount as a string, e.g. \"1.50\".")
@@ -61,6 +62,11 @@ def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
         raise ValidationError.for_field(field, f"The amount cannot exceed {MAX_AMOUNT}.")
     # By value, not by digits: Decimal arithmetic keeps trailing zeros (0.0000004 * 1000 is
     # 0.0004000), and a whole number of micro-units is an amount however it is written.
-    if amount != amount.quantize(Decimal(1).scaleb(-PLACES)):
-        raise ValidationError.for_field(field, "At most 6 decimal places.")
+    whole = amount.quantize(Decimal(1).scaleb(-PLACES), rounding=ROUND_CEILING)
+    if amount != whole:
+        if written:
+            raise ValidationError.for_field(field, "At most 6 decimal places.")
+        # A handler's own arithmetic (a price per token times tokens) may come out finer than a
+        # micro-unit: rounded up, so that a budget never counts less than was spent.
+        return whole
     return amount

@@ -487,3 +487,19 @@ def test_a_reported_cost_with_trailing_zeros_past_six_places_counts(submit, temp
     run_job(job.public_id)
     job.refresh_from_db()
     assert (job.status, job.cost_actual) == (Status.COMPLETED, 400)
+
+
+def test_a_cost_finer_than_a_micro_unit_is_rounded_up_not_refused_after_the_work(submit, temp_handler):
+    """A price per token times the tokens (0.0000001 x 3) failed the job after its work was done."""
+    from decimal import Decimal
+
+    @temp_handler("test.per_token_fine", cost=lambda payload: Decimal("0.0000001") * 3)
+    def per_token_fine(ctx):
+        ctx.report_cost(Decimal("0.0000001") * 3)
+        ctx.report_cost(Decimal("0.0000015"))
+
+    job = submit("test.per_token_fine")
+    assert job.cost_estimate == 1  # 0.0000003 rounded up to a millionth
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.cost_actual) == (Status.COMPLETED, 1 + 2)
