@@ -55,12 +55,15 @@ class JobError(Exception):
 
     def __init__(self, code: str, message: str, *, details: dict[str, object] | None = None,
                  retryable: bool | None = None) -> None:
+        details = dict(details or {})
         if code not in FLAGS:
+            # Recorded as unknown (its flags, its filters), but the code the handler gave is kept.
+            details.setdefault("code_given", str(code)[:100])
             code = ErrorCode.UNKNOWN
         super().__init__(message)
         self.code = code
         self.message = message
-        self.details = details or {}
+        self.details = details
         self.retryable = retryable
 
 

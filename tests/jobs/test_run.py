@@ -503,3 +503,18 @@ def test_a_cost_finer_than_a_micro_unit_is_rounded_up_not_refused_after_the_work
     run_job(job.public_id)
     job.refresh_from_db()
     assert (job.status, job.cost_actual) == (Status.COMPLETED, 1 + 2)
+
+
+def test_a_job_error_with_a_code_outside_the_list_keeps_the_code_it_was_given(submit, temp_handler):
+    """JobError("rate_limited", …) became unknown and the code the handler gave appeared nowhere."""
+    from jobs.error_codes import JobError
+
+    @temp_handler("test.own_code", max_attempts=1)
+    def own_code(ctx):
+        raise JobError("rate_limited", "the provider said slow down", details={"after": 30})
+
+    job = submit("test.own_code")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "unknown")
+    assert job.error_details == {"after": 30, "code_given": "rate_limited"}
