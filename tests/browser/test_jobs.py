@@ -175,3 +175,24 @@ def test_pulses_own_lines_arrive_live_and_a_retry_s_lines_are_its_own(page, logi
 
     page.reload()  # the server groups them alike
     expect(page.locator('#log-groups [data-stage=""][data-attempt="2"] h3')).to_have_text("Job · attempt 2")
+
+
+def test_a_live_redraw_keeps_keyboard_focus_on_its_button_and_announces_the_new_status(page, login_as, alice, acme):
+    """A keyboard user resting on Cancel of a waiting job (its block redrawn every few seconds) stays
+    on it; a screen reader hears the status change once, politely, not the redraws."""
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.API).job
+    login_as(alice)
+    page.goto(f"/jobs/{job.public_id}/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    expect(page.locator("#job-waiting")).to_be_visible()
+    page.focus("#action-cancel")
+    page.evaluate("window.__block = document.getElementById('job-status')")
+    page.wait_for_function("document.getElementById('job-status') !== window.__block", timeout=15_000)
+    assert page.evaluate("document.activeElement.id") == "action-cancel"
+    assert page.locator("#job-announce").text_content() == ""  # a redraw that changed nothing says nothing
+
+    from jobs.services import job_cancel
+    job_cancel(job=job, by="bob")
+    expect(page.locator("#status-badge")).to_have_text("Cancelled")
+    expect(page.locator("#job-announce")).to_have_text("Status: Cancelled")
+    assert page.get_attribute("#job-announce", "role") == "status"
