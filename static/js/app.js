@@ -115,6 +115,22 @@
     });
   }
 
+  // --- A live redraw replaces server-rendered markup: the keyboard's place goes with it (the
+  // element of the same id, else the one at the same place in the tab order), or a keyboard user
+  // resting on a row or a figure is thrown back to the top of the page each time it changes.
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function replaceKeepingFocus(old, fresh) {
+    var active = document.activeElement;
+    if (!active || active === document.body || !old.contains(active)) {
+      old.replaceWith(fresh);
+      return;
+    }
+    var index = Array.prototype.indexOf.call(old.querySelectorAll(FOCUSABLE), active);
+    old.replaceWith(fresh);
+    var back = (active.id && document.getElementById(active.id)) || fresh.querySelectorAll(FOCUSABLE)[index];
+    if (back && fresh.contains(back)) back.focus();
+  }
+
   // --- A form with data-confirm="…" (remove, revoke, delete) asks before it is sent.
   function setupConfirms() {
     document.addEventListener("submit", function (event) {
@@ -188,5 +204,5 @@
   setupConfirms();
   setupTheme();
   setupShortcuts();
-  window.PulseApp = { refreshTimes: refreshTimes };
+  window.PulseApp = { refreshTimes: refreshTimes, replaceKeepingFocus: replaceKeepingFocus };
 })();

@@ -196,3 +196,33 @@ def test_a_live_redraw_keeps_keyboard_focus_on_its_button_and_announces_the_new_
     expect(page.locator("#status-badge")).to_have_text("Cancelled")
     expect(page.locator("#job-announce")).to_have_text("Status: Cancelled")
     assert page.get_attribute("#job-announce", "role") == "status"
+
+
+def test_a_live_row_redraw_keeps_keyboard_focus_on_the_rows_checkbox(page, login_as, alice, acme):
+    """Selecting jobs with Tab and Space on a list whose rows change: the redrawn row keeps the focus."""
+    from jobs.services import job_cancel
+
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.API).job
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    page.focus(f"#pick-{job.public_id}")
+    page.keyboard.press("Space")
+    job_cancel(job=job, by="bob")
+    row = page.locator(f'tr[data-job-id="{job.public_id}"]')
+    expect(row.locator('[data-field="status"]')).to_have_text("Cancelled")
+    assert page.evaluate("document.activeElement.id") == f"pick-{job.public_id}"
+    assert page.is_checked(f"#pick-{job.public_id}")
+
+
+def test_the_overviews_live_figures_keep_keyboard_focus_when_redrawn(page, login_as, alice, acme):
+    login_as(alice)
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    link = page.locator("#overview-pulse a[href]").first
+    href = link.get_attribute("href")
+    link.focus()
+    page.evaluate("window.__block = document.getElementById('overview-pulse')")
+    job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.API)
+    page.wait_for_function("document.getElementById('overview-pulse') !== window.__block", timeout=15_000)
+    assert page.evaluate("document.activeElement.getAttribute('href')") == href
+    assert page.evaluate("document.getElementById('overview-pulse').contains(document.activeElement)")
