@@ -89,6 +89,13 @@
     listeners.push(listener);
   }
 
+  // A banner's words with each time as its instant: "50 seconds ago" and "1 minute ago" are the same.
+  function words(node) {
+    var copy = node.cloneNode(true);
+    copy.querySelectorAll("time[datetime]").forEach(function (t) { t.textContent = t.getAttribute("datetime"); });
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+
   // --- The banners of every team page (jobs/_queue_banner.html: the queue's pauses;
   // budgets/_alert_banner.html: the budget's alerts): each slot is redrawn by the server (its
   // data-url) when an event of one of its data-kinds arrives (a kind ending in "." is a prefix),
@@ -104,8 +111,12 @@
         .then(function (html) {
           if (html === null) return;
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(slot.id);
-          // The slot stays (a live region announces its new content); only what it holds changes.
-          if (fresh) slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
+          if (!fresh) return;
+          var before = words(slot);
+          slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
+          // Read out once when what it says changed (not its times' wording, not a redraw of the same).
+          var announcer = document.getElementById(slot.dataset.announce);
+          if (announcer && words(slot) !== before) announcer.textContent = slot.textContent.replace(/\s+/g, " ").trim();
         })
         .catch(function () { /* the next event or reconnect redraws it */ })
         .finally(function () { inFlight = false; });
