@@ -131,6 +131,20 @@
     if (back && fresh.contains(back)) back.focus();
   }
 
+  // --- A redrawn block that holds times is no live region (each rewording of "1 minute ago"
+  // would be read out): a hidden role=status line beside it says its words once when what it
+  // says changed; a time counts as its instant, so a redraw of the same says nothing.
+  function words(node) {
+    var copy = node.cloneNode(true);
+    copy.querySelectorAll("time[datetime]").forEach(function (t) { t.textContent = t.getAttribute("datetime"); });
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+  function redrawAnnouncing(block, announcer, redraw) {
+    var before = words(block);
+    redraw();
+    if (announcer && words(block) !== before) announcer.textContent = block.textContent.replace(/\s+/g, " ").trim();
+  }
+
   // --- A form with data-confirm="…" (remove, revoke, delete) asks before it is sent.
   function setupConfirms() {
     document.addEventListener("submit", function (event) {
@@ -204,5 +218,6 @@
   setupConfirms();
   setupTheme();
   setupShortcuts();
-  window.PulseApp = { refreshTimes: refreshTimes, replaceKeepingFocus: replaceKeepingFocus };
+  window.PulseApp = { refreshTimes: refreshTimes, replaceKeepingFocus: replaceKeepingFocus,
+                     redrawAnnouncing: redrawAnnouncing };
 })();

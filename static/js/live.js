@@ -89,13 +89,6 @@
     listeners.push(listener);
   }
 
-  // A banner's words with each time as its instant: "50 seconds ago" and "1 minute ago" are the same.
-  function words(node) {
-    var copy = node.cloneNode(true);
-    copy.querySelectorAll("time[datetime]").forEach(function (t) { t.textContent = t.getAttribute("datetime"); });
-    return copy.textContent.replace(/\s+/g, " ").trim();
-  }
-
   // --- The banners of every team page (jobs/_queue_banner.html: the queue's pauses;
   // budgets/_alert_banner.html: the budget's alerts): each slot is redrawn by the server (its
   // data-url) when an event of one of its data-kinds arrives (a kind ending in "." is a prefix),
@@ -112,11 +105,9 @@
           if (html === null) return;
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(slot.id);
           if (!fresh) return;
-          var before = words(slot);
-          slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
-          // Read out once when what it says changed (not its times' wording, not a redraw of the same).
-          var announcer = document.getElementById(slot.dataset.announce);
-          if (announcer && words(slot) !== before) announcer.textContent = slot.textContent.replace(/\s+/g, " ").trim();
+          PulseApp.redrawAnnouncing(slot, document.getElementById(slot.dataset.announce), function () {
+            slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
+          });
         })
         .catch(function () { /* the next event or reconnect redraws it */ })
         .finally(function () { inFlight = false; });

@@ -226,3 +226,24 @@ def test_the_overviews_live_figures_keep_keyboard_focus_when_redrawn(page, login
     page.wait_for_function("document.getElementById('overview-pulse') !== window.__block", timeout=15_000)
     assert page.evaluate("document.activeElement.getAttribute('href')") == href
     assert page.evaluate("document.getElementById('overview-pulse').contains(document.activeElement)")
+
+
+def test_the_new_job_preview_is_announced_when_its_verdict_changes_not_on_every_keystroke(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/jobs/new/?handler=pulse.sleep")
+    announced = page.locator("#submit-preview-announce")
+    expect(announced).to_contain_text("Nothing would hold it now")
+    assert page.get_attribute("#submit-preview", "aria-live") in (None, "off")
+    assert page.get_attribute("#submit-preview-announce", "role") == "status"
+
+    # A keystroke that changes nothing the preview says: it is redrawn, and nothing is read out.
+    page.evaluate("document.getElementById('submit-preview-announce').textContent = ''")
+    page.evaluate("window.__preview = document.getElementById('submit-preview').firstElementChild")
+    page.fill('[name="payload.seconds"]', "2")
+    page.wait_for_function("document.getElementById('submit-preview').firstElementChild !== window.__preview")
+    assert announced.text_content() == ""
+
+    # One that changes it is read out once.
+    page.fill('[name="payload.steps"]', "0")
+    expect(announced).not_to_have_text("")
+    assert "Nothing would hold it now" not in announced.text_content()
