@@ -247,3 +247,19 @@ def test_the_new_job_preview_is_announced_when_its_verdict_changes_not_on_every_
     page.fill('[name="payload.steps"]', "0")
     expect(announced).not_to_have_text("")
     assert "Nothing would hold it now" not in announced.text_content()
+
+
+def test_load_more_by_keyboard_leaves_focus_on_the_first_row_it_brought_when_it_is_the_last_page(
+        page, login_as, alice, acme):
+    for n in range(55):
+        Job.objects.create(team=acme, handler="pulse.noop", status=Job.Status.COMPLETED, payload={"n": n})
+    first_of_page_two = Job.objects.filter(team=acme).order_by("-pk")[50]
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    page.focus("#load-more")
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-rows tr")).to_have_count(55)
+    expect(page.locator("#load-more")).to_have_count(0)
+    focused_row = page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.jobId")
+    assert focused_row == first_of_page_two.public_id
