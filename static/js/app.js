@@ -117,18 +117,27 @@
 
   // --- A live redraw replaces server-rendered markup: the keyboard's place goes with it (the
   // element of the same id, else the one at the same place in the tab order), or a keyboard user
-  // resting on a row or a figure is thrown back to the top of the page each time it changes.
+  // resting on a row, a link or a figure is thrown back to the top of the page each time it changes.
   var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
-  function replaceKeepingFocus(old, fresh) {
+  function focusPlace(scope) {
     var active = document.activeElement;
-    if (!active || active === document.body || !old.contains(active)) {
-      old.replaceWith(fresh);
-      return;
-    }
-    var index = Array.prototype.indexOf.call(old.querySelectorAll(FOCUSABLE), active);
+    if (!active || active === document.body || !scope.contains(active)) return null;
+    return { id: active.id, index: Array.prototype.indexOf.call(scope.querySelectorAll(FOCUSABLE), active) };
+  }
+  function restoreFocus(scope, place) {
+    if (!place) return;
+    var back = (place.id && document.getElementById(place.id)) || scope.querySelectorAll(FOCUSABLE)[place.index];
+    if (back && scope.contains(back)) back.focus();
+  }
+  function replaceKeepingFocus(old, fresh) {
+    var place = focusPlace(old);
     old.replaceWith(fresh);
-    var back = (active.id && document.getElementById(active.id)) || fresh.querySelectorAll(FOCUSABLE)[index];
-    if (back && fresh.contains(back)) back.focus();
+    restoreFocus(fresh, place);
+  }
+  function fillKeepingFocus(element, html) {
+    var place = focusPlace(element);
+    element.innerHTML = html;
+    restoreFocus(element, place);
   }
 
   // --- A redrawn block that holds times is no live region (each rewording of "1 minute ago"
@@ -219,5 +228,6 @@
   setupTheme();
   setupShortcuts();
   window.PulseApp = { refreshTimes: refreshTimes, replaceKeepingFocus: replaceKeepingFocus,
+                     fillKeepingFocus: fillKeepingFocus,
                      redrawAnnouncing: redrawAnnouncing };
 })();

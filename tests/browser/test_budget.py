@@ -134,3 +134,22 @@ def test_the_alert_banner_is_announced_once_when_it_changes_and_its_clocks_never
     expect(announced).to_contain_text("80 %")
     assert page.get_attribute("#budget-alerts-announce", "role") == "status"
     assert page.evaluate(TICKING_IN_LIVE_REGIONS) == []
+
+
+def test_the_budget_pages_live_redraw_keeps_keyboard_focus_on_a_held_jobs_link(page, login_as, alice, acme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    held = Job.objects.create(team=acme, handler="demo.report", status=Job.Status.PAUSED, cost_estimate=2_000_000,
+                              hold_reasons=[{"kind": "budget", "message": "Today's limit of 1.00 would be exceeded"}],
+                              resume_at=timezone.now() + timedelta(hours=3))
+    login_as(alice)
+    page.goto("/budget/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    link = page.locator(f'#budget-live a[href$="/jobs/{held.public_id}/"]')
+    link.focus()
+    page.evaluate("window.__live = document.getElementById('budget-live').firstElementChild")
+    job_submit(team=acme, handler="test.browser_paid", payload={}, source=Job.Source.API)
+    page.wait_for_function("document.getElementById('budget-live').firstElementChild !== window.__live")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == f"/jobs/{held.public_id}/"
