@@ -263,3 +263,21 @@ def test_load_more_by_keyboard_leaves_focus_on_the_first_row_it_brought_when_it_
     expect(page.locator("#load-more")).to_have_count(0)
     focused_row = page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.jobId")
     assert focused_row == first_of_page_two.public_id
+
+
+def test_apply_to_all_matching_from_the_keyboard_keeps_focus_on_its_button_through_the_batches(
+        page, login_as, alice, acme):
+    for n in range(3):
+        Job.objects.create(team=acme, handler="pulse.noop", status=Job.Status.QUEUED, payload={"n": n})
+    login_as(alice)
+    page.goto("/jobs/?status=queued")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.select_option("#bulk-matching-action", "cancel")
+    page.focus("#bulk-matching-confirm")
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "bulk-matching-submit"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#bulk-matching[data-finished=yes]")
+    expect(page.locator("#bulk-status")).to_contain_text("Finished: 3 done")
+    assert page.evaluate("document.activeElement.id") == "bulk-matching-submit"
