@@ -281,3 +281,14 @@ def test_apply_to_all_matching_from_the_keyboard_keeps_focus_on_its_button_throu
     page.wait_for_selector("#bulk-matching[data-finished=yes]")
     expect(page.locator("#bulk-status")).to_contain_text("Finished: 3 done")
     assert page.evaluate("document.activeElement.id") == "bulk-matching-submit"
+
+
+def test_every_progress_bar_is_named_for_its_job(page, login_as, alice, acme):
+    job = Job.objects.create(team=acme, handler="pulse.sleep", status=Job.Status.RUNNING, progress_current=1,
+                             progress_total=3, progress_message="step 1 of 3")
+    login_as(alice)
+    page.goto("/jobs/")
+    expect(page.locator(f'tr[data-job-id="{job.public_id}"] progress')).to_have_accessible_name(
+        f"Progress of {job.public_id}")
+    page.goto(f"/jobs/{job.public_id}/")
+    expect(page.locator("#job-progress")).to_have_accessible_name("Progress")
