@@ -99,7 +99,8 @@ def descriptions(page) -> dict[str, dict]:
 def test_every_field_names_only_descriptions_that_exist(page, login_as, alice, acme):
     login_as(alice)
     missing = {}
-    for url in ("/schedules/new/", "/jobs/new/?handler=demo.report", "/team/", "/budget/", "/notifications/"):
+    for url in ("/schedules/new/", "/jobs/new/?handler=demo.report", "/team/", "/budget/", "/notifications/",
+                "/jobs/?status=bogus&created_after=never", "/activity/?family=nope"):  # refused filters too
         page.goto(url)
         missing.update({f"{url} {name}": field["missing"] for name, field in descriptions(page).items()
                         if field["missing"]})
