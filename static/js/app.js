@@ -115,6 +115,45 @@
     });
   }
 
+  // --- A live redraw replaces server-rendered markup: the keyboard's place goes with it (the
+  // element of the same id, else the one at the same place in the tab order), or a keyboard user
+  // resting on a row, a link or a figure is thrown back to the top of the page each time it changes.
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function focusPlace(scope) {
+    var active = document.activeElement;
+    if (!active || active === document.body || !scope.contains(active)) return null;
+    return { id: active.id, index: Array.prototype.indexOf.call(scope.querySelectorAll(FOCUSABLE), active) };
+  }
+  function restoreFocus(scope, place) {
+    if (!place) return;
+    var back = (place.id && document.getElementById(place.id)) || scope.querySelectorAll(FOCUSABLE)[place.index];
+    if (back && scope.contains(back)) back.focus();
+  }
+  function replaceKeepingFocus(old, fresh) {
+    var place = focusPlace(old);
+    old.replaceWith(fresh);
+    restoreFocus(fresh, place);
+  }
+  function fillKeepingFocus(element, html) {
+    var place = focusPlace(element);
+    element.innerHTML = html;
+    restoreFocus(element, place);
+  }
+
+  // --- A redrawn block that holds times is no live region (each rewording of "1 minute ago"
+  // would be read out): a hidden role=status line beside it says its words once when what it
+  // says changed; a time counts as its instant, so a redraw of the same says nothing.
+  function words(node) {
+    var copy = node.cloneNode(true);
+    copy.querySelectorAll("time[datetime]").forEach(function (t) { t.textContent = t.getAttribute("datetime"); });
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+  function redrawAnnouncing(block, announcer, redraw) {
+    var before = words(block);
+    redraw();
+    if (announcer && words(block) !== before) announcer.textContent = block.textContent.replace(/\s+/g, " ").trim();
+  }
+
   // --- A form with data-confirm="…" (remove, revoke, delete) asks before it is sent.
   function setupConfirms() {
     document.addEventListener("submit", function (event) {
@@ -188,5 +227,7 @@
   setupConfirms();
   setupTheme();
   setupShortcuts();
-  window.PulseApp = { refreshTimes: refreshTimes };
+  window.PulseApp = { refreshTimes: refreshTimes, replaceKeepingFocus: replaceKeepingFocus,
+                     fillKeepingFocus: fillKeepingFocus,
+                     redrawAnnouncing: redrawAnnouncing };
 })();

@@ -16,7 +16,7 @@
     fetch(section.dataset.liveUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
-        if (html !== null) target.innerHTML = html;
+        if (html !== null) PulseApp.fillKeepingFocus(target, html);
       })
       .catch(function () { /* the next event or the reconnect replay refreshes again */ })
       .finally(function () {

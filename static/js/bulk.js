@@ -30,14 +30,20 @@
       .catch(function () { /* the rows still follow their jobs live */ });
   }
 
+  // Not `disabled` while it runs: a disabled button loses the keyboard's focus to the page's top.
+  function running(on) {
+    if (on) submit.setAttribute("aria-disabled", "true"); else submit.removeAttribute("aria-disabled");
+  }
+
   form.addEventListener("submit", function (e) {
     e.preventDefault();
+    if (submit.getAttribute("aria-disabled") === "true") return;
     var action = form.elements.action;
     var label = action.options[action.selectedIndex].text;
     var count = document.getElementById("matching-count").textContent;
     if (!window.confirm(label + ": apply to all " + count + " matching jobs?")) return;
     var totals = { processed: 0, done: 0, refused: 0 };
-    submit.disabled = true;
+    running(true);
     progress.hidden = false;
 
     function batch(cursor) {
@@ -53,12 +59,12 @@
           status.textContent = totals.processed + " processed: " + totals.done + " done, " + totals.refused + " refused";
           if (data.cursor) { batch(data.cursor); return; }
           status.textContent = "Finished: " + totals.done + " done, " + totals.refused + " refused (not in a state for this action).";
-          submit.disabled = false;
+          running(false);
           refreshList().finally(function () { form.dataset.finished = "yes"; });
         })
         .catch(function (error) {
           status.textContent = "Stopped: " + error.message;
-          submit.disabled = false;
+          running(false);
         });
     }
     batch("");

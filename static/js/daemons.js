@@ -17,7 +17,7 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("daemons");
         var old = document.getElementById("daemons");
         if (fresh) fresh = document.adoptNode(fresh);
-        if (old && fresh) old.replaceWith(fresh);
+        if (old && fresh) PulseApp.replaceKeepingFocus(old, fresh);
         else if (old) old.remove();
         else if (fresh) jobs.parentNode.insertBefore(fresh, jobs);
         if (window.PulseApp) window.PulseApp.refreshTimes();

@@ -92,6 +92,22 @@
       });
   }
 
+  // The block is replaced whole: the control that had the keyboard's focus gets it back (or the
+  // first action left, when it went), and only a changed status is announced.
+  var announcer = document.getElementById("job-announce");
+  function swapStatus(html) {
+    var focused = holder.contains(document.activeElement) ? document.activeElement.id : "";
+    var before = document.getElementById("job-status").dataset.status;
+    holder.innerHTML = html;
+    var badge = document.getElementById("status-badge");
+    if (document.getElementById("job-status").dataset.status !== before) {
+      announcer.textContent = "Status: " + badge.textContent.trim();
+    }
+    if (!focused) return;
+    var back = document.getElementById(focused) || holder.querySelector(".job-actions button, .job-actions a");
+    if (back) back.focus();
+  }
+
   // One redraw at a time, and one more after it when an event came meanwhile: two fetches in
   // flight could answer out of order and leave the older state ("Running") on the page.
   var inFlight = false;
@@ -101,7 +117,7 @@
     inFlight = true;
     fetch(section.dataset.statusUrl, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) { if (html) holder.innerHTML = html; })
+      .then(function (html) { if (html) swapStatus(html); })
       .catch(function () { /* the next event redraws */ })
       .finally(function () {
         inFlight = false;

@@ -5,6 +5,7 @@
   "use strict";
   var form = document.getElementById("submit-form");
   var preview = document.getElementById("submit-preview");
+  var announcer = document.getElementById("submit-preview-announce");
   if (!form || !preview) return;
   var timer = null;
   var asked = 0;
@@ -17,8 +18,8 @@
       .then(function (response) { return response.ok ? response.text() : ""; })
       .then(function (html) {
         if (mine !== asked) return;  // an older answer never overwrites a newer one
-        preview.innerHTML = html;
-        if (window.PulseApp) window.PulseApp.refreshTimes(preview);
+        PulseApp.redrawAnnouncing(preview, announcer, function () { preview.innerHTML = html; });
+        PulseApp.refreshTimes(preview);
       });
   }
 

@@ -44,7 +44,7 @@
           var box = old.querySelector('input[type="checkbox"]');
           var newBox = fresh.querySelector('input[type="checkbox"]');
           if (box && newBox) newBox.checked = box.checked;
-          old.replaceWith(fresh);
+          PulseApp.replaceKeepingFocus(old, fresh);
         } else if (insert) {
           rows.insertBefore(fresh, rows.firstElementChild);
           if (empty) empty.hidden = true;

@@ -104,8 +104,10 @@
         .then(function (html) {
           if (html === null) return;
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(slot.id);
-          // The slot stays (a live region announces its new content); only what it holds changes.
-          if (fresh) slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
+          if (!fresh) return;
+          PulseApp.redrawAnnouncing(slot, document.getElementById(slot.dataset.announce), function () {
+            slot.replaceChildren.apply(slot, Array.prototype.slice.call(fresh.childNodes));
+          });
         })
         .catch(function () { /* the next event or reconnect redraws it */ })
         .finally(function () { inFlight = false; });
@@ -139,12 +141,20 @@
         .then(function (response) { return response.text(); })
         .then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
+          var first = null;
           doc.querySelectorAll("#" + rows.id + " > tr").forEach(function (tr) {
             var id = tr.dataset[key];
-            if (!rows.querySelector("tr[" + attribute + '="' + CSS.escape(id) + '"]')) rows.appendChild(document.adoptNode(tr));
+            if (rows.querySelector("tr[" + attribute + '="' + CSS.escape(id) + '"]')) return;
+            rows.appendChild(document.adoptNode(tr));
+            first = first || tr;
           });
           var next = doc.getElementById("load-more");
-          if (next) more.href = next.href; else more.remove();
+          if (next) { more.href = next.href; return; }
+          // The last page: the button goes, and a keyboard user goes on from the first row it brought.
+          var focused = document.activeElement === more;
+          more.remove();
+          var target = focused && first && first.querySelector("a[href], input, button");
+          if (target) target.focus();
         });
     });
   }

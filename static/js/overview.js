@@ -59,7 +59,7 @@
         if (!html || !old) return;
         var holder = document.createElement("div");
         holder.innerHTML = html.trim();
-        old.replaceWith(holder.firstElementChild);
+        PulseApp.replaceKeepingFocus(old, holder.firstElementChild);
         if (window.PulseApp) window.PulseApp.refreshTimes();
       });
   }

@@ -24,7 +24,7 @@
       return fetch(url, { credentials: "same-origin" })
         .then(function (response) { return response.ok ? response.text() : null; })
         .then(function (html) {
-          if (html !== null) element.innerHTML = html;
+          if (html !== null) PulseApp.fillKeepingFocus(element, html);
         });
     }
     // A later page, or rows loaded below the first page, stay as they are: only the next runs move.

@@ -16,6 +16,8 @@
   var errors = document.getElementById("preview-errors");
   var runs = document.getElementById("preview-runs");
   var label = document.getElementById("preview-runs-label");
+  var announcer = document.getElementById("cron-preview-announce");
+  var said = "";
   var timer = null;
   var asked = 0;
 
@@ -38,6 +40,8 @@
     fill(errors, messages);
     cost.textContent = body.projection || "";
     over.textContent = body.over || "";
+    var meaning = [description.textContent].concat(messages, [over.textContent]).filter(Boolean).join(". ");
+    if (meaning !== said) announcer.textContent = said = meaning;
   }
 
   function ask() {

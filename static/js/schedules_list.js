@@ -18,7 +18,7 @@
         if (!html || !old || mine !== asked[id]) return;
         var holder = document.createElement("tbody");
         holder.innerHTML = html.trim();
-        old.replaceWith(holder.firstElementChild);
+        PulseApp.replaceKeepingFocus(old, holder.firstElementChild);
       });
   }
 

@@ -80,3 +80,41 @@ def test_the_main_pages_pass_axe_and_show_focus(page, login_as, alice, acme, the
     """The short version of the above for every run: the pages with the most kinds of content."""
     problems = audit_pages(page, login_as, alice, acme, theme, names=["overview", "jobs", "job", "budget"])
     assert not problems, "\n".join(problems)
+
+
+# Each field's accessible description: the text of every element its aria-describedby names, and
+# the ids it names that the page lacks (a screen reader then reads nothing for them).
+DESCRIPTIONS = """() => [...document.querySelectorAll("main input, main select, main textarea")].map((el) => {
+  const ids = (el.getAttribute("aria-describedby") || "").split(/\\s+/).filter(Boolean);
+  return {name: el.name, invalid: el.getAttribute("aria-invalid"),
+          missing: ids.filter((id) => !document.getElementById(id)),
+          text: ids.map((id) => (document.getElementById(id) || {}).textContent || "").join(" ").replace(/\\s+/g, " ").trim()};
+})"""
+
+
+def descriptions(page) -> dict[str, dict]:
+    return {field["name"]: field for field in page.evaluate(DESCRIPTIONS)}
+
+
+def test_every_field_names_only_descriptions_that_exist(page, login_as, alice, acme):
+    login_as(alice)
+    missing = {}
+    for url in ("/schedules/new/", "/jobs/new/?handler=demo.report", "/team/", "/budget/", "/notifications/",
+                "/jobs/?status=bogus&created_after=never", "/activity/?family=nope"):  # refused filters too
+        page.goto(url)
+        missing.update({f"{url} {name}": field["missing"] for name, field in descriptions(page).items()
+                        if field["missing"]})
+    assert missing == {}
+
+
+def test_a_refused_schedule_field_is_invalid_and_described_by_its_error_and_help(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/schedules/new/")
+    page.fill("#id_name", "Morning report")
+    page.fill("#id_cron", "61 9 * * *")
+    page.click("#schedule-form button[type=submit]")
+    page.wait_for_selector("#id_cron[aria-invalid=true]")
+    cron = descriptions(page)["cron"]
+    assert cron["missing"] == []
+    assert "minute" in cron["text"].lower() or "61" in cron["text"], cron["text"]
+    assert "cron" in cron["text"].lower()  # its help text, read with the error

@@ -92,3 +92,64 @@ def test_the_alert_banner_comes_up_live_as_a_job_crosses_a_threshold_and_goes_wh
     budget_policy_update(team=acme, changes={"daily_limit": "5.00"}, by=None)  # another owner, elsewhere
     expect(page.locator("#budget-alerts")).to_have_count(0)
     assert page.evaluate("window.__sameDocument") is True
+
+
+# Elements whose words change on a clock (relative times, countdowns) inside a live region: each
+# change would be read out, every minute or every second, with nothing having happened.
+TICKING_IN_LIVE_REGIONS = """() => [...document.querySelectorAll("time[data-relative], time[data-countdown], time[data-elapsed]")]
+  .filter((t) => t.closest('[role=status], [role=alert], [role=log], [aria-live]:not([aria-live=off])'))
+  .map((t) => t.closest('[id]').id)"""
+
+
+def test_the_alert_banner_is_announced_once_when_it_changes_and_its_clocks_never(page, login_as, alice, acme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from budgets.models import Alert
+    from budgets.services import alert_payload
+    from pulse_site.live.services import event_emit
+
+    now = timezone.now()
+    policy = budget_policy_update(team=acme, changes={"daily_limit": "1.00", "alert_thresholds": [50, 80]}, by=None)
+    limit = policy.daily_limit
+    Alert.objects.create(team=acme, window_kind="day", window_start=now - timedelta(hours=1),
+                         window_end=now + timedelta(hours=5), threshold=50, spent=limit // 2, limit=limit, at=now)
+    login_as(alice)
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    expect(page.locator("#budget-alerts")).to_contain_text("50 %")
+    assert page.evaluate(TICKING_IN_LIVE_REGIONS) == []
+
+    # A policy event that leaves the banner as it was says nothing...
+    page.evaluate("window.__banner = document.getElementById('budget-alerts')")
+    budget_policy_update(team=acme, changes={"weekly_limit": "9.00"}, by=None)
+    page.wait_for_function("document.getElementById('budget-alerts') !== window.__banner")
+    assert page.text_content("#budget-alerts-announce") == ""
+    # ...a new alert says the banner's new words, once.
+    alert = Alert.objects.create(team=acme, window_kind="day", window_start=now - timedelta(hours=1),
+                                 window_end=now + timedelta(hours=5), threshold=80, spent=limit * 4 // 5, limit=limit, at=now)
+    event_emit(team=acme.pk, kind="budget.alert", subject="team", payload=alert_payload(alert))
+    expect(page.locator("#budget-alerts")).to_contain_text("80 %")
+    announced = page.locator("#budget-alerts-announce")
+    expect(announced).to_contain_text("80 %")
+    assert page.get_attribute("#budget-alerts-announce", "role") == "status"
+    assert page.evaluate(TICKING_IN_LIVE_REGIONS) == []
+
+
+def test_the_budget_pages_live_redraw_keeps_keyboard_focus_on_a_held_jobs_link(page, login_as, alice, acme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    held = Job.objects.create(team=acme, handler="demo.report", status=Job.Status.PAUSED, cost_estimate=2_000_000,
+                              hold_reasons=[{"kind": "budget", "message": "Today's limit of 1.00 would be exceeded"}],
+                              resume_at=timezone.now() + timedelta(hours=3))
+    login_as(alice)
+    page.goto("/budget/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    link = page.locator(f'#budget-live a[href$="/jobs/{held.public_id}/"]')
+    link.focus()
+    page.evaluate("window.__live = document.getElementById('budget-live').firstElementChild")
+    job_submit(team=acme, handler="test.browser_paid", payload={}, source=Job.Source.API)
+    page.wait_for_function("document.getElementById('budget-live').firstElementChild !== window.__live")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == f"/jobs/{held.public_id}/"

@@ -246,3 +246,16 @@ def test_relative_times_over_a_day_count_the_viewers_calendar_days(page, login_a
       });
     }""")
     assert texts == ["in 2 days", "in 2 days", "2 days ago", "3 days ago", "in 9 days"]
+
+
+def test_the_first_tab_offers_a_visible_skip_to_the_page_past_the_header(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/jobs/")
+    page.keyboard.press("Tab")
+    skip = page.locator(":focus")
+    expect(skip).to_have_text("Skip to the page")
+    box = skip.bounding_box()
+    assert box and box["width"] > 20 and box["height"] > 10 and box["y"] >= 0  # seen when focused
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")

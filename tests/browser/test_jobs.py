@@ -175,3 +175,120 @@ def test_pulses_own_lines_arrive_live_and_a_retry_s_lines_are_its_own(page, logi
 
     page.reload()  # the server groups them alike
     expect(page.locator('#log-groups [data-stage=""][data-attempt="2"] h3')).to_have_text("Job · attempt 2")
+
+
+def test_a_live_redraw_keeps_keyboard_focus_on_its_button_and_announces_the_new_status(page, login_as, alice, acme):
+    """A keyboard user resting on Cancel of a waiting job (its block redrawn every few seconds) stays
+    on it; a screen reader hears the status change once, politely, not the redraws."""
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.API).job
+    login_as(alice)
+    page.goto(f"/jobs/{job.public_id}/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    expect(page.locator("#job-waiting")).to_be_visible()
+    page.focus("#action-cancel")
+    page.evaluate("window.__block = document.getElementById('job-status')")
+    page.wait_for_function("document.getElementById('job-status') !== window.__block", timeout=15_000)
+    assert page.evaluate("document.activeElement.id") == "action-cancel"
+    assert page.locator("#job-announce").text_content() == ""  # a redraw that changed nothing says nothing
+
+    from jobs.services import job_cancel
+    job_cancel(job=job, by="bob")
+    expect(page.locator("#status-badge")).to_have_text("Cancelled")
+    expect(page.locator("#job-announce")).to_have_text("Status: Cancelled")
+    assert page.get_attribute("#job-announce", "role") == "status"
+
+
+def test_a_live_row_redraw_keeps_keyboard_focus_on_the_rows_checkbox(page, login_as, alice, acme):
+    """Selecting jobs with Tab and Space on a list whose rows change: the redrawn row keeps the focus."""
+    from jobs.services import job_cancel
+
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.API).job
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    page.focus(f"#pick-{job.public_id}")
+    page.keyboard.press("Space")
+    job_cancel(job=job, by="bob")
+    row = page.locator(f'tr[data-job-id="{job.public_id}"]')
+    expect(row.locator('[data-field="status"]')).to_have_text("Cancelled")
+    assert page.evaluate("document.activeElement.id") == f"pick-{job.public_id}"
+    assert page.is_checked(f"#pick-{job.public_id}")
+
+
+def test_the_overviews_live_figures_keep_keyboard_focus_when_redrawn(page, login_as, alice, acme):
+    login_as(alice)
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    link = page.locator("#overview-pulse a[href]").first
+    href = link.get_attribute("href")
+    link.focus()
+    page.evaluate("window.__block = document.getElementById('overview-pulse')")
+    job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.API)
+    page.wait_for_function("document.getElementById('overview-pulse') !== window.__block", timeout=15_000)
+    assert page.evaluate("document.activeElement.getAttribute('href')") == href
+    assert page.evaluate("document.getElementById('overview-pulse').contains(document.activeElement)")
+
+
+def test_the_new_job_preview_is_announced_when_its_verdict_changes_not_on_every_keystroke(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/jobs/new/?handler=pulse.sleep")
+    announced = page.locator("#submit-preview-announce")
+    expect(announced).to_contain_text("Nothing would hold it now")
+    assert page.get_attribute("#submit-preview", "aria-live") in (None, "off")
+    assert page.get_attribute("#submit-preview-announce", "role") == "status"
+
+    # A keystroke that changes nothing the preview says: it is redrawn, and nothing is read out.
+    page.evaluate("document.getElementById('submit-preview-announce').textContent = ''")
+    page.evaluate("window.__preview = document.getElementById('submit-preview').firstElementChild")
+    page.fill('[name="payload.seconds"]', "2")
+    page.wait_for_function("document.getElementById('submit-preview').firstElementChild !== window.__preview")
+    assert announced.text_content() == ""
+
+    # One that changes it is read out once.
+    page.fill('[name="payload.steps"]', "0")
+    expect(announced).not_to_have_text("")
+    assert "Nothing would hold it now" not in announced.text_content()
+
+
+def test_load_more_by_keyboard_leaves_focus_on_the_first_row_it_brought_when_it_is_the_last_page(
+        page, login_as, alice, acme):
+    for n in range(55):
+        Job.objects.create(team=acme, handler="pulse.noop", status=Job.Status.COMPLETED, payload={"n": n})
+    first_of_page_two = Job.objects.filter(team=acme).order_by("-pk")[50]
+    login_as(alice)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    page.focus("#load-more")
+    page.keyboard.press("Enter")
+    expect(page.locator("#job-rows tr")).to_have_count(55)
+    expect(page.locator("#load-more")).to_have_count(0)
+    focused_row = page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.jobId")
+    assert focused_row == first_of_page_two.public_id
+
+
+def test_apply_to_all_matching_from_the_keyboard_keeps_focus_on_its_button_through_the_batches(
+        page, login_as, alice, acme):
+    for n in range(3):
+        Job.objects.create(team=acme, handler="pulse.noop", status=Job.Status.QUEUED, payload={"n": n})
+    login_as(alice)
+    page.goto("/jobs/?status=queued")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.select_option("#bulk-matching-action", "cancel")
+    page.focus("#bulk-matching-confirm")
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "bulk-matching-submit"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#bulk-matching[data-finished=yes]")
+    expect(page.locator("#bulk-status")).to_contain_text("Finished: 3 done")
+    assert page.evaluate("document.activeElement.id") == "bulk-matching-submit"
+
+
+def test_every_progress_bar_is_named_for_its_job(page, login_as, alice, acme):
+    job = Job.objects.create(team=acme, handler="pulse.sleep", status=Job.Status.RUNNING, progress_current=1,
+                             progress_total=3, progress_message="step 1 of 3")
+    login_as(alice)
+    page.goto("/jobs/")
+    expect(page.locator(f'tr[data-job-id="{job.public_id}"] progress')).to_have_accessible_name(
+        f"Progress of {job.public_id}")
+    page.goto(f"/jobs/{job.public_id}/")
+    expect(page.locator("#job-progress")).to_have_accessible_name("Progress")

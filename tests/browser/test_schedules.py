@@ -133,3 +133,23 @@ def test_load_more_appends_the_next_pages_of_schedules_and_of_jobs_in_place(page
         expect(page.locator(rows)).to_have_count(5)
         expect(page.locator("#load-more")).to_have_count(0)
         assert page.evaluate("window.notReloaded") is True  # appended, not a new page
+
+
+def test_the_cron_preview_reads_out_a_new_description_or_error_once_not_every_redraw(page, login_as, alice, acme):
+    login_as(alice)
+    page.goto("/schedules/new/")
+    assert page.get_attribute("#cron-preview", "aria-live") in (None, "off")
+    announced = page.locator("#cron-preview-announce")
+    page.fill("#id_cron", "0 9 * * *")
+    expect(announced).to_contain_text("09:00")
+    assert page.get_attribute("#cron-preview-announce", "role") == "status"
+
+    # The estimate changes the projection, not what the cron means: redrawn, nothing read out.
+    page.evaluate("document.getElementById('cron-preview-announce').textContent = ''")
+    page.evaluate("window.__run = document.querySelector('#preview-runs li')")
+    page.fill("#id_estimate_override", "0.10")
+    page.wait_for_function("document.querySelector('#preview-runs li') !== window.__run")
+    assert announced.text_content() == ""
+
+    page.fill("#id_cron", "61 9 * * *")
+    expect(announced).to_contain_text("cron")

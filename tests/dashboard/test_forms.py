@@ -53,7 +53,7 @@ def test_the_schedule_form_keeps_everything_typed_when_the_cron_is_refused(alice
         "Morning report", "61 9 * * *", "1.25")
     assert value_of(html, "payload") == "{&quot;delay&quot;: 3}"
     assert (selected(html, "overlap_policy"), selected(html, "misfire_policy")) == ("queue", "all")
-    assert 'id="errors-cron"' in html
+    assert 'id="id_cron_error"' in html
     assert not Schedule.objects.exists()
 
 
@@ -68,7 +68,7 @@ def test_editing_a_schedule_keeps_the_new_values_typed_when_the_zone_is_refused(
     html = response.content.decode()
     assert response.status_code == 400
     assert (value_of(html, "name"), value_of(html, "cron")) == ("Nightly, renamed", "30 3 * * *")
-    assert 'id="errors-time_zone"' in html
+    assert 'id="id_time_zone_error"' in html
     schedule.refresh_from_db()
     assert (schedule.name, schedule.cron) == ("Nightly", "0 2 * * *")
 
