@@ -321,12 +321,19 @@ def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
     """One list row, for the live list to insert or redraw with the first render's markup, given
     the list's filter in the query (every filter is decided here, payload terms too). With
     `insert=1`, 204 when the job does not match it (the list asks before putting a new job on
-    top); a row redrawn that no longer matches (a held job cancelled on a list of held ones) says so."""
-    job = _job(request, job_id)
+    top, or when it is gone already: deleted since its event, it has no row to insert); a row
+    redrawn that no longer matches (a held job cancelled on a list of held ones) says so."""
+    inserting = request.GET.get("insert") == "1"
+    try:
+        job = _job(request, job_id)
+    except Http404:
+        if inserting:
+            return HttpResponse(status=204)
+        raise
     _, filters, _ = _filters(request)
     matches = filters == selectors.JobFilter() or selectors.jobs_matching(
         team=request.team, filters=filters).filter(pk=job.pk).exists()  # type: ignore[attr-defined]
-    if request.GET.get("insert") == "1" and not matches:
+    if inserting and not matches:
         return HttpResponse(status=204)
     return render(request, "jobs/_row.html", {"row": JobRow(job), "can_write": _can_write(request),
                                               "unmatched": not matches})

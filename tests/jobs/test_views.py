@@ -460,6 +460,18 @@ def test_a_new_row_is_offered_to_a_filtered_list_only_when_it_matches(alice_clie
     assert alice_client.get(f"/jobs/{other.public_id}/row/?status=failed").status_code == 200
 
 
+def test_a_new_row_whose_job_is_gone_already_is_not_offered_and_not_an_error(alice_client, submit, globex):
+    """A job deleted between its job.created event and the list's fetch filled the console with 404s."""
+    from jobs.services import job_cancel, job_delete
+
+    gone = submit("pulse.noop")
+    job_delete(job=job_cancel(job=gone), by="alice")
+    theirs = submit("pulse.noop", team=globex)
+    for job in (gone, theirs):  # another team's job reads as one that is not there
+        assert alice_client.get(f"/jobs/{job.public_id}/row/?insert=1").status_code == 204
+        assert alice_client.get(f"/jobs/{job.public_id}/row/").status_code == 404
+
+
 def test_a_failed_row_says_with_which_error(alice_client, submit):
     from jobs.runner import run_job
 
