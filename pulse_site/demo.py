@@ -28,6 +28,7 @@ CAST: dict[str, list[tuple[str, str]]] = {
     "alice": [("acme-analytics", Role.OWNER), ("globex-research", Role.MEMBER)],
     "bob": [("acme-analytics", Role.MEMBER)],
     "charlie": [("globex-research", Role.OWNER)],
+    "dana": [("acme-analytics", Role.VIEWER)],  # reads everything of Acme, changes nothing
 }
 ADMIN_USERNAME = "admin"
 

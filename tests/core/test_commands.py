@@ -203,12 +203,13 @@ def test_demo_creates_two_teams_and_the_cast_with_printed_passwords(db):
     output = run("pulse_demo")
 
     passwords = demo_passwords(output)
-    assert sorted(passwords) == ["admin", "alice", "bob", "charlie"]
+    assert sorted(passwords) == ["admin", "alice", "bob", "charlie", "dana"]
     for username, password in passwords.items():
         assert User.objects.get(username=username).check_password(password)
     assert sorted(Membership.objects.values_list("team__name", "user__username", "role")) == [
         ("Acme Analytics", "alice", "owner"),
         ("Acme Analytics", "bob", "member"),
+        ("Acme Analytics", "dana", "viewer"),
         ("Globex Research", "alice", "member"),
         ("Globex Research", "charlie", "owner"),
     ]
@@ -227,8 +228,8 @@ def test_demo_again_resets_passwords_and_restores_roles_without_duplicating(db):
     second = demo_passwords(run("pulse_demo"))
 
     assert Team.objects.count() == 2
-    assert Membership.objects.count() == 4
-    assert User.objects.count() == 4
+    assert Membership.objects.count() == 5
+    assert User.objects.count() == 5
     assert Membership.objects.get(team__slug="globex-research", user__username="charlie").role == Role.OWNER
     assert Membership.objects.get(team__slug="globex-research", user__username="alice").role == Role.MEMBER
     for username in first:
