@@ -590,3 +590,13 @@ def test_a_failed_jobs_page_shows_the_details_its_handler_gave_with_the_error(al
     done = submit("pulse.noop")
     run_job(done.public_id)
     assert "job-error-details" not in alice_client.get(f"/jobs/{done.public_id}/").content.decode()
+
+
+def test_the_page_title_names_the_team_for_people_in_several_and_says_when_the_list_is_filtered(
+        alice_client, bob_client, umbrella):
+    """Tabs of alice's two teams read alike ("Jobs · Pulse"), filtered or not."""
+    assert "<title>Jobs · Acme · Pulse</title>" in alice_client.get("/jobs/").content.decode()
+    assert ("<title>Jobs (filtered) · Acme · Pulse</title>"
+            in alice_client.get("/jobs/?status=failed").content.decode())
+    assert "<title>Jobs · Pulse</title>" in bob_client.get("/jobs/").content.decode()  # one team: no need
+    assert "<title>Acme: overview · Pulse</title>" in alice_client.get("/").content.decode()
