@@ -28,7 +28,7 @@ def detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "jobs/handler.html", {
         "s": summary,
         "h": summary.handler,
-        "fields": summary.handler.payload_fields(),
+        "fields": summary.handler.payload_fields(nested=True),
         "retry_on": sorted(summary.handler.retry_on),
         "schema_json": json.dumps(summary.handler.schema, indent=2),
         "can_write": request.membership.can_write,  # type: ignore[attr-defined]

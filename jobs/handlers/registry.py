@@ -6,7 +6,7 @@ import importlib
 import json
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -130,15 +130,11 @@ class Handler:
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)
 
-    def payload_fields(self) -> list[PayloadField]:
+    def payload_fields(self, *, nested: bool = False) -> list[PayloadField]:
         """The schema's top-level properties as a reader wants them: type, required, default, the
-        description and the rules (range, length, choices) in words."""
-        props = self.schema.get("properties")
-        if not isinstance(props, dict):
-            return []
-        required = set(self.schema.get("required", []))
-        return [PayloadField.of(key, prop if isinstance(prop, dict) else {}, key in required)
-                for key, prop in props.items()]
+        description and the rules (range, length, choices) in words. `nested`: each followed by
+        the fields inside it, named by their path (`options.format`, `rows[].name`)."""
+        return list(_payload_fields(self.schema, "", nested))
 
     @property
     def cost_is_fixed(self) -> bool:
@@ -165,6 +161,23 @@ class Handler:
             "exclusive": self.exclusive,
             "daemon": self.daemon,
         }
+
+
+def _payload_fields(schema: dict[str, Any], prefix: str, nested: bool) -> Iterator[PayloadField]:
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return
+    required = schema.get("required")
+    required = set(required) if isinstance(required, list) else set()
+    for key, prop in props.items():
+        prop = prop if isinstance(prop, dict) else {}
+        yield PayloadField.of(prefix + key, prop, key in required)
+        if not nested:
+            continue
+        items = prop.get("items")
+        if isinstance(items, dict) and isinstance(items.get("properties"), dict):
+            yield from _payload_fields(items, f"{prefix}{key}[].", nested)
+        yield from _payload_fields(prop, f"{prefix}{key}.", nested)
 
 
 def _field_reasons(error: JsonSchemaError) -> list[tuple[str, str]]:

@@ -182,3 +182,21 @@ def test_backticks_in_a_description_read_as_code_and_nothing_else_is_markup(alic
     assert code_spans("<b>`<i>`</b> and a lone ` tick") == "&lt;b&gt;<code>&lt;i&gt;</code>&lt;/b&gt; and a lone ` tick"
     body = alice_client.get("/handlers/pulse.sleep/").content.decode()
     assert "Runs <code>steps</code> steps of <code>seconds</code> each" in body
+
+
+def test_a_handlers_page_documents_the_fields_inside_its_fields(alice_client, temp_handler):
+    """A nested object read "options object": its fields' rules and defaults were only in the raw schema."""
+    schema = {"type": "object", "required": ["options"], "properties": {
+        "options": {"type": "object", "required": ["format"], "properties": {
+            "format": {"enum": ["pdf", "png"]}, "dpi": {"type": "integer", "default": 150, "minimum": 72}}},
+        "rows": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}}}
+
+    @temp_handler("test.nested", schema=schema)
+    def nested(ctx):
+        return None
+
+    fields = {f.key: f for f in alice_client.get("/handlers/test.nested/").context["fields"]}
+    assert list(fields) == ["options", "options.format", "options.dpi", "rows", "rows[].name"]
+    assert (fields["options.format"].required, fields["options.format"].rules) == (True, 'one of "pdf", "png"')
+    assert (fields["options.dpi"].required, fields["options.dpi"].default, fields["options.dpi"].rules) == (
+        False, "150", "at least 72")
