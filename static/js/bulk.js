@@ -8,6 +8,16 @@
   if (!form || !window.fetch) return;
   var progress = document.getElementById("bulk-progress");
   var status = document.getElementById("bulk-status");
+  // The count shown moves every batch (200 jobs); screen readers hear it at most every 10 s,
+  // and the start and the end always.
+  var announcer = document.getElementById("bulk-announce");
+  var announcedAt = 0;
+  function say(text, always) {
+    status.textContent = text;
+    if (!announcer || (!always && Date.now() - announcedAt < 10000)) return;
+    announcer.textContent = text;
+    announcedAt = Date.now();
+  }
   var submit = document.getElementById("bulk-matching-submit");
   // Not form.action: the form's "action" select shadows that property.
   var url = form.getAttribute("action");
@@ -45,6 +55,7 @@
     var totals = { processed: 0, done: 0, refused: 0 };
     running(true);
     progress.hidden = false;
+    say(label + ": applying to " + count + " jobs…", true);
 
     function batch(cursor) {
       var body = new FormData(form);
@@ -56,14 +67,14 @@
           var data = result.data;
           totals.processed += data.processed; totals.done += data.done; totals.refused += data.refused;
           progress.value = Math.min(progress.max, totals.processed);
-          status.textContent = totals.processed + " processed: " + totals.done + " done, " + totals.refused + " refused";
+          say(totals.processed + " processed: " + totals.done + " done, " + totals.refused + " refused", false);
           if (data.cursor) { batch(data.cursor); return; }
-          status.textContent = "Finished: " + totals.done + " done, " + totals.refused + " refused (not in a state for this action).";
+          say("Finished: " + totals.done + " done, " + totals.refused + " refused (not in a state for this action).", true);
           running(false);
           refreshList().finally(function () { form.dataset.finished = "yes"; });
         })
         .catch(function (error) {
-          status.textContent = "Stopped: " + error.message;
+          say("Stopped: " + error.message, true);
           running(false);
         });
     }

@@ -225,6 +225,9 @@ def test_jobs_deleted_in_bulk_leave_the_open_list_without_a_reload(page, login_a
     page.wait_for_selector("#job-rows tr", state="detached")
     assert page.locator("#bulk-status").inner_text() == "Finished: 12 done, 0 refused (not in a state for this action)."
     assert not Job.objects.filter(team=acme, status=S.COMPLETED).exists()
+    # Screen readers hear the start and the end, not every batch's count (the count is no live region).
+    assert page.locator("#bulk-announce").text_content() == page.locator("#bulk-status").inner_text()
+    assert page.locator("#bulk-status").get_attribute("aria-live") is None
 
 
 def test_relative_times_over_a_day_count_the_viewers_calendar_days(page, login_as, alice, acme):
