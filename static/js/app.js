@@ -181,6 +181,9 @@
           button.dataset.theme = theme;
           button.value = next[theme];
           button.textContent = "Theme: " + label[theme];
+          // The button's words change in place, which screen readers do not read out.
+          var announcer = document.getElementById("theme-announce");
+          if (announcer) announcer.textContent = "Theme: " + label[theme];
         })
         .catch(function () { form.submit(); });
     });

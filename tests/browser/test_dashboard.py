@@ -143,6 +143,7 @@ def test_the_dark_theme_is_remembered_across_a_reload(page, login_as, alice, acm
     page.click("#theme-toggle")
     page.wait_for_selector("html[data-theme=dark]", state="attached")
     assert page.evaluate(background) == "rgb(18, 18, 18)"
+    assert page.locator("#theme-announce").text_content() == "Theme: dark"  # said, not only redrawn
     page.reload()
 
     assert page.get_attribute("html", "data-theme") == "dark"
