@@ -495,7 +495,7 @@ def job_new_preview(request: HttpRequest) -> HttpResponse:
             context.update(preview=preview, estimate=money_str(preview.estimate_micros),
                            later=preview.run_after is not None and preview.run_after > timezone.now(),
                            reasons=[(r.get("message", ""), _reason_resume(r)) for r in preview.would_hold])
-    context["fix"] = [(form[name].label, " ".join(errors)) for name, errors in form.errors.items() if name in form.fields]
+    context["fix"] = [(form[name].label, "; ".join(errors)) for name, errors in form.errors.items() if name in form.fields]
     context["fix"] += [("", error) for error in form.non_field_errors()]
     return render(request, "jobs/_submit_preview.html", context)
 

@@ -568,7 +568,7 @@ def test_every_error_inside_a_nested_payload_field_shows_under_that_fields_input
     expected = ["dpi: 'x' is not of type 'integer'", "format: Required."]
     assert response.context["form"].errors == {"payload.options": expected}
     preview = alice_client.get("/jobs/new/preview/", {**fields})
-    assert preview.context["fix"] == [("options", " ".join(expected))]
+    assert preview.context["fix"] == [("options", "; ".join(expected))]  # not run together
     assert not Job.objects.filter(handler="test.nested_form").exists()
 
 
