@@ -178,3 +178,13 @@ def login_as(page) -> Callable[..., None]:
         page.wait_for_url("/")
 
     return login
+
+
+def assert_redrawn_unannounced(page: Any, announcer: str, redrawn: str, change: Callable[[], None]) -> None:
+    """`change` redraws the element `redrawn` (a CSS selector) and the status line `announcer` (an
+    id) says nothing: a redraw with nothing new is not read out again."""
+    page.evaluate(f"document.getElementById('{announcer}').textContent = ''")
+    page.evaluate(f"window.__redrawn = document.querySelector('{redrawn}')")
+    change()
+    page.wait_for_function(f"document.querySelector('{redrawn}') !== window.__redrawn")
+    assert page.locator(f"#{announcer}").text_content() == ""

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 import jobs.runner
 from jobs.models import Job
 from jobs.services import job_submit
+from tests.browser.conftest import assert_redrawn_unannounced
 
 pytestmark = pytest.mark.browser
 
@@ -237,11 +238,8 @@ def test_the_new_job_preview_is_announced_when_its_verdict_changes_not_on_every_
     assert page.get_attribute("#submit-preview-announce", "role") == "status"
 
     # A keystroke that changes nothing the preview says: it is redrawn, and nothing is read out.
-    page.evaluate("document.getElementById('submit-preview-announce').textContent = ''")
-    page.evaluate("window.__preview = document.getElementById('submit-preview').firstElementChild")
-    page.fill('[name="payload.seconds"]', "2")
-    page.wait_for_function("document.getElementById('submit-preview').firstElementChild !== window.__preview")
-    assert announced.text_content() == ""
+    assert_redrawn_unannounced(page, "submit-preview-announce", "#submit-preview > *",
+                               lambda: page.fill('[name="payload.seconds"]', "2"))
 
     # One that changes it is read out once.
     page.fill('[name="payload.steps"]', "0")

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from jobs.runner import run_job
 from schedules.models import Execution, Schedule
 from schedules.services import executions_follow, schedule_create, schedules_tick
+from tests.browser.conftest import assert_redrawn_unannounced
 
 pytestmark = pytest.mark.browser
 
@@ -145,11 +146,8 @@ def test_the_cron_preview_reads_out_a_new_description_or_error_once_not_every_re
     assert page.get_attribute("#cron-preview-announce", "role") == "status"
 
     # The estimate changes the projection, not what the cron means: redrawn, nothing read out.
-    page.evaluate("document.getElementById('cron-preview-announce').textContent = ''")
-    page.evaluate("window.__run = document.querySelector('#preview-runs li')")
-    page.fill("#id_estimate_override", "0.10")
-    page.wait_for_function("document.querySelector('#preview-runs li') !== window.__run")
-    assert announced.text_content() == ""
+    assert_redrawn_unannounced(page, "cron-preview-announce", "#preview-runs li",
+                               lambda: page.fill("#id_estimate_override", "0.10"))
 
     page.fill("#id_cron", "61 9 * * *")
     expect(announced).to_contain_text("cron")
