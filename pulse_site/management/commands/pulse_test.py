@@ -18,21 +18,60 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PYTEST_NO_TESTS = 5
 
 
+# The PostgreSQL configuration takes about twice as long as the embedded one: it runs in this
+# many parts (tests/conftest.py splits the test files between them), so that no core idles.
+PRODUCTION_PARTS = 2
+
+
 @dataclass
 class Run:
     label: str
     env: dict[str, str]
+    # Runs with one label are the parts of one configuration: their results are one.
+    part: str = ""
 
 
 def suite_runs(environ: dict[str, str]) -> list[Run]:
-    """The two configurations every change must pass: production-like, and the embedded default."""
+    """The two configurations every change must pass: production-like (in PRODUCTION_PARTS parts,
+    each with a database, a Redis database and prefixes of its own), and the embedded default."""
     embedded = {k: v for k, v in environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PULSE_BROKER")}
-    production = {
-        **embedded,
-        "DATABASE_URL": environ.get("PULSE_TEST_DATABASE_URL") or DEFAULT_DATABASE_URL,
-        "REDIS_URL": environ.get("PULSE_TEST_REDIS_URL") or DEFAULT_REDIS_URL,
-    }
-    return [Run("PostgreSQL + Redis", production), Run("embedded (SQLite, no Redis)", embedded)]
+    database = environ.get("PULSE_TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis = environ.get("PULSE_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    parts = [Run("PostgreSQL + Redis", {**embedded, **_part_env(environ, database, redis, n)}, f"{n}/{PRODUCTION_PARTS}")
+             for n in range(1, PRODUCTION_PARTS + 1)]
+    return [*parts, Run("embedded (SQLite, no Redis)", embedded)]
+
+
+def _part_env(environ: dict[str, str], database: str, redis: str, n: int) -> dict[str, str]:
+    """Part `n`'s settings: the first keeps the names given; the others add `_<n>` to the database
+    and the prefixes, and take a Redis database 8·(n−1) further on (pub/sub channels span Redis's
+    databases: the prefixes keep the parts' live events apart)."""
+    env = {"DATABASE_URL": database, "REDIS_URL": redis, "PULSE_TEST_SHARD": f"{n}/{PRODUCTION_PARTS}"}
+    if n == 1:
+        return env
+    base, _, index = redis.rstrip("/").rpartition("/")
+    if index.isdigit():
+        env["REDIS_URL"] = f"{base}/{(int(index) + 8 * (n - 1)) % 16}"
+    else:
+        env["REDIS_URL"] = f"{redis.rstrip('/')}/{8 * (n - 1)}"
+    env["DATABASE_URL"] = f"{database}_{n}"
+    for name in ("PULSE_CHANNEL_PREFIX", "PULSE_CACHE_PREFIX", "PULSE_QUEUE_NAME"):
+        env[name] = f"{environ.get(name) or 'pulse'}_{n}"
+    return env
+
+
+def _by_configuration(parts: list[tuple[str, int, float]]) -> list[tuple[str, int, float]]:
+    """One result per configuration from its parts': passed when every part passed or had no test
+    of the selection (a filter may pick one file), none ran when no part ran any; its time the
+    longest part's."""
+    results: list[tuple[str, int, float]] = []
+    for label in dict.fromkeys(label for label, _, _ in parts):
+        codes = [code for name, code, _ in parts if name == label]
+        seconds = max(took for name, _, took in parts if name == label)
+        failed = [code for code in codes if code not in (0, PYTEST_NO_TESTS)]
+        code = failed[0] if failed else 0 if 0 in codes else PYTEST_NO_TESTS
+        results.append((label, code, seconds))
+    return results
 
 
 class Command(BaseCommand):
@@ -51,25 +90,28 @@ class Command(BaseCommand):
         super().run_from_argv(argv[:2] + (rest if rest in (["-h"], ["--help"]) else ["--", *rest]))
 
     def handle(self, *args: Any, pytest_args: list[str], **options: Any) -> None:
-        # The configurations run side by side (much of the suite waits on real processes and
-        # browsers, so two runs share two cores well): the first one's output streams, the others'
-        # is kept and printed when the first ends. The slowest tests are listed at the end of each.
+        # The configurations (and the parts of one) run side by side (much of the suite waits on
+        # real processes and browsers, so they share two cores well): the first one's output
+        # streams, the others' is kept and printed when the first ends. The slowest tests are listed at the end of each.
         first, *others = suite_runs(dict(os.environ))
-        command = [sys.executable, "-m", "pytest", "--durations=15", *pytest_args]
+        command = [sys.executable, "-m", "pytest", "-p", "tests.sharding", "--durations=15", *pytest_args]
         started = time.monotonic()
         background = [_Background(run, command, started) for run in others]
         try:
-            self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {first.label} =="))
+            part = f", part {first.part}" if first.part else ""
+            self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {first.label}{part} =="))
             code = subprocess.call(command, env=first.env, cwd=settings.BASE_DIR)
-            results = [(first.label, code, time.monotonic() - started)]
+            parts = [(first.label, code, time.monotonic() - started)]
             for job in background:
                 job.thread.join()
-                self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {job.run.label} (ran alongside) =="))
+                part = f", part {job.run.part}" if job.run.part else ""
+                self.stdout.write(self.style.MIGRATE_HEADING(f"== Tests on {job.run.label}{part} (ran alongside) =="))
                 self.stdout.write(job.output())
-                results.append((job.run.label, job.code, job.seconds))
+                parts.append((job.run.label, job.code, job.seconds))
         finally:
             for job in background:
                 job.stop()
+        results = _by_configuration(parts)
         failed = [label for label, code, _ in results if code != 0]
         for label, code, seconds in results:
             verdict = "passed" if code == 0 else "no tests ran" if code == PYTEST_NO_TESTS else "FAILED"
