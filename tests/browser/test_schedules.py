@@ -80,7 +80,9 @@ def test_a_run_staged_ahead_moves_from_next_run_to_last_run_live_when_it_starts(
                                                                                  settings):
     settings.PULSE_SCHEDULE_STAGE_SECONDS = 60
     schedule = schedule_create(team=acme, name="Staged", handler="pulse.noop", cron="* * * * *", time_zone="UTC")
-    slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    # Far enough ahead for both pages to load before it on a loaded machine (3 s was not: the
+    # staged slot had passed and the page rightly showed the one after it).
+    slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=slot)
     assert schedules_tick().staged == 1
     execution = Execution.objects.get(schedule=schedule)

@@ -428,7 +428,8 @@ def test_pulse_test_runs_postgresql_in_parts_that_share_nothing():
     from pulse_site.management.commands.pulse_test import suite_runs
 
     runs = suite_runs({"PULSE_TEST_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ci",
-                       "PULSE_TEST_REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "sqlite:///x"})
+                       "PULSE_TEST_REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "sqlite:///x",
+                       "PULSE_TEST_SHARD": "2/2"})  # run by a test of a part: each run starts afresh
     first, second, embedded = runs
     assert [r.label for r in runs] == ["PostgreSQL + Redis", "PostgreSQL + Redis", "embedded (SQLite, no Redis)"]
     assert (first.env["DATABASE_URL"], first.env["REDIS_URL"], first.env["PULSE_TEST_SHARD"]) == (

@@ -34,7 +34,9 @@ class Run:
 def suite_runs(environ: dict[str, str]) -> list[Run]:
     """The two configurations every change must pass: production-like (in PRODUCTION_PARTS parts,
     each with a database, a Redis database and prefixes of its own), and the embedded default."""
-    embedded = {k: v for k, v in environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PULSE_BROKER")}
+    # (A part's own settings are dropped too: pulse_test run by a test of a part starts afresh.)
+    embedded = {k: v for k, v in environ.items()
+                if k not in ("DATABASE_URL", "REDIS_URL", "PULSE_BROKER", "PULSE_TEST_SHARD")}
     database = environ.get("PULSE_TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
     redis = environ.get("PULSE_TEST_REDIS_URL") or DEFAULT_REDIS_URL
     parts = [Run("PostgreSQL + Redis", {**embedded, **_part_env(environ, database, redis, n)}, f"{n}/{PRODUCTION_PARTS}")
