@@ -60,7 +60,7 @@ def noop(ctx: JobContext) -> None:
     schema={
         "type": "object",
         "properties": {
-            "code": {"type": "string", "enum": sorted(FLAGS), "default": "unknown"},
+            "code": {"type": "string", "enum": sorted(str(code) for code in FLAGS), "default": "unknown"},
             "message": {"type": "string", "maxLength": 1000, "default": "Failed on purpose"},
             "delay": {"type": "number", "minimum": 0, "maximum": 600, "default": 0},
             "retryable": {"type": "boolean"},

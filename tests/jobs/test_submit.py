@@ -147,3 +147,13 @@ def test_an_estimator_that_raises_is_refused_naming_its_exception(acme_api, temp
     response = acme_api.post("/api/v1/jobs/", {"handler": "test.keyed", "payload": {}}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"payload": ["The cost estimator failed: KeyError: 'pages'"]}
+
+
+def test_a_choice_refused_lists_the_choices_as_they_are_written(acme):
+    """pulse.fail's codes were listed as "ErrorCode.AI_ERROR, …" (the enum's repr), not as a client writes them."""
+    from pulse_site.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        job_submit(team=acme, handler="pulse.fail", payload={"code": "rate_limited"}, source="api")
+    [reason] = refused.value.fields["payload.code"]
+    assert reason.startswith("'rate_limited' is not one of ['ai_error', 'budget_exceeded', ") and "ErrorCode" not in reason
