@@ -183,10 +183,9 @@ class PolicyView(TeamAPIView):
     def patch(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ValidationError.for_field("body", "A JSON object of settings.")
-        bounds_before = services.team_bounds(self.team)
-        policy = services.budget_policy_update(team=self.team, changes=dict(request.data), by=self.membership)
+        policy, notes = services.budget_policy_update_noted(team=self.team, changes=dict(request.data),
+                                                           by=self.membership)
         policy.refresh_from_db()
-        notes = services.policy_update_notes(policy, self.team, bounds_before)
         return Response(PolicyOut(policy_out(policy, notes)).data)
 
 

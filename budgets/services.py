@@ -948,6 +948,15 @@ def team_bounds(team: Team) -> tuple[str, int]:
     return policy_bounds(policy, team)
 
 
+def budget_policy_update_noted(*, team: Team, changes: dict[str, Any], by: Membership | None
+                               ) -> tuple[BudgetPolicy, list[str]]:
+    """`budget_policy_update`, and what the saved policy should be told beside "saved" (the
+    page's warnings, the API's `notes`): one rule for both."""
+    bounds_before = team_bounds(team)
+    policy = budget_policy_update(team=team, changes=changes, by=by)
+    return policy, policy_update_notes(policy, team, bounds_before)
+
+
 def policy_update_notes(policy: BudgetPolicy, team: Team, bounds_before: tuple[str, int]) -> list[str]:
     """What a saved policy should be told beside "saved" (the page's warnings, the API's `notes`):
     limits that can never be reached, windows that start again."""

@@ -97,13 +97,12 @@ def settings_update(request: HttpRequest) -> HttpResponse:
     if handler:
         changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
     team = request.team  # type: ignore[attr-defined]
-    bounds_before = services.team_bounds(team)
     try:
-        policy = services.budget_policy_update(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
+        _, notes = services.budget_policy_update_noted(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
         return _render_page(request, form="settings", error=error)
     messages.success(request, "Budget settings saved.")
-    for note in services.policy_update_notes(policy, team, bounds_before):
+    for note in notes:
         messages.warning(request, note)
     return redirect("budgets:page")
 
