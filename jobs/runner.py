@@ -780,7 +780,6 @@ def _run_batch(batch: list[tuple[Job, Handler]], *, kill_at: float | None) -> li
     done: list[tuple[Job, Outcome]] = []
     checked = time.monotonic()
     for index, (job, spec) in enumerate(batch):
-        waiting = batch[index + 1:]
         if index:
             fits = kill_at is None or job.timeout_seconds <= kill_at - time.monotonic() - CHAIN_SAFETY_SECONDS
             if stopping.stopping() or not fits:
