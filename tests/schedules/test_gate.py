@@ -20,8 +20,9 @@ def test_run_now_over_the_rate_limit_is_held_exactly_like_a_cron_run(acme, make_
     budget_policy_update(team=acme, changes={"calls_per_minute": 1}, by=None)
     run_job(job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job.public_id)  # the one call
     schedule = make_schedule(cron="* * * * *", overlap_policy="allow")
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
-    schedules_tick()
+    slot = datetime.now(UTC).replace(second=0, microsecond=0)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=slot)
+    schedules_tick(now=slot)  # at the slot: a minute turning meanwhile would make the next one due too
     manual = schedule_trigger(schedule=schedule, by="alice")
     cron = Execution.objects.get(trigger="cron")
     for execution in (cron, manual):

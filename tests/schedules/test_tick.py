@@ -174,8 +174,9 @@ def test_an_execution_follows_its_job_to_completion_and_says_so_once(make_schedu
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_job_makes_a_failed_execution(make_schedule):
     schedule = make_schedule(cron="* * * * *", handler="pulse.fail", payload={"retryable": False})
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
-    schedules_tick()
+    slot = datetime.now(UTC).replace(second=0, microsecond=0)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=slot)
+    schedules_tick(now=slot)  # at the slot: a minute turning meanwhile would make the next one due too
     execution = Execution.objects.get()
     run_job(execution.job.public_id)
     executions_follow()
@@ -184,10 +185,11 @@ def test_a_failed_job_makes_a_failed_execution(make_schedule):
     assert Event.objects.filter(subject=execution.public_id, kind="execution.failed").count() == 1
 
 
-def test_the_ticker_runs_the_schedule_steps(make_schedule):
+def test_the_ticker_runs_the_schedule_steps(make_schedule, time_machine):
     from pulse_site.ticker import run_once
 
+    time_machine.move_to("2026-06-01 10:00:30Z", tick=False)  # no minute turns (its slot would be due too)
     schedule = make_schedule(cron="* * * * *")
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime.now(UTC).replace(second=0, microsecond=0))
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime(2026, 6, 1, 10, 0, tzinfo=UTC))
     assert run_once(["schedules.tick", "schedules.follow"]) == {"schedules.tick": True, "schedules.follow": True}
     assert Execution.objects.filter(schedule=schedule).count() == 1
