@@ -109,9 +109,11 @@ def _for_api(request: HttpRequest) -> bool:
 
 
 def _api_error(code: str, message: str, status: int) -> HttpResponse:
-    # The API's error shape (pulse_site.api.error_body), without DRF: these answers come from
-    # Django's handlers, outside any API view.
-    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
+    # The API's error shape, as a plain Django response: these answers come from Django's
+    # handlers, outside any API view. (Imported here: pulse_site.api imports this module.)
+    from pulse_site.api import error_body
+
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
