@@ -102,7 +102,8 @@ def _clean_work(handler: object, payload: object, override: int | None) -> dict[
             raise  # the estimator's own refusal, or its answer that is no amount: as a submit says it
         except Exception as exc:  # a handler's estimator is third-party code
             raise ValidationError.for_field("payload", f"The cost estimator failed: {type(exc).__name__}: {exc}") from None
-    return {"handler": handler, "payload": body}
+    # Kept as written: each run's submit fills in the defaults of the handler deployed then.
+    return {"handler": handler, "payload": payload}
 
 
 def schedule_validate(*, team: Team, values: Mapping[str, Any]) -> dict[str, Any]:

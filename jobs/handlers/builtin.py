@@ -29,8 +29,8 @@ from jobs.handlers.registry import handler
     max_attempts=1,
 )
 def sleep(ctx: JobContext) -> dict[str, Any]:
-    steps = int(ctx.payload.get("steps", 5))
-    seconds = float(ctx.payload.get("seconds", 1))
+    steps = int(ctx.payload["steps"])
+    seconds = float(ctx.payload["seconds"])
     for step in range(1, steps + 1):
         if ctx.sleep(seconds):
             return {"steps_done": step - 1}
@@ -73,10 +73,10 @@ def noop(ctx: JobContext) -> None:
     backoff_base=1.0,
 )
 def fail(ctx: JobContext) -> None:
-    delay = float(ctx.payload.get("delay", 0))
+    delay = float(ctx.payload["delay"])
     if delay and ctx.sleep(delay):
         return
-    raise JobError(ctx.payload.get("code", "unknown"), ctx.payload.get("message", "Failed on purpose"),
+    raise JobError(ctx.payload["code"], ctx.payload["message"],
                    retryable=ctx.payload.get("retryable"))
 
 
@@ -110,7 +110,7 @@ def _report_estimate(payload: dict[str, Any]) -> Decimal:
     max_attempts=2,
 )
 def report(ctx: JobContext) -> dict[str, Any]:
-    delay = float(ctx.payload.get("delay", 0.5))
+    delay = float(ctx.payload["delay"])
     total = sum(len(tasks) for _, tasks in REPORT_STAGES)
     done = 0
     for stage, tasks in REPORT_STAGES:
@@ -124,4 +124,4 @@ def report(ctx: JobContext) -> dict[str, Any]:
                 done += 1
                 ctx.progress(done, total, f"{stage}: {task}")
                 ctx.log(f"{stage}: {task} done in {int((time.monotonic() - started) * 1000)} ms")
-    return {"title": ctx.payload.get("title", "Weekly report"), "tasks_done": done}
+    return {"title": ctx.payload["title"], "tasks_done": done}

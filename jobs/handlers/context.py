@@ -14,6 +14,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from budgets.money import MAX_AMOUNT, parse_money, to_micros
+from jobs.handlers.registry import with_defaults
 from jobs.jsonsafe import json_safe, text_safe
 from jobs.models import Job, TaskLog
 from pulse_site.errors import ValidationError
@@ -36,7 +37,8 @@ class JobContext:
 
     def __init__(self, *, job: Job, handler: Handler, attempt: int) -> None:
         self.job_id = job.public_id
-        self.payload: dict[str, Any] = job.payload
+        # Filled in at submit; again here for a job submitted before a default was added.
+        self.payload: dict[str, Any] = with_defaults(handler.schema, job.payload)
         self.attempt = attempt
         self.handler = handler
         self._pk = job.pk

@@ -102,12 +102,12 @@ def destination_refusal_known_now(url: str) -> str | None:
 def request(ctx: JobContext) -> dict[str, Any]:
     payload = ctx.payload
     url = payload["url"]
-    method = payload.get("method", "GET")
+    method = payload["method"]
     check_destination(url)
     ctx.log(f"{method} {url}", stage="request")
     started = time.monotonic()
     try:
-        with httpx.Client(timeout=float(payload.get("timeout", 10)), follow_redirects=False) as client:
+        with httpx.Client(timeout=float(payload["timeout"]), follow_redirects=False) as client:
             response = client.request(method, url, headers=payload.get("headers") or {},
                                       json=payload.get("json") if "json" in payload else None)
     except httpx.TimeoutException as exc:

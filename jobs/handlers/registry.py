@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import random
@@ -103,9 +104,11 @@ class Handler:
     validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     def validate(self, payload: object) -> dict[str, Any]:
-        """The payload if it fits the schema; else ValidationError naming every bad field."""
+        """The payload with the schema's defaults filled in (`with_defaults`), if it fits the
+        schema; else ValidationError naming every bad field."""
         if not isinstance(payload, dict):
             raise ValidationError.for_field("payload", "The payload must be a JSON object.")
+        payload = with_defaults(self.schema, payload)
         errors = FieldErrors()
         reasons = [found for error in self.validator.iter_errors(payload) for found in _field_reasons(error)]
         for path, reason in sorted(reasons, key=lambda found: found[0]):
@@ -161,6 +164,40 @@ class Handler:
             "exclusive": self.exclusive,
             "daemon": self.daemon,
         }
+
+
+def with_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """`value` with each property the schema gives a `default` and the value leaves out set to
+    (a copy of) that default, in nested objects and in arrays' objects too (as the handler's page
+    lists them); a new value, the given one is left as it is."""
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [with_defaults(items, item) for item in value] if isinstance(items, dict) else value
+    props = schema.get("properties")
+    if not isinstance(value, dict) or not isinstance(props, dict):
+        return value
+    out = dict(value)
+    for key, prop in props.items():
+        if not isinstance(prop, dict):
+            continue
+        if key not in out and "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+        if key in out:
+            out[key] = with_defaults(prop, out[key])
+    return out
+
+
+def _defaults(schema: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, property schema) of each property with a default, where with_defaults reaches."""
+    props = schema.get("properties")
+    for key, prop in (props.items() if isinstance(props, dict) else ()):
+        if not isinstance(prop, dict):
+            continue
+        if "default" in prop:
+            yield prefix + key, prop
+        yield from _defaults(prop, f"{prefix}{key}.")
+        if isinstance(prop.get("items"), dict):
+            yield from _defaults(prop["items"], f"{prefix}{key}[].")
 
 
 def _payload_fields(schema: dict[str, Any], prefix: str, nested: bool) -> Iterator[PayloadField]:
@@ -285,6 +322,12 @@ def _check_definition(name: object, *, title: object, schema: dict[str, Any], re
         raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
     if schema.get("type", "object") != "object":
         raise ValueError(f'handler {name}: the payload schema\'s type must be "object" (a payload is a JSON object)')
+    for path, prop in _defaults(schema, ""):
+        # A default is filled into payloads that leave the field out: one that does not fit its own
+        # field would refuse every such payload with an error the submitter cannot mend.
+        wrong = next(Draft202012Validator(prop, format_checker=FORMATS).iter_errors(prop["default"]), None)
+        if wrong is not None:
+            raise ValueError(f"handler {name}: the default of payload.{path} does not fit it: {wrong.message}")
     if isinstance(retry_on, str):
         raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
     unknown = set(retry_on or ()) - set(FLAGS)

@@ -114,7 +114,7 @@ def test_an_edit_of_the_payload_withdraws_the_staged_run_and_the_new_payload_is_
 
     assert schedules_tick().staged == 1
     [new] = _slot_runs(schedule)
-    assert (new.job.payload, new.job.run_after, new.job.status) == ({"seconds": 2}, SLOT, "queued")
+    assert (new.job.payload, new.job.run_after, new.job.status) == ({"seconds": 2, "steps": 5}, SLOT, "queued")  # the handler's default filled in
     time_machine.move_to(SLOT, tick=False)
     assert schedules_tick().fired == 0
     assert Execution.objects.filter(schedule=schedule, fire_time=SLOT).count() == 1

@@ -1,0 +1,109 @@
+"""A payload schema's defaults are filled in at submit: the handler, its estimator and the job's
+page see the payload that ran, so a handler reads `ctx.payload["pages"]` instead of repeating the
+default as `ctx.payload.get("pages", 1)`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from jobs.handlers import handler
+from jobs.handlers.registry import unregister
+from jobs.models import Job
+from jobs.runner import run_job
+from schedules.services import schedule_create, schedule_trigger
+
+REPORT = {
+    "type": "object",
+    "required": ["account"],
+    "properties": {
+        "account": {"type": "string"},
+        "pages": {"type": "integer", "minimum": 1, "default": 2},
+        "options": {"type": "object", "properties": {"dpi": {"type": "integer", "default": 300},
+                                                     "format": {"enum": ["pdf", "csv"]}}},
+        "charts": {"type": "array", "items": {"type": "object", "properties": {
+            "kind": {"type": "string"}, "legend": {"type": "boolean", "default": True}}}},
+        "tags": {"type": "array", "default": []},
+    },
+}
+
+
+@pytest.fixture
+def report(temp_handler):
+    seen = []
+
+    def build(ctx):
+        seen.append(ctx.payload)
+        return {"pages": ctx.payload["pages"]}
+
+    temp_handler("test.report", schema=REPORT, cost=lambda payload: Decimal("0.01") * payload["pages"])(build)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payload_that_leaves_a_field_out_runs_with_its_default(acme_api, report):
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.report", "payload": {"account": "a-1"}}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["payload"] == {"account": "a-1", "pages": 2, "tags": []}
+    assert Decimal(body["cost_estimate"]) == Decimal("0.02")  # the estimator saw the default
+    run_job(body["id"])
+    assert report == [{"account": "a-1", "pages": 2, "tags": []}]
+    assert Job.objects.get(public_id=body["id"]).result == {"pages": 2}
+
+
+def test_given_values_are_kept_and_nested_objects_get_their_own_defaults(acme, report):
+    from jobs.services import job_submit
+
+    given = {"account": "a-1", "pages": 7, "options": {"format": "csv"}, "charts": [{"kind": "bar"}, {"legend": False}]}
+    job = job_submit(team=acme, handler="test.report", payload=given, source="api").job
+    assert job.payload == {"account": "a-1", "pages": 7, "tags": [], "options": {"format": "csv", "dpi": 300},
+                           "charts": [{"kind": "bar", "legend": True}, {"legend": False}]}
+    assert given == {"account": "a-1", "pages": 7, "options": {"format": "csv"},
+                     "charts": [{"kind": "bar"}, {"legend": False}]}  # the caller's own dict is left alone
+    assert job.cost_estimate == 70_000
+
+
+def test_a_default_is_checked_with_the_rest_of_the_payload(acme_api, report):
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.report", "payload": {"pages": 0}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload.account": ["Required."],
+                                                  "payload.pages": ["0 is less than the minimum of 1"]}
+    assert not Job.objects.exists()
+
+
+def test_a_schedule_keeps_its_payload_as_written_and_each_run_gets_the_defaults(acme, report):
+    schedule = schedule_create(team=acme, name="Reports", handler="test.report", payload={"account": "a-1"},
+                               cron="0 6 * * *", time_zone="UTC")
+    assert schedule.payload == {"account": "a-1"}  # a later deployment's default applies to later runs
+    execution = schedule_trigger(schedule=schedule, by="alice")
+    assert Job.objects.get(pk=execution.job_id).payload == {"account": "a-1", "pages": 2, "tags": []}
+
+
+@pytest.mark.parametrize(("prop", "reason"), [
+    ({"type": "integer", "minimum": 1, "default": 0}, "the default of payload.pages does not fit it: "
+                                                      "0 is less than the minimum of 1"),
+    ({"type": "object", "properties": {"dpi": {"type": "integer", "default": "300"}}},
+     "the default of payload.pages.dpi does not fit it: '300' is not of type 'integer'"),
+])
+def test_a_default_that_does_not_fit_its_field_is_refused_at_start_up(prop, reason):
+    """Every payload leaving the field out would be refused, naming a field the submitter left out."""
+    try:
+        with pytest.raises(ValueError) as refused:
+            handler("test.bad_default", title="Bad", cost="0",
+                    schema={"type": "object", "properties": {"pages": prop}})(lambda ctx: None)
+    finally:
+        unregister("test.bad_default")
+    assert str(refused.value) == f"handler test.bad_default: {reason}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_queued_before_a_default_was_added_runs_with_it(acme, report):
+    from jobs.services import job_submit
+
+    job = job_submit(team=acme, handler="test.report", payload={"account": "a-1"}, source="api").job
+    Job.objects.filter(pk=job.pk).update(payload={"account": "a-1"})  # as written by the deployment before
+    run_job(job.public_id)
+    assert report == [{"account": "a-1", "pages": 2, "tags": []}]
+    assert Job.objects.get(pk=job.pk).status == Job.Status.COMPLETED
