@@ -44,7 +44,9 @@ class Submission:
     would_hold: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _request_hash(handler: str, payload: dict[str, Any], priority: int, run_after: datetime | None = None) -> str:
+def _request_hash(handler: str, payload: object, priority: int, run_after: datetime | None = None) -> str:
+    """The request as the client wrote it (the payload before its defaults are filled in: a repeat
+    after a deployment that changed a default is still the same request)."""
     request: dict[str, Any] = {"handler": handler, "payload": payload, "priority": priority}
     if run_after is not None:  # (absent otherwise: the hashes of keys stored before stay the same)
         request["run_after"] = run_after.isoformat()
@@ -120,7 +122,7 @@ def _prepare(
         team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
         priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
         timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
-        request_hash=_request_hash(handler, body, priority, run_after), created_by=created_by[:150], run_after=run_after,
+        request_hash=_request_hash(handler, payload, priority, run_after), created_by=created_by[:150], run_after=run_after,
         origin=origin,
     )
 

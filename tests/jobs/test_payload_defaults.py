@@ -107,3 +107,16 @@ def test_a_job_queued_before_a_default_was_added_runs_with_it(acme, report):
     run_job(job.public_id)
     assert report == [{"account": "a-1", "pages": 2, "tags": []}]
     assert Job.objects.get(pk=job.pk).status == Job.Status.COMPLETED
+
+
+def test_a_repeat_with_its_idempotency_key_after_a_default_changed_is_the_same_request(acme_api, report,
+                                                                                       temp_handler):
+    request = {"handler": "test.report", "payload": {"account": "a-1"}}
+    first = acme_api.post("/api/v1/jobs/", request, format="json", HTTP_IDEMPOTENCY_KEY="nightly-7")
+    assert first.status_code == 201
+    schema = {**REPORT, "properties": {**REPORT["properties"], "pages": {"type": "integer", "default": 3}}}
+    temp_handler("test.report", schema=schema)(lambda ctx: None)  # the next deployment
+    again = acme_api.post("/api/v1/jobs/", request, format="json", HTTP_IDEMPOTENCY_KEY="nightly-7")
+    assert again.status_code == 200, again.json()
+    assert again.json()["id"] == first.json()["id"] and again.json()["payload"]["pages"] == 2
+    assert Job.objects.count() == 1
