@@ -29,7 +29,7 @@ def reset_database() -> None:
     cache.clear()
 
 
-def _team(slug: str = "bench"):  # type: ignore[no-untyped-def]
+def _team(slug: str = "bench"):
     from pulse_site.teams.services import team_create
 
     return team_create(name=f"Bench {slug}", slug=slug)

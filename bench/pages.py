@@ -197,7 +197,7 @@ class _SqlClock:
     def __init__(self) -> None:
         self.total = 0.0
 
-    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)

@@ -42,7 +42,7 @@ def trace(jobs: int = 80, warm_up: int = 10) -> dict[str, Any]:
         total, statements, in_database = steps[step]
         counted, inside = [0], [0.0]
 
-        def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        def count(execute, sql, params, many, context):
             counted[0] += 1
             began = time.perf_counter()
             try:

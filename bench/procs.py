@@ -62,7 +62,7 @@ def running(specs: list[tuple[list[str], str]], env: dict[str, str]) -> Iterator
             stop(process)
 
 
-def wait_for(condition, *, timeout: float, every: float = 0.02, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(condition, *, timeout: float, every: float = 0.02, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

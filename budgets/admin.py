@@ -14,6 +14,7 @@ from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, Po
 from budgets.money import money_str, parse_money
 from budgets.services import POLICY_MONEY_FIELDS, budget_override_create, budget_policy_update
 from pulse_site.errors import PulseError
+from pulse_site.teams.selectors import signed_in_user
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,7 +28,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def _money_column(field: str, title: str):  # type: ignore[no-untyped-def]
+def _money_column(field: str, title: str):
     def column(obj: Any) -> str:
         value = money_str(getattr(obj, field))
         return "unlimited" if value is None else value
@@ -85,7 +86,7 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
         changes: dict[str, Any] = {name: data.get(name.replace("_limit", "_amount")) or None for name in POLICY_MONEY_FIELDS}
         for name in ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"):
             changes[name] = data.get(name)
-        budget_policy_update(team=obj.team, changes=changes, by=None, user=request.user)
+        budget_policy_update(team=obj.team, changes=changes, by=None, user=signed_in_user(request))
 
 
 @admin.register(HandlerCap)
@@ -156,7 +157,7 @@ class OverrideAdmin(admin.ModelAdmin):
     list_filter = ["team"]
     search_fields = ["public_id", "reason", "team__name"]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         if obj is None:
             kwargs["form"] = OverrideForm
         return super().get_form(request, obj, change=change, **kwargs)
@@ -177,5 +178,5 @@ class OverrideAdmin(admin.ModelAdmin):
             return
         data = form.cleaned_data
         created = budget_override_create(team=data["team"], amount=data["amount_text"], expires_at=data["expires_at"],
-                                         reason=data["reason"], by=None, user=request.user)
+                                         reason=data["reason"], by=None, user=signed_in_user(request))
         obj.pk, obj.public_id = created.pk, created.public_id

@@ -32,7 +32,7 @@ from pulse_site.teams.models import Membership, Team
 from pulse_site.zones import zone_names
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 RATE_WINDOW = timedelta(seconds=60)
 HOLD_KINDS = ("budget", "rate", "concurrency")
@@ -494,7 +494,7 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handle
         policy = (BudgetPolicy.objects.select_related("team").filter(team_id=job.team_id)
                   .annotate(capped=Exists(HandlerCap.objects.filter(team_id=OuterRef("team_id"), handler=job.handler)))
                   .first())
-        limited = _may_hold(policy, capped=policy is not None and policy.capped)  # type: ignore[attr-defined]
+        limited = _may_hold(policy, capped=policy is not None and policy.capped)
         cache[job.handler] = _snapshot(policy, handler=job.handler, now=db_now(), create=False) if limited else None
     snap = cache[job.handler]
     if snap is None:
@@ -973,7 +973,7 @@ def _require_manager(by: Membership | None) -> None:
 
 @transaction.atomic
 def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership | None,
-                         user: AbstractBaseUser | None = None) -> BudgetPolicy:
+                         user: User | None = None) -> BudgetPolicy:
     """Change some of the policy's fields (absent keys stay); record who changed what. `by` is
     the member acting (None for operators and admin, who are trusted)."""
     _require_manager(by)
@@ -1044,7 +1044,7 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
 
 @transaction.atomic
 def budget_override_create(*, team: Team, amount: object, expires_at: datetime | None, reason: str,
-                           by: Membership | None, user: AbstractBaseUser | None = None) -> Override:
+                           by: Membership | None, user: User | None = None) -> Override:
     """Let jobs through money limits (not rate or concurrency) up to `amount` until `expires_at`.
     Owners only (or staff, `by=None`); the spend still counts against the windows."""
     if by is not None and by.role != Membership.Role.OWNER:
@@ -1083,7 +1083,7 @@ def _release_on_commit(team_id: int) -> None:
 
 
 @transaction.atomic
-def budget_override_end(*, override: Override, by: Membership | None, user: AbstractBaseUser | None = None
+def budget_override_end(*, override: Override, by: Membership | None, user: User | None = None
                         ) -> Override:
     """End an override now (owners or staff); what it already let through stays counted."""
     if by is not None and by.role != Membership.Role.OWNER:

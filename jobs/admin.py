@@ -19,7 +19,7 @@ from pulse_site.errors import PulseError
 admin.site.unregister(QSchedule)
 
 
-def _bulk(service, label: str):  # type: ignore[no-untyped-def]
+def _bulk(service, label: str):
     return service_action(service, label, arg="job", noun="jobs")
 
 

@@ -475,7 +475,7 @@ class JobBulkMatchingView(TeamAPIView):
                                                cursor=data.get("cursor") or None, by=_who(self)))
 
 
-def _action_view(service, operation: str, summary: str):  # type: ignore[no-untyped-def]
+def _action_view(service, operation: str, summary: str):
     class ActionView(TeamAPIView):
         @extend_schema(operation_id=operation, summary=summary, request=None,
                        responses={200: JobDetailOut, **error_responses(401, 403, 404, 409)})

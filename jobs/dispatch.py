@@ -69,7 +69,7 @@ def in_flight_by_team() -> dict[int, int]:
     return {row["team_id"]: row["n"] for row in rows}
 
 
-def _ready(now):  # type: ignore[no-untyped-def]
+def _ready(now):
     return Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=True).filter(
         Q(run_after__isnull=True) | Q(run_after__lte=now)
     )
@@ -91,7 +91,7 @@ def next_start_in(now: datetime, *, within: float) -> float | None:
     return None if first is None else (first - now).total_seconds()
 
 
-def _choose(now, room: int, in_flight: dict[int, int]) -> list[tuple[int, str, int]]:  # type: ignore[no-untyped-def]
+def _choose(now, room: int, in_flight: dict[int, int]) -> list[tuple[int, str, int]]:
     ready = _ready(now)
     # Fair share: the team with the fewest jobs in flight gets the next slot; ties go to the team
     # waiting longest (its oldest ready job). `room` slots reach at most `room` teams, and only the
@@ -192,7 +192,7 @@ def _in_flight_and_waiting(now: datetime) -> tuple[int, bool]:
     return in_flight, bool(waiting)
 
 
-def next_for_chain(*, now, max_timeout: int, limit: int = 1) -> list[Job]:  # type: ignore[no-untyped-def]
+def next_for_chain(*, now, max_timeout: int, limit: int = 1) -> list[Job]:
     """The jobs a dispatch would hand over next (up to `limit`, all of one team), locked for a
     worker that just settled one to start at once (jobs.runner); empty if the backlog is, or the
     first does not fit in `max_timeout` seconds (a daemon never does; the list stops before the

@@ -212,7 +212,7 @@ def _past_sums(team: Team | None, now: datetime) -> dict[Any, dict[str, int]]:
     except Exception:  # the cache being unreachable costs a slower sum, never the figures
         cached = None
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     rows = JobStat.objects.filter(hour__lt=this_hour)
     if team is not None:
         rows = rows.filter(team=team)
@@ -375,8 +375,8 @@ def executor_system(*, now: datetime | None = None) -> SystemStatus:
             at=now, team=team, paused=any(p.scope in (Scope.TEAM, Scope.GLOBAL) for p in pauses), pauses=pauses,
             running=running, queued=counts.get(Status.QUEUED, 0), held=counts.get(Status.PAUSED, 0),
             all_time=_all_time(past.get(team.pk), row), last_day=_totals(row, "day_"),
-            rates=Rates(last_minute=team.minute or 0, last_hour=_last_hour(row, now)),  # type: ignore[attr-defined]
-            last_finished_at=team.last_finished,  # type: ignore[attr-defined]
+            rates=Rates(last_minute=team.minute or 0, last_hour=_last_hour(row, now)),
+            last_finished_at=team.last_finished,
             workers=_workers(beats, active=running, now=now), memory=memory,
         ))
     running_all = sum(c.get(Status.RUNNING, 0) for c in live.values())

@@ -200,7 +200,7 @@ def _claim(job_id: str) -> tuple[Job, Handler] | None:
     if job is None or job.status != Status.QUEUED:
         return None  # a duplicate delivery, or cancelled / held / already running
     now = timezone.now()
-    spec = _claim_checks(job, now, paused=job.paused)  # type: ignore[attr-defined]
+    spec = _claim_checks(job, now, paused=job.paused)
     if spec is None or not _claim_admit(job, spec, now):
         return None
     return job, spec

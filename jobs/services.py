@@ -479,7 +479,7 @@ RELEASABLE_KINDS = (*HOLD_KINDS, *GATE_KINDS)
 NEEDS_A_CHANGE = Q(resume_at__isnull=True, hold_reasons__0__kind="budget")
 
 
-def _held_by_limits(team_id: int):  # type: ignore[no-untyped-def]
+def _held_by_limits(team_id: int):
     return Job.objects.filter(team_id=team_id, status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
 
 

@@ -136,7 +136,7 @@ def _wrap_cluster_signal_handler() -> None:
         original(self, signum, frame)
 
     sig_handler.pulse_forwards_stop = True  # type: ignore[attr-defined]
-    Cluster.sig_handler = sig_handler  # type: ignore[method-assign]
+    Cluster.sig_handler = sig_handler
 
 
 def connect() -> None:

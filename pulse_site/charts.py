@@ -68,7 +68,7 @@ class Chart:
         return list(enumerate(self.series))
 
 
-def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=str,  # type: ignore[no-untyped-def]
+def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=str,
                  line: tuple[int, str] | None = None) -> Chart:
     """One bar per bucket, its series stacked bottom-up in `series` order, scaled to the tallest bar,
     or to `line` (a value and its words, drawn across the bars) when that is higher."""
@@ -80,7 +80,7 @@ def stacked_bars(*, title: str, buckets: list[Bucket], series: list[str], fmt=st
     usable = HEIGHT - PAD_TOP - PAD_BOTTOM
     rects: list[Rect] = []
     for index, bucket in enumerate(buckets):
-        base = HEIGHT - PAD_BOTTOM
+        base = float(HEIGHT - PAD_BOTTOM)
         for number, name in enumerate(series):
             value = bucket.values.get(name, 0)
             if value <= 0 or top <= 0:

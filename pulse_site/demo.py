@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from pulse_site.teams.models import Membership, Team
@@ -66,7 +66,7 @@ def _team(slug: str, name: str) -> Team:
     return Team.objects.filter(slug=slug).first() or team_create(name=name, slug=slug)
 
 
-def _user_with_new_password(username: str, *, staff: bool) -> tuple[AbstractBaseUser, str]:
+def _user_with_new_password(username: str, *, staff: bool) -> tuple[User, str]:
     User = get_user_model()
     user = User.objects.filter(username=username).first() or User(username=username, email=f"{username}@example.com")
     password = secrets.token_urlsafe(9)
@@ -78,7 +78,7 @@ def _user_with_new_password(username: str, *, staff: bool) -> tuple[AbstractBase
     return user, password
 
 
-def _ensure_role(team: Team, user: AbstractBaseUser, role: str) -> None:
+def _ensure_role(team: Team, user: User, role: str) -> None:
     membership = Membership.objects.filter(team=team, user=user).first()
     if membership is None:
         membership_add(team=team, user=user, role=role, by=None)

@@ -54,7 +54,7 @@ class FieldErrors:
         """Record a refusal of `kinds` (ValidationError unless given) raised inside."""
         try:
             yield
-        except kinds or (ValidationError,) as exc:  # type: ignore[misc]
+        except kinds or (ValidationError,) as exc:
             self.add(exc)
 
     def raise_any(self) -> None:

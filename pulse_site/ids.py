@@ -74,7 +74,7 @@ class PublicIdField(models.CharField):
             kwargs.setdefault("default", PublicIdFactory(prefix))
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    def deconstruct(self):  # type: ignore[no-untyped-def]
+    def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
         kwargs["prefix"] = self.prefix
         kwargs.pop("default", None)

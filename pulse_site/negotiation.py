@@ -6,6 +6,7 @@ APIView reads the setting when it is defined, so pulse_site.api (which subclasse
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.http import Http404
@@ -19,7 +20,8 @@ class FormatNegotiation(DefaultContentNegotiation):
     """A `?format=` that no renderer of the view serves is refused by name (`?format=xml` on a JSON
     API): DRF answered it with a bare 404 "Not found.", as if the URL named nothing."""
 
-    def filter_renderers(self, renderers: list[Any], format: str) -> list[Any]:
+    def filter_renderers(self, renderers: Iterable[Any], format: str) -> list[Any]:
+        renderers = list(renderers)
         try:
             return super().filter_renderers(renderers, format)
         except Http404:

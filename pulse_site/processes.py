@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
+from django.core.management.base import OutputWrapper
 
 # Beyond the workers' own stop timeout (a running handler's last chance, then it is interrupted
 # and its job re-queued): the margin lets them settle before anything is killed.
@@ -78,7 +79,7 @@ def _accepts(host: str, port: int) -> bool:
 class Supervisor:
     """Start children, prefix their output, stop them all on a signal or when one dies."""
 
-    def __init__(self, children: list[Child], *, out: IO[str], tick: float = 0.1) -> None:
+    def __init__(self, children: list[Child], *, out: IO[str] | OutputWrapper, tick: float = 0.1) -> None:
         self.children = children
         self.out = out
         self.tick = tick

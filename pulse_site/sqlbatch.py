@@ -35,12 +35,20 @@ def _db() -> BaseDatabaseWrapper:
 
 
 @cache
-def _fields(model: type[models.Model]) -> tuple[models.Field, ...]:  # type: ignore[type-arg]
+def _fields(model: type[models.Model]) -> tuple[models.Field, ...]:
     return tuple(model._meta.concrete_fields)
 
 
 @cache
-def _insert_fields(model: type[models.Model]) -> tuple[models.Field, ...]:  # type: ignore[type-arg]
+def _column(field: Any) -> str:
+    """A concrete field's column (the type allows None: a relation's reverse side has none)."""
+    column: str | None = field.column
+    if column is None:
+        raise TypeError(f"{field!r} has no column")
+    return column
+
+
+def _insert_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
     # The primary key is the database's (serial) unless the model sets it itself.
     pk = model._meta.pk
     return tuple(f for f in _fields(model) if not (f is pk and getattr(f, "db_returning", False)))
@@ -49,16 +57,16 @@ def _insert_fields(model: type[models.Model]) -> tuple[models.Field, ...]:  # ty
 @cache
 def _insert_sql(model: type[models.Model], rows: int, vendor: str) -> str:
     q = _db().ops.quote_name
-    names = ", ".join(q(f.column) for f in _insert_fields(model))
+    names = ", ".join(q(_column(f)) for f in _insert_fields(model))
     row = "(" + ", ".join(["%s"] * len(_insert_fields(model))) + ")"
-    pk = q(model._meta.pk.column)  # type: ignore[union-attr]
+    pk = q(_column(model._meta.pk))
     values = ", ".join([row] * rows)
     return f"INSERT INTO {q(model._meta.db_table)} ({names}) VALUES {values} RETURNING {pk} AS k"  # nosec B608
 
 
 def columns(model: type[models.Model], alias: str) -> str:
     """The select list of every concrete column of `model` under the table alias `alias`."""
-    return ", ".join(f"{alias}.{_db().ops.quote_name(f.column)}" for f in _fields(model))
+    return ", ".join(f"{alias}.{_db().ops.quote_name(_column(f))}" for f in _fields(model))
 
 
 def width(model: type[models.Model]) -> int:
@@ -116,17 +124,17 @@ class WriteBatch:
         params: list[Any] = []
         for name, value in (values or {}).items():
             field = meta.get_field(name)
-            assignments.append(f"{q(field.column)} = %s")  # type: ignore[union-attr]
+            assignments.append(f"{q(_column(field))} = %s")
             params.append(field.get_db_prep_save(value, db))  # type: ignore[union-attr]
         for name, delta in (add or {}).items():
-            column = q(meta.get_field(name).column)  # type: ignore[union-attr]
+            column = q(_column(meta.get_field(name)))
             assignments.append(f"{column} = {column} + %s")
             params.append(delta)
-        conditions = [f"{q(meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})"]  # type: ignore[union-attr]
+        conditions = [f"{q(_column(meta.pk))} IN ({', '.join(['%s'] * len(pks))})"]
         params.extend(pks)
         for name, value in (where or {}).items():
             field = meta.get_field(name)
-            conditions.append(f"{q(field.column)} = %s")  # type: ignore[union-attr]
+            conditions.append(f"{q(_column(field))} = %s")
             params.append(field.get_db_prep_value(value, db))  # type: ignore[union-attr]
         table, changes, which = q(meta.db_table), ", ".join(assignments), " AND ".join(conditions)
         return self._add(f"UPDATE {table} SET {changes} WHERE {which} RETURNING 1 AS k", params, None)  # nosec B608

@@ -22,7 +22,7 @@ from schedules.services import (
 )
 
 
-def _bulk(service, label: str):  # type: ignore[no-untyped-def]
+def _bulk(service, label: str):
     return service_action(service, label, arg="schedule", noun="schedules")
 
 

@@ -198,7 +198,7 @@ class ScheduleDetailView(TeamAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _action_view(service, operation: str, summary: str):  # type: ignore[no-untyped-def]
+def _action_view(service, operation: str, summary: str):
     class ActionView(TeamAPIView):
         @extend_schema(operation_id=operation, summary=summary, request=None,
                        responses={200: ScheduleOneOut, **error_responses(401, 403, 404)})

@@ -318,12 +318,13 @@ def runs_within(cron: Cron, zone: zoneinfo.ZoneInfo, *, start: datetime, span: t
     extrapolation: past `sample` fire times the count is scaled from the time they took, so an
     every-minute schedule costs 300 steps, not 43,200 (a month of minutes)."""
     until = start + span
-    moment, counted, first = start, 0, None
+    moment, counted, first = start, 0, start
     while counted < sample:
         moment = next_fire(cron, zone, moment)
         if moment > until:
             return counted, False
-        first = first or moment
+        if not counted:
+            first = moment
         counted += 1
     # The sample's fires are `counted - 1` intervals apart in all: the span holds as many more.
     return round((counted - 1) * span / (moment - first)), True

@@ -155,7 +155,7 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
                                      estimate_override=override)
     return JsonResponse({
         "description": result["description"],
-        "next_runs": [run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for run in runs],  # type: ignore[attr-defined]
+        "next_runs": [run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for run in runs],
         "projection": f"Next {selectors.PROJECTION_DAYS} days: {projected.text}",
         "over": projected.over_text,
     })

@@ -101,7 +101,7 @@ class Handler:
     # Pulse's own work (a notification's delivery): its jobs run and list like any, but no team
     # names it (jobs.handlers.registry.get_public_handler).
     internal: bool = False
-    validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    validator: Draft202012Validator = field(repr=False, compare=False, default=None)
 
     def validate(self, payload: object) -> dict[str, Any]:
         """The payload with the schema's defaults filled in (`with_defaults`), if it fits the

@@ -91,7 +91,7 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
     if membership is None:
         return None
     team_id = membership.team_id
-    groups = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
+    groups: tuple[str, ...] = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
     if scope["session"].session_key:
         groups = (*groups, session_group(scope["session"].session_key))
     return Access(team=membership.team, groups=groups)
@@ -125,8 +125,10 @@ class TeamCatchUp:
     @classmethod
     async def leave(cls, socket: EventsConsumer) -> None:
         access = getattr(socket, "access", None)
-        key = (asyncio.get_running_loop(), access.team.pk) if access else None
-        shared = cls._running.get(key) if key else None
+        if access is None:
+            return
+        key = (asyncio.get_running_loop(), access.team.pk)
+        shared = cls._running.get(key)
         if shared is None:
             return
         shared.sockets.discard(socket)

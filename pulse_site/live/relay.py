@@ -220,6 +220,7 @@ def events_prune(*, older_than_days: int, batch: int = PRUNE_BATCH) -> int:
     deleted = _prune_events(Event.objects.filter(created_at__lt=now - timedelta(days=older_than_days))
                             .exclude(team_id__in=list(own)), batch=batch)
     for team_id, days in sorted(own.items()):
+        assert days is not None  # (excluded above)
         # Served by the (team, id) index: a team's oldest events come first in id order.
         deleted += _prune_events(Event.objects.filter(team_id=team_id, created_at__lt=now - timedelta(days=days)),
                                  batch=batch)

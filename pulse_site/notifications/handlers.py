@@ -62,7 +62,7 @@ def notify(ctx: JobContext) -> dict[str, Any]:
     from pulse_site.notifications.models import Target
 
     payload = ctx.payload
-    team_id = Job.objects.filter(public_id=ctx.job_id).values_list("team_id", flat=True).first()
+    team_id = Job.objects.values_list("team_id", flat=True).get(public_id=ctx.job_id)
     target = Target.objects.filter(team_id=team_id, public_id=payload["target"]).first()
     if target is None:
         raise JobError(ErrorCode.VALIDATION_ERROR, "The notification target no longer exists.", retryable=False)

@@ -87,5 +87,5 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 class TeamSessionScheme(SessionScheme):
-    target_class = TeamSessionAuthentication
+    target_class = "pulse_site.teams.authentication.TeamSessionAuthentication"
     priority = 0

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.teams.models import ApiToken, Membership, Team
 
 
-def memberships_for_user(user: AbstractBaseUser) -> QuerySet[Membership]:
+def signed_in_user(request: HttpRequest) -> User:
+    """The user of a request that a sign-in check (login_required, the admin's) let through."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
+
+
+def memberships_for_user(user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
 
 
-def membership_for_user_in_team(*, user: AbstractBaseUser, team_public_id: str | None) -> Membership | None:
+def membership_for_user_in_team(*, user: User, team_public_id: str | None) -> Membership | None:
     """The user's membership in that team, else their first team's, else None."""
     memberships = memberships_for_user(user)
     if team_public_id:
@@ -61,14 +70,14 @@ def team_get_by_slug(slug: str) -> Team:
     return team
 
 
-def user_get_by_username(username: str) -> AbstractBaseUser:
+def user_get_by_username(username: str) -> User:
     user = get_user_model().objects.filter(username=(username or "").strip()).first()
     if user is None:
         raise NotFound(f"No user is called '{username}'.")
     return user
 
 
-def membership_get_for_user(*, user: AbstractBaseUser, team_public_id: str) -> Membership:
+def membership_get_for_user(*, user: User, team_public_id: str) -> Membership:
     """The user's membership in that team; NotFound when they are not in it (or it does not exist)."""
     membership = memberships_for_user(user).filter(team__public_id=team_public_id).first()
     if membership is None:

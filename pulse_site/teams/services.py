@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -37,7 +37,7 @@ def _validate_time_zone(value: str) -> None:
 
 
 @transaction.atomic
-def team_create(*, name: str, slug: str = "", time_zone: str = "UTC", owner: AbstractBaseUser | None = None) -> Team:
+def team_create(*, name: str, slug: str = "", time_zone: str = "UTC", owner: User | None = None) -> Team:
     name = _team_name(name)
     slug = slugify(slug or name)[:50]
     if not slug:
@@ -159,7 +159,7 @@ def member_name(by: Membership | None) -> str:
 
 
 @transaction.atomic
-def membership_add(*, team: Team, user: AbstractBaseUser, role: str, by: Membership | None) -> Membership:
+def membership_add(*, team: Team, user: User, role: str, by: Membership | None) -> Membership:
     _validate_role(role)
     _require_manager(by, role=role)
     if Membership.objects.filter(team=team, user=user).exists():
@@ -176,7 +176,7 @@ def membership_add_by_username(*, team: Team, username: str, role: str, by: Memb
     return membership_add(team=team, user=user, role=role, by=by)
 
 
-def user_create(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
+def user_create(*, username: str, password: str, email: str = "") -> User:
     """A new user with a password that passes the configured validators."""
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError as DjangoValidationError
@@ -199,7 +199,7 @@ def user_create(*, username: str, password: str, email: str = "") -> AbstractBas
 
 
 @transaction.atomic
-def user_password_change(*, user: AbstractBaseUser, old_password: str, new_password: str) -> None:
+def user_password_change(*, user: User, old_password: str, new_password: str) -> None:
     """Set a new password after checking the old one. Every other session of the user ends (Django
     checks each session's password hash on its next request) and every open WebSocket of the user
     is closed now; the caller keeps its own session with update_session_auth_hash."""

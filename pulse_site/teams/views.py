@@ -199,7 +199,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.user_password_change(user=request.user, old_password=form.cleaned_data["old_password"],
+            services.user_password_change(user=selectors.signed_in_user(request), old_password=form.cleaned_data["old_password"],
                                           new_password=form.cleaned_data["new_password"])
         except PulseError as exc:
             add_service_error(form, exc)
