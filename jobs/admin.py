@@ -134,7 +134,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
                             by=f"operator {request.user.get_username()}")
         obj.pk, obj.public_id, obj.paused_by, obj.created_at = saved.pk, saved.public_id, saved.paused_by, saved.created_at
 
-    @admin.action(description="Resume selected pauses (release their held jobs)")
+    @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[QueuePause]) -> None:
         done = 0
         for pause in queryset.filter(ended_at__isnull=True).order_by("pk"):

@@ -1,0 +1,85 @@
+"""The admin for operators: what a staff member may do follows their model permissions (viewing
+is not changing), and every action is in Django's admin log, naming who did it to what."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from jobs.models import Job, QueuePause
+from jobs.pausing import queue_pause
+from jobs.services import job_submit
+from pulse_site.teams.models import ApiToken
+from pulse_site.teams.services import token_create
+from schedules.models import Schedule
+from schedules.services import schedule_create
+from tests.conftest import make_user
+
+
+def _job(team) -> Job:
+    return job_submit(team=team, handler="pulse.noop", payload={}, source="api").job
+
+
+def _schedule(team) -> Schedule:
+    return schedule_create(team=team, name="Nightly", handler="pulse.noop", cron="@daily", time_zone="UTC")
+
+
+def _pause(team) -> QueuePause:
+    return queue_pause(scope="team", team=team, reason="maintenance", by="alice")
+
+
+def _token(team) -> ApiToken:
+    return token_create(team=team, name="CI", access="write", expires_at=None, by=None)[0]
+
+
+# (changelist, action, make the row, the row's state that the action would change)
+ACTIONS = {
+    "job cancel": ("/admin/jobs/job/", "action_cancel", _job, lambda job: job.status),
+    "schedule disable": ("/admin/schedules/schedule/", "action_disable", _schedule, lambda s: s.enabled),
+    "queue resume": ("/admin/jobs/queuepause/", "resume_selected", _pause, lambda p: p.ended_at),
+    "token revoke": ("/admin/teams/apitoken/", "revoke", _token, lambda t: t.revoked_at),
+}
+
+
+def staff(username: str, *codenames: str) -> Client:
+    user = make_user(username, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("case", list(ACTIONS), ids=list(ACTIONS))
+def test_a_staff_member_who_may_only_view_is_offered_no_action_and_runs_none(acme, case):
+    url, action, make, state = ACTIONS[case]
+    row = make(acme)
+    before = state(row)
+    model = type(row)._meta.model_name
+    client = staff("watcher", f"view_{model}")
+
+    page = client.get(url)
+    response = client.post(url, {"action": action, "_selected_action": [row.pk]})
+
+    assert page.status_code == 200 and f'value="{action}"' not in page.content.decode()
+    assert response.status_code in (200, 302)
+    row.refresh_from_db()
+    assert state(row) == before
+
+
+def test_a_staff_member_without_permissions_sees_no_team_data_and_changes_nothing(acme):
+    job = _job(acme)
+    client = staff("nobody")
+
+    index = client.get("/admin/").content.decode()
+    statuses = [client.get(url).status_code for url in ("/admin/jobs/job/", f"/admin/jobs/job/{job.pk}/change/",
+                                                        "/admin/teams/team/", "/admin/budgets/ledger/",
+                                                        "/admin/live/event/")]
+    refused = client.post("/admin/jobs/job/", {"action": "action_cancel", "_selected_action": [job.pk]})
+
+    assert "Acme" not in index and "/admin/jobs/job/" not in index
+    assert statuses == [403] * 5
+    assert refused.status_code == 403
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
