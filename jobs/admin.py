@@ -10,7 +10,7 @@ from budgets.money import money_str
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
-from pulse_site.admin_actions import service_action
+from pulse_site.admin_actions import action_logged, service_action
 from pulse_site.errors import PulseError
 
 
@@ -141,6 +141,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
             try:
                 queue_resume(pause=pause, by=f"operator {request.user.get_username()}")
                 done += 1
+                action_logged(self, request, pause, "Resumed")
             except PulseError as exc:
                 self.message_user(request, f"{pause.public_id}: {exc.message}", messages.WARNING)
         self.message_user(request, f"Resumed {done} pause(s).", messages.SUCCESS)

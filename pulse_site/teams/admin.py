@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from pulse_site.admin_actions import action_logged
 from pulse_site.errors import PulseError
 from pulse_site.teams import services
 from pulse_site.teams.models import ApiToken, Membership, Team
@@ -54,6 +55,7 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
         try:
             call(obj)
             succeeded += 1
+            action_logged(modeladmin, request, obj, done.rstrip(":"))
         except PulseError as exc:
             modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
     if succeeded:

@@ -83,3 +83,16 @@ def test_a_staff_member_without_permissions_sees_no_team_data_and_changes_nothin
     assert refused.status_code == 403
     job.refresh_from_db()
     assert job.status == Job.Status.QUEUED
+@pytest.mark.parametrize("case", list(ACTIONS), ids=list(ACTIONS))
+def test_an_admin_action_is_in_the_admin_log_naming_the_operator_and_the_row(acme, case):
+    url, action, make, state = ACTIONS[case]
+    row = make(acme)
+    operator = make_user("operator", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+
+    client.post(url, {"action": action, "_selected_action": [row.pk]})
+
+    entries = list(LogEntry.objects.values_list("user__username", "action_flag", "object_id", "change_message"))
+    assert [entry[:3] for entry in entries] == [("operator", CHANGE, str(row.pk))]
+    assert entries[0][3]  # says which action
