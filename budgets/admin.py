@@ -11,8 +11,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage
-from budgets.money import money_str, parse_money
-from budgets.services import POLICY_MONEY_FIELDS, budget_override_create, budget_policy_update
+from budgets.money import money_str
+from budgets.services import (
+    POLICY_MONEY_FIELDS,
+    budget_override_create,
+    budget_override_validate,
+    budget_policy_update,
+    budget_policy_validate,
+)
 from pulse_site.errors import PulseError
 
 
@@ -36,6 +42,9 @@ def _money_column(field: str, title: str):  # type: ignore[no-untyped-def]
     return column
 
 
+POLICY_FIELDS = ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds")
+
+
 class PolicyForm(forms.ModelForm):
     daily_amount = forms.CharField(label="Daily limit", required=False, help_text="Empty = unlimited, 0 = no paid work.")
     weekly_amount = forms.CharField(label="Weekly limit", required=False)
@@ -43,7 +52,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = BudgetPolicy
-        fields = ["calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"]
+        fields = list(POLICY_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,15 +61,23 @@ class PolicyForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        for name in POLICY_MONEY_FIELDS:
-            key = name.replace("_limit", "_amount")
-            value = (data.get(key) or "").strip()
-            if value:
-                try:
-                    parse_money(value, field=name)
-                except PulseError as exc:
-                    self.add_error(key, exc.fields.get(name, [exc.message])[0])
+        try:
+            budget_policy_validate(changes=self.changes())
+        except PulseError as exc:
+            # The service's refusals, each on its field: they were a 500 when save_model met them.
+            for name, reasons in exc.fields.items():
+                key = name.replace("_limit", "_amount")
+                for reason in reasons:
+                    self.add_error(key if key in self.fields else None, reason)
         return data
+
+    def changes(self) -> dict[str, Any]:
+        """The policy changes the form's valid fields ask for, as budget_policy_update takes them."""
+        data = self.cleaned_data
+        changes: dict[str, Any] = {name: (data.get(name.replace("_limit", "_amount")) or "").strip() or None
+                                   for name in POLICY_MONEY_FIELDS if name.replace("_limit", "_amount") in data}
+        changes.update({name: data[name] for name in POLICY_FIELDS if name in data})
+        return changes
 
 
 @admin.register(BudgetPolicy)
@@ -80,12 +97,8 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # a deleted policy lifted every limit unrecorded: empty its limits instead
 
-    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: forms.ModelForm, change: bool) -> None:
-        data = form.cleaned_data
-        changes: dict[str, Any] = {name: data.get(name.replace("_limit", "_amount")) or None for name in POLICY_MONEY_FIELDS}
-        for name in ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"):
-            changes[name] = data.get(name)
-        budget_policy_update(team=obj.team, changes=changes, by=None, user=request.user)
+    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: PolicyForm, change: bool) -> None:  # type: ignore[override]
+        budget_policy_update(team=obj.team, changes=form.changes(), by=None, user=request.user)
 
 
 @admin.register(HandlerCap)
@@ -132,21 +145,18 @@ class OverrideForm(forms.ModelForm):
         model = Override
         fields = ["team", "expires_at", "reason"]
 
-    def clean_amount_text(self) -> str:
-        value = self.cleaned_data["amount_text"]
-        try:
-            parse_money(value, field="amount")
-        except PulseError as exc:
-            raise forms.ValidationError(exc.fields.get("amount", [exc.message])[0]) from None
-        return value
-
-    def clean_expires_at(self) -> Any:
-        from django.utils import timezone
-
-        value = self.cleaned_data["expires_at"]
-        if value is not None and value <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
-        return value
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if {"amount_text", "expires_at", "reason"} <= set(data):
+            try:
+                budget_override_validate(amount=data["amount_text"], expires_at=data["expires_at"], reason=data["reason"])
+            except PulseError as exc:
+                # Each on its field: a zero amount or a far expiry was a 500 when the create met it.
+                for name, reasons in exc.fields.items():
+                    key = "amount_text" if name == "amount" else name
+                    for reason in reasons:
+                        self.add_error(key if key in self.fields else None, reason)
+        return data
 
 
 @admin.register(Override)
