@@ -52,3 +52,22 @@ def test_a_refused_override_is_an_error_on_its_field_and_makes_nothing(admin_cli
     assert response.status_code == 200
     assert response.context["adminform"].form.errors[field] == [reason]
     assert (Override.objects.count(), Event.objects.filter(kind="budget.override").count()) == (0, 0)
+
+
+def test_an_operator_ends_an_override_with_the_end_action_through_the_service(admin_client, acme):
+    from budgets.services import budget_override_create
+
+    ending = budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(hours=2),
+                                    reason="incident", by=None)
+    kept = budget_override_create(team=acme, amount="1", expires_at=timezone.now() + timedelta(hours=2),
+                                  reason="other", by=None)
+
+    response = admin_client.post("/admin/budgets/override/", {"action": "end_selected",
+                                                              "_selected_action": [ending.pk]}, follow=True)
+
+    ending.refresh_from_db()
+    kept.refresh_from_db()
+    assert "Ended 1 override(s)." in response.content.decode()
+    assert ending.expires_at <= timezone.now() < kept.expires_at
+    ended = Event.objects.get(kind="budget.override_ended")
+    assert (ended.subject, ended.payload["by"]) == (ending.public_id, "admin")
