@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage
+from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage, WindowKind
 from budgets.money import money_str
 from budgets.services import (
     POLICY_MONEY_FIELDS,
@@ -23,6 +23,7 @@ from budgets.services import (
     budget_policy_validate,
 )
 from pulse_site.admin_actions import action_logged
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter
 from pulse_site.errors import PulseError
 
 
@@ -113,8 +114,12 @@ class HandlerCapAdmin(ReadOnlyAdmin):
     search_fields = ["handler", "team__name"]
 
 
+class LargeReadOnlyAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    pass
+
+
 @admin.register(Usage)
-class UsageAdmin(ReadOnlyAdmin):
+class UsageAdmin(LargeReadOnlyAdmin):
     list_display = ["team", "scope", "kind", "window_start", "window_end", _money_column("committed", "committed"),
                     _money_column("reserved", "reserved")]
     list_filter = ["kind", "team"]
@@ -122,10 +127,10 @@ class UsageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Ledger)
-class LedgerAdmin(ReadOnlyAdmin):
+class LedgerAdmin(LargeReadOnlyAdmin):
     list_display = ["at", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start",
                     _money_column("amount", "amount")]
-    list_filter = ["kind", "window_kind", "team"]
+    list_filter = ["kind", choices_filter("window_kind", "window kind", WindowKind.choices), "team"]
     search_fields = ["job_id", "scope"]
 
 

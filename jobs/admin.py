@@ -7,10 +7,13 @@ from django.http import HttpRequest
 from django_q.models import Schedule as QSchedule
 
 from budgets.money import money_str
+from jobs.error_codes import ErrorCode
+from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
 from pulse_site.admin_actions import action_logged, service_action
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter
 from pulse_site.errors import PulseError
 
 
@@ -23,6 +26,10 @@ def _bulk(service, label: str):  # type: ignore[no-untyped-def]
     return service_action(service, label, arg="job", noun="jobs")
 
 
+HandlerFilter = choices_filter("handler", "handler", lambda: [(spec.name, spec.name) for spec in
+                                                            registered_handlers(internal=True)])
+
+
 class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
@@ -32,17 +39,16 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(LargeTableAdmin):
     list_display = ["public_id", "team", "handler", "status", "source", "progress", "estimate", "actual", "attempts",
                     "error_code", "created_at"]
-    list_filter = ["status", "source", "handler", "error_code", "team"]
+    list_filter = ["status", "source", HandlerFilter, "error_code", "team"]
     search_fields = ["public_id", "handler", "idempotency_key", "team__name", "team__slug"]
     list_select_related = ["team"]
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [AttemptInline]
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
                _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
-    show_full_result_count = False  # no COUNT(*) over millions of rows per page view
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are submitted through the submit service (dashboard, API, schedules)
@@ -66,26 +72,24 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(LargeTableAdmin):
     list_display = ["job", "number", "worker", "outcome", "error_code", "started_at", "finished_at"]
-    list_filter = ["outcome", "error_code"]
+    list_filter = ["outcome", choices_filter("error_code", "error code", ErrorCode.choices)]
     search_fields = ["job__public_id", "worker"]
     list_select_related = ["job"]
     readonly_fields = [f.name for f in Attempt._meta.fields]
-    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
 @admin.register(TaskLog)
-class TaskLogAdmin(admin.ModelAdmin):
+class TaskLogAdmin(LargeTableAdmin):
     list_display = ["job", "attempt", "stage", "task", "level", "message", "created_at"]
-    list_filter = ["level", "stage"]
+    list_filter = ["level"]  # a stage is free text: searched, not listed (a DISTINCT over every line)
     search_fields = ["job__public_id", "message"]
     list_select_related = ["job"]
     readonly_fields = [f.name for f in TaskLog._meta.fields]
-    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -96,3 +96,64 @@ def test_an_admin_action_is_in_the_admin_log_naming_the_operator_and_the_row(acm
     entries = list(LogEntry.objects.values_list("user__username", "action_flag", "object_id", "change_message"))
     assert [entry[:3] for entry in entries] == [("operator", CHANGE, str(row.pk))]
     assert entries[0][3]  # says which action
+
+
+def _jobs(team, count: int) -> list[Job]:
+    return Job.objects.bulk_create([Job(team=team, handler="pulse.noop", status="completed",
+                                        public_id=f"JB_{n:026d}") for n in range(count)])
+
+
+def _grow(table: str, team, count: int) -> None:
+    from budgets.models import Ledger
+    from jobs.models import Attempt, TaskLog
+    from pulse_site.live.models import Event
+
+    if table == "job":
+        _jobs(team, count)
+    elif table == "attempt":
+        Attempt.objects.bulk_create([Attempt(job=job, number=1, outcome="succeeded") for job in _jobs(team, count)])
+    elif table == "tasklog":
+        TaskLog.objects.bulk_create([TaskLog(job=job, stage="run", message="m") for job in _jobs(team, count)])
+    elif table == "event":
+        Event.objects.bulk_create([Event(team=team, kind="job.completed", subject=f"JB_{n}") for n in range(count)])
+    elif table == "ledger":
+        Ledger.objects.bulk_create([Ledger(team=team, job_id=f"JB_{n}", attempt=1, kind="charge", amount=1)
+                                    for n in range(count)])
+
+
+@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
+                                 "/admin/live/event/", "/admin/budgets/ledger/", "/admin/schedules/execution/",
+                                 "/admin/budgets/usage/"])
+def test_the_lists_of_unbounded_tables_neither_count_all_their_rows_nor_read_every_distinct_value(
+        admin_client, acme, monkeypatch, url):
+    """Each was a COUNT(*) of the whole table (two, for events and the ledger) and a SELECT DISTINCT
+    over it for a filter, on every page view."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pulse_site import admin_lists
+
+    monkeypatch.setattr(admin_lists, "COUNT_CAP", 5)
+    table = url.split("/")[3]
+    _grow(table, acme, 7)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(url)
+
+    assert page.status_code == 200
+    scans = [q["sql"] for q in queries.captured_queries
+             if "DISTINCT" in q["sql"] or ("COUNT(" in q["sql"] and "LIMIT" not in q["sql"])]
+    assert scans == []
+    if table in ("job", "attempt", "tasklog", "event", "ledger"):
+        assert "more than 5 " in page.content.decode()
+
+
+def test_the_event_list_shows_the_newest_events_first(admin_client, acme):
+    from pulse_site.live.models import Event
+
+    newest = Event.objects.create(team=acme, kind="job.completed", subject="JB_newest")
+
+    page = admin_client.get("/admin/live/event/").content.decode()
+
+    first_row = page.split('<tbody>')[1].split("</tr>")[0]
+    assert newest.subject in first_row
