@@ -10,7 +10,7 @@ from budgets.money import money_str
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
-from jobs.pausing import queue_pause, queue_resume
+from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
 from pulse_site.admin_actions import action_logged, service_action
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter
@@ -102,6 +102,18 @@ class QueuePauseForm(forms.ModelForm):
 
     def clean(self) -> dict[str, object]:
         data = super().clean()
+        if self.instance.pk is None and "scope" in data:
+            # The service's checks, each on its field (they read "Constraint … is violated"), and
+            # its dropping of a team or handler that is not the scope's.
+            try:
+                data["team"], data["handler"], data["reason"] = queue_pause_validate(
+                    scope=data["scope"], reason=data.get("reason") or "", team=data.get("team"),
+                    handler=data.get("handler") or "")
+            except PulseError as exc:
+                for field, reasons in exc.fields.items():
+                    if field not in self.errors:
+                        for reason in reasons:
+                            self.add_error(field if field in self.fields else None, reason)
         if self.instance.pk is None and not self.errors:
             # The "one pause in force" constraints mention ended_at, which is not on the form, so
             # Django skips them here: ask the question the service's unique keys will.
