@@ -7,12 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage
-from budgets.money import money_str, parse_money
-from budgets.services import POLICY_MONEY_FIELDS, budget_override_create, budget_policy_update
+from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage, WindowKind
+from budgets.money import money_str
+from budgets.services import (
+    POLICY_MONEY_FIELDS,
+    budget_override_create,
+    budget_override_end,
+    budget_override_validate,
+    budget_policy_update,
+    budget_policy_validate,
+)
+from pulse_site.admin_actions import action_logged
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter
 from pulse_site.errors import PulseError
 from pulse_site.teams.selectors import signed_in_user
 
@@ -37,6 +48,9 @@ def _money_column(field: str, title: str):
     return column
 
 
+POLICY_FIELDS = ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds")
+
+
 class PolicyForm(forms.ModelForm):
     daily_amount = forms.CharField(label="Daily limit", required=False, help_text="Empty = unlimited, 0 = no paid work.")
     weekly_amount = forms.CharField(label="Weekly limit", required=False)
@@ -44,7 +58,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = BudgetPolicy
-        fields = ["calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"]
+        fields = list(POLICY_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,15 +67,23 @@ class PolicyForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        for name in POLICY_MONEY_FIELDS:
-            key = name.replace("_limit", "_amount")
-            value = (data.get(key) or "").strip()
-            if value:
-                try:
-                    parse_money(value, field=name)
-                except PulseError as exc:
-                    self.add_error(key, exc.fields.get(name, [exc.message])[0])
+        try:
+            budget_policy_validate(changes=self.changes())
+        except PulseError as exc:
+            # The service's refusals, each on its field: they were a 500 when save_model met them.
+            for name, reasons in exc.fields.items():
+                key = name.replace("_limit", "_amount")
+                for reason in reasons:
+                    self.add_error(key if key in self.fields else None, reason)
         return data
+
+    def changes(self) -> dict[str, Any]:
+        """The policy changes the form's valid fields ask for, as budget_policy_update takes them."""
+        data = self.cleaned_data
+        changes: dict[str, Any] = {name: (data.get(name.replace("_limit", "_amount")) or "").strip() or None
+                                   for name in POLICY_MONEY_FIELDS if name.replace("_limit", "_amount") in data}
+        changes.update({name: data[name] for name in POLICY_FIELDS if name in data})
+        return changes
 
 
 @admin.register(BudgetPolicy)
@@ -81,12 +103,8 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # a deleted policy lifted every limit unrecorded: empty its limits instead
 
-    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: forms.ModelForm, change: bool) -> None:
-        data = form.cleaned_data
-        changes: dict[str, Any] = {name: data.get(name.replace("_limit", "_amount")) or None for name in POLICY_MONEY_FIELDS}
-        for name in ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds"):
-            changes[name] = data.get(name)
-        budget_policy_update(team=obj.team, changes=changes, by=None, user=signed_in_user(request))
+    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: PolicyForm, change: bool) -> None:  # type: ignore[override]
+        budget_policy_update(team=obj.team, changes=form.changes(), by=None, user=signed_in_user(request))
 
 
 @admin.register(HandlerCap)
@@ -97,8 +115,12 @@ class HandlerCapAdmin(ReadOnlyAdmin):
     search_fields = ["handler", "team__name"]
 
 
+class LargeReadOnlyAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    pass
+
+
 @admin.register(Usage)
-class UsageAdmin(ReadOnlyAdmin):
+class UsageAdmin(LargeReadOnlyAdmin):
     list_display = ["team", "scope", "kind", "window_start", "window_end", _money_column("committed", "committed"),
                     _money_column("reserved", "reserved")]
     list_filter = ["kind", "team"]
@@ -106,10 +128,10 @@ class UsageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Ledger)
-class LedgerAdmin(ReadOnlyAdmin):
+class LedgerAdmin(LargeReadOnlyAdmin):
     list_display = ["at", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start",
                     _money_column("amount", "amount")]
-    list_filter = ["kind", "window_kind", "team"]
+    list_filter = ["kind", choices_filter("window_kind", "window kind", WindowKind.choices), "team"]
     search_fields = ["job_id", "scope"]
 
 
@@ -133,21 +155,18 @@ class OverrideForm(forms.ModelForm):
         model = Override
         fields = ["team", "expires_at", "reason"]
 
-    def clean_amount_text(self) -> str:
-        value = self.cleaned_data["amount_text"]
-        try:
-            parse_money(value, field="amount")
-        except PulseError as exc:
-            raise forms.ValidationError(exc.fields.get("amount", [exc.message])[0]) from None
-        return value
-
-    def clean_expires_at(self) -> Any:
-        from django.utils import timezone
-
-        value = self.cleaned_data["expires_at"]
-        if value is not None and value <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
-        return value
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if {"amount_text", "expires_at", "reason"} <= set(data):
+            try:
+                budget_override_validate(amount=data["amount_text"], expires_at=data["expires_at"], reason=data["reason"])
+            except PulseError as exc:
+                # Each on its field: a zero amount or a far expiry was a 500 when the create met it.
+                for name, reasons in exc.fields.items():
+                    key = "amount_text" if name == "amount" else name
+                    for reason in reasons:
+                        self.add_error(key if key in self.fields else None, reason)
+        return data
 
 
 @admin.register(Override)
@@ -156,6 +175,8 @@ class OverrideAdmin(admin.ModelAdmin):
                     "expires_at", "reason", "created_by", "created_at"]
     list_filter = ["team"]
     search_fields = ["public_id", "reason", "team__name"]
+    list_select_related = ["team", "created_by"]
+    actions = ["end_selected"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         if obj is None:
@@ -180,3 +201,13 @@ class OverrideAdmin(admin.ModelAdmin):
         created = budget_override_create(team=data["team"], amount=data["amount_text"], expires_at=data["expires_at"],
                                          reason=data["reason"], by=None, user=signed_in_user(request))
         obj.pk, obj.public_id = created.pk, created.public_id
+
+    @admin.action(description="End selected overrides now", permissions=["change"])
+    def end_selected(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
+        """As the budget page's End: what an override already let through stays counted."""
+        done = 0
+        for override in queryset.filter(expires_at__gt=timezone.now()).order_by("pk"):
+            budget_override_end(override=override, by=None, user=signed_in_user(request))
+            action_logged(self, request, override, "Ended")
+            done += 1
+        self.message_user(request, f"Ended {done} override(s).", messages.SUCCESS)

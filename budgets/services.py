@@ -971,12 +971,11 @@ def _require_manager(by: Membership | None) -> None:
         raise PermissionDenied("Only owners and admins change the budget.")
 
 
-@transaction.atomic
-def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership | None,
-                         user: User | None = None) -> BudgetPolicy:
-    """Change some of the policy's fields (absent keys stay); record who changed what. `by` is
-    the member acting (None for operators and admin, who are trusted)."""
-    _require_manager(by)
+def budget_policy_validate(*, changes: dict[str, Any]
+                           ) -> tuple[dict[str, Any], dict[str, dict[str, int | None]] | None]:
+    """The cleaned policy fields of `changes` and its handler caps (None: not given), for forms
+    that check before saving (the admin's); ValidationError naming each bad field. The update
+    runs the same checks itself."""
     known = set(POLICY_MONEY_FIELDS) | {"calls_per_minute", "max_concurrent", "time_zone", "week_start",
                                         "alert_thresholds", "handler_caps", "over_budget"}
     values: dict[str, Any] = {}
@@ -1015,7 +1014,16 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
         with errors.collect():
             caps = _parse_caps(changes["handler_caps"])
     errors.raise_any()
+    return values, caps
 
+
+@transaction.atomic
+def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership | None,
+                         user: User | None = None) -> BudgetPolicy:
+    """Change some of the policy's fields (absent keys stay); record who changed what. `by` is
+    the member acting (None for operators and admin, who are trusted)."""
+    _require_manager(by)
+    values, caps = budget_policy_validate(changes=changes)
     policy = _lock_policy(team.pk)
     before = policy_as_dict(policy)
     actor = by.user if by is not None else user
@@ -1042,13 +1050,9 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
     return policy
 
 
-@transaction.atomic
-def budget_override_create(*, team: Team, amount: object, expires_at: datetime | None, reason: str,
-                           by: Membership | None, user: User | None = None) -> Override:
-    """Let jobs through money limits (not rate or concurrency) up to `amount` until `expires_at`.
-    Owners only (or staff, `by=None`); the spend still counts against the windows."""
-    if by is not None and by.role != Membership.Role.OWNER:
-        raise PermissionDenied("Only owners (or staff) can override the budget.")
+def budget_override_validate(*, amount: object, expires_at: datetime | None, reason: str) -> tuple[int, str]:
+    """An override's amount in micro-units and its reason, cleaned, for forms that check before
+    saving (the admin's); ValidationError naming the bad field. The create runs it itself."""
     micros = to_micros(parse_money(amount, field="amount"))
     if micros <= 0:
         raise ValidationError.for_field("amount", "The override amount must be above 0.")
@@ -1063,6 +1067,17 @@ def budget_override_create(*, team: Team, amount: object, expires_at: datetime |
     longest = Override._meta.get_field("reason").max_length
     if len(reason) > longest:
         raise ValidationError.for_field("reason", f"At most {longest} characters (this is {len(reason)}).")
+    return micros, reason
+
+
+@transaction.atomic
+def budget_override_create(*, team: Team, amount: object, expires_at: datetime | None, reason: str,
+                           by: Membership | None, user: User | None = None) -> Override:
+    """Let jobs through money limits (not rate or concurrency) up to `amount` until `expires_at`.
+    Owners only (or staff, `by=None`); the spend still counts against the windows."""
+    if by is not None and by.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners (or staff) can override the budget.")
+    micros, reason = budget_override_validate(amount=amount, expires_at=expires_at, reason=reason)
     actor = by.user if by is not None else user
     override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason,
                                        created_by=actor)

@@ -7,10 +7,13 @@ from django.http import HttpRequest
 from django_q.models import Schedule as QSchedule
 
 from budgets.money import money_str
+from jobs.error_codes import ErrorCode
+from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
-from jobs.pausing import queue_pause, queue_resume
+from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
-from pulse_site.admin_actions import service_action
+from pulse_site.admin_actions import action_logged, service_action
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter
 from pulse_site.errors import PulseError
 
 
@@ -23,6 +26,10 @@ def _bulk(service, label: str):
     return service_action(service, label, arg="job", noun="jobs")
 
 
+HandlerFilter = choices_filter("handler", "handler", lambda: [(spec.name, spec.name) for spec in
+                                                            registered_handlers(internal=True)])
+
+
 class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
@@ -32,17 +39,16 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(LargeTableAdmin):
     list_display = ["public_id", "team", "handler", "status", "source", "progress", "estimate", "actual", "attempts",
                     "error_code", "created_at"]
-    list_filter = ["status", "source", "handler", "error_code", "team"]
+    list_filter = ["status", "source", HandlerFilter, "error_code", "team"]
     search_fields = ["public_id", "handler", "idempotency_key", "team__name", "team__slug"]
     list_select_related = ["team"]
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [AttemptInline]
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
                _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
-    show_full_result_count = False  # no COUNT(*) over millions of rows per page view
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are submitted through the submit service (dashboard, API, schedules)
@@ -66,26 +72,24 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(LargeTableAdmin):
     list_display = ["job", "number", "worker", "outcome", "error_code", "started_at", "finished_at"]
-    list_filter = ["outcome", "error_code"]
+    list_filter = ["outcome", choices_filter("error_code", "error code", ErrorCode.choices)]
     search_fields = ["job__public_id", "worker"]
     list_select_related = ["job"]
     readonly_fields = [f.name for f in Attempt._meta.fields]
-    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
 @admin.register(TaskLog)
-class TaskLogAdmin(admin.ModelAdmin):
+class TaskLogAdmin(LargeTableAdmin):
     list_display = ["job", "attempt", "stage", "task", "level", "message", "created_at"]
-    list_filter = ["level", "stage"]
+    list_filter = ["level"]  # a stage is free text: searched, not listed (a DISTINCT over every line)
     search_fields = ["job__public_id", "message"]
     list_select_related = ["job"]
     readonly_fields = [f.name for f in TaskLog._meta.fields]
-    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -98,6 +102,18 @@ class QueuePauseForm(forms.ModelForm):
 
     def clean(self) -> dict[str, object]:
         data = super().clean()
+        if self.instance.pk is None and "scope" in data:
+            # The service's checks, each on its field (they read "Constraint … is violated"), and
+            # its dropping of a team or handler that is not the scope's.
+            try:
+                data["team"], data["handler"], data["reason"] = queue_pause_validate(
+                    scope=data["scope"], reason=data.get("reason") or "", team=data.get("team"),
+                    handler=data.get("handler") or "")
+            except PulseError as exc:
+                for field, reasons in exc.fields.items():
+                    if field not in self.errors:
+                        for reason in reasons:
+                            self.add_error(field if field in self.fields else None, reason)
         if self.instance.pk is None and not self.errors:
             # The "one pause in force" constraints mention ended_at, which is not on the form, so
             # Django skips them here: ask the question the service's unique keys will.
@@ -134,13 +150,14 @@ class QueuePauseAdmin(admin.ModelAdmin):
                             by=f"operator {request.user.get_username()}")
         obj.pk, obj.public_id, obj.paused_by, obj.created_at = saved.pk, saved.public_id, saved.paused_by, saved.created_at
 
-    @admin.action(description="Resume selected pauses (release their held jobs)")
+    @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[QueuePause]) -> None:
         done = 0
         for pause in queryset.filter(ended_at__isnull=True).order_by("pk"):
             try:
                 queue_resume(pause=pause, by=f"operator {request.user.get_username()}")
                 done += 1
+                action_logged(self, request, pause, "Resumed")
             except PulseError as exc:
                 self.message_user(request, f"{pause.public_id}: {exc.message}", messages.WARNING)
         self.message_user(request, f"Resumed {done} pause(s).", messages.SUCCESS)

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.handlers.registry import find_handler
 from jobs.models import Job, QueuePause
 from pulse_site.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from pulse_site.ids import looks_like_public_id
@@ -48,11 +49,11 @@ def _require_manager(by: Membership | None) -> None:
         raise PermissionDenied("Only owners and admins pause or resume the team's queue.")
 
 
-def queue_pause(*, scope: str, reason: str, by: str, team: Team | None = None, handler: str = "",
-                member: Membership | None = None) -> QueuePause:
-    """Pause a team's queue (`member` is the owner or admin acting; None for operators), one
-    handler's everywhere, or every team's. Pausing what is already paused is a 409."""
-    _require_manager(member)
+def queue_pause_validate(*, scope: str, reason: str, team: Team | None = None, handler: str = ""
+                         ) -> tuple[Team | None, str, str]:
+    """The pause's team, handler and reason as it keeps them (a team or handler that is not its
+    scope's is dropped), for queue_pause and forms that check first (the admin's); ValidationError
+    naming the bad field."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError.for_field("reason", "Say why, so that the team knows when it may resume.")
@@ -60,12 +61,24 @@ def queue_pause(*, scope: str, reason: str, by: str, team: Team | None = None, h
         raise ValidationError.for_field("reason", "At most 500 characters.")
     if scope == Scope.TEAM and team is None:
         raise ValidationError.for_field("team", "A team pause needs the team.")
-    if scope == Scope.HANDLER and not handler.strip():
+    handler = (handler or "").strip() if scope == Scope.HANDLER else ""
+    if scope == Scope.HANDLER and not handler:
         raise ValidationError.for_field("handler", "A handler pause needs the handler's name.")
+    if handler and find_handler(handler) is None:
+        # A typo would pause nothing while the operator believes the handler paused.
+        raise ValidationError.for_field("handler", f"Unknown handler {handler!r}.")
     if scope not in Scope.values:
         raise ValidationError.for_field("scope", "One of team, handler, global.")
-    pause = QueuePause(scope=scope, team=team if scope == Scope.TEAM else None,
-                       handler=handler.strip() if scope == Scope.HANDLER else "", reason=reason, paused_by=by[:150])
+    return (team if scope == Scope.TEAM else None), handler, reason
+
+
+def queue_pause(*, scope: str, reason: str, by: str, team: Team | None = None, handler: str = "",
+                member: Membership | None = None) -> QueuePause:
+    """Pause a team's queue (`member` is the owner or admin acting; None for operators), one
+    handler's everywhere, or every team's. Pausing what is already paused is a 409."""
+    _require_manager(member)
+    team, handler, reason = queue_pause_validate(scope=scope, reason=reason, team=team, handler=handler)
+    pause = QueuePause(scope=scope, team=team, handler=handler, reason=reason, paused_by=by[:150])
     try:
         with transaction.atomic():
             pause.save()

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from budgets.money import money_str
 from pulse_site.admin_actions import service_action
+from pulse_site.admin_lists import LargeTableAdmin
 from pulse_site.errors import PulseError
 from schedules.models import Execution, Schedule
 from schedules.services import (
@@ -100,14 +101,13 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(LargeTableAdmin):
     list_display = ["public_id", "schedule", "team", "fire_time", "trigger", "execution_status", "job",
                     "duration_ms", "created_at"]
     list_filter = ["trigger", "outcome", "team"]
     search_fields = ["public_id", "schedule__public_id", "schedule__name", "job__public_id"]
     list_select_related = ["schedule", "team", "job"]
     readonly_fields = [f.name for f in Execution._meta.fields]
-    show_full_result_count = False
 
     @admin.display(description="status")
     def execution_status(self, execution: Execution) -> str:

@@ -82,6 +82,17 @@ def _name_taken() -> Conflict:
     return Conflict("A target with this name exists.", code="target_exists", fields={"name": ["Already used."]})
 
 
+def target_validate(*, team: Team, name: str, kind: str, address: str, target: Target | None = None) -> None:
+    """The checks of target_create and target_update, for forms that check before saving (the
+    admin's): ValidationError naming the bad field, Conflict on `name` for a name the team uses."""
+    name, _, _ = _clean_target_fields(name=name, kind=kind, address=address)
+    others = Target.objects.filter(team=team, name=name)
+    if target is not None:
+        others = others.exclude(pk=target.pk)
+    if others.exists():
+        raise _name_taken()
+
+
 def target_create(*, team: Team, name: str, kind: str, address: str, by: Membership | None,
                   created_by: str = "") -> Target:
     _require_manager(by)
@@ -227,6 +238,27 @@ def _clean_error_codes(*, kind: str, error_codes: object) -> list[str]:
     return sorted(set(codes))
 
 
+def rule_validate(*, team: Team, target: Target | str, kind: str, handlers: object, minutes: object,
+                  error_codes: object, check_handlers: bool = True) -> tuple[Target, list[str], int | None, list[str]]:
+    """A rule's target, handlers, minutes and error codes, cleaned (for rule_create, and forms
+    that check before saving, like the admin's); ValidationError naming every bad field at once.
+    `check_handlers=False` keeps a changed rule's handler names as they are (one since retired
+    must not stop the rule being switched off), as rule_update does when they are not changed."""
+    if kind not in Rule.Kind.values:
+        raise ValidationError.for_field("kind", choose_one_of(Rule.Kind.values))
+    errors = FieldErrors()  # every bad field named at once, as the other forms and bodies
+    with errors.collect():
+        target = _rule_target(team=team, target=target)
+    with errors.collect():
+        handlers = _clean_handlers(handlers or []) if check_handlers else handlers
+    with errors.collect():
+        minutes = _clean_minutes(kind=kind, minutes=minutes)
+    with errors.collect():
+        codes = _clean_error_codes(kind=kind, error_codes=error_codes)
+    errors.raise_any()
+    return target, handlers, minutes, codes  # type: ignore[return-value]
+
+
 @transaction.atomic
 def rule_create(*, team: Team, target: Target | str, kind: str, handlers: object = None, final_only: bool = True,
                 minutes: object = None, enabled: bool = True, error_codes: object = (),
@@ -234,18 +266,8 @@ def rule_create(*, team: Team, target: Target | str, kind: str, handlers: object
     """Add a rule telling `target` (the team's, or its id) about events of `kind`. Every input
     the API and the page send is checked here, each refusal a 400 naming its field."""
     _require_manager(by)
-    if kind not in Rule.Kind.values:
-        raise ValidationError.for_field("kind", choose_one_of(Rule.Kind.values))
-    errors = FieldErrors()  # every bad field named at once, as the other forms and bodies
-    with errors.collect():
-        target = _rule_target(team=team, target=target)
-    with errors.collect():
-        handlers = _clean_handlers(handlers or [])
-    with errors.collect():
-        minutes = _clean_minutes(kind=kind, minutes=minutes)
-    with errors.collect():
-        codes = _clean_error_codes(kind=kind, error_codes=error_codes)
-    errors.raise_any()
+    target, handlers, minutes, codes = rule_validate(team=team, target=target, kind=kind, handlers=handlers,
+                                                     minutes=minutes, error_codes=error_codes)
     rule = Rule.objects.create(team=team, target=target, kind=kind, handlers=handlers, final_only=bool(final_only),
                                minutes=minutes, enabled=bool(enabled), error_codes=codes)
     _audit(team.pk, "rule_added", rule.public_id, by=by, who=who, **_rule_facts(rule))

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from pulse_site.admin_actions import action_logged
 from pulse_site.errors import PulseError
 from pulse_site.teams import services
 from pulse_site.teams.models import ApiToken, Membership, Team
@@ -47,6 +48,11 @@ class TeamAdmin(admin.ModelAdmin):
                              by=None)
 
 
+def _who(request: HttpRequest) -> str:
+    """The operator, as the team's events name them (a member is named by their username)."""
+    return f"admin {request.user.get_username()}"
+
+
 def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, call, done: str) -> None:
     """Apply a service call to every selected row, reporting refusals per row."""
     succeeded = 0
@@ -54,6 +60,7 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
         try:
             call(obj)
             succeeded += 1
+            action_logged(modeladmin, request, obj, done.rstrip(":"))
         except PulseError as exc:
             modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
     if succeeded:
@@ -63,7 +70,8 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
 def _set_role_action(role: str, label: str):
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         _each(modeladmin, request, queryset,
-              lambda m: services.membership_set_role(membership=m, role=role, by=None), f"Made {label.lower()}:")
+              lambda m: services.membership_set_role(membership=m, role=role, by=None, who=_who(request)),
+              f"Made {label.lower()}:")
 
     action.__name__ = f"make_{role}"
     return admin.action(description=f"Make {label.lower()}")(action)
@@ -90,7 +98,8 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove from team", permissions=["change"])
     def remove(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        _each(self, request, queryset, lambda m: services.membership_remove(membership=m, by=None), "Removed")
+        _each(self, request, queryset, lambda m: services.membership_remove(membership=m, by=None, who=_who(request)),
+              "Removed")
 
 
 @admin.register(ApiToken)
@@ -117,4 +126,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        _each(self, request, queryset, lambda t: services.token_revoke(token=t, by=None), "Revoked")
+        _each(self, request, queryset, lambda t: services.token_revoke(token=t, by=None, who=_who(request)), "Revoked")

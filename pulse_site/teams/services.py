@@ -149,8 +149,8 @@ def _validate_role(role: str) -> None:
         raise ValidationError.for_field("role", f"'{role}' is not a role; choose one of {', '.join(Role.values)}.")
 
 
-def _member_payload(membership: Membership, by: Membership | None) -> dict[str, object]:
-    return {"username": membership.user.get_username(), "role": membership.role, "by": member_name(by)}
+def _member_payload(membership: Membership, by: Membership | None, who: str = "") -> dict[str, object]:
+    return {"username": membership.user.get_username(), "role": membership.role, "by": who or member_name(by)}
 
 
 def member_name(by: Membership | None) -> str:
@@ -232,7 +232,8 @@ def _ensure_an_owner_remains(membership: Membership) -> None:
 
 
 @transaction.atomic
-def membership_set_role(*, membership: Membership, role: str, by: Membership | None) -> Membership:
+def membership_set_role(*, membership: Membership, role: str, by: Membership | None, who: str = "") -> Membership:
+    """`who` names a staff member acting (`by` None) in the event, as a member's name is."""
     _validate_role(role)
     # Lock the team's owner rows so two concurrent demotions cannot both see "another owner".
     list(Membership.objects.select_for_update().filter(team_id=membership.team_id, role=Role.OWNER).order_by("pk"))
@@ -243,17 +244,17 @@ def membership_set_role(*, membership: Membership, role: str, by: Membership | N
     membership.role = role
     membership.save(update_fields=["role"])
     event_emit(team=membership.team_id, kind="member.changed", subject=str(membership.user_id),
-               payload=_member_payload(membership, by))
+               payload=_member_payload(membership, by, who))
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, by: Membership | None) -> None:
+def membership_remove(*, membership: Membership, by: Membership | None, who: str = "") -> None:
     list(Membership.objects.select_for_update().filter(team_id=membership.team_id, role=Role.OWNER).order_by("pk"))
     _require_manager(by, target=membership)
     _ensure_an_owner_remains(membership)
     event_emit(team=membership.team_id, kind="member.removed", subject=str(membership.user_id),
-               payload=_member_payload(membership, by))
+               payload=_member_payload(membership, by, who))
     sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
                             reason="membership removed")
     membership.delete()
@@ -302,13 +303,13 @@ def token_create(
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, by: Membership | None) -> ApiToken:
+def token_revoke(*, token: ApiToken, by: Membership | None, who: str = "") -> ApiToken:
     _require_manager(by)
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token.refresh_from_db()
     if updated:
         event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id,
-                   payload={"name": token.name, "by": member_name(by)})
+                   payload={"name": token.name, "by": who or member_name(by)})
         sockets_close_on_commit(token_group(token.pk), reason="token revoked")
     return token
 

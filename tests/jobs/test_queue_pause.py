@@ -202,3 +202,26 @@ def test_a_claim_reads_the_pauses_in_the_same_statement_as_the_job(acme, submit)
         assert claim(job.public_id) is not None
     reading_pauses = [q["sql"] for q in queries.captured_queries if '"jobs_queuepause"' in q["sql"]]
     assert len(reading_pauses) == 1 and reading_pauses[0].startswith('SELECT "jobs_job"."id"')
+
+
+@pytest.mark.parametrize(("form", "field", "reason"), [
+    ({"scope": "handler", "handler": "pulse.nope"}, "handler", "Unknown handler 'pulse.nope'."),
+    ({"scope": "team", "handler": ""}, "team", "A team pause needs the team."),
+    ({"scope": "handler", "handler": ""}, "handler", "A handler pause needs the handler's name."),
+], ids=["unknown-handler", "team-without-team", "handler-without-name"])
+def test_the_admin_names_the_field_of_a_pause_that_would_hold_nothing(acme, form, field, reason):
+    """A typo in a handler's name paused nothing while the operator believed it paused; a missing
+    team or handler read "Constraint queuepause_scope_fields is violated"."""
+    response = staff_client().post("/admin/jobs/queuepause/add/", {"reason": "vendor outage", **form})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {field: [reason]}
+    assert QueuePause.objects.count() == 0
+
+
+def test_a_handler_or_team_given_beside_another_scope_is_not_kept(acme):
+    response = staff_client().post("/admin/jobs/queuepause/add/", {"scope": "global", "team": acme.pk,
+                                                                   "handler": "pulse.noop", "reason": "failover"})
+
+    assert response.status_code == 302
+    assert list(QueuePause.objects.values_list("scope", "team", "handler")) == [("global", None, "")]

@@ -129,3 +129,16 @@ def test_a_team_edited_in_the_admin_goes_through_the_team_service(admin_client, 
     assert (acme.name, acme.time_zone) == ("Acme Labs", "Europe/Berlin")
     changed = Event.objects.get(team=acme, kind="team.changed")
     assert changed.payload["after"] == {"name": "Acme Labs", "time_zone": "Europe/Berlin"}
+
+
+def test_the_teams_events_of_an_admin_action_name_the_operator(admin_client, acme, bob, token):
+    """The team's activity read "CI revoked" with nobody behind it: the events' `by` was empty."""
+    membership = Membership.objects.get(team=acme, user=bob)
+    changelist = reverse("admin:teams_membership_changelist")
+
+    admin_client.post(reverse("admin:teams_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]})
+    admin_client.post(changelist, {"action": "make_viewer", "_selected_action": [membership.pk]})
+    admin_client.post(changelist, {"action": "remove", "_selected_action": [membership.pk]})
+
+    kinds = ("token.revoked", "member.changed", "member.removed")
+    assert [Event.objects.get(kind=kind).payload["by"] for kind in kinds] == ["admin admin"] * 3
