@@ -21,7 +21,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler, get_public_handler
 from jobs.models import Job
-from jobs.signals import job_retried
+from jobs.signals import job_cancelled, job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
 from pulse_site.teams.models import Team
@@ -367,6 +367,7 @@ def _cancel_tree(job: Job, by: str, cancelled: list[Job]) -> None:
                 cancel_requested=True, hold_reasons=[], resume_at=None, dispatched_at=None)
         cancelled.append(job)
         job_event(job, "cancelled", by=by)
+        job_cancelled.send(sender=Job, job=job, by=by)
     elif job.status == Status.RUNNING and not job.cancel_requested:
         _update(job, expected=(Status.RUNNING,), cancel_requested=True)
         job_event(job, "cancel_requested", by=by)

@@ -320,12 +320,29 @@ def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "", keep: J
         return None
     Execution.objects.filter(pk__in=[e.pk for e in staged]).delete()
     # Staging set the last run to the withdrawn slot: back to the last run fired.
-    schedule.last_run_at = (
-        Execution.objects.filter(schedule=schedule).exclude(outcome=Execution.Status.SKIPPED)
-        .order_by("-fire_time").values_list("fire_time", flat=True).first()
-    )
+    schedule.last_run_at = _last_fired(schedule.pk, now)
     Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
     return staged[0].fire_time
+
+
+def _last_fired(schedule_id: int, now: datetime) -> datetime | None:
+    """The slot of the schedule's last run that was not skipped and whose slot has come."""
+    return (Execution.objects.filter(schedule_id=schedule_id, fire_time__lte=now)
+            .exclude(outcome=Execution.Status.SKIPPED).order_by("-fire_time")
+            .values_list("fire_time", flat=True).first())
+
+
+def run_cancelled(sender: object, *, job: Job, by: str = "", **kwargs: object) -> None:
+    """A run staged for a slot still to come that a person cancelled is no next run: the
+    schedule's last run goes back to the last one whose slot has come (its next run is then the
+    slot after, where staging had already moved it). The cancelled run stays in its history."""
+    if job.source != Job.Source.SCHEDULE or job.attempts:
+        return
+    now = timezone.now()
+    execution = Execution.objects.filter(job=job, trigger=Execution.Trigger.CRON, fire_time__gt=now).first()
+    if execution is not None:
+        Schedule.objects.filter(pk=execution.schedule_id, last_run_at=execution.fire_time).update(
+            last_run_at=_last_fired(execution.schedule_id, now))
 
 
 def _withdraw_missed(now: datetime) -> None:
@@ -350,8 +367,7 @@ def _withdraw_missed(now: datetime) -> None:
                 _cancel_unless_ended(execution.job, by=f"schedule {schedule.public_id}: its slot was missed (no "
                                                        "ticker ran to start it)")
             Execution.objects.filter(pk__in=[e.pk for e in runs]).delete()
-            last = (Execution.objects.filter(schedule=schedule).exclude(outcome=Execution.Status.SKIPPED)
-                    .order_by("-fire_time").values_list("fire_time", flat=True).first())
+            last = _last_fired(schedule.pk, now)
             start = None if schedule.next_run_at is None else min(schedule.next_run_at, runs[0].fire_time)
             Schedule.objects.filter(pk=schedule.pk).update(last_run_at=last, next_run_at=start)
     # A run whose execution went with its schedule: nothing is left to decide it.

@@ -494,3 +494,22 @@ def test_a_missed_staged_run_whose_schedule_is_gone_is_cancelled(staged, time_ma
     time_machine.move_to(BACK, tick=False)
     schedules_tick()
     assert Job.objects.get(pk=run.job_id).status == "cancelled"
+
+
+def test_a_staged_run_a_person_cancelled_is_no_longer_the_next_run(staged, alice_client, time_machine):
+    """Cancelled from its job's page, the 10:01 run still read as the schedule's next run (list,
+    page and API) until 10:01, which then came and went without a run."""
+    from jobs.services import job_cancel
+
+    schedule = staged(name="Minutely", overlap_policy="allow")
+    [run] = _slot_runs(schedule)
+    time_machine.move_to(T0 + timedelta(seconds=40), tick=False)
+    job_cancel(job=run.job, by="alice")
+    schedule.refresh_from_db()
+    following = SLOT + timedelta(minutes=1)
+    assert schedule_next_runs(schedule, count=2) == [following, following + timedelta(minutes=1)]
+    body = alice_client.get(f"/api/v1/schedules/{schedule.public_id}/").json()
+    assert (body["next_runs"][0], body["last_run_at"]) == (following.isoformat(), None)
+    row = alice_client.get(f"/schedules/{schedule.public_id}/row/").content.decode()
+    assert f'datetime="{following.isoformat()}"' in row.split('data-field="next">')[1].split("</td>")[0]
+    assert _slot_runs(schedule) == [run]  # its history keeps the cancelled run
