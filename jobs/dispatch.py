@@ -72,7 +72,7 @@ def in_flight_by_team() -> dict[int, int]:
 def _ready(now):
     return Job.objects.filter(status=Status.QUEUED, dispatched_at__isnull=True).filter(
         Q(run_after__isnull=True) | Q(run_after__lte=now)
-    )
+    ).exclude(start_by__lt=now, attempts=0)  # a staged run that missed its slot: its schedule decides it
 
 
 def backlog_ahead(job: Job, now: datetime, *, cap: int) -> int:
@@ -140,7 +140,7 @@ def dispatch() -> int:
         if not chosen:
             return 0
         Job.objects.filter(pk__in=[pk for pk, _, _ in chosen], status=Status.QUEUED,
-                           dispatched_at__isnull=True).update(dispatched_at=now)
+                           dispatched_at__isnull=True).update(dispatched_at=now, start_by=None)
         transaction.on_commit(lambda: enqueue([(public_id, timeout) for _, public_id, timeout in chosen]))
     return len(chosen)
 
@@ -180,14 +180,14 @@ def _in_flight_and_waiting_sql() -> str:
     return (f"SELECT (SELECT COUNT(*) FROM {table} "  # nosec B608
             "WHERE status = %s OR (status = %s AND dispatched_at IS NOT NULL)), "
             f"EXISTS (SELECT 1 FROM {table} WHERE status = %s AND dispatched_at IS NULL "
-            "AND (run_after IS NULL OR run_after <= %s))")
+            "AND (run_after IS NULL OR run_after <= %s) AND (start_by IS NULL OR start_by >= %s OR attempts > 0))")
 
 
 def _in_flight_and_waiting(now: datetime) -> tuple[int, bool]:
     """How many jobs are in flight, and whether any job is ready in the backlog: one statement."""
     with connection.cursor() as cursor:
-        cursor.execute(_in_flight_and_waiting_sql(), [Status.RUNNING, Status.QUEUED, Status.QUEUED,
-                                                      connection.ops.adapt_datetimefield_value(now)])
+        at = connection.ops.adapt_datetimefield_value(now)
+        cursor.execute(_in_flight_and_waiting_sql(), [Status.RUNNING, Status.QUEUED, Status.QUEUED, at, at])
         in_flight, waiting = cursor.fetchone()
     return in_flight, bool(waiting)
 

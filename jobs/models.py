@@ -71,6 +71,11 @@ class Job(models.Model):
     # schedule's run written ahead of its slot; run_after is then a retry's time). Its wait is
     # from here, or from its creation, to its first start.
     due_at = models.DateTimeField(null=True, blank=True)
+    # The latest time it may first be handed over, for a schedule's run written ahead of its slot
+    # (its slot plus the misfire grace): one still waiting then missed its slot (no ticker ran to
+    # hand it over), and the schedule's misfire policy decides it, as for any missed slot. Cleared
+    # when it first reaches a worker, and when a person resumes or retries it.
+    start_by = models.DateTimeField(null=True, blank=True)
     # When the job was handed to django-q2; NULL while it waits in Pulse's own backlog.
     dispatched_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -125,6 +130,13 @@ class Job(models.Model):
                 fields=["run_after"],
                 condition=Q(status="queued", dispatched_at__isnull=True, run_after__isnull=False),
                 name="job_waiting_start",
+            ),
+            # Schedules' missed staged runs: WHERE status = 'queued' AND dispatched_at IS NULL AND
+            # start_by < now (a handful of rows: the runs staged within the next minute).
+            models.Index(
+                fields=["start_by"],
+                condition=Q(status="queued", dispatched_at__isnull=True, start_by__isnull=False),
+                name="job_start_by",
             ),
             # In flight (handed over, not finished) and rescue: WHERE status IN ('queued','running') AND dispatched_at ...
             models.Index(fields=["status", "dispatched_at"], name="job_status_dispatched"),

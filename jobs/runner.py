@@ -135,7 +135,8 @@ def _settle_event(job: Job, kind: str, outcome: Outcome) -> None:
 
 def _hold(job: Job, reasons: list[dict[str, Any]], resume_at: Any) -> None:
     Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
-        status=Status.PAUSED, hold_reasons=reasons, resume_at=resume_at, dispatched_at=None, updated_at=timezone.now()
+        status=Status.PAUSED, hold_reasons=reasons, resume_at=resume_at, dispatched_at=None, start_by=None,
+        updated_at=timezone.now()
     )
     job.refresh_from_db()
     _job_event(job, "paused")
@@ -158,8 +159,8 @@ def _defer_for_load(job: Job, reason: dict[str, Any], now: Any) -> None:
     # a short wait (to this worker if it has recovered, or to another).
     retry_at = now + timedelta(seconds=settings.PULSE_ADMIT_LOAD_RETRY_SECONDS)
     Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
-        dispatched_at=None, run_after=retry_at, hold_reasons=[{**reason, "resume_at": retry_at.isoformat()}],
-        updated_at=now,
+        dispatched_at=None, start_by=None, run_after=retry_at,
+        hold_reasons=[{**reason, "resume_at": retry_at.isoformat()}], updated_at=now,
     )
     job.refresh_from_db()
     _job_event(job, "deferred")

@@ -21,7 +21,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
 from jobs.handlers.registry import get_handler, get_public_handler
 from jobs.models import Job
-from jobs.signals import job_retried
+from jobs.signals import job_cancelled, job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
 from pulse_site.teams.models import Team
@@ -99,6 +99,7 @@ def _prepare(
     run_after: datetime | None = None,
     origin: str = "",
     internal: bool = False,
+    start_by: datetime | None = None,
 ) -> Job:
     """The unsaved job of a valid submission; ValidationError (or another PulseError) if not."""
     spec = get_handler(handler) if internal else get_public_handler(handler)
@@ -123,7 +124,7 @@ def _prepare(
         priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
         timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
         request_hash=_request_hash(handler, payload, priority, run_after), created_by=created_by[:150], run_after=run_after,
-        origin=origin,
+        origin=origin, start_by=start_by,
     )
 
 
@@ -255,6 +256,8 @@ class SubmitItem:
     estimate_micros: int | None = None
     origin: str = ""
     run_after: datetime | None = None
+    # A schedule's run written ahead of its slot: not handed over after this (Job.start_by).
+    start_by: datetime | None = None
 
 
 def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
@@ -268,7 +271,7 @@ def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
         try:
             job = _prepare(team=item.team, handler=item.handler, payload=item.payload, source=item.source,
                            created_by=item.created_by, estimate_micros=item.estimate_micros, origin=item.origin,
-                           run_after=item.run_after)
+                           run_after=item.run_after, start_by=item.start_by)
             key = (item.team.pk, job.handler, job.cost_estimate)
             # The limits and the exclusive rule are the same for every job of a team, handler and
             # estimate in one batch; only an exclusive "refuse" handler is asked each time.
@@ -366,6 +369,7 @@ def _cancel_tree(job: Job, by: str, cancelled: list[Job]) -> None:
                 cancel_requested=True, hold_reasons=[], resume_at=None, dispatched_at=None)
         cancelled.append(job)
         job_event(job, "cancelled", by=by)
+        job_cancelled.send(sender=Job, job=job, by=by)
     elif job.status == Status.RUNNING and not job.cancel_requested:
         _update(job, expected=(Status.RUNNING,), cancel_requested=True)
         job_event(job, "cancel_requested", by=by)
@@ -396,7 +400,9 @@ def job_resume(*, job: Job, by: str = "") -> Job:
     # slot, a submit with run_after) keeps that time; a held retry goes now.
     keep_time = job.attempts == 0 and job.run_after is not None and job.run_after > timezone.now()
     _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
-            dispatched_at=None, run_after=job.run_after if keep_time else None)
+            dispatched_at=None, run_after=job.run_after if keep_time else None,
+            # Resumed after its slot by a person who wants it run: not a missed slot's run.
+            start_by=job.start_by if keep_time else None)
     job_event(job, "resumed", by=by)
     _dispatch_on_commit()
     return job
@@ -441,7 +447,7 @@ def job_retry(*, job: Job, by: str = "") -> Job:
     spec = get_handler(job.handler)
     _update(job, expected=(Status.FAILED, Status.CANCELLED), status=Status.QUEUED,
             max_attempts=job.attempts + spec.max_attempts, cancel_requested=False, completed_at=None,
-            run_after=None, dispatched_at=None, error_code="", error_message="", error_retryable=None,
+            run_after=None, dispatched_at=None, start_by=None, error_code="", error_message="", error_retryable=None,
             error_recoverable=None, error_details={}, progress_current=0, progress_total=None, progress_message="")
     job_event(job, "retried", by=by)
     job_retried.send(sender=Job, job=job, by=by)

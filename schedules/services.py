@@ -23,7 +23,7 @@ from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_public_handler
 from jobs.models import Job
 from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
-from pulse_site.errors import FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
+from pulse_site.errors import Conflict, FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.events import execution_event, execution_summary, schedule_event, schedule_summary
@@ -167,7 +167,8 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
             return schedule  # nothing to save, nor to tell
         retime = schedule.is_broken or any(clean[key] != current[key] for key in TIMING)
         now = timezone.now()
-        withdrawn = _withdraw_staged(schedule, now, by=by) if any(
+        # Paused: a run staged for a slot that came but that no worker has had yet goes too.
+        withdrawn = _withdraw_staged(schedule, now, by=by, unsent=not clean["enabled"]) if any(
             clean[key] != current[key] for key in STAGED_WITH) else None
         was = schedule_summary(schedule)
         for key, value in clean.items():
@@ -208,7 +209,7 @@ def schedule_delete(*, schedule: Schedule, by: str = "") -> None:
     with transaction.atomic():
         locked = Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
         if locked is not None:
-            _withdraw_staged(locked, timezone.now(), by=by)
+            _withdraw_staged(locked, timezone.now(), by=by, unsent=True)
         schedule_event(schedule, "deleted", by=by)
         Schedule.objects.filter(pk=schedule.pk).delete()
 
@@ -301,13 +302,15 @@ def _alert_over_budget_once(schedule: Schedule, execution: Execution) -> None:
         schedule_event(schedule, "over_budget", reason=execution.reason, execution=execution.public_id)
 
 
-def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "", keep: Job | None = None
-                     ) -> datetime | None:
-    """Cancel the runs of `schedule` (locked) staged for slots still to come and forget their
-    executions, so each such slot is fired again as the schedule now says; returns the earliest
-    of those slots, or None. A staged run a person cancelled stays as it is (and `keep`'s)."""
+def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "", keep: Job | None = None,
+                     unsent: bool = False) -> datetime | None:
+    """Cancel the runs of `schedule` (locked) staged for slots still to come (`unsent`: also those
+    whose slot has come but that no worker has had yet) and forget their executions, so each such
+    slot is fired again as the schedule now says; returns the earliest of those slots, or None. A
+    staged run a person cancelled stays as it is (and `keep`'s)."""
+    to_come = Q(fire_time__gt=now) | (Q(job__start_by__isnull=False, job__attempts=0) if unsent else Q(pk__in=[]))
     staged = list(
-        Execution.objects.filter(schedule=schedule, trigger=Execution.Trigger.CRON, fire_time__gt=now,
+        Execution.objects.filter(to_come, schedule=schedule, trigger=Execution.Trigger.CRON,
                                  job__status__in=(Job.Status.QUEUED, Job.Status.PAUSED))
         .exclude(job=keep).select_related("job").order_by("fire_time")
     )
@@ -318,12 +321,69 @@ def _withdraw_staged(schedule: Schedule, now: datetime, *, by: str = "", keep: J
         return None
     Execution.objects.filter(pk__in=[e.pk for e in staged]).delete()
     # Staging set the last run to the withdrawn slot: back to the last run fired.
-    schedule.last_run_at = (
-        Execution.objects.filter(schedule=schedule).exclude(outcome=Execution.Status.SKIPPED)
-        .order_by("-fire_time").values_list("fire_time", flat=True).first()
-    )
+    schedule.last_run_at = _last_fired(schedule.pk, now)
     Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
     return staged[0].fire_time
+
+
+def _last_fired(schedule_id: int, now: datetime) -> datetime | None:
+    """The slot of the schedule's last run that was not skipped and whose slot has come."""
+    return (Execution.objects.filter(schedule_id=schedule_id, fire_time__lte=now)
+            .exclude(outcome=Execution.Status.SKIPPED).order_by("-fire_time")
+            .values_list("fire_time", flat=True).first())
+
+
+def run_cancelled(sender: object, *, job: Job, by: str = "", **kwargs: object) -> None:
+    """A run staged for a slot still to come that a person cancelled is no next run: the
+    schedule's last run goes back to the last one whose slot has come (its next run is then the
+    slot after, where staging had already moved it). The cancelled run stays in its history."""
+    if job.source != Job.Source.SCHEDULE or job.attempts:
+        return
+    now = timezone.now()
+    execution = Execution.objects.filter(job=job, trigger=Execution.Trigger.CRON, fire_time__gt=now).first()
+    if execution is not None:
+        Schedule.objects.filter(pk=execution.schedule_id, last_run_at=execution.fire_time).update(
+            last_run_at=_last_fired(execution.schedule_id, now))
+
+
+def _withdraw_missed(now: datetime) -> None:
+    """Runs staged for a slot that passed with no ticker to hand them over (their start_by went
+    by, and the dispatcher no longer takes them): cancelled and forgotten, and each schedule's
+    next run moved back to the first such slot, so that its misfire policy decides the slot with
+    the others missed, as without staging (handed over late, it ran beside the run the policy
+    fired, or in its place). A schedule another ticker holds is left to that ticker."""
+    missed = Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__isnull=True, attempts=0, start_by__lt=now)
+    jobs = list(missed.values_list("pk", flat=True)[:CLAIM_BATCH])  # one read of job_start_by, usually empty
+    if not jobs:
+        return
+    schedules = dict(Execution.objects.filter(job_id__in=jobs).values_list("job_id", "schedule_id"))
+    for schedule_id in sorted(set(schedules.values())):
+        with transaction.atomic():
+            schedule = Schedule.objects.select_for_update(skip_locked=True).filter(pk=schedule_id).first()
+            runs = [] if schedule is None else list(
+                Execution.objects.filter(schedule=schedule, job__in=missed).select_related("job").order_by("fire_time"))
+            if schedule is None or not runs:
+                continue
+            for execution in runs:
+                _cancel_unless_ended(execution.job, by=f"schedule {schedule.public_id}: its slot was missed (no "
+                                                       "ticker ran to start it)")
+            Execution.objects.filter(pk__in=[e.pk for e in runs]).delete()
+            last = _last_fired(schedule.pk, now)
+            start = None if schedule.next_run_at is None else min(schedule.next_run_at, runs[0].fire_time)
+            Schedule.objects.filter(pk=schedule.pk).update(last_run_at=last, next_run_at=start)
+    # A run whose execution went with its schedule: nothing is left to decide it.
+    for job in missed.filter(pk__in=set(jobs) - set(schedules)):
+        with transaction.atomic():
+            _cancel_unless_ended(job, by="its schedule is gone")
+
+
+def _cancel_unless_ended(job: Job | None, *, by: str) -> None:
+    if job is None:
+        return
+    try:
+        job_cancel(job=job, by=by)
+    except Conflict:
+        pass  # it ended meanwhile (a person cancelled it): nothing to cancel
 
 
 def run_retried(sender: object, *, job: Job, by: str = "", **kwargs: object) -> None:
@@ -420,6 +480,7 @@ def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> 
     """
     now = now or timezone.now()
     result = TickResult()
+    _withdraw_missed(now)
     # Schedules that hit a database error stay due; they are retried next tick, not in a loop now.
     retry_later: set[int] = set()
     while True:
@@ -557,8 +618,10 @@ def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: dateti
         SubmitItem(team=schedule.team, handler=schedule.handler, payload=schedule.payload,
                    source=Job.Source.SCHEDULE, created_by=f"schedule {schedule.public_id}"[:150],
                    estimate_micros=schedule.estimate_override, origin=schedule.public_id,
-                   # A staged run waits for its slot; the dispatcher hands it over from then on.
-                   run_after=slot if slot > now else None)
+                   # A staged run waits for its slot; the dispatcher hands it over from then on,
+                   # until the slot is missed (no ticker ran): then the misfire policy decides it.
+                   run_after=slot if slot > now else None,
+                   start_by=slot + cronlib.MISFIRE_GRACE if slot > now else None)
         for schedule, slot, _ in ready
     ])
     refused: list[Schedule] = []

@@ -147,6 +147,10 @@ def test_the_submits_read_of_jobs_in_flight_and_waiting_agrees_with_the_dispatch
     Job.objects.filter(pk=later.pk).update(run_after=now - timezone.timedelta(seconds=1))
     Job.objects.filter(pk=waiting.pk).update(status=Status.PAUSED)
     assert both() == ((1, True), (1, True))  # running is in flight; a job due before now waits
+    Job.objects.filter(pk=later.pk).update(start_by=now - timezone.timedelta(seconds=1))
+    assert both() == ((1, False), (1, False))  # a staged run that missed its slot waits for its schedule
+    Job.objects.filter(pk=later.pk).update(attempts=1)
+    assert both() == ((1, True), (1, True))  # once started, a retry of it is no missed slot
     Job.objects.filter(pk__in=[handed_over.pk, later.pk]).update(status=Status.COMPLETED)
     assert both() == ((0, False), (0, False))
 

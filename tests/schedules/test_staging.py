@@ -389,3 +389,127 @@ def test_retrying_a_finished_run_keeps_a_staged_allow_run(make_schedule, time_ma
     [cron_run] = _slot_runs(schedule)
     job_retry(job=manual.job, by="alice")
     assert _slot_runs(schedule) == [cron_run] and Job.objects.get(pk=cron_run.job.pk).status == "queued"
+
+
+# --- A staged run whose slot passed while no ticker ran ----------------------------------------
+
+BACK = datetime(2026, 6, 1, 10, 5, 30, tzinfo=UTC)  # the ticker is back: 10:01 … 10:04 were missed
+
+
+def _runs_ready(now: datetime) -> list[int]:
+    """The minutes of the slots whose runs the dispatcher would hand over at `now`."""
+    slots = dict(Execution.objects.values_list("job_id", "fire_time"))
+    return sorted(slots[pk].minute for pk in _ready(now).values_list("pk", flat=True))
+
+
+def test_a_staged_run_not_handed_over_by_the_end_of_its_grace_is_not_handed_over_late(staged, time_machine):
+    """The jobs' dispatch runs before the schedules' tick in a round: back after downtime, it
+    handed over the 10:01 run four minutes late, beside the 10:05 run the misfire policy fires."""
+    staged(misfire_policy="once", overlap_policy="allow")
+    assert _runs_ready(SLOT + timedelta(seconds=59)) == [1]
+    assert _runs_ready(BACK) == []
+
+
+@pytest.mark.parametrize(("misfire", "overlap", "runs"), [
+    ("once", "allow", [5]),
+    ("once", "skip", [5]),  # not skipped because the missed 10:01 run is "still queued"
+    ("skip", "allow", [5]),
+    ("skip", "skip", [5]),
+    ("all", "allow", [1, 2, 3, 4, 5]),
+])
+def test_a_staged_run_whose_slot_was_missed_is_decided_by_the_misfire_policy(staged, time_machine, misfire,
+                                                                             overlap, runs):
+    schedule = staged(misfire_policy=misfire, overlap_policy=overlap)
+    [missed] = _slot_runs(schedule)
+    time_machine.move_to(BACK, tick=False)
+    result = schedules_tick()
+    assert _runs_ready(BACK) == runs
+    assert (result.fired, result.skipped) == (len(runs), 0)
+    missed.job.refresh_from_db()
+    assert missed.job.status == "cancelled"
+    fired = Execution.objects.filter(schedule=schedule, fire_time__lte=BACK).order_by("fire_time")
+    assert [e.fire_time.minute for e in fired] == runs
+    assert schedule_next_runs(Schedule.objects.get(pk=schedule.pk), count=1) == [datetime(2026, 6, 1, 10, 6, tzinfo=UTC)]
+
+
+def test_a_staged_run_handed_over_at_its_slot_still_runs_when_handed_over_again_later(staged, time_machine):
+    """Handed over on time, then back in the backlog (a lost broker message): it is its slot's run."""
+    from jobs.dispatch import dispatch, redispatch_stale
+
+    schedule = staged(misfire_policy="once", overlap_policy="allow")
+    time_machine.move_to(SLOT, tick=False)
+    assert dispatch() == 1
+    time_machine.move_to(BACK, tick=False)
+    assert redispatch_stale() == 1
+    assert _runs_ready(BACK) == [1]
+    schedules_tick()
+    assert _runs_ready(BACK) == [1, 5]
+    assert Job.objects.get(pk=_slot_runs(schedule)[0].job_id).status == "queued"
+
+
+@pytest.mark.parametrize("action", ["pause", "delete"])
+def test_a_staged_run_never_handed_over_is_cancelled_by_a_pause_or_delete_after_its_slot(staged, time_machine,
+                                                                                         action):
+    schedule = staged(overlap_policy="allow")
+    [missed] = _slot_runs(schedule)
+    time_machine.move_to(SLOT + timedelta(seconds=30), tick=False)  # the ticker is down since 10:00:30
+    (schedule_pause if action == "pause" else schedule_delete)(schedule=schedule, by="alice")
+    missed.job.refresh_from_db()
+    assert missed.job.status == "cancelled"
+    time_machine.move_to(BACK, tick=False)
+    schedules_tick()
+    assert _ready(BACK).count() == 0
+
+
+def test_a_staged_run_held_before_its_slot_and_resumed_after_it_runs(staged, time_machine):
+    """The person who resumes it wants it run: it is no missed slot for the misfire policy."""
+    from jobs.services import job_pause, job_resume
+
+    schedule = staged(overlap_policy="allow")
+    [run] = _slot_runs(schedule)
+    job_pause(job=run.job, by="alice")
+    time_machine.move_to(BACK, tick=False)
+    job_resume(job=run.job, by="alice")
+    schedules_tick()
+    assert 1 in _runs_ready(BACK)
+    assert Job.objects.get(pk=run.job_id).status == "queued"
+
+
+def test_a_run_cancelled_as_missed_runs_when_retried(staged, time_machine):
+    from jobs.services import job_retry
+
+    schedule = staged(misfire_policy="skip", overlap_policy="allow")
+    [missed] = _slot_runs(schedule)
+    time_machine.move_to(BACK, tick=False)
+    schedules_tick()
+    job_retry(job=Job.objects.get(pk=missed.job_id), by="alice")
+    assert missed.job_id in set(_ready(BACK).values_list("pk", flat=True))
+
+
+def test_a_missed_staged_run_whose_schedule_is_gone_is_cancelled(staged, time_machine):
+    """Deleted past the services (a cascade): no schedule is left to decide it, nor is it handed over."""
+    schedule = staged(overlap_policy="allow")
+    [run] = _slot_runs(schedule)
+    Schedule.objects.filter(pk=schedule.pk).delete()
+    time_machine.move_to(BACK, tick=False)
+    schedules_tick()
+    assert Job.objects.get(pk=run.job_id).status == "cancelled"
+
+
+def test_a_staged_run_a_person_cancelled_is_no_longer_the_next_run(staged, alice_client, time_machine):
+    """Cancelled from its job's page, the 10:01 run still read as the schedule's next run (list,
+    page and API) until 10:01, which then came and went without a run."""
+    from jobs.services import job_cancel
+
+    schedule = staged(name="Minutely", overlap_policy="allow")
+    [run] = _slot_runs(schedule)
+    time_machine.move_to(T0 + timedelta(seconds=40), tick=False)
+    job_cancel(job=run.job, by="alice")
+    schedule.refresh_from_db()
+    following = SLOT + timedelta(minutes=1)
+    assert schedule_next_runs(schedule, count=2) == [following, following + timedelta(minutes=1)]
+    body = alice_client.get(f"/api/v1/schedules/{schedule.public_id}/").json()
+    assert (body["next_runs"][0], body["last_run_at"]) == (following.isoformat(), None)
+    row = alice_client.get(f"/schedules/{schedule.public_id}/row/").content.decode()
+    assert f'datetime="{following.isoformat()}"' in row.split('data-field="next">')[1].split("</td>")[0]
+    assert _slot_runs(schedule) == [run]  # its history keeps the cancelled run
