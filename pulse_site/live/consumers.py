@@ -3,8 +3,9 @@
 Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `synced`
 (`to`: every event of the team up to that id has been sent on this socket, replayed or caught up:
 where a client resumes from), `resync` (too much was missed: reload), `pong`, `following` (the
-job followed, or null), `error` (a bad client frame), `closed` (access revoked, followed by close
-code 4403). Close codes: 4401 not authenticated, 4403 refused.
+job followed, or null), `error` (a bad client frame), `closed` (access ended, with the reason,
+followed by close code 4403: told at once by the service that ended it, or found by the next
+catch-up round). Close codes: 4401 not authenticated, 4403 refused.
 
 Resuming: a client reconnects with `?since=<the last synced.to>` and drops the events it already
 has by id. Resuming from the last id seen instead can lose an event for good: the channel layer
@@ -38,7 +39,7 @@ from pulse_site.live.services import member_group, session_group, team_group, to
 from pulse_site.parsers import json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
-from pulse_site.teams.selectors import membership_for_user_in_team
+from pulse_site.teams.selectors import access_lost, membership_for_user_in_team
 from pulse_site.teams.services import token_authenticate
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -68,6 +69,9 @@ class Access:
     team: Team
     groups: tuple[str, ...]
     expires_at: datetime | None = None  # a token's expiry: the socket is closed then
+    # What the access was given by, checked again every catch-up round (access_lost).
+    token_id: int | None = None
+    session: tuple[str, int] | None = None  # (session key, user id)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -82,7 +86,7 @@ def _token_access(secret: str) -> Access | None:
     if token is None:
         return None
     return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)),
-                  expires_at=token.expires_at)
+                  expires_at=token.expires_at, token_id=token.pk)
 
 
 def _session_access(scope: dict[str, Any]) -> Access | None:
@@ -92,9 +96,10 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
         return None
     team_id = membership.team_id
     groups = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
-    if scope["session"].session_key:
-        groups = (*groups, session_group(scope["session"].session_key))
-    return Access(team=membership.team, groups=groups)
+    key = scope["session"].session_key
+    if key:
+        groups = (*groups, session_group(key))
+    return Access(team=membership.team, groups=groups, session=(key, user.pk) if key else None)
 
 
 class TeamCatchUp:
@@ -102,7 +107,12 @@ class TeamCatchUp:
     events (a Redis restart drops the subscription for a moment while the socket stays open) gets
     them from the outbox, by comparing what it was sent with what the relay has forwarded.
 
-    One loop per team and event loop, shared by the team's sockets: two queries per team every
+    Each round also closes the sockets whose access has ended (access_lost: signed out in another
+    tab, session expired, user deactivated, membership or token gone), whichever way it ended: the
+    services that revoke access tell the sockets at once through the channel layer, but that message
+    can be lost, and nothing tells them of a session deleted or a user changed in admin.
+
+    One loop per team and event loop, shared by the team's sockets: five queries per team every
     CATCH_UP_SECONDS. One loop per socket made 500 sockets run 200 queries a second through the web
     process's one database thread, and a progress call took seconds instead of ~80 ms to arrive.
     """
@@ -145,8 +155,28 @@ class TeamCatchUp:
                 # The database away for a moment: the next round tries again.
                 log.warning("live catch-up of team %s failed", self.team_id, exc_info=True)
 
+    async def _close_lost(self, sockets: list[EventsConsumer]) -> list[EventsConsumer]:
+        """Close the sockets whose access has ended; the others."""
+        if not sockets:
+            return []
+        lost_sessions, lost_tokens = await database_sync_to_async(access_lost)(
+            team_id=self.team_id, sessions={s.access.session for s in sockets if s.access.session},
+            token_ids={s.access.token_id for s in sockets if s.access.token_id is not None})
+        kept = []
+        for socket in sockets:
+            access = socket.access
+            reason = (lost_sessions.get(access.session) if access.session else None) or \
+                (lost_tokens.get(access.token_id) if access.token_id is not None else None)
+            if reason is None:
+                kept.append(socket)
+                continue
+            self.sockets.discard(socket)
+            with contextlib.suppress(Exception):  # closing already
+                await socket.access_revoked({"reason": reason})
+        return kept
+
     async def _round(self) -> None:
-        sockets = list(self.sockets)
+        sockets = await self._close_lost(list(self.sockets))
         if not sockets:
             return
         cursor, ids = await database_sync_to_async(events_relayed_after)(
