@@ -36,7 +36,7 @@ from django.utils import timezone
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
-from pulse_site.parsers import json_loads_strict
+from pulse_site.parsers import MAX_DEPTH, Refused, json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
 from pulse_site.teams.selectors import access_lost, membership_for_user_in_team
@@ -48,6 +48,10 @@ REPLAY_LIMIT = 1_000
 # Enough to cover a replay plus the live events that raced it; older ids cannot come again.
 SENT_IDS_KEPT = 4_096
 CATCH_UP_SECONDS = 5.0
+# Far above any frame a client sends (a follow is under 100 characters); checked before parsing, which
+# runs on the event loop: a megabyte of JSON held every socket of the process for over a second.
+MAX_FRAME_CHARS = 4_096
+NESTED_TOO_DEEP = f"Nested deeper than {MAX_DEPTH} levels."
 log = logging.getLogger("pulse.live")
 
 
@@ -331,10 +335,20 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if text_data is None:
             await self._send_error("parse_error", "Send JSON text frames.")
             return
+        if len(text_data) > MAX_FRAME_CHARS:
+            await self._send_error("frame_too_large", f"A frame may have at most {MAX_FRAME_CHARS} characters; "
+                                                      f"this one has {len(text_data)}.")
+            return
         try:
             # The API's own parser: nesting past its limit (which made json.loads raise RecursionError
             # and drop the socket) is refused like malformed JSON.
             content = json_loads_strict(text_data)
+        except Refused as exc:
+            if exc.reason == NESTED_TOO_DEEP:  # its path would be 64 indexes long
+                await self._send_error("parse_error", f"The frame is nested deeper than {MAX_DEPTH} levels.")
+            else:  # valid JSON with a NUL, a lone surrogate or NaN: where, and what
+                await self._send_error("validation_error", f"{exc.field}: {exc.reason}")
+            return
         except ValueError:
             await self._send_error("parse_error", "The frame is not valid JSON.")
             return
