@@ -2,7 +2,8 @@
 
 Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `synced`
 (`to`: every event of the team up to that id has been sent on this socket, replayed or caught up:
-where a client resumes from), `resync` (too much was missed: reload), `pong`, `following` (the
+where a client resumes from), `resync` (too much was missed, or some of it pruned by the retention:
+reload), `pong`, `following` (the
 job followed, or null), `error` (a bad client frame), `closed` (access ended, with the reason,
 followed by close code 4403: told at once by the service that ended it, or found by the next
 catch-up round). Close codes: 4401 not authenticated, 4403 refused.
@@ -287,8 +288,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_error("validation_error", "since must be a whole number (the last synced id).")
             await self.send_json({"type": "resync"})
             return
-        missed = await database_sync_to_async(events_since)(team_id=team_id, since=since, limit=REPLAY_LIMIT + 1)
-        if len(missed) > REPLAY_LIMIT:
+        missed, pruned = await database_sync_to_async(events_since)(team_id=team_id, since=since,
+                                                                    limit=REPLAY_LIMIT + 1)
+        if len(missed) > REPLAY_LIMIT or pruned:  # more missed than replayed, or some gone for good
             await self.send_json({"type": "resync"})
             return
         for event in missed:

@@ -216,6 +216,46 @@ async def test_a_since_below_every_id_replays_from_the_start(bob, acme):
     await socket.disconnect()
 
 
+def prune_past(team, ids: list[int]) -> None:
+    """The retention prunes these events (made 8 days old; the default keeps 7)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pulse_site.live.relay import events_prune
+
+    Event.objects.filter(pk__in=ids).update(created_at=timezone.now() - timedelta(days=8))
+    assert events_prune(older_than_days=7) == len(ids)
+
+
+async def test_a_since_from_before_what_the_retention_pruned_asks_the_client_to_resync(bob, acme, globex):
+    """The replay of what was left, then synced, told the client it had every event: the pruned ones it
+    never got were gone from its page for good (a laptop asleep over the event retention)."""
+    seen = await last_id(acme)
+    gone = [(await emit(acme, subject="JB_gone")).id for _ in range(2)]
+    await emit(acme, subject="JB_kept")
+    await db(prune_past)(acme, gone)
+    socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={seen}")
+    await hello(socket)
+    assert await socket.receive_json_from(timeout=5) == {"type": "resync"}
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
+
+
+async def test_a_since_after_what_was_pruned_replays_as_usual_and_another_teams_pruning_is_no_matter(bob, acme, globex):
+    gone = [(await emit(acme, subject="JB_gone")).id]
+    seen = gone[-1]
+    theirs = [(await emit(globex, subject="JB_theirs")).id]
+    kept = await emit(acme, subject="JB_kept")
+    await db(prune_past)(acme, gone)
+    await db(prune_past)(globex, theirs)
+    socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={seen}")
+    await hello(socket)
+    assert await next_event_id(socket) == kept.id
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": kept.id}
+    await socket.disconnect()
+
+
 async def test_bad_client_frames_get_error_frames_and_the_socket_stays_open(bob, acme):
     socket = await open_socket(await db(session_headers)(bob))
     await hello(socket)
