@@ -13,8 +13,9 @@ has by id. Resuming from the last id seen instead can lose an event for good: th
 may drop one (its subscription broken for a moment) and deliver later ones; the catch-up sends
 the dropped one within CATCH_UP_SECONDS, but not to a socket that closed before then.
 
-Frames received: `ping`; `follow` {"job": "JB_…"} restricts this socket's job.* events to that
-job (every other kind still arrives); `unfollow` lifts it.
+Frames received (at most MAX_FRAME_CHARS each): `ping`; `follow` {"job": "JB_…"} restricts this
+socket's job.* events to that job of the team (every other kind still arrives; an id of no job of
+the team is a not_found error and changes nothing); `unfollow` lifts it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
+from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
@@ -105,6 +107,16 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
     if key:
         groups = (*groups, session_group(key))
     return Access(team=membership.team, groups=groups, session=(key, user.pk) if key else None)
+
+
+def _job_exists(*, team: Team, job_id: str) -> bool:
+    from jobs.selectors import job_get_for_team  # jobs emits through live: imported when used
+
+    try:
+        job_get_for_team(team=team, job_id=job_id)
+    except NotFound:
+        return False
+    return True
 
 
 class TeamCatchUp:
@@ -373,8 +385,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(job, str) or not looks_like_public_id(job, "JB"):
             await self._send_error("validation_error", "follow needs a job id: {\"type\": \"follow\", \"job\": \"JB_…\"}.")
             return
-        # Not looked up: events only ever come from this team's group, so following another
-        # team's id shows nothing of it (and an outbox scan per follow would cost more than it says).
+        # Looked up (one indexed read) so a mistyped id is told, not followed into silence; another
+        # team's id gets the same answer as one that never existed.
+        if not await database_sync_to_async(_job_exists)(team=self.access.team, job_id=job):
+            await self._send_error("not_found", "job: no such job in this team.")
+            return
         self.following = job
         await self.send_json({"type": "following", "job": job})
 
