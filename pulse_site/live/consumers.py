@@ -291,7 +291,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         # What the page (or the replay below) already covers; the catch-up starts after it.
         self.synced_to = last_id
         await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
-        raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since")
+        # Blank kept: `?since=` is a client's unset cursor, told as such, not taken for no since.
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw = query.get("since")
         if raw is None:
             return
         try:

@@ -183,8 +183,11 @@ async def test_too_many_missed_events_ask_the_client_to_resync(bob, acme):
     await socket.disconnect()
 
 
-async def test_a_malformed_since_gets_an_error_frame_and_a_resync(bob, acme):
-    socket = await open_socket(await db(session_headers)(bob), path="/ws/?since=yesterday")
+@pytest.mark.parametrize("since", ["yesterday", "", "1.5"])
+async def test_a_malformed_since_gets_an_error_frame_and_a_resync(bob, acme, since):
+    """An empty one (a client's cursor variable unset) was read as no since at all: no replay, and
+    no word that nothing had been replayed."""
+    socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={since}")
     await hello(socket)
     assert await socket.receive_json_from(timeout=5) == {"type": "error", "error": {
         "code": "validation_error", "message": "since must be a whole number (the last synced id).",
