@@ -2,17 +2,20 @@
 
 Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `synced`
 (`to`: every event of the team up to that id has been sent on this socket, replayed or caught up:
-where a client resumes from), `resync` (too much was missed: reload), `pong`, `following` (the
-job followed, or null), `error` (a bad client frame), `closed` (access revoked, followed by close
-code 4403). Close codes: 4401 not authenticated, 4403 refused.
+where a client resumes from), `resync` (too much was missed, or some of it pruned by the retention:
+reload), `pong`, `following` (the
+job followed, or null), `error` (a bad client frame), `closed` (access ended, with the reason,
+followed by close code 4403: told at once by the service that ended it, or found by the next
+catch-up round). Close codes: 4401 not authenticated, 4403 refused.
 
 Resuming: a client reconnects with `?since=<the last synced.to>` and drops the events it already
 has by id. Resuming from the last id seen instead can lose an event for good: the channel layer
 may drop one (its subscription broken for a moment) and deliver later ones; the catch-up sends
 the dropped one within CATCH_UP_SECONDS, but not to a socket that closed before then.
 
-Frames received: `ping`; `follow` {"job": "JB_…"} restricts this socket's job.* events to that
-job (every other kind still arrives); `unfollow` lifts it.
+Frames received (at most MAX_FRAME_CHARS each): `ping`; `follow` {"job": "JB_…"} restricts this
+socket's job.* events to that job of the team (every other kind still arrives; an id of no job of
+the team is a not_found error and changes nothing); `unfollow` lifts it.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
+from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
-from pulse_site.parsers import json_loads_strict
+from pulse_site.parsers import MAX_DEPTH, Refused, json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
-from pulse_site.teams.selectors import membership_for_user_in_team
+from pulse_site.teams.selectors import access_lost, membership_for_user_in_team
 from pulse_site.teams.services import token_authenticate
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -47,6 +51,10 @@ REPLAY_LIMIT = 1_000
 # Enough to cover a replay plus the live events that raced it; older ids cannot come again.
 SENT_IDS_KEPT = 4_096
 CATCH_UP_SECONDS = 5.0
+# Far above any frame a client sends (a follow is under 100 characters); checked before parsing, which
+# runs on the event loop: a megabyte of JSON held every socket of the process for over a second.
+MAX_FRAME_CHARS = 4_096
+NESTED_TOO_DEEP = f"Nested deeper than {MAX_DEPTH} levels."
 log = logging.getLogger("pulse.live")
 
 
@@ -68,6 +76,9 @@ class Access:
     team: Team
     groups: tuple[str, ...]
     expires_at: datetime | None = None  # a token's expiry: the socket is closed then
+    # What the access was given by, checked again every catch-up round (access_lost).
+    token_id: int | None = None
+    session: tuple[str, int] | None = None  # (session key, user id)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -82,7 +93,7 @@ def _token_access(secret: str) -> Access | None:
     if token is None:
         return None
     return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)),
-                  expires_at=token.expires_at)
+                  expires_at=token.expires_at, token_id=token.pk)
 
 
 def _session_access(scope: dict[str, Any]) -> Access | None:
@@ -92,9 +103,20 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
         return None
     team_id = membership.team_id
     groups: tuple[str, ...] = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
-    if scope["session"].session_key:
-        groups = (*groups, session_group(scope["session"].session_key))
-    return Access(team=membership.team, groups=groups)
+    key = scope["session"].session_key
+    if key:
+        groups = (*groups, session_group(key))
+    return Access(team=membership.team, groups=groups, session=(key, user.pk) if key else None)
+
+
+def _job_exists(*, team: Team, job_id: str) -> bool:
+    from jobs.selectors import job_get_for_team  # jobs emits through live: imported when used
+
+    try:
+        job_get_for_team(team=team, job_id=job_id)
+    except NotFound:
+        return False
+    return True
 
 
 class TeamCatchUp:
@@ -102,7 +124,12 @@ class TeamCatchUp:
     events (a Redis restart drops the subscription for a moment while the socket stays open) gets
     them from the outbox, by comparing what it was sent with what the relay has forwarded.
 
-    One loop per team and event loop, shared by the team's sockets: two queries per team every
+    Each round also closes the sockets whose access has ended (access_lost: signed out in another
+    tab, session expired, user deactivated, membership or token gone), whichever way it ended: the
+    services that revoke access tell the sockets at once through the channel layer, but that message
+    can be lost, and nothing tells them of a session deleted or a user changed in admin.
+
+    One loop per team and event loop, shared by the team's sockets: five queries per team every
     CATCH_UP_SECONDS. One loop per socket made 500 sockets run 200 queries a second through the web
     process's one database thread, and a progress call took seconds instead of ~80 ms to arrive.
     """
@@ -147,8 +174,28 @@ class TeamCatchUp:
                 # The database away for a moment: the next round tries again.
                 log.warning("live catch-up of team %s failed", self.team_id, exc_info=True)
 
+    async def _close_lost(self, sockets: list[EventsConsumer]) -> list[EventsConsumer]:
+        """Close the sockets whose access has ended; the others."""
+        if not sockets:
+            return []
+        lost_sessions, lost_tokens = await database_sync_to_async(access_lost)(
+            team_id=self.team_id, sessions={s.access.session for s in sockets if s.access.session},
+            token_ids={s.access.token_id for s in sockets if s.access.token_id is not None})
+        kept = []
+        for socket in sockets:
+            access = socket.access
+            reason = (lost_sessions.get(access.session) if access.session else None) or \
+                (lost_tokens.get(access.token_id) if access.token_id is not None else None)
+            if reason is None:
+                kept.append(socket)
+                continue
+            self.sockets.discard(socket)
+            with contextlib.suppress(Exception):  # closing already
+                await socket.access_revoked({"reason": reason})
+        return kept
+
     async def _round(self) -> None:
-        sockets = list(self.sockets)
+        sockets = await self._close_lost(list(self.sockets))
         if not sockets:
             return
         cursor, ids = await database_sync_to_async(events_relayed_after)(
@@ -246,7 +293,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         # What the page (or the replay below) already covers; the catch-up starts after it.
         self.synced_to = last_id
         await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
-        raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since")
+        # Blank kept: `?since=` is a client's unset cursor, told as such, not taken for no since.
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw = query.get("since")
         if raw is None:
             return
         try:
@@ -255,8 +304,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_error("validation_error", "since must be a whole number (the last synced id).")
             await self.send_json({"type": "resync"})
             return
-        missed = await database_sync_to_async(events_since)(team_id=team_id, since=since, limit=REPLAY_LIMIT + 1)
-        if len(missed) > REPLAY_LIMIT:
+        missed, pruned = await database_sync_to_async(events_since)(team_id=team_id, since=since,
+                                                                    limit=REPLAY_LIMIT + 1)
+        if len(missed) > REPLAY_LIMIT or pruned:  # more missed than replayed, or some gone for good
             await self.send_json({"type": "resync"})
             return
         for event in missed:
@@ -303,10 +353,20 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if text_data is None:
             await self._send_error("parse_error", "Send JSON text frames.")
             return
+        if len(text_data) > MAX_FRAME_CHARS:
+            await self._send_error("frame_too_large", f"A frame may have at most {MAX_FRAME_CHARS} characters; "
+                                                      f"this one has {len(text_data)}.")
+            return
         try:
             # The API's own parser: nesting past its limit (which made json.loads raise RecursionError
             # and drop the socket) is refused like malformed JSON.
             content = json_loads_strict(text_data)
+        except Refused as exc:
+            if exc.reason == NESTED_TOO_DEEP:  # its path would be 64 indexes long
+                await self._send_error("parse_error", f"The frame is nested deeper than {MAX_DEPTH} levels.")
+            else:  # valid JSON with a NUL, a lone surrogate or NaN: where, and what
+                await self._send_error("validation_error", f"{exc.field}: {exc.reason}")
+            return
         except ValueError:
             await self._send_error("parse_error", "The frame is not valid JSON.")
             return
@@ -329,8 +389,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(job, str) or not looks_like_public_id(job, "JB"):
             await self._send_error("validation_error", "follow needs a job id: {\"type\": \"follow\", \"job\": \"JB_…\"}.")
             return
-        # Not looked up: events only ever come from this team's group, so following another
-        # team's id shows nothing of it (and an outbox scan per follow would cost more than it says).
+        # Looked up (one indexed read) so a mistyped id is told, not followed into silence; another
+        # team's id gets the same answer as one that never existed.
+        if not await database_sync_to_async(_job_exists)(team=self.access.team, job_id=job):
+            await self._send_error("not_found", "job: no such job in this team.")
+            return
         self.following = job
         await self.send_json({"type": "following", "job": job})
 

@@ -234,6 +234,11 @@ def _prune_events(events: Any, *, batch: int) -> int:
         if not ids:
             return deleted
         with transaction.atomic():
+            # Moved with the delete, so a replay that found the rows gone sees the mark too.
+            newest = Event.objects.filter(id__in=ids).values("team_id").annotate(newest=Max("id"))
+            for row in newest.order_by("team_id"):
+                Team.objects.filter(pk=row["team_id"], events_pruned_to__lt=row["newest"]) \
+                    .update(events_pruned_to=row["newest"])
             count, _ = Event.objects.filter(id__in=ids).delete()
         deleted += count
         if len(ids) < batch:

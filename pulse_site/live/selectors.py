@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Max
 
 from pulse_site.live.models import Event, RelayCursor
+from pulse_site.teams.models import Team
 
 
 def event_last_id(*, team_id: int) -> int:
@@ -12,9 +13,12 @@ def event_last_id(*, team_id: int) -> int:
     return Event.objects.filter(team_id=team_id).aggregate(last=Max("id"))["last"] or 0
 
 
-def events_since(*, team_id: int, since: int, limit: int) -> list[Event]:
-    """The team's events after `since`, oldest first, at most `limit`."""
-    return list(Event.objects.filter(team_id=team_id, id__gt=since).order_by("id")[:limit])
+def events_since(*, team_id: int, since: int, limit: int) -> tuple[list[Event], bool]:
+    """The team's events after `since`, oldest first, at most `limit`; and whether some after
+    `since` are gone (pruned by the retention), read after them."""
+    events = list(Event.objects.filter(team_id=team_id, id__gt=since).order_by("id")[:limit])
+    pruned_to = Team.objects.filter(pk=team_id).values_list("events_pruned_to", flat=True).first() or 0
+    return events, pruned_to > since
 
 
 def events_relayed_after(*, team_id: int, after: int, limit: int) -> tuple[int, list[int]]:

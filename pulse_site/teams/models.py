@@ -29,6 +29,9 @@ class Team(models.Model):
     job_retention_days = models.PositiveIntegerField(null=True, blank=True)
     execution_retention_days = models.PositiveIntegerField(null=True, blank=True)
     event_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    # The newest of the team's events the retention has deleted: a live client resuming from below
+    # it missed events that are gone, and must reload instead of being told it has them all.
+    events_pruned_to = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

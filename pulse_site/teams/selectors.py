@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from collections.abc import Collection
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
@@ -83,3 +90,53 @@ def membership_get_for_user(*, user: User, team_public_id: str) -> Membership:
     if membership is None:
         raise NotFound("No such team.")
     return membership
+
+
+def access_lost(*, team_id: int, sessions: Collection[tuple[str, int]],
+                token_ids: Collection[int]) -> tuple[dict[tuple[str, int], str], dict[int, str]]:
+    """Of the (session key, user id) pairs and tokens that opened live sockets on the team, those
+    that no longer give access to it, each with why ("signed out", "membership removed", "token
+    revoked", "token expired"). Three queries whatever the number of sockets: the sessions,
+    the memberships with their users, the tokens (a deleted team took its memberships and tokens).
+
+    A session is signed out as Django would find it on its next request: gone (signed out in
+    another tab), expired, another user's, its user deactivated, or its password hash no longer
+    the user's (a password set in admin)."""
+    data = _live_sessions({key for key, _ in sessions})
+    members = {m.user_id: m.user for m in Membership.objects.filter(
+        team_id=team_id, user_id__in={user_id for _, user_id in sessions}).select_related("user")}
+    lost: dict[tuple[str, int], str] = {}
+    for key, user_id in sessions:
+        session = data.get(key)
+        user = members.get(user_id)
+        if session is None or session.get(SESSION_KEY) != str(user_id):
+            lost[(key, user_id)] = "signed out"
+        elif user is None:
+            lost[(key, user_id)] = "membership removed"
+        elif not user.is_active or not _session_hash_matches(user, session.get(HASH_SESSION_KEY) or ""):
+            lost[(key, user_id)] = "signed out"
+    now = timezone.now()
+    tokens = {token.pk: token for token in ApiToken.objects.filter(team_id=team_id, pk__in=list(token_ids))}
+    lost_tokens = {pk: "token expired" if pk in tokens and tokens[pk].revoked_at is None else "token revoked"
+                   for pk in token_ids if pk not in tokens or not tokens[pk].is_active(now)}
+    return lost, lost_tokens
+
+
+def _live_sessions(keys: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The data of the sessions that exist and have not expired, by key."""
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    if not keys:
+        return {}
+    if hasattr(store_class, "get_model_class"):  # the database's sessions (db, cached_db): one query
+        store = store_class()
+        rows = store_class.get_model_class().objects.filter(session_key__in=list(keys), expire_date__gt=timezone.now())
+        return {row.session_key: store.decode(row.session_data) for row in rows}
+    found = {key: store_class(key).load() for key in keys}  # load() is {} for a missing or expired one
+    return {key: data for key, data in found.items() if data}
+
+
+def _session_hash_matches(user: Any, session_hash: str) -> bool:
+    """django.contrib.auth.get_user's check, SECRET_KEY_FALLBACKS included."""
+    if constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return True
+    return any(constant_time_compare(session_hash, fallback) for fallback in user.get_session_auth_fallback_hash())

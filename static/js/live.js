@@ -4,7 +4,7 @@
 // PulseLive.follow; every other team page follows without a replay, so the queue banner (shown on
 // every page) appears and goes away live.
 // Protocol: {"type": "hello" | "event" | "synced" | "resync" | "closed", ...}; events carry a
-// sequence id. Resuming from the last id seen could skip one the server's catch-up had not yet
+// sequence id; close codes 4401 and 4403 are refusals, not retried. Resuming from the last id seen could skip one the server's catch-up had not yet
 // re-sent (pulse_site/live/consumers.py).
 (function () {
   "use strict";
@@ -72,8 +72,14 @@
           setState("closed", "closed: " + (data.reason || "by the server"));
         }
       };
-      socket.onclose = function () {
+      socket.onclose = function (closing) {
         if (stopped) return;
+        if (closing.code === 4401 || closing.code === 4403) {
+          // Refused (signed out, not in the team any more): another try would be refused again.
+          stopped = true;
+          setState("closed", closing.code === 4401 ? "closed: signed out" : "closed: refused");
+          return;
+        }
         attempts += 1;
         // 1 s, 2 s, 4 s … up to 30 s, with jitter so a restarted server is not hit all at once.
         var delay = Math.min(30000, 1000 * Math.pow(2, attempts - 1)) * (0.75 + Math.random() * 0.5);

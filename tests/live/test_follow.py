@@ -27,7 +27,8 @@ async def socket_for(user):
 
 
 async def test_a_followed_job_hides_other_jobs_events_but_not_other_kinds(bob, acme, relay_cursor):
-    followed, other = new_public_id("JB"), new_public_id("JB")
+    followed, other = await db(submitted)(acme), new_public_id("JB")
+    await relay()
     socket = await socket_for(bob)
     await socket.send_json_to({"type": "follow", "job": followed})
     assert await socket.receive_json_from(timeout=5) == {"type": "following", "job": followed}
@@ -43,9 +44,11 @@ async def test_a_followed_job_hides_other_jobs_events_but_not_other_kinds(bob, a
 
 
 async def test_unfollow_brings_every_jobs_events_back(bob, acme, relay_cursor):
+    followed = await db(submitted)(acme)
+    await relay()
     socket = await socket_for(bob)
-    await socket.send_json_to({"type": "follow", "job": new_public_id("JB")})
-    await socket.receive_json_from(timeout=5)
+    await socket.send_json_to({"type": "follow", "job": followed})
+    assert await socket.receive_json_from(timeout=5) == {"type": "following", "job": followed}
     await socket.send_json_to({"type": "unfollow"})
     assert await socket.receive_json_from(timeout=5) == {"type": "following", "job": None}
     other = await emit(acme, "job.completed", new_public_id("JB"))
@@ -65,11 +68,38 @@ async def test_follow_without_a_job_id_is_an_error_frame_and_changes_nothing(bob
     await socket.disconnect()
 
 
-async def test_charlie_following_an_acme_job_sees_nothing_of_it(charlie, acme, globex, relay_cursor):
-    job = new_public_id("JB")
+NO_SUCH_JOB = {"type": "error", "error": {"code": "not_found", "message": "job: no such job in this team."}}
+
+
+def submitted(team) -> str:
+    from jobs.services import job_submit
+
+    return job_submit(team=team, handler="pulse.noop", payload={}, source="api").job.public_id
+
+
+async def test_following_a_job_that_does_not_exist_is_an_error_and_keeps_what_was_followed(bob, acme, relay_cursor):
+    """It was acknowledged ("following") and the socket then heard of no job at all: a mistyped id
+    looked like a job with nothing happening."""
+    followed = await db(submitted)(acme)
+    await relay()
+    socket = await socket_for(bob)
+    await socket.send_json_to({"type": "follow", "job": followed})
+    assert await socket.receive_json_from(timeout=5) == {"type": "following", "job": followed}
+    await socket.send_json_to({"type": "follow", "job": new_public_id("JB")})
+    assert await socket.receive_json_from(timeout=5) == NO_SUCH_JOB
+    await emit(acme, "job.progress", new_public_id("JB"))
+    mine = await emit(acme, "job.progress", followed)
+    assert await relay() == 2
+    assert (await socket.receive_json_from(timeout=5))["id"] == mine.id
+    await socket.disconnect()
+
+
+async def test_charlie_following_an_acme_job_is_told_there_is_no_such_job_and_sees_nothing(charlie, acme, globex, relay_cursor):
+    job = await db(submitted)(acme)
+    await relay()
     socket = await socket_for(charlie)
     await socket.send_json_to({"type": "follow", "job": job})
-    await socket.receive_json_from(timeout=5)
+    assert await socket.receive_json_from(timeout=5) == NO_SUCH_JOB
     await emit(acme, "job.completed", job)
     assert await relay() == 1
     assert await socket.receive_nothing(timeout=0.2)

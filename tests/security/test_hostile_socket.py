@@ -76,14 +76,16 @@ async def test_another_team_following_acmes_job_ids_over_the_socket_gets_nothing
     job_ids = await db(_acme_work)(acme)
     await _follow_all(ours, job_ids[:1])
     await theirs.send_json_to({"type": "follow", "job": job_ids[0]})
-    assert await theirs.receive_json_from(timeout=5) == {"type": "following", "job": job_ids[0]}
+    # Told there is no such job in their team, as for an id that never existed.
+    assert await theirs.receive_json_from(timeout=5) == {
+        "type": "error", "error": {"code": "not_found", "message": "job: no such job in this team."}}
     await db(relay_pending)()
     seen_by_them = replayed + await _frames(theirs) + await _follow_all(theirs, job_ids)
     seen_by_us = await _frames(ours)
 
     assert await db(Event.objects.filter(team=acme, subject__in=job_ids).count)() >= 6
     assert _acme_frames(seen_by_them, job_ids, acme.public_id) == []
-    assert all(f["type"] in ("hello", "following", "pong") or f.get("subject") not in job_ids for f in seen_by_them)
+    assert all(f["type"] in ("hello", "error", "pong") or f.get("subject") not in job_ids for f in seen_by_them)
     # Acme's own socket, following the first job, does get its events: the test can see a leak.
     assert {f["subject"] for f in seen_by_us if f.get("type") == "event" and f["kind"].startswith("job.")} == {job_ids[0]}
 

@@ -1,0 +1,113 @@
+"""An open socket stops delivering the team's events when the access it was opened with ends, however
+it ended: the services that revoke access tell the socket at once (tests/live/test_consumer.py),
+and every catch-up round (CATCH_UP_SECONDS) checks again, for the ways no service sees (signing out
+in another tab, a session that expired, a user deactivated or a password set in admin, a close
+message the channel layer dropped)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+
+from pulse_site.live import consumers
+from pulse_site.teams.models import ApiToken, Membership
+from pulse_site.teams.services import token_create
+from tests.live.conftest import ORIGIN, bearer_headers, close_code, open_socket, session_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+db = database_sync_to_async
+
+
+@pytest.fixture(autouse=True)
+def _quick_rounds(monkeypatch):
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.2)
+
+
+async def opened(headers):
+    socket = await open_socket(headers)
+    assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
+    return socket
+
+
+async def closed_with(socket, reason: str) -> None:
+    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
+    assert await close_code(socket) == 4403
+
+
+async def still_open(socket) -> None:
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()
+
+
+def cookie_headers(client: Client) -> list[tuple[bytes, bytes]]:
+    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
+
+
+async def test_signing_out_in_another_tab_closes_that_sessions_sockets(bob, alice, acme):
+    def signed_in() -> Client:
+        client = Client()
+        client.force_login(bob)
+        return client
+
+    client = await db(signed_in)()
+    tab = await opened(cookie_headers(client))
+    alices = await opened(await db(session_headers)(alice))
+    assert (await db(client.post)("/logout/")).status_code == 302
+    await closed_with(tab, "signed out")
+    await still_open(alices)
+
+
+async def test_an_expired_sessions_socket_is_closed(bob, alice, acme):
+    headers = await db(session_headers)(bob)
+    key = headers[0][1].decode().removeprefix("sessionid=")
+    tab = await opened(headers)
+    alices = await opened(await db(session_headers)(alice))
+    await db(lambda: Session.objects.filter(pk=key).update(expire_date=timezone.now() - timedelta(seconds=1)))()
+    await closed_with(tab, "signed out")
+    await still_open(alices)
+
+
+async def test_a_user_deactivated_in_admin_has_their_sockets_closed(bob, alice, acme):
+    tab = await opened(await db(session_headers)(bob))
+    alices = await opened(await db(session_headers)(alice))
+    bob.is_active = False
+    await db(bob.save)(update_fields=["is_active"])
+    await closed_with(tab, "signed out")
+    await still_open(alices)
+
+
+async def test_a_password_set_in_admin_closes_the_users_sockets(bob, alice, acme):
+    """Django ends the user's sessions on their next request (the password's hash is in each); the
+    socket is one too."""
+    tab = await opened(await db(session_headers)(bob))
+    alices = await opened(await db(session_headers)(alice))
+    bob.set_password("another horse battery staple")
+    await db(bob.save)(update_fields=["password"])
+    await closed_with(tab, "signed out")
+    await still_open(alices)
+
+
+async def test_a_membership_gone_without_its_close_message_still_closes_the_socket(bob, alice, acme):
+    """The message may be lost (the channel layer down a moment); a deleted user takes their
+    memberships with them and no service runs at all."""
+    tab = await opened(await db(session_headers)(bob))
+    alices = await opened(await db(session_headers)(alice))
+    await db(lambda: Membership.objects.filter(team=acme, user=bob).delete())()
+    await closed_with(tab, "membership removed")
+    await still_open(alices)
+
+
+async def test_a_token_revoked_without_its_close_message_still_closes_the_socket(acme):
+    token, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
+    _, other = await db(token_create)(team=acme, name="other", access="read", expires_at=None, by=None)
+    socket = await opened(bearer_headers(secret))
+    others = await opened(bearer_headers(other))
+    await db(lambda: ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now()))()
+    await closed_with(socket, "token revoked")
+    await still_open(others)
