@@ -26,7 +26,7 @@ from bench.services import local_services
 MEASUREMENTS = ("throughput", "latency", "schedules", "memory", "pages", "live")
 PAGES_METRICS = tuple(f"{name}_p95_ms" for name in PAGES)
 
-FULL = {
+FULL: dict[str, Any] = {
     "throughput": {"jobs": 5000},
     "latency": {"jobs": 200, "rate": 20.0},
     "schedules": [{"schedules": 10_000, "tickers": 1}, {"schedules": 1000, "tickers": 3}],
@@ -34,7 +34,7 @@ FULL = {
     "pages": {"rows": 1_000_000, "requests": 40, "pages": 17},
     "live": {"clients": 500, "teams": 20, "steps": 5},
 }
-SMOKE = {
+SMOKE: dict[str, Any] = {
     "throughput": {"jobs": 30},
     "latency": {"jobs": 10, "rate": 20.0},
     "schedules": [{"schedules": 30, "tickers": 2, "on_the_minute": False}],

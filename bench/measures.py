@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
@@ -141,8 +142,8 @@ def pulse_latency(*, jobs: int, rate: float) -> dict[str, Any]:
             calls.append((time.perf_counter() - called) * 1000)
         done = Job.objects.filter(pk__in=ids, status=Job.Status.COMPLETED)
         wait_for(lambda: done.count() == jobs, timeout=drain_timeout(jobs), every=0.1, what="pulse latency jobs")
-    waits = [result["waited_s"] * 1000 for result in done.values_list("result", flat=True)]
-    rows = [(s - c).total_seconds() * 1000 for c, s in done.values_list("created_at", "started_at")]
+    waits = [result["waited_s"] * 1000 for result in done.values_list("result", flat=True) if result is not None]
+    rows = [(s - c).total_seconds() * 1000 for c, s in done.values_list("created_at", "started_at") if s is not None]
     return {"p50_ms": statistics.median(waits), "p95_ms": percentile(waits, 95),
             "created_to_started_p50_ms": statistics.median(rows), "created_to_started_p95_ms": percentile(rows, 95),
             "submit_call_p50_ms": statistics.median(calls)}
@@ -242,7 +243,7 @@ def pulse_live(**params: Any) -> dict[str, Any]:
     return measure(**params)
 
 
-MEASURES = {
+MEASURES: dict[str, Callable[..., dict[str, Any]]] = {
     "pulse_throughput": pulse_throughput,
     "plain_throughput": plain_throughput,
     "pulse_latency": pulse_latency,

@@ -103,7 +103,7 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # a deleted policy lifted every limit unrecorded: empty its limits instead
 
-    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: PolicyForm, change: bool) -> None:  # type: ignore[override]
+    def save_model(self, request: HttpRequest, obj: BudgetPolicy, form: PolicyForm, change: bool) -> None:
         budget_policy_update(team=obj.team, changes=form.changes(), by=None, user=signed_in_user(request))
 
 
@@ -183,13 +183,13 @@ class OverrideAdmin(admin.ModelAdmin):
             kwargs["form"] = OverrideForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
-            return ["team", "amount_text", "expires_at", "reason"]
-        return ["public_id", "team", "amount", "spent", "expires_at", "reason", "created_by", "created_at"]
+            return ("team", "amount_text", "expires_at", "reason")
+        return ("public_id", "team", "amount", "spent", "expires_at", "reason", "created_by", "created_at")
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [] if obj is None else self.get_fields(request, obj)
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else self.get_fields(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the record of an override stays; end one from the budget page or API

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,7 +120,7 @@ def _project(target: WindowUsage, shorter: list[WindowUsage], *, now: datetime, 
     if not left or not target.pace:
         return None
     limits = {w.kind: w.limit for w in shorter}
-    room = {w.kind: w.remaining for w in shorter if w.limit is not None}
+    room = {w.kind: w.remaining or 0 for w in shorter if w.limit is not None}
     starts = {w.kind: w.start for w in shorter}
     moment = now
     while moment < target.end:
@@ -196,14 +197,13 @@ def budget_usage(*, team: Team) -> BudgetUsage:
     zone = policy_zone(policy, team)
     windows = windows_at(now, zone=zone, week_start=policy.week_start)
     limits = {w.kind: policy.limit_for(w.kind) for w in windows}
-    projection = {"now": now, "paces": _paces(team, now), "zone": zone, "week_start": policy.week_start}
+    usage_for = partial(_usage_for, team, now=now, paces=_paces(team, now), zone=zone, week_start=policy.week_start)
     caps = [
-        (cap.handler, _usage_for(team, cap.handler, windows, {w.kind: cap.limit_for(w.kind) for w in windows},
-                                 **projection))
+        (cap.handler, usage_for(cap.handler, windows, {w.kind: cap.limit_for(w.kind) for w in windows}))
         for cap in HandlerCap.objects.filter(team=team)
     ]
     return BudgetUsage(
-        policy=policy, now=now, windows=_usage_for(team, "", windows, limits, **projection), caps=caps,
+        policy=policy, now=now, windows=usage_for("", windows, limits), caps=caps,
         calls_this_minute=Start.objects.filter(team=team, at__gt=now - RATE_WINDOW).count(),
         running=policy.running,
     )
@@ -240,7 +240,9 @@ def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
     per_day: dict[Any, dict[str, int]] = defaultdict(dict)
     handlers: set[str] = set()
     for row in rows:
-        day = row["window_start"].astimezone(zone).date()
+        start = row["window_start"]
+        assert start is not None  # (the filter's)
+        day = start.astimezone(zone).date()
         per_day[day][row["handler"]] = per_day[day].get(row["handler"], 0) + row["total"]
         handlers.add(row["handler"])
     out = []

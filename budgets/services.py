@@ -10,7 +10,7 @@ so the embedded default uses Python's, which is the only clock on that one machi
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -409,8 +409,9 @@ def _snapshot_read(policy: BudgetPolicy, *, team: Team, handler: str) -> Snapsho
     usage row is missing (`_snapshot` creates it)."""
     windows = _windows(policy, timezone.now(), team)
     with connection.cursor() as cursor:
-        cursor.execute(_snapshot_sql(), [policy.team_id, RATE_WINDOW, policy.team_id, handler, policy.team_id,
-                                         handler, sorted({w.start for w in windows})])
+        params: list[Any] = [policy.team_id, RATE_WINDOW, policy.team_id, handler, policy.team_id,
+                             handler, sorted({w.start for w in windows})]
+        cursor.execute(_snapshot_sql(), params)
         rows = cursor.fetchall()
     now, starts, oldest = rows[0][:3]
     if _windows(policy, now, team) != windows:
@@ -431,7 +432,7 @@ def _snapshot_read(policy: BudgetPolicy, *, team: Team, handler: str) -> Snapsho
 
 
 @transaction.atomic(savepoint=False)
-def budget_admit_many(*, jobs: list[AdmittableJob], freed_slots: int = 0, locked: Locked | None = None
+def budget_admit_many(*, jobs: Sequence[AdmittableJob], freed_slots: int = 0, locked: Locked | None = None
                       ) -> list[Decision]:
     """Admit jobs of one team and one handler in order, as `budget_admit` would one by one, with
     one lock, one read of the state and one write of each kind for all of them. Stops at the first
@@ -475,6 +476,13 @@ def budget_admit_many(*, jobs: list[AdmittableJob], freed_slots: int = 0, locked
     return decisions
 
 
+def _window_of(entry: Ledger) -> tuple[datetime, datetime]:
+    """A reserve's window (every reserve has one; the columns are empty on other kinds of row)."""
+    if entry.window_start is None or entry.window_end is None:
+        raise ValueError(f"ledger row {entry.pk} ({entry.kind}) is of no window")
+    return entry.window_start, entry.window_end
+
+
 def _move_running(policy: BudgetPolicy, delta: int) -> None:
     if delta:
         BudgetPolicy.objects.filter(pk=policy.pk).update(running=Greatest(F("running") + delta, 0))
@@ -494,8 +502,10 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handle
         policy = (BudgetPolicy.objects.select_related("team").filter(team_id=job.team_id)
                   .annotate(capped=Exists(HandlerCap.objects.filter(team_id=OuterRef("team_id"), handler=job.handler)))
                   .first())
-        limited = _may_hold(policy, capped=policy is not None and policy.capped)
-        cache[job.handler] = _snapshot(policy, handler=job.handler, now=db_now(), create=False) if limited else None
+        if policy is not None and _may_hold(policy, capped=policy.capped):
+            cache[job.handler] = _snapshot(policy, handler=job.handler, now=db_now(), create=False)
+        else:
+            cache[job.handler] = None
     snap = cache[job.handler]
     if snap is None:
         return Decision(allowed=True)
@@ -592,12 +602,13 @@ def budget_settle(*, job: AdmittableJob, actual_micros: int, hand_on_slot: bool 
                                       window_start__in={e.window_start for e in reserves})
     } if moves_money else {}
     for entry in reserves:
-        row = existing.get((entry.scope, entry.window_kind, entry.window_start))
+        start, end = _window_of(entry)
+        row = existing.get((entry.scope, entry.window_kind, start))
         if row is None and moves_money:
             # Rebuilt or pruned since admission: the window's row comes back for the charge.
             row, _ = Usage.objects.get_or_create(
-                team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
-                defaults={"window_end": entry.window_end},
+                team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=start,
+                defaults={"window_end": end},
             )
         if row is not None:
             rows.append(row)
@@ -669,13 +680,14 @@ def budget_settle_many(*, settled: list[tuple[AdmittableJob, int]], keep_slots: 
         actual = max(0, cost)
         estimate = reserves[0].amount
         for entry in reserves:
-            row = existing.get((entry.scope, entry.window_kind, entry.window_start))
+            start, end = _window_of(entry)
+            row = existing.get((entry.scope, entry.window_kind, start))
             if row is None and (estimate or actual):
                 row, _ = Usage.objects.get_or_create(
-                    team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=entry.window_start,
-                    defaults={"window_end": entry.window_end},
+                    team_id=job.team_id, scope=entry.scope, kind=entry.window_kind, window_start=start,
+                    defaults={"window_end": end},
                 )
-                existing[(entry.scope, entry.window_kind, entry.window_start)] = row
+                existing[(entry.scope, entry.window_kind, start)] = row
             if row is not None and (estimate or actual):
                 move = moves.setdefault(row.pk, [0, 0])
                 move[0] -= estimate
@@ -766,16 +778,17 @@ def budget_repair(*, team_id: int) -> list[dict[str, Any]]:
     policy = _lock_policy(team_id)
     now = db_now()
     windows = windows_at(now, zone=policy_zone(policy), week_start=policy.week_start)
-    current = {(w.kind, w.start): w for w in windows}
+    current: dict[tuple[str, datetime | None], Window] = {(w.kind, w.start): w for w in windows}
     truth: dict[tuple[str, str, datetime], list[int]] = {}
     sums = (
         Ledger.objects.filter(team_id=team_id, window_start__in=[w.start for w in windows])
         .values("scope", "window_kind", "window_start", "kind").annotate(total=Sum("amount")).order_by()
     )
     for item in sums:
-        if (item["window_kind"], item["window_start"]) not in current:
+        window = current.get((item["window_kind"], item["window_start"]))
+        if window is None:
             continue
-        key = (item["scope"], item["window_kind"], item["window_start"])
+        key = (item["scope"], window.kind, window.start)
         committed_reserved = truth.setdefault(key, [0, 0])
         if item["kind"] == Ledger.Kind.CHARGE:
             committed_reserved[0] += item["total"]
@@ -1029,7 +1042,7 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
     actor = by.user if by is not None else user
     for name, value in values.items():
         setattr(policy, name, value)
-    policy.updated_by = actor  # type: ignore[assignment]
+    policy.updated_by = actor
     policy.updated_at = timezone.now()
     policy.save(update_fields=[*values, "updated_by", "updated_at"])
     if caps is not None:
@@ -1050,8 +1063,9 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
     return policy
 
 
-def budget_override_validate(*, amount: object, expires_at: datetime | None, reason: str) -> tuple[int, str]:
-    """An override's amount in micro-units and its reason, cleaned, for forms that check before
+def budget_override_validate(*, amount: object, expires_at: datetime | None, reason: str
+                             ) -> tuple[int, datetime, str]:
+    """An override's amount in micro-units, its expiry and its reason, cleaned, for forms that check before
     saving (the admin's); ValidationError naming the bad field. The create runs it itself."""
     micros = to_micros(parse_money(amount, field="amount"))
     if micros <= 0:
@@ -1064,10 +1078,10 @@ def budget_override_validate(*, amount: object, expires_at: datetime | None, rea
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError.for_field("reason", "Say why the budget is overridden.")
-    longest = Override._meta.get_field("reason").max_length
+    longest = Override._meta.get_field("reason").max_length or 0
     if len(reason) > longest:
         raise ValidationError.for_field("reason", f"At most {longest} characters (this is {len(reason)}).")
-    return micros, reason
+    return micros, expires_at, reason
 
 
 @transaction.atomic
@@ -1077,7 +1091,7 @@ def budget_override_create(*, team: Team, amount: object, expires_at: datetime |
     Owners only (or staff, `by=None`); the spend still counts against the windows."""
     if by is not None and by.role != Membership.Role.OWNER:
         raise PermissionDenied("Only owners (or staff) can override the budget.")
-    micros, reason = budget_override_validate(amount=amount, expires_at=expires_at, reason=reason)
+    micros, expires_at, reason = budget_override_validate(amount=amount, expires_at=expires_at, reason=reason)
     actor = by.user if by is not None else user
     override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason,
                                        created_by=actor)

@@ -34,8 +34,8 @@ class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
-    fields = ["number", "worker", "started_at", "finished_at", "outcome", "error_code", "error_message", "cost"]
-    readonly_fields = fields
+    fields = readonly_fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_code",
+                                "error_message", "cost")
 
 
 @admin.register(Job)
@@ -101,7 +101,7 @@ class QueuePauseForm(forms.ModelForm):
         fields = ["scope", "team", "handler", "reason"]
 
     def clean(self) -> dict[str, object]:
-        data = super().clean()
+        data = super().clean() or {}
         if self.instance.pk is None and "scope" in data:
             # The service's checks, each on its field (they read "Constraint … is violated"), and
             # its dropping of a team or handler that is not the scope's.
@@ -134,12 +134,12 @@ class QueuePauseAdmin(admin.ModelAdmin):
     list_filter = ["scope", ("ended_at", admin.EmptyFieldListFilter)]
     search_fields = ["public_id", "handler", "reason", "paused_by", "team__name"]
     form = QueuePauseForm
-    fields = ["scope", "team", "handler", "reason"]
+    fields = PAUSE_FIELDS = ("scope", "team", "handler", "reason")
     actions = ["resume_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: QueuePause | None = None) -> list[str]:
         # A pause is never edited: it is resumed, and a new one is made.
-        return list(self.fields) if obj is not None else []
+        return list(self.PAUSE_FIELDS) if obj is not None else []
 
     def save_model(self, request: HttpRequest, obj: QueuePause, form: object, change: bool) -> None:
         if change:

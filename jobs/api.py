@@ -79,7 +79,9 @@ class JobOut(serializers.Serializer):
     id = serializers.CharField(help_text="JB_…")
     handler = serializers.CharField()
     status = serializers.ChoiceField(choices=Job.Status.choices)
-    source = serializers.ChoiceField(choices=Job.Source.choices)
+    # (DRF's metaclass takes declared fields out of the class: `source` and `parent` here do not
+    # shadow Field's attributes of those names, which the stubs cannot know.)
+    source = serializers.ChoiceField(choices=Job.Source.choices)  # type: ignore[assignment]
     created_by = serializers.CharField(help_text="Who submitted it: a user name, \"token <name>\", \"schedule SP_…\".")
     priority = serializers.IntegerField()
     progress = ProgressOut()
@@ -92,7 +94,7 @@ class JobOut(serializers.Serializer):
     resume_at = serializers.DateTimeField(allow_null=True)
     run_after = serializers.DateTimeField(allow_null=True)
     cancel_requested = serializers.BooleanField()
-    parent = serializers.CharField(allow_null=True)
+    parent = serializers.CharField(allow_null=True)  # type: ignore[assignment]
     origin = serializers.CharField(allow_null=True, help_text="The schedule (SP_…) that submitted the job, if any.")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -287,7 +289,7 @@ class JobFilterQuery(serializers.Serializer):
 
     status = query_choice(Job.Status.values)
     handler = serializers.CharField(required=False, allow_blank=True)
-    source = query_choice(Job.Source.values)
+    source = query_choice(Job.Source.values)  # type: ignore[assignment]  # (as above)
     schedule = serializers.CharField(required=False, allow_blank=True,
                                      help_text="Only jobs submitted by this schedule (SP_…).")
     q = serializers.CharField(required=False, allow_blank=True,

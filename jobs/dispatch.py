@@ -246,5 +246,5 @@ def enqueue(jobs: list[tuple[str, int]]) -> None:
 
 def redispatch_stale() -> int:
     """Jobs handed over long ago but never started (a lost broker message) go back to the backlog."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PULSE_REDISPATCH_SECONDS)
+    cutoff = timezone.now() - timedelta(seconds=settings.PULSE_REDISPATCH_SECONDS)
     return Job.objects.filter(status=Status.QUEUED, dispatched_at__lt=cutoff).update(dispatched_at=None)

@@ -216,11 +216,10 @@ def _past_sums(team: Team | None, now: datetime) -> dict[Any, dict[str, int]]:
     rows = JobStat.objects.filter(hour__lt=this_hour)
     if team is not None:
         rows = rows.filter(team=team)
-    sums = {
-        row["team"]: {column: int(row[f"all_{column}"] or 0) for column in COLUMNS}
-        # An alias may not shadow the column it sums: all_completed, not completed.
-        for row in rows.values("team").annotate(**{f"all_{c}": Sum(c) for c in COLUMNS}).order_by()
-    }
+    # An alias may not shadow the column it sums: all_completed, not completed.
+    summed: list[dict[str, Any]] = [
+        dict(row) for row in rows.values("team").annotate(**{f"all_{c}": Sum(c) for c in COLUMNS}).order_by()]
+    sums = {row["team"]: {column: int(row[f"all_{column}"] or 0) for column in COLUMNS} for row in summed}
     try:
         cache.set(key, sums, timeout=3600 + 300)
     except Exception:
@@ -338,10 +337,11 @@ def executor_system(*, now: datetime | None = None) -> SystemStatus:
     now = now or timezone.now()
     # Served by job_status_dispatched (status first): the unfinished jobs of every team.
     live: dict[int, dict[str, int]] = {}
-    for row in Job.objects.filter(status__in=Job.ACTIVE).values("team_id", "status").annotate(n=Count("id")).order_by():
-        live.setdefault(row["team_id"], {})[row["status"]] = row["n"]
-    stats = {row["team"]: row for row in JobStat.objects.filter(hour__gte=_day_start(now)).values("team")
-             .annotate(**_recent_sums(now)).order_by()}
+    for counted in Job.objects.filter(status__in=Job.ACTIVE).values("team_id", "status").annotate(n=Count("id")).order_by():
+        live.setdefault(counted["team_id"], {})[counted["status"]] = counted["n"]
+    stats: dict[int, dict[str, Any]] = {
+        summed["team"]: dict(summed) for summed in JobStat.objects.filter(hour__gte=_day_start(now)).values("team")
+        .annotate(**_recent_sums(now)).order_by()}
     past = _past_sums(None, now)
     recent = Job.objects.filter(team=OuterRef("pk"))
     teams = list(

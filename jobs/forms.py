@@ -165,7 +165,7 @@ class JsonField(forms.CharField):
 
     def to_python(self, value: Any) -> Any:
         text = super().to_python(value)
-        if text in self.empty_values:
+        if text is None or text in self.empty_values:
             return self.blank()
         try:
             return json_loads_strict(text)

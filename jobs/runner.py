@@ -938,11 +938,11 @@ def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str,
         starts = [When(pk=pk, then=Value(at)) for pk, at in members if at is not None]
         extra = {"started_at": Case(*starts, default=F("started_at"), output_field=DateTimeField())} if starts else {}
         Job.objects.filter(pk__in=[pk for pk, _ in members]).update(**changes, **extra)
-    for values, members in attempts_by_change.values():
+    for values, attempts in attempts_by_change.values():
         which = Q()
-        for pk, number, _ in members:
+        for pk, number, _ in attempts:
             which |= Q(job_id=pk, number=number)
-        starts = [When(job_id=pk, number=number, then=Value(at)) for pk, number, at in members if at is not None]
+        starts = [When(job_id=pk, number=number, then=Value(at)) for pk, number, at in attempts if at is not None]
         extra = {"started_at": Case(*starts, default=F("started_at"), output_field=DateTimeField())} if starts else {}
         Attempt.objects.filter(which).update(**values, **extra)
     return settled

@@ -207,7 +207,7 @@ def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
         Job.objects.for_team(team).filter(status__in=Job.ACTIVE).values("handler", "status")
         .annotate(n=Count("id")).order_by()
     )
-    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timezone.timedelta(hours=since_hours - 1)
+    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=since_hours - 1)
     finished = (
         JobStat.objects.filter(team=team, hour__gte=since).values("handler")
         .annotate(completed=Sum("completed"), failed=Sum("failed"), cancelled=Sum("cancelled"), run_ms=Sum("run_ms"))
@@ -217,9 +217,9 @@ def queue_stats(*, team: Team, since_hours: int = 24) -> dict[str, Any]:
     blank = {status: 0 for status in Job.Status.values}
     for row in live:
         handlers.setdefault(row["handler"], dict(blank))[row["status"]] = row["n"]
-    for row in finished:
-        entry = handlers.setdefault(row["handler"], dict(blank))
-        entry.update(completed=row["completed"], failed=row["failed"], cancelled=row["cancelled"])
+    for stat in finished:
+        entry = handlers.setdefault(stat["handler"], dict(blank))
+        entry.update(completed=stat["completed"], failed=stat["failed"], cancelled=stat["cancelled"])
     totals = dict(blank)
     for entry in handlers.values():
         for status, n in entry.items():

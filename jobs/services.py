@@ -315,7 +315,7 @@ def _dispatch_on_commit() -> None:
     schedule tick firing a batch, or a release of many held jobs, makes one dispatch."""
     from django.db import connection
 
-    if connection.in_atomic_block and any(func is _dispatch_after_commit for _, func, _ in connection.run_on_commit):
+    if connection.in_atomic_block and any(entry[1] is _dispatch_after_commit for entry in connection.run_on_commit):
         return
     transaction.on_commit(_dispatch_after_commit)
 

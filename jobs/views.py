@@ -144,7 +144,7 @@ def _filters(request: HttpRequest) -> tuple[JobFilterForm, selectors.JobFilter, 
     valid = form.is_valid()
     data = form.cleaned_data
     search = parse_search(data.get("q", ""))
-    problems = [f"{form.fields[name].label or name.capitalize()}: {' '.join(errors)}"
+    problems = [f"{form.fields[name].label or name.capitalize()}: {' '.join(map(str, errors))}"
                 for name, errors in form.errors.items() if name in form.fields]
     problems += search.errors
     created_after, created_before = form.created_range()
@@ -344,13 +344,13 @@ def job_row(request: HttpRequest, job_id: str) -> HttpResponse:
 def job_bulk(request: HttpRequest) -> HttpResponse:
     form = BulkForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors.get("__all__", ["Choose cancel or retry."])))
+        messages.error(request, " ".join(map(str, form.errors.get("__all__", ["Choose cancel or retry."]))))
         return redirect("jobs:list")
     action = form.cleaned_data["action"]
     # Another team's id is refused like a finished job: the count never says which ids exist.
     outcome = jobs_bulk(team=request.team, action=action, ids=form.ids, by=_who(request))  # type: ignore[attr-defined]
     (messages.success if not outcome.refused else messages.warning)(request, outcome.summary(action))
-    return redirect(request.POST.get("next") if _safe_next(request) else "jobs:list")
+    return redirect(request.POST.get("next", "jobs:list") if _safe_next(request) else "jobs:list")
 
 
 def _safe_next(request: HttpRequest) -> bool:
@@ -495,7 +495,7 @@ def job_new_preview(request: HttpRequest) -> HttpResponse:
             context.update(preview=preview, estimate=money_str(preview.estimate_micros),
                            later=preview.run_after is not None and preview.run_after > timezone.now(),
                            reasons=[(r.get("message", ""), _reason_resume(r)) for r in preview.would_hold])
-    context["fix"] = [(form[name].label, "; ".join(errors)) for name, errors in form.errors.items() if name in form.fields]
+    context["fix"] = [(form[name].label, "; ".join(map(str, errors))) for name, errors in form.errors.items() if name in form.fields]
     context["fix"] += [("", error) for error in form.non_field_errors()]
     return render(request, "jobs/_submit_preview.html", context)
 

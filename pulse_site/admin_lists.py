@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
@@ -23,7 +24,8 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[: COUNT_CAP + 1].count()
+        rows = self.object_list
+        return rows.order_by()[: COUNT_CAP + 1].count() if isinstance(rows, QuerySet) else len(rows)
 
     @property
     def capped(self) -> bool:

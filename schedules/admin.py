@@ -90,7 +90,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: forms.ModelForm, change: bool) -> None:
         who = f"admin {request.user.get_username()}"
-        values = {key: form.cleaned_data.get(key) for key in EDITABLE}
+        values: dict[str, Any] = {key: form.cleaned_data.get(key) for key in EDITABLE}
         values["estimate_override"] = form.cleaned_data.get("estimate") or None
         if change:
             saved = schedule_update(schedule=obj, changes=values, by=who)

@@ -576,7 +576,7 @@ def schedules_next_due_in(*, now: datetime | None = None) -> float | None:
 def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) -> list[Schedule]:
     """Fire, together, the schedules with exactly one slot due and no unfinished run blocking it;
     returns the others (and any whose job was refused) for the one-by-one path."""
-    slots: dict[tuple[str, str, datetime, str], list[datetime]] = {}
+    slots: dict[tuple[str, str, datetime | None, str], list[datetime]] = {}
     nexts: dict[tuple[str, str], datetime] = {}
     ready: list[tuple[Schedule, datetime, datetime]] = []
     rest: list[Schedule] = []

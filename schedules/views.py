@@ -48,7 +48,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
     query = ScheduleFilterForm(request.GET)
     query.is_valid()
     for field, reasons in query.errors.items():
-        messages.error(request, f"{field}: {' '.join(reasons)}")
+        messages.error(request, f"{field}: {' '.join(map(str, reasons))}")
     name, handler = query.cleaned_data.get("name", ""), query.cleaned_data.get("handler", "")
     cursor = query.cleaned_data.get("cursor") or None
     # Read before the rows: an event committed in between is replayed instead of lost.

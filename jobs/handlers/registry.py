@@ -108,14 +108,14 @@ class Handler:
         schema; else ValidationError naming every bad field."""
         if not isinstance(payload, dict):
             raise ValidationError.for_field("payload", "The payload must be a JSON object.")
-        payload = with_defaults(self.schema, payload)
+        body: dict[str, Any] = with_defaults(self.schema, payload)
         errors = FieldErrors()
-        reasons = [found for error in self.validator.iter_errors(payload) for found in _field_reasons(error)]
+        reasons = [found for error in self.validator.iter_errors(body) for found in _field_reasons(error)]
         for path, reason in sorted(reasons, key=lambda found: found[0]):
             if reason not in errors.fields.get(path, []):
                 errors.add_reason(path, reason)
         errors.raise_any()
-        return payload
+        return body
 
     def estimate_micros(self, payload: dict[str, Any]) -> int:
         """The cost estimate of one run, from the estimator or the declared fixed cost."""

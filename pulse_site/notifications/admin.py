@@ -39,7 +39,7 @@ def _refusals_on_fields(form: forms.ModelForm, exc: PulseError) -> None:
             form.add_error(field if field in form.fields else None, reason)
 
 
-def _by_service(service, noun: str):  # type: ignore[no-untyped-def]
+def _by_service(service, noun: str):
     """The delete action: the services take who did it as `who`, the member as `by` (None: staff)."""
     return service_action(lambda *, by, **row: service(**row, by=None, who=by), "Delete", arg=noun, noun=f"{noun}s")
 
@@ -71,8 +71,8 @@ class TargetAdmin(admin.ModelAdmin):
     readonly_fields = ["public_id", "secret", "created_by", "created_at"]
     actions = [_by_service(target_delete, "target")]
 
-    def get_fields(self, request: HttpRequest, obj: Target | None = None) -> list[str]:
-        return ["team", *TARGET_FIELDS[:3]] if obj is None else ["public_id", "team", *TARGET_FIELDS, *self.readonly_fields[1:]]
+    def get_fields(self, request: HttpRequest, obj: Target | None = None) -> tuple[str, ...]:
+        return ("team", *TARGET_FIELDS[:3]) if obj is None else ("public_id", "team", *TARGET_FIELDS, *self.readonly_fields[1:])
 
     def get_readonly_fields(self, request: HttpRequest, obj: Target | None = None) -> list[str]:
         # A target stays in its team: its rules and watches are the team's.
@@ -124,8 +124,8 @@ class RuleAdmin(admin.ModelAdmin):
     list_select_related = ["team", "target"]
     actions = [_by_service(rule_delete, "rule")]
 
-    def get_fields(self, request: HttpRequest, obj: Rule | None = None) -> list[str]:
-        return ["team", "kind", *RULE_FIELDS] if obj is None else ["public_id", "team", "kind", *RULE_FIELDS, "created_at"]
+    def get_fields(self, request: HttpRequest, obj: Rule | None = None) -> tuple[str, ...]:
+        return ("team", "kind", *RULE_FIELDS) if obj is None else ("public_id", "team", "kind", *RULE_FIELDS, "created_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Rule | None = None) -> list[str]:
         # A rule's kind is what it is (delete it and add another); it stays in its team.
@@ -134,17 +134,22 @@ class RuleAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # the "Delete" action: through rule_delete, with its event
 
-    def get_form(self, request: HttpRequest, obj: Rule | None = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def get_form(self, request: HttpRequest, obj: Rule | None = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change=change, **kwargs)
         field = form.base_fields["target"]
+        assert isinstance(field, forms.ModelChoiceField)
         # Targets of every team read alike ("ops (email)"): say whose; a rule's own team's only.
-        field.queryset = field.queryset.select_related("team") if obj is None else field.queryset.filter(team=obj.team)
-        field.label_from_instance = lambda target: f"{target.team.name}: {target}" if obj is None else str(target)
+        field.queryset = Target.objects.select_related("team") if obj is None else Target.objects.filter(team=obj.team)
+
+        def label(target: Target) -> str:
+            return f"{target.team.name}: {target}" if obj is None else str(target)
+
+        field.label_from_instance = label  # type: ignore[method-assign,assignment]  # (as Django's docs do)
         return form
 
     def save_model(self, request: HttpRequest, obj: Rule, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
-        values = {name: data.get(name) for name in RULE_FIELDS}
+        values: dict[str, Any] = {name: data.get(name) for name in RULE_FIELDS}
         values["target"] = values["target"].public_id
         values["handlers"], values["error_codes"] = values["handlers"] or [], values["error_codes"] or []
         if change:
