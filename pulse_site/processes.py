@@ -48,11 +48,17 @@ class ChildDied(Exception):
         self.child = child
 
 
+# The web process's uvicorn options (the Procfile's too). A WebSocket frame is at most 4,096
+# characters (pulse_site.live.consumers.MAX_FRAME_CHARS, 16 KiB of UTF-8): uvicorn refuses one past
+# 64 KiB itself, unread, where its default would take 16 MiB into memory first.
+WEB_OPTIONS = ("--lifespan", "on", "--timeout-graceful-shutdown", "5", "--ws-max-size", "65536")
+
+
 def pulse_children(*, host: str, port: int, python: str = sys.executable) -> list[Child]:
     manage = str(Path(settings.BASE_DIR) / "manage.py")
     return [
         Child("web", [python, "-m", "uvicorn", "pulse_site.asgi:application", "--host", host, "--port", str(port),
-                      "--lifespan", "on", "--timeout-graceful-shutdown", "5"]),
+                      *WEB_OPTIONS]),
         Child("worker", [python, manage, "qcluster"]),
         Child("ticker", [python, manage, "pulse_ticker"]),
     ]

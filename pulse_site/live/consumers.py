@@ -58,17 +58,29 @@ NESTED_TOO_DEEP = f"Nested deeper than {MAX_DEPTH} levels."
 log = logging.getLogger("pulse.live")
 
 
-def origin_allowed(origin: str) -> bool:
-    """An Origin is allowed when its host is one of ALLOWED_HOSTS or it is listed in
-    PULSE_WS_ALLOWED_ORIGINS (as a full origin, e.g. https://app.example.com, or a host)."""
+def origin_allowed(origin: str, host: str | None) -> bool:
+    """An Origin is allowed when it is listed in PULSE_WS_ALLOWED_ORIGINS (as a full origin, e.g.
+    https://app.example.com, or a host), or when it is the socket's own site: its host and port
+    are the request's Host, which is one of ALLOWED_HOSTS (as Django's CSRF check asks of a form's
+    Origin). The port counts: cookies do not, so a page served on another port of the same host
+    would otherwise open a socket with the user's session."""
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     extra = settings.PULSE_WS_ALLOWED_ORIGINS
     if origin.rstrip("/") in extra:
         return True
-    host, _ = split_domain_port(parts.netloc)
-    return validate_host(host, [*settings.ALLOWED_HOSTS, *extra])
+    name, _ = split_domain_port(parts.netloc)
+    if validate_host(name, extra):
+        return True
+    default_port = "443" if parts.scheme == "https" else "80"
+    return (host is not None and _site(parts.netloc, default_port) == _site(host, default_port)
+            and validate_host(name, settings.ALLOWED_HOSTS))
+
+
+def _site(netloc: str, default_port: str) -> tuple[str, str]:
+    name, port = split_domain_port(netloc.lower())
+    return name, port or default_port
 
 
 @dataclass(frozen=True)
@@ -264,7 +276,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 delay, lambda: asyncio.ensure_future(self.access_revoked({"reason": "token expired"})))
 
     async def _authorize(self) -> int | None:
-        origin = _header(self.scope, b"origin")
+        origin, host = _header(self.scope, b"origin"), _header(self.scope, b"host")
         authorization = _header(self.scope, b"authorization") or ""
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() == "bearer":
@@ -272,14 +284,14 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             access = await database_sync_to_async(_token_access)(secret.strip())
             if access is None:
                 return CLOSE_UNAUTHENTICATED
-            if origin is not None and not origin_allowed(origin):
+            if origin is not None and not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
         else:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
                 return CLOSE_UNAUTHENTICATED
             # Cross-site WebSocket hijacking: the browser sends the session cookie to any site's socket.
-            if origin is None or not origin_allowed(origin):
+            if origin is None or not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
             access = await database_sync_to_async(_session_access)(self.scope)
             if access is None:

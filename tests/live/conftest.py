@@ -55,6 +55,8 @@ def bearer_headers(secret: str, *, origin: str | None = None) -> list[tuple[byte
 
 
 async def open_socket(headers, path: str = "/ws/", app=channels_app) -> WebsocketCommunicator:
+    if not any(name == b"host" for name, _ in headers):
+        headers = [*headers, (b"host", b"testserver")]  # as a browser sends it
     socket = WebsocketCommunicator(app, path, headers=headers)
     connected, _ = await socket.connect()
     assert connected

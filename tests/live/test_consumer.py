@@ -68,6 +68,24 @@ async def test_a_browser_socket_from_another_origin_is_closed_with_4403(alice, a
     assert await close_code(socket) == 4403
 
 
+@pytest.mark.parametrize(("origin", "host", "code"), [
+    ("http://testserver:9999", "testserver", 4403),  # another port of the same host: cookies do not tell
+    ("http://testserver", "testserver:9999", 4403),
+    ("https://testserver", "testserver:8443", 4403),
+    ("http://testserver:8000", "testserver:8000", None),
+    ("https://testserver", "testserver:443", None),  # the default port, said or not
+    ("http://TestServer", "testserver", None),
+])
+async def test_a_browser_socket_must_come_from_its_own_host_and_port(alice, acme, origin, host, code):
+    headers = await db(session_headers)(alice, origin=origin)
+    socket = await open_socket([*headers, (b"host", host.encode())])
+    if code is None:
+        assert (await hello(socket))["team"] == acme.public_id
+        await socket.disconnect()
+    else:
+        assert await close_code(socket) == code
+
+
 async def test_a_browser_socket_without_an_origin_is_refused(alice, acme):
     headers = await db(session_headers)(alice, origin=None)
     socket = await open_socket(headers)
