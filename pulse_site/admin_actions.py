@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import DELETION, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -16,8 +17,14 @@ Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], None]
 
 def action_logged(modeladmin: admin.ModelAdmin, request: HttpRequest, row: Any, label: str) -> None:
     """Django's admin log of an action done to `row` (the history page, "Recent actions"): Django
-    writes one for a form's save and a delete, never for a custom action."""
-    modeladmin.log_change(request, row, f"{label} (admin action).")
+    writes one for a form's save and a delete, never for a custom action. A "Delete…" action is
+    logged as a deletion (the row is gone: its log entry is what is left of it)."""
+    message = f"{label} (admin action)."
+    if label.startswith("Delete"):
+        LogEntry.objects.log_actions(user_id=request.user.pk, queryset=[row], action_flag=DELETION,
+                                     change_message=message, single_object=True)
+    else:
+        modeladmin.log_change(request, row, message)
 
 
 def service_action(service: Callable[..., Any], label: str, *, arg: str, noun: str) -> Action:

@@ -45,7 +45,7 @@ class TeamAdmin(admin.ModelAdmin):
         # Through team_update: the team.changed event, and held jobs looked at again under a new
         # zone's windows (a raw save did neither).
         services.team_update(team=obj, changes={name: getattr(obj, name) for name in form.changed_data},  # type: ignore[attr-defined]
-                             by=None)
+                             by=None, who=_who(request))
 
 
 def _who(request: HttpRequest) -> str:

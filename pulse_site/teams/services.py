@@ -92,12 +92,12 @@ PROFILE_FIELDS = ("name", "time_zone")
 
 
 @transaction.atomic
-def team_update(*, team: Team, changes: dict[str, object], by: Membership | None) -> Team:
+def team_update(*, team: Team, changes: dict[str, object], by: Membership | None, who: str = "") -> Team:
     """Change some of the team's settings: its `name` and `time_zone` (the default zone of new
     schedules and of the budget's windows when the budget sets none), and its retention ages
     (`job_retention_days`, `execution_retention_days`, `event_retention_days`; None or "" goes
-    back to the default). Owners and admins only. One event per kind of change: `team.changed`,
-    `team.retention`."""
+    back to the default). Owners and admins only (`by`), or an operator (`who` names them). One
+    event per kind of change: `team.changed`, `team.retention`."""
     if by is not None and not by.can_manage:
         raise PermissionDenied("Only owners and admins change the team's settings.")
     errors = FieldErrors()
@@ -125,7 +125,7 @@ def team_update(*, team: Team, changes: dict[str, object], by: Membership | None
     Team.objects.filter(pk=team.pk).update(**changed)
     for name, value in changed.items():
         setattr(team, name, value)
-    who = by.user.get_username() if by is not None else "operator"
+    who = by.user.get_username() if by is not None else who or "operator"
     for kind, fields in (("team.changed", PROFILE_FIELDS), ("team.retention", RETENTION_FIELDS)):
         names = [name for name in fields if name in changed]
         if names:

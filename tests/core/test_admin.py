@@ -4,7 +4,7 @@ is not changing), and every action is in Django's admin log, naming who did it t
 from __future__ import annotations
 
 import pytest
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import Permission
 from django.test import Client
 
@@ -96,6 +96,19 @@ def test_an_admin_action_is_in_the_admin_log_naming_the_operator_and_the_row(acm
     entries = list(LogEntry.objects.values_list("user__username", "action_flag", "object_id", "change_message"))
     assert [entry[:3] for entry in entries] == [("operator", CHANGE, str(row.pk))]
     assert entries[0][3]  # says which action
+
+
+def test_a_delete_action_is_in_the_admin_log_as_a_deletion(acme):
+    schedule = _schedule(acme)
+    operator = make_user("operator", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+
+    client.post("/admin/schedules/schedule/", {"action": "action_delete", "_selected_action": [schedule.pk]})
+
+    assert not type(schedule).objects.filter(pk=schedule.pk).exists()
+    entries = list(LogEntry.objects.values_list("user__username", "action_flag", "object_id", "object_repr"))
+    assert entries == [("operator", DELETION, str(schedule.pk), str(schedule))]  # it read as a change
 
 
 def _jobs(team, count: int) -> list[Job]:

@@ -129,6 +129,7 @@ def test_a_team_edited_in_the_admin_goes_through_the_team_service(admin_client, 
     assert (acme.name, acme.time_zone) == ("Acme Labs", "Europe/Berlin")
     changed = Event.objects.get(team=acme, kind="team.changed")
     assert changed.payload["after"] == {"name": "Acme Labs", "time_zone": "Europe/Berlin"}
+    assert changed.payload["by"] == "admin admin"  # the operator, by name (it read "operator")
 
 
 def test_the_teams_events_of_an_admin_action_name_the_operator(admin_client, acme, bob, token):
