@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from pulse_site.errors import PulseError
+from pulse_site.teams.selectors import signed_in_user
 
 Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], None]
 
@@ -21,7 +22,7 @@ def action_logged(modeladmin: admin.ModelAdmin, request: HttpRequest, row: Any, 
     logged as a deletion (the row is gone: its log entry is what is left of it)."""
     message = f"{label} (admin action)."
     if label.startswith("Delete"):
-        LogEntry.objects.log_actions(user_id=request.user.pk, queryset=[row], action_flag=DELETION,
+        LogEntry.objects.log_actions(user_id=signed_in_user(request).pk, queryset=[row], action_flag=DELETION,
                                      change_message=message, single_object=True)
     else:
         modeladmin.log_change(request, row, message)
