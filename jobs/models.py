@@ -74,7 +74,8 @@ class Job(models.Model):
     # The latest time it may first be handed over, for a schedule's run written ahead of its slot
     # (its slot plus the misfire grace): one still waiting then missed its slot (no ticker ran to
     # hand it over), and the schedule's misfire policy decides it, as for any missed slot. Cleared
-    # when it first reaches a worker, and when a person resumes or retries it.
+    # when a ticker sees its slot come (then it waits its turn however long), when it first reaches
+    # a worker, and when a person resumes or retries it.
     start_by = models.DateTimeField(null=True, blank=True)
     # When the job was handed to django-q2; NULL while it waits in Pulse's own backlog.
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -131,8 +132,9 @@ class Job(models.Model):
                 condition=Q(status="queued", dispatched_at__isnull=True, run_after__isnull=False),
                 name="job_waiting_start",
             ),
-            # Schedules' missed staged runs: WHERE status = 'queued' AND dispatched_at IS NULL AND
-            # start_by < now (a handful of rows: the runs staged within the next minute).
+            # Schedules' staged runs, missed (start_by < now) or whose slot a ticker saw come
+            # (start_by >= now AND run_after <= now), WHERE status = 'queued' AND dispatched_at IS
+            # NULL: a handful of rows, the runs staged within the next minute.
             models.Index(
                 fields=["start_by"],
                 condition=Q(status="queued", dispatched_at__isnull=True, start_by__isnull=False),

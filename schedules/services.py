@@ -346,6 +346,14 @@ def run_cancelled(sender: object, *, job: Job, by: str = "", **kwargs: object) -
             last_run_at=_last_fired(execution.schedule_id, now))
 
 
+def _seen_come(now: datetime) -> None:
+    """A ticker is running and the slots of these staged runs have come: none is a missed slot,
+    however long it then waits for room in a busy backlog (its start_by is cleared, as a hand-over
+    does). One UPDATE through job_start_by, of the few runs whose slot came in the last minute."""
+    Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__isnull=True, attempts=0, start_by__gte=now,
+                       run_after__lte=now).update(start_by=None)
+
+
 def _withdraw_missed(now: datetime) -> None:
     """Runs staged for a slot that passed with no ticker to hand them over (their start_by went
     by, and the dispatcher no longer takes them): cancelled and forgotten, and each schedule's
@@ -480,6 +488,7 @@ def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> 
     """
     now = now or timezone.now()
     result = TickResult()
+    _seen_come(now)
     _withdraw_missed(now)
     # Schedules that hit a database error stay due; they are retried next tick, not in a loop now.
     retry_later: set[int] = set()

@@ -513,3 +513,29 @@ def test_a_staged_run_a_person_cancelled_is_no_longer_the_next_run(staged, alice
     row = alice_client.get(f"/schedules/{schedule.public_id}/row/").content.decode()
     assert f'datetime="{following.isoformat()}"' in row.split('data-field="next">')[1].split("</td>")[0]
     assert _slot_runs(schedule) == [run]  # its history keeps the cancelled run
+
+
+@pytest.mark.parametrize("misfire", ["skip", "once"])
+def test_a_staged_run_its_ticker_saw_come_waits_in_a_busy_backlog_as_long_as_it_takes(
+        staged, time_machine, settings, acme, misfire):
+    """Workers busy at the slot (no room to hand the run over) is not a missed slot: the ticker
+    was there. The run waited its turn before staging and must still: it was cancelled as missed
+    after 60 s, and under misfire "skip" that slot never ran."""
+    from jobs.dispatch import dispatch
+    from jobs.services import job_submit
+
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    schedule = staged(misfire_policy=misfire, overlap_policy="allow")
+    busy = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=busy.pk).update(status=Job.Status.RUNNING)  # the only room, taken
+    for seconds in (0, 1, 30, 61, 90, 150):
+        time_machine.move_to(SLOT + timedelta(seconds=seconds), tick=False)
+        schedules_tick()
+        dispatch()
+    [run] = _slot_runs(schedule)
+    assert (run.job.status, run.job.dispatched_at) == ("queued", None)
+    assert _runs_ready(SLOT + timedelta(seconds=150)) == [1, 2, 3]  # its turn comes, as do the next slots'
+    Job.objects.filter(pk=busy.pk).update(status=Job.Status.COMPLETED)
+    assert dispatch() == 1
+    run.job.refresh_from_db()
+    assert run.job.dispatched_at == SLOT + timedelta(seconds=150)
