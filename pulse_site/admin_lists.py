@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 

@@ -16,15 +16,15 @@ from pulse_site.live.relay import CURSOR_NAME, relay_batch
 from pulse_site.live.services import event_emit
 from pulse_site.teams.services import token_create
 from tests.live.conftest import _empty_layer_and_no_lingering_connections, bearer_headers, open_socket  # noqa: F401
-from tests.live.conftest import relay_cursor  # noqa: F401  (fixture)
+from tests.live.conftest import quick_catch_up, relay_cursor  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
 
 
 @pytest.fixture(autouse=True)
-def _quick_catch_up(monkeypatch):
-    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.2)
+def _quick_rounds(quick_catch_up):
+    pass
 
 
 async def connected(team):

@@ -29,6 +29,14 @@ async def _empty_layer_and_no_lingering_connections():
 
 
 @pytest.fixture
+def quick_catch_up(monkeypatch):
+    """The sockets' catch-up rounds every 0.2 s instead of 5 s: what a round does shows at once."""
+    from pulse_site.live import consumers
+
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.2)
+
+
+@pytest.fixture
 def relay_cursor(acme, globex):
     """The relay's cursor, placed after the cast's own events (created before any socket)."""
     relay_batch()

@@ -14,7 +14,6 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from pulse_site.live import consumers
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from tests.live.conftest import ORIGIN, bearer_headers, close_code, open_socket, session_headers
@@ -24,8 +23,8 @@ db = database_sync_to_async
 
 
 @pytest.fixture(autouse=True)
-def _quick_rounds(monkeypatch):
-    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.2)
+def _quick_rounds(quick_catch_up):
+    pass
 
 
 async def opened(headers):
