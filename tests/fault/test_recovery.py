@@ -15,7 +15,7 @@ from jobs.handover import _record_key, handover_check
 from jobs.models import Job
 from jobs.services import job_submit
 from pulse_site import ticker
-from pulse_site.outage import retry_through_outage
+from pulse_site.outage import LOCK_CONFLICT_TRIES, retry_through_outage
 from pulse_site.teams.models import Team
 from tests.fault.proxy import database_away
 
@@ -131,6 +131,8 @@ def test_a_transaction_chosen_as_a_deadlocks_victim_is_run_again_and_both_finish
     for thread in threads:
         thread.join(timeout=30)
     assert results == {"a": "a", "b": "b"}
-    assert sorted(tries.values()) == [1, 2]  # exactly one was the victim, and ran twice
+    # One was the victim and ran again; on a loaded machine its second try can meet the other
+    # still holding its first row and be chosen (or choose the other) again, within the tries.
+    assert sum(tries.values()) >= 3 and max(tries.values()) <= 1 + LOCK_CONFLICT_TRIES, tries
     assert set(Team.objects.filter(pk__in=[acme.pk, other.pk]).values_list("name", flat=True)) == {
         "a was here", "b was here"}
