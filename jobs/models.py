@@ -74,7 +74,8 @@ class Job(models.Model):
     # The latest time it may first be handed over, for a schedule's run written ahead of its slot
     # (its slot plus the misfire grace): one still waiting then missed its slot (no ticker ran to
     # hand it over), and the schedule's misfire policy decides it, as for any missed slot. Cleared
-    # when it first reaches a worker, and when a person resumes or retries it.
+    # when it is first handed over, when a schedules tick finds its slot come (it then waits for
+    # room as long as it must), and when a person resumes or retries it.
     start_by = models.DateTimeField(null=True, blank=True)
     # When the job was handed to django-q2; NULL while it waits in Pulse's own backlog.
     dispatched_at = models.DateTimeField(null=True, blank=True)

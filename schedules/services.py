@@ -377,6 +377,16 @@ def _withdraw_missed(now: datetime) -> None:
             _cancel_unless_ended(job, by="its schedule is gone")
 
 
+def _keep_reached(now: datetime) -> None:
+    """Runs staged for a slot that has come while a ticker runs are no missed slots: they were
+    due on time and wait only for room in flight, as any run fired at its slot does; their
+    start_by is cleared, so that neither the dispatcher nor `_withdraw_missed` takes a long wait
+    for room (workers busy) for downtime (the run was cancelled and, under misfire skip, its slot
+    skipped). One read of job_start_by: the runs staged within the last minute."""
+    Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__isnull=True, start_by__gte=now,
+                       run_after__lte=now).update(start_by=None)
+
+
 def _cancel_unless_ended(job: Job | None, *, by: str) -> None:
     if job is None:
         return
@@ -481,6 +491,7 @@ def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> 
     now = now or timezone.now()
     result = TickResult()
     _withdraw_missed(now)
+    _keep_reached(now)
     # Schedules that hit a database error stay due; they are retried next tick, not in a loop now.
     retry_later: set[int] = set()
     while True:

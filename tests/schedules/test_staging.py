@@ -513,3 +513,29 @@ def test_a_staged_run_a_person_cancelled_is_no_longer_the_next_run(staged, alice
     row = alice_client.get(f"/schedules/{schedule.public_id}/row/").content.decode()
     assert f'datetime="{following.isoformat()}"' in row.split('data-field="next">')[1].split("</td>")[0]
     assert _slot_runs(schedule) == [run]  # its history keeps the cancelled run
+
+
+@pytest.mark.parametrize("misfire", ["skip", "once"])
+def test_a_staged_run_waiting_for_room_past_its_grace_is_still_its_slots_run(staged, time_machine, settings, acme,
+                                                                             misfire):
+    """The tickers ran all along, but the workers had no room at the slot: a minute later the
+    10:01 run was cancelled as "missed (no ticker ran to start it)" and, under misfire skip, its
+    slot skipped (under once, fired again behind the backlog). Waiting for room is the backlog's
+    ordinary wait: it stays the slot's one run and goes when there is room."""
+    from jobs.dispatch import dispatch
+    from jobs.services import job_submit
+
+    settings.PULSE_DISPATCH_CAPACITY = 1
+    schedule = staged(misfire_policy=misfire, overlap_policy="allow")
+    [run] = _slot_runs(schedule)
+    busy = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    dispatch()
+    assert Job.objects.get(pk=busy.pk).dispatched_at is not None  # the one place in flight
+    for seconds in (0, 1, 30, 61, 90):  # a ticker's rounds: dispatch, then the schedules' tick
+        time_machine.move_to(SLOT + timedelta(seconds=seconds), tick=False)
+        assert dispatch() == 0
+        schedules_tick()
+    assert [(e.pk, e.job.status) for e in _slot_runs(schedule)] == [(run.pk, "queued")]
+    Job.objects.filter(pk=busy.pk).update(status=Job.Status.COMPLETED, dispatched_at=None)
+    assert dispatch() == 1
+    assert Job.objects.get(pk=run.job_id).dispatched_at == SLOT + timedelta(seconds=90)
