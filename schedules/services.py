@@ -370,6 +370,11 @@ def _withdraw_missed(now: datetime) -> None:
             schedule = Schedule.objects.select_for_update(skip_locked=True).filter(pk=schedule_id).first()
             runs = [] if schedule is None else list(
                 Execution.objects.filter(schedule=schedule, job__in=missed).select_related("job").order_by("fire_time"))
+            # Locked and read again: a run handed over since the read above (just before its
+            # start_by) may have started on a worker, and is then its slot's run.
+            still = set(missed.filter(pk__in=[e.job_id for e in runs]).order_by("pk").select_for_update()
+                        .values_list("pk", flat=True))
+            runs = [e for e in runs if e.job_id in still]
             if schedule is None or not runs:
                 continue
             for execution in runs:
@@ -380,9 +385,9 @@ def _withdraw_missed(now: datetime) -> None:
             start = None if schedule.next_run_at is None else min(schedule.next_run_at, runs[0].fire_time)
             Schedule.objects.filter(pk=schedule.pk).update(last_run_at=last, next_run_at=start)
     # A run whose execution went with its schedule: nothing is left to decide it.
-    for job in missed.filter(pk__in=set(jobs) - set(schedules)):
+    for pk in sorted(set(jobs) - set(schedules)):
         with transaction.atomic():
-            _cancel_unless_ended(job, by="its schedule is gone")
+            _cancel_unless_ended(missed.filter(pk=pk).select_for_update().first(), by="its schedule is gone")
 
 
 def _cancel_unless_ended(job: Job | None, *, by: str) -> None:

@@ -29,3 +29,10 @@ def quiet(ctx: JobContext) -> dict:
     seconds = float(ctx.payload.get("seconds", 1))
     ctx.sleep(seconds)
     return {"slept": seconds}
+
+
+@handler("fault.paid", title="A paid call that sleeps in small steps, then says it finished", cost="0.01",
+         timeout=120, max_attempts=5, retry_on=[ErrorCode.WORKER_LOST], backoff_base=0.2,
+         schema={"type": "object", "properties": {"steps": {"type": "integer"}, "seconds": {"type": "number"}}})
+def paid(ctx: JobContext) -> dict:
+    return work(ctx)

@@ -539,3 +539,59 @@ def test_a_staged_run_its_ticker_saw_come_waits_in_a_busy_backlog_as_long_as_it_
     assert dispatch() == 1
     run.job.refresh_from_db()
     assert run.job.dispatched_at == SLOT + timedelta(seconds=150)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missed_staged_run_a_worker_starts_while_the_tick_decides_it_stays_its_slots_run(staged, time_machine):
+    """A worker's claim commits between the tick's read of the missed runs and its cancel (the
+    dispatch had handed the run over just before its start_by): the tick cancelled a running job
+    (cancel requested) and let the misfire policy fire the slot again, two runs of one slot. The
+    runs are locked and checked again first: one that has started is left to run."""
+    import time as clock
+
+    from django.db import connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    schedule = staged(misfire_policy="once", overlap_policy="allow")
+    [run] = _slot_runs(schedule)
+    time_machine.move_to(BACK, tick=False)
+    done: list[object] = []
+
+    def tick() -> None:
+        try:
+            done.append(schedules_tick())
+        except Exception as exc:  # recorded for the assertion below
+            done.append(exc)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():  # the worker's claim, not committed yet
+        Job.objects.filter(pk=run.job_id).update(status=Job.Status.RUNNING, attempts=1, dispatched_at=SLOT,
+                                                 started_at=BACK)
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        deadline = clock.monotonic() + 30
+        while not ticker.is_alive() or not _lock_waiters():
+            assert ticker.is_alive() and clock.monotonic() < deadline, f"the tick did not wait for the job: {done}"
+            clock.sleep(0.02)
+    ticker.join(timeout=30)
+    assert len(done) == 1 and not isinstance(done[0], Exception), done
+    job = Job.objects.get(pk=run.job_id)
+    assert (job.status, job.cancel_requested) == ("running", False)
+    assert [e.pk for e in _slot_runs(schedule)] == [run.pk]
+    # 10:01 ran on its staged job; the misfire policy (once) caught up 10:02 to 10:05 at 10:05.
+    fired = Execution.objects.filter(schedule=schedule, fire_time__lte=BACK).order_by("fire_time")
+    assert [e.fire_time.minute for e in fired] == [1, 5]
+
+
+def _lock_waiters() -> int:
+    """How many other connections to this database wait for a lock now (read afresh: within a
+    transaction, PostgreSQL answers from the statistics snapshot of its first read)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0]
+
+
