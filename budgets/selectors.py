@@ -134,7 +134,9 @@ def _project(target: WindowUsage, shorter: list[WindowUsage], *, now: datetime, 
         at_pace = target.pace * _micros(segment_end - moment) // _micros(PACE_WINDOW)
         can = min([at_pace, *room.values()])
         if left <= can:
-            return moment + PACE_WINDOW * left // target.pace
+            # In whole micro-units: an hour times the money left overflows a timedelta at large
+            # amounts, though the quotient is within this segment.
+            return moment + timedelta(microseconds=_micros(PACE_WINDOW) * left // target.pace)
         left -= can
         room = {kind: value - can for kind, value in room.items()}
         moment = segment_end
