@@ -29,7 +29,8 @@ def bigco(acme, temp_handler):
     acme.save(update_fields=["name"])
     temp_handler(HANDLER, title="Nightly reconciliation of every regional warehouse — مرحلة — שלב 🚀 " + MARKUP,
                  description="Reads " + URL + " " + MARKUP,
-                 schema={"type": "object", "properties": {"url": {"type": "string"}, "token": {"type": "string"}}})(
+                 schema={"type": "object", "properties": {"url": {"type": "string", "description": "Where to read from. " * 20},
+                                                              "token": {"type": "string"}}})(
         lambda ctx: None)
     job = job_submit(team=acme, handler=HANDLER, payload={"url": URL, "token": TOKEN}, source="api").job
     Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, progress_current=1, progress_total=3,
@@ -64,3 +65,15 @@ def test_no_page_is_wider_than_the_screen_with_the_longest_names_and_unbroken_st
                 wide.append(f"{url} is {scroll_width} px wide at {width} px")
     assert wide == []
     assert page.evaluate("window.__pwned") is None
+
+
+def test_a_long_description_in_a_table_does_not_split_the_words_of_its_headers(page, login_as, alice, bigco):
+    """Text wraps anywhere outside tables only: a column beside a long one kept its header whole."""
+    login_as(alice)
+    page.goto(f"/handlers/{HANDLER}/")
+    lines = page.evaluate("""() => [...document.querySelectorAll('#payload-fields th')].map((th) => {
+      const range = document.createRange();
+      range.selectNodeContents(th);
+      return [th.textContent, new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size];
+    })""")
+    assert lines == [["Field", 1], ["Type", 1], ["Required", 1], ["Default", 1], ["Rules", 1], ["What it is", 1]]
