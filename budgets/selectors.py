@@ -134,7 +134,9 @@ def _project(target: WindowUsage, shorter: list[WindowUsage], *, now: datetime, 
         at_pace = target.pace * _micros(segment_end - moment) // _micros(PACE_WINDOW)
         can = min([at_pace, *room.values()])
         if left <= can:
-            return moment + PACE_WINDOW * left // target.pace
+            # In whole micro-units: an hour times the money left overflows a timedelta at large
+            # amounts, though the quotient is within this segment.
+            return moment + timedelta(microseconds=_micros(PACE_WINDOW) * left // target.pace)
         left -= can
         room = {kind: value - can for kind, value in room.items()}
         moment = segment_end
@@ -245,12 +247,16 @@ def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
         day = start.astimezone(zone).date()
         per_day[day][row["handler"]] = per_day[day].get(row["handler"], 0) + row["total"]
         handlers.add(row["handler"])
+    names = sorted(handlers)
     out = []
     for offset in range(days):
         day = first + timedelta(days=offset)
         amounts = per_day.get(day, {})
-        out.append({"date": day, "total": sum(amounts.values()), "handlers": amounts})
-    return {"days": out, "handlers": sorted(handlers), "time_zone": str(zone), "daily_limit": policy.daily_limit}
+        # `cells`: the day's amounts in the order of `handlers` (None: nothing charged), for the
+        # budget page's table; a lookup per cell in the template was days × handlers² steps.
+        out.append({"date": day, "total": sum(amounts.values()), "handlers": amounts,
+                    "cells": [amounts.get(name) for name in names]})
+    return {"days": out, "handlers": names, "time_zone": str(zone), "daily_limit": policy.daily_limit}
 
 
 def spend_chart(history: dict[str, Any], *, handler: str | None = None, cap: HandlerCap | None = None) -> Chart:

@@ -414,7 +414,8 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     context = {
         **_status_context(request, job),
         "log_groups": _log_groups(logs),
-        "logs_truncated": len(logs) >= LOG_LIMIT,
+        # A job of exactly LOG_LIMIT lines has them all: only a line after the last shown is left out.
+        "logs_truncated": len(logs) >= LOG_LIMIT and bool(selectors.job_logs(job=job, after=logs[-1].pk, limit=1)),
         "children": list(job.children.order_by("-pk")[:PAGE_SIZE]),
         "since": since,
         "payload_json": _pretty(job.payload),

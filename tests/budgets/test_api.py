@@ -283,3 +283,30 @@ def test_a_busy_teams_pace_is_read_from_its_newest_charges_not_its_whole_hour(al
     assert acme_api.get(URL + "usage/").json()["windows"][0]["pace_per_hour"] == "4"
     monkeypatch.setattr(selectors, "PACE_SAMPLE", 2)
     assert acme_api.get(URL + "usage/").json()["windows"][0]["pace_per_hour"] == "12"
+
+
+def test_a_limit_near_the_largest_amount_is_projected_without_overflow(alice, alice_client, acme, acme_api,
+                                                                       time_machine):
+    """A daily limit of 1,000,000,000 with half of it charged in the last half hour: the limit is
+    reached in an hour, at 11:00. The projection multiplied an hour by the micro-units left before
+    dividing by the pace, past what a timedelta holds: the budget page, the overview and the usage
+    API answered 500 for any team whose spend was that large."""
+    from datetime import UTC, datetime
+
+    from budgets.models import Ledger, Usage
+    from budgets.windows import windows_at
+
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    session(alice).patch(URL, {"daily_limit": "1000000000"}, format="json")
+    day = windows_at(now, zone=UTC, week_start=0)[0]
+    Usage.objects.create(team=acme, scope="", kind=day.kind, window_start=day.start, window_end=day.end,
+                         committed=500_000_000_000_000)
+    Ledger.objects.create(team=acme, job_id="JB_1", handler="test.paid", attempt=1, kind=Ledger.Kind.CHARGE,
+                          window_kind="day", amount=500_000_000_000_000, at=now - timedelta(minutes=30))
+
+    usage = acme_api.get(URL + "usage/").json()
+    assert (usage["windows"][0]["remaining"], usage["windows"][0]["limit_reached_at"]) == (
+        "500000000", "2026-06-01T11:00:00+00:00")
+    assert alice_client.get("/budget/").status_code == 200
+    assert alice_client.get("/").status_code == 200

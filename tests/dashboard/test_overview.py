@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs import selectors as job_selectors
 from jobs.models import Job, JobStat
@@ -170,3 +171,14 @@ def test_charlie_sees_none_of_acmes_jobs_on_his_overview_or_its_fragments(charli
 def test_the_overview_needs_a_login(client, db):
     for name in ("overview", "overview_pulse", "overview_charts", "overview_activity"):
         assert client.get(reverse(name)).status_code == 302
+
+
+def test_the_overview_groups_the_digits_of_a_big_teams_counts(alice_client, acme):
+    """A busy team's day reads 33,599,664, as the jobs list's "more than 10,000" does, not 33599664."""
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    JobStat.objects.create(team=acme, handler="pulse.noop", hour=hour, completed=33_599_664, failed=4_147_920)
+
+    html = alice_client.get("/").content.decode()
+
+    assert '<span class="counter-note">33,599,664 in 24 h</span>' in html
+    assert '<span class="counter-note">4,147,920 in 24 h</span>' in html

@@ -151,6 +151,18 @@ def test_the_detail_page_shows_payload_attempts_logs_and_children(alice_client, 
     assert parent.public_id in alice_client.get(f"/jobs/{child.public_id}/").content.decode()
 
 
+def test_the_detail_page_says_lines_are_left_out_only_when_there_are_more_than_it_shows(alice_client, submit):
+    """It shows the first 1,000 lines: a job of exactly 1,000 has them all, one of 1,001 does not."""
+    job = submit()
+    TaskLog.objects.bulk_create([TaskLog(job=job, stage="s", message=f"line {n}") for n in range(1_000)])
+    body = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    assert "line 999" in body and "Only the first lines are shown" not in body and "data-truncated" not in body
+
+    TaskLog.objects.create(job=job, stage="s", message="line 1000")
+    body = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    assert "line 1000" not in body and "Only the first lines are shown" in body and 'data-truncated="yes"' in body
+
+
 @pytest.mark.parametrize("grace, words", [(30.0, "cancelling… (stopped 30 s after the cancel if the handler has not "
                                                   "returned)"), (0.0, "cancelling…</span>")])
 def test_a_running_job_being_cancelled_says_when_it_will_be_stopped(alice_client, submit, settings, grace, words):
