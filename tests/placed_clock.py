@@ -4,9 +4,11 @@ PULSE_TEST_CLOCK set to an instant (e.g. "2026-06-01T00:00:00Z"), every test sta
 them cross the minute, hour, day, week and month turning there. A failed test's report says the
 instant it started at.
 
-It moves Python's clock only: use it on the embedded configuration (on PostgreSQL the database's
-clock still decides the budget windows), and expect the tests of real worker processes, which
-keep the real clock, to see odd times (a negative uptime)."""
+Every test waits out the last 2 minutes before midnight UTC (tests/conftest.py), so a placed
+midnight shows that the wait works; place the clock at another turn (an hour's, a minute's) to
+look for more. It moves Python's clock only: use it on the embedded configuration (on PostgreSQL
+the database's clock still decides the budget windows), and expect the tests of real worker
+processes, which keep the real clock, to see odd times (a negative uptime)."""
 
 from __future__ import annotations
 
