@@ -1,7 +1,7 @@
 """A pytest plugin to provoke tests that lean on the wall clock (`-p tests.placed_clock`): with
-PULSE_TEST_CLOCK set to an instant (e.g. "2026-06-01T00:00:00Z"), every test starts a random
+PULSE_TEST_CLOCK set to an instant (e.g. "2026-06-30T13:00:00Z"), every test starts a random
 0 to PULSE_TEST_CLOCK_JITTER seconds (default 0.3) before it, the clock ticking, so that most of
-them cross the minute, hour, day, week and month turning there. A failed test's report says the
+them cross the turn of the minute and hour (and day, week, month, year) there. A failed test's report says the
 instant it started at.
 
 Every test waits out the last 2 minutes before midnight UTC (tests/conftest.py), so a placed
