@@ -800,7 +800,10 @@ def budget_repair(*, team_id: int) -> list[dict[str, Any]]:
     rows = {(u.scope, u.kind, u.window_start): u
             for u in Usage.objects.filter(team_id=team_id, window_start__in=[w.start for w in windows])
             if (u.kind, u.window_start) in current}
-    for key in set(truth) | set(rows):
+    # In one order in every process (a set of keys holding strings iterates in the hash seed's):
+    # the team's windows before the handlers', each day, week, month.
+    rank = {window.kind: n for n, window in enumerate(windows)}
+    for key in sorted(set(truth) | set(rows), key=lambda k: (k[0], rank[k[1]])):
         committed, reserved = truth.get(key, [0, 0])
         row = rows.get(key)
         if row is not None and (row.committed, row.reserved) == (committed, reserved):

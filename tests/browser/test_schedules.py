@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,12 +77,13 @@ def test_create_a_schedule_watch_its_first_run_complete_live_and_pause_it(page, 
 
 
 def test_a_run_staged_ahead_moves_from_next_run_to_last_run_live_when_it_starts(page, login_as, alice, acme,
-                                                                                 settings):
+                                                                                 settings, time_machine):
     settings.PULSE_SCHEDULE_STAGE_SECONDS = 60
     schedule = schedule_create(team=acme, name="Staged", handler="pulse.noop", cron="* * * * *", time_zone="UTC")
-    # Far enough ahead for both pages to load before it on a loaded machine (3 s was not: the
-    # staged slot had passed and the page rightly showed the one after it).
-    slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
+    # Ahead by most of the staging lead, so that both pages load before it however loaded the
+    # machine (3 s, then 10 s, were guesses: the slot passed first and the page rightly showed the
+    # one after it); the clock is moved to it afterwards instead of waiting.
+    slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=50)
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=slot)
     assert schedules_tick().staged == 1
     execution = Execution.objects.get(schedule=schedule)
@@ -99,7 +99,7 @@ def test_a_run_staged_ahead_moves_from_next_run_to_last_run_live_when_it_starts(
     first_next_run = detail.locator("#next-runs li time").first
     assert first_next_run.get_attribute("datetime") == slot.isoformat()
 
-    time.sleep(max(0.0, (slot - datetime.now(UTC)).total_seconds()))  # a staged job waits for its slot
+    time_machine.move_to(slot, tick=True)  # a staged job waits for its slot (the web server's clock too)
     run_job(execution.job.public_id)
     row.locator('[data-field="last"] .status-completed').wait_for()
     following = row.locator('[data-field="next"] time').get_attribute("datetime")

@@ -334,6 +334,17 @@ def test_repair_rebuilds_usage_from_the_ledger_and_reports_the_drift(acme, submi
     assert budget_repair(team_id=acme.pk) == []
 
 
+def test_repair_reports_drifts_in_the_same_order_in_every_process(acme, submit, set_policy):
+    """The team's windows before a handler's, each day, week, month: the order came from a set of
+    keys holding strings, so it changed with each process's hash seed (the event's payload too)."""
+    set_policy(acme, daily_limit="5.00")
+    run_job(submit("0.70").public_id)
+    Usage.objects.filter(team=acme).update(committed=1)
+    drifts = budget_repair(team_id=acme.pk)
+    assert [(d["scope"], d["window"]) for d in drifts] == [
+        ("", "day"), ("", "week"), ("", "month"), ("test.paid", "day"), ("test.paid", "week"), ("test.paid", "month")]
+
+
 def test_submit_refuses_an_estimate_above_a_limit(acme, submit, set_policy):
     set_policy(acme, weekly_limit="2.00", handler_caps={"test.paid": {"monthly": "1.50"}})
     with pytest.raises(Unprocessable) as refused:

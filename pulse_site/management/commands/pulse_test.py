@@ -19,7 +19,7 @@ PYTEST_NO_TESTS = 5
 
 
 # The PostgreSQL configuration takes about twice as long as the embedded one: it runs in this
-# many parts (tests/conftest.py splits the test files between them), so that no core idles.
+# many parts (tests/sharding.py splits the test files between them), so that no core idles.
 PRODUCTION_PARTS = 2
 
 
