@@ -11,7 +11,7 @@ from django.test import Client
 from jobs.models import Job, QueuePause
 from jobs.pausing import queue_pause
 from jobs.services import job_submit
-from pulse_site.teams.models import ApiToken
+from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from schedules.models import Schedule
 from schedules.services import schedule_create
@@ -34,12 +34,17 @@ def _token(team) -> ApiToken:
     return token_create(team=team, name="CI", access="write", expires_at=None, by=None)[0]
 
 
+def _membership(team) -> Membership:
+    return Membership.objects.get(team=team, user__username="bob")
+
+
 # (changelist, action, make the row, the row's state that the action would change)
 ACTIONS = {
     "job cancel": ("/admin/jobs/job/", "action_cancel", _job, lambda job: job.status),
     "schedule disable": ("/admin/schedules/schedule/", "action_disable", _schedule, lambda s: s.enabled),
     "queue resume": ("/admin/jobs/queuepause/", "resume_selected", _pause, lambda p: p.ended_at),
     "token revoke": ("/admin/teams/apitoken/", "revoke", _token, lambda t: t.revoked_at),
+    "membership role": ("/admin/teams/membership/", "make_owner", _membership, lambda m: m.role),
 }
 
 
