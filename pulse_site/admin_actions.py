@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +35,13 @@ def service_action(service: Callable[..., Any], label: str, *, arg: str, noun: s
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         done, refused = 0, []
         for row in queryset.order_by("pk"):
+            # A service that deletes the row itself (row.delete()) leaves it without a pk: the log
+            # entry is of the row as it was.
+            was = copy.copy(row)
             try:
                 service(**{arg: row}, by=f"admin {request.user.get_username()}")
                 done += 1
-                action_logged(modeladmin, request, row, label)
+                action_logged(modeladmin, request, row if row.pk is not None else was, label)
             except PulseError as exc:
                 refused.append(f"{getattr(row, 'public_id', row.pk)}: {exc.message}")
         modeladmin.message_user(request, f"{label}: {done} {noun}.", messages.SUCCESS)

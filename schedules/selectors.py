@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 
 from budgets.money import money_str
 from budgets.services import budget_policy_get, policy_zone
-from jobs.handlers.registry import find_handler
+from jobs.handlers.registry import find_handler, with_defaults
 from jobs.models import Job
 from pulse_site.errors import FieldErrors, NotFound, ValidationError, check_choice
 from pulse_site.ids import check_page_limit, looks_like_public_id, page_anchor
@@ -301,7 +301,9 @@ def projection(*, team: Team, cron: cronlib.Cron, zone: ZoneInfo, start: datetim
     if per_run is None:
         found = find_handler(handler)
         try:
-            per_run = found.estimate_micros(payload) if found is not None and isinstance(payload, dict) else None
+            # The payload as each run's submit will have it: a schedule keeps its own as written.
+            per_run = (found.estimate_micros(with_defaults(found.schema, payload))
+                       if found is not None and isinstance(payload, dict) else None)
         except Exception:  # a handler's estimator refusing this payload: the run would fail too
             per_run = None
     policy = budget_policy_get(team=team)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from django.db.models import Max
+from django.db.models import BigIntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Greatest
 
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.teams.models import Team
 
 
 def event_last_id(*, team_id: int) -> int:
-    """The team's newest event id (0 when it has none); served by the (team, id) index."""
-    return Event.objects.filter(team_id=team_id).aggregate(last=Max("id"))["last"] or 0
+    """The team's newest event id, the pruned ones counted (0 when it never had one): the `since`
+    a page is rendered at and its socket resumes from. Below the pruned mark, the socket was told
+    resync (events_since) and the page reloaded, rendered the same since, and so on for as long as
+    the team made no event (all of an idle team's events pruned). One query; the newest id is
+    served by the (team, id) index."""
+    newest = Event.objects.filter(team_id=OuterRef("pk")).order_by("-id").values("id")[:1]
+    last = Greatest("events_pruned_to", Coalesce(Subquery(newest), 0), output_field=BigIntegerField())
+    return Team.objects.filter(pk=team_id).values_list(last, flat=True).first() or 0
 
 
 def events_since(*, team_id: int, since: int, limit: int) -> tuple[list[Event], bool]:

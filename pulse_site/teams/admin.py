@@ -74,7 +74,8 @@ def _set_role_action(role: str, label: str):
               f"Made {label.lower()}:")
 
     action.__name__ = f"make_{role}"
-    return admin.action(description=f"Make {label.lower()}")(action)
+    # permissions: without it Django offers the action to anyone who may view memberships.
+    return admin.action(description=f"Make {label.lower()}", permissions=["change"])(action)
 
 
 @admin.register(Membership)

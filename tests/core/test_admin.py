@@ -11,7 +11,7 @@ from django.test import Client
 from jobs.models import Job, QueuePause
 from jobs.pausing import queue_pause
 from jobs.services import job_submit
-from pulse_site.teams.models import ApiToken
+from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from schedules.models import Schedule
 from schedules.services import schedule_create
@@ -34,12 +34,17 @@ def _token(team) -> ApiToken:
     return token_create(team=team, name="CI", access="write", expires_at=None, by=None)[0]
 
 
+def _membership(team) -> Membership:
+    return Membership.objects.get(team=team, user__username="bob")
+
+
 # (changelist, action, make the row, the row's state that the action would change)
 ACTIONS = {
     "job cancel": ("/admin/jobs/job/", "action_cancel", _job, lambda job: job.status),
     "schedule disable": ("/admin/schedules/schedule/", "action_disable", _schedule, lambda s: s.enabled),
     "queue resume": ("/admin/jobs/queuepause/", "resume_selected", _pause, lambda p: p.ended_at),
     "token revoke": ("/admin/teams/apitoken/", "revoke", _token, lambda t: t.revoked_at),
+    "membership role": ("/admin/teams/membership/", "make_owner", _membership, lambda m: m.role),
 }
 
 
@@ -98,17 +103,42 @@ def test_an_admin_action_is_in_the_admin_log_naming_the_operator_and_the_row(acm
     assert entries[0][3]  # says which action
 
 
-def test_a_delete_action_is_in_the_admin_log_as_a_deletion(acme):
-    schedule = _schedule(acme)
+def _finished_job(team) -> Job:
+    job = _job(team)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.COMPLETED)
+    job.refresh_from_db()
+    return job
+
+
+def _target(team):
+    from pulse_site.notifications.services import target_create
+
+    return target_create(team=team, name="ops", kind="email", address="ops@example.com", by=None)
+
+
+# (changelist, action, make the row): the services delete a schedule by its queryset, a job and a
+# target by the row itself (which Django then leaves without a pk).
+DELETES = {
+    "schedule": ("/admin/schedules/schedule/", "action_delete", _schedule),
+    "job": ("/admin/jobs/job/", "action_delete_finished", _finished_job),
+    "target": ("/admin/notifications/target/", "action_delete", _target),
+}
+
+
+@pytest.mark.parametrize("case", list(DELETES), ids=list(DELETES))
+def test_a_delete_action_is_in_the_admin_log_as_a_deletion_of_that_row(acme, case):
+    url, action, make = DELETES[case]
+    row = make(acme)
+    pk, text = row.pk, str(row)
     operator = make_user("operator", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(operator)
 
-    client.post("/admin/schedules/schedule/", {"action": "action_delete", "_selected_action": [schedule.pk]})
+    client.post(url, {"action": action, "_selected_action": [pk]})
 
-    assert not type(schedule).objects.filter(pk=schedule.pk).exists()
+    assert not type(row).objects.filter(pk=pk).exists()
     entries = list(LogEntry.objects.values_list("user__username", "action_flag", "object_id", "object_repr"))
-    assert entries == [("operator", DELETION, str(schedule.pk), str(schedule))]  # it read as a change
+    assert entries == [("operator", DELETION, str(pk), text)]  # it read as a change; then, of no row ("None")
 
 
 def _jobs(team, count: int) -> list[Job]:

@@ -120,3 +120,17 @@ def test_a_repeat_with_its_idempotency_key_after_a_default_changed_is_the_same_r
     assert again.status_code == 200, again.json()
     assert again.json()["id"] == first.json()["id"] and again.json()["payload"]["pages"] == 2
     assert Job.objects.count() == 1
+
+
+def test_a_schedules_cost_projection_is_estimated_on_the_payload_with_its_defaults(acme, alice_client, report):
+    """The runs' estimator reads payload["pages"]: given the schedule's payload as written, it
+    refused it, and the schedule's page, API and form said "no estimate" for runs that cost 0.02."""
+    from schedules.selectors import schedule_projection
+
+    schedule = schedule_create(team=acme, name="Reports", handler="test.report", payload={"account": "a-1"},
+                               cron="0 6 * * *", time_zone="UTC")
+    typed = alice_client.get("/schedules/preview/", {"cron": "0 6 * * *", "time_zone": "UTC",
+                                                     "handler": "test.report", "payload": '{"account": "a-1"}'})
+
+    assert schedule_projection(schedule).per_run == 20_000
+    assert "× 0.02 =" in typed.json()["projection"]

@@ -277,6 +277,24 @@ async def test_a_since_after_what_was_pruned_replays_as_usual_and_another_teams_
     await socket.disconnect()
 
 
+async def test_a_page_of_a_team_whose_events_were_all_pruned_resumes_from_its_own_since_without_a_resync(
+        bob, acme, globex, relay_cursor):
+    """The page's since (event_last_id) read 0 once nothing was left, below the pruned mark: its
+    socket was told resync, the page reloaded, rendered since 0 again, and reloaded for as long as
+    the team had no new event (a team idle past its event retention)."""
+    from pulse_site.live.selectors import event_last_id
+
+    await db(prune_past)(acme, [event.id async for event in Event.objects.filter(team=acme)])
+    since = await db(event_last_id)(team_id=acme.pk)
+    socket = await open_socket(await db(session_headers)(bob), path=f"/ws/?since={since}")
+    await hello(socket)
+    assert await socket.receive_json_from(timeout=5) == {"type": "synced", "to": since}
+    later = await emit(acme, subject="JB_new")
+    await relay()
+    assert await next_event_id(socket) == later.id
+    await socket.disconnect()
+
+
 async def test_bad_client_frames_get_error_frames_and_the_socket_stays_open(bob, acme):
     socket = await open_socket(await db(session_headers)(bob))
     await hello(socket)
