@@ -1057,13 +1057,21 @@ def budget_policy_update(*, team: Team, changes: dict[str, Any], by: Membership 
                     "daily_limit": limits["daily"], "weekly_limit": limits["weekly"], "monthly_limit": limits["monthly"]})
     after = policy_as_dict(policy)
     if after != before:
-        label = actor.get_username() if actor is not None else "operator"
+        label = _actor_label(by, user)
         PolicyChange.objects.create(team=team, by=actor, by_label=label, before=before, after=after)
         event_emit(team=team, kind="budget.policy", subject=team.public_id,
                    payload={"by": label, "before": before, "after": after})
         _fire_alerts_of_current_windows(policy, now=db_now())
         _release_on_commit(team.pk)
     return policy
+
+
+def _actor_label(by: Membership | None, user: User | None) -> str:
+    """Who changed the budget, as the team's events say it: a member by username, staff in the
+    admin as "admin <username>" (as its other actions are), a command as "operator"."""
+    if by is not None:
+        return by.user.get_username()
+    return f"admin {user.get_username()}" if user is not None else "operator"
 
 
 def budget_override_validate(*, amount: object, expires_at: datetime | None, reason: str
@@ -1100,7 +1108,7 @@ def budget_override_create(*, team: Team, amount: object, expires_at: datetime |
                                        created_by=actor)
     event_emit(team=team, kind="budget.override", subject=override.public_id, payload={
         "amount": money_str(micros), "expires_at": expires_at.isoformat(), "reason": override.reason,
-        "by": actor.get_username() if actor is not None else "operator"})
+        "by": _actor_label(by, user)})
     _release_on_commit(team.pk)
     return override
 
@@ -1122,8 +1130,7 @@ def budget_override_end(*, override: Override, by: Membership | None, user: User
         raise PermissionDenied("Only owners (or staff) can end a budget override.")
     now = timezone.now()
     if Override.objects.filter(pk=override.pk, expires_at__gt=now).update(expires_at=now):
-        actor = by.user if by is not None else user
         event_emit(team=override.team_id, kind="budget.override_ended", subject=override.public_id,
-                   payload={"by": actor.get_username() if actor is not None else "operator"})
+                   payload={"by": _actor_label(by, user)})
     override.refresh_from_db()
     return override

@@ -147,7 +147,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
         # The form has already checked the model's constraints (scope fields, one pause in force
         # per target), so the service's refusals cannot reach here but for a race.
         saved = queue_pause(scope=obj.scope, team=obj.team, handler=obj.handler, reason=obj.reason,
-                            by=f"operator {request.user.get_username()}")
+                            by=f"admin {request.user.get_username()}")
         obj.pk, obj.public_id, obj.paused_by, obj.created_at = saved.pk, saved.public_id, saved.paused_by, saved.created_at
 
     @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
@@ -155,7 +155,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
         done = 0
         for pause in queryset.filter(ended_at__isnull=True).order_by("pk"):
             try:
-                queue_resume(pause=pause, by=f"operator {request.user.get_username()}")
+                queue_resume(pause=pause, by=f"admin {request.user.get_username()}")
                 done += 1
                 action_logged(self, request, pause, "Resumed")
             except PulseError as exc:

@@ -224,7 +224,7 @@ def test_staff_see_every_budget_admin_page_and_edit_the_policy_through_the_servi
         "time_zone": "", "week_start": "0", "alert_thresholds": "[80, 100]"})
     assert response.status_code == 302
     assert budget_policy_get(team=acme).daily_limit == 4_500_000
-    assert PolicyChange.objects.get(team=acme).by_label == "root"
+    assert PolicyChange.objects.get(team=acme).by_label == "admin root"  # as the admin's other actions name the operator
     refused = client.post(f"/admin/budgets/budgetpolicy/{policy.pk}/change/", {
         "daily_amount": "-1", "week_start": "0", "alert_thresholds": "[80]"})
     assert refused.status_code == 200 and "The amount cannot be negative." in refused.content.decode()

@@ -155,12 +155,12 @@ def test_an_operator_pauses_every_team_in_admin_and_resumes_with_the_action(acme
     response = client.post("/admin/jobs/queuepause/add/", {"scope": "global", "handler": "", "reason": "DB failover"})
     assert response.status_code == 302
     pause = QueuePause.objects.get()
-    assert (pause.scope, pause.paused_by) == ("global", "operator operator")
+    assert (pause.scope, pause.paused_by) == ("global", "admin operator")
     ours, theirs = submit("pulse.noop"), submit("pulse.noop", team=globex)
     run_job(ours.public_id)
     run_job(theirs.public_id)
     assert (status_of(ours), status_of(theirs)) == (Status.PAUSED, Status.PAUSED)
-    assert ours.hold_reasons[0]["message"] == "Every team's queue is paused by operator operator: DB failover"
+    assert ours.hold_reasons[0]["message"] == "Every team's queue is paused by admin operator: DB failover"
 
     client.post("/admin/jobs/queuepause/", {"action": "resume_selected", "_selected_action": [pause.pk]})
     assert (status_of(ours), status_of(theirs)) == (Status.QUEUED, Status.QUEUED)
