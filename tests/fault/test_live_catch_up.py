@@ -18,13 +18,8 @@ from pulse_site.teams.services import token_create
 from tests.live.conftest import _empty_layer_and_no_lingering_connections, bearer_headers, open_socket  # noqa: F401
 from tests.live.conftest import quick_catch_up, relay_cursor  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_catch_up")]
 db = database_sync_to_async
-
-
-@pytest.fixture(autouse=True)
-def _quick_rounds(quick_catch_up):
-    pass
 
 
 async def connected(team):

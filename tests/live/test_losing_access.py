@@ -18,13 +18,8 @@ from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from tests.live.conftest import ORIGIN, bearer_headers, close_code, open_socket, session_headers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_catch_up")]
 db = database_sync_to_async
-
-
-@pytest.fixture(autouse=True)
-def _quick_rounds(quick_catch_up):
-    pass
 
 
 async def opened(headers):
