@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from jobs.handlers.registry import get_public_handler
 from jobs.models import Job
 from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
 from pulse_site.errors import Conflict, FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
+from pulse_site.outage import is_database_outage
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.events import execution_event, execution_summary, schedule_event, schedule_summary
@@ -346,6 +347,19 @@ def run_cancelled(sender: object, *, job: Job, by: str = "", **kwargs: object) -
             last_run_at=_last_fired(execution.schedule_id, now))
 
 
+def _staged_housekeeping(step: Callable[[datetime], None], now: datetime) -> None:
+    """Run one of the tick's steps about staged runs in a savepoint. Its failure (a bug, a row it
+    cannot write) is logged and leaves the staged runs as they are, so that the schedules still
+    fire: it stopped every schedule's tick. A database outage is raised, as everywhere."""
+    try:
+        with transaction.atomic():
+            step(now)
+    except Exception as exc:
+        if isinstance(exc, DatabaseError) and is_database_outage(exc):
+            raise
+        log.exception("the schedules tick's %s failed; the schedules fire all the same", step.__name__)
+
+
 def _seen_come(now: datetime) -> None:
     """A ticker is running and the slots of these staged runs have come: none is a missed slot,
     however long it then waits for room in a busy backlog (its start_by is cleared, as a hand-over
@@ -493,8 +507,8 @@ def schedules_tick(*, now: datetime | None = None, batch: int = CLAIM_BATCH) -> 
     """
     now = now or timezone.now()
     result = TickResult()
-    _seen_come(now)
-    _withdraw_missed(now)
+    for housekeeping in (_seen_come, _withdraw_missed):
+        _staged_housekeeping(housekeeping, now)
     # Schedules that hit a database error stay due; they are retried next tick, not in a loop now.
     retry_later: set[int] = set()
     while True:

@@ -595,3 +595,27 @@ def _lock_waiters() -> int:
         return cursor.fetchone()[0]
 
 
+
+
+def test_a_failing_staged_run_step_is_logged_and_the_schedules_still_fire(make_schedule, time_machine, monkeypatch,
+                                                                         caplog):
+    """The steps about staged runs ran before the tick's own error handling: one that failed each
+    time (a bug, a row it could not write) stopped every schedule from firing."""
+    from schedules import services
+
+    def broken(now):
+        Job.objects.filter(pk__gt=0).update(start_by=now)  # written, then undone with its savepoint
+        raise RuntimeError("a bug in the withdrawal")
+
+    from jobs.services import job_submit
+
+    monkeypatch.setattr(services, "_withdraw_missed", broken)
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="* * * * *")
+    other = job_submit(team=schedule.team, handler="pulse.noop", payload={}, source="api").job
+    time_machine.move_to(SLOT + timedelta(seconds=1), tick=False)
+    result = schedules_tick()
+    assert result.fired == 1
+    assert [e.fire_time for e in Execution.objects.filter(schedule=schedule)] == [SLOT]
+    assert Job.objects.get(pk=other.pk).start_by is None
+    assert "the schedules tick's broken failed" in caplog.text
