@@ -12,7 +12,7 @@ from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
-from pulse_site.admin_actions import action_logged, service_action
+from pulse_site.admin_actions import action_logged, operator_name, service_action
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter
 from pulse_site.errors import PulseError
 
@@ -147,7 +147,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
         # The form has already checked the model's constraints (scope fields, one pause in force
         # per target), so the service's refusals cannot reach here but for a race.
         saved = queue_pause(scope=obj.scope, team=obj.team, handler=obj.handler, reason=obj.reason,
-                            by=f"admin {request.user.get_username()}")
+                            by=operator_name(request))
         obj.pk, obj.public_id, obj.paused_by, obj.created_at = saved.pk, saved.public_id, saved.paused_by, saved.created_at
 
     @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
@@ -155,7 +155,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
         done = 0
         for pause in queryset.filter(ended_at__isnull=True).order_by("pk"):
             try:
-                queue_resume(pause=pause, by=f"admin {request.user.get_username()}")
+                queue_resume(pause=pause, by=operator_name(request))
                 done += 1
                 action_logged(self, request, pause, "Resumed")
             except PulseError as exc:

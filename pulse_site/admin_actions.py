@@ -17,6 +17,11 @@ from pulse_site.teams.selectors import signed_in_user
 Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], None]
 
 
+def operator_name(request: HttpRequest) -> str:
+    """The staff user acting in the admin, as the team's events name them."""
+    return f"admin {request.user.get_username()}"
+
+
 def action_logged(modeladmin: admin.ModelAdmin, request: HttpRequest, row: Any, label: str) -> None:
     """Django's admin log of an action done to `row` (the history page, "Recent actions"): Django
     writes one for a form's save and a delete, never for a custom action. A "Delete…" action is
@@ -39,7 +44,7 @@ def service_action(service: Callable[..., Any], label: str, *, arg: str, noun: s
             # entry is of the row as it was.
             was = copy.copy(row)
             try:
-                service(**{arg: row}, by=f"admin {request.user.get_username()}")
+                service(**{arg: row}, by=operator_name(request))
                 done += 1
                 action_logged(modeladmin, request, row if row.pk is not None else was, label)
             except PulseError as exc:

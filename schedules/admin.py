@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from budgets.money import money_str
-from pulse_site.admin_actions import service_action
+from pulse_site.admin_actions import operator_name, service_action
 from pulse_site.admin_lists import LargeTableAdmin
 from pulse_site.errors import PulseError
 from schedules.models import Execution, Schedule
@@ -89,7 +89,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "team"] if obj else list(self.readonly_fields)
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: forms.ModelForm, change: bool) -> None:
-        who = f"admin {request.user.get_username()}"
+        who = operator_name(request)
         values: dict[str, Any] = {key: form.cleaned_data.get(key) for key in EDITABLE}
         values["estimate_override"] = form.cleaned_data.get("estimate") or None
         if change:

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from pulse_site.admin_actions import service_action
+from pulse_site.admin_actions import operator_name, service_action
 from pulse_site.errors import PulseError
 from pulse_site.notifications.models import HoldTimer, Rule, Target
 from pulse_site.notifications.services import (
@@ -28,9 +28,6 @@ from pulse_site.notifications.services import (
 TARGET_FIELDS = ["name", "kind", "address", "enabled"]
 RULE_FIELDS = ["target", "handlers", "error_codes", "final_only", "minutes", "enabled"]
 
-
-def _who(request: HttpRequest) -> str:
-    return f"admin {request.user.get_username()}"
 
 
 def _refusals_on_fields(form: forms.ModelForm, exc: PulseError) -> None:
@@ -86,11 +83,11 @@ class TargetAdmin(admin.ModelAdmin):
         if change:
             # From the row as stored: the form has already set the new values on `obj`, and the
             # service tells what changed by comparing.
-            saved = target_update(target=Target.objects.get(pk=obj.pk), by=None, who=_who(request),
+            saved = target_update(target=Target.objects.get(pk=obj.pk), by=None, who=operator_name(request),
                                   changes={name: data[name] for name in TARGET_FIELDS})
         else:
             saved = target_create(team=data["team"], name=data["name"], kind=data["kind"], address=data["address"],
-                                  by=None, created_by=_who(request))
+                                  by=None, created_by=operator_name(request))
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
 
 
@@ -156,9 +153,9 @@ class RuleAdmin(admin.ModelAdmin):
             stored = Rule.objects.select_related("team", "target").get(pk=obj.pk)
             if values["handlers"] == stored.handlers:
                 del values["handlers"]  # unchanged: not checked again (one since retired is kept)
-            saved = rule_update(rule=stored, changes=values, by=None, who=_who(request))
+            saved = rule_update(rule=stored, changes=values, by=None, who=operator_name(request))
         else:
-            saved = rule_create(team=data["team"], kind=data["kind"], by=None, who=_who(request), **values)
+            saved = rule_create(team=data["team"], kind=data["kind"], by=None, who=operator_name(request), **values)
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
 
 

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from pulse_site.admin_actions import action_logged
+from pulse_site.admin_actions import action_logged, operator_name
 from pulse_site.errors import PulseError
 from pulse_site.teams import services
 from pulse_site.teams.models import ApiToken, Membership, Team
@@ -45,12 +45,8 @@ class TeamAdmin(admin.ModelAdmin):
         # Through team_update: the team.changed event, and held jobs looked at again under a new
         # zone's windows (a raw save did neither).
         services.team_update(team=obj, changes={name: getattr(obj, name) for name in form.changed_data},  # type: ignore[attr-defined]
-                             by=None, who=_who(request))
+                             by=None, who=operator_name(request))
 
-
-def _who(request: HttpRequest) -> str:
-    """The operator, as the team's events name them (a member is named by their username)."""
-    return f"admin {request.user.get_username()}"
 
 
 def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, call, done: str) -> None:
@@ -70,7 +66,7 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
 def _set_role_action(role: str, label: str):
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         _each(modeladmin, request, queryset,
-              lambda m: services.membership_set_role(membership=m, role=role, by=None, who=_who(request)),
+              lambda m: services.membership_set_role(membership=m, role=role, by=None, who=operator_name(request)),
               f"Made {label.lower()}:")
 
     action.__name__ = f"make_{role}"
@@ -99,7 +95,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove from team", permissions=["change"])
     def remove(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        _each(self, request, queryset, lambda m: services.membership_remove(membership=m, by=None, who=_who(request)),
+        _each(self, request, queryset, lambda m: services.membership_remove(membership=m, by=None, who=operator_name(request)),
               "Removed")
 
 
@@ -127,4 +123,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        _each(self, request, queryset, lambda t: services.token_revoke(token=t, by=None, who=_who(request)), "Revoked")
+        _each(self, request, queryset, lambda t: services.token_revoke(token=t, by=None, who=operator_name(request)), "Revoked")
