@@ -137,7 +137,7 @@ class Handler:
         """The schema's top-level properties as a reader wants them: type, required, default, the
         description and the rules (range, length, choices) in words. `nested`: each followed by
         the fields inside it, named by their path (`options.format`, `rows[].name`)."""
-        return list(_payload_fields(self.schema, "", nested))
+        return [PayloadField.of(path, prop, required) for path, prop, required in _properties(self.schema, "", nested)]
 
     @property
     def cost_is_fixed(self) -> bool:
@@ -187,20 +187,10 @@ def with_defaults(schema: dict[str, Any], value: Any) -> Any:
     return out
 
 
-def _defaults(schema: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, property schema) of each property with a default, where with_defaults reaches."""
-    props = schema.get("properties")
-    for key, prop in (props.items() if isinstance(props, dict) else ()):
-        if not isinstance(prop, dict):
-            continue
-        if "default" in prop:
-            yield prefix + key, prop
-        yield from _defaults(prop, f"{prefix}{key}.")
-        if isinstance(prop.get("items"), dict):
-            yield from _defaults(prop["items"], f"{prefix}{key}[].")
-
-
-def _payload_fields(schema: dict[str, Any], prefix: str, nested: bool) -> Iterator[PayloadField]:
+def _properties(schema: dict[str, Any], prefix: str, nested: bool
+                ) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """(path, property schema, required) of each property of the payload; `nested`: each followed
+    by those of its array's objects (`key[].x`) and its own (`key.x`), where with_defaults reaches."""
     props = schema.get("properties")
     if not isinstance(props, dict):
         return
@@ -208,13 +198,13 @@ def _payload_fields(schema: dict[str, Any], prefix: str, nested: bool) -> Iterat
     required = set(required) if isinstance(required, list) else set()
     for key, prop in props.items():
         prop = prop if isinstance(prop, dict) else {}
-        yield PayloadField.of(prefix + key, prop, key in required)
+        yield prefix + key, prop, key in required
         if not nested:
             continue
         items = prop.get("items")
-        if isinstance(items, dict) and isinstance(items.get("properties"), dict):
-            yield from _payload_fields(items, f"{prefix}{key}[].", nested)
-        yield from _payload_fields(prop, f"{prefix}{key}.", nested)
+        if isinstance(items, dict):
+            yield from _properties(items, f"{prefix}{key}[].", nested)
+        yield from _properties(prop, f"{prefix}{key}.", nested)
 
 
 def _field_reasons(error: JsonSchemaError) -> list[tuple[str, str]]:
@@ -322,9 +312,11 @@ def _check_definition(name: object, *, title: object, schema: dict[str, Any], re
         raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
     if schema.get("type", "object") != "object":
         raise ValueError(f'handler {name}: the payload schema\'s type must be "object" (a payload is a JSON object)')
-    for path, prop in _defaults(schema, ""):
+    for path, prop, _ in _properties(schema, "", nested=True):
         # A default is filled into payloads that leave the field out: one that does not fit its own
         # field would refuse every such payload with an error the submitter cannot mend.
+        if "default" not in prop:
+            continue
         wrong = next(Draft202012Validator(prop, format_checker=FORMATS).iter_errors(prop["default"]), None)
         if wrong is not None:
             raise ValueError(f"handler {name}: the default of payload.{path} does not fit it: {wrong.message}")
