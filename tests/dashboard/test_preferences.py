@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from django.conf import settings
 from django.urls import reverse
 
 from pulse_site.models import UserPreference
@@ -44,3 +47,22 @@ def test_one_users_theme_is_not_anothers(alice_client, bob_client, acme):
 def test_setting_a_theme_needs_a_login(client, db):
     assert client.post(reverse("theme"), {"theme": "dark"}).status_code == 302
     assert not UserPreference.objects.exists()
+
+
+def _declarations(block: str) -> dict[str, str]:
+    return dict(line.strip().rstrip(";").split(": ", 1) for line in block.splitlines() if line.strip().startswith("--"))
+
+
+def test_the_dark_palette_is_the_same_whether_the_system_or_the_user_chose_it():
+    """pulse.css writes the dark palette twice (a media query cannot share a block with an
+    attribute selector): a colour changed in one would show only to some dark-mode users."""
+    css = (settings.BASE_DIR / "static" / "pulse.css").read_text()
+    system = re.search(r'@media \(prefers-color-scheme: dark\) \{\s*:root:not\(\[data-theme="light"\]\) \{(.*?)\}', css, re.S)
+    chosen = re.search(r':root\[data-theme="dark"\] \{(.*?)\}', css, re.S)
+    light = re.search(r":root \{(.*?)\}", css, re.S)
+    assert system and chosen and light
+
+    dark = _declarations(system.group(1))
+    assert len(dark) > 10
+    assert dark == _declarations(chosen.group(1))
+    assert set(dark) <= set(_declarations(light.group(1)))
