@@ -263,3 +263,19 @@ def test_the_first_tab_offers_a_visible_skip_to_the_page_past_the_header(page, l
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
+
+
+def test_the_facts_in_a_box_sit_inside_its_padding_for_a_viewer_and_an_owner(page, login_as, alice, vic, acme):
+    """A viewer's budget settings and every team's retention ages were drawn against the box's edge."""
+    seed(acme)
+    budget_policy_update(team=acme, changes={"daily_limit": "5"}, by=None)
+    for user in (vic, alice):
+        login_as(user)
+        for url in ("/", "/budget/", "/team/", "/handlers/pulse.sleep/"):
+            page.goto(url)
+            flush = page.evaluate("""() => [...document.querySelectorAll('.module dl')].filter((dl) => {
+              const box = dl.closest('.module').getBoundingClientRect();
+              return dl.getBoundingClientRect().left - box.left < 8;
+            }).map((dl) => dl.id || dl.textContent.trim().slice(0, 30))""")
+            assert flush == [], f"{url} as {user.username}"
+        page.context.clear_cookies()
