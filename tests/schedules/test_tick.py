@@ -67,7 +67,7 @@ def test_misfire_policies_after_a_three_hour_gap(make_schedule, time_machine, po
 
 def test_overlap_skip_holds_back_a_run_while_the_previous_job_runs(make_schedule, time_machine):
     time_machine.move_to(T0, tick=False)
-    schedule = make_schedule(cron="* * * * *", overlap_policy="skip")
+    make_schedule(cron="* * * * *", overlap_policy="skip")
     time_machine.move_to(at(10, 1), tick=False)
     schedules_tick()
     first = Execution.objects.get()
