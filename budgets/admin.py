@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -23,7 +23,7 @@ from budgets.services import (
     budget_policy_validate,
 )
 from pulse_site.admin_actions import action_logged
-from pulse_site.admin_lists import LargeTableAdmin, choices_filter
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
 from pulse_site.teams.selectors import signed_in_user
 
@@ -93,6 +93,7 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
                     _money_column("monthly_limit", "monthly"), "calls_per_minute", "max_concurrent", "running",
                     "updated_at"]
     search_fields = ["team__name", "team__slug"]
+    search_help_text = "Part of a team's name or slug (one policy per team: a small table)."
     fields = ["team", "daily_amount", "weekly_amount", "monthly_amount", "calls_per_minute", "max_concurrent",
               "time_zone", "week_start", "alert_thresholds", "running", "updated_by", "updated_at"]
     readonly_fields = ["team", "running", "updated_by", "updated_at"]
@@ -113,6 +114,7 @@ class HandlerCapAdmin(ReadOnlyAdmin):
                     _money_column("monthly_limit", "monthly")]
     list_filter = ["team"]
     search_fields = ["handler", "team__name"]
+    search_help_text = "Part of a handler's or a team's name (a small table)."
 
 
 class LargeReadOnlyAdmin(LargeTableAdmin, ReadOnlyAdmin):
@@ -124,7 +126,17 @@ class UsageAdmin(LargeReadOnlyAdmin):
     list_display = ["team", "scope", "kind", "window_start", "window_end", _money_column("committed", "committed"),
                     _money_column("reserved", "reserved")]
     list_filter = ["kind", "team"]
-    search_fields = ["scope", "team__name"]
+    search_help_text = ("A team's slug, or its start, finds the team's windows; a handler's name, or its start, its "
+                        "caps' windows; a number, the row of that number. Words narrow each other.")
+
+    def search_word(self, word: str) -> Q | None:
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        name = named(word)
+        if name.teams:
+            return Q(team__in=name.teams)  # usage_unique_window leads with the team
+        # usage_unique_window (team, scope, …), team by team.
+        return Q(team__in=every_team(), scope__in=name.handlers) if name.handlers else None
 
 
 @admin.register(Ledger)
@@ -132,7 +144,18 @@ class LedgerAdmin(LargeReadOnlyAdmin):
     list_display = ["at", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start",
                     _money_column("amount", "amount")]
     list_filter = ["kind", choices_filter("window_kind", "window kind", WindowKind.choices), "team"]
-    search_fields = ["job_id", "scope"]
+    search_help_text = ("A job's id (JB_…) finds its entries; an override's id (OV_…) what it let through; a team's "
+                        "slug, or its start, the team's entries; a number, the entry of that number.")
+
+    def search_word(self, word: str) -> Q | None:
+        if job_id := public_id_in(word, "JB"):
+            return Q(job_id=job_id)  # ledger_unique_entry leads with job_id
+        if override_id := public_id_in(word, "OV"):
+            return Q(override__in=Override.objects.filter(public_id=override_id).values("pk"))
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        teams = named(word).teams
+        return Q(team__in=teams) if teams else None  # ledger_team_window, ledger_team_kind_at
 
 
 @admin.register(PolicyChange)
@@ -175,6 +198,7 @@ class OverrideAdmin(admin.ModelAdmin):
                     "expires_at", "reason", "created_by", "created_at"]
     list_filter = ["team"]
     search_fields = ["public_id", "reason", "team__name"]
+    search_help_text = "Part of an override's id, its reason or its team's name (a small table)."
     list_select_related = ["team", "created_by"]
     actions = ["end_selected"]
 

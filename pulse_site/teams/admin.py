@@ -5,6 +5,8 @@ so the admin offers those as actions instead of raw edits and deletes."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -12,6 +14,16 @@ from pulse_site.admin_actions import action_logged, operator_name
 from pulse_site.errors import PulseError
 from pulse_site.teams import services
 from pulse_site.teams.models import ApiToken, Membership, Team
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PulseUserAdmin(UserAdmin):
+    """Django's, saying what its search looks at."""
+
+    search_help_text = "Part of a username, a first or last name, or an email address."
 
 
 class MembershipInline(admin.TabularInline):
@@ -33,6 +45,7 @@ class MembershipInline(admin.TabularInline):
 class TeamAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "public_id", "time_zone", "created_at")
     search_fields = ("name", "slug", "public_id")
+    search_help_text = "Part of a team's name, slug or id (TM_…)."
     readonly_fields = ("public_id", "slug", "created_at")
     fields = ("name", "public_id", "slug", "time_zone", "created_at")
     inlines = [MembershipInline]
@@ -79,6 +92,7 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ("user", "team", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("user__username", "team__name", "team__slug")
+    search_help_text = "Part of a member's username, or of the team's name or slug."
     list_select_related = ("user", "team")
     readonly_fields = ("team", "user", "role", "created_at")
     actions = [*(_set_role_action(value, label) for value, label in Membership.Role.choices), "remove"]
@@ -104,6 +118,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "team", "prefix", "access", "created_at", "last_used_at", "expires_at", "revoked_at")
     list_filter = ("access", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix", "public_id", "team__name", "team__slug")
+    search_help_text = "Part of a token's name, prefix (pulse_…) or id (TK_…), or of its team's name or slug."
     list_select_related = ("team",)
     # secret_hash is left out on purpose: the digest of a live token is never displayed.
     fields = ("public_id", "name", "team", "prefix", "access", "created_by",
