@@ -20,7 +20,7 @@ from budgets.models import Ledger, Override, Usage
 from jobs.models import Attempt, Job, TaskLog
 from pulse_site.ids import new_public_id
 from pulse_site.live.models import Event
-from schedules.models import Execution, Schedule
+from schedules.models import Execution
 from schedules.services import schedule_create
 
 
