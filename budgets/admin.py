@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -22,7 +22,7 @@ from budgets.services import (
     budget_policy_update,
     budget_policy_validate,
 )
-from pulse_site.admin_actions import action_logged
+from pulse_site.admin_actions import act_on_selected
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
 from pulse_site.teams.selectors import signed_in_user
@@ -229,9 +229,6 @@ class OverrideAdmin(admin.ModelAdmin):
     @admin.action(description="End selected overrides now", permissions=["change"])
     def end_selected(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
         """As the budget page's End: what an override already let through stays counted."""
-        done = 0
-        for override in queryset.filter(expires_at__gt=timezone.now()).order_by("pk"):
-            budget_override_end(override=override, by=None, user=signed_in_user(request))
-            action_logged(self, request, override, "Ended")
-            done += 1
-        self.message_user(request, f"Ended {done} override(s).", messages.SUCCESS)
+        act_on_selected(self, request, queryset.filter(expires_at__gt=timezone.now()),
+                        lambda override: budget_override_end(override=override, by=None, user=signed_in_user(request)),
+                        label="Ended", noun="overrides")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django_q.models import Schedule as QSchedule
@@ -12,7 +12,7 @@ from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
-from pulse_site.admin_actions import action_logged, operator_name, service_action
+from pulse_site.admin_actions import act_on_selected, operator_name, service_action
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
 
@@ -51,6 +51,10 @@ class JobAdmin(LargeTableAdmin):
     inlines = [AttemptInline]
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
                _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
+    # What a refused action on a long list says to do instead (admin_actions.act_on_selected).
+    bulk_instead = ("; or cancel, retry or delete any number of one team's jobs with `manage.py pulse_jobs_bulk "
+                    "<team> <action>` and the list's filters (--status, --handler, …), in batches; a queue pause "
+                    "(Queue pauses) holds a team's or a handler's jobs at once")
 
     def search_word(self, word: str) -> Q | None:
         if job_id := public_id_in(word, "JB"):
@@ -195,12 +199,6 @@ class QueuePauseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[QueuePause]) -> None:
-        done = 0
-        for pause in queryset.filter(ended_at__isnull=True).order_by("pk"):
-            try:
-                queue_resume(pause=pause, by=operator_name(request))
-                done += 1
-                action_logged(self, request, pause, "Resumed")
-            except PulseError as exc:
-                self.message_user(request, f"{pause.public_id}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Resumed {done} pause(s).", messages.SUCCESS)
+        act_on_selected(self, request, queryset.filter(ended_at__isnull=True),
+                        lambda pause: queue_resume(pause=pause, by=operator_name(request)), label="Resumed",
+                        noun="pauses")

@@ -4,14 +4,13 @@ so the admin offers those as actions instead of raw edits and deletes."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from pulse_site.admin_actions import action_logged, operator_name
-from pulse_site.errors import PulseError
+from pulse_site.admin_actions import act_on_selected, operator_name
 from pulse_site.teams import services
 from pulse_site.teams.models import ApiToken, Membership, Team
 
@@ -61,26 +60,12 @@ class TeamAdmin(admin.ModelAdmin):
                              by=None, who=operator_name(request))
 
 
-
-def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, call, done: str) -> None:
-    """Apply a service call to every selected row, reporting refusals per row."""
-    succeeded = 0
-    for obj in queryset:
-        try:
-            call(obj)
-            succeeded += 1
-            action_logged(modeladmin, request, obj, done.rstrip(":"))
-        except PulseError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-    if succeeded:
-        modeladmin.message_user(request, f"{done} {succeeded}.", messages.SUCCESS)
-
-
 def _set_role_action(role: str, label: str):
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _each(modeladmin, request, queryset,
-              lambda m: services.membership_set_role(membership=m, role=role, by=None, who=operator_name(request)),
-              f"Made {label.lower()}:")
+        act_on_selected(
+            modeladmin, request, queryset,
+            lambda m: services.membership_set_role(membership=m, role=role, by=None, who=operator_name(request)),
+            label=f"Made {label.lower()}", noun="memberships")
 
     action.__name__ = f"make_{role}"
     # permissions: without it Django offers the action to anyone who may view memberships.
@@ -109,8 +94,9 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove from team", permissions=["change"])
     def remove(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        _each(self, request, queryset, lambda m: services.membership_remove(membership=m, by=None, who=operator_name(request)),
-              "Removed")
+        act_on_selected(self, request, queryset,
+                        lambda m: services.membership_remove(membership=m, by=None, who=operator_name(request)),
+                        label="Removed", noun="memberships")
 
 
 @admin.register(ApiToken)
@@ -138,4 +124,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        _each(self, request, queryset, lambda t: services.token_revoke(token=t, by=None, who=operator_name(request)), "Revoked")
+        act_on_selected(self, request, queryset,
+                        lambda t: services.token_revoke(token=t, by=None, who=operator_name(request)),
+                        label="Revoked", noun="tokens")
