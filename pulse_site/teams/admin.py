@@ -1,18 +1,27 @@
 """Teams, memberships and tokens for staff. Every change with a rule behind it (last owner,
 closing a removed member's or a revoked token's sockets, events) goes through the services,
-so the admin offers those as actions instead of raw edits and deletes."""
+so the admin offers those as actions instead of raw edits and deletes. A team's page also sets
+its retention ages (team_update) and its handlers' budget caps (budget_policy_update), checked by
+those services before saving."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+# The team's page shows its budget caps: the admin is an interface, composing the apps' services
+# (the teams app itself never imports budgets).
+from budgets.admin import HandlerCapInline
 from pulse_site.admin_actions import act_on_selected, operator_name
+from pulse_site.errors import PulseError
 from pulse_site.teams import services
-from pulse_site.teams.models import ApiToken, Membership, Team
+from pulse_site.teams.models import RETENTION_KINDS, ApiToken, Membership, Team, retention_default
 
 
 admin.site.unregister(get_user_model())
@@ -40,23 +49,66 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+_RETENTION_LABELS = {"job": "Finished jobs", "execution": "Schedule executions", "event": "Live events"}
+
+
+class TeamForm(forms.ModelForm):
+    """The team's settings, checked by the team service (team_validate) field by field. The ages
+    are text here, so that every refusal is the service's, in its words."""
+
+    job_retention_days = forms.CharField(label=_RETENTION_LABELS["job"], required=False)
+    execution_retention_days = forms.CharField(label=_RETENTION_LABELS["execution"], required=False)
+    event_retention_days = forms.CharField(label=_RETENTION_LABELS["event"], required=False)
+
+    class Meta:
+        model = Team
+        fields = ["name", "time_zone", *services.RETENTION_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for kind in RETENTION_KINDS:
+            name = f"{kind}_retention_days"
+            # As text, so that an unchanged age reads as unchanged (45 is not "45").
+            self.initial[name] = "" if self.initial.get(name) is None else str(self.initial[name])
+            if name in self.fields:
+                self.fields[name].help_text = f"Days; empty: the default ({retention_default(kind)})."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        changes = {name: data[name] for name in self.changed_data if name in data}
+        try:
+            data.update(services.team_validate(changes=changes))
+        except PulseError as exc:
+            for field, reasons in exc.fields.items():
+                for reason in reasons:
+                    self.add_error(field if field in self.fields else None, reason)
+        return data
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = TeamForm
     list_display = ("name", "slug", "public_id", "time_zone", "created_at")
     search_fields = ("name", "slug", "public_id")
     search_help_text = "Part of a team's name, slug or id (TM_…)."
     readonly_fields = ("public_id", "slug", "created_at")
-    fields = ("name", "public_id", "slug", "time_zone", "created_at")
-    inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ("name", "public_id", "slug", "time_zone", "created_at")}),
+        ("Retention", {"fields": services.RETENTION_FIELDS,
+                       "description": "How long the team's finished jobs (with their attempts and logs), schedule "
+                                      "executions and live events are kept, as the team's owners set it on the "
+                                      "team page. Nothing unfinished is pruned."}),
+    ]
+    inlines = [MembershipInline, HandlerCapInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # team_create also records the team.created event: use `manage.py pulse_create_team`.
         return False
 
-    def save_model(self, request: HttpRequest, obj: Team, form: object, change: bool) -> None:
-        # Through team_update: the team.changed event, and held jobs looked at again under a new
-        # zone's windows (a raw save did neither).
-        services.team_update(team=obj, changes={name: getattr(obj, name) for name in form.changed_data},  # type: ignore[attr-defined]
+    def save_model(self, request: HttpRequest, obj: Team, form: forms.ModelForm, change: bool) -> None:
+        # Through team_update: the team.changed and team.retention events naming the operator, and
+        # held jobs looked at again under a new zone's windows (a raw save did none of it).
+        services.team_update(team=obj, changes={name: form.cleaned_data[name] for name in form.changed_data},
                              by=None, who=operator_name(request))
 
 
