@@ -4,17 +4,19 @@ ledger, changes and alerts are read-only: they are facts, not settings."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage, WindowKind
 from budgets.money import money_str
+from budgets.windows import KINDS
 from budgets.services import (
+    CAP_FIELDS,
     POLICY_MONEY_FIELDS,
     budget_override_create,
     budget_override_end,
@@ -22,8 +24,8 @@ from budgets.services import (
     budget_policy_update,
     budget_policy_validate,
 )
-from pulse_site.admin_actions import action_logged
-from pulse_site.admin_lists import LargeTableAdmin, choices_filter
+from pulse_site.admin_actions import act_on_selected
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
 from pulse_site.teams.selectors import signed_in_user
 
@@ -93,6 +95,7 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
                     _money_column("monthly_limit", "monthly"), "calls_per_minute", "max_concurrent", "running",
                     "updated_at"]
     search_fields = ["team__name", "team__slug"]
+    search_help_text = "Part of a team's name or slug (one policy per team: a small table)."
     fields = ["team", "daily_amount", "weekly_amount", "monthly_amount", "calls_per_minute", "max_concurrent",
               "time_zone", "week_start", "alert_thresholds", "running", "updated_by", "updated_at"]
     readonly_fields = ["team", "running", "updated_by", "updated_at"]
@@ -109,10 +112,118 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
 
 @admin.register(HandlerCap)
 class HandlerCapAdmin(ReadOnlyAdmin):
+    """Every team's caps at a glance; they are set on the team's page (HandlerCapInline)."""
+
     list_display = ["team", "handler", _money_column("daily_limit", "daily"), _money_column("weekly_limit", "weekly"),
                     _money_column("monthly_limit", "monthly")]
     list_filter = ["team"]
     search_fields = ["handler", "team__name"]
+    search_help_text = "Part of a handler's or a team's name (a small table). Caps are set on the team's page."
+
+
+def _cap_amount(name: str) -> str:
+    return f"{name}_amount"
+
+
+class HandlerCapForm(forms.ModelForm):
+    """One handler's cap as the budget page takes it (money as people write it, empty for no limit
+    in that window), checked by the budget service, each refusal on its field."""
+
+    daily_amount = forms.CharField(label="Daily cap", required=False)
+    weekly_amount = forms.CharField(label="Weekly cap", required=False)
+    monthly_amount = forms.CharField(label="Monthly cap", required=False)
+
+    class Meta:
+        model = HandlerCap
+        fields = ["handler"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, kind in zip(CAP_FIELDS, KINDS, strict=True):
+            self.initial[_cap_amount(name)] = money_str(self.instance.limit_for(kind)) or ""
+
+    def limits(self) -> dict[str, str | None]:
+        """The cap's limits as budget_policy_update takes them: {"daily": "1.5", "weekly": None, …}."""
+        return {name: (self.cleaned_data.get(_cap_amount(name)) or "").strip() or None for name in CAP_FIELDS}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        handler = data.get("handler")
+        if not handler:
+            return data
+        if self.instance.pk is None and not any(self.limits().values()):
+            self.add_error(None, "Give at least one limit (a cap with none is no cap).")
+        try:
+            budget_policy_validate(changes={"handler_caps": {handler: self.limits()}})
+        except PulseError as exc:
+            # Named by their path: handler_caps.<handler> (the name), handler_caps.<handler>.daily, …
+            for name, reasons in exc.fields.items():
+                window = name.removeprefix(f"handler_caps.{handler}").lstrip(".")
+                key = _cap_amount(window) if window in CAP_FIELDS else "handler"
+                for reason in reasons:
+                    self.add_error(key, reason)
+        return data
+
+
+class HandlerCapFormSet(forms.BaseInlineFormSet):
+    """Saved through budget_policy_update, as the budget page saves a cap: the same checks, the
+    team's budget.policy event and change history naming the operator, held jobs looked at again.
+    A raw save of the rows did none of that."""
+
+    operator: Any = None  # the staff user saving (HandlerCapInline.get_formset)
+
+    def save(self, commit: bool = True) -> list[HandlerCap]:
+        caps: dict[str, dict[str, str | None]] = {}
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        deleted = self.deleted_forms if self.can_delete else []
+        for form in self.initial_forms:
+            assert isinstance(form, HandlerCapForm)
+            stored = form.initial.get("handler") or ""
+            if form in deleted:
+                caps[stored] = {}
+                self.deleted_objects.append(form.instance)
+            elif form.has_changed():
+                if form.cleaned_data["handler"] != stored:
+                    caps[stored] = {}  # renamed: the old handler's cap goes
+                caps[form.cleaned_data["handler"]] = form.limits()
+                self.changed_objects.append((form.instance, form.changed_data))
+        for form in self.extra_forms:
+            assert isinstance(form, HandlerCapForm)
+            if form.has_changed() and form not in deleted:
+                caps[form.cleaned_data["handler"]] = form.limits()
+                self.new_objects.append(form.instance)
+        if caps:
+            budget_policy_update(team=self.instance, changes={"handler_caps": caps}, by=None, user=self.operator)
+        return [obj for obj, _ in self.changed_objects] + self.new_objects
+
+
+class HandlerCapInline(admin.TabularInline):
+    """The team's handler caps on its admin page (pulse_site.teams.admin.TeamAdmin)."""
+
+    model = HandlerCap
+    form = HandlerCapForm
+    formset = HandlerCapFormSet
+    fields = ("handler", "daily_amount", "weekly_amount", "monthly_amount")
+    extra = 1
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # A class of its own, made for this request.
+        formset = cast(type[HandlerCapFormSet], super().get_formset(request, obj, **kwargs))
+        formset.operator = signed_in_user(request)
+        return formset
+
+    # Shown, read-only, to whom may only view caps.
+    @admin.display(description="Daily cap")
+    def daily_amount(self, cap: HandlerCap) -> str:
+        return money_str(cap.daily_limit) or "no limit"
+
+    @admin.display(description="Weekly cap")
+    def weekly_amount(self, cap: HandlerCap) -> str:
+        return money_str(cap.weekly_limit) or "no limit"
+
+    @admin.display(description="Monthly cap")
+    def monthly_amount(self, cap: HandlerCap) -> str:
+        return money_str(cap.monthly_limit) or "no limit"
 
 
 class LargeReadOnlyAdmin(LargeTableAdmin, ReadOnlyAdmin):
@@ -124,7 +235,17 @@ class UsageAdmin(LargeReadOnlyAdmin):
     list_display = ["team", "scope", "kind", "window_start", "window_end", _money_column("committed", "committed"),
                     _money_column("reserved", "reserved")]
     list_filter = ["kind", "team"]
-    search_fields = ["scope", "team__name"]
+    search_help_text = ("A team's slug, or its start, finds the team's windows; a handler's name, or its start, its "
+                        "caps' windows; a number, the row of that number. Words narrow each other.")
+
+    def search_word(self, word: str) -> Q | None:
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        name = named(word)
+        if name.teams:
+            return Q(team__in=name.teams)  # usage_unique_window leads with the team
+        # usage_unique_window (team, scope, …), team by team.
+        return Q(team__in=every_team(), scope__in=name.handlers) if name.handlers else None
 
 
 @admin.register(Ledger)
@@ -132,7 +253,18 @@ class LedgerAdmin(LargeReadOnlyAdmin):
     list_display = ["at", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start",
                     _money_column("amount", "amount")]
     list_filter = ["kind", choices_filter("window_kind", "window kind", WindowKind.choices), "team"]
-    search_fields = ["job_id", "scope"]
+    search_help_text = ("A job's id (JB_…) finds its entries; an override's id (OV_…) what it let through; a team's "
+                        "slug, or its start, the team's entries; a number, the entry of that number.")
+
+    def search_word(self, word: str) -> Q | None:
+        if job_id := public_id_in(word, "JB"):
+            return Q(job_id=job_id)  # ledger_unique_entry leads with job_id
+        if override_id := public_id_in(word, "OV"):
+            return Q(override__in=Override.objects.filter(public_id=override_id).values("pk"))
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        teams = named(word).teams
+        return Q(team__in=teams) if teams else None  # ledger_team_window, ledger_team_kind_at
 
 
 @admin.register(PolicyChange)
@@ -175,6 +307,7 @@ class OverrideAdmin(admin.ModelAdmin):
                     "expires_at", "reason", "created_by", "created_at"]
     list_filter = ["team"]
     search_fields = ["public_id", "reason", "team__name"]
+    search_help_text = "Part of an override's id, its reason or its team's name (a small table)."
     list_select_related = ["team", "created_by"]
     actions = ["end_selected"]
 
@@ -205,9 +338,6 @@ class OverrideAdmin(admin.ModelAdmin):
     @admin.action(description="End selected overrides now", permissions=["change"])
     def end_selected(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
         """As the budget page's End: what an override already let through stays counted."""
-        done = 0
-        for override in queryset.filter(expires_at__gt=timezone.now()).order_by("pk"):
-            budget_override_end(override=override, by=None, user=signed_in_user(request))
-            action_logged(self, request, override, "Ended")
-            done += 1
-        self.message_user(request, f"Ended {done} override(s).", messages.SUCCESS)
+        act_on_selected(self, request, queryset.filter(expires_at__gt=timezone.now()),
+                        lambda override: budget_override_end(override=override, by=None, user=signed_in_user(request)),
+                        label="Ended", noun="overrides")

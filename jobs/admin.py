@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django_q.models import Schedule as QSchedule
 
@@ -12,8 +12,8 @@ from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
 from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
-from pulse_site.admin_actions import action_logged, operator_name, service_action
-from pulse_site.admin_lists import LargeTableAdmin, choices_filter
+from pulse_site.admin_actions import act_on_selected, operator_name, service_action
+from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
 
 
@@ -43,12 +43,32 @@ class JobAdmin(LargeTableAdmin):
     list_display = ["public_id", "team", "handler", "status", "source", "progress", "estimate", "actual", "attempts",
                     "error_code", "created_at"]
     list_filter = ["status", "source", HandlerFilter, "error_code", "team"]
-    search_fields = ["public_id", "handler", "idempotency_key", "team__name", "team__slug"]
+    search_help_text = ("A job's id (JB_…) or number finds that job; a schedule's id (SP_…) the jobs it ran; a team's "
+                        "slug, or its start, the team's jobs; a handler's name, or its start, its jobs. Words narrow "
+                        "each other (acme reports.build). Nothing is matched inside a name or text.")
     list_select_related = ["team"]
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [AttemptInline]
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
                _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
+    # What a refused action on a long list says to do instead (admin_actions.act_on_selected).
+    bulk_instead = ("; or cancel, retry or delete any number of one team's jobs with `manage.py pulse_jobs_bulk "
+                    "<team> <action>` and the list's filters (--status, --handler, …), in batches; a queue pause "
+                    "(Queue pauses) holds a team's or a handler's jobs at once")
+
+    def search_word(self, word: str) -> Q | None:
+        if job_id := public_id_in(word, "JB"):
+            return Q(public_id=job_id)
+        if schedule_id := public_id_in(word, "SP"):
+            return Q(team__in=every_team(), origin=schedule_id)  # job_team_origin_id, team by team
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        name = named(word)
+        if name.teams:
+            return Q(team__in=name.teams)  # job_team_id
+        # job_team_handler_id, team by team. A word that names no deployed handler is taken as
+        # the whole name of one no longer deployed: its jobs stay in the history.
+        return Q(team__in=every_team(), handler__in=name.handlers or [word])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are submitted through the submit service (dashboard, API, schedules)
@@ -75,9 +95,15 @@ class JobAdmin(LargeTableAdmin):
 class AttemptAdmin(LargeTableAdmin):
     list_display = ["job", "number", "worker", "outcome", "error_code", "started_at", "finished_at"]
     list_filter = ["outcome", choices_filter("error_code", "error code", ErrorCode.choices)]
-    search_fields = ["job__public_id", "worker"]
+    search_help_text = "A job's id (JB_…) finds its attempts; a number, the attempt of that number."
     list_select_related = ["job"]
     readonly_fields = [f.name for f in Attempt._meta.fields]
+
+    def search_word(self, word: str) -> Q | None:
+        if job_id := public_id_in(word, "JB"):
+            return Q(job__in=Job.objects.filter(public_id=job_id).values("pk"))  # attempt_unique_number
+        number = row_number(word)
+        return Q(pk=number) if number is not None else None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -87,9 +113,29 @@ class AttemptAdmin(LargeTableAdmin):
 class TaskLogAdmin(LargeTableAdmin):
     list_display = ["job", "attempt", "stage", "task", "level", "message", "created_at"]
     list_filter = ["level"]  # a stage is free text: searched, not listed (a DISTINCT over every line)
-    search_fields = ["job__public_id", "message"]
+    search_help_text = ("A job's id (JB_…) finds its lines, and words beside it the lines of that job holding them "
+                        "(JB_… timeout); a number, the line of that number. Words alone are not looked for in "
+                        "every job's lines.")
     list_select_related = ["job"]
     readonly_fields = [f.name for f in TaskLog._meta.fields]
+
+    def search(self, words: list[str]) -> Q | str:
+        """Text only within the lines of the jobs named: one job's lines are few (tasklog_job_stage),
+        every job's are the biggest table there is."""
+        jobs = [job_id for word in words if (job_id := public_id_in(word, "JB"))]
+        numbers = [number for word in words if (number := row_number(word)) is not None]
+        text = [word for word in words if not public_id_in(word, "JB") and row_number(word) is None]
+        found = Q()
+        for job_id in jobs:
+            found &= Q(job__in=Job.objects.filter(public_id=job_id).values("pk"))
+        for number in numbers:
+            found &= Q(pk=number)
+        if text and not (jobs or numbers):
+            return f"Words are looked for in one job's lines only: add the job's id (JB_… {text[0]}). " \
+                   f"{self.search_help_text}"
+        for word in text:
+            found &= Q(message__icontains=word)
+        return found
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -133,6 +179,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
     list_display = ["public_id", "scope", "team", "handler", "paused_by", "reason", "created_at", "ended_at", "ended_by"]
     list_filter = ["scope", ("ended_at", admin.EmptyFieldListFilter)]
     search_fields = ["public_id", "handler", "reason", "paused_by", "team__name"]
+    search_help_text = "Part of a pause's id, handler, reason, who paused it, or its team's name (a small table)."
     form = QueuePauseForm
     fields = PAUSE_FIELDS = ("scope", "team", "handler", "reason")
     actions = ["resume_selected"]
@@ -152,12 +199,6 @@ class QueuePauseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[QueuePause]) -> None:
-        done = 0
-        for pause in queryset.filter(ended_at__isnull=True).order_by("pk"):
-            try:
-                queue_resume(pause=pause, by=operator_name(request))
-                done += 1
-                action_logged(self, request, pause, "Resumed")
-            except PulseError as exc:
-                self.message_user(request, f"{pause.public_id}: {exc.message}", messages.WARNING)
-        self.message_user(request, f"Resumed {done} pause(s).", messages.SUCCESS)
+        act_on_selected(self, request, queryset.filter(ended_at__isnull=True),
+                        lambda pause: queue_resume(pause=pause, by=operator_name(request)), label="Resumed",
+                        noun="pauses")

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from ulid import ULID
 
 from jobs.events import hold_reasons_text
 from jobs.models import Job
@@ -121,10 +123,36 @@ def _job_span(team: Team, subject: str) -> tuple[int, int] | None:
     times = Job.objects.filter(team=team, public_id=subject).values_list("created_at", "completed_at").first()
     if times is None:
         return None
-    start, end = times[0] - SPAN_MARGIN, (times[1] or timezone.now()) + SPAN_MARGIN
+    return _event_span(times[0], times[1])
+
+
+def _event_span(created: datetime, ended: datetime | None) -> tuple[int, int]:
+    """The ids of the events written from a little before `created` to a little after `ended`
+    (or now), through the event_created index; (0, 0) for none."""
+    start, end = created - SPAN_MARGIN, (ended or timezone.now()) + SPAN_MARGIN
     first = Event.objects.filter(created_at__gte=start).order_by("created_at").values_list("pk", flat=True).first()
     last = Event.objects.filter(created_at__lte=end).order_by("-created_at").values_list("pk", flat=True).first()
     return (first, last) if first is not None and last is not None and first <= last else (0, 0)
+
+
+def events_about(*, subject: str) -> Q:
+    """The condition on every team's events about `subject` (a public id), for operators (the
+    admin's search), that an index serves: a job's events in its team within its lifetime
+    (event_team_seq, as the activity history reads them); a run's, or a job's that is gone, from
+    the moment its id was made (a ULID begins with it) on, a range of the primary key; any other
+    subject's through the rare events' index (event_team_rare_subject), team by team."""
+    if not subject.startswith(("JB_", "EX_")):
+        return RARE_EVENTS & Q(team__in=Team.objects.values("pk"), subject=subject)
+    job = Job.objects.filter(public_id=subject).values_list("team_id", "created_at", "completed_at").first()
+    if job is not None:
+        return Q(team_id=job[0], subject=subject, pk__range=_event_span(job[1], job[2]))
+    try:
+        made = ULID.from_str(subject[3:]).datetime
+    except ValueError:  # a timestamp past the year 10889: no id of ours
+        return Q(pk__in=[])
+    first = Event.objects.filter(created_at__gte=made - SPAN_MARGIN).order_by("created_at").values_list(
+        "pk", flat=True).first()
+    return Q(subject=subject, pk__gte=first) if first is not None else Q(pk__in=[])
 
 
 def activity_row(event: Event) -> ActivityRow:

@@ -1,4 +1,5 @@
-"""Admin actions that call the same services as the dashboard and the API, one row at a time."""
+"""Admin actions that call the same services as the dashboard and the API, one row at a time, and
+never on more rows than one request gets through (ACTION_MAX)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from pulse_site.admin_lists import COUNT_CAP
 from pulse_site.errors import PulseError
 from pulse_site.teams.selectors import signed_in_user
 
 Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], None]
+
+# The most rows one action runs its service on in one request. Each row is a transaction of its
+# own (row locks, events, budget releases): 200 take a few seconds, as one request of the
+# dashboard's bulk actions does (jobs.bulk.BULK_MAX). "Select all" on a list of 100,000 was a
+# request that never ended, cut off by the proxy's timeout halfway without a word of what was done.
+ACTION_MAX = 200
+# Refusals listed one by one after an action; the rest are counted.
+REFUSALS_LISTED = 20
 
 
 def operator_name(request: HttpRequest) -> str:
@@ -34,24 +44,49 @@ def action_logged(modeladmin: admin.ModelAdmin, request: HttpRequest, row: Any, 
         modeladmin.log_change(request, row, message)
 
 
+def act_on_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any],
+                    act: Callable[[Any], object], *, label: str, noun: str) -> None:
+    """`act(row)` on each selected row in primary key order, each done one in Django's admin log; a
+    PulseError refuses that row alone, said as a warning naming it. `noun` is the rows' plural.
+
+    More than ACTION_MAX selected (the "select all" of a long list) is refused before any row is
+    touched, saying how many and what to do instead: narrow the list, or the admin's own
+    `bulk_instead` (a command that acts on any number in batches)."""
+    selected = queryset.order_by()[:COUNT_CAP + 1].count()  # an index walk that stops, as the list's count
+    if selected > ACTION_MAX:
+        many = f"more than {COUNT_CAP:,}" if selected > COUNT_CAP else f"{selected:,}"
+        modeladmin.message_user(
+            request, f"{label} was not run: {many} {noun} are selected, and an action runs on at most "
+                     f"{ACTION_MAX} at a time, each through its service in this one request. Narrow the list with "
+                     f"its filters or search to {ACTION_MAX} or fewer and select them all again"
+                     f"{getattr(modeladmin, 'bulk_instead', '')}.", messages.ERROR)
+        return
+    done, refused = 0, []
+    for row in queryset.order_by("pk"):
+        # A service that deletes the row itself (row.delete()) leaves it without a pk: the log
+        # entry is of the row as it was.
+        was = copy.copy(row)
+        try:
+            act(row)
+        except PulseError as exc:
+            refused.append(f"{was}: {exc.message}")
+            continue
+        done += 1
+        action_logged(modeladmin, request, row if row.pk is not None else was, label)
+    modeladmin.message_user(request, f"{label}: {done} {noun if done != 1 else noun.removesuffix('s')}.",
+                            messages.SUCCESS)
+    for line in refused[:REFUSALS_LISTED]:
+        modeladmin.message_user(request, line, messages.WARNING)
+    if len(refused) > REFUSALS_LISTED:
+        modeladmin.message_user(request, f"… and {len(refused) - REFUSALS_LISTED} more refused.", messages.WARNING)
+
+
 def service_action(service: Callable[..., Any], label: str, *, arg: str, noun: str) -> Action:
-    """`service(<arg>=row, by="admin <user>")` for each selected row; refusals become warnings."""
+    """`service(<arg>=row, by="admin <user>")` for each selected row (act_on_selected)."""
 
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        done, refused = 0, []
-        for row in queryset.order_by("pk"):
-            # A service that deletes the row itself (row.delete()) leaves it without a pk: the log
-            # entry is of the row as it was.
-            was = copy.copy(row)
-            try:
-                service(**{arg: row}, by=operator_name(request))
-                done += 1
-                action_logged(modeladmin, request, row if row.pk is not None else was, label)
-            except PulseError as exc:
-                refused.append(f"{getattr(row, 'public_id', row.pk)}: {exc.message}")
-        modeladmin.message_user(request, f"{label}: {done} {noun}.", messages.SUCCESS)
-        for line in refused[:20]:
-            modeladmin.message_user(request, line, messages.WARNING)
+        act_on_selected(modeladmin, request, queryset, lambda row: service(**{arg: row}, by=operator_name(request)),
+                        label=label, noun=noun)
 
     action.short_description = f"{label} selected {noun}"  # type: ignore[attr-defined]
     # Without it Django offers an action to anyone who may view the list: a staff member given

@@ -1,18 +1,25 @@
 """Changelists of the tables that grow without bound (jobs, attempts, task logs, events, the
 ledger, executions, usage). Django's admin counts every matching row on every page view (twice
-when unfiltered) and reads every distinct value of a plain field to offer it as a filter: on
-millions of rows, full scans on each click. Here the count stops at COUNT_CAP (the page says
-"more than 10,000"), and filters offer the values the code knows."""
+when unfiltered), reads every distinct value of a plain field to offer it as a filter, and
+searches with a substring match (`icontains`) over every search field and its joins: on millions
+of rows, full scans on each click. Here the count stops at COUNT_CAP (the page says "more than
+10,000"), filters offer the values the code knows, and a search asks only what an index answers
+(LargeTableAdmin.search): an id finds its row exactly, a team's slug or a handler's name their rows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+from django.utils.text import smart_split, unescape_string_literal
+
+from pulse_site.ids import looks_like_public_id
+from pulse_site.teams.models import Team
 
 COUNT_CAP = 10_000
 
@@ -38,6 +45,36 @@ class CappedPaginator(Paginator):
 class LargeTableAdmin(admin.ModelAdmin):
     paginator = CappedPaginator
     show_full_result_count = False  # no second COUNT(*) of the whole table beside a filtered one
+    # Django draws the search box only for an admin with search fields; the search itself is
+    # search() below, never Django's substring match over them.
+    search_fields = ("pk",)
+
+    def search_word(self, word: str) -> Q | None:
+        """The rows one word of a search finds, as a condition an index serves; None: the word is
+        nothing this table can be searched by."""
+        return None
+
+    def search(self, words: list[str]) -> Q | str:
+        """The rows every word finds (as Django's admin, each word narrows the others), or why
+        the search finds nothing: a word that names nothing here."""
+        found = Q()
+        for word in words:
+            condition = self.search_word(word)
+            if condition is None:
+                return f"Nothing here is found by “{word}”. {self.search_help_text}"
+            found &= condition
+        return found
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+                           ) -> tuple[QuerySet[Any], bool]:
+        words = search_words(search_term)
+        if not words:
+            return queryset, False
+        found = self.search(words)
+        if isinstance(found, str):
+            messages.warning(request, found)
+            return queryset.none(), False
+        return queryset.filter(found), False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         response = super().changelist_view(request, extra_context)
@@ -65,3 +102,64 @@ def choices_filter(field: str, title: str, choices: Any) -> type[admin.SimpleLis
     Filter.title = title
     Filter.__name__ = f"{field.title().replace('_', '')}Filter"
     return Filter
+
+
+# --- Search through indexes -----------------------------------------------------------------------
+
+
+def search_words(term: str) -> list[str]:
+    """The words of a search as Django's admin splits them: "quoted words" stay one."""
+    words = []
+    for bit in smart_split(term):
+        if bit[:1] in ('"', "'") and len(bit) > 1 and bit[0] == bit[-1]:
+            bit = unescape_string_literal(bit)
+        if bit.strip():
+            words.append(bit.strip())
+    return words
+
+
+def public_id_in(word: str, *prefixes: str) -> str | None:
+    """`word` as the public id it is (pasted in lower case too) if it is one of `prefixes`'."""
+    candidate = word.upper()
+    return candidate if any(looks_like_public_id(candidate, prefix) for prefix in prefixes) else None
+
+
+def row_number(word: str) -> int | None:
+    """`word` as a primary key (the number in a row's admin URL, an event's id), if it is one."""
+    return int(word) if word.isascii() and word.isdigit() and len(word) <= 18 else None
+
+
+def every_team() -> QuerySet[Team, Any]:
+    """Every team's id, as a subquery: `team_id IN (every_team()) AND handler = ?` is the same rows
+    as `handler = ?`, but PostgreSQL seeks them team by team in an index that leads with the team
+    (job_team_handler_id, job_team_origin_id, usage_unique_window: an index probe per team) where
+    it would otherwise read the whole table for a handler with few rows or none."""
+    return Team.objects.values("pk")
+
+
+@dataclass(frozen=True)
+class Named:
+    """What a word that is no id names: teams (by their slug) or handlers (by their name)."""
+
+    teams: list[int] = field(default_factory=list)
+    handlers: list[str] = field(default_factory=list)
+
+
+def named(word: str) -> Named:
+    """The teams or handlers `word` names: a team's slug or a deployed handler's name exactly,
+    else the teams whose slug, or the handlers whose name, starts with it (exact names first, then
+    teams before handlers). Read from the teams table and the registry, both small: the big
+    table is then asked for the ids found, by its index."""
+    from jobs.handlers.registry import registered_handlers  # the registry imports no admin code
+
+    slug = word.lower()
+    handlers = [spec.name for spec in registered_handlers(internal=True)]
+    teams = list(Team.objects.filter(slug=slug).values_list("pk", flat=True))
+    if teams:
+        return Named(teams=teams)
+    if word in handlers:
+        return Named(handlers=[word])
+    teams = list(Team.objects.filter(slug__startswith=slug).values_list("pk", flat=True))
+    if teams:
+        return Named(teams=teams)
+    return Named(handlers=[name for name in handlers if name.startswith(word)])

@@ -4,11 +4,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Q
 from django.http import HttpRequest
 
 from budgets.money import money_str
+from jobs.models import Job
 from pulse_site.admin_actions import operator_name, service_action
-from pulse_site.admin_lists import LargeTableAdmin
+from pulse_site.admin_lists import LargeTableAdmin, named, public_id_in, row_number
 from pulse_site.errors import PulseError
 from schedules.models import Execution, Schedule
 from schedules.services import (
@@ -69,6 +71,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                     "last_run_at", "broken"]
     list_filter = ["enabled", "handler", "overlap_policy", "misfire_policy", "team"]
     search_fields = ["public_id", "name", "handler", "team__name", "team__slug"]
+    search_help_text = "Part of a schedule's id, name or handler, or of its team's name or slug (a small table)."
     list_select_related = ["team"]
     readonly_fields = ["public_id", "next_run_at", "last_run_at", "broken_reason", "created_by", "created_at",
                        "updated_at"]
@@ -105,9 +108,29 @@ class ExecutionAdmin(LargeTableAdmin):
     list_display = ["public_id", "schedule", "team", "fire_time", "trigger", "execution_status", "job",
                     "duration_ms", "created_at"]
     list_filter = ["trigger", "outcome", "team"]
-    search_fields = ["public_id", "schedule__public_id", "schedule__name", "job__public_id"]
+    search_help_text = ("A run's id (EX_…) or number finds that run; a schedule's id (SP_…) its runs; a job's id "
+                        "(JB_…) the run that made it; a team's slug, or its start, the team's runs; else the start "
+                        "of a schedule's name, or a handler's name, their schedules' runs.")
     list_select_related = ["schedule", "team", "job"]
     readonly_fields = [f.name for f in Execution._meta.fields]
+
+    def search_word(self, word: str) -> Q | None:
+        if run_id := public_id_in(word, "EX"):
+            return Q(public_id=run_id)
+        if schedule_id := public_id_in(word, "SP"):
+            return Q(schedule__in=Schedule.objects.filter(public_id=schedule_id).values("pk"))
+        if job_id := public_id_in(word, "JB"):
+            return Q(job__in=Job.objects.filter(public_id=job_id).values("pk"))
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        name = named(word)
+        if name.teams:
+            return Q(team__in=name.teams)
+        # Schedules are few: their names are matched there, and the runs by schedule
+        # (execution_schedule_id).
+        schedules = Schedule.objects.filter(Q(name__istartswith=word) | Q(handler__in=name.handlers))
+        ids = list(schedules.values_list("pk", flat=True))
+        return Q(schedule__in=ids) if ids else None
 
     @admin.display(description="status")
     def execution_status(self, execution: Execution) -> str:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from pulse_site.activity import FAMILIES
-from pulse_site.admin_lists import LargeTableAdmin
+from pulse_site.activity import FAMILIES, events_about
+from pulse_site.admin_lists import LargeTableAdmin, named, row_number
+from pulse_site.ids import PUBLIC_ID_RE
 from pulse_site.live.models import Event
 
 
@@ -29,9 +30,18 @@ class EventAdmin(LargeTableAdmin):
     list_display = ("id", "created_at", "team", "kind", "subject")
     list_filter = (FamilyFilter, "team")
     ordering = ("-id",)  # the model's replay order is oldest first; an operator reads the newest
-    search_fields = ("subject",)
+    search_help_text = ("An event's number finds that event; the id of what it is about (JB_…, SP_…, TK_…) its "
+                        "events; a team's slug, or its start, the team's events. Kinds are the filter on the right.")
     list_select_related = ("team",)
     readonly_fields = ("id", "team", "kind", "subject", "payload", "created_at")
+
+    def search_word(self, word: str) -> Q | None:
+        if (number := row_number(word)) is not None:
+            return Q(pk=number)
+        if PUBLIC_ID_RE.match(word.upper()):
+            return events_about(subject=word.upper())
+        teams = named(word).teams
+        return Q(team__in=teams) if teams else None  # event_team_seq
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

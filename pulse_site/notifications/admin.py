@@ -64,6 +64,7 @@ class TargetAdmin(admin.ModelAdmin):
     list_display = ["public_id", "team", "name", "kind", "address", "enabled", "created_by", "created_at"]
     list_filter = ["kind", "enabled"]
     search_fields = ["public_id", "name", "address", "team__name"]
+    search_help_text = "Part of a target's id, name or address, or of its team's name."
     list_select_related = ["team"]
     readonly_fields = ["public_id", "secret", "created_by", "created_at"]
     actions = [_by_service(target_delete, "target")]
@@ -118,6 +119,7 @@ class RuleAdmin(admin.ModelAdmin):
     list_display = ["public_id", "team", "kind", "target", "minutes", "final_only", "enabled", "created_at"]
     list_filter = ["kind", "enabled"]
     search_fields = ["public_id", "team__name", "target__name"]
+    search_help_text = "Part of a rule's id, its team's name or its target's name."
     list_select_related = ["team", "target"]
     actions = [_by_service(rule_delete, "rule")]
 
@@ -165,6 +167,7 @@ class HoldTimerAdmin(admin.ModelAdmin):
 
     list_display = ["job_id", "team", "rule", "handler", "held_since", "due_at"]
     search_fields = ["job_id", "team__name"]
+    search_help_text = "Part of a held job's id or its team's name (the holds being timed: a small table)."
     list_select_related = ["team"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,17 +1,37 @@
 """Teams, memberships and tokens for staff. Every change with a rule behind it (last owner,
 closing a removed member's or a revoked token's sockets, events) goes through the services,
-so the admin offers those as actions instead of raw edits and deletes."""
+so the admin offers those as actions instead of raw edits and deletes. A team's page also sets
+its retention ages (team_update) and its handlers' budget caps (budget_policy_update), checked by
+those services before saving."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from pulse_site.admin_actions import action_logged, operator_name
+# The team's page shows its budget caps: the admin is an interface, composing the apps' services
+# (the teams app itself never imports budgets).
+from budgets.admin import HandlerCapInline
+from pulse_site.admin_actions import act_on_selected, operator_name
 from pulse_site.errors import PulseError
 from pulse_site.teams import services
-from pulse_site.teams.models import ApiToken, Membership, Team
+from pulse_site.teams.models import RETENTION_KINDS, ApiToken, Membership, Team, retention_default
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PulseUserAdmin(UserAdmin):
+    """Django's, saying what its search looks at."""
+
+    search_help_text = "Part of a username, a first or last name, or an email address."
 
 
 class MembershipInline(admin.TabularInline):
@@ -29,45 +49,75 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+_RETENTION_LABELS = {"job": "Finished jobs", "execution": "Schedule executions", "event": "Live events"}
+
+
+class TeamForm(forms.ModelForm):
+    """The team's settings, checked by the team service (team_validate) field by field. The ages
+    are text here, so that every refusal is the service's, in its words."""
+
+    job_retention_days = forms.CharField(label=_RETENTION_LABELS["job"], required=False)
+    execution_retention_days = forms.CharField(label=_RETENTION_LABELS["execution"], required=False)
+    event_retention_days = forms.CharField(label=_RETENTION_LABELS["event"], required=False)
+
+    class Meta:
+        model = Team
+        fields = ["name", "time_zone", *services.RETENTION_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for kind in RETENTION_KINDS:
+            name = f"{kind}_retention_days"
+            # As text, so that an unchanged age reads as unchanged (45 is not "45").
+            self.initial[name] = "" if self.initial.get(name) is None else str(self.initial[name])
+            if name in self.fields:
+                self.fields[name].help_text = f"Days; empty: the default ({retention_default(kind)})."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        changes = {name: data[name] for name in self.changed_data if name in data}
+        try:
+            data.update(services.team_validate(changes=changes))
+        except PulseError as exc:
+            for field, reasons in exc.fields.items():
+                for reason in reasons:
+                    self.add_error(field if field in self.fields else None, reason)
+        return data
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = TeamForm
     list_display = ("name", "slug", "public_id", "time_zone", "created_at")
     search_fields = ("name", "slug", "public_id")
+    search_help_text = "Part of a team's name, slug or id (TM_…)."
     readonly_fields = ("public_id", "slug", "created_at")
-    fields = ("name", "public_id", "slug", "time_zone", "created_at")
-    inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ("name", "public_id", "slug", "time_zone", "created_at")}),
+        ("Retention", {"fields": services.RETENTION_FIELDS,
+                       "description": "How long the team's finished jobs (with their attempts and logs), schedule "
+                                      "executions and live events are kept, as the team's owners set it on the "
+                                      "team page. Nothing unfinished is pruned."}),
+    ]
+    inlines = [MembershipInline, HandlerCapInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # team_create also records the team.created event: use `manage.py pulse_create_team`.
         return False
 
-    def save_model(self, request: HttpRequest, obj: Team, form: object, change: bool) -> None:
-        # Through team_update: the team.changed event, and held jobs looked at again under a new
-        # zone's windows (a raw save did neither).
-        services.team_update(team=obj, changes={name: getattr(obj, name) for name in form.changed_data},  # type: ignore[attr-defined]
+    def save_model(self, request: HttpRequest, obj: Team, form: forms.ModelForm, change: bool) -> None:
+        # Through team_update: the team.changed and team.retention events naming the operator, and
+        # held jobs looked at again under a new zone's windows (a raw save did none of it).
+        services.team_update(team=obj, changes={name: form.cleaned_data[name] for name in form.changed_data},
                              by=None, who=operator_name(request))
-
-
-
-def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, call, done: str) -> None:
-    """Apply a service call to every selected row, reporting refusals per row."""
-    succeeded = 0
-    for obj in queryset:
-        try:
-            call(obj)
-            succeeded += 1
-            action_logged(modeladmin, request, obj, done.rstrip(":"))
-        except PulseError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-    if succeeded:
-        modeladmin.message_user(request, f"{done} {succeeded}.", messages.SUCCESS)
 
 
 def _set_role_action(role: str, label: str):
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        _each(modeladmin, request, queryset,
-              lambda m: services.membership_set_role(membership=m, role=role, by=None, who=operator_name(request)),
-              f"Made {label.lower()}:")
+        act_on_selected(
+            modeladmin, request, queryset,
+            lambda m: services.membership_set_role(membership=m, role=role, by=None, who=operator_name(request)),
+            label=f"Made {label.lower()}", noun="memberships")
 
     action.__name__ = f"make_{role}"
     # permissions: without it Django offers the action to anyone who may view memberships.
@@ -79,6 +129,7 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ("user", "team", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("user__username", "team__name", "team__slug")
+    search_help_text = "Part of a member's username, or of the team's name or slug."
     list_select_related = ("user", "team")
     readonly_fields = ("team", "user", "role", "created_at")
     actions = [*(_set_role_action(value, label) for value, label in Membership.Role.choices), "remove"]
@@ -95,8 +146,9 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove from team", permissions=["change"])
     def remove(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        _each(self, request, queryset, lambda m: services.membership_remove(membership=m, by=None, who=operator_name(request)),
-              "Removed")
+        act_on_selected(self, request, queryset,
+                        lambda m: services.membership_remove(membership=m, by=None, who=operator_name(request)),
+                        label="Removed", noun="memberships")
 
 
 @admin.register(ApiToken)
@@ -104,6 +156,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "team", "prefix", "access", "created_at", "last_used_at", "expires_at", "revoked_at")
     list_filter = ("access", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix", "public_id", "team__name", "team__slug")
+    search_help_text = "Part of a token's name, prefix (pulse_…) or id (TK_…), or of its team's name or slug."
     list_select_related = ("team",)
     # secret_hash is left out on purpose: the digest of a live token is never displayed.
     fields = ("public_id", "name", "team", "prefix", "access", "created_by",
@@ -123,4 +176,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        _each(self, request, queryset, lambda t: services.token_revoke(token=t, by=None, who=operator_name(request)), "Revoked")
+        act_on_selected(self, request, queryset,
+                        lambda t: services.token_revoke(token=t, by=None, who=operator_name(request)),
+                        label="Revoked", noun="tokens")

@@ -91,15 +91,9 @@ RETENTION_FIELDS = tuple(f"{kind}_retention_days" for kind in RETENTION_KINDS)
 PROFILE_FIELDS = ("name", "time_zone")
 
 
-@transaction.atomic
-def team_update(*, team: Team, changes: dict[str, object], by: Membership | None, who: str = "") -> Team:
-    """Change some of the team's settings: its `name` and `time_zone` (the default zone of new
-    schedules and of the budget's windows when the budget sets none), and its retention ages
-    (`job_retention_days`, `execution_retention_days`, `event_retention_days`; None or "" goes
-    back to the default). Owners and admins only (`by`), or an operator (`who` names them). One
-    event per kind of change: `team.changed`, `team.retention`."""
-    if by is not None and not by.can_manage:
-        raise PermissionDenied("Only owners and admins change the team's settings.")
+def team_validate(*, changes: dict[str, object]) -> dict[str, object]:
+    """The cleaned values of the team settings in `changes`, for forms that check before saving
+    (the admin's); a ValidationError naming each bad field. The update runs it itself."""
     errors = FieldErrors()
     for name in sorted(set(changes) - {*PROFILE_FIELDS, *RETENTION_FIELDS}):
         errors.add_reason(name, "Not a team setting.")
@@ -117,6 +111,19 @@ def team_update(*, team: Team, changes: dict[str, object], by: Membership | None
             _validate_time_zone(zone if isinstance(zone, str) else "")
             values["time_zone"] = zone
     errors.raise_any()
+    return values
+
+
+@transaction.atomic
+def team_update(*, team: Team, changes: dict[str, object], by: Membership | None, who: str = "") -> Team:
+    """Change some of the team's settings: its `name` and `time_zone` (the default zone of new
+    schedules and of the budget's windows when the budget sets none), and its retention ages
+    (`job_retention_days`, `execution_retention_days`, `event_retention_days`; None or "" goes
+    back to the default). Owners and admins only (`by`), or an operator (`who` names them). One
+    event per kind of change: `team.changed`, `team.retention`."""
+    if by is not None and not by.can_manage:
+        raise PermissionDenied("Only owners and admins change the team's settings.")
+    values = team_validate(changes=changes)
     team = Team.objects.select_for_update().get(pk=team.pk)
     changed = {name: value for name, value in values.items() if getattr(team, name) != value}
     if not changed:

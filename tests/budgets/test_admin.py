@@ -67,7 +67,7 @@ def test_an_operator_ends_an_override_with_the_end_action_through_the_service(ad
 
     ending.refresh_from_db()
     kept.refresh_from_db()
-    assert "Ended 1 override(s)." in response.content.decode()
+    assert "Ended: 1 override." in response.content.decode()
     assert ending.expires_at <= timezone.now() < kept.expires_at
     ended = Event.objects.get(kind="budget.override_ended")
     assert (ended.subject, ended.payload["by"]) == (ending.public_id, "admin admin")

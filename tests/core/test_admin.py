@@ -11,6 +11,7 @@ from django.test import Client
 from jobs.models import Job, QueuePause
 from jobs.pausing import queue_pause
 from jobs.services import job_submit
+from pulse_site.live.models import Event
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from schedules.models import Schedule
@@ -200,3 +201,118 @@ def test_the_event_list_shows_the_newest_events_first(admin_client, acme):
 
     first_row = page.split('<tbody>')[1].split("</tr>")[0]
     assert newest.subject in first_row
+
+
+# --- Actions on a whole long list ---------------------------------------------------------------
+
+
+def _job_n(team, n: int) -> Job:
+    return _job(team)
+
+
+def _schedule_n(team, n: int) -> Schedule:
+    return schedule_create(team=team, name=f"Nightly {n}", handler="pulse.noop", cron="@daily", time_zone="UTC")
+
+
+def _pause_n(team, n: int) -> QueuePause:
+    from pulse_site.teams.services import team_create
+
+    return queue_pause(scope="team", team=team_create(name=f"Paused {n}"), reason="maintenance", by="alice")
+
+
+def _token_n(team, n: int) -> ApiToken:
+    return token_create(team=team, name=f"CI {n}", access="write", expires_at=None, by=None)[0]
+
+
+def _membership_n(team, n: int) -> Membership:
+    return Membership.objects.get(team=team, user__username=["bob", "vic", "alice"][n])
+
+
+def _override_n(team, n: int):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from budgets.services import budget_override_create
+
+    return budget_override_create(team=team, amount="5", expires_at=timezone.now() + timedelta(hours=1),
+                                  reason=f"incident {n}", by=None)
+
+
+def _target_n(team, n: int):
+    from pulse_site.notifications.services import target_create
+
+    return target_create(team=team, name=f"ops {n}", kind="email", address="ops@example.com", by=None)
+
+
+def _exists_as_it_was(row) -> tuple:
+    """The row as stored (None: gone), for "nothing changed"."""
+    stored = type(row).objects.filter(pk=row.pk).values().first()
+    return tuple(sorted(stored.items())) if stored else None
+
+
+# One of each helper that runs a service per row (admin_actions.service_action and the teams',
+# pauses' and overrides' own loops before): (changelist, action, make the n-th row, noun).
+PER_ROW = {
+    "job cancel": ("/admin/jobs/job/", "action_cancel", _job_n, "jobs"),
+    "schedule run now": ("/admin/schedules/schedule/", "action_run_now", _schedule_n, "schedules"),
+    "queue resume": ("/admin/jobs/queuepause/", "resume_selected", _pause_n, "pauses"),
+    "token revoke": ("/admin/teams/apitoken/", "revoke", _token_n, "tokens"),
+    "membership role": ("/admin/teams/membership/", "make_owner", _membership_n, "memberships"),
+    "override end": ("/admin/budgets/override/", "end_selected", _override_n, "overrides"),
+    "target delete": ("/admin/notifications/target/", "action_delete", _target_n, "targets"),
+}
+
+
+@pytest.mark.parametrize("case", list(PER_ROW), ids=list(PER_ROW))
+def test_an_action_on_more_rows_than_one_request_takes_is_refused_saying_how_many_and_runs_on_none(
+        admin_client, acme, monkeypatch, case):
+    """"Select all 100,000" then Cancel ran the service 100,000 times in one request that never
+    ended (and a proxy's timeout cut it off halfway, unsaid)."""
+    from pulse_site import admin_actions
+
+    monkeypatch.setattr(admin_actions, "ACTION_MAX", 2)
+    url, action, make, noun = PER_ROW[case]
+    rows = [make(acme, n) for n in range(3)]
+    before = [_exists_as_it_was(row) for row in rows]
+    events = Event.objects.count()
+
+    response = admin_client.post(url, {"action": action, "select_across": "1", "index": "0",
+                                       "_selected_action": [rows[0].pk]}, follow=True)
+
+    said = [str(m) for m in response.context["messages"]]
+    assert len(said) == 1, said
+    assert f"3 {noun} are selected" in said[0] and "at most 2" in said[0]
+    assert [_exists_as_it_was(row) for row in rows] == before
+    assert (Event.objects.count(), LogEntry.objects.count()) == (events, 0)
+
+
+@pytest.mark.parametrize("case", list(PER_ROW), ids=list(PER_ROW))
+def test_an_action_on_all_rows_of_a_list_no_longer_than_the_cap_runs_on_each(admin_client, acme, monkeypatch,
+                                                                               case):
+    from pulse_site import admin_actions
+
+    url, action, make, noun = PER_ROW[case]
+    rows = [make(acme, n) for n in range(2)]
+    listed = type(rows[0]).objects.count()  # every row of the list (Acme's three memberships)
+    monkeypatch.setattr(admin_actions, "ACTION_MAX", listed)
+
+    response = admin_client.post(url, {"action": action, "select_across": "1", "index": "0",
+                                       "_selected_action": [rows[0].pk]}, follow=True)
+
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [said[0]] and said[0].endswith(f": {listed} {noun}."), said
+    assert LogEntry.objects.count() == listed
+
+
+def test_the_refusal_of_a_long_job_list_names_the_command_that_acts_on_any_number(admin_client, acme, monkeypatch):
+    from pulse_site import admin_actions
+
+    monkeypatch.setattr(admin_actions, "ACTION_MAX", 1)
+    rows = [_job(acme), _job(acme)]
+
+    response = admin_client.post("/admin/jobs/job/", {"action": "action_cancel", "select_across": "1", "index": "0",
+                                                      "_selected_action": [rows[0].pk]}, follow=True)
+
+    (said,) = [str(m) for m in response.context["messages"]]
+    assert "manage.py pulse_jobs_bulk" in said

@@ -191,6 +191,73 @@ def test_create_token_refuses_bad_input_and_writes_nothing(acme, args, message):
     assert counts() == before
 
 
+# --- pulse_jobs_bulk ---------------------------------------------------------------------------
+
+
+def _queued(team, count: int, handler: str = "pulse.noop"):
+    from jobs.services import job_submit
+
+    return [job_submit(team=team, handler=handler, payload={}, source="api").job for _ in range(count)]
+
+
+def test_jobs_bulk_acts_on_every_matching_job_of_the_team_batch_after_batch(acme, globex, monkeypatch):
+    """What the admin refuses in one request ("select all" of a long list), in the dashboard's batches."""
+    from jobs import bulk
+    from jobs.models import Job
+
+    monkeypatch.setattr(bulk, "BULK_MAX", 2)
+    ours, theirs = _queued(acme, 5), _queued(globex, 1)
+    Job.objects.filter(pk=ours[0].pk).update(status=Job.Status.COMPLETED)
+
+    output = run("pulse_jobs_bulk", "acme", "cancel", "--status", "queued")
+
+    statuses = {job.public_id: job.status for job in Job.objects.all()}
+    assert [statuses[job.public_id] for job in ours] == ["completed"] + ["cancelled"] * 4
+    assert statuses[theirs[0].public_id] == "queued"
+    assert output.splitlines() == ["2 cancelled, 0 refused.", "2 cancelled, 0 refused.", "Acme: 4 cancelled, 0 refused."]
+    cancelled = Event.objects.filter(kind="job.cancelled")
+    assert sorted(cancelled.values_list("subject", flat=True)) == sorted(job.public_id for job in ours[1:])
+    assert {event.payload.get("by") for event in cancelled} == {"operator"}
+
+
+def test_jobs_bulk_says_which_jobs_it_could_not_act_on(acme):
+    from jobs.models import Job
+
+    done, running = _queued(acme, 2)
+    Job.objects.filter(pk=done.pk).update(status=Job.Status.COMPLETED)
+
+    output = run("pulse_jobs_bulk", "acme", "delete", "--handler", "pulse.noop")
+
+    assert output.splitlines()[-1].startswith("Acme: 1 deleted, 1 refused: ")
+    assert list(Job.objects.values_list("public_id", flat=True)) == [running.public_id]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["acme", "cancel"], "No filter given: add --all"),
+    (["nosuch", "cancel", "--all"], "No team has the slug 'nosuch'."),
+    (["acme", "cancel", "--schedule", "JB_01J0000000000000000000000A"], "no schedule id"),
+], ids=["no-filter", "unknown-team", "not-a-schedule"])
+def test_jobs_bulk_refuses_bad_input_and_changes_nothing(acme, args, message):
+    from jobs.models import Job
+
+    _queued(acme, 1)
+
+    with pytest.raises(CommandError, match=message):
+        run("pulse_jobs_bulk", *args)
+
+    assert list(Job.objects.values_list("status", flat=True)) == ["queued"]
+
+
+def test_jobs_bulk_all_cancels_every_job_of_the_team(acme):
+    from jobs.models import Job
+
+    _queued(acme, 2)
+
+    run("pulse_jobs_bulk", "acme", "cancel", "--all")
+
+    assert list(Job.objects.values_list("status", flat=True)) == ["cancelled", "cancelled"]
+
+
 # --- pulse_demo -------------------------------------------------------------------------------
 
 

@@ -72,7 +72,7 @@ def test_the_revoke_action_revokes_through_the_service(admin_client, acme, token
     assert token.revoked_at is not None
     assert other.revoked_at is None
     assert list(Event.objects.filter(kind="token.revoked").values_list("subject", flat=True)) == [token.public_id]
-    assert "Revoked 1." in response.content.decode()
+    assert "Revoked: 1 token." in response.content.decode()
 
 
 def test_the_role_action_changes_roles_through_the_service(admin_client, acme, bob):
@@ -96,7 +96,7 @@ def test_removing_the_last_owner_is_refused_with_a_message(admin_client, acme, a
     html = response.content.decode()
     assert list(Membership.objects.filter(team=acme).values_list("user__username", flat=True).order_by("user__username")) == ["alice", "vic"]
     assert "A team must keep at least one owner." in html
-    assert "Removed 1." in html
+    assert "Removed: 1 membership." in html
 
 
 def test_events_are_read_only(admin_client, acme):
