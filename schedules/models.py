@@ -106,6 +106,9 @@ class Execution(models.Model):
         indexes = [
             # History and keyset pages: WHERE schedule_id = ? [AND …] AND id < ? ORDER BY id DESC.
             models.Index(fields=["schedule", "-id"], name="execution_schedule_id"),
+            # The admin's list in the model's order: ORDER BY fire_time DESC, id DESC LIMIT … (a
+            # sort of every run without it).
+            models.Index(fields=["-fire_time", "-id"], name="execution_fire_time"),
             # Follow-up: WHERE finished_at IS NULL AND job_id IS NOT NULL (small: unfinished runs only).
             models.Index(fields=["job"], condition=Q(finished_at__isnull=True, job__isnull=False),
                          name="execution_unfinished"),
