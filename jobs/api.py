@@ -9,7 +9,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -368,13 +367,13 @@ class JobListView(TeamAPIView):
         return Response(body, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
 
 
-def _run_after(data: dict[str, Any]) -> datetime | None:
-    """The start asked for: `run_after`, or `delay_seconds` from now, not both."""
+def _run_after(data: dict[str, Any]) -> datetime | timedelta | None:
+    """The start asked for: `run_after`, or `delay_seconds` from the submit, not both."""
     if "delay_seconds" not in data:
         return data.get("run_after")
     if data.get("run_after") is not None:
         raise ValidationError.for_field("delay_seconds", "Give run_after or delay_seconds, not both.")
-    return timezone.now() + timedelta(seconds=data["delay_seconds"])
+    return timedelta(seconds=data["delay_seconds"])
 
 
 class JobPreviewView(TeamAPIView):

@@ -59,6 +59,23 @@ def test_an_idempotency_key_returns_the_first_job_and_409s_on_another_body(acme_
     assert Job.objects.count() == 1
 
 
+def test_a_repeat_of_a_delayed_submit_is_the_same_request_however_late_it_comes(acme_api, time_machine):
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    body = {"handler": "pulse.noop", "payload": {"a": 1}, "delay_seconds": 90}
+    first = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="later")
+    time_machine.move_to(now + timedelta(seconds=7), tick=False)  # a client's retry after a timeout
+    again = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="later")
+    other = post(acme_api, "jobs/", {**body, "delay_seconds": 60}, HTTP_IDEMPOTENCY_KEY="later")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["run_after"] == first.json()["run_after"] == "2026-06-01T10:01:30+00:00"
+    assert other.json()["error"]["code"] == "idempotency_conflict"
+    assert Job.objects.count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_ten_concurrent_identical_requests_make_one_job(acme):
     barrier = threading.Barrier(10)
