@@ -180,12 +180,16 @@ def no_input(request: Request) -> None:
 def valid_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     """The query string validated by `serializer_class`, every bad parameter named at once. A
     parameter the serializer does not have is refused by name (a misspelt filter must not answer
-    with everything); a blank one is as if not given, except where blank is a value (text)."""
+    with everything), and so is one given twice (each takes one value: only the last was read, so
+    ?status=queued&status=failed answered the failed jobs alone); a blank one is as if not given,
+    except where blank is a value (text)."""
     fields = serializer_class().fields
+    repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1 and name in fields)
     given = {name: value for name, value in request.query_params.items()
-             if value != "" or isinstance(fields.get(name), serializers.CharField)}
+             if name not in repeated and (value != "" or isinstance(fields.get(name), serializers.CharField))}
     given.pop(api_settings.URL_FORMAT_OVERRIDE or "", None)  # DRF's own ?format=
-    return _validated(serializer_class(data=given), given, "Unknown query parameter.")
+    return _validated(serializer_class(data=given), given, "Unknown query parameter.",
+                      refused={name: "Give it once." for name in repeated})
 
 
 def query_int(*, low: int, high: int, default: int, help_text: str = "") -> serializers.IntegerField:
@@ -209,10 +213,13 @@ class PageQuery(serializers.Serializer):
     limit = query_int(low=1, high=MAX_PAGE, default=50)
 
 
-def _validated(serializer: serializers.Serializer, data: Any, unknown: str) -> dict[str, Any]:
-    """The serializer's data, or one refusal naming every bad field: those it has not (`unknown`)
-    and those it refuses."""
+def _validated(serializer: serializers.Serializer, data: Any, unknown: str,
+               refused: dict[str, str] | None = None) -> dict[str, Any]:
+    """The serializer's data, or one refusal naming every bad field: those `refused` already (with
+    their reason), those it has not (`unknown`) and those it refuses."""
     errors = FieldErrors()
+    for name, reason in (refused or {}).items():
+        errors.add_reason(name, reason)
     if isinstance(data, dict):
         for name in sorted(set(data) - set(serializer.fields)):
             errors.add_reason(name, unknown)

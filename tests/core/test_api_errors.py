@@ -186,6 +186,23 @@ def test_a_query_parameter_the_endpoint_does_not_take_is_refused_by_name(alice_c
                                "fields": {name: ["Unknown query parameter."]}}
 
 
+@pytest.mark.parametrize("url", ["/api/v1/jobs/?status=queued&status=failed",
+                                 "/api/v1/schedules/?handler=pulse.noop&limit=5&handler=pulse.sleep",
+                                 "/api/v1/events/?family=job&family=",
+                                 "/api/v1/jobs/?status=failed&limit=2&limit=3"])
+def test_a_query_parameter_given_twice_is_refused_by_name(alice_client, acme, url):
+    """Only the last value was taken: ?status=queued&status=failed answered the failed jobs alone,
+    as if the list took either."""
+    from jobs.services import job_submit
+
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    name = url.split("?")[1].split("&")[-1].split("=")[0]
+    response = alice_client.get(url)
+    assert response.status_code == 400
+    assert error(response) == {"code": "validation_error", "message": f"{name}: Give it once.",
+                               "fields": {name: ["Give it once."]}}
+
+
 def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice_client, acme):
     from jobs.services import job_submit
 
