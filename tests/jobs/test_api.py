@@ -115,6 +115,26 @@ def test_the_list_is_newest_first_filtered_and_keyset_paginated(acme, acme_api):
     assert acme_api.get("/api/v1/jobs/?status=exploded").status_code == 400
 
 
+@pytest.mark.parametrize("query", ["handler=pulse.noop", "source=api", "q=batch=1"])
+def test_a_client_that_deletes_the_jobs_of_each_page_pages_on_to_the_end(acme, acme_api, query):
+    """A clean-up script reads a page, deletes its jobs and asks for the next: the cursor named the
+    page's last job, the one just deleted, and the next page was a 400 "Not a job of this team"."""
+    jobs = [Job.objects.create(team=acme, handler="pulse.noop", payload={"batch": 1}, source="api",
+                               status=Job.Status.COMPLETED) for _ in range(5)]
+    seen, cursor = [], ""
+    while True:
+        page = acme_api.get(f"/api/v1/jobs/?{query}&limit=2&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        for job in page.json()["results"]:
+            seen.append(job["id"])
+            assert acme_api.delete(f"/api/v1/jobs/{job['id']}/").status_code == 204
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [job.public_id for job in reversed(jobs)]
+    assert not Job.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_attempts_stages_and_logs_describe_a_finished_job(acme, acme_api, settings):
     settings.PULSE_PROGRESS_INTERVAL = 0
