@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
+from pulse_site.api import LOCATION, TeamAPIView, created, error_responses, no_input, valid_input
 from pulse_site.errors import ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
@@ -224,13 +224,13 @@ class OverrideListView(TeamAPIView):
     def get(self, request: Request) -> Response:
         return Response(OverrideOut(selectors.budget_overrides(team=self.team), many=True).data)
 
-    @extend_schema(operation_id="budget_overrides_create", request=OverrideIn,
+    @extend_schema(operation_id="budget_overrides_create", request=OverrideIn, parameters=[LOCATION],
                    responses={201: OverrideOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = valid_input(OverrideIn, request)
         override = services.budget_override_create(team=self.team, amount=data["amount"], expires_at=data["expires_at"],
                                                    reason=data["reason"], by=self.membership)
-        return Response(OverrideOut(override).data, status=status.HTTP_201_CREATED)
+        return created(OverrideOut(override).data, "api-budget-override", override_id=override.public_id)
 
 
 class OverrideDetailView(TeamAPIView):

@@ -47,7 +47,9 @@ from jobs.services import (
     job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview,
 )
 from jobs.watch import job_wait_final, release_connection
-from pulse_site.api import PageQuery, TeamAPIView, error_responses, no_input, query_choice, query_int, valid_input
+from pulse_site.api import (
+    LOCATION, PageQuery, TeamAPIView, created, error_responses, no_input, query_choice, query_int, valid_input,
+)
 from pulse_site.errors import Conflict, ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 
@@ -343,7 +345,8 @@ class JobListView(TeamAPIView):
         operation_id="jobs_create",
         request=JobCreateIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                     description="Repeat a request safely for 24 h: the first job is returned.")],
+                                     description="Repeat a request safely for 24 h: the first job is returned."),
+                    LOCATION],
         responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
     )
     def post(self, request: Request) -> Response:
@@ -364,7 +367,9 @@ class JobListView(TeamAPIView):
             if target is not None and submission.created:
                 job_watch_add(job=submission.job, target=target)
         body = {**job_detail(submission.job), "would_hold": submission.would_hold}
-        return Response(body, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
+        if submission.created:
+            return created(body, "api-job", job_id=submission.job.public_id)
+        return Response(body)  # an Idempotency-Key's repeat: the first job, nothing new
 
 
 def _run_after(data: dict[str, Any]) -> datetime | timedelta | None:

@@ -18,8 +18,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404
-from django.urls import re_path
-from drf_spectacular.utils import extend_schema
+from django.urls import re_path, reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
@@ -132,6 +132,16 @@ class ErrorSerializer(serializers.Serializer):
     """The one error shape (documented in the OpenAPI schema)."""
 
     error = ErrorDetailSerializer()
+
+
+# For `extend_schema(parameters=[LOCATION])` of an operation that answers `created(...)`.
+LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[201],
+                            description="The new row's URL, where it is read back.")
+
+
+def created(body: Any, url_name: str, **kwargs: str) -> Response:
+    """A create's 201, with the new row's URL (`url_name` reversed with `kwargs`) in Location."""
+    return Response(body, status=status.HTTP_201_CREATED, headers={"Location": reverse(url_name, kwargs=kwargs)})
 
 
 def error_responses(*statuses: int) -> dict[int, type[ErrorSerializer]]:

@@ -9,7 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import PageQuery, TeamAPIView, error_responses, no_input, query_choice, valid_input
+from pulse_site.api import (
+    LOCATION, PageQuery, TeamAPIView, created, error_responses, no_input, query_choice, valid_input,
+)
 from schedules.events import execution_summary, schedule_summary
 from schedules.models import Schedule
 from schedules.selectors import (
@@ -168,12 +170,12 @@ class ScheduleListView(TeamAPIView):
                                       handler=self.query.get("handler", ""))
         return Response({"results": [schedule_detail(row.schedule) for row in rows], "next_cursor": cursor})
 
-    @extend_schema(operation_id="schedules_create", request=ScheduleIn,
+    @extend_schema(operation_id="schedules_create", request=ScheduleIn, parameters=[LOCATION],
                    responses={201: ScheduleOneOut, **error_responses(400, 401, 403, 413)})
     def post(self, request: Request) -> Response:
         data = valid_input(ScheduleIn, request)
         schedule = schedule_create(team=self.team, created_by=_who(self), **data)
-        return Response(schedule_one(schedule), status=status.HTTP_201_CREATED)
+        return created(schedule_one(schedule), "api-schedule", schedule_id=schedule.public_id)
 
 
 class ScheduleDetailView(TeamAPIView):
