@@ -107,7 +107,8 @@ class ExecutionPageOut(serializers.Serializer):
 
 class PreviewIn(serializers.Serializer):
     cron = serializers.CharField(allow_blank=True, max_length=500)
-    time_zone = serializers.CharField(allow_blank=True, max_length=64)
+    time_zone = serializers.CharField(allow_blank=True, required=False, max_length=64,
+                                      help_text="IANA name; empty or left out: the team's time zone.")
 
 
 class PreviewOut(serializers.Serializer):
@@ -230,10 +231,10 @@ class ScheduleTriggerView(TeamAPIView):
 
 class SchedulePreviewView(TeamAPIView):
     @extend_schema(operation_id="schedules_preview", summary="Describe an expression and list its next five runs",
-                   request=PreviewIn, responses={200: PreviewOut, **error_responses(400, 401)})
+                   request=PreviewIn, responses={200: PreviewOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = valid_input(PreviewIn, request)
-        result = preview(cron=data["cron"], time_zone=data["time_zone"] or self.team.time_zone)
+        result = preview(cron=data["cron"], time_zone=data.get("time_zone") or self.team.time_zone)
         runs = result["next_runs"]
         return Response({
             "description": result["description"],

@@ -82,6 +82,27 @@ def test_preview_describes_and_lists_the_next_runs_in_the_zone(acme_api, time_ma
     assert set(refused.json()["error"]["fields"]) == {"cron", "time_zone"}
 
 
+def test_preview_without_a_zone_uses_the_teams_as_a_create_does(acme, acme_api, time_machine):
+    """The zone was required here (400 "This field is required.") though a create takes the team's."""
+    time_machine.move_to(T0, tick=False)
+    acme.time_zone = "Asia/Tokyo"
+    acme.save(update_fields=["time_zone"])
+    response = acme_api.post("/api/v1/schedules/preview/", {"cron": "0 9 * * *"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["next_runs_local"][0] == "2026-06-02T09:00:00+09:00"
+    assert response.json()["next_runs"][0] == "2026-06-02T00:00:00+00:00"
+
+
+def test_preview_is_refused_to_a_read_token_as_its_schema_says(acme_api_read):
+    response = acme_api_read.post("/api/v1/schedules/preview/", {"cron": "0 9 * * *"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"] == {"code": "permission_denied", "message": "This token is read-only.",
+                                        "fields": {}}
+    schema = acme_api_read.get("/api/schema/", {"format": "json"}).json()
+    assert "403" in schema["paths"]["/api/v1/schedules/preview/"]["post"]["responses"]
+    assert "time_zone" not in schema["components"]["schemas"]["PreviewInRequest"].get("required", [])
+
+
 def test_pause_resume_and_trigger(acme_api):
     schedule_id = create(acme_api).json()["id"]
     paused = acme_api.post(f"/api/v1/schedules/{schedule_id}/pause/").json()
