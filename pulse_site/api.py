@@ -17,8 +17,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import Http404
-from django.urls import re_path, reverse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django.urls import Resolver404, re_path, resolve, reverse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions as drf_exceptions
@@ -294,8 +296,30 @@ class TeamAPIView(APIView):
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 @authentication_classes([])
 @permission_classes([])
-def api_not_found(request: Request, *args: object, **kwargs: object) -> Response:
-    raise drf_exceptions.NotFound("No API route matches this URL.")
+def _api_not_found(request: Request, *args: object, **kwargs: object) -> Response:
+    raise drf_exceptions.NotFound(_not_found_message(request.path_info))
+
+
+def _not_found_message(path: str) -> str:
+    """Says where a URL written without its trailing slash is (APPEND_SLASH cannot redirect under
+    /api/: this catch-all matches every URL there, and a POST's body would be lost anyway)."""
+    if not path.endswith("/"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "api-not-found":
+            return f"No API route matches this URL; API URLs end with a slash: {path}/"
+    return "No API route matches this URL."
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+    response = _api_not_found(request, *args, **kwargs)
+    # DRF lists the view's methods in Allow, every one of them; no method is allowed at a URL
+    # that is not there.
+    del response["Allow"]
+    return response
 
 
 def api_catch_all() -> URLPattern:

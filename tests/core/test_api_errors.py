@@ -45,6 +45,20 @@ def test_an_unknown_api_url_is_a_404_in_the_error_shape(alice_client):
         response = alice_client.get(url)
         assert response.status_code == 404
         assert error(response) == {"code": "not_found", "message": "No API route matches this URL.", "fields": {}}
+        # It said "Allow: PATCH, HEAD, DELETE, GET, OPTIONS, POST, OPTIONS, PUT": no method is allowed here.
+        assert not response.has_header("Allow")
+
+
+@pytest.mark.parametrize("method, url, right", [
+    ("get", "/api/v1/jobs", "/api/v1/jobs/"),
+    ("post", "/api/v1/schedules/preview", "/api/v1/schedules/preview/"),
+    ("get", "/api/v1/jobs/JB_01KT1A0F802SKHTQF349MJ456G/logs", "/api/v1/jobs/JB_01KT1A0F802SKHTQF349MJ456G/logs/"),
+])
+def test_a_url_without_its_trailing_slash_is_a_404_that_says_so(alice_client, method, url, right):
+    response = getattr(alice_client, method)(url, {}, content_type="application/json")
+    assert response.status_code == 404
+    assert error(response) == {"code": "not_found", "fields": {},
+                               "message": f"No API route matches this URL; API URLs end with a slash: {right}"}
 
 
 def test_a_missing_field_is_a_400_naming_the_field(alice_client):
