@@ -74,6 +74,12 @@ def _validate_priority(priority: object) -> int:
     return priority
 
 
+def idempotency_conflict() -> Conflict:
+    """The refusal of an Idempotency-Key's repeat that asks for something else than the first request."""
+    return Conflict("Idempotency-Key was already used with a different request.", code="idempotency_conflict",
+                    fields={"idempotency_key": ["Used before with a different body."]})
+
+
 def _replayed(team: Team, key: str, request_hash: str) -> Job | None:
     """The job first submitted with `key` within the window, or None; 409 for another body."""
     existing = Job.objects.filter(team=team, idempotency_key=key).first()
@@ -84,8 +90,7 @@ def _replayed(team: Team, key: str, request_hash: str) -> Job | None:
         Job.objects.filter(pk=existing.pk, idempotency_key=key).update(idempotency_key=None)
         return None
     if existing.request_hash != request_hash:
-        raise Conflict("Idempotency-Key was already used with a different request.", code="idempotency_conflict",
-                       fields={"idempotency_key": ["Used before with a different body."]})
+        raise idempotency_conflict()
     return existing
 
 
