@@ -313,6 +313,13 @@ class JobFilterQuery(serializers.Serializer):
             raise serializers.ValidationError(list(search.errors))
         return search
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Bounds the wrong way round match nothing: an empty page would read as no jobs then.
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after is not None and before is not None and before <= after:
+            raise serializers.ValidationError({"created_before": "Later than created_after."})
+        return attrs
+
 
 class JobListQuery(PageQuery, JobFilterQuery):
     pass

@@ -135,6 +135,19 @@ def test_a_client_that_deletes_the_jobs_of_each_page_pages_on_to_the_end(acme, a
     assert not Job.objects.exists()
 
 
+def test_a_creation_range_that_ends_before_it_starts_is_refused_by_name(acme, acme_api):
+    """Swapped bounds answered an empty page, as if the team had no jobs then."""
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    bounds = "created_after=2026-06-02T00:00:00Z&created_before=2026-06-01T00:00:00Z"
+    listed = acme_api.get(f"/api/v1/jobs/?{bounds}")
+    bulk = post(acme_api, "jobs/bulk/matching/", {"action": "cancel", "filter": {
+        "created_after": "2026-06-02T00:00:00Z", "created_before": "2026-06-02T00:00:00Z"}})
+    assert (listed.status_code, bulk.status_code) == (400, 400)
+    assert listed.json()["error"]["fields"] == {"created_before": ["Later than created_after."]}
+    assert bulk.json()["error"]["fields"] == {"filter.created_before": ["Later than created_after."]}
+    assert Job.objects.get().status == "queued"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_attempts_stages_and_logs_describe_a_finished_job(acme, acme_api, settings):
     settings.PULSE_PROGRESS_INTERVAL = 0
