@@ -151,21 +151,36 @@ def error_responses(*statuses: int) -> dict[int, type[ErrorSerializer]]:
     return {code: ErrorSerializer for code in statuses}
 
 
-OUTAGE_RESPONSE = {
-    "description": "The database is unavailable for a moment (error code `database_unavailable`); "
-                   f"retry after the seconds in Retry-After ({RETRY_AFTER_SECONDS}).",
-    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}},
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
+def _error_response(description: str, **more: Any) -> dict[str, Any]:
+    return {"description": description, **more,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def schema_outage_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: every operation may answer 503 during a database outage
-    (`exception_handler`), so the schema says so for each one."""
+OUTAGE_RESPONSE = _error_response(
+    "The database is unavailable for a moment (error code `database_unavailable`); "
+    f"retry after the seconds in Retry-After ({RETRY_AFTER_SECONDS}).",
+    headers={"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}})
+# What any operation may answer, whatever it does; (methods, status, answer).
+COMMON_RESPONSES = [
+    ({"get", "put", "post", "patch", "delete"}, "400", _error_response(
+        "A query parameter the operation does not take, or one given twice, refused by name.")),
+    ({"get", "put", "post", "patch", "delete"}, "406", _error_response(
+        "The Accept header names no type the API answers in (JSON).")),
+    ({"put", "post", "patch", "delete"}, "415", _error_response(
+        "A body that is not JSON (Content-Type application/json).")),
+    ({"get", "put", "post", "patch", "delete"}, "503", OUTAGE_RESPONSE),
+]
+
+
+def schema_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the refusals every operation may answer (a query
+    parameter it does not take, an Accept or a body type it cannot serve, a database outage), so
+    the schema says so for each one; an operation's own description of a status stays."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
-            if method in {"get", "put", "post", "patch", "delete"}:
-                operation.setdefault("responses", {}).setdefault("503", OUTAGE_RESPONSE)
+            for methods, code, answer in COMMON_RESPONSES:
+                if method in methods:
+                    operation.setdefault("responses", {}).setdefault(code, answer)
     return result
 
 
