@@ -166,6 +166,8 @@ COMMON_RESPONSES = [
         "A query parameter the operation does not take, or one given twice, refused by name.")),
     ({"get", "put", "post", "patch", "delete"}, "406", _error_response(
         "The Accept header names no type the API answers in (JSON).")),
+    ({"put", "post", "patch", "delete"}, "413", _error_response(
+        f"A body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (error code `request_too_large`).")),
     ({"put", "post", "patch", "delete"}, "415", _error_response(
         "A body that is not JSON (Content-Type application/json).")),
     ({"get", "put", "post", "patch", "delete"}, "503", OUTAGE_RESPONSE),
@@ -174,8 +176,9 @@ COMMON_RESPONSES = [
 
 def schema_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the refusals every operation may answer (a query
-    parameter it does not take, an Accept or a body type it cannot serve, a database outage), so
-    the schema says so for each one; an operation's own description of a status stays."""
+    parameter it does not take, an Accept it cannot serve, a body too large or not JSON, a
+    database outage), so the schema says so for each one; an operation's own description of a
+    status stays."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             for methods, code, answer in COMMON_RESPONSES:
