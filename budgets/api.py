@@ -205,14 +205,18 @@ class HistoryView(TeamAPIView):
 
 
 class ChangesView(TeamAPIView):
-    @extend_schema(operation_id="budget_changes", responses={200: ChangeOut(many=True), **error_responses(401, 403)})
+    @extend_schema(operation_id="budget_changes", description="The newest 50 changes of the budget's settings, newest first.",
+                   responses={200: ChangeOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         changes: list[PolicyChange] = selectors.budget_changes(team=self.team)
         return Response(ChangeOut(changes, many=True).data)
 
 
 class HeldJobsView(TeamAPIView):
-    @extend_schema(operation_id="budget_held_jobs", responses={200: HeldJobOut(many=True), **error_responses(401, 403)})
+    @extend_schema(operation_id="budget_held_jobs",
+                   description="The first 100 jobs held by the budget, rate or concurrency, in the order they are "
+                               "let through (priority, then age); the executor's `held` counts every held job.",
+                   responses={200: HeldJobOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         return Response(HeldJobOut(selectors.budget_held_jobs(team=self.team), many=True).data)
 
@@ -220,7 +224,8 @@ class HeldJobsView(TeamAPIView):
 class OverrideListView(TeamAPIView):
     permission_classes = [CanManageBudget]
 
-    @extend_schema(operation_id="budget_overrides_list", responses={200: OverrideOut(many=True), **error_responses(401, 403)})
+    @extend_schema(operation_id="budget_overrides_list", description="The newest 50 overrides, newest first.",
+                   responses={200: OverrideOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         return Response(OverrideOut(selectors.budget_overrides(team=self.team), many=True).data)
 
