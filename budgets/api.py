@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import LOCATION, TeamAPIView, created, error_responses, no_input, valid_input
+from pulse_site.api import LOCATION, TeamAPIView, as_sent, created, error_responses, no_input, valid_input
 from pulse_site.errors import ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
@@ -54,19 +54,30 @@ class PolicyOut(serializers.Serializer):
         "PATCH that moved the time zone or week start, that the current windows start from nothing."))
 
 
+MONEY_OR_NULL = {"type": "string", "nullable": True, "pattern": r"^\d+(\.\d{1,6})?$",
+                 "description": "A decimal string, e.g. \"10.50\"; null: no limit."}
+COUNT_OR_NULL = {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1_000_000,
+                 "description": "null: no limit."}
+
+
 class PolicyIn(serializers.Serializer):
     """Every field optional; absent fields keep their value. Amounts are strings."""
 
-    daily_limit = serializers.JSONField(required=False)
-    weekly_limit = serializers.JSONField(required=False)
-    monthly_limit = serializers.JSONField(required=False)
-    calls_per_minute = serializers.JSONField(required=False)
-    max_concurrent = serializers.JSONField(required=False)
-    time_zone = serializers.JSONField(required=False)
-    week_start = serializers.JSONField(required=False)
-    alert_thresholds = serializers.JSONField(required=False)
-    handler_caps = serializers.JSONField(required=False, help_text="{handler: {daily, weekly, monthly}}; all null removes the cap.")
-    over_budget = serializers.JSONField(required=False, help_text="hold (default) or fail.")
+    daily_limit = as_sent(MONEY_OR_NULL, required=False)
+    weekly_limit = as_sent(MONEY_OR_NULL, required=False)
+    monthly_limit = as_sent(MONEY_OR_NULL, required=False)
+    calls_per_minute = as_sent(COUNT_OR_NULL, required=False)
+    max_concurrent = as_sent(COUNT_OR_NULL, required=False)
+    time_zone = as_sent({"type": "string", "description": "IANA name; empty: the team's."}, required=False)
+    week_start = as_sent({"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Monday."},
+                         required=False)
+    alert_thresholds = as_sent({"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100}},
+                               required=False)
+    handler_caps = as_sent({"type": "object", "additionalProperties": {"type": "object", "properties": {
+        window: MONEY_OR_NULL for window in ("daily", "weekly", "monthly")}}}, required=False,
+        help_text="{handler: {daily, weekly, monthly}}; all null removes the cap.")
+    over_budget = as_sent(serializers.ChoiceField(choices=BudgetPolicy.OverBudget.choices), required=False,
+                          help_text="hold (default) or fail.")
 
 
 class WindowOut(serializers.Serializer):

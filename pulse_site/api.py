@@ -21,7 +21,7 @@ from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, re_path, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
@@ -220,6 +220,15 @@ def valid_query(serializer_class: type[serializers.Serializer], request: Request
     given.pop(api_settings.URL_FORMAT_OVERRIDE or "", None)  # DRF's own ?format=
     return _validated(serializer_class(data=given), given, "Unknown query parameter.",
                       refused={name: "Give it once." for name in repeated})
+
+
+def as_sent(schema: dict[str, Any] | serializers.Field, base: type[serializers.Field] = serializers.JSONField,
+            **kwargs: Any) -> serializers.Field:
+    """A body field its service checks (refusing a bad value by name with every other bad field of
+    the request at once, which a serializer's refusal, coming first and alone, would not), kept as
+    `base` reads it, and documented in the OpenAPI schema as `schema` (a field's or a dictionary)
+    rather than as any value."""
+    return extend_schema_field(schema)(type("AsSent", (base,), {}))(**kwargs)
 
 
 def query_int(*, low: int, high: int, default: int, help_text: str = "") -> serializers.IntegerField:

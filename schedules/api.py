@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pulse_site.api import (
-    LOCATION, PageQuery, TeamAPIView, created, error_responses, no_input, query_choice, valid_input,
+    LOCATION, PageQuery, TeamAPIView, as_sent, created, error_responses, no_input, query_choice, valid_input,
 )
 from schedules.events import execution_summary, schedule_summary
 from schedules.models import Schedule
@@ -79,8 +79,10 @@ class ScheduleIn(serializers.Serializer):
     time_zone = serializers.CharField(max_length=64, required=False, allow_null=True,
                                       help_text="IANA name; default: the team's time zone.")
     enabled = serializers.BooleanField(required=False)
-    overlap_policy = serializers.CharField(required=False)
-    misfire_policy = serializers.CharField(required=False)
+    overlap_policy = as_sent(serializers.ChoiceField(choices=Schedule.Overlap.choices), serializers.CharField,
+                             required=False)
+    misfire_policy = as_sent(serializers.ChoiceField(choices=Schedule.Misfire.choices), serializers.CharField,
+                             required=False)
     # Passed on as sent: the money parser refuses a JSON number by name (0.1 as a float is not 0.1).
     estimate_override = serializers.JSONField(required=False, allow_null=True,
                                               help_text="Money as a string, e.g. \"0.25\"; null: the handler's estimate.")

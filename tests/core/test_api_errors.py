@@ -233,6 +233,33 @@ def test_the_schema_lists_the_refusals_every_operation_can_answer(alice_client):
         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
+def test_the_schema_gives_the_values_a_body_field_takes_where_the_service_checks_them(alice_client):
+    """These fields are passed to their service as sent (it refuses a bad one by name, with every
+    other bad field at once); the schema said "any string" or "any JSON", so a client generated
+    from it could not know that access is read or write, or that a limit is a decimal string."""
+    schemas = alice_client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
+
+    def enum(component: str, field: str) -> list[str]:
+        ref = schemas[component]["properties"][field]["allOf"][0]["$ref"]
+        return schemas[ref.rsplit("/", 1)[1]]["enum"]
+
+    assert enum("TokenCreateInRequest", "access") == ["read", "write"]
+    assert enum("MemberCreateInRequest", "role") == enum("PatchedMemberChangeInRequest", "role") == [
+        "owner", "admin", "member", "viewer"]
+    assert (enum("ScheduleInRequest", "overlap_policy"), enum("ScheduleInRequest", "misfire_policy")) == (
+        ["skip", "queue", "allow"], ["skip", "once", "all"])
+    assert enum("PatchedPolicyInRequest", "over_budget") == ["hold", "fail"]
+    budget = schemas["PatchedPolicyInRequest"]["properties"]
+    assert (budget["daily_limit"]["type"], budget["daily_limit"]["nullable"]) == ("string", True)
+    assert (budget["max_concurrent"]["type"], budget["week_start"]["maximum"]) == ("integer", 6)
+
+
+def test_a_value_outside_the_documented_ones_is_still_the_services_refusal(alice_client):
+    response = alice_client.post("/api/v1/tokens/", {"name": "ci", "access": "admin"}, content_type="application/json")
+    assert response.status_code == 400
+    assert error(response)["fields"] == {"access": ["Choose 'read' or 'write'."]}
+
+
 def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice_client, acme):
     from jobs.services import job_submit
 
