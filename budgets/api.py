@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
+from pulse_site.api import LOCATION, TeamAPIView, as_sent, created, error_responses, no_input, valid_input
 from pulse_site.errors import ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
@@ -54,19 +54,30 @@ class PolicyOut(serializers.Serializer):
         "PATCH that moved the time zone or week start, that the current windows start from nothing."))
 
 
+MONEY_OR_NULL = {"type": "string", "nullable": True, "pattern": r"^\d+(\.\d{1,6})?$",
+                 "description": "A decimal string, e.g. \"10.50\"; null: no limit."}
+COUNT_OR_NULL = {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1_000_000,
+                 "description": "null: no limit."}
+
+
 class PolicyIn(serializers.Serializer):
     """Every field optional; absent fields keep their value. Amounts are strings."""
 
-    daily_limit = serializers.JSONField(required=False)
-    weekly_limit = serializers.JSONField(required=False)
-    monthly_limit = serializers.JSONField(required=False)
-    calls_per_minute = serializers.JSONField(required=False)
-    max_concurrent = serializers.JSONField(required=False)
-    time_zone = serializers.JSONField(required=False)
-    week_start = serializers.JSONField(required=False)
-    alert_thresholds = serializers.JSONField(required=False)
-    handler_caps = serializers.JSONField(required=False, help_text="{handler: {daily, weekly, monthly}}; all null removes the cap.")
-    over_budget = serializers.JSONField(required=False, help_text="hold (default) or fail.")
+    daily_limit = as_sent(MONEY_OR_NULL, required=False)
+    weekly_limit = as_sent(MONEY_OR_NULL, required=False)
+    monthly_limit = as_sent(MONEY_OR_NULL, required=False)
+    calls_per_minute = as_sent(COUNT_OR_NULL, required=False)
+    max_concurrent = as_sent(COUNT_OR_NULL, required=False)
+    time_zone = as_sent({"type": "string", "description": "IANA name; empty: the team's."}, required=False)
+    week_start = as_sent({"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Monday."},
+                         required=False)
+    alert_thresholds = as_sent({"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100}},
+                               required=False)
+    handler_caps = as_sent({"type": "object", "additionalProperties": {"type": "object", "properties": {
+        window: MONEY_OR_NULL for window in ("daily", "weekly", "monthly")}}}, required=False,
+        help_text="{handler: {daily, weekly, monthly}}; all null removes the cap.")
+    over_budget = as_sent(serializers.ChoiceField(choices=BudgetPolicy.OverBudget.choices), required=False,
+                          help_text="hold (default) or fail.")
 
 
 class WindowOut(serializers.Serializer):
@@ -205,14 +216,18 @@ class HistoryView(TeamAPIView):
 
 
 class ChangesView(TeamAPIView):
-    @extend_schema(operation_id="budget_changes", responses={200: ChangeOut(many=True), **error_responses(401, 403)})
+    @extend_schema(operation_id="budget_changes", description="The newest 50 changes of the budget's settings, newest first.",
+                   responses={200: ChangeOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         changes: list[PolicyChange] = selectors.budget_changes(team=self.team)
         return Response(ChangeOut(changes, many=True).data)
 
 
 class HeldJobsView(TeamAPIView):
-    @extend_schema(operation_id="budget_held_jobs", responses={200: HeldJobOut(many=True), **error_responses(401, 403)})
+    @extend_schema(operation_id="budget_held_jobs",
+                   description="The first 100 jobs held by the budget, rate or concurrency, in the order they are "
+                               "let through (priority, then age); the executor's `held` counts every held job.",
+                   responses={200: HeldJobOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         return Response(HeldJobOut(selectors.budget_held_jobs(team=self.team), many=True).data)
 
@@ -220,17 +235,18 @@ class HeldJobsView(TeamAPIView):
 class OverrideListView(TeamAPIView):
     permission_classes = [CanManageBudget]
 
-    @extend_schema(operation_id="budget_overrides_list", responses={200: OverrideOut(many=True), **error_responses(401, 403)})
+    @extend_schema(operation_id="budget_overrides_list", description="The newest 50 overrides, newest first.",
+                   responses={200: OverrideOut(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         return Response(OverrideOut(selectors.budget_overrides(team=self.team), many=True).data)
 
-    @extend_schema(operation_id="budget_overrides_create", request=OverrideIn,
+    @extend_schema(operation_id="budget_overrides_create", request=OverrideIn, parameters=[LOCATION],
                    responses={201: OverrideOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = valid_input(OverrideIn, request)
         override = services.budget_override_create(team=self.team, amount=data["amount"], expires_at=data["expires_at"],
                                                    reason=data["reason"], by=self.membership)
-        return Response(OverrideOut(override).data, status=status.HTTP_201_CREATED)
+        return created(OverrideOut(override).data, "api-budget-override", override_id=override.public_id)
 
 
 class OverrideDetailView(TeamAPIView):

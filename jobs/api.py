@@ -9,7 +9,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -45,10 +44,13 @@ from jobs.selectors import (
     system_metrics,
 )
 from jobs.services import (
-    job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview,
+    idempotency_conflict, job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit,
+    job_submit_preview,
 )
 from jobs.watch import job_wait_final, release_connection
-from pulse_site.api import PageQuery, TeamAPIView, error_responses, no_input, query_choice, query_int, valid_input
+from pulse_site.api import (
+    LOCATION, PageQuery, TeamAPIView, created, error_responses, no_input, query_choice, query_int, valid_input,
+)
 from pulse_site.errors import Conflict, ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 
@@ -311,6 +313,13 @@ class JobFilterQuery(serializers.Serializer):
             raise serializers.ValidationError(list(search.errors))
         return search
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Bounds the wrong way round match nothing: an empty page would read as no jobs then.
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after is not None and before is not None and before <= after:
+            raise serializers.ValidationError({"created_before": "Later than created_after."})
+        return attrs
+
 
 class JobListQuery(PageQuery, JobFilterQuery):
     pass
@@ -344,13 +353,14 @@ class JobListView(TeamAPIView):
         operation_id="jobs_create",
         request=JobCreateIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                     description="Repeat a request safely for 24 h: the first job is returned.")],
+                                     description="Repeat a request safely for 24 h: the first job is returned."),
+                    LOCATION],
         responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
     )
     def post(self, request: Request) -> Response:
         data = valid_input(JobCreateIn, request)
         # Imported here: notifications builds on jobs (its deliveries are jobs), not the other way.
-        from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
+        from pulse_site.notifications.services import job_watch_add, job_watch_targets, notify_target_for_submit
 
         target = notify_target_for_submit(team=self.team, target_id=data["notify"]) if data.get("notify") else None
         run_after = _run_after(data)
@@ -364,17 +374,23 @@ class JobListView(TeamAPIView):
             )
             if target is not None and submission.created:
                 job_watch_add(job=submission.job, target=target)
+            elif not submission.created and job_watch_targets(job=submission.job) != (
+                    {target.public_id} if target is not None else set()):
+                # `notify` is part of the request a key's repeat must match, as the body is.
+                raise idempotency_conflict()
         body = {**job_detail(submission.job), "would_hold": submission.would_hold}
-        return Response(body, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
+        if submission.created:
+            return created(body, "api-job", job_id=submission.job.public_id)
+        return Response(body)  # an Idempotency-Key's repeat: the first job, nothing new
 
 
-def _run_after(data: dict[str, Any]) -> datetime | None:
-    """The start asked for: `run_after`, or `delay_seconds` from now, not both."""
+def _run_after(data: dict[str, Any]) -> datetime | timedelta | None:
+    """The start asked for: `run_after`, or `delay_seconds` from the submit, not both."""
     if "delay_seconds" not in data:
         return data.get("run_after")
     if data.get("run_after") is not None:
         raise ValidationError.for_field("delay_seconds", "Give run_after or delay_seconds, not both.")
-    return timezone.now() + timedelta(seconds=data["delay_seconds"])
+    return timedelta(seconds=data["delay_seconds"])
 
 
 class JobPreviewView(TeamAPIView):

@@ -65,7 +65,10 @@ class JobFilter:
 
 
 def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
-    """Newest first, keyset-paginated: `before` is the id of the last job of the previous page."""
+    """Newest first, keyset-paginated: `before` is the cursor the previous page gave, a job of the
+    team at or below which this page starts. It names a job the previous page did not show (the
+    next match, or the team's next job below what was looked at), not its last: a client that
+    deletes the jobs it has read, or retention pruning them, must not lose its place."""
     check_choice("status", filters.status, Job.Status.values)
     check_choice("source", filters.source, Job.Source.values)
     check_choice("error_code", filters.error_code, ErrorCode.values)
@@ -76,12 +79,11 @@ def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limi
         (anchor,) = page_anchor(Job.objects.for_team(team), before, "JB", what="a job of this team")
     if jobs_filter_indexed(filters):
         if anchor is not None:
-            rows = rows.filter(pk__lt=anchor)
+            rows = rows.filter(pk__lte=anchor)
         page = list(rows.select_related("parent").order_by("-pk")[: limit + 1])
-        more = len(page) > limit
-        page = page[:limit]
-        return page, (page[-1].public_id if more and page else None)
-    return _jobs_list_windowed(team=team, rows=rows, below=anchor, limit=limit)
+        return page[:limit], (page[limit].public_id if len(page) > limit else None)
+    # (The windows read below a key, so the anchor's own row is read as below the key after it.)
+    return _jobs_list_windowed(team=team, rows=rows, below=None if anchor is None else anchor + 1, limit=limit)
 
 
 def jobs_filter_indexed(filters: JobFilter) -> bool:
@@ -102,8 +104,10 @@ def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, l
     page, carry_on = newest_first_windowed(ids, rows.select_related("parent"), below=below, limit=limit)
     if carry_on is None:
         return page, None
-    cursor = next((job.public_id for job in page if job.pk == carry_on), None)
-    return page, cursor or Job.objects.filter(pk=carry_on).values_list("public_id", flat=True).first()
+    # The cursor is the team's newest job below where this page stopped (job_team_id): one it has
+    # not shown. None when there is none: the history is read.
+    return page, Job.objects.for_team(team).filter(pk__lt=carry_on).order_by("-pk").values_list(
+        "public_id", flat=True).first()
 
 
 def _json_scalar(text: str) -> bool | int | float | None:

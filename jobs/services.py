@@ -44,11 +44,15 @@ class Submission:
     would_hold: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _request_hash(handler: str, payload: object, priority: int, run_after: datetime | None = None) -> str:
+def _request_hash(handler: str, payload: object, priority: int, run_after: datetime | timedelta | None = None) -> str:
     """The request as the client wrote it (the payload before its defaults are filled in: a repeat
-    after a deployment that changed a default is still the same request)."""
+    after a deployment that changed a default is still the same request; a start asked for as a
+    delay is the delay, not the time it came to: a retry seconds later is the same request)."""
     request: dict[str, Any] = {"handler": handler, "payload": payload, "priority": priority}
-    if run_after is not None:  # (absent otherwise: the hashes of keys stored before stay the same)
+    # (Each absent when not asked for: the hashes of keys stored before stay the same.)
+    if isinstance(run_after, timedelta):
+        request["delay_seconds"] = run_after.total_seconds()
+    elif run_after is not None:
         request["run_after"] = run_after.isoformat()
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
@@ -70,6 +74,12 @@ def _validate_priority(priority: object) -> int:
     return priority
 
 
+def idempotency_conflict() -> Conflict:
+    """The refusal of an Idempotency-Key's repeat that asks for something else than the first request."""
+    return Conflict("Idempotency-Key was already used with a different request.", code="idempotency_conflict",
+                    fields={"idempotency_key": ["Used before with a different body."]})
+
+
 def _replayed(team: Team, key: str, request_hash: str) -> Job | None:
     """The job first submitted with `key` within the window, or None; 409 for another body."""
     existing = Job.objects.filter(team=team, idempotency_key=key).first()
@@ -80,8 +90,7 @@ def _replayed(team: Team, key: str, request_hash: str) -> Job | None:
         Job.objects.filter(pk=existing.pk, idempotency_key=key).update(idempotency_key=None)
         return None
     if existing.request_hash != request_hash:
-        raise Conflict("Idempotency-Key was already used with a different request.", code="idempotency_conflict",
-                       fields={"idempotency_key": ["Used before with a different body."]})
+        raise idempotency_conflict()
     return existing
 
 
@@ -96,12 +105,15 @@ def _prepare(
     idempotency_key: str | None = None,
     created_by: str = "",
     estimate_micros: int | None = None,
-    run_after: datetime | None = None,
+    run_after: datetime | timedelta | None = None,
     origin: str = "",
     internal: bool = False,
     start_by: datetime | None = None,
 ) -> Job:
     """The unsaved job of a valid submission; ValidationError (or another PulseError) if not."""
+    asked_start = run_after
+    if isinstance(run_after, timedelta):
+        run_after = timezone.now() + run_after
     spec = get_handler(handler) if internal else get_public_handler(handler)
     check_payload_size(payload)
     body = spec.validate(payload)
@@ -123,7 +135,7 @@ def _prepare(
         team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
         priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
         timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
-        request_hash=_request_hash(handler, payload, priority, run_after), created_by=created_by[:150], run_after=run_after,
+        request_hash=_request_hash(handler, payload, priority, asked_start), created_by=created_by[:150], run_after=run_after,
         origin=origin, start_by=start_by,
     )
 
@@ -160,11 +172,14 @@ def job_submit(
     idempotency_key: str | None = None,
     created_by: str = "",
     estimate_micros: int | None = None,
-    run_after: datetime | None = None,
+    run_after: datetime | timedelta | None = None,
     origin: str = "",
     internal: bool = False,
 ) -> Submission:
     """Validate and write a job `queued`; a worker starts it once the transaction commits.
+
+    `run_after`: start no earlier than this time, or this long after the submit (a timedelta;
+    an Idempotency-Key's repeat asking the same delay later is the same request).
 
     `estimate_micros` overrides the handler's estimate (a schedule's override); otherwise the
     handler's estimator or fixed cost is used, never a silent zero.
@@ -235,7 +250,7 @@ class Preview:
 
 
 def job_submit_preview(*, team: Team, handler: str, payload: object, priority: object = 0,
-                       run_after: datetime | None = None) -> Preview:
+                       run_after: datetime | timedelta | None = None) -> Preview:
     """job_submit's checks without its writes: the refusal it would meet is raised as job_submit
     raises it, and its `would_hold` is the submit's. Advisory: the state may change before a submit."""
     job = _prepare(team=team, handler=handler, payload=payload, source=Job.Source.API, priority=priority,

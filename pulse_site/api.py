@@ -17,9 +17,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import Http404
-from django.urls import re_path
-from drf_spectacular.utils import extend_schema
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django.urls import Resolver404, re_path, resolve, reverse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
@@ -134,26 +136,54 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+# For `extend_schema(parameters=[LOCATION])` of an operation that answers `created(...)`.
+LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[201],
+                            description="The new row's URL, where it is read back.")
+
+
+def created(body: Any, url_name: str, **kwargs: str) -> Response:
+    """A create's 201, with the new row's URL (`url_name` reversed with `kwargs`) in Location."""
+    return Response(body, status=status.HTTP_201_CREATED, headers={"Location": reverse(url_name, kwargs=kwargs)})
+
+
 def error_responses(*statuses: int) -> dict[int, type[ErrorSerializer]]:
     """For `extend_schema(responses={200: X, **error_responses(400, 404)})`."""
     return {code: ErrorSerializer for code in statuses}
 
 
-OUTAGE_RESPONSE = {
-    "description": "The database is unavailable for a moment (error code `database_unavailable`); "
-                   f"retry after the seconds in Retry-After ({RETRY_AFTER_SECONDS}).",
-    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}},
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
+def _error_response(description: str, **more: Any) -> dict[str, Any]:
+    return {"description": description, **more,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def schema_outage_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: every operation may answer 503 during a database outage
-    (`exception_handler`), so the schema says so for each one."""
+OUTAGE_RESPONSE = _error_response(
+    "The database is unavailable for a moment (error code `database_unavailable`); "
+    f"retry after the seconds in Retry-After ({RETRY_AFTER_SECONDS}).",
+    headers={"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}})
+# What any operation may answer, whatever it does; (methods, status, answer).
+COMMON_RESPONSES = [
+    ({"get", "put", "post", "patch", "delete"}, "400", _error_response(
+        "A query parameter the operation does not take, or one given twice, refused by name.")),
+    ({"get", "put", "post", "patch", "delete"}, "406", _error_response(
+        "The Accept header names no type the API answers in (JSON).")),
+    ({"put", "post", "patch", "delete"}, "413", _error_response(
+        f"A body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (error code `request_too_large`).")),
+    ({"put", "post", "patch", "delete"}, "415", _error_response(
+        "A body that is not JSON (Content-Type application/json).")),
+    ({"get", "put", "post", "patch", "delete"}, "503", OUTAGE_RESPONSE),
+]
+
+
+def schema_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the refusals every operation may answer (a query
+    parameter it does not take, an Accept it cannot serve, a body too large or not JSON, a
+    database outage), so the schema says so for each one; an operation's own description of a
+    status stays."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
-            if method in {"get", "put", "post", "patch", "delete"}:
-                operation.setdefault("responses", {}).setdefault("503", OUTAGE_RESPONSE)
+            for methods, code, answer in COMMON_RESPONSES:
+                if method in methods:
+                    operation.setdefault("responses", {}).setdefault(code, answer)
     return result
 
 
@@ -180,12 +210,25 @@ def no_input(request: Request) -> None:
 def valid_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     """The query string validated by `serializer_class`, every bad parameter named at once. A
     parameter the serializer does not have is refused by name (a misspelt filter must not answer
-    with everything); a blank one is as if not given, except where blank is a value (text)."""
+    with everything), and so is one given twice (each takes one value: only the last was read, so
+    ?status=queued&status=failed answered the failed jobs alone); a blank one is as if not given,
+    except where blank is a value (text)."""
     fields = serializer_class().fields
+    repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1 and name in fields)
     given = {name: value for name, value in request.query_params.items()
-             if value != "" or isinstance(fields.get(name), serializers.CharField)}
+             if name not in repeated and (value != "" or isinstance(fields.get(name), serializers.CharField))}
     given.pop(api_settings.URL_FORMAT_OVERRIDE or "", None)  # DRF's own ?format=
-    return _validated(serializer_class(data=given), given, "Unknown query parameter.")
+    return _validated(serializer_class(data=given), given, "Unknown query parameter.",
+                      refused={name: "Give it once." for name in repeated})
+
+
+def as_sent(schema: dict[str, Any] | serializers.Field, base: type[serializers.Field] = serializers.JSONField,
+            **kwargs: Any) -> serializers.Field:
+    """A body field its service checks (refusing a bad value by name with every other bad field of
+    the request at once, which a serializer's refusal, coming first and alone, would not), kept as
+    `base` reads it, and documented in the OpenAPI schema as `schema` (a field's or a dictionary)
+    rather than as any value."""
+    return extend_schema_field(schema)(type("AsSent", (base,), {}))(**kwargs)
 
 
 def query_int(*, low: int, high: int, default: int, help_text: str = "") -> serializers.IntegerField:
@@ -209,10 +252,13 @@ class PageQuery(serializers.Serializer):
     limit = query_int(low=1, high=MAX_PAGE, default=50)
 
 
-def _validated(serializer: serializers.Serializer, data: Any, unknown: str) -> dict[str, Any]:
-    """The serializer's data, or one refusal naming every bad field: those it has not (`unknown`)
-    and those it refuses."""
+def _validated(serializer: serializers.Serializer, data: Any, unknown: str,
+               refused: dict[str, str] | None = None) -> dict[str, Any]:
+    """The serializer's data, or one refusal naming every bad field: those `refused` already (with
+    their reason), those it has not (`unknown`) and those it refuses."""
     errors = FieldErrors()
+    for name, reason in (refused or {}).items():
+        errors.add_reason(name, reason)
     if isinstance(data, dict):
         for name in sorted(set(data) - set(serializer.fields)):
             errors.add_reason(name, unknown)
@@ -277,8 +323,30 @@ class TeamAPIView(APIView):
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 @authentication_classes([])
 @permission_classes([])
-def api_not_found(request: Request, *args: object, **kwargs: object) -> Response:
-    raise drf_exceptions.NotFound("No API route matches this URL.")
+def _api_not_found(request: Request, *args: object, **kwargs: object) -> Response:
+    raise drf_exceptions.NotFound(_not_found_message(request.path_info))
+
+
+def _not_found_message(path: str) -> str:
+    """Says where a URL written without its trailing slash is (APPEND_SLASH cannot redirect under
+    /api/: this catch-all matches every URL there, and a POST's body would be lost anyway)."""
+    if not path.endswith("/"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "api-not-found":
+            return f"No API route matches this URL; API URLs end with a slash: {path}/"
+    return "No API route matches this URL."
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+    response = _api_not_found(request, *args, **kwargs)
+    # DRF lists the view's methods in Allow, every one of them; no method is allowed at a URL
+    # that is not there.
+    del response["Allow"]
+    return response
 
 
 def api_catch_all() -> URLPattern:

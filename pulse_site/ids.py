@@ -16,7 +16,7 @@ from ulid import ULID
 from pulse_site.errors import ValidationError
 
 PUBLIC_ID_RE = re.compile(r"^[A-Z]{2}_[0-9A-HJKMNP-TV-Z]{26}$")
-# The most rows one page of a list gives; the next page carries on from the public id of its last.
+# The most rows one page of a list gives; the next page starts at the cursor it gives, its first row.
 MAX_PAGE = 200
 
 

@@ -242,7 +242,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "pulse_site.api.schema_outage_responses",
+        "pulse_site.api.schema_common_responses",
     ],
     # Jobs and executions both have a "status" choice field with different choices.
     "ENUM_NAME_OVERRIDES": {

@@ -9,7 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import PageQuery, TeamAPIView, error_responses, no_input, query_choice, valid_input
+from pulse_site.api import (
+    LOCATION, PageQuery, TeamAPIView, as_sent, created, error_responses, no_input, query_choice, valid_input,
+)
 from schedules.events import execution_summary, schedule_summary
 from schedules.models import Schedule
 from schedules.selectors import (
@@ -77,8 +79,10 @@ class ScheduleIn(serializers.Serializer):
     time_zone = serializers.CharField(max_length=64, required=False, allow_null=True,
                                       help_text="IANA name; default: the team's time zone.")
     enabled = serializers.BooleanField(required=False)
-    overlap_policy = serializers.CharField(required=False)
-    misfire_policy = serializers.CharField(required=False)
+    overlap_policy = as_sent(serializers.ChoiceField(choices=Schedule.Overlap.choices), serializers.CharField,
+                             required=False)
+    misfire_policy = as_sent(serializers.ChoiceField(choices=Schedule.Misfire.choices), serializers.CharField,
+                             required=False)
     # Passed on as sent: the money parser refuses a JSON number by name (0.1 as a float is not 0.1).
     estimate_override = serializers.JSONField(required=False, allow_null=True,
                                               help_text="Money as a string, e.g. \"0.25\"; null: the handler's estimate.")
@@ -105,7 +109,8 @@ class ExecutionPageOut(serializers.Serializer):
 
 class PreviewIn(serializers.Serializer):
     cron = serializers.CharField(allow_blank=True, max_length=500)
-    time_zone = serializers.CharField(allow_blank=True, max_length=64)
+    time_zone = serializers.CharField(allow_blank=True, required=False, max_length=64,
+                                      help_text="IANA name; empty or left out: the team's time zone.")
 
 
 class PreviewOut(serializers.Serializer):
@@ -168,12 +173,12 @@ class ScheduleListView(TeamAPIView):
                                       handler=self.query.get("handler", ""))
         return Response({"results": [schedule_detail(row.schedule) for row in rows], "next_cursor": cursor})
 
-    @extend_schema(operation_id="schedules_create", request=ScheduleIn,
+    @extend_schema(operation_id="schedules_create", request=ScheduleIn, parameters=[LOCATION],
                    responses={201: ScheduleOneOut, **error_responses(400, 401, 403, 413)})
     def post(self, request: Request) -> Response:
         data = valid_input(ScheduleIn, request)
         schedule = schedule_create(team=self.team, created_by=_who(self), **data)
-        return Response(schedule_one(schedule), status=status.HTTP_201_CREATED)
+        return created(schedule_one(schedule), "api-schedule", schedule_id=schedule.public_id)
 
 
 class ScheduleDetailView(TeamAPIView):
@@ -228,10 +233,10 @@ class ScheduleTriggerView(TeamAPIView):
 
 class SchedulePreviewView(TeamAPIView):
     @extend_schema(operation_id="schedules_preview", summary="Describe an expression and list its next five runs",
-                   request=PreviewIn, responses={200: PreviewOut, **error_responses(400, 401)})
+                   request=PreviewIn, responses={200: PreviewOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = valid_input(PreviewIn, request)
-        result = preview(cron=data["cron"], time_zone=data["time_zone"] or self.team.time_zone)
+        result = preview(cron=data["cron"], time_zone=data.get("time_zone") or self.team.time_zone)
         runs = result["next_runs"]
         return Response({
             "description": result["description"],

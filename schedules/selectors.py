@@ -106,8 +106,9 @@ def schedules_list(*, team: Team, after: str | None = None, limit: int = 50,
                    name: str = "", handler: str = "") -> tuple[list[ScheduleRow], str | None]:
     """A page of the team's schedules by name, each with its last STRIP executions (three queries
     whatever the team has: index schedule_team_name), and the cursor of the next page: `after` is
-    the last schedule of the previous page (its SP_ id). `name` keeps the schedules whose name
-    holds it (any case); `handler` keeps those of that handler."""
+    the first schedule of this page, as the previous page gave it (its SP_ id): one that page did
+    not show, so a client that deletes or renames the schedules it has read keeps its place.
+    `name` keeps the schedules whose name holds it (any case); `handler` keeps those of that handler."""
     check_page_limit(limit)
     rows = Schedule.objects.for_team(team)
     if name:
@@ -116,11 +117,9 @@ def schedules_list(*, team: Team, after: str | None = None, limit: int = 50,
         rows = rows.filter(handler=handler)
     if after:
         anchor = page_anchor(Schedule.objects.for_team(team), after, "SP", ("name", "pk"), what="a schedule of this team")
-        rows = rows.filter(Q(name__gt=anchor[0]) | Q(name=anchor[0], pk__gt=anchor[1]))
+        rows = rows.filter(Q(name__gt=anchor[0]) | Q(name=anchor[0], pk__gte=anchor[1]))
     page = list(rows.order_by("name", "pk")[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
-    return _with_recent(page), (page[-1].public_id if more else None)
+    return _with_recent(page[:limit]), (page[limit].public_id if len(page) > limit else None)
 
 
 def schedule_row(schedule: Schedule) -> ScheduleRow:
@@ -175,7 +174,8 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
 
 def executions_list(*, schedule: Schedule, status: str = "", before: str | None = None,
                     limit: int = 50) -> tuple[list[Execution], str | None]:
-    """Newest first, keyset-paginated: `before` is the id of the last execution of the previous page."""
+    """Newest first, keyset-paginated: `before` is the first execution of this page, as the previous
+    page gave it (one it did not show: the retention or a withdrawn staged run may delete those)."""
     check_choice("status", status, EXECUTION_STATUSES)
     check_page_limit(limit)
     rows: QuerySet[Execution] = Execution.objects.filter(schedule=schedule)
@@ -185,11 +185,9 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
     if before:
         (anchor,) = page_anchor(Execution.objects.filter(schedule=schedule), before, "EX",
                                 what="an execution of this schedule")
-        rows = rows.filter(pk__lt=anchor)
+        rows = rows.filter(pk__lte=anchor)
     page = list(rows.select_related("job", "schedule").order_by("-pk")[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
-    return page, (page[-1].public_id if more and page else None)
+    return page[:limit], (page[limit].public_id if len(page) > limit else None)
 
 
 def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, object]:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from jobs.api import JobOut
 from jobs.events import job_summary
-from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
+from pulse_site.api import LOCATION, TeamAPIView, created, error_responses, no_input, valid_input
 from pulse_site.errors import choose_one_of
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
@@ -103,12 +103,12 @@ class TargetListView(TeamAPIView):
     def get(self, request: Request) -> Response:
         return Response(TargetOut(Target.objects.filter(team=self.team), many=True).data)
 
-    @extend_schema(operation_id="notification_targets_create", request=TargetIn,
+    @extend_schema(operation_id="notification_targets_create", request=TargetIn, parameters=[LOCATION],
                    responses={201: TargetCreatedOut, **error_responses(400, 401, 403, 409)})
     def post(self, request: Request) -> Response:
         data = _valid(TargetIn, request)
         target = services.target_create(team=self.team, by=self.membership, created_by=_who(self), **data)
-        return Response(TargetCreatedOut(target).data, status=status.HTTP_201_CREATED)
+        return created(TargetCreatedOut(target).data, "api-notification-target", target_id=target.public_id)
 
 
 class TargetDetailView(TeamAPIView):
@@ -169,7 +169,7 @@ class RuleListView(TeamAPIView):
     def get(self, request: Request) -> Response:
         return Response(RuleOut(Rule.objects.filter(team=self.team).select_related("target"), many=True).data)
 
-    @extend_schema(operation_id="notification_rules_create", request=RuleIn,
+    @extend_schema(operation_id="notification_rules_create", request=RuleIn, parameters=[LOCATION],
                    responses={201: RuleOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = _valid(RuleIn, request)
@@ -177,7 +177,7 @@ class RuleListView(TeamAPIView):
                                     error_codes=data["error_codes"], final_only=data["final_only"],
                                     minutes=data["minutes"], enabled=data["enabled"], by=self.membership,
                                     who=_who(self))
-        return Response(RuleOut(rule).data, status=status.HTTP_201_CREATED)
+        return created(RuleOut(rule).data, "api-notification-rule", rule_id=rule.public_id)
 
 
 class RuleDetailView(TeamAPIView):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import TeamAPIView, error_responses, no_input, valid_input
+from pulse_site.api import TeamAPIView, as_sent, error_responses, no_input, valid_input
 from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display, validate_time_zone
 from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings, CanManageTokens
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
@@ -77,13 +79,18 @@ class MemberOut(serializers.Serializer):
         return user_display(membership.user)
 
 
+def _role(**kwargs: Any) -> serializers.Field:
+    return as_sent(serializers.ChoiceField(choices=Membership.Role.choices), serializers.CharField, max_length=10,
+                   **kwargs)
+
+
 class MemberCreateIn(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.CharField(max_length=10, default=Membership.Role.MEMBER)
+    role = _role(default=Membership.Role.MEMBER)
 
 
 class MemberChangeIn(serializers.Serializer):
-    role = serializers.CharField(max_length=10)
+    role = _role()
 
 
 class TokenOut(serializers.Serializer):
@@ -108,7 +115,8 @@ class TokenCreatedOut(TokenOut):
 
 class TokenCreateIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    access = serializers.CharField(max_length=5, default=ApiToken.Access.READ)
+    access = as_sent(serializers.ChoiceField(choices=ApiToken.Access.choices, default=ApiToken.Access.READ),
+                     serializers.CharField, max_length=5, default=ApiToken.Access.READ)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 

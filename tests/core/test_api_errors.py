@@ -45,6 +45,20 @@ def test_an_unknown_api_url_is_a_404_in_the_error_shape(alice_client):
         response = alice_client.get(url)
         assert response.status_code == 404
         assert error(response) == {"code": "not_found", "message": "No API route matches this URL.", "fields": {}}
+        # It said "Allow: PATCH, HEAD, DELETE, GET, OPTIONS, POST, OPTIONS, PUT": no method is allowed here.
+        assert not response.has_header("Allow")
+
+
+@pytest.mark.parametrize("method, url, right", [
+    ("get", "/api/v1/jobs", "/api/v1/jobs/"),
+    ("post", "/api/v1/schedules/preview", "/api/v1/schedules/preview/"),
+    ("get", "/api/v1/jobs/JB_01KT1A0F802SKHTQF349MJ456G/logs", "/api/v1/jobs/JB_01KT1A0F802SKHTQF349MJ456G/logs/"),
+])
+def test_a_url_without_its_trailing_slash_is_a_404_that_says_so(alice_client, method, url, right):
+    response = getattr(alice_client, method)(url, {}, content_type="application/json")
+    assert response.status_code == 404
+    assert error(response) == {"code": "not_found", "fields": {},
+                               "message": f"No API route matches this URL; API URLs end with a slash: {right}"}
 
 
 def test_a_missing_field_is_a_400_naming_the_field(alice_client):
@@ -184,6 +198,66 @@ def test_a_query_parameter_the_endpoint_does_not_take_is_refused_by_name(alice_c
     assert response.status_code == 400
     assert error(response) == {"code": "validation_error", "message": f"{name}: Unknown query parameter.",
                                "fields": {name: ["Unknown query parameter."]}}
+
+
+@pytest.mark.parametrize("url", ["/api/v1/jobs/?status=queued&status=failed",
+                                 "/api/v1/schedules/?handler=pulse.noop&limit=5&handler=pulse.sleep",
+                                 "/api/v1/events/?family=job&family=",
+                                 "/api/v1/jobs/?status=failed&limit=2&limit=3"])
+def test_a_query_parameter_given_twice_is_refused_by_name(alice_client, acme, url):
+    """Only the last value was taken: ?status=queued&status=failed answered the failed jobs alone,
+    as if the list took either."""
+    from jobs.services import job_submit
+
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    name = url.split("?")[1].split("&")[-1].split("=")[0]
+    response = alice_client.get(url)
+    assert response.status_code == 400
+    assert error(response) == {"code": "validation_error", "message": f"{name}: Give it once.",
+                               "fields": {name: ["Give it once."]}}
+
+
+def test_the_schema_lists_the_refusals_every_operation_can_answer(alice_client):
+    """Every operation refuses a query parameter it does not take (400) and an Accept it cannot
+    answer (406), and every one that reads a body one too large (413) or not JSON (415); the
+    schema listed them for some operations only, so a generated client met undocumented answers."""
+    schema = alice_client.get("/api/schema/", {"format": "json"}).json()
+    missing = [(method, path, code) for path, operations in schema["paths"].items()
+               for method, operation in operations.items()
+               for code in (("400", "406") if method == "get" else ("400", "406", "413", "415"))
+               if code not in operation["responses"]]
+    assert missing == []
+    answered = alice_client.get("/api/v1/team/?bogus=1")
+    assert answered.status_code == 400 and "400" in schema["paths"]["/api/v1/team/"]["get"]["responses"]
+    assert schema["paths"]["/api/v1/team/"]["get"]["responses"]["406"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def test_the_schema_gives_the_values_a_body_field_takes_where_the_service_checks_them(alice_client):
+    """These fields are passed to their service as sent (it refuses a bad one by name, with every
+    other bad field at once); the schema said "any string" or "any JSON", so a client generated
+    from it could not know that access is read or write, or that a limit is a decimal string."""
+    schemas = alice_client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
+
+    def enum(component: str, field: str) -> list[str]:
+        ref = schemas[component]["properties"][field]["allOf"][0]["$ref"]
+        return schemas[ref.rsplit("/", 1)[1]]["enum"]
+
+    assert enum("TokenCreateInRequest", "access") == ["read", "write"]
+    assert enum("MemberCreateInRequest", "role") == enum("PatchedMemberChangeInRequest", "role") == [
+        "owner", "admin", "member", "viewer"]
+    assert (enum("ScheduleInRequest", "overlap_policy"), enum("ScheduleInRequest", "misfire_policy")) == (
+        ["skip", "queue", "allow"], ["skip", "once", "all"])
+    assert enum("PatchedPolicyInRequest", "over_budget") == ["hold", "fail"]
+    budget = schemas["PatchedPolicyInRequest"]["properties"]
+    assert (budget["daily_limit"]["type"], budget["daily_limit"]["nullable"]) == ("string", True)
+    assert (budget["max_concurrent"]["type"], budget["week_start"]["maximum"]) == ("integer", 6)
+
+
+def test_a_value_outside_the_documented_ones_is_still_the_services_refusal(alice_client):
+    response = alice_client.post("/api/v1/tokens/", {"name": "ci", "access": "admin"}, content_type="application/json")
+    assert response.status_code == 400
+    assert error(response)["fields"] == {"access": ["Choose 'read' or 'write'."]}
 
 
 def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice_client, acme):

@@ -59,6 +59,23 @@ def test_an_idempotency_key_returns_the_first_job_and_409s_on_another_body(acme_
     assert Job.objects.count() == 1
 
 
+def test_a_repeat_of_a_delayed_submit_is_the_same_request_however_late_it_comes(acme_api, time_machine):
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    time_machine.move_to(now, tick=False)
+    body = {"handler": "pulse.noop", "payload": {"a": 1}, "delay_seconds": 90}
+    first = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="later")
+    time_machine.move_to(now + timedelta(seconds=7), tick=False)  # a client's retry after a timeout
+    again = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="later")
+    other = post(acme_api, "jobs/", {**body, "delay_seconds": 60}, HTTP_IDEMPOTENCY_KEY="later")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["run_after"] == first.json()["run_after"] == "2026-06-01T10:01:30+00:00"
+    assert other.json()["error"]["code"] == "idempotency_conflict"
+    assert Job.objects.count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_ten_concurrent_identical_requests_make_one_job(acme):
     barrier = threading.Barrier(10)
@@ -96,6 +113,39 @@ def test_the_list_is_newest_first_filtered_and_keyset_paginated(acme, acme_api):
     only_dashboard = acme_api.get("/api/v1/jobs/?source=dashboard").json()["results"]
     assert [j["handler"] for j in only_dashboard] == ["pulse.sleep"]
     assert acme_api.get("/api/v1/jobs/?status=exploded").status_code == 400
+
+
+@pytest.mark.parametrize("query", ["handler=pulse.noop", "source=api", "q=batch=1"])
+def test_a_client_that_deletes_the_jobs_of_each_page_pages_on_to_the_end(acme, acme_api, query):
+    """A clean-up script reads a page, deletes its jobs and asks for the next: the cursor named the
+    page's last job, the one just deleted, and the next page was a 400 "Not a job of this team"."""
+    jobs = [Job.objects.create(team=acme, handler="pulse.noop", payload={"batch": 1}, source="api",
+                               status=Job.Status.COMPLETED) for _ in range(5)]
+    seen, cursor = [], ""
+    while True:
+        page = acme_api.get(f"/api/v1/jobs/?{query}&limit=2&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        for job in page.json()["results"]:
+            seen.append(job["id"])
+            assert acme_api.delete(f"/api/v1/jobs/{job['id']}/").status_code == 204
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [job.public_id for job in reversed(jobs)]
+    assert not Job.objects.exists()
+
+
+def test_a_creation_range_that_ends_before_it_starts_is_refused_by_name(acme, acme_api):
+    """Swapped bounds answered an empty page, as if the team had no jobs then."""
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    bounds = "created_after=2026-06-02T00:00:00Z&created_before=2026-06-01T00:00:00Z"
+    listed = acme_api.get(f"/api/v1/jobs/?{bounds}")
+    bulk = post(acme_api, "jobs/bulk/matching/", {"action": "cancel", "filter": {
+        "created_after": "2026-06-02T00:00:00Z", "created_before": "2026-06-02T00:00:00Z"}})
+    assert (listed.status_code, bulk.status_code) == (400, 400)
+    assert listed.json()["error"]["fields"] == {"created_before": ["Later than created_after."]}
+    assert bulk.json()["error"]["fields"] == {"filter.created_before": ["Later than created_after."]}
+    assert Job.objects.get().status == "queued"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -39,13 +39,13 @@ def test_the_list_filters_by_status_handler_and_source(alice_client, submit):
     assert [r.job.public_id for r in alice_client.get("/jobs/?source=dashboard").context["rows"]] == [noop.public_id]
 
 
-def test_load_more_continues_after_the_cursor(alice_client, submit, monkeypatch):
+def test_load_more_continues_from_the_cursor(alice_client, submit, monkeypatch):
     monkeypatch.setattr("jobs.views.PAGE_SIZE", 2)
     jobs = [submit() for _ in range(3)]
     first = alice_client.get("/jobs/")
     assert [r.job.public_id for r in first.context["rows"]] == [jobs[2].public_id, jobs[1].public_id]
-    assert first.context["next_url"] == f"?cursor={jobs[1].public_id}"
-    second = alice_client.get(f"/jobs/?cursor={jobs[1].public_id}")
+    assert first.context["next_url"] == f"?cursor={jobs[0].public_id}"  # the first job of the next page
+    second = alice_client.get(f"/jobs/?cursor={jobs[0].public_id}")
     assert [r.job.public_id for r in second.context["rows"]] == [jobs[0].public_id]
     assert second.context["next_url"] == ""
 

@@ -284,6 +284,29 @@ def test_a_job_submitted_with_notify_tells_its_target_once_when_it_ends(acme, ac
     assert notifications_match() == 0
 
 
+def test_an_idempotency_keys_repeat_with_another_notify_is_another_request(acme, acme_api):
+    """notify was left out of what a key's repeat is compared on: a repeat naming another target (or
+    none) answered 200 with the first job, and the target it named never heard of it."""
+    from pulse_site.notifications.models import JobWatch
+
+    ci = target_create(team=acme, name="ci", kind="email", address="ci@example.com", by=None)
+    ops = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+
+    def submit(**notify):
+        return acme_api.post("/api/v1/jobs/", {"handler": "pulse.noop", **notify}, format="json",
+                             HTTP_IDEMPOTENCY_KEY="nightly")
+
+    first, again = submit(notify=ci.public_id), submit(notify=ci.public_id)
+    other, none = submit(notify=ops.public_id), submit()
+    assert [r.status_code for r in (first, again, other, none)] == [201, 200, 409, 409]
+    assert again.json()["id"] == first.json()["id"]
+    assert other.json()["error"] == none.json()["error"] == {
+        "code": "idempotency_conflict", "message": "Idempotency-Key was already used with a different request.",
+        "fields": {"idempotency_key": ["Used before with a different body."]}}
+    assert list(JobWatch.objects.values_list("job_id", "target__name")) == [(first.json()["id"], "ci")]
+    assert Job.objects.count() == 1
+
+
 def test_notify_naming_another_teams_target_is_refused_and_no_job_is_created(acme, globex, globex_api):
     target = target_create(team=acme, name="ci", kind="email", address="ci@example.com", by=None)
     response = globex_api.post("/api/v1/jobs/", {"handler": "pulse.noop", "notify": target.public_id}, format="json")

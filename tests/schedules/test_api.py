@@ -82,6 +82,27 @@ def test_preview_describes_and_lists_the_next_runs_in_the_zone(acme_api, time_ma
     assert set(refused.json()["error"]["fields"]) == {"cron", "time_zone"}
 
 
+def test_preview_without_a_zone_uses_the_teams_as_a_create_does(acme, acme_api, time_machine):
+    """The zone was required here (400 "This field is required.") though a create takes the team's."""
+    time_machine.move_to(T0, tick=False)
+    acme.time_zone = "Asia/Tokyo"
+    acme.save(update_fields=["time_zone"])
+    response = acme_api.post("/api/v1/schedules/preview/", {"cron": "0 9 * * *"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["next_runs_local"][0] == "2026-06-02T09:00:00+09:00"
+    assert response.json()["next_runs"][0] == "2026-06-02T00:00:00+00:00"
+
+
+def test_preview_is_refused_to_a_read_token_as_its_schema_says(acme_api_read):
+    response = acme_api_read.post("/api/v1/schedules/preview/", {"cron": "0 9 * * *"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"] == {"code": "permission_denied", "message": "This token is read-only.",
+                                        "fields": {}}
+    schema = acme_api_read.get("/api/schema/", {"format": "json"}).json()
+    assert "403" in schema["paths"]["/api/v1/schedules/preview/"]["post"]["responses"]
+    assert "time_zone" not in schema["components"]["schemas"]["PreviewInRequest"].get("required", [])
+
+
 def test_pause_resume_and_trigger(acme_api):
     schedule_id = create(acme_api).json()["id"]
     paused = acme_api.post(f"/api/v1/schedules/{schedule_id}/pause/").json()
@@ -190,6 +211,48 @@ def test_the_list_is_paged_by_name_and_filtered_by_a_piece_of_the_name(acme, acm
                     time_zone="UTC")
     assert [s["name"] for s in acme_api.get("/api/v1/schedules/?handler=pulse.sleep").json()["results"]] == ["Sleeper"]
     assert acme_api.get("/api/v1/schedules/?handler=pulse.sleep&name=report").json()["results"] == []
+
+
+def test_a_client_that_renames_or_deletes_the_schedules_it_read_pages_on_to_the_end(acme, acme_api):
+    """The cursor named the page's last schedule: deleted, the next page was a 400; renamed, the
+    next page carried on from its new name and skipped or repeated schedules."""
+    from schedules.services import schedule_create
+
+    for name in ("a1", "a2", "a3", "a4", "a5", "a6"):
+        schedule_create(team=acme, name=name, handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    seen, cursor = [], ""
+    while True:
+        page = acme_api.get(f"/api/v1/schedules/?limit=2&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        for schedule in page.json()["results"]:
+            seen.append(schedule["name"])
+            if schedule["name"] in ("a1", "a3", "a5"):
+                assert acme_api.delete(f"/api/v1/schedules/{schedule['id']}/").status_code == 204
+            elif schedule["name"] in ("a2", "a4", "a6"):  # moved past the rest, so listed again at the end
+                renamed = acme_api.patch(f"/api/v1/schedules/{schedule['id']}/", {"name": f"z{schedule['name']}"},
+                                         format="json")
+                assert renamed.status_code == 200
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["a1", "a2", "a3", "a4", "a5", "a6", "za2", "za4", "za6"]
+    assert sorted(Schedule.objects.values_list("name", flat=True)) == ["za2", "za4", "za6"]
+
+
+def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule_id = create(acme_api, cron="* * * * *", overlap_policy="allow").json()["id"]
+    for minute in (1, 2, 3, 4):
+        time_machine.move_to(datetime(2026, 6, 1, 10, minute, tzinfo=UTC), tick=False)
+        schedules_tick()
+    url = f"/api/v1/schedules/{schedule_id}/executions/"
+    first = acme_api.get(url, {"limit": 2}).json()
+    Execution.objects.filter(public_id__in=[e["id"] for e in first["results"]]).delete()  # as retention or a withdrawal
+    second = acme_api.get(url, {"limit": 2, "cursor": first["next_cursor"]})
+    assert second.status_code == 200, second.json()
+    assert [e["fire_time"] for e in second.json()["results"]] == ["2026-06-01T10:02:00+00:00",
+                                                                  "2026-06-01T10:01:00+00:00"]
+    assert second.json()["next_cursor"] is None
 
 
 def test_a_change_that_changes_nothing_writes_nothing_and_a_change_names_its_fields(acme_api, acme):
