@@ -46,6 +46,10 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[ApiTokenUser, ApiToken] | None:
         parts = get_authorization_header(request).split()
+        if parts and parts[0].lower() == b"token":
+            # DRF's own scheme, what a client written against another DRF API sends first. Any
+            # other scheme is let by (a proxy's Basic in front of a signed-in browser).
+            raise exceptions.AuthenticationFailed("Pulse's tokens go as 'Authorization: Bearer <token>', not 'Token'.")
         if not parts or parts[0].lower() != self.keyword.lower().encode():
             return None
         if len(parts) != 2:

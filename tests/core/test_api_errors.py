@@ -277,3 +277,19 @@ def test_a_format_the_api_does_not_answer_in_is_refused_by_name(alice_client, ur
     assert response.status_code == 400
     assert error(response) == {"code": "validation_error", "message": "format: Choose one of json.",
                                "fields": {"format": ["Choose one of json."]}}
+
+
+def test_a_token_sent_with_drfs_token_scheme_is_told_to_use_bearer(acme):
+    from rest_framework.test import APIClient
+
+    from pulse_site.teams.services import token_create
+
+    _, secret = token_create(team=acme, name="ci", access="read", expires_at=None, by=None)
+    client = APIClient()
+
+    response = client.get("/api/v1/team/", HTTP_AUTHORIZATION=f"Token {secret}")
+
+    assert response.status_code == 401
+    assert error(response) == {"code": "authentication_failed",
+                               "message": "Pulse's tokens go as 'Authorization: Bearer <token>', not 'Token'.", "fields": {}}
+    assert client.get("/api/v1/team/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
