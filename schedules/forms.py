@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from jobs.forms import JsonField
+from jobs.payload_form import JsonField
 from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
 from pulse_site.zones import zone_names
