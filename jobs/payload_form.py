@@ -52,9 +52,9 @@ def _blank(choices: list[tuple[str, str]], label: str) -> list[tuple[str, str]]:
     return [("", label), *choices]
 
 
-def _field_for(prop: dict[str, Any], required: bool) -> forms.Field:
+def _field_for(prop: dict[str, Any], required: bool, *, default_filled: bool) -> forms.Field:
     kind = prop.get("type")
-    default = prop.get("default")
+    default = prop.get("default") if default_filled else None
     help_text = prop.get("description", "")
     common: dict[str, Any] = {"required": required, "help_text": help_text}
     enum = prop.get("enum")
@@ -75,18 +75,40 @@ def _field_for(prop: dict[str, Any], required: bool) -> forms.Field:
     return JsonField(initial=None if default is None else json.dumps(default), **common)
 
 
+def _carries(field: forms.Field, value: Any) -> bool:
+    """Whether `value`, shown in `field` and sent back unchanged, comes back as the same value."""
+    if value is None or isinstance(field, JsonField):
+        return value is not None  # a JSON null would read as 'not given'
+    if isinstance(field, forms.NullBooleanField):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(field, forms.ChoiceField):
+        return isinstance(value, str) and value != "" and field.valid_value(value)
+    if isinstance(field, forms.FloatField):  # before IntegerField: Django's FloatField is one
+        return isinstance(value, (int, float))
+    if isinstance(field, forms.IntegerField):
+        return isinstance(value, int)
+    # Empty text is read as not given: left out of the payload, or refused where required.
+    return isinstance(value, str) and value != ""
+
+
 class PayloadForm(forms.Form):
     """A handler's payload: an input per property of its JSON Schema, named `payload.<key>` (the
     names the services give their field errors, so each lands next to its input), a property
     that is an object, an array or of no one type taking JSON; or one JSON box, `payload`, for a
     schema without properties or when `as_json` (a bound form is `as_json` when the box was sent).
 
+    `default_filled`: a property's schema default is put in its input (a job is submitted with
+    it anyway); else it is named in the help text and the input is left empty, so that what is
+    kept is what was typed (a schedule's runs each get the defaults deployed when they run).
     Subclasses put the payload's inputs after the field named `payload_after` (None: first)."""
 
     payload_after: ClassVar[str | None] = None
     aliases: ClassVar[dict[str, str]] = {}  # a service's name for a field → this form's input
 
-    def __init__(self, handler: Handler, *args: Any, as_json: bool = False, **kwargs: Any) -> None:
+    def __init__(self, handler: Handler, *args: Any, as_json: bool = False, default_filled: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handler = handler
         if self.is_bound and JSON_BOX in self.data:
@@ -96,7 +118,7 @@ class PayloadForm(forms.Form):
         inputs: dict[str, forms.Field] = {}
         for one in described:
             prop = props[one.key] if isinstance(props, dict) and isinstance(props[one.key], dict) else {}
-            inputs[PAYLOAD_PREFIX + one.key] = _input(one, prop)
+            inputs[PAYLOAD_PREFIX + one.key] = _input(one, prop, default_filled=default_filled)
         if not inputs:
             inputs[JSON_BOX] = PayloadJsonField(required=False, initial="{}", label="Payload (JSON object)")
         self.keys: list[str] = [one.key for one in described]
@@ -138,6 +160,14 @@ class PayloadForm(forms.Form):
                 self.initial[name] = json.dumps(value) if isinstance(self.fields[name], JsonField) else value
         return sorted(set(body) - set(self.keys))
 
+    def not_carried(self, payload: Any) -> list[str]:
+        """The keys of `payload` the inputs cannot give back as they are (none of them is its key,
+        or its value would come back changed or left out); [] when they carry it all."""
+        if self.as_json or not isinstance(payload, dict):
+            return []
+        return sorted(key for key, value in payload.items()
+                      if key not in self.keys or not _carries(self.fields[PAYLOAD_PREFIX + key], value))
+
     def add_service_error(self, error: PulseError) -> bool:
         """Attach a service's refusal to the inputs it names; False when it names none of them.
         An error inside a field's value (`payload.options.format`) goes under that field's input
@@ -162,10 +192,13 @@ class PayloadForm(forms.Form):
         return None, f"{field}: {reason}"
 
 
-def _input(described: PayloadField, prop: dict[str, Any]) -> forms.Field:
-    field = _field_for(prop, described.required)
+def _input(described: PayloadField, prop: dict[str, Any], *, default_filled: bool) -> forms.Field:
+    field = _field_for(prop, described.required, default_filled=default_filled)
     field.label = described.key
     # The schema's rules in words under the input (a select shows its choices itself).
     rules = "" if isinstance(field, forms.ChoiceField) else described.rules
-    field.help_text = ". ".join(part for part in (described.description, rules[:1].upper() + rules[1:]) if part)
+    parts = [described.description, rules[:1].upper() + rules[1:]]
+    if not default_filled and described.default is not None:
+        parts.append(f"Empty: each run gets the handler's default, {described.default}")
+    field.help_text = ". ".join(part for part in parts if part)
     return field

@@ -21,8 +21,9 @@ def test_create_a_schedule_watch_its_first_run_complete_live_and_pause_it(page, 
     login_as(alice)
     page.goto("/schedules/")
     page.click("text=New schedule")
+    page.select_option("#id_handler_choice", "pulse.noop")
+    page.click("text=Choose")
     page.fill("#id_name", "Every minute")
-    page.select_option("#id_handler", "pulse.noop")
     page.select_option("#id_time_zone", "Europe/Berlin")
     page.fill("#id_cron", "* * * * *")
     page.wait_for_function("document.getElementById('preview-description').textContent === 'Every minute'")
@@ -141,7 +142,7 @@ def test_load_more_appends_the_next_pages_of_schedules_and_of_jobs_in_place(page
 
 def test_the_cron_preview_reads_out_a_new_description_or_error_once_not_every_redraw(page, login_as, alice, acme):
     login_as(alice)
-    page.goto("/schedules/new/")
+    page.goto("/schedules/new/?handler=pulse.noop")
     assert page.get_attribute("#cron-preview", "aria-live") in (None, "off")
     announced = page.locator("#cron-preview-announce")
     page.fill("#id_cron", "0 9 * * *")
@@ -154,3 +155,4 @@ def test_the_cron_preview_reads_out_a_new_description_or_error_once_not_every_re
 
     page.fill("#id_cron", "61 9 * * *")
     expect(announced).to_contain_text("cron")
+
