@@ -10,14 +10,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from budgets.money import money_str, parse_money, to_micros
 from jobs.handlers.registry import find_public_handler, registered_handlers
+from jobs.payload_form import PayloadForm
 from pulse_site.errors import PulseError, ValidationError
-from pulse_site.parsers import json_loads_strict
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from schedules import selectors, services
@@ -165,10 +165,7 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
     runs: list[Any] = result["next_runs"]  # type: ignore[assignment]
     # What it would cost, from the handler, payload and estimate typed so far (any of them still
     # unparsable: the cost is left out, the form's own check names the field on save).
-    try:
-        payload = json_loads_strict(request.GET.get("payload") or "{}")
-    except ValueError:
-        payload = None
+    payload = _typed_payload(request.GET)
     try:
         raw = request.GET.get("estimate_override", "").strip()
         override = to_micros(parse_money(raw, field="estimate_override")) if raw else None
@@ -183,6 +180,24 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
         "projection": f"Next {selectors.PROJECTION_DAYS} days: {projected.text}",
         "over": projected.over_text,
     })
+
+
+def _typed_payload(query: QueryDict) -> Any:
+    """The payload typed so far in the form's inputs for it (its fields, or its JSON box), read
+    as the form reads it; None while the handler is none, an input does not parse yet or the
+    schema refuses it (saving would be refused: no run of it is costed)."""
+    handler = find_public_handler(query.get("handler", ""))
+    if handler is None:
+        return None
+    form = PayloadForm(handler, query)
+    if not form.is_valid():
+        return None
+    payload = form.payload()
+    try:
+        handler.validate(payload)
+    except ValidationError:
+        return None
+    return payload
 
 
 def _history(request: HttpRequest, schedule: Schedule) -> tuple[list[Any], str | None, str]:

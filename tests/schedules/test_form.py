@@ -1,6 +1,7 @@
 """The schedule form asks for the payload as the new-job form does: once a handler is chosen, one
 input per field of its schema (built by the same code), a JSON box only where fields cannot carry
-the payload; the stored payload is shown as written on edit."""
+the payload; the stored payload is shown as written on edit, and the preview costs what the
+fields say."""
 
 from __future__ import annotations
 
@@ -194,6 +195,15 @@ def test_a_stored_payload_the_fields_cannot_carry_is_edited_as_json_so_nothing_i
     assert refused.status_code == 400
     assert refused.context["form"].errors == {"payload": ["rows: 0 is less than the minimum of 1"]}
     assert value_of(refused.content.decode(), "payload") == "{&quot;rows&quot;: 0}"
+
+
+def test_the_preview_costs_the_payload_typed_in_the_fields(alice_client, acme, rows_handler):
+    typed = {"cron": "0 * * * *", "time_zone": "UTC", "handler": "test.rows", "name": "ignored"}
+    body = alice_client.get("/schedules/preview/", {**typed, "payload.rows": "10"}).json()
+    assert body["projection"] == "Next 30 days: about 720 runs × 0.1 = 72 (2.4 a day on average)"
+    for half in ("", "ten", "0"):  # not typed yet, not a number yet, refused: no estimate, and no error
+        answer = alice_client.get("/schedules/preview/", {**typed, "payload.rows": half})
+        assert answer.status_code == 200 and "no estimate" in answer.json()["projection"]
 
 
 def test_the_job_form_and_the_schedule_form_build_a_handlers_inputs_alike(db):
