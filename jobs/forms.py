@@ -1,8 +1,8 @@
-"""Dashboard forms for jobs: list filters, bulk actions, and a submit form built from a handler's schema."""
+"""Dashboard forms for jobs: list filters, bulk actions, and the submit form (its payload's inputs are
+jobs.payload_form's, shared with the schedule form)."""
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import zoneinfo
@@ -19,11 +19,10 @@ from jobs.bulk import BULK_MAX
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import Handler, registered_handlers
 from jobs.models import Job
+from jobs.payload_form import PayloadForm
 from jobs.selectors import JobFilter
-from pulse_site.errors import PulseError, choose_one_of
-from pulse_site.parsers import Refused, json_loads_strict
+from pulse_site.errors import choose_one_of
 
-PAYLOAD_PREFIX = "payload."
 SEARCH_HELP = ("A job id, or words that filter: a status (failed, held…), a handler name, an error code "
                "(network_error…), key=value for a payload field (user=42 matches 42 or \"42\").")
 # A payload key is a plain identifier: never a nested path or another ORM lookup ("a__contains").
@@ -158,52 +157,11 @@ class BulkMatchingForm(forms.Form):
     confirm = forms.BooleanField(required=True, error_messages={"required": "Confirm the action on all matching jobs."})
 
 
-class JsonField(forms.CharField):
-    """Any JSON value; blank means 'not given' so the handler's default applies."""
+class SubmitForm(PayloadForm):
+    """The new-job form: the handler's payload (PayloadForm, defaults filled in), a priority and a
+    start time; a submit's `run_after` error lands on the start."""
 
-    widget = forms.Textarea(attrs={"rows": 3, "cols": 50, "spellcheck": "false"})
-
-    def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
-        if text is None or text in self.empty_values:
-            return self.blank()
-        try:
-            return json_loads_strict(text)
-        except Refused as exc:
-            raise forms.ValidationError(exc.reason) from None
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
-
-    def blank(self) -> Any:
-        return None
-
-
-def _field_for(prop: dict[str, Any], required: bool) -> forms.Field:
-    kind = prop.get("type")
-    default = prop.get("default")
-    help_text = prop.get("description", "")
-    common: dict[str, Any] = {"required": required, "help_text": help_text}
-    enum = prop.get("enum")
-    # Range and length checks stay with the handler's schema, so the form and the API refuse
-    # the same values with the same words.
-    if isinstance(enum, list) and all(isinstance(v, str) for v in enum):
-        choices = [(v, v) for v in enum]
-        return forms.ChoiceField(choices=choices if required else _blank(choices, "—"), initial=default, **common)
-    if kind == "integer":
-        return forms.IntegerField(initial=default, **common)
-    if kind == "number":
-        return forms.FloatField(initial=default, **common)
-    if kind == "string":
-        return forms.CharField(initial=default, strip=False, **common)
-    if kind == "boolean":
-        # Three states: an optional flag left unset is not the same as false.
-        return forms.NullBooleanField(initial=default, required=False, help_text=help_text)
-    return JsonField(initial=None if default is None else json.dumps(default), **common)
-
-
-class SubmitForm(forms.Form):
-    """Payload fields come from the handler's JSON Schema properties and are named `payload.<key>`,
-    the same names submit's ValidationError uses, so its field errors land next to the inputs."""
+    aliases = {"run_after": "start_at"}
 
     priority = forms.IntegerField(initial=0, min_value=-100, max_value=100,
                                   help_text="From -100 to 100; higher runs first.")
@@ -212,63 +170,16 @@ class SubmitForm(forms.Form):
                                    help_text="Empty: at once. A time in the team's zone.")
 
     def __init__(self, handler: Handler, *args: Any, time_zone: str = "UTC", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.handler = handler
+        super().__init__(handler, *args, **kwargs)
         self.zone = zoneinfo.ZoneInfo(time_zone)
         self.fields["start_at"].label = f"Start at ({time_zone})"
-        props = handler.schema.get("properties")
-        required = set(handler.schema.get("required", []))
-        self.keys: list[str] = []
-        fields: dict[str, forms.Field] = {}
-        if isinstance(props, dict) and props:
-            for described in handler.payload_fields():
-                key = described.key
-                field = _field_for(props[key] if isinstance(props[key], dict) else {}, key in required)
-                field.label = key
-                # The schema's rules in words under the input (a select shows its choices itself).
-                rules = "" if isinstance(field, forms.ChoiceField) else described.rules
-                field.help_text = ". ".join(part for part in (described.description, rules[:1].upper() + rules[1:]) if part)
-                fields[PAYLOAD_PREFIX + key] = field
-                self.keys.append(key)
-        else:
-            fields["payload"] = JsonField(required=False, initial="{}", label="Payload (JSON object)")
-        self.fields = {**fields, "priority": self.fields["priority"], "start_at": self.fields["start_at"]}
-
-    def add_service_error(self, error: PulseError) -> bool:
-        """Attach a submit's refusal to the inputs it names; False when it names none of them.
-        An error inside a field's value (`payload.options.format`) goes under that field's input
-        (`payload.options`) with the rest of its path ("format: Required.")."""
-        placed = [self._input_for(field, reason) for field, reasons in error.fields.items() for reason in reasons]
-        if not any(name for name, _ in placed):
-            return False
-        for name, reason in placed:
-            self.add_error(name, reason)
-        return True
-
-    def _input_for(self, field: str, reason: str) -> tuple[str | None, str]:
-        field = "start_at" if field == "run_after" else field
-        if field in self.fields:
-            return field, reason
-        if field.startswith(PAYLOAD_PREFIX):
-            key, _, rest = field[len(PAYLOAD_PREFIX):].partition(".")
-            if PAYLOAD_PREFIX + key in self.fields:
-                return PAYLOAD_PREFIX + key, f"{rest}: {reason}" if rest else reason
-        return None, f"{field}: {reason}"
 
     def start_from(self, job: Job) -> list[str]:
         """Fill the unbound form with an earlier job's payload and priority ("Run again"). Returns
         the payload keys the form has no field for, which are left out (the handler's schema
         changed since, or the job came from the API with keys the form does not show)."""
         self.initial["priority"] = job.priority
-        payload = job.payload if isinstance(job.payload, dict) else {}
-        if not self.keys:
-            self.initial["payload"] = json.dumps(payload, indent=2)
-            return []
-        for key, value in payload.items():
-            name = PAYLOAD_PREFIX + key
-            if key in self.keys:
-                self.initial[name] = json.dumps(value) if isinstance(self.fields[name], JsonField) else value
-        return sorted(set(payload) - set(self.keys))
+        return self.fill_payload(job.payload)
 
     def submission(self) -> dict[str, Any]:
         """What the form asks job_submit (and its preview) for: the payload, priority and start."""
@@ -278,16 +189,3 @@ class SubmitForm(forms.Form):
         """The start asked for, read in the team's zone (the browser sends a wall-clock time)."""
         value = self.cleaned_data.get("start_at")
         return None if value is None else value.replace(tzinfo=None).replace(tzinfo=self.zone)
-
-    def payload(self) -> Any:
-        """The payload as typed; unset optional fields are left out so the handler's defaults apply."""
-        if not self.keys:
-            value = self.cleaned_data.get("payload")
-            return {} if value is None else value
-        body: dict[str, Any] = {}
-        for key in self.keys:
-            value = self.cleaned_data.get(PAYLOAD_PREFIX + key)
-            if value is None or (value == "" and not self.fields[PAYLOAD_PREFIX + key].required):
-                continue
-            body[key] = value
-        return body

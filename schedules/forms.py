@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 
-from jobs.forms import JsonField
-from jobs.handlers.registry import registered_handlers
-from pulse_site.errors import PulseError
+from jobs.handlers.registry import Handler
+from jobs.payload_form import JSON_BOX, PayloadForm
 from pulse_site.zones import zone_names
 from schedules.models import Schedule
-
-
-class PayloadField(JsonField):
-    """A JSON object; blank is the empty one."""
-
-    widget = forms.Textarea(attrs={"rows": 4, "cols": 50, "spellcheck": "false"})
-
-    def blank(self) -> Any:
-        return {}
-
-    def prepare_value(self, value: Any) -> Any:
-        return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
+from schedules.services import EDITABLE
 
 
 class ScheduleFilterForm(forms.Form):
@@ -35,12 +22,15 @@ class ScheduleFilterForm(forms.Form):
     cursor = forms.CharField(required=False, max_length=29)
 
 
-class ScheduleForm(forms.Form):
+class ScheduleForm(PayloadForm):
+    """A schedule of one handler (chosen before the form, as the new-job page chooses one): its
+    payload's inputs are the new-job form's, each default named rather than filled in, since a
+    schedule keeps its payload as written and each run gets the defaults deployed when it runs."""
+
+    payload_after = "description"
+
     name = forms.CharField(max_length=100)
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 50}))
-    handler = forms.ChoiceField()
-    payload = PayloadField(required=False, initial="{}", label="Payload (JSON object)",
-                           help_text="Checked against the handler's schema when you save.")
     cron = forms.CharField(max_length=200, label="Cron expression", strip=True,
                            help_text="Five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, "
                                      "@weekly, @monthly, @yearly.",
@@ -54,33 +44,48 @@ class ScheduleForm(forms.Form):
     estimate_override = forms.CharField(required=False, max_length=30, label="Estimate override",
                                         help_text="Cost per run, e.g. 0.25; empty: the handler's own estimate.")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["handler"].choices = [(h.name, f"{h.name} — {h.title}") for h in registered_handlers()]  # type: ignore[attr-defined]
+    def __init__(self, handler: Handler, *args: Any, **kwargs: Any) -> None:
+        super().__init__(handler, *args, default_filled=False, **kwargs)
+        # The handler chosen above the form, sent back with it (the job page's way).
+        self.fields["handler"] = forms.CharField(widget=forms.HiddenInput, initial=handler.name)
         self.fields["time_zone"].choices = [(z, z) for z in sorted(zone_names())]  # type: ignore[attr-defined]
+        if self.as_json:
+            self.fields[JSON_BOX].help_text = "Checked against the handler's schema when you save."
 
     def values(self) -> dict[str, Any]:
-        data = dict(self.cleaned_data)
+        """What schedule_create and schedule_update are given."""
+        data = {key: value for key, value in self.cleaned_data.items() if key in EDITABLE}
+        data["handler"] = self.handler.name
+        data["payload"] = self.payload()
         data["estimate_override"] = data.get("estimate_override") or None
         return data
 
-    def add_service_error(self, error: PulseError) -> None:
-        """Attach the service's field errors; `payload.x` lands on the payload box, named."""
-        for field, reasons in error.fields.items():
-            name = "payload" if field.startswith("payload.") else field
-            for reason in reasons:
-                text = f"{field[len('payload.'):]}: {reason}" if name != field else reason
-                self.add_error(name if name in self.fields else None, text)
-        if not error.fields:
-            self.add_error(None, error.message)
+    def settings_inputs(self) -> list[forms.BoundField]:
+        """The schedule's own inputs after its payload's: when it runs and how."""
+        return [self[name] for name in ("cron", "time_zone", "enabled", "overlap_policy", "misfire_policy",
+                                        "estimate_override")]
+
+
+def schedule_form_for(schedule: Schedule, handler: Handler) -> tuple[ScheduleForm, list[str]]:
+    """The edit form of `schedule` with `handler` (its own, or another one chosen, whose inputs
+    start empty), and the payload keys its inputs cannot carry as written. Those are not dropped:
+    the payload is then edited as JSON, all of it."""
+    initial = schedule_initial(schedule)
+    form = ScheduleForm(handler, initial=initial)
+    if handler.name != schedule.handler:
+        return form, []
+    kept_apart = form.not_carried(schedule.payload)
+    if kept_apart:
+        form = ScheduleForm(handler, initial=initial, as_json=True)
+    form.fill_payload(schedule.payload)
+    return form, kept_apart
 
 
 def schedule_initial(schedule: Schedule) -> dict[str, Any]:
     from budgets.money import money_str
 
     return {
-        "name": schedule.name, "description": schedule.description, "handler": schedule.handler,
-        "payload": schedule.payload, "cron": schedule.cron, "time_zone": schedule.time_zone,
-        "enabled": schedule.enabled, "overlap_policy": schedule.overlap_policy,
+        "name": schedule.name, "description": schedule.description, "cron": schedule.cron,
+        "time_zone": schedule.time_zone, "enabled": schedule.enabled, "overlap_policy": schedule.overlap_policy,
         "misfire_policy": schedule.misfire_policy, "estimate_override": money_str(schedule.estimate_override) or "",
     }

@@ -10,18 +10,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from budgets.money import money_str, parse_money, to_micros
-from jobs.handlers.registry import registered_handlers
+from jobs.handlers.registry import find_public_handler, registered_handlers
+from jobs.payload_form import PayloadForm
 from pulse_site.errors import PulseError, ValidationError
-from pulse_site.parsers import json_loads_strict
 from pulse_site.live.selectors import event_last_id
 from pulse_site.teams.decorators import get_or_404, team_required, writer_required
 from schedules import selectors, services
-from schedules.forms import ScheduleFilterForm, ScheduleForm, schedule_initial
+from schedules.forms import ScheduleFilterForm, ScheduleForm, schedule_form_for
 from schedules.models import Schedule, execution_status_label
 
 HISTORY = 50
@@ -82,47 +82,71 @@ def schedule_row(request: HttpRequest, schedule_id: str) -> HttpResponse:
     return render(request, "schedules/_row.html", {"row": row, "can_write": _can_write(request)})
 
 
-def _render_form(request: HttpRequest, form: ScheduleForm, schedule: Schedule | None, status: int = 200) -> HttpResponse:
-    return render(request, "schedules/form.html", {"form": form, "schedule": schedule}, status=status)
+UNKNOWN_HANDLER = "Choose one of the listed handlers."
+
+
+def _render_form(request: HttpRequest, form: ScheduleForm | None, schedule: Schedule | None, *,
+                 kept_apart: list[str] | None = None, status: int = 200) -> HttpResponse:
+    """The form page: the handler chooser, then (once one is chosen) the schedule's form."""
+    return render(request, "schedules/form.html", {
+        "form": form, "schedule": schedule, "handlers": registered_handlers(),
+        "handler": form.handler if form is not None else None, "kept_apart": kept_apart or [],
+    }, status=status)
+
+
+def _save(request: HttpRequest, schedule: Schedule | None) -> HttpResponse:
+    """Create (schedule None) or update from the posted form; refused, the form comes back with
+    each reason on its input and nothing saved."""
+    team = request.team  # type: ignore[attr-defined]
+    handler = find_public_handler(request.POST.get("handler", ""))
+    if handler is None:
+        messages.error(request, UNKNOWN_HANDLER)
+        return _render_form(request, None, schedule, status=400)
+    form = ScheduleForm(handler, request.POST)
+    if form.is_valid():
+        try:
+            if schedule is None:
+                saved = services.schedule_create(team=team, created_by=_who(request), **form.values())
+            else:
+                saved = services.schedule_update(schedule=schedule, changes=form.values(), by=_who(request))
+        except PulseError as exc:
+            if not form.add_service_error(exc):
+                form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Schedule “{saved.name}” {'created' if schedule is None else 'saved'}.")
+            return redirect("schedules:detail", schedule_id=saved.public_id)
+    return _render_form(request, form, schedule, status=400)
 
 
 @writer_required
 def schedule_new(request: HttpRequest) -> HttpResponse:
-    team = request.team  # type: ignore[attr-defined]
-    if request.method == "GET":
-        return _render_form(request, ScheduleForm(initial={
-            "time_zone": team.time_zone, "payload": {}, "handler": request.GET.get("handler", "")}), None)
-    if request.method != "POST":
+    if request.method == "POST":
+        return _save(request, None)
+    if request.method != "GET":
         return HttpResponse(status=405)
-    form = ScheduleForm(request.POST)
-    if form.is_valid():
-        try:
-            schedule = services.schedule_create(team=team, created_by=_who(request), **form.values())
-        except PulseError as exc:
-            form.add_service_error(exc)
-        else:
-            messages.success(request, f"Schedule “{schedule.name}” created.")
-            return redirect("schedules:detail", schedule_id=schedule.public_id)
-    return _render_form(request, form, None, status=400)
+    team = request.team  # type: ignore[attr-defined]
+    handler = find_public_handler(request.GET.get("handler", ""))
+    if handler is None:
+        return _render_form(request, None, None)
+    return _render_form(request, ScheduleForm(handler, initial={"time_zone": team.time_zone}), None)
 
 
 @writer_required
 def schedule_edit(request: HttpRequest, schedule_id: str) -> HttpResponse:
     schedule = _schedule(request, schedule_id)
-    if request.method == "GET":
-        return _render_form(request, ScheduleForm(initial=schedule_initial(schedule)), schedule)
-    if request.method != "POST":
+    if request.method == "POST":
+        return _save(request, schedule)
+    if request.method != "GET":
         return HttpResponse(status=405)
-    form = ScheduleForm(request.POST)
-    if form.is_valid():
-        try:
-            schedule = services.schedule_update(schedule=schedule, changes=form.values(), by=_who(request))
-        except PulseError as exc:
-            form.add_service_error(exc)
-        else:
-            messages.success(request, f"Schedule “{schedule.name}” saved.")
-            return redirect("schedules:detail", schedule_id=schedule.public_id)
-    return _render_form(request, form, schedule, status=400)
+    # ?handler= is another handler chosen on this page; its inputs start empty.
+    handler = find_public_handler(request.GET.get("handler") or schedule.handler)
+    if handler is None:
+        if not request.GET.get("handler"):
+            messages.error(request, f"Its handler {schedule.handler} is no longer deployed: "
+                                    f"choose one to edit “{schedule.name}”.")
+        return _render_form(request, None, schedule)
+    form, kept_apart = schedule_form_for(schedule, handler)
+    return _render_form(request, form, schedule, kept_apart=kept_apart)
 
 
 @require_GET
@@ -141,10 +165,7 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
     runs: list[Any] = result["next_runs"]  # type: ignore[assignment]
     # What it would cost, from the handler, payload and estimate typed so far (any of them still
     # unparsable: the cost is left out, the form's own check names the field on save).
-    try:
-        payload = json_loads_strict(request.GET.get("payload") or "{}")
-    except ValueError:
-        payload = None
+    payload = _typed_payload(request.GET)
     try:
         raw = request.GET.get("estimate_override", "").strip()
         override = to_micros(parse_money(raw, field="estimate_override")) if raw else None
@@ -159,6 +180,24 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
         "projection": f"Next {selectors.PROJECTION_DAYS} days: {projected.text}",
         "over": projected.over_text,
     })
+
+
+def _typed_payload(query: QueryDict) -> Any:
+    """The payload typed so far in the form's inputs for it (its fields, or its JSON box), read
+    as the form reads it; None while the handler is none, an input does not parse yet or the
+    schema refuses it (saving would be refused: no run of it is costed)."""
+    handler = find_public_handler(query.get("handler", ""))
+    if handler is None:
+        return None
+    form = PayloadForm(handler, query)
+    if not form.is_valid():
+        return None
+    payload = form.payload()
+    try:
+        handler.validate(payload)
+    except ValidationError:
+        return None
+    return payload
 
 
 def _history(request: HttpRequest, schedule: Schedule) -> tuple[list[Any], str | None, str]:

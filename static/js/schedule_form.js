@@ -6,10 +6,11 @@
   if (!form) return;
   var cron = form.querySelector('[name="cron"]');
   var zone = form.querySelector('[name="time_zone"]');
-  // What a run costs comes from these; the server projects the next 30 days against the limits.
-  var costFields = ["handler", "payload", "estimate_override"].map(function (name) {
-    return form.querySelector('[name="' + name + '"]');
-  }).filter(Boolean);
+  // What a run costs comes from the handler, its payload (its fields, or its JSON box) and the
+  // estimate; the server reads the payload as the form does and projects the next 30 days.
+  function costs(name) {
+    return name === "handler" || name === "estimate_override" || name === "payload" || name.indexOf("payload.") === 0;
+  }
   var cost = document.getElementById("preview-cost");
   var over = document.getElementById("preview-over");
   var description = document.getElementById("preview-description");
@@ -46,9 +47,8 @@
 
   function ask() {
     var mine = ++asked;
-    var params = { cron: cron.value, time_zone: zone.value };
-    costFields.forEach(function (field) { params[field.name] = field.value; });
-    var query = new URLSearchParams(params);
+    var query = new URLSearchParams({ cron: cron.value, time_zone: zone.value });
+    new FormData(form).forEach(function (value, name) { if (costs(name)) query.append(name, value); });
     fetch(form.dataset.previewUrl + "?" + query.toString(), { credentials: "same-origin" })
       .then(function (response) { return response.json(); })
       .then(function (body) { if (mine === asked) show(body); });  // an older answer never overwrites a newer one
@@ -61,6 +61,8 @@
 
   cron.addEventListener("input", soon);
   zone.addEventListener("change", ask);
-  costFields.forEach(function (field) { field.addEventListener("input", soon); field.addEventListener("change", soon); });
+  function costChanged(event) { if (event.target.name && costs(event.target.name)) soon(); }
+  form.addEventListener("input", costChanged);
+  form.addEventListener("change", costChanged);
   if (cron.value) ask();
 })();

@@ -99,8 +99,8 @@ def descriptions(page) -> dict[str, dict]:
 def test_every_field_names_only_descriptions_that_exist(page, login_as, alice, acme):
     login_as(alice)
     missing = {}
-    for url in ("/schedules/new/", "/jobs/new/?handler=demo.report", "/team/", "/budget/", "/notifications/",
-                "/jobs/?status=bogus&created_after=never", "/activity/?family=nope"):  # refused filters too
+    for url in ("/schedules/new/?handler=http.request", "/jobs/new/?handler=demo.report", "/team/", "/budget/",
+                "/notifications/", "/jobs/?status=bogus&created_after=never", "/activity/?family=nope"):  # refused filters too
         page.goto(url)
         missing.update({f"{url} {name}": field["missing"] for name, field in descriptions(page).items()
                         if field["missing"]})
@@ -109,7 +109,7 @@ def test_every_field_names_only_descriptions_that_exist(page, login_as, alice, a
 
 def test_a_refused_schedule_field_is_invalid_and_described_by_its_error_and_help(page, login_as, alice, acme):
     login_as(alice)
-    page.goto("/schedules/new/")
+    page.goto("/schedules/new/?handler=demo.report")
     page.fill("#id_name", "Morning report")
     page.fill("#id_cron", "61 9 * * *")
     page.click("#schedule-form button[type=submit]")

@@ -39,7 +39,8 @@ def test_no_page_breaks_the_content_security_policy(strict_page, alice, acme):
     page.on("pageerror", lambda e: violations.append(str(e)))
     log_in(page, alice)
     for url in ("/", "/jobs/", f"/jobs/{job.public_id}/", "/jobs/new/", "/schedules/", "/schedules/new/",
-                f"/schedules/{schedule.public_id}/", "/budget/", "/team/", "/account/password/"):
+                "/schedules/new/?handler=demo.report", f"/schedules/{schedule.public_id}/", "/budget/", "/team/",
+                "/account/password/"):
         page.goto(url)
         page.wait_for_load_state("networkidle")
     page.goto("/api/docs/")

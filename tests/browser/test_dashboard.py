@@ -182,6 +182,7 @@ def dashboard_pages(data: dict[str, object]) -> dict[str, str]:
         "overview": "/", "jobs": "/jobs/", "jobs-filtered": "/jobs/?q=failed+region%3Deu",
         "job": f"/jobs/{job.public_id}/", "new-job": "/jobs/new/", "new-job-form": "/jobs/new/?handler=pulse.sleep",
         "schedules": "/schedules/", "schedule": f"/schedules/{schedule.public_id}/", "new-schedule": "/schedules/new/",
+        "new-schedule-form": "/schedules/new/?handler=http.request",
         "edit-schedule": f"/schedules/{schedule.public_id}/edit/", "budget": "/budget/", "team": "/team/",
         "queue": "/queue/", "handlers": "/handlers/", "handler": "/handlers/pulse.fail/", "notifications": "/notifications/", "password": "/account/password/",
     }

@@ -21,8 +21,9 @@ def test_create_a_schedule_watch_its_first_run_complete_live_and_pause_it(page, 
     login_as(alice)
     page.goto("/schedules/")
     page.click("text=New schedule")
+    page.select_option("#id_handler_choice", "pulse.noop")
+    page.click("text=Choose")
     page.fill("#id_name", "Every minute")
-    page.select_option("#id_handler", "pulse.noop")
     page.select_option("#id_time_zone", "Europe/Berlin")
     page.fill("#id_cron", "* * * * *")
     page.wait_for_function("document.getElementById('preview-description').textContent === 'Every minute'")
@@ -141,7 +142,7 @@ def test_load_more_appends_the_next_pages_of_schedules_and_of_jobs_in_place(page
 
 def test_the_cron_preview_reads_out_a_new_description_or_error_once_not_every_redraw(page, login_as, alice, acme):
     login_as(alice)
-    page.goto("/schedules/new/")
+    page.goto("/schedules/new/?handler=pulse.noop")
     assert page.get_attribute("#cron-preview", "aria-live") in (None, "off")
     announced = page.locator("#cron-preview-announce")
     page.fill("#id_cron", "0 9 * * *")
@@ -154,3 +155,48 @@ def test_the_cron_preview_reads_out_a_new_description_or_error_once_not_every_re
 
     page.fill("#id_cron", "61 9 * * *")
     expect(announced).to_contain_text("cron")
+
+
+def test_a_schedule_is_made_and_edited_through_its_handlers_fields(page, login_as, alice, acme, temp_handler):
+    """The payload was a JSON box with "{}" in it: the handler's fields had to be read elsewhere."""
+    from decimal import Decimal
+
+    temp_handler("test.rows", title="Count rows", cost=lambda payload: Decimal("0.01") * payload["rows"],
+                 schema={"type": "object", "required": ["rows"],
+                         "properties": {"rows": {"type": "integer", "minimum": 1, "description": "Rows to count."},
+                                        "label": {"type": "string", "default": "all rows"}}})(lambda ctx: None)
+    login_as(alice)
+    page.goto("/schedules/")
+    page.click("text=New schedule")
+    page.select_option("#id_handler_choice", "test.rows")
+    page.click("text=Choose")
+    page.fill("#id_name", "Row count")
+    rows, label = page.locator('[name="payload.rows"]'), page.locator('[name="payload.label"]')
+    expect(label).to_have_value("")
+    expect(page.locator('[id="id_payload.label_helptext"]')).to_have_text(
+        "Empty: each run gets the handler's default, \"all rows\"")
+    page.fill("#id_cron", "0 * * * *")
+    # The projection is costed from the fields as they are typed.
+    rows.fill("10")
+    expect(page.locator("#preview-cost")).to_have_text("Next 30 days: about 720 runs × 0.1 = 72 (2.4 a day on average)")
+    rows.fill("0")
+    expect(page.locator("#preview-cost")).to_contain_text("no estimate")
+    page.click("#schedule-form button[type=submit].primary")
+    expect(page.locator('[id="id_payload.rows_error"]')).to_have_text("0 is less than the minimum of 1")
+    expect(rows).to_have_attribute("aria-invalid", "true")
+    assert not Schedule.objects.exists()
+    rows.fill("20")
+    page.click("#schedule-form button[type=submit].primary")
+    schedule = Schedule.objects.get(name="Row count")
+    page.wait_for_url(f"/schedules/{schedule.public_id}/")
+    assert (schedule.handler, schedule.payload) == ("test.rows", {"rows": 20})
+
+    page.click("text=Edit")
+    expect(rows).to_have_value("20")
+    expect(label).to_have_value("")  # as written: the default is each run's, not stored
+    expect(page.locator("#preview-cost")).to_contain_text("× 0.2 =")
+    label.fill("weekly")
+    page.click("#schedule-form button[type=submit].primary")
+    page.wait_for_url(f"/schedules/{schedule.public_id}/")
+    schedule.refresh_from_db()
+    assert schedule.payload == {"rows": 20, "label": "weekly"}
