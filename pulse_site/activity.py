@@ -13,6 +13,8 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
+from budgets.money import grouped
+from budgets.services import POLICY_MONEY_FIELDS
 from jobs.events import hold_reasons_text
 from jobs.models import Job
 from pulse_site.errors import check_choice
@@ -197,7 +199,7 @@ def _job(verb: str, p: dict[str, Any]) -> str:
     if verb == "started" and p.get("attempts"):
         text += f", attempt {p['attempts']} of {p.get('max_attempts')}"
     elif verb == "completed" and p.get("cost_actual") not in (None, "0"):
-        text += f", cost {p['cost_actual']}"
+        text += f", cost {grouped(str(p['cost_actual']))}"
     elif verb in ("failed", "retrying") and error:
         text += f": {error.get('code')}: {error.get('message')}"
     elif verb == "cancelled" and p.get("stopped"):
@@ -311,13 +313,17 @@ def _changes(p: dict[str, Any]) -> str:
     before, after = p.get("before"), p.get("after")
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ""
-    changed = [f"{key} {_shown(before.get(key))} → {_shown(value)}"
+    changed = [f"{key} {_shown(key, before.get(key))} → {_shown(key, value)}"
                for key, value in after.items() if before.get(key) != value]
     return f"{p.get('by', 'Someone')} changed {', '.join(changed)}" if changed else ""
 
 
-def _shown(value: Any) -> str:
-    return "unset" if value is None else value if isinstance(value, str) else json.dumps(value)
+def _shown(key: str, value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return grouped(value) if key in POLICY_MONEY_FIELDS else value  # a budget limit's amount
+    return json.dumps(value)
 
 
 _DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {
