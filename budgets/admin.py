@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage, WindowKind
-from budgets.money import money_str
+from budgets.money import money_str, money_text
 from budgets.windows import KINDS
 from budgets.services import (
     CAP_FIELDS,
@@ -43,7 +43,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 def _money_column(field: str, title: str):
     def column(obj: Any) -> str:
-        value = money_str(getattr(obj, field))
+        value = money_text(getattr(obj, field))
         return "unlimited" if value is None else value
 
     column.short_description = title  # type: ignore[attr-defined]

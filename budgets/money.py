@@ -35,6 +35,22 @@ def money_str(micros: int | None) -> str | None:
     return None if value is None else format(value.normalize() if value != 0 else Decimal("0"), "f")
 
 
+def money_text(micros: int | None) -> str | None:
+    """money_str as people read it: the whole part grouped by thousands (999,999,999.99), as the
+    dashboard groups its counts. For pages, live fragments, charts and sentences; form inputs, the
+    API's amounts, events' fields and CSV keep money_str's plain digits, which are read back."""
+    value = money_str(micros)
+    return None if value is None else grouped(value)
+
+
+def grouped(amount: str) -> str:
+    """A plain amount, as money_str writes it and events' payloads carry it, grouped by thousands;
+    text that is no plain amount is returned as it is."""
+    if not PLAIN_AMOUNT.fullmatch(amount):
+        return amount
+    return format(Decimal(amount), ",f")
+
+
 def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
     """A non-negative amount with at most six decimals, from a string, int or Decimal.
 

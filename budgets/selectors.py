@@ -13,7 +13,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
-from budgets.money import money_str
+from budgets.money import money_str, money_text
 from budgets.services import (
     HOLD_KINDS, KIND_LABEL, RATE_WINDOW, alert_payload, alert_whose, budget_policy_get, policy_zone,
 )
@@ -264,15 +264,15 @@ def spend_chart(history: dict[str, Any], *, handler: str | None = None, cap: Han
     them (the overview and the budget page); or one `handler`'s bars under its `cap`'s daily limit
     (the handler's page)."""
     buckets = [Bucket(label=day["date"].strftime("%b %d"), values=day["handlers"],
-                      shown={h: str(money_str(v)) for h, v in day["handlers"].items()})
+                      shown={h: str(money_text(v)) for h, v in day["handlers"].items()})
                for day in history["days"]]
     if handler is None:
         series, limit, words = history["handlers"], history["daily_limit"], "daily limit"
     else:
         series, limit, words = [handler], cap.daily_limit if cap else None, "daily cap"
     return stacked_bars(title="Spend per day, last 30 days", buckets=buckets, series=series,
-                        fmt=lambda micros: str(money_str(micros)),
-                        line=None if limit is None else (limit, f"{words} {money_str(limit)}"))
+                        fmt=lambda micros: str(money_text(micros)),
+                        line=None if limit is None else (limit, f"{words} {money_text(limit)}"))
 
 
 def budget_changes(*, team: Team, limit: int = 50) -> list[PolicyChange]:
@@ -321,5 +321,7 @@ def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
             seen.add(key)
             out.append({**alert_payload(alert), "at": alert.at, "ends": alert.window_end,
                         "whose": alert_whose(alert),
-                        "window_label": KIND_LABEL[alert.window_kind]})
+                        "window_label": KIND_LABEL[alert.window_kind],
+                        # As the banner shows them (the payload's are the events' plain digits).
+                        "spent": money_text(alert.spent), "limit": money_text(alert.limit)})
     return out

@@ -23,7 +23,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
-from budgets.money import money_str, parse_money, to_micros
+from budgets.money import money_str, money_text, parse_money, to_micros
 from budgets.windows import KINDS, Window, windows_at
 from pulse_site import sqlbatch
 from pulse_site.errors import FieldErrors, PermissionDenied, Unprocessable, ValidationError
@@ -222,17 +222,17 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_han
                 "kind": "budget", "window": window.kind, "scope": scope, "limit": money_str(limit),
                 "committed": money_str(committed), "reserved": money_str(reserved + ahead),
                 "estimate": money_str(estimate),
-                "message": (f"{money_str(committed + reserved + ahead)} spent or reserved + "
-                            f"{money_str(estimate)} estimate is over {whose} {KIND_LABEL[window.kind]} "
-                            f"limit of {money_str(limit)}."),
+                "message": (f"{money_text(committed + reserved + ahead)} spent or reserved + "
+                            f"{money_text(estimate)} estimate is over {whose} {KIND_LABEL[window.kind]} "
+                            f"limit of {money_text(limit)}."),
                 "resume_at": window.end.isoformat(),
             }
             if estimate > limit:
                 # Lowered below this job's estimate after it was submitted: no new window helps,
                 # only a higher limit or an override (both release held jobs).
                 reason["resume_at"] = None
-                reason["message"] = (f"The estimate of {money_str(estimate)} alone is over {whose} "
-                                     f"{KIND_LABEL[window.kind]} limit of {money_str(limit)}; it runs once the "
+                reason["message"] = (f"The estimate of {money_text(estimate)} alone is over {whose} "
+                                     f"{KIND_LABEL[window.kind]} limit of {money_text(limit)}; it runs once the "
                                      f"limit is raised or an owner makes an override.")
             else:
                 resume.append(window.end)
@@ -538,7 +538,7 @@ def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) 
                                                         amount__gte=F("spent") + estimate_micros).exists():
         kind, scope, limit = over
         whose = f"the {KIND_LABEL[kind]} cap of handler {handler}" if scope else f"the team's {KIND_LABEL[kind]} limit"
-        reason = (f"The estimate of {money_str(estimate_micros)} is above {whose} of {money_str(limit)}; "
+        reason = (f"The estimate of {money_text(estimate_micros)} is above {whose} of {money_text(limit)}; "
                   f"this job could never run.")
         raise Unprocessable(reason, code="over_budget_limit", fields={"estimate": [reason]})
     return _may_hold(policy, capped=cap is not None)
@@ -763,8 +763,8 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "scope": alert.scope, "window": alert.window_kind, "threshold": alert.threshold,
         "spent": money_str(alert.spent), "limit": money_str(alert.limit),
         "window_end": alert.window_end.isoformat(),
-        "message": (f"{whose} has spent {money_str(alert.spent)} of its {KIND_LABEL[alert.window_kind]} limit of "
-                    f"{money_str(alert.limit)} ({alert.threshold} % reached)."),
+        "message": (f"{whose} has spent {money_text(alert.spent)} of its {KIND_LABEL[alert.window_kind]} limit of "
+                    f"{money_text(alert.limit)} ({alert.threshold} % reached)."),
     }
 
 
@@ -941,7 +941,7 @@ def limits_overruled(policy: BudgetPolicy) -> list[str]:
     for at, (shorter, low) in enumerate(limits):
         for longer, high in limits[at + 1:]:
             if low is not None and high is not None and low > high:
-                notes.append(f"The {shorter} limit ({money_str(low)}) is above the {longer} limit ({money_str(high)}): "
+                notes.append(f"The {shorter} limit ({money_text(low)}) is above the {longer} limit ({money_text(high)}): "
                              f"the {longer} limit is reached first.")
     return notes
 

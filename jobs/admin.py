@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django_q.models import Schedule as QSchedule
 
-from budgets.money import money_str
+from budgets.money import money_text
 from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
@@ -84,11 +84,11 @@ class JobAdmin(LargeTableAdmin):
 
     @admin.display(description="estimate")
     def estimate(self, job: Job) -> str | None:
-        return money_str(job.cost_estimate)
+        return money_text(job.cost_estimate)
 
     @admin.display(description="actual")
     def actual(self, job: Job) -> str | None:
-        return money_str(job.cost_actual)
+        return money_text(job.cost_actual)
 
 
 @admin.register(Attempt)

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from budgets.models import HandlerCap
-from budgets.money import money_str
+from budgets.money import money_str, money_text
 from budgets.selectors import budget_history, spend_chart
 from budgets.windows import KINDS
 from jobs.dispatch import backlog_ahead
@@ -379,6 +379,7 @@ class HandlerSummary:
     # Its spend per day under the cap's daily limit: only in the summary of one handler (its page).
     spend_chart: Chart | None = None
 
+    # The API's (plain digits); pages group them with the money filter.
     @property
     def spent_today_text(self) -> str:
         return money_str(self.spent_today) or "0"
@@ -397,7 +398,7 @@ class HandlerSummary:
     def cap_text(self) -> str:
         if self.cap is None:
             return ""
-        return ", ".join(f"{money_str(self.cap.limit_for(kind))} a {kind}" for kind in KINDS
+        return ", ".join(f"{money_text(self.cap.limit_for(kind))} a {kind}" for kind in KINDS
                          if self.cap.limit_for(kind) is not None)
 
 

@@ -19,7 +19,7 @@ from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_c
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
-from jobs.handlers.registry import get_handler, get_public_handler
+from jobs.handlers.registry import Handler, get_handler, get_public_handler
 from jobs.models import Job
 from jobs.signals import job_cancelled, job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
@@ -58,14 +58,33 @@ def _request_hash(handler: str, payload: object, priority: int, run_after: datet
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_payload_size(payload: object) -> None:
+def _payload_bytes(payload: object) -> int:
     try:
-        size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise ValidationError.for_field("payload", f"The payload is not valid JSON: {exc}") from None
+
+
+def check_payload_size(payload: object) -> None:
+    """A payload as sent within PULSE_MAX_PAYLOAD_BYTES (413 otherwise), checked before any work on it."""
+    size = _payload_bytes(payload)
     if size > settings.PULSE_MAX_PAYLOAD_BYTES:
         raise PayloadTooLarge(f"payload: {size} bytes is over the limit of {settings.PULSE_MAX_PAYLOAD_BYTES}.",
                               fields={"payload": [f"At most {settings.PULSE_MAX_PAYLOAD_BYTES} bytes."]})
+
+
+def payload_validate(*, spec: Handler, payload: object) -> dict[str, Any]:
+    """The payload as a job stores it: valid against the handler's schema, its defaults filled in,
+    and within PULSE_MAX_PAYLOAD_BYTES as stored. The limit is the stored payload's (the one the
+    worker loads and the pages show), so one that fits as sent but not with its defaults is refused
+    by field (400: the request was within bounds, the job it asks for is not)."""
+    check_payload_size(payload)
+    body = spec.validate(payload)
+    size, limit = _payload_bytes(body), settings.PULSE_MAX_PAYLOAD_BYTES
+    if size > limit:
+        raise ValidationError.for_field(
+            "payload", f"The payload is {size} bytes with the handler's defaults filled in: at most {limit}.")
+    return body
 
 
 def _validate_priority(priority: object) -> int:
@@ -115,8 +134,7 @@ def _prepare(
     if isinstance(run_after, timedelta):
         run_after = timezone.now() + run_after
     spec = get_handler(handler) if internal else get_public_handler(handler)
-    check_payload_size(payload)
-    body = spec.validate(payload)
+    body = payload_validate(spec=spec, payload=payload)
     priority = _validate_priority(priority)
     if source not in Job.Source.values:
         raise ValidationError.for_field("source", f"Unknown source '{source}'.")

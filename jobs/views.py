@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from budgets.money import money_str
+from budgets.money import money_str, money_text
 from jobs import selectors, services
 from jobs.daemons import is_daemon
 from jobs.events import hold_reasons_text
@@ -47,17 +47,18 @@ ACTIONS: dict[str, Callable[..., Job]] = {
 
 @dataclass(frozen=True)
 class JobRow:
-    """A job with its money already formatted as the API and the live events format it."""
+    """A job as its row and its page show it: its money grouped by thousands (the CSV export
+    writes the plain digits the API gives)."""
 
     job: Job
 
     @property
     def estimate(self) -> str | None:
-        return money_str(self.job.cost_estimate)
+        return money_text(self.job.cost_estimate)
 
     @property
     def actual(self) -> str | None:
-        return money_str(self.job.cost_actual)
+        return money_text(self.job.cost_actual)
 
     @property
     def wait_ms(self) -> int | None:
@@ -235,8 +236,8 @@ def _export_row(job: Job) -> list[Any]:
     row = JobRow(job)
     cells = (
         job.public_id, job.handler, job.status, job.source, job.priority, job.created_at, job.started_at,
-        job.completed_at, row.wait_ms, row.run_ms, job.attempts, job.max_attempts, row.estimate, row.actual,
-        job.error_code, job.error_message, job.origin, json.dumps(job.payload, separators=(",", ":"), sort_keys=True),
+        job.completed_at, row.wait_ms, row.run_ms, job.attempts, job.max_attempts, money_str(job.cost_estimate),
+        money_str(job.cost_actual), job.error_code, job.error_message, job.origin, json.dumps(job.payload, separators=(",", ":"), sort_keys=True),
     )
     return [_csv_cell("" if value is None else value.isoformat() if isinstance(value, datetime) else value)
             for value in cells]
@@ -493,7 +494,7 @@ def job_new_preview(request: HttpRequest) -> HttpResponse:
             if not form.add_service_error(exc):  # a field's (the payload's schema): fix it first
                 context["refusal"] = exc.message
         else:
-            context.update(preview=preview, estimate=money_str(preview.estimate_micros),
+            context.update(preview=preview, estimate=money_text(preview.estimate_micros),
                            later=preview.run_after is not None and preview.run_after > timezone.now(),
                            reasons=[(r.get("message", ""), _reason_resume(r)) for r in preview.would_hold])
     context["fix"] = [(form[name].label, "; ".join(map(str, errors))) for name, errors in form.errors.items() if name in form.fields]

@@ -15,11 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 from ulid import ULID
 
+from budgets.money import grouped
+from budgets.services import POLICY_MONEY_FIELDS
 from jobs.events import hold_reasons_text
 from jobs.models import Job
 from pulse_site.errors import check_choice
 from pulse_site.ids import check_page_limit, looks_like_public_id
 from pulse_site.live.models import RARE_EVENTS, Event
+from pulse_site.live.selectors import Audience
 from pulse_site.paging import newest_first_windowed
 from pulse_site.templatetags.pulse_tags import duration
 from pulse_site.teams.models import Team
@@ -43,15 +46,15 @@ class ActivityRow:
     at: datetime
 
 
-def activity_rows(*, team: Team, after: int = 0, everything: bool = False,
+def activity_rows(*, team: Team, audience: Audience, after: int = 0, everything: bool = False,
                   limit: int = RECENT_EVENTS) -> list[ActivityRow]:
-    """The team's newest events (after `after`), without progress and log lines unless
-    `everything` (then among its newest SCAN events); served by the event_team_seq index (team, id)."""
+    """The team's newest events that `audience` sees (after `after`), without progress and log lines
+    unless `everything` (then among its newest SCAN events); served by the event_team_seq index (team, id)."""
     events = Event.objects.filter(team=team, id__gt=after).order_by("-id")
     if not everything:
         newest = events.values("id")[:SCAN]
         events = Event.objects.filter(id__in=newest).exclude(kind__in=QUIET_KINDS).order_by("-id")
-    return [activity_row(event) for event in events[:limit]]
+    return [activity_row(event) for event in audience.visible(events)[:limit]]
 
 
 # The families of events, as the history's filter offers them (the part of `kind` before the dot).
@@ -67,15 +70,15 @@ class ActivityFilter:
     everything: bool = False  # progress and log lines too
 
 
-def activity_history(*, team: Team, filters: ActivityFilter, before: int | None = None,
+def activity_history(*, team: Team, audience: Audience, filters: ActivityFilter, before: int | None = None,
                      limit: int = RECENT_EVENTS) -> tuple[list[Event], int | None]:
-    """The team's events newest first, keyset-paginated by id: `before` is the previous page's
-    cursor. Read in bounded windows of the team's events (pulse_site.paging): a rare family or
-    subject never has a page read back through the whole history, and a page cut short says where
-    to carry on."""
+    """The team's events that `audience` sees, newest first, keyset-paginated by id: `before` is the
+    previous page's cursor. Read in bounded windows of the team's events (pulse_site.paging): a rare
+    family or subject never has a page read back through the whole history, and a page cut short
+    says where to carry on."""
     check_choice("family", filters.family, list(FAMILIES))
     check_page_limit(limit)
-    events = Event.objects.filter(team=team)
+    events = audience.visible(Event.objects.filter(team=team))
     if filters.family:
         events = events.filter(kind__startswith=f"{filters.family}.")
     if filters.subject:
@@ -225,7 +228,7 @@ def _job(verb: str, p: dict[str, Any]) -> str:
     if verb == "started" and p.get("attempts"):
         text += f", attempt {p['attempts']} of {p.get('max_attempts')}"
     elif verb == "completed" and p.get("cost_actual") not in (None, "0"):
-        text += f", cost {p['cost_actual']}"
+        text += f", cost {grouped(str(p['cost_actual']))}"
     elif verb in ("failed", "retrying") and error:
         text += f": {error.get('code')}: {error.get('message')}"
     elif verb == "cancelled" and p.get("stopped"):
@@ -339,13 +342,17 @@ def _changes(p: dict[str, Any]) -> str:
     before, after = p.get("before"), p.get("after")
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ""
-    changed = [f"{key} {_shown(before.get(key))} → {_shown(value)}"
+    changed = [f"{key} {_shown(key, before.get(key))} → {_shown(key, value)}"
                for key, value in after.items() if before.get(key) != value]
     return f"{p.get('by', 'Someone')} changed {', '.join(changed)}" if changed else ""
 
 
-def _shown(value: Any) -> str:
-    return "unset" if value is None else value if isinstance(value, str) else json.dumps(value)
+def _shown(key: str, value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return grouped(value) if key in POLICY_MONEY_FIELDS else value  # a budget limit's amount
+    return json.dumps(value)
 
 
 _DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {

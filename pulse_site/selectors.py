@@ -23,7 +23,7 @@ from pulse_site.activity import ActivityRow, activity_rows
 from pulse_site.charts import Bucket, Chart, stacked_bars
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
-from pulse_site.live.selectors import event_last_id
+from pulse_site.live.selectors import Audience, event_last_id
 from pulse_site.models import UserPreference
 from pulse_site.teams.models import Membership, Team
 from schedules.models import Schedule
@@ -46,13 +46,13 @@ class Overview:
     last_event_id: int
 
 
-def overview_for_team(team: Team, *, everything: bool = False) -> Overview:
+def overview_for_team(team: Team, *, audience: Audience, everything: bool = False) -> Overview:
     # The event id the page resumes from is read before what it shows (see jobs.views._live_since).
     last_event_id = event_last_id(team_id=team.pk)
     return Overview(
         team=team,
         members_count=Membership.objects.filter(team=team).count(),
-        activity=activity_rows(team=team, everything=everything),
+        activity=activity_rows(team=team, audience=audience, everything=everything),
         everything=everything,
         last_event_id=last_event_id,
     )

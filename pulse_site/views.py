@@ -14,6 +14,7 @@ from pulse_site import paging, selectors, services
 from pulse_site.activity import RECENT_EVENTS, ActivityFilter, activity_history, activity_row, activity_rows
 from pulse_site.errors import PulseError
 from pulse_site.forms import ActivityFilterForm
+from pulse_site.live.selectors import Audience
 from pulse_site.teams.decorators import team_required
 
 
@@ -21,7 +22,7 @@ from pulse_site.teams.decorators import team_required
 @team_required
 def overview(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
-    overview = selectors.overview_for_team(team, everything=_everything(request))
+    overview = selectors.overview_for_team(team, audience=_audience(request), everything=_everything(request))
     pulse, charts = selectors.overview_page(team=team)
     return render(request, "pulse/overview.html", {
         "overview": overview,
@@ -35,6 +36,11 @@ def overview(request: HttpRequest) -> HttpResponse:
 def overview_pulse(request: HttpRequest) -> HttpResponse:
     """Counters, budget, failures, upcoming runs and workers: re-fetched when the team's jobs change."""
     return render(request, "pulse/_pulse.html", {"pulse": selectors.overview_pulse(team=request.team)})  # type: ignore[attr-defined]
+
+
+def _audience(request: HttpRequest) -> Audience:
+    """Who reads the team's events here: which of them the page lists."""
+    return Audience.of(membership=request.membership)  # type: ignore[attr-defined]
 
 
 def _everything(request: HttpRequest) -> bool:
@@ -51,7 +57,7 @@ def overview_activity(request: HttpRequest) -> HttpResponse:
     except ValueError:
         return HttpResponse("after: a whole number (an event id).", status=400, content_type="text/plain")
     team = request.team  # type: ignore[attr-defined]
-    rows = activity_rows(team=team, after=after, everything=_everything(request))
+    rows = activity_rows(team=team, audience=_audience(request), after=after, everything=_everything(request))
     return render(request, "pulse/_activity_rows.html", {"rows": rows, "time_zone": team.time_zone})
 
 
@@ -65,7 +71,8 @@ def activity(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         filters = ActivityFilter(family=data["family"], subject=data["subject"], everything=data["all"])
-        events, cursor = activity_history(team=team, filters=filters, before=data["cursor"])
+        events, cursor = activity_history(team=team, audience=_audience(request), filters=filters,
+                                          before=data["cursor"])
         rows = [activity_row(event) for event in events]
     older = request.GET.copy()
     older["cursor"] = str(cursor)

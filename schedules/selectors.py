@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
-from budgets.money import money_str
+from budgets.money import money_str, money_text
 from budgets.services import budget_policy_get, policy_zone
 from jobs.handlers.registry import find_handler, with_defaults
 from jobs.models import Job
@@ -234,7 +234,7 @@ class Projection:
         """The limits each run's estimate alone is above: every run is refused, none is held."""
         if self.per_run is None or not self.runs:
             return []
-        return [f"the {name} limit of {money_str(limit)}" for name, limit in self._limits() if self.per_run > limit]
+        return [f"the {name} limit of {money_text(limit)}" for name, limit in self._limits() if self.per_run > limit]
 
     def _limits(self) -> list[tuple[str, int]]:
         return [(name, limit) for name, limit in (("daily", self.daily_limit), ("weekly", self.weekly_limit),
@@ -250,22 +250,22 @@ class Projection:
         day_runs = self.busiest_day if self.busiest_day is not None else -(-self.runs // PROJECTION_DAYS)
         spent = {"daily": self.per_run * day_runs, "weekly": self.per_run * self.runs * 7 // PROJECTION_DAYS,
                  "monthly": self.per_run * self.runs}
-        return [f"the {name} limit of {money_str(limit)}" for name, limit in self._limits() if spent[name] > limit]
+        return [f"the {name} limit of {money_text(limit)}" for name, limit in self._limits() if spent[name] > limit]
 
     @property
     def text(self) -> str:
-        """'about 43,200 runs × 0.12 = 5184 (172.8 a day on average)'."""
+        """'about 43,200 runs × 0.12 = 5,184 (172.8 a day on average)'."""
         runs = f"{'about ' if self.approximate else ''}{self.runs:,} run{'' if self.runs == 1 else 's'}"
         if self.total is None:
             return runs + (" (no estimate: the handler is gone or refuses the payload)" if self.runs else "")
         if self.per_run == 0:
             return f"{runs}, each free (an estimate of 0)"
-        return f"{runs} × {money_str(self.per_run)} = {money_str(self.total)} ({money_str(self.per_day)} a day on average)"
+        return f"{runs} × {money_text(self.per_run)} = {money_text(self.total)} ({money_text(self.per_day)} a day on average)"
 
     @property
     def over_text(self) -> str:
         if self.refused_by:
-            return (f"Each run's estimate of {money_str(self.per_run)} is above {' and '.join(self.refused_by)}: "
+            return (f"Each run's estimate of {money_text(self.per_run)} is above {' and '.join(self.refused_by)}: "
                     "every run is refused (recorded as failed, with no job) until the limit is raised.")
         return (f"Alone, this schedule would pass {' and '.join(self.over)}: its runs wait whenever the budget is "
                 "spent (held, or skipped while one waits, as its overlap policy says).") if self.over else ""

@@ -22,7 +22,7 @@ from django.utils import timezone
 from budgets.money import parse_money, to_micros
 from jobs.handlers.registry import get_public_handler
 from jobs.models import Job
-from jobs.services import SubmitItem, check_payload_size, job_cancel, job_submit, job_submit_many
+from jobs.services import SubmitItem, job_cancel, job_submit, job_submit_many, payload_validate
 from pulse_site.errors import Conflict, FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.outage import is_database_outage
 from pulse_site.teams.models import Team
@@ -94,8 +94,7 @@ def _clean_work(handler: object, payload: object, override: int | None) -> dict[
     if not isinstance(handler, str):
         raise ValidationError.for_field("handler", "A handler name is required.")
     spec = get_public_handler(handler)
-    check_payload_size(payload)
-    body = spec.validate(payload)
+    body = payload_validate(spec=spec, payload=payload)
     if override is None:
         try:
             spec.estimate_micros(body)

@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from budgets.money import money_str, parse_money, to_micros
+from budgets.money import money_text, parse_money, to_micros
 from jobs.handlers.registry import find_public_handler, registered_handlers
 from jobs.payload_form import PayloadForm
 from pulse_site.errors import PulseError, ValidationError
@@ -235,7 +235,7 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
         "next_runs": selectors.schedule_next_runs(schedule),
         "projection": selectors.schedule_projection(schedule),
         "projection_days": selectors.PROJECTION_DAYS,
-        "estimate_override": money_str(schedule.estimate_override),
+        "estimate_override": money_text(schedule.estimate_override),
         "payload_json": json.dumps(schedule.payload, indent=2, sort_keys=True, ensure_ascii=False),
         **_history_context(request, schedule),
         "since": since,

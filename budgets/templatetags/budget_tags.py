@@ -4,21 +4,22 @@ from typing import Any
 
 from django import template
 
-from budgets.money import money_str
+from budgets.money import grouped, money_str, money_text
+from budgets.services import POLICY_MONEY_FIELDS
 
 register = template.Library()
 
 
 @register.filter
 def money(micros: int | None) -> str:
-    """Micro-units as an amount, "unlimited" for None."""
-    value = money_str(micros)
+    """Micro-units as an amount grouped by thousands (as counts are shown), "unlimited" for None."""
+    value = money_text(micros)
     return "unlimited" if value is None else value
 
 
 @register.filter
 def money_or_blank(micros: int | None | str) -> str:
-    """For form inputs: the amount, or empty for unlimited."""
+    """For form inputs: the amount in plain digits (what the form reads back), or empty for unlimited."""
     if micros in (None, ""):
         return ""
     return money_str(int(micros)) or ""
@@ -26,9 +27,15 @@ def money_or_blank(micros: int | None | str) -> str:
 
 @register.filter
 def changed_fields(change: Any) -> list[tuple[str, Any, Any]]:
-    """(field, before, after) for every field a PolicyChange changed."""
+    """(field, before, after) for every field a PolicyChange changed, its limits' amounts grouped as
+    every amount on the page is."""
     keys = sorted(set(change.before) | set(change.after))
-    return [(k, change.before.get(k), change.after.get(k)) for k in keys if change.before.get(k) != change.after.get(k)]
+    return [(k, _shown(k, change.before.get(k)), _shown(k, change.after.get(k)))
+            for k in keys if change.before.get(k) != change.after.get(k)]
+
+
+def _shown(field: str, value: Any) -> Any:
+    return grouped(value) if field in POLICY_MONEY_FIELDS and isinstance(value, str) else value
 
 
 @register.inclusion_tag("budgets/_summary.html")

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 
-from budgets.money import parse_money, to_micros
+from budgets.money import grouped, parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
 from pulse_site.errors import FieldErrors, ValidationError
 
@@ -146,7 +146,7 @@ class Handler:
     def cost_text(self) -> str:
         """The cost of one run in words: the fixed amount, or how the estimator reads the payload."""
         if self.cost_is_fixed:
-            return format(self.cost, "f")
+            return grouped(format(self.cost, "f"))
         how = (self.cost.__doc__ or "").strip().split("\n")[0]
         return f"Estimated from the payload{': ' + how if how else ''}"
 

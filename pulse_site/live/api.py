@@ -12,6 +12,7 @@ from pulse_site.activity import FAMILIES, ActivityFilter, activity_history, acti
 from pulse_site.api import TeamAPIView, error_responses, query_choice, query_int
 from pulse_site.ids import MAX_PAGE
 from pulse_site.live.models import Event
+from pulse_site.live.selectors import Audience
 
 EVENT_ID = "An event id (a whole number)."
 
@@ -58,6 +59,7 @@ class EventListView(TeamAPIView):
         query = self.query
         filters = ActivityFilter(family=query.get("family", ""), subject=query.get("subject", ""),
                                  everything=query["all"])
-        events, cursor = activity_history(team=self.team, filters=filters, before=query.get("cursor"),
-                                          limit=query["limit"])
+        audience = Audience.of(membership=self.membership, token=self.token)
+        events, cursor = activity_history(team=self.team, audience=audience, filters=filters,
+                                          before=query.get("cursor"), limit=query["limit"])
         return Response(EventPageOut({"results": [event_out(e) for e in events], "next_cursor": cursor}).data)

@@ -1,12 +1,13 @@
 """`/ws/`: one team's live events, for the dashboard (session) and API clients (bearer token).
 
-Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id), `synced`
+Frames sent: `hello` (team, last_id), `event` (an outbox row with its sequence id; the events about
+API tokens only to the team's owners and admins, as live.selectors.Audience says), `synced`
 (`to`: every event of the team up to that id has been sent on this socket, replayed or caught up:
 where a client resumes from), `resync` (too much was missed, or some of it pruned by the retention:
 reload), `pong`, `following` (the
-job followed, or null), `error` (a bad client frame), `closed` (access ended, with the reason,
-followed by close code 4403: told at once by the service that ended it, or found by the next
-catch-up round). Close codes: 4401 not authenticated, 4403 refused.
+job followed, or null), `error` (a bad client frame), `closed` (access ended, or a member's role
+changed, with the reason, followed by close code 4403: told at once by the service that ended it,
+or found by the next catch-up round). Close codes: 4401 not authenticated, 4403 refused.
 
 Resuming: a client reconnects with `?since=<the last synced.to>` and drops the events it already
 has by id. Resuming from the last id seen instead can lose an event for good: the channel layer
@@ -37,7 +38,7 @@ from django.utils import timezone
 
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
-from pulse_site.live.selectors import event_last_id, events_by_id, events_relayed_after, events_since
+from pulse_site.live.selectors import Audience, event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
 from pulse_site.parsers import MAX_DEPTH, Refused, json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
@@ -91,6 +92,9 @@ class Access:
     # What the access was given by, checked again every catch-up round (access_lost).
     token_id: int | None = None
     session: tuple[str, int] | None = None  # (session key, user id)
+    # Which of the team's events it is sent, as of when it opened (a member's role change closes
+    # the member's sockets: membership_set_role).
+    audience: Audience = Audience(sees_tokens=False)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -105,7 +109,7 @@ def _token_access(secret: str) -> Access | None:
     if token is None:
         return None
     return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)),
-                  expires_at=token.expires_at, token_id=token.pk)
+                  expires_at=token.expires_at, token_id=token.pk, audience=Audience.of(membership=None, token=token))
 
 
 def _session_access(scope: dict[str, Any]) -> Access | None:
@@ -118,7 +122,8 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
     key = scope["session"].session_key
     if key:
         groups = (*groups, session_group(key))
-    return Access(team=membership.team, groups=groups, session=(key, user.pk) if key else None)
+    return Access(team=membership.team, groups=groups, session=(key, user.pk) if key else None,
+                  audience=Audience.of(membership=membership))
 
 
 def _job_exists(*, team: Team, job_id: str) -> bool:
@@ -346,7 +351,10 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.sent_order.append(event_id)
         if len(self.sent_order) > SENT_IDS_KEPT:
             self.sent_ids.discard(self.sent_order.popleft())
-        await self.send_json({"type": "event", **event})
+        # Live, replayed or caught up, every event comes this way. One this socket may not see
+        # counts as sent all the same: the catch-up owes it nothing.
+        if self.access.audience.sees(str(event.get("kind", ""))):
+            await self.send_json({"type": "event", **event})
 
     async def _send_error(self, code: str, message: str) -> None:
         await self.send_json({"type": "error", "error": {"code": code, "message": message}})

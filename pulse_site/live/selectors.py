@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
-from django.db.models import BigIntegerField, OuterRef, Subquery
+from dataclasses import dataclass
+
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest
 
 from pulse_site.live.models import Event, RelayCursor
-from pulse_site.teams.models import Team
+from pulse_site.teams.models import ApiToken, Membership, Team
+from pulse_site.teams.selectors import may_see_tokens
+
+# The events about the team's API tokens (made, revoked: a token's name, prefix and access) are for
+# those who see the token list, as the team page and /api/v1/tokens/ are.
+TOKEN_EVENTS = "token."
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who reads a team's events, as far as what they may see depends on it: the one rule that
+    every way to the events applies (the overview's list and its live rows, the activity page, the
+    events API, and the socket's live events, replay and catch-up)."""
+
+    sees_tokens: bool
+
+    @classmethod
+    def of(cls, *, membership: Membership | None, token: ApiToken | None = None) -> Audience:
+        return cls(sees_tokens=may_see_tokens(membership=membership, token=token))
+
+    def sees(self, kind: str) -> bool:
+        return self.sees_tokens or not kind.startswith(TOKEN_EVENTS)
+
+    def visible(self, events: QuerySet[Event]) -> QuerySet[Event]:
+        """`events` without those this audience may not see."""
+        return events if self.sees_tokens else events.exclude(kind__startswith=TOKEN_EVENTS)
 
 
 def event_last_id(*, team_id: int) -> int:

@@ -37,6 +37,9 @@ def token_group(token_id: int) -> str:
 
 # The reason a session's sockets are closed with when it switches team (live.js reloads the page).
 TEAM_SWITCHED = "team switched"
+# The reason a member's sockets are closed with when their role changes: what a socket is sent
+# (pulse_site.live.selectors.Audience) and what the page offers follow the role (live.js reloads).
+ROLE_CHANGED = "role changed"
 
 
 def session_group(session_key: str) -> str:

@@ -53,6 +53,12 @@ def membership_get_for_team(*, team: Team, user_id: int | str) -> Membership:
         raise NotFound("No such member in this team.") from None
 
 
+def may_see_tokens(*, membership: Membership | None, token: ApiToken | None = None) -> bool:
+    """Whether a caller sees the team's API tokens (their list, and the events about them): its
+    owners and admins in person; never a token, whatever its access, nor members and viewers."""
+    return token is None and membership is not None and membership.can_manage
+
+
 def token_get_for_team(*, team: Team, token_id: str) -> ApiToken:
     token = (ApiToken.objects.filter(team=team, public_id=token_id).select_related("created_by").first()
              if looks_like_public_id(token_id, "TK") else None)

@@ -13,7 +13,14 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from pulse_site.errors import Conflict, FieldErrors, PermissionDenied, ValidationError
-from pulse_site.live.services import event_emit, member_group, sockets_close_on_commit, token_group, user_group
+from pulse_site.live.services import (
+    ROLE_CHANGED,
+    event_emit,
+    member_group,
+    sockets_close_on_commit,
+    token_group,
+    user_group,
+)
 from pulse_site.teams.models import (
     RETENTION_KINDS,
     RETENTION_MAX_DAYS,
@@ -248,10 +255,14 @@ def membership_set_role(*, membership: Membership, role: str, by: Membership | N
     _require_manager(by, role=role, target=membership)
     if role != Role.OWNER:
         _ensure_an_owner_remains(membership)
+    changed = membership.role != role
     membership.role = role
     membership.save(update_fields=["role"])
     event_emit(team=membership.team_id, kind="member.changed", subject=str(membership.user_id),
                payload=_member_payload(membership, by, who))
+    if changed:
+        sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
+                                reason=ROLE_CHANGED)
     return membership
 
 

@@ -67,8 +67,12 @@
         } else if (data.type === "closed") {
           stopped = true;
           // This browser chose another team in another tab: this page shows the old one. (The tab
-          // that chose it is on its way to the new team's overview already.)
-          if (data.reason === "team switched") { if (!leaving) location.reload(); return; }
+          // that chose it is on its way to the new team's overview already.) Or this member's role
+          // changed: the page and its socket are opened again with what the new role sees.
+          if (data.reason === "team switched" || data.reason === "role changed") {
+            if (!leaving) location.reload();
+            return;
+          }
           setState("closed", "closed: " + (data.reason || "by the server"));
         }
       };

@@ -153,3 +153,19 @@ def test_the_budget_pages_live_redraw_keeps_keyboard_focus_on_a_held_jobs_link(p
     job_submit(team=acme, handler="test.browser_paid", payload={}, source=Job.Source.API)
     page.wait_for_function("document.getElementById('budget-live').firstElementChild !== window.__live")
     assert page.evaluate("document.activeElement.getAttribute('href')") == f"/jobs/{held.public_id}/"
+
+
+def test_amounts_are_grouped_by_thousands_as_drawn_and_as_they_change_live_and_the_input_stays_plain(
+        page, login_as, alice, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "999999999.99"}, by=None)
+    login_as(alice)
+    page.goto("/budget/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    today = page.locator('#budget-live .budget-window[data-window="day"][data-scope=""]')
+    expect(today).to_contain_text("0 of 999,999,999.99 (0.0 %)")
+    expect(page.locator("#id_daily_limit")).to_have_value("999999999.99")
+
+    job = job_submit(team=acme, handler="test.browser_paid", payload={"cost": "1234567.5"}, source="api").job
+    run(job.public_id)
+    expect(today).to_contain_text("1,234,567.5 of 999,999,999.99 (0.1 %)")
+    expect(today).to_contain_text("remaining 998,765,432.49")

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from pulse_site.teams.models import ApiToken
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -80,3 +81,27 @@ def test_another_tab_of_the_session_follows_a_team_switch(page, login_as, alice,
     expect(page.locator("#team-switcher-select option:checked")).to_have_text("Umbrella")
     assert page.url.endswith("/jobs/")
     other.close()
+
+
+def test_a_members_open_page_follows_their_role_change(page, browser, asgi_server, login_as, alice, bob, acme):
+    """Its socket was sent what the old role sees (an admin made a viewer went on hearing of the
+    team's tokens) and the page offered what the old role could do: both are opened again."""
+    login_as(bob)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    expect(page.locator('a.button[href="/jobs/new/"]')).to_be_visible()
+    owner = browser.new_context(base_url=asgi_server.url, bypass_csp=True).new_page()
+    owner.goto("/login/")
+    owner.fill("#id_username", "alice")
+    owner.fill("#id_password", PASSWORD)
+    owner.click("button[type=submit]")
+    owner.wait_for_url("/")
+    owner.goto("/team/")
+    owner.select_option(f"#role-{bob.pk}", "viewer")
+    owner.click(f"#member-{bob.pk} form button[type=submit]")
+    expect(owner.locator(f"#member-{bob.pk} .role")).to_have_text("Viewer")
+    # Bob's page is loaded again, as a viewer's: no "New job".
+    expect(page.locator('a.button[href="/jobs/new/"]')).to_have_count(0)
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    assert page.url.endswith("/jobs/")
+    owner.context.close()

@@ -4,6 +4,8 @@ default as `ctx.payload.get("pages", 1)`."""
 
 from __future__ import annotations
 
+import html
+import json
 from decimal import Decimal
 
 import pytest
@@ -12,6 +14,7 @@ from jobs.handlers import handler
 from jobs.handlers.registry import unregister
 from jobs.models import Job
 from jobs.runner import run_job
+from schedules.models import Schedule
 from schedules.services import schedule_create, schedule_trigger
 
 REPORT = {
@@ -134,3 +137,73 @@ def test_a_schedules_cost_projection_is_estimated_on_the_payload_with_its_defaul
 
     assert schedule_projection(schedule).per_run == 20_000
     assert "× 0.02 =" in typed.json()["projection"]
+
+
+# --- The size limit is the stored payload's ------------------------------------------------------
+
+LIMIT = 1024
+TEMPLATE = "t" * 600  # the default the handler fills in: a payload leaving it out grows by 615 bytes
+
+
+@pytest.fixture
+def padded(temp_handler, settings):
+    settings.PULSE_MAX_PAYLOAD_BYTES = LIMIT
+    schema = {"type": "object", "properties": {"note": {"type": "string"},
+                                               "template": {"type": "string", "default": TEMPLATE}}}
+    temp_handler("test.padded", schema=schema, cost="0")(lambda ctx: None)
+
+
+def size(payload) -> int:
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+
+def note_for(stored_size: int) -> dict[str, str]:
+    """A payload of `note` alone whose stored form (with the template filled in) has `stored_size` bytes."""
+    note = "n" * (stored_size - size({"note": "", "template": TEMPLATE}))
+    assert size({"note": note, "template": TEMPLATE}) == stored_size
+    return {"note": note}
+
+
+OVER = f"The payload is {LIMIT + 1} bytes with the handler's defaults filled in: at most {LIMIT}."
+
+
+def test_a_payload_its_defaults_take_past_the_limit_is_refused_naming_it_and_nothing_is_written(acme_api, padded):
+    from pulse_site.live.models import Event
+
+    payload = note_for(LIMIT + 1)
+    assert size(payload) < LIMIT  # within the limit as sent
+    events = Event.objects.count()
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.padded", "payload": payload}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "validation_error", "message": f"payload: {OVER}",
+                                        "fields": {"payload": [OVER]}}
+    assert not Job.objects.exists() and Event.objects.count() == events
+
+
+def test_a_payload_at_the_limit_with_its_defaults_is_stored(acme_api, padded):
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.padded", "payload": note_for(LIMIT)}, format="json")
+    assert response.status_code == 201, response.json()
+    assert size(Job.objects.get().payload) == LIMIT
+
+
+def test_the_new_job_form_says_so_above_its_fields_and_writes_nothing(alice_client, acme, padded):
+    form = {"handler": "test.padded", "payload.note": note_for(LIMIT + 1)["note"], "priority": "0"}
+    response = alice_client.post("/jobs/new/", form)
+    assert response.status_code == 400
+    assert response.context["form"].non_field_errors() == [f"payload: {OVER}"]
+    preview = alice_client.get("/jobs/new/preview/", form).content.decode()
+    assert f"payload: {OVER}" in html.unescape(preview) and "Estimated cost" not in preview
+    assert not Job.objects.exists()
+
+
+def test_a_schedule_whose_runs_would_be_refused_so_is_refused_itself(acme, acme_api, alice_client, padded):
+    body = {"name": "Padded", "handler": "test.padded", "cron": "0 6 * * *", "time_zone": "UTC",
+            "payload": note_for(LIMIT + 1)}
+    response = acme_api.post("/api/v1/schedules/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"payload": [OVER]}
+    form = {**body, "payload": json.dumps(body["payload"]), "overlap_policy": "skip", "misfire_policy": "once"}
+    page = alice_client.post("/schedules/new/", form)
+    assert page.status_code == 400 and page.context["form"].errors["payload"] == [OVER]
+    assert not Schedule.objects.exists()
+    assert acme_api.post("/api/v1/schedules/", {**body, "payload": note_for(LIMIT)}, format="json").status_code == 201
