@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from pulse_site.activity import FAMILIES
 from pulse_site.errors import choose_one_of
+from pulse_site.live.selectors import Audience
 
 
 class ActivityFilterForm(forms.Form):
@@ -17,3 +20,11 @@ class ActivityFilterForm(forms.Form):
     cursor = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput, error_messages={
         "invalid": "An event id (a whole number).", "min_value": "An event id (a whole number).",
         "max_value": "An event id (a whole number)."})
+
+    def __init__(self, data: Any, *, audience: Audience) -> None:
+        super().__init__(data)
+        # Only the families this reader sees events of (members and viewers see no token events).
+        families = {key: label for key, label in FAMILIES.items() if audience.sees(f"{key}.")}
+        field = self.fields["family"]
+        field.choices = [("", "Everything"), *families.items()]  # type: ignore[attr-defined]
+        field.error_messages["invalid_choice"] = choose_one_of(list(families))

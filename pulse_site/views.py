@@ -66,12 +66,13 @@ def overview_activity(request: HttpRequest) -> HttpResponse:
 def activity(request: HttpRequest) -> HttpResponse:
     """Every event of the team, newest first, filtered by family and subject, a page at a time."""
     team = request.team  # type: ignore[attr-defined]
-    form = ActivityFilterForm(request.GET)
+    audience = _audience(request)
+    form = ActivityFilterForm(request.GET, audience=audience)
     rows, cursor = [], None
     if form.is_valid():
         data = form.cleaned_data
         filters = ActivityFilter(family=data["family"], subject=data["subject"], everything=data["all"])
-        events, cursor = activity_history(team=team, audience=_audience(request), filters=filters,
+        events, cursor = activity_history(team=team, audience=audience, filters=filters,
                                           before=data["cursor"])
         rows = [activity_row(event) for event in events]
     older = request.GET.copy()

@@ -62,6 +62,19 @@ def test_owners_and_admins_see_token_events_on_the_overview_its_live_rows_and_th
             assert "deploy-bot" not in page and 'data-kind="token.' not in page, (user, url)
 
 
+def test_the_activity_filter_offers_the_token_family_only_to_those_who_see_its_events(alice, ada, bob, vic, acme):
+    option = '<option value="token">API tokens</option>'
+    for user in (alice, ada):
+        assert option in logged_in(user).get("/activity/").content.decode(), user
+    for user in (bob, vic):
+        client = logged_in(user)
+        assert option not in client.get("/activity/").content.decode(), user
+        response = client.get("/activity/?family=token")
+        assert response.status_code == 400
+        assert "Choose one of job, execution, schedule, budget, queue, team, member, notification" in (
+            response.content.decode()), user
+
+
 def test_the_events_api_gives_token_events_to_owners_and_admins_and_never_to_a_token(
         alice, ada, bob, vic, acme, globex):
     created, revoked = make_token_events(acme)
