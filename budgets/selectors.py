@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,9 +14,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Start, Usage
-from budgets.money import money_str, money_text
+from budgets.money import grouped, money_str, money_text
 from budgets.services import (
-    HOLD_KINDS, KIND_LABEL, RATE_WINDOW, alert_payload, alert_whose, budget_policy_get, policy_zone,
+    CAP_FIELDS, HOLD_KINDS, KIND_LABEL, POLICY_MONEY_FIELDS, RATE_WINDOW, alert_payload, alert_whose,
+    budget_policy_get, policy_zone,
 )
 from budgets.windows import Window, windows_at
 from pulse_site.charts import Bucket, Chart, stacked_bars
@@ -325,3 +327,48 @@ def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
                         # As the banner shows them (the payload's are the events' plain digits).
                         "spent": money_text(alert.spent), "limit": money_text(alert.limit)})
     return out
+
+
+# Settings whose None is "no limit" (a budget policy's); any other None reads "unset".
+UNLIMITED_WHEN_NONE = (*POLICY_MONEY_FIELDS, "calls_per_minute", "max_concurrent")
+
+
+def setting_changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(field, before, after) in words for each setting a change changed: the budget page's change
+    history and the activity's line of a settings event. Limits read "unlimited" when unset,
+    amounts grouped; each handler cap that changed is a row of its own (handler_caps.<handler>, as
+    the API names it)."""
+    rows = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if key == "handler_caps" and isinstance(old or {}, dict) and isinstance(new or {}, dict):
+            old_caps, new_caps = old or {}, new or {}
+            rows += [(f"handler_caps.{handler}", _cap_text(old_caps.get(handler)), _cap_text(new_caps.get(handler)))
+                     for handler in sorted(set(old_caps) | set(new_caps)) if old_caps.get(handler) != new_caps.get(handler)]
+        else:
+            rows.append((key, _setting_text(key, old), _setting_text(key, new)))
+    return rows
+
+
+def _setting_text(key: str, value: Any) -> str:
+    if value is None:
+        return "unlimited" if key in UNLIMITED_WHEN_NONE else "unset"
+    if key in POLICY_MONEY_FIELDS and isinstance(value, str):
+        return grouped(value)
+    if key == "alert_thresholds" and isinstance(value, list):
+        return f"{', '.join(str(v) for v in value)} %" if value else "none"
+    if key == "time_zone" and value == "":
+        return "the team's"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _cap_text(limits: Any) -> str:
+    """A handler cap as the change history shows it: "daily 1.5 · weekly unlimited · monthly 20"."""
+    if limits is None:
+        return "no cap"
+    if not isinstance(limits, dict):
+        return json.dumps(limits)
+    return " · ".join(f"{window} {grouped(limits[window]) if isinstance(limits.get(window), str) else 'unlimited'}"
+                      for window in CAP_FIELDS)

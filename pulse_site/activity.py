@@ -16,7 +16,7 @@ from django.utils import timezone
 from ulid import ULID
 
 from budgets.money import grouped
-from budgets.services import POLICY_MONEY_FIELDS
+from budgets.selectors import setting_changes
 from jobs.events import hold_reasons_text
 from jobs.models import Job
 from pulse_site.errors import check_choice
@@ -342,17 +342,8 @@ def _changes(p: dict[str, Any]) -> str:
     before, after = p.get("before"), p.get("after")
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ""
-    changed = [f"{key} {_shown(key, before.get(key))} → {_shown(key, value)}"
-               for key, value in after.items() if before.get(key) != value]
+    changed = [f"{key} {old} → {new}" for key, old, new in setting_changes(before, after)]
     return f"{p.get('by', 'Someone')} changed {', '.join(changed)}" if changed else ""
-
-
-def _shown(key: str, value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, str):
-        return grouped(value) if key in POLICY_MONEY_FIELDS else value  # a budget limit's amount
-    return json.dumps(value)
 
 
 _DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {

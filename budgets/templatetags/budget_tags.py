@@ -4,8 +4,7 @@ from typing import Any
 
 from django import template
 
-from budgets.money import grouped, money_str, money_text
-from budgets.services import POLICY_MONEY_FIELDS
+from budgets.money import money_str, money_text
 
 register = template.Library()
 
@@ -26,16 +25,11 @@ def money_or_blank(micros: int | None | str) -> str:
 
 
 @register.filter
-def changed_fields(change: Any) -> list[tuple[str, Any, Any]]:
-    """(field, before, after) for every field a PolicyChange changed, its limits' amounts grouped as
-    every amount on the page is."""
-    keys = sorted(set(change.before) | set(change.after))
-    return [(k, _shown(k, change.before.get(k)), _shown(k, change.after.get(k)))
-            for k in keys if change.before.get(k) != change.after.get(k)]
+def changed_fields(change: Any) -> list[tuple[str, str, str]]:
+    """(field, before, after) in words for every setting a PolicyChange changed."""
+    from budgets.selectors import setting_changes
 
-
-def _shown(field: str, value: Any) -> Any:
-    return grouped(value) if field in POLICY_MONEY_FIELDS and isinstance(value, str) else value
+    return setting_changes(change.before, change.after)
 
 
 @register.inclusion_tag("budgets/_summary.html")

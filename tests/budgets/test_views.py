@@ -294,3 +294,19 @@ def test_the_spend_chart_stacks_each_day_by_handler_under_the_daily_limit_line(a
     assert "pulse.secret" in charlie_client.get("/budget/").content.decode()
     budget_policy_update(team=acme, changes={"daily_limit": ""}, by=None)
     assert "chart-line" not in alice_client.get("/budget/").content.decode()
+
+
+def test_the_change_history_says_each_changed_handler_cap_in_words(alice_client, acme):
+    """A cap change read as a Python dict ({'pulse.sleep': {'daily': '1.5', 'weekly': None, …}})."""
+    budget_policy_update(team=acme, changes={"handler_caps": {"pulse.sleep": {"daily": "1.5"}}}, by=None)
+    budget_policy_update(team=acme, changes={"handler_caps": {"pulse.sleep": {"daily": "1.5", "monthly": "2000"},
+                                                              "pulse.noop": {"weekly": "3"}}}, by=None)
+
+    page = " ".join(alice_client.get("/budget/").content.decode().split())
+
+    assert ("<div><code>handler_caps.pulse.noop</code>: no cap → daily unlimited · weekly 3 · monthly unlimited</div>"
+            "<div><code>handler_caps.pulse.sleep</code>: daily 1.5 · weekly unlimited · monthly unlimited → "
+            "daily 1.5 · weekly unlimited · monthly 2,000</div>") in page
+    assert ("<code>handler_caps.pulse.sleep</code>: no cap → daily 1.5 · weekly unlimited · monthly unlimited"
+            in page)
+    assert "{" not in page.split("Change history")[1].split("</table>")[0]

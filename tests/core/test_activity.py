@@ -68,7 +68,17 @@ JOB = {"handler": "demo.report", "attempts": 1, "max_attempts": 3, "cost_actual"
     ("member.removed", {"username": "bob", "role": "member"}, "bob removed"),
     ("token.created", {"name": "ci", "access": "write", "prefix": "pulse_ab"}, "Token ci (write) created"),
     ("budget.policy", {"by": "alice", "before": {"daily_limit": None, "max_concurrent": 2},
-                       "after": {"daily_limit": "0.5", "max_concurrent": 2}}, "alice changed daily_limit unset → 0.5"),
+                       "after": {"daily_limit": "0.5", "max_concurrent": 2}}, "alice changed daily_limit unlimited → 0.5"),
+    ("budget.policy", {"by": "admin root",
+                       "before": {"monthly_limit": "1500", "alert_thresholds": [80, 100], "time_zone": "Europe/Paris"},
+                       "after": {"monthly_limit": None, "alert_thresholds": [50, 80, 100], "time_zone": ""}},
+     "admin root changed alert_thresholds 80, 100 % → 50, 80, 100 %, monthly_limit 1,500 → unlimited, "
+     "time_zone Europe/Paris → the team's"),
+    ("budget.policy", {"by": "alice",
+                       "before": {"handler_caps": {"pulse.sleep": {"daily": "1.5", "weekly": None, "monthly": None}}},
+                       "after": {"handler_caps": {"pulse.sleep": {"daily": "1.5", "weekly": None, "monthly": "2000"}}}},
+     "alice changed handler_caps.pulse.sleep daily 1.5 · weekly unlimited · monthly unlimited → "
+     "daily 1.5 · weekly unlimited · monthly 2,000"),
     ("team.retention", {"by": "operator", "before": {"job_retention_days": 30}, "after": {"job_retention_days": 7}},
      "operator changed job_retention_days 30 → 7"),
     ("queue.paused", {"reason": "deploy", "handler": None, "by": "alice"}, "The queue paused by alice: deploy"),
