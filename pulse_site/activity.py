@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
@@ -337,6 +337,36 @@ def _notification(verb: str, p: dict[str, Any]) -> str:
     return f"{text} {done}" + _by(p)
 
 
+def _budget(verb: str, p: dict[str, Any]) -> str:
+    """An override and its use, a job that cost more than its estimate, counts repaired; an alert
+    says its own `message`, a policy change goes as any settings change."""
+    if verb == "override":
+        text = f"Override of up to {_amount(p.get('amount'))}{_until(p.get('expires_at'))} created" + _by(p)
+        return text + (f": {p['reason']}" if p.get("reason") else "")
+    if verb == "override_used":
+        return f"Override let {p.get('job', 'a job')} start, using {_amount(p.get('amount'))} of it"
+    if verb == "override_ended":
+        return "Override ended" + _by(p)
+    if verb == "overrun":
+        return (f"{p.get('handler', 'A job')} cost {_amount(p.get('actual'))}, {_amount(p.get('over_by'))} over its "
+                f"estimate of {_amount(p.get('estimate'))}" + (f" (attempt {p['attempt']})" if p.get("attempt") else ""))
+    if verb == "drift":
+        drifts = p.get("drifts")
+        return f"Budget counts repaired against the ledger ({len(drifts) if isinstance(drifts, list) else 0} corrected)"
+    return ""
+
+
+def _amount(value: object) -> str:
+    return grouped(value) if isinstance(value, str) else "?"
+
+
+def _until(value: object) -> str:
+    try:
+        return f" until {datetime.fromisoformat(str(value)).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    except ValueError:
+        return ""
+
+
 def _changes(p: dict[str, Any]) -> str:
     """A settings change (`by`, `before`, `after`): what changed, from what to what."""
     before, after = p.get("before"), p.get("after")
@@ -348,5 +378,5 @@ def _changes(p: dict[str, Any]) -> str:
 
 _DESCRIBE: dict[str, Callable[[str, dict[str, Any]], str]] = {
     "job": _job, "execution": _execution, "schedule": _schedule, "member": _member, "token": _token,
-    "queue": _queue, "notification": _notification,
+    "queue": _queue, "notification": _notification, "budget": _budget,
 }
