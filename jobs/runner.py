@@ -1014,7 +1014,11 @@ def rescue_expired(*, limit: int = 100) -> int:
             )
             if locked is None:
                 continue
-            outcome = Outcome(ok=False, code=ErrorCode.WORKER_LOST, retryable=None,
+            # How long the attempt ran until now (its row's end): the settle's log line, the
+            # hourly stats and a daemon's restart backoff read it.
+            started = Attempt.objects.filter(job_id=pk, number=attempt).values_list("started_at", flat=True).first()
+            run_ms = max(0, int((timezone.now() - started).total_seconds() * 1000)) if started else 0
+            outcome = Outcome(ok=False, code=ErrorCode.WORKER_LOST, retryable=None, run_ms=run_ms,
                               message=f"The worker {locked.worker or '?'} stopped renewing the lease (it died or hung).")
             if settle(job_pk=pk, attempt=attempt, outcome=outcome, attempt_outcome=Attempt.Outcome.WORKER_LOST):
                 rescued += 1

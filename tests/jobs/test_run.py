@@ -518,3 +518,22 @@ def test_a_job_error_with_a_code_outside_the_list_keeps_the_code_it_was_given(su
     job.refresh_from_db()
     assert (job.status, job.error_code) == (Status.FAILED, "unknown")
     assert job.error_details == {"after": 30, "code_given": "rate_limited"}
+
+
+def test_a_rescued_attempt_says_how_long_it_ran_not_0_ms(submit, temp_handler):
+    """A cluster killed with SIGKILL 30 s into a job: the rescue's log line said "Failed after 0 ms
+    with worker_lost", though the attempt ran 30 s (its own row said so)."""
+    @temp_handler("test.lost", max_attempts=2)
+    def lost(ctx):
+        return None
+
+    from jobs.runner import claim
+
+    job = submit("test.lost")
+    assert claim(job.public_id) is not None
+    Attempt.objects.filter(job=job, number=1).update(started_at=timezone.now() - timedelta(seconds=30))
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert rescue_expired() == 1
+    line = TaskLog.objects.filter(job=job, stage="", message__contains="worker_lost").get().message
+    ran_ms = int(line.removeprefix("Failed after ").split(" ms", 1)[0])
+    assert 30_000 <= ran_ms < 40_000, line
