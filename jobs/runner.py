@@ -221,7 +221,13 @@ def _claim_checks(job: Job, now: Any, *, paused: bool | None = None) -> Handler 
         return None
     spec = find_handler(job.handler)
     if spec is None:
-        _fail_unrunnable(job, f"The handler '{job.handler}' is not registered on this worker.")
+        # The web process that took the job knows the handler (a submit names a registered one):
+        # this worker's machine runs another release, or another PULSE_HANDLER_MODULES.
+        message = (f"The handler '{job.handler}' is not registered on the worker {worker_name()}, whose "
+                   f"PULSE_HANDLER_MODULES are {', '.join(settings.PULSE_HANDLER_MODULES)}: every worker needs "
+                   "the handler modules of the web processes. Retry the job once it has them.")
+        log.warning("job %s not run: %s", job.public_id, message)
+        _fail_unrunnable(job, message)
         return None
     overloaded = system_load_reason()
     if overloaded is not None:

@@ -537,3 +537,27 @@ def test_a_rescued_attempt_says_how_long_it_ran_not_0_ms(submit, temp_handler):
     line = TaskLog.objects.filter(job=job, stage="", message__contains="worker_lost").get().message
     ran_ms = int(line.removeprefix("Failed after ").split(" ms", 1)[0])
     assert 30_000 <= ran_ms < 40_000, line
+
+
+def test_a_worker_without_the_handler_says_which_worker_and_what_to_deploy(submit, temp_handler, caplog):
+    """A rolling deploy of a new handler (the web processes had its module, one machine's workers
+    not yet): its jobs failed on that machine with 'not registered on this worker' and the
+    worker's log said nothing, so the operator could not tell which machine lacked what."""
+    @temp_handler("test.new_here", max_attempts=2)
+    def new_here(ctx):
+        return None
+
+    from jobs.handlers.registry import unregister
+    from jobs.runner import claim, worker_name
+
+    job = submit("test.new_here")
+    unregister("test.new_here")  # this worker runs the release before it
+    with caplog.at_level("WARNING", logger="pulse.jobs"):
+        assert claim(job.public_id) is None
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "validation_error")
+    assert worker_name() in job.error_message and "PULSE_HANDLER_MODULES" in job.error_message
+    assert "jobs.handlers.builtin" in job.error_message  # what this worker does import
+    logged = [r.getMessage() for r in caplog.records if r.name == "pulse.jobs"]
+    assert any(job.public_id in line and "test.new_here" in line and "PULSE_HANDLER_MODULES" in line
+               for line in logged), logged
