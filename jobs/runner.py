@@ -492,6 +492,8 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobInterrupted as exc:
         outcome = Outcome(ok=False, code=ErrorCode.INTERRUPTED, message=str(exc), retryable=True,
                           traceback=traceback.format_exc())
+        log.warning("job %s interrupted on worker %s: %s Back in the queue for another worker.", job.public_id,
+                    worker_name(), exc)
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
