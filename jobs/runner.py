@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -166,6 +166,41 @@ def _defer_for_load(job: Job, reason: dict[str, Any], now: Any) -> None:
     _job_event(job, "deferred")
 
 
+# A job whose handler this worker does not have goes back to wait this long for a worker that has
+# it (a rolling deploy: the web process that took it has the handler, this machine not yet), for
+# up to HANDLER_MISSING_PATIENCE from the first worker that sent it back; then it fails.
+HANDLER_MISSING_RETRY = timedelta(seconds=5)
+HANDLER_MISSING_PATIENCE = timedelta(minutes=10)
+
+
+def _handler_missing(job: Job, now: Any) -> None:
+    earlier = next((r for r in job.hold_reasons if r.get("kind") == "handler_missing"), None)
+    since = datetime.fromisoformat(earlier["since"]) if earlier else now
+    where = (f"The handler '{job.handler}' is not registered on the worker {worker_name()}, whose "
+             f"PULSE_HANDLER_MODULES are {', '.join(settings.PULSE_HANDLER_MODULES)}")
+    if now - since >= HANDLER_MISSING_PATIENCE:
+        message = (f"{where}, nor on any worker that took the job in {_minutes(now - since)}: every worker "
+                   "needs the handler modules of the web processes. Retry the job once they have them.")
+        log.warning("job %s failed: %s", job.public_id, message)
+        _fail_unrunnable(job, message)
+        return
+    retry_at = now + HANDLER_MISSING_RETRY
+    message = f"{where} (a machine not yet deployed?): the job waits for a worker that has it."
+    log.warning("job %s sent back: %s", job.public_id, message)
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        dispatched_at=None, start_by=None, run_after=retry_at, updated_at=now,
+        hold_reasons=[{"kind": "handler_missing", "worker": worker_name(), "since": since.isoformat(),
+                       "resume_at": retry_at.isoformat(), "message": message}],
+    )
+    job.refresh_from_db()
+    _job_event(job, "deferred")
+
+
+def _minutes(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
     now = timezone.now()
     message = " ".join(r["message"] for r in reasons if r["kind"] == "budget")
@@ -221,13 +256,7 @@ def _claim_checks(job: Job, now: Any, *, paused: bool | None = None) -> Handler 
         return None
     spec = find_handler(job.handler)
     if spec is None:
-        # The web process that took the job knows the handler (a submit names a registered one):
-        # this worker's machine runs another release, or another PULSE_HANDLER_MODULES.
-        message = (f"The handler '{job.handler}' is not registered on the worker {worker_name()}, whose "
-                   f"PULSE_HANDLER_MODULES are {', '.join(settings.PULSE_HANDLER_MODULES)}: every worker needs "
-                   "the handler modules of the web processes. Retry the job once it has them.")
-        log.warning("job %s not run: %s", job.public_id, message)
-        _fail_unrunnable(job, message)
+        _handler_missing(job, now)
         return None
     overloaded = system_load_reason()
     if overloaded is not None:

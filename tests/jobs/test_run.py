@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from jobs.handlers.registry import find_handler
 from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import Outcome, rescue_expired, run_job, settle
 from jobs.services import job_cancel, job_pause, job_resume, job_retry
@@ -539,25 +540,53 @@ def test_a_rescued_attempt_says_how_long_it_ran_not_0_ms(submit, temp_handler):
     assert 30_000 <= ran_ms < 40_000, line
 
 
-def test_a_worker_without_the_handler_says_which_worker_and_what_to_deploy(submit, temp_handler, caplog):
-    """A rolling deploy of a new handler (the web processes had its module, one machine's workers
-    not yet): its jobs failed on that machine with 'not registered on this worker' and the
-    worker's log said nothing, so the operator could not tell which machine lacked what."""
+def test_a_worker_without_the_handler_leaves_the_job_to_one_that_has_it_then_fails_it_saying_why(
+        submit, temp_handler, caplog, time_machine):
+    """A rolling deploy of a new handler, machine by machine (web, worker and ticker together): the
+    jobs the machines not yet deployed took failed for good ('not registered on this worker', 13 of
+    20 here, their workers chaining them from the backlog) and those workers' logs said nothing.
+    A worker without the handler now sends the job back to wait a few seconds for a worker that
+    has it, saying so on the job and in its log; one no worker took for 10 minutes (the handler is
+    nowhere: removed from the workers before the web processes) fails, naming the worker."""
     @temp_handler("test.new_here", max_attempts=2)
     def new_here(ctx):
-        return None
+        return {"ran": True}
 
-    from jobs.handlers.registry import unregister
-    from jobs.runner import claim, worker_name
+    from jobs.handlers.registry import restore, unregister
+    from jobs.runner import HANDLER_MISSING_PATIENCE, claim, worker_name
 
+    t0 = timezone.now()
+    time_machine.move_to(t0, tick=False)
     job = submit("test.new_here")
+    deployed = find_handler("test.new_here")
     unregister("test.new_here")  # this worker runs the release before it
     with caplog.at_level("WARNING", logger="pulse.jobs"):
         assert claim(job.public_id) is None
     job.refresh_from_db()
-    assert (job.status, job.error_code) == (Status.FAILED, "validation_error")
-    assert worker_name() in job.error_message and "PULSE_HANDLER_MODULES" in job.error_message
-    assert "jobs.handlers.builtin" in job.error_message  # what this worker does import
+    assert (job.status, job.attempts, job.dispatched_at) == (Status.QUEUED, 0, None)
+    reason = job.hold_reasons[0]
+    assert reason["kind"] == "handler_missing" and worker_name() in reason["message"]
+    assert "PULSE_HANDLER_MODULES" in reason["message"] and "jobs.handlers.builtin" in reason["message"]
+    assert job.run_after > t0  # not handed straight back to the same worker
     logged = [r.getMessage() for r in caplog.records if r.name == "pulse.jobs"]
-    assert any(job.public_id in line and "test.new_here" in line and "PULSE_HANDLER_MODULES" in line
-               for line in logged), logged
+    assert any(job.public_id in line and "test.new_here" in line for line in logged), logged
+
+    time_machine.move_to(t0 + timedelta(minutes=5), tick=False)  # still within the patience
+    assert claim(job.public_id) is None
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED and job.hold_reasons[0]["since"] == reason["since"]
+
+    restore(deployed)  # a deployed worker takes it
+    Job.objects.filter(pk=job.pk).update(run_after=None)
+    assert claim(job.public_id) is not None
+    job.refresh_from_db()
+    assert (job.status, job.hold_reasons) == (Status.RUNNING, [])
+
+    second = submit("test.new_here")
+    unregister("test.new_here")
+    assert claim(second.public_id) is None
+    time_machine.move_to(t0 + timedelta(minutes=5) + HANDLER_MISSING_PATIENCE, tick=False)
+    assert claim(second.public_id) is None
+    second.refresh_from_db()
+    assert (second.status, second.error_code) == (Status.FAILED, "validation_error")
+    assert worker_name() in second.error_message and "PULSE_HANDLER_MODULES" in second.error_message
