@@ -131,10 +131,14 @@ if PULSE_BROKER == "redis" and not REDIS_URL:
 
 
 def _redis_database(url: str) -> int:
-    """The numbered database a Redis URL names (its path, or `?db=`, as redis-py reads it): 0 if none."""
+    """The numbered database a Redis URL names (`?db=`, else its path, as redis-py reads them): 0
+    if none. One that is no number is refused: redis-py would take database 0 without a word."""
     parts = urlsplit(url)
-    number = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
-    return int(number) if number.isdigit() else 0
+    number = parse_qs(parts.query).get("db", [parts.path.strip("/")])[0] or "0"
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL={url!r} is not valid: the database must be a number "
+                                   f"(redis://host:6379/0), not {number!r}.")
+    return int(number)
 
 
 if REDIS_URL:

@@ -213,3 +213,15 @@ def test_a_deployment_on_another_redis_database_gets_live_channels_of_its_own():
     assert prefix("redis://cache.internal:6379/1") == "pulse_db1"
     assert prefix("rediss://:secret@cache.internal:6380/12") == "pulse_db12"
     assert prefix("redis://cache.internal:6379/1", PULSE_CHANNEL_PREFIX="staging") == "staging"
+
+
+@pytest.mark.parametrize("url", ["redis://cache.internal:6379/pulse", "redis://cache.internal:6379/1/2",
+                                 "redis://cache.internal:6379?db=one"])
+def test_a_redis_url_whose_database_is_no_number_stops_start_up(url):
+    """redis-py reads a database it cannot parse as 0: REDIS_URL=redis://host:6379/x (a typo, or
+    a name where a number goes) put the deployment on database 0, another deployment's, silently:
+    its ticker handed jobs to a queue there that no cluster of its own read."""
+    result = settings_in_subprocess({**PRODUCTION, "REDIS_URL": url}, "settings.REDIS_URL")
+
+    assert result.returncode != 0
+    assert f"REDIS_URL='{url}' is not valid: the database" in result.stderr
