@@ -108,6 +108,10 @@ def on_worker_spawned(**_: object) -> None:
         connection.close()
     _thread = BeatThread(name=name, cluster=cluster, cluster_started_at=cluster_started_at)
     _thread.start()
+    # django-q2's own lines are silenced below warnings (one per task at info): say here that
+    # the worker is up, where it takes jobs from and which handlers it can run.
+    log.info("worker %s started (cluster %s): queue %s on the %s broker, handlers from %s", name, cluster,
+             settings.Q_CLUSTER["name"], settings.PULSE_BROKER, ", ".join(settings.PULSE_HANDLER_MODULES))
 
 
 def beats_prune(now: datetime | None = None) -> int:

@@ -86,9 +86,13 @@ class Worker:
     alive: bool
     job: str = ""  # the job it runs now (operators only)
     team: str = ""
+    # What its uptime and its cluster's run to: now while alive; a gone worker's last beat, and
+    # for a cluster none of whose workers beats any more, the last beat of any of them.
+    up_to: datetime | None = None
+    cluster_up_to: datetime | None = None
 
     def uptime_seconds(self, now: datetime) -> int:
-        return max(0, int((now - self.started_at).total_seconds()))
+        return max(0, int(((self.up_to or now) - self.started_at).total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -393,10 +397,16 @@ def executor_system(*, now: datetime | None = None) -> SystemStatus:
         last_finished_at=max((r.last_finished_at for r in rows if r.last_finished_at), default=None),
         workers=_workers(beats, active=running_all, now=now), memory=memory,
     )
+    alive_after = live_after(now)
+    cluster_seen: dict[str, datetime] = {}
+    for b in beats:
+        cluster_seen[b.cluster] = max(cluster_seen.get(b.cluster, b.seen_at), b.seen_at)
     workers = [
         Worker(name=b.name, cluster=b.cluster, started_at=b.started_at, cluster_started_at=b.cluster_started_at,
-               seen_at=b.seen_at, rss_bytes=b.rss_bytes, alive=b.seen_at >= live_after(now),
-               job=busy.get(b.name, ("", ""))[0], team=busy.get(b.name, ("", ""))[1])
+               seen_at=b.seen_at, rss_bytes=b.rss_bytes, alive=b.seen_at >= alive_after,
+               job=busy.get(b.name, ("", ""))[0], team=busy.get(b.name, ("", ""))[1],
+               up_to=now if b.seen_at >= alive_after else b.seen_at,
+               cluster_up_to=now if cluster_seen[b.cluster] >= alive_after else cluster_seen[b.cluster])
         for b in beats
     ]
     return SystemStatus(overall=overall, teams=rows, workers=workers, pauses=everywhere, teams_capped=capped)

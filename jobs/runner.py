@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -166,6 +166,41 @@ def _defer_for_load(job: Job, reason: dict[str, Any], now: Any) -> None:
     _job_event(job, "deferred")
 
 
+# A job whose handler this worker does not have goes back to wait this long for a worker that has
+# it (a rolling deploy: the web process that took it has the handler, this machine not yet), for
+# up to HANDLER_MISSING_PATIENCE from the first worker that sent it back; then it fails.
+HANDLER_MISSING_RETRY = timedelta(seconds=5)
+HANDLER_MISSING_PATIENCE = timedelta(minutes=10)
+
+
+def _handler_missing(job: Job, now: Any) -> None:
+    earlier = next((r for r in job.hold_reasons if r.get("kind") == "handler_missing"), None)
+    since = datetime.fromisoformat(earlier["since"]) if earlier else now
+    where = (f"The handler '{job.handler}' is not registered on the worker {worker_name()}, whose "
+             f"PULSE_HANDLER_MODULES are {', '.join(settings.PULSE_HANDLER_MODULES)}")
+    if now - since >= HANDLER_MISSING_PATIENCE:
+        message = (f"{where}, nor on any worker that took the job in {_minutes(now - since)}: every worker "
+                   "needs the handler modules of the web processes. Retry the job once they have them.")
+        log.warning("job %s failed: %s", job.public_id, message)
+        _fail_unrunnable(job, message)
+        return
+    retry_at = now + HANDLER_MISSING_RETRY
+    message = f"{where} (a machine not yet deployed?): the job waits for a worker that has it."
+    log.warning("job %s sent back: %s", job.public_id, message)
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        dispatched_at=None, start_by=None, run_after=retry_at, updated_at=now,
+        hold_reasons=[{"kind": "handler_missing", "worker": worker_name(), "since": since.isoformat(),
+                       "resume_at": retry_at.isoformat(), "message": message}],
+    )
+    job.refresh_from_db()
+    _job_event(job, "deferred")
+
+
+def _minutes(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _fail_over_budget(job: Job, reasons: list[dict[str, Any]]) -> None:
     now = timezone.now()
     message = " ".join(r["message"] for r in reasons if r["kind"] == "budget")
@@ -221,7 +256,7 @@ def _claim_checks(job: Job, now: Any, *, paused: bool | None = None) -> Handler 
         return None
     spec = find_handler(job.handler)
     if spec is None:
-        _fail_unrunnable(job, f"The handler '{job.handler}' is not registered on this worker.")
+        _handler_missing(job, now)
         return None
     overloaded = system_load_reason()
     if overloaded is not None:
@@ -486,6 +521,8 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobInterrupted as exc:
         outcome = Outcome(ok=False, code=ErrorCode.INTERRUPTED, message=str(exc), retryable=True,
                           traceback=traceback.format_exc())
+        log.warning("job %s interrupted on worker %s: %s Back in the queue for another worker.", job.public_id,
+                    worker_name(), exc)
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
@@ -1014,7 +1051,11 @@ def rescue_expired(*, limit: int = 100) -> int:
             )
             if locked is None:
                 continue
-            outcome = Outcome(ok=False, code=ErrorCode.WORKER_LOST, retryable=None,
+            # How long the attempt ran until now (its row's end): the settle's log line, the
+            # hourly stats and a daemon's restart backoff read it.
+            started = Attempt.objects.filter(job_id=pk, number=attempt).values_list("started_at", flat=True).first()
+            run_ms = max(0, int((timezone.now() - started).total_seconds() * 1000)) if started else 0
+            outcome = Outcome(ok=False, code=ErrorCode.WORKER_LOST, retryable=None, run_ms=run_ms,
                               message=f"The worker {locked.worker or '?'} stopped renewing the lease (it died or hung).")
             if settle(job_pk=pk, attempt=attempt, outcome=outcome, attempt_outcome=Attempt.Outcome.WORKER_LOST):
                 rescued += 1

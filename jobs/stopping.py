@@ -21,9 +21,11 @@ as an orphan.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +130,12 @@ def _wrap_cluster_signal_handler() -> None:
 
     def sig_handler(self: Any, signum: int, frame: Any) -> None:
         sentinel = getattr(self, "sentinel", None)
+        with contextlib.suppress(Exception):  # a log line must not stop the stop
+            # Named as its workers name it (jobs.beats: the host and their parent, the sentinel).
+            log.info("cluster %s:%s stopping on %s: its workers take no new job, and a running handler has %s s "
+                     "(PULSE_STOP_TIMEOUT) before it is interrupted and its job queued again", socket.gethostname(),
+                     sentinel.pid if sentinel is not None and sentinel.pid else os.getpid(),
+                     signal.Signals(signum).name, settings.PULSE_STOP_TIMEOUT)
         if sentinel is not None and sentinel.pid:
             try:
                 forward_to_workers(sentinel.pid)

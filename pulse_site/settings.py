@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -127,13 +128,31 @@ PULSE_BROKER = env_choice("PULSE_BROKER", "redis" if REDIS_URL else "orm", ("red
 if PULSE_BROKER == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("PULSE_BROKER='redis' is not valid: REDIS_URL must be set.")
 
+
+
+def _redis_database(url: str) -> int:
+    """The numbered database a Redis URL names (`?db=`, else its path, as redis-py reads them): 0
+    if none. One that is no number is refused: redis-py would take database 0 without a word."""
+    parts = urlsplit(url)
+    number = parse_qs(parts.query).get("db", [parts.path.strip("/")])[0] or "0"
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL={url!r} is not valid: the database must be a number "
+                                   f"(redis://host:6379/0), not {number!r}.")
+    return int(number)
+
+
 if REDIS_URL:
     # The pub/sub layer kept up with ~5,700 group_send/s and lost nothing where the default
     # RedisChannelLayer dropped 4-31 % of messages behind a slow consumer (DESIGN.md §2).
+    # Pub/sub channels span Redis's numbered databases: deployments sharing one Redis on two
+    # databases would hear each other's teams (`team.1` in both) with one prefix, so the default
+    # names the database when it is not 0.
+    _redis_db = _redis_database(REDIS_URL)
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("PULSE_CHANNEL_PREFIX", "pulse")},
+            "CONFIG": {"hosts": [REDIS_URL],
+                       "prefix": env_str("PULSE_CHANNEL_PREFIX", f"pulse_db{_redis_db}" if _redis_db else "pulse")},
         }
     }
     CACHES = {

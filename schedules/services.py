@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from budgets.money import parse_money, to_micros
-from jobs.handlers.registry import get_public_handler
+from jobs.handlers.registry import get_public_handler, registered_handlers
 from jobs.models import Job
 from jobs.services import SubmitItem, job_cancel, job_submit, job_submit_many, payload_validate
 from pulse_site.errors import Conflict, FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
@@ -485,11 +485,21 @@ def schedule_mark_broken(*, schedule: Schedule, reason: str) -> bool:
     return bool(marked)
 
 
+def _ours(now: datetime) -> Q:
+    """The schedules this ticker may decide: those of a handler it has. During a rolling deploy a
+    ticker still on the release before a new handler leaves that handler's slots to the tickers
+    that have it, rather than marking the schedule broken; a slot all of them missed (none has the
+    handler: it was removed) is taken by any ticker, and the schedule is marked broken."""
+    return (Q(handler__in=[h.name for h in registered_handlers(internal=True)])
+            | Q(next_run_at__lt=now - cronlib.MISFIRE_GRACE))
+
+
 def _claim_due(now: datetime, skip: set[int], size: int) -> list[Schedule]:
     # SKIP LOCKED: schedules another ticker is firing are left to it; this one takes the next ones.
     return list(
         Schedule.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(enabled=True, broken_reason="", next_run_at__lte=now)
+        .filter(_ours(now))
         .exclude(pk__in=skip)
         .select_related("team")
         .order_by("next_run_at", "pk")[:size]
@@ -532,6 +542,7 @@ def _claim_stageable(now: datetime, horizon: datetime, skip: set[int], size: int
     return list(
         Schedule.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(enabled=True, broken_reason="", next_run_at__gt=now, next_run_at__lte=horizon)
+        .filter(_ours(now))
         .filter(~Q(overlap_policy=Schedule.Overlap.SKIP) | ~Exists(busy))
         .exclude(pk__in=skip)
         .select_related("team")

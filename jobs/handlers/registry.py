@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
@@ -414,4 +415,12 @@ def restore(spec: Handler) -> None:
 
 def load_handler_modules() -> None:
     for module in getattr(settings, "PULSE_HANDLER_MODULES", DEFAULT_MODULES):
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (module == exc.name or module.startswith(f"{exc.name}.")):
+                raise  # the module is there; something it imports is not: that error is the news
+            raise ImproperlyConfigured(
+                f"PULSE_HANDLER_MODULES names {module!r}, which this process cannot import: no module "
+                f"{exc.name!r} on its Python path (the project's directory and PYTHONPATH). Every web, "
+                "worker and ticker process needs every handler module.") from exc

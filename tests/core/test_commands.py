@@ -59,8 +59,10 @@ def test_create_team_takes_an_explicit_slug(db):
     output = run("pulse_create_team", "Initech Labs", "--slug", "labs")
 
     assert list(Team.objects.values_list("slug", "name")) == [("labs", "Initech Labs")]
+    # On a new database there is no user to name: the hint says how to create the owner too.
     assert output.splitlines()[1] == ("It has no owner yet, so only staff can manage it: give it one with "
-                                      "`manage.py pulse_add_member labs USERNAME --role owner`.")
+                                      "`manage.py pulse_add_member labs USERNAME --role owner` (add "
+                                      "`--create-user` for a new user).")
 
 
 @pytest.mark.parametrize(

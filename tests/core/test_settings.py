@@ -198,3 +198,30 @@ def test_every_env_example_line_has_a_comment_above_it():
     uncommented = [line for i, line in enumerate(lines) if re.match(r"^[A-Z]", line) and not lines[i - 1].startswith("#")]
 
     assert uncommented == []
+
+
+def test_a_deployment_on_another_redis_database_gets_live_channels_of_its_own():
+    """Redis's pub/sub spans its numbered databases: a staging deployment on redis://host/1 beside
+    production on redis://host/0, both with the default channel prefix, heard each other's live
+    events (team 1's group is `team.1` in both) and each other's socket closes. The default prefix
+    names the database when it is not 0; PULSE_CHANNEL_PREFIX still decides when set."""
+    def prefix(url: str, **env: str) -> object:
+        return settings_value({**PRODUCTION, "REDIS_URL": url, **env},
+                              'settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]')
+
+    assert prefix("redis://cache.internal:6379/0") == prefix("redis://cache.internal:6379") == "pulse"
+    assert prefix("redis://cache.internal:6379/1") == "pulse_db1"
+    assert prefix("rediss://:secret@cache.internal:6380/12") == "pulse_db12"
+    assert prefix("redis://cache.internal:6379/1", PULSE_CHANNEL_PREFIX="staging") == "staging"
+
+
+@pytest.mark.parametrize("url", ["redis://cache.internal:6379/pulse", "redis://cache.internal:6379/1/2",
+                                 "redis://cache.internal:6379?db=one"])
+def test_a_redis_url_whose_database_is_no_number_stops_start_up(url):
+    """redis-py reads a database it cannot parse as 0: REDIS_URL=redis://host:6379/x (a typo, or
+    a name where a number goes) put the deployment on database 0, another deployment's, silently:
+    its ticker handed jobs to a queue there that no cluster of its own read."""
+    result = settings_in_subprocess({**PRODUCTION, "REDIS_URL": url}, "settings.REDIS_URL")
+
+    assert result.returncode != 0
+    assert f"REDIS_URL='{url}' is not valid: the database" in result.stderr

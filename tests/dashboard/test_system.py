@@ -115,3 +115,29 @@ def test_a_paused_team_sees_paused_on_its_panel(charlie_client, world):
     panel = section(charlie_client.get("/overview/pulse/").content.decode(), "executor")
     assert 'id="executor-state">paused<' in panel and "Paused by charlie: globex migration" in panel
     assert 'id="executor-processed">777 ' in panel and 'id="executor-active">0<' in panel
+
+
+def test_a_gone_worker_and_its_gone_cluster_were_up_until_their_last_beat(ops, acme, time_machine):
+    """A cluster killed 6 minutes ago still read 'up 9 minutes' on its workers' rows (growing on
+    every refresh until the ticker forgot them): a gone worker was up until its last beat, and a
+    cluster none of whose workers beats any more until the last of them did."""
+    time_machine.move_to(T0, tick=False)
+    # A cluster killed 6 minutes ago, 3 minutes after it started.
+    WorkerBeat.objects.create(name="dead:21", cluster="dead:20", cluster_started_at=T0 - timedelta(minutes=9),
+                              started_at=T0 - timedelta(minutes=8), seen_at=T0 - timedelta(minutes=6), rss_bytes=1)
+    # A worker recycled 5 minutes ago in a cluster that is still up (its sibling beats).
+    WorkerBeat.objects.create(name="live:11", cluster="live:10", cluster_started_at=T0 - timedelta(hours=3),
+                              started_at=T0 - timedelta(minutes=20), seen_at=T0 - timedelta(seconds=4), rss_bytes=1)
+    WorkerBeat.objects.create(name="live:12", cluster="live:10", cluster_started_at=T0 - timedelta(hours=3),
+                              started_at=T0 - timedelta(hours=1), seen_at=T0 - timedelta(minutes=5), rss_bytes=1)
+    workers = section(logged_in(ops).get("/system/").content.decode(), "system-workers")
+
+    def row(name: str) -> str:
+        start = workers.index(f'data-worker="{name}"')
+        return workers[start:workers.index("</tr>", start)]
+
+    dead = row("dead:21")
+    assert "gone" in dead and "up 3\xa0minutes" in dead and "<td>2\xa0minutes</td>" in dead, dead
+    recycled = row("live:12")
+    assert "gone" in recycled and "up 3\xa0hours" in recycled and "<td>55\xa0minutes</td>" in recycled, recycled
+    assert "up 3\xa0hours" in row("live:11") and "<td>20\xa0minutes</td>" in row("live:11")

@@ -87,3 +87,21 @@ def test_a_cancelled_handler_that_never_returns_is_stopped_after_the_grace_and_f
     assert (attempt.finished_at - attempt.started_at).total_seconds() < 30  # its timeout is 60 s
     assert BudgetPolicy.objects.get(team=acme).running == 0
     assert sum(Usage.objects.filter(team=acme).values_list("reserved", flat=True)) == 0
+
+
+def test_a_clusters_output_says_its_workers_started_and_what_its_stop_interrupted(acme, processes):
+    """Under a supervisor, `qcluster`'s output said nothing at all (django-q2's logger writes
+    warnings only): not that its workers were up, with which handler modules, nor that a SIGTERM
+    stopped it, nor which running job the stop interrupted and sent back to the queue."""
+    cluster = processes.start("qcluster", PULSE_WORKERS="1", PULSE_STOP_TIMEOUT="1")
+    job = job_submit(team=acme, handler="test.steps", payload={"steps": 200, "seconds": 0.1}, source="api").job
+    wait_for(lambda: Job.objects.get(pk=job.pk).progress_current >= 1, what="the handler running")
+    worker = Attempt.objects.get(job=job).worker
+    cluster.send_signal(signal.SIGTERM)
+    cluster.wait(timeout=30)
+    output = processes.log_files[-1].read_text()
+    started = next((line for line in output.splitlines() if f"worker {worker} started" in line), "")
+    assert "tests.jobs.cluster_handlers" in started, output
+    assert "stopping on SIGTERM" in output and "PULSE_STOP_TIMEOUT" in output, output
+    assert f"{job.public_id} interrupted" in output and worker in output, output
+    assert status_of(job) == Status.QUEUED

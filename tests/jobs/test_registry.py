@@ -72,3 +72,30 @@ def test_a_handler_needs_a_name(cleanup):
     with pytest.raises(ValueError) as refused:
         handler("", title="Nameless", cost="0")(noop)
     assert str(refused.value) == "handler '': the name must be a non-empty string"
+
+
+def test_a_handler_module_that_is_not_there_stops_start_up_naming_the_variable(settings):
+    """A worker machine whose PYTHONPATH lacked the directory of a handler module stopped with a
+    bare `ModuleNotFoundError: No module named 'reports'` at the end of a long traceback, naming
+    neither the variable nor where the module was looked for."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from jobs.handlers.registry import load_handler_modules
+
+    settings.PULSE_HANDLER_MODULES = ["jobs.handlers.builtin", "pulse_no_such_reports"]
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_handler_modules()
+    message = str(refused.value)
+    assert "PULSE_HANDLER_MODULES" in message and "'pulse_no_such_reports'" in message
+    assert "PYTHONPATH" in message
+
+
+def test_a_handler_module_whose_own_import_fails_stops_start_up_with_its_own_error(settings, tmp_path, monkeypatch):
+    # The module is there; what it imports is not: that error, with its traceback, is the news.
+    (tmp_path / "pulse_broken_reports.py").write_text("import pulse_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from jobs.handlers.registry import load_handler_modules
+
+    settings.PULSE_HANDLER_MODULES = ["pulse_broken_reports"]
+    with pytest.raises(ModuleNotFoundError, match="pulse_no_such_dependency"):
+        load_handler_modules()

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from jobs.handlers.registry import find_handler
 from jobs.models import Attempt, Job, TaskLog
 from jobs.runner import Outcome, rescue_expired, run_job, settle
 from jobs.services import job_cancel, job_pause, job_resume, job_retry
@@ -518,3 +519,74 @@ def test_a_job_error_with_a_code_outside_the_list_keeps_the_code_it_was_given(su
     job.refresh_from_db()
     assert (job.status, job.error_code) == (Status.FAILED, "unknown")
     assert job.error_details == {"after": 30, "code_given": "rate_limited"}
+
+
+def test_a_rescued_attempt_says_how_long_it_ran_not_0_ms(submit, temp_handler):
+    """A cluster killed with SIGKILL 30 s into a job: the rescue's log line said "Failed after 0 ms
+    with worker_lost", though the attempt ran 30 s (its own row said so)."""
+    @temp_handler("test.lost", max_attempts=2)
+    def lost(ctx):
+        return None
+
+    from jobs.runner import claim
+
+    job = submit("test.lost")
+    assert claim(job.public_id) is not None
+    Attempt.objects.filter(job=job, number=1).update(started_at=timezone.now() - timedelta(seconds=30))
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert rescue_expired() == 1
+    line = TaskLog.objects.filter(job=job, stage="", message__contains="worker_lost").get().message
+    ran_ms = int(line.removeprefix("Failed after ").split(" ms", 1)[0])
+    assert 30_000 <= ran_ms < 40_000, line
+
+
+def test_a_worker_without_the_handler_leaves_the_job_to_one_that_has_it_then_fails_it_saying_why(
+        submit, temp_handler, caplog, time_machine):
+    """A rolling deploy of a new handler, machine by machine (web, worker and ticker together): the
+    jobs the machines not yet deployed took failed for good ('not registered on this worker', 13 of
+    20 here, their workers chaining them from the backlog) and those workers' logs said nothing.
+    A worker without the handler now sends the job back to wait a few seconds for a worker that
+    has it, saying so on the job and in its log; one no worker took for 10 minutes (the handler is
+    nowhere: removed from the workers before the web processes) fails, naming the worker."""
+    @temp_handler("test.new_here", max_attempts=2)
+    def new_here(ctx):
+        return {"ran": True}
+
+    from jobs.handlers.registry import restore, unregister
+    from jobs.runner import HANDLER_MISSING_PATIENCE, claim, worker_name
+
+    t0 = timezone.now()
+    time_machine.move_to(t0, tick=False)
+    job = submit("test.new_here")
+    deployed = find_handler("test.new_here")
+    unregister("test.new_here")  # this worker runs the release before it
+    with caplog.at_level("WARNING", logger="pulse.jobs"):
+        assert claim(job.public_id) is None
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.dispatched_at) == (Status.QUEUED, 0, None)
+    reason = job.hold_reasons[0]
+    assert reason["kind"] == "handler_missing" and worker_name() in reason["message"]
+    assert "PULSE_HANDLER_MODULES" in reason["message"] and "jobs.handlers.builtin" in reason["message"]
+    assert job.run_after > t0  # not handed straight back to the same worker
+    logged = [r.getMessage() for r in caplog.records if r.name == "pulse.jobs"]
+    assert any(job.public_id in line and "test.new_here" in line for line in logged), logged
+
+    time_machine.move_to(t0 + timedelta(minutes=5), tick=False)  # still within the patience
+    assert claim(job.public_id) is None
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED and job.hold_reasons[0]["since"] == reason["since"]
+
+    restore(deployed)  # a deployed worker takes it
+    Job.objects.filter(pk=job.pk).update(run_after=None)
+    assert claim(job.public_id) is not None
+    job.refresh_from_db()
+    assert (job.status, job.hold_reasons) == (Status.RUNNING, [])
+
+    second = submit("test.new_here")
+    unregister("test.new_here")
+    assert claim(second.public_id) is None
+    time_machine.move_to(t0 + timedelta(minutes=5) + HANDLER_MISSING_PATIENCE, tick=False)
+    assert claim(second.public_id) is None
+    second.refresh_from_db()
+    assert (second.status, second.error_code) == (Status.FAILED, "validation_error")
+    assert worker_name() in second.error_message and "PULSE_HANDLER_MODULES" in second.error_message

@@ -108,7 +108,12 @@ def test_a_broken_schedule_of_one_team_does_not_stop_another_teams_schedule(
     unregister("test.fragile")  # a deployment removed the handler
     time_machine.move_to(at(10, 15), tick=False)
     result = schedules_tick()
-    assert (result.fired, result.broken) == (1, 1)
+    # At its slot it is left to a ticker that has the handler (tests/schedules/test_tick.py::
+    # test_a_ticker_without_the_handler_leaves_the_slot_to_one_that_has_it); none has, and a
+    # minute later, its slot missed, it is broken.
+    assert (result.fired, result.broken) == (1, 0)
+    time_machine.move_to(at(10, 16, 1), tick=False)
+    assert (schedules_tick().broken, Job.objects.count()) == (1, 1)
     broken.refresh_from_db()
     assert broken.broken_reason == "handler: no handler is called 'test.fragile'."
     assert fire_times(healthy) == [at(10, 15)]
@@ -193,3 +198,32 @@ def test_the_ticker_runs_the_schedule_steps(make_schedule, time_machine):
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=datetime(2026, 6, 1, 10, 0, tzinfo=UTC))
     assert run_once(["schedules.tick", "schedules.follow"]) == {"schedules.tick": True, "schedules.follow": True}
     assert Execution.objects.filter(schedule=schedule).count() == 1
+
+
+def test_a_ticker_without_the_handler_leaves_the_slot_to_one_that_has_it(make_schedule, temp_handler, time_machine):
+    """A rolling deploy of a new handler: a ticker on a machine still on the release before it
+    took the schedule's slot, found no such handler and marked the schedule broken (one
+    `schedule.broken`, the team told, and no run until someone edited it), although the tickers
+    of the machines already deployed would have fired it. A ticker without the handler now leaves
+    its slots to the others; only a slot missed by all of them (none has it: the handler is gone)
+    breaks the schedule."""
+    @temp_handler("test.new_here")
+    def new_here(ctx):
+        return None
+
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(handler="test.new_here", cron="*/15 * * * *")
+    unregister("test.new_here")  # this ticker's machine runs the release before it
+    time_machine.move_to(at(10, 15), tick=False)
+    assert (schedules_tick().broken, fire_times(schedule)) == (0, [])
+    time_machine.move_to(at(10, 15, 30), tick=False)
+    assert schedules_tick().broken == 0
+    schedule.refresh_from_db()
+    assert (schedule.broken_reason, schedule.next_run_at) == ("", at(10, 15))
+
+    @temp_handler("test.new_here")  # a ticker of a deployed machine takes it, the slot still on time
+    def deployed(ctx):
+        return None
+
+    assert schedules_tick().fired == 1
+    assert fire_times(schedule) == [at(10, 15)]

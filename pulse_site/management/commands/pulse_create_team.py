@@ -25,4 +25,5 @@ class Command(BaseCommand):
         if owner_user is None:
             # Nobody but staff can manage a team without an owner: say how to give it one.
             self.stdout.write(f"It has no owner yet, so only staff can manage it: give it one with "
-                              f"`manage.py pulse_add_member {team.slug} USERNAME --role owner`.")
+                              f"`manage.py pulse_add_member {team.slug} USERNAME --role owner` (add "
+                              "`--create-user` for a new user).")
