@@ -76,8 +76,8 @@ class ScheduleIn(serializers.Serializer):
     handler = serializers.CharField(max_length=100)
     payload = serializers.JSONField(required=False)
     cron = serializers.CharField(max_length=200, allow_blank=True)
-    time_zone = serializers.CharField(max_length=64, required=False, allow_null=True,
-                                      help_text="IANA name; default: the team's time zone.")
+    time_zone = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True,
+                                      help_text="IANA name; null or empty: the team's time zone.")
     enabled = serializers.BooleanField(required=False)
     overlap_policy = as_sent(serializers.ChoiceField(choices=Schedule.Overlap.choices), serializers.CharField,
                              required=False)
@@ -191,7 +191,7 @@ class ScheduleDetailView(TeamAPIView):
     def patch(self, request: Request, schedule_id: str) -> Response:
         schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
         changes = valid_input(ScheduleIn, request, partial=True)
-        if changes.get("time_zone") is None and "time_zone" in changes:
+        if "time_zone" in changes and not changes["time_zone"]:  # null or "": the team's, as on create
             changes["time_zone"] = self.team.time_zone
         return Response(schedule_one(schedule_update(schedule=schedule, changes=changes, by=_who(self))))
 

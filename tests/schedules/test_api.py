@@ -93,6 +93,21 @@ def test_preview_without_a_zone_uses_the_teams_as_a_create_does(acme, acme_api, 
     assert response.json()["next_runs"][0] == "2026-06-02T00:00:00+00:00"
 
 
+def test_an_empty_zone_means_the_teams_on_create_and_update_as_on_the_preview(acme, acme_api):
+    """"" was refused ("This field may not be blank.") on create and update while the preview took it."""
+    acme.time_zone = "Asia/Tokyo"
+    acme.save(update_fields=["time_zone"])
+    created = create(acme_api, time_zone="")
+    assert created.status_code == 201, created.json()
+    assert created.json()["time_zone"] == "Asia/Tokyo"
+
+    schedule_id = created.json()["id"]
+    acme_api.patch(f"/api/v1/schedules/{schedule_id}/", {"time_zone": "Europe/Paris"}, format="json")
+    changed = acme_api.patch(f"/api/v1/schedules/{schedule_id}/", {"time_zone": ""}, format="json")
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["time_zone"] == "Asia/Tokyo"
+
+
 def test_preview_is_refused_to_a_read_token_as_its_schema_says(acme_api_read):
     response = acme_api_read.post("/api/v1/schedules/preview/", {"cron": "0 9 * * *"}, format="json")
     assert response.status_code == 403
