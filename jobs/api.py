@@ -96,6 +96,8 @@ class JobOut(serializers.Serializer):
     resume_at = serializers.DateTimeField(allow_null=True)
     run_after = serializers.DateTimeField(allow_null=True)
     cancel_requested = serializers.BooleanField()
+    cancelled_by = serializers.CharField(allow_null=True, help_text="Who asked for the cancel (a user name, \"token "
+                                         "<name>\", \"admin <name>\") or why (\"parent cancelled\"); null if none.")
     parent = serializers.CharField(allow_null=True)  # type: ignore[assignment]
     origin = serializers.CharField(allow_null=True, help_text="The schedule (SP_…) that submitted the job, if any.")
     created_at = serializers.DateTimeField()

@@ -35,6 +35,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "resume_at": job.resume_at.isoformat() if job.resume_at else None,
         "run_after": job.run_after.isoformat() if job.run_after else None,
         "cancel_requested": job.cancel_requested,
+        "cancelled_by": job.cancelled_by or None,
         "parent": job.parent.public_id if job.parent_id and job.parent else None,
         "origin": job.origin or None,
         "created_at": job.created_at.isoformat(),

@@ -85,6 +85,11 @@ class Job(models.Model):
     hold_reasons = models.JSONField(default=list, blank=True)
     resume_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Who or what asked for the cancel ("alice", "token ci", "admin root", "parent cancelled",
+    # "schedule SP_…: its slot was missed …"): the job's page and the API say it for as long as
+    # the job is kept (its events go sooner). Cleared by a retry. db_default: the processes of the
+    # release before, still running while a deploy goes machine by machine, insert jobs without it.
+    cancelled_by = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_hash = models.CharField(max_length=64, blank=True, default="")

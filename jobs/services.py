@@ -399,12 +399,12 @@ def _cancel_tree(job: Job, by: str, cancelled: list[Job]) -> None:
     now = timezone.now()
     if job.status in (Status.QUEUED, Status.PAUSED):
         _update(job, expected=(Status.QUEUED, Status.PAUSED), status=Status.CANCELLED, completed_at=now,
-                cancel_requested=True, hold_reasons=[], resume_at=None, dispatched_at=None)
+                cancel_requested=True, cancelled_by=by[:200], hold_reasons=[], resume_at=None, dispatched_at=None)
         cancelled.append(job)
         job_event(job, "cancelled", by=by)
         job_cancelled.send(sender=Job, job=job, by=by)
     elif job.status == Status.RUNNING and not job.cancel_requested:
-        _update(job, expected=(Status.RUNNING,), cancel_requested=True)
+        _update(job, expected=(Status.RUNNING,), cancel_requested=True, cancelled_by=by[:200])
         job_event(job, "cancel_requested", by=by)
     for child in Job.objects.select_for_update().filter(parent=job, status__in=Job.ACTIVE).order_by("pk"):
         _cancel_tree(child, by or "parent cancelled", cancelled)
@@ -479,7 +479,7 @@ def job_retry(*, job: Job, by: str = "") -> Job:
                        code="not_retryable")
     spec = get_handler(job.handler)
     _update(job, expected=(Status.FAILED, Status.CANCELLED), status=Status.QUEUED,
-            max_attempts=job.attempts + spec.max_attempts, cancel_requested=False, completed_at=None,
+            max_attempts=job.attempts + spec.max_attempts, cancel_requested=False, cancelled_by="", completed_at=None,
             run_after=None, dispatched_at=None, start_by=None, error_code="", error_message="", error_retryable=None,
             error_recoverable=None, error_details={}, progress_current=0, progress_total=None, progress_message="")
     job_event(job, "retried", by=by)

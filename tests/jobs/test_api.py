@@ -172,6 +172,18 @@ def test_actions_move_the_job_and_refuse_impossible_moves(acme, acme_api):
     assert post(acme_api, f"jobs/{job.public_id}/retry/").json()["status"] == "queued"
 
 
+def test_the_api_says_who_cancelled_a_job_and_a_running_ones_cancel_asked_by(acme, acme_api):
+    queued = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    running = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=running.pk).update(status=Job.Status.RUNNING)
+
+    assert post(acme_api, f"jobs/{queued.public_id}/cancel/").json()["cancelled_by"] == "token write token"
+    body = post(acme_api, f"jobs/{running.public_id}/cancel/").json()
+    assert (body["status"], body["cancel_requested"], body["cancelled_by"]) == ("running", True, "token write token")
+    assert acme_api.get(f"/api/v1/jobs/{queued.public_id}/").json()["cancelled_by"] == "token write token"
+    assert post(acme_api, f"jobs/{queued.public_id}/retry/").json()["cancelled_by"] is None
+
+
 UNKNOWN = ["Unknown field."]
 
 

@@ -207,6 +207,21 @@ def test_a_refused_action_becomes_a_message_and_changes_nothing(alice_client, su
     assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
 
 
+def test_a_cancelled_job_says_who_cancelled_it_on_its_page_and_its_row_until_retried(alice_client, submit):
+    """Who cancelled it was only in its events, which are kept a week to the job's month."""
+    job = submit()
+    alice_client.post(f"/jobs/{job.public_id}/cancel/")
+
+    page = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    row = alice_client.get("/jobs/").content.decode()
+    assert '<span class="quiet" id="job-cancelled-by">by alice</span>' in page
+    assert '<div class="quiet" data-field="cancelled-by">by alice</div>' in row
+
+    alice_client.post(f"/jobs/{job.public_id}/retry/")
+    assert Job.objects.get(pk=job.pk).cancelled_by == ""
+    assert "job-cancelled-by" not in alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+
+
 def test_an_unknown_action_is_404(alice_client, submit):
     assert alice_client.post(f"/jobs/{submit().public_id}/explode/").status_code == 404
 
