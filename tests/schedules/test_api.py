@@ -281,13 +281,18 @@ def test_renaming_or_deleting_the_schedule_the_next_page_would_start_with_skips_
     assert _names_from(acme_api, third["next_cursor"]) == ["a7", "z3"]
 
 
-def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, time_machine):
+def _four_runs(acme_api, time_machine) -> str:
+    """A schedule that ran at 10:01 to 10:04: the URL of its executions."""
     time_machine.move_to(T0, tick=False)
     schedule_id = create(acme_api, cron="* * * * *", overlap_policy="allow").json()["id"]
     for minute in (1, 2, 3, 4):
         time_machine.move_to(datetime(2026, 6, 1, 10, minute, tzinfo=UTC), tick=False)
         schedules_tick()
-    url = f"/api/v1/schedules/{schedule_id}/executions/"
+    return f"/api/v1/schedules/{schedule_id}/executions/"
+
+
+def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, time_machine):
+    url = _four_runs(acme_api, time_machine)
     first = acme_api.get(url, {"limit": 2}).json()
     Execution.objects.filter(public_id__in=[e["id"] for e in first["results"]]).delete()  # as retention or a withdrawal
     second = acme_api.get(url, {"limit": 2, "cursor": first["next_cursor"]})
@@ -300,12 +305,7 @@ def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, tim
 def test_executions_page_on_when_the_one_the_next_page_would_start_with_is_withdrawn(acme, acme_api, time_machine):
     """The cursor named the next page's first run; the retention or a withdrawn staged run deleting
     it before the next page was asked for made that page a 400."""
-    time_machine.move_to(T0, tick=False)
-    schedule_id = create(acme_api, cron="* * * * *", overlap_policy="allow").json()["id"]
-    for minute in (1, 2, 3, 4):
-        time_machine.move_to(datetime(2026, 6, 1, 10, minute, tzinfo=UTC), tick=False)
-        schedules_tick()
-    url = f"/api/v1/schedules/{schedule_id}/executions/"
+    url = _four_runs(acme_api, time_machine)
     first = acme_api.get(url, {"limit": 2}).json()
     Execution.objects.filter(fire_time=datetime(2026, 6, 1, 10, 2, tzinfo=UTC)).delete()
     second = acme_api.get(url, {"limit": 2, "cursor": first["next_cursor"]})
