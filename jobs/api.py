@@ -44,8 +44,7 @@ from jobs.selectors import (
     system_metrics,
 )
 from jobs.services import (
-    idempotency_conflict, job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit,
-    job_submit_preview,
+    job_cancel, job_delete, job_pause, job_resume, job_retry, job_start, job_submit, job_submit_preview,
 )
 from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import (
@@ -362,7 +361,7 @@ class JobListView(TeamAPIView):
     def post(self, request: Request) -> Response:
         data = valid_input(JobCreateIn, request)
         # Imported here: notifications builds on jobs (its deliveries are jobs), not the other way.
-        from pulse_site.notifications.services import job_watch_add, job_watch_targets, notify_target_for_submit
+        from pulse_site.notifications.services import job_watch_add, notify_target_for_submit
 
         target = notify_target_for_submit(team=self.team, target_id=data["notify"]) if data.get("notify") else None
         run_after = _run_after(data)
@@ -372,14 +371,10 @@ class JobListView(TeamAPIView):
             submission = job_submit(
                 team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
                 source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,
-                created_by=_who(self), run_after=run_after,
+                created_by=_who(self), run_after=run_after, notify=target.public_id if target is not None else "",
             )
             if target is not None and submission.created:
                 job_watch_add(job=submission.job, target=target)
-            elif not submission.created and job_watch_targets(job=submission.job) != (
-                    {target.public_id} if target is not None else set()):
-                # `notify` is part of the request a key's repeat must match, as the body is.
-                raise idempotency_conflict()
         body = {**job_detail(submission.job), "would_hold": submission.would_hold}
         if submission.created:
             return created(body, "api-job", job_id=submission.job.public_id)

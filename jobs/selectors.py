@@ -24,8 +24,8 @@ from jobs.handlers.registry import Handler, find_public_handler, registered_hand
 from jobs.models import Attempt, Job, JobStat, QueuePause, TaskLog
 from pulse_site.charts import Chart
 from pulse_site.errors import NotFound, check_choice
-from pulse_site.ids import MAX_PAGE, check_page_limit, looks_like_public_id, page_anchor
-from pulse_site.paging import newest_first_windowed
+from pulse_site.ids import MAX_PAGE, check_page_limit, looks_like_public_id
+from pulse_site.paging import cursor_open, cursor_seal, newest_first_windowed
 from pulse_site.teams.models import Team
 
 # Finished jobs of the last 24 h the wait and run times are computed from (the newest ones).
@@ -65,25 +65,28 @@ class JobFilter:
 
 
 def jobs_list(*, team: Team, filters: JobFilter, before: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
-    """Newest first, keyset-paginated: `before` is the cursor the previous page gave, a job of the
-    team at or below which this page starts. It names a job the previous page did not show (the
-    next match, or the team's next job below what was looked at), not its last: a client that
-    deletes the jobs it has read, or retention pruning them, must not lose its place."""
+    """Newest first, keyset-paginated: `before` is the cursor the previous page gave, where it
+    stopped (pulse_site.paging.cursor_seal), so that a job deleted since (by the client that read
+    it, another, or the retention) or committed late below the last one read moves no page."""
     check_choice("status", filters.status, Job.Status.values)
     check_choice("source", filters.source, Job.Source.values)
     check_choice("error_code", filters.error_code, ErrorCode.values)
     check_page_limit(limit)
     rows = jobs_matching(team=team, filters=filters)
-    anchor = None
-    if before:
-        (anchor,) = page_anchor(Job.objects.for_team(team), before, "JB", what="a job of this team")
+    scope = _cursor_scope(team)
+    below = cursor_open(scope, before)[0] if before else None
     if jobs_filter_indexed(filters):
-        if anchor is not None:
-            rows = rows.filter(pk__lte=anchor)
+        if below is not None:
+            rows = rows.filter(pk__lt=below)
         page = list(rows.select_related("parent").order_by("-pk")[: limit + 1])
-        return page[:limit], (page[limit].public_id if len(page) > limit else None)
-    # (The windows read below a key, so the anchor's own row is read as below the key after it.)
-    return _jobs_list_windowed(team=team, rows=rows, below=None if anchor is None else anchor + 1, limit=limit)
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (cursor_seal(scope, [page[-1].pk]) if more else None)
+    return _jobs_list_windowed(team=team, rows=rows, below=below, limit=limit)
+
+
+def _cursor_scope(team: Team) -> str:
+    return f"jobs:{team.pk}"
 
 
 def jobs_filter_indexed(filters: JobFilter) -> bool:
@@ -102,12 +105,7 @@ def _jobs_list_windowed(*, team: Team, rows: QuerySet[Job], below: int | None, l
     in bounded windows of the team's jobs (pulse_site.paging)."""
     ids = Job.objects.for_team(team).order_by("-pk").values_list("pk", flat=True)  # job_team_id, index only
     page, carry_on = newest_first_windowed(ids, rows.select_related("parent"), below=below, limit=limit)
-    if carry_on is None:
-        return page, None
-    # The cursor is the team's newest job below where this page stopped (job_team_id): one it has
-    # not shown. None when there is none: the history is read.
-    return page, Job.objects.for_team(team).filter(pk__lt=carry_on).order_by("-pk").values_list(
-        "public_id", flat=True).first()
+    return page, (None if carry_on is None else cursor_seal(_cursor_scope(team), [carry_on]))
 
 
 def _json_scalar(text: str) -> bool | int | float | None:

@@ -44,16 +44,20 @@ class Submission:
     would_hold: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _request_hash(handler: str, payload: object, priority: int, run_after: datetime | timedelta | None = None) -> str:
+def _request_hash(handler: str, payload: object, priority: int, run_after: datetime | timedelta | None = None,
+                  notify: str = "") -> str:
     """The request as the client wrote it (the payload before its defaults are filled in: a repeat
     after a deployment that changed a default is still the same request; a start asked for as a
-    delay is the delay, not the time it came to: a retry seconds later is the same request)."""
+    delay is the delay, not the time it came to: a retry seconds later is the same request; the
+    target it named, not the watch written for it, which its delivery deletes)."""
     request: dict[str, Any] = {"handler": handler, "payload": payload, "priority": priority}
     # (Each absent when not asked for: the hashes of keys stored before stay the same.)
     if isinstance(run_after, timedelta):
         request["delay_seconds"] = run_after.total_seconds()
     elif run_after is not None:
         request["run_after"] = run_after.isoformat()
+    if notify:
+        request["notify"] = notify
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -128,6 +132,7 @@ def _prepare(
     origin: str = "",
     internal: bool = False,
     start_by: datetime | None = None,
+    notify: str = "",
 ) -> Job:
     """The unsaved job of a valid submission; ValidationError (or another PulseError) if not."""
     asked_start = run_after
@@ -153,7 +158,7 @@ def _prepare(
         team=team, handler=handler, handler_version=spec.version, payload=body, source=source,
         priority=priority, parent=parent, cost_estimate=estimate_micros, max_attempts=spec.max_attempts,
         timeout_seconds=0 if spec.daemon else spec.timeout, idempotency_key=idempotency_key or None,
-        request_hash=_request_hash(handler, payload, priority, asked_start), created_by=created_by[:150], run_after=run_after,
+        request_hash=_request_hash(handler, payload, priority, asked_start, notify), created_by=created_by[:150], run_after=run_after,
         origin=origin, start_by=start_by,
     )
 
@@ -193,11 +198,15 @@ def job_submit(
     run_after: datetime | timedelta | None = None,
     origin: str = "",
     internal: bool = False,
+    notify: str = "",
 ) -> Submission:
     """Validate and write a job `queued`; a worker starts it once the transaction commits.
 
     `run_after`: start no earlier than this time, or this long after the submit (a timedelta;
     an Idempotency-Key's repeat asking the same delay later is the same request).
+
+    `notify`: the notification target the request names (its NT_ id), part of what an
+    Idempotency-Key's repeat must match; the caller writes its watch when `created`.
 
     `estimate_micros` overrides the handler's estimate (a schedule's override); otherwise the
     handler's estimator or fixed cost is used, never a silent zero.
@@ -208,7 +217,7 @@ def job_submit(
     """
     job = _prepare(team=team, handler=handler, payload=payload, source=source, priority=priority, parent=parent,
                    idempotency_key=idempotency_key, created_by=created_by, estimate_micros=estimate_micros,
-                   run_after=run_after, origin=origin, internal=internal)
+                   run_after=run_after, origin=origin, internal=internal, notify=notify)
     # Only a transaction of its own may take the fast path: the dispatch lock it takes lasts until
     # the outermost commit, and a caller's transaction could hold it (and stall dispatch) long.
     own_transaction = not transaction.get_connection().in_atomic_block

@@ -52,8 +52,11 @@ def act_on_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset
     More than ACTION_MAX selected (the "select all" of a long list) is refused before any row is
     touched, saying how many and what to do instead: narrow the list, or the admin's own
     `bulk_instead` (a command that acts on any number in batches)."""
-    selected = queryset.order_by()[:COUNT_CAP + 1].count()  # an index walk that stops, as the list's count
-    if selected > ACTION_MAX:
+    # The rows acted on are read once, one more than the cap: counted first and read again after, the
+    # rows of a "select all" that came in between (jobs submitted meanwhile) were all acted on.
+    rows = list(queryset.order_by("pk")[:ACTION_MAX + 1])
+    if len(rows) > ACTION_MAX:
+        selected = queryset.order_by()[:COUNT_CAP + 1].count()  # an index walk that stops, as the list's count
         many = f"more than {COUNT_CAP:,}" if selected > COUNT_CAP else f"{selected:,}"
         modeladmin.message_user(
             request, f"{label} was not run: {many} {noun} are selected, and an action runs on at most "
@@ -62,7 +65,7 @@ def act_on_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset
                      f"{getattr(modeladmin, 'bulk_instead', '')}.", messages.ERROR)
         return
     done, refused = 0, []
-    for row in queryset.order_by("pk"):
+    for row in rows:
         # A service that deletes the row itself (row.delete()) leaves it without a pk: the log
         # entry is of the row as it was.
         was = copy.copy(row)

@@ -16,7 +16,7 @@ from ulid import ULID
 from pulse_site.errors import ValidationError
 
 PUBLIC_ID_RE = re.compile(r"^[A-Z]{2}_[0-9A-HJKMNP-TV-Z]{26}$")
-# The most rows one page of a list gives; the next page starts at the cursor it gives, its first row.
+# The most rows one page of a list gives; the next page carries on from where it stopped (paging.cursor_seal).
 MAX_PAGE = 200
 
 
@@ -38,9 +38,9 @@ def looks_like_public_id(value: str, prefix: str | None = None) -> bool:
 
 def page_anchor(rows: models.QuerySet[Any], cursor: str, prefix: str, fields: tuple[str, ...] = ("pk",), *,
                 what: str) -> tuple[Any, ...]:
-    """`fields` of the row among `rows` that a page's cursor names (the public id of the previous
-    page's last row), or a `cursor` error: "Not {what}." A cursor that is no such id is refused
-    before any lookup."""
+    """`fields` of the row among `rows` that a batch's cursor names (a public id: jobs.bulk's, the
+    first job of the next batch), or a `cursor` error: "Not {what}." A cursor that is no such id is
+    refused before any lookup."""
     anchor = rows.filter(public_id=cursor).values_list(*fields).first() if looks_like_public_id(cursor, prefix) else None
     if anchor is None:
         raise ValidationError.for_field("cursor", f"Not {what}.")

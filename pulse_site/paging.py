@@ -5,13 +5,21 @@ little matches (1.4 s for the jobs list's `failed user=42` with a million jobs).
 for in windows of the team's ids, newest first, at most SCAN_BUDGET ids per page; a page cut short
 by the budget is shorter than the limit, and its cursor (the oldest id looked at) carries on from
 there. The jobs list and the activity history read their unindexed filters this way.
+
+The lists' cursors (cursor_seal) say where a page stopped, not which row comes next.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any, TypeVar
 
 from django.db import models
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from pulse_site.errors import ValidationError
 
 M = TypeVar("M", bound=models.Model)
 
@@ -44,3 +52,51 @@ def newest_first_windowed(ids: models.QuerySet[Any], rows: models.QuerySet[M], *
     more = len(page) > limit
     page = page[:limit]
     return page, (page[-1].pk if more and page else None)
+
+
+# --- Cursors -------------------------------------------------------------------------------------
+# A page's cursor is where the page stopped: the sort key of the last row it showed (or of the
+# last id a windowed read looked at), never a row. A cursor that named a row broke either way: the
+# previous page's last row may be deleted by the client that read it, the next page's first row by
+# anyone else, and a row may come in between the two (made or renamed there, or committed late with
+# a lower id than one already read) that a next page starting at the next row as it was skips for
+# good. The key holds primary keys, which never leave the server (pulse_site.ids), so it is sealed:
+# encrypted and authenticated with SECRET_KEY for the one list (`scope`) that gave it.
+
+_TAG_BYTES = 16
+MAX_CURSOR = 1_000  # base64 of a schedule's name of 100 characters and its key, with room
+NOT_A_CURSOR = "Not a cursor of this list: pass the next_cursor a page of it gave."
+
+
+def _tag(scope: str, plain: bytes) -> bytes:
+    return salted_hmac("pulse.paging.cursor.tag", scope.encode() + b"\0" + plain,
+                       algorithm="sha256").digest()[:_TAG_BYTES]
+
+
+def _masked(nonce: bytes, data: bytes) -> bytes:
+    stream = b"".join(salted_hmac("pulse.paging.cursor.stream", nonce + block.to_bytes(4, "big"),
+                                  algorithm="sha256").digest() for block in range(-(-len(data) // 32)))
+    return bytes(a ^ b for a, b in zip(data, stream, strict=False))
+
+
+def cursor_seal(scope: str, key: list[Any]) -> str:
+    """The cursor of a page of the list `scope` that stopped at `key` (its sort key, JSON)."""
+    plain = json.dumps(key, separators=(",", ":"), ensure_ascii=False).encode()
+    # The tag is the nonce too (a synthetic IV): the same place in a list gives the same cursor.
+    tag = _tag(scope, plain)
+    return base64.urlsafe_b64encode(tag + _masked(tag, plain)).decode().rstrip("=")
+
+
+def cursor_open(scope: str, cursor: str) -> list[Any]:
+    """The key cursor_seal sealed for the list `scope`; a `cursor` ValidationError for anything
+    else (made up, altered, another list's or another team's)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)) if len(cursor) <= MAX_CURSOR else b""
+    except (ValueError, binascii.Error):  # not base64, or not ASCII
+        raw = b""
+    tag, sealed = raw[:_TAG_BYTES], raw[_TAG_BYTES:]
+    plain = _masked(tag, sealed)
+    if not sealed or not constant_time_compare(tag, _tag(scope, plain)):
+        raise ValidationError.for_field("cursor", NOT_A_CURSOR)
+    key: list[Any] = json.loads(plain)
+    return key

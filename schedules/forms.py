@@ -8,6 +8,7 @@ from django import forms
 
 from jobs.handlers.registry import Handler
 from jobs.payload_form import JSON_BOX, PayloadForm
+from pulse_site.paging import MAX_CURSOR
 from pulse_site.zones import zone_names
 from schedules.models import Schedule
 from schedules.services import EDITABLE
@@ -19,7 +20,7 @@ class ScheduleFilterForm(forms.Form):
 
     name = forms.CharField(required=False, max_length=100)
     handler = forms.CharField(required=False, max_length=100)
-    cursor = forms.CharField(required=False, max_length=29)
+    cursor = forms.CharField(required=False, max_length=MAX_CURSOR)
 
 
 class ScheduleForm(PayloadForm):

@@ -20,7 +20,8 @@ from budgets.services import budget_policy_get, policy_zone
 from jobs.handlers.registry import find_handler, with_defaults
 from jobs.models import Job
 from pulse_site.errors import FieldErrors, NotFound, ValidationError, check_choice
-from pulse_site.ids import check_page_limit, looks_like_public_id, page_anchor
+from pulse_site.ids import check_page_limit, looks_like_public_id
+from pulse_site.paging import cursor_open, cursor_seal
 from pulse_site.teams.models import Team
 from schedules import cron as cronlib
 from schedules.models import Execution, Schedule
@@ -106,20 +107,24 @@ def schedules_list(*, team: Team, after: str | None = None, limit: int = 50,
                    name: str = "", handler: str = "") -> tuple[list[ScheduleRow], str | None]:
     """A page of the team's schedules by name, each with its last STRIP executions (three queries
     whatever the team has: index schedule_team_name), and the cursor of the next page: `after` is
-    the first schedule of this page, as the previous page gave it (its SP_ id): one that page did
-    not show, so a client that deletes or renames the schedules it has read keeps its place.
-    `name` keeps the schedules whose name holds it (any case); `handler` keeps those of that handler."""
+    the cursor the previous page gave, where it stopped (its last schedule's name and key, sealed:
+    pulse_site.paging.cursor_seal), so that no schedule deleted, renamed or made since moves the
+    pages. `name` keeps the schedules whose name holds it (any case); `handler` keeps those of that
+    handler."""
     check_page_limit(limit)
     rows = Schedule.objects.for_team(team)
     if name:
         rows = rows.filter(name__icontains=name)
     if handler:
         rows = rows.filter(handler=handler)
+    scope = f"schedules:{team.pk}"
     if after:
-        anchor = page_anchor(Schedule.objects.for_team(team), after, "SP", ("name", "pk"), what="a schedule of this team")
-        rows = rows.filter(Q(name__gt=anchor[0]) | Q(name=anchor[0], pk__gte=anchor[1]))
+        last_name, last_pk = cursor_open(scope, after)
+        rows = rows.filter(Q(name__gt=last_name) | Q(name=last_name, pk__gt=last_pk))
     page = list(rows.order_by("name", "pk")[: limit + 1])
-    return _with_recent(page[:limit]), (page[limit].public_id if len(page) > limit else None)
+    more = len(page) > limit
+    page = page[:limit]
+    return _with_recent(page), (cursor_seal(scope, [page[-1].name, page[-1].pk]) if more else None)
 
 
 def schedule_row(schedule: Schedule) -> ScheduleRow:
@@ -174,20 +179,22 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
 
 def executions_list(*, schedule: Schedule, status: str = "", before: str | None = None,
                     limit: int = 50) -> tuple[list[Execution], str | None]:
-    """Newest first, keyset-paginated: `before` is the first execution of this page, as the previous
-    page gave it (one it did not show: the retention or a withdrawn staged run may delete those)."""
+    """Newest first, keyset-paginated: `before` is the cursor the previous page gave, where it
+    stopped (pulse_site.paging.cursor_seal): the retention or a withdrawn staged run deleting a run
+    moves no page."""
     check_choice("status", status, EXECUTION_STATUSES)
     check_page_limit(limit)
     rows: QuerySet[Execution] = Execution.objects.filter(schedule=schedule)
     if status:
         rows = rows.filter(Q(job__isnull=True, ended="", outcome=status) | Q(job__isnull=True, ended=status)
                            | Q(job__status=status))
+    scope = f"executions:{schedule.pk}"
     if before:
-        (anchor,) = page_anchor(Execution.objects.filter(schedule=schedule), before, "EX",
-                                what="an execution of this schedule")
-        rows = rows.filter(pk__lte=anchor)
+        rows = rows.filter(pk__lt=cursor_open(scope, before)[0])
     page = list(rows.select_related("job", "schedule").order_by("-pk")[: limit + 1])
-    return page[:limit], (page[limit].public_id if len(page) > limit else None)
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (cursor_seal(scope, [page[-1].pk]) if more else None)
 
 
 def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, object]:

@@ -57,7 +57,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
         rows, next_cursor = selectors.schedules_list(team=team, after=cursor, name=name, handler=handler,
                                                      limit=selectors.SCHEDULES_PAGE)
     except ValidationError:
-        messages.error(request, "That page of schedules is gone (its last schedule was deleted); here is the first.")
+        messages.error(request, "That link to a page of schedules is not one this list gave; here is the first.")
         cursor = None
         rows, next_cursor = selectors.schedules_list(team=team, name=name, handler=handler,
                                                      limit=selectors.SCHEDULES_PAGE)

@@ -91,7 +91,7 @@ class Access:
     expires_at: datetime | None = None  # a token's expiry: the socket is closed then
     # What the access was given by, checked again every catch-up round (access_lost).
     token_id: int | None = None
-    session: tuple[str, int] | None = None  # (session key, user id)
+    session: tuple[str, int, str] | None = None  # (session key, user id, the member's role)
     # Which of the team's events it is sent, as of when it opened (a member's role change closes
     # the member's sockets: membership_set_role).
     audience: Audience = Audience(sees_tokens=False)
@@ -122,7 +122,7 @@ def _session_access(scope: dict[str, Any]) -> Access | None:
     key = scope["session"].session_key
     if key:
         groups = (*groups, session_group(key))
-    return Access(team=membership.team, groups=groups, session=(key, user.pk) if key else None,
+    return Access(team=membership.team, groups=groups, session=(key, user.pk, membership.role) if key else None,
                   audience=Audience.of(membership=membership))
 
 

@@ -177,12 +177,6 @@ def job_watch_add(*, job: Job, target: Target) -> JobWatch:
     return JobWatch.objects.create(team_id=job.team_id, job_id=job.public_id, target=target)
 
 
-def job_watch_targets(*, job: Job) -> set[str]:
-    """The targets (NT_ ids) told when `job` ends (index notification_watch_job)."""
-    return set(JobWatch.objects.filter(team_id=job.team_id, job_id=job.public_id)
-               .values_list("target__public_id", flat=True))
-
-
 def target_deliveries(*, target: Target, limit: int = 50) -> list[Job]:
     """The target's deliveries: pulse.notify jobs whose origin is the target, newest first."""
     return list(Job.objects.for_team(target.team_id).filter(handler=NOTIFY_HANDLER, origin=target.public_id)

@@ -17,6 +17,7 @@ from django.utils.crypto import constant_time_compare
 
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
+from pulse_site.live.services import ROLE_CHANGED
 from pulse_site.teams.models import ApiToken, Membership, Team
 
 
@@ -98,29 +99,34 @@ def membership_get_for_user(*, user: User, team_public_id: str) -> Membership:
     return membership
 
 
-def access_lost(*, team_id: int, sessions: Collection[tuple[str, int]],
-                token_ids: Collection[int]) -> tuple[dict[tuple[str, int], str], dict[int, str]]:
-    """Of the (session key, user id) pairs and tokens that opened live sockets on the team, those
-    that no longer give access to it, each with why ("signed out", "membership removed", "token
-    revoked", "token expired"). Three queries whatever the number of sockets: the sessions,
-    the memberships with their users, the tokens (a deleted team took its memberships and tokens).
+def access_lost(*, team_id: int, sessions: Collection[tuple[str, int, str]],
+                token_ids: Collection[int]) -> tuple[dict[tuple[str, int, str], str], dict[int, str]]:
+    """Of the (session key, user id, role) triples and tokens that opened live sockets on the team,
+    those that no longer give access to it as they did, each with why ("signed out", "membership
+    removed", "role changed", "token revoked", "token expired"). Three queries whatever the number
+    of sockets: the sessions, the memberships with their users, the tokens (a deleted team took its
+    memberships and tokens).
 
     A session is signed out as Django would find it on its next request: gone (signed out in
     another tab), expired, another user's, its user deactivated, or its password hash no longer
-    the user's (a password set in admin)."""
-    data = _live_sessions({key for key, _ in sessions})
-    members = {m.user_id: m.user for m in Membership.objects.filter(
-        team_id=team_id, user_id__in={user_id for _, user_id in sessions}).select_related("user")}
-    lost: dict[tuple[str, int], str] = {}
-    for key, user_id in sessions:
+    the user's (a password set in admin). A role other than the one the socket opened with is a
+    change membership_set_role's close message may not have reached it with (lost, or sent before
+    the socket joined its group): what the socket is sent follows the role it read."""
+    data = _live_sessions({key for key, _, _ in sessions})
+    members = {m.user_id: m for m in Membership.objects.filter(
+        team_id=team_id, user_id__in={user_id for _, user_id, _ in sessions}).select_related("user")}
+    lost: dict[tuple[str, int, str], str] = {}
+    for key, user_id, role in sessions:
         session = data.get(key)
-        user = members.get(user_id)
+        member = members.get(user_id)
         if session is None or session.get(SESSION_KEY) != str(user_id):
-            lost[(key, user_id)] = "signed out"
-        elif user is None:
-            lost[(key, user_id)] = "membership removed"
-        elif not user.is_active or not _session_hash_matches(user, session.get(HASH_SESSION_KEY) or ""):
-            lost[(key, user_id)] = "signed out"
+            lost[(key, user_id, role)] = "signed out"
+        elif member is None:
+            lost[(key, user_id, role)] = "membership removed"
+        elif not member.user.is_active or not _session_hash_matches(member.user, session.get(HASH_SESSION_KEY) or ""):
+            lost[(key, user_id, role)] = "signed out"
+        elif member.role != role:
+            lost[(key, user_id, role)] = ROLE_CHANGED
     now = timezone.now()
     tokens = {token.pk: token for token in ApiToken.objects.filter(team_id=team_id, pk__in=list(token_ids))}
     lost_tokens = {pk: "token expired" if pk in tokens and tokens[pk].revoked_at is None else "token revoked"

@@ -316,3 +316,45 @@ def test_the_refusal_of_a_long_job_list_names_the_command_that_acts_on_any_numbe
 
     (said,) = [str(m) for m in response.context["messages"]]
     assert "manage.py pulse_jobs_bulk" in said
+
+
+def test_jobs_that_arrive_between_the_actions_count_and_its_reading_are_not_run_past_the_cap(
+        admin_client, acme, monkeypatch):
+    """The action counted the selection, then read it again to act on it, unbounded: a "select all"
+    of queued jobs counted at the cap and read a moment later, as submits went on, ran the service on
+    however many had come in between, in the one request the cap is there to bound."""
+    import sys
+
+    from django.db import connection
+
+    from pulse_site import admin_actions
+
+    monkeypatch.setattr(admin_actions, "ACTION_MAX", 2)
+    rows = [_job(acme), _job(acme)]
+    arrived: list[Job] = []
+    started = []
+
+    def submits_go_on(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        frame, acting = sys._getframe(), False
+        while frame is not None and not acting:
+            acting = frame.f_code.co_name == "act_on_selected"
+            frame = frame.f_back
+        if acting and not started:  # after the action's first read of the selection
+            started.append(True)
+            arrived.extend(_job(acme) for _ in range(3))  # committed by other requests meanwhile
+        return result
+
+    with connection.execute_wrapper(submits_go_on):
+        response = admin_client.post("/admin/jobs/job/", {"action": "action_cancel", "select_across": "1",
+                                                          "index": "0", "_selected_action": [rows[0].pk]},
+                                     follow=True)
+
+    said = [str(m) for m in response.context["messages"]]
+    assert len(arrived) == 3 and len(said) == 1, said
+    # The two selected (PostgreSQL has read its result when the query returns), or none, refused as
+    # five (SQLite reads its result as it is fetched, the late jobs with it); never the late ones.
+    if cancelled := set(Job.objects.filter(status=Job.Status.CANCELLED)):
+        assert (cancelled, said) == (set(rows), ["Cancel: 2 jobs."])
+    else:
+        assert said[0].startswith("Cancel was not run: 5 jobs are selected"), said

@@ -148,6 +148,60 @@ def test_a_creation_range_that_ends_before_it_starts_is_refused_by_name(acme, ac
     assert Job.objects.get().status == "queued"
 
 
+def _read_on(client, url: str, cursor: str | None) -> list[str]:
+    """The ids of the pages of `url` from `cursor` on, to the end."""
+    seen = []
+    while cursor is not None:
+        page = client.get(f"{url}&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        seen += [row["id"] for row in page.json()["results"]]
+        cursor = page.json()["next_cursor"]
+    return seen
+
+
+@pytest.mark.parametrize("query", ["handler=pulse.noop", "source=api"])
+def test_a_job_committed_after_the_page_above_it_was_read_is_on_the_next_page(acme, acme_api, query):
+    """Ids are handed out when a submit inserts, and a submit that took longer commits after a
+    quicker one with a higher id: a page can be read while a job below its last row is not yet
+    visible. The cursor named the next page's first row as it was then, so the next page started
+    below the late job, and no page ever listed it."""
+    jobs = [job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job for _ in range(5)]
+    late = jobs.pop(2)  # its id is taken, its transaction not yet committed: invisible
+    Job.objects.filter(pk=late.pk).delete()
+    first = acme_api.get(f"/api/v1/jobs/?{query}&limit=2").json()
+    assert [j["id"] for j in first["results"]] == [jobs[3].public_id, jobs[2].public_id]
+    late.save(force_insert=True)  # committed now, with the id it was given
+
+    assert _read_on(acme_api, f"/api/v1/jobs/?{query}&limit=2", first["next_cursor"]) == [
+        late.public_id, jobs[1].public_id, jobs[0].public_id]
+
+
+@pytest.mark.parametrize("query", ["handler=pulse.noop", "source=api"])
+def test_the_next_page_is_read_when_the_job_it_would_start_with_is_deleted_meanwhile(acme, acme_api, query):
+    """The cursor named the next page's first job, which another client (or the dashboard's bulk
+    delete, or the retention) may delete before this one asks for it: the next page was a 400
+    'Not a job of this team', and the dashboard's Load more ended the list there."""
+    jobs = [job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job for _ in range(5)]
+    first = acme_api.get(f"/api/v1/jobs/?{query}&limit=2").json()
+    Job.objects.filter(pk=jobs[2].pk).delete()
+    second = acme_api.get(f"/api/v1/jobs/?{query}&limit=2&cursor={first['next_cursor']}")
+    assert second.status_code == 200, second.json()
+    assert [j["id"] for j in second.json()["results"]] == [jobs[1].public_id, jobs[0].public_id]
+
+
+def test_another_teams_cursor_is_refused(acme, acme_api, globex, globex_api):
+    for _ in range(3):
+        job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    cursor = acme_api.get("/api/v1/jobs/?limit=1").json()["next_cursor"]
+    job_submit(team=globex, handler="pulse.noop", payload={}, source="api")
+    refused = globex_api.get(f"/api/v1/jobs/?cursor={cursor}")
+    assert refused.status_code == 400
+    assert list(refused.json()["error"]["fields"]) == ["cursor"]
+    altered = cursor[:5] + ("B" if cursor[5] == "A" else "A") + cursor[6:]
+    assert acme_api.get(f"/api/v1/jobs/?cursor={altered}").status_code == 400
+    assert acme_api.get(f"/api/v1/jobs/?cursor={cursor}").status_code == 200
+
+
 @pytest.mark.django_db(transaction=True)
 def test_attempts_stages_and_logs_describe_a_finished_job(acme, acme_api, settings):
     settings.PULSE_PROGRESS_INTERVAL = 0

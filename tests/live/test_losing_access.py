@@ -105,3 +105,19 @@ async def test_a_token_revoked_without_its_close_message_still_closes_the_socket
     await db(lambda: ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now()))()
     await closed_with(socket, "token revoked")
     await still_open(others)
+
+
+async def test_a_role_changed_without_its_close_message_still_closes_the_members_sockets(alice, acme):
+    """The socket is sent what its member's role saw when it opened (an admin: the token events); the
+    close message of a role change may be lost, or sent before a socket that read the old role
+    joined its group, and the demoted member went on hearing of tokens."""
+    from pulse_site.teams.services import membership_add
+    from tests.conftest import make_user
+
+    ada = await db(make_user)("ada")
+    await db(membership_add)(team=acme, user=ada, role=Membership.Role.ADMIN, by=None)
+    tab = await opened(await db(session_headers)(ada))
+    alices = await opened(await db(session_headers)(alice))
+    await db(lambda: Membership.objects.filter(team=acme, user=ada).update(role=Membership.Role.VIEWER))()
+    await closed_with(tab, "role changed")
+    await still_open(alices)

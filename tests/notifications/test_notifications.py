@@ -307,6 +307,25 @@ def test_an_idempotency_keys_repeat_with_another_notify_is_another_request(acme,
     assert Job.objects.count() == 1
 
 
+def test_an_idempotency_keys_repeat_after_the_job_ended_and_its_target_was_told_is_the_same_request(acme, acme_api):
+    """A repeat was compared with the job's watches, which the target's delivery deletes: a client
+    retrying its very request once the job had ended got 409 idempotency_conflict."""
+    ci = target_create(team=acme, name="ci", kind="email", address="ci@example.com", by=None)
+    notifications_match()
+
+    def submit(**notify):
+        return acme_api.post("/api/v1/jobs/", {"handler": "pulse.noop", **notify}, format="json",
+                             HTTP_IDEMPOTENCY_KEY="nightly")
+
+    first = submit(notify=ci.public_id)
+    run_job(first.json()["id"])
+    assert notifications_match() == 1  # told, and its watch gone
+    again, other = submit(notify=ci.public_id), submit()
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert other.status_code == 409
+    assert Job.objects.filter(handler="pulse.noop").count() == 1
+
+
 def test_notify_naming_another_teams_target_is_refused_and_no_job_is_created(acme, globex, globex_api):
     target = target_create(team=acme, name="ci", kind="email", address="ci@example.com", by=None)
     response = globex_api.post("/api/v1/jobs/", {"handler": "pulse.noop", "notify": target.public_id}, format="json")

@@ -175,6 +175,8 @@ def test_a_read_token_reads_but_cannot_write(acme, acme_api, acme_api_read):
 def test_charlie_gets_404_for_every_route_with_acmes_ids_and_nothing_changes(acme_api, globex_api, time_machine):
     time_machine.move_to(T0, tick=False)
     schedule_id = create(acme_api).json()["id"]
+    create(acme_api, name="Second")
+    acmes_cursor = acme_api.get("/api/v1/schedules/?limit=1").json()["next_cursor"]
     before = list(Schedule.objects.values())
     base = f"/api/v1/schedules/{schedule_id}/"
     assert globex_api.get(base).status_code == 404
@@ -184,8 +186,9 @@ def test_charlie_gets_404_for_every_route_with_acmes_ids_and_nothing_changes(acm
         assert globex_api.post(f"{base}{action}/").status_code == 404
     assert globex_api.get(f"{base}executions/").status_code == 404
     assert globex_api.get("/api/v1/schedules/").json() == {"results": [], "next_cursor": None}
-    assert globex_api.get(f"/api/v1/schedules/?cursor={schedule_id}").json()["error"]["fields"] == {
-        "cursor": ["Not a schedule of this team."]}
+    for cursor in (schedule_id, acmes_cursor):
+        assert globex_api.get(f"/api/v1/schedules/?cursor={cursor}").json()["error"]["fields"] == {
+            "cursor": ["Not a cursor of this list: pass the next_cursor a page of it gave."]}
     assert list(Schedule.objects.values()) == before
     assert (Execution.objects.count(), Job.objects.count()) == (0, 0)
 
@@ -254,13 +257,57 @@ def test_a_client_that_renames_or_deletes_the_schedules_it_read_pages_on_to_the_
     assert sorted(Schedule.objects.values_list("name", flat=True)) == ["za2", "za4", "za6"]
 
 
-def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, time_machine):
+def _names_from(client, cursor: str | None) -> list[str]:
+    seen = []
+    while cursor is not None:
+        page = client.get(f"/api/v1/schedules/?limit=2&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        seen += [schedule["name"] for schedule in page.json()["results"]]
+        cursor = page.json()["next_cursor"]
+    return seen
+
+
+def test_a_schedule_made_with_a_name_after_the_last_one_read_is_on_the_next_page(acme, acme_api):
+    """The cursor named the next page's first schedule (a4), so the next page started there and a3,
+    made between the two reads, was on no page though it sorts after everything read."""
+    from schedules.services import schedule_create
+
+    for name in ("a1", "a2", "a4", "a5"):
+        schedule_create(team=acme, name=name, handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    first = acme_api.get("/api/v1/schedules/?limit=2").json()
+    assert [s["name"] for s in first["results"]] == ["a1", "a2"]
+    schedule_create(team=acme, name="a3", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    assert _names_from(acme_api, first["next_cursor"]) == ["a3", "a4", "a5"]
+
+
+def test_renaming_or_deleting_the_schedule_the_next_page_would_start_with_skips_nothing(acme, acme_api):
+    """Another member renames a3, not yet read, to z3: the next page followed it to z3 and a4 and a5
+    were on no page; deleted, the next page was a 400."""
+    from schedules.services import schedule_create, schedule_delete, schedule_update
+
+    made = {name: schedule_create(team=acme, name=name, handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+            for name in ("a1", "a2", "a3", "a4", "a5", "a6", "a7")}
+    first = acme_api.get("/api/v1/schedules/?limit=2").json()
+    schedule_update(schedule=made["a3"], changes={"name": "z3"}, by="bob")
+    assert _names_from(acme_api, first["next_cursor"]) == ["a4", "a5", "a6", "a7", "z3"]
+
+    third = acme_api.get(f"/api/v1/schedules/?limit=2&cursor={first['next_cursor']}").json()
+    schedule_delete(schedule=made["a6"], by="bob")
+    assert _names_from(acme_api, third["next_cursor"]) == ["a7", "z3"]
+
+
+def _four_runs(acme_api, time_machine) -> str:
+    """A schedule that ran at 10:01 to 10:04: the URL of its executions."""
     time_machine.move_to(T0, tick=False)
     schedule_id = create(acme_api, cron="* * * * *", overlap_policy="allow").json()["id"]
     for minute in (1, 2, 3, 4):
         time_machine.move_to(datetime(2026, 6, 1, 10, minute, tzinfo=UTC), tick=False)
         schedules_tick()
-    url = f"/api/v1/schedules/{schedule_id}/executions/"
+    return f"/api/v1/schedules/{schedule_id}/executions/"
+
+
+def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, time_machine):
+    url = _four_runs(acme_api, time_machine)
     first = acme_api.get(url, {"limit": 2}).json()
     Execution.objects.filter(public_id__in=[e["id"] for e in first["results"]]).delete()  # as retention or a withdrawal
     second = acme_api.get(url, {"limit": 2, "cursor": first["next_cursor"]})
@@ -268,6 +315,17 @@ def test_executions_page_on_when_the_last_one_read_is_pruned(acme, acme_api, tim
     assert [e["fire_time"] for e in second.json()["results"]] == ["2026-06-01T10:02:00+00:00",
                                                                   "2026-06-01T10:01:00+00:00"]
     assert second.json()["next_cursor"] is None
+
+
+def test_executions_page_on_when_the_one_the_next_page_would_start_with_is_withdrawn(acme, acme_api, time_machine):
+    """The cursor named the next page's first run; the retention or a withdrawn staged run deleting
+    it before the next page was asked for made that page a 400."""
+    url = _four_runs(acme_api, time_machine)
+    first = acme_api.get(url, {"limit": 2}).json()
+    Execution.objects.filter(fire_time=datetime(2026, 6, 1, 10, 2, tzinfo=UTC)).delete()
+    second = acme_api.get(url, {"limit": 2, "cursor": first["next_cursor"]})
+    assert second.status_code == 200, second.json()
+    assert [e["fire_time"] for e in second.json()["results"]] == ["2026-06-01T10:01:00+00:00"]
 
 
 def test_a_change_that_changes_nothing_writes_nothing_and_a_change_names_its_fields(acme_api, acme):

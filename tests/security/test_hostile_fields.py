@@ -138,6 +138,6 @@ def test_the_admin_search_with_a_nul_is_refused_not_a_500(admin_client):
 def test_a_cursor_that_is_no_id_is_answered_with_the_first_page(alice_client, acme):
     response = alice_client.get("/schedules/?cursor=../../etc/passwd")
     assert response.status_code == 200
-    assert "That page of schedules is gone" in response.content.decode()
+    assert "That link to a page of schedules is not one this list gave" in response.content.decode()
     response = alice_client.get("/jobs/?cursor=JB_nope")
-    assert "cursor: Not a job of this team." in response.content.decode()
+    assert "cursor: Not a cursor of this list: pass the next_cursor a page of it gave." in response.content.decode()
