@@ -49,6 +49,12 @@ class LargeTableAdmin(admin.ModelAdmin):
     # search() below, never Django's substring match over them.
     search_fields = ("pk",)
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # History (attempts, log lines, runs, events, the ledger) goes by retention, a job with its
+        # own through job_delete: a raw delete left a job's page without its attempts, and Django's
+        # "delete selected" over a whole list would run uncapped in one request.
+        return False
+
     def search_word(self, word: str) -> Q | None:
         """The rows one word of a search finds, as a condition an index serves; None: the word is
         nothing this table can be searched by."""

@@ -358,3 +358,26 @@ def test_jobs_that_arrive_between_the_actions_count_and_its_reading_are_not_run_
         assert (cancelled, said) == (set(rows), ["Cancel: 2 jobs."])
     else:
         assert said[0].startswith("Cancel was not run: 5 jobs are selected"), said
+
+
+def test_the_history_tables_cannot_be_deleted_from_in_the_admin_by_row_or_by_selection(admin_client, acme):
+    """Attempts, log lines, runs, events, the ledger and usage go by retention (a job with its own,
+    through job_delete): Django's "delete selected" ran uncapped over a whole list."""
+    from django.contrib import admin as django_admin
+
+    from pulse_site.admin_lists import LargeTableAdmin
+
+    job_submit(team=acme, handler="pulse.noop", payload={}, source="api")  # a job and its event
+    large = [(model, model_admin) for model, model_admin in django_admin.site._registry.items()
+             if isinstance(model_admin, LargeTableAdmin)]
+    assert {model._meta.model_name for model, _ in large} >= {"job", "attempt", "tasklog", "execution", "event",
+                                                              "ledger", "usage"}
+    for model, _ in large:
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert 'value="delete_selected"' not in response.content.decode(), url
+        row = model.objects.first()
+        if row is not None:
+            assert admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403, url
+            assert model.objects.filter(pk=row.pk).exists(), url
