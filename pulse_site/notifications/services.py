@@ -414,20 +414,26 @@ class _Known:
         return cls(rules=rules, watched=watched, timed=timed)
 
 
-def _notify_watchers(event: Event, known: _Known) -> int:
+def _notify_watchers(event: Event, known: _Known) -> set[int]:
+    """Tell the job's watching targets that it ended (each watch once: it is deleted); the
+    targets told. A target disabled since the submit is not told."""
     key = (event.team_id, event.subject)
     if event.kind not in WATCHED_KINDS or key not in known.watched:
-        return 0
+        return set()
     known.watched.discard(key)
     watches = list(JobWatch.objects.filter(team_id=event.team_id, job_id=event.subject).select_related("target"))
+    told: set[int] = set()
     for watch in watches:
+        if not watch.target.enabled or watch.target_id in told:
+            continue
         status = event.kind.split(".", 1)[1]
         error = event.payload.get("error") or {}
         notification_send(target=watch.target, subject=f"Job {event.subject} ({event.payload.get('handler')}) {status}",
                           text=f"{error.get('code')}: {error.get('message')}" if error else "",
                           event=_event_ref(event), by="notifications")
+        told.add(watch.target_id)
     JobWatch.objects.filter(pk__in=[w.pk for w in watches]).delete()
-    return len(watches)
+    return told
 
 
 def _time_holds(event: Event, known: _Known) -> None:
@@ -452,18 +458,22 @@ def _match_events(events: list[Event]) -> int:
     known = _Known.load(events)
     queued = 0
     for event in events:
-        queued += _notify_watchers(event, known)
+        # One delivery per target and event: two rules of one target that both match (every
+        # failure, and timeouts at every attempt), or a rule and a watch, would tell it the same
+        # event twice, which its receiver cannot tell from a retry.
+        told = _notify_watchers(event, known)
         _time_holds(event, known)
         matched = _rule_kind(event)
-        if matched is None:
-            continue
-        kind, final = matched
-        for rule in known.rules.get((event.team_id, kind), []):
-            if rule.target.enabled and _matches(rule, event, final):
+        if matched is not None:
+            kind, final = matched
+            for rule in known.rules.get((event.team_id, kind), []):
+                if rule.target_id in told or not (rule.target.enabled and _matches(rule, event, final)):
+                    continue
                 subject, text = _message(event)
                 notification_send(target=rule.target, subject=subject, text=text, by="notifications",
                                   event=_event_ref(event))
-                queued += 1
+                told.add(rule.target_id)
+        queued += len(told)
     return queued
 
 

@@ -348,3 +348,40 @@ def test_matching_costs_the_same_queries_for_ten_events_or_three_hundred(acme, o
         return len(captured)
 
     assert queries_for(10) == queries_for(300)
+
+
+# --- one delivery per target and event ----------------------------------------------------------------
+
+
+def test_a_target_hears_of_an_event_once_whichever_of_its_rules_and_watches_match(acme, ops):
+    from pulse_site.notifications.services import job_watch_add
+
+    other = target_create(team=acme, name="other", kind="email", address="other@example.com", by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, error_codes=["timeout"], final_only=False, by=None)
+    rule_create(team=acme, target=other, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    job = job_submit(team=acme, handler="pulse.fail", payload={"code": "timeout", "retryable": False},
+                     source="api").job
+    job_watch_add(job=job, target=ops)
+    run_job(job.public_id)
+
+    assert notifications_match() == 2
+    assert [(d.origin, d.payload["subject"], d.payload["event"]["kind"]) for d in deliveries()] == [
+        (ops.public_id, f"Job {job.public_id} (pulse.fail) failed", "job.failed"),
+        (other.public_id, f"Job {job.public_id} (pulse.fail) failed", "job.failed"),
+    ]
+
+
+def test_a_watch_of_a_target_disabled_since_the_submit_sends_nothing(acme, ops):
+    from pulse_site.notifications.models import JobWatch
+    from pulse_site.notifications.services import job_watch_add
+
+    notifications_match()
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    job_watch_add(job=job, target=ops)
+    target_update(target=ops, changes={"enabled": False}, by=None)
+    run_job(job.public_id)
+
+    assert notifications_match() == 0
+    assert deliveries() == [] and not JobWatch.objects.exists()
