@@ -24,7 +24,7 @@ from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.live.relay import outbox_consume
 from pulse_site.live.services import event_emit
-from pulse_site.notifications.handlers import NOTIFY_HANDLER
+from pulse_site.notifications.handlers import NOTIFY_HANDLER, TEST_KIND
 from pulse_site.notifications.models import HoldTimer, JobWatch, Rule, Target, new_secret
 from pulse_site.teams.models import Membership, Team
 from pulse_site.teams.services import member_name
@@ -190,17 +190,21 @@ def target_deliveries(*, target: Target, limit: int = 50) -> list[Job]:
 
 
 def notification_send(*, target: Target, subject: str, text: str, event: dict[str, Any], by: str = "") -> Job:
-    """Queue one delivery to `target` as a pulse.notify job."""
+    """Queue one delivery to `target` as a pulse.notify job. `event`: what the receiver's body
+    carries under "event", always {"id", "kind", "subject", "payload"} (`_event_ref`,
+    `_synthetic_event`). The subject is made one line: it becomes a mail's Subject header,
+    which refuses a line break (a schedule's name may hold one)."""
     return job_submit(team=target.team, handler=NOTIFY_HANDLER, source=Job.Source.API,
-                      payload={"target": target.public_id, "subject": subject[:200], "text": text[:5000],
-                               "event": event},
+                      payload={"target": target.public_id, "subject": " ".join(subject.split())[:200],
+                               "text": text[:5000], "event": event},
                       origin=target.public_id, created_by=by or "notifications", internal=True).job
 
 
 def target_send_test(*, target: Target, by: str, member: Membership | None = None) -> Job:
     _require_manager(member)
     return notification_send(target=target, subject=f"Pulse test notification for {target.name}",
-                             text=f"{by} sent this test from Pulse.", event={"kind": "test"}, by=by)
+                             text=f"{by} sent this test from Pulse.",
+                             event=_synthetic_event(TEST_KIND, target.public_id, {}), by=by)
 
 
 def _rule_target(*, team: Team, target: Target | str) -> Target:
@@ -386,6 +390,12 @@ def _event_ref(event: Event) -> dict[str, Any]:
     return {"id": event.id, "kind": event.kind, "subject": event.subject, "payload": event.payload}
 
 
+def _synthetic_event(kind: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event of a delivery no outbox row caused (a test send, a hold timed out): the shape of
+    `_event_ref`'s, with no id."""
+    return {"id": None, "kind": kind, "subject": subject, "payload": payload}
+
+
 WATCHED_KINDS = ("job.completed", "job.failed", "job.cancelled")
 # A hold begins with job.paused and ends with whichever of these comes next for the job.
 HOLD_END_KINDS = ("job.released", "job.resumed", "job.started", "job.completed", "job.failed",
@@ -512,9 +522,9 @@ def holds_due(*, now: datetime | None = None, limit: int = MATCH_BATCH) -> int:
                 target=rule.target, by="notifications",
                 subject=f"Job {job.public_id} ({job.handler}) held for more than {rule.minutes} min",
                 text=hold_reasons_text(job.hold_reasons),
-                event={"kind": "job.held_long", "subject": job.public_id,
-                       "payload": {"handler": job.handler, "held_since": timer.held_since.isoformat(),
-                                   "minutes": rule.minutes, "hold_reasons": job.hold_reasons}})
+                event=_synthetic_event("job.held_long", job.public_id, {
+                    "handler": job.handler, "held_since": timer.held_since.isoformat(), "minutes": rule.minutes,
+                    "hold_reasons": job.hold_reasons}))
             queued += 1
         HoldTimer.objects.filter(pk__in=done).delete()
     return queued
