@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.validators import EmailValidator, URLValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -69,7 +70,8 @@ def _clean_target_fields(*, name: str, kind: str, address: str) -> tuple[str, st
             EmailValidator()(address)
         else:
             URLValidator(schemes=["http", "https"])(address)
-    except DjangoValidationError:
+            _ = urlsplit(address).port  # ValueError past 65535, which URLValidator lets by (and httpx refuses)
+    except (DjangoValidationError, ValueError):
         raise ValidationError.for_field("address", "An email address." if kind == "email" else "An http(s) URL.") from None
     refusal = destination_refusal_known_now(address) if kind == Target.Kind.WEBHOOK else None
     if refusal:

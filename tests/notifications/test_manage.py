@@ -387,3 +387,34 @@ def test_every_bad_field_of_a_rule_is_named_at_once(alice, acme, ops):
     assert response.status_code == 400
     assert sorted(response.json()["error"]["fields"]) == ["error_codes", "handlers", "minutes", "target"]
     assert not Rule.objects.exists()
+
+
+def test_a_webhook_url_with_a_port_out_of_range_is_refused_on_its_field_and_nothing_changes(alice, alice_client,
+                                                                                            acme, ops):
+    client = session(alice)
+    before = rows()
+    created = client.post("/api/v1/notifications/targets/", {"name": "hook", "kind": "webhook",
+                                                            "address": "https://example.com:99999/hook"}, format="json")
+    changed = client.patch(f"/api/v1/notifications/targets/{ops.public_id}/",
+                           {"kind": "webhook", "address": "http://example.com:65536/"}, format="json")
+    for response in (created, changed):
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"] == {"address": ["An http(s) URL."]}
+    page = alice_client.post("/notifications/targets/new/", {"name": "hook", "kind": "webhook",
+                                                             "address": "http://example.com:70000/"}, follow=True)
+    assert "address: An http(s) URL." in page.content.decode()
+    assert rows() == before
+
+
+def test_minutes_that_are_digits_but_no_number_are_refused_on_the_page_not_a_500(alice_client, acme, ops, rule):
+    before = rows()
+    for minutes in ("²", "五"):
+        edited = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/",
+                                   {"target": ops.public_id, "minutes": minutes}, follow=True)
+        assert edited.status_code == 200, minutes
+        assert "A whole number of minutes from 1 to 10080." in edited.content.decode(), minutes
+        added = alice_client.post("/notifications/rules/new/", {"target": ops.public_id, "kind": "held_long",
+                                                                "minutes": minutes})
+        assert added.status_code == 400, minutes
+        assert rule_form_error(added, "minutes") == "A whole number of minutes from 1 to 10080.", minutes
+    assert rows() == before
