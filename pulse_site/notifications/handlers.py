@@ -41,7 +41,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _deliver_webhook(url: str, secret: str, message: dict[str, Any]) -> dict[str, Any]:
-    check_destination(url)
+    destination = check_destination(url)
     body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Pulse-Timestamp": timestamp,
@@ -49,7 +49,9 @@ def _deliver_webhook(url: str, secret: str, message: dict[str, Any]) -> dict[str
     try:
         # Streamed and closed unread: the status is the answer, and a receiver trickling a body
         # (or sending a large one) must not hold the delivery until its job's timeout.
-        with httpx.stream("POST", url, content=body, headers=headers, timeout=10, follow_redirects=False) as response:
+        with httpx.Client(timeout=10, follow_redirects=False) as client, client.stream(
+                "POST", destination.url, content=body, headers=destination.headers(headers),
+                extensions=destination.extensions) as response:
             status = response.status_code
     except httpx.HTTPError as exc:
         raise JobError(ErrorCode.NETWORK_ERROR, f"POST {url} failed: {exc}", retryable=True) from None

@@ -176,3 +176,29 @@ def test_a_subject_with_line_breaks_is_mailed_on_one_line(acme, ops):
     [message] = mail.outbox
     assert message.subject == "Schedule nightly Bcc: someone@example.com broke and stopped firing"
     assert (message.to, message.bcc) == (["ops@example.com"], [])
+
+
+# --- where it goes ---------------------------------------------------------------------------------
+
+
+def test_a_delivery_goes_to_the_address_checked_not_to_what_the_name_resolves_to_a_moment_later(
+        hook, receiver, monkeypatch):
+    """DNS rebinding: the name answers an allowed address to the check and another to the
+    connection. The delivery connects where the check looked (with the name as its Host)."""
+    real = socket.getaddrinfo
+    port = int(receiver["url"].rsplit(":", 1)[1].split("/")[0])
+    answers = iter(["127.0.0.1"])  # then 127.0.0.2: loopback, not allow-listed, nobody listening
+
+    def rebinding(host, *args, **kwargs):
+        if host == "hooks.example":
+            return real(next(answers, "127.0.0.2"), *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    target_update(target=hook, changes={"address": f"http://hooks.example:{port}/hook"}, by=None)
+    delivery = target_send_test(target=hook, by="alice")
+    run_job(delivery.public_id)
+
+    assert Job.objects.get(pk=delivery.pk).status == Status.COMPLETED
+    [request] = receiver["received"]
+    assert (request["headers"]["Host"], request["signed"]) == (f"hooks.example:{port}", True)

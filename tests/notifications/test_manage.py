@@ -160,6 +160,9 @@ def test_a_rules_handlers_are_ones_a_team_can_submit_each_once_and_not_too_many(
     ("https://10.0.0.7/hook", "10.0.0.7 is an internal address;"),
     ("http://[::1]:8080/", "::1 is an internal address;"),
     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is an internal address;"),
+    # IPv6 addresses that carry an internal IPv4 one (NAT64, 6to4): a gateway takes them there.
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "64:ff9b::a9fe:a9fe carries 169.254.169.254, an internal address;"),
+    ("http://[2002:a00:7::]/hook", "2002:a00:7:: carries 10.0.0.7, an internal address;"),
 ])
 def test_a_webhook_to_an_internal_address_is_refused_when_added_not_at_its_first_delivery(
         alice, alice_client, acme, settings, address, said):
