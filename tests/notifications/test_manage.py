@@ -421,3 +421,10 @@ def test_minutes_that_are_digits_but_no_number_are_refused_on_the_page_not_a_500
         assert added.status_code == 400, minutes
         assert rule_form_error(added, "minutes") == "A whole number of minutes from 1 to 10080.", minutes
     assert rows() == before
+
+
+def test_the_page_tells_owners_how_to_check_a_webhook_and_what_its_body_holds(alice_client, acme):
+    help_text = html.unescape(alice_client.get("/notifications/").content.decode()).split('id="target-add"', 1)[1]
+    for said in ('X-Pulse-Signature: sha256=HMAC-SHA256(secret, timestamp + "." + body)',
+                 "<code>delivery</code> (the same on every retry)", "<code>event</code> (<code>id</code>"):
+        assert said in help_text, said
