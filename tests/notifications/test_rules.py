@@ -385,3 +385,48 @@ def test_a_watch_of_a_target_disabled_since_the_submit_sends_nothing(acme, ops):
 
     assert notifications_match() == 0
     assert deliveries() == [] and not JobWatch.objects.exists()
+
+
+# --- two tickers at once ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="SQLite runs one writer at a time")
+def test_two_tickers_matching_at_once_queue_each_event_and_each_due_hold_once(acme, ops, clock):
+    from django.db import connections
+
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=1, by=None)
+    notifications_match()
+    subjects = [f"JB_{n:026d}" for n in range(60)]
+    for subject in subjects:
+        failed_event(acme, subject)
+    held = [held_job(acme) for _ in range(5)]
+    clock.shift(timedelta(seconds=5))  # past the gap grace: every event is readable
+    assert notifications_match() == 60  # and the holds' timers start
+    clock.shift(timedelta(minutes=2))  # every hold is due
+    for subject in subjects:  # and 60 more events arrive
+        failed_event(acme, subject)
+    clock.shift(timedelta(seconds=5))
+    barrier, counts, errors = threading.Barrier(2), [], []
+
+    def ticker():
+        try:
+            barrier.wait(timeout=30)
+            counts.append(sum(notifications_match(limit=7, max_batches=1) for _ in range(30)))
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ticker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # One of them reads while the other holds the cursor (SKIP LOCKED: it reads nothing); what
+    # is left after their thirty rounds each is the next run's.
+    assert errors == [] and sum(counts) + notifications_match() == 60 + 5
+    told = [d.payload["event"]["subject"] for d in deliveries()]
+    assert sorted(told) == sorted(subjects * 2 + [job.public_id for job in held])
+    assert not HoldTimer.objects.exists()
