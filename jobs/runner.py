@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from budgets.models import BudgetPolicy
 from budgets.services import (
+    Decision,
     Locked,
     budget_admit,
     budget_admit_batched,
@@ -274,7 +275,7 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
     """The budget gate, then the start: running with a lease, its attempt, log line and event.
     `freed_slot`: this transaction settled another job of the team whose slot is handed on;
     `locked`: that settle's lock of its team's policy."""
-    decision = budget_admit(job=job, freed_slot=freed_slot, locked=locked)
+    decision = budget_admit(job=job, freed_slot=freed_slot, locked=locked) if spec.metered else _unmetered()
     if decision.fail:
         _fail_over_budget(job, decision.reasons)
         return False
@@ -291,6 +292,12 @@ def _claim_admit(job: Job, spec: Handler, now: Any, *, freed_slot: bool = False,
     _system_log(job, attempt.number, _started_message(job, attempt))
     _job_event(job, "started")
     return True
+
+
+def _unmetered() -> Decision:
+    """The gate's answer for Pulse's own work (Handler.metered): it starts, and the team's budget
+    (its money, its rate, its running slots) is neither asked nor moved."""
+    return Decision(allowed=True)
 
 
 def _start(job: Job, decision: Any, now: Any = None) -> tuple[dict[str, Any], Attempt]:
@@ -349,7 +356,7 @@ def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
     if job.status != Status.QUEUED or row[-1] or _due_later(job, timezone.now()):
         return None
     spec = find_handler(job.handler)
-    if spec is None or spec.exclusive or spec.daemon or system_load_reason() is not None:
+    if spec is None or spec.exclusive or spec.daemon or not spec.metered or system_load_reason() is not None:
         return None
     batch = sqlbatch.WriteBatch()
     decision = budget_admit_batched(job=job, policy=policy, team=team, batch=batch)
@@ -904,12 +911,14 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
                 if job.handler != head.handler:
                     break
                 members.append(job)
-    hand_on = bool(members) and head is not None and head.team_id == team_id
+    # A slot is handed on only to a job the budget counts (Handler.metered): one handed to a
+    # delivery would stay counted as running until the ticker's repair.
+    hand_on = bool(members) and head is not None and head.team_id == team_id and spec is not None and spec.metered
     if hand_on and head is not None and _held_for_a_slot_before(head):
         # The slot (or start) freed here belongs to a job of the team held for one, which comes
         # first in the team's order: end the chain, so that the release below gives it the slot.
         members, hand_on = [], False
-    if members and head is not None and not hand_on:
+    if members and head is not None and not hand_on and spec is not None and spec.metered:
         # Two teams' policy rows in this transaction: both locked now, in team order.
         budget_lock_teams([team_id, head.team_id])
     locked, slots = _settle_counters_many(settled, keep_slots=hand_on)
@@ -1002,7 +1011,8 @@ def _claim_admit_many(members: list[Job], spec: Handler, *, freed_slots: int, lo
     `_claim_checks` through the first: the others share its handler, team and moment): the budget
     gate for each in order, then the starts of those admitted written together. A later job the
     gate would hold is left queued for the dispatcher; the first is held or failed as usual."""
-    decisions = budget_admit_many(jobs=members, freed_slots=freed_slots, locked=locked)
+    decisions = (budget_admit_many(jobs=members, freed_slots=freed_slots, locked=locked) if spec.metered
+                 else [_unmetered() for _ in members])
     first = decisions[0]
     if first.fail:
         _fail_over_budget(members[0], first.reasons)

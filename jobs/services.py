@@ -19,7 +19,7 @@ from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_c
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
-from jobs.handlers.registry import Handler, get_handler, get_public_handler
+from jobs.handlers.registry import Handler, find_handler, get_handler, get_public_handler
 from jobs.models import Job
 from jobs.signals import job_cancelled, job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
@@ -570,6 +570,7 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
     if due_only:
         held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
     released = 0
+    starts = 0  # of the released jobs, those the budget counts
     released_micros = 0
     released_micros_by_handler: dict[str, int] = {}
     cache: dict = {}
@@ -580,7 +581,9 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
     # looked at (one waiting for a slot has no time to go stale).
     stuck = False
     for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
-        if stuck and (job.resume_at is None or job.resume_at > now):
+        # Pulse's own work (a delivery) is not the budget's: no rate or slot holds it back.
+        metered = _metered(job.handler)
+        if stuck and metered and (job.resume_at is None or job.resume_at > now):
             continue
         blocked = _gate_blocks(job, exclusive_started)
         if blocked:
@@ -588,9 +591,12 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
                 # Held by the budget before; now by a pause or a running twin: say so.
                 _rehold(job, blocked, None)
             continue
+        if not metered:
+            released += _release(job, exclusive_started)
+            continue
         decision = budget_hold_check(job=job, extra_micros=released_micros,
                                      extra_handler_micros=released_micros_by_handler.get(job.handler, 0),
-                                     extra_starts=released, cache=cache)
+                                     extra_starts=starts, cache=cache)
         if stuck or not decision.allowed:
             if not decision.allowed and (
                     decision.resume_at != job.resume_at or _kinds(decision.reasons) != _kinds(job.hold_reasons)):
@@ -601,21 +607,34 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
                 _rehold(job, decision.reasons, decision.resume_at)
             stuck = stuck or any(r["kind"] in ("rate", "concurrency") for r in decision.reasons)
             continue
-        with transaction.atomic():
-            if _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
-                       dispatched_at=None):
-                job_event(job, "released")
-                if _is_exclusive(job.handler):
-                    exclusive_started.add(job.handler)
-                released += 1
-                released_micros += job.cost_estimate
-                released_micros_by_handler[job.handler] = (released_micros_by_handler.get(job.handler, 0)
-                                                           + job.cost_estimate)
+        if _release(job, exclusive_started):
+            released += 1
+            starts += 1
+            released_micros += job.cost_estimate
+            released_micros_by_handler[job.handler] = (released_micros_by_handler.get(job.handler, 0)
+                                                       + job.cost_estimate)
     if released:
         from jobs.dispatch import dispatch
 
         dispatch()
     return released
+
+
+def _release(job: Job, exclusive_started: set[str]) -> int:
+    """Send a held job back to the queue (1), unless it moved meanwhile (0)."""
+    with transaction.atomic():
+        if not _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
+                       dispatched_at=None):
+            return 0
+        job_event(job, "released")
+        if _is_exclusive(job.handler):
+            exclusive_started.add(job.handler)
+        return 1
+
+
+def _metered(name: str) -> bool:
+    spec = find_handler(name)
+    return spec is None or spec.metered
 
 
 def _is_exclusive(name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +24,12 @@ def _estimate(payload: dict[str, Any]) -> Decimal:
     return Decimal(str(payload.get("cost", settings.PULSE_HTTP_REQUEST_COST)))
 
 
-def _allowed_by_setting(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# NAT64 prefixes (RFC 6052, RFC 8215): the last 32 bits are the IPv4 address a gateway takes it to.
+NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+def _allowed_by_setting(host: str, address: Address) -> bool:
     for entry in settings.PULSE_HTTP_ALLOWLIST:
         if entry.lower() == host.lower():
             return True
@@ -35,27 +41,70 @@ def _allowed_by_setting(host: str, address: ipaddress.IPv4Address | ipaddress.IP
     return False
 
 
-def check_destination(url: str) -> None:
-    """Refuse URLs that resolve to loopback, private, link-local or otherwise internal addresses.
+def _carried_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one leads to through a translator or tunnel (NAT64, 6to4,
+    Teredo's client, IPv4-mapped), which Python counts as global whatever it carries."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if any(address in network for network in NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A checked URL and where to send it: the address its name resolved to when checked, not
+    what it resolves to a moment later (a name can answer a public address to the check and an
+    internal one to the connection: DNS rebinding). The request keeps the name as its Host and,
+    over TLS, as the name the certificate is checked against."""
+
+    url: str  # the URL with the checked address as its host
+    host: str  # the URL's own host[:port], for the Host header
+    extensions: dict[str, Any]  # httpx's: the TLS server name
+
+    def headers(self, given: dict[str, str] | None = None) -> dict[str, str]:
+        """`given` with the Host the URL names (unless one is given)."""
+        given = dict(given or {})
+        if not any(name.lower() == "host" for name in given):
+            given["Host"] = self.host
+        return given
+
+
+def check_destination(url: str) -> Destination:
+    """Refuse URLs that resolve to loopback, private, link-local or otherwise internal addresses;
+    the Destination to send the request to.
 
     Every address the name resolves to is checked, so a name with one public and one private
-    record is refused too. Redirects are not followed, so a public URL cannot bounce inward.
+    record is refused too; the request goes to the first, as checked. Redirects are not
+    followed, so a public URL cannot bounce inward.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise JobError(ErrorCode.VALIDATION_ERROR, f"Only http(s) URLs with a host are allowed: {url!r}")
     host = parts.hostname
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise JobError(ErrorCode.NETWORK_ERROR, f"Cannot resolve {host}: {exc}") from None
-    for info in infos:
-        refusal = _internal_refusal(host, ipaddress.ip_address(info[4][0]))
+    except ValueError as exc:  # a port past 65535
+        raise JobError(ErrorCode.VALIDATION_ERROR, f"Not a usable URL: {url!r} ({exc})", retryable=False) from None
+    addresses = [ipaddress.ip_address(str(info[4][0])) for info in infos]
+    for address in addresses:
+        refusal = _internal_refusal(host, address)
         if refusal:
             raise JobError(ErrorCode.VALIDATION_ERROR, refusal, retryable=False)
+    given = httpx.URL(url)
+    return Destination(url=str(given.copy_with(host=str(addresses[0]))), host=given.netloc.decode("ascii"),
+                       extensions={"sni_hostname": given.raw_host.decode("ascii")} if given.scheme == "https" else {})
 
 
-def _internal_refusal(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def _internal_refusal(host: str, address: Address) -> str | None:
+    carried = _carried_ipv4(address)
+    if carried is not None and not (carried.is_global and not carried.is_multicast) and not (
+            _allowed_by_setting(host, carried) or _allowed_by_setting(host, address)):
+        where = f"{host}" if host == str(address) else f"{host} resolves to {address}, which"
+        return f"{where} carries {carried}, an internal address; add it to PULSE_HTTP_ALLOWLIST to allow it."
     if (address.is_global and not address.is_multicast) or _allowed_by_setting(host, address):
         return None
     where = f"{host} is" if host == str(address) else f"{host} resolves to {address},"
@@ -103,13 +152,14 @@ def request(ctx: JobContext) -> dict[str, Any]:
     payload = ctx.payload
     url = payload["url"]
     method = payload["method"]
-    check_destination(url)
+    destination = check_destination(url)
     ctx.log(f"{method} {url}", stage="request")
     started = time.monotonic()
     try:
         with httpx.Client(timeout=float(payload["timeout"]), follow_redirects=False) as client:
-            response = client.request(method, url, headers=payload.get("headers") or {},
-                                      json=payload.get("json") if "json" in payload else None)
+            response = client.request(method, destination.url, headers=destination.headers(payload.get("headers")),
+                                      json=payload.get("json") if "json" in payload else None,
+                                      extensions=destination.extensions)
     except httpx.TimeoutException as exc:
         raise JobError(ErrorCode.TIMEOUT, f"{method} {url} timed out: {exc}") from None
     except httpx.HTTPError as exc:

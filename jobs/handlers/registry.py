@@ -104,6 +104,13 @@ class Handler:
     internal: bool = False
     validator: Draft202012Validator = field(repr=False, compare=False, default=None)
 
+    @property
+    def metered(self) -> bool:
+        """Whether the team's budget admits and counts its jobs. Not Pulse's own (internal) work: a
+        notification's delivery costs the team nothing, takes none of its running slots or starts,
+        and must go out while the budget holds everything else (a budget alert, a job held by it)."""
+        return not self.internal
+
     def validate(self, payload: object) -> dict[str, Any]:
         """The payload with the schema's defaults filled in (`with_defaults`), if it fits the
         schema; else ValidationError naming every bad field."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import smtplib
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from jobs.handlers.http import check_destination
 from jobs.handlers.registry import handler
 
 NOTIFY_HANDLER = "pulse.notify"
+# A test send's event kind: the one delivery a disabled target still gets.
+TEST_KIND = "test"
 SCHEMA = {
     "type": "object",
     "required": ["target", "subject", "event"],
@@ -38,25 +41,48 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _deliver_webhook(url: str, secret: str, message: dict[str, Any]) -> dict[str, Any]:
-    check_destination(url)
+    destination = check_destination(url)
     body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Pulse-Timestamp": timestamp,
                "X-Pulse-Signature": f"sha256={sign(secret, timestamp, body)}"}
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=10, follow_redirects=False)
+        # Streamed and closed unread: the status is the answer, and a receiver trickling a body
+        # (or sending a large one) must not hold the delivery until its job's timeout.
+        with httpx.Client(timeout=10, follow_redirects=False) as client, client.stream(
+                "POST", destination.url, content=body, headers=destination.headers(headers),
+                extensions=destination.extensions) as response:
+            status = response.status_code
     except httpx.HTTPError as exc:
         raise JobError(ErrorCode.NETWORK_ERROR, f"POST {url} failed: {exc}", retryable=True) from None
-    if response.status_code >= 300:
-        raise JobError(ErrorCode.NETWORK_ERROR, f"POST {url} answered {response.status_code}",
-                       retryable=response.status_code >= 500 or response.status_code == 429)
-    return {"status": response.status_code}
+    if 300 <= status < 400:
+        # Not followed: a public URL must not bounce a signed delivery inward (check_destination).
+        raise JobError(ErrorCode.NETWORK_ERROR, f"POST {url} answered {status}: redirects are not followed; "
+                                                "point the target at the final URL.", retryable=False)
+    if status >= 300:
+        raise JobError(ErrorCode.NETWORK_ERROR, f"POST {url} answered {status}",
+                       retryable=status >= 500 or status == 429)
+    return {"status": status}
+
+
+def _deliver_mail(address: str, subject: str, text: str) -> dict[str, Any]:
+    try:
+        send_mail(subject, text or subject, settings.DEFAULT_FROM_EMAIL, [address])
+    except (OSError, smtplib.SMTPException) as exc:
+        # The mail server refused, hung up or cannot be reached: as a webhook's network error,
+        # tried again with backoff.
+        raise JobError(ErrorCode.NETWORK_ERROR, f"Mail to {address} through {settings.EMAIL_HOST}:"
+                                                f"{settings.EMAIL_PORT} failed: {exc!r}", retryable=True) from None
+    return {"email": address}
 
 
 # Internal: a delivery is Pulse's to send (a rule, a watch, a test send), to a target only owners
 # and admins manage; a team submitting one itself would bypass them and be signed as Pulse.
+# Retried on what trying again may cure: the receiver's network errors, 5xx and 429, a run past
+# the timeout, a worker lost mid-delivery (receivers dedupe on the body's `delivery`).
 @handler(NOTIFY_HANDLER, title="Send a notification", cost="0", schema=SCHEMA, timeout=60, max_attempts=5,
-         retry_on=[ErrorCode.NETWORK_ERROR], backoff_base=5.0, backoff_cap=300.0, internal=True)
+         retry_on=[ErrorCode.NETWORK_ERROR, ErrorCode.TIMEOUT, ErrorCode.WORKER_LOST], backoff_base=5.0,
+         backoff_cap=300.0, internal=True)
 def notify(ctx: JobContext) -> dict[str, Any]:
     from jobs.models import Job
     from pulse_site.notifications.models import Target
@@ -66,10 +92,13 @@ def notify(ctx: JobContext) -> dict[str, Any]:
     target = Target.objects.filter(team_id=team_id, public_id=payload["target"]).first()
     if target is None:
         raise JobError(ErrorCode.VALIDATION_ERROR, "The notification target no longer exists.", retryable=False)
-    message = {"subject": payload["subject"], "text": payload.get("text", ""), "event": payload["event"],
-               "target": target.public_id}
+    if not target.enabled and payload["event"].get("kind") != TEST_KIND:
+        # Disabled after this delivery was queued (or while it waited to be tried again): it
+        # hears nothing from rules or watches from then on. A test send still goes.
+        raise JobError(ErrorCode.VALIDATION_ERROR, f"The target {target.name} is disabled: nothing was sent.",
+                       retryable=False)
     if target.kind == Target.Kind.EMAIL:
-        send_mail(payload["subject"], payload.get("text", "") or payload["subject"], settings.DEFAULT_FROM_EMAIL,
-                  [target.address])
-        return {"email": target.address}
+        return _deliver_mail(target.address, payload["subject"], payload.get("text", ""))
+    message = {"delivery": ctx.job_id, "target": target.public_id, "subject": payload["subject"],
+               "text": payload.get("text", ""), "event": payload["event"]}
     return _deliver_webhook(target.address, target.secret, message)

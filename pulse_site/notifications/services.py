@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.validators import EmailValidator, URLValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -24,7 +25,7 @@ from pulse_site.ids import looks_like_public_id
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.live.relay import outbox_consume
 from pulse_site.live.services import event_emit
-from pulse_site.notifications.handlers import NOTIFY_HANDLER
+from pulse_site.notifications.handlers import NOTIFY_HANDLER, TEST_KIND
 from pulse_site.notifications.models import HoldTimer, JobWatch, Rule, Target, new_secret
 from pulse_site.teams.models import Membership, Team
 from pulse_site.teams.services import member_name
@@ -69,7 +70,8 @@ def _clean_target_fields(*, name: str, kind: str, address: str) -> tuple[str, st
             EmailValidator()(address)
         else:
             URLValidator(schemes=["http", "https"])(address)
-    except DjangoValidationError:
+            _ = urlsplit(address).port  # ValueError past 65535, which URLValidator lets by (and httpx refuses)
+    except (DjangoValidationError, ValueError):
         raise ValidationError.for_field("address", "An email address." if kind == "email" else "An http(s) URL.") from None
     refusal = destination_refusal_known_now(address) if kind == Target.Kind.WEBHOOK else None
     if refusal:
@@ -184,17 +186,21 @@ def target_deliveries(*, target: Target, limit: int = 50) -> list[Job]:
 
 
 def notification_send(*, target: Target, subject: str, text: str, event: dict[str, Any], by: str = "") -> Job:
-    """Queue one delivery to `target` as a pulse.notify job."""
+    """Queue one delivery to `target` as a pulse.notify job. `event`: what the receiver's body
+    carries under "event", always {"id", "kind", "subject", "payload"} (`_event_ref`,
+    `_synthetic_event`). The subject is made one line: it becomes a mail's Subject header,
+    which refuses a line break (a schedule's name may hold one)."""
     return job_submit(team=target.team, handler=NOTIFY_HANDLER, source=Job.Source.API,
-                      payload={"target": target.public_id, "subject": subject[:200], "text": text[:5000],
-                               "event": event},
+                      payload={"target": target.public_id, "subject": " ".join(subject.split())[:200],
+                               "text": text[:5000], "event": event},
                       origin=target.public_id, created_by=by or "notifications", internal=True).job
 
 
 def target_send_test(*, target: Target, by: str, member: Membership | None = None) -> Job:
     _require_manager(member)
     return notification_send(target=target, subject=f"Pulse test notification for {target.name}",
-                             text=f"{by} sent this test from Pulse.", event={"kind": "test"}, by=by)
+                             text=f"{by} sent this test from Pulse.",
+                             event=_synthetic_event(TEST_KIND, target.public_id, {}), by=by)
 
 
 def _rule_target(*, team: Team, target: Target | str) -> Target:
@@ -380,6 +386,12 @@ def _event_ref(event: Event) -> dict[str, Any]:
     return {"id": event.id, "kind": event.kind, "subject": event.subject, "payload": event.payload}
 
 
+def _synthetic_event(kind: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event of a delivery no outbox row caused (a test send, a hold timed out): the shape of
+    `_event_ref`'s, with no id."""
+    return {"id": None, "kind": kind, "subject": subject, "payload": payload}
+
+
 WATCHED_KINDS = ("job.completed", "job.failed", "job.cancelled")
 # A hold begins with job.paused and ends with whichever of these comes next for the job.
 HOLD_END_KINDS = ("job.released", "job.resumed", "job.started", "job.completed", "job.failed",
@@ -408,20 +420,26 @@ class _Known:
         return cls(rules=rules, watched=watched, timed=timed)
 
 
-def _notify_watchers(event: Event, known: _Known) -> int:
+def _notify_watchers(event: Event, known: _Known) -> set[int]:
+    """Tell the job's watching targets that it ended (each watch once: it is deleted); the
+    targets told. A target disabled since the submit is not told."""
     key = (event.team_id, event.subject)
     if event.kind not in WATCHED_KINDS or key not in known.watched:
-        return 0
+        return set()
     known.watched.discard(key)
     watches = list(JobWatch.objects.filter(team_id=event.team_id, job_id=event.subject).select_related("target"))
+    told: set[int] = set()
     for watch in watches:
+        if not watch.target.enabled or watch.target_id in told:
+            continue
         status = event.kind.split(".", 1)[1]
         error = event.payload.get("error") or {}
         notification_send(target=watch.target, subject=f"Job {event.subject} ({event.payload.get('handler')}) {status}",
                           text=f"{error.get('code')}: {error.get('message')}" if error else "",
                           event=_event_ref(event), by="notifications")
+        told.add(watch.target_id)
     JobWatch.objects.filter(pk__in=[w.pk for w in watches]).delete()
-    return len(watches)
+    return told
 
 
 def _time_holds(event: Event, known: _Known) -> None:
@@ -446,18 +464,22 @@ def _match_events(events: list[Event]) -> int:
     known = _Known.load(events)
     queued = 0
     for event in events:
-        queued += _notify_watchers(event, known)
+        # One delivery per target and event: two rules of one target that both match (every
+        # failure, and timeouts at every attempt), or a rule and a watch, would tell it the same
+        # event twice, which its receiver cannot tell from a retry.
+        told = _notify_watchers(event, known)
         _time_holds(event, known)
         matched = _rule_kind(event)
-        if matched is None:
-            continue
-        kind, final = matched
-        for rule in known.rules.get((event.team_id, kind), []):
-            if rule.target.enabled and _matches(rule, event, final):
+        if matched is not None:
+            kind, final = matched
+            for rule in known.rules.get((event.team_id, kind), []):
+                if rule.target_id in told or not (rule.target.enabled and _matches(rule, event, final)):
+                    continue
                 subject, text = _message(event)
                 notification_send(target=rule.target, subject=subject, text=text, by="notifications",
                                   event=_event_ref(event))
-                queued += 1
+                told.add(rule.target_id)
+        queued += len(told)
     return queued
 
 
@@ -496,9 +518,9 @@ def holds_due(*, now: datetime | None = None, limit: int = MATCH_BATCH) -> int:
                 target=rule.target, by="notifications",
                 subject=f"Job {job.public_id} ({job.handler}) held for more than {rule.minutes} min",
                 text=hold_reasons_text(job.hold_reasons),
-                event={"kind": "job.held_long", "subject": job.public_id,
-                       "payload": {"handler": job.handler, "held_since": timer.held_since.isoformat(),
-                                   "minutes": rule.minutes, "hold_reasons": job.hold_reasons}})
+                event=_synthetic_event("job.held_long", job.public_id, {
+                    "handler": job.handler, "held_since": timer.held_since.isoformat(), "minutes": rule.minutes,
+                    "hold_reasons": job.hold_reasons}))
             queued += 1
         HoldTimer.objects.filter(pk__in=done).delete()
     return queued

@@ -71,7 +71,8 @@ def _minutes(request: HttpRequest) -> int | None | str:
     raw = request.POST.get("minutes", "").strip()
     if not raw:
         return None
-    return int(raw) if raw.isdigit() else raw  # the service refuses what is not a whole number
+    # isdecimal, not isdigit: "²" is a digit int() refuses. The service refuses what is not a whole number.
+    return int(raw) if raw.isdecimal() else raw
 
 
 def _rule_input(request: HttpRequest) -> dict[str, Any]:

@@ -160,6 +160,9 @@ def test_a_rules_handlers_are_ones_a_team_can_submit_each_once_and_not_too_many(
     ("https://10.0.0.7/hook", "10.0.0.7 is an internal address;"),
     ("http://[::1]:8080/", "::1 is an internal address;"),
     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is an internal address;"),
+    # IPv6 addresses that carry an internal IPv4 one (NAT64, 6to4): a gateway takes them there.
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "64:ff9b::a9fe:a9fe carries 169.254.169.254, an internal address;"),
+    ("http://[2002:a00:7::]/hook", "2002:a00:7:: carries 10.0.0.7, an internal address;"),
 ])
 def test_a_webhook_to_an_internal_address_is_refused_when_added_not_at_its_first_delivery(
         alice, alice_client, acme, settings, address, said):
@@ -387,3 +390,41 @@ def test_every_bad_field_of_a_rule_is_named_at_once(alice, acme, ops):
     assert response.status_code == 400
     assert sorted(response.json()["error"]["fields"]) == ["error_codes", "handlers", "minutes", "target"]
     assert not Rule.objects.exists()
+
+
+def test_a_webhook_url_with_a_port_out_of_range_is_refused_on_its_field_and_nothing_changes(alice, alice_client,
+                                                                                            acme, ops):
+    client = session(alice)
+    before = rows()
+    created = client.post("/api/v1/notifications/targets/", {"name": "hook", "kind": "webhook",
+                                                            "address": "https://example.com:99999/hook"}, format="json")
+    changed = client.patch(f"/api/v1/notifications/targets/{ops.public_id}/",
+                           {"kind": "webhook", "address": "http://example.com:65536/"}, format="json")
+    for response in (created, changed):
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"] == {"address": ["An http(s) URL."]}
+    page = alice_client.post("/notifications/targets/new/", {"name": "hook", "kind": "webhook",
+                                                             "address": "http://example.com:70000/"}, follow=True)
+    assert "address: An http(s) URL." in page.content.decode()
+    assert rows() == before
+
+
+def test_minutes_that_are_digits_but_no_number_are_refused_on_the_page_not_a_500(alice_client, acme, ops, rule):
+    before = rows()
+    for minutes in ("²", "五"):
+        edited = alice_client.post(f"/notifications/rules/{rule.public_id}/edit/",
+                                   {"target": ops.public_id, "minutes": minutes}, follow=True)
+        assert edited.status_code == 200, minutes
+        assert "A whole number of minutes from 1 to 10080." in edited.content.decode(), minutes
+        added = alice_client.post("/notifications/rules/new/", {"target": ops.public_id, "kind": "held_long",
+                                                                "minutes": minutes})
+        assert added.status_code == 400, minutes
+        assert rule_form_error(added, "minutes") == "A whole number of minutes from 1 to 10080.", minutes
+    assert rows() == before
+
+
+def test_the_page_tells_owners_how_to_check_a_webhook_and_what_its_body_holds(alice_client, acme):
+    help_text = html.unescape(alice_client.get("/notifications/").content.decode()).split('id="target-add"', 1)[1]
+    for said in ('X-Pulse-Signature: sha256=HMAC-SHA256(secret, timestamp + "." + body)',
+                 "<code>delivery</code> (the same on every retry)", "<code>event</code> (<code>id</code>"):
+        assert said in help_text, said

@@ -3,12 +3,7 @@ pulse.notify jobs, test sends and history; nothing of one team reachable from an
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
@@ -30,39 +25,6 @@ def session(user) -> APIClient:
     client = APIClient()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def receiver(settings):
-    """A webhook receiver on 127.0.0.1 that checks requests as a careful receiver would: the
-    signature (with `secret`, set by the test) over timestamp.body, and a timestamp no more than
-    five minutes from its own clock (moved by `skew`). It answers 401 to a request that fails
-    either check, else `status`, and records every request with its verdict."""
-    settings.PULSE_HTTP_ALLOWLIST = ["127.0.0.1"]
-    received: list[dict] = []
-    answer = {"status": 204, "secret": "", "skew": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            timestamp = self.headers.get("X-Pulse-Timestamp", "")
-            expected = "sha256=" + hmac.new(answer["secret"].encode(), timestamp.encode() + b"." + body,
-                                            hashlib.sha256).hexdigest()
-            signed = hmac.compare_digest(self.headers.get("X-Pulse-Signature", ""), expected)
-            fresh = timestamp.isdigit() and abs(time.time() + answer["skew"] - int(timestamp)) <= 300
-            received.append({"headers": dict(self.headers), "body": body, "signed": signed, "fresh": fresh})
-            self.send_response(answer["status"] if signed and fresh else 401)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "received": received, "answer": answer}
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_test_webhook_is_delivered_signed_with_the_targets_secret(alice, acme, receiver):

@@ -348,3 +348,85 @@ def test_matching_costs_the_same_queries_for_ten_events_or_three_hundred(acme, o
         return len(captured)
 
     assert queries_for(10) == queries_for(300)
+
+
+# --- one delivery per target and event ----------------------------------------------------------------
+
+
+def test_a_target_hears_of_an_event_once_whichever_of_its_rules_and_watches_match(acme, ops):
+    from pulse_site.notifications.services import job_watch_add
+
+    other = target_create(team=acme, name="other", kind="email", address="other@example.com", by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, error_codes=["timeout"], final_only=False, by=None)
+    rule_create(team=acme, target=other, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    job = job_submit(team=acme, handler="pulse.fail", payload={"code": "timeout", "retryable": False},
+                     source="api").job
+    job_watch_add(job=job, target=ops)
+    run_job(job.public_id)
+
+    assert notifications_match() == 2
+    assert [(d.origin, d.payload["subject"], d.payload["event"]["kind"]) for d in deliveries()] == [
+        (ops.public_id, f"Job {job.public_id} (pulse.fail) failed", "job.failed"),
+        (other.public_id, f"Job {job.public_id} (pulse.fail) failed", "job.failed"),
+    ]
+
+
+def test_a_watch_of_a_target_disabled_since_the_submit_sends_nothing(acme, ops):
+    from pulse_site.notifications.models import JobWatch
+    from pulse_site.notifications.services import job_watch_add
+
+    notifications_match()
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    job_watch_add(job=job, target=ops)
+    target_update(target=ops, changes={"enabled": False}, by=None)
+    run_job(job.public_id)
+
+    assert notifications_match() == 0
+    assert deliveries() == [] and not JobWatch.objects.exists()
+
+
+# --- two tickers at once ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="SQLite runs one writer at a time")
+def test_two_tickers_matching_at_once_queue_each_event_and_each_due_hold_once(acme, ops, clock):
+    from django.db import connections
+
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    rule_create(team=acme, target=ops, kind=Rule.Kind.HELD_LONG, minutes=1, by=None)
+    notifications_match()
+    subjects = [f"JB_{n:026d}" for n in range(60)]
+    for subject in subjects:
+        failed_event(acme, subject)
+    held = [held_job(acme) for _ in range(5)]
+    clock.shift(timedelta(seconds=5))  # past the gap grace: every event is readable
+    assert notifications_match() == 60  # and the holds' timers start
+    clock.shift(timedelta(minutes=2))  # every hold is due
+    for subject in subjects:  # and 60 more events arrive
+        failed_event(acme, subject)
+    clock.shift(timedelta(seconds=5))
+    barrier, counts, errors = threading.Barrier(2), [], []
+
+    def ticker():
+        try:
+            barrier.wait(timeout=30)
+            counts.append(sum(notifications_match(limit=7, max_batches=1) for _ in range(30)))
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ticker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # One of them reads while the other holds the cursor (SKIP LOCKED: it reads nothing); what
+    # is left after their thirty rounds each is the next run's.
+    assert errors == [] and sum(counts) + notifications_match() == 60 + 5
+    told = [d.payload["event"]["subject"] for d in deliveries()]
+    assert sorted(told) == sorted(subjects * 2 + [job.public_id for job in held])
+    assert not HoldTimer.objects.exists()
