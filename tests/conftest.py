@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -122,6 +123,27 @@ def vic_client(vic, acme) -> Client:
 @pytest.fixture
 def charlie_client(charlie, globex) -> Client:
     return logged_in(charlie)
+
+
+def staff_client(username: str, *codenames: str) -> Client:
+    """A staff user with just these permissions (codenames), signed in."""
+    user = make_user(username, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def pages_from(client, url: str, cursor: str | None, field: str = "id") -> list:
+    """`field` of every row of the API list at `url` (a query string included) from `cursor` on,
+    page after page to the end."""
+    seen = []
+    while cursor is not None:
+        page = client.get(f"{url}&cursor={cursor}")
+        assert page.status_code == 200, page.json()
+        seen += [row[field] for row in page.json()["results"]]
+        cursor = page.json()["next_cursor"]
+    return seen
 
 
 def token_client(team: Team, access: str = "write") -> APIClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from jobs.models import Job, QueuePause
@@ -16,7 +15,7 @@ from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
 from schedules.models import Schedule
 from schedules.services import schedule_create
-from tests.conftest import make_user
+from tests.conftest import make_user, staff_client
 
 
 def _job(team) -> Job:
@@ -49,13 +48,6 @@ ACTIONS = {
 }
 
 
-def staff(username: str, *codenames: str) -> Client:
-    user = make_user(username, is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    client = Client()
-    client.force_login(user)
-    return client
-
 
 @pytest.mark.parametrize("case", list(ACTIONS), ids=list(ACTIONS))
 def test_a_staff_member_who_may_only_view_is_offered_no_action_and_runs_none(acme, case):
@@ -63,7 +55,7 @@ def test_a_staff_member_who_may_only_view_is_offered_no_action_and_runs_none(acm
     row = make(acme)
     before = state(row)
     model = type(row)._meta.model_name
-    client = staff("watcher", f"view_{model}")
+    client = staff_client("watcher", f"view_{model}")
 
     page = client.get(url)
     response = client.post(url, {"action": action, "_selected_action": [row.pk]})
@@ -76,7 +68,7 @@ def test_a_staff_member_who_may_only_view_is_offered_no_action_and_runs_none(acm
 
 def test_a_staff_member_without_permissions_sees_no_team_data_and_changes_nothing(acme):
     job = _job(acme)
-    client = staff("nobody")
+    client = staff_client("nobody")
 
     index = client.get("/admin/").content.decode()
     statuses = [client.get(url).status_code for url in ("/admin/jobs/job/", f"/admin/jobs/job/{job.pk}/change/",

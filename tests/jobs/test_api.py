@@ -10,7 +10,7 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.runner import run_job
 from jobs.services import job_cancel, job_submit
-from tests.conftest import token_client
+from tests.conftest import pages_from, token_client
 
 JOB_ROUTES = ["", "attempts/", "stages/", "logs/", "children/"]
 JOB_ACTIONS = ["cancel/", "pause/", "resume/", "retry/", "start/"]
@@ -148,16 +148,6 @@ def test_a_creation_range_that_ends_before_it_starts_is_refused_by_name(acme, ac
     assert Job.objects.get().status == "queued"
 
 
-def _read_on(client, url: str, cursor: str | None) -> list[str]:
-    """The ids of the pages of `url` from `cursor` on, to the end."""
-    seen = []
-    while cursor is not None:
-        page = client.get(f"{url}&cursor={cursor}")
-        assert page.status_code == 200, page.json()
-        seen += [row["id"] for row in page.json()["results"]]
-        cursor = page.json()["next_cursor"]
-    return seen
-
 
 @pytest.mark.parametrize("query", ["handler=pulse.noop", "source=api"])
 def test_a_job_committed_after_the_page_above_it_was_read_is_on_the_next_page(acme, acme_api, query):
@@ -172,7 +162,7 @@ def test_a_job_committed_after_the_page_above_it_was_read_is_on_the_next_page(ac
     assert [j["id"] for j in first["results"]] == [jobs[3].public_id, jobs[2].public_id]
     late.save(force_insert=True)  # committed now, with the id it was given
 
-    assert _read_on(acme_api, f"/api/v1/jobs/?{query}&limit=2", first["next_cursor"]) == [
+    assert pages_from(acme_api, f"/api/v1/jobs/?{query}&limit=2", first["next_cursor"]) == [
         late.public_id, jobs[1].public_id, jobs[0].public_id]
 
 

@@ -9,6 +9,7 @@ import pytest
 from jobs.models import Job
 from schedules.models import Execution, Schedule
 from schedules.services import schedules_tick
+from tests.conftest import pages_from
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 6, 1, 10, 0, 0, tzinfo=UTC)
@@ -257,15 +258,6 @@ def test_a_client_that_renames_or_deletes_the_schedules_it_read_pages_on_to_the_
     assert sorted(Schedule.objects.values_list("name", flat=True)) == ["za2", "za4", "za6"]
 
 
-def _names_from(client, cursor: str | None) -> list[str]:
-    seen = []
-    while cursor is not None:
-        page = client.get(f"/api/v1/schedules/?limit=2&cursor={cursor}")
-        assert page.status_code == 200, page.json()
-        seen += [schedule["name"] for schedule in page.json()["results"]]
-        cursor = page.json()["next_cursor"]
-    return seen
-
 
 def test_a_schedule_made_with_a_name_after_the_last_one_read_is_on_the_next_page(acme, acme_api):
     """The cursor named the next page's first schedule (a4), so the next page started there and a3,
@@ -277,7 +269,7 @@ def test_a_schedule_made_with_a_name_after_the_last_one_read_is_on_the_next_page
     first = acme_api.get("/api/v1/schedules/?limit=2").json()
     assert [s["name"] for s in first["results"]] == ["a1", "a2"]
     schedule_create(team=acme, name="a3", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
-    assert _names_from(acme_api, first["next_cursor"]) == ["a3", "a4", "a5"]
+    assert pages_from(acme_api, "/api/v1/schedules/?limit=2", first["next_cursor"], "name") == ["a3", "a4", "a5"]
 
 
 def test_renaming_or_deleting_the_schedule_the_next_page_would_start_with_skips_nothing(acme, acme_api):
@@ -289,11 +281,11 @@ def test_renaming_or_deleting_the_schedule_the_next_page_would_start_with_skips_
             for name in ("a1", "a2", "a3", "a4", "a5", "a6", "a7")}
     first = acme_api.get("/api/v1/schedules/?limit=2").json()
     schedule_update(schedule=made["a3"], changes={"name": "z3"}, by="bob")
-    assert _names_from(acme_api, first["next_cursor"]) == ["a4", "a5", "a6", "a7", "z3"]
+    assert pages_from(acme_api, "/api/v1/schedules/?limit=2", first["next_cursor"], "name") == ["a4", "a5", "a6", "a7", "z3"]
 
     third = acme_api.get(f"/api/v1/schedules/?limit=2&cursor={first['next_cursor']}").json()
     schedule_delete(schedule=made["a6"], by="bob")
-    assert _names_from(acme_api, third["next_cursor"]) == ["a7", "z3"]
+    assert pages_from(acme_api, "/api/v1/schedules/?limit=2", third["next_cursor"], "name") == ["a7", "z3"]
 
 
 def _four_runs(acme_api, time_machine) -> str:

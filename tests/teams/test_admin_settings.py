@@ -9,14 +9,13 @@ from html.parser import HTMLParser
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
 from budgets.models import HandlerCap, PolicyChange
 from budgets.services import budget_policy_update
 from pulse_site.live.models import Event
-from tests.conftest import make_user
+from tests.conftest import staff_client
 
 
 class _Inputs(HTMLParser):
@@ -218,13 +217,6 @@ def test_a_new_cap_without_a_limit_is_refused_rather_than_dropped_unsaid(admin_c
 # --- who may ---------------------------------------------------------------------------------
 
 
-def staff(username: str, *codenames: str) -> Client:
-    user = make_user(username, is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    client = Client()
-    client.force_login(user)
-    return client
-
 
 def test_people_who_are_not_staff_never_reach_the_team_settings(alice_client, acme):
     url = reverse("admin:teams_team_change", args=[acme.pk])
@@ -241,7 +233,7 @@ def test_people_who_are_not_staff_never_reach_the_team_settings(alice_client, ac
 def test_a_staff_member_who_may_only_view_sees_the_settings_and_changes_none(admin_client, acme):
     budget_policy_update(team=acme, by=None, changes={"handler_caps": {"pulse.noop": {"daily": "1"}}})
     data = {**team_form(admin_client, acme), "job_retention_days": "2", "handler_caps-0-daily_amount": "9"}
-    watcher = staff("watcher", "view_team", "view_handlercap")
+    watcher = staff_client("watcher", "view_team", "view_handlercap")
     url = reverse("admin:teams_team_change", args=[acme.pk])
 
     page = watcher.get(url).content.decode()
@@ -257,7 +249,7 @@ def test_a_staff_member_who_may_only_view_sees_the_settings_and_changes_none(adm
 
 def test_a_staff_member_who_may_change_teams_but_not_caps_changes_no_cap(acme):
     budget_policy_update(team=acme, by=None, changes={"handler_caps": {"pulse.noop": {"daily": "1"}}})
-    editor = staff("editor", "view_team", "change_team")
+    editor = staff_client("editor", "view_team", "change_team")
     url = reverse("admin:teams_team_change", args=[acme.pk])
     data = {**team_form(editor, acme), "job_retention_days": "20",
             "handler_caps-TOTAL_FORMS": "1", "handler_caps-INITIAL_FORMS": "1",
