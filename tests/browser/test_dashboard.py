@@ -74,7 +74,10 @@ def watch_errors(page) -> list[str]:
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed {r.url}: {r.failure}"))
+    # ERR_ABORTED is the browser's own cancel: a live update's fetch (the budget banner's, say)
+    # still in flight when the test goes to the next page. A server's failure is a response below.
+    page.on("requestfailed", lambda r: problems.append(f"failed {r.url}: {r.failure}")
+            if r.failure != "net::ERR_ABORTED" else None)
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     return problems
 
