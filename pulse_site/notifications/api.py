@@ -15,6 +15,7 @@ from pulse_site.api import LOCATION, TeamAPIView, created, error_responses, no_i
 from pulse_site.errors import choose_one_of
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
+from pulse_site.notifications.selectors import notifications_may_manage, target_address_shown
 from pulse_site.teams.permissions import ManagersChange
 
 
@@ -27,9 +28,22 @@ class TargetOut(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=Target.Kind.choices)
-    address = serializers.CharField()
+    address = serializers.SerializerMethodField(
+        help_text="An email address, or a webhook's URL: in full to owners and admins signed in; to members, "
+                  "viewers and tokens masked as `scheme://host[:port]/…` (its path and query may be a secret).")
+    address_masked = serializers.SerializerMethodField(help_text="true when `address` is a masked webhook URL.")
     enabled = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+    def _shown(self, target: Target) -> tuple[str, bool]:
+        # Masked unless the view says the reader manages notifications (context "may_manage").
+        return target_address_shown(target=target, may_manage=self.context.get("may_manage", False))
+
+    def get_address(self, target: Target) -> str:
+        return self._shown(target)[0]
+
+    def get_address_masked(self, target: Target) -> bool:
+        return self._shown(target)[1]
 
 
 class TargetCreatedOut(TargetOut):
@@ -86,6 +100,11 @@ class RulePatch(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
 
 
+def _shown_to(view: TeamAPIView) -> dict[str, Any]:
+    """A target serializer's context: whether the caller sees webhook URLs in full."""
+    return {"may_manage": notifications_may_manage(membership=view.membership, token=view.token)}
+
+
 def _who(view: TeamAPIView) -> str:
     return f"token {view.token.name}" if view.token is not None else view.request.user.get_username()
 
@@ -101,14 +120,15 @@ class TargetListView(TeamAPIView):
 
     @extend_schema(operation_id="notification_targets_list", responses={200: TargetOut(many=True), **error_responses(401)})
     def get(self, request: Request) -> Response:
-        return Response(TargetOut(Target.objects.filter(team=self.team), many=True).data)
+        return Response(TargetOut(Target.objects.filter(team=self.team), many=True, context=_shown_to(self)).data)
 
     @extend_schema(operation_id="notification_targets_create", request=TargetIn, parameters=[LOCATION],
                    responses={201: TargetCreatedOut, **error_responses(400, 401, 403, 409)})
     def post(self, request: Request) -> Response:
         data = _valid(TargetIn, request)
         target = services.target_create(team=self.team, by=self.membership, created_by=_who(self), **data)
-        return created(TargetCreatedOut(target).data, "api-notification-target", target_id=target.public_id)
+        return created(TargetCreatedOut(target, context=_shown_to(self)).data, "api-notification-target",
+                       target_id=target.public_id)
 
 
 class TargetDetailView(TeamAPIView):
@@ -121,7 +141,7 @@ class TargetDetailView(TeamAPIView):
 
     @extend_schema(operation_id="notification_targets_retrieve", responses={200: TargetOut, **error_responses(401, 404)})
     def get(self, request: Request, target_id: str) -> Response:
-        return Response(TargetOut(self._target(request, target_id)).data)
+        return Response(TargetOut(self._target(request, target_id), context=_shown_to(self)).data)
 
     @extend_schema(operation_id="notification_targets_update", request=TargetPatch,
                    responses={200: TargetCreatedOut, **error_responses(400, 401, 403, 404, 409)},
@@ -131,7 +151,7 @@ class TargetDetailView(TeamAPIView):
         changes = _valid(TargetPatch, request)
         target = services.target_update(target=target, changes=changes, by=self.membership, who=_who(self))
         out = TargetCreatedOut if changes.get("rotate_secret") else TargetOut
-        return Response(out(target).data)
+        return Response(out(target, context=_shown_to(self)).data)
 
     @extend_schema(operation_id="notification_targets_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, target_id: str) -> Response:

@@ -18,6 +18,7 @@ from jobs.error_codes import ErrorCode, JobError
 from jobs.handlers.context import JobContext
 from jobs.handlers.http import check_destination
 from jobs.handlers.registry import handler
+from pulse_site.notifications.addresses import mask_urls_in
 
 NOTIFY_HANDLER = "pulse.notify"
 # A test send's event kind: the one delivery a disabled target still gets.
@@ -41,6 +42,19 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _deliver_webhook(url: str, secret: str, message: dict[str, Any]) -> dict[str, Any]:
+    """POST `message` to `url`. Its errors name the URL masked (mask_urls_in): the path or query
+    may be the receiver's secret, and a delivery's errors are read by everyone in the team (its
+    history, the jobs list, events), and kept in its attempts' tracebacks."""
+    try:
+        return _post_webhook(url, secret, message)
+    except JobError as exc:
+        raise JobError(exc.code, mask_urls_in(exc.message), details=exc.details, retryable=exc.retryable) from None
+    except Exception as exc:
+        # What the runner would record of an unexpected error (httpx's InvalidURL names the URL).
+        raise JobError(ErrorCode.UNKNOWN, mask_urls_in(f"{type(exc).__name__}: {exc}")) from None
+
+
+def _post_webhook(url: str, secret: str, message: dict[str, Any]) -> dict[str, Any]:
     destination = check_destination(url)
     body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))

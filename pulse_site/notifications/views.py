@@ -17,6 +17,7 @@ from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
+from pulse_site.notifications.selectors import notifications_may_manage, target_address_shown
 from pulse_site.teams.decorators import get_or_404, manager_required, team_required
 
 
@@ -30,15 +31,18 @@ def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) 
     """The page; after a refused new rule, with what was chosen and the error under its field,
     as a 400, so nothing chosen is lost."""
     team = request.team  # type: ignore[attr-defined]
+    may_manage = notifications_may_manage(membership=request.membership)  # type: ignore[attr-defined]
     targets = list(Target.objects.filter(team=team))
     context = {
-        "targets": [(t, services.target_deliveries(target=t, limit=10)) for t in targets],
+        # (target, its address as this reader may see it, its last deliveries)
+        "targets": [(t, target_address_shown(target=t, may_manage=may_manage)[0],
+                     services.target_deliveries(target=t, limit=10)) for t in targets],
         "rules": Rule.objects.filter(team=team).select_related("target"),
         "kinds": Target.Kind.choices,
         "rule_kinds": Rule.Kind.choices,
         "handlers": [h.name for h in registered_handlers()],
         "error_codes": ErrorCode.values,
-        "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
+        "can_manage": may_manage,
         "typed": {**_rule_input(request), "kind": request.POST.get("kind", ""),
                   "minutes": request.POST.get("minutes", "")} if rule_error else {},
         "rule_errors": rule_error.fields if rule_error else {},

@@ -107,7 +107,9 @@ def test_a_redirect_is_not_followed_and_the_delivery_says_why(hook, receiver):
 
     job = Job.objects.get(pk=delivery.pk)
     assert (job.status, job.error_code, job.attempts) == (Status.FAILED, "network_error", 1)
-    assert job.error_message == (f"POST {receiver['url']} answered 302: redirects are not followed; "
+    # The URL masked, as every delivery error names it (its path may be the receiver's secret).
+    host = receiver["url"].removesuffix("/hook")
+    assert job.error_message == (f"POST {host}/… answered 302: redirects are not followed; "
                                  "point the target at the final URL.")
     assert len(receiver["received"]) == 1
 
