@@ -248,8 +248,12 @@ def schedule_detail(request: HttpRequest, schedule_id: str) -> HttpResponse:
 def schedule_executions(request: HttpRequest, schedule_id: str) -> HttpResponse:
     """The history's rows, redrawn live when an execution or its job changes."""
     schedule = _schedule(request, schedule_id)
-    return render(request, "schedules/_executions.html", {**_history_context(request, schedule),
-                                                          "can_write": _can_write(request)})
+    context = _history_context(request, schedule)
+    response = render(request, "schedules/_executions.html", {**context, "can_write": _can_write(request)})
+    # Where "Load more" goes after these rows (empty: nowhere): new runs push rows off the first
+    # page, so a link made when the page was drawn would skip them, or be missing altogether.
+    response["X-Next-Url"] = context["next_url"]
+    return response
 
 
 @require_GET

@@ -11,9 +11,35 @@
   var inFlight = false;
   var again = false;
   var loadedMore = false;
-  var more = document.getElementById("load-more");
-  if (more) more.addEventListener("click", function () { loadedMore = true; });
-  PulseLive.loadMore(rows, "executionId");
+  function wireMore() {
+    var more = document.getElementById("load-more");
+    if (more) more.addEventListener("click", function () { loadedMore = true; });
+    PulseLive.loadMore(rows, "executionId");
+  }
+  wireMore();
+
+  // The first page redrawn: "Load more" goes on from its new last row (X-Next-Url), appears once
+  // new runs pushed rows off it, and goes when there is nothing further.
+  function setMore(url) {
+    var more = document.getElementById("load-more");
+    if (!url) {
+      if (more) more.parentNode.remove();
+      return;
+    }
+    if (more) {
+      more.href = url;
+      return;
+    }
+    var p = document.createElement("p");
+    var link = document.createElement("a");
+    link.className = "button";
+    link.id = "load-more";
+    link.href = url;
+    link.textContent = "Load more";
+    p.appendChild(link);
+    rows.closest(".table-wrap").after(p);
+    wireMore();
+  }
 
   // One redraw at a time, and one more after it when an event came meanwhile (dropping it left
   // a run "running" that had ended).
@@ -21,10 +47,16 @@
     if (inFlight) { again = true; return; }
     inFlight = true;
     function fill(url, element) {
+      var next = null;
       return fetch(url, { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (response) {
+          next = response.headers.get("X-Next-Url");
+          return response.ok ? response.text() : null;
+        })
         .then(function (html) {
-          if (html !== null) PulseApp.fillKeepingFocus(element, html);
+          if (html === null) return;
+          PulseApp.fillKeepingFocus(element, html);
+          if (element === rows && next !== null) setMore(next);
         });
     }
     // A later page, or rows loaded below the first page, stay as they are: only the next runs move.

@@ -200,3 +200,29 @@ def test_a_schedule_is_made_and_edited_through_its_handlers_fields(page, login_a
     page.wait_for_url(f"/schedules/{schedule.public_id}/")
     schedule.refresh_from_db()
     assert schedule.payload == {"rows": 20, "label": "weekly"}
+
+
+def test_load_more_follows_the_redrawn_first_page_when_new_runs_push_rows_off_it(page, login_as, alice, acme,
+                                                                               monkeypatch):
+    """The link was made when the page was drawn: runs pushed off the first page by new ones were
+    on no page, and a history that fitted one page never got a link at all."""
+    from schedules import views
+    from schedules.services import schedule_trigger
+
+    monkeypatch.setattr(views, "HISTORY", 2)
+    schedule = schedule_create(team=acme, name="Often", handler="pulse.noop", cron="0 3 * * *", time_zone="UTC")
+    first, second = schedule_trigger(schedule=schedule), schedule_trigger(schedule=schedule)
+    login_as(alice)
+    page.goto(f"/schedules/{schedule.public_id}/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    assert page.locator("#execution-rows > tr").count() == 2
+    assert page.locator("#load-more").count() == 0
+
+    third = schedule_trigger(schedule=schedule)
+    page.wait_for_selector(f'#execution-rows tr[data-execution-id="{third.public_id}"]')
+    page.locator("#load-more").click()
+
+    page.wait_for_selector(f'#execution-rows tr[data-execution-id="{first.public_id}"]')
+    shown = page.locator("#execution-rows > tr").evaluate_all("(rows) => rows.map((r) => r.dataset.executionId)")
+    assert shown == [third.public_id, second.public_id, first.public_id]
+    assert page.locator("#load-more").count() == 0
