@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from pulse_site.live.models import Event, RelayCursor
 from pulse_site.teams.models import ApiToken, Membership, Team
-from pulse_site.teams.selectors import may_see_tokens
+from pulse_site.teams.selectors import manages_in_person
 
 # The events about the team's API tokens (made, revoked: a token's name, prefix and access) are for
 # those who see the token list, as the team page and /api/v1/tokens/ are.
@@ -26,7 +26,7 @@ class Audience:
 
     @classmethod
     def of(cls, *, membership: Membership | None, token: ApiToken | None = None) -> Audience:
-        return cls(sees_tokens=may_see_tokens(membership=membership, token=token))
+        return cls(sees_tokens=manages_in_person(membership=membership, token=token))
 
     def sees(self, kind: str) -> bool:
         return self.sees_tokens or not kind.startswith(TOKEN_EVENTS)

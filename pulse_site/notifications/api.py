@@ -15,7 +15,8 @@ from pulse_site.api import LOCATION, TeamAPIView, created, error_responses, no_i
 from pulse_site.errors import choose_one_of
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
-from pulse_site.notifications.selectors import notifications_may_manage, target_address_shown
+from pulse_site.notifications.selectors import target_address_shown
+from pulse_site.teams.selectors import manages_in_person
 from pulse_site.teams.permissions import ManagersChange
 
 
@@ -102,7 +103,7 @@ class RulePatch(serializers.Serializer):
 
 def _shown_to(view: TeamAPIView) -> dict[str, Any]:
     """A target serializer's context: whether the caller sees webhook URLs in full."""
-    return {"may_manage": notifications_may_manage(membership=view.membership, token=view.token)}
+    return {"may_manage": manages_in_person(membership=view.membership, token=view.token)}
 
 
 def _who(view: TeamAPIView) -> str:

@@ -17,7 +17,8 @@ from jobs.handlers.registry import registered_handlers
 from pulse_site.errors import PulseError
 from pulse_site.notifications import services
 from pulse_site.notifications.models import Rule, Target
-from pulse_site.notifications.selectors import notifications_may_manage, target_address_shown
+from pulse_site.notifications.selectors import target_address_shown
+from pulse_site.teams.selectors import manages_in_person
 from pulse_site.teams.decorators import get_or_404, manager_required, team_required
 
 
@@ -31,7 +32,7 @@ def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) 
     """The page; after a refused new rule, with what was chosen and the error under its field,
     as a 400, so nothing chosen is lost."""
     team = request.team  # type: ignore[attr-defined]
-    may_manage = notifications_may_manage(membership=request.membership)  # type: ignore[attr-defined]
+    may_manage = manages_in_person(membership=request.membership)  # type: ignore[attr-defined]
     targets = list(Target.objects.filter(team=team))
     context = {
         # (target, its address as this reader may see it, its last deliveries)

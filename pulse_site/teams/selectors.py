@@ -54,9 +54,11 @@ def membership_get_for_team(*, team: Team, user_id: int | str) -> Membership:
         raise NotFound("No such member in this team.") from None
 
 
-def may_see_tokens(*, membership: Membership | None, token: ApiToken | None = None) -> bool:
-    """Whether a caller sees the team's API tokens (their list, and the events about them): its
-    owners and admins in person; never a token, whatever its access, nor members and viewers."""
+def manages_in_person(*, membership: Membership | None, token: ApiToken | None = None) -> bool:
+    """Whether a caller sees what only the team's managers may: its API tokens (their list and the
+    events about them), webhook URLs in full and signing secrets. Owners and admins in person
+    (Membership.can_manage, as manager_required and the API's ManagersChange ask); never a token,
+    whatever its access, nor members and viewers."""
     return token is None and membership is not None and membership.can_manage
 
 

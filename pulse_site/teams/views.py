@@ -63,7 +63,7 @@ def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.For
         "retention_form": forms_.get("retention_form") or RetentionForm(team=team),
         "settings_form": forms_.get("settings_form") or TeamSettingsForm(team=team),
     }
-    if selectors.may_see_tokens(membership=membership):
+    if selectors.manages_in_person(membership=membership):
         context["tokens"] = selectors.tokens_for_team(team)
         context["new_token"] = request.session.pop(SESSION_NEW_TOKEN_KEY, None)
     response = render(request, "teams/detail.html", context, status=status)
