@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from typing import Any, TypeVar
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
 from django.db import models
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.encoding import force_bytes
 
 from pulse_site.errors import ValidationError
 
@@ -60,43 +66,47 @@ def newest_first_windowed(ids: models.QuerySet[Any], rows: models.QuerySet[M], *
 # previous page's last row may be deleted by the client that read it, the next page's first row by
 # anyone else, and a row may come in between the two (made or renamed there, or committed late with
 # a lower id than one already read) that a next page starting at the next row as it was skips for
-# good. The key holds primary keys, which never leave the server (pulse_site.ids), so it is sealed:
-# encrypted and authenticated with SECRET_KEY for the one list (`scope`) that gave it.
+# good. The key holds primary keys, which never leave the server (pulse_site.ids), so it is sealed
+# with AES-SIV (RFC 5297): encrypted and authenticated, the list (`scope`: which list, which team)
+# as associated data, so a cursor opens for the list that gave it only. SIV is deterministic, so
+# the same place in a list gives the same cursor. Its key is derived from SECRET_KEY by HKDF (RFC
+# 5869); a cursor sealed under a key of SECRET_KEY_FALLBACKS still opens while Django's rotation
+# keeps it.
 
-_TAG_BYTES = 16
 MAX_CURSOR = 1_000  # base64 of a schedule's name of 100 characters and its key, with room
 NOT_A_CURSOR = "Not a cursor of this list: pass the next_cursor a page of it gave."
+_KDF_SALT = b"pulse.paging.cursor"
+_KDF_INFO = b"AES-SIV-512 key of the lists' cursors"
 
 
-def _tag(scope: str, plain: bytes) -> bytes:
-    return salted_hmac("pulse.paging.cursor.tag", scope.encode() + b"\0" + plain,
-                       algorithm="sha256").digest()[:_TAG_BYTES]
-
-
-def _masked(nonce: bytes, data: bytes) -> bytes:
-    stream = b"".join(salted_hmac("pulse.paging.cursor.stream", nonce + block.to_bytes(4, "big"),
-                                  algorithm="sha256").digest() for block in range(-(-len(data) // 32)))
-    return bytes(a ^ b for a, b in zip(data, stream, strict=False))
+@functools.lru_cache(maxsize=8)
+def _cipher(secret: str | bytes) -> AESSIV:
+    """The cipher of the cursors under `secret` (a SECRET_KEY): derived once per key, since every
+    page of a list seals one and opens one."""
+    key = HKDF(algorithm=hashes.SHA256(), length=64, salt=_KDF_SALT, info=_KDF_INFO).derive(force_bytes(secret))
+    return AESSIV(key)
 
 
 def cursor_seal(scope: str, key: list[Any]) -> str:
     """The cursor of a page of the list `scope` that stopped at `key` (its sort key, JSON)."""
     plain = json.dumps(key, separators=(",", ":"), ensure_ascii=False).encode()
-    # The tag is the nonce too (a synthetic IV): the same place in a list gives the same cursor.
-    tag = _tag(scope, plain)
-    return base64.urlsafe_b64encode(tag + _masked(tag, plain)).decode().rstrip("=")
+    sealed = _cipher(settings.SECRET_KEY).encrypt(plain, [scope.encode()])
+    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
 def cursor_open(scope: str, cursor: str) -> list[Any]:
-    """The key cursor_seal sealed for the list `scope`; a `cursor` ValidationError for anything
-    else (made up, altered, another list's or another team's)."""
+    """The key cursor_seal sealed for the list `scope` (under SECRET_KEY or one of its fallbacks);
+    a `cursor` ValidationError for anything else (made up, altered, another list's or another
+    team's, not base64, too long, empty)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)) if len(cursor) <= MAX_CURSOR else b""
     except (ValueError, binascii.Error):  # not base64, or not ASCII
         raw = b""
-    tag, sealed = raw[:_TAG_BYTES], raw[_TAG_BYTES:]
-    plain = _masked(tag, sealed)
-    if not sealed or not constant_time_compare(tag, _tag(scope, plain)):
-        raise ValidationError.for_field("cursor", NOT_A_CURSOR)
-    key: list[Any] = json.loads(plain)
-    return key
+    for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
+        try:
+            plain = _cipher(secret).decrypt(raw, [scope.encode()])
+        except InvalidTag:  # not sealed under this key (or for this list), or too short to be
+            continue
+        key: list[Any] = json.loads(plain)
+        return key
+    raise ValidationError.for_field("cursor", NOT_A_CURSOR)
