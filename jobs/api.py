@@ -445,7 +445,7 @@ class JobFilterIn(JobFilterQuery):
 class JobBulkMatchingIn(serializers.Serializer):
     action = _bulk_action()
     filter = JobFilterIn(help_text="The jobs list's filters (GET jobs/); {} is every job of the team.")
-    cursor = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=40,
+    cursor = serializers.CharField(required=False, allow_null=True, allow_blank=True,
                                    help_text="The cursor of the previous answer; none for the first batch.")
 
 

@@ -10,11 +10,12 @@ from jobs import services
 from jobs.models import Job
 from jobs.selectors import JobFilter, job_get_for_team, jobs_matching
 from pulse_site.errors import PulseError
-from pulse_site.ids import page_anchor
+from pulse_site.paging import cursor_open, cursor_seal
 from pulse_site.teams.models import Team
 
 # Jobs one request acts on: the ids given, or one batch of the matching ones.
 BULK_MAX = 200
+NOT_A_BATCH_CURSOR = "Not a cursor of this action: pass the cursor the last batch answered."
 BULK_SERVICES: dict[str, Callable[..., Job]] = {
     "cancel": services.job_cancel, "retry": services.job_retry, "delete": services.job_delete,
 }
@@ -23,8 +24,8 @@ VERBS = {"cancel": "cancelled", "retry": "retried", "delete": "deleted"}
 
 @dataclass
 class BulkOutcome:
-    """What one request did: the ids acted on, the ids refused with why, and (all matching) the
-    first job of the next batch, or None when no more match."""
+    """What one request did: the ids acted on, the ids refused with why, and (all matching) where
+    the batch stopped, for the next (jobs_bulk_matching), or None when no more match."""
 
     done: list[str] = field(default_factory=list)
     refused: list[tuple[str, PulseError]] = field(default_factory=list)
@@ -56,18 +57,25 @@ def jobs_bulk(*, team: Team, action: str, ids: list[str], by: str) -> BulkOutcom
 
 
 def jobs_bulk_matching(*, team: Team, action: str, filters: JobFilter, cursor: str | None, by: str) -> BulkOutcome:
-    """`action` on one batch (BULK_MAX, newest first) of the team's jobs matching `filters`, from
-    `cursor` (the first job of this batch, as the last outcome gave it: the last job a batch acted on
-    may be gone, deleted by it). Raises a `cursor` error for one that is no job of the team."""
+    """`action` on one batch (BULK_MAX, newest first) of the team's jobs matching `filters`, below
+    `cursor`: where the last batch stopped, as its outcome gave it (its last job's sort key, sealed
+    by pulse_site.paging.cursor_seal). It names no job, so a job deleted or changed between two
+    batches (by the action itself, anyone else or the retention) neither stops the action nor
+    moves it. Raises a `cursor` error for a cursor no batch of this team gave."""
     rows = jobs_matching(team=team, filters=filters)
+    scope = _cursor_scope(team)
     if cursor:
-        (anchor,) = page_anchor(Job.objects.for_team(team), cursor, "JB", what="a job of this team")
-        rows = rows.filter(pk__lte=anchor)
+        rows = rows.filter(pk__lt=cursor_open(scope, cursor, refused=NOT_A_BATCH_CURSOR)[0])
     batch = list(rows.order_by("-pk")[:BULK_MAX + 1])
-    outcome = BulkOutcome(cursor=batch[BULK_MAX].public_id if len(batch) > BULK_MAX else None)
-    for job in batch[:BULK_MAX]:
+    more, batch = len(batch) > BULK_MAX, batch[:BULK_MAX]
+    outcome = BulkOutcome(cursor=cursor_seal(scope, [batch[-1].pk]) if more else None)
+    for job in batch:
         _act(outcome, action, job, by)
     return outcome
+
+
+def _cursor_scope(team: Team) -> str:
+    return f"jobs.bulk:{team.pk}"
 
 
 def _act(outcome: BulkOutcome, action: str, job: Job, by: str) -> None:

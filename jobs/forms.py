@@ -149,11 +149,11 @@ class BulkForm(forms.Form):
 
 
 class BulkMatchingForm(forms.Form):
-    """One batch of an action on every job matching the list's filter; `cursor` is the first job of
-    this batch, as the last batch answered it (the batches walk the matching jobs newest first)."""
+    """One batch of an action on every job matching the list's filter; `cursor` is where the last
+    batch stopped, as it answered it (the batches walk the matching jobs newest first)."""
 
     action = forms.ChoiceField(choices=BULK_ACTIONS)
-    cursor = forms.CharField(required=False, max_length=40)
+    cursor = forms.CharField(required=False)  # its length too is cursor_open's to refuse, by name
     confirm = forms.BooleanField(required=True, error_messages={"required": "Confirm the action on all matching jobs."})
 
 

@@ -7,7 +7,6 @@ their public id.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.db import models
 from django.utils.deconstruct import deconstructible
@@ -34,17 +33,6 @@ def looks_like_public_id(value: str, prefix: str | None = None) -> bool:
     if not PUBLIC_ID_RE.match(value or ""):
         return False
     return prefix is None or value.startswith(prefix + "_")
-
-
-def page_anchor(rows: models.QuerySet[Any], cursor: str, prefix: str, fields: tuple[str, ...] = ("pk",), *,
-                what: str) -> tuple[Any, ...]:
-    """`fields` of the row among `rows` that a batch's cursor names (a public id: jobs.bulk's, the
-    first job of the next batch), or a `cursor` error: "Not {what}." A cursor that is no such id is
-    refused before any lookup."""
-    anchor = rows.filter(public_id=cursor).values_list(*fields).first() if looks_like_public_id(cursor, prefix) else None
-    if anchor is None:
-        raise ValidationError.for_field("cursor", f"Not {what}.")
-    return anchor
 
 
 @deconstructible

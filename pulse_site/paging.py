@@ -94,10 +94,10 @@ def cursor_seal(scope: str, key: list[Any]) -> str:
     return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
-def cursor_open(scope: str, cursor: str) -> list[Any]:
+def cursor_open(scope: str, cursor: str, *, refused: str = NOT_A_CURSOR) -> list[Any]:
     """The key cursor_seal sealed for the list `scope` (under SECRET_KEY or one of its fallbacks);
-    a `cursor` ValidationError for anything else (made up, altered, another list's or another
-    team's, not base64, too long, empty)."""
+    a `cursor` ValidationError saying `refused` for anything else (made up, altered, another list's
+    or another team's, not base64, too long, empty)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)) if len(cursor) <= MAX_CURSOR else b""
     except (ValueError, binascii.Error):  # not base64, or not ASCII
@@ -109,4 +109,4 @@ def cursor_open(scope: str, cursor: str) -> list[Any]:
             continue
         key: list[Any] = json.loads(plain)
         return key
-    raise ValidationError.for_field("cursor", NOT_A_CURSOR)
+    raise ValidationError.for_field("cursor", refused)

@@ -6,9 +6,11 @@ import pytest
 from django.urls import reverse
 
 from jobs import views
+from jobs.bulk import NOT_A_BATCH_CURSOR
 from jobs.models import Attempt, Job, TaskLog
 from jobs.services import job_delete
 from pulse_site.errors import Conflict
+from pulse_site.paging import MAX_CURSOR
 
 S = Job.Status
 
@@ -91,13 +93,27 @@ def test_delete_all_matching_carries_on_past_a_batch_whose_last_job_it_deleted(a
     assert not Job.objects.filter(team=acme).exists()
 
 
-def test_a_cursor_that_is_no_job_of_the_team_is_refused_by_name(alice_client, acme, charlie, globex):
+def test_a_cursor_no_batch_of_the_team_gave_is_refused_by_name(alice_client, acme, charlie, globex):
     theirs = Job.objects.create(team=globex, handler="pulse.fail", status=S.FAILED)
     failed_jobs(acme, 3)
-    for cursor in (theirs.public_id, "JB_nope"):
+    for cursor in (theirs.public_id, "JB_nope", "x" * (MAX_CURSOR + 1)):
         response = post_batch(alice_client, "status=failed", "retry", cursor=cursor)
-        assert response.status_code == 400 and response.json() == {"errors": ["cursor: Not a job of this team."]}
+        assert response.status_code == 400 and response.json() == {"errors": [f"cursor: {NOT_A_BATCH_CURSOR}"]}
     assert Job.objects.filter(team=acme, status=S.FAILED).count() == 3
+
+
+def test_retry_all_matching_carries_on_over_every_other_job_when_the_next_one_is_deleted_between_batches(
+        alice_client, acme):
+    failed = failed_jobs(acme, 250)
+    first = post_batch(alice_client, "status=failed", "retry").json()
+    Job.objects.filter(pk=failed[49].pk).delete()  # the next batch's first, deleted by someone else
+
+    second = post_batch(alice_client, "status=failed", "retry", cursor=first["cursor"])
+
+    assert second.status_code == 200, second.json()
+    assert second.json() == {"processed": 49, "done": 49, "refused": 0, "cursor": None}
+    assert Job.objects.filter(team=acme, status=S.QUEUED).count() == 249
+    assert not Job.objects.filter(team=acme, status=S.FAILED).exists()
 
 
 def test_the_list_offers_all_matching_with_a_count_capped_for_huge_filters(alice_client, acme, monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from jobs import bulk
+from jobs.bulk import NOT_A_BATCH_CURSOR
 from jobs.models import Attempt, Job
 from pulse_site.live.models import Event
 
@@ -103,7 +105,7 @@ def test_bulk_matching_retries_every_matching_job_batch_by_batch(acme, globex, a
     first = post(acme_api, "jobs/bulk/matching/", {"action": "retry", "filter": filter_}).json()
     second = post(acme_api, "jobs/bulk/matching/", {"action": "retry", "filter": filter_, "cursor": first["cursor"]})
 
-    assert len(first["done"]) == 200 and first["refused"] == [] and first["cursor"].startswith("JB_")
+    assert len(first["done"]) == 200 and first["refused"] == [] and first["cursor"]
     assert second.status_code == 200
     assert len(second.json()["done"]) == 50 and second.json()["cursor"] is None
     assert Job.objects.filter(team=acme, handler="pulse.fail", status=S.QUEUED).count() == 250
@@ -141,6 +143,7 @@ def test_bulk_matching_reads_the_search_words_like_the_list(acme, acme_api):
     ({"action": "retry", "filter": {"schedule": "nightly"}}, "filter.schedule"),
     ({"action": "retry", "filter": "status=failed"}, "filter"),
     ({"action": "retry", "filter": {}, "cursor": "JB_01NOSUCHJOB0000000000000"}, "cursor"),
+    ({"action": "retry", "filter": {}, "cursor": "A" * 5000}, "cursor"),
 ])
 def test_a_bad_matching_request_is_a_400_naming_the_field_and_touches_nothing(acme, acme_api, body, field):
     failed = jobs(acme, 2)
@@ -152,11 +155,45 @@ def test_a_bad_matching_request_is_a_400_naming_the_field_and_touches_nothing(ac
     assert set(Job.objects.filter(pk__in=[j.pk for j in failed]).values_list("status", flat=True)) == {S.FAILED}
 
 
-def test_another_teams_job_is_no_cursor(acme, globex, acme_api):
+def test_another_teams_cursor_or_job_is_no_cursor(acme, globex, acme_api, globex_api, monkeypatch):
     jobs(acme, 2)
-    [theirs] = jobs(globex, 1)
+    [theirs, _] = jobs(globex, 2)
+    monkeypatch.setattr(bulk, "BULK_MAX", 1)
+    their_cursor = post(globex_api, "jobs/bulk/matching/", {"action": "cancel", "filter": {}}).json()["cursor"]
+    list_cursor = acme_api.get("/api/v1/jobs/?limit=1").json()["next_cursor"]
 
-    response = post(acme_api, "jobs/bulk/matching/", {"action": "retry", "filter": {}, "cursor": theirs.public_id})
+    for cursor in (their_cursor, theirs.public_id, list_cursor):
+        response = post(acme_api, "jobs/bulk/matching/", {"action": "retry", "filter": {}, "cursor": cursor})
+        assert response.status_code == 400 and response.json()["error"]["fields"] == {"cursor": [NOT_A_BATCH_CURSOR]}
+    assert not Job.objects.filter(team=acme, status=S.QUEUED).exists()
 
-    assert response.status_code == 400 and response.json()["error"]["fields"] == {"cursor": ["Not a job of this team."]}
-    assert not Job.objects.filter(status=S.QUEUED).exists()
+
+@pytest.mark.parametrize("action", ["retry", "delete"])
+def test_bulk_matching_carries_on_when_the_next_batchs_first_job_is_deleted_between_batches(acme, acme_api, action):
+    """The cursor named the next batch's first job: deleted meanwhile (by another client, the
+    dashboard or the retention), the next batch was a 400 under `cursor` and the action stopped."""
+    failed = jobs(acme, 250)  # newest first: the first batch is failed[249] to failed[50]
+    first = post(acme_api, "jobs/bulk/matching/", {"action": action, "filter": {"status": "failed"}}).json()
+    Job.objects.filter(pk=failed[49].pk).delete()
+
+    second = post(acme_api, "jobs/bulk/matching/", {"action": action, "filter": {"status": "failed"},
+                                                    "cursor": first["cursor"]})
+
+    assert second.status_code == 200, second.json()
+    assert first["done"] == [j.public_id for j in reversed(failed[50:])]
+    assert second.json() == {"done": [j.public_id for j in reversed(failed[:49])], "refused": [], "cursor": None}
+
+
+def test_bulk_matching_acts_on_no_job_twice_when_jobs_change_between_batches(acme, acme_api):
+    """A job of the first batch that matches again when the next is asked for (retried, then
+    cancelled) is not acted on twice, and one below the cursor that changed meanwhile is not
+    skipped."""
+    failed = jobs(acme, 250)
+    first = post(acme_api, "jobs/bulk/matching/", {"action": "retry", "filter": {}}).json()
+    Job.objects.filter(pk__in=[failed[50].pk, failed[10].pk]).update(status=S.CANCELLED)
+
+    second = post(acme_api, "jobs/bulk/matching/", {"action": "retry", "filter": {},
+                                                    "cursor": first["cursor"]}).json()
+
+    assert second == {"done": [j.public_id for j in reversed(failed[:50])], "refused": [], "cursor": None}
+    assert Job.objects.get(pk=failed[50].pk).status == S.CANCELLED
