@@ -15,6 +15,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
@@ -75,6 +76,7 @@ def newest_first_windowed(ids: models.QuerySet[Any], rows: models.QuerySet[M], *
 
 MAX_CURSOR = 1_000  # base64 of a schedule's name of 100 characters and its key, with room
 NOT_A_CURSOR = "Not a cursor of this list: pass the next_cursor a page of it gave."
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]*")
 _KDF_SALT = b"pulse.paging.cursor"
 _KDF_INFO = b"AES-SIV-512 key of the lists' cursors"
 
@@ -98,10 +100,14 @@ def cursor_open(scope: str, cursor: str, *, refused: str = NOT_A_CURSOR) -> list
     """The key cursor_seal sealed for the list `scope` (under SECRET_KEY or one of its fallbacks);
     a `cursor` ValidationError saying `refused` for anything else (made up, altered, another list's
     or another team's, not base64, too long, empty)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)) if len(cursor) <= MAX_CURSOR else b""
-    except (ValueError, binascii.Error):  # not base64, or not ASCII
-        raw = b""
+    raw = b""
+    # Only the characters cursor_seal writes: base64 decoding would skip others (and take + and /
+    # for - and _), so a cursor with one added or changed would still open.
+    if len(cursor) <= MAX_CURSOR and _URL_SAFE.fullmatch(cursor):
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except binascii.Error:  # a length no base64 has
+            pass
     for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
         try:
             plain = _cipher(secret).decrypt(raw, [scope.encode()])

@@ -67,6 +67,14 @@ def test_a_cursor_altered_anywhere_is_refused():
     assert refusal(SCOPE, cursor[:-2]) == {"cursor": [NOT_A_CURSOR]}
 
 
+@pytest.mark.parametrize("change", [
+    lambda c: c[:4] + "." + c[4:], lambda c: c + "==", lambda c: c + " ", lambda c: c.replace("-", "+").replace("_", "/"),
+], ids=["a dot added", "padding added", "a space added", "standard base64"])
+def test_a_cursor_written_otherwise_than_sealed_is_refused(change):
+    cursor = next(c for c in (cursor_seal(SCOPE, [n]) for n in range(1000)) if "-" in c and len(c) % 4)
+    assert refusal(SCOPE, change(cursor)) == {"cursor": [NOT_A_CURSOR]}
+
+
 @pytest.mark.parametrize("made_up", [
     "", "abc", "JB_01J0000000000000000000000", "not base64!", "é", "=" * 8, "A" * 24, "A" * (MAX_CURSOR + 4),
 ])
