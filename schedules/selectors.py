@@ -93,7 +93,7 @@ class ScheduleRow:
         except (ZoneInfoNotFoundError, ValueError):
             zone = UTC
         return format_html_join("", '<span class="run-cell run-{}" title="{}: {}"></span>', (
-            (e.status, e.fire_time.astimezone(zone).strftime("%Y-%m-%d %H:%M"), e.status) for e in self.strip))
+            (e.status, e.fire_time.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"), e.status) for e in self.strip))
 
 
 def schedule_description(schedule: Schedule) -> str:

@@ -1,0 +1,117 @@
+"""Schedules across daylight-saving changes as the ticker lives them: the clock walks through the
+night of a change a few seconds at a time, the tick stages each run up to a minute ahead and fires
+it, and every run is its slot's, once, at the instant classic cron gives."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jobs.models import Job
+from schedules.models import Execution
+from schedules.services import schedules_tick
+
+pytestmark = pytest.mark.django_db
+
+# Europe/Berlin: 2026-03-29 02:00 CET -> 03:00 CEST (01:00Z); 2026-10-25 03:00 CEST -> 02:00 CET (01:00Z).
+# America/New_York: 2026-03-08 02:00 EST -> 03:00 EDT (07:00Z); 2026-11-01 02:00 EDT -> 01:00 EST (06:00Z).
+NIGHTS = {
+    "Berlin spring": ("Europe/Berlin", datetime(2026, 3, 29, 1, tzinfo=UTC)),
+    "Berlin autumn": ("Europe/Berlin", datetime(2026, 10, 25, 1, tzinfo=UTC)),
+    "New York spring": ("America/New_York", datetime(2026, 3, 8, 7, tzinfo=UTC)),
+    "New York autumn": ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),
+}
+
+
+@pytest.fixture(autouse=True)
+def stage_a_minute_ahead(fire_at_the_slot, settings):
+    settings.PULSE_SCHEDULE_STAGE_SECONDS = 60
+
+
+def walk(schedule, time_machine, *, start: datetime, hours: float, step: int = 30) -> None:
+    """Tick every `step` seconds from `start` for `hours`, as a ticker that never stops would."""
+    moment = start
+    while moment <= start + timedelta(hours=hours):
+        time_machine.move_to(moment, tick=False)
+        schedules_tick()
+        moment += timedelta(seconds=step)
+
+
+def runs(schedule, zone_name: str) -> list[str]:
+    zone = ZoneInfo(zone_name)
+    return [e.fire_time.astimezone(zone).strftime("%m-%d %H:%M%z")
+            for e in Execution.objects.filter(schedule=schedule).order_by("fire_time")]
+
+
+def assert_each_run_waited_for_its_slot(schedule) -> None:
+    """Every run was staged as a job waiting for its own slot, none withdrawn or cancelled."""
+    executions = list(Execution.objects.filter(schedule=schedule).select_related("job"))
+    assert [(e.job.run_after, e.job.status) for e in executions] == [(e.fire_time, Job.Status.QUEUED)
+                                                                      for e in executions]
+    assert Job.objects.filter(origin=schedule.public_id).count() == len(executions)
+
+
+@pytest.mark.parametrize(("night", "cron", "expected"), [
+    # The local time does not exist that night: it runs once, at the jump, and at 02:30 again the day after.
+    ("Berlin spring", "30 2 * * *", ["03-29 03:00+0200", "03-30 02:30+0200"]),
+    ("New York spring", "30 2 * * *", ["03-08 03:00-0400", "03-09 02:30-0400"]),
+    # The local time happens twice that night: it runs the first time only.
+    ("Berlin autumn", "30 2 * * *", ["10-25 02:30+0200", "10-26 02:30+0100"]),
+    ("New York autumn", "30 1 * * *", ["11-01 01:30-0400", "11-02 01:30-0500"]),
+])
+def test_a_daily_run_at_a_time_the_change_skips_or_repeats_runs_once_that_day(
+        make_schedule, time_machine, night, cron, expected):
+    zone_name, change = NIGHTS[night]
+    time_machine.move_to(change - timedelta(hours=12), tick=False)
+    schedule = make_schedule(cron=cron, time_zone=zone_name, overlap_policy="allow")
+    for day in (change, change + timedelta(days=1)):
+        walk(schedule, time_machine, start=day - timedelta(hours=1), hours=2)
+    assert runs(schedule, zone_name) == expected
+    assert_each_run_waited_for_its_slot(schedule)
+
+
+@pytest.mark.parametrize(("night", "expected"), [
+    ("Berlin spring", ["03-29 01:00+0100", "03-29 01:30+0100", "03-29 03:00+0200", "03-29 03:30+0200"]),
+    ("Berlin autumn", ["10-25 02:00+0200", "10-25 02:30+0200", "10-25 02:00+0100", "10-25 02:30+0100"]),
+    ("New York spring", ["03-08 01:00-0500", "03-08 01:30-0500", "03-08 03:00-0400", "03-08 03:30-0400"]),
+    ("New York autumn", ["11-01 01:00-0400", "11-01 01:30-0400", "11-01 01:00-0500", "11-01 01:30-0500"]),
+])
+def test_every_half_hour_runs_at_each_real_half_hour_without_a_gap_or_a_repeat(
+        make_schedule, time_machine, night, expected):
+    zone_name, change = NIGHTS[night]
+    time_machine.move_to(change - timedelta(hours=1, minutes=5), tick=False)
+    schedule = make_schedule(cron="*/30 * * * *", time_zone=zone_name, overlap_policy="allow")
+    # From two minutes before the first slot to two before the slot after the last, not staged yet.
+    walk(schedule, time_machine, start=change - timedelta(hours=1, minutes=2), hours=2)
+    assert runs(schedule, zone_name) == expected
+    fired = sorted(Execution.objects.filter(schedule=schedule).values_list("fire_time", flat=True))
+    assert {b - a for a, b in zip(fired, fired[1:])} == {timedelta(minutes=30)}
+    assert_each_run_waited_for_its_slot(schedule)
+
+
+@pytest.mark.parametrize("night", NIGHTS)
+def test_an_hourly_schedule_runs_once_an_hour_of_real_time_across_the_change(make_schedule, time_machine, night):
+    zone_name, change = NIGHTS[night]
+    time_machine.move_to(change - timedelta(hours=2, minutes=5), tick=False)
+    schedule = make_schedule(cron="0 * * * *", time_zone=zone_name, overlap_policy="allow")
+    walk(schedule, time_machine, start=change - timedelta(hours=2, minutes=2), hours=4)
+    fired = [e.fire_time for e in Execution.objects.filter(schedule=schedule).order_by("fire_time")]
+    assert fired == [change + timedelta(hours=h) for h in range(-2, 2)]
+    assert_each_run_waited_for_its_slot(schedule)
+
+
+# --- What the pages and the API say about such runs --------------------------------------------
+
+
+def test_the_run_strip_gives_each_runs_zone_so_the_two_passes_of_an_hour_differ(
+        alice_client, make_schedule, time_machine):
+    zone_name, change = NIGHTS["Berlin autumn"]
+    time_machine.move_to(change - timedelta(minutes=35), tick=False)
+    schedule = make_schedule(cron="*/30 * * * *", time_zone=zone_name, overlap_policy="allow")
+    walk(schedule, time_machine, start=change - timedelta(minutes=32), hours=62 / 60)
+    html = alice_client.get("/schedules/").content.decode()
+    assert re.findall(r'title="([^"]+): queued"', html) == [
+        "2026-10-25 02:30 CEST", "2026-10-25 02:00 CET", "2026-10-25 02:30 CET"]
