@@ -117,6 +117,9 @@ class PreviewOut(serializers.Serializer):
     description = serializers.CharField()
     next_runs = serializers.ListField(child=serializers.DateTimeField(), help_text="UTC.")
     next_runs_local = serializers.ListField(child=serializers.CharField(), help_text="In the zone, ISO 8601 with offset.")
+    next_runs_notes = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What a clock change does to each run, in words, \"\" for most: one moved to the jump from a time the "
+        "spring change skips, one of a time the autumn change repeats (which pass it is)."))
 
 
 def schedule_detail(schedule: Schedule) -> dict[str, Any]:
@@ -242,6 +245,7 @@ class SchedulePreviewView(TeamAPIView):
             "description": result["description"],
             "next_runs": [run.isoformat() for run in runs],  # type: ignore[attr-defined]
             "next_runs_local": [run.astimezone(result["zone"]).isoformat() for run in runs],  # type: ignore[attr-defined]
+            "next_runs_notes": result["notes"],
         })
 
 

@@ -327,6 +327,25 @@ def next_fire(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime) -> datetime:
             return best
 
 
+def fire_note(cron: Cron, zone: zoneinfo.ZoneInfo, instant: datetime) -> str:
+    """What a fire time needs said beside it when a clock change moves or repeats it: a run moved
+    to the jump from a local time the spring change skips, or one of a local time the autumn change
+    lives twice (which pass it is); "" for any other."""
+    local = instant.astimezone(zone)
+    wall = local.replace(tzinfo=None)
+    if not croniter.match(cron.fields, wall):
+        before = (instant - timedelta(seconds=1)).astimezone(zone).utcoffset() or timedelta(0)
+        jump = (local.utcoffset() or timedelta(0)) - before
+        return (f"the clocks jump from {wall - jump:%H:%M} to {wall:%H:%M} that day, skipping its time: "
+                "it runs at the jump")
+    if wall.replace(tzinfo=zone, fold=0).utcoffset() == wall.replace(tzinfo=zone, fold=1).utcoffset():
+        return ""
+    twice = f"{wall:%H:%M} comes twice that day (the clocks go back)"
+    if cron.fixed_time:
+        return f"{twice}: it runs the first time only"
+    return f"{twice}: this is the {'second' if local.fold else 'first'}"
+
+
 def next_fires(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime, count: int = 5) -> list[datetime]:
     """The first `count` fire times after `after`. Cached: the schedules of a list that share an
     expression and a zone share their next run too, and every row of them asks for the same. Fires

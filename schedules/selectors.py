@@ -198,7 +198,8 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
 
 
 def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, object]:
-    """What a form shows as you type: the description and next runs, or ValidationError per field."""
+    """What a form shows as you type: the description and next runs (with what a clock change does
+    to each: cron.fire_note), or ValidationError per field."""
     errors = FieldErrors()
     parsed = zone = None
     with errors.collect():
@@ -208,7 +209,8 @@ def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, obj
     errors.raise_any()
     assert parsed is not None and zone is not None
     runs = cronlib.next_fires(parsed, zone, timezone.now(), count)
-    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone, "cron": parsed}
+    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone, "cron": parsed,
+            "notes": [cronlib.fire_note(parsed, zone, run) for run in runs]}
 
 
 # How far ahead a schedule's cost is projected: the span of the monthly limit it is set against.

@@ -1,12 +1,16 @@
-"""Schedule links for other apps' templates: jobs never import schedules (DESIGN §5), but a job's
-page names the schedule that started it."""
+"""Schedule links for other apps' templates (jobs never import schedules, DESIGN §5, but a job's
+page names the schedule that started it), and what a clock change does to a schedule's run."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django import template
 from django.urls import reverse
 from django.utils.html import format_html
 
+from pulse_site.errors import ValidationError
+from schedules import cron as cronlib
 from schedules.models import Schedule
 
 register = template.Library()
@@ -21,3 +25,12 @@ def schedule_link(team_id: int, public_id: str) -> str:
         return format_html('<code>{}</code> <span class="quiet">(deleted)</span>', public_id)
     return format_html('<a href="{}">{}</a> <code class="quiet">{}</code>',
                        reverse("schedules:detail", args=[public_id]), name, public_id)
+
+
+@register.filter
+def fire_note(run: datetime, schedule: Schedule) -> str:
+    """What a clock change does to this run of the schedule (cron.fire_note), "" for most runs."""
+    try:
+        return cronlib.fire_note(cronlib.cron_stored(schedule.cron), cronlib.zone_get(schedule.time_zone), run)
+    except ValidationError:
+        return ""

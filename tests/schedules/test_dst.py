@@ -106,6 +106,44 @@ def test_an_hourly_schedule_runs_once_an_hour_of_real_time_across_the_change(mak
 # --- What the pages and the API say about such runs --------------------------------------------
 
 
+@pytest.mark.parametrize(("cron", "zone_name", "after", "expected"), [
+    ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC), [
+        ("03-29 03:00+0200", "the clocks jump from 02:00 to 03:00 that day, skipping its time: it runs at the jump"),
+        ("03-30 02:30+0200", "")]),
+    ("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12, tzinfo=UTC), [
+        ("10-25 02:30+0200", "02:30 comes twice that day (the clocks go back): it runs the first time only"),
+        ("10-26 02:30+0100", "")]),
+    ("*/30 * * * *", "America/New_York", datetime(2026, 11, 1, 5, 15, tzinfo=UTC), [
+        ("11-01 01:30-0400", "01:30 comes twice that day (the clocks go back): this is the first"),
+        ("11-01 01:00-0500", "01:00 comes twice that day (the clocks go back): this is the second"),
+        ("11-01 01:30-0500", "01:30 comes twice that day (the clocks go back): this is the second"),
+        ("11-01 02:00-0500", "")]),
+])
+def test_a_run_the_clock_change_moves_or_repeats_says_so(cron, zone_name, after, expected):
+    from schedules.cron import cron_parse, fire_note, next_fires, zone_get
+
+    parsed, zone = cron_parse(cron), zone_get(zone_name)
+    runs = next_fires(parsed, zone, after, len(expected))
+    assert [(run.astimezone(zone).strftime("%m-%d %H:%M%z"), fire_note(parsed, zone, run)) for run in runs] == expected
+
+
+def test_the_schedule_page_and_the_form_preview_say_why_a_run_is_not_at_its_time(
+        alice_client, acme_api, make_schedule, time_machine):
+    time_machine.move_to(datetime(2026, 3, 28, 12, tzinfo=UTC), tick=False)
+    schedule = make_schedule(cron="30 2 * * *", time_zone="Europe/Berlin")
+    note = "the clocks jump from 02:00 to 03:00 that day, skipping its time: it runs at the jump"
+    html = alice_client.get(f"/schedules/{schedule.public_id}/").content.decode()
+    assert re.search(f'<li>Sun 2026-03-29 03:00 CEST <span class="quiet">[^\n]*?</span> <span class="note">{note}</span></li>'
+                     '<li>Mon 2026-03-30 02:30 CEST <span class="quiet">', html)
+    assert html.count('class="note"') == 1
+    preview = alice_client.get("/schedules/preview/", {"cron": "30 2 * * *", "time_zone": "Europe/Berlin"}).json()
+    assert preview["next_runs"][:2] == [f"Sun 2026-03-29 03:00 CEST: {note}", "Mon 2026-03-30 02:30 CEST"]
+    api = acme_api.post("/api/v1/schedules/preview/", {"cron": "30 2 * * *", "time_zone": "Europe/Berlin"},
+                        format="json").json()
+    assert api["next_runs_local"][:2] == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+    assert api["next_runs_notes"] == [note, "", "", "", ""]
+
+
 def test_the_run_strip_gives_each_runs_zone_so_the_two_passes_of_an_hour_differ(
         alice_client, make_schedule, time_machine):
     zone_name, change = NIGHTS["Berlin autumn"]
