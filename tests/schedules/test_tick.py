@@ -49,20 +49,40 @@ def test_next_run_is_computed_from_the_slot_not_from_a_late_tick(make_schedule, 
     assert (fire_times(schedule), schedule.next_run_at) == ([at(10, 15)], at(10, 30))
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("skip", []),
-    ("once", [at(13, 0)]),
-    ("all", [at(10, 45) + timedelta(minutes=15 * i) for i in range(10)]),
+MISSED = "No ticker ran at its slots from 2026-06-01 10:15 UTC to 13:00 UTC: "
+
+
+@pytest.mark.parametrize(("policy", "expected", "jobs"), [
+    # Nothing runs, and the history says what was missed rather than staying silent for three hours.
+    ("skip", [(at(13, 0), "skipped", MISSED + "after downtime this schedule skips the runs missed.")], 0),
+    ("once", [(at(13, 0), "queued", MISSED + "after downtime this schedule runs once for them all: this run.")], 1),
+    ("all", [(at(10, 45), "queued", MISSED + "after downtime this schedule runs each of them, the latest 10 at most: "
+                                              "this run and the 9 after it.")]
+     + [(at(10, 45) + timedelta(minutes=15 * i), "queued", "") for i in range(1, 10)], 10),
 ])
-def test_misfire_policies_after_a_three_hour_gap(make_schedule, time_machine, policy, expected):
+def test_misfire_policies_after_a_three_hour_gap(make_schedule, time_machine, policy, expected, jobs):
     time_machine.move_to(T0, tick=False)
     schedule = make_schedule(cron="*/15 * * * *", misfire_policy=policy, overlap_policy="allow")
     time_machine.move_to(at(13, 7), tick=False)  # 12 slots (10:15 … 13:00) were missed
     schedules_tick()
     schedule.refresh_from_db()
-    assert fire_times(schedule) == expected
+    runs = Execution.objects.filter(schedule=schedule).select_related("job").order_by("fire_time")
+    assert [(e.fire_time, e.status, e.reason) for e in runs] == expected
     assert schedule.next_run_at == at(13, 15)
-    assert Job.objects.count() == len(expected)
+    assert Job.objects.count() == jobs
+
+
+def test_a_slot_on_time_after_downtime_runs_as_usual_and_the_missed_ones_are_named(make_schedule, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="*/15 * * * *", misfire_policy="skip", overlap_policy="allow",
+                             time_zone="Europe/Berlin")
+    time_machine.move_to(at(13, 0, 20), tick=False)  # back at 13:00: 10:15 … 12:45 were missed
+    assert (schedules_tick().fired, schedules_tick().fired) == (1, 0)
+    runs = Execution.objects.filter(schedule=schedule).select_related("job").order_by("fire_time")
+    assert [(e.fire_time, e.status, e.reason) for e in runs] == [
+        (at(12, 45), "skipped", "No ticker ran at its slots from 2026-06-01 12:15 CEST to 14:45 CEST: after downtime "
+                                "this schedule skips the runs missed."),
+        (at(13, 0), "queued", "")]
 
 
 def test_overlap_skip_holds_back_a_run_while_the_previous_job_runs(make_schedule, time_machine):
