@@ -350,8 +350,11 @@ def next_fires(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime, count: int 
     """The first `count` fire times after `after`. Cached: the schedules of a list that share an
     expression and a zone share their next run too, and every row of them asks for the same. Fires
     fall on whole minutes of the zone, so `after` cut to its minute has the same ones after it
-    (its minute itself is not after either): a page asking "from now" hits the cache too."""
-    return list(_next_fires(cron, zone, after.astimezone(zone).replace(second=0, microsecond=0), count))
+    (its minute itself is not after either): a page asking "from now" hits the cache too. The key
+    is that minute in UTC: two local times of a zone that differ only by their pass through a
+    repeated hour (fold) are equal keys, and the second pass got the first's answer."""
+    minute = after.astimezone(zone).replace(second=0, microsecond=0)
+    return list(_next_fires(cron, zone, minute.astimezone(UTC), count))
 
 
 @lru_cache(maxsize=4096)

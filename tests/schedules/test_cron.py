@@ -262,3 +262,14 @@ def test_fires_from_any_instant_in_a_minute_are_those_after_it(zone_name):
     assert next_fires(cron, zone, slot - timedelta(seconds=59), 2) == [slot, slot + timedelta(minutes=5)]
     assert next_fires(cron, zone, slot, 1) == [slot + timedelta(minutes=5)]
     assert next_fires(cron, zone, slot + timedelta(seconds=59, microseconds=999_999), 1) == [slot + timedelta(minutes=5)]
+
+
+def test_fires_asked_from_the_second_pass_of_a_repeated_hour_are_those_after_it():
+    # The cache of next_fires was keyed by the local time, and two local times of one zone that
+    # differ only by their pass (fold) are equal keys: asked from 01:31 EST, it answered what it
+    # had worked out for 01:31 EDT, an hour before (runs already past on the pages and the preview).
+    cron, zone = cron_parse("*/30 * * * *"), zone_get("America/New_York")
+    first_pass = next_fires(cron, zone, datetime(2026, 11, 1, 5, 31, tzinfo=UTC), 2)
+    second_pass = next_fires(cron, zone, datetime(2026, 11, 1, 6, 31, tzinfo=UTC), 2)
+    assert local(first_pass, "America/New_York") == ["11-01 01:00-0500", "11-01 01:30-0500"]
+    assert local(second_pass, "America/New_York") == ["11-01 02:00-0500", "11-01 02:30-0500"]
