@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobs.models import Job
-from schedules.models import Execution
+from schedules.models import Execution, Schedule
 from schedules.services import schedules_tick
 
 pytestmark = pytest.mark.django_db
@@ -153,3 +153,54 @@ def test_the_run_strip_gives_each_runs_zone_so_the_two_passes_of_an_hour_differ(
     html = alice_client.get("/schedules/").content.decode()
     assert re.findall(r'title="([^"]+): queued"', html) == [
         "2026-10-25 02:30 CEST", "2026-10-25 02:00 CET", "2026-10-25 02:30 CET"]
+
+
+# --- A zone changed under a staged run -----------------------------------------------------------
+
+JUNE = datetime(2026, 6, 1, 7, 59, 30, tzinfo=UTC)  # a run of 09:00 London (08:00Z) is staged by now
+
+
+@pytest.fixture
+def staged_in_london(make_schedule, time_machine):
+    time_machine.move_to(JUNE - timedelta(minutes=10), tick=False)
+    schedule = make_schedule(cron="0 9 * * *", time_zone="Europe/London", overlap_policy="allow")
+    time_machine.move_to(JUNE, tick=False)
+    assert schedules_tick().staged_slots == {datetime(2026, 6, 1, 8, tzinfo=UTC)}
+    return schedule
+
+
+def test_a_zone_changed_before_the_staged_slot_withdraws_the_run_and_stages_the_new_zones_once(
+        acme_api, staged_in_london, time_machine):
+    schedule = staged_in_london
+    time_machine.move_to(JUNE + timedelta(seconds=10), tick=False)
+    # Lisbon keeps London's offset in summer: the same instant, staged again as the schedule now says.
+    body = acme_api.patch(f"/api/v1/schedules/{schedule.public_id}/", {"time_zone": "Europe/Lisbon"},
+                          format="json").json()
+    assert body["next_runs"][:2] == ["2026-06-01T08:00:00+00:00", "2026-06-02T08:00:00+00:00"]
+    walk(schedule, time_machine, start=JUNE + timedelta(seconds=20), hours=1 / 60)
+    [run] = Execution.objects.filter(schedule=schedule).select_related("job")
+    assert (run.fire_time, run.job.run_after, run.job.status) == (datetime(2026, 6, 1, 8, tzinfo=UTC),) * 2 + ("queued",)
+    assert list(Job.objects.filter(origin=schedule.public_id).values_list("status", flat=True).order_by("pk")) == [
+        "cancelled", "queued"]
+
+
+def test_a_zone_whose_time_has_passed_today_moves_the_run_to_tomorrow_and_nothing_runs_today(
+        acme_api, staged_in_london, time_machine):
+    schedule = staged_in_london
+    time_machine.move_to(JUNE + timedelta(seconds=10), tick=False)  # 09:59 in Berlin
+    body = acme_api.patch(f"/api/v1/schedules/{schedule.public_id}/", {"time_zone": "Europe/Berlin"},
+                          format="json").json()
+    assert body["next_run_at"] == "2026-06-02T07:00:00+00:00"
+    walk(schedule, time_machine, start=JUNE + timedelta(seconds=20), hours=1 / 60)
+    assert Execution.objects.filter(schedule=schedule).count() == 0
+    assert list(Job.objects.filter(origin=schedule.public_id).values_list("status", flat=True)) == ["cancelled"]
+
+
+def test_the_teams_zone_is_the_default_of_new_schedules_and_moves_no_schedule(acme, alice, staged_in_london):
+    from pulse_site.teams.services import team_update
+
+    schedule = staged_in_london
+    before = Schedule.objects.values("time_zone", "next_run_at", "last_run_at").get(pk=schedule.pk)
+    team_update(team=acme, changes={"time_zone": "Asia/Tokyo"}, by=acme.memberships.get(user=alice))
+    assert Schedule.objects.values("time_zone", "next_run_at", "last_run_at").get(pk=schedule.pk) == before
+    assert Execution.objects.get(schedule=schedule).job.status == "queued"
