@@ -659,8 +659,10 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
     """Fire, together, the schedules with exactly one slot due and no unfinished run blocking it;
     returns the others (and any whose job was refused) for the one-by-one path."""
     slots: dict[tuple[str, str, datetime | None, str], list[datetime]] = {}
+    missed: dict[tuple[str, str, datetime | None, str], str] = {}
     nexts: dict[tuple[str, str], datetime] = {}
     ready: list[tuple[Schedule, datetime, datetime]] = []
+    reasons: dict[int, str] = {}
     rest: list[Schedule] = []
     for schedule in schedules:
         # Thousands of schedules share a few cron expressions: evaluate each once per batch.
@@ -668,14 +670,19 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
         try:
             if key not in slots:
                 slots[key] = _slots_to_fire(schedule, now)
+                late = _missed(schedule, now)
+                missed[key] = _missed_reason(schedule, late, fired=len(slots[key])) if late else ""
             if (schedule.cron, schedule.time_zone) not in nexts:
                 nexts[(schedule.cron, schedule.time_zone)] = _next_slot(schedule, now)
         except Exception:
             rest.append(schedule)  # the one-by-one path marks it broken with the reason
             continue
         due = slots[key]
-        if len(due) == 1 and not _is_late(schedule, now):  # a late one says what was missed: one by one
+        # One slot due, on time or the run after downtime that says what was missed; the skip
+        # policy's record of the slots missed is written one by one.
+        if len(due) == 1 and (not missed[key] or schedule.misfire_policy != Schedule.Misfire.SKIP):
             ready.append((schedule, due[0], nexts[(schedule.cron, schedule.time_zone)]))
+            reasons[schedule.pk] = missed[key]
         else:
             rest.append(schedule)
     blocked = _blocked([s.pk for s, _, _ in ready if s.overlap_policy == Schedule.Overlap.SKIP])
@@ -685,7 +692,7 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
         return rest
     try:
         with transaction.atomic():
-            refused = _fire_together(ready, now)
+            refused = _fire_together(ready, now, reasons=reasons)
     except IntegrityError:
         # Another ticker fired one of these slots (the unique key): sort it out one by one.
         return rest + [s for s, _, _ in ready]
@@ -693,7 +700,11 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
     return rest + refused
 
 
-def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: datetime) -> list[Schedule]:
+def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: datetime, *,
+                   reasons: Mapping[int, str] | None = None) -> list[Schedule]:
+    """Submit the run of each (schedule, slot, its next slot) and record its execution (with the
+    schedule's reason in `reasons`: the slots missed after downtime), all in one go; returns the
+    schedules whose job was refused."""
     from pulse_site.live.models import Event
 
     submitted = job_submit_many(items=[
@@ -714,7 +725,8 @@ def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: dateti
             refused.append(schedule)
             continue
         executions.append(Execution(schedule=schedule, team_id=schedule.team_id, fire_time=slot,
-                                    trigger=Execution.Trigger.CRON, job=job, created_at=now))
+                                    trigger=Execution.Trigger.CRON, job=job, created_at=now,
+                                    reason=(reasons or {}).get(schedule.pk, "")))
         moves.setdefault((slot, following), []).append(schedule.pk)
     Execution.objects.bulk_create(executions)
     Event.objects.bulk_create([
