@@ -95,7 +95,9 @@ class ExecutionOut(serializers.Serializer):
     trigger = serializers.ChoiceField(choices=["cron", "manual"])
     status = serializers.ChoiceField(choices=EXECUTION_STATUSES, help_text="The job's status, or skipped/error.")
     job = serializers.CharField(allow_null=True)
-    reason = serializers.CharField()
+    reason = serializers.CharField(help_text=(
+        "Why it was skipped or failed; for the first run after downtime, the slots no ticker ran at and what the "
+        "misfire policy did about them. Empty otherwise."))
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
