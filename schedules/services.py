@@ -476,7 +476,8 @@ def _missed(schedule: Schedule, now: datetime) -> tuple[datetime, datetime] | No
     if first is None or not _is_late(schedule, now):
         return None
     cron, zone = cronlib.cron_parse(schedule.cron), cronlib.zone_get(schedule.time_zone)
-    return first, cronlib.slots_between(cron, zone, first=first, until=now - cronlib.MISFIRE_GRACE, keep=1)[-1]
+    last = cronlib.slots_between(cron, zone, first=first, until=now - cronlib.MISFIRE_GRACE, keep=1)
+    return (first, last[-1]) if last else None  # none: next_run_at was set to no slot of the expression
 
 
 def _missed_reason(schedule: Schedule, missed: tuple[datetime, datetime], *, fired: int) -> str:

@@ -72,6 +72,18 @@ def test_misfire_policies_after_a_three_hour_gap(make_schedule, time_machine, po
     assert Job.objects.count() == jobs
 
 
+def test_a_next_run_at_no_slot_of_the_expression_is_moved_on_not_broken(make_schedule, time_machine):
+    # Written around the services (a data fix, a restore): late, yet with no slot of the
+    # expression in it to say was missed.
+    time_machine.move_to(T0, tick=False)
+    schedule = make_schedule(cron="*/15 * * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=at(10, 7))
+    time_machine.move_to(at(10, 8, 30), tick=False)
+    assert (schedules_tick().broken, fire_times(schedule)) == (0, [])
+    schedule.refresh_from_db()
+    assert (schedule.broken_reason, schedule.next_run_at) == ("", at(10, 15))
+
+
 def test_a_slot_on_time_after_downtime_runs_as_usual_and_the_missed_ones_are_named(make_schedule, time_machine):
     time_machine.move_to(T0, tick=False)
     schedule = make_schedule(cron="*/15 * * * *", misfire_policy="skip", overlap_policy="allow",
