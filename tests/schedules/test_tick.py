@@ -179,18 +179,22 @@ def test_a_payload_the_handler_no_longer_accepts_breaks_the_schedule(make_schedu
     assert (Execution.objects.count(), Job.objects.count()) == (0, 0)
 
 
-def test_a_schedule_saved_with_a_random_value_is_marked_broken_at_its_slot_not_fired_at_random(
-        make_schedule, time_machine):
-    """Random values (R) were taken and drew a new time at every evaluation; one saved then no
-    longer fires at made-up times: its slot breaks it, with the reason, and an edit heals it."""
+@pytest.mark.parametrize(("cron", "reason"), [
+    ("R * * * *", "minute 'R': random (R) and hashed (H) values are not supported"),
+    ("0 0 15 * 5#3", "day of week: '5#3' picks the days on its own"),
+])
+def test_a_schedule_saved_with_a_form_now_refused_is_marked_broken_at_its_slot_not_fired_at_random(
+        make_schedule, time_machine, cron, reason):
+    """Random values (R) and a day form beside the other day field were taken, and ran at times
+    no preview showed; one saved then no longer fires: its slot breaks it, with the reason, and
+    an edit heals it."""
     time_machine.move_to(T0, tick=False)
     schedule = make_schedule(cron="*/15 * * * *")
-    Schedule.objects.filter(pk=schedule.pk).update(cron="R * * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(cron=cron)
     time_machine.move_to(at(10, 15), tick=False)
     assert (schedules_tick().broken, fire_times(schedule)) == (1, [])
     schedule.refresh_from_db()
-    assert schedule.broken_reason.startswith("cron: Not a valid cron expression: minute 'R': random (R) and hashed (H) "
-                                             "values are not supported")
+    assert schedule.broken_reason.startswith(f"cron: Not a valid cron expression: {reason}")
     schedule_update(schedule=schedule, changes={"cron": "20 * * * *"})
     time_machine.move_to(at(10, 20), tick=False)
     assert (schedules_tick().fired, fire_times(schedule)) == (1, [at(10, 20)])
