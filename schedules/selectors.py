@@ -177,6 +177,15 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
     return [start, *cronlib.next_fires(cron, zone, start, count - 1)]
 
 
+def schedule_fire_note(schedule: Schedule, run: datetime) -> str:
+    """What a clock change does to this run of the schedule (cron.fire_note): "" for most runs,
+    and for an expression or zone that no longer parses."""
+    try:
+        return cronlib.fire_note(cronlib.cron_stored(schedule.cron), cronlib.zone_get(schedule.time_zone), run)
+    except ValidationError:
+        return ""
+
+
 def executions_list(*, schedule: Schedule, status: str = "", before: str | None = None,
                     limit: int = 50) -> tuple[list[Execution], str | None]:
     """Newest first, keyset-paginated: `before` is the cursor the previous page gave, where it

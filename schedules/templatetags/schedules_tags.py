@@ -9,9 +9,8 @@ from django import template
 from django.urls import reverse
 from django.utils.html import format_html
 
-from pulse_site.errors import ValidationError
-from schedules import cron as cronlib
 from schedules.models import Schedule
+from schedules.selectors import schedule_fire_note
 
 register = template.Library()
 
@@ -29,8 +28,5 @@ def schedule_link(team_id: int, public_id: str) -> str:
 
 @register.filter
 def fire_note(run: datetime, schedule: Schedule) -> str:
-    """What a clock change does to this run of the schedule (cron.fire_note), "" for most runs."""
-    try:
-        return cronlib.fire_note(cronlib.cron_stored(schedule.cron), cronlib.zone_get(schedule.time_zone), run)
-    except ValidationError:
-        return ""
+    """What a clock change does to this run of the schedule, "" for most runs."""
+    return schedule_fire_note(schedule, run)

@@ -127,7 +127,7 @@ def test_a_run_the_clock_change_moves_or_repeats_says_so(cron, zone_name, after,
     assert [(run.astimezone(zone).strftime("%m-%d %H:%M%z"), fire_note(parsed, zone, run)) for run in runs] == expected
 
 
-def test_the_schedule_page_and_the_form_preview_say_why_a_run_is_not_at_its_time(
+def test_the_schedule_page_the_previews_and_the_api_say_why_a_run_is_not_at_its_time(
         alice_client, acme_api, make_schedule, time_machine):
     time_machine.move_to(datetime(2026, 3, 28, 12, tzinfo=UTC), tick=False)
     schedule = make_schedule(cron="30 2 * * *", time_zone="Europe/Berlin")
@@ -142,6 +142,10 @@ def test_the_schedule_page_and_the_form_preview_say_why_a_run_is_not_at_its_time
                         format="json").json()
     assert api["next_runs_local"][:2] == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
     assert api["next_runs_notes"] == [note, "", "", "", ""]
+    one = acme_api.get(f"/api/v1/schedules/{schedule.public_id}/").json()
+    assert one["next_runs"][:2] == ["2026-03-29T01:00:00+00:00", "2026-03-30T00:30:00+00:00"]
+    assert one["next_runs_notes"] == [note, "", "", "", ""]
+    assert "next_runs_notes" not in acme_api.get("/api/v1/schedules/").json()["results"][0]
 
 
 def test_the_run_strip_gives_each_runs_zone_so_the_two_passes_of_an_hour_differ(
