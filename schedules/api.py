@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -19,6 +20,7 @@ from schedules.selectors import (
     executions_list,
     preview,
     schedule_description,
+    schedule_fire_note,
     schedule_get_for_team,
     schedule_next_runs,
     schedule_projection,
@@ -62,6 +64,9 @@ class ScheduleOut(serializers.Serializer):
 
 
 class ScheduleOneOut(ScheduleOut):
+    next_runs_notes = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What a clock change does to each of next_runs, in words, \"\" for most (as the preview's). "
+        "In the answers about one schedule, not in the list."))
     projection = serializers.JSONField(allow_null=True, help_text=(
         "The next 30 days: runs (approximate: scaled from the first 300), per_run (the estimate), total, per_day, "
         "over: the team's limits the schedule alone would pass (its busiest day against the daily limit, an "
@@ -95,7 +100,9 @@ class ExecutionOut(serializers.Serializer):
     trigger = serializers.ChoiceField(choices=["cron", "manual"])
     status = serializers.ChoiceField(choices=EXECUTION_STATUSES, help_text="The job's status, or skipped/error.")
     job = serializers.CharField(allow_null=True)
-    reason = serializers.CharField()
+    reason = serializers.CharField(help_text=(
+        "Why it was skipped or failed; for the first run after downtime, the slots no ticker ran at and what the "
+        "misfire policy did about them. Empty otherwise."))
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -117,15 +124,19 @@ class PreviewOut(serializers.Serializer):
     description = serializers.CharField()
     next_runs = serializers.ListField(child=serializers.DateTimeField(), help_text="UTC.")
     next_runs_local = serializers.ListField(child=serializers.CharField(), help_text="In the zone, ISO 8601 with offset.")
+    next_runs_notes = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What a clock change does to each run, in words, \"\" for most: one moved to the jump from a time the "
+        "spring change skips, one of a time the autumn change repeats (which pass it is)."))
 
 
-def schedule_detail(schedule: Schedule) -> dict[str, Any]:
+def schedule_detail(schedule: Schedule, *, runs: list[datetime] | None = None) -> dict[str, Any]:
+    """A schedule as the API gives it; `runs`: its next runs, when the caller has them already."""
     return {
         **schedule_summary(schedule),
         "description": schedule.description,
         "payload": schedule.payload,
         "cron_description": schedule_description(schedule),
-        "next_runs": [run.isoformat() for run in schedule_next_runs(schedule)],
+        "next_runs": [run.isoformat() for run in (schedule_next_runs(schedule) if runs is None else runs)],
         "created_by": schedule.created_by,
         "created_at": schedule.created_at.isoformat(),
         "updated_at": schedule.updated_at.isoformat(),
@@ -136,7 +147,9 @@ def schedule_one(schedule: Schedule) -> dict[str, Any]:
     """One schedule's answer: its detail and its projected runs and cost (too slow for a list of
     thousands: up to 300 cron steps each)."""
     projection = schedule_projection(schedule)
-    return {**schedule_detail(schedule), "projection": projection.as_dict() if projection else None}
+    runs = schedule_next_runs(schedule)
+    return {**schedule_detail(schedule, runs=runs), "next_runs_notes": [schedule_fire_note(schedule, run) for run in runs],
+            "projection": projection.as_dict() if projection else None}
 
 
 def _who(view: TeamAPIView) -> str:
@@ -242,6 +255,7 @@ class SchedulePreviewView(TeamAPIView):
             "description": result["description"],
             "next_runs": [run.isoformat() for run in runs],  # type: ignore[attr-defined]
             "next_runs_local": [run.astimezone(result["zone"]).isoformat() for run in runs],  # type: ignore[attr-defined]
+            "next_runs_notes": result["notes"],
         })
 
 

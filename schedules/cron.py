@@ -14,7 +14,9 @@ alone does not apply:
 
 from __future__ import annotations
 
+import re
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -83,19 +85,29 @@ def cron_parse(expression: object) -> Cron:
             f"Five fields are needed (minute hour day-of-month month day-of-week); this has {count}."
             + (" Seconds and years are not supported." if count in (6, 7) else ""),
         )
+    parts = fields.split()
+    _refuse(map(_random_problem, FIELDS, parts))
     try:
         parsed = croniter(fields, datetime(2000, 1, 1))
     except (CroniterBadCronError, CroniterError, ValueError, KeyError, TypeError) as exc:
         # croniter names the expression, not the field: say which field is wrong and why where
-        # the fault is a plain one (a value out of range, a zero step, a word that is no name).
-        problems = [problem for problem in map(_field_problem, FIELDS, fields.split()) if problem]
-        raise ValidationError.for_field(
-            "cron", f"Not a valid cron expression: {'; '.join(problems) + '.' if problems else exc}"
-        ) from None
+        # the fault is a plain one (a value out of range, a zero step, a word that is no name),
+        # else which field croniter cannot read alone, and the forms that field takes.
+        _refuse(map(_field_problem, FIELDS, parts))
+        _refuse(map(_form_problem, FIELDS, parts))
+        raise ValidationError.for_field("cron", f"Not a valid cron expression: {exc}") from None
+    _refuse([_single_day_problem(day_of_month=parts[2], day_of_week=parts[4])])
     cron = Cron(expression=" ".join(expression.split()), fields=fields)
     _check_fires(cron)
     _check_interval(parsed.expanded)
     return cron
+
+
+def _refuse(problems: Iterable[str | None]) -> None:
+    """ValidationError on `cron` naming each of these problems, if there is one."""
+    found = [problem for problem in problems if problem]
+    if found:
+        raise ValidationError.for_field("cron", f"Not a valid cron expression: {'; '.join(found)}.")
 
 
 @dataclass(frozen=True)
@@ -104,31 +116,90 @@ class Field:
     low: int
     high: int
     names: tuple[str, ...] = ()  # the words it also takes (jan–dec, sun–sat)
+    extensions: str = ""  # the forms beyond lists, ranges and steps it takes, in words
+
+    @property
+    def wanted(self) -> str:
+        return f"a number from {self.low} to {self.high}" + (
+            f" or a name {self.names[0]}–{self.names[-1]}" if self.names else "")
+
+    @property
+    def forms(self) -> str:
+        plain = f"{self.wanted}, a range a-b, a list a,b"
+        return f"{plain}, a step */n, {self.extensions}" if self.extensions else f"{plain} or a step */n"
 
 
 FIELDS = (
     Field("minute", 0, 59),
     Field("hour", 0, 23),
-    Field("day of month", 1, 31),
+    Field("day of month", 1, 31, extensions="L for the last day of the month, nW for the weekday nearest day n, or ?"),
     Field("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
-    Field("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+    Field("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
+          extensions="n#k for the k-th weekday n of the month, Ln for its last weekday n, or ?"),
 )
+DAY_OF_MONTH, DAY_OF_WEEK = FIELDS[2], FIELDS[4]
+# croniter's random (R) and hashed (H) values, alone, in a range or with a step: R(0-5), H/15.
+_RANDOM = re.compile(r"^[hr](\(.*\))?(/.*)?$", re.IGNORECASE)
+
+
+def _said(piece: str) -> str:
+    """A piece of a field as the message shows it: a control character or the like as its escape."""
+    return piece if piece.isprintable() else ascii(piece)[1:-1]
+
+
+def _random_problem(field: Field, text: str) -> str | None:
+    """croniter draws an R anew each time it reads the expression, so the preview showed one time
+    and each tick worked out another (a daily R(0-5) ran twice some days, not at all on others);
+    an H needs a hash key of a job that Pulse does not give."""
+    if not any(_RANDOM.match(part) for part in text.split(",")):
+        return None
+    return (f"{field.name} '{_said(text)}': random (R) and hashed (H) values are not supported: a run would come "
+            f"at a new random time each time it is worked out, not at the one shown; write the {field.name} you want")
+
+
+def _form_problem(field: Field, text: str) -> str | None:
+    """The field's fault when croniter cannot read it even with every other field '*' (an
+    extension it does not know, like '5L' or 'LW'): the forms the field takes."""
+    alone = ["*"] * len(FIELDS)
+    alone[FIELDS.index(field)] = text
+    try:
+        croniter(" ".join(alone), datetime(2000, 1, 1))
+    except (CroniterBadCronError, CroniterError, ValueError, KeyError, TypeError):
+        return f"{field.name} '{_said(text)}' is not a form Pulse reads ({field.forms})"
+    return None
+
+
+def _picks_days(field: Field, text: str) -> bool:
+    """Whether the field uses a form that picks days of the month by itself: nW in the day of
+    month, n#k or Ln in the day of week."""
+    parts = text.upper().split(",")
+    if field is DAY_OF_MONTH:
+        return any("W" in part for part in parts)
+    return any("#" in part or re.match(r"L\d", part) for part in parts)
+
+
+def _single_day_problem(*, day_of_month: str, day_of_week: str) -> str | None:
+    """croniter neither ORs nor ANDs a day field with nW, n#k or Ln and the other day field set:
+    '0 0 15 * 5#3' ran on every third Friday, '0 0 15W * 5' on no Friday, '0 0 1 * L5' never,
+    each described as the two together. Refused: the other field must be * or ?."""
+    for field, text, other, other_text in ((DAY_OF_MONTH, day_of_month, DAY_OF_WEEK, day_of_week),
+                                           (DAY_OF_WEEK, day_of_week, DAY_OF_MONTH, day_of_month)):
+        if _picks_days(field, text) and other_text not in ("*", "?"):
+            return (f"{field.name}: '{_said(text)}' picks the days on its own; the {other.name} must then be * or ? "
+                    "(with both, the runs would not be the ones described)")
+    return None
 
 
 def _field_problem(field: Field, text: str) -> str | None:
     """What is wrong with one field, in words, if it is a plain fault; None when the field is fine
-    or uses syntax beyond lists, ranges and steps (L, W, #, ?: croniter's own message stands)."""
+    or uses syntax beyond lists, ranges and steps (L, W, #, ?: _form_problem reads those)."""
     if any(mark in text.upper() for mark in "LW#?"):
         return None
-
-    def said(piece: str) -> str:  # a control character or the like as its escape, not as itself
-        return piece if piece.isprintable() else ascii(piece)[1:-1]
+    said, wanted = _said, field.wanted
 
     def at(piece: str) -> str:  # the field's name, and the whole field when the fault is a piece of it
         return field.name if piece == text else f"{field.name} '{said(text)}':"
 
-    wanted = f"a number from {field.low} to {field.high}" + (
-        f" or a name {field.names[0]}–{field.names[-1]}" if field.names else "")
     for part in text.split(","):
         base, slash, step = part.partition("/")
         if slash and not (step.isascii() and step.isdigit() and int(step) > 0):
@@ -154,6 +225,9 @@ def cron_stored(expression: str) -> Cron:
     again when it fires and how often (cron_parse steps through the next five years for that): the
     lists describe and step through hundreds of them. ValidationError if it no longer parses."""
     fields = _expand(expression)
+    # One saved with a random value before those were refused: no longer fired (the tick, which
+    # reads it through cron_parse, marks it broken with the reason) nor shown with made-up times.
+    _refuse(map(_random_problem, FIELDS, fields.split()))
     try:
         croniter(fields, datetime(2000, 1, 1))
     except (CroniterBadCronError, CroniterError, ValueError, KeyError, TypeError) as exc:
@@ -253,12 +327,34 @@ def next_fire(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime) -> datetime:
             return best
 
 
+def fire_note(cron: Cron, zone: zoneinfo.ZoneInfo, instant: datetime) -> str:
+    """What a fire time needs said beside it when a clock change moves or repeats it: a run moved
+    to the jump from a local time the spring change skips, or one of a local time the autumn change
+    lives twice (which pass it is); "" for any other."""
+    local = instant.astimezone(zone)
+    wall = local.replace(tzinfo=None)
+    if not croniter.match(cron.fields, wall):
+        before = (instant - timedelta(seconds=1)).astimezone(zone).utcoffset() or timedelta(0)
+        jump = (local.utcoffset() or timedelta(0)) - before
+        return (f"the clocks jump from {wall - jump:%H:%M} to {wall:%H:%M} that day, skipping its time: "
+                "it runs at the jump")
+    if wall.replace(tzinfo=zone, fold=0).utcoffset() == wall.replace(tzinfo=zone, fold=1).utcoffset():
+        return ""
+    twice = f"{wall:%H:%M} comes twice that day (the clocks go back)"
+    if cron.fixed_time:
+        return f"{twice}: it runs the first time only"
+    return f"{twice}: this is the {'second' if local.fold else 'first'}"
+
+
 def next_fires(cron: Cron, zone: zoneinfo.ZoneInfo, after: datetime, count: int = 5) -> list[datetime]:
     """The first `count` fire times after `after`. Cached: the schedules of a list that share an
     expression and a zone share their next run too, and every row of them asks for the same. Fires
     fall on whole minutes of the zone, so `after` cut to its minute has the same ones after it
-    (its minute itself is not after either): a page asking "from now" hits the cache too."""
-    return list(_next_fires(cron, zone, after.astimezone(zone).replace(second=0, microsecond=0), count))
+    (its minute itself is not after either): a page asking "from now" hits the cache too. The key
+    is that minute in UTC: two local times of a zone that differ only by their pass through a
+    repeated hour (fold) are equal keys, and the second pass got the first's answer."""
+    minute = after.astimezone(zone).replace(second=0, microsecond=0)
+    return list(_next_fires(cron, zone, minute.astimezone(UTC), count))
 
 
 @lru_cache(maxsize=4096)

@@ -93,7 +93,7 @@ class ScheduleRow:
         except (ZoneInfoNotFoundError, ValueError):
             zone = UTC
         return format_html_join("", '<span class="run-cell run-{}" title="{}: {}"></span>', (
-            (e.status, e.fire_time.astimezone(zone).strftime("%Y-%m-%d %H:%M"), e.status) for e in self.strip))
+            (e.status, e.fire_time.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"), e.status) for e in self.strip))
 
 
 def schedule_description(schedule: Schedule) -> str:
@@ -177,6 +177,15 @@ def schedule_next_runs(schedule: Schedule, count: int = 5) -> list[datetime]:
     return [start, *cronlib.next_fires(cron, zone, start, count - 1)]
 
 
+def schedule_fire_note(schedule: Schedule, run: datetime) -> str:
+    """What a clock change does to this run of the schedule (cron.fire_note): "" for most runs,
+    and for an expression or zone that no longer parses."""
+    try:
+        return cronlib.fire_note(cronlib.cron_stored(schedule.cron), cronlib.zone_get(schedule.time_zone), run)
+    except ValidationError:
+        return ""
+
+
 def executions_list(*, schedule: Schedule, status: str = "", before: str | None = None,
                     limit: int = 50) -> tuple[list[Execution], str | None]:
     """Newest first, keyset-paginated: `before` is the cursor the previous page gave, where it
@@ -198,7 +207,8 @@ def executions_list(*, schedule: Schedule, status: str = "", before: str | None 
 
 
 def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, object]:
-    """What a form shows as you type: the description and next runs, or ValidationError per field."""
+    """What a form shows as you type: the description and next runs (with what a clock change does
+    to each: cron.fire_note), or ValidationError per field."""
     errors = FieldErrors()
     parsed = zone = None
     with errors.collect():
@@ -208,7 +218,8 @@ def preview(*, cron: object, time_zone: object, count: int = 5) -> dict[str, obj
     errors.raise_any()
     assert parsed is not None and zone is not None
     runs = cronlib.next_fires(parsed, zone, timezone.now(), count)
-    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone, "cron": parsed}
+    return {"description": cronlib.cron_describe(parsed), "next_runs": runs, "zone": zone, "cron": parsed,
+            "notes": [cronlib.fire_note(parsed, zone, run) for run in runs]}
 
 
 # How far ahead a schedule's cost is projected: the span of the monthly limit it is set against.

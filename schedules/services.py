@@ -241,15 +241,17 @@ def _unfinished_run(schedule: Schedule) -> Execution | None:
     )
 
 
-def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = "") -> Execution | None:
+def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = "", missed: str = "") -> Execution | None:
     """Record the execution of one slot and submit its job; None if another ticker fired the slot.
+    `missed` says which slots no ticker ran at (_missed_reason): the reason of this run, or of its
+    skip when the misfire policy skips them.
 
     The unique (schedule, fire_time) key is the final guard between tickers: job and execution are
     written in one savepoint, and an IntegrityError on the execution ("already fired") rolls both back.
     """
     now = timezone.now()
     execution = Execution(schedule=schedule, team_id=schedule.team_id, fire_time=fire_time, trigger=trigger,
-                          created_at=now)
+                          created_at=now, reason=missed)
     blocker = _unfinished_run(schedule) if trigger == Execution.Trigger.CRON and \
         schedule.overlap_policy == Schedule.Overlap.SKIP else None
     if blocker is not None:
@@ -258,9 +260,13 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
         still = blocker.job.get_status_display().lower()  # type: ignore[union-attr]
         execution.reason = f"Skipped: the run of {blocker.job.public_id} is still {still}."  # type: ignore[union-attr]
         execution.finished_at = now
+    elif missed and schedule.misfire_policy == Schedule.Misfire.SKIP:
+        execution.outcome = Execution.Status.SKIPPED
+        execution.finished_at = now
+    skipped = execution.outcome == Execution.Status.SKIPPED
     try:
         with transaction.atomic():
-            if blocker is None:
+            if not skipped:
                 try:
                     with transaction.atomic():
                         execution.job = job_submit(
@@ -280,7 +286,7 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
         if Execution.objects.filter(schedule=schedule, fire_time=fire_time, trigger=trigger).exists():
             return None
         raise
-    if blocker is None:
+    if not skipped:
         schedule.last_run_at = fire_time
         if trigger == Execution.Trigger.MANUAL:
             Schedule.objects.filter(pk=schedule.pk).update(last_run_at=schedule.last_run_at)
@@ -288,7 +294,7 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
         execution_event(execution, "failed")
         _alert_over_budget_once(schedule, execution)
     else:
-        execution_event(execution, "fired" if blocker is None else "skipped")
+        execution_event(execution, "skipped" if skipped else "fired")
     return execution
 
 
@@ -459,10 +465,49 @@ def _slots_to_fire(schedule: Schedule, now: datetime) -> list[datetime]:
     return due
 
 
+def _is_late(schedule: Schedule, now: datetime) -> bool:
+    """Whether the schedule's next slot went by with no ticker to fire it (downtime)."""
+    return schedule.next_run_at is not None and now - schedule.next_run_at > cronlib.MISFIRE_GRACE
+
+
+def _missed(schedule: Schedule, now: datetime) -> tuple[datetime, datetime] | None:
+    """The first and the last of the slots no ticker ran at (more than MISFIRE_GRACE ago), if any."""
+    first = schedule.next_run_at
+    if first is None or not _is_late(schedule, now):
+        return None
+    cron, zone = cronlib.cron_parse(schedule.cron), cronlib.zone_get(schedule.time_zone)
+    last = cronlib.slots_between(cron, zone, first=first, until=now - cronlib.MISFIRE_GRACE, keep=1)
+    return (first, last[-1]) if last else None  # none: next_run_at was set to no slot of the expression
+
+
+def _missed_reason(schedule: Schedule, missed: tuple[datetime, datetime], *, fired: int) -> str:
+    """Which slots no ticker ran at, and what the misfire policy does about them, in words: the
+    history says why a run is late, or why none ran for hours."""
+    zone = cronlib.zone_get(schedule.time_zone)
+    first, last = (slot.astimezone(zone) for slot in missed)
+    until = last.strftime("%H:%M %Z" if last.date() == first.date() else "%Y-%m-%d %H:%M %Z")
+    what = {
+        Schedule.Misfire.SKIP: "skips the runs missed",
+        Schedule.Misfire.ONCE: "runs once for them all: this run",
+        Schedule.Misfire.ALL: f"runs each of them, the latest {settings.PULSE_SCHEDULE_MISFIRE_CAP} at most: this run"
+                              + (f" and the {fired - 1} after it" if fired > 1 else ""),
+    }[Schedule.Misfire(schedule.misfire_policy)]
+    return f"No ticker ran at its slots from {first:%Y-%m-%d %H:%M %Z} to {until}: after downtime this schedule {what}."
+
+
 def schedule_fire_due(*, schedule: Schedule, now: datetime, result: TickResult) -> None:
-    """Fire what is due of one (locked) schedule and move next_run_at to the first slot after now."""
-    for slot in _slots_to_fire(schedule, now):
-        execution = _fire(schedule, fire_time=slot, trigger=Execution.Trigger.CRON)
+    """Fire what is due of one (locked) schedule and move next_run_at to the first slot after now.
+    After downtime the first run fired says which slots were missed; under the skip policy a
+    skipped run at the last one missed says it."""
+    slots = _slots_to_fire(schedule, now)
+    missed = _missed(schedule, now)
+    fires = [(slot, "") for slot in slots]
+    if missed and schedule.misfire_policy == Schedule.Misfire.SKIP:
+        fires.insert(0, (missed[1], _missed_reason(schedule, missed, fired=0)))
+    elif missed and fires:
+        fires[0] = (fires[0][0], _missed_reason(schedule, missed, fired=len(fires)))
+    for slot, reason in fires:
+        execution = _fire(schedule, fire_time=slot, trigger=Execution.Trigger.CRON, missed=reason)
         if execution is None:
             continue
         if execution.job_id:
@@ -615,8 +660,10 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
     """Fire, together, the schedules with exactly one slot due and no unfinished run blocking it;
     returns the others (and any whose job was refused) for the one-by-one path."""
     slots: dict[tuple[str, str, datetime | None, str], list[datetime]] = {}
+    missed: dict[tuple[str, str, datetime | None, str], str] = {}
     nexts: dict[tuple[str, str], datetime] = {}
     ready: list[tuple[Schedule, datetime, datetime]] = []
+    reasons: dict[int, str] = {}
     rest: list[Schedule] = []
     for schedule in schedules:
         # Thousands of schedules share a few cron expressions: evaluate each once per batch.
@@ -624,14 +671,19 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
         try:
             if key not in slots:
                 slots[key] = _slots_to_fire(schedule, now)
+                late = _missed(schedule, now)
+                missed[key] = _missed_reason(schedule, late, fired=len(slots[key])) if late else ""
             if (schedule.cron, schedule.time_zone) not in nexts:
                 nexts[(schedule.cron, schedule.time_zone)] = _next_slot(schedule, now)
         except Exception:
             rest.append(schedule)  # the one-by-one path marks it broken with the reason
             continue
         due = slots[key]
-        if len(due) == 1:
+        # One slot due, on time or the run after downtime that says what was missed; the skip
+        # policy's record of the slots missed is written one by one.
+        if len(due) == 1 and (not missed[key] or schedule.misfire_policy != Schedule.Misfire.SKIP):
             ready.append((schedule, due[0], nexts[(schedule.cron, schedule.time_zone)]))
+            reasons[schedule.pk] = missed[key]
         else:
             rest.append(schedule)
     blocked = _blocked([s.pk for s, _, _ in ready if s.overlap_policy == Schedule.Overlap.SKIP])
@@ -641,7 +693,7 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
         return rest
     try:
         with transaction.atomic():
-            refused = _fire_together(ready, now)
+            refused = _fire_together(ready, now, reasons=reasons)
     except IntegrityError:
         # Another ticker fired one of these slots (the unique key): sort it out one by one.
         return rest + [s for s, _, _ in ready]
@@ -649,7 +701,11 @@ def _fire_batch(schedules: list[Schedule], now: datetime, result: TickResult) ->
     return rest + refused
 
 
-def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: datetime) -> list[Schedule]:
+def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: datetime, *,
+                   reasons: Mapping[int, str] | None = None) -> list[Schedule]:
+    """Submit the run of each (schedule, slot, its next slot) and record its execution (with the
+    schedule's reason in `reasons`: the slots missed after downtime), all in one go; returns the
+    schedules whose job was refused."""
     from pulse_site.live.models import Event
 
     submitted = job_submit_many(items=[
@@ -670,7 +726,8 @@ def _fire_together(ready: list[tuple[Schedule, datetime, datetime]], now: dateti
             refused.append(schedule)
             continue
         executions.append(Execution(schedule=schedule, team_id=schedule.team_id, fire_time=slot,
-                                    trigger=Execution.Trigger.CRON, job=job, created_at=now))
+                                    trigger=Execution.Trigger.CRON, job=job, created_at=now,
+                                    reason=(reasons or {}).get(schedule.pk, "")))
         moves.setdefault((slot, following), []).append(schedule.pk)
     Execution.objects.bulk_create(executions)
     Event.objects.bulk_create([

@@ -176,7 +176,8 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
                                      estimate_override=override)
     return JsonResponse({
         "description": result["description"],
-        "next_runs": [run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for run in runs],
+        "next_runs": [": ".join(filter(None, (run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z"), note)))
+                      for run, note in zip(runs, result["notes"], strict=True)],  # type: ignore[call-overload]
         "projection": f"Next {selectors.PROJECTION_DAYS} days: {projected.text}",
         "over": projected.over_text,
     })

@@ -334,3 +334,14 @@ def test_a_change_that_changes_nothing_writes_nothing_and_a_change_names_its_fie
     # What each was: the activity line says "cron “@hourly” → “0 * * * *”", not only "cron changed".
     assert changed.payload["before"] == {"name": made["name"], "cron": "@hourly"}
     assert (changed.payload["name"], changed.payload["cron"]) == ("Hourly too", "0 * * * *")
+
+
+def test_the_run_after_downtime_says_in_the_api_which_slots_no_ticker_ran_at(acme_api, time_machine):
+    time_machine.move_to(T0, tick=False)
+    schedule_id = create(acme_api, cron="*/15 * * * *", time_zone="UTC").json()["id"]
+    time_machine.move_to(datetime(2026, 6, 1, 11, 7, tzinfo=UTC), tick=False)  # 10:15 … 11:00 were missed
+    schedules_tick()
+    [run] = acme_api.get(f"/api/v1/schedules/{schedule_id}/executions/").json()["results"]
+    assert (run["fire_time"], run["status"], run["reason"]) == (
+        "2026-06-01T11:00:00+00:00", "queued", "No ticker ran at its slots from 2026-06-01 10:15 UTC to 11:00 UTC: "
+                                               "after downtime this schedule runs once for them all: this run.")

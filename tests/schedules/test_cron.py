@@ -65,6 +65,76 @@ def test_a_refused_expression_names_each_wrong_field_and_what_it_takes(expressio
     assert caught.value.fields == {"cron": [f"Not a valid cron expression: {reason}"]}
 
 
+@pytest.mark.parametrize(("expression", "reason"), [
+    ("R R * * *", "minute 'R': random (R) and hashed (H) values are not supported: a run would come at a "
+                  "new random time each time it is worked out, not at the one shown; write the minute you want; "
+                  "hour 'R': random (R) and hashed (H) values are not supported: a run would come at a new random "
+                  "time each time it is worked out, not at the one shown; write the hour you want."),
+    ("R(0-5) 3 * * *", "minute 'R(0-5)': random (R) and hashed (H) values are not supported: a run would come at a "
+                       "new random time each time it is worked out, not at the one shown; write the minute you want."),
+    ("0 3 * * r", "day of week 'r': random (R) and hashed (H) values are not supported: a run would come at a new "
+                  "random time each time it is worked out, not at the one shown; write the day of week you want."),
+    ("H/15 * * * *", "minute 'H/15': random (R) and hashed (H) values are not supported: a run would come at a new "
+                     "random time each time it is worked out, not at the one shown; write the minute you want."),
+])
+def test_random_and_hashed_values_are_refused_naming_the_field(expression, reason):
+    # croniter draws an R anew for every evaluation: the preview showed one time, the tick fired at
+    # others ("R(0-5) 0 * * *" ran twice on some days and not at all on others).
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert caught.value.fields == {"cron": [f"Not a valid cron expression: {reason}"]}
+
+
+SINGLE_DAY = ("{}: '{}' picks the days on its own; the {} must then be * or ? (with both, the runs would not be "
+              "the ones described).")
+
+
+@pytest.mark.parametrize(("expression", "reason"), [
+    ("0 0 15 * 5#3", SINGLE_DAY.format("day of week", "5#3", "day of month")),
+    ("0 0 1 * L5", SINGLE_DAY.format("day of week", "L5", "day of month")),
+    ("0 0 L * L5", SINGLE_DAY.format("day of week", "L5", "day of month")),
+    ("0 0 15W * 5", SINGLE_DAY.format("day of month", "15W", "day of week")),
+    ("0 0 15W * 5#2", SINGLE_DAY.format("day of month", "15W", "day of week")),
+])
+def test_a_single_day_form_with_the_other_day_field_set_is_refused_with_why(expression, reason):
+    # croniter neither ORs nor ANDs these: '0 0 15 * 5#3' ran on every third Friday (not the 15th),
+    # '0 0 15W * 5' never on a Friday, '0 0 15W * 5#2' on dates out of order, '0 0 1 * L5' not at all,
+    # while the description promised "on day 15 of the month, on the third Friday" and the like.
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert caught.value.fields == {"cron": [f"Not a valid cron expression: {reason}"]}
+
+
+@pytest.mark.parametrize(("expression", "reason"), [
+    ("0 0 * * 5L", "day of week '5L' is not a form Pulse reads (a number from 0 to 7 or a name sun–sat, a range "
+                   "a-b, a list a,b, a step */n, n#k for the k-th weekday n of the month, Ln for its last weekday n, "
+                   "or ?)."),
+    ("0 0 LW * *", "day of month 'LW' is not a form Pulse reads (a number from 1 to 31, a range a-b, a list a,b, a "
+                   "step */n, L for the last day of the month, nW for the weekday nearest day n, or ?)."),
+    ("0 0 * * 1#6", "day of week '1#6' is not a form Pulse reads (a number from 0 to 7 or a name sun–sat, a range "
+                    "a-b, a list a,b, a step */n, n#k for the k-th weekday n of the month, Ln for its last weekday "
+                    "n, or ?)."),
+    ("? 0 * * *", "minute '?' is not a form Pulse reads (a number from 0 to 59, a range a-b, a list a,b or a step */n)."),
+])
+def test_an_extension_croniter_refuses_is_refused_naming_its_field_and_the_forms_it_takes(expression, reason):
+    with pytest.raises(ValidationError) as caught:
+        cron_parse(expression)
+    assert caught.value.fields == {"cron": [f"Not a valid cron expression: {reason}"]}
+
+
+@pytest.mark.parametrize(("expression", "runs"), [
+    # Day of month and day of week both set: either one will do (classic cron's OR), as described.
+    ("0 0 1 * 1", ["Mon 01-05", "Mon 01-12", "Mon 01-19", "Mon 01-26", "Sun 02-01"]),
+    ("0 0 L * 5", ["Fri 01-02", "Fri 01-09", "Fri 01-16", "Fri 01-23", "Fri 01-30", "Sat 01-31"]),
+    ("0 0 ? * 5#3", ["Fri 01-16", "Fri 02-20", "Fri 03-20"]),
+    ("0 0 * * L5", ["Fri 01-30", "Fri 02-27", "Fri 03-27"]),
+    ("0 0 15W * ?", ["Thu 01-15", "Mon 02-16", "Mon 03-16"]),
+])
+def test_the_day_forms_that_are_taken_run_as_their_description_says(expression, runs):
+    fired = next_fires(cron_parse(expression), zone_get("UTC"), datetime(2026, 1, 1, 0, 0, tzinfo=UTC), len(runs))
+    assert [run.strftime("%a %m-%d") for run in fired] == runs
+
+
 @pytest.mark.parametrize("expression", ["0 0 * * mon-fri", "0 0 * jan-dec/2 *", "0 0 L * *", "0 0 * * 5#3", "0 0 * * 7",
                                         "0 0 * * SUN", "0 0 1-31/2 * *"])
 def test_names_ranges_steps_and_crons_extensions_are_still_accepted(expression):
@@ -192,3 +262,14 @@ def test_fires_from_any_instant_in_a_minute_are_those_after_it(zone_name):
     assert next_fires(cron, zone, slot - timedelta(seconds=59), 2) == [slot, slot + timedelta(minutes=5)]
     assert next_fires(cron, zone, slot, 1) == [slot + timedelta(minutes=5)]
     assert next_fires(cron, zone, slot + timedelta(seconds=59, microseconds=999_999), 1) == [slot + timedelta(minutes=5)]
+
+
+def test_fires_asked_from_the_second_pass_of_a_repeated_hour_are_those_after_it():
+    # The cache of next_fires was keyed by the local time, and two local times of one zone that
+    # differ only by their pass (fold) are equal keys: asked from 01:31 EST, it answered what it
+    # had worked out for 01:31 EDT, an hour before (runs already past on the pages and the preview).
+    cron, zone = cron_parse("*/30 * * * *"), zone_get("America/New_York")
+    first_pass = next_fires(cron, zone, datetime(2026, 11, 1, 5, 31, tzinfo=UTC), 2)
+    second_pass = next_fires(cron, zone, datetime(2026, 11, 1, 6, 31, tzinfo=UTC), 2)
+    assert local(first_pass, "America/New_York") == ["11-01 01:00-0500", "11-01 01:30-0500"]
+    assert local(second_pass, "America/New_York") == ["11-01 02:00-0500", "11-01 02:30-0500"]

@@ -410,25 +410,28 @@ def test_a_staged_run_not_handed_over_by_the_end_of_its_grace_is_not_handed_over
     assert _runs_ready(BACK) == []
 
 
-@pytest.mark.parametrize(("misfire", "overlap", "runs"), [
-    ("once", "allow", [5]),
-    ("once", "skip", [5]),  # not skipped because the missed 10:01 run is "still queued"
-    ("skip", "allow", [5]),
-    ("skip", "skip", [5]),
-    ("all", "allow", [1, 2, 3, 4, 5]),
+@pytest.mark.parametrize(("misfire", "overlap", "runs", "skipped"), [
+    ("once", "allow", [5], []),
+    ("once", "skip", [5], []),  # not skipped because the missed 10:01 run is "still queued"
+    # The skip policy runs none of the missed slots and says so in a skipped run of the last one.
+    ("skip", "allow", [5], [4]),
+    ("skip", "skip", [5], [4]),
+    ("all", "allow", [1, 2, 3, 4, 5], []),
 ])
 def test_a_staged_run_whose_slot_was_missed_is_decided_by_the_misfire_policy(staged, time_machine, misfire,
-                                                                             overlap, runs):
+                                                                             overlap, runs, skipped):
     schedule = staged(misfire_policy=misfire, overlap_policy=overlap)
     [missed] = _slot_runs(schedule)
     time_machine.move_to(BACK, tick=False)
     result = schedules_tick()
     assert _runs_ready(BACK) == runs
-    assert (result.fired, result.skipped) == (len(runs), 0)
+    assert (result.fired, result.skipped) == (len(runs), len(skipped))
     missed.job.refresh_from_db()
     assert missed.job.status == "cancelled"
     fired = Execution.objects.filter(schedule=schedule, fire_time__lte=BACK).order_by("fire_time")
-    assert [e.fire_time.minute for e in fired] == runs
+    assert [e.fire_time.minute for e in fired if e.job_id] == runs
+    assert [e.fire_time.minute for e in fired if e.outcome == "skipped"] == skipped
+    assert fired[0].reason.startswith("No ticker ran at its slots from 2026-06-01 10:01 UTC to 10:04 UTC: ")
     assert schedule_next_runs(Schedule.objects.get(pk=schedule.pk), count=1) == [datetime(2026, 6, 1, 10, 6, tzinfo=UTC)]
 
 
