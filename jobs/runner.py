@@ -533,17 +533,25 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
-        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=json_safe(exc.details) or {},
+        outcome = Outcome(ok=False, code=exc.code, message=_words(exc.message), details=json_safe(exc.details) or {},
                           retryable=exc.retryable, traceback=traceback.format_exc())
     except DatabaseError as exc:
         # The database went away under the handler: not the handler's fault, so it retries.
         outage = is_database_outage(exc)
         outcome = Outcome(ok=False, code=ErrorCode.DATABASE_ERROR if outage else ErrorCode.UNKNOWN,
-                          message=f"{type(exc).__name__}: {exc}", retryable=True if outage else None,
+                          message=_exception_text(exc), retryable=True if outage else None,
                           traceback=traceback.format_exc())
     except Exception as exc:
-        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=f"{type(exc).__name__}: {exc}",
+        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=_exception_text(exc),
                           traceback=traceback.format_exc())
+    except BaseException as exc:
+        # SystemExit, KeyboardInterrupt, … raised by the handler itself (Pulse's own stops are
+        # caught above; the SIGALRM django-q2 would kill with is hard_timeout's meanwhile): let
+        # through, django-q2 let them end the worker process, and the job stayed running until
+        # its lease ran out, then ran again as `worker_lost`.
+        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, traceback=traceback.format_exc(),
+                          message=f"{_exception_text(exc)} (raised by the handler: it ends the attempt, not the "
+                                  "worker; raise JobError to fail the job)")
     finally:
         # The handler's time, not the heartbeat's stop (a thread join: milliseconds on a loaded
         # machine, which would make every short handler look slow to `_batch_limit`).
@@ -554,12 +562,33 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     outcome.cost_micros = context.reported_cost_micros
     # The handler's words go to text columns, which refuse NUL on PostgreSQL: a settle that
     # failed on one left the job running.
-    outcome.message, outcome.traceback = text_safe(outcome.message), text_safe(outcome.traceback)
+    outcome.message = text_safe(outcome.message)[:ERROR_MESSAGE_LIMIT]
+    outcome.traceback = text_safe(outcome.traceback)[-ERROR_TRACEBACK_LIMIT:]
     try:
         context.flush_progress()
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
     return outcome
+
+
+# What of a handler's error is kept: the message (on the job, its attempt and the settle's log
+# line, sent to every browser of the team) and the end of the traceback.
+ERROR_MESSAGE_LIMIT = 10_000
+ERROR_TRACEBACK_LIMIT = 50_000
+
+
+def _exception_text(exc: BaseException) -> str:
+    """`Type: message` of what the handler raised."""
+    return f"{type(exc).__name__}: {_words(exc)}"
+
+
+def _words(value: object) -> str:
+    """str(value), or what to say when that raises too: a settle failing on it left the job
+    running until its lease ran out (the traceback still shows where it was raised)."""
+    try:
+        return str(value)
+    except Exception as failed:
+        return f"(its str() raised {type(failed).__name__}; see the traceback)"
 
 
 # --- settle ------------------------------------------------------------------------------------
@@ -610,8 +639,8 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
     Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(**changes)
     Attempt.objects.filter(job=job, number=attempt).update(
         finished_at=now, outcome=attempt_outcome or attempt_state, error_code=outcome.code,
-        error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
-        lease_expires_at=None,
+        error_message=outcome.message[:ERROR_MESSAGE_LIMIT], traceback=outcome.traceback[-ERROR_TRACEBACK_LIMIT:],
+        cost=cost, lease_expires_at=None,
     )
     # Locked since the SELECT above: what we read plus these changes is the row (no refresh).
     for name, value in changes.items():
@@ -634,7 +663,7 @@ def _settle_changes(job: Job, attempt: int, outcome: Outcome, now: Any) -> tuple
     flags = FLAGS.get(outcome.code)
     if not outcome.ok:
         changes.update(
-            error_code=outcome.code, error_message=outcome.message[:10_000], error_details=outcome.details,
+            error_code=outcome.code, error_message=outcome.message[:ERROR_MESSAGE_LIMIT], error_details=outcome.details,
             error_retryable=outcome.retryable if outcome.retryable is not None else (flags.retryable if flags else False),
             error_recoverable=flags.recoverable if flags else True,
         )
@@ -969,8 +998,8 @@ def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str,
         group = jobs_by_change.setdefault(repr(sorted(changes.items())), (changes, []))
         group[1].append((job.pk, started_at if first_start else None))
         values = dict(finished_at=now, outcome=attempt_state, error_code=outcome.code,
-                      error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
-                      lease_expires_at=None)
+                      error_message=outcome.message[:ERROR_MESSAGE_LIMIT],
+                      traceback=outcome.traceback[-ERROR_TRACEBACK_LIMIT:], cost=cost, lease_expires_at=None)
         attempts_by_change.setdefault(repr(sorted(values.items())), (values, []))[1].append(
             (job.pk, attempt, started_at))
         for name, value in changes.items():

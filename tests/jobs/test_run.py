@@ -590,3 +590,59 @@ def test_a_worker_without_the_handler_leaves_the_job_to_one_that_has_it_then_fai
     second.refresh_from_db()
     assert (second.status, second.error_code) == (Status.FAILED, "validation_error")
     assert worker_name() in second.error_message and "PULSE_HANDLER_MODULES" in second.error_message
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no words for this")
+
+
+def test_an_exception_whose_str_raises_fails_the_job_instead_of_leaving_it_running(submit, temp_handler):
+    """Writing the message called str() on the exception outside any guard: run_job raised, the
+    job stayed running until its lease ran out and then read `worker_lost`, run again."""
+    @temp_handler("test.unprintable", max_attempts=1)
+    def unprintable(ctx):
+        raise _Unprintable()
+
+    job = submit("test.unprintable")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "unknown")
+    assert job.error_message == "_Unprintable: (its str() raised RuntimeError; see the traceback)"
+    assert "raise _Unprintable()" in Attempt.objects.get(job=job).traceback
+
+
+@pytest.mark.parametrize(("raised", "message"), [
+    (SystemExit(3), "SystemExit: 3"),
+    (KeyboardInterrupt(), "KeyboardInterrupt: "),
+])
+def test_a_handler_raising_system_exit_or_keyboard_interrupt_fails_its_attempt_not_its_worker(
+        submit, temp_handler, raised, message):
+    """They went past `except Exception` to django-q2, which let them end the worker process: the
+    job stayed running until its lease ran out, read `worker_lost` and ran again."""
+    @temp_handler("test.exits", max_attempts=1)
+    def exits(ctx):
+        raise raised
+
+    job = submit("test.exits")
+    run_job(job.public_id)  # returns: the worker carries on
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "unknown")
+    assert job.error_message == (f"{message} (raised by the handler: it ends the attempt, not the worker; "
+                                 "raise JobError to fail the job)")
+    assert Attempt.objects.get(job=job).outcome == Attempt.Outcome.FAILED
+
+
+def test_an_enormous_error_message_is_cut_everywhere_it_is_written(submit, temp_handler):
+    """The job's and attempt's copies were cut at 10,000 characters, but the settle's log line
+    (shown on the job's page and sent to every browser as an event) carried all 5 MB."""
+    @temp_handler("test.verbose", max_attempts=1)
+    def verbose(ctx):
+        raise ValueError("x" * 5_000_000)
+
+    job = submit("test.verbose")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and len(job.error_message) == 10_000
+    line = TaskLog.objects.filter(job=job, level="error").get()
+    assert line.message.startswith("Failed after ") and len(line.message) < 10_200
