@@ -138,7 +138,10 @@ class Handler:
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+        # A daemon's attempt counts every restart: 2.0 ** 1024 is no float (OverflowError in the
+        # settle). Past 2 ** 64 the ceiling is the cap for any base of a millisecond or more.
+        doublings = min(max(0, attempt - 1), 64)
+        ceiling = min(self.backoff_cap, self.backoff_base * 2.0 ** doublings)
         return random.uniform(ceiling / 2, ceiling)
 
     def payload_fields(self, *, nested: bool = False) -> list[PayloadField]:
