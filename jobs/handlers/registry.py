@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import json
 import random
 import re
@@ -277,13 +278,16 @@ def handler(
     `internal`: only Pulse's own code submits it (jobs.services.job_submit(internal=True)); a team
     naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
     and it is not listed."""
-    schema = schema or {"type": "object"}
+    schema = {"type": "object"} if schema is None else schema
     _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
                       max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
-                      exclusive=exclusive)
+                      exclusive=exclusive, description=description, version=version)
+    if callable(cost):
+        _check_callable(name, "the cost estimator", cost, takes="the payload")
     fixed_cost = cost if callable(cost) else _fixed_cost(name, cost)
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
+        _check_callable(name, "the handler function", func, takes="the job's context (ctx)")
         _refuse_a_second_function(name, func)
         _registry[name] = Handler(
             name=name,
@@ -308,15 +312,33 @@ def handler(
     return register
 
 
-def _check_definition(name: object, *, title: object, schema: dict[str, Any], retry_on: Iterable[str] | None,
+# A handler's name is a URL part (/handlers/<name>/), a word of the jobs search and a column of
+# 100 characters: a slash, a space, an "=" or a line break in it broke one of those.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+MAX_ATTEMPTS = 100
+# Retries further apart than a day are a schedule's work, not a retry policy's.
+MAX_BACKOFF_SECONDS = 86_400.0
+MIN_BACKOFF_SECONDS = 0.001
+
+
+def _check_definition(name: object, *, title: object, schema: object, retry_on: object,
                       timeout: object, max_attempts: object, backoff_base: object, backoff_cap: object,
-                      exclusive: object) -> None:
+                      exclusive: object, description: object, version: object) -> None:
     """Refuse a definition mistake when the handler's module is imported (at start-up), naming
     the handler and the field, rather than at its first job."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"handler {name!r}: the name must be a non-empty string")
+    if not NAME_RE.fullmatch(name):
+        raise ValueError(f"handler {name!r}: the name may hold letters, digits, '.', '_' and '-', start with a "
+                         "letter or digit and be at most 100 characters (e.g. 'reports.build')")
     if not isinstance(title, str) or not title.strip():
         raise ValueError(f"handler {name}: title is required")
+    for field_name, text in (("description", description), ("version", version)):
+        if not isinstance(text, str):
+            raise ValueError(f"handler {name}: {field_name} must be a string (got {text!r})")
+    if not isinstance(schema, dict):
+        raise ValueError(f"handler {name}: the payload schema must be a dict, a JSON Schema of an object "
+                         f"(got {schema!r})")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -333,19 +355,46 @@ def _check_definition(name: object, *, title: object, schema: dict[str, Any], re
             raise ValueError(f"handler {name}: the default of payload.{path} does not fit it: {wrong.message}")
     if isinstance(retry_on, str):
         raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
+    if retry_on is not None and not isinstance(retry_on, (list, tuple, set, frozenset)):
+        raise ValueError(f"handler {name}: retry_on must be a list of error codes (got {retry_on!r})")
     unknown = set(retry_on or ()) - set(FLAGS)
     if unknown:
-        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
+        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown, key=repr)}")
     if not _whole(timeout) or not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:  # type: ignore[operator]
         raise ValueError(f"handler {name}: timeout must be a whole number of seconds, "
                          f"1..{settings.PULSE_MAX_JOB_TIMEOUT} (got {timeout!r})")
-    if not _whole(max_attempts) or max_attempts < 1:  # type: ignore[operator]
-        raise ValueError(f"handler {name}: max_attempts must be a whole number, at least 1 (got {max_attempts!r})")
+    if not _whole(max_attempts) or not 1 <= max_attempts <= MAX_ATTEMPTS:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: max_attempts must be a whole number, 1..{MAX_ATTEMPTS} "
+                         f"(got {max_attempts!r})")
     for field_name, seconds in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
-            raise ValueError(f"handler {name}: {field_name} must be a number of seconds above 0 (got {seconds!r})")
+        if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                or not MIN_BACKOFF_SECONDS <= seconds <= MAX_BACKOFF_SECONDS):
+            raise ValueError(f"handler {name}: {field_name} must be a number of seconds, {MIN_BACKOFF_SECONDS:g}.."
+                             f"{MAX_BACKOFF_SECONDS:g} (a day) (got {seconds!r})")
+    if backoff_cap < backoff_base:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: backoff_cap ({backoff_cap!r}) is below backoff_base ({backoff_base!r}): "
+                         "the cap is the longest wait between two attempts")
     if exclusive not in (None, "hold", "refuse"):
         raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
+
+
+def _check_callable(name: str, what: str, func: object, *, takes: str) -> None:
+    """A handler function or estimator Pulse can call: with one argument, and not `async def`
+    (a coroutine function returns at once without running: its job completed having done nothing)."""
+    if not callable(func):
+        raise ValueError(f"handler {name}: {what} must be a function (got {func!r})")
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise ValueError(f"handler {name}: {what} {_dotted(func)} is async: Pulse calls it in a worker, not in "
+                         "an event loop; write a plain def (run a coroutine inside it with asyncio.run)")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to read
+    try:
+        signature.bind(object())
+    except TypeError:
+        raise ValueError(f"handler {name}: {what} {_dotted(func)}{signature} must take one argument, "
+                         f"{takes}") from None
 
 
 def _whole(value: object) -> bool:
