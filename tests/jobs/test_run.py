@@ -646,3 +646,35 @@ def test_an_enormous_error_message_is_cut_everywhere_it_is_written(submit, temp_
     assert job.status == Status.FAILED and len(job.error_message) == 10_000
     line = TaskLog.objects.filter(job=job, level="error").get()
     assert line.message.startswith("Failed after ") and len(line.message) < 10_200
+
+
+def test_a_lone_surrogate_in_a_log_line_progress_error_or_result_is_written_escaped(submit, temp_handler, settings):
+    """Text decoded with errors="surrogateescape" (a file name, a subprocess's output) holds lone
+    surrogates, which no database's UTF-8 takes: ctx.log raised UnicodeEncodeError and failed
+    the job, and in an error message the settle failed and left the job running."""
+    settings.PULSE_PROGRESS_INTERVAL = 0
+    name = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+
+    @temp_handler("test.surrogates", max_attempts=1)
+    def surrogates(ctx):
+        ctx.log(f"reading {name}", stage=name, task=name, file=name)
+        ctx.progress(1, 2, name)
+        return {"file": name}
+
+    @temp_handler("test.surrogate_error", max_attempts=1)
+    def surrogate_error(ctx):
+        raise FileNotFoundError(name)
+
+    job = submit("test.surrogates")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.progress_message) == (Status.COMPLETED, "report-\\udcff.csv")
+    assert job.result == repr({"file": name})
+    line = TaskLog.objects.get(job=job, message__startswith="reading")
+    assert (line.message, line.stage, line.task) == ("reading report-\\udcff.csv", "report-\\udcff.csv",
+                                                     "report-\\udcff.csv")
+    assert line.metadata == {"file": repr(name)}
+    failed = submit("test.surrogate_error")
+    run_job(failed.public_id)
+    failed.refresh_from_db()
+    assert (failed.status, failed.error_message) == (Status.FAILED, "FileNotFoundError: report-\\udcff.csv")
