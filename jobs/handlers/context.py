@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -54,7 +55,13 @@ class JobContext:
     # --- reporting --------------------------------------------------------------------------
 
     def progress(self, current: int, total: int | None = None, message: str = "") -> None:
-        self._pending_progress = (int(current), None if total is None else int(total), text_safe(str(message))[:500])
+        """`current` of `total` (whole numbers, 0 ≤ current ≤ total; a fraction is cut to its whole
+        part). A value out of range or no number is the handler's mistake: ValueError naming it."""
+        whole = _progress_number("current", current)
+        most = None if total is None else _progress_number("total", total)
+        if most is not None and whole > most:
+            raise ValueError(f"ctx.progress: current ({whole}) is past total ({most})")
+        self._pending_progress = (whole, most, text_safe(str(message))[:500])
         if time.monotonic() - self._last_progress_write >= self._interval:
             self.flush_progress()
 
@@ -169,3 +176,20 @@ class JobContext:
 
     def mark_cancelled(self) -> None:
         self._cancel.set()
+
+
+# The jobs' progress columns are 64-bit.
+MAX_PROGRESS = 2**63 - 1
+
+
+def _progress_number(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"ctx.progress: {name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"ctx.progress: {name} must be a finite number, not {value!r}")
+    whole = int(value)
+    if whole < 0:
+        raise ValueError(f"ctx.progress: {name} must be 0 or more, not {value!r}")
+    if whole > MAX_PROGRESS:
+        raise ValueError(f"ctx.progress: {name} must be at most {MAX_PROGRESS}, not {value!r}")
+    return whole

@@ -678,3 +678,46 @@ def test_a_lone_surrogate_in_a_log_line_progress_error_or_result_is_written_esca
     run_job(failed.public_id)
     failed.refresh_from_db()
     assert (failed.status, failed.error_message) == (Status.FAILED, "FileNotFoundError: report-\\udcff.csv")
+
+
+@pytest.mark.parametrize(("current", "total", "reason"), [
+    ("3", 10, "ctx.progress: current must be a number, not '3'"),
+    (None, None, "ctx.progress: current must be a number, not None"),
+    (float("nan"), 10, "ctx.progress: current must be a finite number, not nan"),
+    (1, float("inf"), "ctx.progress: total must be a finite number, not inf"),
+    (-5, 10, "ctx.progress: current must be 0 or more, not -5"),
+    (1, -4, "ctx.progress: total must be 0 or more, not -4"),
+    (50, 10, "ctx.progress: current (50) is past total (10)"),
+    (10**30, None, "ctx.progress: current must be at most 9223372036854775807, not 1000000000000000000000000000000"),
+])
+def test_progress_out_of_range_or_not_a_number_fails_the_job_saying_which_value(submit, temp_handler, current, total,
+                                                                                 reason):
+    """A string or None read as int() ('invalid literal for int() with base 10'), NaN and infinity as
+    'cannot convert float NaN to integer', a number past the column as a database error; a negative
+    or one past its total was written and drawn."""
+    @temp_handler("test.bad_progress", max_attempts=1)
+    def bad_progress(ctx):
+        ctx.progress(current, total, "step")
+        return "done"
+
+    job = submit("test.bad_progress")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message) == (Status.FAILED, "unknown", f"ValueError: {reason}")
+    assert (job.progress_current, job.progress_total) == (0, None)
+
+
+def test_progress_takes_whole_numbers_of_any_numeric_type(submit, temp_handler, settings):
+    from decimal import Decimal
+
+    settings.PULSE_PROGRESS_INTERVAL = 0
+
+    @temp_handler("test.numeric_progress", max_attempts=1)
+    def numeric_progress(ctx):
+        ctx.progress(2.7, Decimal("10"), "step")
+        return "done"
+
+    job = submit("test.numeric_progress")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.progress_current, job.progress_total) == (Status.COMPLETED, 2, 10)
