@@ -18,6 +18,18 @@ def json_safe(value: Any) -> Any:
     return repr(value) if _has_unwritable(value) else value
 
 
+def result_safe(value: Any, *, limit: int) -> tuple[Any, str]:
+    """A handler's result as the job keeps it (`json_safe`), and "" ; or, past `limit` bytes of
+    JSON, a sentence saying so in its place, and that sentence again (for the job's log)."""
+    kept = json_safe(value)
+    size = len(json.dumps(kept).encode())
+    if size <= limit:
+        return kept, ""
+    note = (f"The result was {size} bytes as JSON: at most {limit} are kept (PULSE_MAX_RESULT_BYTES). "
+            "Return where the output is (a path, a URL) instead.")
+    return note, note
+
+
 def text_safe(text: str) -> str:
     """Text a text column takes: a NUL character (PostgreSQL refuses it) is written as the four
     characters \\x00, and a lone surrogate (no UTF-8 holds it: text decoded with

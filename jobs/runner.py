@@ -45,7 +45,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, find_handler
-from jobs.jsonsafe import json_safe, text_safe
+from jobs.jsonsafe import json_safe, result_safe, text_safe
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
@@ -512,6 +512,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     """Call the handler with its context; never raises. `pending`: the other jobs of its batch
     (primary key, attempt), whose leases its heartbeat renews."""
     context = JobContext(job=job, handler=spec, attempt=job.attempts)
+    too_big = ""
     heartbeat = Heartbeat(job=job, attempt=job.attempts, context=context, pending=pending)
     heartbeat.start()
     started_at = timezone.now()
@@ -521,7 +522,8 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # django-q2 got no timeout either.
         with hard_timeout(job.timeout_seconds, cancel=heartbeat):
             result = spec.func(context)
-        outcome = Outcome(ok=True, result=json_safe(result))
+        kept, too_big = result_safe(result, limit=settings.PULSE_MAX_RESULT_BYTES)
+        outcome = Outcome(ok=True, result=kept)
     except JobCancelled as exc:
         # Settled as cancelled, as a handler that returned on ctx.cancelled(); the attempt says why.
         outcome = Outcome(ok=True, message=str(exc), traceback=traceback.format_exc())
@@ -568,6 +570,8 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         context.flush_progress()
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
+    if outcome.ok and too_big:
+        context.log(too_big, level="warning")
     return outcome
 
 

@@ -721,3 +721,23 @@ def test_progress_takes_whole_numbers_of_any_numeric_type(submit, temp_handler, 
     run_job(job.public_id)
     job.refresh_from_db()
     assert (job.status, job.progress_current, job.progress_total) == (Status.COMPLETED, 2, 10)
+
+
+def test_a_result_past_the_size_limit_is_not_kept_and_the_job_says_so(submit, temp_handler, settings):
+    """A handler returning 50 MB had all of it written to the job's row, sent with its API answer
+    and drawn on its page (PostgreSQL's jsonb refuses past 255 MB: the settle failed then, and the
+    job stayed running)."""
+    settings.PULSE_MAX_RESULT_BYTES = 1024
+
+    @temp_handler("test.big_result")
+    def big_result(ctx):
+        return {"rows": "y" * 2000}
+
+    job = submit("test.big_result")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED
+    assert job.result == ("The result was 2012 bytes as JSON: at most 1024 are kept (PULSE_MAX_RESULT_BYTES). "
+                          "Return where the output is (a path, a URL) instead.")
+    line = TaskLog.objects.filter(job=job, level="warning").get()
+    assert line.message == job.result
