@@ -517,6 +517,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     heartbeat.start()
     started_at = timezone.now()
     started = time.monotonic()
+    worker_pid = os.getpid()
     try:
         # A daemon (timeout 0) runs until cancelled (or its worker stops): no timeout alarm, and
         # django-q2 got no timeout either.
@@ -555,6 +556,11 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
                           message=f"{_exception_text(exc)} (raised by the handler: it ends the attempt, not the "
                                   "worker; raise JobError to fail the job)")
     finally:
+        if os.getpid() != worker_pid:
+            # A child the handler forked came back here (it returned or raised instead of
+            # exiting): it would settle the job too and go on as a second worker on the parent's
+            # database connection.
+            os._exit(os.EX_SOFTWARE)
         # The handler's time, not the heartbeat's stop (a thread join: milliseconds on a loaded
         # machine, which would make every short handler look slow to `_batch_limit`).
         ran = time.monotonic() - started
@@ -572,6 +578,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         log.exception("final progress write of %s failed", job.public_id)
     if outcome.ok and too_big:
         context.log(too_big, level="warning")
+    context.end()
     return outcome
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -51,12 +52,15 @@ class JobContext:
         self._pending_progress: tuple[int, int | None, str] | None = None
         self._last_progress_write = 0.0
         self._interval = settings.PULSE_PROGRESS_INTERVAL
+        self._pid = os.getpid()
+        self._ended = False
 
     # --- reporting --------------------------------------------------------------------------
 
     def progress(self, current: int, total: int | None = None, message: str = "") -> None:
         """`current` of `total` (whole numbers, 0 ≤ current ≤ total; a fraction is cut to its whole
         part). A value out of range or no number is the handler's mistake: ValueError naming it."""
+        self._usable("progress")
         whole = _progress_number("current", current)
         most = None if total is None else _progress_number("total", total)
         if most is not None and whole > most:
@@ -92,6 +96,7 @@ class JobContext:
 
     def log(self, message: str, *, stage: str | None = None, task: str | None = None, level: str = "info",
             **metadata: Any) -> None:
+        self._usable("log")
         if level not in TaskLog.Level.values:
             level = TaskLog.Level.INFO
         text = text_safe(str(message))[:MAX_LOG_MESSAGE]
@@ -133,6 +138,7 @@ class JobContext:
 
     def report_cost(self, amount: Decimal | str | int) -> None:
         """Add to this attempt's actual cost (may be called several times)."""
+        self._usable("report_cost")
         micros = to_micros(parse_money(amount, field="cost", written=False))
         total = (self._cost_micros or 0) + micros
         if total > to_micros(MAX_AMOUNT):
@@ -152,6 +158,8 @@ class JobContext:
         from jobs.error_codes import JobCancelled
         from jobs.services import job_submit
 
+        self._usable("spawn")
+
         with transaction.atomic():
             # Locked as job_cancel locks it: a cancel before this is seen here, and one after it
             # finds the child and cancels it with its parent.
@@ -163,6 +171,20 @@ class JobContext:
             child = job_submit(team=parent.team, handler=handler, payload=payload, source=Job.Source.CHILD,
                                parent=parent, priority=parent.priority if priority is None else priority).job
         return child.public_id
+
+    def end(self) -> None:
+        """The attempt is over (its handler returned or raised): the context takes nothing more."""
+        self._ended = True
+
+    def _usable(self, call: str) -> None:
+        if os.getpid() != self._pid:
+            # A forked child shares the worker's database connection: a query of its own would
+            # interleave with the worker's on one socket.
+            raise RuntimeError(f"ctx.{call} of {self.job_id}: called in a process the handler forked, which shares "
+                               "the worker's database connection; report from the handler's own process")
+        if self._ended:
+            raise RuntimeError(f"ctx.{call} of {self.job_id}: attempt {self.attempt} has ended, so it takes nothing "
+                               "more (a thread or process the handler left running? wait for it before returning)")
 
     # --- cancellation -----------------------------------------------------------------------
 

@@ -741,3 +741,57 @@ def test_a_result_past_the_size_limit_is_not_kept_and_the_job_says_so(submit, te
                           "Return where the output is (a path, a URL) instead.")
     line = TaskLog.objects.filter(job=job, level="warning").get()
     assert line.message == job.result
+
+
+def test_a_thread_left_running_cannot_write_to_the_job_after_its_attempt_ended(submit, temp_handler):
+    """Its lines were written under the finished attempt, after "Completed in …" (and after a
+    retry's next attempt had begun, mixed into it)."""
+    go_on = threading.Event()
+    refused: list[str] = []
+
+    @temp_handler("test.leaves_a_thread")
+    def leaves_a_thread(ctx):
+        def later():
+            go_on.wait(5)
+            for call in (lambda: ctx.log("late"), lambda: ctx.progress(1, 2), lambda: ctx.report_cost("1")):
+                try:
+                    call()
+                except RuntimeError as exc:
+                    refused.append(str(exc))
+
+        threading.Thread(target=later).start()
+        return "returned"
+
+    job = submit("test.leaves_a_thread")
+    run_job(job.public_id)
+    lines = TaskLog.objects.filter(job=job).count()
+    go_on.set()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(5)
+    assert refused == [
+        f"ctx.{call} of {job.public_id}: attempt 1 has ended, so it takes nothing more (a thread or process the "
+        "handler left running? wait for it before returning)" for call in ("log", "progress", "report_cost")]
+    assert TaskLog.objects.filter(job=job).count() == lines
+
+
+def test_a_forked_child_that_returns_into_the_worker_ends_there_and_settles_nothing(submit, temp_handler):
+    """A child of the handler that returned (no os._exit) ran on in the worker's code: it settled
+    the job as well and went on as a second worker on the parent's database connection."""
+    import os
+
+    parent = os.getpid()
+
+    @temp_handler("test.forks")
+    def forks(ctx):
+        return {"child": os.fork() == 0}
+
+    job = submit("test.forks")
+    run_job(job.public_id)
+    if os.getpid() != parent:
+        os._exit(7)  # the child came all the way back here: the defect
+    _, status = os.wait()
+    job.refresh_from_db()
+    assert os.waitstatus_to_exitcode(status) == 70
+    assert (job.status, job.result) == (Status.COMPLETED, {"child": False})
+    assert Attempt.objects.filter(job=job).count() == 1
