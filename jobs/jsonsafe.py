@@ -30,6 +30,20 @@ def result_safe(value: Any, *, limit: int) -> tuple[Any, str]:
     return note, note
 
 
+def exception_text(exc: BaseException) -> str:
+    """`Type: message` of what a handler or its estimator raised."""
+    return f"{type(exc).__name__}: {words(exc)}"
+
+
+def words(value: object) -> str:
+    """str(value), or what to say when that raises too: a settle failing on it left the job
+    running until its lease ran out, a submit answered 500."""
+    try:
+        return str(value)
+    except Exception as failed:
+        return f"(its str() raised {type(failed).__name__})"
+
+
 def text_safe(text: str) -> str:
     """Text a text column takes: a NUL character (PostgreSQL refuses it) is written as the four
     characters \\x00, and a lone surrogate (no UTF-8 holds it: text decoded with

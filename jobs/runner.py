@@ -45,7 +45,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, find_handler
-from jobs.jsonsafe import json_safe, result_safe, text_safe
+from jobs.jsonsafe import exception_text, json_safe, result_safe, text_safe, words
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
@@ -536,16 +536,16 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
-        outcome = Outcome(ok=False, code=exc.code, message=_words(exc.message), details=json_safe(exc.details) or {},
+        outcome = Outcome(ok=False, code=exc.code, message=words(exc.message), details=json_safe(exc.details) or {},
                           retryable=exc.retryable, traceback=traceback.format_exc())
     except DatabaseError as exc:
         # The database went away under the handler: not the handler's fault, so it retries.
         outage = is_database_outage(exc)
         outcome = Outcome(ok=False, code=ErrorCode.DATABASE_ERROR if outage else ErrorCode.UNKNOWN,
-                          message=_exception_text(exc), retryable=True if outage else None,
+                          message=exception_text(exc), retryable=True if outage else None,
                           traceback=traceback.format_exc())
     except Exception as exc:
-        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=_exception_text(exc),
+        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=exception_text(exc),
                           traceback=traceback.format_exc())
     except BaseException as exc:
         # SystemExit, KeyboardInterrupt, … raised by the handler itself (Pulse's own stops are
@@ -553,7 +553,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # through, django-q2 let them end the worker process, and the job stayed running until
         # its lease ran out, then ran again as `worker_lost`.
         outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, traceback=traceback.format_exc(),
-                          message=f"{_exception_text(exc)} (raised by the handler: it ends the attempt, not the "
+                          message=f"{exception_text(exc)} (raised by the handler: it ends the attempt, not the "
                                   "worker; raise JobError to fail the job)")
     finally:
         if os.getpid() != worker_pid:
@@ -586,20 +586,6 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
 # line, sent to every browser of the team) and the end of the traceback.
 ERROR_MESSAGE_LIMIT = 10_000
 ERROR_TRACEBACK_LIMIT = 50_000
-
-
-def _exception_text(exc: BaseException) -> str:
-    """`Type: message` of what the handler raised."""
-    return f"{type(exc).__name__}: {_words(exc)}"
-
-
-def _words(value: object) -> str:
-    """str(value), or what to say when that raises too: a settle failing on it left the job
-    running until its lease ran out (the traceback still shows where it was raised)."""
-    try:
-        return str(value)
-    except Exception as failed:
-        return f"(its str() raised {type(failed).__name__}; see the traceback)"
 
 
 # --- settle ------------------------------------------------------------------------------------

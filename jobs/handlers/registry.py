@@ -22,7 +22,8 @@ from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 from budgets.money import grouped, parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
-from pulse_site.errors import FieldErrors, ValidationError
+from jobs.jsonsafe import exception_text
+from pulse_site.errors import FieldErrors, PulseError, ValidationError
 
 if TYPE_CHECKING:
     from jobs.handlers.context import JobContext
@@ -127,8 +128,14 @@ class Handler:
         return body
 
     def estimate_micros(self, payload: dict[str, Any]) -> int:
-        """The cost estimate of one run, from the estimator or the declared fixed cost."""
-        raw = self.cost(payload) if callable(self.cost) else self.cost
+        """The cost estimate of one run, from the estimator or the declared fixed cost; a
+        ValidationError under `payload` when the estimator raises or answers no amount."""
+        try:
+            raw = self.cost(payload) if callable(self.cost) else self.cost
+        except PulseError:
+            raise  # the estimator's own refusal, naming its field
+        except Exception as exc:  # a handler's estimator is third-party code
+            raise ValidationError.for_field("payload", f"The cost estimator failed: {exception_text(exc)}") from None
         try:
             return to_micros(parse_money(raw, field="cost_estimate", written=False))
         except ValidationError as exc:
