@@ -139,13 +139,15 @@ class JobContext:
     def report_cost(self, amount: Decimal | str | int) -> None:
         """Add to this attempt's actual cost (may be called several times)."""
         self._usable("report_cost")
-        micros = to_micros(parse_money(amount, field="cost", written=False))
+        micros = to_micros(parse_money(amount, field="ctx.report_cost", written=False))
         total = (self._cost_micros or 0) + micros
         if total > to_micros(MAX_AMOUNT):
             # The sum would not fit the ledger's column: the settle's write would fail, and the
             # job stay running until its lease's rescue ran the handler again.
-            raise ValidationError.for_field("cost", f"The costs reported by this attempt add up to more than "
-                                                    f"{MAX_AMOUNT}, the most one attempt can be charged.")
+            raise ValidationError.for_field(
+                "ctx.report_cost",
+                f"The costs reported by this attempt add up to more than {MAX_AMOUNT}, "
+                "the most one attempt can be charged.")
         self._cost_micros = total
 
     @property

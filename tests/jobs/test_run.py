@@ -795,3 +795,22 @@ def test_a_forked_child_that_returns_into_the_worker_ends_there_and_settles_noth
     assert os.waitstatus_to_exitcode(status) == 70
     assert (job.status, job.result) == (Status.COMPLETED, {"child": False})
     assert Attempt.objects.filter(job=job).count() == 1
+
+
+@pytest.mark.parametrize(("amount", "reason"), [
+    ("lots", "'lots' is not an amount."),
+    (0.5, "Give the amount as a string (e.g. \"0.10\"), not a float."),
+    ("-1", "The amount cannot be negative."),
+])
+def test_a_cost_reported_that_is_no_amount_fails_the_job_naming_report_cost(submit, temp_handler, amount, reason):
+    """The job read "ValidationError: cost: …", which a handler's author could take for its `cost`
+    declaration or its estimator."""
+    @temp_handler("test.bad_report", cost="0.01", max_attempts=1)
+    def bad_report(ctx):
+        ctx.report_cost(amount)
+
+    job = submit("test.bad_report")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_message) == (Status.FAILED, f"ValidationError: ctx.report_cost: {reason}")
+    assert job.cost_actual == 10_000  # the estimate, as for any failed attempt that reported nothing
