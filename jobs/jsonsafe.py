@@ -31,8 +31,9 @@ def result_safe(value: Any, *, limit: int) -> tuple[Any, str]:
 
 
 def exception_text(exc: BaseException) -> str:
-    """`Type: message` of what a handler or its estimator raised."""
-    return f"{type(exc).__name__}: {words(exc)}"
+    """`Type: message` of what a handler or its estimator raised (`Type` alone without one)."""
+    text = words(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def words(value: object) -> str:

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -560,6 +561,9 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
             # A child the handler forked came back here (it returned or raised instead of
             # exiting): it would settle the job too and go on as a second worker on the parent's
             # database connection.
+            log.error("job %s: a process its handler forked (pid %s) came back into the worker instead of "
+                      "exiting (end it with os._exit()); it is ended here, exit status 70", job.public_id,
+                      os.getpid(), exc_info=sys.exc_info()[0] is not None)
             os._exit(os.EX_SOFTWARE)
         # The handler's time, not the heartbeat's stop (a thread join: milliseconds on a loaded
         # machine, which would make every short handler look slow to `_batch_limit`).

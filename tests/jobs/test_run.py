@@ -614,7 +614,7 @@ def test_an_exception_whose_str_raises_fails_the_job_instead_of_leaving_it_runni
 
 @pytest.mark.parametrize(("raised", "message"), [
     (SystemExit(3), "SystemExit: 3"),
-    (KeyboardInterrupt(), "KeyboardInterrupt: "),
+    (KeyboardInterrupt(), "KeyboardInterrupt"),
 ])
 def test_a_handler_raising_system_exit_or_keyboard_interrupt_fails_its_attempt_not_its_worker(
         submit, temp_handler, raised, message):
