@@ -386,13 +386,16 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
 
 
 def _check_callable(name: str, what: str, func: object, *, takes: str) -> None:
-    """A handler function or estimator Pulse can call: with one argument, and not `async def`
-    (a coroutine function returns at once without running: its job completed having done nothing)."""
+    """A handler function or estimator Pulse can call: with one argument, and neither `async def`
+    nor a generator (either returns at once without running: its job completed having done nothing)."""
     if not callable(func):
         raise ValueError(f"handler {name}: {what} must be a function (got {func!r})")
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
         raise ValueError(f"handler {name}: {what} {_dotted(func)} is async: Pulse calls it in a worker, not in "
                          "an event loop; write a plain def (run a coroutine inside it with asyncio.run)")
+    if inspect.isgeneratorfunction(func):
+        raise ValueError(f"handler {name}: {what} {_dotted(func)} is a generator (a yield in its body): calling it "
+                         "runs nothing; return the result instead")
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):

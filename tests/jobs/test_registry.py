@@ -152,3 +152,17 @@ def test_a_handler_function_that_takes_no_context_is_refused(cleanup):
     with pytest.raises(ValueError, match=r"handler test.no_ctx: the handler function .*no_ctx\(\) must take one "
                                          r"argument, the job's context \(ctx\)"):
         handler("test.no_ctx", title="No context", cost="0")(no_ctx)
+
+
+def test_a_generator_handler_is_refused_instead_of_completing_without_running(cleanup):
+    """A `yield` in the body makes calling it return a generator at once: the job completed with
+    "<generator object …>" as its result and nothing of the body ran."""
+    cleanup("test.generator")
+
+    def pages(ctx):
+        yield 1
+
+    with pytest.raises(ValueError) as refused:
+        handler("test.generator", title="Generator", cost="0")(pages)
+    assert str(refused.value).endswith(
+        ".pages is a generator (a yield in its body): calling it runs nothing; return the result instead")
