@@ -130,7 +130,7 @@ class JobContext:
     def stage(self, name: str, task: str = "") -> Iterator[None]:
         """Group the log lines written inside the block under a stage (and task)."""
         previous = (self._stage, self._task)
-        self._stage, self._task = text_safe(name)[:100], text_safe(task)[:100]
+        self._stage, self._task = text_safe(str(name))[:100], text_safe(str(task))[:100]
         try:
             yield
         finally:

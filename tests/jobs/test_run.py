@@ -814,3 +814,20 @@ def test_a_cost_reported_that_is_no_amount_fails_the_job_naming_report_cost(subm
     job.refresh_from_db()
     assert (job.status, job.error_message) == (Status.FAILED, f"ValidationError: ctx.report_cost: {reason}")
     assert job.cost_actual == 10_000  # the estimate, as for any failed attempt that reported nothing
+
+
+def test_a_stage_named_by_a_number_groups_its_lines_as_ctx_log_would_name_it(submit, temp_handler):
+    """ctx.log(stage=2024) took it as "2024", but `with ctx.stage(2024)` failed the job with
+    "AttributeError: 'int' object has no attribute 'replace'"."""
+    @temp_handler("test.numbered_stage", max_attempts=1)
+    def numbered_stage(ctx):
+        with ctx.stage(2024, task=7):
+            ctx.log("year")
+        return "done"
+
+    job = submit("test.numbered_stage")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED
+    line = TaskLog.objects.get(job=job, message="year")
+    assert (line.stage, line.task) == ("2024", "7")
