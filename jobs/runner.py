@@ -550,9 +550,9 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
                           traceback=traceback.format_exc())
     except BaseException as exc:
         # SystemExit, KeyboardInterrupt, … raised by the handler itself (Pulse's own stops are
-        # caught above; the SIGALRM django-q2 would kill with is hard_timeout's meanwhile): let
-        # through, django-q2 let them end the worker process, and the job stayed running until
-        # its lease ran out, then ran again as `worker_lost`.
+        # caught above, and django-q2's timeout cannot fire here: hard_timeout holds SIGALRM).
+        # Let through, they ended the worker process, and the job stayed running until its lease
+        # ran out, then ran again as `worker_lost`.
         outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, traceback=traceback.format_exc(),
                           message=f"{exception_text(exc)} (raised by the handler: it ends the attempt, not the "
                                   "worker; raise JobError to fail the job)")
@@ -581,7 +581,10 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
     if outcome.ok and too_big:
-        context.log(too_big, level="warning")
+        try:
+            context.log(too_big, level="warning")
+        except Exception:
+            log.exception("the result-size line of %s failed", job.public_id)
     context.end()
     return outcome
 
