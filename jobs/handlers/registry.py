@@ -6,6 +6,7 @@ import copy
 import importlib
 import inspect
 import json
+import logging
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from pulse_site.errors import FieldErrors, PulseError, ValidationError
 if TYPE_CHECKING:
     from jobs.handlers.context import JobContext
 
+log = logging.getLogger("pulse.jobs")
 Estimator = Callable[[dict[str, Any]], Decimal | str | int]
 DEFAULT_MODULES = ["jobs.handlers.builtin", "jobs.handlers.http"]
 
@@ -253,6 +255,8 @@ def _payload_path(parts: list[str]) -> str:
 
 
 _registry: dict[str, Handler] = {}
+# Set once load_handler_modules has imported every listed module (the end of start-up).
+_started = False
 
 
 def handler(
@@ -296,6 +300,7 @@ def handler(
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
         _check_callable(name, "the handler function", func, takes="the job's context (ctx)")
         _refuse_a_second_function(name, func)
+        _warn_if_late(name, func)
         _registry[name] = Handler(
             name=name,
             func=func,
@@ -428,6 +433,17 @@ def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
                      f"give {_dotted(func)} a name of its own")
 
 
+def _warn_if_late(name: str, func: Callable[..., Any]) -> None:
+    """Every process imports the listed modules at start-up; a handler registered later from
+    elsewhere (in a function, a module imported on the way) is this process's alone."""
+    module = getattr(func, "__module__", "?")
+    if not _started or name in _registry or module in settings.PULSE_HANDLER_MODULES:
+        return
+    log.warning("handler %s was registered after start-up by %s, a module not in PULSE_HANDLER_MODULES: only this "
+                "process has it, so web processes without it refuse its jobs and workers without it send them back. "
+                "Register it at the top level of a module listed in PULSE_HANDLER_MODULES.", name, module)
+
+
 def _dotted(func: Callable[..., Any]) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
@@ -483,6 +499,7 @@ def restore(spec: Handler) -> None:
 
 
 def load_handler_modules() -> None:
+    global _started
     for module in getattr(settings, "PULSE_HANDLER_MODULES", DEFAULT_MODULES):
         try:
             importlib.import_module(module)
@@ -493,3 +510,4 @@ def load_handler_modules() -> None:
                 f"PULSE_HANDLER_MODULES names {module!r}, which this process cannot import: no module "
                 f"{exc.name!r} on its Python path (the project's directory and PYTHONPATH). Every web, "
                 "worker and ticker process needs every handler module.") from exc
+    _started = True
