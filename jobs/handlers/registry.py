@@ -137,7 +137,8 @@ class Handler:
         except PulseError:
             raise  # the estimator's own refusal, naming its field
         except Exception as exc:  # a handler's estimator is third-party code
-            raise ValidationError.for_field("payload", f"The cost estimator failed: {exception_text(exc)}") from None
+            raise ValidationError.for_field(
+                "payload", f"The cost estimator of {self.name} failed: {exception_text(exc)}") from None
         try:
             return to_micros(parse_money(raw, field="cost_estimate", written=False))
         except ValidationError as exc:
