@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -45,7 +46,7 @@ from jobs.events import job_event, job_event_row
 from jobs.gate import gate_reasons, paused_annotation, system_load_reason
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import Handler, find_handler
-from jobs.jsonsafe import json_safe, text_safe
+from jobs.jsonsafe import exception_text, json_safe, result_safe, text_safe, words
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.stats import stat_bump
 from pulse_site import sqlbatch
@@ -512,16 +513,19 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     """Call the handler with its context; never raises. `pending`: the other jobs of its batch
     (primary key, attempt), whose leases its heartbeat renews."""
     context = JobContext(job=job, handler=spec, attempt=job.attempts)
+    too_big = ""
     heartbeat = Heartbeat(job=job, attempt=job.attempts, context=context, pending=pending)
     heartbeat.start()
     started_at = timezone.now()
     started = time.monotonic()
+    worker_pid = os.getpid()
     try:
         # A daemon (timeout 0) runs until cancelled (or its worker stops): no timeout alarm, and
         # django-q2 got no timeout either.
         with hard_timeout(job.timeout_seconds, cancel=heartbeat):
             result = spec.func(context)
-        outcome = Outcome(ok=True, result=json_safe(result))
+        kept, too_big = result_safe(result, limit=settings.PULSE_MAX_RESULT_BYTES)
+        outcome = Outcome(ok=True, result=kept)
     except JobCancelled as exc:
         # Settled as cancelled, as a handler that returned on ctx.cancelled(); the attempt says why.
         outcome = Outcome(ok=True, message=str(exc), traceback=traceback.format_exc())
@@ -533,18 +537,34 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except JobTimeout as exc:
         outcome = Outcome(ok=False, code=ErrorCode.TIMEOUT, message=str(exc), traceback=traceback.format_exc())
     except JobError as exc:
-        outcome = Outcome(ok=False, code=exc.code, message=exc.message, details=json_safe(exc.details) or {},
+        outcome = Outcome(ok=False, code=exc.code, message=words(exc.message), details=json_safe(exc.details) or {},
                           retryable=exc.retryable, traceback=traceback.format_exc())
     except DatabaseError as exc:
         # The database went away under the handler: not the handler's fault, so it retries.
         outage = is_database_outage(exc)
         outcome = Outcome(ok=False, code=ErrorCode.DATABASE_ERROR if outage else ErrorCode.UNKNOWN,
-                          message=f"{type(exc).__name__}: {exc}", retryable=True if outage else None,
+                          message=exception_text(exc), retryable=True if outage else None,
                           traceback=traceback.format_exc())
     except Exception as exc:
-        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=f"{type(exc).__name__}: {exc}",
+        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, message=exception_text(exc),
                           traceback=traceback.format_exc())
+    except BaseException as exc:
+        # SystemExit, KeyboardInterrupt, … raised by the handler itself (Pulse's own stops are
+        # caught above, and django-q2's timeout cannot fire here: hard_timeout holds SIGALRM).
+        # Let through, they ended the worker process, and the job stayed running until its lease
+        # ran out, then ran again as `worker_lost`.
+        outcome = Outcome(ok=False, code=ErrorCode.UNKNOWN, traceback=traceback.format_exc(),
+                          message=f"{exception_text(exc)} (raised by the handler: it ends the attempt, not the "
+                                  "worker; raise JobError to fail the job)")
     finally:
+        if os.getpid() != worker_pid:
+            # A child the handler forked came back here (it returned or raised instead of
+            # exiting): it would settle the job too and go on as a second worker on the parent's
+            # database connection.
+            log.error("job %s: a process its handler forked (pid %s) came back into the worker instead of "
+                      "exiting (end it with os._exit()); it is ended here, exit status 70", job.public_id,
+                      os.getpid(), exc_info=sys.exc_info()[0] is not None)
+            os._exit(os.EX_SOFTWARE)
         # The handler's time, not the heartbeat's stop (a thread join: milliseconds on a loaded
         # machine, which would make every short handler look slow to `_batch_limit`).
         ran = time.monotonic() - started
@@ -554,12 +574,25 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     outcome.cost_micros = context.reported_cost_micros
     # The handler's words go to text columns, which refuse NUL on PostgreSQL: a settle that
     # failed on one left the job running.
-    outcome.message, outcome.traceback = text_safe(outcome.message), text_safe(outcome.traceback)
+    outcome.message = text_safe(outcome.message)[:ERROR_MESSAGE_LIMIT]
+    outcome.traceback = text_safe(outcome.traceback)[-ERROR_TRACEBACK_LIMIT:]
     try:
         context.flush_progress()
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
+    if outcome.ok and too_big:
+        try:
+            context.log(too_big, level="warning")
+        except Exception:
+            log.exception("the result-size line of %s failed", job.public_id)
+    context.end()
     return outcome
+
+
+# What of a handler's error is kept: the message (on the job, its attempt and the settle's log
+# line, sent to every browser of the team) and the end of the traceback.
+ERROR_MESSAGE_LIMIT = 10_000
+ERROR_TRACEBACK_LIMIT = 50_000
 
 
 # --- settle ------------------------------------------------------------------------------------
@@ -610,8 +643,8 @@ def _settle_state(*, job_pk: int, attempt: int, outcome: Outcome, attempt_outcom
     Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(**changes)
     Attempt.objects.filter(job=job, number=attempt).update(
         finished_at=now, outcome=attempt_outcome or attempt_state, error_code=outcome.code,
-        error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
-        lease_expires_at=None,
+        error_message=outcome.message[:ERROR_MESSAGE_LIMIT], traceback=outcome.traceback[-ERROR_TRACEBACK_LIMIT:],
+        cost=cost, lease_expires_at=None,
     )
     # Locked since the SELECT above: what we read plus these changes is the row (no refresh).
     for name, value in changes.items():
@@ -634,7 +667,7 @@ def _settle_changes(job: Job, attempt: int, outcome: Outcome, now: Any) -> tuple
     flags = FLAGS.get(outcome.code)
     if not outcome.ok:
         changes.update(
-            error_code=outcome.code, error_message=outcome.message[:10_000], error_details=outcome.details,
+            error_code=outcome.code, error_message=outcome.message[:ERROR_MESSAGE_LIMIT], error_details=outcome.details,
             error_retryable=outcome.retryable if outcome.retryable is not None else (flags.retryable if flags else False),
             error_recoverable=flags.recoverable if flags else True,
         )
@@ -969,8 +1002,8 @@ def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str,
         group = jobs_by_change.setdefault(repr(sorted(changes.items())), (changes, []))
         group[1].append((job.pk, started_at if first_start else None))
         values = dict(finished_at=now, outcome=attempt_state, error_code=outcome.code,
-                      error_message=outcome.message[:10_000], traceback=outcome.traceback[-50_000:], cost=cost,
-                      lease_expires_at=None)
+                      error_message=outcome.message[:ERROR_MESSAGE_LIMIT],
+                      traceback=outcome.traceback[-ERROR_TRACEBACK_LIMIT:], cost=cost, lease_expires_at=None)
         attempts_by_change.setdefault(repr(sorted(values.items())), (values, []))[1].append(
             (job.pk, attempt, started_at))
         for name, value in changes.items():

@@ -294,6 +294,7 @@ PULSE_WS_ALLOWED_ORIGINS = env_list("PULSE_WS_ALLOWED_ORIGINS", [])
 # Jobs: handler modules to import, limits of what a job may carry, leases and dispatch.
 PULSE_HANDLER_MODULES = env_list("PULSE_HANDLER_MODULES", ["jobs.handlers.builtin", "jobs.handlers.http"])
 PULSE_MAX_PAYLOAD_BYTES = env_int("PULSE_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1024)
+PULSE_MAX_RESULT_BYTES = env_int("PULSE_MAX_RESULT_BYTES", 256 * 1024, minimum=1024)
 PULSE_PROGRESS_INTERVAL = env_int("PULSE_PROGRESS_INTERVAL_MS", 250, minimum=0) / 1000
 PULSE_LEASE_SECONDS = env_int("PULSE_LEASE_SECONDS", 30, minimum=3)
 PULSE_CANCEL_POLL_SECONDS = env_int("PULSE_CANCEL_POLL_MS", 1000, minimum=50) / 1000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -50,11 +52,20 @@ class JobContext:
         self._pending_progress: tuple[int, int | None, str] | None = None
         self._last_progress_write = 0.0
         self._interval = settings.PULSE_PROGRESS_INTERVAL
+        self._pid = os.getpid()
+        self._ended = False
 
     # --- reporting --------------------------------------------------------------------------
 
     def progress(self, current: int, total: int | None = None, message: str = "") -> None:
-        self._pending_progress = (int(current), None if total is None else int(total), text_safe(str(message))[:500])
+        """`current` of `total` (whole numbers, 0 ≤ current ≤ total; a fraction is cut to its whole
+        part). A value out of range or no number is the handler's mistake: ValueError naming it."""
+        self._usable("progress")
+        whole = _progress_number("current", current)
+        most = None if total is None else _progress_number("total", total)
+        if most is not None and whole > most:
+            raise ValueError(f"ctx.progress: current ({whole}) is past total ({most})")
+        self._pending_progress = (whole, most, text_safe(str(message))[:500])
         if time.monotonic() - self._last_progress_write >= self._interval:
             self.flush_progress()
 
@@ -85,6 +96,7 @@ class JobContext:
 
     def log(self, message: str, *, stage: str | None = None, task: str | None = None, level: str = "info",
             **metadata: Any) -> None:
+        self._usable("log")
         if level not in TaskLog.Level.values:
             level = TaskLog.Level.INFO
         text = text_safe(str(message))[:MAX_LOG_MESSAGE]
@@ -118,7 +130,7 @@ class JobContext:
     def stage(self, name: str, task: str = "") -> Iterator[None]:
         """Group the log lines written inside the block under a stage (and task)."""
         previous = (self._stage, self._task)
-        self._stage, self._task = text_safe(name)[:100], text_safe(task)[:100]
+        self._stage, self._task = text_safe(str(name))[:100], text_safe(str(task))[:100]
         try:
             yield
         finally:
@@ -126,13 +138,16 @@ class JobContext:
 
     def report_cost(self, amount: Decimal | str | int) -> None:
         """Add to this attempt's actual cost (may be called several times)."""
-        micros = to_micros(parse_money(amount, field="cost", written=False))
+        self._usable("report_cost")
+        micros = to_micros(parse_money(amount, field="ctx.report_cost", written=False))
         total = (self._cost_micros or 0) + micros
         if total > to_micros(MAX_AMOUNT):
             # The sum would not fit the ledger's column: the settle's write would fail, and the
             # job stay running until its lease's rescue ran the handler again.
-            raise ValidationError.for_field("cost", f"The costs reported by this attempt add up to more than "
-                                                    f"{MAX_AMOUNT}, the most one attempt can be charged.")
+            raise ValidationError.for_field(
+                "ctx.report_cost",
+                f"The costs reported by this attempt add up to more than {MAX_AMOUNT}, "
+                "the most one attempt can be charged.")
         self._cost_micros = total
 
     @property
@@ -144,6 +159,8 @@ class JobContext:
         no more work: the handler is stopped there (JobCancelled; the job ends cancelled)."""
         from jobs.error_codes import JobCancelled
         from jobs.services import job_submit
+
+        self._usable("spawn")
 
         with transaction.atomic():
             # Locked as job_cancel locks it: a cancel before this is seen here, and one after it
@@ -157,6 +174,20 @@ class JobContext:
                                parent=parent, priority=parent.priority if priority is None else priority).job
         return child.public_id
 
+    def end(self) -> None:
+        """The attempt is over (its handler returned or raised): the context takes nothing more."""
+        self._ended = True
+
+    def _usable(self, call: str) -> None:
+        if os.getpid() != self._pid:
+            # A forked child shares the worker's database connection: a query of its own would
+            # interleave with the worker's on one socket.
+            raise RuntimeError(f"ctx.{call} of {self.job_id}: called in a process the handler forked, which shares "
+                               "the worker's database connection; report from the handler's own process")
+        if self._ended:
+            raise RuntimeError(f"ctx.{call} of {self.job_id}: attempt {self.attempt} has ended, so it takes nothing "
+                               "more (a thread or process the handler left running? wait for it before returning)")
+
     # --- cancellation -----------------------------------------------------------------------
 
     def cancelled(self) -> bool:
@@ -169,3 +200,20 @@ class JobContext:
 
     def mark_cancelled(self) -> None:
         self._cancel.set()
+
+
+# The jobs' progress columns are 64-bit.
+MAX_PROGRESS = 2**63 - 1
+
+
+def _progress_number(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"ctx.progress: {name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"ctx.progress: {name} must be a finite number, not {value!r}")
+    whole = int(value)
+    if whole < 0:
+        raise ValueError(f"ctx.progress: {name} must be 0 or more, not {value!r}")
+    if whole > MAX_PROGRESS:
+        raise ValueError(f"ctx.progress: {name} must be at most {MAX_PROGRESS}, not {value!r}")
+    return whole

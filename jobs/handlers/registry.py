@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import json
+import logging
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -21,11 +23,13 @@ from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 from budgets.money import grouped, parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
-from pulse_site.errors import FieldErrors, ValidationError
+from jobs.jsonsafe import exception_text
+from pulse_site.errors import FieldErrors, PulseError, ValidationError
 
 if TYPE_CHECKING:
     from jobs.handlers.context import JobContext
 
+log = logging.getLogger("pulse.jobs")
 Estimator = Callable[[dict[str, Any]], Decimal | str | int]
 DEFAULT_MODULES = ["jobs.handlers.builtin", "jobs.handlers.http"]
 
@@ -126,8 +130,15 @@ class Handler:
         return body
 
     def estimate_micros(self, payload: dict[str, Any]) -> int:
-        """The cost estimate of one run, from the estimator or the declared fixed cost."""
-        raw = self.cost(payload) if callable(self.cost) else self.cost
+        """The cost estimate of one run, from the estimator or the declared fixed cost; a
+        ValidationError under `payload` when the estimator raises or answers no amount."""
+        try:
+            raw = self.cost(payload) if callable(self.cost) else self.cost
+        except PulseError:
+            raise  # the estimator's own refusal, naming its field
+        except Exception as exc:  # a handler's estimator is third-party code
+            raise ValidationError.for_field(
+                "payload", f"The cost estimator of {self.name} failed: {exception_text(exc)}") from None
         try:
             return to_micros(parse_money(raw, field="cost_estimate", written=False))
         except ValidationError as exc:
@@ -138,7 +149,10 @@ class Handler:
 
     def backoff_seconds(self, attempt: int) -> float:
         """Exponential backoff with full jitter in its upper half: spreads a burst of retries."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+        # A daemon's attempt counts every restart: 2.0 ** 1024 is no float (OverflowError in the
+        # settle). Past 2 ** 64 the ceiling is the cap for any base of a millisecond or more.
+        doublings = min(max(0, attempt - 1), 64)
+        ceiling = min(self.backoff_cap, self.backoff_base * 2.0 ** doublings)
         return random.uniform(ceiling / 2, ceiling)
 
     def payload_fields(self, *, nested: bool = False) -> list[PayloadField]:
@@ -242,6 +256,8 @@ def _payload_path(parts: list[str]) -> str:
 
 
 _registry: dict[str, Handler] = {}
+# Set once load_handler_modules has imported every listed module (the end of start-up).
+_started = False
 
 
 def handler(
@@ -274,14 +290,18 @@ def handler(
     `internal`: only Pulse's own code submits it (jobs.services.job_submit(internal=True)); a team
     naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
     and it is not listed."""
-    schema = schema or {"type": "object"}
+    schema = {"type": "object"} if schema is None else schema
     _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
                       max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
-                      exclusive=exclusive)
+                      exclusive=exclusive, description=description, version=version)
+    if callable(cost):
+        _check_callable(name, "the cost estimator", cost, takes="the payload")
     fixed_cost = cost if callable(cost) else _fixed_cost(name, cost)
 
     def register(func: Callable[[JobContext], Any]) -> Callable[[JobContext], Any]:
+        _check_callable(name, "the handler function", func, takes="the job's context (ctx)")
         _refuse_a_second_function(name, func)
+        _warn_if_late(name, func)
         _registry[name] = Handler(
             name=name,
             func=func,
@@ -305,15 +325,33 @@ def handler(
     return register
 
 
-def _check_definition(name: object, *, title: object, schema: dict[str, Any], retry_on: Iterable[str] | None,
+# A handler's name is a URL part (/handlers/<name>/), a word of the jobs search and a column of
+# 100 characters: a slash, a space, an "=" or a line break in it broke one of those.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+MAX_ATTEMPTS = 100
+# Retries further apart than a day are a schedule's work, not a retry policy's.
+MAX_BACKOFF_SECONDS = 86_400.0
+MIN_BACKOFF_SECONDS = 0.001
+
+
+def _check_definition(name: object, *, title: object, schema: object, retry_on: object,
                       timeout: object, max_attempts: object, backoff_base: object, backoff_cap: object,
-                      exclusive: object) -> None:
+                      exclusive: object, description: object, version: object) -> None:
     """Refuse a definition mistake when the handler's module is imported (at start-up), naming
     the handler and the field, rather than at its first job."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"handler {name!r}: the name must be a non-empty string")
+    if not NAME_RE.fullmatch(name):
+        raise ValueError(f"handler {name!r}: the name may hold letters, digits, '.', '_' and '-', start with a "
+                         "letter or digit and be at most 100 characters (e.g. 'reports.build')")
     if not isinstance(title, str) or not title.strip():
         raise ValueError(f"handler {name}: title is required")
+    for field_name, text in (("description", description), ("version", version)):
+        if not isinstance(text, str):
+            raise ValueError(f"handler {name}: {field_name} must be a string (got {text!r})")
+    if not isinstance(schema, dict):
+        raise ValueError(f"handler {name}: the payload schema must be a dict, a JSON Schema of an object "
+                         f"(got {schema!r})")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -330,19 +368,49 @@ def _check_definition(name: object, *, title: object, schema: dict[str, Any], re
             raise ValueError(f"handler {name}: the default of payload.{path} does not fit it: {wrong.message}")
     if isinstance(retry_on, str):
         raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
+    if retry_on is not None and not isinstance(retry_on, (list, tuple, set, frozenset)):
+        raise ValueError(f"handler {name}: retry_on must be a list of error codes (got {retry_on!r})")
     unknown = set(retry_on or ()) - set(FLAGS)
     if unknown:
-        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown)}")
+        raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown, key=repr)}")
     if not _whole(timeout) or not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:  # type: ignore[operator]
         raise ValueError(f"handler {name}: timeout must be a whole number of seconds, "
                          f"1..{settings.PULSE_MAX_JOB_TIMEOUT} (got {timeout!r})")
-    if not _whole(max_attempts) or max_attempts < 1:  # type: ignore[operator]
-        raise ValueError(f"handler {name}: max_attempts must be a whole number, at least 1 (got {max_attempts!r})")
+    if not _whole(max_attempts) or not 1 <= max_attempts <= MAX_ATTEMPTS:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: max_attempts must be a whole number, 1..{MAX_ATTEMPTS} "
+                         f"(got {max_attempts!r})")
     for field_name, seconds in (("backoff_base", backoff_base), ("backoff_cap", backoff_cap)):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
-            raise ValueError(f"handler {name}: {field_name} must be a number of seconds above 0 (got {seconds!r})")
+        if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                or not MIN_BACKOFF_SECONDS <= seconds <= MAX_BACKOFF_SECONDS):
+            raise ValueError(f"handler {name}: {field_name} must be a number of seconds, {MIN_BACKOFF_SECONDS:g}.."
+                             f"{MAX_BACKOFF_SECONDS:g} (a day) (got {seconds!r})")
+    if backoff_cap < backoff_base:  # type: ignore[operator]
+        raise ValueError(f"handler {name}: backoff_cap ({backoff_cap!r}) is below backoff_base ({backoff_base!r}): "
+                         "the cap is the longest wait between two attempts")
     if exclusive not in (None, "hold", "refuse"):
         raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
+
+
+def _check_callable(name: str, what: str, func: object, *, takes: str) -> None:
+    """A handler function or estimator Pulse can call: with one argument, and neither `async def`
+    nor a generator (either returns at once without running: its job completed having done nothing)."""
+    if not callable(func):
+        raise ValueError(f"handler {name}: {what} must be a function (got {func!r})")
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise ValueError(f"handler {name}: {what} {_dotted(func)} is async: Pulse calls it in a worker, not in "
+                         "an event loop; write a plain def (run a coroutine inside it with asyncio.run)")
+    if inspect.isgeneratorfunction(func):
+        raise ValueError(f"handler {name}: {what} {_dotted(func)} is a generator (a yield in its body): calling it "
+                         "runs nothing; return the result instead")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to read
+    try:
+        signature.bind(object())
+    except TypeError:
+        raise ValueError(f"handler {name}: {what} {_dotted(func)}{signature} must take one argument, "
+                         f"{takes}") from None
 
 
 def _whole(value: object) -> bool:
@@ -364,6 +432,17 @@ def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
         return
     raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
                      f"give {_dotted(func)} a name of its own")
+
+
+def _warn_if_late(name: str, func: Callable[..., Any]) -> None:
+    """Every process imports the listed modules at start-up; a handler registered later from
+    elsewhere (in a function, a module imported on the way) is this process's alone."""
+    module = getattr(func, "__module__", "?")
+    if not _started or name in _registry or module in settings.PULSE_HANDLER_MODULES:
+        return
+    log.warning("handler %s was registered after start-up by %s, a module not in PULSE_HANDLER_MODULES: only this "
+                "process has it, so web processes without it refuse its jobs and workers without it send them back. "
+                "Register it at the top level of a module listed in PULSE_HANDLER_MODULES.", name, module)
 
 
 def _dotted(func: Callable[..., Any]) -> str:
@@ -421,6 +500,7 @@ def restore(spec: Handler) -> None:
 
 
 def load_handler_modules() -> None:
+    global _started
     for module in getattr(settings, "PULSE_HANDLER_MODULES", DEFAULT_MODULES):
         try:
             importlib.import_module(module)
@@ -431,3 +511,4 @@ def load_handler_modules() -> None:
                 f"PULSE_HANDLER_MODULES names {module!r}, which this process cannot import: no module "
                 f"{exc.name!r} on its Python path (the project's directory and PYTHONPATH). Every web, "
                 "worker and ticker process needs every handler module.") from exc
+    _started = True

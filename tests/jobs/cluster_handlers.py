@@ -48,3 +48,10 @@ def deaf(ctx: JobContext) -> dict:
         except Exception:  # noqa: BLE001,S112  (a broad except cannot swallow the stop)
             continue
     return {"finished": True}
+
+
+@handler("test.exits", title="Calls sys.exit", cost="0", timeout=30, max_attempts=1)
+def exits(ctx: JobContext) -> None:
+    import sys
+
+    sys.exit("done here")

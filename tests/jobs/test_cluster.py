@@ -72,6 +72,19 @@ def test_a_poison_job_stops_after_max_attempts_while_other_jobs_finish(acme, pro
     assert list(Attempt.objects.filter(job=poison).values_list("outcome", flat=True)) == ["worker_lost"] * 2
 
 
+def test_a_handler_calling_sys_exit_fails_its_job_and_its_worker_lives_on(acme, processes):
+    """django-q2 let the SystemExit end the worker process: the job stayed running until a
+    ticker's rescue found its lease expired, then ran again as worker_lost (no ticker runs here)."""
+    processes.start("qcluster")
+    job = job_submit(team=acme, handler="test.exits", payload={}, source="api").job
+    wait_for(lambda: status_of(job) == Status.FAILED, timeout=30, what="failed")
+    job.refresh_from_db()
+    assert (job.error_code, job.error_message) == (
+        "unknown", "SystemExit: done here (raised by the handler: it ends the attempt, not the worker; raise "
+                   "JobError to fail the job)")
+    os.kill(int(job.worker.rsplit(":", 1)[1]), 0)  # raises ProcessLookupError if it is gone
+
+
 def test_a_cancelled_handler_that_never_returns_is_stopped_after_the_grace_and_frees_its_slot(acme, processes):
     """On a real worker process (the handler in its main thread, the heartbeat beside it): a cancel
     that the handler ignores stops it PULSE_CANCEL_GRACE_SECONDS later, not at its 60 s timeout;

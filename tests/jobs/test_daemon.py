@@ -69,6 +69,24 @@ def test_a_failing_daemon_is_restarted_with_growing_backoff_and_never_fails(subm
     assert last.message.startswith("Daemon stopped after ") and "unknown: RuntimeError: lost the socket" in last.message
 
 
+def test_a_daemon_that_has_restarted_a_thousand_times_still_restarts_within_its_cap(submit, temp_handler,
+                                                                                      time_machine):
+    """Its attempt counts every restart, and 2.0 × 2 ** (attempt - 1) past about 1,024 is no
+    float: the backoff raised OverflowError in the settle, and the job stayed running (the
+    ticker's rescue then failed on it every second)."""
+    @temp_handler("test.crashy_float", daemon=True, backoff_base=2.0, backoff_cap=40.0)
+    def crashy(ctx):
+        raise RuntimeError("lost the socket")
+
+    time_machine.move_to("2026-03-01 12:00Z", tick=False)
+    job = submit("test.crashy_float")
+    Job.objects.filter(pk=job.pk).update(attempts=1_100)
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED and job.attempts == 1_101
+    assert 20 <= (job.run_after - job.updated_at).total_seconds() <= 40  # its cap
+
+
 def test_a_daemon_that_returns_is_an_unexpected_stop_and_restarts_after_its_timeout_would_have_passed(submit, daemons):
     job = submit("test.quitter")
     run_job(job.public_id)

@@ -49,16 +49,30 @@ def test_the_same_function_registered_again_replaces_itself(cleanup):
     ({"timeout": "600"}, "timeout must be a whole number of seconds, 1..3600 (got '600')"),
     ({"timeout": 1.5}, "timeout must be a whole number of seconds, 1..3600 (got 1.5)"),
     ({"timeout": -5}, "timeout must be a whole number of seconds, 1..3600 (got -5)"),
-    ({"max_attempts": 0}, "max_attempts must be a whole number, at least 1 (got 0)"),
-    ({"max_attempts": "3"}, "max_attempts must be a whole number, at least 1 (got '3')"),
-    ({"backoff_base": -1}, "backoff_base must be a number of seconds above 0 (got -1)"),
-    ({"backoff_cap": 0}, "backoff_cap must be a number of seconds above 0 (got 0)"),
+    ({"max_attempts": 0}, "max_attempts must be a whole number, 1..100 (got 0)"),
+    ({"max_attempts": "3"}, "max_attempts must be a whole number, 1..100 (got '3')"),
+    ({"backoff_base": -1}, "backoff_base must be a number of seconds, 0.001..86400 (a day) (got -1)"),
+    ({"backoff_cap": 0}, "backoff_cap must be a number of seconds, 0.001..86400 (a day) (got 0)"),
     ({"retry_on": "network_error"}, "retry_on must be a list of error codes, not a string"),
     ({"cost": 0.5}, "cost: Give the amount as a string (e.g. \"0.10\"), not a float."),
     ({"cost": "-1"}, "cost: The amount cannot be negative."),
     ({"title": ""}, "title is required"),
     ({"schema": {"type": "array"}}, "the payload schema's type must be \"object\" (a payload is a JSON object)"),
     ({"schema": {"type": "objekt"}}, "invalid payload schema: 'objekt' is not valid under any of the given schemas"),
+    ({"schema": True}, "the payload schema must be a dict, a JSON Schema of an object (got True)"),
+    ({"max_attempts": 10**12}, "max_attempts must be a whole number, 1..100 (got 1000000000000)"),
+    ({"backoff_base": 1e300}, "backoff_base must be a number of seconds, 0.001..86400 (a day) (got 1e+300)"),
+    ({"backoff_cap": float("inf")}, "backoff_cap must be a number of seconds, 0.001..86400 (a day) (got inf)"),
+    ({"backoff_base": 60, "backoff_cap": 10},
+     "backoff_cap (10) is below backoff_base (60): the cap is the longest wait between two attempts"),
+    ({"retry_on": {"timeout": True}}, "retry_on must be a list of error codes (got {'timeout': True})"),
+    ({"retry_on": 5}, "retry_on must be a list of error codes (got 5)"),
+    ({"version": 2}, "version must be a string (got 2)"),
+    ({"description": ["Builds"]}, "description must be a string (got ['Builds'])"),
+    ({"cost": lambda: "1"},
+     "the cost estimator tests.jobs.test_registry.<lambda>() must take one argument, the payload"),
+    ({"cost": lambda payload, rate: "1"},
+     "the cost estimator tests.jobs.test_registry.<lambda>(payload, rate) must take one argument, the payload"),
 ])
 def test_a_definition_mistake_is_refused_naming_the_handler_and_the_field(cleanup, options, reason):
     cleanup("test.bad")
@@ -99,3 +113,72 @@ def test_a_handler_module_whose_own_import_fails_stops_start_up_with_its_own_err
     settings.PULSE_HANDLER_MODULES = ["pulse_broken_reports"]
     with pytest.raises(ModuleNotFoundError, match="pulse_no_such_dependency"):
         load_handler_modules()
+
+
+@pytest.mark.parametrize("name", ["reports build", "reports/build", "user=42", "a\nb", "rapport.été", ".hidden",
+                                  "x" * 101])
+def test_a_name_that_is_no_url_part_or_search_word_is_refused(cleanup, name):
+    """A space, a slash, an "=" or a line break made the handler's page a 404 and its jobs
+    unsearchable; a name over 100 characters did not fit the jobs' column (a 500 at submit)."""
+    cleanup(name)
+    with pytest.raises(ValueError) as refused:
+        handler(name, title="Odd", cost="0")(noop)
+    assert str(refused.value) == (f"handler {name!r}: the name may hold letters, digits, '.', '_' and '-', start "
+                                  "with a letter or digit and be at most 100 characters (e.g. 'reports.build')")
+
+
+def test_an_async_handler_is_refused_instead_of_completing_without_running(cleanup):
+    """Called as a plain function it returned a coroutine at once: the job completed with
+    "<coroutine object …>" as its result and the handler's body never ran."""
+    cleanup("test.async")
+
+    async def fetch(ctx):
+        return "fetched"
+
+    with pytest.raises(ValueError) as refused:
+        handler("test.async", title="Async", cost="0")(fetch)
+    assert str(refused.value) == (
+        "handler test.async: the handler function tests.jobs.test_registry.test_an_async_handler_is_refused_instead_"
+        "of_completing_without_running.<locals>.fetch is async: Pulse calls it in a worker, not in an event loop; "
+        "write a plain def (run a coroutine inside it with asyncio.run)")
+
+
+def test_a_handler_function_that_takes_no_context_is_refused(cleanup):
+    cleanup("test.no_ctx")
+
+    def no_ctx():
+        return None
+
+    with pytest.raises(ValueError, match=r"handler test.no_ctx: the handler function .*no_ctx\(\) must take one "
+                                         r"argument, the job's context \(ctx\)"):
+        handler("test.no_ctx", title="No context", cost="0")(no_ctx)
+
+
+def test_a_generator_handler_is_refused_instead_of_completing_without_running(cleanup):
+    """A `yield` in the body makes calling it return a generator at once: the job completed with
+    "<generator object …>" as its result and nothing of the body ran."""
+    cleanup("test.generator")
+
+    def pages(ctx):
+        yield 1
+
+    with pytest.raises(ValueError) as refused:
+        handler("test.generator", title="Generator", cost="0")(pages)
+    assert str(refused.value).endswith(
+        ".pages is a generator (a yield in its body): calling it runs nothing; return the result instead")
+
+
+def test_a_handler_registered_after_start_up_outside_the_listed_modules_is_warned_of(cleanup, caplog, settings):
+    """Registered in a function or a module imported on the way, it exists only in the process
+    that ran that code: the web processes refused its jobs as an unknown handler, or the workers
+    sent them back, and nothing said why."""
+    cleanup("test.late")
+    cleanup("test.listed_late")
+    with caplog.at_level("WARNING", logger="pulse.jobs"):
+        handler("test.late", title="Late", cost="0")(noop)
+        settings.PULSE_HANDLER_MODULES = [*settings.PULSE_HANDLER_MODULES, "tests.jobs.test_registry"]
+        handler("test.listed_late", title="Listed", cost="0")(noop)  # its module is listed: every process has it
+    assert [r.getMessage() for r in caplog.records if r.name == "pulse.jobs"] == [
+        "handler test.late was registered after start-up by tests.jobs.test_registry, a module not in "
+        "PULSE_HANDLER_MODULES: only this process has it, so web processes without it refuse its jobs and workers "
+        "without it send them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES."]

@@ -590,3 +590,244 @@ def test_a_worker_without_the_handler_leaves_the_job_to_one_that_has_it_then_fai
     second.refresh_from_db()
     assert (second.status, second.error_code) == (Status.FAILED, "validation_error")
     assert worker_name() in second.error_message and "PULSE_HANDLER_MODULES" in second.error_message
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no words for this")
+
+
+def test_an_exception_whose_str_raises_fails_the_job_instead_of_leaving_it_running(submit, temp_handler):
+    """Writing the message called str() on the exception outside any guard: run_job raised, the
+    job stayed running until its lease ran out and then read `worker_lost`, run again."""
+    @temp_handler("test.unprintable", max_attempts=1)
+    def unprintable(ctx):
+        raise _Unprintable()
+
+    job = submit("test.unprintable")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "unknown")
+    assert job.error_message == "_Unprintable: (its str() raised RuntimeError)"
+    assert "raise _Unprintable()" in Attempt.objects.get(job=job).traceback
+
+
+@pytest.mark.parametrize(("raised", "message"), [
+    (SystemExit(3), "SystemExit: 3"),
+    (KeyboardInterrupt(), "KeyboardInterrupt"),
+])
+def test_a_handler_raising_system_exit_or_keyboard_interrupt_fails_its_attempt_not_its_worker(
+        submit, temp_handler, raised, message):
+    """They went past `except Exception` to django-q2, which let them end the worker process: the
+    job stayed running until its lease ran out, read `worker_lost` and ran again."""
+    @temp_handler("test.exits", max_attempts=1)
+    def exits(ctx):
+        raise raised
+
+    job = submit("test.exits")
+    run_job(job.public_id)  # returns: the worker carries on
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "unknown")
+    assert job.error_message == (f"{message} (raised by the handler: it ends the attempt, not the worker; "
+                                 "raise JobError to fail the job)")
+    assert Attempt.objects.get(job=job).outcome == Attempt.Outcome.FAILED
+
+
+def test_an_enormous_error_message_is_cut_everywhere_it_is_written(submit, temp_handler):
+    """The job's and attempt's copies were cut at 10,000 characters, but the settle's log line
+    (shown on the job's page and sent to every browser as an event) carried all 5 MB."""
+    @temp_handler("test.verbose", max_attempts=1)
+    def verbose(ctx):
+        raise ValueError("x" * 5_000_000)
+
+    job = submit("test.verbose")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and len(job.error_message) == 10_000
+    line = TaskLog.objects.filter(job=job, level="error").get()
+    assert line.message.startswith("Failed after ") and len(line.message) < 10_200
+
+
+def test_a_lone_surrogate_in_a_log_line_progress_error_or_result_is_written_escaped(submit, temp_handler, settings):
+    """Text decoded with errors="surrogateescape" (a file name, a subprocess's output) holds lone
+    surrogates, which no database's UTF-8 takes: ctx.log raised UnicodeEncodeError and failed
+    the job, and in an error message the settle failed and left the job running."""
+    settings.PULSE_PROGRESS_INTERVAL = 0
+    name = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+
+    @temp_handler("test.surrogates", max_attempts=1)
+    def surrogates(ctx):
+        ctx.log(f"reading {name}", stage=name, task=name, file=name)
+        ctx.progress(1, 2, name)
+        return {"file": name}
+
+    @temp_handler("test.surrogate_error", max_attempts=1)
+    def surrogate_error(ctx):
+        raise FileNotFoundError(name)
+
+    job = submit("test.surrogates")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.progress_message) == (Status.COMPLETED, "report-\\udcff.csv")
+    assert job.result == repr({"file": name})
+    line = TaskLog.objects.get(job=job, message__startswith="reading")
+    assert (line.message, line.stage, line.task) == ("reading report-\\udcff.csv", "report-\\udcff.csv",
+                                                     "report-\\udcff.csv")
+    assert line.metadata == {"file": repr(name)}
+    failed = submit("test.surrogate_error")
+    run_job(failed.public_id)
+    failed.refresh_from_db()
+    assert (failed.status, failed.error_message) == (Status.FAILED, "FileNotFoundError: report-\\udcff.csv")
+
+
+@pytest.mark.parametrize(("current", "total", "reason"), [
+    ("3", 10, "ctx.progress: current must be a number, not '3'"),
+    (None, None, "ctx.progress: current must be a number, not None"),
+    (float("nan"), 10, "ctx.progress: current must be a finite number, not nan"),
+    (1, float("inf"), "ctx.progress: total must be a finite number, not inf"),
+    (-5, 10, "ctx.progress: current must be 0 or more, not -5"),
+    (1, -4, "ctx.progress: total must be 0 or more, not -4"),
+    (50, 10, "ctx.progress: current (50) is past total (10)"),
+    (10**30, None, "ctx.progress: current must be at most 9223372036854775807, not 1000000000000000000000000000000"),
+])
+def test_progress_out_of_range_or_not_a_number_fails_the_job_saying_which_value(submit, temp_handler, current, total,
+                                                                                 reason):
+    """A string or None read as int() ('invalid literal for int() with base 10'), NaN and infinity as
+    'cannot convert float NaN to integer', a number past the column as a database error; a negative
+    or one past its total was written and drawn."""
+    @temp_handler("test.bad_progress", max_attempts=1)
+    def bad_progress(ctx):
+        ctx.progress(current, total, "step")
+        return "done"
+
+    job = submit("test.bad_progress")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message) == (Status.FAILED, "unknown", f"ValueError: {reason}")
+    assert (job.progress_current, job.progress_total) == (0, None)
+
+
+def test_progress_takes_whole_numbers_of_any_numeric_type(submit, temp_handler, settings):
+    from decimal import Decimal
+
+    settings.PULSE_PROGRESS_INTERVAL = 0
+
+    @temp_handler("test.numeric_progress", max_attempts=1)
+    def numeric_progress(ctx):
+        ctx.progress(2.7, Decimal("10"), "step")
+        return "done"
+
+    job = submit("test.numeric_progress")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.progress_current, job.progress_total) == (Status.COMPLETED, 2, 10)
+
+
+def test_a_result_past_the_size_limit_is_not_kept_and_the_job_says_so(submit, temp_handler, settings):
+    """A handler returning 50 MB had all of it written to the job's row, sent with its API answer
+    and drawn on its page (PostgreSQL's jsonb refuses past 255 MB: the settle failed then, and the
+    job stayed running)."""
+    settings.PULSE_MAX_RESULT_BYTES = 1024
+
+    @temp_handler("test.big_result")
+    def big_result(ctx):
+        return {"rows": "y" * 2000}
+
+    job = submit("test.big_result")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED
+    assert job.result == ("The result was 2012 bytes as JSON: at most 1024 are kept (PULSE_MAX_RESULT_BYTES). "
+                          "Return where the output is (a path, a URL) instead.")
+    line = TaskLog.objects.filter(job=job, level="warning").get()
+    assert line.message == job.result
+
+
+def test_a_thread_left_running_cannot_write_to_the_job_after_its_attempt_ended(submit, temp_handler):
+    """Its lines were written under the finished attempt, after "Completed in …" (and after a
+    retry's next attempt had begun, mixed into it)."""
+    go_on = threading.Event()
+    refused: list[str] = []
+
+    @temp_handler("test.leaves_a_thread")
+    def leaves_a_thread(ctx):
+        def later():
+            go_on.wait(5)
+            for call in (lambda: ctx.log("late"), lambda: ctx.progress(1, 2), lambda: ctx.report_cost("1")):
+                try:
+                    call()
+                except RuntimeError as exc:
+                    refused.append(str(exc))
+
+        threading.Thread(target=later).start()
+        return "returned"
+
+    job = submit("test.leaves_a_thread")
+    run_job(job.public_id)
+    lines = TaskLog.objects.filter(job=job).count()
+    go_on.set()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(5)
+    assert refused == [
+        f"ctx.{call} of {job.public_id}: attempt 1 has ended, so it takes nothing more (a thread or process the "
+        "handler left running? wait for it before returning)" for call in ("log", "progress", "report_cost")]
+    assert TaskLog.objects.filter(job=job).count() == lines
+
+
+def test_a_forked_child_that_returns_into_the_worker_ends_there_and_settles_nothing(submit, temp_handler):
+    """A child of the handler that returned (no os._exit) ran on in the worker's code: it settled
+    the job as well and went on as a second worker on the parent's database connection."""
+    import os
+
+    parent = os.getpid()
+
+    @temp_handler("test.forks")
+    def forks(ctx):
+        return {"child": os.fork() == 0}
+
+    job = submit("test.forks")
+    run_job(job.public_id)
+    if os.getpid() != parent:
+        os._exit(7)  # the child came all the way back here: the defect
+    _, status = os.wait()
+    job.refresh_from_db()
+    assert os.waitstatus_to_exitcode(status) == 70
+    assert (job.status, job.result) == (Status.COMPLETED, {"child": False})
+    assert Attempt.objects.filter(job=job).count() == 1
+
+
+@pytest.mark.parametrize(("amount", "reason"), [
+    ("lots", "'lots' is not an amount."),
+    (0.5, "Give the amount as a string (e.g. \"0.10\"), not a float."),
+    ("-1", "The amount cannot be negative."),
+])
+def test_a_cost_reported_that_is_no_amount_fails_the_job_naming_report_cost(submit, temp_handler, amount, reason):
+    """The job read "ValidationError: cost: …", which a handler's author could take for its `cost`
+    declaration or its estimator."""
+    @temp_handler("test.bad_report", cost="0.01", max_attempts=1)
+    def bad_report(ctx):
+        ctx.report_cost(amount)
+
+    job = submit("test.bad_report")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_message) == (Status.FAILED, f"ValidationError: ctx.report_cost: {reason}")
+    assert job.cost_actual == 10_000  # the estimate, as for any failed attempt that reported nothing
+
+
+def test_a_stage_named_by_a_number_groups_its_lines_as_ctx_log_would_name_it(submit, temp_handler):
+    """ctx.log(stage=2024) took it as "2024", but `with ctx.stage(2024)` failed the job with
+    "AttributeError: 'int' object has no attribute 'replace'"."""
+    @temp_handler("test.numbered_stage", max_attempts=1)
+    def numbered_stage(ctx):
+        with ctx.stage(2024, task=7):
+            ctx.log("year")
+        return "done"
+
+    job = submit("test.numbered_stage")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED
+    line = TaskLog.objects.get(job=job, message="year")
+    assert (line.stage, line.task) == ("2024", "7")

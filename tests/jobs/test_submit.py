@@ -146,7 +146,23 @@ def test_an_estimator_that_raises_is_refused_naming_its_exception(acme_api, temp
     temp_handler("test.keyed", cost=lambda payload: Decimal("0.01") * payload["pages"])(lambda ctx: None)
     response = acme_api.post("/api/v1/jobs/", {"handler": "test.keyed", "payload": {}}, format="json")
     assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"payload": ["The cost estimator failed: KeyError: 'pages'"]}
+    assert response.json()["error"]["fields"] == {"payload": ["The cost estimator of test.keyed failed: KeyError: 'pages'"]}
+
+
+def test_an_estimator_raising_an_exception_whose_str_raises_is_a_400_not_a_500(acme_api, acme, temp_handler):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no words")
+
+    def estimate(payload):
+        raise Unprintable()
+
+    temp_handler("test.unprintable_estimate", cost=estimate)(lambda ctx: None)
+    response = acme_api.post("/api/v1/jobs/", {"handler": "test.unprintable_estimate", "payload": {}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "payload": ["The cost estimator of test.unprintable_estimate failed: Unprintable: (its str() raised RuntimeError)"]}
+    assert not Job.objects.filter(team=acme).exists()
 
 
 def test_a_choice_refused_lists_the_choices_as_they_are_written(acme):

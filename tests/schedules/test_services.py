@@ -63,7 +63,7 @@ def test_an_estimator_that_fails_is_refused_on_the_payload_field(make_schedule, 
 
     with pytest.raises(ValidationError) as caught:
         make_schedule(handler="test.costly")
-    assert caught.value.fields == {"payload": ["The cost estimator failed: ZeroDivisionError: division by zero"]}
+    assert caught.value.fields == {"payload": ["The cost estimator of test.costly failed: ZeroDivisionError: division by zero"]}
     assert make_schedule(handler="test.costly", estimate_override="0.25").estimate_override == 250_000
 
 

@@ -175,7 +175,7 @@ def test_a_payload_the_handler_no_longer_accepts_breaks_the_schedule(make_schedu
     time_machine.move_to(at(10, 15), tick=False)
     assert schedules_tick().broken == 1
     schedule.refresh_from_db()
-    assert schedule.broken_reason == "payload: The cost estimator failed: RuntimeError: pricing service down"
+    assert schedule.broken_reason == "payload: The cost estimator of test.priced failed: RuntimeError: pricing service down"
     assert (Execution.objects.count(), Job.objects.count()) == (0, 0)
 
 
