@@ -295,7 +295,8 @@ def _member(verb: str, p: dict[str, Any]) -> str:
 
 def _token(verb: str, p: dict[str, Any]) -> str:
     access = f" ({p['access']})" if p.get("access") else ""
-    return f"Token {p.get('name', '')}{access} {verb}" + _by(p)
+    why = f": {p['why']}" if p.get("why") else ""
+    return f"Token {p.get('name', '')}{access} {verb}" + _by(p) + why
 
 
 def _field(name: object) -> str:

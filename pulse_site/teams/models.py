@@ -115,14 +115,34 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     def is_active(self, now: object | None = None) -> bool:
-        moment = now or timezone.now()
+        return self.inactive_reason(now) is None
+
+    def inactive_reason(self, now: object | None = None) -> str | None:
+        """Why the token no longer authenticates ("token revoked", "token expired", "its maker is
+        deactivated"), or None while it does. A person's token works while they are an active user:
+        one deactivated in the admin is refused at once (and again when reactivated), as their
+        sessions are. Leaving the team, or no longer managing it, revokes the tokens one made
+        (teams.services)."""
         if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > moment  # type: ignore[operator]
+            return "token revoked"
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):  # type: ignore[operator]
+            return "token expired"
+        if self.created_by_id is not None and not self.created_by.is_active:  # type: ignore[union-attr]
+            return "its maker is deactivated"
+        return None
+
+    @property
+    def state(self) -> str:
+        """The team page's word for it: active, revoked, expired, or maker deactivated."""
+        reason = self.inactive_reason()
+        return "active" if reason is None else _STATE_WORDS[reason]
 
     @property
     def can_write(self) -> bool:
         return self.access == self.Access.WRITE
+
+
+_STATE_WORDS = {"token revoked": "revoked", "token expired": "expired", "its maker is deactivated": "maker deactivated"}
 
 
 def user_display(user: User) -> str:
