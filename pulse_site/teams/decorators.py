@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from pulse_site.errors import NotFound
@@ -17,17 +17,43 @@ View = Callable[..., HttpResponse]
 T = TypeVar("T")
 
 
+# The form field saying which team a page's form was drawn for ({% team_field %}).
+TEAM_FIELD = "pulse_team"
+
+
 def team_required(view: View) -> View:
-    """Login required, and a team: someone in no team sees a page that says so (not a crash)."""
+    """Login required, and a team: someone in no team sees a page that says so (not a crash).
+    A form posted from a page drawn for another team than the session's now is refused, with
+    nothing done (409)."""
 
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.team is None:  # type: ignore[attr-defined]
             return render(request, "teams/no_team.html")
+        if request.method == "POST":
+            drawn_for = request.POST.get(TEAM_FIELD, "")
+            if drawn_for and drawn_for != request.team.public_id:  # type: ignore[attr-defined]
+                return _team_switched(request, drawn_for)
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _team_switched(request: HttpRequest, drawn_for: str) -> HttpResponse:
+    """The session switched team (in another tab) since this form's page was drawn: applied now,
+    the form would add a member, set a budget or submit jobs in the team switched to."""
+    from pulse_site.teams.selectors import memberships_for_user
+
+    shown = request.team.name  # type: ignore[attr-defined]
+    # Named only if the user is still in it: the field is the client's, and must reveal no team.
+    former = memberships_for_user(request.user).filter(team__public_id=drawn_for).first()  # type: ignore[arg-type]
+    was = former.team.name if former is not None else "another team"
+    message = (f"Nothing was done: this page was drawn for {was}, and this browser now shows {shown} "
+               f"(switched in another tab). Load the page again to act on {shown}.")
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"errors": [message]}, status=409)
+    return render(request, "teams/team_switched.html", {"message": message}, status=409)
 
 
 def writer_required(view: View) -> View:
