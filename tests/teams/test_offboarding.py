@@ -101,3 +101,40 @@ def test_the_team_page_says_a_token_stopped_with_its_makers_deactivation(acme, b
     page = alice_client.get("/team/").content.decode()
     row = page[page.index(f'id="token-{token.public_id}"'):]
     assert '<span class="badge badge-off">maker deactivated</span>' in row[:row.index("</tr>")]
+
+
+def test_an_override_still_names_its_owner_after_they_left_and_their_user_was_deleted(acme, alice, bob, bob_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from budgets.services import budget_override_create
+
+    override = budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(days=1),
+                                      reason="month-end run", by=membership(acme, alice))
+    membership_set_role(membership=membership(acme, bob), role=Role.OWNER, by=None)
+    membership_remove(membership=membership(acme, alice), by=membership(acme, bob))
+    alice.delete()  # the admin's "delete user", once she is in no team
+    page = bob_client.get("/budget/").content.decode()
+    row = page[page.index(f'data-override-id="{override.public_id}"'):]
+    assert "<td>alice</td>" in row[:row.index("</tr>")]
+    assert bob_client.get(f"/api/v1/budget/overrides/{override.public_id}/").json()["created_by"] == "alice"
+
+
+def test_the_overrides_made_before_their_makers_name_was_kept_get_it_from_their_user(acme, alice):
+    from datetime import timedelta
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from budgets.models import Override
+
+    older = Override.objects.create(team=acme, amount=5, expires_at=timezone.now() + timedelta(days=1),
+                                    reason="before", created_by=alice)
+    by_command = Override.objects.create(team=acme, amount=5, expires_at=timezone.now() + timedelta(days=1),
+                                         reason="by a command")
+    import_module("budgets.migrations.0005_fill_override_created_by_name").fill(apps, None)
+    older.refresh_from_db()
+    by_command.refresh_from_db()
+    assert (older.created_by_name, by_command.created_by_name) == ("alice", "")
