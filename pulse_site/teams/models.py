@@ -103,6 +103,9 @@ class ApiToken(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The maker's username, kept when their user is deleted (created_by then empties); empty: made
+    # by an operator's command.
+    created_by_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -119,9 +122,9 @@ class ApiToken(models.Model):
 
     def inactive_reason(self, now: object | None = None) -> str | None:
         """Why the token no longer authenticates ("token revoked", "token expired", "its maker is
-        deactivated"), or None while it does. A person's token works while they are an active user:
-        one deactivated in the admin is refused at once (and again when reactivated), as their
-        sessions are. Leaving the team, or no longer managing it, revokes the tokens one made
+        deactivated", "its maker is deleted"), or None while it does. A person's token works while
+        they are an active user: one deactivated in the admin is refused at once (and again when
+        reactivated), as their sessions are. Leaving the team, or no longer managing it, revokes the tokens one made
         (teams.services)."""
         if self.revoked_at is not None:
             return "token revoked"
@@ -129,6 +132,8 @@ class ApiToken(models.Model):
             return "token expired"
         if self.created_by_id is not None and not self.created_by.is_active:  # type: ignore[union-attr]
             return "its maker is deactivated"
+        if self.created_by_id is None and self.created_by_name:
+            return "its maker is deleted"
         return None
 
     @property
@@ -142,7 +147,8 @@ class ApiToken(models.Model):
         return self.access == self.Access.WRITE
 
 
-_STATE_WORDS = {"token revoked": "revoked", "token expired": "expired", "its maker is deactivated": "maker deactivated"}
+_STATE_WORDS = {"token revoked": "revoked", "token expired": "expired", "its maker is deactivated": "maker deactivated",
+                "its maker is deleted": "maker deleted"}
 
 
 def user_display(user: User) -> str:

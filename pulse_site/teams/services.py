@@ -318,6 +318,7 @@ def token_create(
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         secret_hash=token_hash(secret),
         created_by=by.user if by else None,
+        created_by_name=by.user.get_username() if by else "",
         expires_at=expires_at,
     )
     event_emit(team=team, kind="token.created", subject=token.public_id,

@@ -138,3 +138,30 @@ def test_the_overrides_made_before_their_makers_name_was_kept_get_it_from_their_
     older.refresh_from_db()
     by_command.refresh_from_db()
     assert (older.created_by_name, by_command.created_by_name) == ("alice", "")
+
+
+def test_a_token_still_names_its_maker_and_stops_once_their_user_is_deleted(acme, alice, bob, alice_client):
+    """However the user went: the admin refuses to delete someone still in a team, but a deletion
+    elsewhere (a shell, a script) takes the memberships without the removal that revokes the
+    tokens, and a maker removed before removals revoked tokens left theirs working."""
+    token, bobs = bobs_token(acme, bob)
+    bob.delete()
+    assert bobs.get("/api/v1/team/").status_code == 401
+    listed = {row["id"]: row for row in alice_client.get("/api/v1/tokens/").json()}
+    assert (listed[token.public_id]["created_by"], listed[token.public_id]["active"]) == ("bob", False)
+    page = alice_client.get("/team/").content.decode()
+    row = page[page.index(f'id="token-{token.public_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert "<td>bob</td>" in row and '<span class="badge badge-off">maker deleted</span>' in row
+
+
+def test_the_tokens_made_before_their_makers_name_was_kept_get_it_from_their_user(acme, alice):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    made, _ = token_create(team=acme, name="old", access="read", expires_at=None, by=membership(acme, alice))
+    by_command, _ = token_create(team=acme, name="cli", access="read", expires_at=None, by=None)
+    ApiToken.objects.update(created_by_name="")
+    import_module("pulse_site.teams.migrations.0005_fill_token_created_by_name").fill(apps, None)
+    assert dict(ApiToken.objects.values_list("name", "created_by_name")) == {"old": "alice", "cli": ""}
