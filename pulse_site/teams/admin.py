@@ -105,6 +105,12 @@ class TeamAdmin(admin.ModelAdmin):
         # team_create also records the team.created event: use `manage.py pulse_create_team`.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Django's delete takes the rows without the services: running jobs left to their workers,
+        # tokens without their sockets closed. It was refused for a team with any history (which
+        # cannot be deleted row by row) and let through once that had aged out: refused for all.
+        return False
+
     def save_model(self, request: HttpRequest, obj: Team, form: forms.ModelForm, change: bool) -> None:
         # Through team_update: the team.changed and team.retention events naming the operator, and
         # held jobs looked at again under a new zone's windows (a raw save did none of it).
