@@ -335,7 +335,7 @@ def _notification(verb: str, p: dict[str, Any]) -> str:
         words = {"secret": "signing secret",
                  "enabled": "enabled" if p.get("enabled") else "disabled"}
         text += ": " + ", ".join(str(words.get(field, field)) for field in changed)
-    return f"{text} {done}" + _by(p)
+    return f"{text} {done}" + _by(p) + (f": {p['why']}" if p.get("why") else "")
 
 
 def _budget(verb: str, p: dict[str, Any]) -> str:

@@ -278,9 +278,17 @@ def membership_remove(*, membership: Membership, by: Membership | None, who: str
                payload=_member_payload(membership, by, who))
     sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
                             reason="membership removed")
-    _revoke_tokens_made_by(membership, who=who or member_name(by),
-                           why=f"{membership.user.get_username()} was removed from the team")
+    why = f"{membership.user.get_username()} was removed from the team"
+    _revoke_tokens_made_by(membership, who=who or member_name(by), why=why)
+    _stop_notifying(membership, who=who or member_name(by), why=why)
     membership.delete()
+
+
+def _stop_notifying(membership: Membership, *, who: str, why: str) -> None:
+    # notifications depends on teams, not the other way (as jobs, in _release_held).
+    from pulse_site.notifications.services import targets_disable_for_departed
+
+    targets_disable_for_departed(team_id=membership.team_id, email=membership.user.email, who=who, why=why)
 
 
 # --- API tokens ------------------------------------------------------------------------------

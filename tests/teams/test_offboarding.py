@@ -165,3 +165,16 @@ def test_the_tokens_made_before_their_makers_name_was_kept_get_it_from_their_use
     ApiToken.objects.update(created_by_name="")
     import_module("pulse_site.teams.migrations.0005_fill_token_created_by_name").fill(apps, None)
     assert dict(ApiToken.objects.values_list("name", "created_by_name")) == {"old": "alice", "cli": ""}
+
+
+def test_a_removed_member_stops_hearing_from_the_team_at_their_email_address(acme, alice, bob, alice_client):
+    from pulse_site.notifications.models import Target
+    from pulse_site.notifications.services import target_create
+
+    bobs = target_create(team=acme, name="Bob", kind="email", address="Bob@Example.com", by=None)
+    ops = target_create(team=acme, name="Ops", kind="email", address="ops@example.com", by=None)
+    alice_client.delete(f"/api/v1/team/members/{bob.pk}/")
+    assert dict(Target.objects.values_list("name", "enabled")) == {"Bob": False, "Ops": True}
+    texts = [row["text"] for row in alice_client.get("/api/v1/events/?family=notification").json()["results"]]
+    assert texts[0] == "Target Bob: disabled changed by alice: bob was removed from the team"
+    assert (bobs.pk, ops.pk) == tuple(Target.objects.order_by("name").values_list("pk", flat=True))
