@@ -165,7 +165,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_help_text = "Part of a token's name, prefix (pulse_…) or id (TK_…), or of its team's name or slug."
     list_select_related = ("team",)
     # secret_hash is left out on purpose: the digest of a live token is never displayed.
-    fields = ("public_id", "name", "team", "prefix", "access", "created_by",
+    fields = ("public_id", "name", "team", "prefix", "access", "created_by_name", "state",
               "created_at", "last_used_at", "expires_at", "revoked_at")
     readonly_fields = fields
     exclude = ("secret_hash",)
@@ -179,6 +179,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
+
+    @admin.display(description="made by")
+    def created_by_name(self, token: ApiToken) -> str:
+        # The name kept with the token: its maker's user may be deleted since.
+        return token.created_by_name or "operator (a command)"
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        return token.state
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -167,3 +167,13 @@ def test_a_user_still_in_a_team_is_not_deleted_in_the_admin(admin_client, acme, 
     admin_client.post(reverse("admin:auth_user_delete", args=[alice.pk]), {"post": "yes"})
     assert get_user_model().objects.filter(pk=alice.pk).exists()
     assert Membership.objects.get(team=acme, user=alice).role == Role.OWNER
+
+
+def test_a_tokens_page_names_its_maker_and_why_it_stopped_after_their_user_was_deleted(admin_client, acme, bob):
+    Membership.objects.filter(team=acme, user=bob).update(role=Role.ADMIN)
+    made, _ = token_create(team=acme, name="bob's", access="read", expires_at=None,
+                           by=Membership.objects.get(team=acme, user=bob))
+    bob.delete()
+    page = admin_client.get(reverse("admin:teams_apitoken_change", args=[made.pk])).content.decode()
+    assert '<div class="readonly">bob</div>' in page
+    assert '<div class="readonly">maker deleted</div>' in page
