@@ -150,8 +150,12 @@ class OverrideOut(serializers.Serializer):
     remaining = serializers.SerializerMethodField()
     expires_at = serializers.DateTimeField()
     reason = serializers.CharField()
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_by = serializers.SerializerMethodField(help_text="Who made it (their username, kept if their user is "
+                                                   "deleted since); null: an operator's command.")
     created_at = serializers.DateTimeField()
+
+    def get_created_by(self, o: Override) -> str | None:
+        return o.created_by_name or None
 
     def get_amount(self, o: Override) -> str:
         return money_str(o.amount) or "0"

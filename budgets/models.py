@@ -224,6 +224,9 @@ class Override(models.Model):
     reason = models.CharField(max_length=500)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    # The maker's username as it was, kept when their user is deleted (created_by then empties);
+    # empty: an operator's command.
+    created_by_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

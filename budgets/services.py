@@ -1105,7 +1105,7 @@ def budget_override_create(*, team: Team, amount: object, expires_at: datetime |
     micros, expires_at, reason = budget_override_validate(amount=amount, expires_at=expires_at, reason=reason)
     actor = by.user if by is not None else user
     override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason,
-                                       created_by=actor)
+                                       created_by=actor, created_by_name=actor.get_username() if actor else "")
     event_emit(team=team, kind="budget.override", subject=override.public_id, payload={
         "amount": money_str(micros), "expires_at": expires_at.isoformat(), "reason": override.reason,
         "by": _actor_label(by, user)})

@@ -295,7 +295,8 @@ def _member(verb: str, p: dict[str, Any]) -> str:
 
 def _token(verb: str, p: dict[str, Any]) -> str:
     access = f" ({p['access']})" if p.get("access") else ""
-    return f"Token {p.get('name', '')}{access} {verb}" + _by(p)
+    why = f": {p['why']}" if p.get("why") else ""
+    return f"Token {p.get('name', '')}{access} {verb}" + _by(p) + why
 
 
 def _field(name: object) -> str:
@@ -334,7 +335,7 @@ def _notification(verb: str, p: dict[str, Any]) -> str:
         words = {"secret": "signing secret",
                  "enabled": "enabled" if p.get("enabled") else "disabled"}
         text += ": " + ", ".join(str(words.get(field, field)) for field in changed)
-    return f"{text} {done}" + _by(p)
+    return f"{text} {done}" + _by(p) + (f": {p['why']}" if p.get("why") else "")
 
 
 def _budget(verb: str, p: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
-"""What Django's SecurityMiddleware does not do: the Content-Security-Policy header, and the
-refusal of text no column can store."""
+"""What Django's SecurityMiddleware does not do: the Content-Security-Policy header, answers
+with a team's data kept out of every cache, and the refusal of text no column can store."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 # Everything from our own origin; the live updates' WebSocket; no inline script or style anywhere
 # (pages pass data in data-* attributes, bars are SVG geometry, Swagger UI's init script is a URL);
@@ -31,6 +32,24 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+
+class PrivateAnswersMiddleware:
+    """An answer to a signed-in user or an API token holds a team's data: it is never stored, by the
+    browser (the back button after signing out on a shared computer, or after switching team) nor
+    by a proxy. A view that says how it may be cached (none does yet) keeps its own word."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        signed_in = user is not None and user.is_authenticated
+        if (signed_in or "HTTP_AUTHORIZATION" in request.META) and "Cache-Control" not in response.headers:
+            add_never_cache_headers(response)
+            patch_cache_control(response, private=True)
         return response
 
 

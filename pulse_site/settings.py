@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "pulse_site.teams.middleware.TeamMiddleware",
+    "pulse_site.security.PrivateAnswersMiddleware",
     "pulse_site.security.RefuseNulMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "axes.middleware.AxesMiddleware",

@@ -139,6 +139,22 @@ def target_update(*, target: Target, changes: dict[str, Any], by: Membership | N
     return target
 
 
+def targets_disable_for_departed(*, team_id: int, email: str, who: str, why: str) -> None:
+    """Someone who left a team stops hearing from it: its enabled email targets at their address
+    (in any case) are turned off, each with its event saying why; an owner may turn one back on.
+    Called inside the removal's transaction (teams.services.membership_remove)."""
+    email = (email or "").strip()
+    if not email:
+        return
+    targets = Target.objects.filter(team_id=team_id, kind=Target.Kind.EMAIL, enabled=True,
+                                    address__iexact=email).order_by("pk")
+    for target in targets:
+        Target.objects.filter(pk=target.pk).update(enabled=False)
+        target.enabled = False
+        _audit(team_id, "target_changed", target.public_id, by=None, who=who, changed=["enabled"], why=why,
+               **_target_facts(target))
+
+
 @transaction.atomic
 def target_delete(*, target: Target, by: Membership | None, who: str = "") -> None:
     """Delete a target with its rules and watches; its past deliveries stay in the jobs list

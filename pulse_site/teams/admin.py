@@ -105,6 +105,12 @@ class TeamAdmin(admin.ModelAdmin):
         # team_create also records the team.created event: use `manage.py pulse_create_team`.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Django's delete takes the rows without the services: running jobs left to their workers,
+        # tokens without their sockets closed. It was refused for a team with any history (which
+        # cannot be deleted row by row) and let through once that had aged out: refused for all.
+        return False
+
     def save_model(self, request: HttpRequest, obj: Team, form: forms.ModelForm, change: bool) -> None:
         # Through team_update: the team.changed and team.retention events naming the operator, and
         # held jobs looked at again under a new zone's windows (a raw save did none of it).
@@ -159,7 +165,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_help_text = "Part of a token's name, prefix (pulse_…) or id (TK_…), or of its team's name or slug."
     list_select_related = ("team",)
     # secret_hash is left out on purpose: the digest of a live token is never displayed.
-    fields = ("public_id", "name", "team", "prefix", "access", "created_by",
+    fields = ("public_id", "name", "team", "prefix", "access", "created_by_name", "state",
               "created_at", "last_used_at", "expires_at", "revoked_at")
     readonly_fields = fields
     exclude = ("secret_hash",)
@@ -173,6 +179,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
+
+    @admin.display(description="made by")
+    def created_by_name(self, token: ApiToken) -> str:
+        # The name kept with the token: its maker's user may be deleted since.
+        return token.created_by_name or "operator (a command)"
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        return token.state
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

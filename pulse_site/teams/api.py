@@ -98,12 +98,16 @@ class TokenOut(serializers.Serializer):
     name = serializers.CharField()
     access = serializers.ChoiceField(choices=ApiToken.Access.choices)
     prefix = serializers.CharField(help_text="The secret's first characters, to recognise it.")
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_by = serializers.SerializerMethodField(help_text="Who made it (their username, kept if their user is "
+                                                   "deleted since); null: an operator's command.")
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     last_used_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
     active = serializers.SerializerMethodField()
+
+    def get_created_by(self, token: ApiToken) -> str | None:
+        return token.created_by_name or None
 
     def get_active(self, token: ApiToken) -> bool:
         return token.is_active()

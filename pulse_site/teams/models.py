@@ -103,6 +103,9 @@ class ApiToken(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The maker's username, kept when their user is deleted (created_by then empties); empty: made
+    # by an operator's command.
+    created_by_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -115,14 +118,37 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     def is_active(self, now: object | None = None) -> bool:
-        moment = now or timezone.now()
+        return self.inactive_reason(now) is None
+
+    def inactive_reason(self, now: object | None = None) -> str | None:
+        """Why the token no longer authenticates ("token revoked", "token expired", "its maker is
+        deactivated", "its maker is deleted"), or None while it does. A person's token works while
+        they are an active user: one deactivated in the admin is refused at once (and again when
+        reactivated), as their sessions are. Leaving the team, or no longer managing it, revokes the tokens one made
+        (teams.services)."""
         if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > moment  # type: ignore[operator]
+            return "token revoked"
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):  # type: ignore[operator]
+            return "token expired"
+        if self.created_by_id is not None and not self.created_by.is_active:  # type: ignore[union-attr]
+            return "its maker is deactivated"
+        if self.created_by_id is None and self.created_by_name:
+            return "its maker is deleted"
+        return None
+
+    @property
+    def state(self) -> str:
+        """The team page's word for it: active, revoked, expired, or maker deactivated."""
+        reason = self.inactive_reason()
+        return "active" if reason is None else _STATE_WORDS[reason]
 
     @property
     def can_write(self) -> bool:
         return self.access == self.Access.WRITE
+
+
+_STATE_WORDS = {"token revoked": "revoked", "token expired": "expired", "its maker is deactivated": "maker deactivated",
+                "its maker is deleted": "maker deleted"}
 
 
 def user_display(user: User) -> str:

@@ -105,7 +105,7 @@ def access_lost(*, team_id: int, sessions: Collection[tuple[str, int, str]],
                 token_ids: Collection[int]) -> tuple[dict[tuple[str, int, str], str], dict[int, str]]:
     """Of the (session key, user id, role) triples and tokens that opened live sockets on the team,
     those that no longer give access to it as they did, each with why ("signed out", "membership
-    removed", "role changed", "token revoked", "token expired"). Three queries whatever the number
+    removed", "role changed", "token revoked", "token expired", "its maker is deactivated"). Three queries whatever the number
     of sockets: the sessions, the memberships with their users, the tokens (a deleted team took its
     memberships and tokens).
 
@@ -130,9 +130,10 @@ def access_lost(*, team_id: int, sessions: Collection[tuple[str, int, str]],
         elif member.role != role:
             lost[(key, user_id, role)] = ROLE_CHANGED
     now = timezone.now()
-    tokens = {token.pk: token for token in ApiToken.objects.filter(team_id=team_id, pk__in=list(token_ids))}
-    lost_tokens = {pk: "token expired" if pk in tokens and tokens[pk].revoked_at is None else "token revoked"
-                   for pk in token_ids if pk not in tokens or not tokens[pk].is_active(now)}
+    tokens = {token.pk: token for token in ApiToken.objects.filter(
+        team_id=team_id, pk__in=list(token_ids)).select_related("created_by")}
+    lost_tokens = {pk: reason for pk in token_ids
+                   if (reason := tokens[pk].inactive_reason(now) if pk in tokens else "token revoked")}
     return lost, lost_tokens
 
 

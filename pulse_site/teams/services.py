@@ -263,6 +263,9 @@ def membership_set_role(*, membership: Membership, role: str, by: Membership | N
     if changed:
         sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
                                 reason=ROLE_CHANGED)
+        if not membership.can_manage:
+            _revoke_tokens_made_by(membership, who=who or member_name(by),
+                                   why=f"{membership.user.get_username()} is now {role}")
     return membership
 
 
@@ -275,7 +278,17 @@ def membership_remove(*, membership: Membership, by: Membership | None, who: str
                payload=_member_payload(membership, by, who))
     sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
                             reason="membership removed")
+    why = f"{membership.user.get_username()} was removed from the team"
+    _revoke_tokens_made_by(membership, who=who or member_name(by), why=why)
+    _stop_notifying(membership, who=who or member_name(by), why=why)
     membership.delete()
+
+
+def _stop_notifying(membership: Membership, *, who: str, why: str) -> None:
+    # notifications depends on teams, not the other way (as jobs, in _release_held).
+    from pulse_site.notifications.services import targets_disable_for_departed
+
+    targets_disable_for_departed(team_id=membership.team_id, email=membership.user.email, who=who, why=why)
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -313,6 +326,7 @@ def token_create(
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         secret_hash=token_hash(secret),
         created_by=by.user if by else None,
+        created_by_name=by.user.get_username() if by else "",
         expires_at=expires_at,
     )
     event_emit(team=team, kind="token.created", subject=token.public_id,
@@ -323,13 +337,28 @@ def token_create(
 @transaction.atomic
 def token_revoke(*, token: ApiToken, by: Membership | None, who: str = "") -> ApiToken:
     _require_manager(by)
-    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _revoke(token, who=who or member_name(by))
     token.refresh_from_db()
-    if updated:
-        event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id,
-                   payload={"name": token.name, "by": who or member_name(by)})
-        sockets_close_on_commit(token_group(token.pk), reason="token revoked")
     return token
+
+
+def _revoke(token: ApiToken, *, who: str, why: str = "") -> None:
+    """Revoke one token (a claim: only the first of two revocations records it) and close its sockets."""
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if updated:
+        payload = {"name": token.name, "by": who, **({"why": why} if why else {})}
+        event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id, payload=payload)
+        sockets_close_on_commit(token_group(token.pk), reason="token revoked")
+
+
+def _revoke_tokens_made_by(membership: Membership, *, who: str, why: str) -> None:
+    """A token's secret was shown once, to its maker: when they leave the team or stop managing it,
+    the tokens they made are revoked with them, so nobody keeps the team's access in a secret they
+    copied. Tokens made by an operator (no maker) or by anyone else stay."""
+    tokens = ApiToken.objects.filter(team_id=membership.team_id, created_by_id=membership.user_id,
+                                     revoked_at__isnull=True).order_by("pk")
+    for token in tokens:
+        _revoke(token, who=who, why=why)
 
 
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -339,7 +368,7 @@ def token_authenticate(secret: str) -> ApiToken | None:
     """The active token for `secret`, or None. Marks it used at most once a minute."""
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = ApiToken.objects.select_related("team").filter(secret_hash=token_hash(secret)).first()
+    token = ApiToken.objects.select_related("team", "created_by").filter(secret_hash=token_hash(secret)).first()
     now = timezone.now()
     if token is None or not token.is_active(now):
         return None

@@ -98,3 +98,16 @@ def user_theme(context: template.Context) -> str:
         # user, and its 400 page must still render.
         request._pulse_theme = preference_theme(getattr(request, "user", None))
     return str(request._pulse_theme)
+
+
+@register.simple_tag(takes_context=True)
+def team_field(context: template.Context) -> str:
+    """The team a form was drawn for, beside its CSRF token: a form left open in one tab while
+    another switched the session's team is refused rather than applied to the other team
+    (teams.decorators.team_required)."""
+    from pulse_site.teams.decorators import TEAM_FIELD
+
+    team = getattr(context.get("request"), "team", None)
+    if team is None:
+        return ""
+    return format_html('<input type="hidden" name="{}" value="{}">', TEAM_FIELD, team.public_id)

@@ -183,3 +183,34 @@ def test_a_handler_no_longer_deployed_is_a_filter_of_its_own_jobs(alice_client, 
     assert result == {"processed": 2, "done": 2, "refused": 0, "cursor": None}
     assert not Job.objects.filter(pk__in=[j.pk for j in gone]).exists()
     assert Job.objects.filter(team=acme, handler="pulse.fail").count() == 3
+
+
+def test_a_bulk_action_stops_at_the_next_batch_once_its_runner_is_demoted_and_says_why(bob_client, acme, bob):
+    from pulse_site.teams.models import Membership
+    from pulse_site.teams.services import membership_set_role
+
+    failed_jobs(acme, 250)
+    first = post_batch(bob_client, "status=failed", "retry").json()
+    assert first["done"] == 200
+    membership_set_role(membership=Membership.objects.get(team=acme, user=bob), role="viewer", by=None)
+    second = post_batch(bob_client, "status=failed", "retry", cursor=first["cursor"])
+    assert second.status_code == 403
+    assert second.json() == {"errors": ["Viewers can look but not change anything."]}
+    assert Job.objects.filter(team=acme, status=S.FAILED).count() == 50
+
+
+def test_a_bulk_action_stops_at_the_next_batch_once_its_runner_is_removed_or_signed_out(bob_client, acme, bob):
+    from pulse_site.teams.models import Membership
+    from pulse_site.teams.services import membership_remove
+
+    failed_jobs(acme, 250)
+    first = post_batch(bob_client, "status=failed", "retry").json()
+    membership_remove(membership=Membership.objects.get(team=acme, user=bob), by=None)
+    second = post_batch(bob_client, "status=failed", "retry", cursor=first["cursor"])
+    assert second.status_code == 403
+    assert second.json() == {"errors": ["You are no longer in a team."]}
+    bob_client.logout()
+    third = post_batch(bob_client, "status=failed", "retry", cursor=first["cursor"])
+    assert third.status_code == 401
+    assert third.json() == {"errors": ["You are signed out: sign in again, then load the page."]}
+    assert Job.objects.filter(team=acme, status=S.FAILED).count() == 50

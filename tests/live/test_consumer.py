@@ -380,6 +380,25 @@ async def test_a_revoked_tokens_socket_is_closed(acme):
 
 
 
+async def test_the_sockets_of_the_tokens_a_removed_admin_made_are_closed_with_theirs(alice, bob, acme):
+    def bob_admin_with_a_token() -> str:
+        Membership.objects.filter(team=acme, user=bob).update(role=Membership.Role.ADMIN)
+        _, secret = token_create(team=acme, name="bob's", access="read", expires_at=None,
+                                 by=Membership.objects.get(team=acme, user=bob))
+        return secret
+
+    bobs_token = await open_socket(bearer_headers(await db(bob_admin_with_a_token)()))
+    others = await open_socket(bearer_headers(await db(new_token)(acme)))
+    await hello(bobs_token)
+    await hello(others)
+    await db(remove)(acme, bob)
+    assert await bobs_token.receive_json_from(timeout=5) == {"type": "closed", "reason": "token revoked"}
+    assert await close_code(bobs_token) == 4403
+    await others.send_json_to({"type": "ping"})
+    assert await others.receive_json_from(timeout=5) == {"type": "pong"}
+    await others.disconnect()
+
+
 async def test_an_expiring_tokens_socket_is_closed_when_it_expires(acme, time_machine):
     """As its API calls get 401 from then on (it streamed the team's events on)."""
     from datetime import timedelta

@@ -107,6 +107,20 @@ async def test_a_token_revoked_without_its_close_message_still_closes_the_socket
     await still_open(others)
 
 
+async def test_a_token_whose_maker_is_deactivated_in_admin_has_its_socket_closed(alice, acme):
+    """As its API calls get 401 (and the maker's own sockets close, above): a person's token is not
+    a way around their deactivation."""
+    _, secret = await db(token_create)(team=acme, name="alice's", access="read", expires_at=None,
+                                       by=await db(Membership.objects.get)(team=acme, user=alice))
+    _, other = await db(token_create)(team=acme, name="operator's", access="read", expires_at=None, by=None)
+    socket = await opened(bearer_headers(secret))
+    others = await opened(bearer_headers(other))
+    alice.is_active = False
+    await db(alice.save)(update_fields=["is_active"])
+    await closed_with(socket, "its maker is deactivated")
+    await still_open(others)
+
+
 async def test_a_role_changed_without_its_close_message_still_closes_the_members_sockets(alice, acme):
     """The socket is sent what its member's role saw when it opened (an admin: the token events); the
     close message of a role change may be lost, or sent before a socket that read the old role

@@ -96,6 +96,19 @@ def test_api_answers_and_the_login_page_carry_the_headers(acme_api, client):
 
 
 @pytest.mark.django_db
+def test_what_a_team_member_or_token_is_shown_is_never_stored_by_the_browser_or_a_proxy(alice_client, acme_api):
+    """Kept, the back button brought a team's page back after signing out (a shared computer) or
+    switching team, and a proxy could hand it to the next caller."""
+    answers = [alice_client.get(url) for url in ("/", "/jobs/", "/jobs/export.csv", "/team/", "/budget/",
+                                                  "/activity/", "/api/v1/jobs/")]
+    answers.append(acme_api.get("/api/v1/jobs/"))
+    for response in answers:
+        assert response.status_code == 200
+        directives = {d.strip() for d in response.get("Cache-Control", "").split(",")}
+        assert {"no-store", "private"} <= directives, (response.request["PATH_INFO"], directives)
+
+
+@pytest.mark.django_db
 def test_a_host_not_in_allowed_hosts_gets_the_bad_request_page_not_a_server_error(client):
     # The host is refused before the session and auth middleware run, so the page has no user.
     response = client.get("/login/", HTTP_HOST="not-ours.example.com")

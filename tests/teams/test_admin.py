@@ -143,3 +143,37 @@ def test_the_teams_events_of_an_admin_action_name_the_operator(admin_client, acm
 
     kinds = ("token.revoked", "member.changed", "member.removed")
     assert [Event.objects.get(kind=kind).payload["by"] for kind in kinds] == ["admin admin"] * 3
+
+
+def test_teams_are_not_deleted_in_the_admin_whatever_they_hold(admin_client, acme, globex):
+    """Django's delete would take a team's rows without its services: running jobs left to their
+    workers, tokens without the close of their sockets. It was refused anyway once the team had
+    any history (its events, runs and attempts may not be deleted one by one), and let through for
+    a team whose history had aged out: so it is offered for none."""
+    Event.objects.filter(team=globex).delete()  # a quiet team whose events the retention pruned
+    for team in (acme, globex):
+        assert admin_client.get(reverse("admin:teams_team_delete", args=[team.pk])).status_code == 403
+        assert admin_client.post(reverse("admin:teams_team_delete", args=[team.pk]), {"post": "yes"}).status_code == 403
+        page = admin_client.get(reverse("admin:teams_team_change", args=[team.pk])).content.decode()
+        assert reverse("admin:teams_team_delete", args=[team.pk]) not in page
+    assert set(type(acme).objects.values_list("name", flat=True)) == {"Acme", "Globex"}
+
+
+def test_a_user_still_in_a_team_is_not_deleted_in_the_admin(admin_client, acme, alice):
+    from django.contrib.auth import get_user_model
+
+    page = admin_client.get(reverse("admin:auth_user_delete", args=[alice.pk]))
+    assert "Cannot delete user" in page.content.decode()
+    admin_client.post(reverse("admin:auth_user_delete", args=[alice.pk]), {"post": "yes"})
+    assert get_user_model().objects.filter(pk=alice.pk).exists()
+    assert Membership.objects.get(team=acme, user=alice).role == Role.OWNER
+
+
+def test_a_tokens_page_names_its_maker_and_why_it_stopped_after_their_user_was_deleted(admin_client, acme, bob):
+    Membership.objects.filter(team=acme, user=bob).update(role=Role.ADMIN)
+    made, _ = token_create(team=acme, name="bob's", access="read", expires_at=None,
+                           by=Membership.objects.get(team=acme, user=bob))
+    bob.delete()
+    page = admin_client.get(reverse("admin:teams_apitoken_change", args=[made.pk])).content.decode()
+    assert '<div class="readonly">bob</div>' in page
+    assert '<div class="readonly">maker deleted</div>' in page
