@@ -277,13 +277,6 @@ def job_detail(job: Job) -> dict[str, Any]:
     }
 
 
-def _who(view: TeamAPIView) -> str:
-    token = view.token
-    if token is not None:
-        return f"token {token.name}"
-    return view.request.user.get_username()
-
-
 DATETIME_HINT = "Use an ISO 8601 date-time, e.g. 2026-11-22T10:00:00Z."
 
 
@@ -371,7 +364,7 @@ class JobListView(TeamAPIView):
             submission = job_submit(
                 team=self.team, handler=data["handler"], payload=data["payload"], priority=data["priority"],
                 source=Job.Source.API, idempotency_key=request.headers.get("Idempotency-Key") or None,
-                created_by=_who(self), run_after=run_after, notify=target.public_id if target is not None else "",
+                created_by=self.who, run_after=run_after, notify=target.public_id if target is not None else "",
             )
             if target is not None and submission.created:
                 job_watch_add(job=submission.job, target=target)
@@ -417,7 +410,7 @@ class JobDetailView(TeamAPIView):
     def delete(self, request: Request, job_id: str) -> Response:
         job = job_get_for_team(team=self.team, job_id=job_id)
         no_input(request)
-        job_delete(job=job, by=_who(self))
+        job_delete(job=job, by=self.who)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -475,7 +468,7 @@ class JobBulkView(TeamAPIView):
                    request=JobBulkIn, responses={200: JobBulkOut, **error_responses(400, 401, 403)})
     def post(self, request: Request) -> Response:
         data = valid_input(JobBulkIn, request)
-        return _bulk_answer(jobs_bulk(team=self.team, action=data["action"], ids=data["ids"], by=_who(self)))
+        return _bulk_answer(jobs_bulk(team=self.team, action=data["action"], ids=data["ids"], by=self.who))
 
 
 class JobBulkMatchingView(TeamAPIView):
@@ -487,7 +480,7 @@ class JobBulkMatchingView(TeamAPIView):
         data = valid_input(JobBulkMatchingIn, request)
         filters = job_filter(data["filter"], data["filter"].get("q"))
         return _bulk_answer(jobs_bulk_matching(team=self.team, action=data["action"], filters=filters,
-                                               cursor=data.get("cursor") or None, by=_who(self)))
+                                               cursor=data.get("cursor") or None, by=self.who))
 
 
 def _action_view(service, operation: str, summary: str):
@@ -497,7 +490,7 @@ def _action_view(service, operation: str, summary: str):
         def post(self, request: Request, job_id: str) -> Response:
             job = job_get_for_team(team=self.team, job_id=job_id)
             no_input(request)
-            return Response(job_detail(service(job=job, by=_who(self))))
+            return Response(job_detail(service(job=job, by=self.who)))
 
     ActionView.__name__ = f"Job{operation.split('_')[-1].title()}View"
     return ActionView
@@ -678,7 +671,7 @@ class QueuePauseView(TeamAPIView):
                    request=QueuePauseIn, responses={201: QueuePauseOut, **error_responses(400, 401, 403, 409)})
     def post(self, request: Request) -> Response:
         data = valid_input(QueuePauseIn, request)
-        pause = queue_pause(scope=QueuePause.Scope.TEAM, team=self.team, reason=data["reason"], by=_who(self),
+        pause = queue_pause(scope=QueuePause.Scope.TEAM, team=self.team, reason=data["reason"], by=self.who,
                             member=self.membership)
         return Response(queue_pause_as_dict(pause), status=status.HTTP_201_CREATED)
 
@@ -691,4 +684,4 @@ class QueueResumeView(TeamAPIView):
         own = queue_team_pause(team=self.team)
         if own is None:
             raise Conflict("The team's queue is not paused.", code="queue_not_paused")
-        return Response(queue_pause_as_dict(queue_resume(pause=own, by=_who(self), member=self.membership)))
+        return Response(queue_pause_as_dict(queue_resume(pause=own, by=self.who, member=self.membership)))

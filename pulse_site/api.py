@@ -318,6 +318,12 @@ class TeamAPIView(APIView):
     def token(self) -> ApiToken | None:
         return request_token(self.request)
 
+    @property
+    def who(self) -> str:
+        """The caller as events and history name them: `token <its name>`, or the member's username."""
+        token = self.token
+        return f"token {token.name}" if token is not None else self.request.user.get_username()
+
 
 @extend_schema(exclude=True)
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])

@@ -152,11 +152,6 @@ def schedule_one(schedule: Schedule) -> dict[str, Any]:
             "projection": projection.as_dict() if projection else None}
 
 
-def _who(view: TeamAPIView) -> str:
-    token = view.token
-    return f"token {token.name}" if token is not None else view.request.user.get_username()
-
-
 class ExecutionListQuery(PageQuery):
     status = query_choice(EXECUTION_STATUSES)
 
@@ -190,7 +185,7 @@ class ScheduleListView(TeamAPIView):
                    responses={201: ScheduleOneOut, **error_responses(400, 401, 403, 413)})
     def post(self, request: Request) -> Response:
         data = valid_input(ScheduleIn, request)
-        schedule = schedule_create(team=self.team, created_by=_who(self), **data)
+        schedule = schedule_create(team=self.team, created_by=self.who, **data)
         return created(schedule_one(schedule), "api-schedule", schedule_id=schedule.public_id)
 
 
@@ -206,13 +201,13 @@ class ScheduleDetailView(TeamAPIView):
         changes = valid_input(ScheduleIn, request, partial=True)
         if "time_zone" in changes and not changes["time_zone"]:  # null or "": the team's, as on create
             changes["time_zone"] = self.team.time_zone
-        return Response(schedule_one(schedule_update(schedule=schedule, changes=changes, by=_who(self))))
+        return Response(schedule_one(schedule_update(schedule=schedule, changes=changes, by=self.who)))
 
     @extend_schema(operation_id="schedules_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, schedule_id: str) -> Response:
         schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
         no_input(request)
-        schedule_delete(schedule=schedule, by=_who(self))
+        schedule_delete(schedule=schedule, by=self.who)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -223,7 +218,7 @@ def _action_view(service, operation: str, summary: str):
         def post(self, request: Request, schedule_id: str) -> Response:
             schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
             no_input(request)
-            return Response(schedule_one(service(schedule=schedule, by=_who(self))))
+            return Response(schedule_one(service(schedule=schedule, by=self.who)))
 
     ActionView.__name__ = f"Schedule{operation.split('_')[-1].title()}View"
     return ActionView
@@ -240,7 +235,7 @@ class ScheduleTriggerView(TeamAPIView):
     def post(self, request: Request, schedule_id: str) -> Response:
         schedule = schedule_get_for_team(team=self.team, schedule_id=schedule_id)
         no_input(request)
-        execution = schedule_trigger(schedule=schedule, by=_who(self))
+        execution = schedule_trigger(schedule=schedule, by=self.who)
         return Response(execution_summary(execution), status=status.HTTP_201_CREATED)
 
 

@@ -106,10 +106,6 @@ def _shown_to(view: TeamAPIView) -> dict[str, Any]:
     return {"may_manage": manages_in_person(membership=view.membership, token=view.token)}
 
 
-def _who(view: TeamAPIView) -> str:
-    return f"token {view.token.name}" if view.token is not None else view.request.user.get_username()
-
-
 def _valid(cls: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     # On a PATCH, a field the serializer lacks is one that cannot change (a rule's kind).
     return valid_input(cls, request, unknown="This field cannot be changed." if request.method == "PATCH"
@@ -127,7 +123,7 @@ class TargetListView(TeamAPIView):
                    responses={201: TargetCreatedOut, **error_responses(400, 401, 403, 409)})
     def post(self, request: Request) -> Response:
         data = _valid(TargetIn, request)
-        target = services.target_create(team=self.team, by=self.membership, created_by=_who(self), **data)
+        target = services.target_create(team=self.team, by=self.membership, created_by=self.who, **data)
         return created(TargetCreatedOut(target, context=_shown_to(self)).data, "api-notification-target",
                        target_id=target.public_id)
 
@@ -150,7 +146,7 @@ class TargetDetailView(TeamAPIView):
     def patch(self, request: Request, target_id: str) -> Response:
         target = self._target(request, target_id)
         changes = _valid(TargetPatch, request)
-        target = services.target_update(target=target, changes=changes, by=self.membership, who=_who(self))
+        target = services.target_update(target=target, changes=changes, by=self.membership, who=self.who)
         out = TargetCreatedOut if changes.get("rotate_secret") else TargetOut
         return Response(out(target, context=_shown_to(self)).data)
 
@@ -158,7 +154,7 @@ class TargetDetailView(TeamAPIView):
     def delete(self, request: Request, target_id: str) -> Response:
         target = self._target(request, target_id)
         no_input(request)
-        services.target_delete(target=target, by=self.membership, who=_who(self))
+        services.target_delete(target=target, by=self.membership, who=self.who)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -171,7 +167,7 @@ class TargetTestView(TeamAPIView):
         target = services.target_get_for_team(team=self.team, target_id=target_id)
         self.check_object_permissions(request, target)
         no_input(request)
-        job = services.target_send_test(target=target, by=_who(self), member=self.membership)
+        job = services.target_send_test(target=target, by=self.who, member=self.membership)
         return Response(job_summary(job), status=status.HTTP_202_ACCEPTED)
 
 
@@ -197,7 +193,7 @@ class RuleListView(TeamAPIView):
         rule = services.rule_create(team=self.team, target=data["target"], kind=data["kind"], handlers=data["handlers"],
                                     error_codes=data["error_codes"], final_only=data["final_only"],
                                     minutes=data["minutes"], enabled=data["enabled"], by=self.membership,
-                                    who=_who(self))
+                                    who=self.who)
         return created(RuleOut(rule).data, "api-notification-rule", rule_id=rule.public_id)
 
 
@@ -218,12 +214,12 @@ class RuleDetailView(TeamAPIView):
     def patch(self, request: Request, rule_id: str) -> Response:
         rule = self._rule(request, rule_id)
         rule = services.rule_update(rule=rule, changes=_valid(RulePatch, request), by=self.membership,
-                                     who=_who(self))
+                                     who=self.who)
         return Response(RuleOut(rule).data)
 
     @extend_schema(operation_id="notification_rules_destroy", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, rule_id: str) -> Response:
         rule = self._rule(request, rule_id)
         no_input(request)
-        services.rule_delete(rule=rule, by=self.membership, who=_who(self))
+        services.rule_delete(rule=rule, by=self.membership, who=self.who)
         return Response(status=status.HTTP_204_NO_CONTENT)
