@@ -1,6 +1,7 @@
 """Every dashboard page on a 320 px screen (a phone, or a 1280 px window at 400 % zoom), in both
 themes: nothing scrolls the page sideways (WCAG 2.1 1.4.10, reflow: a wide table scrolls in its
-own box) and no button's label breaks inside a word. Each problem names its element."""
+own box), every control is at least 24 × 24 px (WCAG 2.2 2.5.8, target size), bar a link in
+running text, and no button's label breaks inside a word. Each problem names its element."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from tests.browser.test_dashboard import dashboard_pages, seed
 pytestmark = pytest.mark.browser
 PHONE = {"width": 320, "height": 640}
 
-# What makes the page wider than the screen, and the buttons whose words break, as "element: why" lines.
+# What makes the page wider than the screen, the controls narrower or lower than 24 px and the
+# buttons whose words break, as "element: why" lines.
 #  - Overflow is named by the outermost elements reaching past the right edge that no scrolling
 #    box of their own holds.
+#  - A control's target is its box; a checkbox or radio button inside a <label> is clicked through
+#    the label too, so the label's box is its target.
+#  - A link shown inline among words (text of letters or digits outside any control in the same
+#    block) is exempt: its height is the line's (2.5.8's "inline" exception). A link alone in a
+#    cell, or beside another link with only a "·" between them, is not.
 #  - A button's label wraps between its words, never inside one ("Can / cel").
 FIND_PROBLEMS = r"""(scope) => {
   const root = document.documentElement;
@@ -32,6 +39,29 @@ FIND_PROBLEMS = r"""(scope) => {
     const outermost = wide.filter((el) => !wide.some((other) => other !== el && other.contains(el)));
     problems.push(`the page is ${root.scrollWidth} px wide on a ${root.clientWidth} px screen: ` +
                   outermost.slice(0, 5).map(name).join(", "));
+  }
+
+  const CONTROL = "a, button, input:not([type=hidden]), select, textarea, summary";
+  const inText = (link) => {
+    if (link.tagName !== "A" || getComputedStyle(link).display !== "inline") return false;
+    let block = link.parentElement;
+    while (block && getComputedStyle(block).display.startsWith("inline")) block = block.parentElement;
+    const walker = document.createTreeWalker(block, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.parentElement.closest(CONTROL) && /[\p{L}\p{N}]/u.test(node.textContent)) return true;
+    }
+    return false;
+  };
+  const controls = document.querySelector(scope).querySelectorAll(
+    "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex='-1'])");
+  for (const el of controls) {
+    const own = el.getBoundingClientRect();
+    if (own.width === 0 || own.height === 0 || el.closest(".visually-hidden")
+        || getComputedStyle(el).visibility === "hidden") continue;
+    const label = (el.type === "checkbox" || el.type === "radio") && el.closest("label");
+    const box = label ? label.getBoundingClientRect() : own;
+    if ((box.width >= 24 && box.height >= 24) || inText(el)) continue;
+    problems.push(`${name(el)} is ${Math.round(box.width * 10) / 10} × ${Math.round(box.height * 10) / 10} px`);
   }
 
   const range = document.createRange();
@@ -55,7 +85,7 @@ def problems_on(page, where: str, scope: str = "body") -> list[str]:
     return [f"{where}: {problem}" for problem in page.evaluate(FIND_PROBLEMS, scope)]
 
 
-def test_every_page_fits_a_320_px_screen_in_both_themes(page, login_as, alice, acme):
+def test_every_page_fits_a_320_px_screen_with_targets_of_24_px_in_both_themes(page, login_as, alice, acme):
     data = seed(acme)
     target = target_create(team=acme, name="Ops webhook", kind="webhook", address="https://hooks.example.com/pulse",
                            by=None)
