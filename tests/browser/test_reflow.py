@@ -1,7 +1,8 @@
 """Every dashboard page on a 320 px screen (a phone, or a 1280 px window at 400 % zoom), in both
 themes: nothing scrolls the page sideways (WCAG 2.1 1.4.10, reflow: a wide table scrolls in its
 own box), every control is at least 24 × 24 px (WCAG 2.2 2.5.8, target size), bar a link in
-running text, and no button's label breaks inside a word. Each problem names its element."""
+running text, an empty table's note is read without scrolling it, and no button's label breaks
+inside a word. Each problem names its element."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ PHONE = {"width": 320, "height": 640}
 #  - A link shown inline among words (text of letters or digits outside any control in the same
 #    block) is exempt: its height is the line's (2.5.8's "inline" exception). A link alone in a
 #    cell, or beside another link with only a "·" between them, is not.
+#  - A table with nothing to show says so within its scrolling box, not past its edge.
 #  - A button's label wraps between its words, never inside one ("Can / cel").
 FIND_PROBLEMS = r"""(scope) => {
   const root = document.documentElement;
@@ -65,6 +67,12 @@ FIND_PROBLEMS = r"""(scope) => {
   }
 
   const range = document.createRange();
+  for (const cell of document.querySelector(scope).querySelectorAll(".table-wrap td.empty")) {
+    range.selectNodeContents(cell);
+    if (range.getBoundingClientRect().right > cell.closest(".table-wrap").getBoundingClientRect().right + 0.5) {
+      problems.push(`${name(cell)} runs past the edge of its scrolling box`);
+    }
+  }
   for (const button of document.querySelector(scope).querySelectorAll("button, .button")) {
     for (const node of [...button.childNodes].filter((child) => child.nodeType === Node.TEXT_NODE)) {
       for (const word of node.textContent.matchAll(/\S+/g)) {
