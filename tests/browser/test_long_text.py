@@ -56,7 +56,7 @@ def test_no_page_is_wider_than_the_screen_with_the_longest_names_and_unbroken_st
             f"/schedules/{schedule.public_id}/edit/", f"/jobs/new/?handler={HANDLER}", "/team/",
             "/notifications/", "/budget/"]
     wide = []
-    for width in (375, 1280):
+    for width in (320, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         for url in urls:
             page.goto(url)

@@ -129,3 +129,28 @@ def test_a_viewer_sees_targets_rules_and_deliveries_but_no_control(page, login_a
     # No form at all in either section, no edit disclosure, and the secret is not on the page.
     expect(page.locator("#targets form, #rules form, #targets details, #rules details")).to_have_count(0)
     assert target.secret not in page.content()
+
+
+def test_on_a_phone_a_targets_name_and_buttons_sit_inside_its_box_and_its_buttons_apart(page, login_as, alice, acme):
+    """Each target's name was drawn against the box's edge, and on a phone its three buttons (and a
+    rule's two) were stacked touching, one press away from the wrong one."""
+    from pulse_site.notifications import services
+
+    owner = acme.memberships.get(user=alice)
+    target = services.target_create(team=acme, name="ops hook", kind="webhook", address="https://hooks.example.com/a",
+                                    by=owner)
+    rule = services.rule_create(team=acme, target=target, kind="job_failed", by=owner)
+    page.set_viewport_size({"width": 320, "height": 640})
+    login_as(alice)
+    page.goto("/notifications/")
+    box = page.locator("#targets").bounding_box()
+    name = page.locator(f"#target-{target.public_id} h3").bounding_box()
+    assert box and name and name["x"] - box["x"] >= 8
+    for buttons in (f"#target-{target.public_id} form button", f"#rule-{rule.public_id} form > button"):
+        boxes = [b for b in (page.locator(buttons).nth(n).bounding_box() for n in range(page.locator(buttons).count()))
+                 if b]
+        assert len(boxes) >= 2, buttons
+        for one, other in zip(boxes, boxes[1:]):
+            apart = max(other["x"] - (one["x"] + one["width"]), other["y"] - (one["y"] + one["height"]),
+                        one["x"] - (other["x"] + other["width"]))
+            assert apart >= 4, f"{buttons}: {one} and {other} touch"

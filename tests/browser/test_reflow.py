@@ -1,0 +1,127 @@
+"""Every dashboard page on a 320 px screen (a phone, or a 1280 px window at 400 % zoom), in both
+themes: nothing scrolls the page sideways (WCAG 2.1 1.4.10, reflow: a wide table scrolls in its
+own box), every control is at least 24 × 24 px (WCAG 2.2 2.5.8, target size), bar a link in
+running text, an empty table's note is read without scrolling it, and no button's label breaks
+inside a word. Each problem names its element."""
+
+from __future__ import annotations
+
+import pytest
+
+from pulse_site.models import UserPreference
+from pulse_site.notifications.services import rule_create, target_create
+from tests.browser.test_dashboard import dashboard_pages, seed
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 320, "height": 640}
+
+# What makes the page wider than the screen, the controls narrower or lower than 24 px and the
+# buttons whose words break, as "element: why" lines.
+#  - Overflow is named by the outermost elements reaching past the right edge that no scrolling
+#    box of their own holds.
+#  - A control's target is its box; a checkbox or radio button inside a <label> is clicked through
+#    the label too, so the label's box is its target.
+#  - A link shown inline among words (text of letters or digits outside any control in the same
+#    block) is exempt: its height is the line's (2.5.8's "inline" exception). A link alone in a
+#    cell, or beside another link with only a "·" between them, is not.
+#  - A table with nothing to show says so within its scrolling box, not past its edge.
+#  - A button's label wraps between its words, never inside one ("Can / cel").
+FIND_PROBLEMS = r"""(scope) => {
+  const root = document.documentElement;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\s+/).join(".") : "") +
+    ' "' + String(el.textContent || el.value || el.name || el.getAttribute("aria-label") || "").trim().replace(/\s+/g, " ").slice(0, 40) + '"';
+  const problems = [];
+
+  if (root.scrollWidth > root.clientWidth) {
+    const scrolls = (el) => { for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== "visible") return true; } return false; };
+    const wide = [...document.body.querySelectorAll("*")].filter((el) =>
+      el.getBoundingClientRect().right > root.clientWidth + 0.5 && !scrolls(el));
+    const outermost = wide.filter((el) => !wide.some((other) => other !== el && other.contains(el)));
+    problems.push(`the page is ${root.scrollWidth} px wide on a ${root.clientWidth} px screen: ` +
+                  outermost.slice(0, 5).map(name).join(", "));
+  }
+
+  const CONTROL = "a, button, input:not([type=hidden]), select, textarea, summary";
+  const inText = (link) => {
+    if (link.tagName !== "A" || getComputedStyle(link).display !== "inline") return false;
+    let block = link.parentElement;
+    while (block && getComputedStyle(block).display.startsWith("inline")) block = block.parentElement;
+    const walker = document.createTreeWalker(block, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.parentElement.closest(CONTROL) && /[\p{L}\p{N}]/u.test(node.textContent)) return true;
+    }
+    return false;
+  };
+  const controls = document.querySelector(scope).querySelectorAll(
+    "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex='-1'])");
+  for (const el of controls) {
+    const own = el.getBoundingClientRect();
+    if (own.width === 0 || own.height === 0 || el.closest(".visually-hidden")
+        || getComputedStyle(el).visibility === "hidden") continue;
+    const label = (el.type === "checkbox" || el.type === "radio") && el.closest("label");
+    const box = label ? label.getBoundingClientRect() : own;
+    if ((box.width >= 24 && box.height >= 24) || inText(el)) continue;
+    problems.push(`${name(el)} is ${Math.round(box.width * 10) / 10} × ${Math.round(box.height * 10) / 10} px`);
+  }
+
+  const range = document.createRange();
+  for (const cell of document.querySelector(scope).querySelectorAll(".table-wrap td.empty")) {
+    range.selectNodeContents(cell);
+    if (range.getBoundingClientRect().right > cell.closest(".table-wrap").getBoundingClientRect().right + 0.5) {
+      problems.push(`${name(cell)} runs past the edge of its scrolling box`);
+    }
+  }
+  for (const button of document.querySelector(scope).querySelectorAll("button, .button")) {
+    for (const node of [...button.childNodes].filter((child) => child.nodeType === Node.TEXT_NODE)) {
+      for (const word of node.textContent.matchAll(/\S+/g)) {
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        if (new Set([...range.getClientRects()].map((line) => Math.round(line.top))).size > 1) {
+          problems.push(`${name(button)} breaks the word "${word[0]}" across lines`);
+        }
+      }
+    }
+  }
+  return problems;
+}"""
+
+
+def problems_on(page, where: str, scope: str = "body") -> list[str]:
+    """The page's overflow, and the problems of the controls within `scope` (a CSS selector)."""
+    return [f"{where}: {problem}" for problem in page.evaluate(FIND_PROBLEMS, scope)]
+
+
+def test_every_page_fits_a_320_px_screen_with_targets_of_24_px_in_both_themes(page, login_as, alice, acme):
+    data = seed(acme)
+    target = target_create(team=acme, name="Ops webhook", kind="webhook", address="https://hooks.example.com/pulse",
+                           by=None)
+    rule_create(team=acme, target=target, kind="job_failed", by=None)
+    pages = {**dashboard_pages(data), "activity": "/activity/", "search": "/search/?q=failed",
+             "jobs-refused-filter": "/jobs/?status=bogus&created_after=never"}
+    page.set_viewport_size(PHONE)
+    page.goto("/login/")
+    problems = problems_on(page, "login")
+    login_as(alice)
+    for theme in ("light", "dark"):
+        UserPreference.objects.update_or_create(user=alice, defaults={"theme": theme})
+        for name, url in pages.items():
+            page.goto(url)
+            assert page.get_attribute("html", "data-theme") == theme
+            problems += problems_on(page, f"{name} ({theme})")
+        # A refused form shows its errors beside its fields, and still fits.
+        page.goto("/schedules/new/?handler=demo.report")
+        page.fill("#id_name", "Morning report")
+        page.fill("#id_cron", "61 9 * * *")
+        page.click("#schedule-form button[type=submit]")
+        page.wait_for_selector("#id_cron[aria-invalid=true]")
+        problems += problems_on(page, f"refused schedule form ({theme})")
+        # The shortcuts dialog fits the screen.
+        page.keyboard.press("?")
+        dialog = page.locator("#shortcuts").bounding_box()
+        assert dialog is not None
+        if dialog["x"] < 0 or dialog["x"] + dialog["width"] > PHONE["width"]:
+            problems.append(f"shortcuts dialog ({theme}) spans {dialog['x']:.0f} to {dialog['x'] + dialog['width']:.0f} px")
+        problems += problems_on(page, f"shortcuts dialog ({theme})", "#shortcuts")
+    assert problems == [], "\n".join(problems)
