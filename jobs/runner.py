@@ -23,9 +23,10 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
 from budgets.models import BudgetPolicy
 from budgets.services import (
@@ -549,6 +550,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # machine, which would make every short handler look slow to `_batch_limit`).
         ran = time.monotonic() - started
         heartbeat.stop()
+        _drop_interrupted_query()
     outcome.run_ms = int(ran * 1000)
     outcome.started_at = started_at
     outcome.cost_micros = context.reported_cost_micros
@@ -560,6 +562,25 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     except Exception:
         log.exception("final progress write of %s failed", job.public_id)
     return outcome
+
+
+def _drop_interrupted_query() -> None:
+    """A handler stopped by its alarm (its timeout, its cancel's grace, a stopping worker) while
+    it waited for a query of its own leaves the connection busy with that query (psycopg cancels
+    one only on KeyboardInterrupt): the settle's first statement failed on it, the job stayed
+    running until the lease's rescue, and the query ran on in the server with its locks. It is
+    cancelled there and the connection dropped; the settle opens a new one."""
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if conn.vendor != "postgresql" or raw is None or conn.in_atomic_block:
+            continue
+        if raw.info.transaction_status != TransactionStatus.ACTIVE:
+            continue
+        try:
+            raw.cancel_safe(timeout=5)
+        except Exception:  # a server that does not answer the cancel: the close below still frees us
+            log.warning("cancelling the interrupted query of this worker's connection failed", exc_info=True)
+        conn.close()
 
 
 # --- settle ------------------------------------------------------------------------------------
