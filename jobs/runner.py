@@ -35,6 +35,7 @@ from budgets.services import (
     budget_admit,
     budget_admit_batched,
     budget_admit_many,
+    budget_held_for_a_slot_before,
     budget_lock_teams,
     budget_settle,
     budget_settle_many,
@@ -935,7 +936,7 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
     # A slot is handed on only to a job the budget counts (Handler.metered): one handed to a
     # delivery would stay counted as running until the ticker's repair.
     hand_on = bool(members) and head is not None and head.team_id == team_id and spec is not None and spec.metered
-    if hand_on and head is not None and _held_for_a_slot_before(head):
+    if hand_on and head is not None and budget_held_for_a_slot_before(job=head, most=1):
         # The slot (or start) freed here belongs to a job of the team held for one, which comes
         # first in the team's order: end the chain, so that the release below gives it the slot.
         members, hand_on = [], False
@@ -953,18 +954,6 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
         # free nothing: no release query then.)
         transaction.on_commit(lambda: _release_held(team_id))
     return [(job, spec) for job in started] if started and spec is not None else None
-
-
-# Holds a settled job of the team frees: its running slot, its start in the rate window.
-SLOT_HOLDS = ("concurrency", "rate")
-
-
-def _held_for_a_slot_before(head: Job) -> bool:
-    """Whether a job of `head`'s team that comes before it (priority, then age) is held for a
-    running slot or a start (one read of job_team_status_id; nothing when nothing is held)."""
-    before = Q(priority__gt=head.priority) | Q(priority=head.priority, pk__lt=head.pk)
-    return Job.objects.filter(team_id=head.team_id, status=Status.PAUSED,
-                              hold_reasons__0__kind__in=SLOT_HOLDS).filter(before).exists()
 
 
 def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str, int]]:

@@ -89,5 +89,6 @@ def test_four_submitters_and_two_clusters_never_pass_the_concurrency_cap_or_the_
     assert len(reserved) == 8 and set(released) == set(reserved)
     assert _most_at_once([(at, released[key]) for key, at in reserved.items()]) == 2
     assert max(reserved.values()) - min(reserved.values()) < timedelta(seconds=60)
-    held = Job.objects.filter(team=acme, status=Status.PAUSED)
-    assert all(job.resume_at is None or job.resume_at == min(reserved.values()) + timedelta(seconds=60) for job in held)
+    # None is said to resume before the first start leaves the minute (the ones behind others later).
+    first_room = min(reserved.values()) + timedelta(seconds=60)
+    assert all(job.resume_at is None or job.resume_at >= first_room for job in Job.objects.filter(team=acme))

@@ -206,6 +206,63 @@ def test_a_rate_hold_resumes_when_the_oldest_start_leaves_the_minute(acme, submi
     assert held.resume_at == start.at + timedelta(seconds=60)
 
 
+def test_a_job_submitted_when_the_minute_frees_a_start_does_not_take_it_from_a_job_held_before(
+        acme, submit, set_policy):
+    """The start freed when the oldest leaves the minute belongs to the job held for it, first in
+    the team's order: a job submitted then, claimed before the ticker's release came round, took
+    it, and the held job was held again for another minute (and again, under a steady stream).
+    The submit's answer, and its preview, say so beforehand."""
+    from jobs.services import job_release_due, job_submit, job_submit_preview
+
+    set_policy(acme, calls_per_minute=1)
+    run_job(submit("0.10").public_id)
+    held = submit("0.10")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+    # The minute goes by (the gate reads the database's clock: the start is moved back instead).
+    Start.objects.filter(team=acme).update(at=timezone.now() - timedelta(seconds=61))
+    Job.objects.filter(pk=held.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
+    behind = "0 starts in the last 60 s; the limit is 1 per minute, and 1 job held before this one waits for a start."
+    preview = job_submit_preview(team=acme, handler="test.paid", payload={"cost": "0.10"})
+    submission = job_submit(team=acme, handler="test.paid", payload={"cost": "0.10"}, source="api")
+    assert [r["message"] for r in preview.would_hold] == [r["message"] for r in submission.would_hold] == [behind]
+    newer = submission.job
+    run_job(newer.public_id)  # its worker is quicker than the ticker
+    newer.refresh_from_db()
+    assert newer.status == Status.PAUSED, "a newer job took the start a held job waited for"
+    assert [r["message"] for r in newer.hold_reasons] == [behind]
+    job_release_due()
+    run_job(held.public_id)
+    assert status(held) == Status.COMPLETED
+    assert status(newer) == Status.PAUSED and newer.resume_at is not None
+
+
+def test_a_job_submitted_when_a_slot_frees_does_not_take_it_from_a_job_held_before(acme, submit, set_policy,
+                                                                                   monkeypatch):
+    set_policy(acme, max_concurrent=1)
+    running = submit("0.10")
+    claim(running.public_id)
+    held = submit("0.10")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+    running.refresh_from_db()
+    # Settled by a worker whose release of the held job is yet to come (it follows the commit).
+    from jobs import runner
+
+    released = runner._release_held
+    monkeypatch.setattr(runner, "_release_held", lambda team_id: None)
+    finish(running)
+    newer = submit("0.10")
+    run_job(newer.public_id)
+    newer.refresh_from_db()
+    assert newer.status == Status.PAUSED, "a newer job took the slot a held job waited for"
+    assert newer.hold_reasons[0]["message"] == (
+        "0 of at most 1 jobs are running, and 1 job held before this one waits for a slot.")
+    released(acme.pk)
+    run_job(held.public_id)
+    assert status(held) == Status.COMPLETED
+
+
 def test_a_rate_lowered_under_the_starts_counted_resumes_when_enough_of_them_have_left(acme, submit, set_policy):
     set_policy(acme, calls_per_minute=10)
     for _ in range(4):
