@@ -278,3 +278,43 @@ def test_cancelling_a_parent_while_its_child_settles_is_no_deadlock(submit, temp
     assert failures == {}
     statuses = dict(Job.objects.filter(pk__in=[parent.pk, child.pk]).values_list("pk", "status"))
     assert statuses == {parent.pk: Job.Status.CANCELLED, child.pk: Job.Status.CANCELLED}
+
+
+@pytest.mark.parametrize("pass_", ["release", "rehold"])
+def test_a_person_s_hold_made_while_a_release_pass_looks_at_the_job_is_kept(submit, set_policy, acme, temp_handler,
+                                                                          monkeypatch, pass_):
+    """The pass reads the held jobs, then decides on each: a person who resumed the job and held it
+    again meanwhile (their hold waits for them) had it sent back to the queue, or its reasons
+    overwritten with the budget's (and then released by the next pass)."""
+    from jobs import services
+    from jobs.services import job_pause, job_resume
+
+    @temp_handler("test.priced", cost=lambda payload: payload["cost"], timeout=30)
+    def priced(ctx):
+        return None
+
+    set_policy(acme, daily_limit="1.00")
+    assert claim(submit("test.priced", {"cost": "0.80"}).public_id) is not None
+    held = submit("test.priced", {"cost": "0.50"})
+    claim(held.public_id)
+    assert Job.objects.get(pk=held.pk).status == Job.Status.PAUSED
+    real_check = services.budget_hold_check
+
+    def check_while_a_person_acts(**kwargs):
+        def person():  # resumes the job and, thinking better of it, holds it again (own connection)
+            try:
+                job_resume(job=Job.objects.get(pk=held.pk), by="alice")
+                job_pause(job=Job.objects.get(pk=held.pk), by="alice")
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=person)
+        thread.start()
+        thread.join()
+        return real_check(**kwargs)
+
+    monkeypatch.setattr(services, "budget_hold_check", check_while_a_person_acts)
+    # Raised: the pass would release it; lowered under its estimate: it would rewrite its reasons.
+    set_policy(acme, daily_limit="5.00" if pass_ == "release" else "0.40")
+    job = Job.objects.get(pk=held.pk)
+    assert (job.status, [r["kind"] for r in job.hold_reasons]) == (Job.Status.PAUSED, ["manual"])
