@@ -263,6 +263,28 @@ def test_a_job_submitted_when_a_slot_frees_does_not_take_it_from_a_job_held_befo
     assert status(held) == Status.COMPLETED
 
 
+def test_a_cap_lowered_under_the_running_jobs_stops_none_of_them_and_holds_the_next_until_under_it(
+        acme, submit, set_policy):
+    set_policy(acme, max_concurrent=3, daily_limit="5.00")
+    running = [submit("0.10") for _ in range(3)]
+    for job in running:
+        assert claim(job.public_id) is not None
+    set_policy(acme, max_concurrent=1, daily_limit="0.50")  # money too: 0.30 reserved, 0.20 left
+    waiting = submit("0.10")
+    run_job(waiting.public_id)
+    assert status(waiting) == Status.PAUSED
+    assert [r["kind"] for r in Job.objects.get(pk=waiting.pk).hold_reasons] == ["concurrency"]
+    for left, job in zip((2, 1, 0), running):
+        assert status(job) == Status.RUNNING  # lowered limits stop nothing that runs
+        finish(job)
+        assert (status(job), BudgetPolicy.objects.get(team=acme).running) == (Status.COMPLETED, left)
+        # Held while two, then one, still run against a cap of one; queued again once none does.
+        assert status(waiting) == (Status.QUEUED if left == 0 else Status.PAUSED)
+    run_job(waiting.public_id)
+    assert status(waiting) == Status.COMPLETED
+    assert (usage(acme).committed, usage(acme).reserved) == (400_000, 0)
+
+
 def test_a_rate_lowered_under_the_starts_counted_resumes_when_enough_of_them_have_left(acme, submit, set_policy):
     set_policy(acme, calls_per_minute=10)
     for _ in range(4):
