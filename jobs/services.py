@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_check, budget_preview
+from budgets.services import HOLD_KINDS, SLOT_HOLDS, budget_check_submittable, budget_hold_check, budget_preview
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
@@ -561,6 +561,15 @@ def _rehold(job: Job, reasons: list[dict[str, Any]], resume_at: datetime | None)
         job_event(job, "paused")
 
 
+def _due(now: datetime) -> Q:
+    """Held jobs the ticker's pass looks at: those whose resume time has come, those waiting for a
+    slot (in case the release after a settle was missed), and those held first for a slot or a
+    start that also wait for a later time (the money): once the slot or start is free their
+    reasons must say so, for a job held first for one keeps the jobs behind it from the room
+    (budget_held_for_a_slot_before)."""
+    return Q(resume_at__lte=now) | Q(resume_at__isnull=True) | Q(hold_reasons__0__kind__in=SLOT_HOLDS)
+
+
 def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool = False) -> int:
     """Send held jobs whose reason has gone back through admission, FIFO per team (priority,
     then age), no more than could plausibly run now: each candidate is checked (advisory, no
@@ -574,7 +583,7 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
     if not after_change:
         held = held.exclude(NEEDS_A_CHANGE)
     if due_only:
-        held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+        held = held.filter(_due(now))
     released = 0
     starts = 0  # of the released jobs, those the budget counts
     released_micros = 0
@@ -656,7 +665,7 @@ def job_release_due() -> int:
     now = timezone.now()
     teams = (
         Job.objects.filter(HELD_BY_LIMITS, status=Status.PAUSED)
-        .exclude(NEEDS_A_CHANGE).filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+        .exclude(NEEDS_A_CHANGE).filter(_due(now))
         .values_list("team_id", flat=True).distinct().order_by()
     )
     return sum(job_release_held(team_id=team_id, due_only=True) for team_id in list(teams))

@@ -263,6 +263,36 @@ def test_a_job_submitted_when_a_slot_frees_does_not_take_it_from_a_job_held_befo
     assert status(held) == Status.COMPLETED
 
 
+@pytest.mark.parametrize("room", ["slot", "start"])
+def test_a_job_held_for_room_and_money_does_not_keep_the_jobs_behind_it_from_the_room(acme, submit, set_policy,
+                                                                                     monkeypatch, room):
+    """It can take no slot or start before its money comes (tomorrow): the ticker's pass says so as
+    soon as the room is there, even when the settle's own release did not come (it failed, or the
+    repair freed the slot), so the jobs behind it, held for the room, are not held behind it all day."""
+    from jobs import runner
+    from jobs.services import job_release_due
+
+    limit = {"max_concurrent": 1} if room == "slot" else {"calls_per_minute": 1}
+    set_policy(acme, daily_limit="1.00", **limit)
+    running = submit("0.50")
+    claim(running.public_id)
+    big, small = submit("0.90"), submit("0.10")
+    run_job(big.public_id)
+    run_job(small.public_id)
+    kind = "concurrency" if room == "slot" else "rate"
+    assert [r["kind"] for r in Job.objects.get(pk=big.pk).hold_reasons] == [kind, "budget"]
+    monkeypatch.setattr(runner, "_release_held", lambda team_id: None)
+    finish(running)
+    if room == "start":  # the minute goes by
+        Start.objects.filter(team=acme).update(at=timezone.now() - timedelta(seconds=61))
+        Job.objects.filter(pk=small.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
+    job_release_due()
+    run_job(small.public_id)
+    assert status(small) == Status.COMPLETED
+    big.refresh_from_db()
+    assert (big.status, [r["kind"] for r in big.hold_reasons]) == (Status.PAUSED, ["budget"])
+
+
 def test_a_cap_lowered_under_the_running_jobs_stops_none_of_them_and_holds_the_next_until_under_it(
         acme, submit, set_policy):
     set_policy(acme, max_concurrent=3, daily_limit="5.00")
