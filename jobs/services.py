@@ -473,7 +473,8 @@ def job_start(*, job: Job, by: str = "") -> Job:
     if refusal is not None:
         raise refusal
     # Not yet started, it is due now: its wait counts from here.
-    _update(job, expected=(Status.QUEUED,), run_after=None, **({"due_at": timezone.now()} if not job.attempts else {}))
+    changes: dict[str, Any] = {"run_after": None, **({"due_at": timezone.now()} if not job.attempts else {})}
+    _update(job, expected=(Status.QUEUED,), **changes)
     job_event(job, "expedited", by=by)
     _dispatch_on_commit()
     return job
