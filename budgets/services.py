@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Min, OuterRef, Sum
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -41,11 +41,13 @@ KIND_LABEL = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
 class AdmittableJob(Protocol):
+    pk: Any
     team_id: int
     handler: str
     cost_estimate: int
     public_id: str
     attempts: int
+    priority: int
 
 
 @dataclass(frozen=True)
@@ -188,29 +190,35 @@ def _snapshot(policy: BudgetPolicy, *, handler: str, now: datetime, create: bool
 
 
 def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_handler_micros: int = 0,
-              extra_starts: int = 0) -> tuple[list[dict[str, Any]], datetime | None]:
+              extra_starts: int = 0, held_before: int = 0) -> tuple[list[dict[str, Any]], datetime | None]:
     """Every reason the job cannot start now, and when it may (None: when a slot frees).
     `extra_micros`: estimates of jobs about to start ahead of it, against the team's limits;
-    `extra_handler_micros`: those of them of its own handler, against its handler's cap."""
+    `extra_handler_micros`: those of them of its own handler, against its handler's cap;
+    `held_before`: jobs of the team held for a slot or a start that come before it in the
+    team's order (`budget_held_for_a_slot_before`): the room freed is theirs first."""
     policy = snap.policy
     reasons: list[dict[str, Any]] = []
     resume: list[datetime] = []
     running = policy.running + extra_starts
-    if policy.max_concurrent is not None and running >= policy.max_concurrent:
+    if policy.max_concurrent is not None and running + held_before >= policy.max_concurrent:
+        message = f"{running} of at most {policy.max_concurrent} jobs are running"
         reasons.append({
-            "kind": "concurrency", "limit": policy.max_concurrent, "running": running,
-            "message": f"{running} of at most {policy.max_concurrent} jobs are running; it starts when one finishes.",
+            "kind": "concurrency", "limit": policy.max_concurrent, "running": running, "held_before": held_before,
+            "message": (f"{message}, and {_jobs_held_before(held_before)} for a slot."
+                        if held_before else f"{message}; it starts when one finishes."),
             "resume_at": None,
         })
     calls = snap.starts + extra_starts
-    if policy.calls_per_minute is not None and calls >= policy.calls_per_minute:
+    if policy.calls_per_minute is not None and calls + held_before >= policy.calls_per_minute:
         # Room appears when enough starts have left the window to bring the count under the
         # limit: the oldest when the count is at it, a later one when the limit was lowered.
-        at = snap.start_leaving(calls - policy.calls_per_minute) + RATE_WINDOW
+        # (Starts of the jobs held before it are to come: they leave the minute after now.)
+        at = snap.start_leaving(calls + held_before - policy.calls_per_minute) + RATE_WINDOW
         resume.append(at)
+        message = f"{calls} starts in the last 60 s; the limit is {policy.calls_per_minute} per minute"
         reasons.append({
-            "kind": "rate", "limit": policy.calls_per_minute, "calls": calls,
-            "message": f"{calls} starts in the last 60 s; the limit is {policy.calls_per_minute} per minute.",
+            "kind": "rate", "limit": policy.calls_per_minute, "calls": calls, "held_before": held_before,
+            "message": f"{message}, and {_jobs_held_before(held_before)} for a start." if held_before else f"{message}.",
             "resume_at": at.isoformat(),
         })
     for scope, window, limit in snap.limits():
@@ -239,6 +247,35 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_han
             reasons.append(reason)
     resume_at = max(resume) if resume else None
     return reasons, resume_at
+
+
+def _jobs_held_before(count: int) -> str:
+    return "1 job held before this one waits" if count == 1 else f"{count} jobs held before this one wait"
+
+
+# Holds that end when a running slot frees or a start leaves the minute.
+SLOT_HOLDS = ("concurrency", "rate")
+
+
+def budget_held_for_a_slot_before(*, job: AdmittableJob, most: int) -> int:
+    """How many of the team's jobs held for a running slot or a start come before `job` in the
+    team's order (priority, then age), counted up to `most` (one read of job_team_status_id).
+    The room a settle or the minute frees is theirs: the release sends them back through the
+    gate, but a job claimed meanwhile (submitted then, its worker quicker than the release)
+    took it, and they were held again."""
+    from jobs.models import Job  # budgets must not import jobs at module level
+
+    # A job not yet written (a submit's preview) comes after every job of its priority.
+    before = Q(priority__gt=job.priority) | Q(priority=job.priority, **({"pk__lt": job.pk} if job.pk else {}))
+    return (Job.objects.filter(team_id=job.team_id, status=Job.Status.PAUSED, hold_reasons__0__kind__in=SLOT_HOLDS)
+            .filter(before).order_by()[:most].count())
+
+
+def _held_before(policy: BudgetPolicy, job: AdmittableJob) -> int:
+    """`budget_held_for_a_slot_before` as far as the team's slot and rate limits care (nothing
+    to read for a team with neither)."""
+    most = max(policy.max_concurrent or 0, policy.calls_per_minute or 0)
+    return budget_held_for_a_slot_before(job=job, most=most) if most else 0
 
 
 def _pulse_state(snap: Snapshot, *, calls: int, running: int) -> dict[str, Any]:
@@ -321,7 +358,7 @@ def _admit(policy: BudgetPolicy, job: AdmittableJob, *, now: datetime, freed_slo
     if snap is None:
         snap = _snapshot(policy, handler=job.handler, now=now, create=True)
     estimate = job.cost_estimate
-    reasons, resume_at = _evaluate(snap, estimate=estimate)
+    reasons, resume_at = _evaluate(snap, estimate=estimate, held_before=_held_before(policy, job))
     override = None
     if _money_in(reasons):
         override = _usable_override(job.team_id, estimate, now)
@@ -376,7 +413,7 @@ def budget_admit_batched(*, job: AdmittableJob, policy: BudgetPolicy, team: Team
     snap = _snapshot_read(policy, team=team, handler=job.handler)
     if snap is None:
         return None
-    reasons, _ = _evaluate(snap, estimate=job.cost_estimate)
+    reasons, _ = _evaluate(snap, estimate=job.cost_estimate, held_before=_held_before(policy, job))
     if reasons:
         return None
     batch.insert(_reserve(snap, job, now=snap.now))
@@ -450,10 +487,12 @@ def budget_admit_many(*, jobs: Sequence[AdmittableJob], freed_slots: int = 0, lo
     decisions: list[Decision] = []
     entries: list[Ledger] = []
     reserved = 0
+    # (The later jobs come after the first: at least as many held jobs come before each of them.)
+    held_before = _held_before(policy, first)
     for job in jobs:
         if job.team_id != first.team_id or job.handler != first.handler:
             break
-        reasons, _ = _evaluate(snap, estimate=job.cost_estimate)
+        reasons, _ = _evaluate(snap, estimate=job.cost_estimate, held_before=held_before)
         if reasons:
             break
         entries.extend(_reserve(snap, job, now=now))
@@ -489,12 +528,15 @@ def _move_running(policy: BudgetPolicy, delta: int) -> None:
 
 
 def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handler_micros: int = 0,
-                      extra_starts: int = 0, cache: dict[str, Snapshot | None] | None = None) -> Decision:
+                      extra_starts: int = 0, cache: dict[str, Snapshot | None] | None = None,
+                      behind_held: bool = False) -> Decision:
     """Advisory, without locks or writes: would the job be admitted now? `extra_*` count jobs
     about to be released ahead of it, so a release does not send more than could run (their
     estimates against the team's limits; `extra_handler_micros`, those of the job's own
     handler, against its handler's cap: another handler's jobs take none of it). A caller
-    checking many jobs of one team passes a `cache` (per handler) to read the state once."""
+    checking many jobs of one team passes a `cache` (per handler) to read the state once.
+    `behind_held`: count the jobs held for a slot before it, as admission does (a release
+    pass, going through them in order, counts those it sends ahead itself)."""
     cache = {} if cache is None else cache
     if job.handler not in cache:
         # With no limit of the team's and no cap of the handler's nothing can hold the job: the
@@ -510,7 +552,8 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handle
     if snap is None:
         return Decision(allowed=True)
     reasons, resume_at = _evaluate(snap, estimate=job.cost_estimate, extra_micros=extra_micros,
-                                   extra_handler_micros=extra_handler_micros, extra_starts=extra_starts)
+                                   extra_handler_micros=extra_handler_micros, extra_starts=extra_starts,
+                                   held_before=_held_before(snap.policy, job) if behind_held else 0)
     if _money_in(reasons) and Override.objects.filter(
             team_id=job.team_id, expires_at__gt=snap.now, amount__gte=F("spent") + job.cost_estimate + extra_micros,
     ).exists():
@@ -520,7 +563,7 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handle
 
 def budget_preview(*, job: AdmittableJob) -> list[dict[str, Any]]:
     """Advisory: the reasons the job would be held if it were admitted now."""
-    return budget_hold_check(job=job).reasons
+    return budget_hold_check(job=job, behind_held=True).reasons
 
 
 def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) -> bool:

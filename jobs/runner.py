@@ -24,9 +24,10 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
 from budgets.models import BudgetPolicy
 from budgets.services import (
@@ -35,6 +36,7 @@ from budgets.services import (
     budget_admit,
     budget_admit_batched,
     budget_admit_many,
+    budget_held_for_a_slot_before,
     budget_lock_teams,
     budget_settle,
     budget_settle_many,
@@ -569,6 +571,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # machine, which would make every short handler look slow to `_batch_limit`).
         ran = time.monotonic() - started
         heartbeat.stop()
+        _drop_interrupted_query()
     outcome.run_ms = int(ran * 1000)
     outcome.started_at = started_at
     outcome.cost_micros = context.reported_cost_micros
@@ -593,6 +596,25 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
 # line, sent to every browser of the team) and the end of the traceback.
 ERROR_MESSAGE_LIMIT = 10_000
 ERROR_TRACEBACK_LIMIT = 50_000
+
+
+def _drop_interrupted_query() -> None:
+    """A handler stopped by its alarm (its timeout, its cancel's grace, a stopping worker) while
+    it waited for a query of its own leaves the connection busy with that query (psycopg cancels
+    one only on KeyboardInterrupt): the settle's first statement failed on it, the job stayed
+    running until the lease's rescue, and the query ran on in the server with its locks. It is
+    cancelled there and the connection dropped; the settle opens a new one."""
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if conn.vendor != "postgresql" or raw is None or conn.in_atomic_block:
+            continue
+        if raw.info.transaction_status != TransactionStatus.ACTIVE:
+            continue
+        try:
+            raw.cancel_safe(timeout=5)
+        except Exception:  # a server that does not answer the cancel: the close below still frees us
+            log.warning("cancelling the interrupted query of this worker's connection failed", exc_info=True)
+        conn.close()
 
 
 # --- settle ------------------------------------------------------------------------------------
@@ -947,7 +969,7 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
     # A slot is handed on only to a job the budget counts (Handler.metered): one handed to a
     # delivery would stay counted as running until the ticker's repair.
     hand_on = bool(members) and head is not None and head.team_id == team_id and spec is not None and spec.metered
-    if hand_on and head is not None and _held_for_a_slot_before(head):
+    if hand_on and head is not None and budget_held_for_a_slot_before(job=head, most=1):
         # The slot (or start) freed here belongs to a job of the team held for one, which comes
         # first in the team's order: end the chain, so that the release below gives it the slot.
         members, hand_on = [], False
@@ -965,18 +987,6 @@ def _settle_then_start(*, done: list[tuple[Job, Outcome]], room: int) -> list[tu
         # free nothing: no release query then.)
         transaction.on_commit(lambda: _release_held(team_id))
     return [(job, spec) for job in started] if started and spec is not None else None
-
-
-# Holds a settled job of the team frees: its running slot, its start in the rate window.
-SLOT_HOLDS = ("concurrency", "rate")
-
-
-def _held_for_a_slot_before(head: Job) -> bool:
-    """Whether a job of `head`'s team that comes before it (priority, then age) is held for a
-    running slot or a start (one read of job_team_status_id; nothing when nothing is held)."""
-    before = Q(priority__gt=head.priority) | Q(priority=head.priority, pk__lt=head.pk)
-    return Job.objects.filter(team_id=head.team_id, status=Status.PAUSED,
-                              hold_reasons__0__kind__in=SLOT_HOLDS).filter(before).exists()
 
 
 def _settle_states(done: list[tuple[Job, Outcome]]) -> list[tuple[Job, int, str, int]]:

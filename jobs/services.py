@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from budgets.services import HOLD_KINDS, budget_check_submittable, budget_hold_check, budget_preview
+from budgets.services import HOLD_KINDS, SLOT_HOLDS, budget_check_submittable, budget_hold_check, budget_preview
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
@@ -357,10 +357,11 @@ def _dispatch_on_commit() -> None:
     transaction.on_commit(_dispatch_after_commit)
 
 
-def _update(job: Job, *, expected: tuple[str, ...], **changes: Any) -> bool:
-    """Move `job` only if it is still in one of the `expected` statuses: a claim, not a blind write."""
+def _update(job: Job, *, expected: tuple[str, ...], where: Q | None = None, **changes: Any) -> bool:
+    """Move `job` only if it is still in one of the `expected` statuses (and matches `where`): a
+    claim, not a blind write."""
     changes.setdefault("updated_at", timezone.now())
-    updated = Job.objects.filter(pk=job.pk, status__in=expected).update(**changes)
+    updated = Job.objects.filter(pk=job.pk, status__in=expected).filter(where or Q()).update(**changes)
     if updated:
         for name, value in changes.items():
             setattr(job, name, value)
@@ -467,7 +468,8 @@ def job_start(*, job: Job, by: str = "") -> Job:
     if refusal is not None:
         raise refusal
     # Not yet started, it is due now: its wait counts from here.
-    _update(job, expected=(Status.QUEUED,), run_after=None, **({"due_at": timezone.now()} if not job.attempts else {}))
+    changes: dict[str, Any] = {"run_after": None, **({"due_at": timezone.now()} if not job.attempts else {})}
+    _update(job, expected=(Status.QUEUED,), **changes)
     job_event(job, "expedited", by=by)
     _dispatch_on_commit()
     return job
@@ -522,8 +524,13 @@ RELEASABLE_KINDS = (*HOLD_KINDS, *GATE_KINDS)
 NEEDS_A_CHANGE = Q(resume_at__isnull=True, hold_reasons__0__kind="budget")
 
 
+# A hold that ends by itself. A release pass reads the held jobs, then decides on each: its writes
+# are conditional on this too, for a person may have resumed a job and held it again meanwhile.
+HELD_BY_LIMITS = Q(hold_reasons__0__kind__in=RELEASABLE_KINDS)
+
+
 def _held_by_limits(team_id: int):
-    return Job.objects.filter(team_id=team_id, status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
+    return Job.objects.filter(HELD_BY_LIMITS, team_id=team_id, status=Status.PAUSED)
 
 
 def _gate_blocks(job: Job, started: set[str]) -> list[dict[str, Any]]:
@@ -546,8 +553,17 @@ def _kinds(reasons: list[dict[str, Any]]) -> list[str]:
 def _rehold(job: Job, reasons: list[dict[str, Any]], resume_at: datetime | None) -> None:
     """A held job's reasons rewritten, and said live (a job.paused of the same hold: pages redraw
     it; a held_long rule keeps timing the hold from its first job.paused)."""
-    if _update(job, expected=(Status.PAUSED,), hold_reasons=reasons, resume_at=resume_at):
+    if _update(job, expected=(Status.PAUSED,), where=HELD_BY_LIMITS, hold_reasons=reasons, resume_at=resume_at):
         job_event(job, "paused")
+
+
+def _due(now: datetime) -> Q:
+    """Held jobs the ticker's pass looks at: those whose resume time has come, those waiting for a
+    slot (in case the release after a settle was missed), and those held first for a slot or a
+    start that also wait for a later time (the money): once the slot or start is free their
+    reasons must say so, for a job held first for one keeps the jobs behind it from the room
+    (budget_held_for_a_slot_before)."""
+    return Q(resume_at__lte=now) | Q(resume_at__isnull=True) | Q(hold_reasons__0__kind__in=SLOT_HOLDS)
 
 
 def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool = False) -> int:
@@ -563,7 +579,7 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
     if not after_change:
         held = held.exclude(NEEDS_A_CHANGE)
     if due_only:
-        held = held.filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+        held = held.filter(_due(now))
     released = 0
     starts = 0  # of the released jobs, those the budget counts
     released_micros = 0
@@ -618,8 +634,8 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
 def _release(job: Job, exclusive_started: set[str]) -> int:
     """Send a held job back to the queue (1), unless it moved meanwhile (0)."""
     with transaction.atomic():
-        if not _update(job, expected=(Status.PAUSED,), status=Status.QUEUED, hold_reasons=[], resume_at=None,
-                       dispatched_at=None):
+        if not _update(job, expected=(Status.PAUSED,), where=HELD_BY_LIMITS, status=Status.QUEUED, hold_reasons=[],
+                       resume_at=None, dispatched_at=None):
             return 0
         job_event(job, "released")
         if _is_exclusive(job.handler):
@@ -644,8 +660,8 @@ def job_release_due() -> int:
     for a slot, in case the release after a settle was missed)."""
     now = timezone.now()
     teams = (
-        Job.objects.filter(status=Status.PAUSED, hold_reasons__0__kind__in=RELEASABLE_KINDS)
-        .exclude(NEEDS_A_CHANGE).filter(Q(resume_at__lte=now) | Q(resume_at__isnull=True))
+        Job.objects.filter(HELD_BY_LIMITS, status=Status.PAUSED)
+        .exclude(NEEDS_A_CHANGE).filter(_due(now))
         .values_list("team_id", flat=True).distinct().order_by()
     )
     return sum(job_release_held(team_id=team_id, due_only=True) for team_id in list(teams))

@@ -110,8 +110,11 @@ def test_five_calls_per_minute_with_twenty_concurrent_admissions_admit_exactly_f
     assert statuses(jobs) == [Status.PAUSED] * 15 + [Status.RUNNING] * 5
     starts = list(Start.objects.filter(team=acme).values_list("at", flat=True))
     assert len(starts) == 5 and all(at > real_now - timedelta(seconds=5) for at in starts)
-    held = Job.objects.filter(team=acme, status=Status.PAUSED).first()
-    assert held.resume_at == min(starts) + timedelta(seconds=60)
+    # The first held in the team's order resumes when the oldest start leaves the minute; those
+    # behind it (the room is theirs first) later, still by the database's clock.
+    held = list(Job.objects.filter(team=acme, status=Status.PAUSED).order_by("id").values_list("resume_at", flat=True))
+    assert held[0] == min(starts) + timedelta(seconds=60)
+    assert all(held[0] <= at < real_now + timedelta(seconds=70) for at in held)
 
 
 @pytest.mark.parametrize("round_", range(3))

@@ -206,6 +206,115 @@ def test_a_rate_hold_resumes_when_the_oldest_start_leaves_the_minute(acme, submi
     assert held.resume_at == start.at + timedelta(seconds=60)
 
 
+def test_a_job_submitted_when_the_minute_frees_a_start_does_not_take_it_from_a_job_held_before(
+        acme, submit, set_policy):
+    """The start freed when the oldest leaves the minute belongs to the job held for it, first in
+    the team's order: a job submitted then, claimed before the ticker's release came round, took
+    it, and the held job was held again for another minute (and again, under a steady stream).
+    The submit's answer, and its preview, say so beforehand."""
+    from jobs.services import job_release_due, job_submit, job_submit_preview
+
+    set_policy(acme, calls_per_minute=1)
+    run_job(submit("0.10").public_id)
+    held = submit("0.10")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+    # The minute goes by (the gate reads the database's clock: the start is moved back instead).
+    Start.objects.filter(team=acme).update(at=timezone.now() - timedelta(seconds=61))
+    Job.objects.filter(pk=held.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
+    behind = "0 starts in the last 60 s; the limit is 1 per minute, and 1 job held before this one waits for a start."
+    preview = job_submit_preview(team=acme, handler="test.paid", payload={"cost": "0.10"})
+    submission = job_submit(team=acme, handler="test.paid", payload={"cost": "0.10"}, source="api")
+    assert [r["message"] for r in preview.would_hold] == [r["message"] for r in submission.would_hold] == [behind]
+    newer = submission.job
+    run_job(newer.public_id)  # its worker is quicker than the ticker
+    newer.refresh_from_db()
+    assert newer.status == Status.PAUSED, "a newer job took the start a held job waited for"
+    assert [r["message"] for r in newer.hold_reasons] == [behind]
+    job_release_due()
+    run_job(held.public_id)
+    assert status(held) == Status.COMPLETED
+    assert status(newer) == Status.PAUSED and newer.resume_at is not None
+
+
+def test_a_job_submitted_when_a_slot_frees_does_not_take_it_from_a_job_held_before(acme, submit, set_policy,
+                                                                                   monkeypatch):
+    set_policy(acme, max_concurrent=1)
+    running = submit("0.10")
+    claim(running.public_id)
+    held = submit("0.10")
+    run_job(held.public_id)
+    assert status(held) == Status.PAUSED
+    running.refresh_from_db()
+    # Settled by a worker whose release of the held job is yet to come (it follows the commit).
+    from jobs import runner
+
+    released = runner._release_held
+    monkeypatch.setattr(runner, "_release_held", lambda team_id: None)
+    finish(running)
+    newer = submit("0.10")
+    run_job(newer.public_id)
+    newer.refresh_from_db()
+    assert newer.status == Status.PAUSED, "a newer job took the slot a held job waited for"
+    assert newer.hold_reasons[0]["message"] == (
+        "0 of at most 1 jobs are running, and 1 job held before this one waits for a slot.")
+    released(acme.pk)
+    run_job(held.public_id)
+    assert status(held) == Status.COMPLETED
+
+
+@pytest.mark.parametrize("room", ["slot", "start"])
+def test_a_job_held_for_room_and_money_does_not_keep_the_jobs_behind_it_from_the_room(acme, submit, set_policy,
+                                                                                     monkeypatch, room):
+    """It can take no slot or start before its money comes (tomorrow): the ticker's pass says so as
+    soon as the room is there, even when the settle's own release did not come (it failed, or the
+    repair freed the slot), so the jobs behind it, held for the room, are not held behind it all day."""
+    from jobs import runner
+    from jobs.services import job_release_due
+
+    limit = {"max_concurrent": 1} if room == "slot" else {"calls_per_minute": 1}
+    set_policy(acme, daily_limit="1.00", **limit)
+    running = submit("0.50")
+    claim(running.public_id)
+    big, small = submit("0.90"), submit("0.10")
+    run_job(big.public_id)
+    run_job(small.public_id)
+    kind = "concurrency" if room == "slot" else "rate"
+    assert [r["kind"] for r in Job.objects.get(pk=big.pk).hold_reasons] == [kind, "budget"]
+    monkeypatch.setattr(runner, "_release_held", lambda team_id: None)
+    finish(running)
+    if room == "start":  # the minute goes by
+        Start.objects.filter(team=acme).update(at=timezone.now() - timedelta(seconds=61))
+        Job.objects.filter(pk=small.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
+    job_release_due()
+    run_job(small.public_id)
+    assert status(small) == Status.COMPLETED
+    big.refresh_from_db()
+    assert (big.status, [r["kind"] for r in big.hold_reasons]) == (Status.PAUSED, ["budget"])
+
+
+def test_a_cap_lowered_under_the_running_jobs_stops_none_of_them_and_holds_the_next_until_under_it(
+        acme, submit, set_policy):
+    set_policy(acme, max_concurrent=3, daily_limit="5.00")
+    running = [submit("0.10") for _ in range(3)]
+    for job in running:
+        assert claim(job.public_id) is not None
+    set_policy(acme, max_concurrent=1, daily_limit="0.50")  # money too: 0.30 reserved, 0.20 left
+    waiting = submit("0.10")
+    run_job(waiting.public_id)
+    assert status(waiting) == Status.PAUSED
+    assert [r["kind"] for r in Job.objects.get(pk=waiting.pk).hold_reasons] == ["concurrency"]
+    for left, job in zip((2, 1, 0), running):
+        assert status(job) == Status.RUNNING  # lowered limits stop nothing that runs
+        finish(job)
+        assert (status(job), BudgetPolicy.objects.get(team=acme).running) == (Status.COMPLETED, left)
+        # Held while two, then one, still run against a cap of one; queued again once none does.
+        assert status(waiting) == (Status.QUEUED if left == 0 else Status.PAUSED)
+    run_job(waiting.public_id)
+    assert status(waiting) == Status.COMPLETED
+    assert (usage(acme).committed, usage(acme).reserved) == (400_000, 0)
+
+
 def test_a_rate_lowered_under_the_starts_counted_resumes_when_enough_of_them_have_left(acme, submit, set_policy):
     set_policy(acme, calls_per_minute=10)
     for _ in range(4):

@@ -55,3 +55,22 @@ def exits(ctx: JobContext) -> None:
     import sys
 
     sys.exit("done here")
+
+
+@handler("test.overrun", title="Runs past its timeout, deaf to it", cost="0.25", timeout=1, max_attempts=1,
+         schema={"type": "object", "properties": {"query": {"type": "boolean"}}})
+def overrun(ctx: JobContext) -> dict:
+    import time
+
+    from django.db import connection
+
+    ctx.log("busy", stage="work")
+    if ctx.payload.get("query"):
+        with connection.cursor() as cursor:  # waits in its own query when the timeout comes
+            cursor.execute("SELECT pg_sleep(30)")
+    for _ in range(300):  # 30 s, never looking at ctx.cancelled()
+        try:
+            time.sleep(0.1)
+        except Exception:  # noqa: BLE001,S112  (a broad except cannot swallow the timeout)
+            continue
+    return {"finished": True}

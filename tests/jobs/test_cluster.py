@@ -118,3 +118,31 @@ def test_a_clusters_output_says_its_workers_started_and_what_its_stop_interrupte
     assert "stopping on SIGTERM" in output and "PULSE_STOP_TIMEOUT" in output, output
     assert f"{job.public_id} interrupted" in output and worker in output, output
     assert status_of(job) == Status.QUEUED
+
+
+@pytest.mark.parametrize("where", ["sleep", "query"])
+def test_a_handler_deaf_to_its_timeout_ends_as_timeout_charged_its_estimate_and_the_worker_goes_on(
+        acme, processes, where):
+    """On a real worker (one process, so the next job proves it recovered): a handler that
+    swallows every Exception in a sleep loop, or waits in a query of its own, past its 1 s
+    timeout. The query's case left the job running until the lease's rescue (see test_run)."""
+    from django.db import connection
+
+    from budgets.services import budget_policy_update
+
+    if where == "query" and connection.vendor != "postgresql":
+        pytest.skip("SQLite runs a query to its end before a signal is handled")
+    budget_policy_update(team=acme, changes={"daily_limit": "5.00", "max_concurrent": 1}, by=None)
+    processes.start("qcluster", PULSE_WORKERS="1")
+    processes.start("pulse_ticker")
+    job = job_submit(team=acme, handler="test.overrun", payload={"query": where == "query"}, source="api").job
+    after = job_submit(team=acme, handler="test.steps", payload={"steps": 1, "seconds": 0.05}, source="api").job
+    wait_for(lambda: status_of(after) == Status.COMPLETED, what="the next job completed")
+    job.refresh_from_db()
+    attempt = Attempt.objects.get(job=job)
+    assert (job.status, job.error_code, attempt.outcome) == (Status.FAILED, "timeout", Attempt.Outcome.FAILED)
+    assert job.error_message == "The handler ran longer than its timeout of 1 s."
+    assert attempt.worker == Attempt.objects.get(job=after).worker  # the same worker, recovered
+    day = Usage.objects.get(team=acme, scope="", kind="day")
+    assert (job.cost_actual, day.committed, day.reserved) == (250_000, 250_000 + after.cost_estimate, 0)
+    assert BudgetPolicy.objects.get(team=acme).running == 0

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from budgets.models import BudgetPolicy, Ledger
 from budgets.services import budget_policy_update, budget_repair
@@ -20,6 +21,7 @@ from jobs.models import Attempt, Job
 from jobs.runner import Outcome, claim, rescue_expired, run_job, settle
 from jobs.selectors import JobFilter
 from jobs.services import RELEASE_BATCH, job_cancel, job_delete, job_release_due, job_release_held
+from pulse_site.errors import Conflict
 from schedules.models import Execution
 from schedules.selectors import executions_list
 from schedules.services import executions_follow, schedule_create, schedule_trigger
@@ -278,3 +280,101 @@ def test_cancelling_a_parent_while_its_child_settles_is_no_deadlock(submit, temp
     assert failures == {}
     statuses = dict(Job.objects.filter(pk__in=[parent.pk, child.pk]).values_list("pk", "status"))
     assert statuses == {parent.pk: Job.Status.CANCELLED, child.pk: Job.Status.CANCELLED}
+
+
+@pytest.mark.parametrize("pass_", ["release", "rehold"])
+def test_a_person_s_hold_made_while_a_release_pass_looks_at_the_job_is_kept(submit, set_policy, acme, temp_handler,
+                                                                          monkeypatch, pass_):
+    """The pass reads the held jobs, then decides on each: a person who resumed the job and held it
+    again meanwhile (their hold waits for them) had it sent back to the queue, or its reasons
+    overwritten with the budget's (and then released by the next pass)."""
+    from jobs import services
+    from jobs.services import job_pause, job_resume
+
+    @temp_handler("test.priced", cost=lambda payload: payload["cost"], timeout=30)
+    def priced(ctx):
+        return None
+
+    set_policy(acme, daily_limit="1.00")
+    assert claim(submit("test.priced", {"cost": "0.80"}).public_id) is not None
+    held = submit("test.priced", {"cost": "0.50"})
+    claim(held.public_id)
+    assert Job.objects.get(pk=held.pk).status == Job.Status.PAUSED
+    real_check = services.budget_hold_check
+
+    def check_while_a_person_acts(**kwargs):
+        def person():  # resumes the job and, thinking better of it, holds it again (own connection)
+            try:
+                job_resume(job=Job.objects.get(pk=held.pk), by="alice")
+                job_pause(job=Job.objects.get(pk=held.pk), by="alice")
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=person)
+        thread.start()
+        thread.join()
+        return real_check(**kwargs)
+
+    monkeypatch.setattr(services, "budget_hold_check", check_while_a_person_acts)
+    # Raised: the pass would release it; lowered under its estimate: it would rewrite its reasons.
+    set_policy(acme, daily_limit="5.00" if pass_ == "release" else "0.40")
+    job = Job.objects.get(pk=held.pk)
+    assert (job.status, [r["kind"] for r in job.hold_reasons]) == (Job.Status.PAUSED, ["manual"])
+
+
+def _cancel_meanwhile(job: Job):
+    """A person's cancel, from a thread of its own: refused (already finished) is an answer too."""
+    def cancel() -> None:
+        try:
+            job_cancel(job=Job.objects.get(pk=job.pk), by="alice")
+        except Conflict:
+            pass
+
+    return cancel
+
+
+@pytest.mark.parametrize("race", ["claim", "settle_into_retry", "rescue"])
+@pytest.mark.parametrize("round_", range(3))
+def test_a_cancel_racing_the_worker_ends_the_job_cancelled_with_its_money_and_slot_released(
+        submit, set_policy, acme, temp_handler, race, round_):
+    """The cancel and the worker's step released together (one connection each): whichever takes
+    the job's row first, the job ends cancelled and never runs again, and nothing stays reserved
+    or counted running: every reservation has its release and its charge."""
+    from django.db import connection
+
+    from budgets.models import Usage
+    from jobs.runner import execute
+    from tests.budgets.test_concurrency import run_together
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes every writer; races need PostgreSQL")
+
+    @temp_handler("test.flaky", cost="0.20", timeout=30, max_attempts=3, retry_on=["network_error", "worker_lost"])
+    def flaky(ctx):
+        return None
+
+    set_policy(acme, daily_limit="5.00", max_concurrent=2)
+    job = submit("test.flaky")
+    if race == "claim":
+        run_together([lambda: claim(job.public_id), _cancel_meanwhile(job)])
+    else:
+        assert claim(job.public_id) is not None
+        if race == "settle_into_retry":
+            failed = Outcome(ok=False, code="network_error", message="reset by peer")
+            run_together([lambda: settle(job_pk=job.pk, attempt=1, outcome=failed), _cancel_meanwhile(job)])
+        else:
+            Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+            run_together([rescue_expired, _cancel_meanwhile(job)])
+            rescue_expired()  # the ticker's next round, when the cancel's lock made this one skip it
+    job.refresh_from_db()
+    if job.status == Job.Status.RUNNING:  # the worker won: its handler sees the cancel and settles
+        assert job.cancel_requested
+        settle(job_pk=job.pk, attempt=job.attempts, outcome=execute(job, runner.find_handler("test.flaky")))
+        job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED and job.cancelled_by == "alice"
+    assert claim(job.public_id) is None  # a late delivery starts nothing
+    assert BudgetPolicy.objects.get(team=acme).running == 0
+    assert sum(Usage.objects.filter(team=acme).values_list("reserved", flat=True)) == 0
+    entries = Ledger.objects.filter(job_id=job.public_id, scope="", window_kind="day")
+    kinds = list(entries.values_list("kind", flat=True))
+    assert sorted(kinds) == sorted(["reserve", "release", "charge"] * job.attempts)

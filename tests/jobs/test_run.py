@@ -149,6 +149,41 @@ def test_a_handler_that_overruns_its_timeout_ends_as_timeout(submit, temp_handle
     assert (job.status, job.error_code) == (Status.FAILED, "timeout")
 
 
+def test_a_handler_in_a_slow_query_at_its_timeout_ends_as_timeout_and_its_query_is_stopped(
+        submit, temp_handler, settings):
+    """The alarm came while the handler waited for its own query: the connection was left busy
+    with it, the settle's first statement failed on it, and the job stayed running (its money
+    reserved, its slot taken) until the lease's rescue, while the query ran on in the server."""
+    from django.db import connection
+
+    from budgets.models import BudgetPolicy, Usage
+    from budgets.services import budget_policy_update
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite runs a query to its end before a signal is handled")
+
+    @temp_handler("test.slow_query", timeout=1, max_attempts=1, cost="0.10")
+    def slow_query(ctx):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(30)")
+
+    job = submit("test.slow_query")
+    budget_policy_update(team=job.team, changes={"daily_limit": "5.00"}, by=None)
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.cost_actual) == (Status.FAILED, "timeout", 100_000)
+    assert Attempt.objects.get(job=job).outcome == Attempt.Outcome.FAILED
+    day = Usage.objects.get(team=job.team, scope="", kind="day")
+    assert (day.committed, day.reserved, BudgetPolicy.objects.get(team=job.team).running) == (100_000, 0, 0)
+    with connection.cursor() as cursor:  # no backend still sleeping in the handler's query
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' "
+                       "AND state = 'active'")
+        assert cursor.fetchone()[0] == 0
+    after = submit("pulse.noop")  # the worker goes on with its next job
+    run_job(after.public_id)
+    assert Job.objects.get(pk=after.pk).status == Status.COMPLETED
+
+
 def test_a_handler_that_reports_no_cost_is_charged_its_estimate(submit, temp_handler):
     @temp_handler("test.priced", cost="0.25")
     def priced(ctx):
