@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from pulse_site.teams.services import team_create
+from tests.browser.test_accessibility import AXE, audit
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -115,6 +116,17 @@ def test_the_menu_opens_by_keyboard_in_tab_order_and_escape_gives_the_button_its
     page.keyboard.press("Escape")
     expect(menu).to_have_attribute("aria-expanded", "false")
     assert focused(page) == "Menu"
+
+
+def test_the_phone_header_passes_axe_with_the_menu_closed_and_open(page, login_as, alice, two_teams):
+    page.context.add_init_script(path=str(AXE))
+    page.set_viewport_size(PHONE)
+    login_as(alice)
+    page.goto("/jobs/")
+    problems = [f"closed: {problem}" for problem in audit(page)]
+    page.click("#menu-toggle")
+    problems += [f"open: {problem}" for problem in audit(page)]
+    assert problems == []
 
 
 def test_slash_opens_the_menu_and_focuses_the_search_on_a_phone(page, login_as, alice, two_teams):
