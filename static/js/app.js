@@ -189,8 +189,27 @@
     });
   }
 
+  // --- The header's menu on a narrow screen (pulse.css folds it below 768 px): the button opens
+  // and closes it, Escape inside closes it and gives the button the focus back. Returns a function
+  // that opens it (for "/"), or null on a page without one.
+  function setupMenu() {
+    var button = document.getElementById("menu-toggle");
+    var menu = button && document.getElementById(button.getAttribute("aria-controls"));
+    if (!menu) return null;
+    function setOpen(open) { button.setAttribute("aria-expanded", open ? "true" : "false"); }
+    button.hidden = false;
+    button.addEventListener("click", function () { setOpen(button.getAttribute("aria-expanded") !== "true"); });
+    button.parentElement.addEventListener("keydown", function (e) {
+      if (e.key !== "Escape" || button.getAttribute("aria-expanded") !== "true" || !button.offsetParent) return;
+      if (e.target !== button && !menu.contains(e.target)) return;
+      setOpen(false);
+      button.focus();
+    });
+    return function () { setOpen(true); };
+  }
+
   // --- Shortcuts: "/" search, "g" then a letter moves between pages, "?" lists them.
-  function setupShortcuts() {
+  function setupShortcuts(openMenu) {
     var dialog = document.getElementById("shortcuts");
     var search = document.getElementById("site-search-q");
     var opener = document.getElementById("shortcuts-open");
@@ -205,6 +224,8 @@
       if (typing || e.ctrlKey || e.metaKey || e.altKey || dialog.open) return;
       if (e.key === "/" && search) {
         e.preventDefault();
+        // On a phone the search is in the folded menu: a hidden field takes no focus.
+        if (!search.getClientRects().length && openMenu) openMenu();
         search.focus();
         search.select();
       } else if (e.key === "?") {
@@ -229,7 +250,7 @@
   setInterval(function () { refreshTimes(document, "time[data-countdown]"); }, 1000);
   setupConfirms();
   setupTheme();
-  setupShortcuts();
+  setupShortcuts(setupMenu());
   window.PulseApp = { refreshTimes: refreshTimes, replaceKeepingFocus: replaceKeepingFocus,
                      fillKeepingFocus: fillKeepingFocus,
                      redrawAnnouncing: redrawAnnouncing };

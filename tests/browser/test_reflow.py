@@ -1,8 +1,8 @@
 """Every dashboard page on a 320 px screen (a phone, or a 1280 px window at 400 % zoom), in both
-themes: nothing scrolls the page sideways (WCAG 2.1 1.4.10, reflow: a wide table scrolls in its
-own box), every control is at least 24 × 24 px (WCAG 2.2 2.5.8, target size), bar a link in
-running text, an empty table's note is read without scrolling it, and no button's label breaks
-inside a word. Each problem names its element."""
+themes, with the header's menu closed and open: nothing scrolls the page sideways (WCAG 2.1 1.4.10,
+reflow: a wide table scrolls in its own box), every control is at least 24 × 24 px (WCAG 2.2 2.5.8,
+target size), bar a link in running text, an empty table's note is read without scrolling it, and
+no button's label breaks inside a word. Each problem names its element."""
 
 from __future__ import annotations
 
@@ -110,6 +110,8 @@ def test_every_page_fits_a_320_px_screen_with_targets_of_24_px_in_both_themes(pa
             page.goto(url)
             assert page.get_attribute("html", "data-theme") == theme
             problems += problems_on(page, f"{name} ({theme})")
+            page.click("#menu-toggle")
+            problems += problems_on(page, f"{name}, menu open ({theme})", ".site-header")
         # A refused form shows its errors beside its fields, and still fits.
         page.goto("/schedules/new/?handler=demo.report")
         page.fill("#id_name", "Morning report")
