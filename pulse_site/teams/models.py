@@ -155,6 +155,12 @@ class ApiToken(models.Model):
         return None
 
     @property
+    def outlived_while_working(self) -> str | None:
+        """outlived_reason for a token that still works, to be revoked (the team page's "revoke it",
+        the API's `outlived`); None otherwise."""
+        return self.outlived_reason() if self.is_active() else None
+
+    @property
     def state(self) -> str:
         """The team page's word for it: active, revoked, expired, or maker deactivated."""
         reason = self.inactive_reason()

@@ -287,7 +287,7 @@ def test_the_stale_tokens_command_refuses_a_team_that_does_not_exist_and_revokes
     assert not ApiToken.objects.filter(revoked_at__isnull=False).exists()
 
 
-def test_the_team_page_flags_a_working_token_whose_maker_left_for_its_owners(outlived, alice_client):
+def test_the_team_page_and_the_api_flag_a_working_token_whose_maker_left_for_its_owners(outlived, alice_client):
     page = alice_client.get("/team/").content.decode()
 
     def row(name: str) -> str:
@@ -299,3 +299,6 @@ def test_the_team_page_flags_a_working_token_whose_maker_left_for_its_owners(out
     assert "badge-warn" not in row("alice") + row("cli")
     # A token that no longer works says that instead.
     assert "badge-warn" not in row("dave") and "maker deactivated" in row("dave")
+    listed = {row["name"]: row["outlived"] for row in alice_client.get("/api/v1/tokens/").json()}
+    assert listed == {"bob's ci": "bob is no longer in the team", "vic's ci": "vic is now member", "dave's ci": None,
+                      "erin's ci": None, "alice's": None, "cli": None}
