@@ -90,6 +90,21 @@ def _deliver_mail(address: str, subject: str, text: str) -> dict[str, Any]:
     return {"email": address}
 
 
+def _refuse_deactivated_address(team_id: int, address: str) -> None:
+    """A deactivated user hears nothing from the team while they are (as their tokens get 401):
+    mail to an address only they have in the team is not sent, test sends included, and goes
+    again once they are reactivated. Checked as each delivery runs, so one queued before the
+    deactivation is not sent either."""
+    from pulse_site.notifications.selectors import address_deactivated_members
+
+    names = address_deactivated_members(team_id=team_id, address=address)
+    if names:
+        users = "user is" if len(names) == 1 else "users are"
+        raise JobError(ErrorCode.VALIDATION_ERROR,
+                       f"Nothing was sent: {address} is the address of {' and '.join(names)} in this team, whose "
+                       f"{users} deactivated; mail goes to it again once reactivated.", retryable=False)
+
+
 # Internal: a delivery is Pulse's to send (a rule, a watch, a test send), to a target only owners
 # and admins manage; a team submitting one itself would bypass them and be signed as Pulse.
 # Retried on what trying again may cure: the receiver's network errors, 5xx and 429, a run past
@@ -112,6 +127,7 @@ def notify(ctx: JobContext) -> dict[str, Any]:
         raise JobError(ErrorCode.VALIDATION_ERROR, f"The target {target.name} is disabled: nothing was sent.",
                        retryable=False)
     if target.kind == Target.Kind.EMAIL:
+        _refuse_deactivated_address(team_id, target.address)
         return _deliver_mail(target.address, payload["subject"], payload.get("text", ""))
     message = {"delivery": ctx.job_id, "target": target.public_id, "subject": payload["subject"],
                "text": payload.get("text", ""), "event": payload["event"]}

@@ -105,6 +105,12 @@ class TokenOut(serializers.Serializer):
     last_used_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
     active = serializers.SerializerMethodField()
+    outlived = serializers.SerializerMethodField(help_text=(
+        "While the token works: why its maker may no longer make tokens in the team (e.g. 'bob is no longer in "
+        "the team', 'bob is now member'), so it should be revoked; null otherwise."))
+
+    def get_outlived(self, token: ApiToken) -> str | None:
+        return token.outlived_while_working
 
     def get_created_by(self, token: ApiToken) -> str | None:
         return token.created_by_name or None

@@ -73,11 +73,23 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 
 class TeamSessionAuthentication(SessionAuthentication):
-    """The browser's session, CSRF enforced.
+    """The browser's session, CSRF enforced. TeamMiddleware has already set request.team and
+    request.membership from the session's team.
 
-    Nothing to add to DRF's class: TeamMiddleware has already set request.team and
-    request.membership from the session, and a user removed from that team falls back there.
-    """
+    A session whose team its user is no longer in (removed since) is refused, 403: the middleware
+    falls back to their first other team, which a call made for the team left (a script, a page
+    drawn for it) must not act on. Loading a dashboard page takes the team it shows, and the
+    API follows it from then on."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        found = super().authenticate(request)
+        if found is not None and getattr(request._request, "team_lost", False):
+            raise exceptions.PermissionDenied(TEAM_LOST)
+        return found
+
+
+TEAM_LOST = ("Nothing was done: you are no longer in the team this browser was using. Load the dashboard "
+             "again to carry on in one of your teams.")
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from pulse_site.errors import NotFound
+from pulse_site.teams.middleware import SESSION_TEAM_KEY
 
 View = Callable[..., HttpResponse]
 T = TypeVar("T")
@@ -40,6 +41,7 @@ def team_required(view: View) -> View:
             if wants_json(request):
                 return json_refusal(403, "You are no longer in a team.")
             return render(request, "teams/no_team.html")
+        _remember_team(request)
         if request.method == "POST":
             drawn_for = request.POST.get(TEAM_FIELD, "")
             if drawn_for and drawn_for != request.team.public_id:  # type: ignore[attr-defined]
@@ -47,6 +49,15 @@ def team_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _remember_team(request: HttpRequest) -> None:
+    """The session keeps the team its pages show (the first team until one is switched to, the
+    first other one once removed from it): an API call made with the session after its user has
+    left that team is then refused rather than acting on another (TeamSessionAuthentication)."""
+    shown = request.team.public_id  # type: ignore[attr-defined]
+    if request.session.get(SESSION_TEAM_KEY) != shown:
+        request.session[SESSION_TEAM_KEY] = shown
 
 
 def wants_json(request: HttpRequest) -> bool:

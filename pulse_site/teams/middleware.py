@@ -13,7 +13,10 @@ class TeamMiddleware:
     """Sets `request.team` and `request.membership` from the session's chosen team.
 
     A user who was removed from the chosen team falls back to their first team (or None), so a
-    stale session can never keep reading a team it no longer belongs to.
+    stale session can never keep reading a team it no longer belongs to; `request.team_lost` says
+    so. A dashboard page then shows the team fallen back to (and the session takes it); an API
+    call is refused (TeamSessionAuthentication): a script or a page drawn for the team left would
+    otherwise act on another.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -22,9 +25,13 @@ class TeamMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.team = None  # type: ignore[attr-defined]
         request.membership = None  # type: ignore[attr-defined]
+        request.team_lost = False  # type: ignore[attr-defined]
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            membership = membership_for_user_in_team(user=user, team_public_id=request.session.get(SESSION_TEAM_KEY))
+            chosen = request.session.get(SESSION_TEAM_KEY)
+            membership = membership_for_user_in_team(user=user, team_public_id=chosen)
+            request.team_lost = bool(chosen) and (  # type: ignore[attr-defined]
+                membership is None or membership.team.public_id != chosen)
             if membership is not None:
                 request.team = membership.team  # type: ignore[attr-defined]
                 request.membership = membership  # type: ignore[attr-defined]

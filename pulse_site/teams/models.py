@@ -136,6 +136,30 @@ class ApiToken(models.Model):
             return "its maker is deleted"
         return None
 
+    def outlived_reason(self) -> str | None:
+        """Why its maker may no longer make tokens in its team ("bob is no longer in the team",
+        "bob is now member", "bob is deactivated", "bob's user is deleted"), or None: an operator's
+        token, or a maker who still manages the team. Reads `maker_role` where the selectors
+        that list tokens annotated it (teams.selectors.tokens_for_team), else asks."""
+        if self.created_by_id is None:
+            return f"{self.created_by_name}'s user is deleted" if self.created_by_name else None
+        name = self.created_by.get_username()  # type: ignore[union-attr]
+        if not self.created_by.is_active:  # type: ignore[union-attr]
+            return f"{name} is deactivated"
+        role = getattr(self, "maker_role") if hasattr(self, "maker_role") else (
+            Membership.objects.filter(team_id=self.team_id, user_id=self.created_by_id).values_list("role", flat=True).first())
+        if role is None:
+            return f"{name} is no longer in the team"
+        if role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
+            return f"{name} is now {role}"
+        return None
+
+    @property
+    def outlived_while_working(self) -> str | None:
+        """outlived_reason for a token that still works, to be revoked (the team page's "revoke it",
+        the API's `outlived`); None otherwise."""
+        return self.outlived_reason() if self.is_active() else None
+
     @property
     def state(self) -> str:
         """The team page's word for it: active, revoked, expired, or maker deactivated."""

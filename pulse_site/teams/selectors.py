@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -71,7 +71,26 @@ def token_get_for_team(*, team: Team, token_id: str) -> ApiToken:
 
 
 def tokens_for_team(team: Team) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(team=team).select_related("created_by").order_by("-created_at")
+    """The team's tokens, each with `maker_role` (its maker's role in the team now, None when they
+    are not in it) for ApiToken.outlived_reason."""
+    return _with_maker_role(ApiToken.objects.filter(team=team)).select_related("created_by").order_by("-created_at")
+
+
+def _with_maker_role(tokens: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
+    role = Membership.objects.filter(team_id=OuterRef("team_id"), user_id=OuterRef("created_by_id")).values("role")[:1]
+    return tokens.annotate(maker_role=Subquery(role))
+
+
+def tokens_outliving_makers(*, team: Team | None = None) -> list[tuple[ApiToken, str]]:
+    """The unrevoked, unexpired tokens (of `team`, else of every team) whose maker may no longer
+    make tokens in its team, each with why (ApiToken.outlived_reason), by team then age. Removing
+    or demoting a maker revokes their tokens; tokens made before that rule, or whose maker's
+    membership went some other way (a user deleted in a shell), are still there to find."""
+    tokens = _with_maker_role(ApiToken.objects.filter(revoked_at__isnull=True).exclude(expires_at__lte=timezone.now()))
+    if team is not None:
+        tokens = tokens.filter(team=team)
+    found = tokens.select_related("team", "created_by").order_by("team__slug", "pk")
+    return [(token, reason) for token in found if (reason := token.outlived_reason()) is not None]
 
 
 def members_for_team(team: Team) -> QuerySet[Membership]:

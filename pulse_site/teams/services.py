@@ -29,6 +29,7 @@ from pulse_site.teams.models import (
     Team,
     validate_time_zone,
 )
+from pulse_site.teams.selectors import tokens_outliving_makers
 
 TOKEN_PREFIX = "pulse_"
 Role = Membership.Role
@@ -342,13 +343,15 @@ def token_revoke(*, token: ApiToken, by: Membership | None, who: str = "") -> Ap
     return token
 
 
-def _revoke(token: ApiToken, *, who: str, why: str = "") -> None:
-    """Revoke one token (a claim: only the first of two revocations records it) and close its sockets."""
+def _revoke(token: ApiToken, *, who: str, why: str = "") -> bool:
+    """Revoke one token (a claim: only the first of two revocations records it) and close its
+    sockets; whether this call revoked it."""
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     if updated:
         payload = {"name": token.name, "by": who, **({"why": why} if why else {})}
         event_emit(team=token.team_id, kind="token.revoked", subject=token.public_id, payload=payload)
         sockets_close_on_commit(token_group(token.pk), reason="token revoked")
+    return bool(updated)
 
 
 def _revoke_tokens_made_by(membership: Membership, *, who: str, why: str) -> None:
@@ -359,6 +362,15 @@ def _revoke_tokens_made_by(membership: Membership, *, who: str, why: str) -> Non
                                      revoked_at__isnull=True).order_by("pk")
     for token in tokens:
         _revoke(token, who=who, why=why)
+
+
+@transaction.atomic
+def tokens_revoke_outliving_makers(*, team: Team | None = None, who: str = "operator") -> list[tuple[ApiToken, str]]:
+    """Revoke the tokens (of `team`, else of every team) whose maker may no longer make tokens
+    there, as removing or demoting the maker does now (each event says why, its sockets close);
+    those this call revoked, with why. For tokens made before that rule, and makers gone some
+    other way (deactivated, deleted): a second run finds none."""
+    return [(token, why) for token, why in tokens_outliving_makers(team=team) if _revoke(token, who=who, why=why)]
 
 
 LAST_USED_RESOLUTION_SECONDS = 60

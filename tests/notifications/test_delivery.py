@@ -162,6 +162,83 @@ def test_a_rules_delivery_queued_before_its_target_was_disabled_is_not_sent(acme
     assert [m.subject for m in mail.outbox] == ["Pulse test notification for ops"]
 
 
+def deactivate(user, active: bool = False) -> None:
+    user.is_active = active
+    user.save(update_fields=["is_active"])  # what the admin's user page does
+
+
+def failure_delivered(team) -> Job:
+    """A job of `team` fails, the rules match it, and its one delivery runs."""
+    notifications_match()
+    failed_job(team)
+    assert notifications_match() == 1
+    delivery = Job.objects.filter(handler="pulse.notify").order_by("-id").first()
+    run_job(delivery.public_id)
+    return Job.objects.get(pk=delivery.pk)
+
+
+def test_mail_to_a_deactivated_members_address_is_not_sent_until_they_are_reactivated(acme, bob):
+    bobs = target_create(team=acme, name="bob", kind="email", address="Bob@Example.com", by=None)
+    rule_create(team=acme, target=bobs, kind=Rule.Kind.JOB_FAILED, by=None)
+    deactivate(bob)
+
+    job = failure_delivered(acme)
+    assert (job.status, job.error_code, job.attempts) == (Status.FAILED, "validation_error", 1)
+    assert job.error_message == ("Nothing was sent: Bob@Example.com is the address of bob in this team, whose user "
+                                 "is deactivated; mail goes to it again once reactivated.")
+    test = target_send_test(target=bobs, by="alice")
+    run_job(test.public_id)
+    assert Job.objects.get(pk=test.pk).status == Status.FAILED
+    assert mail.outbox == []
+
+    deactivate(bob, active=True)
+    assert failure_delivered(acme).status == Status.COMPLETED
+    assert [m.to for m in mail.outbox] == [["Bob@Example.com"]]
+
+
+def test_a_delivery_queued_before_its_member_was_deactivated_is_not_sent(acme, bob):
+    bobs = target_create(team=acme, name="bob", kind="email", address="bob@example.com", by=None)
+    rule_create(team=acme, target=bobs, kind=Rule.Kind.JOB_FAILED, by=None)
+    notifications_match()
+    failed_job(acme)
+    assert notifications_match() == 1
+    deactivate(bob)
+    delivery = Job.objects.get(handler="pulse.notify")
+    run_job(delivery.public_id)
+    assert Job.objects.get(pk=delivery.pk).status == Status.FAILED
+    assert mail.outbox == []
+
+
+def test_an_address_stored_with_spaces_or_capitals_on_the_user_is_matched(acme, bob, ops):
+    bob.email = "  OPS@example.com "
+    bob.save(update_fields=["email"])
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    deactivate(bob)
+    assert failure_delivered(acme).error_message.startswith("Nothing was sent: ops@example.com is the address of bob")
+
+
+def test_mail_to_an_address_an_active_member_shares_with_a_deactivated_one_is_sent(acme, bob, vic, ops):
+    for user in (bob, vic):
+        user.email = "ops@example.com"
+        user.save(update_fields=["email"])
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    deactivate(bob)
+    assert failure_delivered(acme).status == Status.COMPLETED
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+
+
+def test_another_teams_deactivated_user_or_a_user_in_no_team_at_the_address_does_not_matter(acme, globex, charlie, ops):
+    from tests.conftest import make_user
+
+    charlie.email = "ops@example.com"
+    charlie.save(update_fields=["email"])
+    deactivate(charlie)
+    deactivate(make_user("loner", email="ops@example.com"))
+    rule_create(team=acme, target=ops, kind=Rule.Kind.JOB_FAILED, by=None)
+    assert failure_delivered(acme).status == Status.COMPLETED
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+
+
 def test_a_subject_with_line_breaks_is_mailed_on_one_line(acme, ops):
     from schedules.services import schedule_create, schedule_mark_broken
 

@@ -178,3 +178,127 @@ def test_a_removed_member_stops_hearing_from_the_team_at_their_email_address(acm
     texts = [row["text"] for row in alice_client.get("/api/v1/events/?family=notification").json()["results"]]
     assert texts[0] == "Target Bob: disabled changed by alice: bob was removed from the team"
     assert (bobs.pk, ops.pk) == tuple(Target.objects.order_by("name").values_list("pk", flat=True))
+
+
+# --- tokens that outlived their maker's right to make them (pulse_stale_tokens) ------------------
+
+
+def run_command(*args: str) -> str:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("pulse_stale_tokens", *args, stdout=out)
+    return out.getvalue()
+
+
+def bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def outlived(acme, alice, bob, vic, globex, charlie):
+    """Tokens made by admins of Acme who then went, each as it was possible before removals and
+    demotions revoked tokens (the rows changed directly): bob left, vic was made a member, dave
+    was deactivated, erin's user was deleted. Alice's token and an operator's stay good, as does
+    Globex's token of charlie, who left Globex."""
+    from tests.conftest import make_user
+
+    dave, erin = make_user("dave", email="dave@example.com"), make_user("erin")
+    made = {}
+    for user in (bob, vic, dave, erin):
+        Membership.objects.update_or_create(team=acme, user=user, defaults={"role": Role.ADMIN})
+        made[user.username] = token_create(team=acme, name=f"{user.username}'s ci", access="write", expires_at=None,
+                                           by=membership(acme, user))
+    made["alice"] = token_create(team=acme, name="alice's", access="read", expires_at=None, by=membership(acme, alice))
+    made["cli"] = token_create(team=acme, name="cli", access="read", expires_at=None, by=None)
+    Membership.objects.create(team=globex, user=alice, role=Role.OWNER)
+    made["charlie"] = token_create(team=globex, name="charlie's", access="read", expires_at=None,
+                                   by=membership(globex, charlie))
+    Membership.objects.filter(user=bob).delete()
+    Membership.objects.filter(user=vic).update(role=Role.MEMBER)
+    dave.is_active = False
+    dave.save(update_fields=["is_active"])
+    erin.delete()
+    Membership.objects.filter(team=globex, user=charlie).delete()
+    for _, secret in (made["bob"], made["vic"], made["charlie"]):
+        assert bearer(secret).get("/api/v1/team/").status_code == 200  # what the command is for
+    return made
+
+
+def test_the_stale_tokens_command_lists_each_teams_tokens_whose_maker_may_no_longer_make_them(outlived):
+    lines = run_command().splitlines()
+    bob, vic, dave, erin, charlie = (outlived[name][0] for name in ("bob", "vic", "dave", "erin", "charlie"))
+    assert lines == [
+        "Acme (acme):",
+        f"  {bob.public_id} 'bob's ci' ({bob.prefix}…, write, made by bob): bob is no longer in the team",
+        f"  {vic.public_id} 'vic's ci' ({vic.prefix}…, write, made by vic): vic is now member",
+        f"  {dave.public_id} 'dave's ci' ({dave.prefix}…, write, made by dave): dave is deactivated",
+        f"  {erin.public_id} 'erin's ci' ({erin.prefix}…, write, made by erin): erin's user is deleted",
+        "Globex (globex):",
+        f"  {charlie.public_id} 'charlie's' ({charlie.prefix}…, read, made by charlie): charlie is no longer in the team",
+        "5 tokens; run again with --revoke to revoke them.",
+    ]
+    assert not ApiToken.objects.filter(revoked_at__isnull=False).exists()
+    assert not Event.objects.filter(kind="token.revoked").exists()
+
+
+def test_the_stale_tokens_command_revokes_them_as_a_removal_does_once_and_in_the_team_named(outlived):
+    lines = run_command("--team", "acme", "--revoke").splitlines()
+    assert lines[0] == "Acme (acme):"
+    assert lines[1].startswith(f"  revoked {outlived['bob'][0].public_id} 'bob's ci'")
+    assert lines[-1] == "Revoked 4 tokens in Acme."
+    assert bearer(outlived["bob"][1]).get("/api/v1/team/").status_code == 401
+    assert bearer(outlived["vic"][1]).post("/api/v1/jobs/", {"handler": "pulse.noop", "payload": {}},
+                                           format="json").status_code == 401
+    revoked = dict(Event.objects.filter(kind="token.revoked").values_list("subject", "payload"))
+    assert revoked == {
+        outlived["bob"][0].public_id: {"name": "bob's ci", "by": "operator", "why": "bob is no longer in the team"},
+        outlived["vic"][0].public_id: {"name": "vic's ci", "by": "operator", "why": "vic is now member"},
+        outlived["dave"][0].public_id: {"name": "dave's ci", "by": "operator", "why": "dave is deactivated"},
+        outlived["erin"][0].public_id: {"name": "erin's ci", "by": "operator", "why": "erin's user is deleted"},
+    }
+    # Alice's, the operator's and the other team's are left, and a second run finds nothing more.
+    for name in ("alice", "cli", "charlie"):
+        assert bearer(outlived[name][1]).get("/api/v1/team/").status_code == 200
+    assert run_command("--team", "acme", "--revoke") == "No token in Acme outlives its maker's right to make it.\n"
+    assert Event.objects.filter(kind="token.revoked").count() == 4
+
+
+def test_a_token_revoked_by_the_command_stays_revoked_when_its_maker_is_reactivated(outlived):
+    from django.contrib.auth import get_user_model
+
+    run_command("--revoke")
+    dave = get_user_model().objects.get(username="dave")
+    dave.is_active = True
+    dave.save(update_fields=["is_active"])
+    assert bearer(outlived["dave"][1]).get("/api/v1/team/").status_code == 401
+    assert bearer(outlived["charlie"][1]).get("/api/v1/team/").status_code == 401
+
+
+def test_the_stale_tokens_command_refuses_a_team_that_does_not_exist_and_revokes_nothing(outlived):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No team has the slug 'nope'."):
+        run_command("--team", "nope", "--revoke")
+    assert not ApiToken.objects.filter(revoked_at__isnull=False).exists()
+
+
+def test_the_team_page_and_the_api_flag_a_working_token_whose_maker_left_for_its_owners(outlived, alice_client):
+    page = alice_client.get("/team/").content.decode()
+
+    def row(name: str) -> str:
+        found = page[page.index(f'id="token-{outlived[name][0].public_id}"'):]
+        return found[:found.index("</tr>")]
+
+    assert '<span class="badge badge-warn">revoke it: bob is no longer in the team</span>' in row("bob")
+    assert '<span class="badge badge-warn">revoke it: vic is now member</span>' in row("vic")
+    assert "badge-warn" not in row("alice") + row("cli")
+    # A token that no longer works says that instead.
+    assert "badge-warn" not in row("dave") and "maker deactivated" in row("dave")
+    listed = {row["name"]: row["outlived"] for row in alice_client.get("/api/v1/tokens/").json()}
+    assert listed == {"bob's ci": "bob is no longer in the team", "vic's ci": "vic is now member", "dave's ci": None,
+                      "erin's ci": None, "alice's": None, "cli": None}

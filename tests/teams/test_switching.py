@@ -93,3 +93,55 @@ def test_the_other_teams_job_is_a_404_while_the_session_shows_this_one(alice_cli
     assert job.public_id not in alice_client.get("/jobs/export.csv").content.decode()
     switch(alice_client, acme)
     assert alice_client.get(f"/jobs/{job.public_id}/").status_code == 200
+
+
+# --- the API with a session whose team its user has left -------------------------------------------
+
+LEFT = ("Nothing was done: you are no longer in the team this browser was using. Load the dashboard "
+        "again to carry on in one of your teams.")
+
+
+def removed(team, user) -> None:
+    from pulse_site.teams.services import membership_remove
+
+    other = Membership.objects.filter(team=team).exclude(user=user).first()
+    Membership.objects.filter(pk=other.pk).update(role=Membership.Role.OWNER)  # the team keeps an owner
+    membership_remove(membership=Membership.objects.get(team=team, user=user), by=None)
+
+
+@pytest.mark.parametrize("switched", [False, True], ids=["its first team", "a team switched to"])
+def test_a_session_api_call_after_its_user_left_the_team_is_refused_not_run_in_another(
+        alice_client, alice, bob, acme, umbrella, switched):
+    if switched:
+        Membership.objects.create(team=umbrella, user=bob, role=Membership.Role.MEMBER)
+        switch(alice_client, umbrella)
+    left, other = (umbrella, acme) if switched else (acme, umbrella)
+    assert alice_client.get("/").status_code == 200  # a page drawn for `left`
+    removed(left, alice)
+
+    response = alice_client.post("/api/v1/jobs/", {"handler": "pulse.noop", "payload": {}},
+                                 content_type="application/json")
+    assert response.status_code == 403
+    assert response.json() == {"error": {"code": "permission_denied", "message": LEFT, "fields": {}}}
+    assert alice_client.get("/api/v1/team/").status_code == 403
+    assert not Job.objects.exists()
+    # The dashboard shows the team left for, and the API follows it from then on.
+    assert alice_client.get("/").context["team"] == other
+    assert alice_client.get("/api/v1/team/").json()["name"] == other.name
+
+
+def test_a_session_api_call_after_its_user_left_their_only_team_is_refused_saying_so(bob_client, bob, acme):
+    bob_client.get("/")
+    removed(acme, bob)
+    response = bob_client.get("/api/v1/jobs/")
+    assert (response.status_code, response.json()["error"]["message"]) == (403, LEFT)
+
+
+def test_a_token_call_is_unaffected_by_a_stale_session_beside_it(alice_client, alice, acme, umbrella):
+    from pulse_site.teams.services import token_create
+
+    alice_client.get("/")
+    removed(acme, alice)
+    _, secret = token_create(team=acme, name="ci", access="read", expires_at=None, by=None)
+    response = alice_client.get("/api/v1/team/", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.json()["name"] == "Acme"
