@@ -171,13 +171,18 @@ def login_as(page) -> Callable[..., None]:
     """Log in through the login form, as a person would, and land on the overview."""
 
     def login(user, password: str = PASSWORD) -> None:
-        page.goto("/login/")
-        page.fill("#id_username", user.get_username())
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url("/")
+        log_in(page, user, password)
 
     return login
+
+
+def log_in(page: Any, user: Any, password: str = PASSWORD) -> None:
+    """`login_as` for a page of another context (JavaScript off, another browser's)."""
+    page.goto("/login/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("/")
 
 
 def assert_redrawn_unannounced(page: Any, announcer: str, redrawn: str, change: Callable[[], None]) -> None:

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from jobs.services import job_submit
 from schedules.services import schedule_create
-from tests.conftest import PASSWORD
+from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -20,14 +20,6 @@ def strict_page(asgi_server, browser):
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()
-
-
-def log_in(page, user) -> None:
-    page.goto("/login/")
-    page.fill("#id_username", user.get_username())
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("/")
 
 
 def test_no_page_breaks_the_content_security_policy(strict_page, alice, acme):

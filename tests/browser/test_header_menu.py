@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from pulse_site.teams.services import team_create
 from tests.browser.test_accessibility import AXE, audit
-from tests.conftest import PASSWORD
+from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 320, "height": 640}
@@ -38,14 +38,6 @@ def focused(page) -> str:
 
 def header_height(page) -> float:
     return page.evaluate("document.querySelector('.site-header').getBoundingClientRect().height")
-
-
-def log_in(page, user) -> None:
-    page.goto("/login/")
-    page.fill("#id_username", user.get_username())
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("/")
 
 
 def test_on_a_phone_the_header_keeps_the_brand_and_team_and_folds_the_rest_behind_menu(page, login_as, alice,
