@@ -135,16 +135,23 @@ class Snapshot:
         if self.oldest_start is None:
             self.oldest_start = at
 
-    def start_leaving(self, index: int) -> datetime:
-        """The `index`-th oldest start in the rate window (0: the oldest), whose leaving the
-        window brings the count under a limit `index` below it (a limit lowered under the
-        starts already counted). Starts counted here but not yet written (a batch's, or jobs a
-        release is sending ahead) are the newest: they leave a minute from now."""
+    def start_leaving(self, index: int, limit: int) -> datetime:
+        """When the `index`-th oldest start counted in the rate window (0: the oldest) leaves it,
+        bringing the count under a limit `index` below it (a limit lowered under the starts
+        already counted, or jobs held before this one). Starts counted here but not yet written (a
+        batch's, or jobs a release is sending ahead) are the newest: they happen now. An index
+        past the starts counted is a start still to come (of a job ahead of this one): no sooner
+        than now, nor than the start `limit` places before it leaves the minute, for the rate
+        allows no more than `limit` in any minute: the earliest it can be, never a later one."""
         if index == 0 and self.oldest_start is not None:
             return self.oldest_start
-        found = list(Start.objects.filter(team_id=self.policy.team_id, at__gt=self.now - RATE_WINDOW)
-                     .order_by("at").values_list("at", flat=True)[index:index + 1])
-        return found[0] if found else self.now
+        times = list(Start.objects.filter(team_id=self.policy.team_id, at__gt=self.now - RATE_WINDOW)
+                     .order_by("at").values_list("at", flat=True)[:index + 1])
+        times += [self.now] * max(0, min(self.starts, index + 1) - len(times))
+        while len(times) <= index:
+            earliest = times[len(times) - limit] + RATE_WINDOW if len(times) >= limit else self.now
+            times.append(max(self.now, earliest))
+        return times[index]
 
     def limits(self) -> Iterable[tuple[str, Window, int]]:
         for window in self.windows:
@@ -190,16 +197,17 @@ def _snapshot(policy: BudgetPolicy, *, handler: str, now: datetime, create: bool
 
 
 def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_handler_micros: int = 0,
-              extra_starts: int = 0, held_before: int = 0) -> tuple[list[dict[str, Any]], datetime | None]:
+              held_before: int = 0) -> tuple[list[dict[str, Any]], datetime | None]:
     """Every reason the job cannot start now, and when it may (None: when a slot frees).
     `extra_micros`: estimates of jobs about to start ahead of it, against the team's limits;
     `extra_handler_micros`: those of them of its own handler, against its handler's cap;
-    `held_before`: jobs of the team held for a slot or a start that come before it in the
-    team's order (`budget_held_for_a_slot_before`): the room freed is theirs first."""
+    `held_before`: jobs of the team that come before it in the team's order and wait for a slot
+    or a start, or are queued for one (`budget_held_for_a_slot_before`): the room freed is
+    theirs first."""
     policy = snap.policy
     reasons: list[dict[str, Any]] = []
     resume: list[datetime] = []
-    running = policy.running + extra_starts
+    running = policy.running
     if policy.max_concurrent is not None and running + held_before >= policy.max_concurrent:
         message = f"{running} of at most {policy.max_concurrent} jobs are running"
         reasons.append({
@@ -208,12 +216,12 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_han
                         if held_before else f"{message}; it starts when one finishes."),
             "resume_at": None,
         })
-    calls = snap.starts + extra_starts
+    calls = snap.starts
     if policy.calls_per_minute is not None and calls + held_before >= policy.calls_per_minute:
         # Room appears when enough starts have left the window to bring the count under the
-        # limit: the oldest when the count is at it, a later one when the limit was lowered.
-        # (Starts of the jobs held before it are to come: they leave the minute after now.)
-        at = snap.start_leaving(calls + held_before - policy.calls_per_minute) + RATE_WINDOW
+        # limit: the oldest when the count is at it, a later one when the limit was lowered,
+        # one of the starts still to come of the jobs before it.
+        at = snap.start_leaving(calls + held_before - policy.calls_per_minute, policy.calls_per_minute) + RATE_WINDOW
         resume.append(at)
         message = f"{calls} starts in the last 60 s; the limit is {policy.calls_per_minute} per minute"
         reasons.append({
@@ -250,32 +258,58 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_han
 
 
 def _jobs_held_before(count: int) -> str:
+    if count >= AHEAD_COUNTED:
+        return f"at least {count} jobs held before this one wait"
     return "1 job held before this one waits" if count == 1 else f"{count} jobs held before this one wait"
 
 
 # Holds that end when a running slot frees or a start leaves the minute.
 SLOT_HOLDS = ("concurrency", "rate")
 
+# How far the jobs ahead of a held one are counted: its place is told exactly up to here.
+AHEAD_COUNTED = 100
+
+
+def budget_ahead_for_a_slot(team_id: int) -> Q:
+    """The team's jobs that take a running slot or a start before any job they come before: held
+    for one (a slot or a start), or queued and due, a job just released among them until its
+    worker claims it (the settle's release sends it back to the queue; a job submitted meanwhile,
+    its worker quicker, must not take its room). Pulse's own work takes neither, and a team with
+    neither limit keeps no one waiting for them (a chain asks for any team: one statement)."""
+    from jobs.handlers.registry import registered_handlers  # budgets must not import jobs at module level
+    from jobs.models import Job
+
+    now = timezone.now()
+    # Not correlated with the row: PostgreSQL reads it once per statement, not once per queued job.
+    limited = BudgetPolicy.objects.filter(team_id=team_id).filter(
+        Q(max_concurrent__isnull=False) | Q(calls_per_minute__isnull=False))
+    queued = (Q(status=Job.Status.QUEUED) & (Q(run_after__isnull=True) | Q(run_after__lte=now))
+              & ~Q(start_by__lt=now, attempts=0)  # a staged run that missed its slot: its schedule decides
+              & ~Q(handler__in=[spec.name for spec in registered_handlers(internal=True) if not spec.metered])
+              & Q(Exists(limited)))
+    # status IN (…) first: job_team_status_id serves both kinds.
+    return (Q(team_id=team_id, status__in=[Job.Status.PAUSED, Job.Status.QUEUED])
+            & (Q(status=Job.Status.PAUSED, hold_reasons__0__kind__in=SLOT_HOLDS) | queued))
+
 
 def budget_held_for_a_slot_before(*, job: AdmittableJob, most: int) -> int:
-    """How many of the team's jobs held for a running slot or a start come before `job` in the
-    team's order (priority, then age), counted up to `most` (one read of job_team_status_id).
-    The room a settle or the minute frees is theirs: the release sends them back through the
-    gate, but a job claimed meanwhile (submitted then, its worker quicker than the release)
-    took it, and they were held again."""
+    """How many of the team's jobs waiting for a running slot or a start come before `job` in the
+    team's order (priority, then age), counted up to `most` (one read of job_team_status_id):
+    `budget_ahead_for_a_slot`. The room a settle or the minute frees is theirs: a job claimed
+    before them (submitted then, its worker quicker than theirs) would take it, and they would
+    be held again."""
     from jobs.models import Job  # budgets must not import jobs at module level
 
     # A job not yet written (a submit's preview) comes after every job of its priority.
     before = Q(priority__gt=job.priority) | Q(priority=job.priority, **({"pk__lt": job.pk} if job.pk else {}))
-    return (Job.objects.filter(team_id=job.team_id, status=Job.Status.PAUSED, hold_reasons__0__kind__in=SLOT_HOLDS)
-            .filter(before).order_by()[:most].count())
+    return Job.objects.filter(budget_ahead_for_a_slot(job.team_id)).filter(before).order_by()[:most].count()
 
 
 def _held_before(policy: BudgetPolicy, job: AdmittableJob) -> int:
     """`budget_held_for_a_slot_before` as far as the team's slot and rate limits care (nothing
     to read for a team with neither)."""
-    most = max(policy.max_concurrent or 0, policy.calls_per_minute or 0)
-    return budget_held_for_a_slot_before(job=job, most=most) if most else 0
+    limited = policy.max_concurrent is not None or policy.calls_per_minute is not None
+    return budget_held_for_a_slot_before(job=job, most=AHEAD_COUNTED) if limited else 0
 
 
 def _pulse_state(snap: Snapshot, *, calls: int, running: int) -> dict[str, Any]:
@@ -528,15 +562,15 @@ def _move_running(policy: BudgetPolicy, delta: int) -> None:
 
 
 def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handler_micros: int = 0,
-                      extra_starts: int = 0, cache: dict[str, Snapshot | None] | None = None,
-                      behind_held: bool = False) -> Decision:
+                      cache: dict[str, Snapshot | None] | None = None, held_before: int | None = None
+                      ) -> Decision:
     """Advisory, without locks or writes: would the job be admitted now? `extra_*` count jobs
     about to be released ahead of it, so a release does not send more than could run (their
     estimates against the team's limits; `extra_handler_micros`, those of the job's own
     handler, against its handler's cap: another handler's jobs take none of it). A caller
     checking many jobs of one team passes a `cache` (per handler) to read the state once.
-    `behind_held`: count the jobs held for a slot before it, as admission does (a release
-    pass, going through them in order, counts those it sends ahead itself)."""
+    `held_before`: the jobs waiting for a slot before it, counted as admission counts them when
+    None (a release pass, going through them in order, counts them itself)."""
     cache = {} if cache is None else cache
     if job.handler not in cache:
         # With no limit of the team's and no cap of the handler's nothing can hold the job: the
@@ -552,8 +586,8 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handle
     if snap is None:
         return Decision(allowed=True)
     reasons, resume_at = _evaluate(snap, estimate=job.cost_estimate, extra_micros=extra_micros,
-                                   extra_handler_micros=extra_handler_micros, extra_starts=extra_starts,
-                                   held_before=_held_before(snap.policy, job) if behind_held else 0)
+                                   extra_handler_micros=extra_handler_micros,
+                                   held_before=_held_before(snap.policy, job) if held_before is None else held_before)
     if _money_in(reasons) and Override.objects.filter(
             team_id=job.team_id, expires_at__gt=snap.now, amount__gte=F("spent") + job.cost_estimate + extra_micros,
     ).exists():
@@ -563,7 +597,7 @@ def budget_hold_check(*, job: AdmittableJob, extra_micros: int = 0, extra_handle
 
 def budget_preview(*, job: AdmittableJob) -> list[dict[str, Any]]:
     """Advisory: the reasons the job would be held if it were admitted now."""
-    return budget_hold_check(job=job, behind_held=True).reasons
+    return budget_hold_check(job=job).reasons
 
 
 def budget_check_submittable(*, team: Team, handler: str, estimate_micros: int) -> bool:

@@ -15,7 +15,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from budgets.services import HOLD_KINDS, SLOT_HOLDS, budget_check_submittable, budget_hold_check, budget_preview
+from budgets.services import (
+    AHEAD_COUNTED,
+    HOLD_KINDS,
+    SLOT_HOLDS,
+    budget_ahead_for_a_slot,
+    budget_check_submittable,
+    budget_hold_check,
+    budget_preview,
+)
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
 from jobs.gate import GATE_KINDS, gate_check_submittable, gate_reasons
@@ -533,9 +541,11 @@ def _held_by_limits(team_id: int):
     return Job.objects.filter(HELD_BY_LIMITS, team_id=team_id, status=Status.PAUSED)
 
 
-def _gate_blocks(job: Job, started: set[str]) -> list[dict[str, Any]]:
+def _gate_blocks(job: Job, started: set[str], seen: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The jobs' own reasons to keep holding `job` (advisory); `started` are the exclusive
-    handlers of jobs released earlier in this pass, which will be running by the time it is."""
+    handlers of jobs released earlier in this pass, which will be running by the time it is.
+    `seen`: the answers of this pass per handler (a pause and an exclusive handler's running job
+    are the team's and the handler's, not the job's: one read each, not one per held job)."""
     try:
         spec = get_handler(job.handler)
     except PulseError:
@@ -543,11 +553,25 @@ def _gate_blocks(job: Job, started: set[str]) -> list[dict[str, Any]]:
     if spec.exclusive and spec.name in started:
         return [{"kind": "exclusive", "handler": spec.name, "resume_at": None,
                  "message": f"{spec.name} runs one job at a time; another was just released."}]
-    return gate_reasons(job=job, spec=spec)
+    if spec.name not in seen:
+        seen[spec.name] = gate_reasons(job=job, spec=spec)
+    return seen[spec.name]
 
 
-def _kinds(reasons: list[dict[str, Any]]) -> list[str]:
-    return [str(reason.get("kind", "")) for reason in reasons if isinstance(reason, dict)]
+# What a budget reason says that moves with every settle (the money spent and reserved): a held
+# job's reasons are not rewritten for these alone (one UPDATE per held job after every settle
+# would cost more than it tells). Everything else, the limit that binds, its value, the running
+# jobs or starts, the jobs ahead and the resume time, is kept true.
+_MOVING_FIGURES = ("message", "committed", "reserved")
+
+
+def _told(reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in _MOVING_FIGURES} if isinstance(r, dict) else r for r in reasons]
+
+
+def _ahead_of(job: Job, ahead: list[tuple[int, int]]) -> int:
+    """How many of `ahead` ((priority, id) of jobs queued for a slot) come before `job`."""
+    return sum(1 for priority, pk in ahead if priority > job.priority or (priority == job.priority and pk < job.pk))
 
 
 def _rehold(job: Job, reasons: list[dict[str, Any]], resume_at: datetime | None) -> None:
@@ -580,47 +604,46 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
         held = held.exclude(NEEDS_A_CHANGE)
     if due_only:
         held = held.filter(_due(now))
+    jobs = list(held.order_by("-priority", "id")[:RELEASE_BATCH])
+    if not jobs:
+        return 0
+    # The jobs queued for a slot or a start (released and not yet claimed among them) come before
+    # the held jobs behind them, as admission counts them (budget_held_for_a_slot_before); those
+    # held for one in this pass, and those it releases, are counted as it goes.
+    ahead = list(Job.objects.filter(budget_ahead_for_a_slot(team_id), status=Status.QUEUED)
+                 .order_by("-priority", "id").values_list("priority", "id")[:AHEAD_COUNTED])
+    waiting = 0  # jobs of this pass held for a slot or a start, or released
     released = 0
-    starts = 0  # of the released jobs, those the budget counts
     released_micros = 0
     released_micros_by_handler: dict[str, int] = {}
     cache: dict = {}
+    gates: dict[str, list[dict[str, Any]]] = {}
     exclusive_started: set[str] = set()
-    # Set once a rate or concurrency limit holds a job: it holds every later one too. Those are
-    # not released, but one whose resume time has passed gets the new one (it would otherwise
-    # say "resumes 2 minutes ago" until it came first in a later pass); the others are not
-    # looked at (one waiting for a slot has no time to go stale).
-    stuck = False
-    for job in held.order_by("-priority", "id")[:RELEASE_BATCH]:
-        # Pulse's own work (a delivery) is not the budget's: no rate or slot holds it back.
-        metered = _metered(job.handler)
-        if stuck and metered and (job.resume_at is None or job.resume_at > now):
-            continue
-        blocked = _gate_blocks(job, exclusive_started)
+    for job in jobs:
+        blocked = _gate_blocks(job, exclusive_started, gates)
         if blocked:
             if job.hold_reasons[:1] and job.hold_reasons[0].get("kind") not in GATE_KINDS:
                 # Held by the budget before; now by a pause or a running twin: say so.
                 _rehold(job, blocked, None)
             continue
-        if not metered:
+        # Pulse's own work (a delivery) is not the budget's: no rate or slot holds it back.
+        if not _metered(job.handler):
             released += _release(job, exclusive_started)
             continue
         decision = budget_hold_check(job=job, extra_micros=released_micros,
                                      extra_handler_micros=released_micros_by_handler.get(job.handler, 0),
-                                     extra_starts=starts, cache=cache)
-        if stuck or not decision.allowed:
-            if not decision.allowed and (
-                    decision.resume_at != job.resume_at or _kinds(decision.reasons) != _kinds(job.hold_reasons)):
-                # A reason gone (the slot it waited for is free, but the money is still short), or
-                # its resume time passed: the job says what holds it now. (Figures that only moved
-                # are left as they were when held: one UPDATE per held job after every settle would
-                # cost more than it tells.)
+                                     cache=cache, held_before=min(AHEAD_COUNTED, waiting + _ahead_of(job, ahead)))
+        if not decision.allowed:
+            if decision.resume_at != job.resume_at or _told(decision.reasons) != _told(job.hold_reasons):
+                # The limit that binds, or the jobs ahead, or the resume time, changed (a slot
+                # came free but the money is still short, a limit was raised, the jobs ahead
+                # started): the job says what holds it now, as admission would.
                 _rehold(job, decision.reasons, decision.resume_at)
-            stuck = stuck or any(r["kind"] in ("rate", "concurrency") for r in decision.reasons)
+            waiting += decision.reasons[0]["kind"] in SLOT_HOLDS
             continue
         if _release(job, exclusive_started):
             released += 1
-            starts += 1
+            waiting += 1
             released_micros += job.cost_estimate
             released_micros_by_handler[job.handler] = (released_micros_by_handler.get(job.handler, 0)
                                                        + job.cost_estimate)

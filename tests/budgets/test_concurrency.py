@@ -110,11 +110,20 @@ def test_five_calls_per_minute_with_twenty_concurrent_admissions_admit_exactly_f
     assert statuses(jobs) == [Status.PAUSED] * 15 + [Status.RUNNING] * 5
     starts = list(Start.objects.filter(team=acme).values_list("at", flat=True))
     assert len(starts) == 5 and all(at > real_now - timedelta(seconds=5) for at in starts)
-    # The first held in the team's order resumes when the oldest start leaves the minute; those
-    # behind it (the room is theirs first) later, still by the database's clock.
+    # The k-th held in the team's order can start once k starts have left the minute: the five
+    # made now, then those the five before it will make a minute later, and so on. A job held
+    # before those five starts were made says the earliest they could be (never later than its
+    # release, never past), still by the database's clock.
+    earliest = sorted(starts)
+    true = [earliest[k % 5] + timedelta(seconds=60 * (k // 5 + 1)) for k in range(15)]
     held = list(Job.objects.filter(team=acme, status=Status.PAUSED).order_by("id").values_list("resume_at", flat=True))
-    assert held[0] == min(starts) + timedelta(seconds=60)
-    assert all(held[0] <= at < real_now + timedelta(seconds=70) for at in held)
+    assert all(real_now + timedelta(seconds=55) < at <= release for at, release in zip(held, true, strict=True))
+    # The ticker's pass makes each exact.
+    from jobs.services import job_release_held
+
+    assert job_release_held(team_id=acme.pk, due_only=True) == 0
+    assert list(Job.objects.filter(team=acme, status=Status.PAUSED).order_by("id")
+                .values_list("resume_at", flat=True)) == true
 
 
 @pytest.mark.parametrize("round_", range(3))
@@ -136,3 +145,24 @@ def test_alerts_fire_once_under_ten_concurrent_settles_crossing_eighty_percent(r
     day = Usage.objects.get(team=acme, scope="", kind="day")
     assert (day.committed, day.reserved) == (10_000_000, 0)
     assert BudgetPolicy.objects.get(team=acme).running == 0
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_job_released_for_a_slot_starts_before_jobs_submitted_after_it_whichever_worker_claims_first(
+        round_, acme, submit, set_policy):
+    """The settle's release sends the held job back to the queue; five jobs submitted after it
+    are claimed by five other workers at the same moment as its own: the slot is its, FIFO."""
+    set_policy(acme, max_concurrent=1)
+    running = submit("0.10")
+    assert claim(running.public_id) is not None
+    held = submit("0.10")
+    claim(held.public_id)
+    assert statuses([held]) == [Status.PAUSED]
+    running.refresh_from_db()
+    settle(job_pk=running.pk, attempt=running.attempts, outcome=execute(running, get_handler("test.paid")))
+    assert statuses([held]) == [Status.QUEUED]
+    newer = [submit("0.10") for _ in range(5)]
+    run_together([lambda j=j: claim(j.public_id) for j in [*newer, held]])
+    assert statuses([held]) == [Status.RUNNING]
+    assert statuses(newer) == [Status.PAUSED] * 5
+    assert BudgetPolicy.objects.get(team=acme).running == 1

@@ -27,18 +27,28 @@ def utc(text: str) -> datetime:
 
 
 @travel_needs_python_clock
-@pytest.mark.parametrize("zone, moment, resume", [
-    ("Europe/Berlin", "2026-03-29T08:00", "2026-03-29T22:00"),  # a 23-hour day (spring forward)
-    ("America/New_York", "2026-11-01T12:00", "2026-11-02T05:00"),  # a 25-hour day (fall back)
-    ("Asia/Kolkata", "2026-06-15T20:00", "2026-06-16T18:30"),  # already 16 June there
-    ("UTC", "2026-06-15T23:59", "2026-06-16T00:00"),
+@pytest.mark.parametrize("zone, moment, resume, limit", [
+    ("Europe/Berlin", "2026-03-29T08:00", "2026-03-29T22:00", {}),  # a 23-hour day (spring forward)
+    ("America/New_York", "2026-11-01T12:00", "2026-11-02T05:00", {}),  # a 25-hour day (fall back)
+    ("Asia/Kolkata", "2026-06-15T20:00", "2026-06-16T18:30", {}),  # already 16 June there
+    ("UTC", "2026-06-15T23:59", "2026-06-16T00:00", {}),
+    # A week starting on Sunday ends at the Sunday's local midnight, the day New York falls back.
+    ("America/New_York", "2026-10-31T12:00", "2026-11-01T04:00", {"weekly_limit": "1.00", "week_start": 6}),
+    # A week from Monday whose last day was 23 hours long.
+    ("Europe/Berlin", "2026-03-27T12:00", "2026-03-29T22:00", {"weekly_limit": "1.00"}),
+    # A month ends at the 1st's local midnight: in summer time for March in Berlin, in standard
+    # time for April in Sydney (it fell back on 5 April).
+    ("Europe/Berlin", "2026-03-31T21:30", "2026-03-31T22:00", {"monthly_limit": "1.00"}),
+    ("Australia/Sydney", "2026-04-15T00:00", "2026-04-30T14:00", {"monthly_limit": "1.00"}),
+    # Over both the day's and the week's: the week's end, when both allow it.
+    ("Europe/Berlin", "2026-03-27T12:00", "2026-03-29T22:00", {"daily_limit": "1.00", "weekly_limit": "1.00"}),
 ])
-def test_a_held_job_resumes_at_its_resume_at_in_the_team_s_zone(zone, moment, resume, acme, submit, set_policy,
-                                                                time_machine):
+def test_a_held_job_resumes_at_its_resume_at_in_the_team_s_zone(zone, moment, resume, limit, acme, submit,
+                                                                set_policy, time_machine):
     acme.time_zone = zone
     acme.save(update_fields=["time_zone"])
     time_machine.move_to(utc(moment), tick=False)
-    set_policy(acme, daily_limit="1.00")
+    set_policy(acme, **(limit or {"daily_limit": "1.00"}))
     run_job(submit("1.00").public_id)
     held = submit("0.50")
     run_job(held.public_id)
@@ -152,9 +162,13 @@ def test_held_jobs_whose_resume_time_passed_under_a_full_rate_all_get_the_new_on
 
     run_once(["budgets.release"])
 
-    rows = Job.objects.filter(pk__in=[j.pk for j in held])
+    rows = Job.objects.filter(pk__in=[j.pk for j in held]).order_by("id")
     assert set(rows.values_list("status", flat=True)) == {Status.PAUSED}
-    assert {row.resume_at for row in rows} == {now - timedelta(seconds=30) + timedelta(seconds=60)}
+    # The first two take the starts that leave in 30 s; the two behind them can start only once
+    # those two starts have left the minute in turn, 60 s later (not with them: 2 per minute).
+    freed = now - timedelta(seconds=30) + timedelta(seconds=60)
+    assert [row.resume_at for row in rows] == [freed, freed, freed + timedelta(seconds=60),
+                                               freed + timedelta(seconds=60)]
 
 
 def test_a_release_pass_under_a_full_concurrency_cap_reads_the_held_jobs_once_not_each(acme, submit, set_policy):

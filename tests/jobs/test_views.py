@@ -413,6 +413,33 @@ def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(a
     assert "2 remaining" in detail and "of 4 at most" in detail
 
 
+def test_a_job_held_behind_another_shows_the_limit_that_binds_now_on_the_list_and_its_page(
+        acme, alice_client, submit, django_capture_on_commit_callbacks):
+    """Held first for the rate behind another job, then the rate is removed and a cap of one binds:
+    its row and its page say the cap and its place, and no longer when the rate resumes it."""
+    from budgets.services import budget_policy_update
+    from jobs.runner import claim, run_job
+
+    def set_policy(**changes):
+        with django_capture_on_commit_callbacks(execute=True):
+            budget_policy_update(team=acme, changes=changes, by=None)
+
+    set_policy(calls_per_minute=1)
+    assert claim(submit().public_id) is not None
+    first, second = submit(), submit()
+    run_job(first.public_id)
+    run_job(second.public_id)
+    assert Job.objects.get(pk=second.pk).hold_reasons[0]["kind"] == "rate"
+
+    set_policy(calls_per_minute=None, max_concurrent=1)
+
+    said = "1 of at most 1 jobs are running, and 1 job held before this one waits for a slot."
+    detail = alice_client.get(f"/jobs/{second.public_id}/").content.decode()
+    assert f'<p class="hold-reason">{said}</p>' in detail
+    row = next(r for r in alice_client.get("/jobs/").context["rows"] if r.job.pk == second.pk)
+    assert row.hold_reason == said and row.job.resume_at is None
+
+
 # --- run again ----------------------------------------------------------------------------------
 
 
