@@ -7,7 +7,11 @@ where a client resumes from), `resync` (too much was missed, or some of it prune
 reload), `pong`, `following` (the
 job followed, or null), `error` (a bad client frame), `closed` (access ended, or a member's role
 changed, with the reason, followed by close code 4403: told at once by the service that ended it,
-or found by the next catch-up round). Close codes: 4401 not authenticated, 4403 refused.
+or found by the next catch-up round; also sent when a browser's socket is refused at connecting:
+"not in the team", "team switched"). Close codes: 4401 not authenticated, 4403 refused.
+
+A browser page's socket names the team the page was drawn for, `?team=TM_…`, and gets that team or
+is refused (_session_access): never another of its user's teams.
 
 Resuming: a client reconnects with `?since=<the last synced.to>` and drops the events it already
 has by id. Resuming from the last id seen instead can lose an event for good: the channel layer
@@ -39,11 +43,19 @@ from django.utils import timezone
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import Audience, event_last_id, events_by_id, events_relayed_after, events_since
-from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
+from pulse_site.live.services import (
+    NOT_IN_TEAM,
+    TEAM_SWITCHED,
+    member_group,
+    session_group,
+    team_group,
+    token_group,
+    user_group,
+)
 from pulse_site.parsers import MAX_DEPTH, Refused, json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
-from pulse_site.teams.selectors import access_lost, membership_for_user_in_team
+from pulse_site.teams.selectors import access_lost, membership_get_for_user, membership_shown
 from pulse_site.teams.services import token_authenticate
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -112,18 +124,32 @@ def _token_access(secret: str) -> Access | None:
                   expires_at=token.expires_at, token_id=token.pk, audience=Audience.of(membership=None, token=token))
 
 
-def _session_access(scope: dict[str, Any]) -> Access | None:
+def _session_access(scope: dict[str, Any], *, drawn_for: str | None) -> Access | str:
+    """The access of a browser session's socket, or why it has none (a `closed` reason).
+
+    A page's socket names the team the page was drawn for (`drawn_for`, from `?team=`); one that
+    names none gets the team the session's pages show. Either way that team or nothing: never
+    another of the user's teams, whose events the page would show as the drawn team's (and
+    replay from the drawn team's ids). The team the session's pages show now, as TeamMiddleware
+    finds it, is the rule: a page drawn for another was left behind by a switch in another tab,
+    and its redraws would fetch the new team's rows into it, as its forms would act on it (409)."""
     user = scope["user"]
-    membership = membership_for_user_in_team(user=user, team_public_id=scope["session"].get(SESSION_TEAM_KEY))
-    if membership is None:
-        return None
-    team_id = membership.team_id
+    shown, lost = membership_shown(user=user, team_public_id=scope["session"].get(SESSION_TEAM_KEY))
+    if shown is None or lost or (drawn_for and drawn_for != shown.team.public_id):
+        if not drawn_for:
+            return NOT_IN_TEAM
+        try:
+            membership_get_for_user(user=user, team_public_id=drawn_for)
+        except NotFound:
+            return NOT_IN_TEAM
+        return TEAM_SWITCHED
+    team_id = shown.team_id
     groups: tuple[str, ...] = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
     key = scope["session"].session_key
     if key:
         groups = (*groups, session_group(key))
-    return Access(team=membership.team, groups=groups, session=(key, user.pk, membership.role) if key else None,
-                  audience=Audience.of(membership=membership))
+    return Access(team=shown.team, groups=groups, session=(key, user.pk, shown.role) if key else None,
+                  audience=Audience.of(membership=shown))
 
 
 def _job_exists(*, team: Team, job_id: str) -> bool:
@@ -265,6 +291,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.sent_ids: set[int] = set()
         self.sent_order: deque[int] = deque()
         self.following: str | None = None
+        # Blank kept: `?since=` is a client's unset cursor, told as such, not taken for no since.
+        self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         code = await self._authorize()
         if code is not None:
             await self.close(code=code)
@@ -298,9 +326,12 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             # Cross-site WebSocket hijacking: the browser sends the session cookie to any site's socket.
             if origin is None or not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
-            access = await database_sync_to_async(_session_access)(self.scope)
-            if access is None:
+            drawn_for = (self.query.get("team") or [""])[0].strip()
+            found = await database_sync_to_async(_session_access)(self.scope, drawn_for=drawn_for or None)
+            if isinstance(found, str):
+                await self.send_json({"type": "closed", "reason": found})
                 return CLOSE_FORBIDDEN
+            access = found
         self.access = access
         return None
 
@@ -310,9 +341,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         # What the page (or the replay below) already covers; the catch-up starts after it.
         self.synced_to = last_id
         await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
-        # Blank kept: `?since=` is a client's unset cursor, told as such, not taken for no since.
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        raw = query.get("since")
+        raw = self.query.get("since")
         if raw is None:
             return
         try:

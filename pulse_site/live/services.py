@@ -35,8 +35,16 @@ def token_group(token_id: int) -> str:
     return f"token.{token_id}"
 
 
-# The reason a session's sockets are closed with when it switches team (live.js reloads the page).
+# The reason a session's sockets are closed with when it switches team, and a page's socket refused
+# with when its page was drawn for another team than the session's pages show now (live.js keeps
+# the page as drawn, saying so: its redraws would fetch the new team's rows into it).
 TEAM_SWITCHED = "team switched"
+# Why a socket is refused that names a team (the page's, or the session's) its user is not in:
+# removed from it while the page was open, or never in it.
+NOT_IN_TEAM = "not in the team"
+# The reason a session's sockets are closed with when it ends: signed out (in another tab), expired,
+# its user deactivated or given another password.
+SIGNED_OUT = "signed out"
 # The reason a member's sockets are closed with when their role changes: what a socket is sent
 # (pulse_site.live.selectors.Audience) and what the page offers follow the role (live.js reloads).
 ROLE_CHANGED = "role changed"
