@@ -162,6 +162,27 @@ def _job_exists(*, team: Team, job_id: str) -> bool:
     return True
 
 
+async def close_lost(team_id: int, sockets: list[EventsConsumer]) -> list[EventsConsumer]:
+    """Close those of the team's `sockets` whose access has ended (access_lost: three queries for
+    them all), telling each why; the others."""
+    if not sockets:
+        return []
+    lost_sessions, lost_tokens = await database_sync_to_async(access_lost)(
+        team_id=team_id, sessions={s.access.session for s in sockets if s.access.session},
+        token_ids={s.access.token_id for s in sockets if s.access.token_id is not None})
+    kept = []
+    for socket in sockets:
+        access = socket.access
+        reason = (lost_sessions.get(access.session) if access.session else None) or \
+            (lost_tokens.get(access.token_id) if access.token_id is not None else None)
+        if reason is None:
+            kept.append(socket)
+            continue
+        with contextlib.suppress(Exception):  # closing already
+            await socket.access_revoked({"reason": reason})
+    return kept
+
+
 class TeamCatchUp:
     """The catch-up of a team's open sockets in one process: a socket whose channel layer dropped
     events (a Redis restart drops the subscription for a moment while the socket stays open) gets
@@ -219,22 +240,8 @@ class TeamCatchUp:
 
     async def _close_lost(self, sockets: list[EventsConsumer]) -> list[EventsConsumer]:
         """Close the sockets whose access has ended; the others."""
-        if not sockets:
-            return []
-        lost_sessions, lost_tokens = await database_sync_to_async(access_lost)(
-            team_id=self.team_id, sessions={s.access.session for s in sockets if s.access.session},
-            token_ids={s.access.token_id for s in sockets if s.access.token_id is not None})
-        kept = []
-        for socket in sockets:
-            access = socket.access
-            reason = (lost_sessions.get(access.session) if access.session else None) or \
-                (lost_tokens.get(access.token_id) if access.token_id is not None else None)
-            if reason is None:
-                kept.append(socket)
-                continue
-            self.sockets.discard(socket)
-            with contextlib.suppress(Exception):  # closing already
-                await socket.access_revoked({"reason": reason})
+        kept = await close_lost(self.team_id, sockets)
+        self.sockets.difference_update(set(sockets) - set(kept))
         return kept
 
     async def _round(self) -> None:
@@ -450,6 +457,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def event_message(self, message: dict[str, Any]) -> None:
         await self._send_event(message["event"])
+
+    async def access_check(self, message: dict[str, Any]) -> None:
+        """Something this socket's access depends on changed (live.services.sockets_check_on_commit)."""
+        if getattr(self, "access", None) is not None:
+            await close_lost(self.access.team.pk, [self])
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "closed", "reason": message.get("reason", "access revoked")})

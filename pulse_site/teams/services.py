@@ -227,9 +227,11 @@ def user_password_change(*, user: User, old_password: str, new_password: str) ->
         validate_password(new_password, user)
     except DjangoValidationError as exc:
         raise ValidationError.for_field("new_password", " ".join(exc.messages)) from None
+    # Told first: the save has the user's sockets check their access as well (live.services.user_saved),
+    # which would close them as merely signed out.
+    sockets_close_on_commit(user_group(user.pk), reason="password changed")
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    sockets_close_on_commit(user_group(user.pk), reason="password changed")
 
 
 @transaction.atomic

@@ -90,3 +90,15 @@ def test_a_page_left_on_the_team_switched_from_in_another_tab_stays_as_drawn_and
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "closed")
     assert page.evaluate("window.__drawn") is True
     assert page.url.endswith(f"/jobs/{job.public_id}/")
+
+
+def test_signing_out_in_another_tab_tells_the_page_at_once(page, login_as, bob, acme, monkeypatch):
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 3600)  # told by the sign-out, not a round
+    login_as(bob)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    other_tab = page.context.new_page()
+    other_tab.goto("/")
+    other_tab.click(".user-tools form[action='/logout/'] button")
+    expect(page.locator("#live-notice")).to_have_text("You were signed out. Sign in again to follow Acme live.")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "closed")

@@ -364,6 +364,70 @@ async def test_a_removed_members_socket_is_closed_and_the_others_stay(alice, bob
     await alices.disconnect()
 
 
+def signed_in(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def cookie(client) -> list[tuple[bytes, bytes]]:
+    from tests.live.conftest import ORIGIN
+
+    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
+
+
+async def closed_at_once(socket, reason: str) -> None:
+    """Closed by the message of whatever ended the access (no_catch_up: no round finds it)."""
+    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
+    assert await close_code(socket) == 4403
+
+
+async def still_open(socket) -> None:
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()
+
+
+async def test_signing_out_closes_that_sessions_sockets_at_once(bob, alice, acme, no_catch_up):
+    """Its other tabs: they went on getting the team's events until the next catch-up round."""
+    client = await db(signed_in)(bob)
+    tab = await open_socket(cookie(client))
+    other_session = await open_socket(cookie(await db(signed_in)(bob)))
+    await hello(tab)
+    await hello(other_session)
+    assert (await db(client.post)("/logout/")).status_code == 302
+    await closed_at_once(tab, "signed out")
+    await still_open(other_session)
+
+
+@pytest.mark.parametrize("change", ["deactivated", "password set"])
+async def test_a_user_deactivated_or_given_a_password_outside_the_services_has_their_sockets_closed_at_once(
+        bob, alice, acme, no_catch_up, change):
+    """In admin, a shell, `manage.py changepassword`: Django ends the user's sessions on their next
+    request; their sockets went on until the next catch-up round."""
+    tab = await open_socket(await db(session_headers)(bob))
+    alices = await open_socket(await db(session_headers)(alice))
+    await hello(tab)
+    await hello(alices)
+    if change == "deactivated":
+        bob.is_active = False
+    else:
+        bob.set_password("another horse battery staple")
+    await db(bob.save)()
+    await closed_at_once(tab, "signed out")
+    await still_open(alices)
+
+
+async def test_a_user_saved_with_nothing_that_ends_access_keeps_their_sockets(bob, acme, no_catch_up):
+    tab = await open_socket(await db(session_headers)(bob))
+    await hello(tab)
+    bob.first_name = "Bob"
+    await db(bob.save)()
+    await still_open(tab)
+
+
 async def test_a_revoked_tokens_socket_is_closed(acme):
     token, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
     socket = await open_socket(bearer_headers(secret))
