@@ -7,7 +7,7 @@ where a client resumes from), `resync` (too much was missed, or some of it prune
 reload), `pong`, `following` (the
 job followed, or null), `error` (a bad client frame), `closed` (access ended, or a member's role
 changed, with the reason, followed by close code 4403: told at once by the service that ended it,
-or found by the next catch-up round; also sent when a browser's socket is refused at connecting:
+by the team's own event of a member's removal or role change, or found by the next catch-up round; also sent when a browser's socket is refused at connecting:
 "not in the team", "team switched"). Close codes: 4401 not authenticated, 4403 refused.
 
 A browser page's socket names the team the page was drawn for, `?team=TM_…`, and gets that team or
@@ -44,7 +44,9 @@ from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import Audience, event_last_id, events_by_id, events_relayed_after, events_since
 from pulse_site.live.services import (
+    MEMBERSHIP_REMOVED,
     NOT_IN_TEAM,
+    ROLE_CHANGED,
     TEAM_SWITCHED,
     member_group,
     session_group,
@@ -150,6 +152,22 @@ def _session_access(scope: dict[str, Any], *, drawn_for: str | None) -> Access |
         groups = (*groups, session_group(key))
     return Access(team=shown.team, groups=groups, session=(key, user.pk, shown.role) if key else None,
                   audience=Audience.of(membership=shown))
+
+
+def _ends_session_access(event: dict[str, Any], session: tuple[str, int, str] | None, *,
+                         checked_at: int) -> str | None:
+    """Why a live `event` ends the access of a session socket opened as `session` (its member removed,
+    or given another role), else None: no query, a comparison per event. Only an event made after
+    the socket's access was read counts (one replayed, or relayed late, may predate a re-adding)."""
+    kind = event.get("kind")
+    if session is None or kind not in ("member.removed", "member.changed") or int(event["id"]) <= checked_at:
+        return None
+    _, user_id, role = session
+    if event.get("subject") != str(user_id):
+        return None
+    if kind == "member.removed":
+        return MEMBERSHIP_REMOVED
+    return ROLE_CHANGED if (event.get("payload") or {}).get("role") != role else None
 
 
 def _job_exists(*, team: Team, job_id: str) -> bool:
@@ -347,6 +365,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         last_id = await database_sync_to_async(event_last_id)(team_id=team_id)
         # What the page (or the replay below) already covers; the catch-up starts after it.
         self.synced_to = last_id
+        self.checked_at = last_id  # the access was read after every event up to here was made
         await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
         raw = self.query.get("since")
         if raw is None:
@@ -456,13 +475,22 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     # --- From the channel layer --------------------------------------------------------------
 
     async def event_message(self, message: dict[str, Any]) -> None:
-        await self._send_event(message["event"])
+        event = message["event"]
+        ended = _ends_session_access(event, self.access.session, checked_at=self.checked_at)
+        if ended is not None:
+            # The service's close message may be lost (the layer down a moment) or come after this
+            # event: the team's next event stops here, not at the next catch-up round.
+            await self.access_revoked({"reason": ended})
+            return
+        await self._send_event(event)
 
     async def access_check(self, message: dict[str, Any]) -> None:
         """Something this socket's access depends on changed (live.services.sockets_check_on_commit)."""
-        if getattr(self, "access", None) is not None:
+        # Closed already (a password change tells its reason, then its save asks for this check).
+        if getattr(self, "access", None) is not None and not getattr(self, "closing", False):
             await close_lost(self.access.team.pk, [self])
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
+        self.closing = True
         await self.send_json({"type": "closed", "reason": message.get("reason", "access revoked")})
         await self.close(code=CLOSE_FORBIDDEN)

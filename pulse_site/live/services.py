@@ -42,6 +42,8 @@ TEAM_SWITCHED = "team switched"
 # Why a socket is refused that names a team (the page's, or the session's) its user is not in:
 # removed from it while the page was open, or never in it.
 NOT_IN_TEAM = "not in the team"
+# The reason a member's sockets are closed with when they are removed from the team.
+MEMBERSHIP_REMOVED = "membership removed"
 # The reason a session's sockets are closed with when it ends: signed out (in another tab), expired,
 # its user deactivated or given another password.
 SIGNED_OUT = "signed out"

@@ -17,7 +17,7 @@ from django.utils.crypto import constant_time_compare
 
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
-from pulse_site.live.services import ROLE_CHANGED, SIGNED_OUT
+from pulse_site.live.services import MEMBERSHIP_REMOVED, ROLE_CHANGED, SIGNED_OUT
 from pulse_site.teams.models import ApiToken, Membership, Team
 
 
@@ -153,7 +153,7 @@ def access_lost(*, team_id: int, sessions: Collection[tuple[str, int, str]],
         if session is None or session.get(SESSION_KEY) != str(user_id):
             lost[(key, user_id, role)] = SIGNED_OUT
         elif member is None:
-            lost[(key, user_id, role)] = "membership removed"
+            lost[(key, user_id, role)] = MEMBERSHIP_REMOVED
         elif not member.user.is_active or not _session_hash_matches(member.user, session.get(HASH_SESSION_KEY) or ""):
             lost[(key, user_id, role)] = SIGNED_OUT
         elif member.role != role:

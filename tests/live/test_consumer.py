@@ -428,6 +428,42 @@ async def test_a_user_saved_with_nothing_that_ends_access_keeps_their_sockets(bo
     await still_open(tab)
 
 
+def member_event(team, user, kind: str, role: str = "member") -> Event:
+    """The event of a member's removal or role change, as the services make it, without their close
+    message: as if the channel layer lost it."""
+    return event_emit(team=team, kind=kind, subject=str(user.pk),
+                      payload={"username": user.get_username(), "role": role, "by": ""})
+
+
+@pytest.mark.parametrize(("kind", "role", "reason"), [("member.removed", "member", "membership removed"),
+                                                      ("member.changed", "viewer", "role changed")])
+async def test_a_members_socket_whose_close_message_was_lost_is_closed_by_the_teams_event_of_it(
+        bob, alice, acme, no_catch_up, relay_cursor, kind, role, reason):
+    """Nothing after that event reaches them: not the team's next one, not the next catch-up round."""
+    bobs, alices = await open_socket(await db(session_headers)(bob)), await open_socket(await db(session_headers)(alice))
+    await hello(bobs)
+    await hello(alices)
+    changed = await db(member_event)(acme, bob, kind, role)
+    after = await emit(acme, subject="JB_after")
+    assert await relay() == 2
+    assert await bobs.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
+    assert await close_code(bobs) == 4403
+    assert [await next_event_id(alices), await next_event_id(alices)] == [changed.id, after.id]
+    await alices.disconnect()
+
+
+async def test_a_members_socket_stays_for_an_event_of_another_member_or_the_same_role_or_from_before_it_opened(
+        bob, alice, acme, no_catch_up, relay_cursor):
+    """An event relayed late may predate the socket's access check (bob removed, then added again)."""
+    before = await db(member_event)(acme, bob, "member.removed")
+    bobs = await open_socket(await db(session_headers)(bob))
+    await hello(bobs)
+    others = [await db(member_event)(acme, alice, "member.removed"), await db(member_event)(acme, bob, "member.changed")]
+    assert await relay() == 3
+    assert [await next_event_id(bobs) for _ in range(3)] == [before.id, *(e.id for e in others)]
+    await still_open(bobs)
+
+
 async def test_a_revoked_tokens_socket_is_closed(acme):
     token, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
     socket = await open_socket(bearer_headers(secret))
