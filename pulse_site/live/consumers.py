@@ -337,6 +337,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         origin, host = _header(self.scope, b"origin"), _header(self.scope, b"host")
         authorization = _header(self.scope, b"authorization") or ""
         scheme, _, secret = authorization.partition(" ")
+        # The team the client expects (a page's, `?team=`): that team's events or nothing.
+        drawn_for = (self.query.get("team") or [""])[0].strip() or None
         if scheme.lower() == "bearer":
             # Token clients are not browsers and may omit Origin; a present one must still match.
             access = await database_sync_to_async(_token_access)(secret.strip())
@@ -344,6 +346,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 return CLOSE_UNAUTHENTICATED
             if origin is not None and not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
+            if drawn_for is not None and drawn_for != access.team.public_id:
+                return await self._refuse(NOT_IN_TEAM)
         else:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
@@ -351,14 +355,17 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             # Cross-site WebSocket hijacking: the browser sends the session cookie to any site's socket.
             if origin is None or not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
-            drawn_for = (self.query.get("team") or [""])[0].strip()
-            found = await database_sync_to_async(_session_access)(self.scope, drawn_for=drawn_for or None)
+            found = await database_sync_to_async(_session_access)(self.scope, drawn_for=drawn_for)
             if isinstance(found, str):
-                await self.send_json({"type": "closed", "reason": found})
-                return CLOSE_FORBIDDEN
+                return await self._refuse(found)
             access = found
         self.access = access
         return None
+
+    async def _refuse(self, reason: str) -> int:
+        """Tell a refused client why (the close code alone says only "refused")."""
+        await self.send_json({"type": "closed", "reason": reason})
+        return CLOSE_FORBIDDEN
 
     async def _greet_and_replay(self) -> None:
         team_id = self.access.team.pk

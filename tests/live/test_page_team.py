@@ -103,3 +103,16 @@ async def test_charlie_naming_acme_is_refused_as_if_it_did_not_exist(charlie, ac
 async def test_charlie_cannot_choose_acme_by_putting_its_id_in_his_session(charlie, globex, acme):
     socket = await open_socket(await db(session_headers)(charlie, team=acme))
     await refused_with(socket, "not in the team")
+
+
+async def test_a_token_socket_naming_another_team_than_its_own_is_refused(acme, globex):
+    """A token acts for its one team: a client that names another expects that team's events."""
+    from pulse_site.teams.services import token_create
+    from tests.live.conftest import bearer_headers
+
+    _, secret = await db(token_create)(team=acme, name="live", access="read", expires_at=None, by=None)
+    other = await open_socket(bearer_headers(secret), path=f"/ws/?team={globex.public_id}")
+    await refused_with(other, "not in the team")
+    own = await open_socket(bearer_headers(secret), path=f"/ws/?team={acme.public_id}")
+    assert (await own.receive_json_from(timeout=5))["team"] == acme.public_id
+    await own.disconnect()
