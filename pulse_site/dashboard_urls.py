@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from pulse_site import views
+from pulse_site.teams import views as team_views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -20,5 +21,5 @@ urlpatterns = [
         auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", team_views.LogoutView.as_view(), name="logout"),
 ]

@@ -7,7 +7,11 @@ where a client resumes from), `resync` (too much was missed, or some of it prune
 reload), `pong`, `following` (the
 job followed, or null), `error` (a bad client frame), `closed` (access ended, or a member's role
 changed, with the reason, followed by close code 4403: told at once by the service that ended it,
-or found by the next catch-up round). Close codes: 4401 not authenticated, 4403 refused.
+by the team's own event of a member's removal or role change, or found by the next catch-up round; also sent when a browser's socket is refused at connecting:
+"not in the team", "team switched"). Close codes: 4401 not authenticated, 4403 refused.
+
+A browser page's socket names the team the page was drawn for, `?team=TM_…`, and gets that team or
+is refused (_session_access): never another of its user's teams.
 
 Resuming: a client reconnects with `?since=<the last synced.to>` and drops the events it already
 has by id. Resuming from the last id seen instead can lose an event for good: the channel layer
@@ -39,11 +43,21 @@ from django.utils import timezone
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
 from pulse_site.live.selectors import Audience, event_last_id, events_by_id, events_relayed_after, events_since
-from pulse_site.live.services import member_group, session_group, team_group, token_group, user_group
+from pulse_site.live.services import (
+    MEMBERSHIP_REMOVED,
+    NOT_IN_TEAM,
+    ROLE_CHANGED,
+    TEAM_SWITCHED,
+    member_group,
+    session_group,
+    team_group,
+    token_group,
+    user_group,
+)
 from pulse_site.parsers import MAX_DEPTH, Refused, json_loads_strict
 from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
-from pulse_site.teams.selectors import access_lost, membership_for_user_in_team
+from pulse_site.teams.selectors import access_lost, membership_get_for_user, membership_shown
 from pulse_site.teams.services import token_authenticate
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -112,18 +126,48 @@ def _token_access(secret: str) -> Access | None:
                   expires_at=token.expires_at, token_id=token.pk, audience=Audience.of(membership=None, token=token))
 
 
-def _session_access(scope: dict[str, Any]) -> Access | None:
+def _session_access(scope: dict[str, Any], *, drawn_for: str | None) -> Access | str:
+    """The access of a browser session's socket, or why it has none (a `closed` reason).
+
+    A page's socket names the team the page was drawn for (`drawn_for`, from `?team=`); one that
+    names none gets the team the session's pages show. Either way that team or nothing: never
+    another of the user's teams, whose events the page would show as the drawn team's (and
+    replay from the drawn team's ids). The team the session's pages show now, as TeamMiddleware
+    finds it, is the rule: a page drawn for another was left behind by a switch in another tab,
+    and its redraws would fetch the new team's rows into it, as its forms would act on it (409)."""
     user = scope["user"]
-    membership = membership_for_user_in_team(user=user, team_public_id=scope["session"].get(SESSION_TEAM_KEY))
-    if membership is None:
-        return None
-    team_id = membership.team_id
+    shown, lost = membership_shown(user=user, team_public_id=scope["session"].get(SESSION_TEAM_KEY))
+    if shown is None or lost or (drawn_for and drawn_for != shown.team.public_id):
+        if not drawn_for:
+            return NOT_IN_TEAM
+        try:
+            membership_get_for_user(user=user, team_public_id=drawn_for)
+        except NotFound:
+            return NOT_IN_TEAM
+        return TEAM_SWITCHED
+    team_id = shown.team_id
     groups: tuple[str, ...] = (team_group(team_id), member_group(user_id=user.pk, team_id=team_id), user_group(user.pk))
     key = scope["session"].session_key
     if key:
         groups = (*groups, session_group(key))
-    return Access(team=membership.team, groups=groups, session=(key, user.pk, membership.role) if key else None,
-                  audience=Audience.of(membership=membership))
+    return Access(team=shown.team, groups=groups, session=(key, user.pk, shown.role) if key else None,
+                  audience=Audience.of(membership=shown))
+
+
+def _ends_session_access(event: dict[str, Any], session: tuple[str, int, str] | None, *,
+                         checked_at: int) -> str | None:
+    """Why a live `event` ends the access of a session socket opened as `session` (its member removed,
+    or given another role), else None: no query, a comparison per event. Only an event made after
+    the socket's access was read counts (one replayed, or relayed late, may predate a re-adding)."""
+    kind = event.get("kind")
+    if session is None or kind not in ("member.removed", "member.changed") or int(event["id"]) <= checked_at:
+        return None
+    _, user_id, role = session
+    if event.get("subject") != str(user_id):
+        return None
+    if kind == "member.removed":
+        return MEMBERSHIP_REMOVED
+    return ROLE_CHANGED if (event.get("payload") or {}).get("role") != role else None
 
 
 def _job_exists(*, team: Team, job_id: str) -> bool:
@@ -134,6 +178,27 @@ def _job_exists(*, team: Team, job_id: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+async def close_lost(team_id: int, sockets: list[EventsConsumer]) -> list[EventsConsumer]:
+    """Close those of the team's `sockets` whose access has ended (access_lost: three queries for
+    them all), telling each why; the others."""
+    if not sockets:
+        return []
+    lost_sessions, lost_tokens = await database_sync_to_async(access_lost)(
+        team_id=team_id, sessions={s.access.session for s in sockets if s.access.session},
+        token_ids={s.access.token_id for s in sockets if s.access.token_id is not None})
+    kept = []
+    for socket in sockets:
+        access = socket.access
+        reason = (lost_sessions.get(access.session) if access.session else None) or \
+            (lost_tokens.get(access.token_id) if access.token_id is not None else None)
+        if reason is None:
+            kept.append(socket)
+            continue
+        with contextlib.suppress(Exception):  # closing already
+            await socket.access_revoked({"reason": reason})
+    return kept
 
 
 class TeamCatchUp:
@@ -193,22 +258,8 @@ class TeamCatchUp:
 
     async def _close_lost(self, sockets: list[EventsConsumer]) -> list[EventsConsumer]:
         """Close the sockets whose access has ended; the others."""
-        if not sockets:
-            return []
-        lost_sessions, lost_tokens = await database_sync_to_async(access_lost)(
-            team_id=self.team_id, sessions={s.access.session for s in sockets if s.access.session},
-            token_ids={s.access.token_id for s in sockets if s.access.token_id is not None})
-        kept = []
-        for socket in sockets:
-            access = socket.access
-            reason = (lost_sessions.get(access.session) if access.session else None) or \
-                (lost_tokens.get(access.token_id) if access.token_id is not None else None)
-            if reason is None:
-                kept.append(socket)
-                continue
-            self.sockets.discard(socket)
-            with contextlib.suppress(Exception):  # closing already
-                await socket.access_revoked({"reason": reason})
+        kept = await close_lost(self.team_id, sockets)
+        self.sockets.difference_update(set(sockets) - set(kept))
         return kept
 
     async def _round(self) -> None:
@@ -265,6 +316,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.sent_ids: set[int] = set()
         self.sent_order: deque[int] = deque()
         self.following: str | None = None
+        # Blank kept: `?since=` is a client's unset cursor, told as such, not taken for no since.
+        self.query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         code = await self._authorize()
         if code is not None:
             await self.close(code=code)
@@ -284,6 +337,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         origin, host = _header(self.scope, b"origin"), _header(self.scope, b"host")
         authorization = _header(self.scope, b"authorization") or ""
         scheme, _, secret = authorization.partition(" ")
+        # The team the client expects (a page's, `?team=`): that team's events or nothing.
+        drawn_for = (self.query.get("team") or [""])[0].strip() or None
         if scheme.lower() == "bearer":
             # Token clients are not browsers and may omit Origin; a present one must still match.
             access = await database_sync_to_async(_token_access)(secret.strip())
@@ -291,6 +346,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
                 return CLOSE_UNAUTHENTICATED
             if origin is not None and not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
+            if drawn_for is not None and drawn_for != access.team.public_id:
+                return await self._refuse(NOT_IN_TEAM)
         else:
             user = self.scope.get("user")
             if user is None or not user.is_authenticated:
@@ -298,21 +355,26 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             # Cross-site WebSocket hijacking: the browser sends the session cookie to any site's socket.
             if origin is None or not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
-            access = await database_sync_to_async(_session_access)(self.scope)
-            if access is None:
-                return CLOSE_FORBIDDEN
+            found = await database_sync_to_async(_session_access)(self.scope, drawn_for=drawn_for)
+            if isinstance(found, str):
+                return await self._refuse(found)
+            access = found
         self.access = access
         return None
+
+    async def _refuse(self, reason: str) -> int:
+        """Tell a refused client why (the close code alone says only "refused")."""
+        await self.send_json({"type": "closed", "reason": reason})
+        return CLOSE_FORBIDDEN
 
     async def _greet_and_replay(self) -> None:
         team_id = self.access.team.pk
         last_id = await database_sync_to_async(event_last_id)(team_id=team_id)
         # What the page (or the replay below) already covers; the catch-up starts after it.
         self.synced_to = last_id
+        self.checked_at = last_id  # the access was read after every event up to here was made
         await self.send_json({"type": "hello", "team": self.access.team.public_id, "last_id": last_id})
-        # Blank kept: `?since=` is a client's unset cursor, told as such, not taken for no since.
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        raw = query.get("since")
+        raw = self.query.get("since")
         if raw is None:
             return
         try:
@@ -420,8 +482,22 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     # --- From the channel layer --------------------------------------------------------------
 
     async def event_message(self, message: dict[str, Any]) -> None:
-        await self._send_event(message["event"])
+        event = message["event"]
+        ended = _ends_session_access(event, self.access.session, checked_at=self.checked_at)
+        if ended is not None:
+            # The service's close message may be lost (the layer down a moment) or come after this
+            # event: the team's next event stops here, not at the next catch-up round.
+            await self.access_revoked({"reason": ended})
+            return
+        await self._send_event(event)
+
+    async def access_check(self, message: dict[str, Any]) -> None:
+        """Something this socket's access depends on changed (live.services.sockets_check_on_commit)."""
+        # Closed already (a password change tells its reason, then its save asks for this check).
+        if getattr(self, "access", None) is not None and not getattr(self, "closing", False):
+            await close_lost(self.access.team.pk, [self])
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
+        self.closing = True
         await self.send_json({"type": "closed", "reason": message.get("reason", "access revoked")})
         await self.close(code=CLOSE_FORBIDDEN)

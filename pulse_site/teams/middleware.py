@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from pulse_site.teams.selectors import membership_for_user_in_team
+from pulse_site.teams.selectors import membership_shown
 
 SESSION_TEAM_KEY = "pulse_team"
 
@@ -28,10 +28,8 @@ class TeamMiddleware:
         request.team_lost = False  # type: ignore[attr-defined]
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            chosen = request.session.get(SESSION_TEAM_KEY)
-            membership = membership_for_user_in_team(user=user, team_public_id=chosen)
-            request.team_lost = bool(chosen) and (  # type: ignore[attr-defined]
-                membership is None or membership.team.public_id != chosen)
+            membership, request.team_lost = membership_shown(  # type: ignore[attr-defined]
+                user=user, team_public_id=request.session.get(SESSION_TEAM_KEY))
             if membership is not None:
                 request.team = membership.team  # type: ignore[attr-defined]
                 request.membership = membership  # type: ignore[attr-defined]

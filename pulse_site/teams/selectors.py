@@ -17,7 +17,7 @@ from django.utils.crypto import constant_time_compare
 
 from pulse_site.errors import NotFound
 from pulse_site.ids import looks_like_public_id
-from pulse_site.live.services import ROLE_CHANGED
+from pulse_site.live.services import MEMBERSHIP_REMOVED, ROLE_CHANGED, SIGNED_OUT
 from pulse_site.teams.models import ApiToken, Membership, Team
 
 
@@ -40,6 +40,16 @@ def membership_for_user_in_team(*, user: User, team_public_id: str | None) -> Me
         if chosen is not None:
             return chosen
     return memberships.first()
+
+
+def membership_shown(*, user: User, team_public_id: str | None) -> tuple[Membership | None, bool]:
+    """The membership whose team a session's pages show, the session naming `team_public_id`
+    (membership_for_user_in_team); and whether that team is lost: named, and the user is no
+    longer in it (removed since), so that the pages fall back to another team. One rule for the
+    pages (TeamMiddleware), the API (TeamSessionAuthentication) and the live sockets."""
+    membership = membership_for_user_in_team(user=user, team_public_id=team_public_id)
+    lost = bool(team_public_id) and (membership is None or membership.team.public_id != team_public_id)
+    return membership, lost
 
 
 def membership_get_for_team(*, team: Team, user_id: int | str) -> Membership:
@@ -141,11 +151,11 @@ def access_lost(*, team_id: int, sessions: Collection[tuple[str, int, str]],
         session = data.get(key)
         member = members.get(user_id)
         if session is None or session.get(SESSION_KEY) != str(user_id):
-            lost[(key, user_id, role)] = "signed out"
+            lost[(key, user_id, role)] = SIGNED_OUT
         elif member is None:
-            lost[(key, user_id, role)] = "membership removed"
+            lost[(key, user_id, role)] = MEMBERSHIP_REMOVED
         elif not member.user.is_active or not _session_hash_matches(member.user, session.get(HASH_SESSION_KEY) or ""):
-            lost[(key, user_id, role)] = "signed out"
+            lost[(key, user_id, role)] = SIGNED_OUT
         elif member.role != role:
             lost[(key, user_id, role)] = ROLE_CHANGED
     now = timezone.now()

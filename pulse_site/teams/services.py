@@ -14,6 +14,7 @@ from django.utils.text import slugify
 
 from pulse_site.errors import Conflict, FieldErrors, PermissionDenied, ValidationError
 from pulse_site.live.services import (
+    MEMBERSHIP_REMOVED,
     ROLE_CHANGED,
     event_emit,
     member_group,
@@ -227,9 +228,11 @@ def user_password_change(*, user: User, old_password: str, new_password: str) ->
         validate_password(new_password, user)
     except DjangoValidationError as exc:
         raise ValidationError.for_field("new_password", " ".join(exc.messages)) from None
+    # Told first: the save has the user's sockets check their access as well (live.services.user_saved),
+    # which would close them as merely signed out.
+    sockets_close_on_commit(user_group(user.pk), reason="password changed")
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    sockets_close_on_commit(user_group(user.pk), reason="password changed")
 
 
 @transaction.atomic
@@ -278,7 +281,7 @@ def membership_remove(*, membership: Membership, by: Membership | None, who: str
     event_emit(team=membership.team_id, kind="member.removed", subject=str(membership.user_id),
                payload=_member_payload(membership, by, who))
     sockets_close_on_commit(member_group(user_id=membership.user_id, team_id=membership.team_id),
-                            reason="membership removed")
+                            reason=MEMBERSHIP_REMOVED)
     why = f"{membership.user.get_username()} was removed from the team"
     _revoke_tokens_made_by(membership, who=who or member_name(by), why=why)
     _stop_notifying(membership, who=who or member_name(by), why=why)

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,7 +16,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pulse_site.errors import PulseError
-from pulse_site.live.services import TEAM_SWITCHED, session_group, sockets_close_on_commit
+from pulse_site.live.services import SIGNED_OUT, TEAM_SWITCHED, session_group, sockets_close_on_commit
 from pulse_site.teams import selectors, services
 from pulse_site.teams.decorators import get_or_404, manager_required, team_required
 from pulse_site.teams.forms import (
@@ -50,6 +51,18 @@ def switch(request: HttpRequest) -> HttpResponse:
         if request.session.session_key:
             sockets_close_on_commit(session_group(request.session.session_key), reason=TEAM_SWITCHED)
     return redirect("overview")
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's, closing the session's sockets (its other tabs) at once: they went on receiving the
+    team's events until the next catch-up round found the session gone."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        key = request.session.session_key
+        response = super().post(request, *args, **kwargs)
+        if key:
+            sockets_close_on_commit(session_group(key), reason=SIGNED_OUT)
+        return response
 
 
 def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.Form) -> HttpResponse:

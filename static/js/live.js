@@ -19,6 +19,8 @@
   function follow(options) {
     following = true;
     var indicator = document.getElementById("live-indicator");
+    var notice = document.getElementById("live-notice");
+    var team = document.body.dataset.liveTeam;
     // Every event up to `synced` has arrived (the page was rendered at options.since); `seen` holds
     // the ids above it that have, so a replay from `synced` passes each event on once.
     var synced = options.since;
@@ -26,8 +28,13 @@
     var attempts = 0;
     var stopped = false;
 
-    function setState(state, label) {
+    function setState(state, label, reason) {
       document.body.dataset.live = state;  // on every page, with or without an indicator
+      var why = reason && explain(reason);
+      if (why && notice) {
+        notice.textContent = why;
+        notice.hidden = false;
+      }
       if (!indicator) return;
       indicator.dataset.state = state;
       indicator.textContent = label;
@@ -40,7 +47,11 @@
     function connect() {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
       var replay = synced !== null && synced !== undefined;
-      var query = replay ? "?since=" + synced : "";
+      // The team the page was drawn for: the server sends that team's events or refuses, never
+      // another of the user's teams.
+      var params = team ? ["team=" + encodeURIComponent(team)] : [];
+      if (replay) params.push("since=" + synced);
+      var query = params.length ? "?" + params.join("&") : "";
       var socket = new WebSocket(scheme + location.host + options.wsPath + query);
       socket.onmessage = function (message) {
         var data = JSON.parse(message.data);
@@ -66,14 +77,17 @@
           location.reload();
         } else if (data.type === "closed") {
           stopped = true;
-          // This browser chose another team in another tab: this page shows the old one. (The tab
-          // that chose it is on its way to the new team's overview already.) Or this member's role
-          // changed: the page and its socket are opened again with what the new role sees.
-          if (data.reason === "team switched" || data.reason === "role changed") {
+          // This member's role changed: the page and its socket are opened again (same team) with
+          // what the new role sees.
+          if (data.reason === "role changed") {
             if (!leaving) location.reload();
             return;
           }
-          setState("closed", "closed: " + (data.reason || "by the server"));
+          // Anything else ends this page's access to its team. The page keeps what it shows (a
+          // reload would show another team, or its 404) and says why. A team switched in another
+          // tab included: the page's forms are refused then (409), and its redraws would fetch
+          // the new team's rows into it. (The tab that switched is leaving already.)
+          if (!leaving) setState("closed", "closed: " + (data.reason || "by the server"), data.reason);
         }
       };
       socket.onclose = function (closing) {
@@ -81,7 +95,8 @@
         if (closing.code === 4401 || closing.code === 4403) {
           // Refused (signed out, not in the team any more): another try would be refused again.
           stopped = true;
-          setState("closed", closing.code === 4401 ? "closed: signed out" : "closed: refused");
+          if (closing.code === 4401) setState("closed", "closed: signed out", "signed out");
+          else setState("closed", "closed: refused");
           return;
         }
         attempts += 1;
@@ -93,6 +108,21 @@
     }
 
     if (window.WebSocket) connect();
+  }
+
+  // The words for a socket's `closed` reason (pulse_site/live/services.py), naming the page's team.
+  function explain(reason) {
+    var name = document.body.dataset.liveTeamName || "this team";
+    var lost = "You no longer have access to " + name + ".";
+    var signIn = "Sign in again to follow " + name + " live.";
+    return {
+      "membership removed": lost,
+      "not in the team": lost,
+      "signed out": "You were signed out. " + signIn,
+      "password changed": "Your password was changed. " + signIn,
+      "team switched": "This browser now shows another team (switched in another tab): this page still shows " +
+        name + ", no longer live. Load it again to follow the team switched to."
+    }[reason] || null;
   }
 
   function listen(listener) {

@@ -66,8 +66,11 @@ def test_alice_switches_team_and_sees_a_new_tokens_secret_once(page, login_as, a
     assert page.locator(f"#token-{token.public_id} code").inner_text() == f"{token.prefix}…"
 
 
-def test_another_tab_of_the_session_follows_a_team_switch(page, login_as, alice, acme, umbrella):
-    """It kept the old team's stream and redrew the new team's parts into the old team's page."""
+def test_another_tab_of_the_session_keeps_its_team_after_a_switch_says_so_and_follows_once_loaded_again(
+        page, login_as, alice, acme, umbrella):
+    """It kept the old team's stream and redrew the new team's parts into the old team's page; then
+    it was loaded again under the user, which turned a job's page into the new team's 404. Now it
+    stays as drawn, as its forms are refused (409), and says so; loading it again follows."""
     login_as(alice)
     page.goto("/jobs/")
     page.wait_for_selector("#live-indicator[data-state=live]")
@@ -77,8 +80,12 @@ def test_another_tab_of_the_session_follows_a_team_switch(page, login_as, alice,
     other.click(".team-switcher button")
     other.wait_for_url("/")
     expect(other.locator("h1")).to_have_text("Umbrella")
-    # The first tab is loaded again, now showing the team its session chose.
+    expect(page.locator("#live-notice")).to_contain_text("this page still shows Acme, no longer live")
+    expect(page.locator("#team-switcher-select option:checked")).to_have_text("Acme")
+    page.reload()
     expect(page.locator("#team-switcher-select option:checked")).to_have_text("Umbrella")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    expect(page.locator("#live-notice")).to_be_hidden()
     assert page.url.endswith("/jobs/")
     other.close()
 

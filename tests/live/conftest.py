@@ -37,6 +37,14 @@ def quick_catch_up(monkeypatch):
 
 
 @pytest.fixture
+def no_catch_up(monkeypatch):
+    """No catch-up round comes within a test: what closes a socket is told to it at once."""
+    from pulse_site.live import consumers
+
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 3600)
+
+
+@pytest.fixture
 def relay_cursor(acme, globex):
     """The relay's cursor, placed after the cast's own events (created before any socket)."""
     relay_batch()

@@ -123,7 +123,7 @@ async def test_a_user_in_two_teams_gets_the_team_chosen_in_the_session(alice, ac
 
 async def test_a_sessions_sockets_are_closed_when_it_switches_team_and_another_sessions_stay(alice, acme, umbrella):
     """Its other tabs show the old team; their redraws would fetch the new team's parts into them
-    (live.js loads a tab closed for this reason again)."""
+    (live.js keeps such a tab as drawn and says so; tests/live/test_page_team.py)."""
     from django.test import Client
 
     from tests.live.conftest import ORIGIN
@@ -146,12 +146,6 @@ async def test_a_sessions_sockets_are_closed_when_it_switches_team_and_another_s
     assert await close_code(tab) == 4403
     assert await elsewhere.receive_nothing(timeout=0.5)
     await elsewhere.disconnect()
-
-
-async def test_charlie_cannot_choose_acme_by_putting_its_id_in_his_session(charlie, globex, acme):
-    socket = await open_socket(await db(session_headers)(charlie, team=acme))
-    assert (await hello(socket))["team"] == globex.public_id
-    await socket.disconnect()
 
 
 # --- What reaches whom -----------------------------------------------------------------------
@@ -368,6 +362,106 @@ async def test_a_removed_members_socket_is_closed_and_the_others_stay(alice, bob
     await alices.send_json_to({"type": "ping"})
     assert await alices.receive_json_from(timeout=5) == {"type": "pong"}
     await alices.disconnect()
+
+
+def signed_in(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def cookie(client) -> list[tuple[bytes, bytes]]:
+    from tests.live.conftest import ORIGIN
+
+    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
+
+
+async def closed_at_once(socket, reason: str) -> None:
+    """Closed by the message of whatever ended the access (no_catch_up: no round finds it)."""
+    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
+    assert await close_code(socket) == 4403
+
+
+async def still_open(socket) -> None:
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()
+
+
+async def test_signing_out_closes_that_sessions_sockets_at_once(bob, alice, acme, no_catch_up):
+    """Its other tabs: they went on getting the team's events until the next catch-up round."""
+    client = await db(signed_in)(bob)
+    tab = await open_socket(cookie(client))
+    other_session = await open_socket(cookie(await db(signed_in)(bob)))
+    await hello(tab)
+    await hello(other_session)
+    assert (await db(client.post)("/logout/")).status_code == 302
+    await closed_at_once(tab, "signed out")
+    await still_open(other_session)
+
+
+@pytest.mark.parametrize("change", ["deactivated", "password set"])
+async def test_a_user_deactivated_or_given_a_password_outside_the_services_has_their_sockets_closed_at_once(
+        bob, alice, acme, no_catch_up, change):
+    """In admin, a shell, `manage.py changepassword`: Django ends the user's sessions on their next
+    request; their sockets went on until the next catch-up round."""
+    tab = await open_socket(await db(session_headers)(bob))
+    alices = await open_socket(await db(session_headers)(alice))
+    await hello(tab)
+    await hello(alices)
+    if change == "deactivated":
+        bob.is_active = False
+    else:
+        bob.set_password("another horse battery staple")
+    await db(bob.save)()
+    await closed_at_once(tab, "signed out")
+    await still_open(alices)
+
+
+async def test_a_user_saved_with_nothing_that_ends_access_keeps_their_sockets(bob, acme, no_catch_up):
+    tab = await open_socket(await db(session_headers)(bob))
+    await hello(tab)
+    bob.first_name = "Bob"
+    await db(bob.save)()
+    await still_open(tab)
+
+
+def member_event(team, user, kind: str, role: str = "member") -> Event:
+    """The event of a member's removal or role change, as the services make it, without their close
+    message: as if the channel layer lost it."""
+    return event_emit(team=team, kind=kind, subject=str(user.pk),
+                      payload={"username": user.get_username(), "role": role, "by": ""})
+
+
+@pytest.mark.parametrize(("kind", "role", "reason"), [("member.removed", "member", "membership removed"),
+                                                      ("member.changed", "viewer", "role changed")])
+async def test_a_members_socket_whose_close_message_was_lost_is_closed_by_the_teams_event_of_it(
+        bob, alice, acme, no_catch_up, relay_cursor, kind, role, reason):
+    """Nothing after that event reaches them: not the team's next one, not the next catch-up round."""
+    bobs, alices = await open_socket(await db(session_headers)(bob)), await open_socket(await db(session_headers)(alice))
+    await hello(bobs)
+    await hello(alices)
+    changed = await db(member_event)(acme, bob, kind, role)
+    after = await emit(acme, subject="JB_after")
+    assert await relay() == 2
+    assert await bobs.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
+    assert await close_code(bobs) == 4403
+    assert [await next_event_id(alices), await next_event_id(alices)] == [changed.id, after.id]
+    await alices.disconnect()
+
+
+async def test_a_members_socket_stays_for_an_event_of_another_member_or_the_same_role_or_from_before_it_opened(
+        bob, alice, acme, no_catch_up, relay_cursor):
+    """An event relayed late may predate the socket's access check (bob removed, then added again)."""
+    before = await db(member_event)(acme, bob, "member.removed")
+    bobs = await open_socket(await db(session_headers)(bob))
+    await hello(bobs)
+    others = [await db(member_event)(acme, alice, "member.removed"), await db(member_event)(acme, bob, "member.changed")]
+    assert await relay() == 3
+    assert [await next_event_id(bobs) for _ in range(3)] == [before.id, *(e.id for e in others)]
+    await still_open(bobs)
 
 
 async def test_a_revoked_tokens_socket_is_closed(acme):
