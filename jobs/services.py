@@ -25,6 +25,7 @@ from jobs.signals import job_cancelled, job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
 from pulse_site.teams.models import Team
+from pulse_site.teams.services import team_check_takes_work, teams_refusing_work
 
 Status = Job.Status
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -221,6 +222,9 @@ def job_submit(
             existing = _replayed(team, idempotency_key, job.request_hash)
             if existing is not None:
                 return Submission(job=existing, created=False)
+        # In this transaction: a retirement racing it either waits for its commit and cancels the
+        # job, or has committed and the job is refused.
+        team_check_takes_work(team=team)
         # Created when written, not when validation began.
         job.created_at = job.updated_at = timezone.now()
         handed_over = own_transaction and hand_over_at_submit(job, job.created_at)
@@ -277,6 +281,8 @@ def job_submit_preview(*, team: Team, handler: str, payload: object, priority: o
     raises it, and its `would_hold` is the submit's. Advisory: the state may change before a submit."""
     job = _prepare(team=team, handler=handler, payload=payload, source=Job.Source.API, priority=priority,
                    run_after=run_after)
+    with transaction.atomic():
+        team_check_takes_work(team=team)
     return Preview(estimate_micros=job.cost_estimate, run_after=job.run_after,
                    would_hold=_would_hold(job, _check_submittable(job)))
 
@@ -326,6 +332,10 @@ def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
     jobs = [job for job in results if isinstance(job, Job)]
     if jobs:
         with transaction.atomic():
+            refused = teams_refusing_work(team_ids=[job.team_id for job in jobs])
+            if refused:
+                results = [refused.get(r.team_id, r) if isinstance(r, Job) else r for r in results]
+                jobs = [job for job in results if isinstance(job, Job)]
             Job.objects.bulk_create(jobs)
             job_events_many(jobs, "created")
             now = timezone.now()
@@ -483,6 +493,7 @@ def job_retry(*, job: Job, by: str = "") -> Job:
     if job.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict(f"Only failed or cancelled jobs can be retried; this one is {job.status}.",
                        code="not_retryable")
+    team_check_takes_work(team=job.team_id)
     spec = get_handler(job.handler)
     _update(job, expected=(Status.FAILED, Status.CANCELLED), status=Status.QUEUED,
             max_attempts=job.attempts + spec.max_attempts, cancel_requested=False, cancelled_by="", completed_at=None,
@@ -657,10 +668,11 @@ def _is_exclusive(name: str) -> bool:
 
 def job_release_due() -> int:
     """The ticker's release: every team with held jobs whose resume time has come (or that wait
-    for a slot, in case the release after a settle was missed)."""
+    for a slot, in case the release after a settle was missed). A retired team's are left: its
+    retirement cancelled them, and one held there anyway is not sent back to run."""
     now = timezone.now()
     teams = (
-        Job.objects.filter(HELD_BY_LIMITS, status=Status.PAUSED)
+        Job.objects.filter(HELD_BY_LIMITS, status=Status.PAUSED, team__retired_at__isnull=True)
         .exclude(NEEDS_A_CHANGE).filter(_due(now))
         .values_list("team_id", flat=True).distinct().order_by()
     )

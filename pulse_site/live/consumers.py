@@ -301,6 +301,10 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             access = await database_sync_to_async(_session_access)(self.scope)
             if access is None:
                 return CLOSE_FORBIDDEN
+        if access.team.is_retired:
+            # Its history stays on the pages; nothing new happens in it to follow live.
+            await self.send_json({"type": "closed", "reason": "team retired"})
+            return CLOSE_FORBIDDEN
         self.access = access
         return None
 
