@@ -195,6 +195,7 @@ def job_submit(
     origin: str = "",
     internal: bool = False,
     notify: str = "",
+    schedule_locked: bool = False,
 ) -> Submission:
     """Validate and write a job `queued`; a worker starts it once the transaction commits.
 
@@ -209,7 +210,13 @@ def job_submit(
 
     `internal`: Pulse's own submit (a notification's delivery), the only one that may name an
     internal handler; what a team asks for (the API, the dashboard, a schedule, a handler's
-    child) never sets it, and is refused such a handler as an unknown one.
+    child) never sets it, and is refused such a handler as an unknown one. Pulse's own work is not
+    the team's: a retired team's notifications are still delivered.
+
+    A retired team's submit is refused (team_check_takes_work); a caller holding a row lock of the
+    team's jobs or schedules must take that check first, or it would deadlock with a retirement.
+    `schedule_locked`: the ticker firing a schedule whose row it holds (teams_refusing_work's
+    wait=False).
     """
     job = _prepare(team=team, handler=handler, payload=payload, source=source, priority=priority, parent=parent,
                    idempotency_key=idempotency_key, created_by=created_by, estimate_micros=estimate_micros,
@@ -224,7 +231,8 @@ def job_submit(
                 return Submission(job=existing, created=False)
         # In this transaction: a retirement racing it either waits for its commit and cancels the
         # job, or has committed and the job is refused.
-        team_check_takes_work(team=team)
+        if not internal:
+            team_check_takes_work(team=team, wait=not schedule_locked)
         # Created when written, not when validation began.
         job.created_at = job.updated_at = timezone.now()
         handed_over = own_transaction and hand_over_at_submit(job, job.created_at)
@@ -332,7 +340,8 @@ def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
     jobs = [job for job in results if isinstance(job, Job)]
     if jobs:
         with transaction.atomic():
-            refused = teams_refusing_work(team_ids=[job.team_id for job in jobs])
+            # The schedule tick's batch, its schedules locked: the flag is read, not waited for.
+            refused = teams_refusing_work(team_ids=[job.team_id for job in jobs], wait=False)
             if refused:
                 results = [refused.get(r.team_id, r) if isinstance(r, Job) else r for r in results]
                 jobs = [job for job in results if isinstance(job, Job)]
@@ -489,11 +498,11 @@ def job_start(*, job: Job, by: str = "") -> Job:
 def job_retry(*, job: Job, by: str = "") -> Job:
     """Run a failed or cancelled job again: a new attempt on the same job, history kept, with the
     handler's full retry policy."""
+    team_check_takes_work(team=job.team_id)  # before the job's lock (teams_refusing_work)
     job = _refresh_for_update(job)
     if job.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict(f"Only failed or cancelled jobs can be retried; this one is {job.status}.",
                        code="not_retryable")
-    team_check_takes_work(team=job.team_id)
     spec = get_handler(job.handler)
     _update(job, expected=(Status.FAILED, Status.CANCELLED), status=Status.QUEUED,
             max_attempts=job.attempts + spec.max_attempts, cancel_requested=False, cancelled_by="", completed_at=None,

@@ -26,7 +26,7 @@ from jobs.services import SubmitItem, job_cancel, job_submit, job_submit_many, p
 from pulse_site.errors import Conflict, FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.outage import is_database_outage
 from pulse_site.teams.models import Team
-from pulse_site.teams.services import team_check_takes_work
+from pulse_site.teams.services import team_check_takes_work, teams_refusing_work
 from schedules import cron as cronlib
 from schedules.events import execution_event, execution_summary, schedule_event, schedule_summary
 from schedules.models import Execution, Schedule
@@ -157,6 +157,10 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         name = sorted(unknown)[0]
         raise ValidationError.for_field(name, "This field cannot be changed.")
     with transaction.atomic():
+        # Before the schedule's lock (a retirement takes the team's lock, then its schedules); read
+        # here, refused below only when the change enables it.
+        retired = teams_refusing_work(team_ids=[schedule.team_id]).get(schedule.team_id) \
+            if "enabled" in changes else None
         schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
         current = {key: getattr(schedule, key) for key in EDITABLE}
         merged = {**current, **changes, "_micros": "estimate_override" not in changes}
@@ -164,8 +168,8 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         changed = [key for key in EDITABLE if key in clean and clean[key] != current[key]]
         if not changed and not schedule.is_broken:
             return schedule  # nothing to save, nor to tell
-        if clean["enabled"] and not current["enabled"]:
-            team_check_takes_work(team=schedule.team_id)
+        if retired is not None and clean["enabled"] and not current["enabled"]:
+            raise retired
         retime = schedule.is_broken or any(clean[key] != current[key] for key in TIMING)
         now = timezone.now()
         # Paused: a run staged for a slot that came but that no worker has had yet goes too.
@@ -224,6 +228,7 @@ def schedule_trigger(*, schedule: Schedule, by: str = "") -> Execution:
     a person asked for this run (but a cron run staged while nothing was unfinished is withdrawn,
     so that its slot is decided at the slot under the skip policy)."""
     with transaction.atomic():
+        team_check_takes_work(team=schedule.team_id)  # before the schedule's lock (teams_refusing_work)
         if schedule.overlap_policy == Schedule.Overlap.SKIP:
             locked = Schedule.objects.select_for_update().get(pk=schedule.pk)
             withdrawn = _withdraw_staged(locked, timezone.now(), by=by)
@@ -277,6 +282,8 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
                             team=schedule.team, handler=schedule.handler, payload=schedule.payload,
                             source=Job.Source.SCHEDULE, created_by=(by or f"schedule {schedule.public_id}")[:150],
                             estimate_micros=schedule.estimate_override, origin=schedule.public_id,
+                            # A cron slot: the ticker holds the schedule's row (schedule_fire_due).
+                            schedule_locked=trigger == Execution.Trigger.CRON,
                         ).job
                 except Unprocessable as exc:
                     if exc.code != "over_budget_limit":

@@ -410,25 +410,31 @@ def team_retired_error(team: Team) -> Conflict:
     return Conflict(message, code="team_retired", fields={"team": [message]})
 
 
-def teams_refusing_work(*, team_ids: Iterable[int]) -> dict[int, Conflict]:
+def teams_refusing_work(*, team_ids: Iterable[int], wait: bool = True) -> dict[int, Conflict]:
     """Of `team_ids`, the retired ones with their refusal. Called in the transaction that writes
     their new work (a job, a schedule, a token), it takes each team's retirement lock shared: a
     retirement under way waits for that transaction to commit, and its sweep then finds the work
     and cancels it; a transaction coming after the retirement took the lock waits for it to commit,
     and reads the flag here. So no work lands in a retired team after its sweep. (SQLite: writers
-    are serialized by the IMMEDIATE transaction already.)"""
+    are serialized by the IMMEDIATE transaction already.)
+
+    The lock is taken before any row lock of the transaction: a retirement takes it, then the
+    team's schedules and jobs, and a caller holding one of those rows while waiting for the lock
+    would deadlock with it. `wait=False` reads the flag only, for the ticker firing schedules it
+    holds locked: the retirement pauses those schedules (waiting for the ticker's commit) before
+    it sweeps the jobs, so it finds the ticker's jobs all the same."""
     ids = sorted(set(team_ids))  # one order for every caller's locks
-    for team_id in ids:
+    for team_id in ids if wait else ():
         transaction_lock_shared(_retire_lock(team_id))
     retired = Team.objects.filter(pk__in=ids, retired_at__isnull=False).only("name", "retired_at", "retired_by")
     return {team.pk: team_retired_error(team) for team in retired}
 
 
-def team_check_takes_work(*, team: Team | int) -> None:
+def team_check_takes_work(*, team: Team | int, wait: bool = True) -> None:
     """Refuse (409, code `team_retired`, on the field `team`) new work for a retired team; see
-    teams_refusing_work for the transaction it must be called in."""
+    teams_refusing_work for the transaction it must be called in, and when."""
     team_id = team if isinstance(team, int) else team.pk
-    refused = teams_refusing_work(team_ids=[team_id])
+    refused = teams_refusing_work(team_ids=[team_id], wait=wait)
     if refused:
         raise refused[team_id]
 
@@ -498,8 +504,9 @@ def team_retire(*, team: Team, who: str) -> Retirement:
         event_emit(team=team, kind="team.retired", subject=team.public_id, payload={"by": who})
     for token in ApiToken.objects.filter(team=team, revoked_at__isnull=True).order_by("pk"):
         done.tokens_revoked += _revoke(token, who=who, why=TEAM_RETIRED)
-    # Schedules before jobs: a tick firing one of them holds its row until its jobs commit, so the
-    # pause waits for it and the jobs' sweep then finds its run.
+    # Schedules before jobs: a ticker firing one of them holds its row until its jobs commit (not
+    # waiting for the lock: teams_refusing_work), so the pause waits for it and the jobs' sweep
+    # then finds its runs.
     for schedule in Schedule.objects.for_team(team).filter(enabled=True).order_by("pk"):
         schedule_pause(schedule=schedule, by=who, reason=TEAM_RETIRED)
         done.schedules_paused += 1

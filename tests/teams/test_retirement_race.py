@@ -124,3 +124,35 @@ def test_submits_racing_a_retirement_leave_no_job_queued(round_, acme, globex):
         job.public_id for job in landed)
     assert set(Job.objects.filter(team=acme).values_list("status", flat=True)) <= {Status.CANCELLED}
     assert submit(globex).status == Status.QUEUED
+
+
+def test_a_ticker_firing_a_schedule_while_the_team_is_retired_neither_deadlocks_nor_leaves_its_run(acme):
+    from django.utils import timezone
+
+    from schedules.models import Schedule
+    from schedules.services import TickResult, schedule_create, schedule_fire_due
+
+    schedule = schedule_create(team=acme, name="Every minute", handler="pulse.noop", cron="* * * * *")
+    now = timezone.now()
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=now.replace(second=0, microsecond=0))
+    claimed, fire = threading.Event(), threading.Event()
+
+    def ticker() -> None:
+        with transaction.atomic():  # as schedules_tick: the schedule claimed, then fired
+            locked = Schedule.objects.select_for_update().select_related("team").get(pk=schedule.pk)
+            claimed.set()
+            assert fire.wait(timeout=30)
+            schedule_fire_due(schedule=locked, now=now, result=TickResult())
+
+    tick = InThread(ticker)
+    assert claimed.wait(timeout=30)
+    retirement = InThread(lambda: team_retire(team=acme, who="operator"))
+    assert not retirement.done.wait(timeout=BLOCKED)  # it has the team's lock, and waits for the schedule
+    fire.set()
+    tick.join()
+    done = retirement.join()
+    assert tick.error is None and retirement.error is None
+    assert (done.schedules_paused, done.jobs_cancelled) == (1, 1)  # type: ignore[attr-defined]
+    assert list(Job.objects.filter(team=acme).values_list("source", "status")) == [
+        (Job.Source.SCHEDULE, Status.CANCELLED)]
+    assert not Schedule.objects.get(pk=schedule.pk).enabled
