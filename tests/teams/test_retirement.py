@@ -150,6 +150,15 @@ def test_the_api_refuses_a_retired_teams_submit_with_409_naming_the_team(acme, b
     assert not Job.objects.filter(team=acme).exists()
 
 
+def test_the_team_endpoint_says_when_and_by_whom_the_team_was_retired(acme, bob_client):
+    team_retire(team=acme, who="admin root")
+    body = bob_client.get("/api/v1/team/").json()
+    assert (body["retired_at"], body["retired_by"]) == (fresh(acme).retired_at.isoformat(), "admin root")
+    team_reactivate(team=acme, who="operator")
+    body = bob_client.get("/api/v1/team/").json()
+    assert (body["retired_at"], body["retired_by"]) == (None, None)
+
+
 def test_the_dashboard_refuses_a_retired_teams_submit_on_its_form(acme, bob_client):
     team_retire(team=acme, who="admin root")
     response = bob_client.post("/jobs/new/", {"handler": "pulse.noop", "payload": "{}", "priority": "0"})
@@ -305,3 +314,12 @@ def test_people_who_are_not_staff_never_reach_the_action(acme, alice_client):
     response = alice_client.post("/admin/teams/team/", select(acme, confirm="yes"))
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert not fresh(acme).is_retired
+
+
+def test_pulses_own_notifications_of_a_retired_team_still_go(acme):
+    from pulse_site.notifications.services import notification_send, target_create
+
+    target = target_create(team=acme, name="ops", kind="email", address="ops@example.com", by=None)
+    team_retire(team=acme, who="operator")
+    delivery = notification_send(target=target, subject="Acme retired", text="", event={})
+    assert (delivery.handler, delivery.status) == ("pulse.notify", Status.QUEUED)
