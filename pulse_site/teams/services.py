@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from pulse_site.errors import Conflict, FieldErrors, PermissionDenied, ValidationError
+from pulse_site.errors import Conflict, FieldErrors, NotFound, PermissionDenied, ValidationError
 from pulse_site.live.services import (
     ROLE_CHANGED,
     event_emit,
@@ -511,11 +511,15 @@ def team_retire(*, team: Team, who: str) -> Retirement:
         schedule_pause(schedule=schedule, by=who, reason=TEAM_RETIRED)
         done.schedules_paused += 1
     by = f"{who}: {TEAM_RETIRED}"
-    # Parents first, as a spawn locks them: a child is cancelled with its parent's tree.
-    for job in Job.objects.for_team(team).filter(status__in=Job.ACTIVE).order_by("pk"):
-        job.refresh_from_db(fields=["status", "cancel_requested"])
-        if job.status in Job.ACTIVE and not job.cancel_requested:  # else: in a tree cancelled above, or told before
-            job_cancel(job=job, by=by)
+    # Parents first, as a spawn locks them: a child is cancelled with its parent's tree. (Ids only:
+    # job_cancel reads each job again under its lock.)
+    for job_pk in list(Job.objects.for_team(team).filter(status__in=Job.ACTIVE).order_by("pk")
+                       .values_list("pk", flat=True)):
+        try:
+            job_cancel(job=Job(pk=job_pk), by=by)
+        except (Conflict, NotFound) as exc:
+            if isinstance(exc, Conflict) and exc.code != "job_finished":
+                raise  # else it ended (or went) since the list was read, or was cancelled with its parent
     # Counted once done, children cancelled with their parents included. Every row of them is locked
     # by this transaction until it commits: none has moved since.
     mine = Job.objects.for_team(team).filter(cancelled_by=by[:200], updated_at__gte=now)

@@ -323,3 +323,13 @@ def test_pulses_own_notifications_of_a_retired_team_still_go(acme):
     team_retire(team=acme, who="operator")
     delivery = notification_send(target=target, subject="Acme retired", text="", event={})
     assert (delivery.handler, delivery.status) == ("pulse.notify", Status.QUEUED)
+
+
+def test_a_running_jobs_queued_child_is_cancelled_with_it_and_counted_once(acme):
+    parent = submit(acme, "pulse.sleep")
+    assert claim(parent.public_id) is not None
+    child = job_submit(team=acme, handler="pulse.noop", payload={}, source=Job.Source.CHILD, parent=parent).job
+    done = team_retire(team=acme, who="operator")
+    assert (done.jobs_cancelled, done.running_told_to_stop) == (1, 1)
+    assert (fresh(child).status, fresh(child).cancelled_by) == (Status.CANCELLED, "operator: team retired")
+    assert fresh(parent).cancel_requested
