@@ -33,6 +33,7 @@ from jobs.signals import job_cancelled, job_retried
 from pulse_site.errors import Conflict, NotFound, PulseError, ValidationError
 from pulse_site.sqlbatch import WriteBatch
 from pulse_site.teams.models import Team
+from pulse_site.teams.services import team_check_takes_work, teams_refusing_work
 
 Status = Job.Status
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -202,6 +203,7 @@ def job_submit(
     origin: str = "",
     internal: bool = False,
     notify: str = "",
+    schedule_locked: bool = False,
 ) -> Submission:
     """Validate and write a job `queued`; a worker starts it once the transaction commits.
 
@@ -216,7 +218,13 @@ def job_submit(
 
     `internal`: Pulse's own submit (a notification's delivery), the only one that may name an
     internal handler; what a team asks for (the API, the dashboard, a schedule, a handler's
-    child) never sets it, and is refused such a handler as an unknown one.
+    child) never sets it, and is refused such a handler as an unknown one. Pulse's own work is not
+    the team's: a retired team's notifications are still delivered.
+
+    A retired team's submit is refused (team_check_takes_work); a caller holding a row lock of the
+    team's jobs or schedules must take that check first, or it would deadlock with a retirement.
+    `schedule_locked`: the ticker firing a schedule whose row it holds (teams_refusing_work's
+    wait=False).
     """
     job = _prepare(team=team, handler=handler, payload=payload, source=source, priority=priority, parent=parent,
                    idempotency_key=idempotency_key, created_by=created_by, estimate_micros=estimate_micros,
@@ -229,6 +237,10 @@ def job_submit(
             existing = _replayed(team, idempotency_key, job.request_hash)
             if existing is not None:
                 return Submission(job=existing, created=False)
+        # In this transaction: a retirement racing it either waits for its commit and cancels the
+        # job, or has committed and the job is refused.
+        if not internal:
+            team_check_takes_work(team=team, wait=not schedule_locked)
         # Created when written, not when validation began.
         job.created_at = job.updated_at = timezone.now()
         handed_over = own_transaction and hand_over_at_submit(job, job.created_at)
@@ -285,6 +297,8 @@ def job_submit_preview(*, team: Team, handler: str, payload: object, priority: o
     raises it, and its `would_hold` is the submit's. Advisory: the state may change before a submit."""
     job = _prepare(team=team, handler=handler, payload=payload, source=Job.Source.API, priority=priority,
                    run_after=run_after)
+    with transaction.atomic():
+        team_check_takes_work(team=team)
     return Preview(estimate_micros=job.cost_estimate, run_after=job.run_after,
                    would_hold=_would_hold(job, _check_submittable(job)))
 
@@ -334,6 +348,11 @@ def job_submit_many(*, items: list[SubmitItem]) -> list[Job | PulseError]:
     jobs = [job for job in results if isinstance(job, Job)]
     if jobs:
         with transaction.atomic():
+            # The schedule tick's batch, its schedules locked: the flag is read, not waited for.
+            refused = teams_refusing_work(team_ids=[job.team_id for job in jobs], wait=False)
+            if refused:
+                results = [refused.get(r.team_id, r) if isinstance(r, Job) else r for r in results]
+                jobs = [job for job in results if isinstance(job, Job)]
             Job.objects.bulk_create(jobs)
             job_events_many(jobs, "created")
             now = timezone.now()
@@ -487,6 +506,7 @@ def job_start(*, job: Job, by: str = "") -> Job:
 def job_retry(*, job: Job, by: str = "") -> Job:
     """Run a failed or cancelled job again: a new attempt on the same job, history kept, with the
     handler's full retry policy."""
+    team_check_takes_work(team=job.team_id)  # before the job's lock (teams_refusing_work)
     job = _refresh_for_update(job)
     if job.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict(f"Only failed or cancelled jobs can be retried; this one is {job.status}.",
@@ -680,10 +700,11 @@ def _is_exclusive(name: str) -> bool:
 
 def job_release_due() -> int:
     """The ticker's release: every team with held jobs whose resume time has come (or that wait
-    for a slot, in case the release after a settle was missed)."""
+    for a slot, in case the release after a settle was missed). A retired team's are left: its
+    retirement cancelled them, and one held there anyway is not sent back to run."""
     now = timezone.now()
     teams = (
-        Job.objects.filter(HELD_BY_LIMITS, status=Status.PAUSED)
+        Job.objects.filter(HELD_BY_LIMITS, status=Status.PAUSED, team__retired_at__isnull=True)
         .exclude(NEEDS_A_CHANGE).filter(_due(now))
         .values_list("team_id", flat=True).distinct().order_by()
     )

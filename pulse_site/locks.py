@@ -37,3 +37,14 @@ def transaction_lock(name: str) -> None:
     assert connection.in_atomic_block, "a transaction lock needs a transaction"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])
+
+
+def transaction_lock_shared(name: str) -> None:
+    """Wait for the lock named `name` in shared mode and hold it until the current transaction
+    ends: any number of holders share it, and `transaction_lock(name)` waits for all of them (and
+    they for it). SQLite: nothing to take, as for transaction_lock."""
+    if connection.vendor != "postgresql":
+        return
+    assert connection.in_atomic_block, "a transaction lock needs a transaction"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_key(name)])

@@ -58,6 +58,8 @@ class ScheduleOut(serializers.Serializer):
         "resuming now would bring."))
     last_run_at = serializers.DateTimeField(allow_null=True)
     broken_reason = serializers.CharField(help_text="Why the schedule stopped firing; empty when healthy.")
+    paused_reason = serializers.CharField(help_text=(
+        "Why it was paused when not by a person's choice ('team retired'); empty otherwise, and once resumed."))
     created_by = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

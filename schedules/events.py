@@ -27,6 +27,7 @@ def schedule_summary(schedule: Schedule) -> dict[str, Any]:
         "next_run_at": _iso(schedule.next_run_at),
         "last_run_at": _iso(schedule.last_run_at),
         "broken_reason": schedule.broken_reason,
+        "paused_reason": schedule.paused_reason,
     }
 
 

@@ -43,6 +43,9 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     # Why the tick stopped firing it (empty when healthy); an edit that validates clears it.
     broken_reason = models.TextField(blank=True, default="")
+    # Why it was paused when not by a person's own choice ("team retired"), shown on its page;
+    # emptied when it is resumed.
+    paused_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
     created_by = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -26,6 +26,7 @@ from jobs.services import SubmitItem, job_cancel, job_submit, job_submit_many, p
 from pulse_site.errors import Conflict, FieldErrors, PulseError, Unprocessable, ValidationError, choose_one_of
 from pulse_site.outage import is_database_outage
 from pulse_site.teams.models import Team
+from pulse_site.teams.services import team_check_takes_work, teams_refusing_work
 from schedules import cron as cronlib
 from schedules.events import execution_event, execution_summary, schedule_event, schedule_summary
 from schedules.models import Execution, Schedule
@@ -140,19 +141,26 @@ def schedule_create(
     schedule = Schedule(team=team, created_by=created_by[:150], created_at=now, updated_at=now, **clean)
     schedule.next_run_at = _next_slot(schedule, now) if schedule.enabled else None
     with transaction.atomic():
+        team_check_takes_work(team=team)
         schedule.save()
         schedule_event(schedule, "changed", change="created", by=created_by)
     return schedule
 
 
-def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str = "") -> Schedule:
+def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str = "",
+                    paused_reason: str = "") -> Schedule:
     """Apply `changes` (any of EDITABLE) after validating the whole result; a broken schedule that
-    now validates is healed and fires from the next slot after now."""
+    now validates is healed and fires from the next slot after now. `paused_reason`: why a pause
+    was not a person's own choice (schedule_pause). Enabling a retired team's schedule is refused."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         name = sorted(unknown)[0]
         raise ValidationError.for_field(name, "This field cannot be changed.")
     with transaction.atomic():
+        # Before the schedule's lock (a retirement takes the team's lock, then its schedules); read
+        # here, refused below only when the change enables it.
+        retired = teams_refusing_work(team_ids=[schedule.team_id]).get(schedule.team_id) \
+            if "enabled" in changes else None
         schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
         current = {key: getattr(schedule, key) for key in EDITABLE}
         merged = {**current, **changes, "_micros": "estimate_override" not in changes}
@@ -160,6 +168,8 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         changed = [key for key in EDITABLE if key in clean and clean[key] != current[key]]
         if not changed and not schedule.is_broken:
             return schedule  # nothing to save, nor to tell
+        if retired is not None and clean["enabled"] and not current["enabled"]:
+            raise retired
         retime = schedule.is_broken or any(clean[key] != current[key] for key in TIMING)
         now = timezone.now()
         # Paused: a run staged for a slot that came but that no worker has had yet goes too.
@@ -169,6 +179,7 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         for key, value in clean.items():
             setattr(schedule, key, value)
         schedule.broken_reason = ""
+        schedule.paused_reason = "" if schedule.enabled else (paused_reason[:200] or schedule.paused_reason)
         schedule.updated_at = now
         if retime:
             # Runs missed while paused or broken are not fired: the next run is the next slot from now.
@@ -180,15 +191,17 @@ def schedule_update(*, schedule: Schedule, changes: Mapping[str, Any], by: str =
         # What each short setting was (the event carries what it is now); payload and description
         # are named only.
         schedule_event(schedule, "changed", change="updated", by=by, fields=changed,
-                       before={key: was[key] for key in changed if key in was})
+                       before={key: was[key] for key in changed if key in was},
+                       **({"reason": paused_reason} if paused_reason and not schedule.enabled else {}))
     return schedule
 
 
-def schedule_pause(*, schedule: Schedule, by: str = "") -> Schedule:
-    """Stop firing; the schedule keeps its history. Pausing a paused schedule changes nothing."""
+def schedule_pause(*, schedule: Schedule, by: str = "", reason: str = "") -> Schedule:
+    """Stop firing; the schedule keeps its history. Pausing a paused schedule changes nothing.
+    `reason`: why, when not a person's own choice ("team retired"); its page says it until resumed."""
     if not schedule.enabled:
         return schedule
-    return schedule_update(schedule=schedule, changes={"enabled": False}, by=by)
+    return schedule_update(schedule=schedule, changes={"enabled": False}, by=by, paused_reason=reason)
 
 
 def schedule_resume(*, schedule: Schedule, by: str = "") -> Schedule:
@@ -215,6 +228,7 @@ def schedule_trigger(*, schedule: Schedule, by: str = "") -> Execution:
     a person asked for this run (but a cron run staged while nothing was unfinished is withdrawn,
     so that its slot is decided at the slot under the skip policy)."""
     with transaction.atomic():
+        team_check_takes_work(team=schedule.team_id)  # before the schedule's lock (teams_refusing_work)
         if schedule.overlap_policy == Schedule.Overlap.SKIP:
             locked = Schedule.objects.select_for_update().get(pk=schedule.pk)
             withdrawn = _withdraw_staged(locked, timezone.now(), by=by)
@@ -268,6 +282,8 @@ def _fire(schedule: Schedule, *, fire_time: datetime, trigger: str, by: str = ""
                             team=schedule.team, handler=schedule.handler, payload=schedule.payload,
                             source=Job.Source.SCHEDULE, created_by=(by or f"schedule {schedule.public_id}")[:150],
                             estimate_micros=schedule.estimate_override, origin=schedule.public_id,
+                            # A cron slot: the ticker holds the schedule's row (schedule_fire_due).
+                            schedule_locked=trigger == Execution.Trigger.CRON,
                         ).job
                 except Unprocessable as exc:
                     if exc.code != "over_budget_limit":
@@ -536,9 +552,11 @@ def _ours(now: datetime) -> Q:
 
 def _claim_due(now: datetime, skip: set[int], size: int) -> list[Schedule]:
     # SKIP LOCKED: schedules another ticker is firing are left to it; this one takes the next ones.
+    # A retired team's are paused by its retirement; one enabled anyway (a raw write, a process of
+    # the release before) is not fired either: its job would be refused and the schedule marked broken.
     return list(
         Schedule.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(enabled=True, broken_reason="", next_run_at__lte=now)
+        .filter(enabled=True, broken_reason="", next_run_at__lte=now, team__retired_at__isnull=True)
         .filter(_ours(now))
         .exclude(pk__in=skip)
         .select_related("team")
@@ -581,7 +599,8 @@ def _claim_stageable(now: datetime, horizon: datetime, skip: set[int], size: int
     busy = Execution.objects.filter(schedule=OuterRef("pk"), job__status__in=Job.ACTIVE)
     return list(
         Schedule.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(enabled=True, broken_reason="", next_run_at__gt=now, next_run_at__lte=horizon)
+        .filter(enabled=True, broken_reason="", next_run_at__gt=now, next_run_at__lte=horizon,
+                team__retired_at__isnull=True)
         .filter(_ours(now))
         .filter(~Q(overlap_policy=Schedule.Overlap.SKIP) | ~Exists(busy))
         .exclude(pk__in=skip)
@@ -646,7 +665,8 @@ def schedules_next_due_in(*, now: datetime | None = None) -> float | None:
     """Seconds until the earliest enabled schedule is due (None: none is), so the ticker can wake
     at the slot instead of up to a tick after it."""
     now = now or timezone.now()
-    due = (Schedule.objects.filter(enabled=True, broken_reason="", next_run_at__isnull=False)
+    due = (Schedule.objects.filter(enabled=True, broken_reason="", next_run_at__isnull=False,
+                                   team__retired_at__isnull=True)
            .order_by("next_run_at").values_list("next_run_at", flat=True).first())
     return None if due is None else (due - now).total_seconds()
 

@@ -159,10 +159,13 @@ class JobContext:
         no more work: the handler is stopped there (JobCancelled; the job ends cancelled)."""
         from jobs.error_codes import JobCancelled
         from jobs.services import job_submit
+        from pulse_site.teams.services import team_check_takes_work
 
         self._usable("spawn")
 
         with transaction.atomic():
+            # Before the parent's lock: a retirement takes the team's lock, then its jobs.
+            team_check_takes_work(team=self._team_id)
             # Locked as job_cancel locks it: a cancel before this is seen here, and one after it
             # finds the child and cancels it with its parent.
             parent = Job.objects.select_for_update().filter(pk=self._pk).first()

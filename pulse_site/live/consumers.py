@@ -359,6 +359,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             if isinstance(found, str):
                 return await self._refuse(found)
             access = found
+        if access.team.is_retired:
+            # Its history stays on the pages; nothing new happens in it to follow live.
+            return await self._refuse("team retired")
         self.access = access
         return None
 

@@ -10,16 +10,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 # The team's page shows its budget caps: the admin is an interface, composing the apps' services
 # (the teams app itself never imports budgets).
 from budgets.admin import HandlerCapInline
-from pulse_site.admin_actions import act_on_selected, operator_name
-from pulse_site.errors import PulseError
+from pulse_site.admin_actions import ACTION_MAX, act_on_selected, operator_name
+from pulse_site.errors import Conflict, PulseError
 from pulse_site.teams import services
 from pulse_site.teams.models import RETENTION_KINDS, ApiToken, Membership, Team, retention_default
 
@@ -88,18 +90,20 @@ class TeamForm(forms.ModelForm):
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     form = TeamForm
-    list_display = ("name", "slug", "public_id", "time_zone", "created_at")
+    list_display = ("name", "slug", "public_id", "time_zone", "created_at", "retired_at")
+    list_filter = (("retired_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "slug", "public_id")
     search_help_text = "Part of a team's name, slug or id (TM_…)."
-    readonly_fields = ("public_id", "slug", "created_at")
+    readonly_fields = ("public_id", "slug", "created_at", "retired_at", "retired_by")
     fieldsets = [
-        (None, {"fields": ("name", "public_id", "slug", "time_zone", "created_at")}),
+        (None, {"fields": ("name", "public_id", "slug", "time_zone", "created_at", "retired_at", "retired_by")}),
         ("Retention", {"fields": services.RETENTION_FIELDS,
                        "description": "How long the team's finished jobs (with their attempts and logs), schedule "
                                       "executions and live events are kept, as the team's owners set it on the "
                                       "team page. Nothing unfinished is pruned."}),
     ]
     inlines = [MembershipInline, HandlerCapInline]
+    actions = ["retire", "reactivate"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # team_create also records the team.created event: use `manage.py pulse_create_team`.
@@ -116,6 +120,37 @@ class TeamAdmin(admin.ModelAdmin):
         # held jobs looked at again under a new zone's windows (a raw save did none of it).
         services.team_update(team=obj, changes={name: form.cleaned_data[name] for name in form.changed_data},
                              by=None, who=operator_name(request))
+
+    @admin.action(description="Retire selected teams…", permissions=["change"])
+    def retire(self, request: HttpRequest, queryset: QuerySet[Team]) -> TemplateResponse | None:
+        """A page saying what will happen to each team first; its Yes runs team_retire on each."""
+        if request.POST.get("confirm") != "yes":
+            teams = list(queryset.order_by("pk")[:ACTION_MAX + 1])
+            if len(teams) > ACTION_MAX:
+                # act_on_selected says so, touching none.
+                act_on_selected(self, request, queryset, lambda team: None, label="Retire", noun="teams")
+                return None
+            return TemplateResponse(request, "admin/teams/team/retire_confirmation.html", {
+                **self.admin_site.each_context(request), "title": "Retire these teams?", "opts": self.model._meta,
+                "queryset": teams, "plans": [services.team_retire_preview(team=team) for team in teams],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME})
+        done: list[services.Retirement] = []
+        act_on_selected(self, request, queryset,
+                        lambda team: done.append(services.team_retire(team=team, who=operator_name(request))),
+                        label="Retired", noun="teams")
+        for retirement in done:
+            self.message_user(request, f"{retirement.team.name}: {retirement.counts()}.")
+        return None
+
+    @admin.action(description="Reactivate selected teams", permissions=["change"])
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+        def reactivate_one(team: Team) -> None:
+            if not services.team_reactivate(team=team, who=operator_name(request)):
+                raise Conflict("it is not retired.")
+
+        act_on_selected(self, request, queryset, reactivate_one, label="Reactivated", noun="teams")
+        self.message_user(request, "Their tokens stay revoked and their schedules paused until a person resumes "
+                                   "each; their cancelled jobs can be retried.")
 
 
 def _set_role_action(role: str, label: str):

@@ -51,6 +51,10 @@ class TeamOut(serializers.Serializer):
         allow_null=True, help_text="Live events (the outbox and audit trail) are pruned after this many days; "
         "null: the default.")
     retention = RetentionOut(help_text="The ages in force: the team's own, or the deployment's default.")
+    retired_at = serializers.DateTimeField(allow_null=True, help_text=(
+        "When an operator retired the team (its history stays readable; new jobs, schedules and tokens are "
+        "refused with 409 team_retired); null while it is active."))
+    retired_by = serializers.CharField(allow_null=True, help_text="Who retired it; null while it is active.")
 
 
 class TeamChangeIn(serializers.Serializer):
@@ -139,7 +143,9 @@ def _team_body(team: Team, *, role: str | None, access: str) -> dict:
             "execution_retention_days": team.execution_retention_days,
             "event_retention_days": team.event_retention_days,
             "retention": {"job_days": team.retention_days("job"), "execution_days": team.retention_days("execution"),
-                          "event_days": team.retention_days("event")}}
+                          "event_days": team.retention_days("event")},
+            "retired_at": team.retired_at.isoformat() if team.retired_at else None,
+            "retired_by": team.retired_by if team.retired_at else None}
 
 
 class TeamView(TeamAPIView):

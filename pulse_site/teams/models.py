@@ -33,12 +33,28 @@ class Team(models.Model):
     # it missed events that are gone, and must reload instead of being told it has them all.
     events_pruned_to = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by an operator's retirement (teams.services.team_retire): the team takes no new work
+    # (jobs, schedules, tokens) and its history stays readable. Cleared by team_reactivate.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    # Who retired it ("admin root", "operator"), kept after a reactivation for the next retirement's
+    # overwrite; db_default: the processes of the release before insert teams without it.
+    retired_by = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+    def retired_message(self) -> str:
+        """The refusal every surface gives a retired team's new work, in one wording."""
+        when = self.retired_at.strftime("%Y-%m-%d %H:%M UTC") if self.retired_at else ""
+        by = f" by {self.retired_by}" if self.retired_by else ""
+        return f"The team {self.name} was retired on {when}{by}: it takes no new jobs, schedules or tokens."
 
     def retention_days(self, kind: str) -> int:
         """The age in days past which finished `kind` ("job", "execution", "event") rows are pruned."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -12,16 +14,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from pulse_site.errors import Conflict, FieldErrors, PermissionDenied, ValidationError
+from pulse_site.errors import Conflict, FieldErrors, NotFound, PermissionDenied, ValidationError
 from pulse_site.live.services import (
     MEMBERSHIP_REMOVED,
     ROLE_CHANGED,
     event_emit,
     member_group,
     sockets_close_on_commit,
+    team_group,
     token_group,
     user_group,
 )
+from pulse_site.locks import transaction_lock, transaction_lock_shared
 from pulse_site.teams.models import (
     RETENTION_KINDS,
     RETENTION_MAX_DAYS,
@@ -313,6 +317,7 @@ def token_create(
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is never stored nor shown again."""
     _require_manager(by)
+    team_check_takes_work(team=team)
     name = (name or "").strip()
     if not name:
         raise ValidationError.for_field("name", "A token needs a name.")
@@ -392,3 +397,150 @@ def token_authenticate(secret: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+# --- Retirement ------------------------------------------------------------------------------
+
+TEAM_RETIRED = "team retired"
+
+
+def _retire_lock(team_id: int) -> str:
+    return f"team.retire.{team_id}"
+
+
+def team_retired_error(team: Team) -> Conflict:
+    message = team.retired_message()
+    return Conflict(message, code="team_retired", fields={"team": [message]})
+
+
+def teams_refusing_work(*, team_ids: Iterable[int], wait: bool = True) -> dict[int, Conflict]:
+    """Of `team_ids`, the retired ones with their refusal. Called in the transaction that writes
+    their new work (a job, a schedule, a token), it takes each team's retirement lock shared: a
+    retirement under way waits for that transaction to commit, and its sweep then finds the work
+    and cancels it; a transaction coming after the retirement took the lock waits for it to commit,
+    and reads the flag here. So no work lands in a retired team after its sweep. (SQLite: writers
+    are serialized by the IMMEDIATE transaction already.)
+
+    The lock is taken before any row lock of the transaction: a retirement takes it, then the
+    team's schedules and jobs, and a caller holding one of those rows while waiting for the lock
+    would deadlock with it. `wait=False` reads the flag only, for the ticker firing schedules it
+    holds locked: the retirement pauses those schedules (waiting for the ticker's commit) before
+    it sweeps the jobs, so it finds the ticker's jobs all the same."""
+    ids = sorted(set(team_ids))  # one order for every caller's locks
+    for team_id in ids if wait else ():
+        transaction_lock_shared(_retire_lock(team_id))
+    retired = Team.objects.filter(pk__in=ids, retired_at__isnull=False).only("name", "retired_at", "retired_by")
+    return {team.pk: team_retired_error(team) for team in retired}
+
+
+def team_check_takes_work(*, team: Team | int, wait: bool = True) -> None:
+    """Refuse (409, code `team_retired`, on the field `team`) new work for a retired team; see
+    teams_refusing_work for the transaction it must be called in, and when."""
+    team_id = team if isinstance(team, int) else team.pk
+    refused = teams_refusing_work(team_ids=[team_id], wait=wait)
+    if refused:
+        raise refused[team_id]
+
+
+@dataclass
+class Retirement:
+    """What one team_retire did: `already` when the team was retired before this call (a second
+    run finds nothing left to do, or finishes what a first left)."""
+
+    team: Team
+    already: bool
+    tokens_revoked: int = 0
+    schedules_paused: int = 0
+    jobs_cancelled: int = 0  # queued or held
+    running_told_to_stop: int = 0
+
+    def counts(self) -> str:
+        """"3 queued or held jobs cancelled, 1 running job told to stop, 2 schedules paused, 1 token
+        revoked": what the admin and the command say it did, or (team_retire_preview) will do."""
+        return ", ".join(f"{number} {noun if number == 1 else plural} {done}" for number, noun, plural, done in (
+            (self.jobs_cancelled, "queued or held job", "queued or held jobs", "cancelled"),
+            (self.running_told_to_stop, "running job", "running jobs", "told to stop"),
+            (self.schedules_paused, "schedule", "schedules", "paused"),
+            (self.tokens_revoked, "API token", "API tokens", "revoked")))
+
+
+def team_retire_preview(*, team: Team) -> Retirement:
+    """What team_retire would do now, done nothing (the admin's confirmation page)."""
+    from jobs.models import Job
+    from schedules.models import Schedule
+
+    jobs = Job.objects.for_team(team)
+    return Retirement(
+        team=team, already=team.is_retired,
+        tokens_revoked=ApiToken.objects.filter(team=team, revoked_at__isnull=True).count(),
+        schedules_paused=Schedule.objects.for_team(team).filter(enabled=True).count(),
+        jobs_cancelled=jobs.filter(status__in=(Job.Status.QUEUED, Job.Status.PAUSED)).count(),
+        running_told_to_stop=jobs.filter(status=Job.Status.RUNNING, cancel_requested=False).count(),
+    )
+
+
+@transaction.atomic
+def team_retire(*, team: Team, who: str) -> Retirement:
+    """Wind the team down for good, keeping its history (jobs, attempts, logs, executions, ledger,
+    events are readable as before, to staff in the admin and to members on the dashboard): the
+    team is marked retired (when, `who`); its active API tokens are revoked (the token.revoked
+    event says "team retired", their sockets close); its enabled schedules are paused with the
+    reason "team retired"; its queued and held jobs are cancelled and its running ones told to stop
+    (job_cancel, as the Cancel button: each job's event and page say `who: team retired`; a running
+    handler sees cancelled() and its job ends cancelled, without a retry); the team's sockets close.
+    From then on its new work is refused (team_check_takes_work). Idempotent: a second call sweeps
+    again (nothing is left to do) and records no second retirement."""
+    # jobs and schedules depend on teams, not the other way (as _release_held).
+    from jobs.models import Job
+    from jobs.services import job_cancel
+    from schedules.models import Schedule
+    from schedules.services import schedule_pause
+
+    # Exclusive: waits for every submit of the team under way (teams_refusing_work) to commit, so
+    # that the sweep below sees their jobs.
+    transaction_lock(_retire_lock(team.pk))
+    now = timezone.now()
+    marked = Team.objects.filter(pk=team.pk, retired_at__isnull=True).update(retired_at=now, retired_by=who[:200])
+    team.refresh_from_db()
+    done = Retirement(team=team, already=not marked)
+    if marked:
+        event_emit(team=team, kind="team.retired", subject=team.public_id, payload={"by": who})
+    for token in ApiToken.objects.filter(team=team, revoked_at__isnull=True).order_by("pk"):
+        done.tokens_revoked += _revoke(token, who=who, why=TEAM_RETIRED)
+    # Schedules before jobs: a ticker firing one of them holds its row until its jobs commit (not
+    # waiting for the lock: teams_refusing_work), so the pause waits for it and the jobs' sweep
+    # then finds its runs.
+    for schedule in Schedule.objects.for_team(team).filter(enabled=True).order_by("pk"):
+        schedule_pause(schedule=schedule, by=who, reason=TEAM_RETIRED)
+        done.schedules_paused += 1
+    by = f"{who}: {TEAM_RETIRED}"
+    # Parents first, as a spawn locks them: a child is cancelled with its parent's tree. (Ids only:
+    # job_cancel reads each job again under its lock.)
+    for job_pk in list(Job.objects.for_team(team).filter(status__in=Job.ACTIVE).order_by("pk")
+                       .values_list("pk", flat=True)):
+        try:
+            job_cancel(job=Job(pk=job_pk), by=by)
+        except (Conflict, NotFound) as exc:
+            if isinstance(exc, Conflict) and exc.code != "job_finished":
+                raise  # else it ended (or went) since the list was read, or was cancelled with its parent
+    # Counted once done, children cancelled with their parents included. Every row of them is locked
+    # by this transaction until it commits: none has moved since.
+    mine = Job.objects.for_team(team).filter(cancelled_by=by[:200], updated_at__gte=now)
+    done.jobs_cancelled = mine.filter(status=Job.Status.CANCELLED).count()
+    done.running_told_to_stop = mine.filter(status=Job.Status.RUNNING).count()
+    sockets_close_on_commit(team_group(team.pk), reason=TEAM_RETIRED)
+    return done
+
+
+@transaction.atomic
+def team_reactivate(*, team: Team, who: str) -> bool:
+    """Take the team out of retirement: it takes new work again. What the retirement did stays done:
+    its tokens stay revoked (make new ones), its schedules stay paused (a person resumes each,
+    which clears "team retired" from its page), its cancelled jobs stay cancelled (retry them).
+    Whether this call reactivated it (False: it was not retired)."""
+    transaction_lock(_retire_lock(team.pk))
+    updated = Team.objects.filter(pk=team.pk, retired_at__isnull=False).update(retired_at=None)
+    team.refresh_from_db()
+    if updated:
+        event_emit(team=team, kind="team.reactivated", subject=team.public_id, payload={"by": who})
+    return bool(updated)
