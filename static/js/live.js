@@ -120,6 +120,7 @@
       "not in the team": lost,
       "signed out": "You were signed out. " + signIn,
       "password changed": "Your password was changed. " + signIn,
+      "team retired": name + " was retired: its history stays here, and nothing new runs in it to follow live.",
       "team switched": "This browser now shows another team (switched in another tab): this page still shows " +
         name + ", no longer live. Load it again to follow the team switched to."
     }[reason] || null;
