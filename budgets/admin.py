@@ -206,6 +206,10 @@ class HandlerCapInline(admin.TabularInline):
     fields = ("handler", "daily_amount", "weekly_amount", "monthly_amount")
     extra = 1
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[HandlerCap]:
+        # Each row is titled "<handler> cap of <team>": the team read with it, not once a row.
+        return super().get_queryset(request).select_related("team")
+
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         # A class of its own, made for this request.
         formset = cast(type[HandlerCapFormSet], super().get_formset(request, obj, **kwargs))

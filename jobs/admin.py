@@ -37,6 +37,10 @@ class AttemptInline(admin.TabularInline):
     fields = readonly_fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_code",
                                 "error_message", "cost")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attempt]:
+        # Each row is titled by its attempt's str, which names the job: read with it, not once a row.
+        return super().get_queryset(request).select_related("job")
+
 
 @admin.register(Job)
 class JobAdmin(LargeTableAdmin):
@@ -180,6 +184,8 @@ class QueuePauseAdmin(admin.ModelAdmin):
     list_filter = ["scope", ("ended_at", admin.EmptyFieldListFilter)]
     search_fields = ["public_id", "handler", "reason", "paused_by", "team__name"]
     search_help_text = "Part of a pause's id, handler, reason, who paused it, or its team's name (a small table)."
+    # Named here: Django joins only the foreign keys that cannot be null, and a pause's team may be.
+    list_select_related = ["team"]
     form = QueuePauseForm
     fields = PAUSE_FIELDS = ("scope", "team", "handler", "reason")
     actions = ["resume_selected"]

@@ -168,7 +168,7 @@ class HoldTimerAdmin(admin.ModelAdmin):
     list_display = ["job_id", "team", "rule", "handler", "held_since", "due_at"]
     search_fields = ["job_id", "team__name"]
     search_help_text = "Part of a held job's id or its team's name (the holds being timed: a small table)."
-    list_select_related = ["team"]
+    list_select_related = ["team", "rule"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
