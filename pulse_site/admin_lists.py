@@ -55,6 +55,12 @@ class LargeTableAdmin(admin.ModelAdmin):
         # "delete selected" over a whole list would run uncapped in one request.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # A row's page is read, never saved: with every field read-only, its Save still wrote the
+        # whole row back as the page had read it, over what a worker changed meanwhile (a finished
+        # job queued again). Change permission stays on the list, where the actions need it.
+        return obj is None and super().has_change_permission(request, obj)
+
     def search_word(self, word: str) -> Q | None:
         """The rows one word of a search finds, as a condition an index serves; None: the word is
         nothing this table can be searched by."""

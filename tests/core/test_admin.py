@@ -373,3 +373,57 @@ def test_the_history_tables_cannot_be_deleted_from_in_the_admin_by_row_or_by_sel
         if row is not None:
             assert admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403, url
             assert model.objects.filter(pk=row.pk).exists(), url
+
+
+# --- History is read, not saved ---------------------------------------------------------------
+
+
+def _history_rows(team) -> dict:
+    from jobs.models import Attempt, TaskLog
+    from schedules.models import Execution
+
+    job = _job(team)
+    schedule = _schedule(team)
+    return {
+        "/admin/jobs/job/": job,
+        "/admin/jobs/attempt/": Attempt.objects.create(job=job, number=1),
+        "/admin/jobs/tasklog/": TaskLog.objects.create(job=job, stage="run", message="started"),
+        "/admin/schedules/execution/": Execution.objects.create(schedule=schedule, team=team, fire_time=job.created_at,
+                                                                trigger="cron", outcome="skipped"),
+    }
+
+
+@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
+                                 "/admin/schedules/execution/"])
+def test_a_history_rows_page_offers_no_save_and_a_save_posted_is_refused(admin_client, acme, url):
+    """Every field read-only, the page still offered Save: a raw save of the whole row as read."""
+    row = _history_rows(acme)[url]
+    before = _exists_as_it_was(row)
+
+    page = admin_client.get(f"{url}{row.pk}/change/")
+    posted = admin_client.post(f"{url}{row.pk}/change/", {"_save": "Save"})
+
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert posted.status_code == 403
+    assert _exists_as_it_was(row) == before
+
+
+def test_saving_a_jobs_page_never_writes_the_job_back_as_it_read_it(admin_client, acme):
+    """The page's Save wrote every column of the job as the page had read it: a job a worker
+    finished between that read and the write was queued again, its result undone."""
+    from django.db import connection
+
+    job = _job(acme)
+    admin_wrote = []
+
+    def job_writes(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and '"jobs_job"' in sql:
+            admin_wrote.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(job_writes):
+        response = admin_client.post(f"/admin/jobs/job/{job.pk}/change/", {
+            "_save": "Save", "attempt_set-TOTAL_FORMS": "0", "attempt_set-INITIAL_FORMS": "0"})
+
+    assert response.status_code == 403
+    assert admin_wrote == []
