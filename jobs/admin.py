@@ -190,6 +190,11 @@ class QueuePauseAdmin(admin.ModelAdmin):
     fields = PAUSE_FIELDS = ("scope", "team", "handler", "reason")
     actions = ["resume_selected"]
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Resumed through queue_resume only ("Resume selected" above): a raw delete of a pause in
+        # force released none of its held jobs, wrote no queue.resumed event and left no record.
+        return False
+
     def get_readonly_fields(self, request: HttpRequest, obj: QueuePause | None = None) -> list[str]:
         # A pause is never edited: it is resumed, and a new one is made.
         return list(self.PAUSE_FIELDS) if obj is not None else []

@@ -175,3 +175,6 @@ class HoldTimerAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # cleared by the match step (the hold ended, the rule disabled or deleted)

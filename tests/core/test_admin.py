@@ -427,3 +427,34 @@ def test_saving_a_jobs_page_never_writes_the_job_back_as_it_read_it(admin_client
 
     assert response.status_code == 403
     assert admin_wrote == []
+
+
+def _hold_timer(team):
+    from django.utils import timezone
+
+    from pulse_site.notifications.models import HoldTimer
+    from pulse_site.notifications.services import rule_create
+
+    job = _job(team)
+    rule = rule_create(team=team, target=_target(team), kind="held_long", minutes=5, by=None)
+    event = Event.objects.filter(subject=job.public_id).first()
+    return HoldTimer.objects.create(team=team, rule=rule, event_id=event.pk, job_id=job.public_id,
+                                    handler="pulse.noop", held_since=timezone.now(), due_at=timezone.now())
+
+
+@pytest.mark.parametrize(("url", "make"), [("/admin/jobs/queuepause/", _pause),
+                                           ("/admin/notifications/holdtimer/", _hold_timer)],
+                         ids=["queue pause", "hold timer"])
+def test_rows_only_a_service_ends_cannot_be_deleted_in_the_admin(admin_client, acme, url, make):
+    """Django's delete took a pause in force without queue_resume (its held jobs not released, no
+    queue.resumed event, no record left of who paused what), and a hold timer from under the match
+    step that clears it."""
+    row = make(acme)
+
+    page = admin_client.get(url).content.decode()
+    refused = admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"})
+    selected = admin_client.post(url, {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
+
+    assert 'value="delete_selected"' not in page
+    assert refused.status_code == 403 and selected.status_code in (200, 302)
+    assert type(row).objects.filter(pk=row.pk).exists()
