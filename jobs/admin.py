@@ -11,7 +11,7 @@ from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
-from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
+from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry, job_start
 from pulse_site.admin_actions import act_on_selected, operator_name, service_action
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
@@ -53,8 +53,9 @@ class JobAdmin(LargeTableAdmin):
     list_select_related = ["team"]
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [AttemptInline]
+    # The job page's buttons (jobs.views.ACTIONS), and its delete.
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
-               _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
+               _bulk(job_resume, "Resume"), _bulk(job_start, "Start now"), _bulk(job_delete, "Delete finished")]
     # What a refused action on a long list says to do instead (admin_actions.act_on_selected).
     bulk_instead = ("; or cancel, retry or delete any number of one team's jobs with `manage.py pulse_jobs_bulk "
                     "<team> <action>` and the list's filters (--status, --handler, …), in batches; a queue pause "
