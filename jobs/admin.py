@@ -26,8 +26,9 @@ def _bulk(service, label: str):
     return service_action(service, label, arg="job", noun="jobs")
 
 
+# job_team_handler_id, team by team: `handler = ?` alone read every job for a handler with few.
 HandlerFilter = choices_filter("handler", "handler", lambda: [(spec.name, spec.name) for spec in
-                                                            registered_handlers(internal=True)])
+                                                            registered_handlers(internal=True)], team_by_team=True)
 
 
 class AttemptInline(admin.TabularInline):

@@ -97,9 +97,11 @@ class LargeTableAdmin(admin.ModelAdmin):
         return response
 
 
-def choices_filter(field: str, title: str, choices: Any) -> type[admin.SimpleListFilter]:
+def choices_filter(field: str, title: str, choices: Any, *, team_by_team: bool = False
+                   ) -> type[admin.SimpleListFilter]:
     """A filter offering `choices` (pairs, or a callable giving them when the page is drawn)
-    rather than Django's SELECT DISTINCT over the table."""
+    rather than Django's SELECT DISTINCT over the table. `team_by_team`: the field is indexed
+    after the team (every_team())."""
 
     class Filter(admin.SimpleListFilter):
         parameter_name = field
@@ -109,7 +111,9 @@ def choices_filter(field: str, title: str, choices: Any) -> type[admin.SimpleLis
 
         def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
             value = self.value()
-            return queryset.filter(**{field: value}) if value else queryset
+            if not value:
+                return queryset
+            return queryset.filter(**{field: value}, **({"team__in": every_team()} if team_by_team else {}))
 
     Filter.title = title
     Filter.__name__ = f"{field.title().replace('_', '')}Filter"

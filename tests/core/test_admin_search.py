@@ -342,3 +342,33 @@ def test_the_runs_list_first_page_reads_its_hundred_rows_not_every_run(admin_cli
     (page,) = [q["sql"] for q in queries.captured_queries
                if 'FROM "schedules_execution"' in q["sql"] and "ORDER BY" in q["sql"]]
     _assert_reads_at_most(page, "schedules_execution", 100)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("query", "most"), [
+    # 3 found, team by team (as the search by a handler's name, above).
+    ("handler=legacy.export", 3 + 2),
+    ("handler=legacy.export&status=failed", 3 + 2),
+    ("status=failed", 3),
+    ("team__id__exact={umbrella}", 3),
+], ids=["handler", "handler-and-status", "status", "team"])
+def test_a_filter_on_twenty_thousand_jobs_reads_only_the_rows_it_finds(admin_client, acme, umbrella, query, most):
+    """The handler filter asked `handler = ?` of the whole table: its capped count read every job
+    for a handler with fewer than 10,000 (the index leads with the team)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    _grow_jobs(acme, 20_000)
+    _jobs(umbrella, 3, handler="legacy.export", status="failed")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+        cursor.execute("ANALYZE teams_team")  # (as above)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(f"/admin/jobs/job/?{query.format(umbrella=umbrella.pk)}")
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 3
+
+    on_table = [q["sql"] for q in queries.captured_queries if 'FROM "jobs_job"' in q["sql"]]
+    assert len(on_table) >= 2  # the capped count and the page
+    for sql in on_table:
+        _assert_reads_at_most(sql, "jobs_job", most)
