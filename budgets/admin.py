@@ -305,6 +305,9 @@ class UsageAdmin(BudgetColumns, LargeReadOnlyAdmin):
                                 "reserved_money")
     list_filter = ["kind", "team"]
     list_select_related = ZONED
+    # The newest windows first, by the primary key: the model's order (team, scope, …) sorts by the
+    # team's name, every window read and sorted for each page.
+    ordering = ("-id",)
     search_help_text = ("A team's slug, or its start, finds the team's windows; a handler's name, or its start, its "
                         "caps' windows; a number, the row of that number. Words narrow each other.")
 

@@ -458,3 +458,18 @@ def test_rows_only_a_service_ends_cannot_be_deleted_in_the_admin(admin_client, a
     assert 'value="delete_selected"' not in page
     assert refused.status_code == 403 and selected.status_code in (200, 302)
     assert type(row).objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.parametrize(("family", "kinds"), [("job", {"job.created"}), ("queue", {"queue.paused"}),
+                                               ("team", {"team.created"})])
+def test_the_event_lists_kind_filter_finds_that_familys_events_of_every_team(admin_client, acme, globex, family,
+                                                                           kinds):
+    for team in (acme, globex):
+        _job(team)
+        _pause(team)
+
+    response = admin_client.get("/admin/live/event/", {"family": family})
+
+    shown = list(response.context["cl"].result_list)
+    assert {event.kind for event in shown} == kinds
+    assert {event.team for event in shown} == {acme, globex}
