@@ -15,6 +15,7 @@ from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_ret
 from pulse_site.admin_actions import act_on_selected, operator_name, service_action
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
+from pulse_site.teams.models import Team
 
 
 # django-q2's own schedules never run here (Q_CLUSTER's scheduler is off: Pulse's ticker runs
@@ -105,6 +106,9 @@ class AttemptAdmin(LargeTableAdmin):
     list_select_related = ["job"]
     readonly_fields = [f.name for f in Attempt._meta.fields]
 
+    def row_team(self, row: Attempt) -> Team:
+        return row.job.team
+
     def search_word(self, word: str) -> Q | None:
         if job_id := public_id_in(word, "JB"):
             return Q(job__in=Job.objects.filter(public_id=job_id).values("pk"))  # attempt_unique_number
@@ -124,6 +128,9 @@ class TaskLogAdmin(LargeTableAdmin):
                         "every job's lines.")
     list_select_related = ["job"]
     readonly_fields = [f.name for f in TaskLog._meta.fields]
+
+    def row_team(self, row: TaskLog) -> Team:
+        return row.job.team
 
     def search(self, words: list[str]) -> Q | str:
         """Text only within the lines of the jobs named: one job's lines are few (tasklog_job_stage),

@@ -15,6 +15,8 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import smart_split, unescape_string_literal
 
@@ -60,6 +62,24 @@ class LargeTableAdmin(admin.ModelAdmin):
         # whole row back as the page had read it, over what a worker changed meanwhile (a finished
         # job queued again). Change permission stays on the list, where the actions need it.
         return obj is None and super().has_change_permission(request, obj)
+
+    def row_team(self, row: Any) -> Team | None:
+        """The team in whose zone `row`'s page shows its times."""
+        return getattr(row, "team", None)
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "", obj: Any = None) -> Any:
+        # Its times in its team's zone, named: in the server's UTC, unnamed, a Tokyo team's job made
+        # at half past midnight read as the day before. (The page has no input to read in a zone.)
+        team = self.row_team(obj) if obj is not None else None
+        if team is None:
+            return super().render_change_form(request, context, add, change, form_url, obj)
+        zone = team.time_zone or "UTC"
+        context["subtitle"] = f"{context.get('subtitle') or obj} (times in {zone}, the team's zone)"
+        response = super().render_change_form(request, context, add, change, form_url, obj)
+        assert isinstance(response, TemplateResponse)
+        with timezone.override(zone):
+            return response.render()
 
     def search_word(self, word: str) -> Q | None:
         """The rows one word of a search finds, as a condition an index serves; None: the word is

@@ -112,3 +112,4 @@ def test_budget_windows_and_entries_are_shown_in_the_budgets_zone_naming_it(admi
         url = f"/admin/budgets/{model._meta.model_name}/{model.objects.get().pk}/change/"
         page = admin_client.get(url).content.decode()
         assert f"2026-12-08 00:00 {shown}" in page and ">2.5<" in page, url
+        assert "the team&#x27;s zone" not in page, url  # no other zone said beside the budget's

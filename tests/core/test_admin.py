@@ -473,3 +473,27 @@ def test_the_event_lists_kind_filter_finds_that_familys_events_of_every_team(adm
     shown = list(response.context["cl"].result_list)
     assert {event.kind for event in shown} == kinds
     assert {event.team for event in shown} == {acme, globex}
+
+
+@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
+                                 "/admin/schedules/execution/"])
+def test_a_history_rows_page_shows_its_times_in_its_teams_zone_and_names_it(admin_client, acme, url):
+    """They read in UTC, unnamed: a Tokyo team's job made at half past midnight there read as
+    the day before."""
+    from datetime import UTC, datetime
+
+    from jobs.models import Attempt, TaskLog
+    from pulse_site.teams.models import Team
+    from schedules.models import Execution
+
+    Team.objects.filter(pk=acme.pk).update(time_zone="Asia/Tokyo")
+    acme.refresh_from_db()
+    row = _history_rows(acme)[url]
+    at = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)  # 00:30 on the 7th in Tokyo
+    field = {Job: "created_at", Attempt: "started_at", TaskLog: "created_at", Execution: "fire_time"}[type(row)]
+    type(row).objects.filter(pk=row.pk).update(**{field: at})
+
+    page = admin_client.get(f"{url}{row.pk}/change/").content.decode()
+
+    assert "Dec. 7, 2026, 12:30 a.m." in page and "Dec. 6, 2026, 3:30 p.m." not in page
+    assert "times in Asia/Tokyo, the team&#x27;s zone" in page
