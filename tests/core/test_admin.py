@@ -390,11 +390,12 @@ def _history_rows(team) -> dict:
         "/admin/jobs/tasklog/": TaskLog.objects.create(job=job, stage="run", message="started"),
         "/admin/schedules/execution/": Execution.objects.create(schedule=schedule, team=team, fire_time=job.created_at,
                                                                 trigger="cron", outcome="skipped"),
+        "/admin/live/event/": Event.objects.filter(subject=job.public_id).get(),
     }
 
 
 @pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
-                                 "/admin/schedules/execution/"])
+                                 "/admin/schedules/execution/", "/admin/live/event/"])
 def test_a_history_rows_page_offers_no_save_and_a_save_posted_is_refused(admin_client, acme, url):
     """Every field read-only, the page still offered Save: a raw save of the whole row as read."""
     row = _history_rows(acme)[url]
@@ -476,7 +477,7 @@ def test_the_event_lists_kind_filter_finds_that_familys_events_of_every_team(adm
 
 
 @pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
-                                 "/admin/schedules/execution/"])
+                                 "/admin/schedules/execution/", "/admin/live/event/"])
 def test_a_history_rows_page_shows_its_times_in_its_teams_zone_and_names_it(admin_client, acme, url):
     """They read in UTC, unnamed: a Tokyo team's job made at half past midnight there read as
     the day before."""
@@ -490,7 +491,8 @@ def test_a_history_rows_page_shows_its_times_in_its_teams_zone_and_names_it(admi
     acme.refresh_from_db()
     row = _history_rows(acme)[url]
     at = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)  # 00:30 on the 7th in Tokyo
-    field = {Job: "created_at", Attempt: "started_at", TaskLog: "created_at", Execution: "fire_time"}[type(row)]
+    field = {Job: "created_at", Attempt: "started_at", TaskLog: "created_at", Execution: "fire_time",
+             Event: "created_at"}[type(row)]
     type(row).objects.filter(pk=row.pk).update(**{field: at})
 
     page = admin_client.get(f"{url}{row.pk}/change/").content.decode()
