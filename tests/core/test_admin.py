@@ -38,8 +38,32 @@ def _membership(team) -> Membership:
     return Membership.objects.get(team=team, user__username="bob")
 
 
+def _waiting_job(team) -> Job:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = _job(team)
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() + timedelta(hours=1))
+    job.refresh_from_db()
+    return job
+
+
+def _override(team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from budgets.services import budget_override_create
+
+    return budget_override_create(team=team, amount="5", expires_at=timezone.now() + timedelta(hours=1),
+                                  reason="incident", by=None)
+
+
 # (changelist, action, make the row, the row's state that the action would change)
 ACTIONS = {
+    "job start now": ("/admin/jobs/job/", "action_start_now", _waiting_job, lambda job: job.run_after),
+    "override end": ("/admin/budgets/override/", "end_selected", _override, lambda o: o.expires_at),
     "job cancel": ("/admin/jobs/job/", "action_cancel", _job, lambda job: job.status),
     "schedule disable": ("/admin/schedules/schedule/", "action_disable", _schedule, lambda s: s.enabled),
     "queue resume": ("/admin/jobs/queuepause/", "resume_selected", _pause, lambda p: p.ended_at),
