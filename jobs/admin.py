@@ -32,12 +32,20 @@ HandlerFilter = choices_filter("handler", "handler", lambda: [(spec.name, spec.n
                                                             registered_handlers(internal=True)], team_by_team=True)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptCost:
+    """An attempt's cost as people read it (the table's micro-units read 1250000 for 1.25)."""
+
+    @admin.display(description="cost")
+    def cost_money(self, attempt: Attempt) -> str | None:
+        return money_text(attempt.cost)
+
+
+class AttemptInline(AttemptCost, admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
     fields = readonly_fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_code",
-                                "error_message", "cost")
+                                "error_message", "cost_money")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Attempt]:
         # Each row is titled by its attempt's str, which names the job: read with it, not once a row.
@@ -53,7 +61,9 @@ class JobAdmin(LargeTableAdmin):
                         "slug, or its start, the team's jobs; a handler's name, or its start, its jobs. Words narrow "
                         "each other (acme reports.build). Nothing is matched inside a name or text.")
     list_select_related = ["team"]
-    readonly_fields = [f.name for f in Job._meta.fields]
+    # Money as people read it, in place of the micro-units (the list's estimate and actual).
+    fields = readonly_fields = tuple({"cost_estimate": "estimate", "cost_actual": "actual"}.get(f.name, f.name)
+                                     for f in Job._meta.fields)
     inlines = [AttemptInline]
     # The job page's buttons (jobs.views.ACTIONS), and its delete.
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
@@ -99,12 +109,12 @@ class JobAdmin(LargeTableAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(LargeTableAdmin):
+class AttemptAdmin(AttemptCost, LargeTableAdmin):
     list_display = ["job", "number", "worker", "outcome", "error_code", "started_at", "finished_at"]
     list_filter = ["outcome", choices_filter("error_code", "error code", ErrorCode.choices)]
     search_help_text = "A job's id (JB_…) finds its attempts; a number, the attempt of that number."
     list_select_related = ["job"]
-    readonly_fields = [f.name for f in Attempt._meta.fields]
+    fields = readonly_fields = tuple("cost_money" if f.name == "cost" else f.name for f in Attempt._meta.fields)
 
     def row_team(self, row: Attempt) -> Team:
         return row.job.team

@@ -116,3 +116,19 @@ def test_each_job_action_acts_through_its_service_and_refuses_what_it_cannot_do_
     (event,) = Event.objects.filter(kind=f"job.{kind}", subject=done.public_id)
     assert event.payload["by"] == "admin operator"
     assert not Event.objects.filter(kind=f"job.{kind}", subject=refused.public_id).exists()
+
+
+def test_a_jobs_page_and_its_attempts_show_money_as_people_read_it(acme):
+    """They gave the table's micro-units: 2500000 for an estimate of 2.5."""
+    from jobs.models import Attempt
+
+    job = _job_in(acme, "completed", cost_estimate=2_500_000, cost_actual=1_250_000)
+    attempt = Attempt.objects.create(job=job, number=1, outcome="completed", cost=1_250_000)
+    client = staff_client()
+
+    pages = [client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode(),
+             client.get(f"/admin/jobs/attempt/{attempt.pk}/change/").content.decode()]
+
+    assert ">2.5<" in pages[0] and pages[0].count(">1.25<") == 2  # the actual cost, and the attempt's
+    assert ">1.25<" in pages[1]
+    assert not any(micros in page for page in pages for micros in ("2500000", "1250000"))
