@@ -384,7 +384,7 @@ class OverrideForm(forms.ModelForm):
 
 
 @admin.register(Override)
-class OverrideAdmin(admin.ModelAdmin):
+class OverrideAdmin(BudgetColumns, admin.ModelAdmin):
     list_display = ["public_id", "team", _money_column("amount", "amount"), _money_column("spent", "spent"),
                     "expires_at", "reason", "created_by", "created_at"]
     list_filter = ["team"]
@@ -401,7 +401,7 @@ class OverrideAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
             return ("team", "amount_text", "expires_at", "reason")
-        return ("public_id", "team", "amount", "spent", "expires_at", "reason", "created_by", "created_at")
+        return ("public_id", "team", "amount_money", "spent_money", "expires_at", "reason", "created_by", "created_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return () if obj is None else self.get_fields(request, obj)

@@ -113,3 +113,17 @@ def test_budget_windows_and_entries_are_shown_in_the_budgets_zone_naming_it(admi
         page = admin_client.get(url).content.decode()
         assert f"2026-12-08 00:00 {shown}" in page and ">2.5<" in page, url
         assert "the team&#x27;s zone" not in page, url  # no other zone said beside the budget's
+
+
+def test_an_overrides_page_shows_its_money_as_people_read_it(admin_client, acme):
+    """It gave the table's micro-units: 25000000 for an override of 25."""
+    from budgets.services import budget_override_create
+
+    override = budget_override_create(team=acme, amount="25", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="incident", by=None)
+    Override.objects.filter(pk=override.pk).update(spent=1_250_000)
+
+    page = admin_client.get(f"/admin/budgets/override/{override.pk}/change/").content.decode()
+
+    assert ">25<" in page and ">1.25<" in page
+    assert "25000000" not in page and "1250000" not in page
