@@ -523,3 +523,5 @@ def test_a_history_rows_page_shows_its_times_in_its_teams_zone_and_names_it(admi
 
     assert "Dec. 7, 2026, 12:30 a.m." in page and "Dec. 6, 2026, 3:30 p.m." not in page
     assert "times in Asia/Tokyo, the team&#x27;s zone" in page
+    # A title that gives a time names its zone (a run's slot, in UTC beside "times in Asia/Tokyo").
+    assert "2026-12-06 15:30 (" not in page
