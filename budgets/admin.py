@@ -5,6 +5,7 @@ ledger, changes and alerts are read-only: they are facts, not settings."""
 from __future__ import annotations
 
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin
@@ -23,6 +24,7 @@ from budgets.services import (
     budget_override_validate,
     budget_policy_update,
     budget_policy_validate,
+    policy_zone,
 )
 from pulse_site.admin_actions import act_on_selected
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
@@ -48,6 +50,70 @@ def _money_column(field: str, title: str):
 
     column.short_description = title  # type: ignore[attr-defined]
     return column
+
+
+def _budget_zone(row: Any) -> ZoneInfo:
+    """The zone of `row`'s budget windows (the policy's, else its team's), read with the row
+    (list_select_related: team, team__budget_policy)."""
+    try:
+        policy = row.team.budget_policy
+    except BudgetPolicy.DoesNotExist:
+        return ZoneInfo(row.team.time_zone or "UTC")
+    return policy_zone(policy, row.team)
+
+
+def _in_budget_zone(row: Any, field: str) -> str:
+    """A moment of `row` in its budget's zone, named ("2026-12-07 00:00 Asia/Tokyo"): in UTC,
+    unnamed, a Tokyo team's day read "Dec. 6, 2026, 3 p.m.", its start nowhere to be seen."""
+    moment = getattr(row, field)
+    if moment is None:
+        return "-"
+    zone = _budget_zone(row)
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+
+
+class BudgetColumns:
+    """The columns, and change page fields, of a budget row: its moments in its budget's zone, its
+    money as people read it (the table's micro-units read 2500000 for 2.5)."""
+
+    def row_team(self, row: Any) -> None:
+        return None  # each moment names its budget's zone, which may be other than the team's
+
+    @admin.display(description="at", ordering="at")
+    def at_zoned(self, row: Any) -> str:
+        return _in_budget_zone(row, "at")
+
+    @admin.display(description="window start", ordering="window_start")
+    def window_start_zoned(self, row: Any) -> str:
+        return _in_budget_zone(row, "window_start")
+
+    @admin.display(description="window end", ordering="window_end")
+    def window_end_zoned(self, row: Any) -> str:
+        return _in_budget_zone(row, "window_end")
+
+    @admin.display(description="amount")
+    def amount_money(self, row: Any) -> str | None:
+        return money_text(row.amount)
+
+    @admin.display(description="committed")
+    def committed_money(self, row: Any) -> str | None:
+        return money_text(row.committed)
+
+    @admin.display(description="reserved")
+    def reserved_money(self, row: Any) -> str | None:
+        return money_text(row.reserved)
+
+    @admin.display(description="spent")
+    def spent_money(self, row: Any) -> str | None:
+        return money_text(row.spent)
+
+    @admin.display(description="limit")
+    def limit_money(self, row: Any) -> str | None:
+        return money_text(row.limit)
+
+
+# Each row's zone is its team's or its budget's: read with the row, not once a row.
+ZONED = ["team", "team__budget_policy"]
 
 
 POLICY_FIELDS = ("calls_per_minute", "max_concurrent", "time_zone", "week_start", "alert_thresholds")
@@ -206,6 +272,10 @@ class HandlerCapInline(admin.TabularInline):
     fields = ("handler", "daily_amount", "weekly_amount", "monthly_amount")
     extra = 1
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[HandlerCap]:
+        # Each row is titled "<handler> cap of <team>": the team read with it, not once a row.
+        return super().get_queryset(request).select_related("team")
+
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         # A class of its own, made for this request.
         formset = cast(type[HandlerCapFormSet], super().get_formset(request, obj, **kwargs))
@@ -231,10 +301,16 @@ class LargeReadOnlyAdmin(LargeTableAdmin, ReadOnlyAdmin):
 
 
 @admin.register(Usage)
-class UsageAdmin(LargeReadOnlyAdmin):
-    list_display = ["team", "scope", "kind", "window_start", "window_end", _money_column("committed", "committed"),
-                    _money_column("reserved", "reserved")]
+class UsageAdmin(BudgetColumns, LargeReadOnlyAdmin):
+    list_display = ["team", "scope", "kind", "window_start_zoned", "window_end_zoned", "committed_money",
+                    "reserved_money"]
+    fields = readonly_fields = ("team", "scope", "kind", "window_start_zoned", "window_end_zoned", "committed_money",
+                                "reserved_money")
     list_filter = ["kind", "team"]
+    list_select_related = ZONED
+    # The newest windows first, by the primary key: the model's order (team, scope, …) sorts by the
+    # team's name, every window read and sorted for each page.
+    ordering = ("-id",)
     search_help_text = ("A team's slug, or its start, finds the team's windows; a handler's name, or its start, its "
                         "caps' windows; a number, the row of that number. Words narrow each other.")
 
@@ -249,10 +325,13 @@ class UsageAdmin(LargeReadOnlyAdmin):
 
 
 @admin.register(Ledger)
-class LedgerAdmin(LargeReadOnlyAdmin):
-    list_display = ["at", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start",
-                    _money_column("amount", "amount")]
+class LedgerAdmin(BudgetColumns, LargeReadOnlyAdmin):
+    list_display = ["at_zoned", "team", "job_id", "attempt", "kind", "scope", "window_kind", "window_start_zoned",
+                    "amount_money"]
+    fields = readonly_fields = ("at_zoned", "team", "job_id", "handler", "attempt", "kind", "scope", "window_kind",
+                                "window_start_zoned", "window_end_zoned", "amount_money", "override")
     list_filter = ["kind", choices_filter("window_kind", "window kind", WindowKind.choices), "team"]
+    list_select_related = ZONED
     search_help_text = ("A job's id (JB_…) finds its entries; an override's id (OV_…) what it let through; a team's "
                         "slug, or its start, the team's entries; a number, the entry of that number.")
 
@@ -274,10 +353,13 @@ class PolicyChangeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
-    list_display = ["at", "team", "scope", "window_kind", "window_start", "threshold", _money_column("spent", "spent"),
-                    _money_column("limit", "limit")]
+class AlertAdmin(BudgetColumns, ReadOnlyAdmin):
+    list_display = ["at_zoned", "team", "scope", "window_kind", "window_start_zoned", "threshold", "spent_money",
+                    "limit_money"]
+    fields = readonly_fields = ("at_zoned", "team", "scope", "window_kind", "window_start_zoned", "window_end_zoned",
+                                "threshold", "spent_money", "limit_money")
     list_filter = ["threshold", "window_kind", "team"]
+    list_select_related = ZONED
 
 
 class OverrideForm(forms.ModelForm):
@@ -302,7 +384,7 @@ class OverrideForm(forms.ModelForm):
 
 
 @admin.register(Override)
-class OverrideAdmin(admin.ModelAdmin):
+class OverrideAdmin(BudgetColumns, admin.ModelAdmin):
     list_display = ["public_id", "team", _money_column("amount", "amount"), _money_column("spent", "spent"),
                     "expires_at", "reason", "created_by", "created_at"]
     list_filter = ["team"]
@@ -319,7 +401,7 @@ class OverrideAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
             return ("team", "amount_text", "expires_at", "reason")
-        return ("public_id", "team", "amount", "spent", "expires_at", "reason", "created_by", "created_at")
+        return ("public_id", "team", "amount_money", "spent_money", "expires_at", "reason", "created_by", "created_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return () if obj is None else self.get_fields(request, obj)

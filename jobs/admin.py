@@ -11,10 +11,11 @@ from jobs.error_codes import ErrorCode
 from jobs.handlers.registry import registered_handlers
 from jobs.models import Attempt, Job, QueuePause, TaskLog
 from jobs.pausing import queue_pause, queue_pause_validate, queue_resume
-from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry
+from jobs.services import job_cancel, job_delete, job_pause, job_resume, job_retry, job_start
 from pulse_site.admin_actions import act_on_selected, operator_name, service_action
 from pulse_site.admin_lists import LargeTableAdmin, choices_filter, every_team, named, public_id_in, row_number
 from pulse_site.errors import PulseError
+from pulse_site.teams.models import Team
 
 
 # django-q2's own schedules never run here (Q_CLUSTER's scheduler is off: Pulse's ticker runs
@@ -26,16 +27,29 @@ def _bulk(service, label: str):
     return service_action(service, label, arg="job", noun="jobs")
 
 
+# job_team_handler_id, team by team: `handler = ?` alone read every job for a handler with few.
 HandlerFilter = choices_filter("handler", "handler", lambda: [(spec.name, spec.name) for spec in
-                                                            registered_handlers(internal=True)])
+                                                            registered_handlers(internal=True)], team_by_team=True)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptCost:
+    """An attempt's cost as people read it (the table's micro-units read 1250000 for 1.25)."""
+
+    @admin.display(description="cost")
+    def cost_money(self, attempt: Attempt) -> str | None:
+        return money_text(attempt.cost)
+
+
+class AttemptInline(AttemptCost, admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
     fields = readonly_fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_code",
-                                "error_message", "cost")
+                                "error_message", "cost_money")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attempt]:
+        # Each row is titled by its attempt's str, which names the job: read with it, not once a row.
+        return super().get_queryset(request).select_related("job")
 
 
 @admin.register(Job)
@@ -47,10 +61,13 @@ class JobAdmin(LargeTableAdmin):
                         "slug, or its start, the team's jobs; a handler's name, or its start, its jobs. Words narrow "
                         "each other (acme reports.build). Nothing is matched inside a name or text.")
     list_select_related = ["team"]
-    readonly_fields = [f.name for f in Job._meta.fields]
+    # Money as people read it, in place of the micro-units (the list's estimate and actual).
+    fields = readonly_fields = tuple({"cost_estimate": "estimate", "cost_actual": "actual"}.get(f.name, f.name)
+                                     for f in Job._meta.fields)
     inlines = [AttemptInline]
+    # The job page's buttons (jobs.views.ACTIONS), and its delete.
     actions = [_bulk(job_cancel, "Cancel"), _bulk(job_retry, "Retry"), _bulk(job_pause, "Pause"),
-               _bulk(job_resume, "Resume"), _bulk(job_delete, "Delete finished")]
+               _bulk(job_resume, "Resume"), _bulk(job_start, "Start now"), _bulk(job_delete, "Delete finished")]
     # What a refused action on a long list says to do instead (admin_actions.act_on_selected).
     bulk_instead = ("; or cancel, retry or delete any number of one team's jobs with `manage.py pulse_jobs_bulk "
                     "<team> <action>` and the list's filters (--status, --handler, …), in batches; a queue pause "
@@ -92,12 +109,15 @@ class JobAdmin(LargeTableAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(LargeTableAdmin):
+class AttemptAdmin(AttemptCost, LargeTableAdmin):
     list_display = ["job", "number", "worker", "outcome", "error_code", "started_at", "finished_at"]
     list_filter = ["outcome", choices_filter("error_code", "error code", ErrorCode.choices)]
     search_help_text = "A job's id (JB_…) finds its attempts; a number, the attempt of that number."
     list_select_related = ["job"]
-    readonly_fields = [f.name for f in Attempt._meta.fields]
+    fields = readonly_fields = tuple("cost_money" if f.name == "cost" else f.name for f in Attempt._meta.fields)
+
+    def row_team(self, row: Attempt) -> Team:
+        return row.job.team
 
     def search_word(self, word: str) -> Q | None:
         if job_id := public_id_in(word, "JB"):
@@ -118,6 +138,9 @@ class TaskLogAdmin(LargeTableAdmin):
                         "every job's lines.")
     list_select_related = ["job"]
     readonly_fields = [f.name for f in TaskLog._meta.fields]
+
+    def row_team(self, row: TaskLog) -> Team:
+        return row.job.team
 
     def search(self, words: list[str]) -> Q | str:
         """Text only within the lines of the jobs named: one job's lines are few (tasklog_job_stage),
@@ -180,9 +203,16 @@ class QueuePauseAdmin(admin.ModelAdmin):
     list_filter = ["scope", ("ended_at", admin.EmptyFieldListFilter)]
     search_fields = ["public_id", "handler", "reason", "paused_by", "team__name"]
     search_help_text = "Part of a pause's id, handler, reason, who paused it, or its team's name (a small table)."
+    # Named here: Django joins only the foreign keys that cannot be null, and a pause's team may be.
+    list_select_related = ["team"]
     form = QueuePauseForm
     fields = PAUSE_FIELDS = ("scope", "team", "handler", "reason")
     actions = ["resume_selected"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Resumed through queue_resume only ("Resume selected" above): a raw delete of a pause in
+        # force released none of its held jobs, wrote no queue.resumed event and left no record.
+        return False
 
     def get_readonly_fields(self, request: HttpRequest, obj: QueuePause | None = None) -> list[str]:
         # A pause is never edited: it is resumed, and a new one is made.

@@ -15,6 +15,8 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import smart_split, unescape_string_literal
 
@@ -55,6 +57,30 @@ class LargeTableAdmin(admin.ModelAdmin):
         # "delete selected" over a whole list would run uncapped in one request.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # A row's page is read, never saved: with every field read-only, its Save still wrote the
+        # whole row back as the page had read it, over what a worker changed meanwhile (a finished
+        # job queued again). Change permission stays on the list, where the actions need it.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def row_team(self, row: Any) -> Team | None:
+        """The team in whose zone `row`'s page shows its times."""
+        return getattr(row, "team", None)
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "", obj: Any = None) -> Any:
+        # Its times in its team's zone, named: in the server's UTC, unnamed, a Tokyo team's job made
+        # at half past midnight read as the day before. (The page has no input to read in a zone.)
+        team = self.row_team(obj) if obj is not None else None
+        if team is None:
+            return super().render_change_form(request, context, add, change, form_url, obj)
+        zone = team.time_zone or "UTC"
+        context["subtitle"] = f"{context.get('subtitle') or obj} (times in {zone}, the team's zone)"
+        response = super().render_change_form(request, context, add, change, form_url, obj)
+        assert isinstance(response, TemplateResponse)
+        with timezone.override(zone):
+            return response.render()
+
     def search_word(self, word: str) -> Q | None:
         """The rows one word of a search finds, as a condition an index serves; None: the word is
         nothing this table can be searched by."""
@@ -91,9 +117,11 @@ class LargeTableAdmin(admin.ModelAdmin):
         return response
 
 
-def choices_filter(field: str, title: str, choices: Any) -> type[admin.SimpleListFilter]:
+def choices_filter(field: str, title: str, choices: Any, *, team_by_team: bool = False
+                   ) -> type[admin.SimpleListFilter]:
     """A filter offering `choices` (pairs, or a callable giving them when the page is drawn)
-    rather than Django's SELECT DISTINCT over the table."""
+    rather than Django's SELECT DISTINCT over the table. `team_by_team`: the field is indexed
+    after the team (every_team())."""
 
     class Filter(admin.SimpleListFilter):
         parameter_name = field
@@ -103,7 +131,9 @@ def choices_filter(field: str, title: str, choices: Any) -> type[admin.SimpleLis
 
         def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
             value = self.value()
-            return queryset.filter(**{field: value}) if value else queryset
+            if not value:
+                return queryset
+            return queryset.filter(**{field: value}, **({"team__in": every_team()} if team_by_team else {}))
 
     Filter.title = title
     Filter.__name__ = f"{field.title().replace('_', '')}Filter"

@@ -118,7 +118,7 @@ class Execution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.public_id} {self.fire_time:%Y-%m-%d %H:%M} ({self.trigger})"
+        return f"{self.public_id} {self.fire_time:%Y-%m-%d %H:%M} UTC ({self.trigger})"
 
     @property
     def status(self) -> str:

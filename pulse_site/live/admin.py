@@ -5,9 +5,12 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from pulse_site.activity import FAMILIES, events_about
-from pulse_site.admin_lists import LargeTableAdmin, named, row_number
+from pulse_site.admin_lists import LargeTableAdmin, every_team, named, row_number
 from pulse_site.ids import PUBLIC_ID_RE
-from pulse_site.live.models import Event
+from pulse_site.live.models import RARE_EVENTS, Event
+
+# The families RARE_EVENTS leaves out.
+COMMON_FAMILIES = ("job", "execution")
 
 
 class FamilyFilter(admin.SimpleListFilter):
@@ -20,7 +23,15 @@ class FamilyFilter(admin.SimpleListFilter):
         return list(FAMILIES.items())
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> QuerySet[Event]:
-        return queryset.filter(kind__startswith=f"{self.value()}.") if self.value() else queryset
+        family = self.value()
+        if not family:
+            return queryset
+        kind = Q(kind__startswith=f"{family}.")
+        if family in COMMON_FAMILIES:
+            return queryset.filter(kind)  # nearly every event: the newest are found at once, walking the ids
+        # The rare events' index (event_team_rare_kind), team by team, its condition word for word:
+        # `kind LIKE 'budget.%'` alone read the whole outbox to find a few.
+        return queryset.filter(RARE_EVENTS & kind, team__in=every_team())
 
 
 @admin.register(Event)

@@ -168,10 +168,13 @@ class HoldTimerAdmin(admin.ModelAdmin):
     list_display = ["job_id", "team", "rule", "handler", "held_since", "due_at"]
     search_fields = ["job_id", "team__name"]
     search_help_text = "Part of a held job's id or its team's name (the holds being timed: a small table)."
-    list_select_related = ["team"]
+    list_select_related = ["team", "rule"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # cleared by the match step (the hold ended, the rule disabled or deleted)

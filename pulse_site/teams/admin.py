@@ -50,6 +50,10 @@ class MembershipInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        # Each row shows its user and is titled "<user> in <team>": read with it, not once a row.
+        return super().get_queryset(request).select_related("user", "team")
+
 
 _RETENTION_LABELS = {"job": "Finished jobs", "execution": "Schedule executions", "event": "Live events"}
 

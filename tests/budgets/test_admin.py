@@ -71,3 +71,59 @@ def test_an_operator_ends_an_override_with_the_end_action_through_the_service(ad
     assert ending.expires_at <= timezone.now() < kept.expires_at
     ended = Event.objects.get(kind="budget.override_ended")
     assert (ended.subject, ended.payload["by"]) == (ending.public_id, "admin admin")
+
+
+def _windows_of(team, start) -> None:
+    from budgets.models import Alert, Ledger, Usage
+
+    end = start + timedelta(days=1)
+    Usage.objects.create(team=team, kind="day", window_start=start, window_end=end, committed=2_500_000)
+    Ledger.objects.create(team=team, job_id="JB_1", attempt=1, kind="charge", window_kind="day", window_start=start,
+                          window_end=end, amount=2_500_000, at=start + timedelta(minutes=30))
+    Alert.objects.create(team=team, window_kind="day", window_start=start, window_end=end, threshold=80,
+                         spent=2_500_000, limit=3_000_000, at=start + timedelta(minutes=30))
+
+
+@pytest.mark.parametrize(("policy_zone", "shown"), [("", "Asia/Tokyo"), ("America/New_York", "America/New_York")],
+                         ids=["the-teams-zone", "the-budgets-own-zone"])
+def test_budget_windows_and_entries_are_shown_in_the_budgets_zone_naming_it(admin_client, acme, policy_zone, shown):
+    """They read in UTC, unnamed: a Tokyo team's day, from midnight there, was "Dec. 6, 2026, 3 p.m."."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from budgets.models import Alert, Ledger, Usage
+    from pulse_site.teams.models import Team
+
+    Team.objects.filter(pk=acme.pk).update(time_zone="Asia/Tokyo")
+    budget_policy_update(team=acme, changes={"time_zone": policy_zone or None}, by=None)
+    midnight = datetime(2026, 12, 7, tzinfo=ZoneInfo(shown)).astimezone(UTC)
+    _windows_of(acme, midnight)
+
+    pages = {url: admin_client.get(url).content.decode() for url in
+             ("/admin/budgets/usage/", "/admin/budgets/ledger/", "/admin/budgets/alert/")}
+
+    assert f"2026-12-07 00:00 {shown}" in pages["/admin/budgets/usage/"]
+    assert f"2026-12-08 00:00 {shown}" in pages["/admin/budgets/usage/"]
+    for url in ("/admin/budgets/ledger/", "/admin/budgets/alert/"):
+        assert f"2026-12-07 00:00 {shown}" in pages[url], url  # the window
+        assert f"2026-12-07 00:30 {shown}" in pages[url], url  # when
+    assert ">2.5<" in pages["/admin/budgets/ledger/"]
+    for model in (Ledger, Usage, Alert):  # a row's own page, too
+        url = f"/admin/budgets/{model._meta.model_name}/{model.objects.get().pk}/change/"
+        page = admin_client.get(url).content.decode()
+        assert f"2026-12-08 00:00 {shown}" in page and ">2.5<" in page, url
+        assert "the team&#x27;s zone" not in page, url  # no other zone said beside the budget's
+
+
+def test_an_overrides_page_shows_its_money_as_people_read_it(admin_client, acme):
+    """It gave the table's micro-units: 25000000 for an override of 25."""
+    from budgets.services import budget_override_create
+
+    override = budget_override_create(team=acme, amount="25", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="incident", by=None)
+    Override.objects.filter(pk=override.pk).update(spent=1_250_000)
+
+    page = admin_client.get(f"/admin/budgets/override/{override.pk}/change/").content.decode()
+
+    assert ">25<" in page and ">1.25<" in page
+    assert "25000000" not in page and "1250000" not in page

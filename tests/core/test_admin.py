@@ -38,8 +38,32 @@ def _membership(team) -> Membership:
     return Membership.objects.get(team=team, user__username="bob")
 
 
+def _waiting_job(team) -> Job:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = _job(team)
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() + timedelta(hours=1))
+    job.refresh_from_db()
+    return job
+
+
+def _override(team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from budgets.services import budget_override_create
+
+    return budget_override_create(team=team, amount="5", expires_at=timezone.now() + timedelta(hours=1),
+                                  reason="incident", by=None)
+
+
 # (changelist, action, make the row, the row's state that the action would change)
 ACTIONS = {
+    "job start now": ("/admin/jobs/job/", "action_start_now", _waiting_job, lambda job: job.run_after),
+    "override end": ("/admin/budgets/override/", "end_selected", _override, lambda o: o.expires_at),
     "job cancel": ("/admin/jobs/job/", "action_cancel", _job, lambda job: job.status),
     "schedule disable": ("/admin/schedules/schedule/", "action_disable", _schedule, lambda s: s.enabled),
     "queue resume": ("/admin/jobs/queuepause/", "resume_selected", _pause, lambda p: p.ended_at),
@@ -373,3 +397,131 @@ def test_the_history_tables_cannot_be_deleted_from_in_the_admin_by_row_or_by_sel
         if row is not None:
             assert admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403, url
             assert model.objects.filter(pk=row.pk).exists(), url
+
+
+# --- History is read, not saved ---------------------------------------------------------------
+
+
+def _history_rows(team) -> dict:
+    from jobs.models import Attempt, TaskLog
+    from schedules.models import Execution
+
+    job = _job(team)
+    schedule = _schedule(team)
+    return {
+        "/admin/jobs/job/": job,
+        "/admin/jobs/attempt/": Attempt.objects.create(job=job, number=1),
+        "/admin/jobs/tasklog/": TaskLog.objects.create(job=job, stage="run", message="started"),
+        "/admin/schedules/execution/": Execution.objects.create(schedule=schedule, team=team, fire_time=job.created_at,
+                                                                trigger="cron", outcome="skipped"),
+        "/admin/live/event/": Event.objects.filter(subject=job.public_id).get(),
+    }
+
+
+@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
+                                 "/admin/schedules/execution/", "/admin/live/event/"])
+def test_a_history_rows_page_offers_no_save_and_a_save_posted_is_refused(admin_client, acme, url):
+    """Every field read-only, the page still offered Save: a raw save of the whole row as read."""
+    row = _history_rows(acme)[url]
+    before = _exists_as_it_was(row)
+
+    page = admin_client.get(f"{url}{row.pk}/change/")
+    posted = admin_client.post(f"{url}{row.pk}/change/", {"_save": "Save"})
+
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert posted.status_code == 403
+    assert _exists_as_it_was(row) == before
+
+
+def test_saving_a_jobs_page_never_writes_the_job_back_as_it_read_it(admin_client, acme):
+    """The page's Save wrote every column of the job as the page had read it: a job a worker
+    finished between that read and the write was queued again, its result undone."""
+    from django.db import connection
+
+    job = _job(acme)
+    admin_wrote = []
+
+    def job_writes(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and '"jobs_job"' in sql:
+            admin_wrote.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(job_writes):
+        response = admin_client.post(f"/admin/jobs/job/{job.pk}/change/", {
+            "_save": "Save", "attempt_set-TOTAL_FORMS": "0", "attempt_set-INITIAL_FORMS": "0"})
+
+    assert response.status_code == 403
+    assert admin_wrote == []
+
+
+def _hold_timer(team):
+    from django.utils import timezone
+
+    from pulse_site.notifications.models import HoldTimer
+    from pulse_site.notifications.services import rule_create
+
+    job = _job(team)
+    rule = rule_create(team=team, target=_target(team), kind="held_long", minutes=5, by=None)
+    event = Event.objects.filter(subject=job.public_id).first()
+    return HoldTimer.objects.create(team=team, rule=rule, event_id=event.pk, job_id=job.public_id,
+                                    handler="pulse.noop", held_since=timezone.now(), due_at=timezone.now())
+
+
+@pytest.mark.parametrize(("url", "make"), [("/admin/jobs/queuepause/", _pause),
+                                           ("/admin/notifications/holdtimer/", _hold_timer)],
+                         ids=["queue pause", "hold timer"])
+def test_rows_only_a_service_ends_cannot_be_deleted_in_the_admin(admin_client, acme, url, make):
+    """Django's delete took a pause in force without queue_resume (its held jobs not released, no
+    queue.resumed event, no record left of who paused what), and a hold timer from under the match
+    step that clears it."""
+    row = make(acme)
+
+    page = admin_client.get(url).content.decode()
+    refused = admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"})
+    selected = admin_client.post(url, {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
+
+    assert 'value="delete_selected"' not in page
+    assert refused.status_code == 403 and selected.status_code in (200, 302)
+    assert type(row).objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.parametrize(("family", "kinds"), [("job", {"job.created"}), ("queue", {"queue.paused"}),
+                                               ("team", {"team.created"})])
+def test_the_event_lists_kind_filter_finds_that_familys_events_of_every_team(admin_client, acme, globex, family,
+                                                                           kinds):
+    for team in (acme, globex):
+        _job(team)
+        _pause(team)
+
+    response = admin_client.get("/admin/live/event/", {"family": family})
+
+    shown = list(response.context["cl"].result_list)
+    assert {event.kind for event in shown} == kinds
+    assert {event.team for event in shown} == {acme, globex}
+
+
+@pytest.mark.parametrize("url", ["/admin/jobs/job/", "/admin/jobs/attempt/", "/admin/jobs/tasklog/",
+                                 "/admin/schedules/execution/", "/admin/live/event/"])
+def test_a_history_rows_page_shows_its_times_in_its_teams_zone_and_names_it(admin_client, acme, url):
+    """They read in UTC, unnamed: a Tokyo team's job made at half past midnight there read as
+    the day before."""
+    from datetime import UTC, datetime
+
+    from jobs.models import Attempt, TaskLog
+    from pulse_site.teams.models import Team
+    from schedules.models import Execution
+
+    Team.objects.filter(pk=acme.pk).update(time_zone="Asia/Tokyo")
+    acme.refresh_from_db()
+    row = _history_rows(acme)[url]
+    at = datetime(2026, 12, 6, 15, 30, tzinfo=UTC)  # 00:30 on the 7th in Tokyo
+    field = {Job: "created_at", Attempt: "started_at", TaskLog: "created_at", Execution: "fire_time",
+             Event: "created_at"}[type(row)]
+    type(row).objects.filter(pk=row.pk).update(**{field: at})
+
+    page = admin_client.get(f"{url}{row.pk}/change/").content.decode()
+
+    assert "Dec. 7, 2026, 12:30 a.m." in page and "Dec. 6, 2026, 3:30 p.m." not in page
+    assert "times in Asia/Tokyo, the team&#x27;s zone" in page
+    # A title that gives a time names its zone (a run's slot, in UTC beside "times in Asia/Tokyo").
+    assert "2026-12-06 15:30 (" not in page
