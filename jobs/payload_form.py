@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from django import forms
 
 from jobs.handlers.registry import Handler, PayloadField
+from jobs.services import payload_validate
 from pulse_site.errors import PulseError
 from pulse_site.parsers import Refused, json_loads_strict
 
@@ -167,6 +168,24 @@ class PayloadForm(forms.Form):
             return []
         return sorted(key for key, value in payload.items()
                       if key not in self.keys or not _carries(self.fields[PAYLOAD_PREFIX + key], value))
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        # The services check the payload against the handler's schema, but only a form with no
+        # other error reaches them: one refused for its priority or zone says now what is wrong
+        # with the payload too, rather than once that is fixed and the form sent again.
+        if not self.errors:
+            return
+        unrefused = {field.name for field in self.payload_inputs() if field.name not in self.errors}
+        if not unrefused or JSON_BOX in self.errors:
+            return
+        try:
+            payload_validate(spec=self.handler, payload=self.payload())
+        except PulseError as exc:
+            for field, reasons in exc.fields.items():
+                for name, reason in (self._input_for(field, reason) for reason in reasons):
+                    if name in unrefused:
+                        self.add_error(name, reason)
 
     def add_service_error(self, error: PulseError) -> bool:
         """Attach a service's refusal to the inputs it names; False when it names none of them.

@@ -196,14 +196,28 @@
     var button = document.getElementById("menu-toggle");
     var menu = button && document.getElementById(button.getAttribute("aria-controls"));
     if (!menu) return null;
-    function setOpen(open) { button.setAttribute("aria-expanded", open ? "true" : "false"); }
+    var header = button.parentElement;
+    function isOpen() { return button.getAttribute("aria-expanded") === "true" && !!button.offsetParent; }
+    function setOpen(open) {
+      // The open menu lies over the page (pulse.css) and ends at the screen's bottom edge.
+      if (open) header.style.setProperty("--menu-top", header.offsetHeight + "px");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    }
     button.hidden = false;
     button.addEventListener("click", function () { setOpen(button.getAttribute("aria-expanded") !== "true"); });
-    button.parentElement.addEventListener("keydown", function (e) {
-      if (e.key !== "Escape" || button.getAttribute("aria-expanded") !== "true" || !button.offsetParent) return;
+    header.addEventListener("keydown", function (e) {
+      if (e.key !== "Escape" || !isOpen()) return;
       if (e.target !== button && !menu.contains(e.target)) return;
       setOpen(false);
       button.focus();
+    });
+    // It covers the page, so a tap on the page or Tab onto it closes it first.
+    document.addEventListener("click", function (e) {
+      if (isOpen() && e.target !== button && !menu.contains(e.target)) setOpen(false);
+    });
+    header.addEventListener("focusout", function (e) {
+      var to = e.relatedTarget;
+      if (isOpen() && to && to !== button && !menu.contains(to)) setOpen(false);
     });
     return function () { setOpen(true); };
   }

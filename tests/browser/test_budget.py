@@ -169,3 +169,23 @@ def test_amounts_are_grouped_by_thousands_as_drawn_and_as_they_change_live_and_t
     run(job.public_id)
     expect(today).to_contain_text("1,234,567.5 of 999,999,999.99 (0.1 %)")
     expect(today).to_contain_text("remaining 998,765,432.49")
+
+
+def test_on_a_phone_a_held_jobs_reason_and_resume_are_read_without_scrolling_the_table(page, login_as, alice, acme):
+    budget_policy_update(team=acme, changes={"daily_limit": "0.30"}, by=None)
+    first, second = (job_submit(team=acme, handler="test.browser_paid", payload={}, source="api").job for _ in "ab")
+    run(first.public_id)
+    run(second.public_id)
+    page.set_viewport_size({"width": 390, "height": 844})
+    login_as(alice)
+    page.goto("/budget/")
+    row = page.locator(f'#held-jobs tr[data-job-id="{second.public_id}"]')
+    # Each cell on a line of its own under its column's name: the reason was the fourth of five
+    # columns, past the screen's edge in a table scrolled sideways.
+    for name, text in (("Why", "over the team's daily limit of 0.3"), ("Resumes", "in ")):
+        cell = row.locator(f'td[data-label="{name}"]')
+        expect(cell).to_contain_text(text)
+        box = cell.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert page.evaluate("(td) => getComputedStyle(td, '::before').content", cell.element_handle()) == f'"{name}"'
+    assert page.evaluate("document.querySelector('#held-jobs').closest('.table-wrap').scrollWidth <= 390")

@@ -164,3 +164,46 @@ def test_without_the_script_a_phone_shows_every_link_and_no_menu_button(browser,
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
     finally:
         context.close()
+
+
+# A phone on its side with its keyboard up: 150 px of screen are left for the page.
+LANDSCAPE = {"width": 568, "height": 150}
+
+
+def box(page, selector: str) -> dict[str, float]:
+    return page.evaluate(f"(r => ({{top: r.top, bottom: r.bottom}}))"
+                         f"(document.querySelector('{selector}').getBoundingClientRect())")
+
+
+def test_the_open_menu_lies_over_the_page_and_scrolls_within_the_screen(page, login_as, alice, two_teams):
+    page.set_viewport_size(LANDSCAPE)
+    login_as(alice)
+    page.goto("/jobs/")
+    content_top = box(page, "#content")["top"]
+    page.click("#menu-toggle")
+    # The page stays where it was under the open menu, and the menu ends at the screen's bottom
+    # edge: what is left of the screen scrolls the menu, not the page, to reach Log out.
+    assert box(page, "#content")["top"] == content_top
+    assert box(page, "#site-menu")["bottom"] <= LANDSCAPE["height"]
+    assert page.evaluate("(m => m.scrollHeight > m.clientHeight)(document.getElementById('site-menu'))")
+    log_out = page.get_by_role("button", name="Log out")
+    log_out.scroll_into_view_if_needed()
+    expect(log_out).to_be_in_viewport()
+    assert page.evaluate("window.scrollY") == 0
+
+
+def test_the_open_menu_closes_on_a_tap_outside_it_or_when_tab_leaves_it(page, login_as, alice, two_teams):
+    page.set_viewport_size(PHONE)
+    login_as(alice)
+    page.goto("/jobs/")
+    menu = page.locator("#menu-toggle")
+    menu.click()
+    page.mouse.click(160, 620)
+    expect(menu).to_have_attribute("aria-expanded", "false")
+
+    # Tab past Log out lands on the page, which the open menu would cover.
+    menu.click()
+    page.get_by_role("button", name="Log out").focus()
+    page.keyboard.press("Tab")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    assert page.evaluate("document.querySelector('.site-header').contains(document.activeElement)") is False

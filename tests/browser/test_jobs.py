@@ -290,3 +290,37 @@ def test_every_progress_bar_is_named_for_its_job(page, login_as, alice, acme):
         f"Progress of {job.public_id}")
     page.goto(f"/jobs/{job.public_id}/")
     expect(page.locator("#job-progress")).to_have_accessible_name("Progress")
+
+
+def test_on_a_phone_the_jobs_filters_sit_two_to_a_row_so_the_list_starts_on_the_first_screen(page, login_as, alice,
+                                                                                             acme):
+    page.set_viewport_size({"width": 390, "height": 844})
+    login_as(alice)
+    page.goto("/jobs/")
+    tops = {name: page.locator(f"form.filters [name={name}]").bounding_box()
+            for name in ("status", "handler", "source", "error_code", "period", "schedule")}
+    # Two selects to a row (they were one to a row, the filters 600 px tall), each whole on screen.
+    assert tops["status"]["y"] == tops["handler"]["y"]
+    assert tops["source"]["y"] == tops["error_code"]["y"]
+    assert tops["period"]["y"] == tops["schedule"]["y"]
+    assert all(box["x"] + box["width"] <= 390 for box in tops.values())
+    assert page.locator("form.filters").bounding_box()["height"] <= 600
+    expect(page.locator("#jobs h2")).to_be_in_viewport()
+
+
+def test_on_a_phone_each_job_row_shows_its_status_and_figures_within_the_screen(page, login_as, alice, acme):
+    job = job_submit(team=acme, handler="pulse.fail", payload={"code": "network_error", "message": "reset"},
+                     source="api").job
+    page.set_viewport_size({"width": 390, "height": 844})
+    login_as(alice)
+    page.goto("/jobs/")
+    row = page.locator(f'#job-rows tr[data-job-id="{job.public_id}"]')
+    # The status was the fourth of eight columns, past the screen's edge in a table scrolled sideways.
+    for part in ('[data-field="status"]', "input[type=checkbox]", "[data-field=cost]", "[data-field=attempts]",
+                 "[data-field=created]"):
+        box = row.locator(part).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, part
+    expect(row.locator("[data-field=attempts]")).to_have_text("0/3")
+    assert page.evaluate("(td) => getComputedStyle(td, '::before').content",
+                         row.locator("[data-field=attempts]").element_handle()) == '"Attempts"'
+    assert row.bounding_box()["height"] <= 160

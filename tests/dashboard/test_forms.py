@@ -42,6 +42,46 @@ def test_the_job_form_keeps_the_payload_and_priority_typed_when_a_field_is_refus
     assert not Job.objects.exists()
 
 
+def errors_of(html: str, auto_id: str) -> list[str]:
+    """The reasons listed under the input whose id is `auto_id`."""
+    listed = re.search(rf'<ul class="errorlist" id="{re.escape(auto_id)}_error">(.*?)</ul>', html, re.S)
+    return re.findall(r"<li>(.*?)</li>", listed.group(1)) if listed else []
+
+
+def test_the_job_form_names_every_refused_field_at_once_the_payloads_among_them(alice_client, acme):
+    # The priority is the form's to refuse, the delay the handler's schema: both are said in one go,
+    # not the delay only once the priority has been fixed and the form sent again.
+    response = alice_client.post("/jobs/new/", {"handler": "demo.report", "payload.title": "Weekly",
+                                                "payload.delay": "100", "priority": "500"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert errors_of(html, "id_priority") == ["Ensure this value is less than or equal to 100."]
+    assert errors_of(html, "id_payload.delay") == ["100.0 is greater than the maximum of 60"]
+    assert errors_of(html, "id_payload.title") == []
+    assert not Job.objects.exists()
+
+
+def test_a_payload_input_the_form_refuses_is_not_refused_again_by_the_schema(alice_client, acme):
+    response = alice_client.post("/jobs/new/", {"handler": "demo.report", "payload.title": "Weekly",
+                                                "payload.delay": "soon", "priority": "500"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert errors_of(html, "id_payload.delay") == ["Enter a number."]
+    assert not Job.objects.exists()
+
+
+def test_the_schedule_form_names_a_refused_zone_and_a_refused_payload_field_at_once(alice_client, acme):
+    form = {"name": "Morning report", "description": "", "handler": "demo.report", "payload.title": "Daily",
+            "payload.delay": "100", "cron": "0 9 * * *", "time_zone": "Mars/Olympus", "enabled": "on",
+            "overlap_policy": "queue", "misfire_policy": "all", "estimate_override": ""}
+    response = alice_client.post("/schedules/new/", form)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert errors_of(html, "id_time_zone") != []
+    assert errors_of(html, "id_payload.delay") == ["100.0 is greater than the maximum of 60"]
+    assert not Schedule.objects.exists()
+
+
 def test_the_schedule_form_keeps_everything_typed_when_the_cron_is_refused(alice_client, acme):
     form = {"name": "Morning report", "description": "for the board", "handler": "demo.report",
             "payload": '{"delay": 3}', "cron": "61 9 * * *", "time_zone": "Europe/Berlin", "enabled": "on",

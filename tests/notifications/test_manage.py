@@ -428,3 +428,14 @@ def test_the_page_tells_owners_how_to_check_a_webhook_and_what_its_body_holds(al
     for said in ('X-Pulse-Signature: sha256=HMAC-SHA256(secret, timestamp + "." + body)',
                  "<code>delivery</code> (the same on every retry)", "<code>event</code> (<code>id</code>"):
         assert said in help_text, said
+
+
+def test_with_no_target_the_rules_say_a_target_comes_first_to_those_who_may_add_one(alice_client, bob_client, acme):
+    # The rule form needs a target to tell: without one it is not shown, and the page said only
+    # "No rules", leaving an owner looking for a way to add one.
+    owners = alice_client.get("/notifications/").content.decode()
+    assert 'No rules yet. A rule tells a target: <a href="#t-name">add a target</a> above first, then a rule here.' in owners
+    assert 'id="rule-add"' not in owners
+    members = bob_client.get("/notifications/").content.decode()
+    assert "No rules: targets only get test sends." in members
+    assert "add a target above first" not in members
