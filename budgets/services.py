@@ -270,39 +270,46 @@ SLOT_HOLDS = ("concurrency", "rate")
 AHEAD_COUNTED = 100
 
 
-def budget_ahead_for_a_slot(team_id: int) -> Q:
-    """The team's jobs that take a running slot or a start before any job they come before: held
-    for one (a slot or a start), or queued and due, a job just released among them until its
-    worker claims it (the settle's release sends it back to the queue; a job submitted meanwhile,
-    its worker quicker, must not take its room). Pulse's own work takes neither, and a team with
-    neither limit keeps no one waiting for them (a chain asks for any team: one statement)."""
+def budget_held_for_a_slot(team_id: int) -> Q:
+    """The team's jobs held for a running slot or a start."""
+    from jobs.models import Job  # budgets must not import jobs at module level
+
+    return Q(team_id=team_id, status=Job.Status.PAUSED, hold_reasons__0__kind__in=SLOT_HOLDS)
+
+
+def budget_queued_for_a_slot(team_id: int) -> Q:
+    """The team's queued jobs that take a running slot or a start before any job they come
+    before: due, a job just released among them until its worker claims it (the settle's release
+    sends it back to the queue; a job submitted meanwhile, its worker quicker, must not take its
+    room). Pulse's own work takes neither, and a team with neither limit keeps no one waiting for
+    them: the policy's test is uncorrelated and ANDed at the top, so PostgreSQL reads it once
+    and, for such a team, no job at all (a worker's chain asks after every job, for any team)."""
     from jobs.handlers.registry import registered_handlers  # budgets must not import jobs at module level
     from jobs.models import Job
 
     now = timezone.now()
-    # Not correlated with the row: PostgreSQL reads it once per statement, not once per queued job.
     limited = BudgetPolicy.objects.filter(team_id=team_id).filter(
         Q(max_concurrent__isnull=False) | Q(calls_per_minute__isnull=False))
-    queued = (Q(status=Job.Status.QUEUED) & (Q(run_after__isnull=True) | Q(run_after__lte=now))
-              & ~Q(start_by__lt=now, attempts=0)  # a staged run that missed its slot: its schedule decides
-              & ~Q(handler__in=[spec.name for spec in registered_handlers(internal=True) if not spec.metered])
-              & Q(Exists(limited)))
-    # status IN (…) first: job_team_status_id serves both kinds.
-    return (Q(team_id=team_id, status__in=[Job.Status.PAUSED, Job.Status.QUEUED])
-            & (Q(status=Job.Status.PAUSED, hold_reasons__0__kind__in=SLOT_HOLDS) | queued))
+    return (Q(Exists(limited)) & Q(team_id=team_id, status=Job.Status.QUEUED)
+            & (Q(run_after__isnull=True) | Q(run_after__lte=now))
+            & ~Q(start_by__lt=now, attempts=0)  # a staged run that missed its slot: its schedule decides
+            & ~Q(handler__in=[spec.name for spec in registered_handlers(internal=True) if not spec.metered]))
 
 
 def budget_held_for_a_slot_before(*, job: AdmittableJob, most: int) -> int:
     """How many of the team's jobs waiting for a running slot or a start come before `job` in the
-    team's order (priority, then age), counted up to `most` (one read of job_team_status_id):
-    `budget_ahead_for_a_slot`. The room a settle or the minute frees is theirs: a job claimed
-    before them (submitted then, its worker quicker than theirs) would take it, and they would
-    be held again."""
+    team's order (priority, then age), counted up to `most` (one statement on job_team_status_id):
+    held for one (budget_held_for_a_slot), or queued for one (budget_queued_for_a_slot). The
+    room a settle or the minute frees is theirs: a job claimed before them (submitted then, its
+    worker quicker than theirs) would take it, and they would be held again."""
     from jobs.models import Job  # budgets must not import jobs at module level
 
     # A job not yet written (a submit's preview) comes after every job of its priority.
     before = Q(priority__gt=job.priority) | Q(priority=job.priority, **({"pk__lt": job.pk} if job.pk else {}))
-    return Job.objects.filter(budget_ahead_for_a_slot(job.team_id)).filter(before).order_by()[:most].count()
+    # Two parts, not one OR: the queued part's policy test then gates its whole scan.
+    held, queued = (Job.objects.filter(kind).filter(before).order_by().values("pk")
+                    for kind in (budget_held_for_a_slot(job.team_id), budget_queued_for_a_slot(job.team_id)))
+    return held.union(queued, all=True)[:most].count()
 
 
 def _held_before(policy: BudgetPolicy, job: AdmittableJob) -> int:

@@ -19,10 +19,10 @@ from budgets.services import (
     AHEAD_COUNTED,
     HOLD_KINDS,
     SLOT_HOLDS,
-    budget_ahead_for_a_slot,
     budget_check_submittable,
     budget_hold_check,
     budget_preview,
+    budget_queued_for_a_slot,
 )
 from jobs.dispatch import enqueue, hand_over_at_submit
 from jobs.events import job_event, job_event_row
@@ -630,7 +630,7 @@ def job_release_held(*, team_id: int, due_only: bool = False, after_change: bool
     # The jobs queued for a slot or a start (released and not yet claimed among them) come before
     # the held jobs behind them, as admission counts them (budget_held_for_a_slot_before); those
     # held for one in this pass, and those it releases, are counted as it goes.
-    ahead = list(Job.objects.filter(budget_ahead_for_a_slot(team_id), status=Status.QUEUED)
+    ahead = list(Job.objects.filter(budget_queued_for_a_slot(team_id))
                  .order_by("-priority", "id").values_list("priority", "id")[:AHEAD_COUNTED])
     waiting = 0  # jobs of this pass held for a slot or a start, or released
     released = 0

@@ -169,3 +169,34 @@ def test_lowering_the_cap_and_the_money_holds_the_next_jobs_and_drops_none(acme,
                         "is raised or an owner makes an override."]
     assert client.patch("/api/v1/budget/", {"daily_limit": ""}, format="json").status_code == 200
     assert told(held[0])[0] == Status.QUEUED
+
+
+@pytest.mark.postgres
+def test_the_chains_look_for_jobs_ahead_reads_no_queued_job_of_a_team_without_a_slot_limit(acme, submit):
+    """After each job it settles, a worker's chain asks whether a job of the team waits for the
+    slot or start it would hand on (budget_held_for_a_slot_before). A team with neither a cap nor
+    a rate keeps no one waiting for one, so its queued jobs are not read for the answer: here
+    2,000 waiting for a start tomorrow, submitted before the job the chain would start."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from budgets.services import budget_held_for_a_slot_before
+    from tests.plans import assert_reads_at_most
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    tomorrow = timezone.now() + timedelta(days=1)
+    template = submit(run_after=tomorrow)
+    Job.objects.bulk_create([Job(team=acme, handler=template.handler, handler_version=template.handler_version,
+                                 payload=template.payload, source=template.source, cost_estimate=template.cost_estimate,
+                                 max_attempts=1, timeout_seconds=60, run_after=tomorrow, due_at=tomorrow)
+                             for _ in range(2_000)])
+    head = submit()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert budget_held_for_a_slot_before(job=head, most=1) == 0
+
+    (sql,) = [q["sql"] for q in queries.captured_queries]
+    assert_reads_at_most(sql, "jobs_job", 0)

@@ -6,7 +6,6 @@ whole table on every search; on the small tables (teams, users, tokens, schedule
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from pulse_site.ids import new_public_id
 from pulse_site.live.models import Event
 from schedules.models import Execution
 from schedules.services import schedule_create
+from tests.plans import assert_reads_at_most
 
 
 def _jobs(team, count: int = 1, handler: str = "pulse.noop", **fields) -> list[Job]:
@@ -244,21 +244,6 @@ def test_the_small_tables_still_match_inside_names(admin_client, acme):
 # --- PostgreSQL: what the planner does with a search on a table of some size --------------------
 
 
-def _rows_read(plan: dict, table: str) -> tuple[int, list[str]]:
-    """The rows of `table` the executed plan read (returned or filtered away, times the loops),
-    and how it read them (the node types)."""
-    read, how = 0, []
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.get("Plans", []))
-        if node.get("Relation Name") == table:
-            rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
-            read += rows * node["Actual Loops"]
-            how.append(node["Node Type"])
-    return read, how
-
-
 def _grow_jobs(team, count: int) -> None:
     # Straight in SQL: 20,000 ORM inserts would be most of the test's time.
     with connection.cursor() as cursor:
@@ -307,17 +292,7 @@ def test_a_search_on_twenty_thousand_jobs_reads_only_the_rows_it_finds(admin_cli
     on_table = [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]
     assert len(on_table) >= 2  # the capped count and the page
     for sql in on_table:
-        _assert_reads_at_most(sql, table, most)
-
-
-def _assert_reads_at_most(sql: str, table: str, most: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
-        (plan,) = cursor.fetchone()
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    read, how = _rows_read(plan[0]["Plan"], table)
-    assert read <= most, (read, how, sql)
-    assert how and all("Index" in node or node == "Bitmap Heap Scan" for node in how), (how, sql)
+        assert_reads_at_most(sql, table, most)
 
 
 @pytest.mark.postgres
@@ -341,7 +316,7 @@ def test_the_runs_list_first_page_reads_its_hundred_rows_not_every_run(admin_cli
 
     (page,) = [q["sql"] for q in queries.captured_queries
                if 'FROM "schedules_execution"' in q["sql"] and "ORDER BY" in q["sql"]]
-    _assert_reads_at_most(page, "schedules_execution", 100)
+    assert_reads_at_most(page, "schedules_execution", 100)
 
 
 @pytest.mark.postgres
@@ -371,7 +346,7 @@ def test_a_filter_on_twenty_thousand_jobs_reads_only_the_rows_it_finds(admin_cli
     on_table = [q["sql"] for q in queries.captured_queries if 'FROM "jobs_job"' in q["sql"]]
     assert len(on_table) >= 2  # the capped count and the page
     for sql in on_table:
-        _assert_reads_at_most(sql, "jobs_job", most)
+        assert_reads_at_most(sql, "jobs_job", most)
 
 
 def _grow_events_and_usage(team, count: int) -> None:
@@ -420,7 +395,7 @@ def test_a_list_of_twenty_thousand_events_or_windows_reads_only_the_rows_it_show
         rare = Event.objects.filter(RARE_EVENTS).count()
         assert rare < 20
         for sql in on_table:
-            _assert_reads_at_most(sql, table, rare + Team.objects.count())
+            assert_reads_at_most(sql, table, rare + Team.objects.count())
     else:
         (page,) = [sql for sql in on_table if "ORDER BY" in sql]
-        _assert_reads_at_most(page, table, most)
+        assert_reads_at_most(page, table, most)
