@@ -7,7 +7,8 @@ import zlib
 from django.db import connection
 
 
-def _key(name: str) -> int:
+def lock_key(name: str) -> int:
+    """The advisory lock key of the lock named `name` (for a statement taking it with others)."""
     return zlib.crc32(name.encode()) - 2**31
 
 
@@ -23,10 +24,10 @@ def try_transaction_lock(name: str, *, then: str | None = None) -> bool:
     assert connection.in_atomic_block, "a transaction lock needs a transaction"
     with connection.cursor() as cursor:
         if then is None:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_key(name)])
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(name)])
         else:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s) AND pg_try_advisory_xact_lock(%s)",
-                           [_key(name), _key(then)])
+                           [lock_key(name), lock_key(then)])
         return bool(cursor.fetchone()[0])
 
 
@@ -36,15 +37,4 @@ def transaction_lock(name: str) -> None:
         return
     assert connection.in_atomic_block, "a transaction lock needs a transaction"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])
-
-
-def transaction_lock_shared(name: str) -> None:
-    """Wait for the lock named `name` in shared mode and hold it until the current transaction
-    ends: any number of holders share it, and `transaction_lock(name)` waits for all of them (and
-    they for it). SQLite: nothing to take, as for transaction_lock."""
-    if connection.vendor != "postgresql":
-        return
-    assert connection.in_atomic_block, "a transaction lock needs a transaction"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_key(name)])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(name)])

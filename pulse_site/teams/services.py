@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -25,7 +25,7 @@ from pulse_site.live.services import (
     token_group,
     user_group,
 )
-from pulse_site.locks import transaction_lock, transaction_lock_shared
+from pulse_site.locks import lock_key, transaction_lock
 from pulse_site.teams.models import (
     RETENTION_KINDS,
     RETENTION_MAX_DAYS,
@@ -427,8 +427,16 @@ def teams_refusing_work(*, team_ids: Iterable[int], wait: bool = True) -> dict[i
     holds locked: the retirement pauses those schedules (waiting for the ticker's commit) before
     it sweeps the jobs, so it finds the ticker's jobs all the same."""
     ids = sorted(set(team_ids))  # one order for every caller's locks
-    for team_id in ids if wait else ():
-        transaction_lock_shared(_retire_lock(team_id))
+    if wait and connection.vendor == "postgresql":
+        assert connection.in_atomic_block, "a transaction lock needs a transaction"
+        # The locks and the flags in one round trip (teams/migrations/0007): a submit pays it.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pulse_retired_after_lock(%s::bigint[], %s::bigint[])",
+                           [[lock_key(_retire_lock(team_id)) for team_id in ids], ids])
+            retired_ids = [row[0] for row in cursor.fetchall()]
+        if not retired_ids:
+            return {}
+        ids = retired_ids
     retired = Team.objects.filter(pk__in=ids, retired_at__isnull=False).only("name", "retired_at", "retired_by")
     return {team.pk: team_retired_error(team) for team in retired}
 

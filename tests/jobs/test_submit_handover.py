@@ -18,7 +18,7 @@ from jobs import dispatch
 from jobs.models import Job
 from jobs.pausing import queue_pause
 from jobs.runner import run_job
-from pulse_site.locks import _key
+from pulse_site.locks import lock_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Job.Status
@@ -89,7 +89,7 @@ def test_a_submit_does_not_wait_for_a_dispatcher_at_work(acme, enqueued):
     other = connections.create_connection("default")  # a dispatcher in another process
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [_key("pulse.dispatch")])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key("pulse.dispatch")])
         with transaction.atomic():
             assert dispatch.hand_over_at_submit(job, timezone.now()) is False
         assert job.dispatched_at is None

@@ -156,3 +156,15 @@ def test_a_ticker_firing_a_schedule_while_the_team_is_retired_neither_deadlocks_
     assert list(Job.objects.filter(team=acme).values_list("source", "status")) == [
         (Job.Source.SCHEDULE, Status.CANCELLED)]
     assert not Schedule.objects.get(pk=schedule.pk).enabled
+
+
+def test_a_submit_takes_the_retirement_lock_and_reads_the_flag_in_one_statement(acme):
+    """The check is on every job's way to its start: one round trip, the flag read once the lock
+    is held (the function's own snapshot), not a lock statement and a read."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        submit(acme)
+    touching = [q["sql"] for q in queries.captured_queries
+                if "advisory_xact_lock_shared" in q["sql"] or "retired" in q["sql"] or '"teams_team"' in q["sql"]]
+    assert len(touching) == 1, touching
