@@ -34,6 +34,7 @@ from rest_framework.views import APIView, set_rollback
 
 from pulse_site.errors import FieldErrors, PulseError, choose_one_of
 from pulse_site.ids import MAX_PAGE
+from pulse_site.json_types import field_schema, miswritten_query, wrong_types
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
 if TYPE_CHECKING:
@@ -194,8 +195,13 @@ def valid_input(serializer_class: type[serializers.Serializer], request: Request
                 unknown: str = "Unknown field.") -> dict[str, Any]:
     """The request body validated by `serializer_class`, for every API that takes one. A field the
     serializer does not have is refused with its name (`unknown`: the reason given), not dropped:
-    a misspelt or unsupported option must not look accepted."""
-    return _validated(serializer_class(data=request.data, partial=partial), request.data, unknown)
+    a misspelt or unsupported option must not look accepted; nor is a value of another JSON type
+    than its field documents coerced (`"5"` for an integer, `"true"` for a boolean, `5` for text
+    or money): each is refused naming its path and the type expected."""
+    serializer = serializer_class(data=request.data, partial=partial)
+    # (A body that is no object is the serializer's refusal, in its words.)
+    wrong = dict(wrong_types(field_schema(serializer), request.data)) if isinstance(request.data, dict) else {}
+    return _validated(serializer, request.data, unknown, refused=wrong)
 
 
 def no_input(request: Request) -> None:
@@ -218,8 +224,10 @@ def valid_query(serializer_class: type[serializers.Serializer], request: Request
     given = {name: value for name, value in request.query_params.items()
              if name not in repeated and (value != "" or isinstance(fields.get(name), serializers.CharField))}
     given.pop(api_settings.URL_FORMAT_OVERRIDE or "", None)  # DRF's own ?format=
-    return _validated(serializer_class(data=given), given, "Unknown query parameter.",
-                      refused={name: "Give it once." for name in repeated})
+    refused = {name: "Give it once." for name in repeated}
+    refused.update((name, reason) for name, value in given.items() if name in fields and isinstance(value, str)
+                   if (reason := miswritten_query(fields[name], value)) is not None)
+    return _validated(serializer_class(data=given), given, "Unknown query parameter.", refused=refused)
 
 
 def as_sent(schema: dict[str, Any] | serializers.Field, base: type[serializers.Field] = serializers.JSONField,
@@ -227,7 +235,9 @@ def as_sent(schema: dict[str, Any] | serializers.Field, base: type[serializers.F
     """A body field its service checks (refusing a bad value by name with every other bad field of
     the request at once, which a serializer's refusal, coming first and alone, would not), kept as
     `base` reads it, and documented in the OpenAPI schema as `schema` (a field's or a dictionary)
-    rather than as any value."""
+    rather than as any value; a schema that is `nullable` takes null."""
+    if isinstance(schema, dict):
+        kwargs.setdefault("allow_null", bool(schema.get("nullable")))
     return extend_schema_field(schema)(type("AsSent", (base,), {}))(**kwargs)
 
 
@@ -255,15 +265,19 @@ class PageQuery(serializers.Serializer):
 def _validated(serializer: serializers.Serializer, data: Any, unknown: str,
                refused: dict[str, str] | None = None) -> dict[str, Any]:
     """The serializer's data, or one refusal naming every bad field: those `refused` already (with
-    their reason), those it has not (`unknown`) and those it refuses."""
+    their reason, which stands alone: the serializer's for the same field or inside it would say
+    it again in other words), those it has not (`unknown`) and those it refuses."""
+    refused = refused or {}
     errors = FieldErrors()
-    for name, reason in (refused or {}).items():
+    for name, reason in refused.items():
         errors.add_reason(name, reason)
     if isinstance(data, dict):
         for name in sorted(set(data) - set(serializer.fields)):
             errors.add_reason(name, unknown)
     if not serializer.is_valid():
         for name, reasons in flatten_errors(serializer.errors).items():
+            if any(name == done or name.startswith(f"{done}.") for done in refused):
+                continue
             for reason in reasons:
                 errors.add_reason(name, reason)
     errors.raise_any()
