@@ -135,7 +135,9 @@ class JobCreatedOut(JobDetailOut):
     would_hold = serializers.ListField(
         child=serializers.DictField(),
         help_text="Advisory: why the job would be held if it started now: a pause in force, an exclusive handler's "
-                  "running job, the budget's limits (empty: nothing would hold it).",
+                  "running job, the budget's limits (empty: nothing would hold it). An Idempotency-Key's repeat "
+                  "gives the job's truth now: a held job's reasons, a queued one's as for a submit, none once "
+                  "it has started.",
     )
 
 
@@ -347,7 +349,8 @@ class JobListView(TeamAPIView):
         operation_id="jobs_create",
         request=JobCreateIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                     description="Repeat a request safely for 24 h: the first job is returned."),
+                                     description="Repeat a request safely for 24 h: the first job is returned (200), as it "
+                                                 "stands now; another body with the key is a 409."),
                     LOCATION],
         responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
     )
