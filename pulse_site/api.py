@@ -251,7 +251,8 @@ def query_int(*, low: int, high: int, default: int, help_text: str = "") -> seri
 
 
 def query_choice(choices: list[str], help_text: str = "") -> serializers.ChoiceField:
-    return serializers.ChoiceField(choices=choices, required=False, help_text=help_text,
+    # Blank is taken (as if not given, as every query parameter is), so the schema says so.
+    return serializers.ChoiceField(choices=choices, required=False, allow_blank=True, help_text=help_text,
                                    error_messages={"invalid_choice": choose_one_of(choices)})
 
 

@@ -269,6 +269,16 @@ def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice
     assert [j["id"] for j in response.json()["results"]] == [job.public_id]
 
 
+def test_the_schema_says_a_choice_parameter_may_be_blank_as_the_api_takes_it(alice_client):
+    """`?status=` is taken as not given, but the schema's enum left blank out: schemathesis read
+    the 200 as a schema-violating request accepted."""
+    paths = alice_client.get("/api/schema/", {"format": "json"}).json()["paths"]
+    status = next(p for p in paths["/api/v1/jobs/"]["get"]["parameters"] if p["name"] == "status")
+    family = next(p for p in paths["/api/v1/events/"]["get"]["parameters"] if p["name"] == "family")
+    assert "" in status["schema"]["enum"] and "" in family["schema"]["enum"]
+    assert alice_client.get("/api/v1/events/?family=").status_code == 200
+
+
 @pytest.mark.parametrize("url", ["/api/v1/jobs/?format=xml", "/api/v1/team/?format=api",
                                  "/api/v1/budget/usage/?format=yaml"])
 def test_a_format_the_api_does_not_answer_in_is_refused_by_name(alice_client, url):
