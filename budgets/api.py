@@ -187,11 +187,11 @@ def policy_out(policy: BudgetPolicy, notes: list[str] | None = None) -> dict[str
 def _policy_changes(request: Request) -> dict[str, Any]:
     """The PATCH's settings as sent (the service, shared with the page's form, reads them), once
     each has the JSON type PolicyIn documents."""
-    if not isinstance(request.data, dict):
-        raise ValidationError.for_field("body", "A JSON object of settings.")
     try:
         return valid_input(PolicyIn, request, unknown="Not a budget setting.")
     except ValidationError as exc:
+        if not isinstance(request.data, dict):
+            raise
         raise _with_the_services_refusals(exc, request.data) from None
 
 

@@ -32,7 +32,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
-from pulse_site.errors import FieldErrors, PulseError, choose_one_of
+from pulse_site.errors import FieldErrors, PulseError, ValidationError, choose_one_of
 from pulse_site.ids import MAX_PAGE
 from pulse_site.json_types import field_schema, miswritten_query, wrong_types
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
@@ -199,8 +199,9 @@ def valid_input(serializer_class: type[serializers.Serializer], request: Request
     than its field documents coerced (`"5"` for an integer, `"true"` for a boolean, `5` for text
     or money): each is refused naming its path and the type expected."""
     serializer = serializer_class(data=request.data, partial=partial)
-    # (A body that is no object is the serializer's refusal, in its words.)
-    wrong = dict(wrong_types(field_schema(serializer), request.data)) if isinstance(request.data, dict) else {}
+    wrong = dict(wrong_types(field_schema(serializer), request.data))
+    if not isinstance(request.data, dict):  # no object at all ("body" names it): nothing else to say
+        raise ValidationError.for_field("body", wrong["body"])
     return _validated(serializer, request.data, unknown, refused=wrong)
 
 

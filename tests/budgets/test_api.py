@@ -224,7 +224,7 @@ def test_a_job_over_a_limit_an_override_lets_through_is_still_told_what_else_hol
 
 def test_a_policy_update_that_is_not_an_object_is_refused(alice, acme):
     response = session(alice).patch(URL, ["daily_limit", "1"], format="json")
-    assert response.status_code == 400 and response.json()["error"]["fields"] == {"body": ["A JSON object of settings."]}
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {"body": ["Expected an object, not a list."]}
     assert not PolicyChange.objects.exists()
 
 

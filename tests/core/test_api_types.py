@@ -151,3 +151,17 @@ def test_a_query_string_boolean_and_number_as_documented_are_taken(api):
     assert api.get("/api/v1/events/?all=false").status_code == 200
     assert refusal(api.get("/api/v1/stats/?hours=1e1")) == {"hours": ["A whole number."]}
     assert api.get("/api/v1/stats/?hours=10").status_code == 200
+
+
+@pytest.mark.parametrize("body, sent", [("[1, 2]", "a list"), ("null", "null"), ('"x"', "a string"),
+                                        ("5", "a number"), ("true", "true or false")])
+@pytest.mark.parametrize("method, url", [
+    ("post", "/api/v1/jobs/"), ("post", "/api/v1/schedules/preview/"), ("patch", "/api/v1/budget/"),
+    ("post", "/api/v1/tokens/"), ("post", "/api/v1/queue/resume/"),
+])
+def test_a_body_that_is_no_json_object_is_refused_naming_the_body_on_every_endpoint(alice_client, method, url,
+                                                                                     body, sent):
+    """It was `non_field_errors` "Invalid data. Expected a dictionary, but got list." on most
+    endpoints, "No data provided" for null, and the budget's own `body` refusal on one."""
+    response = getattr(alice_client, method)(url, body, content_type="application/json")
+    assert refusal(response) == {"body": [f"Expected an object, not {sent}."]}

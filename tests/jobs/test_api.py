@@ -273,8 +273,7 @@ UNKNOWN = ["Unknown field."]
     ("retry/", {"payload": {"x": 1}, "priority": 50}, "payload: Unknown field.", {"payload": UNKNOWN, "priority": UNKNOWN}),
     ("cancel/", {"cascade": False}, "cascade: Unknown field.", {"cascade": UNKNOWN}),
     ("pause/", {"reason": "later"}, "reason: Unknown field.", {"reason": UNKNOWN}),
-    ("resume/", [1, 2, 3], "Invalid data. Expected a dictionary, but got list.",
-     {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+    ("resume/", [1, 2, 3], "body: Expected an object, not a list.", {"body": ["Expected an object, not a list."]}),
     ("start/", {"run_after": None}, "run_after: Unknown field.", {"run_after": UNKNOWN}),
 ])
 def test_an_action_refuses_a_body_by_name_and_leaves_the_job_as_it_was(acme, acme_api, action, body, message, fields):
