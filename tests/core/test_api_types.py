@@ -165,3 +165,15 @@ def test_a_body_that_is_no_json_object_is_refused_naming_the_body_on_every_endpo
     endpoints, "No data provided" for null, and the budget's own `body` refusal on one."""
     response = getattr(alice_client, method)(url, body, content_type="application/json")
     assert refusal(response) == {"body": [f"Expected an object, not {sent}."]}
+
+
+def test_a_name_given_twice_in_a_json_object_is_refused_by_its_path_not_the_last_one_taken(api, acme):
+    """`{"priority": 1, "priority": "x"}` was read as its last value, silently: which one a client's
+    library, a proxy or a log reader takes differs, so neither is."""
+    response = api.post("/api/v1/jobs/", '{"handler": "pulse.noop", "priority": 1, "priority": 2}',
+                        content_type="application/json")
+    assert refusal(response) == {"priority": ["Given twice; a name is given once in a JSON object."]}
+    response = api.post("/api/v1/jobs/", '{"handler": "pulse.noop", "payload": {"a": [{"b": 1, "b": 1}]}}',
+                        content_type="application/json")
+    assert refusal(response) == {"payload.a.0.b": ["Given twice; a name is given once in a JSON object."]}
+    assert not Job.objects.filter(team=acme).exists()
