@@ -9,6 +9,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -617,6 +618,9 @@ def _authorize_wait(request: HttpRequest, job_id: str) -> HttpResponse:
         release_connection()
 
 
+# Exempt as DRF's own views are: JobWaitView's session authentication checks CSRF itself, and a
+# token client's POST here met Django's HTML 403 CSRF page instead of the API's 405.
+@csrf_exempt
 async def job_wait(request: HttpRequest, job_id: str) -> HttpResponse:
     """GET /api/v1/jobs/<id>/wait: an async view, so a waiting client holds neither a thread nor a
     database connection; authentication, validation and errors are JobWaitView's."""
