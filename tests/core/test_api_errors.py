@@ -303,3 +303,12 @@ def test_a_token_sent_with_drfs_token_scheme_is_told_to_use_bearer(acme):
     assert error(response) == {"code": "authentication_failed",
                                "message": "Pulse's tokens go as 'Authorization: Bearer <token>', not 'Token'.", "fields": {}}
     assert client.get("/api/v1/team/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+
+
+def test_too_many_query_parameters_are_refused_saying_so(acme_api, settings):
+    """It was "The request could not be read.", which told a client nothing it could change."""
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = acme_api.get("/api/v1/jobs/?" + "&".join(f"x{i}=1" for i in range(11)))
+    assert response.status_code == 400
+    assert error(response) == {"code": "bad_request", "fields": {},
+                               "message": "More than 10 query parameters or form fields."}
