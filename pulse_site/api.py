@@ -318,6 +318,11 @@ class TeamAPIView(APIView):
     query: dict[str, Any]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # A method the URL does not take is a 405 whoever asks and whatever it carries: DRF checks
+        # it last, so a token's PUT to the team was a 403 and a TRACE with a GET's parameters a 400.
+        name = (request.method or "").lower()
+        if name not in self.http_method_names or not hasattr(self, name):
+            raise drf_exceptions.MethodNotAllowed(request.method or "")
         super().initial(request, *args, **kwargs)  # authentication and permissions first
         method = "GET" if request.method == "HEAD" else request.method
         self.query = valid_query(self.queries.get(method or "", serializers.Serializer), request)

@@ -312,3 +312,16 @@ def test_too_many_query_parameters_are_refused_saying_so(acme_api, settings):
     assert response.status_code == 400
     assert error(response) == {"code": "bad_request", "fields": {},
                                "message": "More than 10 query parameters or form fields."}
+
+
+@pytest.mark.parametrize("method, url", [
+    ("put", "/api/v1/team/"),                  # a token may not PATCH the team: it was that 403
+    ("trace", "/api/v1/stats/?hours=1"),       # its GET's parameter, unknown to TRACE: it was a 400
+    ("put", "/api/v1/jobs/?status=queued"),
+    ("delete", "/api/v1/budget/?bogus=1"),
+])
+def test_a_method_the_url_does_not_take_is_a_405_before_its_permissions_or_parameters(acme_api, method, url):
+    response = acme_api.generic(method.upper(), url)
+    assert response.status_code == 405
+    assert error(response)["code"] == "method_not_allowed"
+    assert method.upper() not in response["Allow"]
