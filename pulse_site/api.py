@@ -188,6 +188,17 @@ def schema_common_responses(result: dict[str, Any], generator: Any, request: Any
     return result
 
 
+def schema_blank_query_parameters(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every query parameter may be sent blank, and is then
+    as if not given (valid_query), which a date-time's or an integer's own schema cannot say."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True
+    return result
+
+
 # --- What a view needs from the request ------------------------------------------------------
 
 

@@ -279,6 +279,18 @@ def test_the_schema_says_a_choice_parameter_may_be_blank_as_the_api_takes_it(ali
     assert alice_client.get("/api/v1/events/?family=").status_code == 200
 
 
+def test_the_schema_says_every_query_parameter_may_be_blank_as_the_api_takes_it(alice_client):
+    """`?created_before=` and `?limit=` are taken as not given (README), which a date-time's or an
+    integer's schema cannot say: OpenAPI's allowEmptyValue does."""
+    paths = alice_client.get("/api/schema/", {"format": "json"}).json()["paths"]
+    query = [(path, parameter["name"], parameter.get("allowEmptyValue")) for path, operations in paths.items()
+             for operation in operations.values() for parameter in operation.get("parameters", [])
+             if parameter["in"] == "query"]
+    assert len(query) >= 30
+    assert [(path, name) for path, name, blank in query if blank is not True] == []
+    assert alice_client.get("/api/v1/jobs/?created_before=&limit=").status_code == 200
+
+
 @pytest.mark.parametrize("url", ["/api/v1/jobs/?format=xml", "/api/v1/team/?format=api",
                                  "/api/v1/budget/usage/?format=yaml"])
 def test_a_format_the_api_does_not_answer_in_is_refused_by_name(alice_client, url):
