@@ -14,7 +14,7 @@ from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
 from pulse_site.api import LOCATION, TeamAPIView, as_sent, created, error_responses, no_input, valid_input
-from pulse_site.errors import ValidationError
+from pulse_site.errors import FieldErrors, ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
 
@@ -54,8 +54,9 @@ class PolicyOut(serializers.Serializer):
         "PATCH that moved the time zone or week start, that the current windows start from nothing."))
 
 
-MONEY_OR_NULL = {"type": "string", "nullable": True, "pattern": r"^\d+(\.\d{1,6})?$",
-                 "description": "A decimal string, e.g. \"10.50\"; null: no limit."}
+MONEY = {"type": "string", "format": "decimal", "pattern": r"^\d+(\.\d{1,6})?$",
+         "description": "A decimal string, e.g. \"10.50\" (a JSON number is refused: 0.1 as a float is not 0.1)."}
+MONEY_OR_NULL = {**MONEY, "nullable": True, "description": "A decimal string, e.g. \"10.50\"; null: no limit."}
 COUNT_OR_NULL = {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1_000_000,
                  "description": "null: no limit."}
 
@@ -168,7 +169,7 @@ class OverrideOut(serializers.Serializer):
 
 
 class OverrideIn(serializers.Serializer):
-    amount = serializers.JSONField(help_text="The most the override lets through, as a string.")
+    amount = as_sent(MONEY, help_text="The most the override lets through, as a string.")
     expires_at = serializers.DateTimeField()
     reason = serializers.CharField(max_length=500)
 
@@ -181,6 +182,31 @@ def policy_out(policy: BudgetPolicy, notes: list[str] | None = None) -> dict[str
         "updated_at": policy.updated_at,
         "updated_by": policy.updated_by.get_username() if policy.updated_by else None,
     }
+
+
+def _policy_changes(request: Request) -> dict[str, Any]:
+    """The PATCH's settings as sent (the service, shared with the page's form, reads them), once
+    each has the JSON type PolicyIn documents."""
+    try:
+        return valid_input(PolicyIn, request, unknown="Not a budget setting.")
+    except ValidationError as exc:
+        if not isinstance(request.data, dict):
+            raise
+        raise _with_the_services_refusals(exc, request.data) from None
+
+
+def _with_the_services_refusals(exc: ValidationError, data: dict[str, Any]) -> ValidationError:
+    """`exc` (settings of the wrong type, unknown ones) with the service's refusals of the other
+    settings (checked, nothing written): one refusal names every bad setting, as the service's does."""
+    errors, others = FieldErrors(), FieldErrors()
+    errors.add(exc)
+    with others.collect():
+        services.budget_policy_validate(changes={name: value for name, value in data.items() if name not in exc.fields})
+    for name, reasons in others.fields.items():
+        if not any(name == done or name.startswith(f"{done}.") for done in exc.fields):
+            for reason in reasons:
+                errors.add_reason(name, reason)
+    return ValidationError(exc.message, fields=errors.fields)
 
 
 # --- Views -----------------------------------------------------------------------------------
@@ -196,9 +222,7 @@ class PolicyView(TeamAPIView):
     @extend_schema(operation_id="budget_update", request=PolicyIn,
                    responses={200: PolicyOut, **error_responses(400, 401, 403)})
     def patch(self, request: Request) -> Response:
-        if not isinstance(request.data, dict):
-            raise ValidationError.for_field("body", "A JSON object of settings.")
-        policy, notes = services.budget_policy_update_noted(team=self.team, changes=dict(request.data),
+        policy, notes = services.budget_policy_update_noted(team=self.team, changes=_policy_changes(request),
                                                            by=self.membership)
         policy.refresh_from_db()
         return Response(PolicyOut(policy_out(policy, notes)).data)

@@ -9,6 +9,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -135,7 +136,9 @@ class JobCreatedOut(JobDetailOut):
     would_hold = serializers.ListField(
         child=serializers.DictField(),
         help_text="Advisory: why the job would be held if it started now: a pause in force, an exclusive handler's "
-                  "running job, the budget's limits (empty: nothing would hold it).",
+                  "running job, the budget's limits (empty: nothing would hold it). An Idempotency-Key's repeat "
+                  "gives the job's truth now: a held job's reasons, a queued one's as for a submit, none once "
+                  "it has started.",
     )
 
 
@@ -347,7 +350,8 @@ class JobListView(TeamAPIView):
         operation_id="jobs_create",
         request=JobCreateIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                     description="Repeat a request safely for 24 h: the first job is returned."),
+                                     description="Repeat a request safely for 24 h: the first job is returned (200), as it "
+                                                 "stands now; another body with the key is a 409."),
                     LOCATION],
         responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
     )
@@ -614,6 +618,9 @@ def _authorize_wait(request: HttpRequest, job_id: str) -> HttpResponse:
         release_connection()
 
 
+# Exempt as DRF's own views are: JobWaitView's session authentication checks CSRF itself, and a
+# token client's POST here met Django's HTML 403 CSRF page instead of the API's 405.
+@csrf_exempt
 async def job_wait(request: HttpRequest, job_id: str) -> HttpResponse:
     """GET /api/v1/jobs/<id>/wait: an async view, so a waiting client holds neither a thread nor a
     database connection; authentication, validation and errors are JobWaitView's."""

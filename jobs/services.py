@@ -236,7 +236,7 @@ def job_submit(
         if idempotency_key:
             existing = _replayed(team, idempotency_key, job.request_hash)
             if existing is not None:
-                return Submission(job=existing, created=False)
+                return Submission(job=existing, created=False, would_hold=job_would_hold(existing))
         # In this transaction: a retirement racing it either waits for its commit and cancels the
         # job, or has committed and the job is refused.
         if not internal:
@@ -267,12 +267,23 @@ def job_submit(
             existing = _replayed(team, idempotency_key or "", job.request_hash) if idempotency_key else None
             if existing is None:
                 raise
-            return Submission(job=existing, created=False)
+            return Submission(job=existing, created=False, would_hold=job_would_hold(existing))
         if not handed_over:
             _dispatch_on_commit()
         elif not sent_now:
             transaction.on_commit(lambda: enqueue([(job.public_id, job.timeout_seconds)]))
     return Submission(job=job, created=True, would_hold=_would_hold(job, limited))
+
+
+def job_would_hold(job: Job) -> list[dict[str, Any]]:
+    """A submit's `would_hold` for a job as it stands now (an Idempotency-Key's repeat answers
+    with it): a held job's reasons; for a queued one, what would hold it if it started now; none
+    once it has started, or if its handler is gone."""
+    if job.status == Job.Status.PAUSED:
+        return list(job.hold_reasons)
+    if job.status != Job.Status.QUEUED or find_handler(job.handler) is None:
+        return []
+    return _would_hold(job, limited=True)
 
 
 def _would_hold(job: Job, limited: bool) -> list[dict[str, Any]]:

@@ -32,8 +32,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
-from pulse_site.errors import FieldErrors, PulseError, choose_one_of
+from pulse_site.errors import FieldErrors, PulseError, ValidationError, choose_one_of
 from pulse_site.ids import MAX_PAGE
+from pulse_site.json_types import field_schema, miswritten_query, wrong_types
 from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 
 if TYPE_CHECKING:
@@ -187,6 +188,17 @@ def schema_common_responses(result: dict[str, Any], generator: Any, request: Any
     return result
 
 
+def schema_blank_query_parameters(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every query parameter may be sent blank, and is then
+    as if not given (valid_query), which a date-time's or an integer's own schema cannot say."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True
+    return result
+
+
 # --- What a view needs from the request ------------------------------------------------------
 
 
@@ -194,8 +206,14 @@ def valid_input(serializer_class: type[serializers.Serializer], request: Request
                 unknown: str = "Unknown field.") -> dict[str, Any]:
     """The request body validated by `serializer_class`, for every API that takes one. A field the
     serializer does not have is refused with its name (`unknown`: the reason given), not dropped:
-    a misspelt or unsupported option must not look accepted."""
-    return _validated(serializer_class(data=request.data, partial=partial), request.data, unknown)
+    a misspelt or unsupported option must not look accepted; nor is a value of another JSON type
+    than its field documents coerced (`"5"` for an integer, `"true"` for a boolean, `5` for text
+    or money): each is refused naming its path and the type expected."""
+    serializer = serializer_class(data=request.data, partial=partial)
+    wrong = dict(wrong_types(field_schema(serializer), request.data))
+    if not isinstance(request.data, dict):  # no object at all ("body" names it): nothing else to say
+        raise ValidationError.for_field("body", wrong["body"])
+    return _validated(serializer, request.data, unknown, refused=wrong)
 
 
 def no_input(request: Request) -> None:
@@ -218,8 +236,10 @@ def valid_query(serializer_class: type[serializers.Serializer], request: Request
     given = {name: value for name, value in request.query_params.items()
              if name not in repeated and (value != "" or isinstance(fields.get(name), serializers.CharField))}
     given.pop(api_settings.URL_FORMAT_OVERRIDE or "", None)  # DRF's own ?format=
-    return _validated(serializer_class(data=given), given, "Unknown query parameter.",
-                      refused={name: "Give it once." for name in repeated})
+    refused = {name: "Give it once." for name in repeated}
+    refused.update((name, reason) for name, value in given.items() if name in fields and isinstance(value, str)
+                   if (reason := miswritten_query(fields[name], value)) is not None)
+    return _validated(serializer_class(data=given), given, "Unknown query parameter.", refused=refused)
 
 
 def as_sent(schema: dict[str, Any] | serializers.Field, base: type[serializers.Field] = serializers.JSONField,
@@ -227,7 +247,9 @@ def as_sent(schema: dict[str, Any] | serializers.Field, base: type[serializers.F
     """A body field its service checks (refusing a bad value by name with every other bad field of
     the request at once, which a serializer's refusal, coming first and alone, would not), kept as
     `base` reads it, and documented in the OpenAPI schema as `schema` (a field's or a dictionary)
-    rather than as any value."""
+    rather than as any value; a schema that is `nullable` takes null."""
+    if isinstance(schema, dict):
+        kwargs.setdefault("allow_null", bool(schema.get("nullable")))
     return extend_schema_field(schema)(type("AsSent", (base,), {}))(**kwargs)
 
 
@@ -241,7 +263,8 @@ def query_int(*, low: int, high: int, default: int, help_text: str = "") -> seri
 
 
 def query_choice(choices: list[str], help_text: str = "") -> serializers.ChoiceField:
-    return serializers.ChoiceField(choices=choices, required=False, help_text=help_text,
+    # Blank is taken (as if not given, as every query parameter is), so the schema says so.
+    return serializers.ChoiceField(choices=choices, required=False, allow_blank=True, help_text=help_text,
                                    error_messages={"invalid_choice": choose_one_of(choices)})
 
 
@@ -255,15 +278,19 @@ class PageQuery(serializers.Serializer):
 def _validated(serializer: serializers.Serializer, data: Any, unknown: str,
                refused: dict[str, str] | None = None) -> dict[str, Any]:
     """The serializer's data, or one refusal naming every bad field: those `refused` already (with
-    their reason), those it has not (`unknown`) and those it refuses."""
+    their reason, which stands alone: the serializer's for the same field or inside it would say
+    it again in other words), those it has not (`unknown`) and those it refuses."""
+    refused = refused or {}
     errors = FieldErrors()
-    for name, reason in (refused or {}).items():
+    for name, reason in refused.items():
         errors.add_reason(name, reason)
     if isinstance(data, dict):
         for name in sorted(set(data) - set(serializer.fields)):
             errors.add_reason(name, unknown)
     if not serializer.is_valid():
         for name, reasons in flatten_errors(serializer.errors).items():
+            if any(name == done or name.startswith(f"{done}.") for done in refused):
+                continue
             for reason in reasons:
                 errors.add_reason(name, reason)
     errors.raise_any()
@@ -302,6 +329,11 @@ class TeamAPIView(APIView):
     query: dict[str, Any]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # A method the URL does not take is a 405 whoever asks and whatever it carries: DRF checks
+        # it last, so a token's PUT to the team was a 403 and a TRACE with a GET's parameters a 400.
+        name = (request.method or "").lower()
+        if name not in self.http_method_names or not hasattr(self, name):
+            raise drf_exceptions.MethodNotAllowed(request.method or "")
         super().initial(request, *args, **kwargs)  # authentication and permissions first
         method = "GET" if request.method == "HEAD" else request.method
         self.query = valid_query(self.queries.get(method or "", serializers.Serializer), request)

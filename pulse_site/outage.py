@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
-from django.core.exceptions import DisallowedHost
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
@@ -138,7 +139,13 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """`handler400`: a request refused before any view (a Host not served here, a malformed
     header): the 400 page, or under /api/ the API's error shape."""
     if _for_api(request):
-        reason = ("This host name is not served here." if isinstance(exception, DisallowedHost)
-                  else "The request could not be read.")
-        return _api_error("bad_request", reason, 400)
+        return _api_error("bad_request", _bad_request_reason(exception), 400)
     return defaults.bad_request(request, exception)
+
+
+def _bad_request_reason(exception: Exception) -> str:
+    if isinstance(exception, DisallowedHost):
+        return "This host name is not served here."
+    if isinstance(exception, TooManyFieldsSent):
+        return f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query parameters or form fields."
+    return "The request could not be read."

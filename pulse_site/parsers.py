@@ -1,7 +1,7 @@
 """The API's one JSON parser: it refuses, naming the field, what the database would choke on later.
 
 Python's json module accepts things PostgreSQL cannot store or clients cannot round-trip: NaN and
-Infinity (and 1e400, which becomes inf), NUL characters (JSONB and text columns reject them: a 500
+Infinity (and 1e400, which becomes inf), a name given twice in an object (the last one kept), NUL characters (JSONB and text columns reject them: a 500
 after the request was half-handled) and lone surrogates (not encodable as UTF-8). Deep nesting makes
 the decoder raise RecursionError, which no handler expects. Refusing all of it here, before any view
 runs, keeps every endpoint's answer a 400 in the error shape and stores nothing partial.
@@ -29,6 +29,28 @@ class _NonFinite:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+class _Repeated(dict[str, Any]):
+    """An object in which a name was given twice (json.loads keeps the last value, silently, and
+    another reader of the same text may keep the first): `twice` is that name, for the walk to
+    say where it was."""
+
+    twice: str
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    repeated = _Repeated(obj)
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            repeated.twice = name
+            break
+        seen.add(name)
+    return repeated
 
 
 def _float(text: str) -> float | _NonFinite:
@@ -63,6 +85,8 @@ def refuse_unstorable(data: Any, prefix: list[str] | None = None) -> None:
             raise Refused(_field(path[:MAX_DEPTH]), f"Nested deeper than {MAX_DEPTH} levels.")
         if isinstance(value, _NonFinite):
             raise Refused(_field(path), f"{value.text} is not a finite number.")
+        if isinstance(value, _Repeated):
+            raise Refused(_field([*path, value.twice]), "Given twice; a name is given once in a JSON object.")
         if isinstance(value, str) and _UNSTORABLE.search(value):
             raise Refused(_field(path), _problem(value))
         if isinstance(value, dict):
@@ -79,7 +103,7 @@ def json_loads_strict(text: str, *, field: str = "") -> Any:
     dashboard's JSON form fields use it too, so a form and the API refuse the same input."""
     prefix = [field] if field else []
     try:
-        data = json.loads(text, parse_float=_float, parse_constant=_NonFinite)
+        data = json.loads(text, parse_float=_float, parse_constant=_NonFinite, object_pairs_hook=_object)
     except RecursionError:
         raise Refused(field or "body", f"Nested deeper than {MAX_DEPTH} levels.") from None
     refuse_unstorable(data, prefix)

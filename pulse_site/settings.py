@@ -263,6 +263,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "pulse_site.api.schema_common_responses",
+        "pulse_site.api.schema_blank_query_parameters",
     ],
     # Jobs and executions both have a "status" choice field with different choices.
     "ENUM_NAME_OVERRIDES": {

@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from budgets.api import MONEY
 from pulse_site.api import (
     LOCATION, PageQuery, TeamAPIView, as_sent, created, error_responses, no_input, query_choice, valid_input,
 )
@@ -90,9 +91,9 @@ class ScheduleIn(serializers.Serializer):
                              required=False)
     misfire_policy = as_sent(serializers.ChoiceField(choices=Schedule.Misfire.choices), serializers.CharField,
                              required=False)
-    # Passed on as sent: the money parser refuses a JSON number by name (0.1 as a float is not 0.1).
-    estimate_override = serializers.JSONField(required=False, allow_null=True,
-                                              help_text="Money as a string, e.g. \"0.25\"; null: the handler's estimate.")
+    # Passed on as sent, once it is a string: the money parser reads it.
+    estimate_override = as_sent({**MONEY, "nullable": True}, required=False, allow_null=True,
+                                help_text="Money as a string, e.g. \"0.25\"; null: the handler's estimate.")
 
 
 class ExecutionOut(serializers.Serializer):

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pulse_site.api import TeamAPIView, as_sent, error_responses, no_input, valid_input
+from pulse_site.api import LOCATION, TeamAPIView, as_sent, created, error_responses, no_input, valid_input
 from pulse_site.teams.models import RETENTION_MAX_DAYS, ApiToken, Membership, Team, user_display, validate_time_zone
 from pulse_site.teams.permissions import CanManageTeam, CanManageTeamSettings, CanManageTokens
 from pulse_site.teams.selectors import members_for_team, membership_get_for_team, token_get_for_team, tokens_for_team
@@ -181,7 +181,7 @@ class MemberListView(TeamAPIView):
 
     @extend_schema(
         operation_id="team_members_create",
-        request=MemberCreateIn,
+        request=MemberCreateIn, parameters=[LOCATION],
         responses={201: MemberOut, **error_responses(400, 401, 403, 409)},
     )
     def post(self, request: Request) -> Response:
@@ -189,11 +189,17 @@ class MemberListView(TeamAPIView):
         membership = membership_add_by_username(
             team=self.team, username=data["username"], role=data["role"], by=self.membership
         )
-        return Response(MemberOut(membership).data, status=status.HTTP_201_CREATED)
+        return created(MemberOut(membership).data, "api-member", user_id=str(membership.user_id))
 
 
 class MemberDetailView(TeamAPIView):
     permission_classes = [CanManageTeam]
+
+    @extend_schema(operation_id="team_members_retrieve", responses={200: MemberOut, **error_responses(401, 404)})
+    def get(self, request: Request, user_id: int) -> Response:
+        membership = membership_get_for_team(team=self.team, user_id=user_id)
+        self.check_object_permissions(request, membership)
+        return Response(MemberOut(membership).data)
 
     @extend_schema(
         operation_id="team_members_update",
@@ -225,7 +231,7 @@ class TokenListView(TeamAPIView):
 
     @extend_schema(
         operation_id="tokens_create",
-        request=TokenCreateIn,
+        request=TokenCreateIn, parameters=[LOCATION],
         responses={201: TokenCreatedOut, **error_responses(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
@@ -234,12 +240,18 @@ class TokenListView(TeamAPIView):
             team=self.team, name=data["name"], access=data["access"], expires_at=data["expires_at"],
             by=self.membership,
         )
-        body = dict(TokenOut(token).data, secret=secret)
-        return Response(body, status=status.HTTP_201_CREATED)
+        return created(dict(TokenOut(token).data, secret=secret), "api-token", token_id=token.public_id)
 
 
 class TokenDetailView(TeamAPIView):
     permission_classes = [CanManageTokens]
+
+    @extend_schema(operation_id="tokens_retrieve", summary="One token (never its secret)",
+                   responses={200: TokenOut, **error_responses(401, 403, 404)})
+    def get(self, request: Request, token_id: str) -> Response:
+        token = token_get_for_team(team=self.team, token_id=token_id)
+        self.check_object_permissions(request, token)
+        return Response(TokenOut(token).data)
 
     @extend_schema(operation_id="tokens_revoke", responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, token_id: str) -> Response:

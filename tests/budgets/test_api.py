@@ -57,7 +57,8 @@ def test_a_limit_that_can_never_be_reached_is_said_in_the_answer_and_while_it_st
     ("-1", "The amount cannot be negative."),
     ("NaN", "The amount must be a finite number."),
     ("Infinity", "The amount must be a finite number."),
-    (1.5, "Give the amount as a string (e.g. \"0.10\"), not a float."),
+    (1.5, "Expected a decimal string (e.g. \"10.50\") or null, not a number with a decimal point or an exponent."),
+    (15, "Expected a decimal string (e.g. \"10.50\") or null, not a number."),
     ("0.0000001", "At most 6 decimal places."),
     ("ten", "'ten' is not an amount."),
     ("1e3", "'1e3' is not an amount: write digits with a decimal point, e.g. 10.50."),
@@ -223,7 +224,7 @@ def test_a_job_over_a_limit_an_override_lets_through_is_still_told_what_else_hol
 
 def test_a_policy_update_that_is_not_an_object_is_refused(alice, acme):
     response = session(alice).patch(URL, ["daily_limit", "1"], format="json")
-    assert response.status_code == 400 and response.json()["error"]["fields"] == {"body": ["A JSON object of settings."]}
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {"body": ["Expected an object, not a list."]}
     assert not PolicyChange.objects.exists()
 
 

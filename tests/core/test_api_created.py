@@ -33,13 +33,20 @@ def _create(client: APIClient, what: str) -> object:
     if what == "notifications/targets":
         return client.post("/api/v1/notifications/targets/", {"name": "Pager", "kind": "email",
                                                               "address": "pager@example.com"}, format="json")
+    if what == "tokens":
+        return client.post("/api/v1/tokens/", {"name": "ci", "access": "read"}, format="json")
+    if what == "team/members":
+        from tests.conftest import make_user
+
+        return client.post("/api/v1/team/members/", {"username": make_user("dora").username, "role": "member"},
+                           format="json")
     target = _create(client, "notifications/targets").json()["id"]  # type: ignore[attr-defined]
     return client.post("/api/v1/notifications/rules/", {"target": target, "kind": "held_long", "minutes": 30},
                        format="json")
 
 
 @pytest.mark.parametrize("what", ["jobs", "schedules", "budget/overrides", "notifications/targets",
-                                  "notifications/rules"])
+                                  "notifications/rules", "tokens", "team/members"])
 def test_a_create_answers_201_with_the_new_rows_url_in_location(alice_api, what):
     created = _create(alice_api, what)
     assert created.status_code == 201, created.json()
@@ -60,6 +67,7 @@ def test_an_idempotent_repeat_names_no_new_row(alice_api):
 def test_the_schema_documents_location_on_each_create(alice_api):
     schema = alice_api.get("/api/schema/", {"format": "json"}).json()
     for path in ("/api/v1/jobs/", "/api/v1/schedules/", "/api/v1/budget/overrides/",
-                 "/api/v1/notifications/targets/", "/api/v1/notifications/rules/"):
+                 "/api/v1/notifications/targets/", "/api/v1/notifications/rules/", "/api/v1/tokens/",
+                 "/api/v1/team/members/"):
         assert schema["paths"][path]["post"]["responses"]["201"]["headers"]["Location"]["schema"] == {
             "type": "string"}, path

@@ -269,6 +269,28 @@ def test_a_blank_query_parameter_is_as_if_not_given_and_format_is_drfs_own(alice
     assert [j["id"] for j in response.json()["results"]] == [job.public_id]
 
 
+def test_the_schema_says_a_choice_parameter_may_be_blank_as_the_api_takes_it(alice_client):
+    """`?status=` is taken as not given, but the schema's enum left blank out: schemathesis read
+    the 200 as a schema-violating request accepted."""
+    paths = alice_client.get("/api/schema/", {"format": "json"}).json()["paths"]
+    status = next(p for p in paths["/api/v1/jobs/"]["get"]["parameters"] if p["name"] == "status")
+    family = next(p for p in paths["/api/v1/events/"]["get"]["parameters"] if p["name"] == "family")
+    assert "" in status["schema"]["enum"] and "" in family["schema"]["enum"]
+    assert alice_client.get("/api/v1/events/?family=").status_code == 200
+
+
+def test_the_schema_says_every_query_parameter_may_be_blank_as_the_api_takes_it(alice_client):
+    """`?created_before=` and `?limit=` are taken as not given (README), which a date-time's or an
+    integer's schema cannot say: OpenAPI's allowEmptyValue does."""
+    paths = alice_client.get("/api/schema/", {"format": "json"}).json()["paths"]
+    query = [(path, parameter["name"], parameter.get("allowEmptyValue")) for path, operations in paths.items()
+             for operation in operations.values() for parameter in operation.get("parameters", [])
+             if parameter["in"] == "query"]
+    assert len(query) >= 30
+    assert [(path, name) for path, name, blank in query if blank is not True] == []
+    assert alice_client.get("/api/v1/jobs/?created_before=&limit=").status_code == 200
+
+
 @pytest.mark.parametrize("url", ["/api/v1/jobs/?format=xml", "/api/v1/team/?format=api",
                                  "/api/v1/budget/usage/?format=yaml"])
 def test_a_format_the_api_does_not_answer_in_is_refused_by_name(alice_client, url):
@@ -293,3 +315,25 @@ def test_a_token_sent_with_drfs_token_scheme_is_told_to_use_bearer(acme):
     assert error(response) == {"code": "authentication_failed",
                                "message": "Pulse's tokens go as 'Authorization: Bearer <token>', not 'Token'.", "fields": {}}
     assert client.get("/api/v1/team/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+
+
+def test_too_many_query_parameters_are_refused_saying_so(acme_api, settings):
+    """It was "The request could not be read.", which told a client nothing it could change."""
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = acme_api.get("/api/v1/jobs/?" + "&".join(f"x{i}=1" for i in range(11)))
+    assert response.status_code == 400
+    assert error(response) == {"code": "bad_request", "fields": {},
+                               "message": "More than 10 query parameters or form fields."}
+
+
+@pytest.mark.parametrize("method, url", [
+    ("put", "/api/v1/team/"),                  # a token may not PATCH the team: it was that 403
+    ("trace", "/api/v1/stats/?hours=1"),       # its GET's parameter, unknown to TRACE: it was a 400
+    ("put", "/api/v1/jobs/?status=queued"),
+    ("delete", "/api/v1/budget/?bogus=1"),
+])
+def test_a_method_the_url_does_not_take_is_a_405_before_its_permissions_or_parameters(acme_api, method, url):
+    response = acme_api.generic(method.upper(), url)
+    assert response.status_code == 405
+    assert error(response)["code"] == "method_not_allowed"
+    assert method.upper() not in response["Allow"]

@@ -59,6 +59,44 @@ def test_an_idempotency_key_returns_the_first_job_and_409s_on_another_body(acme_
     assert Job.objects.count() == 1
 
 
+def test_a_repeat_answers_with_the_jobs_current_would_hold_as_the_first_answer_did(acme, acme_api):
+    """A repeat answered `would_hold: []` whatever held the job: a client retrying after a timeout
+    read that nothing stood in its job's way while the queue's pause did."""
+    from jobs.models import QueuePause
+    from jobs.pausing import queue_pause, queue_resume
+    from jobs.services import job_pause, job_resume
+
+    pause = queue_pause(scope=QueuePause.Scope.TEAM, team=acme, reason="Deploying", by="alice")
+    body = {"handler": "pulse.noop", "payload": {"a": 1}}
+    first = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == 201
+    [reason] = first.json()["would_hold"]
+    assert reason["kind"] == "queue_paused" and "Deploying" in reason["message"]
+    again = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="k1")
+    assert again.status_code == 200 and again.json()["would_hold"] == first.json()["would_hold"]
+    assert set(again.json()) == set(first.json())
+
+    # Held now (a person's hold): the reasons it is held for.
+    job = Job.objects.get(public_id=first.json()["id"])
+    job_pause(job=job, by="bob")
+    held = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="k1").json()
+    assert held["status"] == "paused"
+    assert held["would_hold"] == held["hold_reasons"] == [{"kind": "manual", "message": "Held by bob", "by": "bob"}]
+
+    # Nothing in its way any more: an empty list, the truth now.
+    queue_resume(pause=pause, by="alice")
+    job_resume(job=job, by="bob")
+    assert post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="k1").json()["would_hold"] == []
+
+
+def test_a_repeat_of_a_job_that_ran_says_nothing_would_hold_it(acme, acme_api):
+    body = {"handler": "pulse.noop", "payload": {}}
+    first = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="done")
+    run_job(first.json()["id"])
+    again = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="done").json()
+    assert (again["status"], again["would_hold"]) == ("completed", [])
+
+
 def test_a_repeat_of_a_delayed_submit_is_the_same_request_however_late_it_comes(acme_api, time_machine):
     from datetime import UTC, datetime
 
@@ -235,8 +273,7 @@ UNKNOWN = ["Unknown field."]
     ("retry/", {"payload": {"x": 1}, "priority": 50}, "payload: Unknown field.", {"payload": UNKNOWN, "priority": UNKNOWN}),
     ("cancel/", {"cascade": False}, "cascade: Unknown field.", {"cascade": UNKNOWN}),
     ("pause/", {"reason": "later"}, "reason: Unknown field.", {"reason": UNKNOWN}),
-    ("resume/", [1, 2, 3], "Invalid data. Expected a dictionary, but got list.",
-     {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+    ("resume/", [1, 2, 3], "body: Expected an object, not a list.", {"body": ["Expected an object, not a list."]}),
     ("start/", {"run_after": None}, "run_after: Unknown field.", {"run_after": UNKNOWN}),
 ])
 def test_an_action_refuses_a_body_by_name_and_leaves_the_job_as_it_was(acme, acme_api, action, body, message, fields):

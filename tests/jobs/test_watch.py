@@ -120,3 +120,19 @@ def test_charlie_cannot_wait_on_acmes_job(acme, globex, submit):
 def test_an_anonymous_wait_is_refused(acme, client, submit):
     job = submit("pulse.noop")
     assert client.get(f"/api/v1/jobs/{job.public_id}/wait?timeout=1").status_code == 401
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_another_method_on_the_wait_is_a_405_in_the_error_shape_not_the_csrf_page(acme, submit, method):
+    """Sent as a script sends it (no cookie, so no CSRF token), a POST met Django's HTML 403 CSRF
+    page: the async view was not exempt, as DRF's views are (a session's CSRF is DRF's check)."""
+    from django.test import Client
+
+    from pulse_site.teams.services import token_create
+
+    job = submit()
+    _, secret = token_create(team=acme, name="script", access="write", expires_at=None, by=None)
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    response = getattr(client, method)(f"/api/v1/jobs/{job.public_id}/wait/")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"

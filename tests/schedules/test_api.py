@@ -55,9 +55,11 @@ def test_refusals_name_every_field_in_the_one_error_shape(acme_api):
 
 
 @pytest.mark.parametrize("value, reason", [
-    (0.5, 'Give the amount as a string (e.g. "0.10"), not a float.'),
-    (0.30000000000000004, 'Give the amount as a string (e.g. "0.10"), not a float.'),
-    ({"amount": "1"}, "'{'amount': '1'}' is not an amount."),
+    (0.5, 'Expected a decimal string (e.g. "10.50") or null, not a number with a decimal point or an exponent.'),
+    (0.30000000000000004,
+     'Expected a decimal string (e.g. "10.50") or null, not a number with a decimal point or an exponent.'),
+    (25, 'Expected a decimal string (e.g. "10.50") or null, not a number.'),
+    ({"amount": "1"}, 'Expected a decimal string (e.g. "10.50") or null, not an object.'),
 ])
 def test_an_estimate_override_that_is_no_decimal_string_is_refused_by_name(acme_api, value, reason):
     """As the budget's limits are: a float is not what it prints (0.1 is not 0.1)."""

@@ -1,6 +1,8 @@
 """Schemathesis against the API's own OpenAPI schema (/api/schema/): for every operation, generated
 requests (valid and invalid) sent through the WSGI app with a team's read-write token never get a
-500, and every response conforms to the schema (status code, content type, body).
+500, every response conforms to the schema (status code, content type, body, documented headers),
+and every request the schema says is invalid (a wrong JSON type, a value outside an enum, a missing
+field) is refused with a 4xx, never taken as if it were something else.
 
 Bounded and derandomized (the same examples every run), so it is fast and cannot flake; raise
 PULSE_SCHEMATHESIS_EXAMPLES to search harder."""
@@ -23,6 +25,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -34,7 +38,8 @@ from schedules.services import schedule_create
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(600)]
 
 EXAMPLES = int(os.environ.get("PULSE_SCHEMATHESIS_EXAMPLES", "10"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance, negative_data_rejection]
 
 
 @contextlib.contextmanager

@@ -254,6 +254,22 @@ def test_only_those_who_manage_tokens_list_them(alice_client, bob_client, vic_cl
         assert response.status_code == 403 and "deploy bot" not in response.content.decode()
 
 
+def test_one_member_and_one_token_are_read_at_their_own_urls_by_whom_the_lists_show_them(
+        alice_client, bob_client, vic_client, acme_api, acme, bob):
+    """Their creates' Location names these URLs, which took PATCH and DELETE only."""
+    token, _ = token_create(team=acme, name="deploy bot", access="write", expires_at=None, by=None)
+    member = alice_client.get(f"/api/v1/team/members/{bob.pk}/")
+    assert member.status_code == 200 and member.json() == {
+        **member.json(), "id": bob.pk, "username": "bob", "role": "member"}
+    assert vic_client.get(f"/api/v1/team/members/{bob.pk}/").json()["username"] == "bob"  # as the list is
+    read = alice_client.get(f"/api/v1/tokens/{token.public_id}/")
+    assert read.status_code == 200 and (read.json()["id"], read.json()["name"]) == (token.public_id, "deploy bot")
+    assert "secret" not in read.json()
+    for client in (bob_client, vic_client, acme_api):
+        refused = client.get(f"/api/v1/tokens/{token.public_id}/")
+        assert refused.status_code == 403 and "deploy bot" not in refused.content.decode()
+
+
 @pytest.fixture
 def charlies_clients(charlie, globex):
     session = Client()
@@ -272,8 +288,10 @@ def test_charlie_gets_404_for_every_member_and_token_route_with_acmes_ids(charli
         client.patch(f"/api/v1/team/members/{alice.pk}/", {"role": "viewer"}, **kwargs),
         client.delete(f"/api/v1/team/members/{bob.pk}/"),
         client.delete(f"/api/v1/tokens/{acme_token.public_id}/"),
+        client.get(f"/api/v1/team/members/{bob.pk}/"),
+        client.get(f"/api/v1/tokens/{acme_token.public_id}/"),
     ]
-    assert [r.status_code for r in responses] == [404] * 4
+    assert [r.status_code for r in responses] == [404] * 6
     assert {r.json()["error"]["code"] for r in responses} == {"not_found"}
     assert roles(acme) == before
     assert ApiToken.objects.get(pk=acme_token.pk).revoked_at is None
