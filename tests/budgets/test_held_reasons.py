@@ -125,7 +125,7 @@ def test_a_job_released_for_the_rate_and_not_yet_claimed_is_ahead_of_a_job_submi
     assert told(held)[0] == Status.COMPLETED
 
 
-@pytest.mark.parametrize("change", [{"max_concurrent": "5"}, {"max_concurrent": None}])
+@pytest.mark.parametrize("change", [{"max_concurrent": 5}, {"max_concurrent": None}])
 def test_raising_or_removing_the_cap_through_the_api_releases_the_held_jobs_before_it_answers(acme, alice, submit,
                                                                                              set_policy, change):
     from rest_framework.test import APIClient
