@@ -83,3 +83,21 @@ async def close_code(socket: WebsocketCommunicator) -> int:
     message = await socket.receive_output(timeout=5)
     assert message["type"] == "websocket.close"
     return message["code"]
+
+
+def cookie_headers(client) -> list[tuple[bytes, bytes]]:
+    """A signed-in test client's session cookie, from the site's own origin."""
+    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
+
+
+async def closed_with(socket: WebsocketCommunicator, reason: str) -> None:
+    """Closed saying why (the `closed` frame), with 4403."""
+    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
+    assert await close_code(socket) == 4403
+
+
+async def still_open(socket: WebsocketCommunicator) -> None:
+    """Still answering (a ping), then closed by the test."""
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await socket.disconnect()

@@ -10,7 +10,15 @@ from pulse_site.live.relay import relay_batch
 from pulse_site.live.services import event_emit
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import membership_remove, token_create, token_revoke
-from tests.live.conftest import bearer_headers, close_code, open_socket, session_headers
+from tests.live.conftest import (
+    bearer_headers,
+    close_code,
+    closed_with,
+    cookie_headers,
+    open_socket,
+    session_headers,
+    still_open,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -372,38 +380,20 @@ def signed_in(user):
     return client
 
 
-def cookie(client) -> list[tuple[bytes, bytes]]:
-    from tests.live.conftest import ORIGIN
-
-    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
-
-
-async def closed_at_once(socket, reason: str) -> None:
-    """Closed by the message of whatever ended the access (no_catch_up: no round finds it)."""
-    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
-    assert await close_code(socket) == 4403
-
-
-async def still_open(socket) -> None:
-    await socket.send_json_to({"type": "ping"})
-    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
-    await socket.disconnect()
-
-
 async def test_signing_out_closes_that_sessions_sockets_at_once(bob, alice, acme, no_catch_up):
     """Its other tabs: they went on getting the team's events until the next catch-up round."""
     client = await db(signed_in)(bob)
-    tab = await open_socket(cookie(client))
-    other_session = await open_socket(cookie(await db(signed_in)(bob)))
+    tab = await open_socket(cookie_headers(client))
+    other_session = await open_socket(cookie_headers(await db(signed_in)(bob)))
     await hello(tab)
     await hello(other_session)
     assert (await db(client.post)("/logout/")).status_code == 302
-    await closed_at_once(tab, "signed out")
+    await closed_with(tab, "signed out")
     await still_open(other_session)
 
 
 @pytest.mark.parametrize("change", ["deactivated", "password set"])
-async def test_a_user_deactivated_or_given_a_password_outside_the_services_has_their_sockets_closed_at_once(
+async def test_a_user_deactivated_or_given_a_password_outside_the_services_has_their_sockets_closed_with(
         bob, alice, acme, no_catch_up, change):
     """In admin, a shell, `manage.py changepassword`: Django ends the user's sessions on their next
     request; their sockets went on until the next catch-up round."""
@@ -416,7 +406,7 @@ async def test_a_user_deactivated_or_given_a_password_outside_the_services_has_t
     else:
         bob.set_password("another horse battery staple")
     await db(bob.save)()
-    await closed_at_once(tab, "signed out")
+    await closed_with(tab, "signed out")
     await still_open(alices)
 
 

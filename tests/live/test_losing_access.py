@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create
-from tests.live.conftest import ORIGIN, bearer_headers, close_code, open_socket, session_headers
+from tests.live.conftest import bearer_headers, closed_with, cookie_headers, open_socket, session_headers, still_open
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_catch_up")]
 db = database_sync_to_async
@@ -26,21 +26,6 @@ async def opened(headers):
     socket = await open_socket(headers)
     assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
     return socket
-
-
-async def closed_with(socket, reason: str) -> None:
-    assert await socket.receive_json_from(timeout=5) == {"type": "closed", "reason": reason}
-    assert await close_code(socket) == 4403
-
-
-async def still_open(socket) -> None:
-    await socket.send_json_to({"type": "ping"})
-    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
-    await socket.disconnect()
-
-
-def cookie_headers(client: Client) -> list[tuple[bytes, bytes]]:
-    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", ORIGIN.encode())]
 
 
 async def test_signing_out_in_another_tab_closes_that_sessions_sockets(bob, alice, acme):
