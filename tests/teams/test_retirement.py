@@ -177,6 +177,19 @@ def test_members_read_a_retired_teams_history_under_a_banner_saying_so(acme, acm
     assert '<span id="schedule-paused-reason">(team retired)</span>' in page
 
 
+@pytest.mark.parametrize(("url", "button"), [
+    ("/jobs/", '>New job</a>'),
+    ("/schedules/", '>New schedule</a>'),
+    ("/handlers/pulse.noop/", 'id="handler-new-job"'),
+    ("/handlers/pulse.noop/", 'id="handler-new-schedule"'),
+])
+def test_a_retired_teams_pages_offer_no_new_job_or_schedule(acme, bob_client, url, button):
+    """Their forms would only refuse: the banner says why there is nothing new to start."""
+    assert button in bob_client.get(url).content.decode()
+    team_retire(team=acme, who="admin root")
+    assert button not in bob_client.get(url).content.decode()
+
+
 def test_a_live_teams_pages_have_no_retirement_banner(acme, bob_client):
     assert 'id="team-retired"' not in bob_client.get("/").content.decode()
 
