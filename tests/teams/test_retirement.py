@@ -190,6 +190,14 @@ def test_a_retired_teams_pages_offer_no_new_job_or_schedule(acme, bob_client, ur
     assert button not in bob_client.get(url).content.decode()
 
 
+def test_a_retired_teams_empty_jobs_list_offers_no_submit(acme, bob_client):
+    assert 'href="/jobs/new/">Submit one</a>' in bob_client.get("/jobs/").content.decode()
+    team_retire(team=acme, who="admin root")
+    page = bob_client.get("/jobs/").content.decode()
+    assert 'href="/jobs/new/">Submit one</a>' not in page
+    assert "No jobs: the team was retired before it ran any." in page
+
+
 def test_a_live_teams_pages_have_no_retirement_banner(acme, bob_client):
     assert 'id="team-retired"' not in bob_client.get("/").content.decode()
 
