@@ -16,6 +16,12 @@ that set is gone, when the record itself is gone (Redis lost its data, or no tic
 or when a ticker reaches the database again after an outage, every job handed over before that
 moment and not started goes back to the backlog and is dispatched again.
 
+A cluster can also die before any ticker looked (killed in its first seconds, or while the
+tickers were down or slow): it was never in the set. Its workers wrote their beats (jobs.beats)
+when spawned, so the clusters with beats are known too: one that is not alive and not yet
+mourned is gone the same way. Alive means reporting its status; where the status cannot be seen
+(a cache local to each process, the embedded default), it means its workers still beat.
+
 A message that was not lost after all (it sat in Redis, or with a live cluster) is then delivered
 twice; the claim makes the second delivery a no-op. PULSE_REDISPATCH_SECONDS stays the backstop for
 a loss none of these signals shows.
@@ -45,12 +51,37 @@ def _record_key() -> str:
 
 
 def live_clusters() -> set[str]:
-    """Ids of the django-q2 clusters of this queue that saved their status in the last 3 s."""
+    """The django-q2 clusters of this queue that saved their status in the last 3 s, each named as
+    its workers' beats name it: host:pid of its sentinel."""
     from django_q.status import Stat
 
     from jobs.dispatch import process_broker
 
-    return {str(stat.cluster_id) for stat in Stat.get_all(broker=process_broker())}
+    return {f"{stat.host}:{stat.sentinel}" for stat in Stat.get_all(broker=process_broker())}
+
+
+def _statuses_seen_here() -> bool:
+    """Whether this process sees the clusters' statuses: not with a cache local to each process."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    return not isinstance(cache, LocMemCache)
+
+
+def _clusters_with_beats(alive: set[str]) -> tuple[set[str], set[str]]:
+    """The clusters whose workers wrote a beat, and those of them gone (see the module's note)."""
+    from django.db.models import Max
+
+    from jobs.beats import live_after
+    from jobs.models import WorkerBeat
+
+    last_beats = dict(WorkerBeat.objects.exclude(cluster="").values("cluster")
+                      .annotate(last=Max("seen_at")).values_list("cluster", "last"))
+    if _statuses_seen_here():
+        gone = set(last_beats) - alive
+    else:
+        since = live_after()
+        gone = {name for name, last in last_beats.items() if last < since}
+    return set(last_beats), gone
 
 
 def handover_reset(*, reason: str) -> int:
@@ -63,19 +94,26 @@ def handover_reset(*, reason: str) -> int:
 
 
 def handover_check() -> int:
-    """The ticker step: compare the clusters alive now with those seen before; hand over again
-    what a vanished cluster (or a lost broker) may have taken with it. Returns jobs returned."""
+    """The ticker step: compare the clusters alive now with those known before (seen alive, or
+    with beats and not mourned yet); hand over again what a vanished cluster (or a lost broker) may
+    have taken with it. Returns jobs returned."""
     alive = live_clusters()
-    seen = cache.get(_record_key())
+    with_beats, gone_by_beats = _clusters_with_beats(alive)
+    record = cache.get(_record_key())
     returned = 0
-    if seen is None:
+    if not isinstance(record, dict):
         returned = handover_reset(reason="no record of the clusters alive before (broker data lost, or first ticker)")
+        gone = gone_by_beats  # all mourned at once by this reset
+        mourned: set[str] = set()
     else:
-        gone = set(seen) - alive
+        mourned = set(record["mourned"])
+        gone = (set(record["alive"]) - alive) | (gone_by_beats - mourned)
         if gone:
             returned = handover_reset(reason=f"cluster(s) {', '.join(sorted(gone))} stopped reporting")
-    if seen is None or set(seen) != alive:
-        cache.set(_record_key(), sorted(alive), timeout=None)
+    # A mourned cluster is forgotten with its last beat row (pruned after jobs.beats.PRUNE_AFTER).
+    now = {"alive": sorted(alive), "mourned": sorted((mourned | gone) & with_beats)}
+    if record != now:
+        cache.set(_record_key(), now, timeout=None)
     if returned:
         from jobs.dispatch import dispatch
 

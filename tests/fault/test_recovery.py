@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from jobs.handover import _record_key, handover_check
-from jobs.models import Job
+from jobs.models import Job, WorkerBeat
 from jobs.services import job_submit
 from pulse_site import ticker
 from pulse_site.outage import LOCK_CONFLICT_TRIES, retry_through_outage
@@ -87,9 +89,34 @@ def test_the_handover_check_hands_jobs_over_again_when_a_cluster_it_saw_is_gone(
     # The record now says which clusters are alive (none here): nothing changes, nothing moves.
     assert handover_check() == 0 and _handed_over(acme) == again
     # A cluster the ticker saw is no longer reporting: what it may have pulled comes back.
-    cache.set(_record_key(), ["a-cluster-that-died"], timeout=None)
+    cache.set(_record_key(), {"alive": ["host:4242"], "mourned": []}, timeout=None)
     assert handover_check() == 3
-    assert cache.get(_record_key()) == []
+    assert cache.get(_record_key()) == {"alive": [], "mourned": []}
+
+
+def test_a_cluster_that_died_before_any_check_saw_it_is_known_by_its_workers_beats(acme):
+    """Killed in its first seconds, or while the tickers were down: never in the record of
+    clusters seen alive, but its workers beat when spawned. Its jobs come back once, not after
+    PULSE_REDISPATCH_SECONDS."""
+    for _ in range(3):
+        job_submit(team=acme, handler="pulse.noop", payload={}, source="api")
+    cache.set(_record_key(), {"alive": [], "mourned": []}, timeout=None)
+    assert handover_check() == 0
+    # Two workers of a cluster that is not reporting, their last beats long ago.
+    long_ago = timezone.now() - timedelta(minutes=2)
+    for n in (1, 2):
+        WorkerBeat.objects.create(name=f"host:4243:{n}", cluster="host:4242", started_at=long_ago, seen_at=long_ago)
+    before = _handed_over(acme)
+    assert handover_check() == 3
+    again = _handed_over(acme)
+    assert set(again) == set(before) and all(again[pk] > before[pk] for pk in before)
+    assert cache.get(_record_key()) == {"alive": [], "mourned": ["host:4242"]}
+    # Mourned once: the next checks leave the jobs handed over where they are.
+    assert handover_check() == 0 and _handed_over(acme) == again
+    # Once its beat rows are pruned, the record forgets it.
+    WorkerBeat.objects.all().delete()
+    assert handover_check() == 0
+    assert cache.get(_record_key()) == {"alive": [], "mourned": []}
 
 
 def test_a_transaction_chosen_as_a_deadlocks_victim_is_run_again_and_both_finish(acme, django_db_blocker):
