@@ -382,19 +382,24 @@ def _status_context(request: HttpRequest, job: Job) -> dict[str, Any]:
         "waiting": selectors.job_waiting(job),
         "attempts": list(selectors.job_attempts(job)),
         "can_write": _can_write(request),
-        "actions": _allowed_actions(job),
-        # A job of a handler no team may name (Pulse's own, or one no longer deployed) is not re-run by hand.
-        "can_run_again": find_public_handler(job.handler) is not None,
+        "actions": _allowed_actions(job, retired=request.team.is_retired),  # type: ignore[attr-defined]
+        # A job of a handler no team may name (Pulse's own, or one no longer deployed) is not re-run
+        # by hand, nor any job of a retired team (it would refuse the new job).
+        "can_run_again": find_public_handler(job.handler) is not None and not request.team.is_retired,  # type: ignore[attr-defined]
         # What the handler's JobError(details=…) said beside its message (an over-budget refusal's reasons too).
         "error_details_json": _pretty(job.error_details) if job.error_code and job.error_details else "",
     }
 
 
-def _allowed_actions(job: Job) -> list[str]:
+def _allowed_actions(job: Job, *, retired: bool) -> list[str]:
+    """The buttons the job's page offers: what its state allows, and of a retired team's job only
+    what starts nothing (it would refuse the rest)."""
     status = job.status
     allowed = []
     if status in Job.ACTIVE and not job.cancel_requested:
         allowed.append("cancel")
+    if retired:
+        return allowed
     if services.job_start_refusal(job) is None:
         allowed.append("start")
     if status == Job.Status.QUEUED:

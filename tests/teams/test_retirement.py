@@ -190,6 +190,37 @@ def test_a_retired_teams_pages_offer_no_new_job_or_schedule(acme, bob_client, ur
     assert button not in bob_client.get(url).content.decode()
 
 
+def test_a_retired_teams_pages_offer_no_button_that_would_only_be_refused(acme, acme_busy, bob_client):
+    """Retry, Start now, Resume, Run again, Run now and switching a schedule on start work, which a
+    retired team refuses; Delete and Edit (which cannot switch it on) stay."""
+    failed = submit(acme)
+    Job.objects.filter(pk=failed.pk).update(status=Status.FAILED, completed_at=timezone.now())
+    on = acme_busy["on"]
+    pages = {
+        f"/jobs/{failed.public_id}/": ['id="action-retry"', 'id="action-run-again"'],
+        f"/jobs/{acme_busy['held'].public_id}/": ['id="action-resume"'],
+        f"/jobs/{acme_busy['queued'].public_id}/": ['id="action-pause"'],
+        "/jobs/": ['name="action" value="retry"'],
+        "/schedules/": [f'action="/schedules/{on.public_id}/trigger/"', f'action="/schedules/{on.public_id}/pause/"'],
+        f"/schedules/{on.public_id}/": ['id="run-now"', 'id="toggle"'],
+    }
+    for url, buttons in pages.items():
+        page = bob_client.get(url).content.decode()
+        assert [button for button in buttons if button not in page] == [], url
+    team_retire(team=acme, who="admin root")
+    starts = ['id="action-retry"', 'id="action-run-again"', 'id="action-resume"', 'id="action-start"',
+              'id="action-pause"']  # its held and queued jobs are cancelled now: Retry would be offered
+    for url, buttons in pages.items():
+        page = bob_client.get(url).content.decode()
+        assert not any(button in page for button in buttons + (starts if url.startswith("/jobs/") else [])), url
+    # Off, the schedule's state still shows (as a badge), and what stays possible is still offered.
+    listed = bob_client.get("/schedules/").content.decode()
+    assert 'class="badge badge-off">Off<' in listed
+    detail = bob_client.get(f"/schedules/{on.public_id}/").content.decode()
+    assert f'action="/schedules/{on.public_id}/delete/"' in detail and f'href="/schedules/{on.public_id}/edit/"' in detail
+    assert 'value="delete"' in bob_client.get("/jobs/").content.decode()
+
+
 def test_a_retired_teams_empty_jobs_list_offers_no_submit(acme, bob_client):
     assert 'href="/jobs/new/">Submit one</a>' in bob_client.get("/jobs/").content.decode()
     team_retire(team=acme, who="admin root")
