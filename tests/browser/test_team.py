@@ -59,6 +59,17 @@ def test_alice_switches_team_and_sees_a_new_tokens_secret_once(page, login_as, a
     row = page.locator(f"#token-{token.public_id}")
     assert row.locator("td").nth(2).inner_text() == "Read and write"
     check_layout(page, "team")
+    # On a phone the members and tokens are cards, each cell under its column's name, nothing
+    # (a Remove or Revoke button) past the edge of a box scrolled sideways.
+    page.set_viewport_size({"width": 375, "height": 740})
+    for table in ("#members", "#tokens"):
+        assert page.evaluate(f"(w => w.scrollWidth <= w.clientWidth)(document.querySelector('{table} .table-wrap'))")
+    status = row.locator('td[data-label="Status"]')
+    assert page.evaluate("(td) => getComputedStyle(td, '::before').content", status.element_handle()) == '"Status"'
+    for button in (row.get_by_role("button", name="Revoke"), page.locator("#members").get_by_role("button", name="Remove").first):
+        box = button.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     page.reload()
     assert page.locator("#new-token-secret").count() == 0
