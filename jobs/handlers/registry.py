@@ -240,7 +240,24 @@ def _field_reasons(error: JsonSchemaError) -> list[tuple[str, str]]:
     if error.validator == "additionalProperties" and error.validator_value is False:
         return [(_payload_path([*parts, key]), "Not a field of this handler's payload.")
                 for key in _unexpected_keys(instance, error.schema)]
-    return [(_payload_path(parts), error.message)]
+    return [(_payload_path(parts), _message(error))]
+
+
+# How much of a rejected value a message says back: a 1 MB text over its maxLength is not
+# echoed whole into the API's answer, the form and the logs.
+SHOWN_VALUE = 60
+
+
+def _message(error: JsonSchemaError) -> str:
+    """jsonschema's message (which starts with the value, written as Python's repr), the value cut
+    to SHOWN_VALUE characters when longer, a text's length said."""
+    written = repr(error.instance)
+    if len(written) <= SHOWN_VALUE + 2 or written not in error.message:
+        return error.message
+    cut = written[:SHOWN_VALUE + 1] + "…"
+    if isinstance(error.instance, str):
+        cut += f" ({len(error.instance):,} characters)"
+    return error.message.replace(written, cut, 1)
 
 
 def _unexpected_keys(instance: dict[str, Any], schema: Any) -> list[str]:

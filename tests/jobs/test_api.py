@@ -37,6 +37,19 @@ def test_a_bad_payload_answers_400_naming_the_field(acme_api):
     assert not Job.objects.exists()
 
 
+def test_a_refusal_says_back_a_long_rejected_value_cut_short(acme_api):
+    """A 100,000-character title over its 200 is not echoed whole in the error (nor in every form
+    and log that shows it): its start, and how long it was."""
+    title = "x" * 100_000
+    response = post(acme_api, "jobs/", {"handler": "demo.report", "payload": {"title": title}})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "payload.title": [f"'{'x' * 60}… (100,000 characters) is too long"]}
+    short = post(acme_api, "jobs/", {"handler": "demo.report", "payload": {"title": 7}})
+    assert short.json()["error"]["fields"] == {"payload.title": ["7 is not of type 'string'"]}
+    assert not Job.objects.exists()
+
+
 def test_an_unknown_handler_answers_400(acme_api):
     response = post(acme_api, "jobs/", {"handler": "nope"})
     assert response.status_code == 400
