@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import include, path
 from pulse_site.api import ApiDocsView, ApiSchemaView, api_catch_all
+from pulse_site.api_root import ApiRootView
 
 urlpatterns: list = [
+    path("v1/", ApiRootView.as_view(), name="api-root"),
     path("v1/", include("pulse_site.teams.api_urls")),
     path("v1/", include("jobs.api_urls")),
     path("v1/", include("schedules.api_urls")),
