@@ -568,6 +568,12 @@ NEEDS_A_CHANGE = Q(resume_at__isnull=True, hold_reasons__0__kind="budget")
 HELD_BY_LIMITS = Q(hold_reasons__0__kind__in=RELEASABLE_KINDS)
 
 
+def held_by_limits(job: Job) -> bool:
+    """Whether a held job waits for a limit or a gate (released by the ticker), not for a person."""
+    reasons = job.hold_reasons or []
+    return bool(reasons) and isinstance(reasons[0], dict) and reasons[0].get("kind") in RELEASABLE_KINDS
+
+
 def _held_by_limits(team_id: int):
     return Job.objects.filter(HELD_BY_LIMITS, team_id=team_id, status=Status.PAUSED)
 

@@ -81,6 +81,20 @@ def test_a_held_job_shows_its_hold_reason(alice_client, submit):
     assert '<p class="hold-reason">Held by alice.</p>' in alice_client.get(f"/jobs/{job.public_id}/").content.decode()
 
 
+def test_only_a_job_a_person_held_offers_resume(acme, alice_client, submit):
+    """A job held by a limit (or a paused queue) goes back to its hold on a Resume: the limit still
+    binds, and the ticker releases it by itself when it no longer does. Its page says when, and
+    offers no button that would change nothing."""
+    by_person, by_limit = submit(), submit()
+    alice_client.post(f"/jobs/{by_person.public_id}/pause/")
+    Job.objects.filter(pk=by_limit.pk).update(status=Job.Status.PAUSED, hold_reasons=[
+        {"kind": "budget", "message": "Daily limit of 1 reached"}])
+    assert 'id="action-resume"' in alice_client.get(f"/jobs/{by_person.public_id}/").content.decode()
+    page = alice_client.get(f"/jobs/{by_limit.public_id}/").content.decode()
+    assert "Daily limit of 1 reached" in page and 'id="action-cancel"' in page
+    assert 'id="action-resume"' not in page
+
+
 def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice_client, submit):
     """A retry in its backoff, a schedule's run written before its time and a start asked for
     later are queued but not stuck: the row and the job's page say when they start."""
