@@ -226,3 +226,25 @@ def test_load_more_follows_the_redrawn_first_page_when_new_runs_push_rows_off_it
     shown = page.locator("#execution-rows > tr").evaluate_all("(rows) => rows.map((r) => r.dataset.executionId)")
     assert shown == [third.public_id, second.public_id, first.public_id]
     assert page.locator("#load-more").count() == 0
+
+
+def test_on_a_phone_each_schedule_is_a_card_with_its_switch_and_run_now_on_the_screen(page, login_as, alice, acme):
+    """Eight columns past a 375 px screen put the On/Off switch and Run now out of reach in a box
+    scrolled sideways: on a phone each schedule is a card, each cell under its column's name."""
+    schedule = schedule_create(team=acme, name="Nightly export of every report", handler="pulse.noop",
+                               cron="0 3 * * *", time_zone="Europe/Berlin")
+    login_as(alice)
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto("/schedules/")
+    row = page.locator(f'#schedule-rows tr[data-schedule-id="{schedule.public_id}"]')
+    assert page.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('#schedules .table-wrap'))")
+    for control in (row.locator('[data-field="toggle"]'), row.get_by_role("button", name="Run now")):
+        box = control.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375
+    enabled = row.locator('td[data-label="Enabled"]')
+    assert page.evaluate("(td) => getComputedStyle(td, '::before').content", enabled.element_handle()) == '"Enabled"'
+    row.locator('[data-field="toggle"]').click()
+    expect(page.locator(f'#schedule-rows tr[data-schedule-id="{schedule.public_id}"] [data-field="toggle"]')
+           ).to_have_attribute("aria-pressed", "false")
+    schedule.refresh_from_db()
+    assert not schedule.enabled
