@@ -61,7 +61,9 @@ def live_clusters() -> set[str]:
 
 
 def _statuses_seen_here() -> bool:
-    """Whether this process sees the clusters' statuses: not with a cache local to each process."""
+    """Whether this process sees the clusters' statuses. django-q2 keeps them in Redis with the
+    Redis broker and in Django's cache with the ORM broker: unseen only with a cache local to each
+    process (the embedded default; the Redis broker requires REDIS_URL, which makes the cache Redis)."""
     from django.core.cache.backends.locmem import LocMemCache
 
     return not isinstance(cache, LocMemCache)
