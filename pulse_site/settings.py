@@ -20,6 +20,7 @@ from pulse_site.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
     env_url,
 )
@@ -249,6 +250,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["pulse_site.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Calls each credential (an API token, a signed-in user) may make to the API, reads (GET, HEAD,
+# OPTIONS) and writes apart, per clock window (pulse_site.throttling); None: no limit. Counted in
+# the default cache: shared by every web process with Redis, per process without.
+PULSE_API_READ_RATE = env_rate("PULSE_API_READ_RATE", "1200/min")
+PULSE_API_WRITE_RATE = env_rate("PULSE_API_WRITE_RATE", "600/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pulse API",
     "DESCRIPTION": "Submit, schedule, watch and cost-govern background jobs for one team.",
