@@ -249,6 +249,7 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "pulse_site.negotiation.FormatNegotiation",
     "DEFAULT_PARSER_CLASSES": ["pulse_site.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["pulse_site.throttling.ReadRateThrottle", "pulse_site.throttling.WriteRateThrottle"],
 }
 # Calls each credential (an API token, a signed-in user) may make to the API, reads (GET, HEAD,
 # OPTIONS) and writes apart, per clock window (pulse_site.throttling); None: no limit. Counted in
