@@ -166,3 +166,14 @@ def test_a_cache_that_cannot_be_reached_lets_the_call_through_and_says_so(acme_a
         assert [read(acme_api).status_code for _ in range(5)] == [200] * 5
 
     assert "API rate not counted" in caplog.text
+
+
+def test_the_schema_documents_the_429_of_every_operation(alice_client):
+    schema = alice_client.get("/api/schema/", {"format": "json"}).json()
+
+    missing = [f"{method} {path}" for path, operations in schema["paths"].items()
+               for method, operation in operations.items() if "429" not in operation["responses"]]
+    assert missing == []
+    answer = schema["paths"]["/api/v1/jobs/"]["post"]["responses"]["429"]
+    assert answer["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
