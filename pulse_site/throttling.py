@@ -55,6 +55,9 @@ class CredentialRateThrottle(SimpleRateThrottle):
 
     kind = ""  # "read" or "write", in messages and keys
     setting = ""
+    # Set by SimpleRateThrottle.__init__ from the rate (None with no rate: never read then).
+    num_requests: int
+    duration: int
 
     def get_rate(self) -> str | None:
         # Read per request (a throttle is made for each), so a changed setting applies at once.
