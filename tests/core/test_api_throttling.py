@@ -177,3 +177,29 @@ def test_the_schema_documents_the_429_of_every_operation(alice_client):
     answer = schema["paths"]["/api/v1/jobs/"]["post"]["responses"]["429"]
     assert answer["headers"]["Retry-After"]["schema"] == {"type": "integer"}
     assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_calls_made_at_once_are_each_counted(acme, settings, frozen):
+    """DRF's own throttle reads, appends and writes back a list, so calls at once overwrite each
+    other's count; this one's add-and-incr is atomic (in Redis, and in the local-memory cache)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from rest_framework.exceptions import Throttled
+
+    from pulse_site.teams.models import ApiToken
+    from pulse_site.throttling import ReadRateThrottle
+
+    settings.PULSE_API_READ_RATE = "10/hour"
+    call = SimpleNamespace(method="GET", auth=ApiToken(team=acme, public_id="TK_AT_ONCE"), user=None)
+
+    def allowed(_: int) -> bool:
+        try:
+            return ReadRateThrottle().allow_request(call, view=None)  # a throttle per call, as DRF makes them
+        except Throttled:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(allowed, range(40)))
+
+    assert answers.count(True) == 10
