@@ -161,6 +161,10 @@ OUTAGE_RESPONSE = _error_response(
     "The database is unavailable for a moment (error code `database_unavailable`); "
     f"retry after the seconds in Retry-After ({RETRY_AFTER_SECONDS}).",
     headers={"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}})
+THROTTLED_RESPONSE = _error_response(
+    "Over the caller's rate of reads or writes (PULSE_API_READ_RATE, PULSE_API_WRITE_RATE; error code "
+    "`throttled`); nothing was done. Retry after the seconds in Retry-After, when the window turns.",
+    headers={"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}})
 # What any operation may answer, whatever it does; (methods, status, answer).
 COMMON_RESPONSES = [
     ({"get", "put", "post", "patch", "delete"}, "400", _error_response(
@@ -171,6 +175,7 @@ COMMON_RESPONSES = [
         f"A body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (error code `request_too_large`).")),
     ({"put", "post", "patch", "delete"}, "415", _error_response(
         "A body that is not JSON (Content-Type application/json).")),
+    ({"get", "put", "post", "patch", "delete"}, "429", THROTTLED_RESPONSE),
     ({"get", "put", "post", "patch", "delete"}, "503", OUTAGE_RESPONSE),
 ]
 
@@ -178,7 +183,7 @@ COMMON_RESPONSES = [
 def schema_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the refusals every operation may answer (a query
     parameter it does not take, an Accept it cannot serve, a body too large or not JSON, a
-    database outage), so the schema says so for each one; an operation's own description of a
+    rate spent, a database outage), so the schema says so for each one; an operation's own description of a
     status stays."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():

@@ -8,6 +8,7 @@ a typo in production must never silently fall back to a default.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -115,3 +116,22 @@ def env_url(
     except ValueError:
         raise _bad(name, value, "a URL with a numeric port") from None
     return value
+
+
+_RATE = re.compile(r"([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)")
+_RATE_UNIT = {"s": "s", "m": "min", "h": "hour", "d": "day"}
+
+
+def env_rate(name: str, default: str | None, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """A number of calls per second, minute, hour or day as DRF's throttles read it, written back
+    in one spelling (`1200/min`, `5/s`, `100/hour`, `1/day`); None for `off`. DRF itself reads the
+    unit's first letter only, so `10/mxyz` would pass there as ten a minute: refused here."""
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    if value.lower() == "off":
+        return None
+    match = _RATE.fullmatch(value.lower())
+    if match is None or int(match[1]) < 1:
+        raise _bad(name, value, "a number of calls (at least 1) a second, minute, hour or day, such as 1200/min, or off")
+    return f"{int(match[1])}/{_RATE_UNIT[match[2][0]]}"

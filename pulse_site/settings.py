@@ -20,6 +20,7 @@ from pulse_site.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
     env_url,
 )
@@ -248,7 +249,13 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "pulse_site.negotiation.FormatNegotiation",
     "DEFAULT_PARSER_CLASSES": ["pulse_site.parsers.StrictJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["pulse_site.throttling.ReadRateThrottle", "pulse_site.throttling.WriteRateThrottle"],
 }
+# Calls each credential (an API token, a signed-in user) may make to the API, reads (GET, HEAD,
+# OPTIONS) and writes apart, per clock window (pulse_site.throttling); None: no limit. Counted in
+# the default cache: shared by every web process with Redis, per process without.
+PULSE_API_READ_RATE = env_rate("PULSE_API_READ_RATE", "1200/min")
+PULSE_API_WRITE_RATE = env_rate("PULSE_API_WRITE_RATE", "600/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pulse API",
     "DESCRIPTION": "Submit, schedule, watch and cost-govern background jobs for one team.",

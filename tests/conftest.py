@@ -36,6 +36,19 @@ def _fresh_worker_count():
     dispatch._capacity.clear()
 
 
+@pytest.fixture(autouse=True)
+def _own_api_rate_counts(monkeypatch):
+    """Each test counts its own API calls against the production rates (pulse_site.throttling):
+    a user's id comes back after a rolled-back test, and tests frozen at the same moment share one
+    window, so calls counted in earlier tests (or an earlier run, in Redis) would spend this one's.
+    The rates stay the production defaults; no test comes near them by accident."""
+    from uuid import uuid4
+
+    from pulse_site import throttling
+
+    monkeypatch.setattr(throttling, "KEY_PREFIX", f"api_rate_test_{uuid4().hex}")
+
+
 # Longer than a test that spends in a budget window and reads it back takes on a loaded machine.
 BUDGET_DAY_MARGIN = timedelta(minutes=2)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from pulse_site.env import env_bool, env_choice, env_float, env_int, env_list, env_str, env_url
+from pulse_site.env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {"DATABASE_URL": "postgres://pulse:secret@db.internal:5432/pulse", "REDIS_URL": "redis://cache.internal:6379/2"}
@@ -99,6 +99,22 @@ def test_env_float_refuses_nan_and_words():
         env_float("PULSE_RELAY_GAP_GRACE", 3.0, environ={"PULSE_RELAY_GAP_GRACE": "soon"})
 
 
+@pytest.mark.parametrize(("value", "rate"), [
+    ("1200/min", "1200/min"), ("5/s", "5/s"), ("10/second", "10/s"), ("100/h", "100/hour"),
+    ("1/DAY", "1/day"), (" 30/minute ", "30/min"), ("off", None), ("OFF", None),
+])
+def test_env_rate_reads_calls_per_second_minute_hour_or_day_or_off(value, rate):
+    assert env_rate("PULSE_API_READ_RATE", "1200/min", environ={"PULSE_API_READ_RATE": value}) == rate
+
+
+@pytest.mark.parametrize("value", ["1200", "1200/week", "0/min", "-5/min", "1.5/s", "/min", "many/min", "10/mxyz", "none"])
+def test_env_rate_refuses_anything_else_naming_the_variable(value):
+    expected = ("expected a number of calls (at least 1) a second, minute, hour or day, "
+                "such as 1200/min, or off")
+    with pytest.raises(ImproperlyConfigured, match=rf"^PULSE_API_READ_RATE='{re.escape(value)}' is not valid: {re.escape(expected)}\.$"):
+        env_rate("PULSE_API_READ_RATE", "1200/min", environ={"PULSE_API_READ_RATE": value})
+
+
 def test_unset_or_blank_variables_take_the_default():
     assert env_int("X", 7, environ={}) == 7
     assert env_str("X", "d", environ={"X": "  "}) == "d"
@@ -115,6 +131,19 @@ def test_a_malformed_variable_stops_start_up_with_a_message_naming_it():
     assert result.returncode != 0
     assert "PULSE_WORKERS='abc' is not valid: expected a whole number" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_malformed_api_rate_stops_start_up_naming_it():
+    result = settings_in_subprocess({"PULSE_API_WRITE_RATE": "600 per minute"}, "settings.PULSE_API_WRITE_RATE")
+
+    assert result.returncode != 0
+    assert "PULSE_API_WRITE_RATE='600 per minute' is not valid: expected a number of calls" in result.stderr
+
+
+def test_the_api_rates_default_to_1200_reads_and_600_writes_a_minute_and_switch_off():
+    rates = "[settings.PULSE_API_READ_RATE, settings.PULSE_API_WRITE_RATE]"
+    assert settings_value({}, rates) == ["1200/min", "600/min"]
+    assert settings_value({"PULSE_API_READ_RATE": "off", "PULSE_API_WRITE_RATE": "10/s"}, rates) == [None, "10/s"]
 
 
 def test_the_redis_broker_without_redis_stops_start_up():

@@ -1,0 +1,205 @@
+"""API request throttling (pulse_site.throttling): each credential (an API token, a signed-in
+user) may make so many reads and so many writes per window; one more is a 429 `throttled` with
+Retry-After, in the API's error shape, and nothing is done. Not the budget's calls_per_minute,
+which holds submitted jobs instead of refusing calls."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from jobs.models import Job
+from tests.conftest import token_client
+
+pytestmark = pytest.mark.django_db
+
+# Ten seconds before a minute turns: a minute's window ends then.
+T0 = datetime(2026, 3, 10, 12, 30, 50, tzinfo=UTC)
+READ = "/api/v1/team/"
+WRITE = "/api/v1/jobs/preview/"
+NOOP = {"handler": "pulse.noop", "payload": {}}
+
+
+@pytest.fixture
+def frozen(time_machine):
+    time_machine.move_to(T0, tick=False)
+    return time_machine
+
+
+@pytest.fixture
+def low_rates(settings):
+    settings.PULSE_API_READ_RATE = "3/min"
+    settings.PULSE_API_WRITE_RATE = "2/min"
+
+
+def read(client):
+    return client.get(READ)
+
+
+def write(client):
+    return client.post(WRITE, NOOP, format="json") if hasattr(client, "credentials") else \
+        client.post(WRITE, NOOP, content_type="application/json")
+
+
+def test_a_token_over_its_read_rate_gets_a_429_with_retry_after(acme_api, low_rates, frozen):
+    assert [read(acme_api).status_code for _ in range(3)] == [200, 200, 200]
+
+    response = read(acme_api)
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "10"
+    assert response.json() == {"error": {
+        "code": "throttled",
+        "message": "This token is over its rate of 3 reads a minute; try again in 10 seconds.",
+        "fields": {},
+    }}
+
+
+def test_a_throttled_write_does_nothing(acme_api, low_rates, frozen):
+    assert [acme_api.post("/api/v1/jobs/", NOOP, format="json").status_code for _ in range(2)] == [201, 201]
+
+    response = acme_api.post("/api/v1/jobs/", NOOP, format="json")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["message"] == \
+        "This token is over its rate of 2 writes a minute; try again in 10 seconds."
+    assert Job.objects.count() == 2
+
+
+def test_a_throttled_token_does_not_throttle_another_token_of_its_team_nor_another_team(
+        acme, globex, low_rates, frozen):
+    first, second, other_team = token_client(acme), token_client(acme), token_client(globex)
+    for _ in range(3):
+        read(first)
+    assert read(first).status_code == 429
+
+    assert [read(second).status_code for _ in range(3)] == [200, 200, 200]
+    assert [read(other_team).status_code for _ in range(3)] == [200, 200, 200]
+    assert read(second).status_code == 429
+
+
+def test_a_signed_in_user_is_counted_apart_from_the_teams_tokens_and_other_users(
+        alice_client, bob_client, acme_api, low_rates, frozen):
+    for _ in range(3):
+        read(acme_api)
+    assert read(acme_api).status_code == 429
+
+    assert [read(alice_client).status_code for _ in range(3)] == [200, 200, 200]
+    response = read(alice_client)
+    assert response.status_code == 429
+    assert response.json()["error"]["message"] == \
+        "You are over your rate of 3 reads a minute; try again in 10 seconds."
+    assert read(bob_client).status_code == 200
+
+
+def test_reads_and_writes_are_counted_apart(acme_api, low_rates, frozen):
+    assert [write(acme_api).status_code for _ in range(3)] == [200, 200, 429]
+    assert [read(acme_api).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert acme_api.options(READ).status_code == 429  # OPTIONS and HEAD read
+    assert acme_api.head(READ).status_code == 429
+    assert acme_api.delete("/api/v1/jobs/JB_nope/").status_code == 429  # writes are spent too
+
+
+def test_a_new_window_lets_calls_through_again(acme_api, low_rates, frozen):
+    for _ in range(3):
+        read(acme_api)
+    assert read(acme_api).status_code == 429
+
+    frozen.move_to(T0 + timedelta(seconds=9), tick=False)
+    response = read(acme_api)
+    assert (response.status_code, response["Retry-After"]) == (429, "1")
+    assert response.json()["error"]["message"].endswith("try again in 1 second.")
+
+    frozen.move_to(T0 + timedelta(seconds=10), tick=False)
+    assert [read(acme_api).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert read(acme_api)["Retry-After"] == "60"
+
+
+def test_an_hourly_rate_waits_for_the_hour_to_turn(acme_api, settings, frozen):
+    settings.PULSE_API_READ_RATE = "1/hour"
+    read(acme_api)
+
+    response = read(acme_api)
+
+    # 12:30:50 → 13:00:00 is 1,750 s.
+    assert response["Retry-After"] == "1750"
+    assert response.json()["error"]["message"] == \
+        "This token is over its rate of 1 read an hour; try again in 1,750 seconds."
+
+
+@pytest.mark.parametrize(("rate", "kind", "words"), [
+    ("1/s", "read", "1 read a second"),
+    ("1200/min", "read", "1,200 reads a minute"),
+    ("5000/hour", "write", "5,000 writes an hour"),
+    ("2/d", "write", "2 writes a day"),
+])
+def test_a_rate_is_said_in_words(rate, kind, words):
+    from pulse_site.throttling import rate_in_words
+
+    assert rate_in_words(rate, kind) == words
+
+
+def test_off_switches_throttling_off(acme_api, settings, frozen):
+    settings.PULSE_API_READ_RATE = None
+    settings.PULSE_API_WRITE_RATE = None
+
+    assert {read(acme_api).status_code for _ in range(50)} == {200}
+    assert {write(acme_api).status_code for _ in range(50)} == {200}
+
+
+def test_unauthenticated_calls_are_refused_as_before_not_counted(client, low_rates, frozen):
+    assert {client.get(READ).status_code for _ in range(5)} == {401}
+
+
+def test_a_cache_that_cannot_be_reached_lets_the_call_through_and_says_so(acme_api, low_rates, monkeypatch, caplog):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused.")
+
+    monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(cache, "incr", down)
+    with caplog.at_level(logging.WARNING, logger="pulse.throttling"):
+        assert [read(acme_api).status_code for _ in range(5)] == [200] * 5
+
+    assert "API rate not counted" in caplog.text
+
+
+def test_the_schema_documents_the_429_of_every_operation(alice_client):
+    schema = alice_client.get("/api/schema/", {"format": "json"}).json()
+
+    missing = [f"{method} {path}" for path, operations in schema["paths"].items()
+               for method, operation in operations.items() if "429" not in operation["responses"]]
+    assert missing == []
+    answer = schema["paths"]["/api/v1/jobs/"]["post"]["responses"]["429"]
+    assert answer["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_calls_made_at_once_are_each_counted(acme, settings, frozen):
+    """DRF's own throttle reads, appends and writes back a list, so calls at once overwrite each
+    other's count; this one's add-and-incr is atomic (in Redis, and in the local-memory cache)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from rest_framework.exceptions import Throttled
+
+    from pulse_site.teams.models import ApiToken
+    from pulse_site.throttling import ReadRateThrottle
+
+    settings.PULSE_API_READ_RATE = "10/hour"
+    call = SimpleNamespace(method="GET", auth=ApiToken(team=acme, public_id="TK_AT_ONCE"), user=None)
+
+    def allowed(_: int) -> bool:
+        try:
+            return ReadRateThrottle().allow_request(call, view=None)  # a throttle per call, as DRF makes them
+        except Throttled:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(allowed, range(40)))
+
+    assert answers.count(True) == 10
