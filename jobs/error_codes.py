@@ -49,6 +49,10 @@ FLAGS: dict[str, CodeFlags] = {
 
 DEFAULT_RETRY_ON = frozenset(code for code, flags in FLAGS.items() if flags.retryable)
 
+# The codes a handler's JobError may give (the seed's list). The others say what Pulse saw — a lost
+# lease, a stopped worker, a refusal at admission — and a handler giving one is recorded as unknown.
+HANDLER_CODES = frozenset(FLAGS) - {ErrorCode.WORKER_LOST, ErrorCode.INTERRUPTED, ErrorCode.BUDGET_EXCEEDED}
+
 
 class JobError(Exception):
     """Raised by a handler to end its attempt with a specific error code."""
@@ -56,7 +60,7 @@ class JobError(Exception):
     def __init__(self, code: str, message: str, *, details: dict[str, object] | None = None,
                  retryable: bool | None = None) -> None:
         details = dict(details or {})
-        if code not in FLAGS:
+        if code not in HANDLER_CODES:
             # Recorded as unknown (its flags, its filters), but the code the handler gave is kept.
             details.setdefault("code_given", str(code)[:100])
             code = ErrorCode.UNKNOWN

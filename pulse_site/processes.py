@@ -150,7 +150,8 @@ class Supervisor:
                 raise ChildDied(child)
 
     def stop(self) -> None:
-        """SIGTERM every group, wait up to PULSE_STOP_TIMEOUT + a margin, then SIGKILL what is left."""
+        """SIGTERM each child's leader (not its group: see below), wait up to PULSE_STOP_TIMEOUT + a
+        margin for every group to exit, then SIGKILL the groups still there."""
         grace = settings.PULSE_STOP_TIMEOUT + SETTLE_MARGIN_SECONDS
         for child in self.children:
             # The leader only: qcluster's sentinel stops its own workers in order, while a SIGTERM

@@ -368,6 +368,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "pulse": {"level": Q_CLUSTER["log_level"], "propagate": True},
-        "django_q": {"level": "WARNING", "propagate": True},
+        # django-q2's own logger (its name has a hyphen): one info line per task otherwise. It finds
+        # the root's handler here, so it leaves Q_CLUSTER["log_level"] unapplied.
+        "django-q": {"level": "WARNING", "propagate": True},
     },
 }

@@ -1,4 +1,5 @@
-"""The ticker: once a second, run every registered step, each in its own transaction.
+"""The ticker: a round every PULSE_TICK_MS runs each registered step that is due (each has its own
+interval, `step(name, every=…)`), each in its own transaction.
 
 Apps register steps at import (from their AppConfig.ready); `manage.py pulse_ticker` runs the
 loop. Every step must be safe to run in several tickers at once (row claims, SKIP LOCKED,

@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from jobs.error_codes import FLAGS, JobError
+from jobs.error_codes import HANDLER_CODES, JobError
 from jobs.handlers.context import JobContext
 from jobs.handlers.registry import handler
 
@@ -60,7 +60,7 @@ def noop(ctx: JobContext) -> None:
     schema={
         "type": "object",
         "properties": {
-            "code": {"type": "string", "enum": sorted(str(code) for code in FLAGS), "default": "unknown"},
+            "code": {"type": "string", "enum": sorted(str(code) for code in HANDLER_CODES), "default": "unknown"},
             "message": {"type": "string", "maxLength": 1000, "default": "Failed on purpose"},
             "delay": {"type": "number", "minimum": 0, "maximum": 600, "default": 0},
             "retryable": {"type": "boolean"},

@@ -556,6 +556,22 @@ def test_a_job_error_with_a_code_outside_the_list_keeps_the_code_it_was_given(su
     assert job.error_details == {"after": 30, "code_given": "rate_limited"}
 
 
+@pytest.mark.parametrize("code", ["worker_lost", "interrupted", "budget_exceeded"])
+def test_a_handler_cannot_end_its_attempt_with_one_of_pulses_own_codes(submit, temp_handler, code):
+    """worker_lost, interrupted and budget_exceeded say what Pulse saw (a lost lease, a stopped
+    worker, a refusal at admission): a handler's JobError with one is its own error, `unknown`."""
+    from jobs.error_codes import JobError
+
+    @temp_handler("test.pulse_code", max_attempts=1)
+    def pulse_code(ctx):
+        raise JobError(code, "pretending")
+
+    job = submit("test.pulse_code")
+    run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_details) == (Status.FAILED, "unknown", {"code_given": code})
+
+
 def test_a_rescued_attempt_says_how_long_it_ran_not_0_ms(submit, temp_handler):
     """A cluster killed with SIGKILL 30 s into a job: the rescue's log line said "Failed after 0 ms
     with worker_lost", though the attempt ran 30 s (its own row said so)."""

@@ -18,7 +18,7 @@ log = logging.getLogger("pulse.ticker")
 
 
 class Command(BaseCommand):
-    help = "Run the ticker: every registered step once a second, until SIGTERM or Ctrl-C."
+    help = "Run the ticker: a round every PULSE_TICK_MS runs each registered step that is due (each at its own interval), until SIGTERM or Ctrl-C."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="run every step once and exit (non-zero if one failed)")
