@@ -114,14 +114,16 @@ def asgi_server(transactional_db: None, settings) -> Iterator[AsgiServer]:
             raise RuntimeError("uvicorn did not stop within 10 s")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
-    """Playwright's sync API, for one test only.
+    """Playwright's sync API, for one module of browser tests.
 
     It keeps an asyncio loop marked as running in the test's thread for as long as it is open.
     Kept for a whole session, that loop broke every later test: pytest-asyncio could not start its
-    own loop and Django refused plain ORM calls as "from an async context". So it lives exactly as
-    long as one test, and so does the flag that lets this test's own ORM calls through.
+    own loop and Django refused plain ORM calls as "from an async context". So it lives as long as
+    one module of browser tests (none of them async), and so does the flag that lets their own ORM
+    calls through. Started once per module, not per test, it and the browser save a second and a
+    half of every test; each test still has a fresh context (`page`) and a server of its own.
     """
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
@@ -143,9 +145,10 @@ def playwright() -> Iterator[Any]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = kept
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser(playwright) -> Iterator[Any]:
-    """Debian's Chromium, headless (never a downloaded browser build)."""
+    """Debian's Chromium, headless (never a downloaded browser build), shared by a module's tests:
+    each test's contexts keep their cookies, storage and cache apart."""
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()

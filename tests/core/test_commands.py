@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -380,6 +381,13 @@ class PulseUp:
                 os.killpg(pid, signal.SIGKILL)
 
 
+# pulse_up runs the embedded default on a SQLite file of its own, and pulse_test starts runs of
+# its own on a PostgreSQL database of its own: the same whatever the suite runs on, so each runs
+# in one configuration (pulse_test's where PostgreSQL is known to be there), not in both.
+embedded_only = pytest.mark.skipif(settings.IS_POSTGRES, reason="the same on every configuration: run on the embedded one")
+postgres_only = pytest.mark.skipif(not settings.IS_POSTGRES, reason="starts PostgreSQL runs of its own: run on that configuration")
+
+
 @pytest.fixture
 def pulse_up(tmp_path):
     started: list[PulseUp] = []
@@ -393,6 +401,7 @@ def pulse_up(tmp_path):
         up.close()
 
 
+@embedded_only
 def test_pulse_up_serves_the_demo_and_ctrl_c_stops_every_process(pulse_up):
     up = pulse_up()
     seconds_to_first_page = up.wait_until_up()
@@ -417,6 +426,7 @@ def test_pulse_up_serves_the_demo_and_ctrl_c_stops_every_process(pulse_up):
     print(f"pulse_up answered {seconds_to_first_page:.1f} s after start (migrations and demo included)")
 
 
+@embedded_only
 def test_pulse_up_stops_everything_and_fails_when_a_child_dies(pulse_up):
     up = pulse_up("--no-demo")
     up.wait_until_up()
@@ -430,6 +440,7 @@ def test_pulse_up_stops_everything_and_fails_when_a_child_dies(pulse_up):
     assert [name for name, pid in children.items() if not group_gone(pid)] == []
 
 
+@embedded_only
 def test_pulse_up_refuses_a_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -468,6 +479,8 @@ def run_pulse_test(tmp_path: Path, *pytest_args: str) -> tuple[subprocess.Comple
     return result, seen
 
 
+@pytest.mark.postgres
+@postgres_only
 def test_pulse_test_runs_the_suite_on_postgresql_with_redis_and_on_the_embedded_default(tmp_path):
     result, seen = run_pulse_test(tmp_path, "-k", "records")
 
@@ -481,6 +494,8 @@ def test_pulse_test_runs_the_suite_on_postgresql_with_redis_and_on_the_embedded_
     assert re.fullmatch(r"embedded \(SQLite, no Redis\): passed \(pytest exit 0\) in \d+\.\d s", summary[1])
 
 
+@pytest.mark.postgres
+@postgres_only
 def test_pulse_test_fails_when_no_test_matches(tmp_path):
     result, seen = run_pulse_test(tmp_path, "-k", "nothing_is_called_this")
 
