@@ -50,7 +50,7 @@ def test_a_handlers_page_documents_its_payload_retries_and_cost(alice_client):
     assert response.status_code == 200
     fields = {f.key: f for f in response.context["fields"]}
     assert list(fields) == ["code", "message", "delay", "retryable"]
-    assert fields["code"].rules.startswith('one of "ai_error", "budget_exceeded", ') and fields["code"].default == '"unknown"'
+    assert fields["code"].rules.startswith('one of "ai_error", "database_error", ') and fields["code"].default == '"unknown"'
     assert fields["message"].rules == "at most 1000 characters"
     assert fields["delay"].rules == "at least 0; at most 600" and fields["delay"].type == "number"
     assert fields["retryable"].default is None and not fields["retryable"].required

@@ -172,4 +172,4 @@ def test_a_choice_refused_lists_the_choices_as_they_are_written(acme):
     with pytest.raises(ValidationError) as refused:
         job_submit(team=acme, handler="pulse.fail", payload={"code": "rate_limited"}, source="api")
     [reason] = refused.value.fields["payload.code"]
-    assert reason.startswith("'rate_limited' is not one of ['ai_error', 'budget_exceeded', ") and "ErrorCode" not in reason
+    assert reason.startswith("'rate_limited' is not one of ['ai_error', 'database_error', ") and "ErrorCode" not in reason
