@@ -28,7 +28,21 @@ SERVER_START_TIMEOUT = 15.0
 
 
 
+# A page looks and behaves the same on either database: the layout, theme, accessibility, CSP and
+# form walks run on the production configuration (PostgreSQL + Redis) only. The embedded one keeps
+# the walks whose path differs there: live updates through the in-memory layer, relayed inside the
+# web process. (The views under every page run on both, through Django's test client.)
+EMBEDDED_TOO = {"test_jobs.py", "test_live_access.py", "test_live_closed.py", "test_live_resume.py"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from django.conf import settings
+
+    if not settings.IS_POSTGRES:
+        production_only = pytest.mark.skip(reason="the same page on both databases: walked on PostgreSQL + Redis")
+        for item in items:
+            if item.get_closest_marker("browser") and item.path.name not in EMBEDDED_TOO:
+                item.add_marker(production_only)
     if "slow" not in (config.getoption("markexpr") or ""):
         # The long audits run when asked for (`-m slow`); the normal run keeps their short versions.
         slow = pytest.mark.skip(reason="slow: run with -m slow")
