@@ -507,19 +507,23 @@ def test_pulse_test_fails_when_no_test_matches(tmp_path):
 
 
 def test_pulse_test_runs_postgresql_in_parts_that_share_nothing():
-    """The PostgreSQL configuration runs in two parts beside the embedded one: each part its own
+    """The PostgreSQL configuration runs in three parts beside the embedded one: each part its own
     database, Redis database and prefixes (pub/sub channels span Redis's databases)."""
     from pulse_site.management.commands.pulse_test import suite_runs
 
     runs = suite_runs({"PULSE_TEST_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ci",
                        "PULSE_TEST_REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "sqlite:///x",
-                       "PULSE_TEST_SHARD": "2/2"})  # run by a test of a part: each run starts afresh
-    first, second, embedded = runs
-    assert [r.label for r in runs] == ["PostgreSQL + Redis", "PostgreSQL + Redis", "embedded (SQLite, no Redis)"]
+                       "PULSE_TEST_SHARD": "2/3"})  # run by a test of a part: each run starts afresh
+    first, second, third, embedded = runs
+    assert [r.label for r in runs] == ["PostgreSQL + Redis"] * 3 + ["embedded (SQLite, no Redis)"]
     assert (first.env["DATABASE_URL"], first.env["REDIS_URL"], first.env["PULSE_TEST_SHARD"]) == (
-        "postgres://postgres@127.0.0.1:5432/ci", "redis://127.0.0.1:6379/3", "1/2")
+        "postgres://postgres@127.0.0.1:5432/ci", "redis://127.0.0.1:6379/3", "1/3")
     assert (second.env["DATABASE_URL"], second.env["REDIS_URL"], second.env["PULSE_TEST_SHARD"]) == (
-        "postgres://postgres@127.0.0.1:5432/ci_2", "redis://127.0.0.1:6379/11", "2/2")
+        "postgres://postgres@127.0.0.1:5432/ci_2", "redis://127.0.0.1:6379/8", "2/3")
+    assert (third.env["DATABASE_URL"], third.env["REDIS_URL"], third.env["PULSE_TEST_SHARD"]) == (
+        "postgres://postgres@127.0.0.1:5432/ci_3", "redis://127.0.0.1:6379/13", "3/3")
     assert {second.env[name] for name in ("PULSE_CHANNEL_PREFIX", "PULSE_CACHE_PREFIX", "PULSE_QUEUE_NAME")} == {
         "pulse_2"} and "PULSE_CHANNEL_PREFIX" not in first.env
+    assert {third.env[name] for name in ("PULSE_CHANNEL_PREFIX", "PULSE_CACHE_PREFIX", "PULSE_QUEUE_NAME")} == {
+        "pulse_3"}
     assert "DATABASE_URL" not in embedded.env and "PULSE_TEST_SHARD" not in embedded.env
