@@ -308,8 +308,7 @@ def job_submit_preview(*, team: Team, handler: str, payload: object, priority: o
     raises it, and its `would_hold` is the submit's. Advisory: the state may change before a submit."""
     job = _prepare(team=team, handler=handler, payload=payload, source=Job.Source.API, priority=priority,
                    run_after=run_after)
-    with transaction.atomic():
-        team_check_takes_work(team=team)
+    team_check_takes_work(team=team, wait=False)  # advisory: the flag, not the submit's lock
     return Preview(estimate_micros=job.cost_estimate, run_after=job.run_after,
                    would_hold=_would_hold(job, _check_submittable(job)))
 
@@ -568,7 +567,7 @@ NEEDS_A_CHANGE = Q(resume_at__isnull=True, hold_reasons__0__kind="budget")
 HELD_BY_LIMITS = Q(hold_reasons__0__kind__in=RELEASABLE_KINDS)
 
 
-def held_by_limits(job: Job) -> bool:
+def job_is_held_by_limits(job: Job) -> bool:
     """Whether a held job waits for a limit or a gate (released by the ticker), not for a person."""
     reasons = job.hold_reasons or []
     return bool(reasons) and isinstance(reasons[0], dict) and reasons[0].get("kind") in RELEASABLE_KINDS
