@@ -469,8 +469,9 @@ def job_pause(*, job: Job, by: str = "") -> Job:
 def job_resume(*, job: Job, by: str = "") -> Job:
     """Put a held job back in the queue; it passes admission again before it runs."""
     job = _refresh_for_update(job)
-    if job.status != Status.PAUSED:
-        raise Conflict(f"Only held jobs can be resumed; this one is {job.status}.", code="not_paused")
+    refusal = job_resume_refusal(job)
+    if refusal is not None:
+        raise refusal
     # A job that has not started and was given a time to run at (a schedule's run staged for its
     # slot, a submit with run_after) keeps that time; a held retry goes now.
     keep_time = job.attempts == 0 and job.run_after is not None and job.run_after > timezone.now()
@@ -481,6 +482,19 @@ def job_resume(*, job: Job, by: str = "") -> Job:
     job_event(job, "resumed", by=by)
     _dispatch_on_commit()
     return job
+
+
+def job_resume_refusal(job: Job) -> Conflict | None:
+    """Why job_resume would refuse `job`, or None when it would resume it (the job page offers
+    "Resume" by this). A job a limit or a gate holds would only meet its hold again: the ticker
+    releases it when the hold ends."""
+    if job.status != Status.PAUSED:
+        return Conflict(f"Only held jobs can be resumed; this one is {job.status}.", code="not_paused")
+    if job_is_held_by_limits(job):
+        return Conflict("This job is held by a limit or a paused queue: it is released by itself when that "
+                        "allows, and a Resume would hold it again. Raise the limit or resume the queue instead.",
+                        code="held_by_limits")
+    return None
 
 
 def job_start_refusal(job: Job) -> Conflict | None:

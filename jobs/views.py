@@ -404,8 +404,7 @@ def _allowed_actions(job: Job, *, retired: bool) -> list[str]:
         allowed.append("start")
     if status == Job.Status.QUEUED:
         allowed.append("pause")
-    if status == Job.Status.PAUSED and not services.job_is_held_by_limits(job):
-        # A limit's hold (a paused queue's too) ends by itself; a Resume would only hold it again.
+    if services.job_resume_refusal(job) is None:
         allowed.append("resume")
     if status in (Job.Status.FAILED, Job.Status.CANCELLED):
         allowed.append("retry")

@@ -267,6 +267,20 @@ def test_actions_move_the_job_and_refuse_impossible_moves(acme, acme_api):
     assert post(acme_api, f"jobs/{job.public_id}/retry/").json()["status"] == "queued"
 
 
+def test_a_job_held_by_a_limit_is_not_resumed_by_the_api_as_its_page_offers_no_resume(acme, acme_api):
+    """A Resume of a job a limit holds would only send it back to the same hold (the ticker releases
+    it when the limit allows): the API refuses it, saying so, as the job's page offers no Resume."""
+    reasons = [{"kind": "budget", "message": "Daily limit of 1 reached", "resume_at": None}]
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.PAUSED, hold_reasons=reasons)
+    before = Job.objects.filter(pk=job.pk).values().get()
+    refused = post(acme_api, f"jobs/{job.public_id}/resume/")
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "held_by_limits" and "released by itself" in error["message"]
+    assert Job.objects.filter(pk=job.pk).values().get() == before
+
+
 def test_the_api_says_who_cancelled_a_job_and_a_running_ones_cancel_asked_by(acme, acme_api):
     queued = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
     running = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job

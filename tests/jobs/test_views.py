@@ -93,6 +93,10 @@ def test_only_a_job_a_person_held_offers_resume(acme, alice_client, submit):
     page = alice_client.get(f"/jobs/{by_limit.public_id}/").content.decode()
     assert "Daily limit of 1 reached" in page and 'id="action-cancel"' in page
     assert 'id="action-resume"' not in page
+    # A page left open since the job was a person's hold posts it anyway: refused, saying why.
+    refused = alice_client.post(f"/jobs/{by_limit.public_id}/resume/", follow=True).content.decode()
+    assert "released by itself" in refused
+    assert Job.objects.get(pk=by_limit.pk).hold_reasons[0]["message"] == "Daily limit of 1 reached"
 
 
 def test_a_queued_job_due_later_says_why_and_when_on_the_list_and_its_page(alice_client, submit):
