@@ -1,10 +1,17 @@
 """API request rates: each credential (an API token, by its public id; a signed-in user, by their
 id) may make PULSE_API_READ_RATE reads (GET, HEAD, OPTIONS) and PULSE_API_WRITE_RATE writes per
 clock window, counted apart; one more is refused with `Throttled` (429 `throttled`, Retry-After:
-the seconds until the window turns) before the view does anything.
+the seconds until the window turns) before the view does anything. Every counted answer says
+the rate, the calls left and the seconds to the window's turn (RateLimit-Limit, -Remaining and
+-Reset, RateHeadersMiddleware), so a client can pace itself instead of meeting the 429.
+
+Calls with an invalid, revoked or expired bearer token are counted per client address
+(PULSE_API_AUTH_FAILURE_RATE): past it, every bearer call from the address is refused unread
+until the window turns, so guessing tokens is bounded. Other anonymous calls are not counted: the
+permission check refuses them first.
 
 Not the budget's calls_per_minute (budgets), which holds submitted jobs back instead of refusing
-calls. Anonymous calls are not counted: the permission check refuses them first.
+calls.
 
 Imported by DRF while rest_framework.views is still being imported (DEFAULT_THROTTLE_CLASSES), so
 nothing here imports API views or models at module level.
@@ -14,9 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
 from django.contrib.humanize.templatetags.humanize import intcomma
 from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
@@ -37,6 +48,38 @@ def rate_in_words(rate: str, kind: str) -> str:
     return f"{intcomma(int(number))} {kind}{'' if int(number) == 1 else 's'} {_UNIT_WORDS[unit[0]]}"
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _window(rate: str, now: float) -> tuple[int, int, int, int]:
+    """`rate`'s number of calls and window length (seconds), the clock window `now` is in (its
+    index) and the whole seconds until it turns (at least 1)."""
+    number, unit = rate.split("/")
+    seconds = _UNIT_SECONDS[unit[0]]
+    window = int(now // seconds)
+    return int(number), seconds, window, max(1, math.ceil((window + 1) * seconds - now))
+
+
+def _count(key: str, seconds: int, *, add: bool = True) -> int | None:
+    """This call's number in its window of `seconds` (`add`), or the number so far; None when the cache cannot
+    be reached: the call goes through uncounted (a limit that fails closed would take the whole
+    API down with Redis). `cache.add` then `cache.incr`, both atomic in Redis and in the
+    local-memory cache, so calls made at once from every web process are all counted."""
+    try:
+        if not add:
+            return int(cache.get(key, 0))
+        # The key outlives its window by a second, so a late incr never meets a vanished key.
+        cache.add(key, 0, timeout=seconds + 1)
+        return int(cache.incr(key))
+    except (RedisError, OSError, ValueError) as exc:
+        logger.warning("API rate not counted for %s: %s", key, exc)
+        return None
+
+
+def _in_seconds(wait: int) -> str:
+    return f"{intcomma(wait)} second{'' if wait == 1 else 's'}"
+
+
 class RateExceeded(Throttled):
     """Throttled with a message of our own (DRF's appends "Expected available in N seconds.")."""
 
@@ -46,12 +89,12 @@ class RateExceeded(Throttled):
 
 
 class CredentialRateThrottle(SimpleRateThrottle):
-    """A fixed-window counter per credential and window: `cache.add` then `cache.incr`, both atomic
-    in Redis and in the local-memory cache, so calls made at once from every web process are all
-    counted. DRF's own SimpleRateThrottle reads a list of call times, appends and writes it back:
-    concurrent calls overwrite each other's entries, and a client with N connections made about N
-    times its rate. A window is clock-aligned (a minute's turns at :00), so a client may spend its
-    rate at the end of one window and again at the start of the next."""
+    """A fixed-window counter per credential and window (`_count`). DRF's own SimpleRateThrottle
+    reads a list of call times, appends and writes it back: concurrent calls overwrite each
+    other's entries, and a client with N connections made about N times its rate. A window is
+    clock-aligned (a minute's turns at :00), so a client may spend its rate at the end of one
+    window and again at the start of the next; in return, RateLimit-Reset says exactly when its
+    calls come back."""
 
     kind = ""  # "read" or "write", in messages and keys
     setting = ""
@@ -79,35 +122,26 @@ class CredentialRateThrottle(SimpleRateThrottle):
         if self.rate is None or not self.counts(request):
             return True
         key = self.get_cache_key(request, view)
-        if key is None:
+        if key is None or self.rate is None:
             return True
-        now = self.timer()
-        window = int(now // self.duration)
-        count = self._count(f"{key}:{window}")
-        if count is None or count <= self.num_requests:
+        number, seconds, window, wait = _window(self.rate, self.timer())
+        count = _count(f"{key}:{window}", seconds)
+        if count is None:
+            return True
+        django_request = getattr(request, "_request", None)
+        if django_request is not None:  # said on the answer by RateHeadersMiddleware
+            django_request.api_rate = (number, max(0, number - count), wait)
+        if count <= number:
             return True
         # Raised here rather than answered False: DRF's own refusal cannot say which rate was spent.
-        wait = max(1, math.ceil((window + 1) * self.duration - now))
         raise RateExceeded(wait=wait, message=self._message(request, wait))
-
-    def _count(self, key: str) -> int | None:
-        """This call's number in its window, or None when the cache cannot be reached: the call
-        goes through uncounted (a limit that fails closed would take the whole API down with Redis)."""
-        try:
-            # The key outlives its window by a second, so a late incr never meets a vanished key.
-            self.cache.add(key, 0, timeout=self.duration + 1)
-            return int(self.cache.incr(key))
-        except (RedisError, OSError, ValueError) as exc:
-            logger.warning("API rate not counted for %s: %s", key, exc)
-            return None
 
     def _message(self, request: Request, wait: int) -> str:
         from pulse_site.teams.models import ApiToken
 
-        seconds = f"{intcomma(wait)} second{'' if wait == 1 else 's'}"
         rate = rate_in_words(self.rate or "", self.kind)
         who = "This token is over its" if isinstance(request.auth, ApiToken) else "You are over your"
-        return f"{who} rate of {rate}; try again in {seconds}."
+        return f"{who} rate of {rate}; try again in {_in_seconds(wait)}."
 
 
 class ReadRateThrottle(CredentialRateThrottle):
@@ -124,3 +158,52 @@ class WriteRateThrottle(CredentialRateThrottle):
 
     def counts(self, request: Request) -> bool:
         return request.method not in SAFE_METHODS
+
+
+def _failures(request: HttpRequest) -> tuple[str, str, tuple[int, int, int, int]] | None:
+    """The bad-token rate, its key for the caller's address and the window now, and the window
+    (`_window`); None with no rate."""
+    rate: str | None = settings.PULSE_API_AUTH_FAILURE_RATE
+    if rate is None:
+        return None
+    window = _window(rate, time.time())
+    address = request.META.get("REMOTE_ADDR") or "unknown"
+    return rate, f"{KEY_PREFIX}:auth_failure:{address}:{window[2]}", window
+
+
+def bad_tokens_refuse(request: HttpRequest) -> None:
+    """Refuse (RateExceeded) a bearer call from an address past its bad-token rate, before its
+    token is looked up: a right guess from there is refused too, or the rate would bound nothing."""
+    found = _failures(request)
+    if found is None:
+        return
+    rate, key, (number, _, _, wait) = found
+    failures = _count(key, 0, add=False)
+    if failures is not None and failures >= number:
+        rate = rate_in_words(rate, "failure")
+        raise RateExceeded(wait=wait, message=f"Too many calls with an invalid token from this address ({rate}); "
+                                              f"try again in {_in_seconds(wait)}.")
+
+
+def bad_token_count(request: HttpRequest) -> None:
+    """Count a call whose bearer token was invalid, revoked or expired against its address."""
+    found = _failures(request)
+    if found is not None:
+        _, key, (_, seconds, _, _) = found
+        _count(key, seconds)
+
+
+class RateHeadersMiddleware:
+    """Say the API rate a call was counted against on its answer, a 429 included: RateLimit-Limit
+    (calls a window), RateLimit-Remaining and RateLimit-Reset (seconds until the window turns)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        told = getattr(request, "api_rate", None)
+        if told is not None:
+            for name, value in zip(("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"), told, strict=True):
+                response[name] = str(value)
+        return response

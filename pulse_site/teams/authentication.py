@@ -12,6 +12,7 @@ from rest_framework.request import Request
 
 from pulse_site.teams.models import ApiToken, Team
 from pulse_site.teams.services import token_authenticate
+from pulse_site.throttling import bad_token_count, bad_tokens_refuse
 
 
 class ApiTokenUser:
@@ -54,12 +55,13 @@ class BearerTokenAuthentication(BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
+        bad_tokens_refuse(request._request)
         try:
-            secret = parts[1].decode("ascii")
+            token = token_authenticate(parts[1].decode("ascii"))
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("The token is invalid, revoked or expired.") from None
-        token = token_authenticate(secret)
+            token = None
         if token is None:
+            bad_token_count(request._request)
             raise exceptions.AuthenticationFailed("The token is invalid, revoked or expired.")
         # Views and services read the team from the Django request, whichever way it authenticated.
         django_request = request._request

@@ -203,3 +203,48 @@ def test_calls_made_at_once_are_each_counted(acme, settings, frozen):
         answers = list(pool.map(allowed, range(40)))
 
     assert answers.count(True) == 10
+
+
+def test_every_answer_says_how_many_calls_are_left_and_when_the_window_turns(acme_api, low_rates, frozen):
+    """A client paces itself by these (RateLimit-Limit, -Remaining, -Reset: seconds) instead of
+    running into the 429."""
+    said = [(r["RateLimit-Limit"], r["RateLimit-Remaining"], r["RateLimit-Reset"], r.status_code)
+            for r in (read(acme_api) for _ in range(4))]
+    assert said == [("3", "2", "10", 200), ("3", "1", "10", 200), ("3", "0", "10", 200), ("3", "0", "10", 429)]
+    written = write(acme_api)
+    assert (written["RateLimit-Limit"], written["RateLimit-Remaining"]) == ("2", "1")
+
+
+def test_no_rate_no_rate_headers(acme_api, settings):
+    settings.PULSE_API_READ_RATE = None
+    assert "RateLimit-Limit" not in read(acme_api)
+
+
+BAD = {"HTTP_AUTHORIZATION": "Bearer pulse_not_a_token"}
+
+
+def test_calls_with_a_bad_token_from_one_address_are_refused_after_the_failure_rate(
+        acme, client, settings, frozen):
+    """Guessing tokens is bounded per address: past PULSE_API_AUTH_FAILURE_RATE failures, every
+    bearer call from that address is a 429 until the window turns (a right guess included, or the
+    limit would bound nothing), not looked up at all; another address is not held back."""
+    settings.PULSE_API_AUTH_FAILURE_RATE = "3/min"
+    good = token_client(acme)
+    assert [client.get(READ, **BAD).status_code for _ in range(3)] == [401, 401, 401]
+
+    refused = client.get(READ, **BAD)
+    assert refused.status_code == 429 and refused["Retry-After"] == "10"
+    assert refused.json()["error"] == {"code": "throttled", "fields": {}, "message":
+        "Too many calls with an invalid token from this address (3 failures a minute); try again in 10 seconds."}
+    assert good.get(READ).status_code == 429
+    assert good.get(READ, REMOTE_ADDR="10.0.0.7").status_code == 200
+    assert client.get(READ, REMOTE_ADDR="10.0.0.7", **BAD).status_code == 401
+
+    frozen.move_to(T0 + timedelta(seconds=10), tick=False)
+    assert good.get(READ).status_code == 200
+
+
+def test_calls_with_a_good_token_do_not_count_as_failures(acme, settings, frozen):
+    settings.PULSE_API_AUTH_FAILURE_RATE = "2/min"
+    good = token_client(acme)
+    assert {good.get(READ).status_code for _ in range(5)} == {200}
