@@ -289,7 +289,8 @@ class OverrideEndView(TeamAPIView):
     permission_classes = [CanManageBudget]
 
     @extend_schema(operation_id="budget_overrides_end", request=None,
-                   responses={200: OverrideOut, **error_responses(401, 403, 404)})
+                   description="409 `override_ended`: it has ended already (expired, or ended before).",
+                   responses={200: OverrideOut, **error_responses(401, 403, 404, 409)})
     def post(self, request: Request, override_id: str) -> Response:
         override = selectors.override_get_for_team(team=self.team, override_id=override_id)
         self.check_object_permissions(request, override)

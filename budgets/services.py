@@ -26,7 +26,7 @@ from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, Po
 from budgets.money import money_str, money_text, parse_money, to_micros
 from budgets.windows import KINDS, Window, windows_at
 from pulse_site import sqlbatch
-from pulse_site.errors import FieldErrors, PermissionDenied, Unprocessable, ValidationError
+from pulse_site.errors import Conflict, FieldErrors, PermissionDenied, Unprocessable, ValidationError
 from pulse_site.live.services import event_emit
 from pulse_site.teams.models import Membership, Team
 from pulse_site.zones import zone_names
@@ -1206,15 +1206,29 @@ def _release_on_commit(team_id: int) -> None:
     transaction.on_commit(release)
 
 
+def budget_override_end_refusal(override: Override, *, now: datetime | None = None) -> Conflict | None:
+    """Why budget_override_end would refuse `override` (as of `now`), or None when it would end it
+    (the budget page offers "End now" by this)."""
+    if override.expires_at <= (now or timezone.now()):
+        return Conflict("This override has already ended.", code="override_ended")
+    return None
+
+
 @transaction.atomic
 def budget_override_end(*, override: Override, by: Membership | None, user: User | None = None
                         ) -> Override:
-    """End an override now (owners or staff); what it already let through stays counted."""
+    """End an override now (owners or staff); what it already let through stays counted. One that
+    has ended (expired, or ended by someone else meanwhile) is refused: 409 `override_ended`."""
     if by is not None and by.role != Membership.Role.OWNER:
         raise PermissionDenied("Only owners (or staff) can end a budget override.")
+    # Locked: of two ends at once, the second reads the first's end and is refused.
+    override = Override.objects.select_for_update().get(pk=override.pk)
     now = timezone.now()
-    if Override.objects.filter(pk=override.pk, expires_at__gt=now).update(expires_at=now):
-        event_emit(team=override.team_id, kind="budget.override_ended", subject=override.public_id,
-                   payload={"by": _actor_label(by, user)})
-    override.refresh_from_db()
+    refusal = budget_override_end_refusal(override, now=now)
+    if refusal is not None:
+        raise refusal
+    override.expires_at = now
+    override.save(update_fields=["expires_at"])
+    event_emit(team=override.team_id, kind="budget.override_ended", subject=override.public_id,
+               payload={"by": _actor_label(by, user)})
     return override

@@ -57,13 +57,18 @@ def _render_page(request: HttpRequest, *, form: str = "", error: PulseError | No
     # Read before the usage: an event committed in between is replayed instead of lost.
     since = event_last_id(team_id=team.pk)
     history = selectors.budget_history(team=team)
+    live = _live_context(request)
+    overrides = selectors.budget_overrides(team=team, limit=20)
     context = {
-        **_live_context(request),
+        **live,
         "since": since,
         "history": history,
         "spend_chart": selectors.spend_chart(history),
         "changes": selectors.budget_changes(team=team, limit=20),
-        "overrides": selectors.budget_overrides(team=team, limit=20),
+        "overrides": overrides,
+        # The overrides offered "End now": those budget_override_end would end.
+        "endable": {o.public_id for o in overrides
+                    if services.budget_override_end_refusal(o, now=live["usage"].now) is None},
         "weekdays": list(enumerate(WEEKDAYS)),
         "thresholds_text": ", ".join(str(t) for t in selectors.budget_policy_get(team=team).alert_thresholds),
         "typed": {"form": form, **request.POST.dict()} if error else {},

@@ -73,6 +73,24 @@ def test_an_operator_ends_an_override_with_the_end_action_through_the_service(ad
     assert (ended.subject, ended.payload["by"]) == (ending.public_id, "admin admin")
 
 
+def test_the_end_action_names_an_override_that_has_ended_and_ends_the_others(admin_client, acme):
+    from budgets.services import budget_override_create, budget_override_end
+
+    ended = budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(hours=2),
+                                   reason="incident", by=None)
+    ended = budget_override_end(override=ended, by=None)
+    ending = budget_override_create(team=acme, amount="1", expires_at=timezone.now() + timedelta(hours=2),
+                                    reason="other", by=None)
+
+    response = admin_client.post("/admin/budgets/override/", {"action": "end_selected",
+                                                              "_selected_action": [ended.pk, ending.pk]}, follow=True)
+
+    page = response.content.decode()
+    assert "Ended: 1 override." in page and f"{ended}: This override has already ended." in page
+    assert Override.objects.get(pk=ended.pk).expires_at == ended.expires_at
+    assert Event.objects.filter(kind="budget.override_ended").count() == 2
+
+
 def _windows_of(team, start) -> None:
     from budgets.models import Alert, Ledger, Usage
 

@@ -12,6 +12,7 @@ from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.services import WINDOWS_MOVED, budget_override_create, budget_policy_get
 from jobs.models import Job
 from jobs.runner import claim, run_job
+from pulse_site.live.models import Event
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/budget/"
@@ -311,3 +312,18 @@ def test_a_limit_near_the_largest_amount_is_projected_without_overflow(alice, al
         "500000000", "2026-06-01T11:00:00+00:00")
     assert alice_client.get("/budget/").status_code == 200
     assert alice_client.get("/").status_code == 200
+
+
+def test_ending_an_override_that_has_ended_is_a_409_as_the_page_offers_no_end(alice, acme, alice_client):
+    override = budget_override_create(team=acme, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="r", by=None, user=alice)
+    assert session(alice).post(URL + f"overrides/{override.public_id}/end/").status_code == 200
+    ended_at = Override.objects.get(pk=override.pk).expires_at
+
+    response = session(alice).post(URL + f"overrides/{override.public_id}/end/")
+    assert response.status_code == 409
+    assert response.json()["error"] == {"code": "override_ended", "message": "This override has already ended.",
+                                        "fields": {}}
+    assert Override.objects.get(pk=override.pk).expires_at == ended_at
+    assert Event.objects.filter(kind="budget.override_ended").count() == 1
+    assert f'action="/budget/overrides/{override.public_id}/end/"' not in alice_client.get("/budget/").content.decode()
