@@ -253,7 +253,8 @@ class TokenDetailView(TeamAPIView):
         self.check_object_permissions(request, token)
         return Response(TokenOut(token).data)
 
-    @extend_schema(operation_id="tokens_revoke", responses={204: None, **error_responses(401, 403, 404)})
+    @extend_schema(operation_id="tokens_revoke", description="409 `token_revoked`: it is revoked already.",
+                   responses={204: None, **error_responses(401, 403, 404, 409)})
     def delete(self, request: Request, token_id: str) -> Response:
         token = token_get_for_team(team=self.team, token_id=token_id)
         self.check_object_permissions(request, token)

@@ -344,10 +344,23 @@ def token_create(
 
 
 @transaction.atomic
+def token_revoke_refusal(token: ApiToken) -> Conflict | None:
+    """Why token_revoke would refuse `token`, or None when it would revoke it (the team page
+    offers "Revoke" by this)."""
+    if token.revoked_at is not None:
+        return Conflict(f"The token “{token.name}” is already revoked.", code="token_revoked")
+    return None
+
+
 def token_revoke(*, token: ApiToken, by: Membership | None, who: str = "") -> ApiToken:
+    """Revoke the token now: it stops working at once. One revoked before (also by another at the
+    same moment: the revocation is a claim) is refused, 409 `token_revoked`."""
     _require_manager(by)
-    _revoke(token, who=who or member_name(by))
+    revoked = _revoke(token, who=who or member_name(by))
     token.refresh_from_db()
+    refusal = None if revoked else token_revoke_refusal(token)
+    if refusal is not None:
+        raise refusal
     return token
 
 

@@ -77,7 +77,9 @@ def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.For
         "settings_form": forms_.get("settings_form") or TeamSettingsForm(team=team),
     }
     if selectors.manages_in_person(membership=membership):
-        context["tokens"] = selectors.tokens_for_team(team)
+        context["tokens"] = tokens = list(selectors.tokens_for_team(team))
+        # The tokens offered "Revoke": those token_revoke would revoke.
+        context["revocable"] = {t.public_id for t in tokens if services.token_revoke_refusal(t) is None}
         context["new_token"] = request.session.pop(SESSION_NEW_TOKEN_KEY, None)
     response = render(request, "teams/detail.html", context, status=status)
     if context.get("new_token"):

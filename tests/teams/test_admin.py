@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from pulse_site.live.models import Event
 from pulse_site.teams.models import ApiToken, Membership
-from pulse_site.teams.services import token_create
+from pulse_site.teams.services import token_create, token_revoke
 
 Role = Membership.Role
 
@@ -73,6 +73,19 @@ def test_the_revoke_action_revokes_through_the_service(admin_client, acme, token
     assert other.revoked_at is None
     assert list(Event.objects.filter(kind="token.revoked").values_list("subject", flat=True)) == [token.public_id]
     assert "Revoked: 1 token." in response.content.decode()
+
+
+def test_the_revoke_action_names_a_token_revoked_before_and_revokes_the_others(admin_client, acme, token):
+    other, _ = token_create(team=acme, name="kept", access="read", expires_at=None, by=None)
+    token_revoke(token=other, by=None)
+
+    response = admin_client.post(reverse("admin:teams_apitoken_changelist"),
+                                 {"action": "revoke", "_selected_action": [token.pk, other.pk]}, follow=True)
+
+    page = response.content.decode()
+    assert "Revoked: 1 token." in page and f"Kept ({other.prefix}…): The token “kept” is already revoked." in page
+    assert list(Event.objects.filter(kind="token.revoked").values_list("subject", flat=True)) == [
+        other.public_id, token.public_id]
 
 
 def test_the_role_action_changes_roles_through_the_service(admin_client, acme, bob):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
+from pulse_site.live.models import Event
 from pulse_site.teams.models import ApiToken, Membership
 from pulse_site.teams.services import token_create, token_revoke
 from tests.conftest import token_client
@@ -223,6 +224,19 @@ def test_revoking_a_token_locks_it_out(alice_client, acme):
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert bearer(secret).get("/api/v1/team/").status_code == 401
+
+
+def test_revoking_a_revoked_token_is_a_409_as_the_team_page_offers_no_revoke(alice_client, acme):
+    token, _ = token_create(team=acme, name="ci", access="write", expires_at=None, by=None)
+    revoked_at = token_revoke(token=token, by=None).revoked_at
+
+    response = alice_client.delete(f"/api/v1/tokens/{token.public_id}/")
+    assert response.status_code == 409
+    assert response.json()["error"] == {"code": "token_revoked", "message": "The token “ci” is already revoked.",
+                                        "fields": {}}
+    assert ApiToken.objects.get(pk=token.pk).revoked_at == revoked_at
+    assert Event.objects.filter(kind="token.revoked").count() == 1
+    assert f'action="/team/tokens/{token.public_id}/revoke/"' not in alice_client.get("/team/").content.decode()
 
 
 # --- Refusals leave nothing changed ----------------------------------------------------------
