@@ -62,7 +62,8 @@ class TargetPatch(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Target.Kind.choices, required=False)
     address = serializers.CharField(max_length=500, required=False)
     enabled = serializers.BooleanField(required=False)
-    rotate_secret = serializers.BooleanField(required=False, help_text="true: a new signing secret, in the answer.")
+    rotate_secret = serializers.BooleanField(required=False, help_text=(
+        "true: a new signing secret, in the answer (webhooks only: of an email target, a 400 on this field)."))
 
 
 class RuleOut(serializers.Serializer):

@@ -109,10 +109,20 @@ def target_create(*, team: Team, name: str, kind: str, address: str, by: Members
         raise _name_taken() from None
 
 
+def target_rotate_refusal(*, kind: str) -> ValidationError | None:
+    """Why target_update would refuse a new signing secret for a target of `kind`, or None when it
+    would give one (the notifications page offers "Rotate secret" by this): only a webhook's
+    deliveries are signed."""
+    if kind != Target.Kind.WEBHOOK:
+        return ValidationError.for_field("rotate_secret",
+                                         f"Only webhook targets have a signing secret; {kind} targets have none.")
+    return None
+
+
 def target_update(*, target: Target, changes: dict[str, Any], by: Membership | None, who: str = "") -> Target:
     """Rename a target, point it elsewhere (its kind and address are checked together), turn it
-    on or off, or give it a new signing secret (`rotate_secret`). A disabled target hears nothing
-    from rules or watches; test sends still go (they are how one checks it works)."""
+    on or off, or give a webhook a new signing secret (`rotate_secret`). A disabled target hears
+    nothing from rules or watches; test sends still go (they are how one checks it works)."""
     _require_manager(by)
     unknown = sorted(set(changes) - {"name", "kind", "address", "enabled", "rotate_secret"})
     if unknown:
@@ -120,6 +130,9 @@ def target_update(*, target: Target, changes: dict[str, Any], by: Membership | N
     name, kind, address = _clean_target_fields(name=changes.get("name", target.name),
                                                kind=changes.get("kind", target.kind),
                                                address=changes.get("address", target.address))
+    refusal = target_rotate_refusal(kind=kind) if changes.get("rotate_secret") else None
+    if refusal is not None:
+        raise refusal
     before = (target.name, target.kind, target.address, target.enabled)
     target.name, target.kind, target.address = name, kind, address
     target.enabled = bool(changes.get("enabled", target.enabled))

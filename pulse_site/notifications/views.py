@@ -44,6 +44,8 @@ def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) 
         "handlers": [h.name for h in registered_handlers()],
         "error_codes": ErrorCode.values,
         "can_manage": may_manage,
+        # The targets offered "Rotate secret" (and shown their secret): those target_update would rotate.
+        "rotatable": {t.public_id for t in targets if services.target_rotate_refusal(kind=t.kind) is None},
         "typed": {**_rule_input(request), "kind": request.POST.get("kind", ""),
                   "minutes": request.POST.get("minutes", "")} if rule_error else {},
         "rule_errors": rule_error.fields if rule_error else {},

@@ -39,6 +39,17 @@ def rows() -> tuple[list[dict], list[dict]]:
 # --- API ------------------------------------------------------------------------------------------
 
 
+def test_rotating_an_email_targets_secret_is_a_400_on_the_field_as_its_page_offers_no_rotate(alice, alice_client, ops):
+    before = rows()
+    response = session(alice).patch(f"/api/v1/notifications/targets/{ops.public_id}/", {"rotate_secret": True},
+                                    format="json")
+    assert response.status_code == 400
+    reason = "Only webhook targets have a signing secret; email targets have none."
+    assert response.json()["error"]["fields"] == {"rotate_secret": [reason]}
+    assert rows() == before
+    assert f"/notifications/targets/{ops.public_id}/rotate/" not in alice_client.get("/notifications/").content.decode()
+
+
 def test_an_owner_edits_disables_and_deletes_a_target_over_the_api(alice, acme, ops, rule):
     client = session(alice)
     url = f"/api/v1/notifications/targets/{ops.public_id}/"
@@ -50,7 +61,8 @@ def test_an_owner_edits_disables_and_deletes_a_target_over_the_api(alice, acme, 
     assert client.get(url).json()["name"] == "on-call"
 
     old_secret = Target.objects.get(pk=ops.pk).secret
-    rotated = client.patch(url, {"rotate_secret": True}, format="json").json()
+    rotated = client.patch(url, {"kind": "webhook", "address": "https://hooks.example.com/x", "rotate_secret": True},
+                           format="json").json()
     assert rotated["secret"] == Target.objects.get(pk=ops.pk).secret != old_secret
 
     assert client.delete(url).status_code == 204
