@@ -28,8 +28,7 @@ from jobs.pausing import (
     queue_pause,
     queue_pause_as_dict,
     queue_pauses_for_team,
-    queue_resume,
-    queue_team_pause,
+    queue_team_resume,
 )
 from jobs.selectors import (
     HandlerSummary,
@@ -51,7 +50,7 @@ from jobs.watch import job_wait_final, release_connection
 from pulse_site.api import (
     LOCATION, PageQuery, TeamAPIView, created, error_responses, no_input, query_choice, query_int, valid_input,
 )
-from pulse_site.errors import Conflict, ValidationError, choose_one_of
+from pulse_site.errors import ValidationError, choose_one_of
 from pulse_site.ids import looks_like_public_id
 
 # --- Shapes ----------------------------------------------------------------------------------
@@ -688,7 +687,4 @@ class QueueResumeView(TeamAPIView):
                    request=None, responses={200: QueuePauseOut, **error_responses(401, 403, 409)})
     def post(self, request: Request) -> Response:
         no_input(request)
-        own = queue_team_pause(team=self.team)
-        if own is None:
-            raise Conflict("The team's queue is not paused.", code="queue_not_paused")
-        return Response(queue_pause_as_dict(queue_resume(pause=own, by=self.who, member=self.membership)))
+        return Response(queue_pause_as_dict(queue_team_resume(team=self.team, by=self.who, member=self.membership)))

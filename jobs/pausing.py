@@ -106,6 +106,15 @@ def queue_resume(*, pause: QueuePause, by: str, member: Membership | None = None
     return pause
 
 
+def queue_team_resume(*, team: Team, by: str, member: Membership | None = None) -> QueuePause:
+    """End the team's own pause (queue_resume); a queue that it has not paused is a 409 (the queue
+    page offers Resume by the same: queue_team_pause)."""
+    own = queue_team_pause(team=team)
+    if own is None:
+        raise Conflict("The team's queue is not paused.", code="queue_not_paused")
+    return queue_resume(pause=own, by=by, member=member)
+
+
 # --- reads ---------------------------------------------------------------------------------------
 
 

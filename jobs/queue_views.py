@@ -57,12 +57,8 @@ def pause(request: HttpRequest) -> HttpResponse:
 @require_POST
 @manager_required
 def resume(request: HttpRequest) -> HttpResponse:
-    own = pausing.queue_team_pause(team=request.team)  # type: ignore[attr-defined]
-    if own is None:
-        messages.error(request, "The team's queue is not paused.")
-        return redirect("queue:page")
     try:
-        pausing.queue_resume(pause=own, by=_who(request), member=request.membership)  # type: ignore[attr-defined]
+        pausing.queue_team_resume(team=request.team, by=_who(request), member=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
         messages.error(request, error.message)
     else:

@@ -90,7 +90,9 @@ def test_a_read_write_token_can_pause_and_resume_for_a_deploy(acme):
 
 def test_pausing_twice_or_resuming_a_running_queue_is_a_conflict(alice, acme):
     client = session(alice)
-    assert client.post("/api/v1/queue/resume/").json()["error"]["code"] == "queue_not_paused"
+    refused = client.post("/api/v1/queue/resume/")
+    assert (refused.status_code, refused.json()["error"]["code"], refused.json()["error"]["message"]) == (
+        409, "queue_not_paused", "The team's queue is not paused.")
     client.post("/api/v1/queue/pause/", {"reason": "one"}, format="json")
     second = client.post("/api/v1/queue/pause/", {"reason": "two"}, format="json")
     assert second.status_code == 409 and second.json()["error"]["code"] == "queue_already_paused"
@@ -148,6 +150,8 @@ def test_the_dashboard_buttons_pause_and_resume_for_an_admin_only(alice_client, 
     assert alice_client.post("/queue/resume/").status_code == 302
     assert QueuePause.objects.get().ended_by == "alice"
     assert status_of(job) == Status.QUEUED
+    again = alice_client.post("/queue/resume/", follow=True).content.decode()
+    assert "The team&#x27;s queue is not paused." in again and 'id="queue-pause"' in again
 
 
 def test_an_operator_pauses_every_team_in_admin_and_resumes_with_the_action(acme, globex, submit):
@@ -164,6 +168,11 @@ def test_an_operator_pauses_every_team_in_admin_and_resumes_with_the_action(acme
 
     client.post("/admin/jobs/queuepause/", {"action": "resume_selected", "_selected_action": [pause.pk]})
     assert (status_of(ours), status_of(theirs)) == (Status.QUEUED, Status.QUEUED)
+
+    again = client.post("/admin/jobs/queuepause/", {"action": "resume_selected", "_selected_action": [pause.pk]},
+                        follow=True).content.decode()
+    assert "Resumed: 0 pauses." in again and "This pause has already ended." in again
+    assert QueuePause.objects.get().ended_by == "admin operator"
 
 
 def test_an_operator_pause_of_one_handler_holds_only_its_jobs(acme, submit):
