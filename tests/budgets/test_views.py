@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Alert, Override, PolicyChange
-from budgets.services import budget_override_create, budget_policy_get, budget_policy_update
+from budgets.services import budget_override_create, budget_override_end, budget_policy_get, budget_policy_update
 from jobs.runner import claim, run_job
 from jobs.services import job_submit
 from tests.conftest import logged_in
@@ -109,6 +109,16 @@ def test_an_owner_creates_and_ends_an_override_and_a_member_cannot(alice_client,
     alice_client.post(f"/budget/overrides/{override.public_id}/end/")
     override.refresh_from_db()
     assert override.expires_at <= timezone.now()
+
+
+def test_ending_an_override_from_a_page_drawn_before_it_ended_says_it_had_ended(alice_client, alice, acme):
+    override = budget_override_create(team=acme, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="r", by=None, user=alice)
+    ended_at = budget_override_end(override=override, by=None).expires_at
+
+    page = alice_client.post(f"/budget/overrides/{override.public_id}/end/", follow=True).content.decode()
+    assert "This override has already ended." in page and "Override ended." not in page
+    assert Override.objects.get(pk=override.pk).expires_at == ended_at
 
 
 def test_an_expiry_shaped_like_a_time_that_is_none_is_named_not_a_500(alice_client, acme):
