@@ -343,7 +343,6 @@ def token_create(
     return token, secret
 
 
-@transaction.atomic
 def token_revoke_refusal(token: ApiToken) -> Conflict | None:
     """Why token_revoke would refuse `token`, or None when it would revoke it (the team page
     offers "Revoke" by this)."""
@@ -352,6 +351,7 @@ def token_revoke_refusal(token: ApiToken) -> Conflict | None:
     return None
 
 
+@transaction.atomic
 def token_revoke(*, token: ApiToken, by: Membership | None, who: str = "") -> ApiToken:
     """Revoke the token now: it stops working at once. One revoked before (also by another at the
     same moment: the revocation is a claim) is refused, 409 `token_revoked`."""
