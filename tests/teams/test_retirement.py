@@ -385,3 +385,12 @@ def test_a_running_jobs_queued_child_is_cancelled_with_it_and_counted_once(acme)
     assert (done.jobs_cancelled, done.running_told_to_stop) == (1, 1)
     assert (fresh(child).status, fresh(child).cancelled_by) == (Status.CANCELLED, "operator: team retired")
     assert fresh(parent).cancel_requested
+
+
+def test_a_retired_teams_page_offers_no_new_token(acme, alice_client):
+    """Its tokens were revoked and a new one is refused: the page says so instead of a form."""
+    assert 'id="token-create"' in alice_client.get("/team/").content.decode()
+    team_retire(team=acme, who="admin root")
+    page = alice_client.get("/team/").content.decode()
+    assert 'id="token-create"' not in page and "Create one below" not in page
+    assert 'id="token-create-retired"' in page and "takes no new tokens" in page
