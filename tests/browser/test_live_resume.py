@@ -4,6 +4,8 @@ delivered, still reaches the page after the reconnect instead of being skipped f
 
 from __future__ import annotations
 
+import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -31,15 +33,28 @@ def test_a_dropped_socket_resumes_from_the_last_synced_id_and_gets_what_the_laye
     monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 3600)  # no catch-up round repairs it first
     job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
     sockets = []  # (url, the route) of each socket the page opens
+    told = []  # what the server sent, on any of them
 
     def route(ws):
-        ws.connect_to_server()
+        server = ws.connect_to_server()
+
+        def relay(message):
+            told.append(json.loads(message))
+            ws.send(message)
+
+        server.on_message(relay)
         sockets.append((ws.url, ws))
 
     page.route_web_socket("**/ws/**", route)
     login_as(alice)
     page.goto(f"/jobs/{job.public_id}/")
     page.wait_for_selector("#live-indicator[data-state=live]")
+    # "live" shows at the server's hello, before its replay reads the outbox: a line made before
+    # that read would be replayed from the database, not dropped. The replay ends with "synced".
+    deadline = time.monotonic() + 10
+    while not any(message["type"] == "synced" for message in told):
+        assert time.monotonic() < deadline, f"no synced after the replay: {told}"
+        page.wait_for_timeout(20)
     first_since = int(parse_qs(urlsplit(sockets[-1][0]).query)["since"][0])
 
     # Dropped by the layer: the relay's cursor passes it without sending it.
