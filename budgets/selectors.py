@@ -254,10 +254,11 @@ def budget_history(*, team: Team, days: int = 30) -> dict[str, Any]:
     for offset in range(days):
         day = first + timedelta(days=offset)
         amounts = per_day.get(day, {})
-        # `cells`: the day's amounts in the order of `handlers` (None: nothing charged), for the
-        # budget page's table; a lookup per cell in the template was days × handlers² steps.
+        # `cells`: the day's (handler, amount) in the order of `handlers` (None: nothing charged),
+        # for the budget page's table, whose cells a phone labels with the handler; a lookup per
+        # cell in the template was days × handlers² steps.
         out.append({"date": day, "total": sum(amounts.values()), "handlers": amounts,
-                    "cells": [amounts.get(name) for name in names]})
+                    "cells": [(name, amounts.get(name)) for name in names]})
     return {"days": out, "handlers": names, "time_zone": str(zone), "daily_limit": policy.daily_limit}
 
 

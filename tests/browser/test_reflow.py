@@ -6,10 +6,18 @@ no button's label breaks inside a word. Each problem names its element."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from budgets.services import budget_override_create
+from jobs.models import Attempt, Job, QueuePause
+from jobs.pausing import queue_pause, queue_resume
+from jobs.services import job_submit
 from pulse_site.models import UserPreference
-from pulse_site.notifications.services import rule_create, target_create
+from pulse_site.notifications.services import rule_create, target_create, target_send_test
+from schedules.services import schedule_trigger
 from tests.browser.test_dashboard import dashboard_pages, seed
 
 pytestmark = pytest.mark.browser
@@ -126,4 +134,94 @@ def test_every_page_fits_a_320_px_screen_with_targets_of_24_px_in_both_themes(pa
         if dialog["x"] < 0 or dialog["x"] + dialog["width"] > PHONE["width"]:
             problems.append(f"shortcuts dialog ({theme}) spans {dialog['x']:.0f} to {dialog['x'] + dialog['width']:.0f} px")
         problems += problems_on(page, f"shortcuts dialog ({theme})", "#shortcuts")
+    assert problems == [], "\n".join(problems)
+
+
+# The tables whose rows are read one at a time, by page: on a phone each row is a card, each cell
+# on a line of its own under its column's name, so nothing is read in a box scrolled sideways.
+CARD_TABLES = {
+    "/handlers/": ["#handlers table"],
+    "job": ["#attempts", "#children table"],
+    "/handlers/http.request/": ["#payload-fields"],
+    "schedule": ["#executions table"],
+    "/budget/": ["#budget-history table", "#budget-overrides table", "#budget-changes table"],
+    "/activity/": ["#activity-history table"],
+    "/": ["#activity table"],
+    "/queue/": ["#queue-pauses", "#queue-history table"],
+    "/notifications/": ["#targets table", "#rules table"],
+}
+
+# Each table as "table: why" lines: it has rows to show, it is no wider than its box, and each of
+# its cells shows its column's name (its header's text), if it has one, before its value.
+FIND_CARD_PROBLEMS = r"""(selectors) => {
+  const problems = [];
+  for (const selector of selectors) {
+    const table = document.querySelector(selector);
+    if (!table) { problems.push(`${selector}: not on the page`); continue; }
+    const box = table.closest(".table-wrap");
+    if (table.scrollWidth > box.clientWidth) {
+      problems.push(`${selector} is ${table.scrollWidth} px wide in a box of ${box.clientWidth} px`);
+    }
+    const columns = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+    const cells = [...table.tBodies[0].querySelectorAll(":scope > tr > td:not(.empty)")];
+    if (!cells.length) problems.push(`${selector}: no rows to look at`);
+    const shown = (td) => getComputedStyle(td, "::before").content;
+    // A column without a name (a row's buttons) shows none.
+    const label = (td) => columns[td.cellIndex] ? JSON.stringify(columns[td.cellIndex]) : "none";
+    const unlabelled = cells.filter((td) => shown(td) !== label(td));
+    if (unlabelled.length) {
+      const td = unlabelled[0];
+      problems.push(`${selector}: ${unlabelled.length} of ${cells.length} cells do not show their column's name, ` +
+                    `the first (row ${td.parentElement.sectionRowIndex + 1}) shows ${shown(td)} for ` +
+                    `"${columns[td.cellIndex]}"`);
+    }
+  }
+  return problems;
+}"""
+
+
+def card_problems(page, where: str, tables: list[str]) -> list[str]:
+    return [f"{where}: {problem}" for problem in page.evaluate(FIND_CARD_PROBLEMS, tables)]
+
+
+def test_on_a_phone_the_rows_read_one_at_a_time_are_cards_whose_cells_name_their_column(page, login_as, alice,
+                                                                                          acme):
+    """Drawn by the server, and drawn live (from the same partials) after the page has loaded."""
+    data = seed(acme)
+    failed = data["failed"][0]
+    started = failed.started_at
+    for number in (1, 2):
+        Attempt.objects.create(job=failed, number=number, worker="worker-7f3a9c on pulse-host-2",
+                               started_at=started, finished_at=started + timedelta(seconds=1),
+                               outcome=Attempt.Outcome.FAILED, error_code="network_error",
+                               error_message=failed.error_message, traceback="Traceback (most recent call last):")
+    Job.objects.create(team=acme, handler="pulse.noop", status=Job.Status.COMPLETED, parent=failed)
+    schedule_trigger(schedule=data["schedule"], by="alice")
+    queue_resume(pause=queue_pause(scope=QueuePause.Scope.TEAM, team=acme, reason="disk full", by="alice"), by="alice")
+    queue_pause(scope=QueuePause.Scope.TEAM, team=acme, reason="database migration until 14:00", by="alice")
+    target = target_create(team=acme, name="Ops webhook", kind="webhook", address="https://hooks.example.com/pulse",
+                           by=None)
+    rule_create(team=acme, target=target, kind="job_failed", by=None)
+    target_send_test(target=target, by="alice")
+    budget_override_create(team=acme, amount="3.00", expires_at=timezone.now() + timedelta(days=2),
+                           reason="Quarter-end reports", by=None, user=alice)
+    urls = {"job": f"/jobs/{failed.public_id}/", "schedule": f"/schedules/{data['schedule'].public_id}/"}
+    login_as(alice)
+    page.set_viewport_size(PHONE)
+    problems = []
+    for where, tables in CARD_TABLES.items():
+        page.goto(urls.get(where, where))
+        problems += card_problems(page, where, tables)
+
+    # The overview's newest event and the schedule's new run, drawn live.
+    page.goto("/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    job = job_submit(team=acme, handler="pulse.noop", payload={}, source="api").job
+    page.wait_for_selector(f'#activity-rows tr[data-kind="job.created"] a[href="/jobs/{job.public_id}/"]')
+    problems += card_problems(page, "/ (live)", CARD_TABLES["/"])
+    page.goto(urls["schedule"])
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    run = schedule_trigger(schedule=data["schedule"], by="alice")
+    page.wait_for_selector(f'#execution-rows tr[data-execution-id="{run.public_id}"]')
+    problems += card_problems(page, "schedule (live)", CARD_TABLES["schedule"])
     assert problems == [], "\n".join(problems)

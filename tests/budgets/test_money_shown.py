@@ -47,7 +47,8 @@ def test_the_budget_page_and_its_live_fragment_group_amounts_and_keep_the_inputs
     page = text(alice_client.get("/budget/"))
     assert "1,234,567.5 of 999,999,999.99 (0.1 %)" in page
     assert "committed 1,234,567.5 · reserved 0 · remaining 998,765,432.49" in page
-    assert "<td>1,234,567.5</td><td>1,234,567.5</td></tr>" in page  # the 30 days' table: test.paid, total
+    assert ('<td data-label="test.paid" class="code-label">1,234,567.5</td>'  # the 30 days' table: test.paid, total
+            '<td data-label="Total">1,234,567.5</td></tr>') in page
     assert ": 1,234,567.5 test.paid</title>" in page and "daily limit 999,999,999.99" in page  # the chart
     assert "<code>daily_limit</code>: unlimited → 999,999,999.99" in page  # the change history
     assert 'name="daily_limit" inputmode="decimal" value="999999999.99"' in page  # the owner's form
@@ -84,7 +85,7 @@ def test_the_handler_pages_group_what_was_spent_the_cap_and_a_fixed_cost(alice_c
     detail = text(alice_client.get("/handlers/test.paid/"))
     assert "<dt>Spent today / 30 days</dt><dd>1,234,567.5 / 1,234,567.5</dd>" in detail
     assert "<dt>Your team's cap</dt><dd>2,000,000 a day" in detail
-    assert "<td>1,234,567.5 / 1,234,567.5</td>" in text(alice_client.get("/handlers/"))
+    assert '<td data-label="Spent today / 30 days">1,234,567.5 / 1,234,567.5</td>' in text(alice_client.get("/handlers/"))
     assert acme_api.get("/api/v1/handlers/test.paid/").json()["team"]["spent"] == {"today": COST, "last_30_days": COST}
     assert "<dt>Cost per run</dt><dd>2,500</dd>" in text(alice_client.get("/handlers/test.dear/"))
     assert acme_api.get("/api/v1/handlers/test.dear/").json()["cost"] == "2500"

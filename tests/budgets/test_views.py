@@ -295,11 +295,12 @@ def test_the_spend_chart_stacks_each_day_by_handler_under_the_daily_limit_line(a
                                              + re.escape(yesterday), section)]
     assert sum(heights) == pytest.approx((HEIGHT - PAD_TOP - PAD_BOTTOM) / 2, abs=0.02)
     assert "pulse.secret" not in section and "max 9" not in section  # Globex's spend
-    # The table: a column per handler (demo.report, pulse.sleep), today's pulse.sleep cell empty.
-    rows = re.findall(r"<tr><td>([\d-]+)</td>((?:<td>[^<]*</td>)*)</tr>", section)
-    assert [(day, re.findall(r"<td>([^<]*)</td>", cells)) for day, cells in rows] == [
-        (today.strftime("%Y-%m-%d"), ["0.25", "", "0.25"]),
-        ((today - timedelta(days=1)).strftime("%Y-%m-%d"), ["0.3", "0.7", "1"])]
+    # The table: a column per handler (demo.report, pulse.sleep), today's pulse.sleep cell empty;
+    # each cell labelled with its column, which a phone shows beside it.
+    rows = re.findall(r'<tr><td data-label="Day">([\d-]+)</td>((?:<td data-label="[^"]*"[^>]*>[^<]*</td>)*)</tr>', section)
+    assert [(day, re.findall(r'<td data-label="([^"]*)"[^>]*>([^<]*)</td>', cells)) for day, cells in rows] == [
+        (today.strftime("%Y-%m-%d"), [("demo.report", "0.25"), ("pulse.sleep", ""), ("Total", "0.25")]),
+        ((today - timedelta(days=1)).strftime("%Y-%m-%d"), [("demo.report", "0.3"), ("pulse.sleep", "0.7"), ("Total", "1")])]
 
     assert "pulse.secret" in charlie_client.get("/budget/").content.decode()
     budget_policy_update(team=acme, changes={"daily_limit": ""}, by=None)

@@ -117,7 +117,7 @@ def test_an_override_still_names_its_owner_after_they_left_and_their_user_was_de
     alice.delete()  # the admin's "delete user", once she is in no team
     page = bob_client.get("/budget/").content.decode()
     row = page[page.index(f'data-override-id="{override.public_id}"'):]
-    assert "<td>alice</td>" in row[:row.index("</tr>")]
+    assert '<td data-label="By">alice</td>' in row[:row.index("</tr>")]
     assert bob_client.get(f"/api/v1/budget/overrides/{override.public_id}/").json()["created_by"] == "alice"
 
 
