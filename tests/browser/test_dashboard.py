@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from budgets.models import Ledger
-from budgets.services import budget_policy_update
+from budgets.services import budget_override_create, budget_policy_update
 from jobs.models import Job, JobStat, TaskLog
 from jobs.services import job_cancel, job_submit
 from pulse_site.models import UserPreference
@@ -29,7 +29,11 @@ SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
 def seed(team) -> dict[str, object]:
     """A team with some history: finished, failed, held, running and queued jobs, a schedule."""
     now = timezone.now()
-    budget_policy_update(team=team, changes={"daily_limit": "5.00", "weekly_limit": "20.00"}, by=None)
+    # A handler's cap and an override: their Remove cap and End now buttons are audited too.
+    budget_policy_update(team=team, changes={"daily_limit": "5.00", "weekly_limit": "20.00",
+                                             "handler_caps": {"demo.report": {"daily": "2.00"}}}, by=None)
+    budget_override_create(team=team, amount="3.00", expires_at=now + timedelta(hours=4),
+                           reason="Quarter-end reports", by=None)
     schedule = Schedule.objects.for_team(team).first() or schedule_create(
         team=team, name="Nightly report", handler="pulse.noop", cron="*/10 * * * *")
     done = []
