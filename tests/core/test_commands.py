@@ -460,22 +460,19 @@ from django.conf import settings
 
 def test_records_the_configuration():
     with open(os.environ["PULSE_SAMPLE_OUT"], "a") as out:
-        out.write(json.dumps([__name__, settings.DATABASES["default"]["ENGINE"],
-                              settings.DATABASES["default"]["NAME"], settings.REDIS_URL]) + "\\n")
+        out.write(json.dumps([settings.DATABASES["default"]["ENGINE"], settings.DATABASES["default"]["NAME"],
+                              settings.REDIS_URL]) + "\\n")
 '''
 
 
-def run_pulse_test(tmp_path: Path, *pytest_args: str, files: int = 1) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-    """pulse_test on `files` copies of SAMPLE_TESTS; what each test saw, as [module, engine, database, Redis]."""
-    names = [tmp_path / f"test_sample_{n}.py" for n in range(1, files + 1)]
-    for name in names:
-        name.write_text(SAMPLE_TESTS)
+def run_pulse_test(tmp_path: Path, *pytest_args: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    (tmp_path / "test_sample.py").write_text(SAMPLE_TESTS)
     out = tmp_path / "seen.jsonl"
     env = {**os.environ, "PULSE_SAMPLE_OUT": str(out),
            "PULSE_TEST_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/h3_sample",
            "PULSE_TEST_REDIS_URL": "redis://127.0.0.1:6379/5"}
     result = subprocess.run(
-        [sys.executable, "manage.py", "pulse_test", *map(str, names), "-q", "-p", "no:cacheprovider",
+        [sys.executable, "manage.py", "pulse_test", str(tmp_path / "test_sample.py"), "-q", "-p", "no:cacheprovider",
          *pytest_args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     seen = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
@@ -485,20 +482,13 @@ def run_pulse_test(tmp_path: Path, *pytest_args: str, files: int = 1) -> tuple[s
 @pytest.mark.postgres
 @postgres_only
 def test_pulse_test_runs_the_suite_on_postgresql_with_redis_and_on_the_embedded_default(tmp_path):
-    """Each test file runs once in each configuration: the PostgreSQL parts take the files between
-    them as they go (tests/sharding.py), none twice, none left."""
-    result, seen = run_pulse_test(tmp_path, "-k", "records", files=5)
+    result, seen = run_pulse_test(tmp_path, "-k", "records")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    modules = [f"test_sample_{n}" for n in range(1, 6)]
-    postgres = [module for module, engine, *_ in seen if engine == "django.db.backends.postgresql"]
-    embedded = [[engine, name, redis] for _, engine, name, redis in seen if engine == "django.db.backends.sqlite3"]
-    assert sorted(postgres) == modules and len(embedded) == 5
-    assert embedded[0] == ["django.db.backends.sqlite3", str(ROOT / "pulse.sqlite3"), ""]
-    # Each part with a database and Redis database of its own.
-    parts = {(name, redis) for _, engine, name, redis in seen if engine == "django.db.backends.postgresql"}
-    assert parts <= {("h3_sample", "redis://127.0.0.1:6379/5"), ("h3_sample_2", "redis://127.0.0.1:6379/10"),
-                     ("h3_sample_3", "redis://127.0.0.1:6379/15")}
+    assert sorted(seen) == [  # the two runs go side by side, in either order
+        ["django.db.backends.postgresql", "h3_sample", "redis://127.0.0.1:6379/5"],
+        ["django.db.backends.sqlite3", str(ROOT / "pulse.sqlite3"), ""],
+    ]
     summary = result.stdout.splitlines()[-2:]
     assert re.fullmatch(r"PostgreSQL \+ Redis: passed \(pytest exit 0\) in \d+\.\d s", summary[0])
     assert re.fullmatch(r"embedded \(SQLite, no Redis\): passed \(pytest exit 0\) in \d+\.\d s", summary[1])
@@ -537,28 +527,3 @@ def test_pulse_test_runs_postgresql_in_parts_that_share_nothing():
     assert {third.env[name] for name in ("PULSE_CHANNEL_PREFIX", "PULSE_CACHE_PREFIX", "PULSE_QUEUE_NAME")} == {
         "pulse_3"}
     assert "DATABASE_URL" not in embedded.env and "PULSE_TEST_SHARD" not in embedded.env
-
-
-def test_the_parts_share_the_files_by_their_measured_time():
-    """Every file runs in exactly one part; a long file does not land beside other long ones by
-    its name's place (every third file by name put the bench smoke and the longest browser and
-    schedule files in one part, a minute and a half behind the others), and a file not yet
-    measured counts as the usual file."""
-    from tests.sharding import parts
-
-    durations = {"a.py": 90.0, "b.py": 60.0, "c.py": 50.0, "d.py": 10.0, "e.py": 10.0, "f.py": 10.0}
-    split = parts([*durations, "new.py"], 3, durations)
-    assert sorted(name for part in split for name in part) == sorted([*durations, "new.py"])
-    assert split[0] == ["a.py"] and not any({"b.py", "c.py"} <= set(part) for part in split)
-    # The unmeasured file weighs the median's 30 s: the parts take 90, 90 and 80 s.
-    assert sorted(sum(durations.get(name, 30.0) for name in part) for part in split) == [80.0, 90.0, 90.0]
-    assert parts(sorted(durations), 3, durations) == parts(sorted(durations, reverse=True), 3, durations)
-    # With nothing measured, the files are shared evenly by count.
-    assert sorted(len(part) for part in parts(list(durations), 3, {})) == [2, 2, 2]
-
-
-def test_a_test_file_is_taken_by_one_part_only(tmp_path):
-    from tests.sharding import claim
-
-    assert [claim(tmp_path, "tests/jobs/test_api.py") for _ in range(3)] == [True, False, False]
-    assert claim(tmp_path, "tests/jobs/test_views.py")

@@ -6,7 +6,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -19,8 +19,7 @@ PYTEST_NO_TESTS = 5
 
 
 # The PostgreSQL configuration takes longer than the embedded one: it runs in this many parts
-# beside it (tests/sharding.py: each part takes the next test file no part has taken, the longest
-# first). Much of the suite waits (on real
+# (tests/sharding.py splits the test files between them) beside it. Much of the suite waits (on real
 # processes, browsers, commits): four runs on two cores keep them busier (measured on a 2-core
 # machine, the whole suite: 15.4 min in two parts, 14.9 min in three).
 PRODUCTION_PARTS = 3
@@ -41,7 +40,7 @@ def suite_runs(environ: dict[str, str]) -> list[Run]:
     each with a database, a Redis database and prefixes of its own), and the embedded default."""
     # (A part's own settings are dropped too: pulse_test run by a test of a part starts afresh.)
     embedded = {k: v for k, v in environ.items()
-                if k not in ("DATABASE_URL", "REDIS_URL", "PULSE_BROKER", "PULSE_TEST_SHARD", "PULSE_TEST_CLAIMS")}
+                if k not in ("DATABASE_URL", "REDIS_URL", "PULSE_BROKER", "PULSE_TEST_SHARD")}
     database = environ.get("PULSE_TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
     redis = environ.get("PULSE_TEST_REDIS_URL") or DEFAULT_REDIS_URL
     parts = [Run("PostgreSQL + Redis", {**embedded, **_part_env(environ, database, redis, n)}, f"{n}/{PRODUCTION_PARTS}")
@@ -100,12 +99,7 @@ class Command(BaseCommand):
         # The configurations (and the parts of one) run side by side (much of the suite waits on
         # real processes and browsers, so they share two cores well): the first one's output
         # streams, the others' is kept and printed when the first ends. The slowest tests are listed at the end of each.
-        # The parts of a configuration take their test files by creating a file of the name in
-        # one directory (tests/sharding.py).
-        claims = tempfile.TemporaryDirectory(prefix="pulse-test-claims-")
-        runs = [replace(run, env={**run.env, "PULSE_TEST_CLAIMS": claims.name}) if run.part else run
-                for run in suite_runs(dict(os.environ))]
-        first, *others = runs
+        first, *others = suite_runs(dict(os.environ))
         command = [sys.executable, "-m", "pytest", "-p", "tests.sharding", "--durations=15", *pytest_args]
         started = time.monotonic()
         background = [_Background(run, command, started) for run in others]
@@ -123,7 +117,6 @@ class Command(BaseCommand):
         finally:
             for job in background:
                 job.stop()
-            claims.cleanup()
         results = _by_configuration(parts)
         failed = [label for label, code, _ in results if code != 0]
         for label, code, seconds in results:
