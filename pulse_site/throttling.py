@@ -5,9 +5,9 @@ the seconds until the window turns) before the view does anything. Every counted
 the rate, the calls left and the seconds to the window's turn (RateLimit-Limit, -Remaining and
 -Reset, RateHeadersMiddleware), so a client can pace itself instead of meeting the 429.
 
-Calls with an invalid, revoked or expired bearer token are counted per client address
-(PULSE_API_AUTH_FAILURE_RATE): past it, every bearer call from the address is refused unread
-until the window turns, so guessing tokens is bounded. Other anonymous calls are not counted: the
+Calls and live sockets with an invalid, revoked or expired bearer token are counted per client
+address (PULSE_API_AUTH_FAILURE_RATE): past it, every bearer call and socket from the address is
+refused unread until the window turns, so guessing tokens is bounded. Other anonymous calls are not counted: the
 permission check refuses them first.
 
 Not the budget's calls_per_minute (budgets), which holds submitted jobs back instead of refusing
@@ -160,21 +160,21 @@ class WriteRateThrottle(CredentialRateThrottle):
         return request.method not in SAFE_METHODS
 
 
-def _failures(request: HttpRequest) -> tuple[str, str, tuple[int, int, int, int]] | None:
-    """The bad-token rate, its key for the caller's address and the window now, and the window
-    (`_window`); None with no rate."""
+def _failures(address: str) -> tuple[str, str, tuple[int, int, int, int]] | None:
+    """The bad-token rate, its key for `address` and the window now, and the window (`_window`);
+    None with no rate."""
     rate: str | None = settings.PULSE_API_AUTH_FAILURE_RATE
     if rate is None:
         return None
     window = _window(rate, time.time())
-    address = request.META.get("REMOTE_ADDR") or "unknown"
-    return rate, f"{KEY_PREFIX}:auth_failure:{address}:{window[2]}", window
+    return rate, f"{KEY_PREFIX}:auth_failure:{address or 'unknown'}:{window[2]}", window
 
 
-def bad_tokens_refuse(request: HttpRequest) -> None:
-    """Refuse (RateExceeded) a bearer call from an address past its bad-token rate, before its
-    token is looked up: a right guess from there is refused too, or the rate would bound nothing."""
-    found = _failures(request)
+def bad_tokens_refuse(address: str) -> None:
+    """Refuse (RateExceeded) a bearer call or socket from an address past its bad-token rate,
+    before its token is looked up: a right guess from there is refused too, or the rate would
+    bound nothing. API calls and sockets count together."""
+    found = _failures(address)
     if found is None:
         return
     rate, key, (number, _, _, wait) = found
@@ -185,9 +185,9 @@ def bad_tokens_refuse(request: HttpRequest) -> None:
                                               f"try again in {_in_seconds(wait)}.")
 
 
-def bad_token_count(request: HttpRequest) -> None:
-    """Count a call whose bearer token was invalid, revoked or expired against its address."""
-    found = _failures(request)
+def bad_token_count(address: str) -> None:
+    """Count a call or socket whose bearer token was invalid, revoked or expired against `address`."""
+    found = _failures(address)
     if found is not None:
         _, key, (_, seconds, _, _) = found
         _count(key, seconds)

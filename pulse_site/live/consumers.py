@@ -59,9 +59,12 @@ from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
 from pulse_site.teams.selectors import access_lost, membership_get_for_user, membership_shown
 from pulse_site.teams.services import token_authenticate
+from pulse_site.throttling import RateExceeded, bad_token_count, bad_tokens_refuse
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+# Too many bad tokens from the socket's address (pulse_site.throttling.bad_tokens_refuse).
+CLOSE_THROTTLED = 4429
 REPLAY_LIMIT = 1_000
 # Enough to cover a replay plus the live events that raced it; older ids cannot come again.
 SENT_IDS_KEPT = 4_096
@@ -118,9 +121,16 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def _token_access(secret: str) -> Access | None:
+def _token_access(secret: str, address: str) -> Access | str | None:
+    """The access of a bearer token's socket; None for a bad token, or why its address may not
+    try one now (bad_tokens_refuse: counted with the API's calls)."""
+    try:
+        bad_tokens_refuse(address)
+    except RateExceeded as refusal:
+        return str(refusal.detail)
     token = token_authenticate(secret)
     if token is None:
+        bad_token_count(address)
         return None
     return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)),
                   expires_at=token.expires_at, token_id=token.pk, audience=Audience.of(membership=None, token=token))
@@ -341,9 +351,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         drawn_for = (self.query.get("team") or [""])[0].strip() or None
         if scheme.lower() == "bearer":
             # Token clients are not browsers and may omit Origin; a present one must still match.
-            access = await database_sync_to_async(_token_access)(secret.strip())
+            client = self.scope.get("client") or ("",)
+            access = await database_sync_to_async(_token_access)(secret.strip(), str(client[0]))
             if access is None:
                 return CLOSE_UNAUTHENTICATED
+            if isinstance(access, str):
+                await self.send_json({"type": "closed", "reason": access})
+                return CLOSE_THROTTLED
             if origin is not None and not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
             if drawn_for is not None and drawn_for != access.team.public_id:

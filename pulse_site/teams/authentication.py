@@ -55,13 +55,14 @@ class BearerTokenAuthentication(BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
-        bad_tokens_refuse(request._request)
+        address = request._request.META.get("REMOTE_ADDR", "")
+        bad_tokens_refuse(address)
         try:
             token = token_authenticate(parts[1].decode("ascii"))
         except UnicodeDecodeError:
             token = None
         if token is None:
-            bad_token_count(request._request)
+            bad_token_count(address)
             raise exceptions.AuthenticationFailed("The token is invalid, revoked or expired.")
         # Views and services read the team from the Django request, whichever way it authenticated.
         django_request = request._request

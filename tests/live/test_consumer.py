@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from channels.testing import WebsocketCommunicator
 from channels.db import database_sync_to_async
 
 from pulse_site.asgi import PulseASGI, channels_app
@@ -518,3 +519,27 @@ async def test_the_web_process_relays_events_between_startup_and_shutdown(alice,
     await lifespan.send_input({"type": "lifespan.shutdown"})
     assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
     await lifespan.wait(timeout=5)
+
+
+async def test_guessing_tokens_on_sockets_is_bounded_per_address_with_the_apis_count(acme, settings):
+    """A socket's bad token counts against its address as an API call's does (one count for
+    both): past PULSE_API_AUTH_FAILURE_RATE every bearer socket from there is closed with 4429,
+    saying why, before its token is looked up; another address connects."""
+    settings.PULSE_API_AUTH_FAILURE_RATE = "2/min"
+    good = await db(new_token)(acme)
+
+    async def from_address(secret: str, address: str) -> WebsocketCommunicator:
+        socket = WebsocketCommunicator(channels_app, "/ws/", headers=[*bearer_headers(secret), (b"host", b"testserver")])
+        socket.scope["client"] = (address, 50000)
+        assert (await socket.connect())[0]
+        return socket
+
+    for _ in range(2):
+        assert await close_code(await from_address("pulse_" + "x" * 43, "10.0.0.7")) == 4401
+    for secret in ("pulse_" + "y" * 43, good):
+        refused = await from_address(secret, "10.0.0.7")
+        frame = await refused.receive_json_from(timeout=5)
+        assert frame["type"] == "closed"
+        assert frame["reason"].startswith("Too many calls with an invalid token from this address (2 failures a minute)")
+        assert await close_code(refused) == 4429
+    await hello(await from_address(good, "10.0.0.8"))
