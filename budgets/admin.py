@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from budgets.models import Alert, BudgetPolicy, HandlerCap, Ledger, Override, PolicyChange, Usage, WindowKind
 from budgets.money import money_str, money_text
@@ -418,8 +419,9 @@ class OverrideAdmin(BudgetColumns, admin.ModelAdmin):
 
     @admin.action(description="End selected overrides now", permissions=["change"])
     def end_selected(self, request: HttpRequest, queryset: QuerySet[Override]) -> None:
-        """As the budget page's End: what an override already let through stays counted; one that
-        has ended is refused, named (the service's rule)."""
+        """As the budget page's End: what an override already let through stays counted. Those
+        that have ended are left, counted (one ending meanwhile is refused by the service, named)."""
         act_on_selected(self, request, queryset,
                         lambda override: budget_override_end(override=override, by=None, user=signed_in_user(request)),
-                        label="Ended", noun="overrides")
+                        label="Ended", noun="overrides",
+                        only=(Q(expires_at__gt=timezone.now()), "they had already ended"))

@@ -229,7 +229,7 @@ class QueuePauseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume selected pauses (release their held jobs)", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[QueuePause]) -> None:
-        # A pause that has ended is refused by the service, named (not left out unsaid).
+        # Pauses that have ended are left, counted (one ending meanwhile is refused by the service, named).
         act_on_selected(self, request, queryset,
                         lambda pause: queue_resume(pause=pause, by=operator_name(request)), label="Resumed",
-                        noun="pauses")
+                        noun="pauses", only=(Q(ended_at__isnull=True), "they had already ended"))

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import DELETION, LogEntry
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from pulse_site.admin_lists import COUNT_CAP
@@ -45,13 +45,25 @@ def action_logged(modeladmin: admin.ModelAdmin, request: HttpRequest, row: Any, 
 
 
 def act_on_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any],
-                    act: Callable[[Any], object], *, label: str, noun: str) -> None:
+                    act: Callable[[Any], object], *, label: str, noun: str,
+                    only: tuple[Q, str] | None = None) -> None:
     """`act(row)` on each selected row in primary key order, each done one in Django's admin log; a
     PulseError refuses that row alone, said as a warning naming it. `noun` is the rows' plural.
+
+    `only`: the rows the action can act on at all and why the others cannot (an override that has
+    ended): the others are left and counted in one line, not refused one by one, so that a "select
+    all" of a long history acts on the few it can.
 
     More than ACTION_MAX selected (the "select all" of a long list) is refused before any row is
     touched, saying how many and what to do instead: narrow the list, or the admin's own
     `bulk_instead` (a command that acts on any number in batches)."""
+    if only is not None:
+        can, why = only
+        left = queryset.exclude(can).order_by()[:COUNT_CAP + 1].count()
+        queryset = queryset.filter(can)
+        if left:
+            modeladmin.message_user(request, f"Left as they were: {left:,} of the selected {noun} ({why}).",
+                                    messages.WARNING)
     # The rows acted on are read once, one more than the cap: counted first and read again after, the
     # rows of a "select all" that came in between (jobs submitted meanwhile) were all acted on.
     rows = list(queryset.order_by("pk")[:ACTION_MAX + 1])

@@ -257,7 +257,8 @@ REST_FRAMEWORK = {
 # the default cache: shared by every web process with Redis, per process without.
 PULSE_API_READ_RATE = env_rate("PULSE_API_READ_RATE", "1200/min")
 PULSE_API_WRITE_RATE = env_rate("PULSE_API_WRITE_RATE", "600/min")
-# Calls with an invalid, revoked or expired bearer token per client address (REMOTE_ADDR: behind
+# API calls and live sockets whose bearer secret is no token's (a revoked or expired one is not
+# counted), per client address (an IPv6 one by its /64; REMOTE_ADDR: behind
 # a proxy, the address it forwards, as uvicorn's --forwarded-allow-ips sets it); past it, every
 # bearer call from the address is refused until the window turns. None: not counted.
 PULSE_API_AUTH_FAILURE_RATE = env_rate("PULSE_API_AUTH_FAILURE_RATE", "60/min")

@@ -5,10 +5,11 @@ the seconds until the window turns) before the view does anything. Every counted
 the rate, the calls left and the seconds to the window's turn (RateLimit-Limit, -Remaining and
 -Reset, RateHeadersMiddleware), so a client can pace itself instead of meeting the 429.
 
-Calls and live sockets with an invalid, revoked or expired bearer token are counted per client
-address (PULSE_API_AUTH_FAILURE_RATE): past it, every bearer call and socket from the address is
-refused unread until the window turns, so guessing tokens is bounded. Other anonymous calls are not counted: the
-permission check refuses them first.
+Calls and live sockets with a bearer secret that is no token's (not a revoked or expired one: a
+client's mistake, not a guess) are counted per client address (PULSE_API_AUTH_FAILURE_RATE; an
+IPv6 address by its /64): past it, every bearer call and socket from the address is refused
+unread until the window turns, so guessing tokens is bounded. Other anonymous calls are not
+counted: the permission check refuses them first.
 
 Not the budget's calls_per_minute (budgets), which holds submitted jobs back instead of refusing
 calls.
@@ -19,16 +20,17 @@ nothing here imports API views or models at module level.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
-from django.contrib.humanize.templatetags.humanize import intcomma
 from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import SAFE_METHODS
@@ -51,28 +53,53 @@ def rate_in_words(rate: str, kind: str) -> str:
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _window(rate: str, now: float) -> tuple[int, int, int, int]:
-    """`rate`'s number of calls and window length (seconds), the clock window `now` is in (its
-    index) and the whole seconds until it turns (at least 1)."""
+class Window(NamedTuple):
+    """The clock window of a rate that an instant is in."""
+
+    number: int  # calls allowed in it
+    seconds: int  # its length
+    nth: int  # which one since the epoch (keys name it)
+    ends: float  # when it turns (epoch seconds)
+
+    @classmethod
+    def at(cls, number: int, seconds: int, now: float) -> Window:
+        nth = int(now // seconds)
+        return cls(number, seconds, nth, (nth + 1) * seconds)
+
+    def wait(self, now: float) -> int:
+        """Whole seconds from `now` until it turns, at least 1."""
+        return max(1, math.ceil(self.ends - now))
+
+
+def _window(rate: str, now: float) -> Window:
     number, unit = rate.split("/")
-    seconds = _UNIT_SECONDS[unit[0]]
-    window = int(now // seconds)
-    return int(number), seconds, window, max(1, math.ceil((window + 1) * seconds - now))
+    return Window.at(int(number), _UNIT_SECONDS[unit[0]], now)
 
 
-def _count(key: str, seconds: int, *, add: bool = True) -> int | None:
-    """This call's number in its window of `seconds` (`add`), or the number so far; None when the cache cannot
-    be reached: the call goes through uncounted (a limit that fails closed would take the whole
-    API down with Redis). `cache.add` then `cache.incr`, both atomic in Redis and in the
-    local-memory cache, so calls made at once from every web process are all counted."""
+def _cache_failed(key: str, exc: Exception) -> None:
+    logger.warning("API rate not counted for %s: %s", key, exc)
+
+
+def _count(key: str, seconds: int) -> int | None:
+    """This call's number in its window of `seconds`; None when the cache cannot be reached: the
+    call goes through uncounted (a limit that fails closed would take the whole API down with
+    Redis). `cache.add` then `cache.incr`, both atomic in Redis and in the local-memory cache, so
+    calls made at once from every web process are all counted."""
     try:
-        if not add:
-            return int(cache.get(key, 0))
         # The key outlives its window by a second, so a late incr never meets a vanished key.
         cache.add(key, 0, timeout=seconds + 1)
         return int(cache.incr(key))
     except (RedisError, OSError, ValueError) as exc:
-        logger.warning("API rate not counted for %s: %s", key, exc)
+        _cache_failed(key, exc)
+        return None
+
+
+def _counted(key: str) -> int | None:
+    """The number counted so far under `key` (None: the cache cannot be reached, as `_count`)."""
+    try:
+        return int(cache.get(key, 0))
+    except (RedisError, OSError, ValueError) as exc:
+        _cache_failed(key, exc)
         return None
 
 
@@ -98,9 +125,6 @@ class CredentialRateThrottle(SimpleRateThrottle):
 
     kind = ""  # "read" or "write", in messages and keys
     setting = ""
-    # Set by SimpleRateThrottle.__init__ from the rate (None with no rate: never read then).
-    num_requests: int
-    duration: int
 
     def get_rate(self) -> str | None:
         # Read per request (a throttle is made for each), so a changed setting applies at once.
@@ -122,18 +146,20 @@ class CredentialRateThrottle(SimpleRateThrottle):
         if self.rate is None or not self.counts(request):
             return True
         key = self.get_cache_key(request, view)
-        if key is None or self.rate is None:
+        if key is None:
             return True
-        number, seconds, window, wait = _window(self.rate, self.timer())
-        count = _count(f"{key}:{window}", seconds)
+        now = self.timer()
+        window = _window(self.rate, now)
+        count = _count(f"{key}:{window.nth}", window.seconds)
         if count is None:
             return True
         django_request = getattr(request, "_request", None)
         if django_request is not None:  # said on the answer by RateHeadersMiddleware
-            django_request.api_rate = (number, max(0, number - count), wait)
-        if count <= number:
+            django_request.api_rate = (window, count)
+        if count <= window.number:
             return True
         # Raised here rather than answered False: DRF's own refusal cannot say which rate was spent.
+        wait = window.wait(now)
         raise RateExceeded(wait=wait, message=self._message(request, wait))
 
     def _message(self, request: Request, wait: int) -> str:
@@ -160,37 +186,56 @@ class WriteRateThrottle(CredentialRateThrottle):
         return request.method not in SAFE_METHODS
 
 
-def _failures(address: str) -> tuple[str, str, tuple[int, int, int, int]] | None:
-    """The bad-token rate, its key for `address` and the window now, and the window (`_window`);
-    None with no rate."""
-    rate: str | None = settings.PULSE_API_AUTH_FAILURE_RATE
-    if rate is None:
+def _address_key(address: str) -> str | None:
+    """The part of a client address the bad-token count goes by: an IPv4 address, an IPv6
+    address's /64 (one client may hold all of it; an IPv4-mapped one is its IPv4 address); None
+    for none or an unreadable one (a Unix socket's client), counted nowhere rather than all in one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
         return None
-    window = _window(rate, time.time())
-    return rate, f"{KEY_PREFIX}:auth_failure:{address or 'unknown'}:{window[2]}", window
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _failures(address: str, now: float) -> tuple[str, Window, str] | None:
+    """The bad-token rate, its window at `now` and the key of `address` in it; None with no rate
+    or no address to count by."""
+    rate: str | None = settings.PULSE_API_AUTH_FAILURE_RATE
+    client = _address_key(address)
+    if rate is None or client is None:
+        return None
+    window = _window(rate, now)
+    return rate, window, f"{KEY_PREFIX}:auth_failure:{client}:{window.nth}"
 
 
 def bad_tokens_refuse(address: str) -> None:
     """Refuse (RateExceeded) a bearer call or socket from an address past its bad-token rate,
     before its token is looked up: a right guess from there is refused too, or the rate would
-    bound nothing. API calls and sockets count together."""
-    found = _failures(address)
+    bound nothing. API calls and sockets count together. (Calls in flight at once may each pass
+    here before their failures are counted: the bound is the rate and those.)"""
+    now = time.time()
+    found = _failures(address, now)
     if found is None:
         return
-    rate, key, (number, _, _, wait) = found
-    failures = _count(key, 0, add=False)
-    if failures is not None and failures >= number:
-        rate = rate_in_words(rate, "failure")
-        raise RateExceeded(wait=wait, message=f"Too many calls with an invalid token from this address ({rate}); "
-                                              f"try again in {_in_seconds(wait)}.")
+    rate, window, key = found
+    failures = _counted(key)
+    if failures is not None and failures >= window.number:
+        wait = window.wait(now)
+        raise RateExceeded(wait=wait, message=(
+            f"Too many calls with an invalid token from this address ({rate_in_words(rate, 'failure')}); "
+            f"try again in {_in_seconds(wait)}."))
 
 
 def bad_token_count(address: str) -> None:
-    """Count a call or socket whose bearer token was invalid, revoked or expired against `address`."""
-    found = _failures(address)
+    """Count a call or socket whose bearer secret is no token's against `address`."""
+    found = _failures(address, time.time())
     if found is not None:
-        _, key, (_, seconds, _, _) = found
-        _count(key, seconds)
+        _, window, key = found
+        _count(key, window.seconds)
 
 
 class RateHeadersMiddleware:
@@ -202,8 +247,14 @@ class RateHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        told = getattr(request, "api_rate", None)
+        told: tuple[Window, int] | None = getattr(request, "api_rate", None)
         if told is not None:
-            for name, value in zip(("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"), told, strict=True):
-                response[name] = str(value)
+            window, count = told
+            now = time.time()
+            if now >= window.ends:
+                # Answered after its window turned (a wait for a job's end): the next one is new.
+                window, count = Window.at(window.number, window.seconds, now), 0
+            response["RateLimit-Limit"] = str(window.number)
+            response["RateLimit-Remaining"] = str(max(0, window.number - count))
+            response["RateLimit-Reset"] = str(window.wait(now))
         return response

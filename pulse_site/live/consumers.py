@@ -59,7 +59,7 @@ from pulse_site.teams.middleware import SESSION_TEAM_KEY
 from pulse_site.teams.models import Team
 from pulse_site.teams.selectors import access_lost, membership_get_for_user, membership_shown
 from pulse_site.teams.services import token_authenticate
-from pulse_site.throttling import RateExceeded, bad_token_count, bad_tokens_refuse
+from pulse_site.throttling import RateExceeded
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -121,16 +121,11 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def _token_access(secret: str, address: str) -> Access | str | None:
-    """The access of a bearer token's socket; None for a bad token, or why its address may not
-    try one now (bad_tokens_refuse: counted with the API's calls)."""
-    try:
-        bad_tokens_refuse(address)
-    except RateExceeded as refusal:
-        return str(refusal.detail)
-    token = token_authenticate(secret)
+def _token_access(secret: str, address: str) -> Access | None:
+    """The access of a bearer token's socket from `address`; None for a bad token. Raises
+    RateExceeded for an address past its bad-token rate (counted with the API's calls)."""
+    token = token_authenticate(secret, address=address)
     if token is None:
-        bad_token_count(address)
         return None
     return Access(team=token.team, groups=(team_group(token.team_id), token_group(token.pk)),
                   expires_at=token.expires_at, token_id=token.pk, audience=Audience.of(membership=None, token=token))
@@ -352,12 +347,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if scheme.lower() == "bearer":
             # Token clients are not browsers and may omit Origin; a present one must still match.
             client = self.scope.get("client") or ("",)
-            access = await database_sync_to_async(_token_access)(secret.strip(), str(client[0]))
+            try:
+                access = await database_sync_to_async(_token_access)(secret.strip(), str(client[0]))
+            except RateExceeded as refusal:
+                await self.send_json({"type": "closed", "reason": str(refusal.detail)})
+                return CLOSE_THROTTLED
             if access is None:
                 return CLOSE_UNAUTHENTICATED
-            if isinstance(access, str):
-                await self.send_json({"type": "closed", "reason": access})
-                return CLOSE_THROTTLED
             if origin is not None and not origin_allowed(origin, host):
                 return CLOSE_FORBIDDEN
             if drawn_for is not None and drawn_for != access.team.public_id:

@@ -12,7 +12,6 @@ from rest_framework.request import Request
 
 from pulse_site.teams.models import ApiToken, Team
 from pulse_site.teams.services import token_authenticate
-from pulse_site.throttling import bad_token_count, bad_tokens_refuse
 
 
 class ApiTokenUser:
@@ -55,14 +54,10 @@ class BearerTokenAuthentication(BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
-        address = request._request.META.get("REMOTE_ADDR", "")
-        bad_tokens_refuse(address)
-        try:
-            token = token_authenticate(parts[1].decode("ascii"))
-        except UnicodeDecodeError:
-            token = None
+        # A secret of other than ASCII is no token's: looked up as such, counted as a guess.
+        secret = parts[1].decode("ascii", errors="replace")
+        token = token_authenticate(secret, address=request._request.META.get("REMOTE_ADDR", ""))
         if token is None:
-            bad_token_count(address)
             raise exceptions.AuthenticationFailed("The token is invalid, revoked or expired.")
         # Views and services read the team from the Django request, whichever way it authenticated.
         django_request = request._request

@@ -35,6 +35,7 @@ from pulse_site.teams.models import (
     validate_time_zone,
 )
 from pulse_site.teams.selectors import tokens_outliving_makers
+from pulse_site.throttling import bad_token_count, bad_tokens_refuse
 
 TOKEN_PREFIX = "pulse_"
 Role = Membership.Role
@@ -358,8 +359,7 @@ def token_revoke(*, token: ApiToken, by: Membership | None, who: str = "") -> Ap
     _require_manager(by)
     revoked = _revoke(token, who=who or member_name(by))
     token.refresh_from_db()
-    refusal = None if revoked else token_revoke_refusal(token)
-    if refusal is not None:
+    if not revoked and (refusal := token_revoke_refusal(token)) is not None:
         raise refusal
     return token
 
@@ -397,11 +397,20 @@ def tokens_revoke_outliving_makers(*, team: Team | None = None, who: str = "oper
 LAST_USED_RESOLUTION_SECONDS = 60
 
 
-def token_authenticate(secret: str) -> ApiToken | None:
-    """The active token for `secret`, or None. Marks it used at most once a minute."""
-    if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
-        return None
-    token = ApiToken.objects.select_related("team", "created_by").filter(secret_hash=token_hash(secret)).first()
+def token_authenticate(secret: str, *, address: str | None = None) -> ApiToken | None:
+    """The active token for `secret`, or None. Marks it used at most once a minute.
+
+    From a client at `address` (an API call's, a socket's) guessing is bounded: an address past
+    its bad-token rate is refused (RateExceeded) before the lookup, and a secret that is no
+    token's counts against it (pulse_site.throttling; a revoked or expired token's is a client's
+    mistake, not a guess, and is not counted)."""
+    if address is not None:
+        bad_tokens_refuse(address)
+    token = None
+    if secret and secret.startswith(TOKEN_PREFIX) and len(secret) <= 200:
+        token = ApiToken.objects.select_related("team", "created_by").filter(secret_hash=token_hash(secret)).first()
+    if token is None and address is not None:
+        bad_token_count(address)
     now = timezone.now()
     if token is None or not token.is_active(now):
         return None

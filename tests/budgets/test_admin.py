@@ -73,7 +73,7 @@ def test_an_operator_ends_an_override_with_the_end_action_through_the_service(ad
     assert (ended.subject, ended.payload["by"]) == (ending.public_id, "admin admin")
 
 
-def test_the_end_action_names_an_override_that_has_ended_and_ends_the_others(admin_client, acme):
+def test_the_end_action_leaves_overrides_that_have_ended_saying_how_many_and_ends_the_others(admin_client, acme):
     from budgets.services import budget_override_create, budget_override_end
 
     ended = budget_override_create(team=acme, amount="5", expires_at=timezone.now() + timedelta(hours=2),
@@ -86,7 +86,8 @@ def test_the_end_action_names_an_override_that_has_ended_and_ends_the_others(adm
                                                               "_selected_action": [ended.pk, ending.pk]}, follow=True)
 
     page = response.content.decode()
-    assert "Ended: 1 override." in page and f"{ended}: This override has already ended." in page
+    assert "Ended: 1 override." in page
+    assert "Left as they were: 1 of the selected overrides (they had already ended)." in page
     assert Override.objects.get(pk=ended.pk).expires_at == ended.expires_at
     assert Event.objects.filter(kind="budget.override_ended").count() == 2
 
@@ -145,3 +146,25 @@ def test_an_overrides_page_shows_its_money_as_people_read_it(admin_client, acme)
 
     assert ">25<" in page and ">1.25<" in page
     assert "25000000" not in page and "1250000" not in page
+
+
+def test_select_all_of_a_long_history_ends_the_overrides_in_force(admin_client, acme):
+    """The ended ones are not counted against the action's cap: a year of expired overrides does
+    not stop the operator ending the one in force."""
+    from budgets.services import budget_override_create
+    from pulse_site.admin_actions import ACTION_MAX
+
+    past = timezone.now() - timedelta(days=1)
+    Override.objects.bulk_create(Override(team=acme, amount=1, expires_at=past, reason=f"old {n}")
+                                 for n in range(ACTION_MAX + 5))
+    live = budget_override_create(team=acme, amount="1", expires_at=timezone.now() + timedelta(hours=2),
+                                  reason="now", by=None)
+
+    response = admin_client.post("/admin/budgets/override/", {
+        "action": "end_selected", "select_across": "1",
+        "_selected_action": list(Override.objects.values_list("pk", flat=True))}, follow=True)
+
+    page = response.content.decode()
+    assert "Ended: 1 override." in page
+    assert f"Left as they were: {ACTION_MAX + 5} of the selected overrides (they had already ended)." in page
+    assert Override.objects.get(pk=live.pk).expires_at <= timezone.now()

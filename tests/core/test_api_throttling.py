@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.http import HttpResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobs.models import Job
@@ -244,7 +245,42 @@ def test_calls_with_a_bad_token_from_one_address_are_refused_after_the_failure_r
     assert good.get(READ).status_code == 200
 
 
-def test_calls_with_a_good_token_do_not_count_as_failures(acme, settings, frozen):
+def test_a_revoked_or_expired_token_is_a_mistake_not_a_guess_and_is_not_counted(acme, client, settings, frozen):
+    """A forgotten cron job calling with its revoked token must not lock every client behind its
+    address out: only secrets that are no token's count."""
+    from pulse_site.teams.services import token_create, token_revoke
+
     settings.PULSE_API_AUTH_FAILURE_RATE = "2/min"
-    good = token_client(acme)
-    assert {good.get(READ).status_code for _ in range(5)} == {200}
+    revoked, revoked_secret = token_create(team=acme, name="old", access="read", expires_at=None, by=None)
+    token_revoke(token=revoked, by=None)
+    _, expired_secret = token_create(team=acme, name="gone", access="read", expires_at=T0 + timedelta(seconds=1), by=None)
+    frozen.move_to(T0 + timedelta(seconds=2), tick=False)
+    for secret in (revoked_secret, expired_secret) * 3:
+        assert client.get(READ, HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 401
+    assert token_client(acme).get(READ).status_code == 200
+
+
+@pytest.mark.parametrize(("first", "second", "shared"), [
+    ("2001:db8:1:2::10", "2001:db8:1:2:ffff::1", True),  # one /64: one client's
+    ("2001:db8:1:2::10", "2001:db8:1:3::10", False),
+    ("::ffff:10.0.0.7", "10.0.0.7", True),  # an IPv4-mapped address is its IPv4 one
+])
+def test_an_ipv6_client_is_counted_by_its_64(acme, client, settings, frozen, first, second, shared):
+    settings.PULSE_API_AUTH_FAILURE_RATE = "2/min"
+    for _ in range(2):
+        assert client.get(READ, REMOTE_ADDR=first, **BAD).status_code == 401
+    assert client.get(READ, REMOTE_ADDR=second, **BAD).status_code == (429 if shared else 401)
+
+
+def test_an_answer_given_after_its_window_turned_says_the_new_window(acme_api, low_rates, frozen):
+    """A call that waits (for a job's end) is counted when it starts and answered later: its
+    headers speak of the window it is answered in."""
+    from pulse_site.throttling import RateHeadersMiddleware
+
+    read(acme_api)
+    request = read(acme_api).wsgi_request
+    response = RateHeadersMiddleware(lambda _: HttpResponse())(request)
+    assert (response["RateLimit-Remaining"], response["RateLimit-Reset"]) == ("1", "10")
+    frozen.move_to(T0 + timedelta(seconds=15), tick=False)
+    response = RateHeadersMiddleware(lambda _: HttpResponse())(request)
+    assert (response["RateLimit-Remaining"], response["RateLimit-Reset"]) == ("3", "55")

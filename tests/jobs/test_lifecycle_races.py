@@ -305,7 +305,7 @@ def test_a_person_s_hold_made_while_a_release_pass_looks_at_the_job_is_kept(subm
     def check_while_a_person_acts(**kwargs):
         def person():  # another ticker's pass releases the job, and a person holds it (own connection)
             try:
-                assert services._release(Job.objects.get(pk=held.pk), set()) == 1
+                released.append(services._release(Job.objects.get(pk=held.pk), set()))
                 job_pause(job=Job.objects.get(pk=held.pk), by="alice")
             finally:
                 connections.close_all()
@@ -315,10 +315,13 @@ def test_a_person_s_hold_made_while_a_release_pass_looks_at_the_job_is_kept(subm
         thread.join()
         return real_check(**kwargs)
 
+    released: list[int] = []
+
     monkeypatch.setattr(services, "budget_hold_check", check_while_a_person_acts)
     # Raised: the pass would release it; lowered under its estimate: it would rewrite its reasons.
     set_policy(acme, daily_limit="5.00" if pass_ == "release" else "0.40")
     job = Job.objects.get(pk=held.pk)
+    assert released == [1]  # the other pass did release it, and the person's pause followed
     assert (job.status, [r["kind"] for r in job.hold_reasons]) == (Job.Status.PAUSED, ["manual"])
 
 

@@ -171,7 +171,7 @@ def test_an_operator_pauses_every_team_in_admin_and_resumes_with_the_action(acme
 
     again = client.post("/admin/jobs/queuepause/", {"action": "resume_selected", "_selected_action": [pause.pk]},
                         follow=True).content.decode()
-    assert "Resumed: 0 pauses." in again and "This pause has already ended." in again
+    assert "Resumed: 0 pauses." in again and "Left as they were: 1 of the selected pauses (they had already ended)." in again
     assert QueuePause.objects.get().ended_by == "admin operator"
 
 

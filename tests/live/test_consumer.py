@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
-from channels.testing import WebsocketCommunicator
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 
 from pulse_site.asgi import PulseASGI, channels_app
 from pulse_site.live.models import Event
