@@ -111,8 +111,17 @@ def queue_team_resume(*, team: Team, by: str, member: Membership | None = None) 
     page offers Resume by the same: queue_team_pause)."""
     own = queue_team_pause(team=team)
     if own is None:
-        raise Conflict("The team's queue is not paused.", code="queue_not_paused")
+        operators = queue_pauses_for_team(team=team)
+        if not operators:
+            raise Conflict("The team's queue is not paused.", code="queue_not_paused")
+        holds = "; ".join(f"{_scope_words(pause)}: {pause.reason}" for pause in operators)
+        raise Conflict(f"The team has not paused its queue; an operator's pause holds it ({holds}), "
+                       "which only operators end.", code="queue_not_paused")
     return queue_resume(pause=own, by=by, member=member)
+
+
+def _scope_words(pause: QueuePause) -> str:
+    return "every team" if pause.scope == Scope.GLOBAL else f"the handler {pause.handler}"
 
 
 # --- reads ---------------------------------------------------------------------------------------

@@ -99,6 +99,18 @@ def test_pausing_twice_or_resuming_a_running_queue_is_a_conflict(alice, acme):
     assert QueuePause.objects.count() == 1
 
 
+def test_resuming_a_queue_only_an_operator_paused_says_who_can(alice, acme):
+    """Not "not paused" while every job waits: the team's Resume cannot end an operator's pause,
+    and the refusal says whose it is and why."""
+    queue_pause(scope="global", reason="Database maintenance", by="operator")
+    refused = session(alice).post("/api/v1/queue/resume/")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "queue_not_paused")
+    assert refused.json()["error"]["message"] == (
+        "The team has not paused its queue; an operator's pause holds it (every team: Database "
+        "maintenance), which only operators end.")
+    assert QueuePause.objects.get().ended_at is None
+
+
 def test_a_pause_needs_a_reason(alice, acme):
     response = session(alice).post("/api/v1/queue/pause/", {"reason": "  "}, format="json")
     assert response.status_code == 400 and "reason" in response.json()["error"]["fields"]
