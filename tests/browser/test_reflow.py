@@ -149,6 +149,7 @@ CARD_TABLES = {
     "/": ["#activity table"],
     "/queue/": ["#queue-pauses", "#queue-history table"],
     "/notifications/": ["#targets table", "#rules table"],
+    "/jobs/": ["#daemons table"],
 }
 
 # Each table as "table: why" lines: it has rows to show, it is no wider than its box, and each of
@@ -185,9 +186,16 @@ def card_problems(page, where: str, tables: list[str]) -> list[str]:
 
 
 def test_on_a_phone_the_rows_read_one_at_a_time_are_cards_whose_cells_name_their_column(page, login_as, alice,
-                                                                                          acme):
+                                                                                          acme, temp_handler):
     """Drawn by the server, and drawn live (from the same partials) after the page has loaded."""
     data = seed(acme)
+
+    @temp_handler("test.listener", daemon=True)
+    def listener(ctx):
+        return None
+
+    Job.objects.create(team=acme, handler="test.listener", status=Job.Status.QUEUED, attempts=3,
+                       run_after=timezone.now() + timedelta(seconds=30))
     failed = data["failed"][0]
     started = failed.started_at
     for number in (1, 2):
