@@ -230,9 +230,9 @@ class TokenListView(TeamAPIView):
         return Response(TokenOut(tokens_for_team(self.team), many=True).data)
 
     @extend_schema(
-        operation_id="tokens_create",
+        operation_id="tokens_create", description="409 `team_retired`: the team was retired; it takes no new tokens.",
         request=TokenCreateIn, parameters=[LOCATION],
-        responses={201: TokenCreatedOut, **error_responses(400, 401, 403)},
+        responses={201: TokenCreatedOut, **error_responses(400, 401, 403, 409)},
     )
     def post(self, request: Request) -> Response:
         data = valid_input(TokenCreateIn, request)

@@ -316,9 +316,11 @@ def token_create(
     expires_at: datetime | None,
     by: Membership | None,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret, which is never stored nor shown again."""
+    """Create a token and return it with its secret, which is never stored nor shown again. A
+    retired team's is refused: 409 `team_retired` (token_create_refusal)."""
     _require_manager(by)
-    team_check_takes_work(team=team)
+    if (refusal := token_create_refusal(team, wait=True)) is not None:
+        raise refusal
     name = (name or "").strip()
     if not name:
         raise ValidationError.for_field("name", "A token needs a name.")
@@ -342,6 +344,13 @@ def token_create(
     event_emit(team=team, kind="token.created", subject=token.public_id,
                payload={"name": name, "access": access, "prefix": token.prefix, "by": member_name(by)})
     return token, secret
+
+
+def token_create_refusal(team: Team, *, wait: bool = False) -> Conflict | None:
+    """Why token_create would refuse a new token for `team`, or None when it would make one (the
+    team page offers its form by this, and says these words instead): a retired team takes none.
+    token_create asks it with `wait`, in its transaction (teams_refusing_work says why)."""
+    return teams_refusing_work(team_ids=[team.pk], wait=wait).get(team.pk)
 
 
 def token_revoke_refusal(token: ApiToken) -> Conflict | None:

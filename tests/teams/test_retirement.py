@@ -8,13 +8,15 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from django.utils.html import escape
 
 from jobs.models import Job
 from jobs.runner import claim
 from jobs.services import job_pause, job_release_due, job_submit
+from pulse_site.errors import Conflict
 from pulse_site.live.models import Event
 from pulse_site.teams.models import ApiToken, Team
-from pulse_site.teams.services import team_reactivate, team_retire, token_create
+from pulse_site.teams.services import team_reactivate, team_retire, token_create, token_create_refusal
 from schedules.models import Execution, Schedule
 from schedules.services import schedule_create, schedules_tick
 from tests.conftest import staff_client, token_client
@@ -387,10 +389,23 @@ def test_a_running_jobs_queued_child_is_cancelled_with_it_and_counted_once(acme)
     assert fresh(parent).cancel_requested
 
 
-def test_a_retired_teams_page_offers_no_new_token(acme, alice_client):
-    """Its tokens were revoked and a new one is refused: the page says so instead of a form."""
+def test_a_retired_team_is_refused_a_new_token_alike_on_its_page_its_api_and_the_service(acme, alice_client):
+    """One refusal, token_create_refusal: the page says its words instead of a form, the API
+    answers it (409 team_retired) and the service raises it; no token is made."""
     assert 'id="token-create"' in alice_client.get("/team/").content.decode()
     team_retire(team=acme, who="admin root")
+    refusal = fresh(acme).retired_message()
+    assert token_create_refusal(acme) is not None and token_create_refusal(acme).message == refusal
+
     page = alice_client.get("/team/").content.decode()
     assert 'id="token-create"' not in page and "Create one below" not in page
-    assert 'id="token-create-retired"' in page and "takes no new tokens" in page
+    assert f'<p class="quiet" id="token-create-refused">{escape(refusal)}</p>' in page
+
+    response = alice_client.post("/api/v1/tokens/", {"name": "ci", "access": "read"}, content_type="application/json")
+    assert (response.status_code, response.json()["error"]) == (
+        409, {"code": "team_retired", "message": refusal, "fields": {"team": [refusal]}})
+
+    with pytest.raises(Conflict) as refused:
+        token_create(team=acme, name="ci", access="read", expires_at=None, by=None)
+    assert (refused.value.code, refused.value.message) == ("team_retired", refusal)
+    assert not ApiToken.objects.filter(team=acme, revoked_at__isnull=True).exists()
