@@ -1179,13 +1179,24 @@ def budget_override_validate(*, amount: object, expires_at: datetime | None, rea
     return micros, expires_at, reason
 
 
+def budget_override_refusal(*, by: Membership | None) -> PermissionDenied | None:
+    """Why budget_override_create and budget_override_end would refuse `by`, or None when they
+    would let them (the budget page offers its override form and End now by this, and says these
+    words instead): overrides are for owners, and staff (`by=None`); an admin changes the limits
+    but does not lift them."""
+    if by is not None and by.role != Membership.Role.OWNER:
+        return PermissionDenied("Only owners (or staff) can override the budget or end an override.")
+    return None
+
+
 @transaction.atomic
 def budget_override_create(*, team: Team, amount: object, expires_at: datetime | None, reason: str,
                            by: Membership | None, user: User | None = None) -> Override:
     """Let jobs through money limits (not rate or concurrency) up to `amount` until `expires_at`.
-    Owners only (or staff, `by=None`); the spend still counts against the windows."""
-    if by is not None and by.role != Membership.Role.OWNER:
-        raise PermissionDenied("Only owners (or staff) can override the budget.")
+    Owners only (or staff, `by=None`: budget_override_refusal); the spend still counts against the
+    windows."""
+    if (refusal := budget_override_refusal(by=by)) is not None:
+        raise refusal
     micros, expires_at, reason = budget_override_validate(amount=amount, expires_at=expires_at, reason=reason)
     actor = by.user if by is not None else user
     override = Override.objects.create(team=team, amount=micros, expires_at=expires_at, reason=reason,
@@ -1217,10 +1228,11 @@ def budget_override_end_refusal(override: Override, *, now: datetime | None = No
 @transaction.atomic
 def budget_override_end(*, override: Override, by: Membership | None, user: User | None = None
                         ) -> Override:
-    """End an override now (owners or staff); what it already let through stays counted. One that
-    has ended (expired, or ended by someone else meanwhile) is refused: 409 `override_ended`."""
-    if by is not None and by.role != Membership.Role.OWNER:
-        raise PermissionDenied("Only owners (or staff) can end a budget override.")
+    """End an override now (owners or staff: budget_override_refusal); what it already let through
+    stays counted. One that has ended (expired, or ended by someone else meanwhile) is refused: 409
+    `override_ended`."""
+    if (denied := budget_override_refusal(by=by)) is not None:
+        raise denied
     # Locked: of two ends at once, the second reads the first's end and is refused.
     override = Override.objects.select_for_update().get(pk=override.pk)
     now = timezone.now()

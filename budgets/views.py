@@ -59,6 +59,7 @@ def _render_page(request: HttpRequest, *, form: str = "", error: PulseError | No
     history = selectors.budget_history(team=team)
     live = _live_context(request)
     overrides = selectors.budget_overrides(team=team, limit=20)
+    override_refusal = services.budget_override_refusal(by=request.membership)  # type: ignore[attr-defined]
     context = {
         **live,
         "since": since,
@@ -66,9 +67,11 @@ def _render_page(request: HttpRequest, *, form: str = "", error: PulseError | No
         "spend_chart": selectors.spend_chart(history),
         "changes": selectors.budget_changes(team=team, limit=20),
         "overrides": overrides,
-        # The overrides offered "End now": those budget_override_end would end.
-        "endable": {o.public_id for o in overrides
-                    if services.budget_override_end_refusal(o, now=live["usage"].now) is None},
+        # The form and "End now" are offered by this; "End now" on the overrides
+        # budget_override_end would end.
+        "override_refusal": override_refusal,
+        "endable": {o.public_id for o in overrides if override_refusal is None
+                    and services.budget_override_end_refusal(o, now=live["usage"].now) is None},
         "weekdays": list(enumerate(WEEKDAYS)),
         "thresholds_text": ", ".join(str(t) for t in selectors.budget_policy_get(team=team).alert_thresholds),
         "typed": {"form": form, **request.POST.dict()} if error else {},

@@ -9,12 +9,22 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Alert, Override, PolicyChange
-from budgets.services import budget_override_create, budget_override_end, budget_policy_get, budget_policy_update
+from budgets.services import (
+    budget_override_create,
+    budget_override_end,
+    budget_override_refusal,
+    budget_policy_get,
+    budget_policy_update,
+)
 from jobs.runner import claim, run_job
 from jobs.services import job_submit
+from pulse_site.errors import PermissionDenied
+from pulse_site.teams.models import Membership
+from pulse_site.teams.services import membership_set_role
 from tests.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
+Role = Membership.Role
 
 
 def paid(team, cost):
@@ -109,6 +119,39 @@ def test_an_owner_creates_and_ends_an_override_and_a_member_cannot(alice_client,
     alice_client.post(f"/budget/overrides/{override.public_id}/end/")
     override.refresh_from_db()
     assert override.expires_at <= timezone.now()
+
+
+def test_an_admin_is_refused_overrides_alike_on_the_page_the_api_and_the_service(alice, bob, acme):
+    """One refusal, budget_override_refusal: an admin changes the budget's settings but not its
+    overrides. The page says its words instead of the form and End now, the API answers it (403)
+    and the service raises it; nothing is made or ended."""
+    bob_admin = membership_set_role(membership=acme.memberships.get(user=bob), role=Role.ADMIN, by=None)
+    override = budget_override_create(team=acme, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="r", by=None, user=alice)
+    refusal = budget_override_refusal(by=bob_admin)
+    assert refusal is not None and budget_override_refusal(by=acme.memberships.get(user=alice)) is None
+    expected = {"code": "permission_denied", "message": refusal.message, "fields": {}}
+
+    page = logged_in(bob).get("/budget/").content.decode()
+    assert 'id="override-form"' not in page and "/end/" not in page
+    assert f'<p class="muted" id="override-refused">{refusal.message}</p>' in page
+    assert 'id="override-form"' in logged_in(alice).get("/budget/").content.decode()
+
+    api = logged_in(bob)
+    expires = (timezone.now() + timedelta(hours=2)).isoformat()
+    made = api.post("/api/v1/budget/overrides/", {"amount": "1", "expires_at": expires, "reason": "x"},
+                    content_type="application/json")
+    ended = api.post(f"/api/v1/budget/overrides/{override.public_id}/end/", content_type="application/json")
+    assert [(r.status_code, r.json()["error"]) for r in (made, ended)] == [(403, expected)] * 2
+
+    for act in (lambda: budget_override_create(team=acme, amount="1", expires_at=timezone.now() + timedelta(hours=1),
+                                               reason="x", by=bob_admin),
+                lambda: budget_override_end(override=override, by=bob_admin)):
+        with pytest.raises(PermissionDenied) as refused:
+            act()
+        assert refused.value.as_dict() == expected
+    assert list(Override.objects.filter(team=acme)) == [override]
+    assert Override.objects.get(pk=override.pk).expires_at == override.expires_at
 
 
 def test_ending_an_override_from_a_page_drawn_before_it_ended_says_it_had_ended(alice_client, alice, acme):
