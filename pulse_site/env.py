@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -119,19 +120,42 @@ def env_url(
 
 
 _RATE = re.compile(r"([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)")
-_RATE_UNIT = {"s": "s", "m": "min", "h": "hour", "d": "day"}
+# By a unit's first letter: how it is written back, its window in seconds and in words.
+_RATE_UNITS = {"s": ("s", 1, "a second"), "m": ("min", 60, "a minute"), "h": ("hour", 3600, "an hour"),
+               "d": ("day", 86400, "a day")}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A number of calls in each clock window: `1200/min` is 1,200 in every 60 seconds."""
+
+    number: int
+    unit: str  # as written back: s, min, hour or day
+    seconds: int
+    per: str  # the window in words: "a minute"
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.unit}"
+
+
+def rate_parse(name: str, value: str | None) -> Rate | None:
+    """The rate of calls the setting `name` holds, one reading for the environment (env_rate) and
+    the throttles (pulse_site.throttling) alike; None for none or `off`. Anything else stops with
+    ImproperlyConfigured naming `name`: DRF's own parse_rate reads the unit's first letter only, so
+    `10/mxyz` would pass there as ten a minute."""
+    if value is None or value.strip().lower() == "off":
+        return None
+    match = _RATE.fullmatch(value.strip().lower())
+    if match is None or int(match[1]) < 1:
+        raise _bad(name, value, "a number of calls (at least 1) a second, minute, hour or day, such as 1200/min, or off")
+    return Rate(int(match[1]), *_RATE_UNITS[match[2][0]])
 
 
 def env_rate(name: str, default: str | None, *, environ: Mapping[str, str] | None = None) -> str | None:
-    """A number of calls per second, minute, hour or day as DRF's throttles read it, written back
-    in one spelling (`1200/min`, `5/s`, `100/hour`, `1/day`); None for `off`. DRF itself reads the
-    unit's first letter only, so `10/mxyz` would pass there as ten a minute: refused here."""
+    """A number of calls per second, minute, hour or day (rate_parse), as the throttles read it,
+    written back in one spelling (`1200/min`, `5/s`, `100/hour`, `1/day`); None for `off`."""
     value = _raw(name, environ)
     if value is None:
         return default
-    if value.lower() == "off":
-        return None
-    match = _RATE.fullmatch(value.lower())
-    if match is None or int(match[1]) < 1:
-        raise _bad(name, value, "a number of calls (at least 1) a second, minute, hour or day, such as 1200/min, or off")
-    return f"{int(match[1])}/{_RATE_UNIT[match[2][0]]}"
+    rate = rate_parse(name, value)
+    return None if rate is None else str(rate)

@@ -35,22 +35,25 @@ from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
+
+from pulse_site.env import Rate, rate_parse
 
 logger = logging.getLogger("pulse.throttling")
 
 # Every key starts with this (tests give each test its own, tests/conftest.py).
 KEY_PREFIX = "api_rate"
-_UNIT_WORDS = {"s": "a second", "m": "a minute", "h": "an hour", "d": "a day"}
 
 
-def rate_in_words(rate: str, kind: str) -> str:
+def rate_in_words(rate: Rate, kind: str) -> str:
     """`1200/min`, "read" → "1,200 reads a minute"."""
-    number, unit = rate.split("/")
-    return f"{intcomma(int(number))} {kind}{'' if int(number) == 1 else 's'} {_UNIT_WORDS[unit[0]]}"
+    return f"{intcomma(rate.number)} {kind}{'' if rate.number == 1 else 's'} {rate.per}"
 
 
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+def _setting_rate(setting: str) -> Rate | None:
+    # Read per call, so a changed setting applies at once; as the environment's value was read
+    # (a bad one set in the settings module is named, not taken by its unit's first letter).
+    return rate_parse(setting, getattr(settings, setting))
 
 
 class Window(NamedTuple):
@@ -66,14 +69,13 @@ class Window(NamedTuple):
         nth = int(now // seconds)
         return cls(number, seconds, nth, (nth + 1) * seconds)
 
+    @classmethod
+    def of(cls, rate: Rate, now: float) -> Window:
+        return cls.at(rate.number, rate.seconds, now)
+
     def wait(self, now: float) -> int:
         """Whole seconds from `now` until it turns, at least 1."""
         return max(1, math.ceil(self.ends - now))
-
-
-def _window(rate: str, now: float) -> Window:
-    number, unit = rate.split("/")
-    return Window.at(int(number), _UNIT_SECONDS[unit[0]], now)
 
 
 def _cache_failed(key: str, exc: Exception) -> None:
@@ -115,20 +117,17 @@ class RateExceeded(Throttled):
         self.wait = wait
 
 
-class CredentialRateThrottle(SimpleRateThrottle):
+class CredentialRateThrottle(BaseThrottle):
     """A fixed-window counter per credential and window (`_count`). DRF's own SimpleRateThrottle
     reads a list of call times, appends and writes it back: concurrent calls overwrite each
-    other's entries, and a client with N connections made about N times its rate. A window is
+    other's entries, and a client with N connections made about N times its rate; its parse_rate
+    reads a unit by its first letter (`_setting_rate` reads the rate as env_rate does). A window is
     clock-aligned (a minute's turns at :00), so a client may spend its rate at the end of one
     window and again at the start of the next; in return, RateLimit-Reset says exactly when its
     calls come back."""
 
     kind = ""  # "read" or "write", in messages and keys
     setting = ""
-
-    def get_rate(self) -> str | None:
-        # Read per request (a throttle is made for each), so a changed setting applies at once.
-        return getattr(settings, self.setting)
 
     def counts(self, request: Request) -> bool:
         raise NotImplementedError
@@ -143,13 +142,14 @@ class CredentialRateThrottle(SimpleRateThrottle):
         return None
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        if self.rate is None or not self.counts(request):
+        rate = _setting_rate(self.setting)
+        if rate is None or not self.counts(request):
             return True
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        now = self.timer()
-        window = _window(self.rate, now)
+        now = time.time()
+        window = Window.of(rate, now)
         count = _count(f"{key}:{window.nth}", window.seconds)
         if count is None:
             return True
@@ -160,14 +160,13 @@ class CredentialRateThrottle(SimpleRateThrottle):
             return True
         # Raised here rather than answered False: DRF's own refusal cannot say which rate was spent.
         wait = window.wait(now)
-        raise RateExceeded(wait=wait, message=self._message(request, wait))
+        raise RateExceeded(wait=wait, message=self._message(request, rate, wait))
 
-    def _message(self, request: Request, wait: int) -> str:
+    def _message(self, request: Request, rate: Rate, wait: int) -> str:
         from pulse_site.teams.models import ApiToken
 
-        rate = rate_in_words(self.rate or "", self.kind)
         who = "This token is over its" if isinstance(request.auth, ApiToken) else "You are over your"
-        return f"{who} rate of {rate}; try again in {_in_seconds(wait)}."
+        return f"{who} rate of {rate_in_words(rate, self.kind)}; try again in {_in_seconds(wait)}."
 
 
 class ReadRateThrottle(CredentialRateThrottle):
@@ -201,14 +200,14 @@ def _address_key(address: str) -> str | None:
     return str(ip)
 
 
-def _failures(address: str, now: float) -> tuple[str, Window, str] | None:
+def _failures(address: str, now: float) -> tuple[Rate, Window, str] | None:
     """The bad-token rate, its window at `now` and the key of `address` in it; None with no rate
     or no address to count by."""
-    rate: str | None = settings.PULSE_API_AUTH_FAILURE_RATE
+    rate = _setting_rate("PULSE_API_AUTH_FAILURE_RATE")
     client = _address_key(address)
     if rate is None or client is None:
         return None
-    window = _window(rate, now)
+    window = Window.of(rate, now)
     return rate, window, f"{KEY_PREFIX}:auth_failure:{client}:{window.nth}"
 
 

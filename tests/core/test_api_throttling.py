@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -138,9 +139,19 @@ def test_an_hourly_rate_waits_for_the_hour_to_turn(acme_api, settings, frozen):
     ("2/d", "write", "2 writes a day"),
 ])
 def test_a_rate_is_said_in_words(rate, kind, words):
+    from pulse_site.env import rate_parse
     from pulse_site.throttling import rate_in_words
 
-    assert rate_in_words(rate, kind) == words
+    assert rate_in_words(rate_parse("PULSE_API_READ_RATE", rate), kind) == words
+
+
+@pytest.mark.parametrize("setting", ["PULSE_API_READ_RATE", "PULSE_API_AUTH_FAILURE_RATE"])
+def test_a_bad_rate_set_in_the_settings_is_named_as_the_environments_would_be(acme_api, settings, setting):
+    """Not read by a unit's first letter as DRF reads it (ten a minute): the settings module is
+    no way around env_rate's check."""
+    setattr(settings, setting, "10/mxyz")
+    with pytest.raises(ImproperlyConfigured, match=rf"^{setting}='10/mxyz' is not valid: expected a number of calls"):
+        read(acme_api)
 
 
 def test_off_switches_throttling_off(acme_api, settings, frozen):

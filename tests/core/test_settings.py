@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from pulse_site.env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url
+from pulse_site.env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, rate_parse
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {"DATABASE_URL": "postgres://pulse:secret@db.internal:5432/pulse", "REDIS_URL": "redis://cache.internal:6379/2"}
@@ -113,6 +113,29 @@ def test_env_rate_refuses_anything_else_naming_the_variable(value):
                 "such as 1200/min, or off")
     with pytest.raises(ImproperlyConfigured, match=rf"^PULSE_API_READ_RATE='{re.escape(value)}' is not valid: {re.escape(expected)}\.$"):
         env_rate("PULSE_API_READ_RATE", "1200/min", environ={"PULSE_API_READ_RATE": value})
+
+
+@pytest.mark.parametrize(("value", "calls", "seconds", "written"), [
+    ("5/s", 5, 1, "5/s"), ("10/sec", 10, 1, "10/s"), ("1200/min", 1200, 60, "1200/min"), ("30/Minute", 30, 60, "30/min"),
+    ("100/h", 100, 3600, "100/hour"), (" 1/day ", 1, 86400, "1/day"),
+])
+def test_a_rate_is_read_once_as_calls_in_a_window_of_seconds(value, calls, seconds, written):
+    """The reading the settings (env_rate) and the throttles (pulse_site.throttling) share."""
+    rate = rate_parse("PULSE_API_READ_RATE", value)
+    assert rate is not None and (rate.number, rate.seconds, str(rate)) == (calls, seconds, written)
+
+
+@pytest.mark.parametrize("value", [None, "off", "OFF"])
+def test_a_rate_that_is_off_is_none(value):
+    assert rate_parse("PULSE_API_READ_RATE", value) is None
+
+
+@pytest.mark.parametrize("value", ["1200", "1200/week", "0/min", "1.5/s", "/min", "10/mxyz", "10 / min", "1200/min/s"])
+def test_a_bad_rate_is_refused_naming_the_setting(value):
+    expected = ("expected a number of calls (at least 1) a second, minute, hour or day, "
+                "such as 1200/min, or off")
+    with pytest.raises(ImproperlyConfigured, match=rf"^PULSE_API_WRITE_RATE='{re.escape(value)}' is not valid: {re.escape(expected)}\.$"):
+        rate_parse("PULSE_API_WRITE_RATE", value)
 
 
 def test_unset_or_blank_variables_take_the_default():
