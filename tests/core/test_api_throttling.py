@@ -295,3 +295,16 @@ def test_an_answer_given_after_its_window_turned_says_the_new_window(acme_api, l
     frozen.move_to(T0 + timedelta(seconds=15), tick=False)
     response = RateHeadersMiddleware(lambda _: HttpResponse())(request)
     assert (response["RateLimit-Remaining"], response["RateLimit-Reset"]) == ("3", "55")
+
+
+def test_a_bad_rate_set_in_the_settings_stops_manage_py_check_naming_it(settings):
+    """`manage.py check` (and every command that checks first: migrate, qcluster, the ticker) says
+    so before the first API call does."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.PULSE_API_WRITE_RATE = "5/fortnight"
+    with pytest.raises(SystemCheckError, match=r"PULSE_API_WRITE_RATE='5/fortnight' is not valid"):
+        call_command("check")
+    settings.PULSE_API_WRITE_RATE = "5/hour"
+    call_command("check")
