@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from budgets.services import budget_override_create
-from jobs.models import Attempt, Job, QueuePause
+from jobs.models import Attempt, Job, QueuePause, WorkerBeat
 from jobs.pausing import queue_pause, queue_resume
 from jobs.services import job_submit
 from pulse_site.models import UserPreference
@@ -141,19 +141,24 @@ def test_every_page_fits_a_320_px_screen_with_targets_of_24_px_in_both_themes(pa
 # on a line of its own under its column's name, so nothing is read in a box scrolled sideways.
 CARD_TABLES = {
     "/handlers/": ["#handlers table"],
-    "job": ["#attempts", "#children table"],
+    "job": ["#attempts", "#children table", "table.pulse-state"],
     "/handlers/http.request/": ["#payload-fields"],
     "schedule": ["#executions table"],
     "/budget/": ["#budget-history table", "#budget-overrides table", "#budget-changes table"],
     "/activity/": ["#activity-history table"],
-    "/": ["#activity table"],
+    "/": ["#overview-charts table", "#activity table"],
     "/queue/": ["#queue-pauses", "#queue-history table"],
     "/notifications/": ["#targets table", "#rules table"],
     "/jobs/": ["#daemons table"],
+    "/system/": ["#system-pauses table", "#system-teams table", "#system-workers table"],
 }
 
 # Each table as "table: why" lines: it has rows to show, it is no wider than its box, and each of
-# its cells shows its column's name (its header's text), if it has one, before its value.
+# its cells shows its column's name (its header's text), if it has one, before its value; a cell
+# spanning columns shows their names ("Limit / Remaining"), with its value beside the name rather
+# than under it. A row's header (a budget window's name) is its card's title: it shows no column's
+# name and leaves no room for one. A caption spans the cards (left in a table's layout, it shrinks
+# to a letter a line).
 FIND_CARD_PROBLEMS = r"""(selectors) => {
   const problems = [];
   for (const selector of selectors) {
@@ -167,14 +172,38 @@ FIND_CARD_PROBLEMS = r"""(selectors) => {
     const cells = [...table.tBodies[0].querySelectorAll(":scope > tr > td:not(.empty)")];
     if (!cells.length) problems.push(`${selector}: no rows to look at`);
     const shown = (td) => getComputedStyle(td, "::before").content;
+    const first = (cell) => [...cell.parentElement.cells].slice(0, cell.cellIndex).reduce((n, c) => n + c.colSpan, 0);
+    const names = (td) => columns.slice(first(td), first(td) + td.colSpan).filter(Boolean).join(" / ");
     // A column without a name (a row's buttons) shows none.
-    const label = (td) => columns[td.cellIndex] ? JSON.stringify(columns[td.cellIndex]) : "none";
+    const label = (td) => names(td) ? JSON.stringify(names(td)) : "none";
     const unlabelled = cells.filter((td) => shown(td) !== label(td));
     if (unlabelled.length) {
       const td = unlabelled[0];
       problems.push(`${selector}: ${unlabelled.length} of ${cells.length} cells do not show their column's name, ` +
-                    `the first (row ${td.parentElement.sectionRowIndex + 1}) shows ${shown(td)} for ` +
-                    `"${columns[td.cellIndex]}"`);
+                    `the first (row ${td.parentElement.sectionRowIndex + 1}) shows ${shown(td)} for "${names(td)}"`);
+    }
+    const range = document.createRange();
+    const covered = cells.filter((td) => {
+      const name = getComputedStyle(td, "::before");
+      range.selectNodeContents(td);
+      return name.content !== "none"
+        && range.getBoundingClientRect().left < td.getBoundingClientRect().left + parseFloat(name.width);
+    });
+    if (covered.length) {
+      problems.push(`${selector}: ${covered.length} of ${cells.length} cells start their value within their column's ` +
+                    `name, the first "${covered[0].textContent.trim()}" under ${shown(covered[0])}`);
+    }
+    if (table.caption && table.caption.getBoundingClientRect().width < table.getBoundingClientRect().width - 0.5) {
+      problems.push(`${selector}: its caption is ${Math.round(table.caption.getBoundingClientRect().width)} px wide, ` +
+                    `the table ${Math.round(table.getBoundingClientRect().width)} px`);
+    }
+    for (const th of table.tBodies[0].querySelectorAll(":scope > tr > th")) {
+      range.selectNodeContents(th);
+      const indent = range.getBoundingClientRect().left - table.getBoundingClientRect().left;
+      if (!["none", "normal"].includes(shown(th)) || indent > 10.5) {
+        problems.push(`${selector}: the row header "${th.textContent.trim()}" shows ${shown(th)} and starts ` +
+                      `${Math.round(indent)} px in, not as its card's title`);
+      }
     }
   }
   return problems;
@@ -213,6 +242,17 @@ def test_on_a_phone_the_rows_read_one_at_a_time_are_cards_whose_cells_name_their
     target_send_test(target=target, by="alice")
     budget_override_create(team=acme, amount="3.00", expires_at=timezone.now() + timedelta(days=2),
                            reason="Quarter-end reports", by=None, user=alice)
+    failed.pulse_state = {"at": started.isoformat(), "spent": {"day": "0.42", "week": "0.42", "month": "0.42"},
+                          "limit": {"day": "0.5", "week": "2", "month": "5"},
+                          "remaining": {"day": "0.08", "week": "1.58", "month": "4.58"},
+                          "calls_this_minute": 5, "calls_remaining": 5, "running": 1, "max_concurrent": 1}
+    failed.save(update_fields=["pulse_state"])
+    # alice is an operator too, for the system page: an operator's pause and a worker busy with a job.
+    alice.is_staff = True
+    alice.save(update_fields=["is_staff"])
+    queue_pause(scope=QueuePause.Scope.HANDLER, handler="http.request", reason="vendor outage", by="ops")
+    WorkerBeat.objects.create(name="pulse-host-2:4711", cluster="pulse-host-2:4700", rss_bytes=80 * 2**20,
+                              busy_job=failed.public_id)
     urls = {"job": f"/jobs/{failed.public_id}/", "schedule": f"/schedules/{data['schedule'].public_id}/"}
     login_as(alice)
     page.set_viewport_size(PHONE)

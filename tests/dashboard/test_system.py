@@ -60,8 +60,10 @@ def test_staff_see_every_teams_row_the_workers_and_the_operators_pauses(ops, acm
     page = logged_in(ops).get("/system/").content.decode()
     teams = section(page, "system-teams")
     acme_row = teams[teams.index(f'id="team-{acme.public_id}"'):teams.index(f'id="team-{globex.public_id}"')]
-    assert '<td class="num">1</td><td class="num">3</td><td class="num">0</td>' in acme_row  # running, queued, held
-    assert '<td class="num">10</td><td class="num">1</td>' in acme_row and "90.0 %" in acme_row and "250 ms" in acme_row
+    assert ('<td data-label="Running" class="num">1</td><td data-label="Queued" class="num">3</td>'
+            '<td data-label="Held" class="num">0</td>') in acme_row
+    assert ('<td data-label="Processed" class="num">10</td><td data-label="Failed" class="num">1</td>' in acme_row
+            and "90.0 %" in acme_row and "250 ms" in acme_row)
     globex_row = teams[teams.index(f'id="team-{globex.public_id}"'):]
     assert ">paused<" in globex_row and "charlie: globex migration" in globex_row
     workers = section(page, "system-workers")
@@ -137,7 +139,8 @@ def test_a_gone_worker_and_its_gone_cluster_were_up_until_their_last_beat(ops, a
         return workers[start:workers.index("</tr>", start)]
 
     dead = row("dead:21")
-    assert "gone" in dead and "up 3\xa0minutes" in dead and "<td>2\xa0minutes</td>" in dead, dead
+    assert "gone" in dead and "up 3\xa0minutes" in dead and '<td data-label="Up">2\xa0minutes</td>' in dead, dead
     recycled = row("live:12")
-    assert "gone" in recycled and "up 3\xa0hours" in recycled and "<td>55\xa0minutes</td>" in recycled, recycled
-    assert "up 3\xa0hours" in row("live:11") and "<td>20\xa0minutes</td>" in row("live:11")
+    assert "gone" in recycled and "up 3\xa0hours" in recycled, recycled
+    assert '<td data-label="Up">55\xa0minutes</td>' in recycled, recycled
+    assert "up 3\xa0hours" in row("live:11") and '<td data-label="Up">20\xa0minutes</td>' in row("live:11")

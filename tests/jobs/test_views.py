@@ -427,7 +427,7 @@ def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(a
     listing = alice_client.get("/jobs/").content.decode()
     assert "Daily limit of 1 reached" in listing and "resumes" in listing and "2\xa0hours" in listing
     detail = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
-    assert "<th scope=\"row\">Day</th><td>0.9</td>" in detail
+    assert '<th scope="row">Day</th><td data-label="Spent or reserved">0.9</td>' in detail
     assert "2 remaining" in detail and "of 4 at most" in detail
 
 
