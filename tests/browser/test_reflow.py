@@ -134,6 +134,13 @@ def test_every_page_fits_a_320_px_screen_with_targets_of_24_px_in_both_themes(pa
         if dialog["x"] < 0 or dialog["x"] + dialog["width"] > PHONE["width"]:
             problems.append(f"shortcuts dialog ({theme}) spans {dialog['x']:.0f} to {dialog['x'] + dialog['width']:.0f} px")
         problems += problems_on(page, f"shortcuts dialog ({theme})", "#shortcuts")
+    # The system page is an operator's: alice is one for it (and its header, with the admin link).
+    alice.is_staff = True
+    alice.save(update_fields=["is_staff"])
+    for theme in ("light", "dark"):
+        UserPreference.objects.update_or_create(user=alice, defaults={"theme": theme})
+        page.goto("/system/")
+        problems += problems_on(page, f"system ({theme})")
     assert problems == [], "\n".join(problems)
 
 
