@@ -412,6 +412,9 @@ def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[N
             arm()  # early: not due yet
             return
         kind = min(due)[1]
+        # The handler may be waiting for a query, in a transaction of its own even, whose end
+        # would close the connection and leave the query running in the server with its locks.
+        _cancel_queries_in_flight()
         if kind == "stop":
             raise JobInterrupted(f"The worker was stopped and the handler ran past the stop timeout of "
                                  f"{settings.PULSE_STOP_TIMEOUT:g} s.")
@@ -525,7 +528,7 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
         # A daemon (timeout 0) runs until cancelled (or its worker stops): no timeout alarm, and
         # django-q2 got no timeout either.
         with hard_timeout(job.timeout_seconds, cancel=heartbeat):
-            result = spec.func(context)
+            result = _call(spec, context)
         kept, too_big = result_safe(result, limit=settings.PULSE_MAX_RESULT_BYTES)
         outcome = Outcome(ok=True, result=kept)
     except JobCancelled as exc:
@@ -592,6 +595,33 @@ def execute(job: Job, spec: Handler, *, pending: list[tuple[int, int]] | None = 
     return outcome
 
 
+def _call(spec: Handler, context: JobContext) -> Any:
+    """The handler's call. An alarm of hard_timeout (a stop, the timeout, a cancel's grace) that
+    lands while a transaction commits leaves the connection busy with the COMMIT: the transaction's
+    end then fails on it (psycopg: "can't change 'autocommit' now: connection in transaction status
+    ACTIVE") and that error is raised in the alarm's place. The job failed as `unknown` where a
+    stop queues it again and a timeout fails it as one; the alarm is raised again here."""
+    try:
+        return spec.func(context)
+    except Exception as exc:
+        alarm = _alarm_under(exc)
+        if alarm is None:
+            raise
+        raise alarm from None
+
+
+def _alarm_under(exc: BaseException) -> BaseException | None:
+    """The alarm `exc` was raised while handling, if any (its chain of contexts, cycles cut)."""
+    seen: set[int] = set()
+    under = exc.__context__
+    while under is not None and id(under) not in seen:
+        if isinstance(under, JobInterrupted | JobTimeout | JobCancelled):
+            return under
+        seen.add(id(under))
+        under = under.__context__
+    return None
+
+
 # What of a handler's error is kept: the message (on the job, its attempt and the settle's log
 # line, sent to every browser of the team) and the end of the traceback.
 ERROR_MESSAGE_LIMIT = 10_000
@@ -603,18 +633,27 @@ def _drop_interrupted_query() -> None:
     it waited for a query of its own leaves the connection busy with that query (psycopg cancels
     one only on KeyboardInterrupt): the settle's first statement failed on it, the job stayed
     running until the lease's rescue, and the query ran on in the server with its locks. It is
-    cancelled there and the connection dropped; the settle opens a new one."""
+    cancelled there (by the alarm, _cancel_queries_in_flight) and the connection dropped; the
+    settle opens a new one."""
+    for conn in _cancel_queries_in_flight():
+        if not conn.in_atomic_block:
+            conn.close()
+
+
+def _cancel_queries_in_flight() -> list[Any]:
+    """Cancel in the server the query (or COMMIT) each PostgreSQL connection of this thread waits
+    for; the connections that were waiting."""
+    waiting = []
     for conn in connections.all(initialized_only=True):
         raw = conn.connection
-        if conn.vendor != "postgresql" or raw is None or conn.in_atomic_block:
-            continue
-        if raw.info.transaction_status != TransactionStatus.ACTIVE:
+        if conn.vendor != "postgresql" or raw is None or raw.info.transaction_status != TransactionStatus.ACTIVE:
             continue
         try:
             raw.cancel_safe(timeout=5)
-        except Exception:  # a server that does not answer the cancel: the close below still frees us
+        except Exception:  # a server that does not answer the cancel: the connection's close still frees us
             log.warning("cancelling the interrupted query of this worker's connection failed", exc_info=True)
-        conn.close()
+        waiting.append(conn)
+    return waiting
 
 
 # --- settle ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ job straight back in the queue. The real-process version is in tests/fault/test_
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -168,3 +169,85 @@ def test_a_handler_timeout_shorter_than_the_stop_timeout_still_ends_as_a_timeout
     job.refresh_from_db()
     assert job.status == Status.FAILED and job.error_code == "timeout"
     assert outcomes(job) == ["failed"]
+
+
+@contextmanager
+def slow_commit_of_a_log_line(message: str):
+    """A log line `message` whose transaction takes 30 s to commit: a deferred trigger of the test's
+    sleeps in it (PostgreSQL)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION test_slow_commit() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(30); "
+                       "RETURN NULL; END $$ LANGUAGE plpgsql")
+        cursor.execute("CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON jobs_tasklog DEFERRABLE "
+                       f"INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.message = '{message}') "
+                       "EXECUTE FUNCTION test_slow_commit()")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_slow_commit ON jobs_tasklog; DROP FUNCTION test_slow_commit()")
+
+
+@pytest.mark.parametrize("where", ["query", "commit"])
+def test_an_interruption_that_lands_in_a_transaction_still_queues_the_job_again(
+        submit, temp_handler, settings, acme, where):
+    """The stop's alarm came while a transaction waited for PostgreSQL: in a query (the handler's
+    own), or in its commit (Pulse's write of a log line). Landing in the commit, the transaction's
+    end failed on the busy connection ("can't change 'autocommit' now: connection in transaction
+    status ACTIVE"), that error took the interruption's place, and the job failed as `unknown`
+    instead of going back to the queue (seen in a cluster stopped while its handler logged a step)."""
+    from django.db import connection, transaction
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite runs a query to its end before a signal is handled")
+    settings.PULSE_STOP_TIMEOUT = 0.5
+
+    @temp_handler("test.in_transaction", timeout=60, max_attempts=3)
+    def in_transaction(ctx):
+        stopping.request_stop()
+        if where == "query":
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(30)")
+        else:
+            ctx.log("a step")
+
+    job = submit("test.in_transaction")
+    with slow_commit_of_a_log_line("a step"):
+        started = time.monotonic()
+        run_job(job.public_id)
+        assert time.monotonic() - started < 10
+    job.refresh_from_db()
+    attempt = Attempt.objects.get(job=job, number=1)
+    assert (job.status, job.error_code, attempt.outcome) == (Status.QUEUED, "interrupted", "interrupted"), \
+        attempt.error_message
+    assert "stop timeout" in attempt.error_message
+    nothing_left_running(acme)
+    with connection.cursor() as cursor:  # nothing of the handler's left waiting in the server
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query IN ('SELECT pg_sleep(30)', 'COMMIT') "
+                       "AND state = 'active'")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_a_timeout_that_lands_in_a_commit_ends_as_a_timeout(submit, temp_handler, settings):
+    from django.db import connection
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite runs a query to its end before a signal is handled")
+
+    @temp_handler("test.slow_commit", timeout=1, max_attempts=1)
+    def slow_commit(ctx):
+        ctx.log("a slow step")
+
+    job = submit("test.slow_commit")
+    with slow_commit_of_a_log_line("a slow step"):
+        run_job(job.public_id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "timeout"), job.error_message
+    with connection.cursor() as cursor:  # the commit was cancelled in the server, not left sleeping
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active'")
+        assert cursor.fetchone()[0] == 0
+    after = submit("pulse.noop")  # the worker goes on with its next job
+    run_job(after.public_id)
+    assert Job.objects.get(pk=after.pk).status == Status.COMPLETED
