@@ -7,13 +7,23 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
 from budgets.money import money_str
-from pulse_site.api import LOCATION, TeamAPIView, as_sent, created, error_responses, no_input, valid_input
+from pulse_site.api import (
+    LOCATION,
+    TeamAPIView,
+    as_sent,
+    created,
+    error_responses,
+    no_input,
+    request_membership,
+    valid_input,
+)
 from pulse_site.errors import FieldErrors, ValidationError
 from pulse_site.teams.permissions import ManagersChange
 
@@ -24,6 +34,26 @@ class CanManageBudget(ManagersChange):
 
     token_message = "API tokens cannot change the budget; an owner or admin does, signed in."
     role_message = "Only owners and admins change the budget."
+
+
+class CanOverrideBudget(CanManageBudget):
+    """Every member reads; making and ending overrides is for owners in person, a viewer, a member
+    and an admin refused in budget_override_refusal's words (the page's and the service's), before
+    the body is read. On one override's URL the check waits for the lookup, as ManagersChange's."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in SAFE_METHODS or request_membership(request) is None:
+            return super().has_permission(request, view)
+        return bool(view.kwargs) or self._may_manage(request)
+
+    def _may_manage(self, request: Request) -> bool:
+        membership = request_membership(request)
+        if membership is None:  # a token's call
+            return super()._may_manage(request)
+        refusal = services.budget_override_refusal(by=membership)
+        if refusal is not None:
+            self.message = refusal.message
+        return refusal is None
 
 
 # --- Shapes ----------------------------------------------------------------------------------
@@ -261,7 +291,7 @@ class HeldJobsView(TeamAPIView):
 
 
 class OverrideListView(TeamAPIView):
-    permission_classes = [CanManageBudget]
+    permission_classes = [CanOverrideBudget]
 
     @extend_schema(operation_id="budget_overrides_list", description="The newest 50 overrides, newest first.",
                    responses={200: OverrideOut(many=True), **error_responses(401, 403)})
@@ -278,7 +308,7 @@ class OverrideListView(TeamAPIView):
 
 
 class OverrideDetailView(TeamAPIView):
-    permission_classes = [CanManageBudget]
+    permission_classes = [CanOverrideBudget]
 
     @extend_schema(operation_id="budget_overrides_retrieve", responses={200: OverrideOut, **error_responses(401, 403, 404)})
     def get(self, request: Request, override_id: str) -> Response:
@@ -286,7 +316,7 @@ class OverrideDetailView(TeamAPIView):
 
 
 class OverrideEndView(TeamAPIView):
-    permission_classes = [CanManageBudget]
+    permission_classes = [CanOverrideBudget]
 
     @extend_schema(operation_id="budget_overrides_end", request=None,
                    description="409 `override_ended`: it has ended already (expired, or ended before).",

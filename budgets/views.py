@@ -133,6 +133,10 @@ def cap_remove(request: HttpRequest) -> HttpResponse:
 @team_required
 def override_create(request: HttpRequest) -> HttpResponse:
     try:
+        # Before the expiry is read: a post from a page drawn before the refusal held is told it,
+        # not sent to fix a field of a form the page no longer shows.
+        if (refusal := services.budget_override_refusal(by=request.membership)) is not None:  # type: ignore[attr-defined]
+            raise refusal
         try:
             expires_at = parse_datetime(request.POST.get("expires_at", "") or "")
         except ValueError:  # shaped like one, but no such time (month 13, 25 o'clock)

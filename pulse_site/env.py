@@ -26,7 +26,7 @@ def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
     return value.strip()
 
 
-def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
+def _bad(name: str, value: object, expected: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
 
 
@@ -138,14 +138,15 @@ class Rate:
         return f"{self.number}/{self.unit}"
 
 
-def rate_parse(name: str, value: str | None) -> Rate | None:
+def rate_parse(name: str, value: object) -> Rate | None:
     """The rate of calls the setting `name` holds, one reading for the environment (env_rate) and
-    the throttles (pulse_site.throttling) alike; None for none or `off`. Anything else stops with
-    ImproperlyConfigured naming `name`: DRF's own parse_rate reads the unit's first letter only, so
-    `10/mxyz` would pass there as ten a minute."""
-    if value is None or value.strip().lower() == "off":
+    the throttles (pulse_site.throttling) alike; None for none or `off`. Anything else (a number
+    set in a settings module too) stops with ImproperlyConfigured naming `name`: DRF's own
+    parse_rate reads the unit's first letter only, so `10/mxyz` would pass there as ten a minute."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if value is None or text == "off":
         return None
-    match = _RATE.fullmatch(value.strip().lower())
+    match = None if text is None else _RATE.fullmatch(text)
     if match is None or int(match[1]) < 1:
         raise _bad(name, value, "a number of calls (at least 1) a second, minute, hour or day, such as 1200/min, or off")
     return Rate(int(match[1]), *_RATE_UNITS[match[2][0]])

@@ -9,10 +9,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from budgets.models import BudgetPolicy, Override, PolicyChange
-from budgets.services import WINDOWS_MOVED, budget_override_create, budget_policy_get
+from budgets.services import WINDOWS_MOVED, budget_override_create, budget_override_refusal, budget_policy_get
 from jobs.models import Job
 from jobs.runner import claim, run_job
 from pulse_site.live.models import Event
+from pulse_site.teams.services import membership_set_role
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/budget/"
@@ -147,6 +148,28 @@ def test_an_owner_creates_lists_and_ends_overrides(alice, bob, acme, acme_api):
     ended = session(alice).post(URL + f"overrides/{body['id']}/end/").json()
     assert Override.objects.get(public_id=body["id"]).expires_at <= timezone.now()
     assert ended["id"] == body["id"]
+
+
+@pytest.mark.parametrize("role", ["viewer", "member", "admin"])
+def test_every_role_but_an_owner_is_refused_overrides_in_the_pages_words(alice, bob, acme, globex, role):
+    """The page shows a viewer, a member and an admin budget_override_refusal's words where the
+    form was; the API's 403 says the same (not "Only owners and admins change the budget.", which
+    an admin then met as a 403 too), before the body's fields, and another team's id is a 404."""
+    bob_as = membership_set_role(membership=acme.memberships.get(user=bob), role=role, by=None)
+    refusal = {"code": "permission_denied", "message": budget_override_refusal(by=bob_as).message, "fields": {}}
+    override = budget_override_create(team=acme, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                      reason="r", by=None, user=alice)
+    theirs = budget_override_create(team=globex, amount="2", expires_at=timezone.now() + timedelta(hours=1),
+                                    reason="g", by=None)
+    expires = (timezone.now() + timedelta(hours=2)).isoformat()
+    client = session(bob)
+    answers = [client.post(URL + "overrides/", {"amount": "1", "expires_at": expires, "reason": "x"}, format="json"),
+               client.post(URL + "overrides/", {"amount": "x"}, format="json"),
+               client.post(URL + f"overrides/{override.public_id}/end/")]
+    assert [(a.status_code, a.json()["error"]) for a in answers] == [(403, refusal)] * 3
+    assert client.post(URL + f"overrides/{theirs.public_id}/end/").status_code == 404
+    assert list(Override.objects.filter(team=acme)) == [override]
+    assert Override.objects.get(pk=override.pk).expires_at == override.expires_at
 
 
 def test_charlie_gets_404_for_acme_s_override_and_changes_nothing(alice, acme, charlie, globex):

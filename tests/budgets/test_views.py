@@ -3,6 +3,7 @@ alert banner; charlie never sees or changes Acme's budget."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -119,6 +120,21 @@ def test_an_owner_creates_and_ends_an_override_and_a_member_cannot(alice_client,
     alice_client.post(f"/budget/overrides/{override.public_id}/end/")
     override.refresh_from_db()
     assert override.expires_at <= timezone.now()
+
+
+@pytest.mark.parametrize("expires_at", ["", "2026-13-01T25:00"])
+def test_a_member_posting_an_override_from_a_stale_page_is_told_the_refusal_not_a_fields_fault(bob_client, acme,
+                                                                                                expires_at):
+    """The page offers a member no override form; a post from one drawn before they lost the owner
+    role is refused in budget_override_refusal's words whatever it holds, not sent to fix an expiry
+    on a form the page no longer shows."""
+    response = bob_client.post("/budget/overrides/new/", {"amount": "1", "expires_at": expires_at, "reason": "x"})
+    page = response.content.decode()
+    refusal = budget_override_refusal(by=acme.memberships.get(user__username="bob")).message
+    said = page[page.index('<ul class="messages" role="status">'):]
+    assert (response.status_code, re.findall(r'<li class="(\w+)">(.*?)</li>', said[:said.index("</ul>")])) == (
+        400, [("error", refusal)])
+    assert not Override.objects.exists()
 
 
 def test_an_admin_is_refused_overrides_alike_on_the_page_the_api_and_the_service(alice, bob, acme):

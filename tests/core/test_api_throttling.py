@@ -6,6 +6,7 @@ which holds submitted jobs instead of refusing calls."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -306,5 +307,21 @@ def test_a_bad_rate_set_in_the_settings_stops_manage_py_check_naming_it(settings
     settings.PULSE_API_WRITE_RATE = "5/fortnight"
     with pytest.raises(SystemCheckError, match=r"PULSE_API_WRITE_RATE='5/fortnight' is not valid"):
         call_command("check")
-    settings.PULSE_API_WRITE_RATE = "5/hour"
-    call_command("check")
+    for good in ("5/hour", None, "off"):
+        settings.PULSE_API_WRITE_RATE = good
+        call_command("check")
+
+
+@pytest.mark.parametrize("value", [600, 1.5, ("600", "min")])
+def test_a_rate_set_in_the_settings_that_is_no_string_is_named_not_a_traceback(acme_api, settings, value):
+    """`PULSE_API_READ_RATE = 600` in a settings module: check names it, as it names a bad
+    string, and an API call answers nothing half-read either."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.PULSE_API_READ_RATE = value
+    named = rf"PULSE_API_READ_RATE={re.escape(repr(value))} is not valid: expected a number of calls"
+    with pytest.raises(SystemCheckError, match=named):
+        call_command("check")
+    with pytest.raises(ImproperlyConfigured, match=rf"^{named}"):
+        read(acme_api)
