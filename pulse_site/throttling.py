@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -53,7 +54,14 @@ def rate_in_words(rate: Rate, kind: str) -> str:
 def _setting_rate(setting: str) -> Rate | None:
     # Read per call, so a changed setting applies at once; as the environment's value was read
     # (a bad one set in the settings module is named, not taken by its unit's first letter).
-    return rate_parse(setting, getattr(settings, setting))
+    value = getattr(settings, setting)
+    return _rate_of_text(setting, value) if isinstance(value, str) else rate_parse(setting, value)
+
+
+@lru_cache(maxsize=32)
+def _rate_of_text(setting: str, value: str) -> Rate | None:
+    # Parsed once per setting and value, not on every call (a refusal is not cached: raised again).
+    return rate_parse(setting, value)
 
 
 class Window(NamedTuple):
@@ -142,8 +150,10 @@ class CredentialRateThrottle(BaseThrottle):
         return None
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if not self.counts(request):
+            return True
         rate = _setting_rate(self.setting)
-        if rate is None or not self.counts(request):
+        if rate is None:
             return True
         key = self.get_cache_key(request, view)
         if key is None:
