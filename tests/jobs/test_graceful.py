@@ -225,7 +225,8 @@ def test_an_interruption_that_lands_in_a_transaction_still_queues_the_job_again(
     assert "stop timeout" in attempt.error_message
     nothing_left_running(acme)
     with connection.cursor() as cursor:  # nothing of the handler's left waiting in the server
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query IN ('SELECT pg_sleep(30)', 'COMMIT') "
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND query IN ('SELECT pg_sleep(30)', 'COMMIT') "
                        "AND state = 'active'")
         assert cursor.fetchone()[0] == 0
 
@@ -246,7 +247,8 @@ def test_a_timeout_that_lands_in_a_commit_ends_as_a_timeout(submit, temp_handler
     job.refresh_from_db()
     assert (job.status, job.error_code) == (Status.FAILED, "timeout"), job.error_message
     with connection.cursor() as cursor:  # the commit was cancelled in the server, not left sleeping
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active'")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND query = 'COMMIT' AND state = 'active'")
         assert cursor.fetchone()[0] == 0
     after = submit("pulse.noop")  # the worker goes on with its next job
     run_job(after.public_id)

@@ -176,7 +176,8 @@ def test_a_handler_in_a_slow_query_at_its_timeout_ends_as_timeout_and_its_query_
     day = Usage.objects.get(team=job.team, scope="", kind="day")
     assert (day.committed, day.reserved, BudgetPolicy.objects.get(team=job.team).running) == (100_000, 0, 0)
     with connection.cursor() as cursor:  # no backend still sleeping in the handler's query
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' "
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND query = 'SELECT pg_sleep(30)' "
                        "AND state = 'active'")
         assert cursor.fetchone()[0] == 0
     after = submit("pulse.noop")  # the worker goes on with its next job
