@@ -317,10 +317,9 @@ def token_create(
     by: Membership | None,
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is never stored nor shown again. A
-    retired team's is refused: 409 `team_retired` (token_create_refusal)."""
+    retired team's is refused: 409 `team_retired` (team_work_refusal)."""
     _require_manager(by)
-    if (refusal := token_create_refusal(team, wait=True)) is not None:
-        raise refusal
+    team_check_takes_work(team=team)
     name = (name or "").strip()
     if not name:
         raise ValidationError.for_field("name", "A token needs a name.")
@@ -344,13 +343,6 @@ def token_create(
     event_emit(team=team, kind="token.created", subject=token.public_id,
                payload={"name": name, "access": access, "prefix": token.prefix, "by": member_name(by)})
     return token, secret
-
-
-def token_create_refusal(team: Team, *, wait: bool = False) -> Conflict | None:
-    """Why token_create would refuse a new token for `team`, or None when it would make one (the
-    team page offers its form by this, and says these words instead): a retired team takes none.
-    token_create asks it with `wait`, in its transaction (teams_refusing_work says why)."""
-    return teams_refusing_work(team_ids=[team.pk], wait=wait).get(team.pk)
 
 
 def token_revoke_refusal(token: ApiToken) -> Conflict | None:
@@ -472,13 +464,19 @@ def teams_refusing_work(*, team_ids: Iterable[int], wait: bool = True) -> dict[i
     return {team.pk: team_retired_error(team) for team in retired}
 
 
-def team_check_takes_work(*, team: Team | int, wait: bool = True) -> None:
-    """Refuse (409, code `team_retired`, on the field `team`) new work for a retired team; see
-    teams_refusing_work for the transaction it must be called in, and when."""
+def team_work_refusal(team: Team | int, *, wait: bool = False) -> Conflict | None:
+    """Why `team` takes no new work (a job, a schedule, a token), or None when it takes it: a
+    retired team's refusal, 409 `team_retired` on the field `team`. Pages ask it without `wait`,
+    to say these words where a form would be; the services ask it with `wait`, in the transaction
+    that writes the work (teams_refusing_work says why, and when)."""
     team_id = team if isinstance(team, int) else team.pk
-    refused = teams_refusing_work(team_ids=[team_id], wait=wait)
-    if refused:
-        raise refused[team_id]
+    return teams_refusing_work(team_ids=[team_id], wait=wait).get(team_id)
+
+
+def team_check_takes_work(*, team: Team | int, wait: bool = True) -> None:
+    """Raise team_work_refusal's refusal, if any."""
+    if (refusal := team_work_refusal(team, wait=wait)) is not None:
+        raise refusal
 
 
 @dataclass

@@ -80,7 +80,7 @@ def _render_team(request: HttpRequest, *, status: int = 200, **forms_: forms.For
         context["tokens"] = tokens = list(selectors.tokens_for_team(team))
         # The tokens offered "Revoke": those token_revoke would revoke.
         context["revocable"] = {t.public_id for t in tokens if services.token_revoke_refusal(t) is None}
-        context["token_create_refusal"] = services.token_create_refusal(team)
+        context["token_create_refusal"] = services.team_work_refusal(team)
         context["new_token"] = request.session.pop(SESSION_NEW_TOKEN_KEY, None)
     response = render(request, "teams/detail.html", context, status=status)
     if context.get("new_token"):

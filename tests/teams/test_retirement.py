@@ -16,7 +16,7 @@ from jobs.services import job_pause, job_release_due, job_submit
 from pulse_site.errors import Conflict
 from pulse_site.live.models import Event
 from pulse_site.teams.models import ApiToken, Team
-from pulse_site.teams.services import team_reactivate, team_retire, token_create, token_create_refusal
+from pulse_site.teams.services import team_reactivate, team_retire, team_work_refusal, token_create
 from schedules.models import Execution, Schedule
 from schedules.services import schedule_create, schedules_tick
 from tests.conftest import staff_client, token_client
@@ -390,12 +390,12 @@ def test_a_running_jobs_queued_child_is_cancelled_with_it_and_counted_once(acme)
 
 
 def test_a_retired_team_is_refused_a_new_token_alike_on_its_page_its_api_and_the_service(acme, alice_client):
-    """One refusal, token_create_refusal: the page says its words instead of a form, the API
+    """One refusal, team_work_refusal: the page says its words instead of a form, the API
     answers it (409 team_retired) and the service raises it; no token is made."""
     assert 'id="token-create"' in alice_client.get("/team/").content.decode()
     team_retire(team=acme, who="admin root")
     refusal = fresh(acme).retired_message()
-    assert token_create_refusal(acme) is not None and token_create_refusal(acme).message == refusal
+    assert (found := team_work_refusal(acme)) is not None and found.message == refusal
 
     page = alice_client.get("/team/").content.decode()
     assert 'id="token-create"' not in page and "Create one below" not in page
