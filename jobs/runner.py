@@ -379,13 +379,18 @@ def _claim_usual_case(job_id: str) -> tuple[Job, Handler] | None:
 # --- run ---------------------------------------------------------------------------------------
 
 
+# How often hard_timeout's alarm comes again while a handler runs past its end.
+ALARM_REPEAT_SECONDS = 1.0
+
+
 @contextmanager
 def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[None]:
     """Raise JobTimeout in the handler after `seconds` (0: never); JobInterrupted once the worker
     is stopping and its stop timeout has passed (jobs.stopping: a stop requested while the handler
     runs re-arms the alarm); JobCancelled once its job was cancelled PULSE_CANCEL_GRACE_SECONDS ago
-    (`cancel`: the heartbeat that sees the cancel and re-arms the alarm). The first due wins. Only
-    in the main thread (signals)."""
+    (`cancel`: the heartbeat that sees the cancel and re-arms the alarm). The first due wins, and
+    comes again every ALARM_REPEAT_SECONDS until the handler has ended. Only in the main thread
+    (signals)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -415,6 +420,9 @@ def hard_timeout(seconds: int, *, cancel: Heartbeat | None = None) -> Iterator[N
         # The handler may be waiting for a query, in a transaction of its own even, whose end
         # would close the connection and leave the query running in the server with its locks.
         _cancel_queries_in_flight()
+        # Again while the handler runs on: a catch-all of its own may take this one, or an error of
+        # the commit it lands in may take its place and be caught as any other (_call).
+        signal.setitimer(signal.ITIMER_REAL, ALARM_REPEAT_SECONDS)
         if kind == "stop":
             raise JobInterrupted(f"The worker was stopped and the handler ran past the stop timeout of "
                                  f"{settings.PULSE_STOP_TIMEOUT:g} s.")

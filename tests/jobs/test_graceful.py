@@ -171,6 +171,27 @@ def test_a_handler_timeout_shorter_than_the_stop_timeout_still_ends_as_a_timeout
     assert outcomes(job) == ["failed"]
 
 
+def test_a_handler_that_swallows_its_timeout_is_stopped_again_a_second_later(submit, temp_handler):
+    """A catch-all in the handler (a library's retry loop, `except BaseException`) took the timeout
+    and the handler went on: the job ran to its end long past its timeout and completed. The alarm
+    comes again every ALARM_REPEAT_SECONDS while the handler runs past its end."""
+
+    @temp_handler("test.swallows", timeout=1, max_attempts=1)
+    def swallows(ctx):
+        try:
+            time.sleep(10)
+        except BaseException:
+            pass
+        time.sleep(10)
+
+    job = submit("test.swallows")
+    started = time.monotonic()
+    run_job(job.public_id)
+    assert time.monotonic() - started < 5
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "timeout")
+
+
 @contextmanager
 def slow_commit_of_a_log_line(message: str):
     """A log line `message` whose transaction takes 30 s to commit: a deferred trigger of the test's
@@ -253,3 +274,27 @@ def test_a_timeout_that_lands_in_a_commit_ends_as_a_timeout(submit, temp_handler
     after = submit("pulse.noop")  # the worker goes on with its next job
     run_job(after.public_id)
     assert Job.objects.get(pk=after.pk).status == Status.COMPLETED
+
+
+def test_a_handler_that_catches_every_error_around_a_step_the_timeout_landed_in_still_times_out(
+        submit, temp_handler, settings):
+    """The timeout landed in a log line's COMMIT, whose failure took its place (see above), and the
+    handler caught that error as any other and went on: it ran to its end, past its timeout."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite runs a query to its end before a signal is handled")
+
+    @temp_handler("test.careless", timeout=1, max_attempts=1)
+    def careless(ctx):
+        try:
+            ctx.log("a slow step")
+        except Exception:
+            pass
+        time.sleep(10)
+
+    job = submit("test.careless")
+    with slow_commit_of_a_log_line("a slow step"):
+        started = time.monotonic()
+        run_job(job.public_id)
+        assert time.monotonic() - started < 6
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (Status.FAILED, "timeout"), job.error_message
