@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from jobs.models import Attempt, Job, TaskLog
+from jobs.models import Attempt, Job
 from pulse_site.admin_lists import LargeTableAdmin
 from tests.conftest import staff_client
 from tests.core.test_admin_queries import _team_with_one_of_everything
