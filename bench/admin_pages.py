@@ -132,10 +132,13 @@ def admin_pages() -> dict[str, str]:
 
     team = Team.objects.get(slug="bench")
     busy = Attempt.objects.filter(number=BUSY_ATTEMPTS).values_list("job_id", flat=True).first()
+    assert busy is not None, "the busy job is missing: drop the database to seed it again"
     job = Job.objects.get(pk=busy)
+    attempt = Attempt.objects.filter(job=job).first()
+    assert attempt is not None
     one = {
         "job": reverse("admin:jobs_job_change", args=[job.pk]),
-        "attempt": reverse("admin:jobs_attempt_change", args=[Attempt.objects.filter(job=job).first().pk]),
+        "attempt": reverse("admin:jobs_attempt_change", args=[attempt.pk]),
     }
     lists = {
         "jobs": ("jobs_job", ["", "status=failed", "status=queued", "source=dashboard", "handler=bench.legacy",

@@ -11,7 +11,7 @@ name their rows, and a list is sorted only in its own order (newest first) or by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -63,7 +63,7 @@ class LargeTableAdmin(admin.ModelAdmin):
     # A click on a column's title sorted the whole table by it for one page of rows: 0.5-1.6 s at
     # 1,000,000 jobs (bench/HISTORY.md, session 22). Only an order an index serves, whatever the
     # filter, is offered: the list's own, newest first, and a primary key named here.
-    sortable_by: tuple[str, ...] = ()
+    sortable_by: ClassVar[tuple[str, ...] | list[str] | None] = ()
     # Django draws the search box only for an admin with search fields; the search itself is
     # search() below, never Django's substring match over them.
     search_fields = ("pk",)
