@@ -141,7 +141,7 @@ def admin_pages() -> dict[str, str]:
         "attempt": reverse("admin:jobs_attempt_change", args=[attempt.pk]),
     }
     lists = {
-        "jobs": ("jobs_job", ["", "status=failed", "status=queued", "source=dashboard", "handler=bench.legacy",
+        "jobs": ("jobs_job", ["", "status=failed", "status=queued", "source__exact=dashboard", "source__exact=api", "handler=bench.legacy",
                               "handler=pulse.fail", "error_code__exact=timeout", "error_code__exact=network_error",
                               f"team__id__exact={team.pk}", "q=bench", "q=pulse.fail", f"q={job.public_id}",
                               "q=SP_00000000000000000000000000", f"q={job.pk}"]),

@@ -137,14 +137,14 @@ class LargeTableAdmin(admin.ModelAdmin):
         return response
 
 
-def choices_filter(field: str, title: str, choices: Any, *, team_by_team: bool = False
+def choices_filter(field: str, title: str, choices: Any, *, team_by_team: bool = False, parameter: str = ""
                    ) -> type[admin.SimpleListFilter]:
     """A filter offering `choices` (pairs, or a callable giving them when the page is drawn)
     rather than Django's SELECT DISTINCT over the table. `team_by_team`: the field is indexed
-    after the team (every_team())."""
+    after the team (every_team()). `parameter`: its name in the address, when not the field's."""
 
     class Filter(admin.SimpleListFilter):
-        parameter_name = field
+        parameter_name = parameter or field
 
         def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
             return list(choices() if callable(choices) else choices)

@@ -117,3 +117,16 @@ def test_a_staff_member_who_may_view_jobs_reaches_the_jobs_and_nothing_else(acme
     assert client.get(f"/admin/jobs/attempt/{attempt.pk}/change/").status_code == 403
     # The teams, through the job's team field (Django's autocomplete asks for the team's view permission).
     assert client.get("/admin/autocomplete/?app_label=jobs&model_name=job&field_name=team").status_code == 403
+
+
+def test_the_job_lists_source_filter_finds_that_sources_jobs_of_every_team_and_no_other(admin_client, acme, globex):
+    ours = Job.objects.create(team=acme, handler="pulse.noop", source="dashboard")
+    theirs = Job.objects.create(team=globex, handler="pulse.noop", source="dashboard")
+    other = Job.objects.create(team=acme, handler="pulse.noop", source="api")
+
+    page = admin_client.get("/admin/jobs/job/?source__exact=dashboard")
+    listing = admin_client.get("/admin/jobs/job/").content.decode()
+
+    text = page.content.decode()
+    assert ours.public_id in text and theirs.public_id in text and other.public_id not in text
+    assert all(f"?source__exact={source}" in listing for source in Job.Source.values)
