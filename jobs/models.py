@@ -124,6 +124,15 @@ class Job(models.Model):
             # AND handler = ? AND status = ? ORDER BY id DESC. Without it PostgreSQL guessed the pair
             # common and walked the primary key backwards: 1.7 s through a million rows when it matched none.
             models.Index(fields=["team", "handler", "status", "-id"], name="job_team_handler_status_id"),
+            # The admin's error code filter, team by team: WHERE team_id IN (…) AND error_code = ? AND
+            # error_code <> '' ORDER BY id DESC. Only the jobs that ended with a code are in it (a
+            # tenth); without it a code no job ended with read every job, 0.4 s at a million.
+            models.Index(fields=["team", "error_code", "-id"], condition=~Q(error_code=""),
+                         name="job_team_error_code_id"),
+            # The admin's source filter, team by team: WHERE team_id IN (…) AND source = ? ORDER BY id
+            # DESC. A source no job came from read every job, 0.3 s at a million. A job's source is
+            # set once, so it is written at the insert only (updates stay HOT).
+            models.Index(fields=["team", "source", "-id"], name="job_team_source_id"),
             # Dispatch: the backlog not yet handed over, WHERE status = 'queued' AND dispatched_at IS NULL.
             models.Index(
                 fields=["team", "-priority", "id"],

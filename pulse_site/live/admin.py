@@ -41,6 +41,7 @@ class EventAdmin(LargeTableAdmin):
     list_display = ("id", "created_at", "team", "kind", "subject")
     list_filter = (FamilyFilter, "team")
     ordering = ("-id",)  # the model's replay order is oldest first; an operator reads the newest
+    sortable_by = ("id",)  # oldest first too, by the primary key (team by team under a filter: event_team_seq)
     search_help_text = ("An event's number finds that event; the id of what it is about (JB_…, SP_…, TK_…) its "
                         "events; a team's slug, or its start, the team's events. Kinds are the filter on the right.")
     list_select_related = ("team",)
