@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -347,6 +348,17 @@ def test_the_docs_page_serves_swagger_ui_from_local_static_files(alice_client):
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
+
+
+def test_a_token_holder_gets_the_docs_page_and_its_script_not_a_500(acme_api_read):
+    """A token is authenticated for the schema, so for the page reading it (a browser sending the
+    header): the page's template asked for the teams of a person, and a token is none (500)."""
+    response = acme_api_read.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    script = re.search(r'<script src="(/api/docs/\?[^"]*script=[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert acme_api_read.get(script).status_code == 200
 
 
 def test_anonymous_visitors_of_the_docs_page_are_sent_to_log_in(db):
