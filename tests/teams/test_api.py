@@ -336,6 +336,15 @@ def test_a_token_holder_can_read_the_schema(acme_api_read):
     assert acme_api_read.get("/api/schema/").status_code == 200
 
 
+def test_the_schema_refuses_a_query_parameter_it_does_not_take_by_name(acme_api_read):
+    """As every API endpoint does: `?version=2` answered v1's document titled "1 (2)"."""
+    for query in ("version=2", "x=1"):
+        refused = acme_api_read.get(f"/api/schema/?{query}")
+        assert refused.status_code == 400, query
+        assert refused.json()["error"]["fields"] == {query.split("=")[0]: ["Unknown query parameter."]}
+    assert acme_api_read.get("/api/schema/?format=json").json()["info"]["version"] == "1"
+
+
 def test_anonymous_callers_get_401_for_the_schema(db):
     response = Client().get("/api/schema/")
     assert response.status_code == 401
