@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from budgets import selectors, services
 from budgets.models import BudgetPolicy, Override, PolicyChange
-from budgets.money import money_str
+from budgets.money import AMOUNT_PATTERN, money_str
 from pulse_site.api import (
     LOCATION,
     TeamAPIView,
@@ -84,7 +84,7 @@ class PolicyOut(serializers.Serializer):
         "PATCH that moved the time zone or week start, that the current windows start from nothing."))
 
 
-MONEY = {"type": "string", "format": "decimal", "pattern": r"^\d+(\.\d{1,6})?$",
+MONEY = {"type": "string", "format": "decimal", "pattern": AMOUNT_PATTERN,
          "description": "A decimal string, e.g. \"10.50\" (a JSON number is refused: 0.1 as a float is not 0.1)."}
 MONEY_OR_NULL = {**MONEY, "nullable": True, "description": "A decimal string, e.g. \"10.50\"; null: no limit."}
 COUNT_OR_NULL = {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1_000_000,

@@ -16,8 +16,12 @@ PLACES = 6
 # A ceiling far above any real budget that still fits a signed 64-bit column in micro-units.
 MAX_AMOUNT = Decimal("1000000000000")
 # How an amount is written: ASCII digits with an optional decimal point. Decimal() itself would
-# also take "1e3", "1_000" and other scripts' digits, which no one means as money.
-PLAIN_AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# also take "1e3", "1_000" and other scripts' digits, which no one means as money. A minus is
+# matched only to be refused as negative; a plus or spaces around it are no part of an amount
+# (the API documents the pattern below; the dashboard's forms strip what a person typed).
+PLAIN_AMOUNT = re.compile(r"-?(?:[0-9]+(?:\.([0-9]*))?|\.([0-9]+))")
+# The OpenAPI pattern of a written amount, PLAIN_AMOUNT without the sign and with six decimals at most.
+AMOUNT_PATTERN = r"^(\d+(\.\d{0,6})?|\.\d{1,6})$"
 
 
 def to_micros(amount: Decimal) -> int:
@@ -69,11 +73,15 @@ def parse_money(value: object, *, field: str, written: bool = True) -> Decimal:
         raise ValidationError.for_field(field, f"'{value}' is not an amount.") from None
     if not amount.is_finite():
         raise ValidationError.for_field(field, "The amount must be a finite number.")
-    if written and not isinstance(value, Decimal) and not PLAIN_AMOUNT.fullmatch(str(value).strip()):
+    plain = None if isinstance(value, Decimal) else PLAIN_AMOUNT.fullmatch(str(value))
+    if written and plain is None and not isinstance(value, Decimal):
         raise ValidationError.for_field(field, f"'{value}' is not an amount: write digits with a decimal point, "
                                                "e.g. 10.50.")
-    if amount < 0:
+    if amount < 0 or (written and str(value).startswith("-")):
         raise ValidationError.for_field(field, "The amount cannot be negative.")
+    if written and plain is not None and len(plain.group(1) or plain.group(2) or "") > PLACES:
+        # By digits, as written: "1.0000000" is refused like "1.0000001", never read as 1.
+        raise ValidationError.for_field(field, f"At most {PLACES} decimal places.")
     if amount > MAX_AMOUNT:
         raise ValidationError.for_field(field, f"The amount cannot exceed {MAX_AMOUNT}.")
     # By value, not by digits: Decimal arithmetic keeps trailing zeros (0.0000004 * 1000 is

@@ -100,10 +100,12 @@ def live(request: HttpRequest) -> HttpResponse:
 @require_POST
 @manager_required
 def settings_update(request: HttpRequest) -> HttpResponse:
-    changes: dict[str, Any] = {name: request.POST[name] for name in SETTINGS_FIELDS if name in request.POST}
+    # What a person typed, without the spaces around it (the API, whose clients write JSON, takes none).
+    changes: dict[str, Any] = {name: request.POST[name].strip() for name in SETTINGS_FIELDS if name in request.POST}
     handler = request.POST.get("cap_handler", "").strip()
     if handler:
-        changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
+        changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "").strip()
+                                             for name in CAP_FIELDS}}
     team = request.team  # type: ignore[attr-defined]
     try:
         _, notes = services.budget_policy_update_noted(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
@@ -147,7 +149,7 @@ def override_create(request: HttpRequest) -> HttpResponse:
             # A datetime-local input: the team's (budget) time zone.
             zone = services.policy_zone(services.budget_policy_get(team=request.team))  # type: ignore[attr-defined]
             expires_at = expires_at.replace(tzinfo=zone)
-        services.budget_override_create(team=request.team, amount=request.POST.get("amount", ""),  # type: ignore[attr-defined]
+        services.budget_override_create(team=request.team, amount=request.POST.get("amount", "").strip(),  # type: ignore[attr-defined]
                                         expires_at=expires_at, reason=request.POST.get("reason", ""),
                                         by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:

@@ -350,7 +350,9 @@ class JobListView(TeamAPIView):
         request=JobCreateIn,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
                                      description="Repeat a request safely for 24 h: the first job is returned (200), as it "
-                                                 "stands now; another body with the key is a 409."),
+                                                 "stands now; another body with the key is a 409. A key is the team's (any of its "
+                                                 "tokens or members) and its job's: once that job is deleted, the key "
+                                                 "makes a new one."),
                     LOCATION],
         responses={201: JobCreatedOut, 200: JobCreatedOut, **error_responses(400, 401, 403, 409, 413, 422)},
     )

@@ -400,6 +400,11 @@ def api_catch_all() -> URLPattern:
 class ApiSchemaView(SpectacularAPIView):
     """The OpenAPI document; its refusals are JSON errors like every other API answer."""
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # It takes ?format= only: drf-spectacular's ?version= relabelled v1's document ("1 (2)").
+        valid_query(serializers.Serializer, request)
+
     def handle_exception(self, exc: Exception) -> Response:
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = "application/json"

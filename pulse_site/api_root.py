@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pulse_site.api import error_responses
+from pulse_site.api import error_responses, valid_query
 
 # Each collection by the name a client reads, and its route's name.
 RESOURCES = {
@@ -41,6 +41,8 @@ class ApiRootView(APIView):
 
     @extend_schema(operation_id="api_root", responses={200: RootOut, **error_responses(401)})
     def get(self, request: Request) -> Response:
+        valid_query(serializers.Serializer, request)  # it takes none: a misspelt one is refused by name
+
         def url(name: str) -> str:
             return request.build_absolute_uri(reverse(name))
 

@@ -51,6 +51,13 @@ class TargetCreatedOut(TargetOut):
     secret = serializers.CharField(help_text="Webhooks: verify X-Pulse-Signature = sha256=HMAC(secret, timestamp.body).")
 
 
+class TargetUpdatedOut(TargetOut):
+    """A PATCH's answer: the new secret only when `rotate_secret` asked for one."""
+
+    secret = serializers.CharField(required=False, help_text="Only when `rotate_secret` was true: the new signing "
+                                                             "secret (X-Pulse-Signature = sha256=HMAC(secret, timestamp.body)).")
+
+
 class TargetIn(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=Target.Kind.choices)
@@ -142,7 +149,7 @@ class TargetDetailView(TeamAPIView):
         return Response(TargetOut(self._target(request, target_id), context=_shown_to(self)).data)
 
     @extend_schema(operation_id="notification_targets_update", request=TargetPatch,
-                   responses={200: TargetCreatedOut, **error_responses(400, 401, 403, 404, 409)},
+                   responses={200: TargetUpdatedOut, **error_responses(400, 401, 403, 404, 409)},
                    description="The answer carries `secret` only when `rotate_secret` is true.")
     def patch(self, request: Request, target_id: str) -> Response:
         target = self._target(request, target_id)

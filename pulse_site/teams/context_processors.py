@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from pulse_site.teams.authentication import ApiTokenUser
 from pulse_site.teams.selectors import memberships_for_user
 
 
 def team(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    # A token (the API docs page opened with one) is authenticated but is no person: no teams to list.
+    if user is None or not user.is_authenticated or isinstance(user, ApiTokenUser):
         return {}
     team_ = getattr(request, "team", None)
     membership = getattr(request, "membership", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -66,6 +67,12 @@ def test_a_limit_that_can_never_be_reached_is_said_in_the_answer_and_while_it_st
     ("1e3", "'1e3' is not an amount: write digits with a decimal point, e.g. 10.50."),
     ("1_000", "'1_000' is not an amount: write digits with a decimal point, e.g. 10.50."),
     ("\u0663", "'\u0663' is not an amount: write digits with a decimal point, e.g. 10.50."),
+    # Plain digits, as the schema's pattern and the README say: not taken as 5, 0 or 1.
+    ("+5", "'+5' is not an amount: write digits with a decimal point, e.g. 10.50."),
+    (" 5", "' 5' is not an amount: write digits with a decimal point, e.g. 10.50."),
+    ("5\n", "'5\n' is not an amount: write digits with a decimal point, e.g. 10.50."),
+    ("-0", "The amount cannot be negative."),
+    ("1.0000000", "At most 6 decimal places."),
 ])
 def test_bad_amounts_are_refused_with_400_naming_the_field_and_nothing_changes(alice, acme, value, reason):
     response = session(alice).patch(URL, {"weekly_limit": value, "daily_limit": "1"}, format="json")
@@ -73,6 +80,23 @@ def test_bad_amounts_are_refused_with_400_naming_the_field_and_nothing_changes(a
     assert response.json()["error"]["fields"] == {"weekly_limit": [reason]}
     assert budget_policy_get(team=acme).daily_limit is None
     assert not PolicyChange.objects.exists()
+
+
+def test_an_override_amount_not_written_in_plain_digits_is_refused_and_none_is_made(alice, acme):
+    expires = (timezone.now() + timedelta(hours=1)).isoformat()
+    for amount in ("+5", " 5", "5.0000000"):
+        response = session(alice).post(URL + "overrides/", {"amount": amount, "expires_at": expires, "reason": "x"},
+                                       format="json")
+        assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["amount"], amount
+    assert not Override.objects.exists()
+
+
+def test_the_schema_s_money_pattern_is_what_the_api_takes(acme_api):
+    """A client validating against the served schema sends what the server takes, and only that."""
+    schema = acme_api.get("/api/schema/?format=json").json()
+    pattern = re.compile(schema["components"]["schemas"]["OverrideInRequest"]["properties"]["amount"]["pattern"])
+    assert [v for v in ("5", "10.50", "0.000001", "1.", ".5") if not pattern.search(v)] == []
+    assert [v for v in ("+5", " 5", "5 ", "-1", "1e3", "0.0000001", "") if pattern.search(v)] == []
 
 
 def test_bad_counts_zones_and_thresholds_are_refused(alice, acme):

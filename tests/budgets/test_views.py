@@ -90,6 +90,13 @@ def test_an_owner_saves_settings_and_the_change_is_recorded(alice_client, acme):
     assert 'value="5.25"' in html and "Remove cap" in html and "Budget settings saved." in html
 
 
+def test_the_page_takes_an_amount_typed_with_spaces_around_it(alice_client, acme):
+    """The API takes plain digits only; a person's form keeps forgiving the spaces they typed."""
+    response = alice_client.post("/budget/settings/", {"daily_limit": " 5.25 "}, follow=True)
+    assert "Budget settings saved." in response.content.decode()
+    assert budget_policy_get(team=acme).daily_limit == 5_250_000
+
+
 def test_a_bad_amount_is_refused_with_the_reason_and_nothing_changes(alice_client, acme):
     response = alice_client.post("/budget/settings/", {"daily_limit": "-3"}, follow=True)
     assert "daily_limit: The amount cannot be negative." in response.content.decode()

@@ -29,3 +29,11 @@ def test_the_root_takes_only_reads_and_a_bad_token_is_still_refused(acme):
     assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed"
     client.credentials(HTTP_AUTHORIZATION="Bearer pulse_nothing")
     assert client.get("/api/v1/").status_code == 401
+
+
+def test_the_root_refuses_a_query_parameter_by_name_as_every_endpoint_does(acme):
+    """The README's rule (a misspelt option never looks accepted) held everywhere but here."""
+    refused = APIClient().get("/api/v1/?verison=2")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"verison": ["Unknown query parameter."]}
+    assert APIClient().get("/api/v1/?format=json").status_code == 200

@@ -72,6 +72,19 @@ def test_an_idempotency_key_returns_the_first_job_and_409s_on_another_body(acme_
     assert Job.objects.count() == 1
 
 
+def test_an_idempotency_key_is_the_teams_and_its_jobs_so_a_deleted_job_frees_it(acme, acme_api):
+    """As the README and the schema say: another token of the team repeating the key gets the first
+    job; once that job is deleted, the key makes a new one."""
+    body = {"handler": "pulse.noop"}
+    first = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="k2").json()["id"]
+    other_token = post(token_client(acme), "jobs/", body, HTTP_IDEMPOTENCY_KEY="k2")
+    assert (other_token.status_code, other_token.json()["id"]) == (200, first)
+    job_cancel(job=Job.objects.get(public_id=first), by="alice")
+    assert acme_api.delete(f"/api/v1/jobs/{first}/").status_code == 204
+    again = post(acme_api, "jobs/", body, HTTP_IDEMPOTENCY_KEY="k2")
+    assert again.status_code == 201 and again.json()["id"] != first
+
+
 def test_a_repeat_answers_with_the_jobs_current_would_hold_as_the_first_answer_did(acme, acme_api):
     """A repeat answered `would_hold: []` whatever held the job: a client retrying after a timeout
     read that nothing stood in its job's way while the queue's pause did."""

@@ -70,6 +70,17 @@ def test_an_owner_edits_disables_and_deletes_a_target_over_the_api(alice, acme, 
     assert client.get(url).status_code == 404
 
 
+def test_the_schema_of_a_target_patch_answer_holds_a_secret_only_when_one_was_asked_for(alice, ops):
+    """The answer to a PATCH without rotate_secret has no `secret`, as its description says; the
+    schema documented it as required, so a client validating answers refused every other edit."""
+    schema = session(alice).get("/api/schema/?format=json").json()
+    ref = schema["paths"]["/api/v1/notifications/targets/{target_id}/"]["patch"]["responses"]["200"]
+    answer = schema["components"]["schemas"][ref["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    assert "secret" in answer["properties"] and "secret" not in answer["required"]
+    body = session(alice).patch(f"/api/v1/notifications/targets/{ops.public_id}/", {"name": "x"}, format="json").json()
+    assert set(answer["required"]) <= set(body) and "secret" not in body
+
+
 def test_bad_target_changes_are_refused_with_the_field_and_nothing_changes(alice, acme, ops):
     target_create(team=acme, name="pager", kind="email", address="p@example.com", by=None)
     client = session(alice)

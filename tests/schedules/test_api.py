@@ -54,6 +54,15 @@ def test_refusals_name_every_field_in_the_one_error_shape(acme_api):
     assert Schedule.objects.count() == 0
 
 
+@pytest.mark.parametrize("value", ["+1", " 1", "1 ", "-0", "0.2500000"])
+def test_an_estimate_override_not_written_in_plain_digits_is_refused_not_read_as_a_number(acme_api, value):
+    """The schema's pattern and the README: plain digits, at most six decimals; "+1" was taken as 1."""
+    response = create(acme_api, estimate_override=value)
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["estimate_override"]
+    assert Schedule.objects.count() == 0
+
+
 @pytest.mark.parametrize("value, reason", [
     (0.5, 'Expected a decimal string (e.g. "10.50") or null, not a number with a decimal point or an exponent.'),
     (0.30000000000000004,

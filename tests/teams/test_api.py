@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -335,6 +336,15 @@ def test_a_token_holder_can_read_the_schema(acme_api_read):
     assert acme_api_read.get("/api/schema/").status_code == 200
 
 
+def test_the_schema_refuses_a_query_parameter_it_does_not_take_by_name(acme_api_read):
+    """As every API endpoint does: `?version=2` answered v1's document titled "1 (2)"."""
+    for query in ("version=2", "x=1"):
+        refused = acme_api_read.get(f"/api/schema/?{query}")
+        assert refused.status_code == 400, query
+        assert refused.json()["error"]["fields"] == {query.split("=")[0]: ["Unknown query parameter."]}
+    assert acme_api_read.get("/api/schema/?format=json").json()["info"]["version"] == "1"
+
+
 def test_anonymous_callers_get_401_for_the_schema(db):
     response = Client().get("/api/schema/")
     assert response.status_code == 401
@@ -347,6 +357,17 @@ def test_the_docs_page_serves_swagger_ui_from_local_static_files(alice_client):
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
+
+
+def test_a_token_holder_gets_the_docs_page_and_its_script_not_a_500(acme_api_read):
+    """A token is authenticated for the schema, so for the page reading it (a browser sending the
+    header): the page's template asked for the teams of a person, and a token is none (500)."""
+    response = acme_api_read.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    script = re.search(r'<script src="(/api/docs/\?[^"]*script=[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert acme_api_read.get(script).status_code == 200
 
 
 def test_anonymous_visitors_of_the_docs_page_are_sent_to_log_in(db):
