@@ -330,6 +330,17 @@ def test_a_schema_error_shows_next_to_its_field_keeps_the_input_and_creates_noth
     assert not Job.objects.exists()
 
 
+def test_a_pattern_refused_is_quoted_as_the_handler_page_writes_it_not_with_its_backslashes_doubled(alice_client):
+    """jsonschema writes the pattern as Python's repr, each backslash doubled; the hint under the
+    input and the handler's page write it as it is, and so does the refusal now."""
+    response = alice_client.post("/jobs/new/", {"handler": "http.request", "payload.url": "https://example.com/",
+                                                "payload.method": "GET", "payload.timeout": "10",
+                                                "payload.cost": "1e9", "priority": "0"})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"payload.cost": ["'1e9' does not match '^\\d+(\\.\\d{1,6})?$'"]}
+    assert not Job.objects.exists()
+
+
 def test_input_that_is_not_a_number_is_refused_before_submit(alice_client):
     response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "many", "priority": "0"})
     assert response.status_code == 400
