@@ -341,6 +341,20 @@ def test_a_pattern_refused_is_quoted_as_the_handler_page_writes_it_not_with_its_
     assert not Job.objects.exists()
 
 
+def test_a_whole_number_typed_in_a_number_field_is_kept_and_said_back_as_typed(alice_client, acme):
+    """A schema's "number" takes 20 as it is: typed 20, the payload held 20.0 and a refusal of 0
+    said "0.0 is less than or equal to the minimum of 0"."""
+    refused = alice_client.post("/jobs/new/", {"handler": "http.request", "payload.url": "https://example.com/",
+                                               "payload.method": "GET", "payload.timeout": "0", "priority": "0"})
+    assert refused.context["form"].errors == {"payload.timeout": ["0 is less than or equal to the minimum of 0"]}
+    alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "2", "payload.seconds": "20",
+                                     "priority": "0"})
+    alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "2", "payload.seconds": "0.5",
+                                     "priority": "0"})
+    payloads = [json.dumps(p) for p in Job.objects.filter(team=acme).order_by("id").values_list("payload", flat=True)]
+    assert payloads == ['{"steps": 2, "seconds": 20}', '{"steps": 2, "seconds": 0.5}']
+
+
 def test_input_that_is_not_a_number_is_refused_before_submit(alice_client):
     response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "many", "priority": "0"})
     assert response.status_code == 400
