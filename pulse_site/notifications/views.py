@@ -28,9 +28,10 @@ def page(request: HttpRequest) -> HttpResponse:
     return _render_page(request)
 
 
-def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) -> HttpResponse:
-    """The page; after a refused new rule, with what was chosen and the error under its field,
-    as a 400, so nothing chosen is lost."""
+def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None,
+                 target_error: PulseError | None = None) -> HttpResponse:
+    """The page; after a refused new rule or new target, with what was chosen or typed and the
+    error under its field, as a 400, so nothing chosen is lost."""
     team = request.team  # type: ignore[attr-defined]
     may_manage = manages_in_person(membership=request.membership)  # type: ignore[attr-defined]
     targets = list(Target.objects.filter(team=team))
@@ -49,10 +50,14 @@ def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) 
         "typed": {**_rule_input(request), "kind": request.POST.get("kind", ""),
                   "minutes": request.POST.get("minutes", "")} if rule_error else {},
         "rule_errors": rule_error.fields if rule_error else {},
+        "typed_target": {key: request.POST.get(key, "") for key in ("name", "kind", "address")}
+        if target_error else {},
+        "target_errors": target_error.fields if target_error else {},
     }
-    if rule_error:
-        messages.error(request, rule_error.message)
-    return render(request, "notifications/page.html", context, status=400 if rule_error else 200)
+    error = rule_error or target_error
+    if error:
+        messages.error(request, error.message)
+    return render(request, "notifications/page.html", context, status=400 if error else 200)
 
 
 def _done(request: HttpRequest, change: Callable[[], object], success: str) -> HttpResponse:
@@ -92,10 +97,15 @@ def _rule_input(request: HttpRequest) -> dict[str, Any]:
 @require_POST
 @manager_required
 def target_add(request: HttpRequest) -> HttpResponse:
-    return _done(request, lambda: services.target_create(
-        team=request.team, name=request.POST.get("name", ""),  # type: ignore[attr-defined]
-        kind=request.POST.get("kind", ""), address=request.POST.get("address", ""),
-        by=request.membership, created_by=request.user.get_username()), "Target added.")  # type: ignore[attr-defined]
+    try:
+        services.target_create(
+            team=request.team, name=request.POST.get("name", ""),  # type: ignore[attr-defined]
+            kind=request.POST.get("kind", ""), address=request.POST.get("address", ""),
+            by=request.membership, created_by=request.user.get_username())  # type: ignore[attr-defined]
+    except PulseError as error:
+        return _render_page(request, target_error=error)
+    messages.success(request, "Target added.")
+    return redirect("notifications:page")
 
 
 @require_POST
