@@ -244,6 +244,31 @@ def test_the_banner_follows_the_limit_in_force_raised_lowered_or_removed(alice_c
     assert 'id="budget-alerts"' not in banner_of(alice_client)
 
 
+def test_the_banner_says_the_current_windows_alert_not_one_of_windows_a_new_zone_left_behind(alice_client, acme):
+    """Moving the budget's zone starts today's window from nothing at the new bounds; the old
+    day's 80 % alert (its window not over in UTC) stayed up over it: "reached 80 % … resets in
+    1 hour" while today's window, 0 spent, reset in 16 hours."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from budgets.windows import window_at
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    run_job(paid(acme, "0.90").public_id)
+    assert "reached 80 % of its daily limit of 1</a>" in banner_of(alice_client)
+    now = timezone.now()
+    # A zone whose day is not UTC's now (+14 h from 10:00 UTC on, -12 h before 12:00 UTC).
+    zone = next(name for name in ("Pacific/Kiritimati", "Etc/GMT+12")
+                if window_at("day", now, zone=ZoneInfo(name)).start != window_at("day", now, zone=UTC).start)
+    budget_policy_update(team=acme, changes={"time_zone": zone}, by=None)
+    assert 'id="budget-alerts"' not in banner_of(alice_client)
+
+    run_job(paid(acme, "0.85").public_id)  # 85 % of the new day's limit
+    banner = banner_of(alice_client)
+    assert "reached 80 % of its daily limit of 1</a>" in banner and "(0.85 spent then)" in banner
+    assert "0.9 spent then" not in banner
+
+
 def test_a_threshold_taken_out_takes_its_banner_down(alice_client, acme):
     budget_policy_update(team=acme, changes={"daily_limit": "1.00", "alert_thresholds": [50, 90]}, by=None)
     run_job(paid(acme, "0.60").public_id)
