@@ -29,9 +29,10 @@ def page(request: HttpRequest) -> HttpResponse:
 
 
 def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None,
-                 target_error: PulseError | None = None) -> HttpResponse:
-    """The page; after a refused new rule or new target, with what was chosen or typed and the
-    error under its field, as a 400, so nothing chosen is lost."""
+                 target_error: PulseError | None = None, edited: Target | None = None) -> HttpResponse:
+    """The page; after a refused new rule, new target or target edit (`edited`: that target's
+    form, open), with what was chosen or typed and the error under its field, as a 400, so
+    nothing chosen is lost."""
     team = request.team  # type: ignore[attr-defined]
     may_manage = manages_in_person(membership=request.membership)  # type: ignore[attr-defined]
     targets = list(Target.objects.filter(team=team))
@@ -51,8 +52,11 @@ def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None,
                   "minutes": request.POST.get("minutes", "")} if rule_error else {},
         "rule_errors": rule_error.fields if rule_error else {},
         "typed_target": {key: request.POST.get(key, "") for key in ("name", "kind", "address")}
-        if target_error else {},
-        "target_errors": target_error.fields if target_error else {},
+        if target_error and edited is None else {},
+        "target_errors": target_error.fields if target_error and edited is None else {},
+        "edited": {"id": edited.public_id, "errors": target_error.fields if target_error else {},
+                   **{key: request.POST.get(key, getattr(edited, key)) for key in ("name", "kind", "address")}}
+        if edited is not None else {},
     }
     error = rule_error or target_error
     if error:
@@ -113,8 +117,12 @@ def target_add(request: HttpRequest) -> HttpResponse:
 def target_edit(request: HttpRequest, target_id: str) -> HttpResponse:
     target = _target(request, target_id)
     changes = {key: request.POST[key] for key in ("name", "kind", "address") if key in request.POST}
-    return _done(request, lambda: services.target_update(target=target, changes=changes, by=request.membership),  # type: ignore[attr-defined]
-                 "Target saved.")
+    try:
+        services.target_update(target=target, changes=changes, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as error:
+        return _render_page(request, target_error=error, edited=_target(request, target_id))
+    messages.success(request, "Target saved.")
+    return redirect("notifications:page")
 
 
 @require_POST
