@@ -39,6 +39,20 @@ def test_the_list_filters_by_status_handler_and_source(alice_client, submit):
     assert [r.job.public_id for r in alice_client.get("/jobs/?source=dashboard").context["rows"]] == [noop.public_id]
 
 
+def test_a_time_range_the_wrong_way_round_is_refused_under_to_not_shown_as_no_jobs(alice_client, submit):
+    """The API refuses it ("Later than created_after."); the list said "No jobs match this
+    filter", as if the team had none then, and the export gave an empty file."""
+    submit()
+    query = {"created_after": "2026-12-08T10:00", "created_before": "2026-12-01T10:00"}
+    response = alice_client.get("/jobs/", query)
+    assert response.context["rows"] == []
+    assert response.context["form"].errors == {"created_before": ["Later than From."]}
+    assert [str(m) for m in response.context["messages"]] == ["To (UTC): Later than From."]
+    assert "The filter could not be read (see above), so no jobs are shown." in response.content.decode()
+    export = alice_client.get("/jobs/export.csv", query)
+    assert (export.status_code, export.content.decode()) == (400, "To (UTC): Later than From.")
+
+
 def test_load_more_continues_from_the_cursor(alice_client, submit, monkeypatch):
     monkeypatch.setattr("jobs.views.PAGE_SIZE", 2)
     jobs = [submit() for _ in range(3)]
