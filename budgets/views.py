@@ -102,10 +102,14 @@ def live(request: HttpRequest) -> HttpResponse:
 def settings_update(request: HttpRequest) -> HttpResponse:
     changes: dict[str, Any] = {name: request.POST[name] for name in SETTINGS_FIELDS if name in request.POST}
     handler = request.POST.get("cap_handler", "").strip()
+    amounts = {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}
     if handler:
-        changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "") for name in CAP_FIELDS}}
+        changes["handler_caps"] = {handler: amounts}
     team = request.team  # type: ignore[attr-defined]
     try:
+        if not handler and any(amount.strip() for amount in amounts.values()):
+            # The API keys a cap by its handler; the form's amounts without one would be dropped.
+            raise ValidationError.for_field("cap_handler", "Name the handler these amounts cap.")
         _, notes = services.budget_policy_update_noted(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
         return _render_page(request, form="settings", error=error)

@@ -90,6 +90,19 @@ def test_an_owner_saves_settings_and_the_change_is_recorded(alice_client, acme):
     assert 'value="5.25"' in html and "Remove cap" in html and "Budget settings saved." in html
 
 
+def test_a_cap_typed_without_its_handler_is_refused_under_the_handler_not_saved_as_nothing(alice_client, acme):
+    """The amounts of "Cap a handler" were dropped when no handler was named, and the page said
+    "Budget settings saved.": the cap the owner meant was never set."""
+    response = alice_client.post("/budget/settings/", {"daily_limit": "5", "cap_handler": " ", "cap_daily": "0.2"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert ('<ul class="errorlist" id="error-cap_handler"><li>Name the handler these amounts cap.</li></ul>'
+            in body)
+    assert 'id="id_cap_daily" name="cap_daily" inputmode="decimal" value="0.2"' in body
+    assert budget_policy_get(team=acme).daily_limit is None and not PolicyChange.objects.exists()
+    assert not acme.handler_caps.exists()
+
+
 def test_a_bad_amount_is_refused_with_the_reason_and_nothing_changes(alice_client, acme):
     response = alice_client.post("/budget/settings/", {"daily_limit": "-3"}, follow=True)
     assert "daily_limit: The amount cannot be negative." in response.content.decode()
