@@ -369,6 +369,22 @@ def test_a_whole_number_typed_in_a_number_field_is_kept_and_said_back_as_typed(a
     assert payloads == ['{"steps": 2, "seconds": 20}', '{"steps": 2, "seconds": 0.5}']
 
 
+def test_a_job_held_at_submit_says_each_reason_as_a_sentence_of_its_own(alice_client, acme, temp_handler):
+    """The reasons, each a sentence ending in a full stop, were joined with "; ": ".; " between them."""
+    from budgets.services import budget_policy_update
+
+    from jobs.runner import run_job
+    from jobs.services import job_submit
+
+    temp_handler("test.dear", cost="1")(lambda ctx: None)
+    budget_policy_update(team=acme, changes={"daily_limit": "1.5", "weekly_limit": "1.5"}, by=None)
+    run_job(job_submit(team=acme, handler="test.dear", payload={}, source="api").job.public_id)  # 1 spent
+    response = alice_client.post("/jobs/new/", {"handler": "test.dear", "payload": "{}", "priority": "0"}, follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    assert said == ["Submitted, and held: 1 spent or reserved + 1 estimate is over the team's daily limit of 1.5. "
+                    "1 spent or reserved + 1 estimate is over the team's weekly limit of 1.5."]
+
+
 def test_input_that_is_not_a_number_is_refused_before_submit(alice_client):
     response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "many", "priority": "0"})
     assert response.status_code == 400
