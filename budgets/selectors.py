@@ -297,17 +297,21 @@ def override_get_for_team(*, team: Team, override_id: str) -> Override:
 
 
 def budget_active_alerts(*, team: Team) -> list[dict[str, Any]]:
-    """Alerts of windows that have not ended, against the limits and thresholds in force: the
-    dashboard banner. It stays up until its window ends or its limit changes (a raised limit takes
-    it down; the spend already made is measured against the new one at once), so it says when the
+    """Alerts of the current windows, against the limits and thresholds in force: the dashboard
+    banner. It stays up until its window ends or its limit changes (a raised limit takes it down;
+    the spend already made is measured against the new one at once), so it says when the
     threshold was reached and what was spent then (the budget panel shows what is spent now), and
-    when the window resets."""
-    alerts = list(Alert.objects.filter(team=team, window_end__gt=timezone.now()).order_by("-threshold", "-at"))
+    when the window resets. A window the budget's bounds left (a new zone or week start: the
+    current windows start from nothing) is no longer current, though it has not ended in UTC."""
+    now = timezone.now()
+    alerts = list(Alert.objects.filter(team=team, window_end__gt=now).order_by("-threshold", "-at"))
     if not alerts:
         return []
     policy = BudgetPolicy.objects.filter(team=team).first()
     if policy is None:
         return []
+    current = {w.kind: w.start for w in windows_at(now, zone=policy_zone(policy, team), week_start=policy.week_start)}
+    alerts = [alert for alert in alerts if current.get(alert.window_kind) == alert.window_start]
     caps = {cap.handler: cap for cap in HandlerCap.objects.filter(team=team, handler__in={a.scope for a in alerts})}
     thresholds = {int(t) for t in policy.alert_thresholds or []}
 

@@ -103,11 +103,14 @@ def settings_update(request: HttpRequest) -> HttpResponse:
     # What a person typed, without the spaces around it (the API, whose clients write JSON, takes none).
     changes: dict[str, Any] = {name: request.POST[name].strip() for name in SETTINGS_FIELDS if name in request.POST}
     handler = request.POST.get("cap_handler", "").strip()
+    amounts = {name: request.POST.get(f"cap_{name}", "").strip() for name in CAP_FIELDS}
     if handler:
-        changes["handler_caps"] = {handler: {name: request.POST.get(f"cap_{name}", "").strip()
-                                             for name in CAP_FIELDS}}
+        changes["handler_caps"] = {handler: amounts}
     team = request.team  # type: ignore[attr-defined]
     try:
+        if not handler and any(amounts.values()):
+            # The API keys a cap by its handler; the form's amounts without one would be dropped.
+            raise ValidationError.for_field("cap_handler", "Name the handler these amounts cap.")
         _, notes = services.budget_policy_update_noted(team=team, changes=changes, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as error:
         return _render_page(request, form="settings", error=error)

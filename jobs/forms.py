@@ -108,6 +108,15 @@ class JobFilterForm(forms.Form):
 
     PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Bounds the wrong way round match nothing: an empty list would read as no jobs then (the
+        # API refuses them too).
+        after, before = cleaned.get("created_after"), cleaned.get("created_before")
+        if after is not None and before is not None and before <= after:
+            self.add_error("created_before", "Later than From.")
+        return cleaned
+
     def created_range(self) -> tuple[datetime | None, datetime | None]:
         """The time filter: an explicit From wins over a period."""
         data = self.cleaned_data if self.is_valid() else {}

@@ -4,6 +4,7 @@ schedule): one input per property of its schema, or one JSON box where inputs ca
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar
 
 from django import forms
@@ -37,6 +38,20 @@ class JsonField(forms.CharField):
         return None
 
 
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
+class NumberField(forms.FloatField):
+    """A schema's "number": a whole number typed is kept whole (20, not 20.0), as the API keeps
+    it, so the payload and a refusal ("0 is less than …") say back what was typed."""
+
+    # django-stubs type FloatField.to_python as IntegerField's (int | None): it returns a float.
+    def to_python(self, value: Any) -> int | float | None:  # type: ignore[override]
+        number: float | None = super().to_python(value)
+        text = str(value).strip()
+        return int(text) if number is not None and _WHOLE.fullmatch(text) else number
+
+
 class PayloadJsonField(JsonField):
     """The whole payload as one JSON object; blank is the empty one."""
 
@@ -67,7 +82,7 @@ def _field_for(prop: dict[str, Any], required: bool, *, default_filled: bool) ->
     if kind == "integer":
         return forms.IntegerField(initial=default, **common)
     if kind == "number":
-        return forms.FloatField(initial=default, **common)
+        return NumberField(initial=default, **common)
     if kind == "string":
         return forms.CharField(initial=default, strip=False, **common)
     if kind == "boolean":

@@ -536,7 +536,6 @@ def _job_create(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         return _render_new(request, handler, form, status=400)
     if submission.would_hold:
-        messages.warning(request, "Submitted, and held: " + "; ".join(
-            str(r.get("message", r)) for r in submission.would_hold))
+        messages.warning(request, "Submitted, and held: " + hold_reasons_text(submission.would_hold))
     return redirect(reverse("jobs:detail", kwargs={"job_id": submission.job.public_id}))
 

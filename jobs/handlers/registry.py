@@ -250,14 +250,18 @@ SHOWN_VALUE = 60
 
 def _message(error: JsonSchemaError) -> str:
     """jsonschema's message (which starts with the value, written as Python's repr), the value cut
-    to SHOWN_VALUE characters when longer, a text's length said."""
+    to SHOWN_VALUE characters when longer, a text's length said; a pattern quoted as the schema
+    writes it, as the form's hint and the handler's page do (repr doubles its backslashes)."""
+    message = error.message
+    if error.validator == "pattern" and isinstance(error.validator_value, str):
+        message = message.replace(repr(error.validator_value), f"'{error.validator_value}'")
     written = repr(error.instance)
-    if len(written) <= SHOWN_VALUE + 2 or written not in error.message:
-        return error.message
+    if len(written) <= SHOWN_VALUE + 2 or written not in message:
+        return message
     cut = written[:SHOWN_VALUE + 1] + "…"
     if isinstance(error.instance, str):
         cut += f" ({len(error.instance):,} characters)"
-    return error.message.replace(written, cut, 1)
+    return message.replace(written, cut, 1)
 
 
 def _unexpected_keys(instance: dict[str, Any], schema: Any) -> list[str]:

@@ -28,9 +28,11 @@ def page(request: HttpRequest) -> HttpResponse:
     return _render_page(request)
 
 
-def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) -> HttpResponse:
-    """The page; after a refused new rule, with what was chosen and the error under its field,
-    as a 400, so nothing chosen is lost."""
+def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None,
+                 target_error: PulseError | None = None, edited: Target | None = None) -> HttpResponse:
+    """The page; after a refused new rule, new target or target edit (`edited`: that target's
+    form, open), with what was chosen or typed and the error under its field, as a 400, so
+    nothing chosen is lost."""
     team = request.team  # type: ignore[attr-defined]
     may_manage = manages_in_person(membership=request.membership)  # type: ignore[attr-defined]
     targets = list(Target.objects.filter(team=team))
@@ -49,10 +51,17 @@ def _render_page(request: HttpRequest, *, rule_error: PulseError | None = None) 
         "typed": {**_rule_input(request), "kind": request.POST.get("kind", ""),
                   "minutes": request.POST.get("minutes", "")} if rule_error else {},
         "rule_errors": rule_error.fields if rule_error else {},
+        "typed_target": {key: request.POST.get(key, "") for key in ("name", "kind", "address")}
+        if target_error and edited is None else {},
+        "target_errors": target_error.fields if target_error and edited is None else {},
+        "edited": {"id": edited.public_id, "errors": target_error.fields if target_error else {},
+                   **{key: request.POST.get(key, getattr(edited, key)) for key in ("name", "kind", "address")}}
+        if edited is not None else {},
     }
-    if rule_error:
-        messages.error(request, rule_error.message)
-    return render(request, "notifications/page.html", context, status=400 if rule_error else 200)
+    error = rule_error or target_error
+    if error:
+        messages.error(request, error.message)
+    return render(request, "notifications/page.html", context, status=400 if error else 200)
 
 
 def _done(request: HttpRequest, change: Callable[[], object], success: str) -> HttpResponse:
@@ -92,10 +101,15 @@ def _rule_input(request: HttpRequest) -> dict[str, Any]:
 @require_POST
 @manager_required
 def target_add(request: HttpRequest) -> HttpResponse:
-    return _done(request, lambda: services.target_create(
-        team=request.team, name=request.POST.get("name", ""),  # type: ignore[attr-defined]
-        kind=request.POST.get("kind", ""), address=request.POST.get("address", ""),
-        by=request.membership, created_by=request.user.get_username()), "Target added.")  # type: ignore[attr-defined]
+    try:
+        services.target_create(
+            team=request.team, name=request.POST.get("name", ""),  # type: ignore[attr-defined]
+            kind=request.POST.get("kind", ""), address=request.POST.get("address", ""),
+            by=request.membership, created_by=request.user.get_username())  # type: ignore[attr-defined]
+    except PulseError as error:
+        return _render_page(request, target_error=error)
+    messages.success(request, "Target added.")
+    return redirect("notifications:page")
 
 
 @require_POST
@@ -103,8 +117,12 @@ def target_add(request: HttpRequest) -> HttpResponse:
 def target_edit(request: HttpRequest, target_id: str) -> HttpResponse:
     target = _target(request, target_id)
     changes = {key: request.POST[key] for key in ("name", "kind", "address") if key in request.POST}
-    return _done(request, lambda: services.target_update(target=target, changes=changes, by=request.membership),  # type: ignore[attr-defined]
-                 "Target saved.")
+    try:
+        services.target_update(target=target, changes=changes, by=request.membership)  # type: ignore[attr-defined]
+    except PulseError as error:
+        return _render_page(request, target_error=error, edited=_target(request, target_id))
+    messages.success(request, "Target saved.")
+    return redirect("notifications:page")
 
 
 @require_POST

@@ -102,19 +102,21 @@ TICKING_IN_LIVE_REGIONS = """() => [...document.querySelectorAll("time[data-rela
 
 
 def test_the_alert_banner_is_announced_once_when_it_changes_and_its_clocks_never(page, login_as, alice, acme):
-    from datetime import timedelta
+    from zoneinfo import ZoneInfo
 
     from django.utils import timezone
 
     from budgets.models import Alert
     from budgets.services import alert_payload
+    from budgets.windows import window_at
     from pulse_site.live.services import event_emit
 
     now = timezone.now()
+    day = window_at("day", now, zone=ZoneInfo(acme.time_zone))  # the banner shows the current window's alerts
     policy = budget_policy_update(team=acme, changes={"daily_limit": "1.00", "alert_thresholds": [50, 80]}, by=None)
     limit = policy.daily_limit
-    Alert.objects.create(team=acme, window_kind="day", window_start=now - timedelta(hours=1),
-                         window_end=now + timedelta(hours=5), threshold=50, spent=limit // 2, limit=limit, at=now)
+    Alert.objects.create(team=acme, window_kind="day", window_start=day.start,
+                         window_end=day.end, threshold=50, spent=limit // 2, limit=limit, at=now)
     login_as(alice)
     page.wait_for_selector("#live-indicator[data-state=live]")
     expect(page.locator("#budget-alerts")).to_contain_text("50 %")
@@ -126,8 +128,8 @@ def test_the_alert_banner_is_announced_once_when_it_changes_and_its_clocks_never
     page.wait_for_function("document.getElementById('budget-alerts') !== window.__banner")
     assert page.text_content("#budget-alerts-announce") == ""
     # ...a new alert says the banner's new words, once.
-    alert = Alert.objects.create(team=acme, window_kind="day", window_start=now - timedelta(hours=1),
-                                 window_end=now + timedelta(hours=5), threshold=80, spent=limit * 4 // 5, limit=limit, at=now)
+    alert = Alert.objects.create(team=acme, window_kind="day", window_start=day.start,
+                                 window_end=day.end, threshold=80, spent=limit * 4 // 5, limit=limit, at=now)
     event_emit(team=acme.pk, kind="budget.alert", subject="team", payload=alert_payload(alert))
     expect(page.locator("#budget-alerts")).to_contain_text("80 %")
     announced = page.locator("#budget-alerts-announce")

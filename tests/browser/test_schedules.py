@@ -248,3 +248,19 @@ def test_on_a_phone_each_schedule_is_a_card_with_its_switch_and_run_now_on_the_s
            ).to_have_attribute("aria-pressed", "false")
     schedule.refresh_from_db()
     assert not schedule.enabled
+
+
+def test_a_paused_schedules_next_runs_are_numbered_from_one_under_the_note_that_it_is_paused(
+        page, login_as, alice, acme):
+    """The note "Paused: …" heads the list of what resuming would bring; it is no run, so it
+    takes no number and the first run is the first, as a screen reader reads the markers too."""
+    schedule = schedule_create(team=acme, name="Weekday mornings", handler="pulse.noop",
+                               cron="30 9 * * 1-5", time_zone="America/New_York", enabled=False)
+    login_as(alice)
+    page.goto(f"/schedules/{schedule.public_id}/")
+    expect(page.locator("#next-runs-paused")).to_contain_text("Paused: nothing runs until it is resumed.")
+    cdp = page.context.new_cdp_session(page)
+    markers = [node["name"]["value"] for node in cdp.send("Accessibility.getFullAXTree")["nodes"]
+               if node.get("role", {}).get("value") == "ListMarker"
+               and node.get("name", {}).get("value", "").rstrip(". ").isdigit()]
+    assert markers == ["1. ", "2. ", "3. ", "4. ", "5. "]

@@ -97,6 +97,19 @@ def test_the_page_takes_an_amount_typed_with_spaces_around_it(alice_client, acme
     assert budget_policy_get(team=acme).daily_limit == 5_250_000
 
 
+def test_a_cap_typed_without_its_handler_is_refused_under_the_handler_not_saved_as_nothing(alice_client, acme):
+    """The amounts of "Cap a handler" were dropped when no handler was named, and the page said
+    "Budget settings saved.": the cap the owner meant was never set."""
+    response = alice_client.post("/budget/settings/", {"daily_limit": "5", "cap_handler": " ", "cap_daily": "0.2"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert ('<ul class="errorlist" id="error-cap_handler"><li>Name the handler these amounts cap.</li></ul>'
+            in body)
+    assert 'id="id_cap_daily" name="cap_daily" inputmode="decimal" value="0.2"' in body
+    assert budget_policy_get(team=acme).daily_limit is None and not PolicyChange.objects.exists()
+    assert not acme.handler_caps.exists()
+
+
 def test_a_bad_amount_is_refused_with_the_reason_and_nothing_changes(alice_client, acme):
     response = alice_client.post("/budget/settings/", {"daily_limit": "-3"}, follow=True)
     assert "daily_limit: The amount cannot be negative." in response.content.decode()
@@ -249,6 +262,31 @@ def test_the_banner_follows_the_limit_in_force_raised_lowered_or_removed(alice_c
 
     budget_policy_update(team=acme, changes={"daily_limit": None}, by=None)
     assert 'id="budget-alerts"' not in banner_of(alice_client)
+
+
+def test_the_banner_says_the_current_windows_alert_not_one_of_windows_a_new_zone_left_behind(alice_client, acme):
+    """Moving the budget's zone starts today's window from nothing at the new bounds; the old
+    day's 80 % alert (its window not over in UTC) stayed up over it: "reached 80 % … resets in
+    1 hour" while today's window, 0 spent, reset in 16 hours."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from budgets.windows import window_at
+
+    budget_policy_update(team=acme, changes={"daily_limit": "1.00"}, by=None)
+    run_job(paid(acme, "0.90").public_id)
+    assert "reached 80 % of its daily limit of 1</a>" in banner_of(alice_client)
+    now = timezone.now()
+    # A zone whose day is not UTC's now (+14 h from 10:00 UTC on, -12 h before 12:00 UTC).
+    zone = next(name for name in ("Pacific/Kiritimati", "Etc/GMT+12")
+                if window_at("day", now, zone=ZoneInfo(name)).start != window_at("day", now, zone=UTC).start)
+    budget_policy_update(team=acme, changes={"time_zone": zone}, by=None)
+    assert 'id="budget-alerts"' not in banner_of(alice_client)
+
+    run_job(paid(acme, "0.85").public_id)  # 85 % of the new day's limit
+    banner = banner_of(alice_client)
+    assert "reached 80 % of its daily limit of 1</a>" in banner and "(0.85 spent then)" in banner
+    assert "0.9 spent then" not in banner
 
 
 def test_a_threshold_taken_out_takes_its_banner_down(alice_client, acme):

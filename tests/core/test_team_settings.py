@@ -84,3 +84,19 @@ def test_the_team_page_changes_the_name_and_zone_and_shows_errors_by_their_field
     assert "Team settings saved." in body and "<h1>Acme Labs</h1>" in body
     assert "<dd>America/New_York</dd>" in body
     assert settings_of(acme) == ("Acme Labs", "America/New_York", None)
+
+
+def test_a_new_team_zone_that_moves_the_budgets_windows_says_so_as_the_budget_page_does(alice_client, acme):
+    """A budget without a zone of its own keeps its day, week and month in the team's: the team
+    page moved them (today's spend started again from nothing, held jobs were let through) and
+    said only "Team settings saved.", where the budget page warns."""
+    from budgets.services import WINDOWS_MOVED, budget_policy_update
+
+    moved = alice_client.post("/team/settings/", {"name": "Acme", "time_zone": "Asia/Tokyo"}, follow=True)
+    assert [str(m) for m in moved.context["messages"]] == ["Team settings saved.", WINDOWS_MOVED]
+
+    budget_policy_update(team=acme, changes={"time_zone": "Europe/Berlin"}, by=None)  # a zone of its own
+    kept = alice_client.post("/team/settings/", {"name": "Acme", "time_zone": "America/New_York"}, follow=True)
+    assert [str(m) for m in kept.context["messages"]] == ["Team settings saved."]
+    renamed = alice_client.post("/team/settings/", {"name": "Acme Labs", "time_zone": "America/New_York"}, follow=True)
+    assert [str(m) for m in renamed.context["messages"]] == ["Team settings saved."]

@@ -39,6 +39,20 @@ def test_the_list_filters_by_status_handler_and_source(alice_client, submit):
     assert [r.job.public_id for r in alice_client.get("/jobs/?source=dashboard").context["rows"]] == [noop.public_id]
 
 
+def test_a_time_range_the_wrong_way_round_is_refused_under_to_not_shown_as_no_jobs(alice_client, submit):
+    """The API refuses it ("Later than created_after."); the list said "No jobs match this
+    filter", as if the team had none then, and the export gave an empty file."""
+    submit()
+    query = {"created_after": "2026-12-08T10:00", "created_before": "2026-12-01T10:00"}
+    response = alice_client.get("/jobs/", query)
+    assert response.context["rows"] == []
+    assert response.context["form"].errors == {"created_before": ["Later than From."]}
+    assert [str(m) for m in response.context["messages"]] == ["To (UTC): Later than From."]
+    assert "The filter could not be read (see above), so no jobs are shown." in response.content.decode()
+    export = alice_client.get("/jobs/export.csv", query)
+    assert (export.status_code, export.content.decode()) == (400, "To (UTC): Later than From.")
+
+
 def test_load_more_continues_from_the_cursor(alice_client, submit, monkeypatch):
     monkeypatch.setattr("jobs.views.PAGE_SIZE", 2)
     jobs = [submit() for _ in range(3)]
@@ -330,6 +344,47 @@ def test_a_schema_error_shows_next_to_its_field_keeps_the_input_and_creates_noth
     assert not Job.objects.exists()
 
 
+def test_a_pattern_refused_is_quoted_as_the_handler_page_writes_it_not_with_its_backslashes_doubled(alice_client):
+    """jsonschema writes the pattern as Python's repr, each backslash doubled; the hint under the
+    input and the handler's page write it as it is, and so does the refusal now."""
+    response = alice_client.post("/jobs/new/", {"handler": "http.request", "payload.url": "https://example.com/",
+                                                "payload.method": "GET", "payload.timeout": "10",
+                                                "payload.cost": "1e9", "priority": "0"})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"payload.cost": ["'1e9' does not match '^\\d+(\\.\\d{1,6})?$'"]}
+    assert not Job.objects.exists()
+
+
+def test_a_whole_number_typed_in_a_number_field_is_kept_and_said_back_as_typed(alice_client, acme):
+    """A schema's "number" takes 20 as it is: typed 20, the payload held 20.0 and a refusal of 0
+    said "0.0 is less than or equal to the minimum of 0"."""
+    refused = alice_client.post("/jobs/new/", {"handler": "http.request", "payload.url": "https://example.com/",
+                                               "payload.method": "GET", "payload.timeout": "0", "priority": "0"})
+    assert refused.context["form"].errors == {"payload.timeout": ["0 is less than or equal to the minimum of 0"]}
+    alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "2", "payload.seconds": "20",
+                                     "priority": "0"})
+    alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "2", "payload.seconds": "0.5",
+                                     "priority": "0"})
+    payloads = [json.dumps(p) for p in Job.objects.filter(team=acme).order_by("id").values_list("payload", flat=True)]
+    assert payloads == ['{"steps": 2, "seconds": 20}', '{"steps": 2, "seconds": 0.5}']
+
+
+def test_a_job_held_at_submit_says_each_reason_as_a_sentence_of_its_own(alice_client, acme, temp_handler):
+    """The reasons, each a sentence ending in a full stop, were joined with "; ": ".; " between them."""
+    from budgets.services import budget_policy_update
+
+    from jobs.runner import run_job
+    from jobs.services import job_submit
+
+    temp_handler("test.dear", cost="1")(lambda ctx: None)
+    budget_policy_update(team=acme, changes={"daily_limit": "1.5", "weekly_limit": "1.5"}, by=None)
+    run_job(job_submit(team=acme, handler="test.dear", payload={}, source="api").job.public_id)  # 1 spent
+    response = alice_client.post("/jobs/new/", {"handler": "test.dear", "payload": "{}", "priority": "0"}, follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    assert said == ["Submitted, and held: 1 spent or reserved + 1 estimate is over the team's daily limit of 1.5. "
+                    "1 spent or reserved + 1 estimate is over the team's weekly limit of 1.5."]
+
+
 def test_input_that_is_not_a_number_is_refused_before_submit(alice_client):
     response = alice_client.post("/jobs/new/", {"handler": "pulse.sleep", "payload.steps": "many", "priority": "0"})
     assert response.status_code == 400
@@ -429,6 +484,8 @@ def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(a
     detail = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
     assert '<th scope="row">Day</th><td data-label="Spent or reserved">0.9</td>' in detail
     assert "2 remaining" in detail and "of 4 at most" in detail
+    # The template's note to its readers is no text of the page (a {# #} comment ends at its line).
+    assert "{#" not in detail and "#}" not in detail and "budgets' pulse state" not in detail
 
 
 def test_a_job_held_behind_another_shows_the_limit_that_binds_now_on_the_list_and_its_page(

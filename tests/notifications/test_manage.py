@@ -326,6 +326,42 @@ def test_the_new_rule_form_without_a_target_is_shown_again_with_the_error_under_
     assert not Rule.objects.exists()
 
 
+def test_a_refused_new_target_is_shown_again_as_typed_with_the_reason_under_its_field(alice_client, acme):
+    """The new-target form came back empty after a refusal (a redirect), the reason only in the
+    banner: the name, the kind and the address had to be typed again to fix one of them."""
+    response = alice_client.post("/notifications/targets/new/", {"name": "Ops hook", "kind": "webhook",
+                                                                 "address": "http://127.0.0.1:9/x"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    marker = '<ul class="errorlist" id="target-error-address"><li>'
+    assert marker in body
+    assert html.unescape(body.split(marker, 1)[1].split("</li>", 1)[0]).startswith("127.0.0.1 is an internal address;")
+    assert 'id="t-name" name="name" maxlength="100" required value="Ops hook"' in body
+    assert '<option value="webhook" selected>' in body
+    assert ('id="t-address" name="address" maxlength="500" required value="http://127.0.0.1:9/x" '
+            'aria-invalid="true" aria-describedby="target-error-address"') in body
+    assert not Target.objects.exists()
+
+
+def test_a_refused_target_edit_is_shown_again_open_as_typed_with_the_reason_under_its_field(alice_client, acme, ops):
+    """The edit form folded shut again after a refusal (a redirect), showing the stored values:
+    what was typed to change the target was gone, the reason only in the banner."""
+    before = rows()
+    response = alice_client.post(f"/notifications/targets/{ops.public_id}/edit/",
+                                 {"name": "Ops pager", "kind": "webhook", "address": "http://example.com:70000/"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    edit = body.split(f'action="/notifications/targets/{ops.public_id}/edit/"', 1)[0].rsplit("<details", 1)[1]
+    assert edit.startswith(' class="target-edit" open>')
+    form = body.split(f'action="/notifications/targets/{ops.public_id}/edit/"', 1)[1].split("</form>", 1)[0]
+    assert 'name="name" value="Ops pager"' in form and '<option value="webhook" selected>' in form
+    assert ('name="address" value="http://example.com:70000/" maxlength="500" required aria-invalid="true" '
+            f'aria-describedby="target-error-{ops.public_id}-address"') in form
+    assert f'<ul class="errorlist" id="target-error-{ops.public_id}-address"><li>An http(s) URL.</li></ul>' in form
+    assert "address: An http(s) URL." in body  # and in the banner, as before
+    assert rows() == before
+
+
 def test_the_new_rule_form_refuses_what_the_api_refuses_under_each_field(alice_client, acme, ops, globex):
     theirs = target_create(team=globex, name="theirs", kind="email", address="c@example.com", by=None)
     for data, field, reason in (
