@@ -19,6 +19,7 @@ class PulseConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_rates)
+        checks.register(check_secret_key, checks.Tags.security, deploy=True)
 
 
 def check_rates(**_: Any) -> list[checks.CheckMessage]:
@@ -35,3 +36,16 @@ def check_rates(**_: Any) -> list[checks.CheckMessage]:
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="pulse.E001"))
     return errors
+
+
+def check_secret_key(**_: Any) -> list[checks.CheckMessage]:
+    """The development key is long and varied enough for Django's own W009, yet public: a site
+    started without SECRET_KEY (and without PULSE_PRODUCTION=1, which refuses it) signs with it."""
+    from django.conf import settings
+
+    if settings.SECRET_KEY != settings.DEVELOPMENT_SECRET_KEY:
+        return []
+    return [checks.Warning("SECRET_KEY is the public development key: anyone can forge sessions and "
+                           "django-q2 payloads with it.",
+                           hint="Set SECRET_KEY (the same on every machine) and PULSE_PRODUCTION=1.",
+                           id="pulse.W001")]

@@ -10,6 +10,7 @@ from pulse_site.teams import views as team_views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("health/", views.health, name="health"),
     path("overview/pulse/", views.overview_pulse, name="overview_pulse"),
     path("overview/charts/", views.overview_charts, name="overview_charts"),
     path("overview/activity/", views.overview_activity, name="overview_activity"),

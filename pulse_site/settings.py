@@ -28,10 +28,11 @@ from pulse_site.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("PULSE_DEBUG", False)
-_DEV_SECRET = "pulse-development-secret-key-not-for-production-use-0123456789"
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+# Public (it is in this file): `check --deploy` warns while it is the key (pulse_site.apps).
+DEVELOPMENT_SECRET_KEY = "pulse-development-secret-key-not-for-production-use-0123456789"
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 # Debug pages do not make the public development key safe: a production site signs real sessions.
-if SECRET_KEY == _DEV_SECRET and env_bool("PULSE_PRODUCTION", False):
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and env_bool("PULSE_PRODUCTION", False):
     raise ImproperlyConfigured("SECRET_KEY must be set when PULSE_PRODUCTION=1.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
@@ -232,6 +233,8 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = PULSE_TLS
 CSRF_COOKIE_SECURE = PULSE_TLS
 SECURE_SSL_REDIRECT = PULSE_TLS and env_bool("PULSE_SSL_REDIRECT", True)
+# A load balancer's probe comes over plain HTTP to the web process itself.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 SECURE_HSTS_SECONDS = 31_536_000 if PULSE_TLS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PULSE_TLS
 SECURE_HSTS_PRELOAD = PULSE_TLS

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.cache import cache
+from django.db import DatabaseError, connection
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from redis.exceptions import RedisError
 
 from pulse_site import paging, selectors, services
 from pulse_site.activity import RECENT_EVENTS, ActivityFilter, activity_history, activity_row, activity_rows
 from pulse_site.errors import PulseError
 from pulse_site.forms import ActivityFilterForm
 from pulse_site.live.selectors import Audience
+from pulse_site.outage import RETRY_AFTER_SECONDS, is_database_outage
 from pulse_site.teams.decorators import team_required
 
 
@@ -123,3 +127,27 @@ def theme(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"theme": preference.theme})
     target = request.POST.get("next", "")
     return redirect(target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else "overview")
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """For load balancers and supervisors, without signing in: 200 while this process reaches the
+    database and the cache (Redis, with REDIS_URL), else 503 naming what it does not reach. The
+    pages say nothing of it: the login page and the API root answer 200 without either."""
+    answers = {"database": "ok", "cache": "ok"}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        if not is_database_outage(exc):
+            raise
+        answers["database"] = "unavailable"
+    try:
+        cache.get("pulse:health")
+    except (RedisError, OSError):
+        answers["cache"] = "unavailable"
+    if "unavailable" not in answers.values():
+        return JsonResponse(answers)
+    response = JsonResponse(answers, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

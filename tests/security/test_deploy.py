@@ -37,6 +37,18 @@ def test_manage_py_check_deploy_reports_nothing_with_production_settings(tmp_pat
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
+def test_manage_py_check_deploy_warns_of_the_development_secret_key(tmp_path):
+    # Without PULSE_PRODUCTION=1 the public development key starts: the deploy check is where an
+    # operator who forgot SECRET_KEY hears of it (Django's own check finds the key long enough).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "DJANGO_"))}
+    env.update(PRODUCTION, DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}")
+    del env["SECRET_KEY"], env["PULSE_PRODUCTION"]
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "(pulse.W001) SECRET_KEY is the public development key" in result.stderr + result.stdout
+    assert "System check identified 1 issue (0 silenced)." in result.stderr + result.stdout
+
+
 def assert_hardened(response) -> None:
     assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert response["X-Content-Type-Options"] == "nosniff"

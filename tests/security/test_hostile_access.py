@@ -38,6 +38,7 @@ NOT_TEAM_SCOPED = {
     "logout/": "ends the caller's own session (calling it would log charlie out mid-walk)",
     "api/schema/": "the OpenAPI document is the same for everyone",
     "api/docs/": "Swagger UI, static for everyone",
+    "health/": "the load balancer's probe: says only whether the database and the cache answer",
 }
 # The admin is for staff across all teams by design; charlie is not staff (checked below).
 NOT_TEAM_SCOPED_PREFIXES = ("admin/",)
