@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 from redis.exceptions import RedisError
 
 from pulse_site import paging, selectors, services
@@ -129,7 +129,7 @@ def theme(request: HttpRequest) -> HttpResponse:
     return redirect(target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else "overview")
 
 
-@require_GET
+@require_safe
 def health(request: HttpRequest) -> JsonResponse:
     """For load balancers and supervisors, without signing in: 200 while this process reaches the
     database and the cache (Redis, with REDIS_URL), else 503 naming what it does not reach. The

@@ -46,3 +46,11 @@ def test_it_answers_503_while_redis_is_away():
 def test_a_plain_http_probe_is_answered_under_tls_while_pages_redirect():
     assert Client().get("/login/").status_code == 301
     assert Client().get("/health/").status_code == 200
+
+
+def test_a_probe_may_ask_with_head():
+    """Some load balancers probe with HEAD: the same status, no body."""
+    response = Client().head("/health/")
+    assert response.status_code == 200 and response.content == b""
+    assert Client().post("/health/").status_code == 405
+
