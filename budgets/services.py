@@ -209,7 +209,8 @@ def _evaluate(snap: Snapshot, *, estimate: int, extra_micros: int = 0, extra_han
     resume: list[datetime] = []
     running = policy.running
     if policy.max_concurrent is not None and running + held_before >= policy.max_concurrent:
-        message = f"{running} of at most {policy.max_concurrent} jobs are running"
+        message = (f"{running} {'job is' if running == 1 else 'jobs are'} running; the limit is "
+                   f"{policy.max_concurrent} at a time")
         reasons.append({
             "kind": "concurrency", "limit": policy.max_concurrent, "running": running, "held_before": held_before,
             "message": (f"{message}, and {_jobs_held_before(held_before)} for a slot."

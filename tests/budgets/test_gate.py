@@ -257,7 +257,7 @@ def test_a_job_submitted_when_a_slot_frees_does_not_take_it_from_a_job_held_befo
     newer.refresh_from_db()
     assert newer.status == Status.PAUSED, "a newer job took the slot a held job waited for"
     assert newer.hold_reasons[0]["message"] == (
-        "0 of at most 1 jobs are running, and 1 job held before this one waits for a slot.")
+        "0 jobs are running; the limit is 1 at a time, and 1 job held before this one waits for a slot.")
     released(acme.pk)
     run_job(held.public_id)
     assert status(held) == Status.COMPLETED

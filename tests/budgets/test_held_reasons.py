@@ -48,16 +48,16 @@ def test_jobs_held_behind_the_first_say_the_raised_cap_and_their_place_once_it_i
     assert claim(submit("0.10").public_id) is not None
     first, second, third = submit("0.10"), submit("0.10"), submit("0.10")
     hold([first, second, third])
-    assert told(third)[1] == ["1 of at most 1 jobs are running, and 2 jobs held before this one wait for a slot."]
+    assert told(third)[1] == ["1 job is running; the limit is 1 at a time, and 2 jobs held before this one wait for a slot."]
 
     set_policy(acme, max_concurrent=2)
 
     assert told(first)[0] == Status.QUEUED
     # The first one released is not yet claimed: it is still ahead of them, and the cap is now 2.
     assert told(second) == (Status.PAUSED, [
-        "1 of at most 2 jobs are running, and 1 job held before this one waits for a slot."], None)
+        "1 job is running; the limit is 2 at a time, and 1 job held before this one waits for a slot."], None)
     assert told(third) == (Status.PAUSED, [
-        "1 of at most 2 jobs are running, and 2 jobs held before this one wait for a slot."], None)
+        "1 job is running; the limit is 2 at a time, and 2 jobs held before this one wait for a slot."], None)
     body = acme_api.get(f"/api/v1/jobs/{third.public_id}/").json()
     assert [r["message"] for r in body["hold_reasons"]] == told(third)[1] and body["resume_at"] is None
 
@@ -72,9 +72,9 @@ def test_jobs_held_behind_the_first_for_the_rate_say_the_cap_once_the_cap_binds_
 
     set_policy(acme, calls_per_minute=None, max_concurrent=1)
 
-    assert told(first) == (Status.PAUSED, ["1 of at most 1 jobs are running; it starts when one finishes."], None)
+    assert told(first) == (Status.PAUSED, ["1 job is running; the limit is 1 at a time; it starts when one finishes."], None)
     assert told(second) == (Status.PAUSED, [
-        "1 of at most 1 jobs are running, and 1 job held before this one waits for a slot."], None)
+        "1 job is running; the limit is 1 at a time, and 1 job held before this one waits for a slot."], None)
 
 
 def test_a_job_released_and_not_yet_claimed_is_ahead_of_a_job_submitted_then(acme, submit, set_policy):
@@ -88,7 +88,7 @@ def test_a_job_released_and_not_yet_claimed_is_ahead_of_a_job_submitted_then(acm
     finish(running)
     assert told(held)[0] == Status.QUEUED
 
-    behind = "0 of at most 1 jobs are running, and 1 job held before this one waits for a slot."
+    behind = "0 jobs are running; the limit is 1 at a time, and 1 job held before this one waits for a slot."
     preview = job_submit_preview(team=acme, handler=PAID, payload={"cost": "0.10"})
     submission = job_submit(team=acme, handler=PAID, payload={"cost": "0.10"}, source="api")
     assert [r["message"] for r in preview.would_hold] == [r["message"] for r in submission.would_hold] == [behind]

@@ -153,9 +153,9 @@ def test_a_job_waiting_for_a_later_start_can_be_started_now_from_its_page(alice_
 def test_several_hold_reasons_read_as_sentences():
     from jobs.views import JobRow
 
-    row = JobRow(Job(hold_reasons=[{"kind": "concurrency", "message": "1 of at most 1 jobs are running."},
+    row = JobRow(Job(hold_reasons=[{"kind": "concurrency", "message": "1 job is running; the limit is 1 at a time."},
                                    {"kind": "manual", "message": "Held by alice"}, {"kind": "x"}]))
-    assert row.hold_reason == "1 of at most 1 jobs are running. Held by alice."
+    assert row.hold_reason == "1 job is running; the limit is 1 at a time. Held by alice."
 
 
 @pytest.mark.parametrize(("status", "total", "current", "bar"), [
@@ -508,7 +508,7 @@ def test_a_job_held_behind_another_shows_the_limit_that_binds_now_on_the_list_an
 
     set_policy(calls_per_minute=None, max_concurrent=1)
 
-    said = "1 of at most 1 jobs are running, and 1 job held before this one waits for a slot."
+    said = "1 job is running; the limit is 1 at a time, and 1 job held before this one waits for a slot."
     detail = alice_client.get(f"/jobs/{second.public_id}/").content.decode()
     assert f'<p class="hold-reason">{said}</p>' in detail
     row = next(r for r in alice_client.get("/jobs/").context["rows"] if r.job.pk == second.pk)
