@@ -20,6 +20,9 @@ from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from budgets.money import grouped, parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
@@ -310,7 +313,8 @@ def handler(
     schema = {"type": "object"} if schema is None else schema
     _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
                       max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
-                      exclusive=exclusive, description=description, version=version)
+                      exclusive=exclusive, description=description, version=version,
+                      daemon=daemon, internal=internal)
     if callable(cost):
         _check_callable(name, "the cost estimator", cost, takes="the payload")
     fixed_cost = cost if callable(cost) else _fixed_cost(name, cost)
@@ -353,7 +357,8 @@ MIN_BACKOFF_SECONDS = 0.001
 
 def _check_definition(name: object, *, title: object, schema: object, retry_on: object,
                       timeout: object, max_attempts: object, backoff_base: object, backoff_cap: object,
-                      exclusive: object, description: object, version: object) -> None:
+                      exclusive: object, description: object, version: object,
+                      daemon: object = False, internal: object = False) -> None:
     """Refuse a definition mistake when the handler's module is imported (at start-up), naming
     the handler and the field, rather than at its first job."""
     if not isinstance(name, str) or not name:
@@ -373,6 +378,7 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
+    _check_refs(name, schema)
     if schema.get("type", "object") != "object":
         raise ValueError(f'handler {name}: the payload schema\'s type must be "object" (a payload is a JSON object)')
     for path, prop, _ in _properties(schema, "", nested=True):
@@ -387,7 +393,8 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
         raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
     if retry_on is not None and not isinstance(retry_on, (list, tuple, set, frozenset)):
         raise ValueError(f"handler {name}: retry_on must be a list of error codes (got {retry_on!r})")
-    unknown = set(retry_on or ()) - set(FLAGS)
+    # Not set(retry_on): a list inside it is unhashable, a TypeError naming neither handler nor field.
+    unknown = [code for code in retry_on or () if not isinstance(code, str) or code not in FLAGS]
     if unknown:
         raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown, key=repr)}")
     if not _whole(timeout) or not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:  # type: ignore[operator]
@@ -406,6 +413,43 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
                          "the cap is the longest wait between two attempts")
     if exclusive not in (None, "hold", "refuse"):
         raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
+    for field_name, flag in (("daemon", daemon), ("internal", internal)):
+        # A string is truthy: daemon="no" would make a daemon of it.
+        if not isinstance(flag, bool):
+            raise ValueError(f"handler {name}: {field_name} must be True or False (got {flag!r})")
+
+
+# Keywords whose values are data, not schemas: a {"$ref": …} inside a default is no reference.
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+
+
+def _check_refs(name: str, schema: dict[str, Any]) -> None:
+    """Every `$ref` resolves within the schema. check_schema does not look: one pointing to
+    nothing (or to a URL, never fetched) was registered, then every submit of it raised in
+    jsonschema (a 500)."""
+    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    for path, ref in _refs(schema, []):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            where = ".".join(path) or "the top level"
+            raise ValueError(f"handler {name}: invalid payload schema: the $ref {ref!r} at {where} points to "
+                             "nothing in the schema") from None
+
+
+def _refs(node: object, path: list[str]) -> Iterator[tuple[list[str], str]]:
+    """(path, $ref) of every reference in the schema, outside data keywords and below no `$id` of
+    its own (whose references resolve against it)."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _refs(item, [*path, str(index)])
+    if not isinstance(node, dict) or (path and "$id" in node):
+        return
+    if isinstance(node.get("$ref"), str):
+        yield path, node["$ref"]
+    for key, value in node.items():
+        if key not in _DATA_KEYWORDS:
+            yield from _refs(value, [*path, key])
 
 
 def _check_callable(name: str, what: str, func: object, *, takes: str) -> None:

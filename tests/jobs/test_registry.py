@@ -7,6 +7,7 @@ import pytest
 
 from jobs.handlers import get_handler, handler
 from jobs.handlers.registry import restore, unregister
+from pulse_site.errors import ValidationError
 
 
 @pytest.fixture
@@ -67,6 +68,16 @@ def test_the_same_function_registered_again_replaces_itself(cleanup):
      "backoff_cap (10) is below backoff_base (60): the cap is the longest wait between two attempts"),
     ({"retry_on": {"timeout": True}}, "retry_on must be a list of error codes (got {'timeout': True})"),
     ({"retry_on": 5}, "retry_on must be a list of error codes (got 5)"),
+    # set() of the list raised "TypeError: unhashable type: 'list'", naming neither handler nor field.
+    ({"retry_on": [["network_error"]]}, "unknown error codes in retry_on: [['network_error']]"),
+    # Registered, then every submit of it was a 500 (jsonschema's PointerToNowhere / Unresolvable).
+    ({"schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/account"}}}},
+     "invalid payload schema: the $ref '#/$defs/account' at properties.a points to nothing in the schema"),
+    ({"schema": {"type": "object", "properties": {"a": {"$ref": "https://example.com/account.json"}}}},
+     "invalid payload schema: the $ref 'https://example.com/account.json' at properties.a points to nothing "
+     "in the schema"),
+    # A string is truthy: daemon="no" made a daemon of it, restarted until cancelled.
+    ({"daemon": "no"}, "daemon must be True or False (got 'no')"),
     ({"version": 2}, "version must be a string (got 2)"),
     ({"description": ["Builds"]}, "description must be a string (got ['Builds'])"),
     ({"cost": lambda: "1"},
@@ -79,6 +90,16 @@ def test_a_definition_mistake_is_refused_naming_the_handler_and_the_field(cleanu
     with pytest.raises(ValueError) as refused:
         handler("test.bad", **{"title": "Bad", "cost": "0", **options})(noop)
     assert str(refused.value) == f"handler test.bad: {reason}"
+
+
+def test_a_schema_whose_refs_resolve_is_registered_and_checks_payloads(cleanup):
+    cleanup("test.ref")
+    handler("test.ref", title="Ref", cost="0", schema={
+        "type": "object", "$defs": {"account": {"type": "string"}},
+        "properties": {"a": {"$ref": "#/$defs/account"}, "b": {"$ref": "#/properties/a"}}})(noop)
+    with pytest.raises(ValidationError) as refused:
+        get_handler("test.ref").validate({"a": 1, "b": "x"})
+    assert refused.value.fields == {"payload.a": ["1 is not of type 'string'"]}
 
 
 def test_a_handler_needs_a_name(cleanup):
