@@ -496,14 +496,14 @@ def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
 
 
 def _warn_if_late(name: str, func: Callable[..., Any]) -> None:
-    """Every process imports the listed modules at start-up; a handler registered later from
-    elsewhere (in a function, a module imported on the way) is this process's alone."""
-    module = getattr(func, "__module__", "?")
-    if not _started or name in _registry or module in settings.PULSE_HANDLER_MODULES:
+    """Every process imports the listed modules at start-up; a handler registered later (in a
+    function, even one of a listed module, or a module imported on the way) is this process's alone."""
+    if not _started or name in _registry:
         return
-    log.warning("handler %s was registered after start-up by %s, a module not in PULSE_HANDLER_MODULES: only this "
-                "process has it, so web processes without it refuse its jobs and workers without it send them back. "
-                "Register it at the top level of a module listed in PULSE_HANDLER_MODULES.", name, module)
+    log.warning("handler %s was registered after start-up by %s (in a function, or a module imported on the way): "
+                "only this process has it, so web processes without it refuse its jobs and workers without it send "
+                "them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES.",
+                name, getattr(func, "__module__", "?"))
 
 
 def _dotted(func: Callable[..., Any]) -> str:

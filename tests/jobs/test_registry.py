@@ -189,17 +189,19 @@ def test_a_generator_handler_is_refused_instead_of_completing_without_running(cl
         ".pages is a generator (a yield in its body): calling it runs nothing; return the result instead")
 
 
-def test_a_handler_registered_after_start_up_outside_the_listed_modules_is_warned_of(cleanup, caplog, settings):
+def test_a_handler_registered_after_start_up_is_warned_of_wherever_its_module_is(cleanup, caplog, settings):
     """Registered in a function or a module imported on the way, it exists only in the process
     that ran that code: the web processes refused its jobs as an unknown handler, or the workers
-    sent them back, and nothing said why."""
+    sent them back, and nothing said why. A function of a listed module is no different: the
+    module's import (at start-up, everywhere) does not run it."""
     cleanup("test.late")
     cleanup("test.listed_late")
     with caplog.at_level("WARNING", logger="pulse.jobs"):
         handler("test.late", title="Late", cost="0")(noop)
         settings.PULSE_HANDLER_MODULES = [*settings.PULSE_HANDLER_MODULES, "tests.jobs.test_registry"]
-        handler("test.listed_late", title="Listed", cost="0")(noop)  # its module is listed: every process has it
+        handler("test.listed_late", title="Listed", cost="0")(noop)
     assert [r.getMessage() for r in caplog.records if r.name == "pulse.jobs"] == [
-        "handler test.late was registered after start-up by tests.jobs.test_registry, a module not in "
-        "PULSE_HANDLER_MODULES: only this process has it, so web processes without it refuse its jobs and workers "
-        "without it send them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES."]
+        f"handler {name} was registered after start-up by tests.jobs.test_registry (in a function, or a module "
+        "imported on the way): only this process has it, so web processes without it refuse its jobs and workers "
+        "without it send them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES."
+        for name in ("test.late", "test.listed_late")]
