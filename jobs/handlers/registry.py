@@ -487,12 +487,22 @@ def _fixed_cost(name: str, cost: object) -> Decimal:
 
 def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
     """Two handlers under one name would leave whichever module was imported last running every
-    job of it. The same function again (its module imported twice, a reload) is no clash."""
+    job of it. The same function again (its module imported twice, a reload) is no clash; one of
+    the same dotted name elsewhere in its file (a handler copied within its module) is."""
     existing = _registry.get(name)
-    if existing is None or _dotted(existing.func) == _dotted(func):
+    if existing is None:
         return
-    raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
-                     f"give {_dotted(func)} a name of its own")
+    if _dotted(existing.func) != _dotted(func):
+        raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
+                         f"give {_dotted(func)} a name of its own")
+    if _line(existing.func) != _line(func):
+        raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)} (line "
+                         f"{_line(existing.func)}); give {_dotted(func)} (line {_line(func)}) a name of its own")
+
+
+def _line(func: Callable[..., Any]) -> int | None:
+    code = getattr(func, "__code__", None)
+    return getattr(code, "co_firstlineno", None)
 
 
 def _warn_if_late(name: str, func: Callable[..., Any]) -> None:

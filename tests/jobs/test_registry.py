@@ -38,6 +38,28 @@ def test_a_second_handler_under_a_registered_name_is_refused_naming_both(cleanup
         "<locals>.other a name of its own")
 
 
+def test_a_second_function_of_the_same_name_in_the_same_module_is_refused(cleanup):
+    """A handler copied within its module, its name and its function's name left as they were:
+    the two read as one function registered again, and the second silently replaced the first."""
+    cleanup("test.copied")
+
+    def build(ctx):
+        return "first"
+    handler("test.copied", title="First", cost="0")(build)
+    first_line = build.__code__.co_firstlineno
+
+    def build(ctx):  # noqa: F811
+        return "second"
+    with pytest.raises(ValueError) as refused:
+        handler("test.copied", title="Second", cost="0")(build)
+    dotted = ("tests.jobs.test_registry.test_a_second_function_of_the_same_name_in_the_same_module_is_refused."
+              "<locals>.build")
+    assert str(refused.value) == (
+        f"handler test.copied: the name is already registered by {dotted} (line {first_line}); "
+        f"give {dotted} (line {build.__code__.co_firstlineno}) a name of its own")
+    assert get_handler("test.copied").title == "First"
+
+
 def test_the_same_function_registered_again_replaces_itself(cleanup):
     """A module imported twice (a reload) registers its functions again: that is no clash."""
     cleanup("test.again")
