@@ -429,6 +429,8 @@ def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(a
     detail = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
     assert '<th scope="row">Day</th><td data-label="Spent or reserved">0.9</td>' in detail
     assert "2 remaining" in detail and "of 4 at most" in detail
+    # A {# … #} comment spanning two lines is no comment to Django: it read on the page.
+    assert "The budget snapshot taken" not in detail and "{#" not in detail
 
 
 def test_a_job_held_behind_another_shows_the_limit_that_binds_now_on_the_list_and_its_page(
