@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
-from referencing import Registry
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
@@ -427,7 +427,8 @@ def _check_refs(name: str, schema: dict[str, Any]) -> None:
     """Every `$ref` resolves within the schema. check_schema does not look: one pointing to
     nothing (or to a URL, never fetched) was registered, then every submit of it raised in
     jsonschema (a 500)."""
-    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    # The registry jsonschema validates with: it knows the JSON Schema meta-schemas by their URLs.
+    resolver = SPECIFICATIONS.resolver_with_root(DRAFT202012.create_resource(schema))
     for path, ref in _refs(schema, []):
         try:
             resolver.lookup(ref)

@@ -118,7 +118,8 @@ def test_a_schema_whose_refs_resolve_is_registered_and_checks_payloads(cleanup):
     cleanup("test.ref")
     handler("test.ref", title="Ref", cost="0", schema={
         "type": "object", "$defs": {"account": {"type": "string"}},
-        "properties": {"a": {"$ref": "#/$defs/account"}, "b": {"$ref": "#/properties/a"}}})(noop)
+        "properties": {"a": {"$ref": "#/$defs/account"}, "b": {"$ref": "#/properties/a"},
+                       "rules": {"$ref": "https://json-schema.org/draft/2020-12/schema"}}})(noop)
     with pytest.raises(ValidationError) as refused:
         get_handler("test.ref").validate({"a": 1, "b": "x"})
     assert refused.value.fields == {"payload.a": ["1 is not of type 'string'"]}
