@@ -287,7 +287,7 @@ def handler(
     cost: Decimal | str | int | Estimator,
     schema: dict[str, Any] | None = None,
     description: str = "",
-    timeout: int = 300,
+    timeout: int | None = None,
     max_attempts: int = 3,
     retry_on: Iterable[str] | None = None,
     version: str = "1",
@@ -311,6 +311,7 @@ def handler(
     naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
     and it is not listed."""
     schema = {"type": "object"} if schema is None else schema
+    timeout = shipped_timeout(DEFAULT_TIMEOUT) if timeout is None else timeout
     _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
                       max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
                       exclusive=exclusive, description=description, version=version,
@@ -344,6 +345,15 @@ def handler(
         return func
 
     return register
+
+
+DEFAULT_TIMEOUT = 300
+
+
+def shipped_timeout(seconds: int) -> int:
+    """A timeout of Pulse's own (the default, a shipped handler's) within PULSE_MAX_JOB_TIMEOUT: an
+    operator who lowers it is not stopped at start-up by a handler they cannot edit."""
+    return min(seconds, settings.PULSE_MAX_JOB_TIMEOUT)
 
 
 # A handler's name is a URL part (/handlers/<name>/), a word of the jobs search and a column of

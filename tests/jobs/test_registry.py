@@ -228,3 +228,32 @@ def test_a_handler_registered_after_start_up_is_warned_of_wherever_its_module_is
         "imported on the way): only this process has it, so web processes without it refuse its jobs and workers "
         "without it send them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES."
         for name in ("test.late", "test.listed_late")]
+
+def test_a_lower_max_job_timeout_caps_the_default_and_the_shipped_handlers_instead_of_stopping_start_up(
+        cleanup, settings):
+    """PULSE_MAX_JOB_TIMEOUT=1800 stopped every process at start-up: "handler pulse.sleep: timeout
+    must be a whole number of seconds, 1..1800 (got 3600)", a handler the operator cannot edit."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env["PULSE_MAX_JOB_TIMEOUT"] = "45"
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "from jobs.handlers.registry import registered_handlers as r; "
+         "print(sorted((h.name, h.timeout) for h in r(internal=True) "
+         "if h.name.startswith(('pulse.', 'http.', 'demo.'))))"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip().splitlines()[-1] == (
+        "[('demo.report', 45), ('http.request', 45), ('pulse.fail', 45), ('pulse.noop', 45), "
+        "('pulse.notify', 45), ('pulse.sleep', 45)]")
+
+    cleanup("test.default_timeout")
+    settings.PULSE_MAX_JOB_TIMEOUT = 45
+    handler("test.default_timeout", title="Default", cost="0")(noop)
+    assert get_handler("test.default_timeout").timeout == 45
+    with pytest.raises(ValueError, match=r"timeout must be a whole number of seconds, 1\.\.45 \(got 46\)"):
+        handler("test.default_timeout", title="Explicit", cost="0", timeout=46)(noop)
