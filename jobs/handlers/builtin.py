@@ -8,7 +8,7 @@ from typing import Any
 
 from jobs.error_codes import HANDLER_CODES, JobError
 from jobs.handlers.context import JobContext
-from jobs.handlers.registry import handler
+from jobs.handlers.registry import handler, shipped_timeout
 
 
 @handler(
@@ -25,7 +25,7 @@ from jobs.handlers.registry import handler
         "additionalProperties": False,
     },
     cost="0",
-    timeout=3600,
+    timeout=shipped_timeout(3600),
     max_attempts=1,
 )
 def sleep(ctx: JobContext) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def sleep(ctx: JobContext) -> dict[str, Any]:
     description="Returns at once. Measures the platform's own overhead.",
     schema={"type": "object"},
     cost="0",
-    timeout=60,
+    timeout=shipped_timeout(60),
     max_attempts=1,
 )
 def noop(ctx: JobContext) -> None:
@@ -68,7 +68,7 @@ def noop(ctx: JobContext) -> None:
         "additionalProperties": False,
     },
     cost="0",
-    timeout=900,
+    timeout=shipped_timeout(900),
     max_attempts=3,
     backoff_base=1.0,
 )
@@ -106,7 +106,7 @@ def _report_estimate(payload: dict[str, Any]) -> Decimal:
         "additionalProperties": False,
     },
     cost=_report_estimate,
-    timeout=900,
+    timeout=shipped_timeout(900),
     max_attempts=2,
 )
 def report(ctx: JobContext) -> dict[str, Any]:

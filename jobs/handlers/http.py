@@ -15,7 +15,7 @@ from django.conf import settings
 
 from jobs.error_codes import ErrorCode, JobError
 from jobs.handlers.context import JobContext
-from jobs.handlers.registry import handler
+from jobs.handlers.registry import handler, shipped_timeout
 
 MAX_BODY_KEPT = 10_000
 
@@ -144,7 +144,7 @@ def destination_refusal_known_now(url: str) -> str | None:
         "additionalProperties": False,
     },
     cost=_estimate,
-    timeout=180,
+    timeout=shipped_timeout(180),
     max_attempts=3,
     retry_on=[ErrorCode.NETWORK_ERROR, ErrorCode.TIMEOUT],
 )

@@ -20,6 +20,9 @@ from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from budgets.money import grouped, parse_money, to_micros
 from jobs.error_codes import DEFAULT_RETRY_ON, FLAGS
@@ -288,7 +291,7 @@ def handler(
     cost: Decimal | str | int | Estimator,
     schema: dict[str, Any] | None = None,
     description: str = "",
-    timeout: int = 300,
+    timeout: int | None = None,
     max_attempts: int = 3,
     retry_on: Iterable[str] | None = None,
     version: str = "1",
@@ -312,9 +315,11 @@ def handler(
     naming it anywhere (a submit, a schedule, a cap, a rule) is answered as for an unknown name,
     and it is not listed."""
     schema = {"type": "object"} if schema is None else schema
+    timeout = shipped_timeout(DEFAULT_TIMEOUT) if timeout is None else timeout
     _check_definition(name, title=title, schema=schema, retry_on=retry_on, timeout=timeout,
                       max_attempts=max_attempts, backoff_base=backoff_base, backoff_cap=backoff_cap,
-                      exclusive=exclusive, description=description, version=version)
+                      exclusive=exclusive, description=description, version=version,
+                      daemon=daemon, internal=internal)
     if callable(cost):
         _check_callable(name, "the cost estimator", cost, takes="the payload")
     fixed_cost = cost if callable(cost) else _fixed_cost(name, cost)
@@ -346,6 +351,15 @@ def handler(
     return register
 
 
+DEFAULT_TIMEOUT = 300
+
+
+def shipped_timeout(seconds: int) -> int:
+    """A timeout of Pulse's own (the default, a shipped handler's) within PULSE_MAX_JOB_TIMEOUT: an
+    operator who lowers it is not stopped at start-up by a handler they cannot edit."""
+    return min(seconds, settings.PULSE_MAX_JOB_TIMEOUT)
+
+
 # A handler's name is a URL part (/handlers/<name>/), a word of the jobs search and a column of
 # 100 characters: a slash, a space, an "=" or a line break in it broke one of those.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -357,7 +371,8 @@ MIN_BACKOFF_SECONDS = 0.001
 
 def _check_definition(name: object, *, title: object, schema: object, retry_on: object,
                       timeout: object, max_attempts: object, backoff_base: object, backoff_cap: object,
-                      exclusive: object, description: object, version: object) -> None:
+                      exclusive: object, description: object, version: object,
+                      daemon: object = False, internal: object = False) -> None:
     """Refuse a definition mistake when the handler's module is imported (at start-up), naming
     the handler and the field, rather than at its first job."""
     if not isinstance(name, str) or not name:
@@ -377,6 +392,7 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"handler {name}: invalid payload schema: {exc.message}") from None
+    _check_refs(name, schema)
     if schema.get("type", "object") != "object":
         raise ValueError(f'handler {name}: the payload schema\'s type must be "object" (a payload is a JSON object)')
     for path, prop, _ in _properties(schema, "", nested=True):
@@ -391,7 +407,8 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
         raise ValueError(f"handler {name}: retry_on must be a list of error codes, not a string")
     if retry_on is not None and not isinstance(retry_on, (list, tuple, set, frozenset)):
         raise ValueError(f"handler {name}: retry_on must be a list of error codes (got {retry_on!r})")
-    unknown = set(retry_on or ()) - set(FLAGS)
+    # Not set(retry_on): a list inside it is unhashable, a TypeError naming neither handler nor field.
+    unknown = [code for code in retry_on or () if not isinstance(code, str) or code not in FLAGS]
     if unknown:
         raise ValueError(f"handler {name}: unknown error codes in retry_on: {sorted(unknown, key=repr)}")
     if not _whole(timeout) or not 1 <= timeout <= settings.PULSE_MAX_JOB_TIMEOUT:  # type: ignore[operator]
@@ -410,6 +427,44 @@ def _check_definition(name: object, *, title: object, schema: object, retry_on: 
                          "the cap is the longest wait between two attempts")
     if exclusive not in (None, "hold", "refuse"):
         raise ValueError(f"handler {name}: exclusive must be None, 'hold' or 'refuse'")
+    for field_name, flag in (("daemon", daemon), ("internal", internal)):
+        # A string is truthy: daemon="no" would make a daemon of it.
+        if not isinstance(flag, bool):
+            raise ValueError(f"handler {name}: {field_name} must be True or False (got {flag!r})")
+
+
+# Keywords whose values are data, not schemas: a {"$ref": …} inside a default is no reference.
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+
+
+def _check_refs(name: str, schema: dict[str, Any]) -> None:
+    """Every `$ref` resolves within the schema. check_schema does not look: one pointing to
+    nothing (or to a URL, never fetched) was registered, then every submit of it raised in
+    jsonschema (a 500)."""
+    # The registry jsonschema validates with: it knows the JSON Schema meta-schemas by their URLs.
+    resolver = SPECIFICATIONS.resolver_with_root(DRAFT202012.create_resource(schema))
+    for path, ref in _refs(schema, []):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            where = ".".join(path) or "the top level"
+            raise ValueError(f"handler {name}: invalid payload schema: the $ref {ref!r} at {where} points to "
+                             "nothing in the schema") from None
+
+
+def _refs(node: object, path: list[str]) -> Iterator[tuple[list[str], str]]:
+    """(path, $ref) of every reference in the schema, outside data keywords and below no `$id` of
+    its own (whose references resolve against it)."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _refs(item, [*path, str(index)])
+    if not isinstance(node, dict) or (path and "$id" in node):
+        return
+    if isinstance(node.get("$ref"), str):
+        yield path, node["$ref"]
+    for key, value in node.items():
+        if key not in _DATA_KEYWORDS:
+            yield from _refs(value, [*path, key])
 
 
 def _check_callable(name: str, what: str, func: object, *, takes: str) -> None:
@@ -447,23 +502,33 @@ def _fixed_cost(name: str, cost: object) -> Decimal:
 
 def _refuse_a_second_function(name: str, func: Callable[..., Any]) -> None:
     """Two handlers under one name would leave whichever module was imported last running every
-    job of it. The same function again (its module imported twice, a reload) is no clash."""
+    job of it. The same function again (its module imported twice, a reload) is no clash; one of
+    the same dotted name elsewhere in its file (a handler copied within its module) is."""
     existing = _registry.get(name)
-    if existing is None or _dotted(existing.func) == _dotted(func):
+    if existing is None:
         return
-    raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
-                     f"give {_dotted(func)} a name of its own")
+    if _dotted(existing.func) != _dotted(func):
+        raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)}; "
+                         f"give {_dotted(func)} a name of its own")
+    if _line(existing.func) != _line(func):
+        raise ValueError(f"handler {name}: the name is already registered by {_dotted(existing.func)} (line "
+                         f"{_line(existing.func)}); give {_dotted(func)} (line {_line(func)}) a name of its own")
+
+
+def _line(func: Callable[..., Any]) -> int | None:
+    code = getattr(func, "__code__", None)
+    return getattr(code, "co_firstlineno", None)
 
 
 def _warn_if_late(name: str, func: Callable[..., Any]) -> None:
-    """Every process imports the listed modules at start-up; a handler registered later from
-    elsewhere (in a function, a module imported on the way) is this process's alone."""
-    module = getattr(func, "__module__", "?")
-    if not _started or name in _registry or module in settings.PULSE_HANDLER_MODULES:
+    """Every process imports the listed modules at start-up; a handler registered later (in a
+    function, even one of a listed module, or a module imported on the way) is this process's alone."""
+    if not _started or name in _registry:
         return
-    log.warning("handler %s was registered after start-up by %s, a module not in PULSE_HANDLER_MODULES: only this "
-                "process has it, so web processes without it refuse its jobs and workers without it send them back. "
-                "Register it at the top level of a module listed in PULSE_HANDLER_MODULES.", name, module)
+    log.warning("handler %s was registered after start-up by %s (in a function, or a module imported on the way): "
+                "only this process has it, so web processes without it refuse its jobs and workers without it send "
+                "them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES.",
+                name, getattr(func, "__module__", "?"))
 
 
 def _dotted(func: Callable[..., Any]) -> str:

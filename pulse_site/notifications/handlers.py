@@ -17,7 +17,7 @@ from django.core.mail import send_mail
 from jobs.error_codes import ErrorCode, JobError
 from jobs.handlers.context import JobContext
 from jobs.handlers.http import check_destination
-from jobs.handlers.registry import handler
+from jobs.handlers.registry import handler, shipped_timeout
 from pulse_site.notifications.addresses import mask_urls_in
 
 NOTIFY_HANDLER = "pulse.notify"
@@ -109,8 +109,8 @@ def _refuse_deactivated_address(team_id: int, address: str) -> None:
 # and admins manage; a team submitting one itself would bypass them and be signed as Pulse.
 # Retried on what trying again may cure: the receiver's network errors, 5xx and 429, a run past
 # the timeout, a worker lost mid-delivery (receivers dedupe on the body's `delivery`).
-@handler(NOTIFY_HANDLER, title="Send a notification", cost="0", schema=SCHEMA, timeout=60, max_attempts=5,
-         retry_on=[ErrorCode.NETWORK_ERROR, ErrorCode.TIMEOUT, ErrorCode.WORKER_LOST], backoff_base=5.0,
+@handler(NOTIFY_HANDLER, title="Send a notification", cost="0", schema=SCHEMA, timeout=shipped_timeout(60),
+         max_attempts=5, retry_on=[ErrorCode.NETWORK_ERROR, ErrorCode.TIMEOUT, ErrorCode.WORKER_LOST], backoff_base=5.0,
          backoff_cap=300.0, internal=True)
 def notify(ctx: JobContext) -> dict[str, Any]:
     from jobs.models import Job

@@ -7,6 +7,7 @@ import pytest
 
 from jobs.handlers import get_handler, handler
 from jobs.handlers.registry import restore, unregister
+from pulse_site.errors import ValidationError
 
 
 @pytest.fixture
@@ -35,6 +36,28 @@ def test_a_second_handler_under_a_registered_name_is_refused_naming_both(cleanup
         "handler pulse.noop: the name is already registered by jobs.handlers.builtin.noop; "
         "give tests.jobs.test_registry.test_a_second_handler_under_a_registered_name_is_refused_naming_both."
         "<locals>.other a name of its own")
+
+
+def test_a_second_function_of_the_same_name_in_the_same_module_is_refused(cleanup):
+    """A handler copied within its module, its name and its function's name left as they were:
+    the two read as one function registered again, and the second silently replaced the first."""
+    cleanup("test.copied")
+
+    def build(ctx):
+        return "first"
+    handler("test.copied", title="First", cost="0")(build)
+    first_line = build.__code__.co_firstlineno
+
+    def build(ctx):  # noqa: F811
+        return "second"
+    with pytest.raises(ValueError) as refused:
+        handler("test.copied", title="Second", cost="0")(build)
+    dotted = ("tests.jobs.test_registry.test_a_second_function_of_the_same_name_in_the_same_module_is_refused."
+              "<locals>.build")
+    assert str(refused.value) == (
+        f"handler test.copied: the name is already registered by {dotted} (line {first_line}); "
+        f"give {dotted} (line {build.__code__.co_firstlineno}) a name of its own")
+    assert get_handler("test.copied").title == "First"
 
 
 def test_the_same_function_registered_again_replaces_itself(cleanup):
@@ -67,6 +90,16 @@ def test_the_same_function_registered_again_replaces_itself(cleanup):
      "backoff_cap (10) is below backoff_base (60): the cap is the longest wait between two attempts"),
     ({"retry_on": {"timeout": True}}, "retry_on must be a list of error codes (got {'timeout': True})"),
     ({"retry_on": 5}, "retry_on must be a list of error codes (got 5)"),
+    # set() of the list raised "TypeError: unhashable type: 'list'", naming neither handler nor field.
+    ({"retry_on": [["network_error"]]}, "unknown error codes in retry_on: [['network_error']]"),
+    # Registered, then every submit of it was a 500 (jsonschema's PointerToNowhere / Unresolvable).
+    ({"schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/account"}}}},
+     "invalid payload schema: the $ref '#/$defs/account' at properties.a points to nothing in the schema"),
+    ({"schema": {"type": "object", "properties": {"a": {"$ref": "https://example.com/account.json"}}}},
+     "invalid payload schema: the $ref 'https://example.com/account.json' at properties.a points to nothing "
+     "in the schema"),
+    # A string is truthy: daemon="no" made a daemon of it, restarted until cancelled.
+    ({"daemon": "no"}, "daemon must be True or False (got 'no')"),
     ({"version": 2}, "version must be a string (got 2)"),
     ({"description": ["Builds"]}, "description must be a string (got ['Builds'])"),
     ({"cost": lambda: "1"},
@@ -79,6 +112,17 @@ def test_a_definition_mistake_is_refused_naming_the_handler_and_the_field(cleanu
     with pytest.raises(ValueError) as refused:
         handler("test.bad", **{"title": "Bad", "cost": "0", **options})(noop)
     assert str(refused.value) == f"handler test.bad: {reason}"
+
+
+def test_a_schema_whose_refs_resolve_is_registered_and_checks_payloads(cleanup):
+    cleanup("test.ref")
+    handler("test.ref", title="Ref", cost="0", schema={
+        "type": "object", "$defs": {"account": {"type": "string"}},
+        "properties": {"a": {"$ref": "#/$defs/account"}, "b": {"$ref": "#/properties/a"},
+                       "rules": {"$ref": "https://json-schema.org/draft/2020-12/schema"}}})(noop)
+    with pytest.raises(ValidationError) as refused:
+        get_handler("test.ref").validate({"a": 1, "b": "x"})
+    assert refused.value.fields == {"payload.a": ["1 is not of type 'string'"]}
 
 
 def test_a_handler_needs_a_name(cleanup):
@@ -168,17 +212,48 @@ def test_a_generator_handler_is_refused_instead_of_completing_without_running(cl
         ".pages is a generator (a yield in its body): calling it runs nothing; return the result instead")
 
 
-def test_a_handler_registered_after_start_up_outside_the_listed_modules_is_warned_of(cleanup, caplog, settings):
+def test_a_handler_registered_after_start_up_is_warned_of_wherever_its_module_is(cleanup, caplog, settings):
     """Registered in a function or a module imported on the way, it exists only in the process
     that ran that code: the web processes refused its jobs as an unknown handler, or the workers
-    sent them back, and nothing said why."""
+    sent them back, and nothing said why. A function of a listed module is no different: the
+    module's import (at start-up, everywhere) does not run it."""
     cleanup("test.late")
     cleanup("test.listed_late")
     with caplog.at_level("WARNING", logger="pulse.jobs"):
         handler("test.late", title="Late", cost="0")(noop)
         settings.PULSE_HANDLER_MODULES = [*settings.PULSE_HANDLER_MODULES, "tests.jobs.test_registry"]
-        handler("test.listed_late", title="Listed", cost="0")(noop)  # its module is listed: every process has it
+        handler("test.listed_late", title="Listed", cost="0")(noop)
     assert [r.getMessage() for r in caplog.records if r.name == "pulse.jobs"] == [
-        "handler test.late was registered after start-up by tests.jobs.test_registry, a module not in "
-        "PULSE_HANDLER_MODULES: only this process has it, so web processes without it refuse its jobs and workers "
-        "without it send them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES."]
+        f"handler {name} was registered after start-up by tests.jobs.test_registry (in a function, or a module "
+        "imported on the way): only this process has it, so web processes without it refuse its jobs and workers "
+        "without it send them back. Register it at the top level of a module listed in PULSE_HANDLER_MODULES."
+        for name in ("test.late", "test.listed_late")]
+
+def test_a_lower_max_job_timeout_caps_the_default_and_the_shipped_handlers_instead_of_stopping_start_up(
+        cleanup, settings):
+    """PULSE_MAX_JOB_TIMEOUT=1800 stopped every process at start-up: "handler pulse.sleep: timeout
+    must be a whole number of seconds, 1..1800 (got 3600)", a handler the operator cannot edit."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env["PULSE_MAX_JOB_TIMEOUT"] = "45"
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "from jobs.handlers.registry import registered_handlers as r; "
+         "print(sorted((h.name, h.timeout) for h in r(internal=True) "
+         "if h.name.startswith(('pulse.', 'http.', 'demo.'))))"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip().splitlines()[-1] == (
+        "[('demo.report', 45), ('http.request', 45), ('pulse.fail', 45), ('pulse.noop', 45), "
+        "('pulse.notify', 45), ('pulse.sleep', 45)]")
+
+    cleanup("test.default_timeout")
+    settings.PULSE_MAX_JOB_TIMEOUT = 45
+    handler("test.default_timeout", title="Default", cost="0")(noop)
+    assert get_handler("test.default_timeout").timeout == 45
+    with pytest.raises(ValueError, match=r"timeout must be a whole number of seconds, 1\.\.45 \(got 46\)"):
+        handler("test.default_timeout", title="Explicit", cost="0", timeout=46)(noop)

@@ -485,7 +485,7 @@ def test_a_held_job_shows_when_it_resumes_and_its_pulse_state_reads_as_a_table(a
     assert '<th scope="row">Day</th><td data-label="Spent or reserved">0.9</td>' in detail
     assert "2 remaining" in detail and "of 4 at most" in detail
     # The template's note to its readers is no text of the page (a {# #} comment ends at its line).
-    assert "{#" not in detail and "#}" not in detail and "budgets' pulse state" not in detail
+    assert "{#" not in detail and "#}" not in detail and "The budget snapshot taken" not in detail
 
 
 def test_a_job_held_behind_another_shows_the_limit_that_binds_now_on_the_list_and_its_page(
@@ -742,3 +742,19 @@ def test_the_page_title_names_the_team_for_people_in_several_and_says_when_the_l
             in alice_client.get("/jobs/?status=failed").content.decode())
     assert "<title>Jobs · Pulse</title>" in bob_client.get("/jobs/").content.decode()  # one team: no need
     assert "<title>Acme: overview · Pulse</title>" in alice_client.get("/").content.decode()
+
+
+def test_a_restarted_daemon_shows_its_runs_not_a_count_past_its_attempts(alice_client, submit, temp_handler):
+    """A daemon's attempts count its restarts: the list and its page read "8/3", as if it had run
+    past its limit of tries, which a daemon does not have."""
+    @temp_handler("test.daemon_row", daemon=True)
+    def forever(ctx):
+        ctx.sleep(60)
+
+    job = submit("test.daemon_row")
+    Job.objects.filter(pk=job.pk).update(attempts=8)
+    listing = alice_client.get("/jobs/").content.decode()
+    detail = alice_client.get(f"/jobs/{job.public_id}/").content.decode()
+    assert '<td data-field="attempts">8 <span class="quiet">(a daemon: no limit)</span></td>' in listing
+    assert "<dt>Attempts</dt><dd>8 <span class=\"quiet\">(a daemon: no limit)</span></dd>" in detail
+    assert "8/3" not in listing and "8/3" not in detail
