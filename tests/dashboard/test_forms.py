@@ -56,7 +56,7 @@ def test_the_job_form_names_every_refused_field_at_once_the_payloads_among_them(
     html = response.content.decode()
     assert response.status_code == 400
     assert errors_of(html, "id_priority") == ["Ensure this value is less than or equal to 100."]
-    assert errors_of(html, "id_payload.delay") == ["100.0 is greater than the maximum of 60"]
+    assert errors_of(html, "id_payload.delay") == ["100 is greater than the maximum of 60"]
     assert errors_of(html, "id_payload.title") == []
     assert not Job.objects.exists()
 
@@ -78,7 +78,7 @@ def test_the_schedule_form_names_a_refused_zone_and_a_refused_payload_field_at_o
     html = response.content.decode()
     assert response.status_code == 400
     assert errors_of(html, "id_time_zone") != []
-    assert errors_of(html, "id_payload.delay") == ["100.0 is greater than the maximum of 60"]
+    assert errors_of(html, "id_payload.delay") == ["100 is greater than the maximum of 60"]
     assert not Schedule.objects.exists()
 
 
