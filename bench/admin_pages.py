@@ -184,23 +184,11 @@ def sort_pages(client: Any, pages: dict[str, str]) -> dict[str, str]:
     return sorts
 
 
-class _SqlClock:
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.total += time.perf_counter() - started
-            self.count += 1
-
-
 def measure(*, rows: int, requests: int, only: str = "") -> list[tuple[str, float, int, float]]:
     from django.db import connection
     from django.test import Client
+
+    from bench.pages import _SqlClock
 
     admin = admin_prepare(rows=rows)
     client = Client()

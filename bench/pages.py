@@ -192,10 +192,11 @@ def pulse_pages(*, rows: int, requests: int, pages: int = len(PAGES)) -> dict[st
 
 
 class _SqlClock:
-    """An execute_wrapper adding up the time spent in SQL statements."""
+    """An execute_wrapper adding up the time spent in SQL statements, and counting them."""
 
     def __init__(self) -> None:
         self.total = 0.0
+        self.count = 0
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
@@ -203,3 +204,4 @@ class _SqlClock:
             return execute(sql, params, many, context)
         finally:
             self.total += time.perf_counter() - started
+            self.count += 1
