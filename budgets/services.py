@@ -1058,6 +1058,17 @@ def budget_policy_update_noted(*, team: Team, changes: dict[str, Any], by: Membe
     return policy, policy_update_notes(policy, team, bounds_before)
 
 
+def team_update_noted(*, team: Team, changes: dict[str, Any], by: Membership | None) -> tuple[Team, list[str]]:
+    """`team_update`, and what the team's owner should be told beside "saved" (the team page's
+    warnings, the team API's `notes`): a new team zone that moves the budget's windows (a budget
+    without a zone of its own)."""
+    from pulse_site.teams.services import team_update
+
+    bounds_before = team_bounds(team)
+    team = team_update(team=team, changes=changes, by=by)
+    return team, [WINDOWS_MOVED] if team_bounds(team) != bounds_before else []
+
+
 def policy_update_notes(policy: BudgetPolicy, team: Team, bounds_before: tuple[str, int]) -> list[str]:
     """What a saved policy should be told beside "saved" (the page's warnings, the API's `notes`):
     limits that can never be reached, windows that start again."""

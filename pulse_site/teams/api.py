@@ -17,7 +17,6 @@ from pulse_site.teams.services import (
     membership_add_by_username,
     membership_remove,
     membership_set_role,
-    team_update,
     token_create,
     token_revoke,
 )
@@ -55,6 +54,9 @@ class TeamOut(serializers.Serializer):
         "When an operator retired the team (its history stays readable; new jobs, schedules and tokens are "
         "refused with 409 team_retired); null while it is active."))
     retired_by = serializers.CharField(allow_null=True, help_text="Who retired it; null while it is active.")
+    notes = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What a change did beside saving, to tell whoever made it: a new time zone that moved the budget's "
+        "day, week and month (a budget without a zone of its own). Empty on a read."))
 
 
 class TeamChangeIn(serializers.Serializer):
@@ -145,7 +147,7 @@ def _team_body(team: Team, *, role: str | None, access: str) -> dict:
             "retention": {"job_days": team.retention_days("job"), "execution_days": team.retention_days("execution"),
                           "event_days": team.retention_days("event")},
             "retired_at": team.retired_at.isoformat() if team.retired_at else None,
-            "retired_by": team.retired_by if team.retired_at else None}
+            "retired_by": team.retired_by if team.retired_at else None, "notes": []}
 
 
 class TeamView(TeamAPIView):
@@ -167,9 +169,11 @@ class TeamView(TeamAPIView):
                    responses={200: TeamOut, **error_responses(400, 401, 403)})
     def patch(self, request: Request) -> Response:
         data = valid_input(TeamChangeIn, request)
-        team = team_update(team=self.team, changes=dict(data), by=self.membership)
+        from budgets.services import team_update_noted  # budgets depends on teams, not the other way
+
+        team, notes = team_update_noted(team=self.team, changes=dict(data), by=self.membership)
         role, access = self._caller()
-        return Response(TeamOut(_team_body(team, role=role, access=access)).data)
+        return Response(TeamOut(dict(_team_body(team, role=role, access=access), notes=notes)).data)
 
 
 class MemberListView(TeamAPIView):

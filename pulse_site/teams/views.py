@@ -182,22 +182,21 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
 
 
 def _update_team(request: HttpRequest, form: forms.Form, form_name: str, saved: str) -> HttpResponse:
-    """One of the team page's settings forms through services.team_update; a new zone that moves
-    the budget's windows (a budget without a zone of its own) is told as the budget page tells it."""
-    from budgets.services import WINDOWS_MOVED, team_bounds  # budgets depends on teams, not the other way
+    """One of the team page's settings forms through team_update; what else it did (a new zone that
+    moves the budget's windows) is told as the budget page tells it (team_update_noted)."""
+    from budgets.services import team_update_noted  # budgets depends on teams, not the other way
 
     if not form.is_valid():
         return _render_team(request, status=400, **{form_name: form})
-    bounds_before = team_bounds(request.team)  # type: ignore[attr-defined]
     try:
-        team = services.team_update(team=request.team, changes=form.cleaned_data, by=request.membership)  # type: ignore[attr-defined]
+        _, notes = team_update_noted(team=request.team, changes=form.cleaned_data, by=request.membership)  # type: ignore[attr-defined]
     except PulseError as exc:
         if add_service_error(form, exc):
             return _render_team(request, status=400, **{form_name: form})
         return _refuse(request, exc)
     messages.success(request, saved)
-    if team_bounds(team) != bounds_before:
-        messages.warning(request, WINDOWS_MOVED)
+    for note in notes:
+        messages.warning(request, note)
     return redirect("teams:detail")
 
 

@@ -100,3 +100,20 @@ def test_a_new_team_zone_that_moves_the_budgets_windows_says_so_as_the_budget_pa
     assert [str(m) for m in kept.context["messages"]] == ["Team settings saved."]
     renamed = alice_client.post("/team/settings/", {"name": "Acme Labs", "time_zone": "America/New_York"}, follow=True)
     assert [str(m) for m in renamed.context["messages"]] == ["Team settings saved."]
+
+
+def test_the_api_tells_of_the_budget_windows_a_new_zone_moves_as_the_page_does(alice_client, acme):
+    """The team API's PATCH saved a new zone that moved the budget's day, week and month, and
+    said nothing of it: the page warns (above), and the budget API's PATCH has `notes`."""
+    from budgets.services import WINDOWS_MOVED, budget_policy_update
+
+    def patch(body: dict) -> list[str]:
+        response = alice_client.patch("/api/v1/team/", body, content_type="application/json")
+        assert response.status_code == 200
+        return response.json()["notes"]
+
+    assert patch({"time_zone": "Asia/Tokyo"}) == [WINDOWS_MOVED]
+    assert patch({"name": "Acme Labs"}) == []
+    budget_policy_update(team=acme, changes={"time_zone": "Europe/Berlin"}, by=None)  # a zone of its own
+    assert patch({"time_zone": "America/New_York"}) == []
+    assert alice_client.get("/api/v1/team/").json()["notes"] == []

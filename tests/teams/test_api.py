@@ -37,6 +37,7 @@ def test_the_team_endpoint_shows_the_session_users_team_and_role(alice_client, a
         "id": acme.public_id, "name": "Acme", "slug": "acme", "time_zone": "UTC", "role": "owner", "access": "write",
         "job_retention_days": None, "execution_retention_days": None, "event_retention_days": None,
         "retention": {"job_days": 30, "execution_days": 90, "event_days": 7}, "retired_at": None, "retired_by": None,
+        "notes": [],
     }
 
 
