@@ -77,9 +77,13 @@ def test_four_submitters_and_two_clusters_never_pass_the_concurrency_cap_or_the_
     run_together([submitter] * 4)
 
     def settled():
+        # Seven done and none running is not the end: the rate still has room for an eighth, held
+        # for a slot until the release pass lets it through (seen in CI). Eight done is; more than
+        # eight would break the rate, and the assertion below says so.
         counts = dict(Job.objects.filter(team=acme).values_list("status").annotate(n=Count("id")).order_by())
         running = BudgetPolicy.objects.get(team=acme).running
-        return counts if counts.get(Status.COMPLETED, 0) + counts.get(Status.PAUSED, 0) == 20 and not running else None
+        done = counts.get(Status.COMPLETED, 0)
+        return counts if done >= 8 and done + counts.get(Status.PAUSED, 0) == 20 and not running else None
 
     counts = wait_for(settled, timeout=60, what="eight jobs completed and the rest held")
     assert counts == {Status.COMPLETED: 8, Status.PAUSED: 12}
